@@ -1,0 +1,229 @@
+//! Who is this sender? Normalizing identifiers, and resolving a message's identities to one
+//! contact, linking (and merging) when a message carries a second identifier.
+//!
+//! What counts as proof that two identifiers are one person: the customer giving it explicitly
+//! in a channel that authenticates the first one (a web-chat visitor typing their email in the
+//! widget's form, a Telegram user sharing their own contact card), or an agent adding it. An
+//! address that merely appears in a message body or an email signature is NOT enough.
+
+use crate::model::{ContactId, IdentityKind, Millis};
+use crate::store::contacts::{create_contact, find_identity, improve_name, insert_identity, merge_contacts};
+use crate::store::events::{self, EventKind, EventRefs};
+use rusqlite::Connection;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("'{0}' is not an email address")]
+    Email(String),
+    #[error("'{0}' is not a phone number in international form (+CC...)")]
+    Phone(String),
+    #[error("'{0}' is not a Telegram user id")]
+    Telegram(String),
+    #[error("'{0}' is not a web-chat visitor id")]
+    WebChat(String),
+}
+
+/// One identifier as a channel reported it, before normalization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub kind: IdentityKind,
+    pub value: String,
+}
+
+impl Claim {
+    pub fn new(kind: IdentityKind, value: impl Into<String>) -> Claim {
+        Claim {
+            kind,
+            value: value.into(),
+        }
+    }
+}
+
+/// The canonical form of an identifier: emails trimmed and lowercased, phone numbers in E.164,
+/// Telegram ids as decimal digits, visitor ids as given (a safe alphabet only).
+pub fn normalize(kind: IdentityKind, raw: &str) -> Result<String, IdentityError> {
+    let v = raw.trim();
+    match kind {
+        IdentityKind::Email => {
+            let v = v
+                .trim_start_matches("mailto:")
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+                .to_lowercase();
+            let ok = match v.split_once('@') {
+                Some((local, domain)) => {
+                    !local.is_empty()
+                        && !domain.is_empty()
+                        && !domain.contains('@')
+                        && domain.contains('.')
+                        && !domain.starts_with('.')
+                        && !domain.ends_with('.')
+                        && !v.chars().any(|c| c.is_whitespace() || c.is_control() || "<>(),;\"".contains(c))
+                }
+                None => false,
+            };
+            if ok && v.len() <= 254 {
+                Ok(v)
+            } else {
+                Err(IdentityError::Email(raw.to_string()))
+            }
+        }
+        IdentityKind::Phone => {
+            let digits_only: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+            let candidate = if let Some(rest) = digits_only.strip_prefix("00") {
+                format!("+{rest}")
+            } else {
+                digits_only
+            };
+            if !candidate.starts_with('+') {
+                return Err(IdentityError::Phone(raw.to_string()));
+            }
+            let n = phonenumber::parse(None, &candidate)
+                .map_err(|_| IdentityError::Phone(raw.to_string()))?;
+            if !phonenumber::is_valid(&n) {
+                return Err(IdentityError::Phone(raw.to_string()));
+            }
+            Ok(n.format().mode(phonenumber::Mode::E164).to_string())
+        }
+        IdentityKind::Telegram => {
+            if !v.is_empty() && v.len() <= 20 && v.chars().all(|c| c.is_ascii_digit()) {
+                Ok(v.trim_start_matches('0').to_string()).and_then(|s| {
+                    if s.is_empty() {
+                        Err(IdentityError::Telegram(raw.to_string()))
+                    } else {
+                        Ok(s)
+                    }
+                })
+            } else {
+                Err(IdentityError::Telegram(raw.to_string()))
+            }
+        }
+        IdentityKind::WebChat => {
+            if !v.is_empty()
+                && v.len() <= 128
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                Ok(v.to_string())
+            } else {
+                Err(IdentityError::WebChat(raw.to_string()))
+            }
+        }
+    }
+}
+
+/// A readable name for a contact we know only by an identifier.
+pub fn fallback_name(kind: IdentityKind, normalized: &str) -> String {
+    match kind {
+        IdentityKind::Email | IdentityKind::Phone => normalized.to_string(),
+        IdentityKind::Telegram => format!("Telegram user {normalized}"),
+        IdentityKind::WebChat => {
+            let short: String = normalized.chars().take(8).collect();
+            format!("Visitor {short}")
+        }
+    }
+}
+
+/// Resolve the sender of a message to one contact, inside the caller's transaction.
+///
+/// `primary` is the identifier the channel authenticated (the From address, the Telegram user,
+/// the widget's visitor id); `linked` are identifiers the customer explicitly gave in the same
+/// message. Every one of them ends up on the returned contact: unknown ones are attached, and a
+/// contact that already owned one is merged into the survivor (the older contact).
+pub fn resolve(
+    conn: &Connection,
+    primary: (IdentityKind, &str),
+    linked: &[(IdentityKind, String)],
+    display_name: Option<&str>,
+    source: &str,
+    at: Millis,
+) -> crate::store::Result<ContactId> {
+    let mut owners: Vec<ContactId> = Vec::new();
+    if let Some(c) = find_identity(conn, primary.0, primary.1)? {
+        owners.push(c);
+    }
+    for (kind, value) in linked {
+        if let Some(c) = find_identity(conn, *kind, value)?
+            && !owners.contains(&c)
+        {
+            owners.push(c);
+        }
+    }
+    let contact = match owners.iter().min() {
+        Some(&oldest) => oldest,
+        None => {
+            let name = display_name
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .unwrap_or_else(|| fallback_name(primary.0, primary.1));
+            create_contact(conn, &name, at)?
+        }
+    };
+    for &other in owners.iter().filter(|&&c| c != contact) {
+        merge_contacts(
+            conn,
+            contact,
+            other,
+            &format!("{source}: one message carried identities of both"),
+            "ingest",
+            at,
+        )?;
+    }
+    if find_identity(conn, primary.0, primary.1)?.is_none() {
+        insert_identity(conn, contact, primary.0, primary.1, source, at)?;
+    }
+    for (kind, value) in linked {
+        if find_identity(conn, *kind, value)?.is_none() {
+            insert_identity(conn, contact, *kind, value, &format!("{source} (given by the customer)"), at)?;
+            events::append(
+                conn,
+                at,
+                "ingest",
+                EventKind::IdentityLinked,
+                EventRefs {
+                    contact: Some(contact),
+                    ..Default::default()
+                },
+                Some(&serde_json::json!({ "kind": kind, "value": value, "via": primary.0 })),
+            )?;
+        }
+    }
+    if let Some(name) = display_name.filter(|n| !n.is_empty()) {
+        improve_name(conn, contact, name)?;
+    }
+    Ok(contact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lowercased() {
+        assert_eq!(normalize(IdentityKind::Email, "  <Ann.Lee@Example.COM> ").unwrap(), "ann.lee@example.com");
+        assert_eq!(normalize(IdentityKind::Email, "mailto:a@b.io").unwrap(), "a@b.io");
+        for bad in ["", "ann", "ann@", "@x.org", "a@b", "a b@c.org", "a@@b.org", "a@b.org\x1b[31m"] {
+            assert!(normalize(IdentityKind::Email, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phones_become_e164() {
+        assert_eq!(normalize(IdentityKind::Phone, "+44 20 7946 0958").unwrap(), "+442079460958");
+        assert_eq!(normalize(IdentityKind::Phone, "0044 20 7946 0958").unwrap(), "+442079460958");
+        assert_eq!(normalize(IdentityKind::Phone, "+1 (415) 555-2671").unwrap(), "+14155552671");
+        assert!(normalize(IdentityKind::Phone, "020 7946 0958").is_err(), "no country code");
+        assert!(normalize(IdentityKind::Phone, "+44 12").is_err());
+        assert!(normalize(IdentityKind::Phone, "call me").is_err());
+    }
+
+    #[test]
+    fn telegram_and_webchat_ids() {
+        assert_eq!(normalize(IdentityKind::Telegram, " 123456789 ").unwrap(), "123456789");
+        assert!(normalize(IdentityKind::Telegram, "@someone").is_err());
+        assert!(normalize(IdentityKind::Telegram, "0").is_err());
+        assert_eq!(normalize(IdentityKind::WebChat, "v_3f9a-11").unwrap(), "v_3f9a-11");
+        assert!(normalize(IdentityKind::WebChat, "v 1").is_err());
+        assert!(normalize(IdentityKind::WebChat, "v\x1b").is_err());
+    }
+}

@@ -1,0 +1,257 @@
+//! The one path every inbound message takes, in one transaction:
+//! sanitize -> resolve identity -> thread -> store -> event (and the channel cursor, if any).
+//!
+//! Idempotent on (channel, account, external id): delivering the same message twice stores it
+//! once, so a channel may always replay from its last saved cursor after a crash.
+
+use crate::identity::{self, Claim, IdentityError};
+use crate::model::{Channel, ContactId, ConversationId, Direction, MessageId, Millis, now_millis};
+use crate::sanitize;
+use crate::store::contacts::{active_conversation, last_resolved, touch_contact};
+use crate::store::conversations::reopen;
+use crate::store::events::{self, EventKind, EventRefs};
+use crate::store::messages::{NewMessage, create_conversation, find_external, insert_message};
+use crate::store::{self, Store};
+use rusqlite::Connection;
+
+/// Default: a resolved conversation reopens when the customer writes within 7 days.
+pub const DEFAULT_REOPEN_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Bodies longer than this are cut (with a marker) rather than stored whole.
+pub const MAX_BODY_CHARS: usize = 256 * 1024;
+
+/// A message as a channel delivers it: untrusted, unnormalized.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub channel: Channel,
+    /// Which configured account of the channel (mailbox, bot); "" for the only one.
+    pub account: String,
+    /// The channel's own id for the message (Message-ID, Telegram update id, widget message id).
+    pub external_id: String,
+    /// `In` for the customer's messages; `Out` for ours seen from outside (a Sent folder).
+    pub direction: Direction,
+    /// The customer's identifier the channel vouches for (sender of `In`, recipient of `Out`).
+    pub customer: Claim,
+    /// Identifiers the customer explicitly gave in this message (a form, a contact card).
+    pub linked: Vec<Claim>,
+    /// The customer's display name, if the channel has one.
+    pub customer_name: Option<String>,
+    /// Who wrote it: None means the customer (for `In`); for `Out`, the sending agent/address.
+    pub author: Option<String>,
+    pub subject: Option<String>,
+    pub body: String,
+    /// When the message was written (the channel's timestamp).
+    pub sent_at: Millis,
+    /// Channel-specific data kept as JSON (email headers for threading, attachments...).
+    pub meta: Option<serde_json::Value>,
+    /// A channel position saved in the same transaction: (key, value).
+    pub cursor: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    Stored {
+        message: MessageId,
+        conversation: ConversationId,
+        contact: ContactId,
+        new_conversation: bool,
+    },
+    Duplicate {
+        message: MessageId,
+        conversation: ConversationId,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("sender: {0}")]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("message without an external id")]
+    NoExternalId,
+}
+
+impl From<rusqlite::Error> for IngestError {
+    fn from(e: rusqlite::Error) -> Self {
+        IngestError::Store(e.into())
+    }
+}
+
+/// Threading and identity settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub reopen_window_ms: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            reopen_window_ms: DEFAULT_REOPEN_WINDOW_MS,
+        }
+    }
+}
+
+/// Ingest one message in its own transaction.
+pub fn ingest(store: &mut Store, msg: &Inbound, settings: &Settings) -> Result<Ingested, IngestError> {
+    let tx = store.write()?;
+    let out = ingest_in(&tx, msg, settings, now_millis())?;
+    tx.commit().map_err(store::StoreError::from)?;
+    Ok(out)
+}
+
+/// Ingest one message inside the caller's transaction (batches: imports, the demo generator).
+pub fn ingest_in(
+    conn: &Connection,
+    msg: &Inbound,
+    settings: &Settings,
+    now: Millis,
+) -> Result<Ingested, IngestError> {
+    let external_id = sanitize::line(&msg.external_id);
+    if external_id.is_empty() {
+        return Err(IngestError::NoExternalId);
+    }
+    let account = sanitize::line(&msg.account);
+    if let Some((message, conversation)) = find_external(conn, msg.channel, &account, &external_id)? {
+        if let Some((k, v)) = &msg.cursor {
+            store::set_cursor(conn, msg.channel.as_str(), &account, k, v)?;
+        }
+        return Ok(Ingested::Duplicate {
+            message,
+            conversation,
+        });
+    }
+
+    // sanitize
+    let customer_value = identity::normalize(msg.customer.kind, &msg.customer.value)?;
+    let linked: Vec<_> = msg
+        .linked
+        .iter()
+        .filter_map(|c| match identity::normalize(c.kind, &c.value) {
+            Ok(v) => Some((c.kind, v)),
+            Err(e) => {
+                tracing::warn!("ignoring a linked identity: {e}");
+                None
+            }
+        })
+        .filter(|(k, v)| !(*k == msg.customer.kind && *v == customer_value))
+        .collect();
+    let name = msg.customer_name.as_deref().map(sanitize::line);
+    let subject = msg
+        .subject
+        .as_deref()
+        .map(sanitize::line)
+        .filter(|s| !s.is_empty());
+    let mut body = sanitize::text(&msg.body);
+    if body.chars().count() > MAX_BODY_CHARS {
+        body = body.chars().take(MAX_BODY_CHARS).collect();
+        body.push_str("\n[… message cut: longer than 256 KiB of text]");
+    }
+    let body = body.trim_matches('\n').to_string();
+    let at = msg.sent_at;
+
+    // identity
+    let source = match msg.channel {
+        Channel::Email => "email",
+        Channel::Telegram => "telegram",
+        Channel::WebChat => "web chat",
+    };
+    let contact = identity::resolve(
+        conn,
+        (msg.customer.kind, &customer_value),
+        &linked,
+        name.as_deref(),
+        source,
+        now,
+    )?;
+
+    // thread: the open conversation, else a recently resolved one, else a new one.
+    let mut new_conversation = false;
+    let conversation = match active_conversation(conn, contact)? {
+        Some(c) => {
+            if msg.direction == Direction::In {
+                reopen(conn, c, now, "ingest")?;
+            }
+            c
+        }
+        None => match last_resolved(conn, contact)? {
+            Some((c, resolved_at))
+                if msg.direction == Direction::In
+                    && at - resolved_at <= settings.reopen_window_ms =>
+            {
+                reopen(conn, c, now, "ingest")?;
+                c
+            }
+            _ => {
+                new_conversation = true;
+                create_conversation(conn, contact, msg.channel, subject.as_deref(), at, "ingest")?
+            }
+        },
+    };
+
+    // store
+    let author_owned;
+    let author: &str = match (&msg.author, msg.direction) {
+        (Some(a), _) => {
+            author_owned = sanitize::line(a);
+            &author_owned
+        }
+        (None, _) => {
+            author_owned = name.clone().unwrap_or_else(|| customer_value.clone());
+            &author_owned
+        }
+    };
+    let meta = msg.meta.as_ref().map(|m| m.to_string());
+    let message = insert_message(
+        conn,
+        &NewMessage {
+            conversation,
+            contact,
+            channel: msg.channel,
+            account: &account,
+            external_id: Some(&external_id),
+            direction: msg.direction,
+            author,
+            subject: subject.as_deref(),
+            body: &body,
+            created_at: at,
+            stored_at: now,
+            delivery: if msg.direction == Direction::Out {
+                Some(crate::model::Delivery::Sent)
+            } else {
+                None
+            },
+            meta: meta.as_deref(),
+        },
+    )?;
+    if msg.direction == Direction::In {
+        touch_contact(conn, contact, at, msg.channel)?;
+    }
+
+    // event (+ cursor, same transaction)
+    events::append(
+        conn,
+        now,
+        "ingest",
+        if msg.direction == Direction::In {
+            EventKind::MessageIn
+        } else {
+            EventKind::MessageOut
+        },
+        EventRefs {
+            conversation: Some(conversation),
+            contact: Some(contact),
+            message: Some(message),
+        },
+        Some(&serde_json::json!({ "channel": msg.channel })),
+    )?;
+    if let Some((k, v)) = &msg.cursor {
+        store::set_cursor(conn, msg.channel.as_str(), &account, k, v)?;
+    }
+    Ok(Ingested::Stored {
+        message,
+        conversation,
+        contact,
+        new_conversation,
+    })
+}

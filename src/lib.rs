@@ -1,0 +1,10 @@
+//! braid: a terminal omnichannel inbox.
+//!
+//! Every channel feeds one store ([`store`]) through one path ([`ingest`]); every person is one
+//! contact ([`identity`]); the TUI ([`tui`]) and the CLI ([`cli`]) are clients of that store.
+
+pub mod model;
+pub mod sanitize;
+pub mod store;
+pub mod identity;
+pub mod ingest;

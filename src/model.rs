@@ -1,0 +1,212 @@
+//! Domain types shared by every layer: ids as newtypes, channels, directions, statuses.
+//!
+//! Every enum has one textual form (`as_str`) used in the database, the CLI, the
+//! config and the `:` command line, and `FromStr` that accepts exactly that form.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! id_type {
+    ($name:ident) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+        impl rusqlite::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.0.into())
+            }
+        }
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                i64::column_result(v).map($name)
+            }
+        }
+    };
+}
+id_type!(ContactId);
+id_type!(ConversationId);
+id_type!(MessageId);
+id_type!(EventId);
+
+/// A value that did not parse as one of an enum's textual forms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} '{got}' (expected one of: {expected})")]
+pub struct ParseEnumError {
+    pub what: &'static str,
+    pub got: String,
+    pub expected: &'static str,
+}
+
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($variant),+ }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl FromStr for $name {
+            type Err = ParseEnumError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(ParseEnumError { what: $what, got: s.to_string(), expected: concat!($($text, " "),+) }),
+                }
+            }
+        }
+        impl rusqlite::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                let s = v.as_str()?;
+                s.parse().map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// A way customers reach us. Every message carries exactly one.
+    Channel, "channel", {
+        Email => "email",
+        Telegram => "telegram",
+        WebChat => "webchat",
+    }
+);
+
+impl Channel {
+    /// Short badge shown in the queue and the timeline.
+    pub fn badge(self) -> &'static str {
+        match self {
+            Channel::Email => "✉ mail",
+            Channel::Telegram => "✈ tg",
+            Channel::WebChat => "◍ web",
+        }
+    }
+    /// One-character badge for narrow columns.
+    pub fn glyph(self) -> char {
+        match self {
+            Channel::Email => '✉',
+            Channel::Telegram => '✈',
+            Channel::WebChat => '◍',
+        }
+    }
+    /// The identity kind a reply on this channel is addressed to.
+    pub fn identity_kind(self) -> IdentityKind {
+        match self {
+            Channel::Email => IdentityKind::Email,
+            Channel::Telegram => IdentityKind::Telegram,
+            Channel::WebChat => IdentityKind::WebChat,
+        }
+    }
+}
+
+text_enum!(
+    /// Which way a message went. Notes are internal and never leave braid.
+    Direction, "direction", {
+        In => "in",
+        Out => "out",
+        Note => "note",
+    }
+);
+
+text_enum!(
+    /// Where a conversation stands in the workflow.
+    Status, "status", {
+        Open => "open",
+        Pending => "pending",
+        Snoozed => "snoozed",
+        Resolved => "resolved",
+    }
+);
+
+impl Status {
+    /// Open, pending and snoozed conversations are "active": a new inbound message joins them.
+    pub fn is_active(self) -> bool {
+        !matches!(self, Status::Resolved)
+    }
+}
+
+text_enum!(
+    Priority, "priority", {
+        Low => "low",
+        Normal => "normal",
+        High => "high",
+        Urgent => "urgent",
+    }
+);
+
+impl Priority {
+    pub fn marker(self) -> &'static str {
+        match self {
+            Priority::Low => "↓",
+            Priority::Normal => " ",
+            Priority::High => "↑",
+            Priority::Urgent => "‼",
+        }
+    }
+}
+
+text_enum!(
+    /// Outbound delivery state of a message we send.
+    Delivery, "delivery", {
+        Queued => "queued",
+        Sending => "sending",
+        Sent => "sent",
+        Failed => "failed",
+    }
+);
+
+text_enum!(
+    /// What kind of identifier an identity is. Values are normalized per kind.
+    IdentityKind, "identity kind", {
+        Email => "email",
+        Phone => "phone",
+        Telegram => "telegram",
+        WebChat => "webchat",
+    }
+);
+
+/// Milliseconds since the Unix epoch, UTC. The one time representation in the store.
+pub type Millis = i64;
+
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_through_text() {
+        for c in Channel::ALL {
+            assert_eq!(c.as_str().parse::<Channel>(), Ok(*c));
+        }
+        for s in Status::ALL {
+            assert_eq!(s.as_str().parse::<Status>(), Ok(*s));
+        }
+        assert_eq!(" Urgent ".parse::<Priority>(), Ok(Priority::Urgent));
+        let err = "fax".parse::<Channel>().unwrap_err();
+        assert!(err.to_string().contains("email telegram webchat"), "{err}");
+    }
+}

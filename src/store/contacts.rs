@@ -1,0 +1,418 @@
+//! Contacts and their identities. Normalizing values is identity.rs's job; this file stores and
+//! looks them up, and merges two contacts when an identity proves they are one person.
+
+use super::events::{self, EventKind, EventRefs};
+use super::{Result, Store, StoreError};
+use crate::model::{Channel, ContactId, ConversationId, IdentityKind, Millis, Status};
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContactRow {
+    pub id: ContactId,
+    pub name: String,
+    pub vip: bool,
+    pub created_at: Millis,
+    pub last_seen: Millis,
+    pub last_channel: Option<Channel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IdentityRow {
+    pub kind: IdentityKind,
+    pub value: String,
+    /// How we learned it: "email from", "webchat visitor", "telegram contact card", "agent bob"...
+    pub source: String,
+    pub created_at: Millis,
+}
+
+/// Everything the profile pane shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContactProfile {
+    pub contact: ContactRow,
+    /// Grouped by kind (sorted by kind, then first seen).
+    pub identities: Vec<IdentityRow>,
+    /// Tags of every conversation of the contact.
+    pub tags: Vec<String>,
+    pub conversation_count: i64,
+    pub message_count: i64,
+    pub first_seen: Millis,
+    pub channels: Vec<Channel>,
+}
+
+const CONTACT_COLUMNS: &str = "id, name, vip, created_at, last_seen, last_channel";
+
+fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
+    Ok(ContactRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        vip: r.get(2)?,
+        created_at: r.get(3)?,
+        last_seen: r.get(4)?,
+        last_channel: r.get(5)?,
+    })
+}
+
+/// The contact an identity belongs to.
+pub(crate) fn find_identity(
+    conn: &Connection,
+    kind: IdentityKind,
+    value: &str,
+) -> Result<Option<ContactId>> {
+    Ok(conn
+        .prepare_cached("SELECT contact_id FROM identities WHERE kind = ?1 AND value = ?2")?
+        .query_row((kind, value), |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn create_contact(conn: &Connection, name: &str, at: Millis) -> Result<ContactId> {
+    conn.prepare_cached("INSERT INTO contacts(name, created_at, last_seen) VALUES (?1, ?2, ?2)")?
+        .execute((name, at))?;
+    Ok(ContactId(conn.last_insert_rowid()))
+}
+
+/// Attach an identity to a contact. The caller has checked it is not someone else's.
+pub(crate) fn insert_identity(
+    conn: &Connection,
+    contact: ContactId,
+    kind: IdentityKind,
+    value: &str,
+    source: &str,
+    at: Millis,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO identities(contact_id, kind, value, source, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute((contact, kind, value, source, at))?;
+    Ok(())
+}
+
+pub(crate) fn contact_name(conn: &Connection, id: ContactId) -> Result<String> {
+    conn.prepare_cached("SELECT name FROM contacts WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or(StoreError::NoContact(id.0))
+}
+
+/// Give a contact a better name when all we had was an address or a visitor id.
+pub(crate) fn improve_name(conn: &Connection, id: ContactId, name: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE contacts SET name = ?2 WHERE id = ?1 AND name <> ?2
+           AND (name = '' OR name LIKE '%@%' OR name LIKE 'Visitor %' OR name LIKE '+%')",
+    )?
+    .execute((id, name))?;
+    Ok(())
+}
+
+pub(crate) fn touch_contact(
+    conn: &Connection,
+    id: ContactId,
+    at: Millis,
+    channel: Channel,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE contacts SET last_seen = max(last_seen, ?2),
+            last_channel = CASE WHEN ?2 >= last_seen THEN ?3 ELSE last_channel END
+         WHERE id = ?1",
+    )?
+    .execute((id, at, channel))?;
+    Ok(())
+}
+
+/// Fold contact `absorbed` into `survivor`: identities, conversations and messages move; if both
+/// had an active conversation, the newer one's messages join the older one, so the person still
+/// has exactly one open conversation. The absorbed row stays, marked `merged_into`, and the event
+/// records what moved (provenance for an unmerge).
+pub(crate) fn merge_contacts(
+    conn: &Connection,
+    survivor: ContactId,
+    absorbed: ContactId,
+    reason: &str,
+    actor: &str,
+    at: Millis,
+) -> Result<()> {
+    if survivor == absorbed {
+        return Ok(());
+    }
+    let moved_identities: Vec<(String, String)> = {
+        let mut stmt =
+            conn.prepare_cached("SELECT kind, value FROM identities WHERE contact_id = ?1")?;
+        let rows = stmt.query_map([absorbed], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    conn.execute(
+        "UPDATE identities SET contact_id = ?1 WHERE contact_id = ?2",
+        (survivor, absorbed),
+    )?;
+    conn.execute(
+        "UPDATE conversations SET contact_id = ?1 WHERE contact_id = ?2",
+        (survivor, absorbed),
+    )?;
+    conn.execute(
+        "UPDATE messages SET contact_id = ?1 WHERE contact_id = ?2",
+        (survivor, absorbed),
+    )?;
+    // At most one active conversation per contact: fold the newer into the older.
+    let active: Vec<ConversationId> = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM conversations WHERE contact_id = ?1 AND status <> 'resolved'
+             ORDER BY created_at, id",
+        )?;
+        let rows = stmt.query_map([survivor], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut folded = Vec::new();
+    if let Some((&keep, rest)) = active.split_first() {
+        for &gone in rest {
+            fold_conversation(conn, keep, gone)?;
+            folded.push(gone.0);
+        }
+    }
+    conn.execute(
+        "UPDATE contacts SET merged_into = ?1 WHERE id = ?2",
+        (survivor, absorbed),
+    )?;
+    conn.execute(
+        "UPDATE contacts SET
+            vip = max(vip, (SELECT vip FROM contacts WHERE id = ?2)),
+            created_at = min(created_at, (SELECT created_at FROM contacts WHERE id = ?2)),
+            last_seen = max(last_seen, (SELECT last_seen FROM contacts WHERE id = ?2))
+         WHERE id = ?1",
+        (survivor, absorbed),
+    )?;
+    events::append(
+        conn,
+        at,
+        actor,
+        EventKind::ContactsMerged,
+        EventRefs {
+            contact: Some(survivor),
+            ..Default::default()
+        },
+        Some(&serde_json::json!({
+            "survivor": survivor, "absorbed": absorbed, "reason": reason,
+            "identities": moved_identities, "folded_conversations": folded,
+        })),
+    )?;
+    Ok(())
+}
+
+/// Move every message, tag and draft of conversation `gone` into `keep`, then delete `gone`.
+fn fold_conversation(conn: &Connection, keep: ConversationId, gone: ConversationId) -> Result<()> {
+    conn.execute(
+        "UPDATE messages SET conversation_id = ?1 WHERE conversation_id = ?2",
+        (keep, gone),
+    )?;
+    conn.execute(
+        "INSERT OR IGNORE INTO tags(conversation_id, tag) SELECT ?1, tag FROM tags WHERE conversation_id = ?2",
+        (keep, gone),
+    )?;
+    conn.execute("DELETE FROM tags WHERE conversation_id = ?1", [gone])?;
+    conn.execute("DELETE FROM drafts WHERE conversation_id = ?1", [gone])?;
+    conn.execute(
+        "UPDATE events SET conversation_id = ?1 WHERE conversation_id = ?2",
+        (keep, gone),
+    )?;
+    let (channels_gone, gone_activity, gone_assignee): (String, Millis, Option<String>) = conn
+        .query_row(
+            "SELECT channels, last_activity, assignee FROM conversations WHERE id = ?1",
+            [gone],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+    let mut channels: String =
+        conn.query_row("SELECT channels FROM conversations WHERE id = ?1", [keep], |r| {
+            r.get(0)
+        })?;
+    for ch in super::conversations::parse_channels(&channels_gone) {
+        if let Some(c) = super::conversations::add_channel(&channels, ch) {
+            channels = c;
+        }
+    }
+    conn.execute("DELETE FROM conversations WHERE id = ?1", [gone])?;
+    super::messages::refresh_conversation_summary(conn, keep)?;
+    conn.execute(
+        "UPDATE conversations SET channels = ?2,
+            assignee = coalesce(assignee, ?3),
+            last_activity = max(last_activity, ?4),
+            status = 'open'
+         WHERE id = ?1",
+        (keep, channels, gone_assignee, gone_activity),
+    )?;
+    Ok(())
+}
+
+impl Store {
+    pub fn contact(&self, id: ContactId) -> Result<ContactRow> {
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?1");
+        self.conn()
+            .prepare_cached(&sql)?
+            .query_row([id], contact_row)
+            .optional()?
+            .ok_or(StoreError::NoContact(id.0))
+    }
+
+    /// A page of contacts by id (keyset: ids greater than `after`), merged ones left out.
+    pub fn contacts_page(&self, after: Option<ContactId>, limit: usize) -> Result<Vec<ContactRow>> {
+        let sql = format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE id > ?1 AND merged_into IS NULL
+             ORDER BY id LIMIT ?2"
+        );
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map((after.map(|c| c.0).unwrap_or(0), limit as i64), contact_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn identities(&self, id: ContactId) -> Result<Vec<IdentityRow>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT kind, value, source, created_at FROM identities WHERE contact_id = ?1
+             ORDER BY kind, created_at, id",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok(IdentityRow {
+                kind: r.get(0)?,
+                value: r.get(1)?,
+                source: r.get(2)?,
+                created_at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The contact an identity (already normalized) belongs to.
+    pub fn contact_by_identity(&self, kind: IdentityKind, value: &str) -> Result<Option<ContactId>> {
+        find_identity(self.conn(), kind, value)
+    }
+
+    pub fn profile(&self, id: ContactId) -> Result<ContactProfile> {
+        let contact = self.contact(id)?;
+        let identities = self.identities(id)?;
+        let conn = self.conn();
+        let tags: Vec<String> = {
+            let mut stmt = conn.prepare_cached(
+                "SELECT DISTINCT t.tag FROM tags t JOIN conversations c ON c.id = t.conversation_id
+                 WHERE c.contact_id = ?1 ORDER BY t.tag",
+            )?;
+            let rows = stmt.query_map([id], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let (conversation_count, channels): (i64, Vec<Channel>) = {
+            let mut stmt =
+                conn.prepare_cached("SELECT channels FROM conversations WHERE contact_id = ?1")?;
+            let sets = stmt.query_map([id], |r| r.get::<_, String>(0))?;
+            let mut n = 0;
+            let mut all = Vec::new();
+            for set in sets {
+                n += 1;
+                for ch in super::conversations::parse_channels(&set?) {
+                    if !all.contains(&ch) {
+                        all.push(ch);
+                    }
+                }
+            }
+            all.sort();
+            (n, all)
+        };
+        let (message_count, first_msg): (i64, Option<Millis>) = conn
+            .prepare_cached(
+                "SELECT count(*), min(created_at) FROM messages WHERE contact_id = ?1",
+            )?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(ContactProfile {
+            first_seen: first_msg.unwrap_or(contact.created_at).min(contact.created_at),
+            contact,
+            identities,
+            tags,
+            conversation_count,
+            message_count,
+            channels,
+        })
+    }
+
+    /// Add an identity to a contact by hand (`:identity add phone +44...`). If the identity already
+    /// belongs to another contact, the two are merged: the agent has just told us they are one.
+    pub fn add_identity(
+        &mut self,
+        contact: ContactId,
+        kind: IdentityKind,
+        normalized: &str,
+        actor: &str,
+        at: Millis,
+    ) -> Result<ContactId> {
+        self.write_with(|tx| {
+            contact_name(tx, contact)?;
+            match find_identity(tx, kind, normalized)? {
+                Some(owner) if owner == contact => {}
+                Some(owner) => {
+                    merge_contacts(tx, contact, owner, &format!("{kind} {normalized} added by {actor}"), actor, at)?;
+                }
+                None => {
+                    insert_identity(tx, contact, kind, normalized, &format!("added by {actor}"), at)?;
+                    events::append(
+                        tx,
+                        at,
+                        actor,
+                        EventKind::IdentityLinked,
+                        EventRefs {
+                            contact: Some(contact),
+                            ..Default::default()
+                        },
+                        Some(&serde_json::json!({ "kind": kind, "value": normalized })),
+                    )?;
+                }
+            }
+            Ok(contact)
+        })
+    }
+
+    /// Mark or unmark a contact as VIP.
+    pub fn set_vip(&mut self, contact: ContactId, vip: bool, actor: &str, at: Millis) -> Result<()> {
+        self.write_with(|tx| {
+            tx.execute("UPDATE contacts SET vip = ?2 WHERE id = ?1", (contact, vip))?;
+            events::append(
+                tx,
+                at,
+                actor,
+                EventKind::ContactUpdated,
+                EventRefs {
+                    contact: Some(contact),
+                    ..Default::default()
+                },
+                Some(&serde_json::json!({ "vip": vip })),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The contact's active conversation, if any.
+    pub fn active_conversation(&self, contact: ContactId) -> Result<Option<ConversationId>> {
+        active_conversation(self.conn(), contact)
+    }
+}
+
+pub(crate) fn active_conversation(
+    conn: &Connection,
+    contact: ContactId,
+) -> Result<Option<ConversationId>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM conversations WHERE contact_id = ?1 AND status <> 'resolved'
+             ORDER BY last_activity DESC LIMIT 1",
+        )?
+        .query_row([contact], |r| r.get(0))
+        .optional()?)
+}
+
+/// The most recently resolved conversation of a contact and when it was resolved.
+pub(crate) fn last_resolved(
+    conn: &Connection,
+    contact: ContactId,
+) -> Result<Option<(ConversationId, Millis)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, coalesce(resolved_at, last_activity) FROM conversations
+             WHERE contact_id = ?1 AND status = ?2 ORDER BY resolved_at DESC LIMIT 1",
+        )?
+        .query_row((contact, Status::Resolved), |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}

@@ -1,0 +1,462 @@
+//! Conversations: the queue, and the workflow verbs (assign, status, priority, tags).
+
+use super::events::{self, EventKind, EventRefs};
+use super::{Result, Store, StoreError};
+use crate::model::{Channel, ContactId, ConversationId, Direction, Millis, Priority, Status};
+use rusqlite::{Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+/// Which conversations a queue view shows. Every filter is served by an index on
+/// `(..., last_activity DESC, id DESC)`, so a page costs the same at any size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "view", content = "arg", rename_all = "lowercase")]
+pub enum QueueFilter {
+    /// Every conversation, any status.
+    All,
+    /// Conversations in one status.
+    Status(Status),
+    /// Open conversations assigned to this agent.
+    Mine(String),
+    /// Open conversations nobody owns.
+    Unassigned,
+}
+
+impl QueueFilter {
+    /// Parse a view name as typed on the `:view` command line or `braid list --status`.
+    pub fn parse(name: &str, me: &str) -> std::result::Result<QueueFilter, String> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "all" => Ok(QueueFilter::All),
+            "mine" | "me" => Ok(QueueFilter::Mine(me.to_string())),
+            "unassigned" => Ok(QueueFilter::Unassigned),
+            other => other
+                .parse::<Status>()
+                .map(QueueFilter::Status)
+                .map_err(|_| {
+                    format!(
+                        "unknown view '{name}' (open, pending, snoozed, resolved, mine, unassigned, all)"
+                    )
+                }),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            QueueFilter::All => "all".into(),
+            QueueFilter::Status(s) => s.as_str().into(),
+            QueueFilter::Mine(_) => "mine".into(),
+            QueueFilter::Unassigned => "unassigned".into(),
+        }
+    }
+
+    fn where_clause(&self) -> (&'static str, Option<String>) {
+        match self {
+            QueueFilter::All => ("1=1", None),
+            QueueFilter::Status(s) => ("c.status = ?", Some(s.as_str().to_string())),
+            QueueFilter::Mine(me) => ("c.assignee = ? AND c.status = 'open'", Some(me.clone())),
+            QueueFilter::Unassigned => ("c.assignee IS NULL AND c.status = 'open'", None),
+        }
+    }
+}
+
+/// A position in the queue order (newest activity first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QueueCursor {
+    pub last_activity: Millis,
+    pub id: ConversationId,
+}
+
+/// Where a queue page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueAnchor {
+    /// The newest rows.
+    Top,
+    /// The oldest rows (still returned newest first).
+    Bottom,
+    /// Rows strictly older than the cursor.
+    After(QueueCursor),
+    /// Rows strictly newer than the cursor (returned newest first).
+    Before(QueueCursor),
+}
+
+/// One line of the queue.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueRow {
+    pub id: ConversationId,
+    pub contact_id: ContactId,
+    pub contact_name: String,
+    pub vip: bool,
+    pub status: Status,
+    pub priority: Priority,
+    pub assignee: Option<String>,
+    pub subject: Option<String>,
+    pub channels: Vec<Channel>,
+    pub last_channel: Channel,
+    pub last_activity: Millis,
+    pub last_preview: String,
+    pub last_direction: Direction,
+    pub message_count: i64,
+    pub snoozed_until: Option<Millis>,
+}
+
+impl QueueRow {
+    pub fn cursor(&self) -> QueueCursor {
+        QueueCursor {
+            last_activity: self.last_activity,
+            id: self.id,
+        }
+    }
+}
+
+/// Counts shown in the status line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub open: i64,
+    pub unassigned: i64,
+    pub mine: i64,
+    pub pending: i64,
+    pub snoozed: i64,
+}
+
+pub(crate) const QUEUE_COLUMNS: &str = "c.id, c.contact_id, ct.name, ct.vip, c.status, c.priority, c.assignee, c.subject,
+     c.channels, c.last_channel, c.last_activity, c.last_preview, c.last_direction, c.message_count,
+     c.snoozed_until";
+
+pub(crate) fn queue_row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
+    let channels: String = r.get(8)?;
+    Ok(QueueRow {
+        id: r.get(0)?,
+        contact_id: r.get(1)?,
+        contact_name: r.get(2)?,
+        vip: r.get(3)?,
+        status: r.get(4)?,
+        priority: r.get(5)?,
+        assignee: r.get(6)?,
+        subject: r.get(7)?,
+        channels: parse_channels(&channels),
+        last_channel: r.get(9)?,
+        last_activity: r.get(10)?,
+        last_preview: r.get(11)?,
+        last_direction: r.get(12)?,
+        message_count: r.get(13)?,
+        snoozed_until: r.get(14)?,
+    })
+}
+
+/// The channel set is stored as a comma list in first-use order ("email,telegram").
+pub(crate) fn parse_channels(s: &str) -> Vec<Channel> {
+    s.split(',').filter_map(|c| c.parse().ok()).collect()
+}
+
+pub(crate) fn add_channel(set: &str, ch: Channel) -> Option<String> {
+    if parse_channels(set).contains(&ch) {
+        None
+    } else if set.is_empty() {
+        Some(ch.as_str().to_string())
+    } else {
+        Some(format!("{set},{}", ch.as_str()))
+    }
+}
+
+impl Store {
+    /// One page of the queue, in display order (newest activity first).
+    pub fn queue_page(
+        &self,
+        filter: &QueueFilter,
+        anchor: QueueAnchor,
+        limit: usize,
+    ) -> Result<Vec<QueueRow>> {
+        let (cond, arg) = filter.where_clause();
+        let (key, order) = match anchor {
+            QueueAnchor::Top => ("", "DESC"),
+            QueueAnchor::Bottom => ("", "ASC"),
+            QueueAnchor::After(_) => ("AND (c.last_activity, c.id) < (?, ?)", "DESC"),
+            QueueAnchor::Before(_) => ("AND (c.last_activity, c.id) > (?, ?)", "ASC"),
+        };
+        let sql = format!(
+            "SELECT {QUEUE_COLUMNS} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+             WHERE {cond} {key}
+             ORDER BY c.last_activity {order}, c.id {order} LIMIT ?"
+        );
+        let mut params: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(a) = arg {
+            params.push(a.into());
+        }
+        if let QueueAnchor::After(c) | QueueAnchor::Before(c) = anchor {
+            params.push(c.last_activity.into());
+            params.push(c.id.0.into());
+        }
+        params.push((limit as i64).into());
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let mut rows = stmt
+            .query_map(rusqlite::params_from_iter(params), queue_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if order == "ASC" {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+
+    /// How many conversations a view holds.
+    pub fn queue_count(&self, filter: &QueueFilter) -> Result<i64> {
+        let (cond, arg) = filter.where_clause();
+        let sql = format!("SELECT count(*) FROM conversations c WHERE {cond}");
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let n = match arg {
+            Some(a) => stmt.query_row([a], |r| r.get(0))?,
+            None => stmt.query_row([], |r| r.get(0))?,
+        };
+        Ok(n)
+    }
+
+    /// The status-line counters for `agent`.
+    pub fn counts(&self, agent: &str) -> Result<Counts> {
+        Ok(Counts {
+            open: self.queue_count(&QueueFilter::Status(Status::Open))?,
+            unassigned: self.queue_count(&QueueFilter::Unassigned)?,
+            mine: self.queue_count(&QueueFilter::Mine(agent.to_string()))?,
+            pending: self.queue_count(&QueueFilter::Status(Status::Pending))?,
+            snoozed: self.queue_count(&QueueFilter::Status(Status::Snoozed))?,
+        })
+    }
+
+    /// One conversation as a queue row.
+    pub fn conversation(&self, id: ConversationId) -> Result<QueueRow> {
+        let sql = format!(
+            "SELECT {QUEUE_COLUMNS} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+             WHERE c.id = ?1"
+        );
+        self.conn()
+            .prepare_cached(&sql)?
+            .query_row([id], queue_row)
+            .optional()?
+            .ok_or(StoreError::NoConversation(id.0))
+    }
+
+    /// Every conversation of a contact, newest first.
+    pub fn contact_conversations(&self, contact: ContactId, limit: usize) -> Result<Vec<QueueRow>> {
+        let sql = format!(
+            "SELECT {QUEUE_COLUMNS} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+             WHERE c.contact_id = ?1 ORDER BY c.last_activity DESC LIMIT ?2"
+        );
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map((contact, limit as i64), queue_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Tags of one conversation, sorted.
+    pub fn conversation_tags(&self, id: ConversationId) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT tag FROM tags WHERE conversation_id = ?1 ORDER BY tag")?;
+        let rows = stmt.query_map([id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Assign a conversation (None: unassign).
+    pub fn assign(
+        &mut self,
+        id: ConversationId,
+        assignee: Option<&str>,
+        actor: &str,
+        at: Millis,
+    ) -> Result<()> {
+        self.write_with(|tx| {
+            let contact = contact_of(tx, id)?;
+            tx.execute(
+                "UPDATE conversations SET assignee = ?2 WHERE id = ?1",
+                (id, assignee),
+            )?;
+            events::append(
+                tx,
+                at,
+                actor,
+                EventKind::Assigned,
+                refs(id, contact),
+                Some(&serde_json::json!({ "assignee": assignee })),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Change status. `snoozed_until` is required for (and only kept with) `Snoozed`.
+    pub fn set_status(
+        &mut self,
+        id: ConversationId,
+        status: Status,
+        snoozed_until: Option<Millis>,
+        actor: &str,
+        at: Millis,
+    ) -> Result<()> {
+        if status == Status::Snoozed && snoozed_until.is_none() {
+            return Err(StoreError::Invalid("snooze needs a time".into()));
+        }
+        self.write_with(|tx| {
+            let contact = contact_of(tx, id)?;
+            tx.execute(
+                "UPDATE conversations SET status = ?2,
+                    snoozed_until = CASE WHEN ?2 = 'snoozed' THEN ?3 ELSE NULL END,
+                    resolved_at = CASE WHEN ?2 = 'resolved' THEN ?4 ELSE NULL END
+                 WHERE id = ?1",
+                (id, status, snoozed_until, at),
+            )?;
+            events::append(
+                tx,
+                at,
+                actor,
+                EventKind::StatusChanged,
+                refs(id, contact),
+                Some(&serde_json::json!({ "status": status, "snoozed_until": snoozed_until })),
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn set_priority(
+        &mut self,
+        id: ConversationId,
+        priority: Priority,
+        actor: &str,
+        at: Millis,
+    ) -> Result<()> {
+        self.write_with(|tx| {
+            let contact = contact_of(tx, id)?;
+            tx.execute(
+                "UPDATE conversations SET priority = ?2 WHERE id = ?1",
+                (id, priority),
+            )?;
+            events::append(
+                tx,
+                at,
+                actor,
+                EventKind::PriorityChanged,
+                refs(id, contact),
+                Some(&serde_json::json!({ "priority": priority })),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Add (or with `remove`, take off) a tag. Tags are lowercase words; `#` is dropped.
+    pub fn tag(
+        &mut self,
+        id: ConversationId,
+        tag: &str,
+        remove: bool,
+        actor: &str,
+        at: Millis,
+    ) -> Result<()> {
+        let tag = normalize_tag(tag)?;
+        self.write_with(|tx| {
+            let contact = contact_of(tx, id)?;
+            let changed = if remove {
+                tx.execute(
+                    "DELETE FROM tags WHERE conversation_id = ?1 AND tag = ?2",
+                    (id, &tag),
+                )?
+            } else {
+                tx.execute(
+                    "INSERT OR IGNORE INTO tags(conversation_id, tag) VALUES (?1, ?2)",
+                    (id, &tag),
+                )?
+            };
+            if changed > 0 {
+                let kind = if remove {
+                    EventKind::TagRemoved
+                } else {
+                    EventKind::TagAdded
+                };
+                events::append(
+                    tx,
+                    at,
+                    actor,
+                    kind,
+                    refs(id, contact),
+                    Some(&serde_json::json!({ "tag": tag })),
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Wake snoozed conversations whose time has come. Returns how many woke.
+    pub fn wake_snoozed(&mut self, now: Millis, actor: &str) -> Result<usize> {
+        self.write_with(|tx| {
+            let due: Vec<(ConversationId, ContactId)> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT id, contact_id FROM conversations
+                     WHERE status = 'snoozed' AND snoozed_until <= ?1",
+                )?;
+                let rows = stmt.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for (id, contact) in &due {
+                tx.execute(
+                    "UPDATE conversations SET status = 'open', snoozed_until = NULL WHERE id = ?1",
+                    [id],
+                )?;
+                events::append(
+                    tx,
+                    now,
+                    actor,
+                    EventKind::StatusChanged,
+                    refs(*id, *contact),
+                    Some(&serde_json::json!({ "status": "open", "reason": "snooze ended" })),
+                )?;
+            }
+            Ok(due.len())
+        })
+    }
+}
+
+pub(crate) fn normalize_tag(tag: &str) -> Result<String> {
+    let t = crate::sanitize::line(tag)
+        .trim_start_matches('#')
+        .to_lowercase()
+        .replace(' ', "-");
+    if t.is_empty() || t.len() > 64 {
+        return Err(StoreError::Invalid(format!("bad tag '{tag}'")));
+    }
+    Ok(t)
+}
+
+fn refs(conv: ConversationId, contact: ContactId) -> EventRefs {
+    EventRefs {
+        conversation: Some(conv),
+        contact: Some(contact),
+        message: None,
+    }
+}
+
+pub(crate) fn contact_of(conn: &Connection, id: ConversationId) -> Result<ContactId> {
+    conn.prepare_cached("SELECT contact_id FROM conversations WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or(StoreError::NoConversation(id.0))
+}
+
+/// A new inbound message on a conversation that was waiting (pending, snoozed) or recently
+/// resolved: it is open again.
+pub(crate) fn reopen(conn: &Connection, id: ConversationId, at: Millis, actor: &str) -> Result<()> {
+    let (status, contact): (Status, ContactId) = conn
+        .prepare_cached("SELECT status, contact_id FROM conversations WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(StoreError::NoConversation(id.0))?;
+    if status == Status::Open {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "UPDATE conversations SET status = 'open', snoozed_until = NULL, resolved_at = NULL
+         WHERE id = ?1",
+    )?
+    .execute([id])?;
+    events::append(
+        conn,
+        at,
+        actor,
+        EventKind::StatusChanged,
+        refs(id, contact),
+        Some(&serde_json::json!({ "status": "open", "from": status, "reason": "customer wrote" })),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! The append-only events table: the audit log (who did what, when) and the change feed that
+//! every other process follows to refresh what it shows.
+
+use super::Result;
+use crate::model::{ContactId, ConversationId, EventId, MessageId, Millis};
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+
+/// What happened. The text form is what the table stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    MessageIn,
+    MessageOut,
+    Note,
+    DeliveryChanged,
+    Assigned,
+    StatusChanged,
+    PriorityChanged,
+    TagAdded,
+    TagRemoved,
+    ConversationCreated,
+    IdentityLinked,
+    ContactsMerged,
+    ContactUpdated,
+    Imported,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::MessageIn => "message_in",
+            EventKind::MessageOut => "message_out",
+            EventKind::Note => "note",
+            EventKind::DeliveryChanged => "delivery_changed",
+            EventKind::Assigned => "assigned",
+            EventKind::StatusChanged => "status_changed",
+            EventKind::PriorityChanged => "priority_changed",
+            EventKind::TagAdded => "tag_added",
+            EventKind::TagRemoved => "tag_removed",
+            EventKind::ConversationCreated => "conversation_created",
+            EventKind::IdentityLinked => "identity_linked",
+            EventKind::ContactsMerged => "contacts_merged",
+            EventKind::ContactUpdated => "contact_updated",
+            EventKind::Imported => "imported",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRow {
+    pub id: EventId,
+    pub at: Millis,
+    pub actor: String,
+    pub kind: String,
+    pub conversation_id: Option<ConversationId>,
+    pub contact_id: Option<ContactId>,
+    pub message_id: Option<MessageId>,
+    pub data: Option<String>,
+}
+
+/// The subject of an event: any of conversation, contact, message.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventRefs {
+    pub conversation: Option<ConversationId>,
+    pub contact: Option<ContactId>,
+    pub message: Option<MessageId>,
+}
+
+/// Append one event inside the caller's transaction.
+pub(crate) fn append(
+    conn: &Connection,
+    at: Millis,
+    actor: &str,
+    kind: EventKind,
+    refs: EventRefs,
+    data: Option<&serde_json::Value>,
+) -> Result<EventId> {
+    conn.prepare_cached(
+        "INSERT INTO events(at, actor, kind, conversation_id, contact_id, message_id, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute((
+        at,
+        actor,
+        kind.as_str(),
+        refs.conversation,
+        refs.contact,
+        refs.message,
+        data.map(|d| d.to_string()),
+    ))?;
+    Ok(EventId(conn.last_insert_rowid()))
+}
+
+impl super::Store {
+    /// The newest event id (0 for an empty log): where a new follower starts.
+    pub fn last_event_id(&self) -> Result<EventId> {
+        let id: Option<i64> = self
+            .conn()
+            .query_row("SELECT max(id) FROM events", [], |r| r.get(0))
+            .optional()?
+            .flatten();
+        Ok(EventId(id.unwrap_or(0)))
+    }
+
+    /// Events after `after`, oldest first, at most `limit`.
+    pub fn events_since(&self, after: EventId, limit: usize) -> Result<Vec<EventRow>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, at, actor, kind, conversation_id, contact_id, message_id, data
+             FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map((after, limit as i64), |r| {
+            Ok(EventRow {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                kind: r.get(3)?,
+                conversation_id: r.get(4)?,
+                contact_id: r.get(5)?,
+                message_id: r.get(6)?,
+                data: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The audit trail of one conversation, newest first.
+    pub fn conversation_events(&self, conv: ConversationId, limit: usize) -> Result<Vec<EventRow>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, at, actor, kind, conversation_id, contact_id, message_id, data
+             FROM events WHERE conversation_id = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map((conv, limit as i64), |r| {
+            Ok(EventRow {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                kind: r.get(3)?,
+                conversation_id: r.get(4)?,
+                contact_id: r.get(5)?,
+                message_id: r.get(6)?,
+                data: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

@@ -1,0 +1,481 @@
+//! Messages: the unified timeline, agent replies and notes, drafts.
+
+use super::conversations::{add_channel, contact_of};
+use super::events::{self, EventKind, EventRefs};
+use super::{Result, Store, StoreError};
+use crate::model::{
+    Channel, ContactId, ConversationId, Delivery, Direction, IdentityKind, MessageId, Millis,
+};
+use rusqlite::{Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageRow {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub contact_id: ContactId,
+    pub channel: Channel,
+    pub account: String,
+    pub direction: Direction,
+    pub author: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub created_at: Millis,
+    pub delivery: Option<Delivery>,
+    pub delivery_error: Option<String>,
+}
+
+/// A position in a timeline (oldest first order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TimelineCursor {
+    pub created_at: Millis,
+    pub id: MessageId,
+}
+
+impl MessageRow {
+    pub fn cursor(&self) -> TimelineCursor {
+        TimelineCursor {
+            created_at: self.created_at,
+            id: self.id,
+        }
+    }
+}
+
+const MESSAGE_COLUMNS: &str = "id, conversation_id, contact_id, channel, account, direction, author,
+     subject, body, created_at, delivery, delivery_error";
+
+fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
+    Ok(MessageRow {
+        id: r.get(0)?,
+        conversation_id: r.get(1)?,
+        contact_id: r.get(2)?,
+        channel: r.get(3)?,
+        account: r.get(4)?,
+        direction: r.get(5)?,
+        author: r.get(6)?,
+        subject: r.get(7)?,
+        body: r.get(8)?,
+        created_at: r.get(9)?,
+        delivery: r.get(10)?,
+        delivery_error: r.get(11)?,
+    })
+}
+
+/// Everything needed to insert one message row.
+pub(crate) struct NewMessage<'a> {
+    pub conversation: ConversationId,
+    pub contact: ContactId,
+    pub channel: Channel,
+    pub account: &'a str,
+    pub external_id: Option<&'a str>,
+    pub direction: Direction,
+    pub author: &'a str,
+    pub subject: Option<&'a str>,
+    pub body: &'a str,
+    pub created_at: Millis,
+    pub stored_at: Millis,
+    pub delivery: Option<Delivery>,
+    pub meta: Option<&'a str>,
+}
+
+/// The existing message with this external id, if any (idempotent ingest).
+pub(crate) fn find_external(
+    conn: &Connection,
+    channel: Channel,
+    account: &str,
+    external_id: &str,
+) -> Result<Option<(MessageId, ConversationId)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, conversation_id FROM messages
+             WHERE channel = ?1 AND account = ?2 AND external_id = ?3",
+        )?
+        .query_row((channel, account, external_id), |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// Insert a message and fold it into its conversation's summary (preview, channels, activity).
+pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<MessageId> {
+    conn.prepare_cached(
+        "INSERT INTO messages(conversation_id, contact_id, channel, account, external_id,
+            direction, author, subject, body, created_at, stored_at, delivery, meta)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(rusqlite::params![
+        m.conversation,
+        m.contact,
+        m.channel,
+        m.account,
+        m.external_id,
+        m.direction,
+        m.author,
+        m.subject,
+        m.body,
+        m.created_at,
+        m.stored_at,
+        m.delivery,
+        m.meta,
+    ])?;
+    let id = MessageId(conn.last_insert_rowid());
+    let (channels, last_activity): (String, Millis) = conn
+        .prepare_cached("SELECT channels, last_activity FROM conversations WHERE id = ?1")?
+        .query_row([m.conversation], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let channels = add_channel(&channels, m.channel).unwrap_or(channels);
+    let newest = m.created_at >= last_activity;
+    conn.prepare_cached(
+        "UPDATE conversations SET message_count = message_count + 1, channels = ?2,
+            last_activity = max(last_activity, ?3),
+            last_channel = CASE WHEN ?4 AND ?5 <> 'note' THEN ?6 ELSE last_channel END,
+            last_preview = CASE WHEN ?4 THEN ?7 ELSE last_preview END,
+            last_direction = CASE WHEN ?4 THEN ?5 ELSE last_direction END,
+            subject = coalesce(subject, ?8)
+         WHERE id = ?1",
+    )?
+    .execute(rusqlite::params![
+        m.conversation,
+        channels,
+        m.created_at,
+        newest,
+        m.direction,
+        m.channel,
+        preview(m.body),
+        m.subject,
+    ])?;
+    Ok(id)
+}
+
+/// A one-line preview of a body: first non-empty, non-quoted line, at most 160 chars.
+pub(crate) fn preview(body: &str) -> String {
+    let line = body
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('>'))
+        .unwrap_or("");
+    let mut out: String = line.chars().take(160).collect();
+    if line.chars().count() > 160 {
+        out.push('…');
+    }
+    out
+}
+
+/// Recompute a conversation's summary columns from its messages (after a merge moved some).
+pub(crate) fn refresh_conversation_summary(conn: &Connection, id: ConversationId) -> Result<()> {
+    let (count, last): (i64, Option<MessageId>) = conn.query_row(
+        "SELECT count(*), (SELECT id FROM messages WHERE conversation_id = ?1
+                           ORDER BY created_at DESC, id DESC LIMIT 1)
+         FROM messages WHERE conversation_id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    conn.execute(
+        "UPDATE conversations SET message_count = ?2 WHERE id = ?1",
+        (id, count),
+    )?;
+    if let Some(last) = last {
+        let (body, dir, channel, at): (String, Direction, Channel, Millis) = conn.query_row(
+            "SELECT body, direction, channel, created_at FROM messages WHERE id = ?1",
+            [last],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        conn.execute(
+            "UPDATE conversations SET last_preview = ?2, last_direction = ?3, last_channel = ?4,
+                last_activity = ?5 WHERE id = ?1",
+            (id, preview(&body), dir, channel, at),
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn create_conversation(
+    conn: &Connection,
+    contact: ContactId,
+    channel: Channel,
+    subject: Option<&str>,
+    at: Millis,
+    actor: &str,
+) -> Result<ConversationId> {
+    conn.prepare_cached(
+        "INSERT INTO conversations(contact_id, status, subject, channels, last_channel,
+            last_activity, created_at)
+         VALUES (?1, 'open', ?2, '', ?3, ?4, ?4)",
+    )?
+    .execute((contact, subject, channel, at))?;
+    let id = ConversationId(conn.last_insert_rowid());
+    events::append(
+        conn,
+        at,
+        actor,
+        EventKind::ConversationCreated,
+        EventRefs {
+            conversation: Some(id),
+            contact: Some(contact),
+            message: None,
+        },
+        None,
+    )?;
+    Ok(id)
+}
+
+impl Store {
+    /// One page of a contact's unified timeline, oldest first. `before`: only messages older than
+    /// the cursor (scrolling back); None: the newest `limit` messages.
+    pub fn timeline(
+        &self,
+        contact: ContactId,
+        before: Option<TimelineCursor>,
+        limit: usize,
+    ) -> Result<Vec<MessageRow>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE contact_id = ?1
+               AND (created_at, id) < (?2, ?3)
+             ORDER BY created_at DESC, id DESC LIMIT ?4"
+        );
+        let (at, id) = before
+            .map(|c| (c.created_at, c.id.0))
+            .unwrap_or((i64::MAX, i64::MAX));
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let mut rows = stmt
+            .query_map((contact, at, id, limit as i64), message_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    pub fn message(&self, id: MessageId) -> Result<MessageRow> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
+        self.conn()
+            .prepare_cached(&sql)?
+            .query_row([id], message_row)
+            .optional()?
+            .ok_or(StoreError::NoMessage(id.0))
+    }
+
+    /// An internal note on a conversation. Notes never leave braid.
+    pub fn add_note(
+        &mut self,
+        conv: ConversationId,
+        author: &str,
+        body: &str,
+        at: Millis,
+    ) -> Result<MessageId> {
+        let body = body.trim_end();
+        if body.trim().is_empty() {
+            return Err(StoreError::Invalid("empty note".into()));
+        }
+        self.write_with(|tx| {
+            let contact = contact_of(tx, conv)?;
+            let channel: Channel = tx.query_row(
+                "SELECT last_channel FROM conversations WHERE id = ?1",
+                [conv],
+                |r| r.get(0),
+            )?;
+            let id = insert_message(
+                tx,
+                &NewMessage {
+                    conversation: conv,
+                    contact,
+                    channel,
+                    account: "",
+                    external_id: None,
+                    direction: Direction::Note,
+                    author,
+                    subject: None,
+                    body,
+                    created_at: at,
+                    stored_at: at,
+                    delivery: None,
+                    meta: None,
+                },
+            )?;
+            tx.execute(
+                "DELETE FROM drafts WHERE conversation_id = ?1 AND agent = ?2 AND kind = 'note'",
+                (conv, author),
+            )?;
+            events::append(
+                tx,
+                at,
+                author,
+                EventKind::Note,
+                EventRefs {
+                    conversation: Some(conv),
+                    contact: Some(contact),
+                    message: Some(id),
+                },
+                None,
+            )?;
+            Ok(id)
+        })
+    }
+
+    /// The channel a plain `r` reply goes out on: the one the customer last wrote on.
+    pub fn reply_channel(&self, conv: ConversationId) -> Result<Channel> {
+        let from_inbound: Option<Channel> = self
+            .conn()
+            .prepare_cached(
+                "SELECT channel FROM messages WHERE conversation_id = ?1 AND direction = 'in'
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+            )?
+            .query_row([conv], |r| r.get(0))
+            .optional()?;
+        match from_inbound {
+            Some(c) => Ok(c),
+            None => Ok(self.conversation(conv)?.last_channel),
+        }
+    }
+
+    /// The address a reply on `channel` goes to: the contact's newest identity of that kind.
+    pub fn recipient(&self, contact: ContactId, channel: Channel) -> Result<Option<String>> {
+        recipient(self.conn(), contact, channel.identity_kind())
+    }
+
+    /// Queue a reply: the message (delivery `queued`) and its outbox row are written in one
+    /// transaction, before any network call, so a reply is never lost.
+    pub fn queue_reply(
+        &mut self,
+        conv: ConversationId,
+        channel: Channel,
+        author: &str,
+        body: &str,
+        at: Millis,
+    ) -> Result<MessageId> {
+        let body = body.trim_end();
+        if body.trim().is_empty() {
+            return Err(StoreError::Invalid("empty reply".into()));
+        }
+        self.write_with(|tx| {
+            let contact = contact_of(tx, conv)?;
+            let to = recipient(tx, contact, channel.identity_kind())?.ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "this contact has no {} identity to reply to",
+                    channel.as_str()
+                ))
+            })?;
+            let subject: Option<String> = if channel == Channel::Email {
+                tx.query_row(
+                    "SELECT subject FROM conversations WHERE id = ?1",
+                    [conv],
+                    |r| r.get(0),
+                )?
+            } else {
+                None
+            };
+            let subject = subject.map(|s| reply_subject(&s));
+            let id = insert_message(
+                tx,
+                &NewMessage {
+                    conversation: conv,
+                    contact,
+                    channel,
+                    account: "",
+                    external_id: None,
+                    direction: Direction::Out,
+                    author,
+                    subject: subject.as_deref(),
+                    body,
+                    created_at: at,
+                    stored_at: at,
+                    delivery: Some(Delivery::Queued),
+                    meta: None,
+                },
+            )?;
+            tx.prepare_cached(
+                "INSERT INTO outbox(message_id, channel, recipient, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute((id, channel, &to, at))?;
+            tx.execute(
+                "DELETE FROM drafts WHERE conversation_id = ?1 AND agent = ?2 AND kind = 'reply'",
+                (conv, author),
+            )?;
+            // Answering a customer moves the conversation to "pending" (waiting on them) unless
+            // it is snoozed or resolved by hand; their next message reopens it.
+            tx.execute(
+                "UPDATE conversations SET status = 'pending' WHERE id = ?1 AND status = 'open'",
+                [conv],
+            )?;
+            events::append(
+                tx,
+                at,
+                author,
+                EventKind::MessageOut,
+                EventRefs {
+                    conversation: Some(conv),
+                    contact: Some(contact),
+                    message: Some(id),
+                },
+                Some(&serde_json::json!({ "channel": channel, "to": to })),
+            )?;
+            Ok(id)
+        })
+    }
+
+    /// Save the composer's text for (conversation, agent). Empty text deletes the draft.
+    pub fn save_draft(
+        &mut self,
+        conv: ConversationId,
+        agent: &str,
+        kind: &str,
+        channel: Option<Channel>,
+        body: &str,
+        at: Millis,
+    ) -> Result<()> {
+        self.write_with(|tx| {
+            if body.trim().is_empty() {
+                tx.execute(
+                    "DELETE FROM drafts WHERE conversation_id = ?1 AND agent = ?2",
+                    (conv, agent),
+                )?;
+            } else {
+                tx.prepare_cached(
+                    "INSERT INTO drafts(conversation_id, agent, kind, channel, body, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(conversation_id, agent) DO UPDATE SET
+                        kind = excluded.kind, channel = excluded.channel,
+                        body = excluded.body, updated_at = excluded.updated_at",
+                )?
+                .execute((conv, agent, kind, channel, body, at))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The saved draft of (conversation, agent): kind ("reply"/"note"), channel, text.
+    pub fn draft(
+        &self,
+        conv: ConversationId,
+        agent: &str,
+    ) -> Result<Option<(String, Option<Channel>, String)>> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT kind, channel, body FROM drafts WHERE conversation_id = ?1 AND agent = ?2",
+            )?
+            .query_row((conv, agent), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?)
+    }
+}
+
+/// "Re: " exactly once, whatever the subject already carries (Re:, RE:, Fwd: Re: ...).
+pub fn reply_subject(subject: &str) -> String {
+    let s = subject.trim();
+    let lower = s.to_ascii_lowercase();
+    if lower.starts_with("re:") || lower.starts_with("re :") {
+        s.to_string()
+    } else {
+        format!("Re: {s}")
+    }
+}
+
+pub(crate) fn recipient(
+    conn: &Connection,
+    contact: ContactId,
+    kind: IdentityKind,
+) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT value FROM identities WHERE contact_id = ?1 AND kind = ?2
+             ORDER BY created_at DESC, id DESC LIMIT 1",
+        )?
+        .query_row((contact, kind), |r| r.get(0))
+        .optional()?)
+}

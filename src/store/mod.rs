@@ -1,0 +1,213 @@
+//! The only code that speaks SQL.
+//!
+//! One [`Store`] wraps one SQLite connection. Every process (each agent's TUI, `braid serve`, the
+//! CLI) opens its own; the file is the single source of truth and the bus between them: WAL mode,
+//! a busy timeout, and every write transaction `BEGIN IMMEDIATE` so concurrent writers queue on
+//! the lock instead of failing a deferred upgrade with SQLITE_BUSY.
+
+pub(crate) mod contacts;
+pub(crate) mod conversations;
+pub(crate) mod events;
+pub(crate) mod messages;
+mod outbox;
+pub mod schema;
+mod search;
+
+pub use contacts::{ContactProfile, ContactRow, IdentityRow};
+pub use conversations::{Counts, QueueAnchor, QueueCursor, QueueFilter, QueueRow};
+pub use events::{EventKind, EventRefs, EventRow};
+pub use messages::{MessageRow, TimelineCursor};
+pub use outbox::OutboxItem;
+pub use search::{SearchHit, SearchQuery};
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Errors from the store. Messages are meant for the status line: short and specific.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create data directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the store {path} has schema version {found}, newer than this braid understands ({supported}); upgrade braid"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("no conversation #{0}")]
+    NoConversation(i64),
+    #[error("no contact #{0}")]
+    NoContact(i64),
+    #[error("no message #{0}")]
+    NoMessage(i64),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The file name of the store inside a data directory.
+pub const DB_FILE: &str = "braid.sqlite3";
+
+pub struct Store {
+    conn: Connection,
+    path: Option<PathBuf>,
+}
+
+impl Store {
+    /// Open (creating if needed) the store in `data_dir`, migrating it to the current schema.
+    pub fn open_dir(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        Store::open(&data_dir.join(DB_FILE))
+    }
+
+    /// Open (creating if needed) a store file, migrating it to the current schema.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        let mut store = Store {
+            conn,
+            path: Some(path.to_path_buf()),
+        };
+        store.configure(true)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// A private in-memory store (tests, benchmarks).
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory()?;
+        let mut store = Store { conn, path: None };
+        store.configure(false)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn configure(&mut self, file: bool) -> Result<()> {
+        self.conn.busy_timeout(Duration::from_secs(10))?;
+        if file {
+            // journal_mode returns a row; query it rather than execute.
+            let _mode: String = self
+                .conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        }
+        self.conn.execute_batch(
+            "PRAGMA synchronous=NORMAL;
+             PRAGMA foreign_keys=ON;
+             PRAGMA temp_store=MEMORY;
+             PRAGMA cache_size=-16000;",
+        )?;
+        self.conn.set_prepared_statement_cache_capacity(64);
+        Ok(())
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version > schema::CURRENT_VERSION {
+                return Err(StoreError::TooNew {
+                    path: self.path.clone().unwrap_or_default(),
+                    found: version,
+                    supported: schema::CURRENT_VERSION,
+                });
+            }
+            if version == schema::CURRENT_VERSION {
+                return Ok(());
+            }
+            tx.execute_batch(schema::MIGRATIONS[version as usize])?;
+            tx.pragma_update(None, "user_version", version + 1)?;
+            tx.commit()?;
+        }
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Begin a write transaction: always IMMEDIATE (see the module doc).
+    pub fn write(&mut self) -> Result<Transaction<'_>> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    /// Run `f` inside one IMMEDIATE transaction and commit it.
+    pub fn write_with<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let tx = self.write()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// `PRAGMA data_version`: changes whenever ANOTHER connection commits to the file. Polling it
+    /// costs no I/O beyond the WAL index, so a change watcher can run it many times a second.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// The raw connection, for the few read paths that build their own statements inside store/.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// A cursor value saved by a channel (see [`set_cursor`]).
+    pub fn cursor(&self, channel: &str, account: &str, key: &str) -> Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM cursors WHERE channel=?1 AND account=?2 AND key=?3",
+                (channel, account, key),
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+/// Save a channel cursor inside the caller's transaction, so it commits with the messages it
+/// delivered or not at all.
+pub fn set_cursor(
+    tx: &Connection,
+    channel: &str,
+    account: &str,
+    key: &str,
+    value: &str,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO cursors(channel, account, key, value) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(channel, account, key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute((channel, account, key, value))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

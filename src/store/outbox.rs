@@ -1,0 +1,209 @@
+//! The outbox: replies waiting for a channel to carry them. Claiming, success, failure with
+//! backoff, and manual retry all change the message's delivery status and append an event in
+//! the same transaction, so every TUI sees the new state.
+
+use super::events::{self, EventKind, EventRefs};
+use super::{Result, Store, StoreError};
+use crate::model::{Channel, ContactId, ConversationId, Delivery, MessageId, Millis};
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+
+/// One reply to send.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxItem {
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub contact_id: ContactId,
+    pub channel: Channel,
+    pub account: String,
+    pub recipient: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub author: String,
+    pub attempts: i64,
+}
+
+/// The longest a failed send waits before the next attempt.
+const MAX_BACKOFF_MS: i64 = 15 * 60 * 1000;
+/// After this many failures an item is left `failed` until an agent runs `:retry`.
+pub const MAX_ATTEMPTS: i64 = 8;
+
+impl Store {
+    /// Claim up to `limit` due items: they move to `sending`, so no other dispatcher takes them.
+    /// Items left `sending` by a crashed process are due again after `stale_ms`.
+    pub fn claim_outbox(&mut self, now: Millis, stale_ms: i64, limit: usize) -> Result<Vec<OutboxItem>> {
+        self.write_with(|tx| {
+            let items: Vec<OutboxItem> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT o.message_id, m.conversation_id, m.contact_id, o.channel, o.account,
+                            o.recipient, m.subject, m.body, m.author, o.attempts
+                     FROM outbox o JOIN messages m ON m.id = o.message_id
+                     WHERE (o.state = 'pending' AND o.next_attempt_at <= ?1)
+                        OR (o.state = 'sending' AND o.next_attempt_at <= ?2)
+                     ORDER BY o.next_attempt_at LIMIT ?3",
+                )?;
+                let rows = stmt.query_map((now, now - stale_ms, limit as i64), |r| {
+                    Ok(OutboxItem {
+                        message_id: r.get(0)?,
+                        conversation_id: r.get(1)?,
+                        contact_id: r.get(2)?,
+                        channel: r.get(3)?,
+                        account: r.get(4)?,
+                        recipient: r.get(5)?,
+                        subject: r.get(6)?,
+                        body: r.get(7)?,
+                        author: r.get(8)?,
+                        attempts: r.get(9)?,
+                    })
+                })?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for it in &items {
+                tx.execute(
+                    "UPDATE outbox SET state = 'sending', attempts = attempts + 1,
+                        next_attempt_at = ?2 WHERE message_id = ?1",
+                    (it.message_id, now),
+                )?;
+                tx.execute(
+                    "UPDATE messages SET delivery = 'sending' WHERE id = ?1",
+                    [it.message_id],
+                )?;
+            }
+            Ok(items)
+        })
+    }
+
+    /// The channel accepted the message. `external_id` is the channel's id for it (Message-ID,
+    /// Telegram message id), recorded so the copy that comes back (Sent folder) is not a duplicate.
+    pub fn mark_sent(
+        &mut self,
+        message: MessageId,
+        account: &str,
+        external_id: Option<&str>,
+        actor: &str,
+        at: Millis,
+    ) -> Result<()> {
+        self.write_with(|tx| {
+            let (conv, contact) = owner(tx, message)?;
+            tx.execute(
+                "UPDATE messages SET delivery = 'sent', delivery_error = NULL, account = ?2,
+                    external_id = coalesce(?3, external_id) WHERE id = ?1",
+                (message, account, external_id),
+            )?;
+            tx.execute("DELETE FROM outbox WHERE message_id = ?1", [message])?;
+            delivery_event(tx, conv, contact, message, Delivery::Sent, None, actor, at)
+        })
+    }
+
+    /// The send failed. With `retry`, it is tried again after an exponential backoff (until
+    /// MAX_ATTEMPTS); without, it stays failed until `:retry`.
+    pub fn mark_failed(
+        &mut self,
+        message: MessageId,
+        reason: &str,
+        retry: bool,
+        actor: &str,
+        at: Millis,
+    ) -> Result<()> {
+        self.write_with(|tx| {
+            let (conv, contact) = owner(tx, message)?;
+            let attempts: i64 = tx
+                .query_row(
+                    "SELECT attempts FROM outbox WHERE message_id = ?1",
+                    [message],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(MAX_ATTEMPTS);
+            let again = retry && attempts < MAX_ATTEMPTS;
+            let backoff = (5_000i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
+            tx.execute(
+                "UPDATE outbox SET state = ?2, last_error = ?3, next_attempt_at = ?4
+                 WHERE message_id = ?1",
+                (message, if again { "pending" } else { "failed" }, reason, at + backoff),
+            )?;
+            tx.execute(
+                "UPDATE messages SET delivery = 'failed', delivery_error = ?2 WHERE id = ?1",
+                (message, reason),
+            )?;
+            delivery_event(tx, conv, contact, message, Delivery::Failed, Some(reason), actor, at)
+        })
+    }
+
+    /// `:retry`: send a failed message again now.
+    pub fn retry(&mut self, message: MessageId, actor: &str, at: Millis) -> Result<()> {
+        self.write_with(|tx| {
+            let (conv, contact) = owner(tx, message)?;
+            let n = tx.execute(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?2
+                 WHERE message_id = ?1 AND state IN ('failed', 'pending')",
+                (message, at),
+            )?;
+            if n == 0 {
+                return Err(StoreError::Invalid(format!(
+                    "message #{message} is not waiting to be sent"
+                )));
+            }
+            tx.execute(
+                "UPDATE messages SET delivery = 'queued' WHERE id = ?1",
+                [message],
+            )?;
+            delivery_event(tx, conv, contact, message, Delivery::Queued, None, actor, at)
+        })
+    }
+
+    /// How many replies wait in the outbox (pending or sending) and how many have failed for good.
+    pub fn outbox_counts(&self) -> Result<(i64, i64)> {
+        Ok(self.conn().query_row(
+            "SELECT count(*) FILTER (WHERE state <> 'failed'), count(*) FILTER (WHERE state = 'failed')
+             FROM outbox",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// The newest failed message of a conversation (what `:retry` retries).
+    pub fn last_failed(&self, conv: ConversationId) -> Result<Option<MessageId>> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT id FROM messages WHERE conversation_id = ?1 AND delivery = 'failed'
+                 ORDER BY created_at DESC LIMIT 1",
+            )?
+            .query_row([conv], |r| r.get(0))
+            .optional()?)
+    }
+}
+
+fn owner(conn: &rusqlite::Connection, message: MessageId) -> Result<(ConversationId, ContactId)> {
+    conn.prepare_cached("SELECT conversation_id, contact_id FROM messages WHERE id = ?1")?
+        .query_row([message], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(StoreError::NoMessage(message.0))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn delivery_event(
+    conn: &rusqlite::Connection,
+    conv: ConversationId,
+    contact: ContactId,
+    message: MessageId,
+    delivery: Delivery,
+    error: Option<&str>,
+    actor: &str,
+    at: Millis,
+) -> Result<()> {
+    events::append(
+        conn,
+        at,
+        actor,
+        EventKind::DeliveryChanged,
+        EventRefs {
+            conversation: Some(conv),
+            contact: Some(contact),
+            message: Some(message),
+        },
+        Some(&serde_json::json!({ "delivery": delivery, "error": error })),
+    )?;
+    Ok(())
+}

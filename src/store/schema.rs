@@ -1,0 +1,165 @@
+//! Versioned migrations. `PRAGMA user_version` holds the number of migrations applied; opening
+//! an older file applies the missing ones in order, each in its own IMMEDIATE transaction, so a
+//! crash mid-upgrade leaves the file at the last complete version.
+
+/// Each entry upgrades the schema from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Version 1: contacts, identities, conversations, messages, tags, events, outbox, cursors, FTS.
+pub const V1: &str = r#"
+CREATE TABLE contacts (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    vip         INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    last_channel TEXT
+);
+
+CREATE TABLE identities (
+    id          INTEGER PRIMARY KEY,
+    contact_id  INTEGER NOT NULL REFERENCES contacts(id),
+    kind        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    UNIQUE (kind, value)
+);
+CREATE INDEX identities_contact ON identities(contact_id);
+
+CREATE TABLE conversations (
+    id            INTEGER PRIMARY KEY,
+    contact_id    INTEGER NOT NULL REFERENCES contacts(id),
+    status        TEXT NOT NULL DEFAULT 'open',
+    priority      TEXT NOT NULL DEFAULT 'normal',
+    assignee      TEXT,
+    subject       TEXT,
+    channels      TEXT NOT NULL DEFAULT '',
+    last_channel  TEXT NOT NULL,
+    last_activity INTEGER NOT NULL,
+    last_preview  TEXT NOT NULL DEFAULT '',
+    last_direction TEXT NOT NULL DEFAULT 'in',
+    message_count INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL,
+    resolved_at   INTEGER,
+    snoozed_until INTEGER
+);
+CREATE INDEX conversations_activity ON conversations(last_activity DESC, id DESC);
+CREATE INDEX conversations_status ON conversations(status, last_activity DESC, id DESC);
+CREATE INDEX conversations_assignee ON conversations(assignee, status, last_activity DESC, id DESC);
+CREATE INDEX conversations_contact ON conversations(contact_id, last_activity DESC);
+
+CREATE TABLE messages (
+    id              INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+    contact_id      INTEGER NOT NULL REFERENCES contacts(id),
+    channel         TEXT NOT NULL,
+    account         TEXT NOT NULL DEFAULT '',
+    external_id     TEXT,
+    direction       TEXT NOT NULL,
+    author          TEXT NOT NULL,
+    subject         TEXT,
+    body            TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    stored_at       INTEGER NOT NULL,
+    delivery        TEXT,
+    delivery_error  TEXT,
+    meta            TEXT
+);
+CREATE UNIQUE INDEX messages_external ON messages(channel, account, external_id)
+    WHERE external_id IS NOT NULL;
+CREATE INDEX messages_contact_time ON messages(contact_id, created_at, id);
+CREATE INDEX messages_conversation_time ON messages(conversation_id, created_at, id);
+
+CREATE TABLE tags (
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+    tag             TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, tag)
+) WITHOUT ROWID;
+CREATE INDEX tags_by_tag ON tags(tag);
+
+-- Append-only: the audit log and the change feed other processes follow.
+CREATE TABLE events (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    at              INTEGER NOT NULL,
+    actor           TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    conversation_id INTEGER,
+    contact_id      INTEGER,
+    message_id      INTEGER,
+    data            TEXT
+);
+CREATE INDEX events_conversation ON events(conversation_id, id) WHERE conversation_id IS NOT NULL;
+
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    message_id      INTEGER NOT NULL UNIQUE REFERENCES messages(id),
+    channel         TEXT NOT NULL,
+    account         TEXT NOT NULL DEFAULT '',
+    recipient       TEXT NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'pending',
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT
+);
+CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
+
+-- Channel positions (IMAP UIDs, Telegram offsets), written in the same transaction as the
+-- messages they delivered.
+CREATE TABLE cursors (
+    channel TEXT NOT NULL,
+    account TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (channel, account, key)
+) WITHOUT ROWID;
+
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    subject, body, content='messages', content_rowid='id',
+    tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts(rowid, subject, body) VALUES (new.id, new.subject, new.body);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, subject, body)
+        VALUES ('delete', old.id, old.subject, old.body);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF subject, body ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, subject, body)
+        VALUES ('delete', old.id, old.subject, old.body);
+    INSERT INTO messages_fts(rowid, subject, body) VALUES (new.id, new.subject, new.body);
+END;
+
+CREATE VIRTUAL TABLE contacts_fts USING fts5(
+    name, content='contacts', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER contacts_fts_insert AFTER INSERT ON contacts BEGIN
+    INSERT INTO contacts_fts(rowid, name) VALUES (new.id, new.name);
+END;
+CREATE TRIGGER contacts_fts_delete AFTER DELETE ON contacts BEGIN
+    INSERT INTO contacts_fts(contacts_fts, rowid, name) VALUES ('delete', old.id, old.name);
+END;
+CREATE TRIGGER contacts_fts_update AFTER UPDATE OF name ON contacts BEGIN
+    INSERT INTO contacts_fts(contacts_fts, rowid, name) VALUES ('delete', old.id, old.name);
+    INSERT INTO contacts_fts(rowid, name) VALUES (new.id, new.name);
+END;
+"#;
+
+/// Version 2: per-agent drafts (the composer saves as you type, so nothing is lost on Esc or a
+/// crash) and the `merged_into` trail that keeps identity merges explainable.
+pub const V2: &str = r#"
+CREATE TABLE drafts (
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+    agent           TEXT NOT NULL,
+    kind            TEXT NOT NULL DEFAULT 'reply',
+    channel         TEXT,
+    body            TEXT NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, agent)
+) WITHOUT ROWID;
+ALTER TABLE contacts ADD COLUMN merged_into INTEGER REFERENCES contacts(id);
+"#;
