@@ -1,0 +1,38 @@
+//! Channels: each carries messages between customers and the store. Inbound, a channel hands
+//! [`crate::ingest::Inbound`] values to ingest; outbound, the worker's dispatcher gives it
+//! [`OutboxItem`]s through [`Outbound::send`].
+
+pub mod demo;
+
+use crate::model::Channel;
+use crate::store::OutboxItem;
+use std::future::Future;
+use std::pin::Pin;
+
+/// What a successful send reports back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// The account the message left through.
+    pub account: String,
+    /// The channel's id for the sent message (Message-ID, Telegram message id).
+    pub external_id: Option<String>,
+}
+
+/// A failed send. `retry`: worth trying again later (timeouts, 4xx/5xx temporary errors);
+/// not: permanent (bad address, blocked bot), the message stays failed until `:retry`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct SendError {
+    pub reason: String,
+    pub retry: bool,
+}
+
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Sent, SendError>> + Send + 'a>>;
+
+/// The outbound half of a channel.
+pub trait Outbound: Send + Sync {
+    /// Which channel this sender carries.
+    fn channel(&self) -> Channel;
+    /// Deliver one reply. Must finish (or fail) within its own overall timeout.
+    fn send<'a>(&'a self, item: &'a OutboxItem) -> SendFuture<'a>;
+}

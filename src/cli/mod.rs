@@ -1,0 +1,1 @@
+//! One file per subcommand that is not the TUI.

@@ -1,0 +1,1 @@
+//! The demo workspace: a deterministic generator and a live simulator.

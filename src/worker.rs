@@ -1,0 +1,1 @@
+//! The worker: channel I/O, the outbox dispatcher, the worker lease.
