@@ -1,1 +1,5 @@
-//! The terminal UI.
+//! The terminal UI: one task owns the state; keys, store changes and worker status arrive as
+//! events; update maps them to state changes and effects; draw is a pure function of state.
+
+pub mod action;
+pub mod keymap;

@@ -1,0 +1,289 @@
+//! Every verb the user can do, defined once. Keys (config/keymap.toml), the `:` command line and
+//! the help screen all map to [`Action`] through the [`COMMANDS`] table: a command's name is what
+//! you type after `:` and what a keymap binds, its doc is the line help shows.
+
+use crate::model::{Channel, IdentityKind, Priority};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    // movement (a count repeats or scales them)
+    MoveDown,
+    MoveUp,
+    Top,
+    Bottom,
+    HalfPageDown,
+    HalfPageUp,
+    FocusNext,
+    FocusPrev,
+    FocusLeft,
+    FocusRight,
+    Open,
+    // conversation verbs
+    Reply,
+    ReplyVia(Option<Channel>),
+    Note,
+    Assign(Option<String>),
+    AssignMe,
+    Unassign,
+    Resolve,
+    Reopen,
+    Snooze(Option<String>),
+    Tag(Option<String>),
+    Untag(Option<String>),
+    Priority(Option<Priority>),
+    Vip,
+    Retry,
+    IdentityAdd(Option<(IdentityKind, String)>),
+    ToggleQuoted,
+    // views
+    View(Option<String>),
+    Search(Option<String>),
+    CommandLine,
+    ToggleProfile,
+    Help,
+    Refresh,
+    Quit,
+    // composer
+    Send,
+    EditExternal,
+    Cancel,
+}
+
+/// How a command takes its argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Args {
+    None,
+    /// Optional: without it the command prompts for it.
+    Optional(&'static str),
+}
+
+pub struct Command {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub args: Args,
+    pub doc: &'static str,
+}
+
+macro_rules! cmd {
+    ($name:literal, [$($alias:literal),*], $args:expr, $doc:literal) => {
+        Command { name: $name, aliases: &[$($alias),*], args: $args, doc: $doc }
+    };
+}
+
+/// The one table of commands. Order is the help screen's order.
+pub const COMMANDS: &[Command] = &[
+    cmd!("move_down", [], Args::None, "Move down (a count moves that many)"),
+    cmd!("move_up", [], Args::None, "Move up (a count moves that many)"),
+    cmd!("top", ["first"], Args::None, "Go to the first row (a count: that row)"),
+    cmd!("bottom", ["last"], Args::None, "Go to the last row (a count: that row)"),
+    cmd!("half_page_down", [], Args::None, "Scroll half a page down"),
+    cmd!("half_page_up", [], Args::None, "Scroll half a page up"),
+    cmd!("focus_next", [], Args::None, "Focus the next pane"),
+    cmd!("focus_prev", [], Args::None, "Focus the previous pane"),
+    cmd!("focus_left", [], Args::None, "Focus the pane to the left"),
+    cmd!("focus_right", [], Args::None, "Focus the pane to the right"),
+    cmd!("open", [], Args::None, "Open the selected conversation (focus its timeline)"),
+    cmd!("reply", [], Args::None, "Reply on the channel the customer last wrote on"),
+    cmd!("reply_via", ["via"], Args::Optional("channel"), "Reply choosing the channel (email, telegram, webchat)"),
+    cmd!("note", [], Args::None, "Write an internal note (never sent)"),
+    cmd!("assign", [], Args::Optional("agent"), "Assign the conversation to an agent"),
+    cmd!("assign_me", ["take"], Args::None, "Assign the conversation to me"),
+    cmd!("unassign", [], Args::None, "Remove the assignee"),
+    cmd!("resolve", ["done", "close"], Args::None, "Resolve the conversation"),
+    cmd!("reopen", ["open_again"], Args::None, "Reopen the conversation"),
+    cmd!("snooze", [], Args::Optional("duration: 30m, 2h, 3d, tomorrow"), "Snooze until a time; it reopens by itself"),
+    cmd!("tag", [], Args::Optional("tag"), "Add a tag to the conversation"),
+    cmd!("untag", [], Args::Optional("tag"), "Remove a tag from the conversation"),
+    cmd!("priority", ["prio"], Args::Optional("low, normal, high, urgent"), "Set the priority"),
+    cmd!("vip", [], Args::None, "Mark or unmark the contact as VIP"),
+    cmd!("retry", [], Args::None, "Send the conversation's last failed reply again"),
+    cmd!("identity_add", ["identity"], Args::Optional("kind value, e.g. phone +44 20 7946 0958"), "Add an identity to the contact (merges if someone has it)"),
+    cmd!("toggle_quoted", ["expand"], Args::None, "Show or fold quoted text in the timeline"),
+    cmd!("view", [], Args::Optional("open, pending, snoozed, resolved, mine, unassigned, all"), "Show a queue view"),
+    cmd!("search", [], Args::Optional("query"), "Full-text search; results become the queue"),
+    cmd!("command_line", ["cmd"], Args::None, "Open the : command line"),
+    cmd!("toggle_profile", ["profile"], Args::None, "Show or hide the contact profile"),
+    cmd!("help", [], Args::None, "Show the keys and commands"),
+    cmd!("refresh", [], Args::None, "Reload everything from the store"),
+    cmd!("quit", ["q"], Args::None, "Quit braid"),
+    cmd!("send", [], Args::None, "Send the reply or save the note (composer)"),
+    cmd!("edit_external", ["editor"], Args::None, "Edit the text in $EDITOR (composer)"),
+    cmd!("cancel", [], Args::None, "Cancel: close the prompt or composer (the draft is kept)"),
+];
+
+impl Command {
+    pub fn find(name: &str) -> Option<&'static Command> {
+        COMMANDS
+            .iter()
+            .find(|c| c.name == name || c.aliases.contains(&name))
+    }
+}
+
+impl Action {
+    /// The command name of this action (the `:` word and the keymap value).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::MoveDown => "move_down",
+            Action::MoveUp => "move_up",
+            Action::Top => "top",
+            Action::Bottom => "bottom",
+            Action::HalfPageDown => "half_page_down",
+            Action::HalfPageUp => "half_page_up",
+            Action::FocusNext => "focus_next",
+            Action::FocusPrev => "focus_prev",
+            Action::FocusLeft => "focus_left",
+            Action::FocusRight => "focus_right",
+            Action::Open => "open",
+            Action::Reply => "reply",
+            Action::ReplyVia(_) => "reply_via",
+            Action::Note => "note",
+            Action::Assign(_) => "assign",
+            Action::AssignMe => "assign_me",
+            Action::Unassign => "unassign",
+            Action::Resolve => "resolve",
+            Action::Reopen => "reopen",
+            Action::Snooze(_) => "snooze",
+            Action::Tag(_) => "tag",
+            Action::Untag(_) => "untag",
+            Action::Priority(_) => "priority",
+            Action::Vip => "vip",
+            Action::Retry => "retry",
+            Action::IdentityAdd(_) => "identity_add",
+            Action::ToggleQuoted => "toggle_quoted",
+            Action::View(_) => "view",
+            Action::Search(_) => "search",
+            Action::CommandLine => "command_line",
+            Action::ToggleProfile => "toggle_profile",
+            Action::Help => "help",
+            Action::Refresh => "refresh",
+            Action::Quit => "quit",
+            Action::Send => "send",
+            Action::EditExternal => "edit_external",
+            Action::Cancel => "cancel",
+        }
+    }
+
+    /// Parse a command line (without the leading `:`), e.g. `assign bob`, `snooze 2h`,
+    /// `identity add phone +44 20 7946 0958`. Used by the `:` prompt and by keymap values.
+    pub fn parse(line: &str) -> Result<Action, String> {
+        let line = line.trim();
+        let (word, rest) = match line.split_once(char::is_whitespace) {
+            Some((w, r)) => (w, r.trim()),
+            None => (line, ""),
+        };
+        if word.is_empty() {
+            return Err("empty command".into());
+        }
+        let cmd = Command::find(word)
+            .ok_or_else(|| format!("unknown command '{word}' (Tab completes, ? lists them)"))?;
+        let arg = if rest.is_empty() { None } else { Some(rest.to_string()) };
+        if cmd.args == Args::None && arg.is_some() {
+            return Err(format!("{} takes no argument", cmd.name));
+        }
+        Ok(match cmd.name {
+            "move_down" => Action::MoveDown,
+            "move_up" => Action::MoveUp,
+            "top" => Action::Top,
+            "bottom" => Action::Bottom,
+            "half_page_down" => Action::HalfPageDown,
+            "half_page_up" => Action::HalfPageUp,
+            "focus_next" => Action::FocusNext,
+            "focus_prev" => Action::FocusPrev,
+            "focus_left" => Action::FocusLeft,
+            "focus_right" => Action::FocusRight,
+            "open" => Action::Open,
+            "reply" => Action::Reply,
+            "reply_via" => Action::ReplyVia(
+                arg.map(|a| a.parse::<Channel>().map_err(|e| e.to_string()))
+                    .transpose()?,
+            ),
+            "note" => Action::Note,
+            "assign" => Action::Assign(arg),
+            "assign_me" => Action::AssignMe,
+            "unassign" => Action::Unassign,
+            "resolve" => Action::Resolve,
+            "reopen" => Action::Reopen,
+            "snooze" => Action::Snooze(arg),
+            "tag" => Action::Tag(arg),
+            "untag" => Action::Untag(arg),
+            "priority" => Action::Priority(
+                arg.map(|a| a.parse::<Priority>().map_err(|e| e.to_string()))
+                    .transpose()?,
+            ),
+            "vip" => Action::Vip,
+            "retry" => Action::Retry,
+            "identity_add" => Action::IdentityAdd(match arg {
+                None => None,
+                Some(a) => {
+                    // `:identity add phone +44...` and `:identity_add phone +44...` both work.
+                    let a = a.strip_prefix("add ").map(str::trim).unwrap_or(&a);
+                    let (kind, value) = a
+                        .split_once(char::is_whitespace)
+                        .ok_or("usage: identity add KIND VALUE (email, phone, telegram, webchat)")?;
+                    let kind = kind.parse::<IdentityKind>().map_err(|e| e.to_string())?;
+                    Some((kind, value.trim().to_string()))
+                }
+            }),
+            "toggle_quoted" => Action::ToggleQuoted,
+            "view" => Action::View(arg),
+            "search" => Action::Search(arg),
+            "command_line" => Action::CommandLine,
+            "toggle_profile" => Action::ToggleProfile,
+            "help" => Action::Help,
+            "refresh" => Action::Refresh,
+            "quit" => Action::Quit,
+            "send" => Action::Send,
+            "edit_external" => Action::EditExternal,
+            "cancel" => Action::Cancel,
+            other => return Err(format!("command '{other}' has no action")),
+        })
+    }
+
+    /// Completions for a partly typed command word.
+    pub fn complete(prefix: &str) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = COMMANDS
+            .iter()
+            .flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()))
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_parses_to_an_action_with_its_name() {
+        for c in COMMANDS {
+            let a = Action::parse(c.name).unwrap();
+            assert_eq!(a.name(), c.name);
+            for alias in c.aliases {
+                assert_eq!(Action::parse(alias).unwrap().name(), c.name);
+            }
+        }
+    }
+
+    #[test]
+    fn arguments() {
+        assert_eq!(Action::parse("assign bob").unwrap(), Action::Assign(Some("bob".into())));
+        assert_eq!(Action::parse("snooze 2h").unwrap(), Action::Snooze(Some("2h".into())));
+        assert_eq!(Action::parse("priority urgent").unwrap(), Action::Priority(Some(Priority::Urgent)));
+        assert_eq!(Action::parse("via telegram").unwrap(), Action::ReplyVia(Some(Channel::Telegram)));
+        assert_eq!(
+            Action::parse("identity add phone +44 20 7946 0958").unwrap(),
+            Action::IdentityAdd(Some((IdentityKind::Phone, "+44 20 7946 0958".into())))
+        );
+        assert!(Action::parse("resolve now").is_err());
+        assert!(Action::parse("frobnicate").is_err());
+        assert!(Action::parse("priority sky-high").is_err());
+    }
+
+    #[test]
+    fn completion() {
+        assert_eq!(Action::complete("re"), vec!["refresh", "reopen", "reply", "reply_via", "resolve", "retry"]);
+    }
+}

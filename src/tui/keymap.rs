@@ -1,0 +1,1 @@
+//! Keymap (OWNED BY keymap helper).
