@@ -3,3 +3,9 @@
 
 pub mod action;
 pub mod keymap;
+
+/// Run the TUI on the store of `config` until the user quits. (Stub until the TUI lands.)
+pub async fn run(config: crate::config::Config) -> anyhow::Result<()> {
+    let _ = config;
+    anyhow::bail!("the TUI is not built yet")
+}
