@@ -76,6 +76,10 @@ pub enum QueueAnchor {
     After(QueueCursor),
     /// Rows strictly newer than the cursor (returned newest first).
     Before(QueueCursor),
+    /// The cursor's row and the rows older than it (a reload of a window in place).
+    AtOrAfter(QueueCursor),
+    /// Skip this many rows from the top (a jump to row N: costs O(N) in the index).
+    Offset(usize),
 }
 
 /// One line of the queue.
@@ -171,21 +175,27 @@ impl Store {
             QueueAnchor::Bottom => ("", "ASC"),
             QueueAnchor::After(_) => ("AND (c.last_activity, c.id) < (?, ?)", "DESC"),
             QueueAnchor::Before(_) => ("AND (c.last_activity, c.id) > (?, ?)", "ASC"),
+            QueueAnchor::AtOrAfter(_) => ("AND (c.last_activity, c.id) <= (?, ?)", "DESC"),
+            QueueAnchor::Offset(_) => ("", "DESC"),
         };
         let sql = format!(
             "SELECT {QUEUE_COLUMNS} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
              WHERE {cond} {key}
-             ORDER BY c.last_activity {order}, c.id {order} LIMIT ?"
+             ORDER BY c.last_activity {order}, c.id {order} LIMIT ? OFFSET ?"
         );
         let mut params: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(a) = arg {
             params.push(a.into());
         }
-        if let QueueAnchor::After(c) | QueueAnchor::Before(c) = anchor {
+        if let QueueAnchor::After(c) | QueueAnchor::Before(c) | QueueAnchor::AtOrAfter(c) = anchor {
             params.push(c.last_activity.into());
             params.push(c.id.0.into());
         }
         params.push((limit as i64).into());
+        params.push(match anchor {
+            QueueAnchor::Offset(n) => (n as i64).into(),
+            _ => 0i64.into(),
+        });
         let mut stmt = self.conn().prepare_cached(&sql)?;
         let mut rows = stmt
             .query_map(rusqlite::params_from_iter(params), queue_row)?

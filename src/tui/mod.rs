@@ -3,6 +3,8 @@
 
 pub mod action;
 pub mod keymap;
+pub mod data;
+pub mod time;
 
 /// Run the TUI on the store of `config` until the user quits. (Stub until the TUI lands.)
 pub async fn run(config: crate::config::Config) -> anyhow::Result<()> {

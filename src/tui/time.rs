@@ -1,0 +1,153 @@
+//! Time as the TUI shows it (local time, compact ages) and as agents type it (snooze durations).
+
+use crate::model::Millis;
+
+/// The local UTC offset in seconds at `at`, from the C library (tm_gmtoff). `time`'s own
+/// local-offset lookup refuses to work in multi-threaded programs, which we always are.
+pub fn local_offset_secs(at: Millis) -> i64 {
+    let t: libc::time_t = (at / 1000) as libc::time_t;
+    // SAFETY: localtime_r writes only into the tm we pass; a zeroed tm is a valid value.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if ok { tm.tm_gmtoff } else { 0 }
+}
+
+fn local(at: Millis) -> time::OffsetDateTime {
+    let off = time::UtcOffset::from_whole_seconds(local_offset_secs(at) as i32)
+        .unwrap_or(time::UtcOffset::UTC);
+    time::OffsetDateTime::from_unix_timestamp(at.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(off)
+}
+
+/// "2026-11-03 14:22" in local time.
+pub fn full(at: Millis) -> String {
+    let t = local(at);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+/// Short form for the timeline: "14:22" today, "Nov 03 14:22" this year, else the full date.
+pub fn short(at: Millis, now: Millis) -> String {
+    let t = local(at);
+    let n = local(now);
+    if t.date() == n.date() {
+        format!("{:02}:{:02}", t.hour(), t.minute())
+    } else if t.year() == n.year() {
+        format!("{} {:02} {:02}:{:02}", &format!("{:?}", t.month())[..3], t.day(), t.hour(), t.minute())
+    } else {
+        full(at)
+    }
+}
+
+/// A compact age: "now", "42s"… no: "5m", "3h", "2d", "3w", "5mo", "2y".
+pub fn age(at: Millis, now: Millis) -> String {
+    let s = ((now - at) / 1000).max(0);
+    match s {
+        0..=59 => "now".into(),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h", s / 3600),
+        86_400..=1_209_599 => format!("{}d", s / 86_400),
+        1_209_600..=5_183_999 => format!("{}w", s / 604_800),
+        5_184_000..=31_535_999 => format!("{}mo", s / 2_592_000),
+        _ => format!("{}y", s / 31_536_000),
+    }
+}
+
+/// Parse a duration as typed: "90s", "30m", "2h", "3d", "1w", "1h30m"; also "tomorrow"
+/// (tomorrow 09:00 local) and "monday".."sunday" (the next one, 09:00 local). Returns the time.
+pub fn parse_until(input: &str, now: Millis) -> Result<Millis, String> {
+    let s = input.trim().to_ascii_lowercase();
+    let bad = || format!("bad time '{input}' (try 30m, 2h, 3d, 1w, tomorrow, monday)");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    if s == "tomorrow" || days.contains(&s.as_str()) {
+        let t = local(now);
+        let ahead = if s == "tomorrow" {
+            1
+        } else {
+            let want = days.iter().position(|d| *d == s).unwrap_or(0) as i64;
+            let today = t.weekday().number_days_from_monday() as i64;
+            let d = (want - today).rem_euclid(7);
+            if d == 0 { 7 } else { d }
+        };
+        let date = t.date() + time::Duration::days(ahead);
+        let at = date
+            .with_hms(9, 0, 0)
+            .map_err(|_| bad())?
+            .assume_offset(t.offset());
+        return Ok(at.unix_timestamp() * 1000);
+    }
+    let mut total: i64 = 0;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_alphabetic() {
+                unit.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let n: i64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        let secs = match unit.as_str() {
+            "s" | "sec" | "secs" => 1,
+            "m" | "min" | "mins" => 60,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
+            "d" | "day" | "days" => 86_400,
+            "w" | "wk" | "week" | "weeks" => 604_800,
+            _ => return Err(bad()),
+        };
+        total = total.saturating_add(n.saturating_mul(secs));
+        any = true;
+    }
+    if !num.is_empty() || !any || total <= 0 {
+        return Err(bad());
+    }
+    Ok(now + total * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_until("30m", 0).unwrap(), 30 * 60 * 1000);
+        assert_eq!(parse_until("1h30m", 0).unwrap(), 90 * 60 * 1000);
+        assert_eq!(parse_until(" 2D ", 0).unwrap(), 2 * 86_400_000);
+        assert!(parse_until("soon", 0).is_err());
+        assert!(parse_until("5", 0).is_err());
+        assert!(parse_until("0m", 0).is_err());
+        let now = 1_800_000_000_000;
+        let t = parse_until("tomorrow", now).unwrap();
+        assert!(t > now && t - now <= 2 * 86_400_000);
+        let m = parse_until("monday", now).unwrap();
+        assert!(m > now && m - now <= 8 * 86_400_000);
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(age(0, 30_000), "now");
+        assert_eq!(age(0, 5 * 60_000), "5m");
+        assert_eq!(age(0, 3 * 3_600_000), "3h");
+        assert_eq!(age(0, 2 * 86_400_000), "2d");
+        assert_eq!(age(0, 21 * 86_400_000), "3w");
+    }
+}
