@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Screenshots of the REAL app in a real terminal: tmux runs `braid demo`,
+# `tmux capture-pane -e -p -J` reads the screen with its colours, and
+# scripts/ansi2png.py turns that into a PNG in screenshots/.
+#
+#   scripts/screenshots.sh            # build (cargo build --release) and shoot
+#   SKIP_BUILD=1 scripts/screenshots.sh
+#   BRAID_BIN=/path/to/braid scripts/screenshots.sh
+#
+# Needs: tmux, python3 with Pillow (Debian: python3-pil), fonts-dejavu-core.
+# Nice to have for glyphs DejaVu lacks: fonts-symbola, fonts-wqy-microhei,
+# fonts-noto-color-emoji. Run as root it apt-get installs what is missing;
+# otherwise it prints the command to run.
+set -euo pipefail
+
+# ---------------------------------------------------------------------------
+# What to shoot. Edit here.
+#   name | size (COLSxROWS) | keys sent after the UI is up (tmux key names,
+#   space separated; see `man tmux`, KEY BINDINGS: Enter, Escape, Tab, Up, C-c)
+# ---------------------------------------------------------------------------
+SHOTS=(
+  "demo-160x45|160x45|j j Enter"
+  "demo-80x24|80x24|j j Enter"
+  "help-160x45|160x45|?"
+)
+# Text that shows the UI has drawn (plain text, searched with grep -F in the
+# captured screen). Empty: wait for a non-empty screen that stops changing.
+READY_TEXT="${READY_TEXT:-}"
+READY_TIMEOUT="${READY_TIMEOUT:-30}"   # seconds to wait for the first draw
+SETTLE_MS="${SETTLE_MS:-400}"          # screen unchanged this long = drawn
+TITLE="${TITLE:-braid}"                # window title drawn above the screen
+FONT_SIZE="${FONT_SIZE:-16}"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT_DIR="${OUT_DIR:-$ROOT/screenshots}"
+RENDER="$ROOT/scripts/ansi2png.py"
+
+say() { printf 'screenshots: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------
+# Dependencies
+# ---------------------------------------------------------------------------
+APT_UPDATED=0
+apt_install() {
+  # apt_install REQUIRED(0|1) PKG...
+  local required="$1"; shift
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    if [ "$required" = 1 ]; then
+      die "missing: $*. Install with: sudo apt-get install -y $*"
+    fi
+    say "optional, for more glyphs: sudo apt-get install -y $*"
+    return 0
+  fi
+  say "installing: $*"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1; then
+    if [ "$APT_UPDATED" = 0 ]; then
+      APT_UPDATED=1
+      apt-get update -q >/dev/null 2>&1 || true
+    fi
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; then
+      if [ "$required" = 1 ]; then die "could not install: $*"; fi
+      say "warning: could not install optional $*"
+    fi
+  fi
+}
+
+have_pil() {
+  local py
+  for py in python3 /usr/bin/python3; do
+    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import PIL' >/dev/null 2>&1; then
+      PYTHON="$py"
+      return 0
+    fi
+  done
+  return 1
+}
+
+ensure_deps() {
+  local missing=()
+  command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+  [ -e /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || missing+=(fonts-dejavu-core)
+  have_pil || missing+=(python3-pil)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install 1 "${missing[@]}"
+  fi
+  have_pil || die "Pillow is still not importable: apt-get install -y python3-pil, or python3 -m pip install Pillow"
+  local optional=()
+  [ -e /usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf ] || optional+=(fonts-symbola)
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || optional+=(fonts-wqy-microhei)
+  [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || optional+=(fonts-noto-color-emoji)
+  if [ "${#optional[@]}" -gt 0 ]; then
+    apt_install 0 "${optional[@]}"
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# tmux on a private socket, with a config of our own (not the user's)
+# ---------------------------------------------------------------------------
+TMP=""
+SOCK="braid-shots-$$"
+TMUX_CONF=""
+tm() { tmux -L "$SOCK" -f "$TMUX_CONF" "$@"; }
+
+cleanup() {
+  if [ -n "$TMUX_CONF" ]; then
+    tm kill-server >/dev/null 2>&1 || true
+  fi
+  if [ -n "$TMP" ] && [ -d "$TMP" ]; then
+    rm -rf "$TMP"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+now_ms() { date +%s%3N; }
+
+screen_text() { tm capture-pane -p -t "$1" 2>/dev/null || true; }
+
+pane_dead() { [ "$(tm display-message -p -t "$1" '#{pane_dead}' 2>/dev/null || echo 1)" = 1 ]; }
+
+show_screen() {
+  say "---- screen of $1 ----"
+  screen_text "$1" | sed -e 's/[[:space:]]*$//' | sed -e '/^$/N;/^\n$/D' >&2
+  say "----"
+}
+
+# Wait until the screen has not changed for SETTLE_MS (and, if given, shows
+# READY_TEXT); fail after TIMEOUT seconds.
+wait_drawn() {
+  local target="$1" timeout_s="$2" need_text="$3"
+  local deadline=$(( $(now_ms) + timeout_s * 1000 ))
+  local last="" cur stable_since
+  stable_since=$(now_ms)
+  while :; do
+    if pane_dead "$target"; then
+      show_screen "$target"
+      die "the app exited before the screenshot (see its screen above)"
+    fi
+    cur="$(screen_text "$target")"
+    if [ "$cur" != "$last" ]; then
+      last="$cur"
+      stable_since=$(now_ms)
+    elif [ -n "$(printf '%s' "$cur" | tr -d '[:space:]')" ] &&
+         { [ -z "$need_text" ] || grep -qF -- "$need_text" <<<"$cur"; } &&
+         [ $(( $(now_ms) - stable_since )) -ge "$SETTLE_MS" ]; then
+      return 0
+    fi
+    if [ "$(now_ms)" -ge "$deadline" ]; then
+      show_screen "$target"
+      if [ -n "$need_text" ]; then
+        die "timed out after ${timeout_s}s waiting for \"$need_text\" on the screen"
+      fi
+      die "timed out after ${timeout_s}s waiting for the screen to settle"
+    fi
+    sleep 0.1
+  done
+}
+
+shoot() {
+  local name="$1" size="$2" keys="$3"
+  local cols="${size%x*}" rows="${size#*x}"
+  local session="shot-$name" data="$TMP/data-$name"
+  mkdir -p "$data" "$TMP/home-$name/config" "$TMP/home-$name/state" "$TMP/home-$name/cache"
+  say "$name: ${cols}x${rows}, keys: ${keys:-none}"
+  # A fresh data dir per shot, and XDG dirs of its own so that no user
+  # configuration changes what the screenshot shows.
+  tm new-session -d -s "$session" -x "$cols" -y "$rows" \
+    env COLORTERM=truecolor LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ="${TZ:-UTC}" \
+        XDG_CONFIG_HOME="$TMP/home-$name/config" \
+        XDG_STATE_HOME="$TMP/home-$name/state" \
+        XDG_CACHE_HOME="$TMP/home-$name/cache" \
+        XDG_DATA_HOME="$TMP/home-$name/data" \
+        "$BIN" demo --data-dir "$data"
+  local got
+  got="$(tm display-message -p -t "$session" '#{window_width}x#{window_height}')"
+  [ "$got" = "${cols}x${rows}" ] || die "tmux window is $got, wanted ${cols}x${rows}"
+  wait_drawn "$session" "$READY_TIMEOUT" "$READY_TEXT"
+  local k
+  for k in $keys; do
+    tm send-keys -t "$session" -- "$k"
+    sleep 0.15
+    wait_drawn "$session" 10 ""
+  done
+  tm capture-pane -e -p -J -t "$session" >"$TMP/$name.ansi"
+  tm kill-session -t "$session" >/dev/null 2>&1 || true
+  "$PYTHON" "$RENDER" "$TMP/$name.ansi" "$OUT_DIR/$name.png" \
+    --cols "$cols" --rows "$rows" --font-size "$FONT_SIZE" --title "$TITLE"
+  say "wrote ${OUT_DIR#"$ROOT"/}/$name.png"
+}
+
+main() {
+  ensure_deps
+  cd "$ROOT"
+  if [ -n "${BRAID_BIN:-}" ]; then
+    BIN="$BRAID_BIN"
+  else
+    BIN="$ROOT/target/release/braid"
+    if [ -z "${SKIP_BUILD:-}" ]; then
+      command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust: rustup.rs)"
+      say "cargo build --release"
+      cargo build --release --quiet
+    fi
+  fi
+  [ -x "$BIN" ] || die "no binary at $BIN"
+  "$BIN" demo --help >/dev/null 2>&1 || die "\`$BIN demo --help\` fails: this build has no working demo command"
+
+  TMP="$(mktemp -d "${TMPDIR:-/tmp}/braid-shots.XXXXXX")"
+  TMUX_CONF="$TMP/tmux.conf"
+  local term=tmux-256color
+  infocmp "$term" >/dev/null 2>&1 || [ -e /usr/share/terminfo/t/$term ] || [ -e /lib/terminfo/t/$term ] || term=screen-256color
+  cat >"$TMUX_CONF" <<EOF
+set -g default-terminal $term
+set -as terminal-overrides ',*:Tc'
+set -g status off
+set -g escape-time 0
+set -g remain-on-exit on
+set -g history-limit 100
+EOF
+  export TERM=xterm-256color
+  unset TMUX   # we may be running inside someone's tmux: ours is separate
+  mkdir -p "$OUT_DIR"
+  local shot name size keys
+  for shot in "${SHOTS[@]}"; do
+    IFS='|' read -r name size keys <<<"$shot"
+    shoot "$name" "$size" "$keys"
+  done
+}
+
+main "$@"
