@@ -432,10 +432,17 @@ def layout(lines, cols=None, rows=None):
     grid = []
     for line in lines:
         row = []
+        prev_w = 1
         for cell in line:
             if cell.width == 0 and cell.text == "":
-                continue  # filler: re-created below
+                if prev_w == 2:
+                    prev_w = 1
+                    continue  # filler: re-created below
+                cell = Cell(" ", 1, cell.style)  # half of an overwritten wide char
+            prev_w = cell.width
             w = cell.width
+            if w > cols:  # a wide char on a one-column screen
+                cell, w = Cell(" ", 1, cell.style), 1
             if len(row) + w > cols:
                 if w == 2 and len(row) < cols:
                     row.append(Cell(" ", 1, cell.style))

@@ -98,9 +98,10 @@ ensure_deps() {
 # tmux on a private socket, with a config of our own (not the user's)
 # ---------------------------------------------------------------------------
 TMP=""
-SOCK="braid-shots-$$"
 TMUX_CONF=""
-tm() { tmux -L "$SOCK" -f "$TMUX_CONF" "$@"; }
+# The server's socket lives in our temp dir: nothing to collide with, nothing
+# left behind.
+tm() { tmux -S "$TMP/tmux.sock" -f "$TMUX_CONF" "$@"; }
 
 cleanup() {
   if [ -n "$TMUX_CONF" ]; then
@@ -126,6 +127,15 @@ show_screen() {
   say "----"
 }
 
+show_log() {
+  local log="$TMP/${1#shot-}.stderr"
+  if [ -s "$log" ]; then
+    say "---- stderr of the app ----"
+    tail -n 40 "$log" >&2
+    say "----"
+  fi
+}
+
 # Wait until the screen has not changed for SETTLE_MS (and, if given, shows
 # READY_TEXT); fail after TIMEOUT seconds.
 wait_drawn() {
@@ -136,7 +146,8 @@ wait_drawn() {
   while :; do
     if pane_dead "$target"; then
       show_screen "$target"
-      die "the app exited before the screenshot (see its screen above)"
+      show_log "$target"
+      die "the app exited before the screenshot (see above)"
     fi
     cur="$(screen_text "$target")"
     if [ "$cur" != "$last" ]; then
@@ -149,6 +160,7 @@ wait_drawn() {
     fi
     if [ "$(now_ms)" -ge "$deadline" ]; then
       show_screen "$target"
+      show_log "$target"
       if [ -n "$need_text" ]; then
         die "timed out after ${timeout_s}s waiting for \"$need_text\" on the screen"
       fi
@@ -165,8 +177,10 @@ shoot() {
   mkdir -p "$data" "$TMP/home-$name/config" "$TMP/home-$name/state" "$TMP/home-$name/cache"
   say "$name: ${cols}x${rows}, keys: ${keys:-none}"
   # A fresh data dir per shot, and XDG dirs of its own so that no user
-  # configuration changes what the screenshot shows.
+  # configuration changes what the screenshot shows. stderr goes to a log
+  # (shown if the app fails), stdout is the terminal tmux captures.
   tm new-session -d -s "$session" -x "$cols" -y "$rows" \
+    sh -c 'log="$1"; shift; exec "$@" 2>"$log"' sh "$TMP/$name.stderr" \
     env COLORTERM=truecolor LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ="${TZ:-UTC}" \
         XDG_CONFIG_HOME="$TMP/home-$name/config" \
         XDG_STATE_HOME="$TMP/home-$name/state" \
@@ -204,7 +218,9 @@ main() {
     fi
   fi
   [ -x "$BIN" ] || die "no binary at $BIN"
-  "$BIN" demo --help >/dev/null 2>&1 || die "\`$BIN demo --help\` fails: this build has no working demo command"
+  if ! "$BIN" demo --help 2>&1 | grep -qi 'usage'; then
+    die "\`$BIN demo --help\` prints no usage: this build has no working demo command"
+  fi
 
   TMP="$(mktemp -d "${TMPDIR:-/tmp}/braid-shots.XXXXXX")"
   TMUX_CONF="$TMP/tmux.conf"
