@@ -111,9 +111,14 @@ pub(crate) fn touch_contact(
     at: Millis,
     channel: Channel,
 ) -> Result<()> {
+    // A contact nobody has heard from yet (last_channel NULL) carries its creation time in
+    // last_seen, which is the ingest time, not a message time: the first inbound message sets
+    // both columns, whatever its timestamp.
     conn.prepare_cached(
-        "UPDATE contacts SET last_seen = max(last_seen, ?2),
-            last_channel = CASE WHEN ?2 >= last_seen THEN ?3 ELSE last_channel END
+        "UPDATE contacts SET
+            last_seen = CASE WHEN last_channel IS NULL THEN ?2 ELSE max(last_seen, ?2) END,
+            last_channel = CASE WHEN last_channel IS NULL OR ?2 >= last_seen THEN ?3
+                                ELSE last_channel END
          WHERE id = ?1",
     )?
     .execute((id, at, channel))?;
