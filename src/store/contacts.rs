@@ -182,6 +182,11 @@ pub(crate) fn merge_contacts(
         "UPDATE contacts SET
             vip = max(vip, (SELECT vip FROM contacts WHERE id = ?2)),
             created_at = min(created_at, (SELECT created_at FROM contacts WHERE id = ?2)),
+            last_channel = CASE
+                WHEN last_channel IS NULL
+                  OR (SELECT last_seen FROM contacts WHERE id = ?2) > last_seen
+                THEN coalesce((SELECT last_channel FROM contacts WHERE id = ?2), last_channel)
+                ELSE last_channel END,
             last_seen = max(last_seen, (SELECT last_seen FROM contacts WHERE id = ?2))
          WHERE id = ?1",
         (survivor, absorbed),
