@@ -99,7 +99,8 @@ pub(crate) fn contact_name(conn: &Connection, id: ContactId) -> Result<String> {
 pub(crate) fn improve_name(conn: &Connection, id: ContactId, name: &str) -> Result<()> {
     conn.prepare_cached(
         "UPDATE contacts SET name = ?2 WHERE id = ?1 AND name <> ?2
-           AND (name = '' OR name LIKE '%@%' OR name LIKE 'Visitor %' OR name LIKE '+%')",
+           AND (name = '' OR name LIKE '%@%' OR name LIKE 'Visitor %' OR name LIKE '+%'
+                OR name LIKE 'Telegram user %')",
     )?
     .execute((id, name))?;
     Ok(())
