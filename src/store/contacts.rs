@@ -106,6 +106,16 @@ pub(crate) fn improve_name(conn: &Connection, id: ContactId, name: &str) -> Resu
     Ok(())
 }
 
+/// A name made up from an identifier (see `identity::fallback_name`): the names
+/// [`improve_name`] may replace.
+fn is_placeholder_name(name: &str) -> bool {
+    name.is_empty()
+        || name.contains('@')
+        || name.starts_with('+')
+        || name.starts_with("Visitor ")
+        || name.starts_with("Telegram user ")
+}
+
 pub(crate) fn touch_contact(
     conn: &Connection,
     id: ContactId,
@@ -174,6 +184,12 @@ pub(crate) fn merge_contacts(
             fold_conversation(conn, keep, gone)?;
             folded.push(gone.0);
         }
+    }
+    // The survivor is the older contact, often one we only know by a placeholder ("Visitor
+    // 3f9a", an address); when the absorbed one has a real name, the person keeps it.
+    let absorbed_name = contact_name(conn, absorbed)?;
+    if !is_placeholder_name(&absorbed_name) {
+        improve_name(conn, survivor, &absorbed_name)?;
     }
     conn.execute(
         "UPDATE contacts SET merged_into = ?1 WHERE id = ?2",
