@@ -59,7 +59,14 @@ pub fn normalize(kind: IdentityKind, raw: &str) -> Result<String, IdentityError>
                         && domain.contains('.')
                         && !domain.starts_with('.')
                         && !domain.ends_with('.')
-                        && !v.chars().any(|c| c.is_whitespace() || c.is_control() || "<>(),;\"".contains(c))
+                        && !v.chars().any(|c| {
+                            c.is_whitespace()
+                                || c.is_control()
+                                || "<>(),;\"".contains(c)
+                                // bidi overrides and isolates: an address must display as stored
+                                || ('\u{202a}'..='\u{202e}').contains(&c)
+                                || ('\u{2066}'..='\u{2069}').contains(&c)
+                        })
                 }
                 None => false,
             };
