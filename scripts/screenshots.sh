@@ -181,7 +181,7 @@ shoot() {
   # (shown if the app fails), stdout is the terminal tmux captures.
   tm new-session -d -s "$session" -x "$cols" -y "$rows" \
     sh -c 'log="$1"; shift; exec "$@" 2>"$log"' sh "$TMP/$name.stderr" \
-    env COLORTERM=truecolor LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ="${TZ:-UTC}" \
+    env -u BRAID_CONFIG -u BRAID_DATA_DIR -u NO_COLOR COLORTERM=truecolor LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ="${TZ:-UTC}" \
         XDG_CONFIG_HOME="$TMP/home-$name/config" \
         XDG_STATE_HOME="$TMP/home-$name/state" \
         XDG_CACHE_HOME="$TMP/home-$name/cache" \
