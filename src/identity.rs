@@ -73,7 +73,7 @@ pub fn normalize(kind: IdentityKind, raw: &str) -> Result<String, IdentityError>
             if ok && v.len() <= 254 {
                 Ok(v)
             } else {
-                Err(IdentityError::Email(raw.to_string()))
+                Err(IdentityError::Email(shown(raw)))
             }
         }
         IdentityKind::Phone => {
@@ -84,12 +84,12 @@ pub fn normalize(kind: IdentityKind, raw: &str) -> Result<String, IdentityError>
                 digits_only
             };
             if !candidate.starts_with('+') {
-                return Err(IdentityError::Phone(raw.to_string()));
+                return Err(IdentityError::Phone(shown(raw)));
             }
             let n = phonenumber::parse(None, &candidate)
-                .map_err(|_| IdentityError::Phone(raw.to_string()))?;
+                .map_err(|_| IdentityError::Phone(shown(raw)))?;
             if !phonenumber::is_valid(&n) {
-                return Err(IdentityError::Phone(raw.to_string()));
+                return Err(IdentityError::Phone(shown(raw)));
             }
             Ok(n.format().mode(phonenumber::Mode::E164).to_string())
         }
@@ -97,13 +97,13 @@ pub fn normalize(kind: IdentityKind, raw: &str) -> Result<String, IdentityError>
             if !v.is_empty() && v.len() <= 20 && v.chars().all(|c| c.is_ascii_digit()) {
                 Ok(v.trim_start_matches('0').to_string()).and_then(|s| {
                     if s.is_empty() {
-                        Err(IdentityError::Telegram(raw.to_string()))
+                        Err(IdentityError::Telegram(shown(raw)))
                     } else {
                         Ok(s)
                     }
                 })
             } else {
-                Err(IdentityError::Telegram(raw.to_string()))
+                Err(IdentityError::Telegram(shown(raw)))
             }
         }
         IdentityKind::WebChat => {
@@ -113,9 +113,22 @@ pub fn normalize(kind: IdentityKind, raw: &str) -> Result<String, IdentityError>
             {
                 Ok(v.to_string())
             } else {
-                Err(IdentityError::WebChat(raw.to_string()))
+                Err(IdentityError::WebChat(shown(raw)))
             }
         }
+    }
+}
+
+/// The rejected input as an error shows it: sanitized (it came from outside and the error
+/// reaches logs and the status line) and cut to one short line.
+fn shown(raw: &str) -> String {
+    let clean = crate::sanitize::line(raw);
+    if clean.chars().count() > 80 {
+        let mut cut: String = clean.chars().take(80).collect();
+        cut.push('…');
+        cut
+    } else {
+        clean
     }
 }
 
