@@ -175,11 +175,12 @@ pub fn ingest_in(
             c
         }
         None => match last_resolved(conn, contact)? {
-            Some((c, resolved_at))
-                if msg.direction == Direction::In
-                    && at - resolved_at <= settings.reopen_window_ms =>
-            {
-                reopen(conn, c, now, "ingest")?;
+            // Our own message seen from outside (a Sent folder) joins the recently resolved
+            // conversation it belongs to but leaves it resolved: only the customer reopens.
+            Some((c, resolved_at)) if at - resolved_at <= settings.reopen_window_ms => {
+                if msg.direction == Direction::In {
+                    reopen(conn, c, now, "ingest")?;
+                }
                 c
             }
             _ => {
