@@ -68,6 +68,16 @@ impl Store {
                     "UPDATE messages SET delivery = 'sending' WHERE id = ?1",
                     [it.message_id],
                 )?;
+                delivery_event(
+                    tx,
+                    it.conversation_id,
+                    it.contact_id,
+                    it.message_id,
+                    Delivery::Sending,
+                    None,
+                    "worker",
+                    now,
+                )?;
             }
             Ok(items)
         })
