@@ -1,8 +1,26 @@
-//! The demo workspace: a deterministic generator and a live simulator.
+//! The demo workspace: a deterministic generator (this module) and a live simulator
+//! ([`crate::channels::demo`]).
+//!
+//! `generate` plans a workspace from a seed ([`plan`]) and plays it into the store in time
+//! order, as it would have happened: every customer message goes through
+//! [`crate::ingest::ingest_in`] (so identities link and conversations thread exactly as with
+//! real channels), agent replies, notes and workflow through the store's batch verbs
+//! ([`crate::store::bulk`]), many thousands per transaction.
 
-use crate::model::Millis;
-use crate::store::Store;
-use std::time::Duration;
+pub(crate) mod plan;
+pub(crate) mod rng;
+pub(crate) mod text;
+
+use crate::identity::Claim;
+use crate::ingest::{self, Inbound, Ingested};
+use crate::model::{
+    Channel, ContactId, ConversationId, Direction, IdentityKind, Millis, Priority, Status,
+};
+use crate::store::{self, Store, bulk};
+use plan::{Kind, Person, Plan, Step, Thread};
+use rng::Rng;
+use std::time::{Duration, Instant};
+use text::{AGENTS, Ctx, Stage, TOPICS};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -33,19 +51,634 @@ pub struct GenerateReport {
     pub elapsed: Duration,
 }
 
+/// The marker `generate` leaves in the `cursors` table.
+const MARKER_CHANNEL: &str = "demo";
+const MARKER_KEY: &str = "seed";
+
+/// How many plan steps share one transaction.
+const BATCH_STEPS: usize = 100_000;
+/// How often (in messages) `progress` is called at most.
+const PROGRESS_EVERY: usize = 10_000;
+
 /// Fill an EMPTY store with the demo workspace (timestamps end at `now`), and mark the store as a
 /// demo workspace.
+///
+/// `progress(done, total)` is called as messages are written (total: the messages planned).
 pub fn generate(
-    _store: &mut Store,
-    _opts: &DemoOptions,
-    _now: Millis,
-    _progress: &mut dyn FnMut(usize, usize),
+    store: &mut Store,
+    opts: &DemoOptions,
+    now: Millis,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> anyhow::Result<GenerateReport> {
-    anyhow::bail!("demo generator: not implemented yet")
+    let started = Instant::now();
+    if !store.is_empty()? {
+        anyhow::bail!(
+            "the store already holds contacts or messages; the demo generator only fills an empty one"
+        );
+    }
+    let plan = plan::build(opts, now);
+    progress(0, plan.messages);
+    store.begin_bulk_load()?;
+    let played = play(store, opts, now, &plan, progress);
+    let restored = store.end_bulk_load();
+    let messages = played?;
+    restored?;
+    let contacts = store.contacts_page(None, usize::MAX)?.len();
+    let conversations = store.queue_count(&store::QueueFilter::All)? as usize;
+    Ok(GenerateReport {
+        contacts,
+        conversations,
+        messages,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// True if this store was made by `generate` (a marker row in the `cursors` table: channel
 /// 'demo', account '', key 'seed').
 pub fn is_demo_workspace(store: &Store) -> anyhow::Result<bool> {
-    Ok(store.cursor("demo", "", "seed")?.is_some())
+    Ok(store.cursor(MARKER_CHANNEL, "", MARKER_KEY)?.is_some())
+}
+
+/// The seed a demo workspace was generated with.
+pub fn demo_seed(store: &Store) -> anyhow::Result<Option<u64>> {
+    Ok(store
+        .cursor(MARKER_CHANNEL, "", MARKER_KEY)?
+        .and_then(|s| s.parse().ok()))
+}
+
+/// Where one person stands while their history is played.
+#[derive(Default)]
+struct PersonState {
+    contact: Option<ContactId>,
+    conv: Option<ConversationId>,
+    /// The conversation's assignee and priority as we last set them.
+    assignee: Option<u8>,
+    priority: Option<Priority>,
+    /// Channels already introduced (their first message carries the identities they gave).
+    introduced: u8,
+    vip_done: bool,
+    /// The current thread.
+    ctx: Option<Ctx>,
+    subject: String,
+    emailed: bool,
+    replied: bool,
+    last_in: String,
+    last_out: String,
+}
+
+fn bit(c: Channel) -> u8 {
+    match c {
+        Channel::Email => 1,
+        Channel::Telegram => 2,
+        Channel::WebChat => 4,
+    }
+}
+
+struct Player<'p> {
+    seed: u64,
+    plan: &'p Plan,
+    states: Vec<PersonState>,
+    settings: ingest::Settings,
+    now: Millis,
+    seq: u64,
+    body: String,
+    words: String,
+}
+
+/// Write the plan into the store. Returns how many messages were written.
+fn play(
+    store: &mut Store,
+    opts: &DemoOptions,
+    now: Millis,
+    plan: &Plan,
+    progress: &mut dyn FnMut(usize, usize),
+) -> anyhow::Result<usize> {
+    let mut p = Player {
+        seed: opts.seed,
+        plan,
+        states: (0..plan.persons.len())
+            .map(|_| PersonState::default())
+            .collect(),
+        settings: ingest::Settings::default(),
+        now,
+        seq: 0,
+        body: String::with_capacity(2048),
+        words: String::with_capacity(1024),
+    };
+    let mut written = 0usize;
+    let mut reported = 0usize;
+    let mut chunks = plan.steps.chunks(BATCH_STEPS).peekable();
+    while let Some(chunk) = chunks.next() {
+        let tx = store.write()?;
+        for step in chunk {
+            if p.step(&tx, step)? {
+                written += 1;
+                if written - reported >= PROGRESS_EVERY {
+                    progress(written, plan.messages);
+                    reported = written;
+                }
+            }
+        }
+        if chunks.peek().is_none() {
+            store::set_cursor(&tx, MARKER_CHANNEL, "", MARKER_KEY, &opts.seed.to_string())?;
+            let options = serde_json::json!({
+                "contacts": opts.contacts, "messages": opts.messages, "days": opts.days,
+                "generated_at": now,
+            });
+            store::set_cursor(&tx, MARKER_CHANNEL, "", "options", &options.to_string())?;
+        }
+        tx.commit()?;
+    }
+    if plan.steps.is_empty() {
+        let tx = store.write()?;
+        store::set_cursor(&tx, MARKER_CHANNEL, "", MARKER_KEY, &opts.seed.to_string())?;
+        tx.commit()?;
+    }
+    progress(written, plan.messages);
+    Ok(written)
+}
+
+impl Player<'_> {
+    /// Apply one step. True if it wrote a message.
+    fn step(&mut self, conn: &rusqlite::Connection, step: &Step) -> anyhow::Result<bool> {
+        let thread = &self.plan.threads[step.thread as usize];
+        let pid = thread.person as usize;
+        let person = &self.plan.persons[pid];
+        let topic = &TOPICS[thread.topic as usize];
+        let (agent, agent_name) = AGENTS[thread.agent as usize % AGENTS.len()];
+        let mut rng = Rng::derive(
+            self.seed,
+            plan::STREAM_MESSAGE,
+            ((step.thread as u64) << 16) | step.idx as u64,
+        );
+        if step.idx == 0 {
+            let mut trng = Rng::derive(self.seed, plan::STREAM_THREAD, step.thread as u64);
+            let ctx = Ctx::new(&mut trng, &person.first, person.company);
+            let st = &mut self.states[pid];
+            st.subject = text::subject(topic, &ctx, &mut trng);
+            st.ctx = Some(ctx);
+            st.emailed = false;
+            st.replied = false;
+            st.last_out.clear();
+        }
+        let st = &mut self.states[pid];
+        let Some(ctx) = st.ctx.as_ref() else {
+            anyhow::bail!(
+                "demo plan: thread {} does not start with a customer message",
+                step.thread
+            );
+        };
+        self.words.clear();
+        self.body.clear();
+        match step.kind {
+            Kind::In => {
+                let stage = if step.idx == 0 {
+                    Stage::Opener
+                } else if step.last && thread.end == plan::End::Resolved {
+                    Stage::Thanks
+                } else {
+                    Stage::Follow
+                };
+                text::line(topic, person.lang, stage, ctx, &mut rng, &mut self.words);
+                let subject = if step.channel == Channel::Email {
+                    let s = if st.emailed {
+                        store::messages::reply_subject(&st.subject)
+                    } else {
+                        st.subject.clone()
+                    };
+                    st.emailed = true;
+                    text::customer_email(
+                        &self.words,
+                        person.lang,
+                        &person.name,
+                        person.company,
+                        (!st.last_out.is_empty()).then_some((agent_name, st.last_out.as_str())),
+                        &mut rng,
+                        &mut self.body,
+                    );
+                    Some(s)
+                } else {
+                    text::customer_chat(&self.words, step.channel, &mut rng, &mut self.body);
+                    None
+                };
+                self.seq += 1;
+                let msg = inbound(person, st, step, subject, &self.body, self.seed, self.seq);
+                st.introduced |= bit(step.channel);
+                let at = step.at;
+                let out = ingest::ingest_in(conn, &msg, &self.settings, at)?;
+                let Ingested::Stored {
+                    conversation,
+                    contact,
+                    new_conversation,
+                    ..
+                } = out
+                else {
+                    anyhow::bail!("demo: message {} was stored twice", msg.external_id);
+                };
+                std::mem::swap(&mut st.last_in, &mut self.body);
+                if new_conversation || st.conv != Some(conversation) {
+                    st.assignee = None;
+                    st.priority = None;
+                }
+                st.conv = Some(conversation);
+                st.contact = Some(contact);
+                if step.idx == 0 {
+                    start_thread(conn, person, thread, st, topic.tag, at + 1)?;
+                }
+                Ok(true)
+            }
+            Kind::Out | Kind::Note => {
+                let (Some(conv), Some(contact)) = (st.conv, st.contact) else {
+                    anyhow::bail!("demo plan: an agent message before the customer wrote");
+                };
+                let stage = match step.kind {
+                    Kind::Note => Stage::Note,
+                    _ if !st.replied => Stage::AgentFirst,
+                    _ if step.last && thread.end == plan::End::Resolved => Stage::AgentClose,
+                    _ => Stage::AgentFollow,
+                };
+                text::line(topic, person.lang, stage, ctx, &mut rng, &mut self.words);
+                let mut subject = None;
+                if step.kind == Kind::Note {
+                    self.body.push_str(&self.words);
+                } else if step.channel == Channel::Email {
+                    text::agent_email(
+                        &self.words,
+                        &ctx.first,
+                        agent_name,
+                        (!st.last_in.is_empty()).then_some(st.last_in.as_str()),
+                        &mut self.body,
+                    );
+                    subject = Some(store::messages::reply_subject(&st.subject));
+                } else {
+                    text::agent_chat(&self.words, &ctx.first, !st.replied, &mut self.body);
+                }
+                if step.kind == Kind::Out {
+                    if st.assignee != Some(thread.agent) {
+                        bulk::assign(conn, conv, contact, Some(agent), agent, step.at - 1)?;
+                        st.assignee = Some(thread.agent);
+                    }
+                    st.replied = true;
+                }
+                bulk::agent_message(
+                    conn,
+                    &bulk::AgentMessage {
+                        conversation: conv,
+                        contact,
+                        channel: step.channel,
+                        direction: if step.kind == Kind::Out {
+                            Direction::Out
+                        } else {
+                            Direction::Note
+                        },
+                        author: agent,
+                        subject: subject.as_deref(),
+                        body: &self.body,
+                        at: step.at,
+                    },
+                )?;
+                if step.kind == Kind::Out {
+                    std::mem::swap(&mut st.last_out, &mut self.body);
+                }
+                Ok(true)
+            }
+            Kind::Resolve | Kind::Snooze => {
+                let (Some(conv), Some(contact)) = (st.conv, st.contact) else {
+                    anyhow::bail!("demo plan: a workflow step before the customer wrote");
+                };
+                if step.kind == Kind::Resolve {
+                    bulk::set_status(conn, conv, contact, Status::Resolved, None, agent, step.at)?;
+                } else {
+                    let until = self.now + rng.range(6 * plan::HOUR, 4 * plan::DAY);
+                    bulk::set_status(
+                        conn,
+                        conv,
+                        contact,
+                        Status::Snoozed,
+                        Some(until),
+                        agent,
+                        step.at,
+                    )?;
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// Tags, priority, triage assignment and VIP status when a thread starts.
+fn start_thread(
+    conn: &rusqlite::Connection,
+    person: &Person,
+    thread: &Thread,
+    st: &mut PersonState,
+    tag: &str,
+    at: Millis,
+) -> anyhow::Result<()> {
+    let (Some(conv), Some(contact)) = (st.conv, st.contact) else {
+        return Ok(());
+    };
+    let rules = "rules";
+    bulk::add_tag(conn, conv, contact, tag, rules, at)?;
+    if person.vip {
+        if !st.vip_done {
+            bulk::set_vip(conn, contact, true, AGENTS[0].0, at)?;
+            st.vip_done = true;
+        }
+        bulk::add_tag(conn, conv, contact, "vip", rules, at)?;
+    }
+    if person.company.is_some() {
+        bulk::add_tag(conn, conv, contact, "b2b", rules, at)?;
+    }
+    let current = st.priority.unwrap_or(Priority::Normal);
+    if thread.priority != current {
+        bulk::set_priority(conn, conv, contact, thread.priority, rules, at)?;
+    }
+    st.priority = Some(thread.priority);
+    if thread.triage && st.assignee != Some(thread.agent) {
+        let agent = AGENTS[thread.agent as usize % AGENTS.len()].0;
+        bulk::assign(conn, conv, contact, Some(agent), rules, at)?;
+        st.assignee = Some(thread.agent);
+    }
+    Ok(())
+}
+
+/// The inbound message a channel would deliver for this step: on a channel's first message the
+/// identities the customer gives there (the chat widget's email field, a Telegram contact card).
+fn inbound(
+    person: &Person,
+    st: &PersonState,
+    step: &Step,
+    subject: Option<String>,
+    body: &str,
+    seed: u64,
+    seq: u64,
+) -> Inbound {
+    let first_here = st.introduced & bit(step.channel) == 0;
+    let mut linked = Vec::new();
+    let mut name = Some(person.name.clone());
+    let (customer, external_id) = match step.channel {
+        Channel::Email => (
+            Claim::new(
+                IdentityKind::Email,
+                person.email.clone().unwrap_or_default(),
+            ),
+            format!("<demo.{seed:x}.{seq}@mail.northwind.example>"),
+        ),
+        Channel::Telegram => {
+            if first_here {
+                if let Some(p) = &person.phone {
+                    linked.push(Claim::new(IdentityKind::Phone, p.clone()));
+                }
+                if let Some(e) = &person.email {
+                    linked.push(Claim::new(IdentityKind::Email, e.clone()));
+                }
+            }
+            (
+                Claim::new(
+                    IdentityKind::Telegram,
+                    person.telegram.clone().unwrap_or_default(),
+                ),
+                format!("tg-{seed:x}-{seq}"),
+            )
+        }
+        Channel::WebChat => {
+            if first_here && person.anon_webchat {
+                name = None;
+            } else if first_here
+                || (person.anon_webchat && st.introduced & bit(Channel::WebChat) != 0)
+            {
+                // The visitor fills in the widget's form (an anonymous one does on their second
+                // message). Giving it again is harmless: ingest ignores known identities.
+                if let Some(e) = &person.email {
+                    linked.push(Claim::new(IdentityKind::Email, e.clone()));
+                } else if let Some(p) = &person.phone {
+                    linked.push(Claim::new(IdentityKind::Phone, p.clone()));
+                }
+            }
+            (
+                Claim::new(
+                    IdentityKind::WebChat,
+                    person.visitor.clone().unwrap_or_default(),
+                ),
+                format!("wc-{seed:x}-{seq}"),
+            )
+        }
+    };
+    Inbound {
+        channel: step.channel,
+        account: String::new(),
+        external_id,
+        direction: Direction::In,
+        customer,
+        linked,
+        customer_name: name,
+        author: None,
+        subject,
+        body: body.to_string(),
+        sent_at: step.at,
+        meta: None,
+        cursor: None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::model::{Direction, Status};
+    use crate::store::{MessageRow, QueueFilter};
+
+    const NOW: Millis = 1_790_000_000_000;
+
+    fn demo(opts: &DemoOptions) -> (Store, GenerateReport) {
+        let mut store = Store::open_in_memory().unwrap();
+        let report = generate(&mut store, opts, NOW, &mut |_, _| {}).unwrap();
+        (store, report)
+    }
+
+    fn all_messages(store: &Store) -> Vec<(String, MessageRow)> {
+        let mut out = Vec::new();
+        for c in store.contacts_page(None, usize::MAX).unwrap() {
+            for m in store.timeline(c.id, None, usize::MAX).unwrap() {
+                out.push((c.name.clone(), m));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn same_seed_same_workspace() {
+        let opts = DemoOptions {
+            contacts: 60,
+            messages: 600,
+            ..DemoOptions::default()
+        };
+        let (a, ra) = demo(&opts);
+        let (b, rb) = demo(&opts);
+        assert_eq!(
+            (ra.contacts, ra.conversations, ra.messages),
+            (rb.contacts, rb.conversations, rb.messages)
+        );
+        let ma = all_messages(&a);
+        let mb = all_messages(&b);
+        assert_eq!(ma.len(), 600);
+        assert_eq!(ma, mb);
+        let queue = |s: &Store| {
+            s.queue_page(&QueueFilter::All, crate::store::QueueAnchor::Top, 1000)
+                .unwrap()
+        };
+        assert_eq!(queue(&a), queue(&b));
+        let (c, _) = demo(&DemoOptions { seed: 7, ..opts });
+        assert_ne!(all_messages(&c), ma, "another seed, another workspace");
+    }
+
+    #[test]
+    fn default_workspace_looks_like_a_support_inbox() {
+        let (store, report) = demo(&DemoOptions::default());
+        eprintln!("{report:?}");
+        assert_eq!(report.messages, 3000);
+        assert!((250..=315).contains(&report.contacts), "{report:?}");
+        assert!((300..=1200).contains(&report.conversations), "{report:?}");
+        let count = |s| store.queue_count(&QueueFilter::Status(s)).unwrap();
+        let (open, pending, snoozed, resolved) = (
+            count(Status::Open),
+            count(Status::Pending),
+            count(Status::Snoozed),
+            count(Status::Resolved),
+        );
+        eprintln!("open {open} pending {pending} snoozed {snoozed} resolved {resolved}");
+        assert!((30..=60).contains(&open), "open {open}");
+        assert!(
+            pending > 5 && snoozed > 0,
+            "pending {pending} snoozed {snoozed}"
+        );
+        assert!(resolved > open + pending + snoozed);
+        assert!(store.queue_count(&QueueFilter::Unassigned).unwrap() > 0);
+        assert!(is_demo_workspace(&store).unwrap());
+        assert_eq!(demo_seed(&store).unwrap(), Some(42));
+
+        let msgs = all_messages(&store);
+        let dirs = |d| msgs.iter().filter(|(_, m)| m.direction == d).count();
+        assert!(
+            dirs(Direction::In) > 1200 && dirs(Direction::Out) > 900 && dirs(Direction::Note) > 50
+        );
+        for ch in Channel::ALL {
+            assert!(
+                msgs.iter().filter(|(_, m)| m.channel == *ch).count() > 300,
+                "{ch}"
+            );
+        }
+        assert!(
+            msgs.iter().any(|(_, m)| m.body.contains("\n> ")),
+            "quoted email replies"
+        );
+        assert!(
+            msgs.iter().any(|(_, m)| m.body.contains("#NW-")),
+            "order numbers"
+        );
+        assert!(
+            msgs.iter().any(|(_, m)| m
+                .body
+                .chars()
+                .any(|c| ('\u{3040}'..='\u{9fff}').contains(&c))),
+            "CJK"
+        );
+        assert!(
+            msgs.iter()
+                .any(|(_, m)| m.subject.as_deref().is_some_and(|s| s.starts_with("Re: ")))
+        );
+        for (_, m) in &msgs {
+            assert_eq!(
+                crate::sanitize::text(&m.body),
+                m.body,
+                "sanitized: {:?}",
+                m.body
+            );
+            assert!(
+                !m.body
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t')
+            );
+            assert!(m.created_at < NOW && m.created_at >= NOW - 91 * plan::DAY);
+            if m.direction == Direction::Out {
+                assert!(["alice", "bob", "carol", "dana"].contains(&m.author.as_str()));
+                assert_eq!(m.delivery, Some(crate::model::Delivery::Sent));
+            }
+        }
+        let vips = store
+            .contacts_page(None, usize::MAX)
+            .unwrap()
+            .iter()
+            .filter(|c| c.vip)
+            .count();
+        assert!(vips >= 5, "vips {vips}");
+        // Message ids follow time (search orders by id as "newest first").
+        let mut by_id: Vec<_> = msgs.iter().map(|(_, m)| (m.id, m.created_at)).collect();
+        by_id.sort();
+        assert!(by_id.windows(2).all(|w| w[0].1 <= w[1].1));
+    }
+
+    #[test]
+    fn most_contacts_are_omnichannel_with_one_active_conversation() {
+        let (store, _) = demo(&DemoOptions::default());
+        let contacts = store.contacts_page(None, usize::MAX).unwrap();
+        let mut multi = 0;
+        let mut multi_in_one = 0;
+        for c in &contacts {
+            let kinds: std::collections::BTreeSet<_> = store
+                .identities(c.id)
+                .unwrap()
+                .iter()
+                .map(|i| i.kind)
+                .filter(|k| *k != IdentityKind::Phone)
+                .collect();
+            let convs = store.contact_conversations(c.id, 1000).unwrap();
+            let active: Vec<_> = convs.iter().filter(|q| q.status.is_active()).collect();
+            assert!(
+                active.len() <= 1,
+                "{} has {} active conversations",
+                c.name,
+                active.len()
+            );
+            let msgs = store.timeline(c.id, None, 10_000).unwrap();
+            let channels: std::collections::BTreeSet<_> = msgs
+                .iter()
+                .filter(|m| m.direction == Direction::In)
+                .map(|m| m.channel)
+                .collect();
+            if channels.len() >= 2 {
+                multi += 1;
+                assert!(
+                    kinds.len() >= 2,
+                    "{}: wrote on {channels:?} with identities {kinds:?}",
+                    c.name
+                );
+                if convs.iter().any(|q| q.channels.len() >= 2) {
+                    multi_in_one += 1;
+                }
+            }
+        }
+        assert!(
+            multi * 100 >= contacts.len() * 60,
+            "{multi} of {} write on 2+ channels",
+            contacts.len()
+        );
+        assert!(
+            multi_in_one * 100 >= multi * 70,
+            "{multi_in_one} of {multi} mix channels in one conversation"
+        );
+    }
+
+    #[test]
+    fn refuses_a_store_that_is_not_empty() {
+        let (mut store, _) = demo(&DemoOptions {
+            contacts: 5,
+            messages: 20,
+            ..DemoOptions::default()
+        });
+        assert!(generate(&mut store, &DemoOptions::default(), NOW, &mut |_, _| {}).is_err());
+        let fresh = Store::open_in_memory().unwrap();
+        assert!(!is_demo_workspace(&fresh).unwrap());
+    }
 }

@@ -5,6 +5,7 @@
 //! a busy timeout, and every write transaction `BEGIN IMMEDIATE` so concurrent writers queue on
 //! the lock instead of failing a deferred upgrade with SQLITE_BUSY.
 
+pub(crate) mod bulk;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub(crate) mod events;
