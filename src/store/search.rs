@@ -99,9 +99,10 @@ impl SearchQuery {
 }
 
 /// An FTS5 string literal: the text in double quotes, inner quotes doubled. Everything the
-/// user types is data, never FTS syntax, so no query can be a syntax error.
+/// user types is data, never FTS syntax, so no query can be a syntax error. (FTS5 reads the
+/// expression as a C string: a NUL would end it mid-literal, so it becomes a separator.)
 fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
+    format!("\"{}\"", s.replace('"', "\"\"").replace('\0', " "))
 }
 
 fn parse_date(s: &str) -> std::result::Result<Millis, String> {
