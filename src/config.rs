@@ -367,10 +367,12 @@ impl RawConfig {
                 .to_string(),
         };
 
+        // Paths from the command line and the environment are relative to the working dir;
+        // made absolute so messages and `status` say exactly where the store is.
         let data_dir = if let Some(d) = data_dir_override {
-            d.to_path_buf()
+            absolute(d)
         } else if let Some(d) = &env.data_dir {
-            d.clone()
+            absolute(d)
         } else if let Some(d) = &self.data_dir {
             if d.get_ref().trim().is_empty() {
                 return Err(ctx.invalid(d.span(), "data_dir", "must not be empty".into()));
@@ -524,6 +526,10 @@ fn section_at(text: &str, offset: usize) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
 /// `~/x` is under the home dir; a relative path is relative to the config file's directory.
 fn expand_path(raw: &str, base: Option<&Path>, env: &Env) -> PathBuf {
     let raw = raw.trim();
@@ -674,6 +680,7 @@ fn file_mode(_path: &Path) -> Option<u32> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::io::Write;

@@ -1,1 +1,61 @@
-fn main(){}
+//! The `braid` binary: parse the command line, dispatch to `braid::cli`. Nothing else lives here.
+
+use braid::cli::{self, Globals};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// A terminal omnichannel inbox: email, Telegram and web chat in one queue; one contact per
+/// person, one timeline. Without a subcommand, opens the inbox (TUI).
+#[derive(Debug, Parser)]
+#[command(name = "braid", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    globals: Globals,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build (or reopen) the demo workspace and open the inbox on it
+    Demo(cli::demo::Args),
+    /// Run the worker headless (channels, outbox) until Ctrl-C
+    Serve(cli::serve::Args),
+    /// Where the store is, queue counters, outbox, worker
+    Status(cli::status::Args),
+    /// List conversations of a queue view, newest activity first
+    List(cli::list::Args),
+    /// A conversation and its contact's whole timeline, every channel, oldest first
+    Show(cli::show::Args),
+    /// Full-text search; each hit with its conversation, contact, channel, time and snippet
+    Search(cli::search::Args),
+    /// Queue a reply (the worker sends it)
+    Reply(cli::reply::Args),
+    /// Add an internal note (never sent)
+    Note(cli::note::Args),
+    /// List contacts with their identities
+    Contacts(cli::contacts::Args),
+}
+
+fn main() -> ExitCode {
+    // Before any thread exists: the local UTC offset can only be read then.
+    cli::init_local_offset();
+    let args = match Cli::try_parse() {
+        Ok(args) => args,
+        Err(e) => return cli::usage_error(e),
+    };
+    let g = &args.globals;
+    let result = match &args.command {
+        None => cli::run_tui(g),
+        Some(Command::Demo(a)) => cli::demo::run(g, a),
+        Some(Command::Serve(a)) => cli::serve::run(g, a),
+        Some(Command::Status(a)) => cli::to_stdout(|out| cli::status::run(g, a, out)),
+        Some(Command::List(a)) => cli::to_stdout(|out| cli::list::run(g, a, out)),
+        Some(Command::Show(a)) => cli::to_stdout(|out| cli::show::run(g, a, out)),
+        Some(Command::Search(a)) => cli::to_stdout(|out| cli::search::run(g, a, out)),
+        Some(Command::Reply(a)) => cli::to_stdout(|out| cli::reply::run(g, a, out)),
+        Some(Command::Note(a)) => cli::to_stdout(|out| cli::note::run(g, a, out)),
+        Some(Command::Contacts(a)) => cli::to_stdout(|out| cli::contacts::run(g, a, out)),
+    };
+    cli::finish(result)
+}

@@ -1,1 +1,294 @@
-//! One file per subcommand that is not the TUI.
+//! The scriptable CLI beside the TUI: one file per subcommand. Each subcommand has an `Args`
+//! (clap) and a `run`; `src/main.rs` only parses and dispatches.
+//!
+//! Every command opens its own connection to the store, so it works while TUIs and `braid serve`
+//! have the same store open (writes are `BEGIN IMMEDIATE` and queue on the lock). Text output is
+//! aligned tables for people; `--json` is one JSON document on stdout for scripts (times are
+//! RFC 3339 UTC strings, ids are numbers). Errors are one line on stderr and a non-zero exit.
+
+pub mod contacts;
+pub mod demo;
+pub mod fmt;
+pub mod list;
+pub mod log;
+pub mod note;
+pub mod reply;
+pub mod search;
+pub mod serve;
+pub mod show;
+pub mod status;
+
+use crate::config::Config;
+use crate::model::{Channel, ConversationId};
+use crate::store::Store;
+use anyhow::Context;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub use fmt::init_local_offset;
+
+/// The global flags, usable before or after the subcommand.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Globals {
+    /// Config file (default: $BRAID_CONFIG, else $XDG_CONFIG_HOME/braid/config.toml)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory holding the store (default: $BRAID_DATA_DIR, else `data_dir` in the config,
+    /// else $XDG_DATA_HOME/braid)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Globals {
+    /// Load the config and start logging into its data dir.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        self.load_in(self.data_dir.as_deref())
+    }
+
+    /// Load the config with this data dir (None: the usual precedence) and start logging.
+    pub fn load_in(&self, data_dir: Option<&Path>) -> anyhow::Result<Config> {
+        let config = Config::load(self.config.as_deref(), data_dir)?;
+        log::init(&config.data_dir);
+        tracing::debug!(
+            data_dir = %config.data_dir.display(),
+            config = ?config.source,
+            "braid {}",
+            env!("CARGO_PKG_VERSION")
+        );
+        Ok(config)
+    }
+}
+
+/// Open the store of a config (creating it on first use).
+pub fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Store::open_dir(&config.data_dir)
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+}
+
+/// A conversation id as typed: `12` or `#12`.
+pub fn parse_conversation(s: &str) -> anyhow::Result<ConversationId> {
+    let t = s.trim();
+    let digits = t.strip_prefix('#').unwrap_or(t);
+    match digits.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(ConversationId(n)),
+        _ => anyhow::bail!("bad conversation '{s}' (a number like 12 or #12)"),
+    }
+}
+
+/// A channel as typed after `--via`.
+pub fn parse_channel(s: &str) -> anyhow::Result<Channel> {
+    let names: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
+    s.parse::<Channel>()
+        .map_err(|_| anyhow::anyhow!("unknown channel '{s}' (one of: {})", names.join(", ")))
+}
+
+/// `--text -` reads the text from stdin.
+pub fn read_text(text: &str) -> anyhow::Result<String> {
+    if text == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("cannot read the text from stdin")?;
+        Ok(s)
+    } else {
+        Ok(text.to_string())
+    }
+}
+
+/// Write one JSON document and a newline.
+pub fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Run a command that prints to stdout, buffered, and flush at the end.
+pub fn to_stdout(f: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    f(&mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Who runs the channels and the outbox for a data dir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerState {
+    pub running: bool,
+    pub pid: Option<u32>,
+}
+
+/// Look at the worker lease without taking it: a shared lock on the lock file fails while a
+/// worker holds it exclusively.
+pub fn worker_state(data_dir: &Path) -> WorkerState {
+    let path = data_dir.join(crate::worker::lease::LOCK_FILE);
+    let Ok(file) = std::fs::File::open(&path) else {
+        return WorkerState {
+            running: false,
+            pid: None,
+        };
+    };
+    let running = match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => false,
+    };
+    WorkerState {
+        running,
+        pid: if running {
+            crate::worker::lease::holder_pid(data_dir)
+        } else {
+            None
+        },
+    }
+}
+
+/// Run a future on a multi-threaded tokio runtime (the TUI, the demo, `serve`).
+pub fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("braid")
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(rt.block_on(fut))
+}
+
+/// `braid` with no subcommand: the TUI on the configured store.
+pub fn run_tui(globals: &Globals) -> anyhow::Result<()> {
+    let config = globals.load()?;
+    block_on(crate::tui::run(config))?
+}
+
+/// Turn a command's result into the exit code: 0, or 1 with one line on stderr.
+/// A closed stdout (`braid show 12 | head`) is not an error.
+pub fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let broken_pipe = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                return ExitCode::SUCCESS;
+            }
+            tracing::error!("{e:#}");
+            eprintln!("braid: {}", one_line(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A command-line usage error (clap) as one line, exit code 2. Help and version print as usual.
+pub fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let text = e.render().to_string();
+    // The first paragraph ("the following required arguments were not provided: --text <T>"),
+    // plus the possible values or a tip when clap gives them.
+    let mut parts: Vec<String> = Vec::new();
+    let mut first_paragraph = true;
+    for (i, line) in text.lines().map(str::trim).enumerate() {
+        if line.is_empty() {
+            first_paragraph = false;
+        } else if i == 0 {
+            parts.push(line.trim_start_matches("error:").trim().to_string());
+        } else if first_paragraph
+            || line.starts_with("[possible values")
+            || line.starts_with("tip:")
+        {
+            parts.push(line.to_string());
+        }
+    }
+    eprintln!("braid: {}; see 'braid --help'", parts.join(" "));
+    ExitCode::from(2)
+}
+
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Fetch up to `limit` items with a keyset-paged query, `page` at a time.
+pub(crate) fn paged<T, K>(
+    limit: usize,
+    page: usize,
+    mut fetch: impl FnMut(Option<K>, usize) -> anyhow::Result<Vec<T>>,
+    key: impl Fn(&T) -> K,
+) -> anyhow::Result<Vec<T>> {
+    let mut out: Vec<T> = Vec::new();
+    let mut after: Option<K> = None;
+    while out.len() < limit {
+        let want = (limit - out.len()).min(page);
+        let rows = fetch(after.take(), want)?;
+        let n = rows.len();
+        if let Some(last) = rows.last() {
+            after = Some(key(last));
+        }
+        out.extend(rows);
+        if n < want {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_ids() {
+        assert_eq!(parse_conversation("12").unwrap(), ConversationId(12));
+        assert_eq!(parse_conversation(" #7 ").unwrap(), ConversationId(7));
+        assert!(parse_conversation("x").is_err());
+        assert!(parse_conversation("0").is_err());
+        assert!(parse_conversation("-3").is_err());
+    }
+
+    #[test]
+    fn channels() {
+        assert_eq!(parse_channel("Email").unwrap(), Channel::Email);
+        let err = parse_channel("fax").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown channel 'fax' (one of: email, telegram, webchat)"
+        );
+    }
+
+    #[test]
+    fn paging_stops_at_limit_and_at_the_end() {
+        let data: Vec<i64> = (1..=25).collect();
+        let fetch = |after: Option<i64>, n: usize| -> anyhow::Result<Vec<i64>> {
+            Ok(data
+                .iter()
+                .copied()
+                .filter(|x| after.is_none_or(|a| *x > a))
+                .take(n)
+                .collect())
+        };
+        assert_eq!(
+            paged(12, 5, fetch, |x| *x).unwrap(),
+            (1..=12).collect::<Vec<_>>()
+        );
+        assert_eq!(paged(100, 10, fetch, |x| *x).unwrap().len(), 25);
+    }
+}

@@ -1,0 +1,768 @@
+//! The `braid` binary end to end: every subcommand in text and JSON on a store populated through
+//! the library, global flags before and after the subcommand, exit codes and one-line errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use braid::identity::Claim;
+use braid::ingest::{Inbound, Settings, ingest};
+use braid::model::{Channel, Direction, IdentityKind};
+use braid::store::Store;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const DAY: i64 = 86_400_000;
+
+struct Workspace {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    data: PathBuf,
+    /// Ann's conversation (email then Telegram, one contact).
+    ann: i64,
+    /// Bob's conversation (web chat).
+    bob: i64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn msg(
+    channel: Channel,
+    id: &str,
+    customer: Claim,
+    linked: Vec<Claim>,
+    name: &str,
+    subject: Option<&str>,
+    body: &str,
+    at: i64,
+) -> Inbound {
+    Inbound {
+        channel,
+        account: String::new(),
+        external_id: id.into(),
+        direction: Direction::In,
+        customer,
+        linked,
+        customer_name: Some(name.into()),
+        author: None,
+        subject: subject.map(String::from),
+        body: body.into(),
+        sent_at: at,
+        meta: None,
+        cursor: None,
+    }
+}
+
+fn conversation_of(r: braid::ingest::Ingested) -> i64 {
+    match r {
+        braid::ingest::Ingested::Stored { conversation, .. } => conversation.0,
+        braid::ingest::Ingested::Duplicate { conversation, .. } => conversation.0,
+    }
+}
+
+/// Ann writes by email, then on Telegram (sharing her email: one contact, one conversation);
+/// Bob writes on web chat.
+fn workspace() -> Workspace {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let data = root.join("data");
+    let mut store = Store::open_dir(&data).unwrap();
+    let now = braid::model::now_millis();
+    let s = Settings::default();
+    let ann_mail = Claim::new(IdentityKind::Email, "ann@x.org");
+    let a = ingest(
+        &mut store,
+        &msg(
+            Channel::Email,
+            "<m1@x.org>",
+            ann_mail.clone(),
+            vec![],
+            "Ann Lee",
+            Some("Refund for order 1234"),
+            "Hello,\nwhere is my refund for order 1234?",
+            now - 2 * DAY,
+        ),
+        &s,
+    )
+    .unwrap();
+    let a2 = ingest(
+        &mut store,
+        &msg(
+            Channel::Telegram,
+            "tg-1",
+            Claim::new(IdentityKind::Telegram, "4242"),
+            vec![ann_mail],
+            "Ann Lee",
+            None,
+            "Any news about the refund? This is Ann from the email.",
+            now - DAY,
+        ),
+        &s,
+    )
+    .unwrap();
+    assert_eq!(conversation_of(a), conversation_of(a2));
+    let b = ingest(
+        &mut store,
+        &msg(
+            Channel::WebChat,
+            "w-1",
+            Claim::new(IdentityKind::WebChat, "visitor-77"),
+            vec![],
+            "Bob Stone",
+            None,
+            "Do you ship the blue jacket in size L?",
+            now - 3_600_000,
+        ),
+        &s,
+    )
+    .unwrap();
+    Workspace {
+        _dir: dir,
+        root,
+        data,
+        ann: conversation_of(a),
+        bob: conversation_of(b),
+    }
+}
+
+impl Workspace {
+    /// `braid --data-dir DATA args...` in a hermetic environment.
+    fn braid(&self, args: &[&str]) -> Output {
+        let mut all: Vec<&str> = vec!["--data-dir", self.data.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.braid_raw(&all)
+    }
+
+    fn braid_raw(&self, args: &[&str]) -> Output {
+        braid_in(&self.root, args)
+    }
+}
+
+fn braid_in(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(args)
+        .env_remove("BRAID_CONFIG")
+        .env_remove("BRAID_DATA_DIR")
+        .env_remove("BRAID_LOG")
+        .env("HOME", root.join("home"))
+        .env("XDG_CONFIG_HOME", root.join("xdg-config"))
+        .env("XDG_DATA_HOME", root.join("xdg-data"))
+        .env("USER", "tester")
+        .env("TZ", "UTC")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    let text = ok(out);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+/// The one-line error of a failed run.
+fn fails(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure, got success");
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(err.lines().count(), 1, "error is not one line: {err:?}");
+    assert!(err.starts_with("braid: "), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout on error: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    err.trim_end().to_string()
+}
+
+#[test]
+fn status_text_and_json() {
+    let w = workspace();
+    let text = ok(&w.braid(&["status"]));
+    assert!(text.contains("2 open"), "{text}");
+    assert!(text.contains(w.data.to_str().unwrap()), "{text}");
+    assert!(text.contains("tester"), "{text}");
+
+    let v = json(&w.braid(&["status", "--json"]));
+    assert_eq!(v["agent"], "tester");
+    assert_eq!(v["data_dir"], w.data.to_str().unwrap());
+    assert_eq!(v["conversations"]["open"], 2);
+    assert_eq!(v["conversations"]["unassigned"], 2);
+    assert_eq!(v["conversations"]["total"], 2);
+    assert_eq!(v["outbox"]["waiting"], 0);
+    assert_eq!(v["worker"]["running"], false);
+    assert_eq!(v["demo"], false);
+    assert!(v["schema_version"].as_i64().unwrap() >= 1);
+    assert!(v["config"].is_null());
+}
+
+#[test]
+fn list_text_and_json() {
+    let w = workspace();
+    let text = ok(&w.braid(&["list"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].contains("ID") && lines[0].contains("CONTACT"),
+        "{text}"
+    );
+    // newest activity first: Bob (1h ago), then Ann (1d ago)
+    assert!(lines[1].contains("Bob Stone"), "{text}");
+    assert!(
+        lines[2].contains("Ann Lee") && lines[2].contains("email,telegram"),
+        "{text}"
+    );
+    assert!(text.contains("open: 2 of 2 conversations"), "{text}");
+
+    let v = json(&w.braid(&["list", "--json"]));
+    assert_eq!(v["view"], "open");
+    assert_eq!(v["total"], 2);
+    let convs = v["conversations"].as_array().unwrap();
+    assert_eq!(convs.len(), 2);
+    assert_eq!(convs[1]["id"], w.ann);
+    assert_eq!(convs[1]["contact_name"], "Ann Lee");
+    assert_eq!(
+        convs[1]["channels"],
+        serde_json::json!(["email", "telegram"])
+    );
+    assert_eq!(convs[1]["last_channel"], "telegram");
+    assert_eq!(convs[1]["status"], "open");
+    assert_eq!(convs[1]["message_count"], 2);
+    assert!(convs[1]["last_activity"].as_str().unwrap().ends_with('Z'));
+
+    let v = json(&w.braid(&["list", "--limit", "1", "--json"]));
+    assert_eq!(v["conversations"].as_array().unwrap().len(), 1);
+    assert_eq!(v["total"], 2);
+
+    let v = json(&w.braid(&["list", "--status", "resolved", "--json"]));
+    assert_eq!(v["conversations"].as_array().unwrap().len(), 0);
+    assert!(ok(&w.braid(&["list", "--status", "resolved"])).contains("no conversations"));
+
+    let v = json(&w.braid(&["list", "--view", "unassigned", "--json"]));
+    assert_eq!(v["view"], "unassigned");
+    assert_eq!(v["total"], 2);
+
+    let err = fails(&w.braid(&["list", "--status", "closed"]));
+    assert!(err.contains("unknown status 'closed'"), "{err}");
+    let err = fails(&w.braid(&["list", "--view", "nope"]));
+    assert!(err.contains("unknown view 'nope'"), "{err}");
+}
+
+#[test]
+fn show_prints_the_unified_timeline() {
+    let w = workspace();
+    let id = w.ann.to_string();
+    let text = ok(&w.braid(&["show", &id]));
+    assert!(
+        text.contains(&format!("Conversation #{} · open", w.ann)),
+        "{text}"
+    );
+    assert!(text.contains("email     ann@x.org"), "{text}");
+    assert!(text.contains("telegram  4242"), "{text}");
+    assert!(text.contains("Subject   Refund for order 1234"), "{text}");
+    let mail = text.find("where is my refund").unwrap();
+    let tg = text.find("Any news about the refund").unwrap();
+    assert!(mail < tg, "oldest first:\n{text}");
+    assert!(text.contains("  email     in    Ann Lee"), "{text}");
+    assert!(text.contains("  telegram  in    Ann Lee"), "{text}");
+
+    // `#12` works too
+    let v = json(&w.braid(&["show", &format!("#{}", w.ann), "--json"]));
+    assert_eq!(v["conversation"]["id"], w.ann);
+    assert_eq!(v["conversation"]["tags"], serde_json::json!([]));
+    assert_eq!(v["contact"]["name"], "Ann Lee");
+    assert_eq!(v["contact"]["conversation_count"], 1);
+    assert_eq!(v["contact"]["message_count"], 2);
+    assert_eq!(
+        v["contact"]["channels"],
+        serde_json::json!(["email", "telegram"])
+    );
+    let kinds: Vec<&str> = v["contact"]["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["email", "telegram"]);
+    let msgs = v["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0]["channel"], "email");
+    assert_eq!(msgs[0]["direction"], "in");
+    assert_eq!(msgs[0]["author"], "Ann Lee");
+    assert_eq!(msgs[0]["subject"], "Refund for order 1234");
+    assert!(msgs[0]["delivery"].is_null());
+    assert_eq!(msgs[1]["channel"], "telegram");
+    assert!(msgs[0]["at"].as_str().unwrap() < msgs[1]["at"].as_str().unwrap());
+}
+
+#[test]
+fn show_pages_through_a_long_timeline() {
+    let w = workspace();
+    {
+        let mut store = Store::open_dir(&w.data).unwrap();
+        let now = braid::model::now_millis();
+        for i in 0..450 {
+            ingest(
+                &mut store,
+                &msg(
+                    Channel::Telegram,
+                    &format!("long-{i}"),
+                    Claim::new(IdentityKind::Telegram, "4242"),
+                    vec![],
+                    "Ann Lee",
+                    None,
+                    &format!("message number {i}"),
+                    now - 10 * DAY + i as i64 * 1000,
+                ),
+                &Settings::default(),
+            )
+            .unwrap();
+        }
+    }
+    let v = json(&w.braid(&["show", &w.ann.to_string(), "--json"]));
+    let msgs = v["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 452);
+    let ids: Vec<i64> = msgs.iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 452, "no message twice");
+    assert_eq!(msgs[0]["body"], "message number 0");
+    assert_eq!(msgs[449]["body"], "message number 449");
+    let times: Vec<&str> = msgs.iter().map(|m| m["at"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|p| p[0] <= p[1]), "oldest first");
+}
+
+#[test]
+fn search_text_and_json() {
+    let w = workspace();
+    let text = ok(&w.braid(&["search", "refund"]));
+    assert!(text.contains(&format!("#{}", w.ann)), "{text}");
+    assert!(text.contains("Ann Lee"), "{text}");
+    assert!(
+        text.contains("telegram") && text.contains("email"),
+        "{text}"
+    );
+    assert!(text.to_lowercase().contains("«refund»"), "{text}");
+
+    let v = json(&w.braid(&["search", "refund", "--json"]));
+    assert_eq!(v["query"], "refund");
+    let hits = v["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 2);
+    for h in hits {
+        assert_eq!(h["conversation_id"], w.ann);
+        assert_eq!(h["contact_name"], "Ann Lee");
+        assert!(h["message_id"].is_i64());
+        assert!(h["at"].as_str().unwrap().ends_with('Z'));
+        assert!(
+            h["snippet"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains("«refund»")
+        );
+    }
+    // newest first
+    assert_eq!(hits[0]["channel"], "telegram");
+    assert_eq!(hits[1]["channel"], "email");
+
+    // several words and filters
+    let v = json(&w.braid(&["search", "refund", "channel:email", "--json"]));
+    assert_eq!(v["hits"].as_array().unwrap().len(), 1);
+    let v = json(&w.braid(&["search", "jacket", "--limit", "5", "--json"]));
+    assert_eq!(v["hits"][0]["conversation_id"], w.bob);
+    assert_eq!(v["hits"][0]["channel"], "webchat");
+
+    assert!(ok(&w.braid(&["search", "zebra"])).contains("no matches"));
+    let err = fails(&w.braid(&["search", "after:yesterday"]));
+    assert!(err.contains("bad date"), "{err}");
+}
+
+#[test]
+fn reply_queues_on_the_customers_last_channel() {
+    let w = workspace();
+    let id = w.ann.to_string();
+    let text = ok(&w.braid(&["reply", &id, "--text", "Your refund is on its way."]));
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with("queued #") && first.ends_with("via telegram to 4242"),
+        "{text}"
+    );
+    assert!(text.contains("no worker is running"), "{text}");
+
+    let v = json(&w.braid(&[
+        "reply",
+        &id,
+        "--text",
+        "Also by email.",
+        "--via",
+        "email",
+        "--json",
+    ]));
+    assert_eq!(v["conversation_id"], w.ann);
+    assert_eq!(v["channel"], "email");
+    assert_eq!(v["recipient"], "ann@x.org");
+    assert_eq!(v["delivery"], "queued");
+    assert_eq!(v["author"], "tester");
+    assert!(v["message_id"].is_i64());
+
+    // Both are in the timeline, queued, and in the outbox.
+    let shown = json(&w.braid(&["show", &id, "--json"]));
+    let msgs = shown["messages"].as_array().unwrap();
+    let out: Vec<&Value> = msgs.iter().filter(|m| m["direction"] == "out").collect();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1]["channel"], "email");
+    assert_eq!(out[1]["delivery"], "queued");
+    assert_eq!(out[1]["author"], "tester");
+    assert_eq!(out[1]["subject"], "Re: Refund for order 1234");
+    let text = ok(&w.braid(&["show", &id]));
+    assert!(text.contains("out   tester · queued"), "{text}");
+    let st = json(&w.braid(&["status", "--json"]));
+    assert_eq!(st["outbox"]["waiting"], 2);
+
+    // Text from stdin.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args([
+            "--data-dir",
+            w.data.to_str().unwrap(),
+            "reply",
+            &id,
+            "--text",
+            "-",
+            "--json",
+        ])
+        .env("USER", "tester")
+        .env("XDG_CONFIG_HOME", w.root.join("xdg-config"))
+        .env_remove("BRAID_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"From a pipe.\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&ok_bytes(&out)).unwrap();
+    assert_eq!(v["channel"], "telegram");
+}
+
+fn ok_bytes(out: &Output) -> Vec<u8> {
+    ok(out).into_bytes()
+}
+
+#[test]
+fn reply_errors_are_one_line() {
+    let w = workspace();
+    let err = fails(&w.braid(&["reply", "999", "--text", "hi"]));
+    assert_eq!(err, "braid: no conversation #999");
+
+    let err = fails(&w.braid(&["reply", &w.ann.to_string(), "--text", "hi", "--via", "fax"]));
+    assert_eq!(
+        err,
+        "braid: unknown channel 'fax' (one of: email, telegram, webchat)"
+    );
+
+    // Bob only has a web-chat identity.
+    let err = fails(&w.braid(&[
+        "reply",
+        &w.bob.to_string(),
+        "--text",
+        "hi",
+        "--via",
+        "email",
+    ]));
+    assert!(err.contains("Bob Stone has no email address"), "{err}");
+    assert!(err.contains("usable: webchat"), "{err}");
+
+    let err = fails(&w.braid(&["reply", &w.ann.to_string(), "--text", "  "]));
+    assert!(err.contains("empty reply"), "{err}");
+
+    let err = fails(&w.braid(&["reply", "abc", "--text", "hi"]));
+    assert!(err.contains("bad conversation 'abc'"), "{err}");
+
+    // A usage error (missing --text) is one line too, exit code 2.
+    let out = w.braid(&["reply", "1"]);
+    let err = fails(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("--text"), "{err}");
+
+    // Nothing was queued by the failures.
+    let st = json(&w.braid(&["status", "--json"]));
+    assert_eq!(st["outbox"]["waiting"], 0);
+}
+
+#[test]
+fn show_and_note_errors() {
+    let w = workspace();
+    let out = w.braid(&["show", "999"]);
+    assert_eq!(fails(&out), "braid: no conversation #999");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        fails(&w.braid(&["show", "#999", "--json"])),
+        "braid: no conversation #999"
+    );
+    assert_eq!(
+        fails(&w.braid(&["note", "999", "--text", "x"])),
+        "braid: no conversation #999"
+    );
+}
+
+#[test]
+fn note_text_and_json() {
+    let w = workspace();
+    let id = w.bob.to_string();
+    let text = ok(&w.braid(&[
+        "note",
+        &id,
+        "--text",
+        "Checked stock: size L is back Monday.",
+    ]));
+    assert!(text.starts_with("noted #"), "{text}");
+    assert!(
+        text.contains(&format!("on conversation #{}", w.bob)),
+        "{text}"
+    );
+
+    let v = json(&w.braid(&["note", &id, "--text", "second", "--json"]));
+    assert_eq!(v["conversation_id"], w.bob);
+    assert_eq!(v["author"], "tester");
+
+    let shown = json(&w.braid(&["show", &id, "--json"]));
+    let notes: Vec<&Value> = shown["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "note")
+        .collect();
+    assert_eq!(notes.len(), 2);
+    assert!(notes[0]["delivery"].is_null());
+    let text = ok(&w.braid(&["show", &id]));
+    assert!(text.contains("note  note by tester"), "{text}");
+    // A note does not queue anything.
+    assert_eq!(
+        json(&w.braid(&["status", "--json"]))["outbox"]["waiting"],
+        0
+    );
+}
+
+#[test]
+fn contacts_text_and_json() {
+    let w = workspace();
+    let text = ok(&w.braid(&["contacts"]));
+    assert!(text.contains("Ann Lee"), "{text}");
+    assert!(
+        text.contains("email:ann@x.org") && text.contains("telegram:4242"),
+        "{text}"
+    );
+    assert!(text.contains("webchat:visitor-77"), "{text}");
+    assert!(text.contains("2 contacts"), "{text}");
+
+    let v = json(&w.braid(&["contacts", "--json"]));
+    let cs = v["contacts"].as_array().unwrap();
+    assert_eq!(cs.len(), 2);
+    assert_eq!(cs[0]["name"], "Ann Lee");
+    assert_eq!(cs[0]["identities"].as_array().unwrap().len(), 2);
+    assert_eq!(cs[0]["identities"][0]["kind"], "email");
+    assert_eq!(cs[0]["identities"][0]["value"], "ann@x.org");
+    assert_eq!(cs[1]["last_channel"], "webchat");
+    assert!(v["next_after"].is_null());
+
+    // Keyset paging.
+    let p1 = json(&w.braid(&["contacts", "--limit", "1", "--json"]));
+    assert_eq!(p1["contacts"].as_array().unwrap().len(), 1);
+    let after = p1["next_after"].as_i64().unwrap();
+    let p2 = json(&w.braid(&[
+        "contacts",
+        "--limit",
+        "1",
+        "--after",
+        &after.to_string(),
+        "--json",
+    ]));
+    assert_eq!(p2["contacts"][0]["name"], "Bob Stone");
+}
+
+#[test]
+fn global_flags_before_or_after_the_subcommand() {
+    let w = workspace();
+    let data = w.data.to_str().unwrap();
+    let before = json(&w.braid_raw(&["--data-dir", data, "list", "--json"]));
+    let after = json(&w.braid_raw(&["list", "--json", "--data-dir", data]));
+    assert_eq!(before, after);
+    assert_eq!(after["total"], 2);
+
+    // BRAID_DATA_DIR works too.
+    let out = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(["status", "--json"])
+        .env("BRAID_DATA_DIR", data)
+        .env_remove("BRAID_CONFIG")
+        .env("XDG_CONFIG_HOME", w.root.join("xdg-config"))
+        .output()
+        .unwrap();
+    assert_eq!(json(&out)["conversations"]["total"], 2);
+
+    // --config before and after.
+    let cfg = w.root.join("c.toml");
+    std::fs::write(&cfg, "agent = \"zoe\"\n").unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let v = json(&w.braid_raw(&["--config", cfg, "status", "--json", "--data-dir", data]));
+    assert_eq!(v["agent"], "zoe");
+    assert_eq!(v["config"], cfg);
+    let v = json(&w.braid_raw(&["status", "--config", cfg, "--json", "--data-dir", data]));
+    assert_eq!(v["agent"], "zoe");
+}
+
+#[test]
+fn config_errors_name_the_key_and_the_line() {
+    let w = workspace();
+    let cfg = w.root.join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "agent = \"a\"\n\n[theme]\naccent = \"red\"\ncolour = \"blue\"\n",
+    )
+    .unwrap();
+    let err = fails(&w.braid(&["--config", cfg.to_str().unwrap(), "status"]));
+    assert!(err.contains("line 5"), "{err}");
+    assert!(err.contains("`colour`"), "{err}");
+
+    std::fs::write(&cfg, "[theme]\nemail = \"yelow\"\n").unwrap();
+    let err = fails(&w.braid(&["--config", cfg.to_str().unwrap(), "list"]));
+    assert!(
+        err.contains("line 2") && err.contains("theme.email"),
+        "{err}"
+    );
+
+    // From the XDG config dir, without --config.
+    let xdg = w.root.join("xdg-config/braid");
+    std::fs::create_dir_all(&xdg).unwrap();
+    std::fs::write(
+        xdg.join("config.toml"),
+        "agent = \"a\"\nreopen_window = \"soon\"\n",
+    )
+    .unwrap();
+    let err = fails(&w.braid(&["status"]));
+    assert!(
+        err.contains("line 2") && err.contains("reopen_window"),
+        "{err}"
+    );
+
+    let err = fails(&w.braid(&["--config", "/nonexistent/braid.toml", "status"]));
+    assert!(err.contains("/nonexistent/braid.toml"), "{err}");
+}
+
+#[test]
+fn logs_go_to_the_data_dir_not_stdout() {
+    let w = workspace();
+    ok(&w.braid(&["note", &w.ann.to_string(), "--text", "logged"]));
+    let log = std::fs::read_to_string(w.data.join("braid.log")).unwrap();
+    assert!(log.contains("note added from the CLI"), "{log}");
+}
+
+#[test]
+fn the_cli_works_while_another_connection_holds_the_store() {
+    let w = workspace();
+    // A second connection (like a TUI) keeps the store open and has read from it.
+    let store = Store::open_dir(&w.data).unwrap();
+    let _ = store.counts("x").unwrap();
+    ok(&w.braid(&["note", &w.ann.to_string(), "--text", "while open"]));
+    ok(&w.braid(&["reply", &w.ann.to_string(), "--text", "while open"]));
+    // and the open connection sees the CLI's writes
+    let conv = store
+        .conversation(braid::model::ConversationId(w.ann))
+        .unwrap();
+    assert_eq!(conv.message_count, 4);
+}
+
+#[test]
+fn help_and_version_exit_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = braid_in(dir.path(), &["--help"]);
+    let text = ok(&out);
+    for cmd in [
+        "demo", "serve", "status", "list", "show", "search", "reply", "note", "contacts",
+    ] {
+        assert!(text.contains(cmd), "{cmd} missing from help:\n{text}");
+    }
+    assert!(ok(&braid_in(dir.path(), &["--version"])).contains("braid"));
+    let out = braid_in(dir.path(), &["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    fails(&out);
+}
+
+#[test]
+fn demo_builds_a_workspace_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let d = data.to_str().unwrap();
+    let out = braid_in(
+        dir.path(),
+        &[
+            "demo",
+            "--no-tui",
+            "--seed",
+            "7",
+            "--messages",
+            "400",
+            "--data-dir",
+            d,
+        ],
+    );
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("messages/s"), "{err}");
+    let first = json(&braid_in(
+        dir.path(),
+        &["--data-dir", d, "status", "--json"],
+    ));
+    assert_eq!(first["demo"], true);
+    let total = first["conversations"]["total"].as_i64().unwrap();
+    assert!(total > 0);
+    let contacts = json(&braid_in(
+        dir.path(),
+        &["--data-dir", d, "contacts", "--limit", "1000", "--json"],
+    ));
+    let n_contacts = contacts["contacts"].as_array().unwrap().len();
+    assert!(n_contacts > 0 && n_contacts <= 40, "{n_contacts}");
+
+    // Again: reused, not duplicated.
+    let out = braid_in(
+        dir.path(),
+        &["--data-dir", d, "demo", "--no-tui", "--seed", "7"],
+    );
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reusing"));
+    let second = json(&braid_in(
+        dir.path(),
+        &["--data-dir", d, "status", "--json"],
+    ));
+    assert_eq!(second["conversations"]["total"], total);
+}
+
+#[test]
+fn demo_defaults_to_its_own_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = braid_in(
+        dir.path(),
+        &["demo", "--no-tui", "--seed", "7", "--messages", "200"],
+    );
+    ok(&out);
+    assert!(
+        dir.path()
+            .join("xdg-data/braid/demo/braid.sqlite3")
+            .exists()
+    );
+    // The real data dir is untouched.
+    assert!(!dir.path().join("xdg-data/braid/braid.sqlite3").exists());
+}
