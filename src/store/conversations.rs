@@ -302,6 +302,22 @@ impl Store {
         }
         self.write_with(|tx| {
             let contact = contact_of(tx, id)?;
+            // A contact has at most one active conversation (every inbound message joins it):
+            // reopening an old one while a newer one is active would split the person in two.
+            if status.is_active() {
+                let other: Option<ConversationId> = tx
+                    .prepare_cached(
+                        "SELECT id FROM conversations
+                         WHERE contact_id = ?1 AND id <> ?2 AND status <> 'resolved' LIMIT 1",
+                    )?
+                    .query_row((contact, id), |r| r.get(0))
+                    .optional()?;
+                if let Some(other) = other {
+                    return Err(StoreError::Invalid(format!(
+                        "this contact already has an active conversation, #{other}; resolve it first"
+                    )));
+                }
+            }
             tx.execute(
                 "UPDATE conversations SET status = ?2,
                     snoozed_until = CASE WHEN ?2 = 'snoozed' THEN ?3 ELSE NULL END,
