@@ -550,6 +550,22 @@ fn note_text_and_json() {
     assert!(notes[0]["delivery"].is_null());
     let text = ok(&w.braid(&["show", &id]));
     assert!(text.contains("note  note by tester"), "{text}");
+    // Escape sequences typed into a note never reach the terminal through `show`.
+    ok(&w.braid(&[
+        "note",
+        &id,
+        "--text",
+        "evil \x1b]0;pwned\x07 \x1b[31mred\u{202e}",
+    ]));
+    let text = ok(&w.braid(&["show", &id]));
+    assert!(text.contains("evil"), "{text}");
+    assert!(
+        !text.contains('\x1b') && !text.contains('\u{202e}'),
+        "{text:?}"
+    );
+    let v = json(&w.braid(&["show", &id, "--json"]));
+    let last = v["messages"].as_array().unwrap().last().unwrap().clone();
+    assert!(!last["body"].as_str().unwrap().contains('\x1b'), "{last}");
     // A note does not queue anything.
     assert_eq!(
         json(&w.braid(&["status", "--json"]))["outbox"]["waiting"],
@@ -657,6 +673,18 @@ fn config_errors_name_the_key_and_the_line() {
         err.contains("line 2") && err.contains("reopen_window"),
         "{err}"
     );
+
+    // A world-readable config holding a plain secret is refused.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let cfg = w.root.join("secret.toml");
+        std::fs::write(&cfg, "[channels.telegram]\nbot_token = \"123:abc\"\n").unwrap();
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = fails(&w.braid(&["--config", cfg.to_str().unwrap(), "status"]));
+        assert!(err.contains("readable by everyone"), "{err}");
+        assert!(err.contains("channels.telegram.bot_token"), "{err}");
+    }
 
     let err = fails(&w.braid(&["--config", "/nonexistent/braid.toml", "status"]));
     assert!(err.contains("/nonexistent/braid.toml"), "{err}");

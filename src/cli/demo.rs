@@ -54,6 +54,7 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<()> {
     // The demo has its own workspace, apart from real data, unless --data-dir says otherwise.
     let data_dir = workspace_dir(globals)?;
     let config = globals.load_in(Some(&data_dir))?;
+    let data_dir = config.data_dir.clone();
     let mut store = open_store(&config)?;
     if is_empty(&store)? {
         let report = build(&mut store, &opts)?;

@@ -70,18 +70,11 @@ pub fn age(ms: Millis, now: Millis) -> String {
     }
 }
 
-/// One line, at most `width` columns: newlines become spaces, a cut ends with `…`.
+/// One safe line, at most `width` columns: newlines become spaces, a cut ends with `…`.
 pub fn clip(s: &str, width: usize) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| {
-            if c == '\n' || c == '\t' || c == '\r' {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
+    // Text in the store was sanitized at ingest; agents' own notes and replies were not, so the
+    // terminal gets the safe form once more (it also turns newlines into spaces).
+    let flat = crate::sanitize::line(s);
     if flat.width() <= width {
         return flat;
     }

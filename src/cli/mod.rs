@@ -83,16 +83,18 @@ pub fn parse_channel(s: &str) -> anyhow::Result<Channel> {
         .map_err(|_| anyhow::anyhow!("unknown channel '{s}' (one of: {})", names.join(", ")))
 }
 
-/// `--text -` reads the text from stdin.
+/// The text of a reply or note: `--text -` reads it from stdin. Sanitized here, at the edge
+/// where it enters (no escape sequences or bidi overrides reach anyone's terminal or inbox).
 pub fn read_text(text: &str) -> anyhow::Result<String> {
-    if text == "-" {
+    let raw = if text == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
             .context("cannot read the text from stdin")?;
-        Ok(s)
+        s
     } else {
-        Ok(text.to_string())
-    }
+        text.to_string()
+    };
+    Ok(crate::sanitize::text(&raw))
 }
 
 /// Write one JSON document and a newline.

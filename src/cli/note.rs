@@ -35,7 +35,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
     let message = store.add_note(id, &config.agent, &text, now_millis())?;
     tracing::info!(
         conversation = id.0,
-        message = message.0,
+        message_id = message.0,
         "note added from the CLI"
     );
     if args.json {

@@ -68,7 +68,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         );
     };
     let message = store.queue_reply(id, channel, &config.agent, &text, now_millis())?;
-    tracing::info!(conversation = id.0, message = message.0, %channel, "reply queued from the CLI");
+    tracing::info!(conversation = id.0, message_id = message.0, %channel, "reply queued from the CLI");
     let worker = worker_state(&config.data_dir);
     if args.json {
         return write_json(

@@ -232,8 +232,8 @@ fn write_message(out: &mut dyn Write, m: &MessageRow) -> anyhow::Result<()> {
         (None, _) => String::new(),
     };
     let author = match m.direction {
-        Direction::Note => format!("note by {}", m.author),
-        _ => m.author.clone(),
+        Direction::Note => format!("note by {}", crate::sanitize::line(&m.author)),
+        _ => crate::sanitize::line(&m.author),
     };
     writeln!(
         out,
@@ -244,9 +244,9 @@ fn write_message(out: &mut dyn Write, m: &MessageRow) -> anyhow::Result<()> {
         m.id
     )?;
     if let Some(s) = &m.subject {
-        writeln!(out, "    Subject: {s}")?;
+        writeln!(out, "    Subject: {}", crate::sanitize::line(s))?;
     }
-    for line in m.body.lines() {
+    for line in crate::sanitize::text(&m.body).lines() {
         if line.is_empty() {
             writeln!(out)?;
         } else {
