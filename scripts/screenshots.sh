@@ -24,8 +24,10 @@ SHOTS=(
   "help-160x45|160x45|?"
 )
 # Text that shows the UI has drawn (plain text, searched with grep -F in the
-# captured screen). Empty: wait for a non-empty screen that stops changing.
-READY_TEXT="${READY_TEXT:-}"
+# captured screen): the mode in braid's status line. After it appears (and
+# after each key) the script also waits for the screen to stop changing.
+# READY_TEXT= (empty) waits only for a non-empty, settled screen.
+READY_TEXT="${READY_TEXT-NORMAL}"
 READY_TIMEOUT="${READY_TIMEOUT:-30}"   # seconds to wait for the first draw
 SETTLE_MS="${SETTLE_MS:-400}"          # screen unchanged this long = drawn
 TITLE="${TITLE:-braid}"                # window title drawn above the screen
