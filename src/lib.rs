@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod config;
 pub mod channels;
 pub mod worker;
+pub mod feed;
 pub mod demo;
 pub mod cli;
 pub mod tui;

@@ -1,1 +1,0 @@
-//! The worker: channel I/O, the outbox dispatcher, the worker lease.
