@@ -262,7 +262,8 @@ fn fold_conversation(conn: &Connection, keep: ConversationId, gone: Conversation
         "UPDATE conversations SET channels = ?2,
             assignee = coalesce(assignee, ?3),
             last_activity = max(last_activity, ?4),
-            status = 'open'
+            status = 'open',
+            snoozed_until = NULL
          WHERE id = ?1",
         (keep, channels, gone_assignee, gone_activity),
     )?;
