@@ -792,7 +792,7 @@ fn demo_defaults_to_its_own_data_dir() {
 fn serve_runs_the_worker_until_interrupted() {
     let w = workspace();
     let data = w.data.to_str().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
+    let child = Command::new(env!("CARGO_BIN_EXE_braid"))
         .args(["serve", "--data-dir", data])
         .env_remove("BRAID_CONFIG")
         .env("XDG_CONFIG_HOME", w.root.join("xdg-config"))
