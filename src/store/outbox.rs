@@ -95,9 +95,17 @@ impl Store {
     ) -> Result<()> {
         self.write_with(|tx| {
             let (conv, contact) = owner(tx, message)?;
+            // The channel's copy may already be stored (a Sent folder can deliver it before
+            // this call): the id then stays with that copy, and the send is still recorded,
+            // rather than failing here and sending the reply again later.
             tx.execute(
                 "UPDATE messages SET delivery = 'sent', delivery_error = NULL, account = ?2,
-                    external_id = coalesce(?3, external_id) WHERE id = ?1",
+                    external_id = CASE
+                        WHEN ?3 IS NOT NULL AND NOT EXISTS (
+                            SELECT 1 FROM messages o WHERE o.channel = messages.channel
+                              AND o.account = ?2 AND o.external_id = ?3 AND o.id <> ?1)
+                        THEN ?3 ELSE external_id END
+                 WHERE id = ?1",
                 (message, account, external_id),
             )?;
             tx.execute("DELETE FROM outbox WHERE message_id = ?1", [message])?;
