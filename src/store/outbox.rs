@@ -95,6 +95,17 @@ impl Store {
     ) -> Result<()> {
         self.write_with(|tx| {
             let (conv, contact) = owner(tx, message)?;
+            if !in_outbox(tx, message)? {
+                // The same success reported twice is fine; anything else is not ours to send.
+                let delivery: Option<Delivery> =
+                    tx.query_row("SELECT delivery FROM messages WHERE id = ?1", [message], |r| {
+                        r.get(0)
+                    })?;
+                if delivery == Some(Delivery::Sent) {
+                    return Ok(());
+                }
+                return Err(not_waiting(message));
+            }
             // The channel's copy may already be stored (a Sent folder can deliver it before
             // this call): the id then stays with that copy, and the send is still recorded,
             // rather than failing here and sending the reply again later.
@@ -132,7 +143,7 @@ impl Store {
                     |r| r.get(0),
                 )
                 .optional()?
-                .unwrap_or(MAX_ATTEMPTS);
+                .ok_or_else(|| not_waiting(message))?;
             let again = retry && attempts < MAX_ATTEMPTS;
             let backoff = (5_000i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
             tx.execute(
@@ -158,9 +169,7 @@ impl Store {
                 (message, at),
             )?;
             if n == 0 {
-                return Err(StoreError::Invalid(format!(
-                    "message #{message} is not waiting to be sent"
-                )));
+                return Err(not_waiting(message));
             }
             tx.execute(
                 "UPDATE messages SET delivery = 'queued' WHERE id = ?1",
@@ -191,6 +200,18 @@ impl Store {
             .query_row([conv], |r| r.get(0))
             .optional()?)
     }
+}
+
+fn in_outbox(conn: &rusqlite::Connection, message: MessageId) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM outbox WHERE message_id = ?1")?
+        .query_row([message], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn not_waiting(message: MessageId) -> StoreError {
+    StoreError::Invalid(format!("message #{message} is not waiting to be sent"))
 }
 
 fn owner(conn: &rusqlite::Connection, message: MessageId) -> Result<(ConversationId, ContactId)> {
