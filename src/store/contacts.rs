@@ -236,7 +236,27 @@ fn fold_conversation(conn: &Connection, keep: ConversationId, gone: Conversation
         (keep, gone),
     )?;
     conn.execute("DELETE FROM tags WHERE conversation_id = ?1", [gone])?;
-    conn.execute("DELETE FROM drafts WHERE conversation_id = ?1", [gone])?;
+    // Drafts are never lost: an agent's draft moves along; one who had a draft on both
+    // keeps the two texts, one after the other.
+    conn.execute(
+        "UPDATE drafts SET
+            body = body || char(10) || char(10) || (SELECT g.body FROM drafts g
+                WHERE g.conversation_id = ?2 AND g.agent = drafts.agent),
+            updated_at = max(updated_at, (SELECT g.updated_at FROM drafts g
+                WHERE g.conversation_id = ?2 AND g.agent = drafts.agent))
+         WHERE conversation_id = ?1
+           AND agent IN (SELECT agent FROM drafts WHERE conversation_id = ?2)",
+        (keep, gone),
+    )?;
+    conn.execute(
+        "DELETE FROM drafts WHERE conversation_id = ?2
+           AND agent IN (SELECT agent FROM drafts WHERE conversation_id = ?1)",
+        (keep, gone),
+    )?;
+    conn.execute(
+        "UPDATE drafts SET conversation_id = ?1 WHERE conversation_id = ?2",
+        (keep, gone),
+    )?;
     conn.execute(
         "UPDATE events SET conversation_id = ?1 WHERE conversation_id = ?2",
         (keep, gone),
