@@ -88,6 +88,24 @@ pub(crate) fn insert_identity(
     Ok(())
 }
 
+/// The contact `id` is now: itself, or the survivor of the merges that absorbed it.
+pub(crate) fn live_contact(conn: &Connection, id: ContactId) -> Result<ContactId> {
+    let mut at = id;
+    // A merge chain is short; the bound only guards against a corrupt cycle.
+    for _ in 0..64 {
+        let merged: Option<Option<ContactId>> = conn
+            .prepare_cached("SELECT merged_into FROM contacts WHERE id = ?1")?
+            .query_row([at], |r| r.get(0))
+            .optional()?;
+        match merged {
+            None => return Err(StoreError::NoContact(id.0)),
+            Some(None) => return Ok(at),
+            Some(Some(next)) => at = next,
+        }
+    }
+    Err(StoreError::Invalid(format!("contact #{id}: merge chain too long")))
+}
+
 pub(crate) fn contact_name(conn: &Connection, id: ContactId) -> Result<String> {
     conn.prepare_cached("SELECT name FROM contacts WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
@@ -388,7 +406,9 @@ impl Store {
         at: Millis,
     ) -> Result<ContactId> {
         self.write_with(|tx| {
-            contact_name(tx, contact)?;
+            // The contact on the agent's screen may have been merged meanwhile (by another
+            // process): the identity goes to the person, not to the absorbed row.
+            let contact = live_contact(tx, contact)?;
             match find_identity(tx, kind, normalized)? {
                 Some(owner) if owner == contact => {}
                 Some(owner) => {
