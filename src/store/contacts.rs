@@ -436,6 +436,7 @@ impl Store {
     /// Mark or unmark a contact as VIP.
     pub fn set_vip(&mut self, contact: ContactId, vip: bool, actor: &str, at: Millis) -> Result<()> {
         self.write_with(|tx| {
+            let contact = live_contact(tx, contact)?;
             tx.execute("UPDATE contacts SET vip = ?2 WHERE id = ?1", (contact, vip))?;
             events::append(
                 tx,
