@@ -279,12 +279,16 @@ fn fold_conversation(conn: &Connection, keep: ConversationId, gone: Conversation
         "UPDATE events SET conversation_id = ?1 WHERE conversation_id = ?2",
         (keep, gone),
     )?;
-    let (channels_gone, gone_activity, gone_assignee): (String, Millis, Option<String>) = conn
-        .query_row(
-            "SELECT channels, last_activity, assignee FROM conversations WHERE id = ?1",
-            [gone],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
+    let (channels_gone, gone_activity, gone_assignee, gone_subject): (
+        String,
+        Millis,
+        Option<String>,
+        Option<String>,
+    ) = conn.query_row(
+        "SELECT channels, last_activity, assignee, subject FROM conversations WHERE id = ?1",
+        [gone],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     let mut channels: String =
         conn.query_row("SELECT channels FROM conversations WHERE id = ?1", [keep], |r| {
             r.get(0)
@@ -299,11 +303,12 @@ fn fold_conversation(conn: &Connection, keep: ConversationId, gone: Conversation
     conn.execute(
         "UPDATE conversations SET channels = ?2,
             assignee = coalesce(assignee, ?3),
+            subject = coalesce(subject, ?5),
             last_activity = max(last_activity, ?4),
             status = 'open',
             snoozed_until = NULL
          WHERE id = ?1",
-        (keep, channels, gone_assignee, gone_activity),
+        (keep, channels, gone_assignee, gone_activity, gone_subject),
     )?;
     Ok(())
 }
