@@ -298,6 +298,15 @@ fn fold_conversation(conn: &Connection, keep: ConversationId, gone: Conversation
             channels = c;
         }
     }
+    // The higher priority of the two survives (an urgent thread stays urgent).
+    conn.execute(
+        "UPDATE conversations SET priority = (SELECT g.priority FROM conversations g WHERE g.id = ?2)
+         WHERE id = ?1
+           AND (SELECT CASE g.priority WHEN 'urgent' THEN 3 WHEN 'high' THEN 2
+                       WHEN 'normal' THEN 1 ELSE 0 END FROM conversations g WHERE g.id = ?2)
+             > CASE priority WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 WHEN 'normal' THEN 1 ELSE 0 END",
+        (keep, gone),
+    )?;
     conn.execute("DELETE FROM conversations WHERE id = ?1", [gone])?;
     super::messages::refresh_conversation_summary(conn, keep)?;
     conn.execute(
