@@ -335,3 +335,31 @@ fn another_process_sees_a_write_in_its_change_feed() {
         .unwrap();
     assert_eq!(hits.len(), 1);
 }
+
+#[test]
+fn many_processes_opening_a_fresh_file_at_once_all_succeed() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let openers: Vec<_> = (0..4)
+            .map(|i| {
+                let d = dir.path().to_path_buf();
+                let b = barrier.clone();
+                std::thread::spawn(move || {
+                    b.wait();
+                    let mut s = Store::open_dir(&d).unwrap();
+                    put(
+                        &mut s,
+                        &email(&format!("<{i}@x>"), &format!("p{i}@x.org"), "hi", T0),
+                    );
+                    s.schema_version().unwrap()
+                })
+            })
+            .collect();
+        for o in openers {
+            assert_eq!(o.join().unwrap(), schema::CURRENT_VERSION, "round {round}");
+        }
+        let s = Store::open_dir(dir.path()).unwrap();
+        assert_eq!(s.queue_count(&QueueFilter::All).unwrap(), 4);
+    }
+}

@@ -2551,3 +2551,60 @@ fn adding_an_identity_to_a_merged_contact_lands_on_the_survivor() {
         Err(StoreError::NoContact(999))
     ));
 }
+
+#[test]
+fn reload_in_place_and_jump_anchors_match_the_order() {
+    let s = queue_fixture();
+    for filter in all_filters() {
+        let expected = expected_queue(&s, &filter);
+        let all = s.queue_page(&filter, QueueAnchor::Top, 1000).unwrap();
+        for (i, row) in all.iter().enumerate() {
+            let page = s
+                .queue_page(&filter, QueueAnchor::AtOrAfter(row.cursor()), 3)
+                .unwrap();
+            let want: Vec<_> = expected.iter().copied().skip(i).take(3).collect();
+            assert_eq!(
+                page.iter().map(|r| r.id).collect::<Vec<_>>(),
+                want,
+                "{filter:?} at {i}"
+            );
+        }
+        for n in [0, 1, 5, expected.len(), expected.len() + 3] {
+            let page = s.queue_page(&filter, QueueAnchor::Offset(n), 4).unwrap();
+            let want: Vec<_> = expected.iter().copied().skip(n).take(4).collect();
+            assert_eq!(
+                page.iter().map(|r| r.id).collect::<Vec<_>>(),
+                want,
+                "{filter:?} offset {n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_merge_keeps_the_subject_and_the_higher_priority() {
+    let mut s = mem();
+    // The older conversation is a web chat: no subject, normal priority.
+    let w = put_stored(&mut s, &web("w1", "v-1", "hi", T0));
+    let e = put_stored(&mut s, &email("<1@x>", "ann@x.org", "invoice?", T0 + HOUR));
+    s.set_priority(e.conversation, Priority::Urgent, "bob", T0 + HOUR)
+        .unwrap();
+    put(
+        &mut s,
+        &linked(
+            web("w2", "v-1", "I'm ann", T0 + 2 * HOUR),
+            IdentityKind::Email,
+            "ann@x.org",
+        ),
+    );
+    let c = s.conversation(w.conversation).unwrap();
+    assert_eq!(c.subject.as_deref(), Some("Order question"));
+    assert_eq!(c.priority, Priority::Urgent);
+    let r = s
+        .queue_reply(w.conversation, Channel::Email, "bob", "here", T0 + 3 * HOUR)
+        .unwrap();
+    assert_eq!(
+        s.message(r).unwrap().subject.as_deref(),
+        Some("Re: Order question")
+    );
+}
