@@ -1139,9 +1139,14 @@ class Renderer:
             adv = font.getlength(text[0])
             x = left + (span - adv) / 2.0 if adv <= span else left
             draw.text((x, base_y), text, font=font, fill=fgc, anchor="ls")
+            if bold and data is not f.bold and data is not f.bold_italic:
+                # no bold face for this glyph: overstrike, as terminals do
+                draw.text((x + 1, base_y), text, font=font, fill=fgc, anchor="ls")
         elif kind == "fallback":
             font, dx, dy = data
             draw.text((left + dx, base_y + dy), text, font=font, fill=fgc, anchor="ls")
+            if bold:
+                draw.text((left + dx + 1, base_y + dy), text, font=font, fill=fgc, anchor="ls")
         elif kind == "emoji":
             em = self._emoji_img(text, span, f.cell_h)
             if em:

@@ -14,22 +14,31 @@
 set -euo pipefail
 
 # ---------------------------------------------------------------------------
-# What to shoot. Edit here.
-#   name | size (COLSxROWS) | keys sent after the UI is up (tmux key names,
-#   space separated; see `man tmux`, KEY BINDINGS: Enter, Escape, Tab, Up, C-c)
+# What to shoot. Edit here. One line per PNG:
+#   name | size (COLSxROWS) | keys | until
+# keys: sent one by one after the UI is up, space separated tmux key names
+#   (j, ?, Enter, Escape, Tab, Up, C-d; see `man tmux`, KEY BINDINGS).
+#   KEY* presses KEY until the screen matches `until` (an extended regex, grep
+#   -E, tried on each line of the plain screen), at most MAX_REPEAT times.
+# The demo's queue order depends on the clock, so the demo shots walk down the
+# queue (j*) to the first selected row (▌) whose channel icons show two
+# channels, and open it (Enter): a timeline that mixes mail, Telegram and web.
 # ---------------------------------------------------------------------------
+MIXED='▌[^│]*(✉✈|✉ ◍|✈◍)'
 SHOTS=(
-  "demo-160x45|160x45|j j Enter"
-  "demo-80x24|80x24|j j Enter"
-  "help-160x45|160x45|?"
+  "demo-160x45|160x45|j* Enter|$MIXED"
+  "demo-80x24|80x24|j* Enter|$MIXED"
+  "help-160x45|160x45|?|"
 )
+MAX_REPEAT="${MAX_REPEAT:-60}"
 # Text that shows the UI has drawn (plain text, searched with grep -F in the
 # captured screen): the mode in braid's status line. After it appears (and
 # after each key) the script also waits for the screen to stop changing.
 # READY_TEXT= (empty) waits only for a non-empty, settled screen.
 READY_TEXT="${READY_TEXT-NORMAL}"
 READY_TIMEOUT="${READY_TIMEOUT:-30}"   # seconds to wait for the first draw
-SETTLE_MS="${SETTLE_MS:-400}"          # screen unchanged this long = drawn
+SETTLE_MS="${SETTLE_MS:-500}"          # screen unchanged this long = drawn
+KEY_TIMEOUT="${KEY_TIMEOUT:-3}"        # seconds a key may take to change the screen
 TITLE="${TITLE:-braid}"                # window title drawn above the screen
 FONT_SIZE="${FONT_SIZE:-16}"
 
@@ -103,7 +112,7 @@ TMP=""
 TMUX_CONF=""
 # The server's socket lives in our temp dir: nothing to collide with, nothing
 # left behind.
-tm() { tmux -S "$TMP/tmux.sock" -f "$TMUX_CONF" "$@"; }
+tm() { tmux -u -S "$TMP/tmux.sock" -f "$TMUX_CONF" "$@"; }
 
 cleanup() {
   if [ -n "$TMUX_CONF" ]; then
@@ -172,8 +181,21 @@ wait_drawn() {
   done
 }
 
+# Send one key, wait for the screen to change (an app may take a moment to
+# redraw; a key that changes nothing costs KEY_TIMEOUT), then to settle.
+send_key() {
+  local target="$1" key="$2" before deadline
+  before="$(screen_text "$target")"
+  tm send-keys -t "$target" -- "$key"
+  deadline=$(( $(now_ms) + KEY_TIMEOUT * 1000 ))
+  while [ "$(screen_text "$target")" = "$before" ] && [ "$(now_ms)" -lt "$deadline" ]; do
+    sleep 0.05
+  done
+  wait_drawn "$target" 10 ""
+}
+
 shoot() {
-  local name="$1" size="$2" keys="$3"
+  local name="$1" size="$2" keys="$3" until="$4"
   local cols="${size%x*}" rows="${size#*x}"
   local session="shot-$name" data="$TMP/data-$name"
   mkdir -p "$data" "$TMP/home-$name/config" "$TMP/home-$name/state" "$TMP/home-$name/cache"
@@ -193,11 +215,24 @@ shoot() {
   got="$(tm display-message -p -t "$session" '#{window_width}x#{window_height}')"
   [ "$got" = "${cols}x${rows}" ] || die "tmux window is $got, wanted ${cols}x${rows}"
   wait_drawn "$session" "$READY_TIMEOUT" "$READY_TEXT"
-  local k
+  local k n
   for k in $keys; do
-    tm send-keys -t "$session" -- "$k"
-    sleep 0.15
-    wait_drawn "$session" 10 ""
+    if [ "${#k}" -gt 1 ] && [ "${k%\*}" != "$k" ]; then
+      k="${k%\*}"
+      [ -n "$until" ] || die "$name: \"$k*\" needs the until pattern (4th field)"
+      n=0
+      while ! screen_text "$session" | LC_ALL=C.UTF-8 grep -qE -- "$until"; do
+        if [ "$n" -ge "$MAX_REPEAT" ]; then
+          say "warning: $name: pressed $k $n times, the screen never matched: $until"
+          break
+        fi
+        send_key "$session" "$k"
+        n=$((n + 1))
+      done
+      say "$name: $k x$n"
+      continue
+    fi
+    send_key "$session" "$k"
   done
   tm capture-pane -e -p -J -t "$session" >"$TMP/$name.ansi"
   tm kill-session -t "$session" >/dev/null 2>&1 || true
@@ -239,10 +274,10 @@ EOF
   export TERM=xterm-256color
   unset TMUX   # we may be running inside someone's tmux: ours is separate
   mkdir -p "$OUT_DIR"
-  local shot name size keys
+  local shot name size keys until
   for shot in "${SHOTS[@]}"; do
-    IFS='|' read -r name size keys <<<"$shot"
-    shoot "$name" "$size" "$keys"
+    IFS='|' read -r name size keys until <<<"$shot"
+    shoot "$name" "$size" "$keys" "$until"
   done
 }
 
