@@ -7,6 +7,7 @@
 //! real channels), agent replies, notes and workflow through the store's batch verbs
 //! ([`crate::store::bulk`]), many thousands per transaction.
 
+pub(crate) mod history;
 pub(crate) mod plan;
 pub(crate) mod rng;
 pub(crate) mod text;
@@ -19,6 +20,7 @@ use crate::model::{
 use crate::store::{self, Store, bulk};
 use plan::{Kind, Person, Plan, Step, Thread};
 use rng::Rng;
+use rusqlite::Connection;
 use std::time::{Duration, Instant};
 use text::{AGENTS, Ctx, Stage, TOPICS};
 
@@ -55,10 +57,24 @@ pub struct GenerateReport {
 const MARKER_CHANNEL: &str = "demo";
 const MARKER_KEY: &str = "seed";
 
-/// How many plan steps share one transaction.
-const BATCH_STEPS: usize = 100_000;
 /// How often (in messages) `progress` is called at most.
 const PROGRESS_EVERY: usize = 10_000;
+
+/// Workspaces from this many messages up are written by the bulk history loader
+/// ([`history`]): the same contacts, conversations and messages as ingest would make (a test
+/// holds the two equal), at a multiple of the speed, with one `imported` audit event instead
+/// of one per message and workflow change.
+pub(crate) const BULK_FROM_MESSAGES: usize = 20_000;
+
+/// How the history is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// Customer messages through `ingest::ingest_in`, the rest through `store::bulk`'s verbs,
+    /// each with its event.
+    Ingest,
+    /// Through [`history::History`].
+    Bulk,
+}
 
 /// Fill an EMPTY store with the demo workspace (timestamps end at `now`), and mark the store as a
 /// demo workspace.
@@ -70,6 +86,21 @@ pub fn generate(
     now: Millis,
     progress: &mut dyn FnMut(usize, usize),
 ) -> anyhow::Result<GenerateReport> {
+    let path = if opts.messages >= BULK_FROM_MESSAGES {
+        Path::Bulk
+    } else {
+        Path::Ingest
+    };
+    generate_with(store, opts, now, progress, path)
+}
+
+pub(crate) fn generate_with(
+    store: &mut Store,
+    opts: &DemoOptions,
+    now: Millis,
+    progress: &mut dyn FnMut(usize, usize),
+    path: Path,
+) -> anyhow::Result<GenerateReport> {
     let started = Instant::now();
     if !store.is_empty()? {
         anyhow::bail!(
@@ -78,13 +109,11 @@ pub fn generate(
     }
     let plan = plan::build(opts, now);
     progress(0, plan.messages);
-    store.begin_bulk_load()?;
-    let played = play(store, opts, now, &plan, progress);
-    let restored = store.end_bulk_load();
-    let messages = played?;
+    let load = store.begin_bulk_load()?;
+    let played = play(store, opts, now, &plan, progress, path);
+    let restored = store.end_bulk_load(load);
+    let (contacts, conversations, messages) = played?;
     restored?;
-    let contacts = store.contacts_page(None, usize::MAX)?.len();
-    let conversations = store.queue_count(&store::QueueFilter::All)? as usize;
     Ok(GenerateReport {
         contacts,
         conversations,
@@ -134,73 +163,314 @@ fn bit(c: Channel) -> u8 {
     }
 }
 
+/// Where the played history goes: the write verbs the generator needs, in two implementations.
+trait Sink {
+    fn inbound(
+        &mut self,
+        conn: &Connection,
+        msg: &Inbound,
+        now: Millis,
+    ) -> anyhow::Result<Ingested>;
+    fn agent(&mut self, conn: &Connection, m: &bulk::AgentMessage<'_>) -> anyhow::Result<()>;
+    #[allow(clippy::too_many_arguments)]
+    fn status(
+        &mut self,
+        conn: &Connection,
+        conv: ConversationId,
+        contact: ContactId,
+        status: Status,
+        until: Option<Millis>,
+        actor: &str,
+        at: Millis,
+    ) -> anyhow::Result<()>;
+    #[allow(clippy::too_many_arguments)]
+    fn assign(
+        &mut self,
+        conn: &Connection,
+        conv: ConversationId,
+        contact: ContactId,
+        agent: &str,
+        actor: &str,
+        at: Millis,
+    ) -> anyhow::Result<()>;
+    #[allow(clippy::too_many_arguments)]
+    fn priority(
+        &mut self,
+        conn: &Connection,
+        conv: ConversationId,
+        contact: ContactId,
+        priority: Priority,
+        actor: &str,
+        at: Millis,
+    ) -> anyhow::Result<()>;
+    #[allow(clippy::too_many_arguments)]
+    fn tag(
+        &mut self,
+        conn: &Connection,
+        conv: ConversationId,
+        contact: ContactId,
+        tag: &str,
+        actor: &str,
+        at: Millis,
+    ) -> anyhow::Result<()>;
+    fn vip(
+        &mut self,
+        conn: &Connection,
+        contact: ContactId,
+        actor: &str,
+        at: Millis,
+    ) -> anyhow::Result<()>;
+}
+
+/// The one path: ingest for customers, the store's batch verbs (with events) for agents.
+struct IngestSink {
+    settings: ingest::Settings,
+}
+
+impl Sink for IngestSink {
+    fn inbound(
+        &mut self,
+        conn: &Connection,
+        msg: &Inbound,
+        now: Millis,
+    ) -> anyhow::Result<Ingested> {
+        Ok(ingest::ingest_in(conn, msg, &self.settings, now)?)
+    }
+    fn agent(&mut self, conn: &Connection, m: &bulk::AgentMessage<'_>) -> anyhow::Result<()> {
+        bulk::agent_message(conn, m)?;
+        Ok(())
+    }
+    fn status(
+        &mut self,
+        conn: &Connection,
+        conv: ConversationId,
+        contact: ContactId,
+        status: Status,
+        until: Option<Millis>,
+        actor: &str,
+        at: Millis,
+    ) -> anyhow::Result<()> {
+        Ok(bulk::set_status(
+            conn, conv, contact, status, until, actor, at,
+        )?)
+    }
+    fn assign(
+        &mut self,
+        conn: &Connection,
+        conv: ConversationId,
+        contact: ContactId,
+        agent: &str,
+        actor: &str,
+        at: Millis,
+    ) -> anyhow::Result<()> {
+        Ok(bulk::assign(conn, conv, contact, Some(agent), actor, at)?)
+    }
+    fn priority(
+        &mut self,
+        conn: &Connection,
+        conv: ConversationId,
+        contact: ContactId,
+        priority: Priority,
+        actor: &str,
+        at: Millis,
+    ) -> anyhow::Result<()> {
+        Ok(bulk::set_priority(
+            conn, conv, contact, priority, actor, at,
+        )?)
+    }
+    fn tag(
+        &mut self,
+        conn: &Connection,
+        conv: ConversationId,
+        contact: ContactId,
+        tag: &str,
+        actor: &str,
+        at: Millis,
+    ) -> anyhow::Result<()> {
+        bulk::add_tag(conn, conv, contact, tag, actor, at)?;
+        Ok(())
+    }
+    fn vip(
+        &mut self,
+        conn: &Connection,
+        contact: ContactId,
+        actor: &str,
+        at: Millis,
+    ) -> anyhow::Result<()> {
+        Ok(bulk::set_vip(conn, contact, true, actor, at)?)
+    }
+}
+
+/// The bulk history loader (see [`history`]).
+struct HistorySink {
+    history: history::History,
+    settings: ingest::Settings,
+}
+
+impl Sink for HistorySink {
+    fn inbound(
+        &mut self,
+        conn: &Connection,
+        msg: &Inbound,
+        now: Millis,
+    ) -> anyhow::Result<Ingested> {
+        Ok(self.history.ingest(conn, msg, &self.settings, now)?)
+    }
+    fn agent(&mut self, conn: &Connection, m: &bulk::AgentMessage<'_>) -> anyhow::Result<()> {
+        self.history.agent_message(conn, m)?;
+        Ok(())
+    }
+    fn status(
+        &mut self,
+        _: &Connection,
+        conv: ConversationId,
+        _: ContactId,
+        status: Status,
+        until: Option<Millis>,
+        _: &str,
+        at: Millis,
+    ) -> anyhow::Result<()> {
+        Ok(self.history.set_status(conv, status, until, at)?)
+    }
+    fn assign(
+        &mut self,
+        _: &Connection,
+        conv: ConversationId,
+        _: ContactId,
+        agent: &str,
+        _: &str,
+        _: Millis,
+    ) -> anyhow::Result<()> {
+        Ok(self.history.assign(conv, Some(agent))?)
+    }
+    fn priority(
+        &mut self,
+        _: &Connection,
+        conv: ConversationId,
+        _: ContactId,
+        priority: Priority,
+        _: &str,
+        _: Millis,
+    ) -> anyhow::Result<()> {
+        Ok(self.history.set_priority(conv, priority)?)
+    }
+    fn tag(
+        &mut self,
+        conn: &Connection,
+        conv: ConversationId,
+        _: ContactId,
+        tag: &str,
+        _: &str,
+        _: Millis,
+    ) -> anyhow::Result<()> {
+        bulk::insert_tag(conn, conv, tag)?;
+        Ok(())
+    }
+    fn vip(
+        &mut self,
+        _: &Connection,
+        contact: ContactId,
+        _: &str,
+        _: Millis,
+    ) -> anyhow::Result<()> {
+        Ok(self.history.set_vip(contact, true)?)
+    }
+}
+
 struct Player<'p> {
     seed: u64,
     plan: &'p Plan,
     states: Vec<PersonState>,
-    settings: ingest::Settings,
     now: Millis,
     seq: u64,
     body: String,
     words: String,
 }
 
-/// Write the plan into the store. Returns how many messages were written.
+/// Write the plan into the store, in one transaction: the workspace appears whole or not at
+/// all. Returns the (contacts, conversations, messages) written.
 fn play(
     store: &mut Store,
     opts: &DemoOptions,
     now: Millis,
     plan: &Plan,
     progress: &mut dyn FnMut(usize, usize),
-) -> anyhow::Result<usize> {
+    path: Path,
+) -> anyhow::Result<(usize, usize, usize)> {
     let mut p = Player {
         seed: opts.seed,
         plan,
         states: (0..plan.persons.len())
             .map(|_| PersonState::default())
             .collect(),
-        settings: ingest::Settings::default(),
         now,
         seq: 0,
         body: String::with_capacity(2048),
         words: String::with_capacity(1024),
     };
+    let settings = ingest::Settings::default();
+    let tx = store.write()?;
+    let fts = bulk::suspend_fts(&tx)?;
+    let mut sinks = match path {
+        Path::Ingest => Sinks::Ingest(IngestSink { settings }),
+        Path::Bulk => Sinks::History(HistorySink {
+            history: history::History::new(&tx)?,
+            settings,
+        }),
+    };
+    let sink: &mut dyn Sink = match &mut sinks {
+        Sinks::Ingest(s) => s,
+        Sinks::History(s) => s,
+    };
     let mut written = 0usize;
     let mut reported = 0usize;
-    let mut chunks = plan.steps.chunks(BATCH_STEPS).peekable();
-    while let Some(chunk) = chunks.next() {
-        let tx = store.write()?;
-        for step in chunk {
-            if p.step(&tx, step)? {
-                written += 1;
-                if written - reported >= PROGRESS_EVERY {
-                    progress(written, plan.messages);
-                    reported = written;
-                }
+    for step in &plan.steps {
+        if p.step(&tx, sink, step)? {
+            written += 1;
+            if written - reported >= PROGRESS_EVERY {
+                progress(written, plan.messages);
+                reported = written;
             }
         }
-        if chunks.peek().is_none() {
-            store::set_cursor(&tx, MARKER_CHANNEL, "", MARKER_KEY, &opts.seed.to_string())?;
-            let options = serde_json::json!({
-                "contacts": opts.contacts, "messages": opts.messages, "days": opts.days,
-                "generated_at": now,
-            });
-            store::set_cursor(&tx, MARKER_CHANNEL, "", "options", &options.to_string())?;
+    }
+    let options = serde_json::json!({
+        "seed": opts.seed, "contacts": opts.contacts, "messages": opts.messages,
+        "days": opts.days, "generated_at": now,
+    });
+    let (contacts, conversations) = match sinks {
+        Sinks::Ingest(_) => {
+            let contacts: std::collections::HashSet<_> =
+                p.states.iter().filter_map(|s| s.contact).collect();
+            (contacts.len(), bulk::count_conversations(&tx)?)
         }
-        tx.commit()?;
-    }
-    if plan.steps.is_empty() {
-        let tx = store.write()?;
-        store::set_cursor(&tx, MARKER_CHANNEL, "", MARKER_KEY, &opts.seed.to_string())?;
-        tx.commit()?;
-    }
+        Sinks::History(h) => {
+            let counts = h.history.counts();
+            h.history.finish(&tx)?;
+            bulk::imported(&tx, now, "demo", &options)?;
+            counts
+        }
+    };
+    bulk::resume_fts(&tx, fts)?;
+    store::set_cursor(&tx, MARKER_CHANNEL, "", MARKER_KEY, &opts.seed.to_string())?;
+    store::set_cursor(&tx, MARKER_CHANNEL, "", "options", &options.to_string())?;
+    tx.commit()?;
     progress(written, plan.messages);
-    Ok(written)
+    Ok((contacts, conversations, written))
+}
+
+enum Sinks {
+    Ingest(IngestSink),
+    History(HistorySink),
 }
 
 impl Player<'_> {
     /// Apply one step. True if it wrote a message.
-    fn step(&mut self, conn: &rusqlite::Connection, step: &Step) -> anyhow::Result<bool> {
+    fn step(
+        &mut self,
+        conn: &Connection,
+        sink: &mut dyn Sink,
+        step: &Step,
+    ) -> anyhow::Result<bool> {
         let thread = &self.plan.threads[step.thread as usize];
         let pid = thread.person as usize;
         let person = &self.plan.persons[pid];
@@ -265,7 +535,7 @@ impl Player<'_> {
                 let msg = inbound(person, st, step, subject, &self.body, self.seed, self.seq);
                 st.introduced |= bit(step.channel);
                 let at = step.at;
-                let out = ingest::ingest_in(conn, &msg, &self.settings, at)?;
+                let out = sink.inbound(conn, &msg, at)?;
                 let Ingested::Stored {
                     conversation,
                     contact,
@@ -283,7 +553,7 @@ impl Player<'_> {
                 st.conv = Some(conversation);
                 st.contact = Some(contact);
                 if step.idx == 0 {
-                    start_thread(conn, person, thread, st, topic.tag, at + 1)?;
+                    start_thread(conn, sink, person, thread, st, topic.tag, at + 1)?;
                 }
                 Ok(true)
             }
@@ -315,12 +585,12 @@ impl Player<'_> {
                 }
                 if step.kind == Kind::Out {
                     if st.assignee != Some(thread.agent) {
-                        bulk::assign(conn, conv, contact, Some(agent), agent, step.at - 1)?;
+                        sink.assign(conn, conv, contact, agent, agent, step.at - 1)?;
                         st.assignee = Some(thread.agent);
                     }
                     st.replied = true;
                 }
-                bulk::agent_message(
+                sink.agent(
                     conn,
                     &bulk::AgentMessage {
                         conversation: conv,
@@ -342,15 +612,17 @@ impl Player<'_> {
                 }
                 Ok(true)
             }
-            Kind::Resolve | Kind::Snooze => {
+            Kind::Resolve | Kind::Snooze | Kind::Pend => {
                 let (Some(conv), Some(contact)) = (st.conv, st.contact) else {
                     anyhow::bail!("demo plan: a workflow step before the customer wrote");
                 };
                 if step.kind == Kind::Resolve {
-                    bulk::set_status(conn, conv, contact, Status::Resolved, None, agent, step.at)?;
+                    sink.status(conn, conv, contact, Status::Resolved, None, agent, step.at)?;
+                } else if step.kind == Kind::Pend {
+                    sink.status(conn, conv, contact, Status::Pending, None, agent, step.at)?;
                 } else {
                     let until = self.now + rng.range(6 * plan::HOUR, 4 * plan::DAY);
-                    bulk::set_status(
+                    sink.status(
                         conn,
                         conv,
                         contact,
@@ -368,7 +640,8 @@ impl Player<'_> {
 
 /// Tags, priority, triage assignment and VIP status when a thread starts.
 fn start_thread(
-    conn: &rusqlite::Connection,
+    conn: &Connection,
+    sink: &mut dyn Sink,
     person: &Person,
     thread: &Thread,
     st: &mut PersonState,
@@ -379,25 +652,25 @@ fn start_thread(
         return Ok(());
     };
     let rules = "rules";
-    bulk::add_tag(conn, conv, contact, tag, rules, at)?;
+    sink.tag(conn, conv, contact, tag, rules, at)?;
     if person.vip {
         if !st.vip_done {
-            bulk::set_vip(conn, contact, true, AGENTS[0].0, at)?;
+            sink.vip(conn, contact, AGENTS[0].0, at)?;
             st.vip_done = true;
         }
-        bulk::add_tag(conn, conv, contact, "vip", rules, at)?;
+        sink.tag(conn, conv, contact, "vip", rules, at)?;
     }
     if person.company.is_some() {
-        bulk::add_tag(conn, conv, contact, "b2b", rules, at)?;
+        sink.tag(conn, conv, contact, "b2b", rules, at)?;
     }
     let current = st.priority.unwrap_or(Priority::Normal);
     if thread.priority != current {
-        bulk::set_priority(conn, conv, contact, thread.priority, rules, at)?;
+        sink.priority(conn, conv, contact, thread.priority, rules, at)?;
     }
     st.priority = Some(thread.priority);
     if thread.triage && st.assignee != Some(thread.agent) {
         let agent = AGENTS[thread.agent as usize % AGENTS.len()].0;
-        bulk::assign(conn, conv, contact, Some(agent), rules, at)?;
+        sink.assign(conn, conv, contact, agent, rules, at)?;
         st.assignee = Some(thread.agent);
     }
     Ok(())
@@ -416,7 +689,7 @@ fn inbound(
 ) -> Inbound {
     let first_here = st.introduced & bit(step.channel) == 0;
     let mut linked = Vec::new();
-    let mut name = Some(person.name.clone());
+    let name = Some(person.name.clone());
     let (customer, external_id) = match step.channel {
         Channel::Email => (
             Claim::new(
@@ -427,7 +700,7 @@ fn inbound(
         ),
         Channel::Telegram => {
             if first_here {
-                if let Some(p) = &person.phone {
+                if let Some(p) = person.phone.as_ref().filter(|_| person.shares_card) {
                     linked.push(Claim::new(IdentityKind::Phone, p.clone()));
                 }
                 if let Some(e) = &person.email {
@@ -443,13 +716,8 @@ fn inbound(
             )
         }
         Channel::WebChat => {
-            if first_here && person.anon_webchat {
-                name = None;
-            } else if first_here
-                || (person.anon_webchat && st.introduced & bit(Channel::WebChat) != 0)
-            {
-                // The visitor fills in the widget's form (an anonymous one does on their second
-                // message). Giving it again is harmless: ingest ignores known identities.
+            if first_here {
+                // The visitor fills in the widget's form.
                 if let Some(e) = &person.email {
                     linked.push(Claim::new(IdentityKind::Email, e.clone()));
                 } else if let Some(p) = &person.phone {
@@ -668,6 +936,99 @@ mod tests {
             multi_in_one * 100 >= multi * 70,
             "{multi_in_one} of {multi} mix channels in one conversation"
         );
+    }
+
+    #[test]
+    fn search_works_on_history_and_on_what_arrives_later() {
+        let (mut store, _) = demo(&DemoOptions {
+            contacts: 40,
+            messages: 400,
+            ..DemoOptions::default()
+        });
+        let q = crate::store::SearchQuery::parse("order").unwrap();
+        assert!(!store.search(&q, 50).unwrap().is_empty());
+        let first = &store.contacts_page(None, 1).unwrap()[0];
+        let q = crate::store::SearchQuery::parse(&first.name).unwrap();
+        assert!(
+            store
+                .search(&q, 50)
+                .unwrap()
+                .iter()
+                .any(|h| h.contact_id == first.id)
+        );
+        // The triggers are back: a new message is searchable at once.
+        let msg = Inbound {
+            channel: Channel::WebChat,
+            account: String::new(),
+            external_id: "later-1".into(),
+            direction: Direction::In,
+            customer: Claim::new(IdentityKind::WebChat, "v_later"),
+            linked: vec![],
+            customer_name: Some("Quentin Zyzzyva".into()),
+            author: None,
+            subject: None,
+            body: "xylophonic question".into(),
+            sent_at: NOW,
+            meta: None,
+            cursor: None,
+        };
+        ingest::ingest(&mut store, &msg, &ingest::Settings::default()).unwrap();
+        let q = crate::store::SearchQuery::parse("xylophonic").unwrap();
+        assert_eq!(store.search(&q, 5).unwrap().len(), 1);
+        let q = crate::store::SearchQuery::parse("zyzzyva").unwrap();
+        assert_eq!(store.search(&q, 5).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn bulk_history_equals_ingest() {
+        let opts = DemoOptions {
+            seed: 9,
+            contacts: 120,
+            messages: 1500,
+            ..DemoOptions::default()
+        };
+        let run = |path| {
+            let mut store = Store::open_in_memory().unwrap();
+            let r = generate_with(&mut store, &opts, NOW, &mut |_, _| {}, path).unwrap();
+            assert_eq!(store.foreign_key_violations().unwrap(), 0);
+            (store, r)
+        };
+        let (a, ra) = run(Path::Ingest);
+        let (b, rb) = run(Path::Bulk);
+        assert_eq!(
+            (ra.contacts, ra.conversations, ra.messages),
+            (rb.contacts, rb.conversations, rb.messages)
+        );
+        let contacts = a.contacts_page(None, usize::MAX).unwrap();
+        assert_eq!(contacts, b.contacts_page(None, usize::MAX).unwrap());
+        for c in &contacts {
+            assert_eq!(a.identities(c.id).unwrap(), b.identities(c.id).unwrap());
+            assert_eq!(
+                a.timeline(c.id, None, usize::MAX).unwrap(),
+                b.timeline(c.id, None, usize::MAX).unwrap()
+            );
+        }
+        let queue = |s: &Store| {
+            s.queue_page(&QueueFilter::All, crate::store::QueueAnchor::Top, 100_000)
+                .unwrap()
+        };
+        let qa = queue(&a);
+        assert_eq!(qa, queue(&b));
+        assert_eq!(qa.len(), ra.conversations);
+        for q in &qa {
+            assert_eq!(
+                a.conversation_tags(q.id).unwrap(),
+                b.conversation_tags(q.id).unwrap()
+            );
+        }
+        let q = crate::store::SearchQuery::parse("refund").unwrap();
+        assert_eq!(a.search(&q, 50).unwrap(), b.search(&q, 50).unwrap());
+        assert!(is_demo_workspace(&b).unwrap());
+        // The bulk history is audited as one import.
+        let events = b.events_since(crate::model::EventId(0), 10).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, "imported");
+        assert!(a.last_event_id().unwrap().0 > 1500);
     }
 
     #[test]

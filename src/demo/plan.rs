@@ -34,9 +34,8 @@ pub(crate) struct Person {
     pub telegram: Option<String>,
     pub visitor: Option<String>,
     pub vip: bool,
-    /// Their first web chat is anonymous; they type their email only in a later message (so
-    /// the demo shows a visitor contact merging into a known one).
-    pub anon_webchat: bool,
+    /// Their first Telegram message shares their contact card (their phone number).
+    pub shares_card: bool,
 }
 
 /// How a person's last thread stands when the demo starts.
@@ -70,6 +69,8 @@ pub(crate) enum Kind {
     Note,
     Resolve,
     Snooze,
+    /// The agent marks the conversation as waiting on the customer.
+    Pend,
 }
 
 /// One thing that happens, at one time.
@@ -136,7 +137,6 @@ pub(crate) fn build(opts: &DemoOptions, now: Millis) -> Plan {
         }
         if !used.contains(&Channel::WebChat) {
             person.visitor = None;
-            person.anon_webchat = false;
         }
         persons.push(person);
         messages += n;
@@ -205,7 +205,8 @@ fn person(
     let fav = rng.below(channels.len() as u64) as usize;
     channels.swap(0, fav);
     let has = |c| channels.contains(&c);
-    let email = if has(Channel::Email) || rng.chance(0.7) {
+    // Customers abroad are reached by email (or give it in the chat forms): see `shares_card`.
+    let email = if has(Channel::Email) || lang != Lang::En || rng.chance(0.7) {
         let domain = match company {
             Some((_, d)) => d,
             None => text::mail_domain(rng, lang),
@@ -223,7 +224,9 @@ fn person(
     } else {
         None
     };
-    let phone = if has(Channel::Telegram) || rng.chance(0.15) {
+    // Phone numbers (US and UK): parsing international numbers of many countries is slow in
+    // the phonenumber crate (its regex cache thrashes), which a million-message workspace feels.
+    let phone = if lang == Lang::En && (has(Channel::Telegram) || rng.chance(0.15)) {
         Some(text::phone(idx, seed, lang))
     } else {
         None
@@ -235,8 +238,11 @@ fn person(
     });
     let visitor =
         has(Channel::WebChat).then(|| format!("v_{:08x}{:x}", rng.next_u64() as u32, idx));
+    // The bot asks for the email of their orders; some share their contact card instead (and
+    // those with no email must, or their Telegram and web chats would never meet).
+    let shares_card =
+        has(Channel::Telegram) && phone.is_some() && (email.is_none() || rng.chance(0.3));
     let vip = rng.chance(if company.is_some() { 0.2 } else { 0.05 });
-    let anon_webchat = has(Channel::WebChat) && email.is_some() && rng.chance(0.06);
     (
         Person {
             name: name.full,
@@ -248,7 +254,7 @@ fn person(
             telegram,
             visitor,
             vip,
-            anon_webchat,
+            shares_card,
         },
         channels,
     )
@@ -451,7 +457,8 @@ fn plan_threads(
         let workflow = match (last_thread, end) {
             (false, _) | (true, End::Resolved) => Some(Kind::Resolve),
             (true, End::Snoozed) => Some(Kind::Snooze),
-            _ => None,
+            (true, End::Pending) => Some(Kind::Pend),
+            (true, End::Open) => None,
         };
         let step_at = at + tails[t];
         at = step_at;

@@ -12,6 +12,7 @@ use crate::model::{
     Channel, ContactId, ConversationId, Delivery, Direction, MessageId, Millis, Priority, Status,
 };
 use rusqlite::Connection;
+use rusqlite::config::DbConfig;
 
 /// An agent's message written straight to the timeline: a reply that was already delivered
 /// (history) or an internal note.
@@ -27,8 +28,8 @@ pub(crate) struct AgentMessage<'a> {
     pub at: Millis,
 }
 
-/// Insert an agent's reply (delivery `sent`) or note, with its event. A reply moves an open
-/// conversation to pending, as [`Store::queue_reply`] does.
+/// Insert an agent's reply (delivery `sent`) or note, with its event. As with
+/// [`Store::queue_reply`], the conversation's status is left alone.
 pub(crate) fn agent_message(conn: &Connection, m: &AgentMessage<'_>) -> Result<MessageId> {
     let out = match m.direction {
         Direction::Out => true,
@@ -57,12 +58,6 @@ pub(crate) fn agent_message(conn: &Connection, m: &AgentMessage<'_>) -> Result<M
             meta: None,
         },
     )?;
-    if out {
-        conn.prepare_cached(
-            "UPDATE conversations SET status = 'pending' WHERE id = ?1 AND status = 'open'",
-        )?
-        .execute([m.conversation])?;
-    }
     events::append(
         conn,
         m.at,
@@ -215,12 +210,232 @@ pub(crate) fn set_vip(
     Ok(())
 }
 
+/// A contact as a history load keeps it in memory until [`insert_contact`].
+#[derive(Debug, Clone)]
+pub(crate) struct ContactRecord {
+    pub id: ContactId,
+    pub name: String,
+    pub vip: bool,
+    pub created_at: Millis,
+    pub last_seen: Millis,
+    pub last_channel: Option<Channel>,
+}
+
+/// A conversation as a history load keeps it in memory until [`insert_conversation`].
+#[derive(Debug, Clone)]
+pub(crate) struct ConversationRecord {
+    pub id: ConversationId,
+    pub contact: ContactId,
+    pub status: Status,
+    pub priority: Priority,
+    pub assignee: Option<String>,
+    pub subject: Option<String>,
+    /// Comma list in first-use order, as `conversations.channels`.
+    pub channels: String,
+    pub last_channel: Channel,
+    pub last_activity: Millis,
+    pub last_preview: String,
+    pub last_direction: Direction,
+    pub message_count: i64,
+    pub created_at: Millis,
+    pub resolved_at: Option<Millis>,
+    pub snoozed_until: Option<Millis>,
+}
+
+/// The next free ids of contacts and conversations (a history load allocates them itself).
+pub(crate) fn next_ids(conn: &Connection) -> Result<(ContactId, ConversationId)> {
+    Ok(conn.query_row(
+        "SELECT (SELECT coalesce(max(id), 0) + 1 FROM contacts),
+                (SELECT coalesce(max(id), 0) + 1 FROM conversations)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
+/// Write a contact row whole. In a history load rows that reference it (identities, messages)
+/// may come first: foreign keys are off during a bulk load (see [`Store::begin_bulk_load`]).
+pub(crate) fn insert_contact(conn: &Connection, c: &ContactRecord) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO contacts(id, name, vip, created_at, last_seen, last_channel)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute((
+        c.id,
+        &c.name,
+        c.vip,
+        c.created_at,
+        c.last_seen,
+        c.last_channel,
+    ))?;
+    Ok(())
+}
+
+/// Write a conversation row whole, summary columns included (see [`insert_contact`]).
+pub(crate) fn insert_conversation(conn: &Connection, c: &ConversationRecord) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO conversations(id, contact_id, status, priority, assignee, subject, channels,
+            last_channel, last_activity, last_preview, last_direction, message_count, created_at,
+            resolved_at, snoozed_until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(rusqlite::params![
+        c.id,
+        c.contact,
+        c.status,
+        c.priority,
+        c.assignee,
+        c.subject,
+        c.channels,
+        c.last_channel,
+        c.last_activity,
+        c.last_preview,
+        c.last_direction,
+        c.message_count,
+        c.created_at,
+        c.resolved_at,
+        c.snoozed_until,
+    ])?;
+    Ok(())
+}
+
+/// Insert a message row alone; the caller keeps its conversation's summary.
+pub(crate) fn insert_message_row(conn: &Connection, m: &NewMessage<'_>) -> Result<MessageId> {
+    conn.prepare_cached(
+        "INSERT INTO messages(conversation_id, contact_id, channel, account, external_id,
+            direction, author, subject, body, created_at, stored_at, delivery, meta)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(rusqlite::params![
+        m.conversation,
+        m.contact,
+        m.channel,
+        m.account,
+        m.external_id,
+        m.direction,
+        m.author,
+        m.subject,
+        m.body,
+        m.created_at,
+        m.stored_at,
+        m.delivery,
+        m.meta,
+    ])?;
+    Ok(MessageId(conn.last_insert_rowid()))
+}
+
+/// Tag a conversation without an event (a history load records one `imported` event instead).
+pub(crate) fn insert_tag(conn: &Connection, conv: ConversationId, tag: &str) -> Result<bool> {
+    let tag = super::conversations::normalize_tag(tag)?;
+    Ok(conn
+        .prepare_cached("INSERT OR IGNORE INTO tags(conversation_id, tag) VALUES (?1, ?2)")?
+        .execute((conv, &tag))?
+        > 0)
+}
+
+/// The one event of a history load: what was imported, by whom.
+pub(crate) fn imported(
+    conn: &Connection,
+    at: Millis,
+    actor: &str,
+    data: &serde_json::Value,
+) -> Result<()> {
+    events::append(
+        conn,
+        at,
+        actor,
+        EventKind::Imported,
+        EventRefs::default(),
+        Some(data),
+    )?;
+    Ok(())
+}
+
+/// How many conversations the store holds.
+pub(crate) fn count_conversations(conn: &Connection) -> Result<usize> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM conversations", [], |r| r.get(0))?;
+    Ok(n as usize)
+}
+
+/// Rows whose foreign keys point nowhere (`PRAGMA foreign_key_check`): 0 after a sound load.
+#[cfg(test)]
+pub(crate) fn foreign_key_violations(conn: &Connection) -> Result<usize> {
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let mut rows = stmt.query([])?;
+    let mut n = 0;
+    while rows.next()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// FTS5's default pending-terms budget (bytes) before it flushes a segment.
 const FTS_DEFAULT_HASHSIZE: i64 = 1024 * 1024;
-/// During a bulk load: flush far less often, so the index is written in few large segments.
-const FTS_BULK_HASHSIZE: i64 = 256 * 1024 * 1024;
+/// While rebuilding after a bulk load: flush rarely, so the index is written in few large
+/// segments.
+const FTS_BULK_HASHSIZE: i64 = 512 * 1024 * 1024;
+
+/// The full-text triggers a bulk load suspends: (name, CREATE statement).
+pub(crate) struct SuspendedFts(Vec<(String, String)>);
+
+/// Drop the triggers that keep the full-text tables in step with `messages` and `contacts`,
+/// inside the caller's transaction; [`resume_fts`] rebuilds both indexes and puts the triggers
+/// back, in the same transaction. Row by row, every insert with a trigger opens a statement
+/// savepoint, and FTS5 flushes its pending terms to disk at every savepoint: a bulk load would
+/// write one tiny index segment per message and spend its time merging them.
+pub(crate) fn suspend_fts(conn: &Connection) -> Result<SuspendedFts> {
+    let triggers: Vec<(String, String)> = {
+        let mut stmt = conn.prepare(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'
+               AND tbl_name IN ('messages', 'contacts') AND name LIKE '%\\_fts\\_%' ESCAPE '\\'
+             ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (name, _) in &triggers {
+        conn.execute_batch(&format!("DROP TRIGGER \"{}\"", name.replace('"', "\"\"")))?;
+    }
+    Ok(SuspendedFts(triggers))
+}
+
+/// Rebuild the full-text indexes from their tables and restore the triggers (see
+/// [`suspend_fts`]).
+pub(crate) fn resume_fts(conn: &Connection, suspended: SuspendedFts) -> Result<()> {
+    for table in ["messages_fts", "contacts_fts"] {
+        conn.execute(
+            &format!("INSERT INTO {table}({table}, rank) VALUES ('hashsize', ?1)"),
+            [FTS_BULK_HASHSIZE],
+        )?;
+        conn.execute_batch(&format!("INSERT INTO {table}({table}) VALUES ('rebuild')"))?;
+        conn.execute(
+            &format!("INSERT INTO {table}({table}, rank) VALUES ('hashsize', ?1)"),
+            [FTS_DEFAULT_HASHSIZE],
+        )?;
+    }
+    for (_, sql) in &suspended.0 {
+        conn.execute_batch(sql)?;
+    }
+    Ok(())
+}
+
+/// Connection settings saved by [`Store::begin_bulk_load`].
+#[must_use]
+pub(crate) struct BulkLoad {
+    qpsg: bool,
+    foreign_keys: i64,
+    synchronous: i64,
+    cache_size: i64,
+    busy_timeout: i64,
+    journal_mode: String,
+}
 
 impl Store {
+    /// [`foreign_key_violations`] of this store.
+    #[cfg(test)]
+    pub(crate) fn foreign_key_violations(&self) -> Result<usize> {
+        foreign_key_violations(self.conn())
+    }
+
     /// True if the store holds no contact and no message (a fresh file).
     pub(crate) fn is_empty(&self) -> Result<bool> {
         Ok(self.conn().query_row(
@@ -230,42 +445,72 @@ impl Store {
         )?)
     }
 
-    /// Settings for a large load on this connection: no fsync per commit (a crash mid-load
-    /// leaves a half-built workspace to throw away, never a corrupt one: WAL still protects
-    /// the file), a big page cache, and FTS5 flushing in large segments. Undo with
-    /// [`Store::end_bulk_load`].
-    pub(crate) fn begin_bulk_load(&mut self) -> Result<()> {
-        self.conn().execute_batch(
+    /// Settings for a large load on this connection, in one transaction (all of it or
+    /// nothing): no fsync; a rollback journal instead of the WAL when no other connection has
+    /// the file open (the store starts empty, so the journal holds next to nothing and every
+    /// page is written once, instead of once to the WAL and again at the checkpoint); foreign
+    /// keys unchecked (a history load writes contacts and conversations after the rows that
+    /// reference them; `foreign_key_violations` checks the result in tests); a page cache big
+    /// enough for the hot part of the indexes. [`Store::end_bulk_load`] restores everything.
+    pub(crate) fn begin_bulk_load(&mut self) -> Result<BulkLoad> {
+        let conn = self.conn();
+        let int = |pragma: &str| -> Result<i64> {
+            Ok(conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))?)
+        };
+        let saved = BulkLoad {
+            qpsg: conn.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)?,
+            foreign_keys: int("foreign_keys")?,
+            synchronous: int("synchronous")?,
+            cache_size: int("cache_size")?,
+            busy_timeout: int("busy_timeout")?,
+            journal_mode: conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+        };
+        // With SQLite >= 3.47 a statement whose WHERE has `col = ?` is marked "re-plan when
+        // rebound", and rusqlite's statement cache clears the bindings of every statement it
+        // takes back, which expires it: each cached statement would be compiled again on every
+        // use. The query planner stability guarantee turns that re-planning off.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+        conn.execute_batch(
             "PRAGMA synchronous=OFF;
-             PRAGMA cache_size=-262144;
-             PRAGMA wal_autocheckpoint=100000;",
+             PRAGMA foreign_keys=OFF;
+             PRAGMA cache_size=-524288;",
         )?;
-        self.conn().execute(
-            "INSERT INTO messages_fts(messages_fts, rank) VALUES ('hashsize', ?1)",
-            [FTS_BULK_HASHSIZE],
-        )?;
-        Ok(())
+        if saved.journal_mode.eq_ignore_ascii_case("wal") {
+            // Leaving WAL needs the file to ourselves: try once, without waiting.
+            conn.execute_batch("PRAGMA busy_timeout=0")?;
+            let switched: rusqlite::Result<String> =
+                conn.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0));
+            conn.execute_batch(&format!("PRAGMA busy_timeout={}", saved.busy_timeout))?;
+            if let Err(e) = switched {
+                tracing::debug!("bulk load stays in WAL mode: {e}");
+            }
+        }
+        Ok(saved)
     }
 
-    /// Back to the normal settings; merge the full-text index and checkpoint the WAL into the
-    /// main file, so the next process starts on a compact store.
-    pub(crate) fn end_bulk_load(&mut self) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO messages_fts(messages_fts, rank) VALUES ('hashsize', ?1)",
-            [FTS_DEFAULT_HASHSIZE],
-        )?;
-        self.conn().execute_batch(
-            "PRAGMA synchronous=NORMAL;
-             PRAGMA cache_size=-16000;
-             PRAGMA wal_autocheckpoint=1000;
+    /// Restore the settings [`Store::begin_bulk_load`] changed, and leave the file compact.
+    pub(crate) fn end_bulk_load(&mut self, load: BulkLoad) -> Result<()> {
+        let conn = self.conn();
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, load.qpsg)?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous={};
+             PRAGMA cache_size={};
+             PRAGMA foreign_keys={};
              PRAGMA optimize;",
-        )?;
-        if self.path().is_some() {
+            load.synchronous, load.cache_size, load.foreign_keys
+        ))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case(&load.journal_mode) {
+            let _: String = conn.query_row(
+                &format!("PRAGMA journal_mode={}", load.journal_mode),
+                [],
+                |r| r.get(0),
+            )?;
+        } else if mode.eq_ignore_ascii_case("wal") {
             let _: (i64, i64, i64) =
-                self.conn()
-                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?;
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
         }
         Ok(())
     }
