@@ -41,7 +41,8 @@ impl MessageRow {
     }
 }
 
-const MESSAGE_COLUMNS: &str = "id, conversation_id, contact_id, channel, account, direction, author,
+const MESSAGE_COLUMNS: &str =
+    "id, conversation_id, contact_id, channel, account, direction, author,
      subject, body, created_at, delivery, delivery_error";
 
 fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
@@ -90,7 +91,9 @@ pub(crate) fn find_external(
             "SELECT id, conversation_id FROM messages
              WHERE channel = ?1 AND account = ?2 AND external_id = ?3",
         )?
-        .query_row((channel, account, external_id), |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row((channel, account, external_id), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?)
 }
 
@@ -258,6 +261,8 @@ impl Store {
         body: &str,
         at: Millis,
     ) -> Result<MessageId> {
+        // Agent text can hold pasted escape sequences too: it is sanitized like customer text.
+        let body = crate::sanitize::text(body);
         let body = body.trim_end();
         if body.trim().is_empty() {
             return Err(StoreError::Invalid("empty note".into()));
@@ -338,6 +343,7 @@ impl Store {
         body: &str,
         at: Millis,
     ) -> Result<MessageId> {
+        let body = crate::sanitize::text(body);
         let body = body.trim_end();
         if body.trim().is_empty() {
             return Err(StoreError::Invalid("empty reply".into()));
@@ -387,12 +393,8 @@ impl Store {
                 "DELETE FROM drafts WHERE conversation_id = ?1 AND agent = ?2 AND kind = 'reply'",
                 (conv, author),
             )?;
-            // Answering a customer moves the conversation to "pending" (waiting on them) unless
-            // it is snoozed or resolved by hand; their next message reopens it.
-            tx.execute(
-                "UPDATE conversations SET status = 'pending' WHERE id = ?1 AND status = 'open'",
-                [conv],
-            )?;
+            // The status is left alone: a conversation does not vanish from the agent's view
+            // because they answered it. Resolving (or snoozing) is an explicit decision.
             events::append(
                 tx,
                 at,

@@ -72,43 +72,178 @@ macro_rules! cmd {
 
 /// The one table of commands. Order is the help screen's order.
 pub const COMMANDS: &[Command] = &[
-    cmd!("move_down", [], Args::None, "Move down (a count moves that many)"),
-    cmd!("move_up", [], Args::None, "Move up (a count moves that many)"),
-    cmd!("top", ["first"], Args::None, "Go to the first row (a count: that row)"),
-    cmd!("bottom", ["last"], Args::None, "Go to the last row (a count: that row)"),
+    cmd!(
+        "move_down",
+        [],
+        Args::None,
+        "Move down (a count moves that many)"
+    ),
+    cmd!(
+        "move_up",
+        [],
+        Args::None,
+        "Move up (a count moves that many)"
+    ),
+    cmd!(
+        "top",
+        ["first"],
+        Args::None,
+        "Go to the first row (a count: that row)"
+    ),
+    cmd!(
+        "bottom",
+        ["last"],
+        Args::None,
+        "Go to the last row (a count: that row)"
+    ),
     cmd!("half_page_down", [], Args::None, "Scroll half a page down"),
     cmd!("half_page_up", [], Args::None, "Scroll half a page up"),
     cmd!("focus_next", [], Args::None, "Focus the next pane"),
     cmd!("focus_prev", [], Args::None, "Focus the previous pane"),
     cmd!("focus_left", [], Args::None, "Focus the pane to the left"),
     cmd!("focus_right", [], Args::None, "Focus the pane to the right"),
-    cmd!("open", [], Args::None, "Open the selected conversation (focus its timeline)"),
-    cmd!("reply", [], Args::None, "Reply on the channel the customer last wrote on"),
-    cmd!("reply_via", ["via"], Args::Optional("channel"), "Reply choosing the channel (email, telegram, webchat)"),
-    cmd!("note", [], Args::None, "Write an internal note (never sent)"),
-    cmd!("assign", [], Args::Optional("agent"), "Assign the conversation to an agent"),
-    cmd!("assign_me", ["take"], Args::None, "Assign the conversation to me"),
+    cmd!(
+        "open",
+        [],
+        Args::None,
+        "Open the selected conversation (focus its timeline)"
+    ),
+    cmd!(
+        "reply",
+        [],
+        Args::None,
+        "Reply on the channel the customer last wrote on"
+    ),
+    cmd!(
+        "reply_via",
+        ["via"],
+        Args::Optional("channel"),
+        "Reply choosing the channel (email, telegram, webchat)"
+    ),
+    cmd!(
+        "note",
+        [],
+        Args::None,
+        "Write an internal note (never sent)"
+    ),
+    cmd!(
+        "assign",
+        [],
+        Args::Optional("agent"),
+        "Assign the conversation to an agent"
+    ),
+    cmd!(
+        "assign_me",
+        ["take"],
+        Args::None,
+        "Assign the conversation to me"
+    ),
     cmd!("unassign", [], Args::None, "Remove the assignee"),
-    cmd!("resolve", ["done", "close"], Args::None, "Resolve the conversation"),
-    cmd!("reopen", ["open_again"], Args::None, "Reopen the conversation"),
-    cmd!("snooze", [], Args::Optional("duration: 30m, 2h, 3d, tomorrow"), "Snooze until a time; it reopens by itself"),
-    cmd!("tag", [], Args::Optional("tag"), "Add a tag to the conversation"),
-    cmd!("untag", [], Args::Optional("tag"), "Remove a tag from the conversation"),
-    cmd!("priority", ["prio"], Args::Optional("low, normal, high, urgent"), "Set the priority"),
+    cmd!(
+        "resolve",
+        ["done", "close"],
+        Args::None,
+        "Resolve the conversation"
+    ),
+    cmd!(
+        "reopen",
+        ["open_again"],
+        Args::None,
+        "Reopen the conversation"
+    ),
+    cmd!(
+        "snooze",
+        [],
+        Args::Optional("duration: 30m, 2h, 3d, tomorrow"),
+        "Snooze until a time; it reopens by itself"
+    ),
+    cmd!(
+        "tag",
+        [],
+        Args::Optional("tag"),
+        "Add a tag to the conversation"
+    ),
+    cmd!(
+        "untag",
+        [],
+        Args::Optional("tag"),
+        "Remove a tag from the conversation"
+    ),
+    cmd!(
+        "priority",
+        ["prio"],
+        Args::Optional("low, normal, high, urgent"),
+        "Set the priority"
+    ),
     cmd!("vip", [], Args::None, "Mark or unmark the contact as VIP"),
-    cmd!("retry", [], Args::None, "Send the conversation's last failed reply again"),
-    cmd!("identity_add", ["identity"], Args::Optional("kind value, e.g. phone +44 20 7946 0958"), "Add an identity to the contact (merges if someone has it)"),
-    cmd!("toggle_quoted", ["expand"], Args::None, "Show or fold quoted text in the timeline"),
-    cmd!("view", [], Args::Optional("open, pending, snoozed, resolved, mine, unassigned, all"), "Show a queue view"),
-    cmd!("search", [], Args::Optional("query"), "Full-text search; results become the queue"),
-    cmd!("command_line", ["cmd"], Args::None, "Open the : command line"),
-    cmd!("toggle_profile", ["profile"], Args::None, "Show or hide the contact profile"),
+    cmd!(
+        "retry",
+        [],
+        Args::None,
+        "Send the conversation's last failed reply again"
+    ),
+    cmd!(
+        "identity_add",
+        ["identity"],
+        Args::Optional("kind value, e.g. phone +44 20 7946 0958"),
+        "Add an identity to the contact (merges if someone has it)"
+    ),
+    cmd!(
+        "toggle_quoted",
+        ["expand"],
+        Args::None,
+        "Show or fold quoted text in the timeline"
+    ),
+    cmd!(
+        "view",
+        [],
+        Args::Optional("open, pending, snoozed, resolved, mine, unassigned, all"),
+        "Show a queue view"
+    ),
+    cmd!(
+        "search",
+        [],
+        Args::Optional("query"),
+        "Full-text search; results become the queue"
+    ),
+    cmd!(
+        "command_line",
+        ["cmd"],
+        Args::None,
+        "Open the : command line"
+    ),
+    cmd!(
+        "toggle_profile",
+        ["profile"],
+        Args::None,
+        "Show or hide the contact profile"
+    ),
     cmd!("help", [], Args::None, "Show the keys and commands"),
-    cmd!("refresh", [], Args::None, "Reload everything from the store"),
+    cmd!(
+        "refresh",
+        [],
+        Args::None,
+        "Reload everything from the store"
+    ),
     cmd!("quit", ["q"], Args::None, "Quit braid"),
-    cmd!("send", [], Args::None, "Send the reply or save the note (composer)"),
-    cmd!("edit_external", ["editor"], Args::None, "Edit the text in $EDITOR (composer)"),
-    cmd!("cancel", [], Args::None, "Cancel: close the prompt or composer (the draft is kept)"),
+    cmd!(
+        "send",
+        [],
+        Args::None,
+        "Send the reply or save the note (composer)"
+    ),
+    cmd!(
+        "edit_external",
+        ["editor"],
+        Args::None,
+        "Edit the text in $EDITOR (composer)"
+    ),
+    cmd!(
+        "cancel",
+        [],
+        Args::None,
+        "Cancel: close the prompt or composer (the draft is kept)"
+    ),
 ];
 
 impl Command {
@@ -176,7 +311,11 @@ impl Action {
         }
         let cmd = Command::find(word)
             .ok_or_else(|| format!("unknown command '{word}' (Tab completes, ? lists them)"))?;
-        let arg = if rest.is_empty() { None } else { Some(rest.to_string()) };
+        let arg = if rest.is_empty() {
+            None
+        } else {
+            Some(rest.to_string())
+        };
         if cmd.args == Args::None && arg.is_some() {
             return Err(format!("{} takes no argument", cmd.name));
         }
@@ -217,9 +356,9 @@ impl Action {
                 Some(a) => {
                     // `:identity add phone +44...` and `:identity_add phone +44...` both work.
                     let a = a.strip_prefix("add ").map(str::trim).unwrap_or(&a);
-                    let (kind, value) = a
-                        .split_once(char::is_whitespace)
-                        .ok_or("usage: identity add KIND VALUE (email, phone, telegram, webchat)")?;
+                    let (kind, value) = a.split_once(char::is_whitespace).ok_or(
+                        "usage: identity add KIND VALUE (email, phone, telegram, webchat)",
+                    )?;
                     let kind = kind.parse::<IdentityKind>().map_err(|e| e.to_string())?;
                     Some((kind, value.trim().to_string()))
                 }
@@ -269,10 +408,22 @@ mod tests {
 
     #[test]
     fn arguments() {
-        assert_eq!(Action::parse("assign bob").unwrap(), Action::Assign(Some("bob".into())));
-        assert_eq!(Action::parse("snooze 2h").unwrap(), Action::Snooze(Some("2h".into())));
-        assert_eq!(Action::parse("priority urgent").unwrap(), Action::Priority(Some(Priority::Urgent)));
-        assert_eq!(Action::parse("via telegram").unwrap(), Action::ReplyVia(Some(Channel::Telegram)));
+        assert_eq!(
+            Action::parse("assign bob").unwrap(),
+            Action::Assign(Some("bob".into()))
+        );
+        assert_eq!(
+            Action::parse("snooze 2h").unwrap(),
+            Action::Snooze(Some("2h".into()))
+        );
+        assert_eq!(
+            Action::parse("priority urgent").unwrap(),
+            Action::Priority(Some(Priority::Urgent))
+        );
+        assert_eq!(
+            Action::parse("via telegram").unwrap(),
+            Action::ReplyVia(Some(Channel::Telegram))
+        );
         assert_eq!(
             Action::parse("identity add phone +44 20 7946 0958").unwrap(),
             Action::IdentityAdd(Some((IdentityKind::Phone, "+44 20 7946 0958".into())))
@@ -284,6 +435,16 @@ mod tests {
 
     #[test]
     fn completion() {
-        assert_eq!(Action::complete("re"), vec!["refresh", "reopen", "reply", "reply_via", "resolve", "retry"]);
+        assert_eq!(
+            Action::complete("re"),
+            vec![
+                "refresh",
+                "reopen",
+                "reply",
+                "reply_via",
+                "resolve",
+                "retry"
+            ]
+        );
     }
 }

@@ -3,7 +3,9 @@
 //! [`Response`] comes back as an event. Requests carry a sequence number so stale answers
 //! (the user has moved on) can be told apart.
 
-use crate::model::{Channel, ContactId, ConversationId, IdentityKind, Millis, Priority, Status, now_millis};
+use crate::model::{
+    Channel, ContactId, ConversationId, IdentityKind, Millis, Priority, Status, now_millis,
+};
 use crate::store::{
     ContactProfile, Counts, MessageRow, QueueAnchor, QueueFilter, QueueRow, SearchQuery, Store,
     TimelineCursor,
@@ -47,9 +49,18 @@ pub enum Write {
     Vip(bool),
     Retry,
     IdentityAdd(IdentityKind, String),
-    Reply { channel: Channel, body: String },
-    Note { body: String },
-    SaveDraft { kind: String, channel: Option<Channel>, body: String },
+    Reply {
+        channel: Channel,
+        body: String,
+    },
+    Note {
+        body: String,
+    },
+    SaveDraft {
+        kind: String,
+        channel: Option<Channel>,
+        body: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -283,7 +294,10 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
                     store.set_status(conversation, s, until, a, now)?;
                     match (s, until) {
                         (Status::Snoozed, Some(t)) => {
-                            format!("#{conversation} snoozed until {}", crate::tui::time::full(t))
+                            format!(
+                                "#{conversation} snoozed until {}",
+                                crate::tui::time::full(t)
+                            )
                         }
                         _ => format!("#{conversation} {s}"),
                     }
@@ -302,7 +316,11 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
                 }
                 Write::Vip(v) => {
                     store.set_vip(contact, v, a, now)?;
-                    if v { "marked VIP".into() } else { "no longer VIP".into() }
+                    if v {
+                        "marked VIP".into()
+                    } else {
+                        "no longer VIP".into()
+                    }
                 }
                 Write::Retry => {
                     let m = store

@@ -2,12 +2,15 @@
 //! events; update maps them to state changes and effects; draw is a pure function of state.
 
 pub mod action;
-pub mod keymap;
+pub mod app;
 pub mod data;
+pub mod keymap;
+pub mod runtime;
+pub mod testing;
 pub mod time;
+pub mod ui;
 
-/// Run the TUI on the store of `config` until the user quits. (Stub until the TUI lands.)
-pub async fn run(config: crate::config::Config) -> anyhow::Result<()> {
-    let _ = config;
-    anyhow::bail!("the TUI is not built yet")
-}
+pub use runtime::run;
+
+#[cfg(test)]
+mod tests;

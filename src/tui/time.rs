@@ -2,9 +2,23 @@
 
 use crate::model::Millis;
 
+const NO_FIXED_OFFSET: i64 = i64::MIN;
+static FIXED_OFFSET: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(NO_FIXED_OFFSET);
+
+/// Show every time at this UTC offset instead of the local one (tests and screenshots that
+/// must not depend on the machine's time zone).
+pub fn set_fixed_offset(secs: i64) {
+    FIXED_OFFSET.store(secs, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The local UTC offset in seconds at `at`, from the C library (tm_gmtoff). `time`'s own
 /// local-offset lookup refuses to work in multi-threaded programs, which we always are.
 pub fn local_offset_secs(at: Millis) -> i64 {
+    let fixed = FIXED_OFFSET.load(std::sync::atomic::Ordering::Relaxed);
+    if fixed != NO_FIXED_OFFSET {
+        return fixed;
+    }
     let t: libc::time_t = (at / 1000) as libc::time_t;
     // SAFETY: localtime_r writes only into the tm we pass; a zeroed tm is a valid value.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
@@ -40,7 +54,13 @@ pub fn short(at: Millis, now: Millis) -> String {
     if t.date() == n.date() {
         format!("{:02}:{:02}", t.hour(), t.minute())
     } else if t.year() == n.year() {
-        format!("{} {:02} {:02}:{:02}", &format!("{:?}", t.month())[..3], t.day(), t.hour(), t.minute())
+        format!(
+            "{} {:02} {:02}:{:02}",
+            &format!("{:?}", t.month())[..3],
+            t.day(),
+            t.hour(),
+            t.minute()
+        )
     } else {
         full(at)
     }
@@ -68,7 +88,15 @@ pub fn parse_until(input: &str, now: Millis) -> Result<Millis, String> {
     if s.is_empty() {
         return Err(bad());
     }
-    let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let days = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
     if s == "tomorrow" || days.contains(&s.as_str()) {
         let t = local(now);
         let ahead = if s == "tomorrow" {

@@ -1,0 +1,1461 @@
+//! The TUI's state and its one update function. Everything that happens arrives as an
+//! [`Event`]; [`App::handle`] changes the state and returns [`Effect`]s (store requests, quit,
+//! run the editor) for the runtime to carry out. No I/O happens here, so the same code runs in
+//! the real event loop and in tests that feed key scripts.
+
+use crate::config::{Config, Theme};
+use crate::model::{Channel, ContactId, ConversationId, IdentityKind, Millis, Priority, Status};
+use crate::store::{
+    ContactProfile, Counts, EventRow, MessageRow, QueueAnchor, QueueFilter, QueueRow,
+};
+use crate::tui::action::Action;
+use crate::tui::data::{Placement, QueueView, Request, Response, Write};
+use crate::tui::keymap::{self, KeyResolver, Keymap, Resolved};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui_textarea::TextArea;
+
+/// Rows fetched per queue page.
+pub const PAGE: usize = 150;
+/// The most rows the queue keeps loaded; further pages push the far end out.
+pub const MAX_WINDOW: usize = 600;
+/// Fetch the next page when the selection comes this close to the end of the window.
+const PREFETCH: usize = 50;
+/// Messages per timeline page.
+pub const TIMELINE_PAGE: usize = 100;
+
+#[derive(Debug)]
+pub enum Event {
+    Key(KeyEvent),
+    Resize(u16, u16),
+    Data(Response),
+    /// New rows in the events table (from this or another process).
+    Feed(Vec<EventRow>),
+    /// The worker's one-line status.
+    Worker(String),
+    /// Once a second: the clock moves (ages, expiring messages).
+    Tick(Millis),
+    /// $EDITOR finished with this text (or failed).
+    EditorDone(Result<String, String>),
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Effect {
+    Request(Request),
+    /// Suspend the UI and edit this text in $EDITOR.
+    RunEditor(String),
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Queue,
+    Timeline,
+    Profile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptKind {
+    Command,
+    Search,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    pub kind: PromptKind,
+    pub input: String,
+    /// Cursor position in chars.
+    pub cursor: usize,
+    /// Candidates of the last Tab, and which one is shown.
+    pub completions: Vec<String>,
+    pub completion_index: Option<usize>,
+    history_index: Option<usize>,
+}
+
+impl Prompt {
+    fn new(kind: PromptKind, input: &str) -> Prompt {
+        Prompt {
+            kind,
+            input: input.to_string(),
+            cursor: input.chars().count(),
+            completions: Vec::new(),
+            completion_index: None,
+            history_index: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComposeKind {
+    Reply,
+    Note,
+}
+
+impl ComposeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComposeKind::Reply => "reply",
+            ComposeKind::Note => "note",
+        }
+    }
+}
+
+pub struct Composer {
+    pub conversation: ConversationId,
+    pub contact: ContactId,
+    pub kind: ComposeKind,
+    pub channel: Option<Channel>,
+    pub recipient: Option<String>,
+    pub textarea: TextArea<'static>,
+    /// Send was pressed; waiting for the store to confirm.
+    pub sending: bool,
+    /// The pane that had focus before the composer opened (given back when it closes).
+    pub return_focus: Pane,
+}
+
+impl Composer {
+    pub fn text(&self) -> String {
+        self.textarea.lines().join("\n")
+    }
+}
+
+pub enum Mode {
+    Normal,
+    Prompt(Prompt),
+    Compose(Box<Composer>),
+    Help { scroll: u16 },
+}
+
+impl Mode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Normal => "NORMAL",
+            Mode::Prompt(p) if p.kind == PromptKind::Search => "SEARCH",
+            Mode::Prompt(_) => "COMMAND",
+            Mode::Compose(c) if c.kind == ComposeKind::Note => "NOTE",
+            Mode::Compose(_) => "REPLY",
+            Mode::Help { .. } => "HELP",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Error,
+}
+
+/// The queue pane: a window of rows out of a view that may hold millions.
+#[derive(Debug, Default)]
+pub struct QueueState {
+    pub view: Option<QueueView>,
+    pub rows: Vec<QueueRow>,
+    /// Absolute index (in the whole view) of rows[0].
+    pub offset: usize,
+    /// Index into rows.
+    pub selected: usize,
+    /// Rows in the whole view (as of the last full load).
+    pub total: i64,
+    /// The last row of the view is loaded.
+    pub reached_end: bool,
+    /// The first loaded row is the first of the view.
+    pub seq: u64,
+    pub loading: bool,
+    pending_append: bool,
+    pending_prepend: bool,
+    /// The first visible row (scroll), as an index into rows; kept by the renderer's logic.
+    pub scroll: usize,
+    /// Select the last row when the pending load arrives (G).
+    select_last: bool,
+    /// Select this absolute row when the pending load arrives (N G, gg).
+    select_abs: Option<usize>,
+}
+
+impl QueueState {
+    pub fn current(&self) -> Option<&QueueRow> {
+        self.rows.get(self.selected)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct TimelineState {
+    pub contact: Option<ContactId>,
+    pub rows: Vec<MessageRow>,
+    pub older: bool,
+    pub seq: u64,
+    pub loading: bool,
+    /// Lines scrolled up from the bottom (0: the newest message is visible).
+    pub scroll: usize,
+    pub show_quoted: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct ProfileState {
+    pub profile: Option<ContactProfile>,
+    pub conversation_tags: Vec<String>,
+    pub conversation: Option<ConversationId>,
+    pub seq: u64,
+}
+
+pub struct App {
+    pub agent: String,
+    pub theme: Theme,
+    pub three_pane_min_width: u16,
+    pub keymap: Keymap,
+    resolver: KeyResolver,
+    pub mode: Mode,
+    pub focus: Pane,
+    /// In a layout narrower than three panes: show the profile instead of the timeline.
+    pub show_profile: bool,
+    pub queue: QueueState,
+    pub timeline: TimelineState,
+    pub profile: ProfileState,
+    pub counts: Counts,
+    pub outbox: (i64, i64),
+    pub worker: String,
+    pub status: Option<(String, Level, Millis)>,
+    pub size: (u16, u16),
+    pub now: Millis,
+    pub history: Vec<String>,
+    /// The view to return to when a search is closed with Esc.
+    previous_view: Option<QueueView>,
+    /// Agents seen in assignee columns, for completion.
+    pub known_agents: Vec<String>,
+}
+
+/// How long a status message stays up.
+const STATUS_MS: i64 = 6_000;
+
+impl App {
+    pub fn new(config: &Config, keymap: Keymap, size: (u16, u16), now: Millis) -> App {
+        App {
+            agent: config.agent.clone(),
+            theme: config.theme.clone(),
+            three_pane_min_width: config.three_pane_min_width,
+            keymap,
+            resolver: KeyResolver::new(),
+            mode: Mode::Normal,
+            focus: Pane::Queue,
+            show_profile: false,
+            queue: QueueState::default(),
+            timeline: TimelineState::default(),
+            profile: ProfileState::default(),
+            counts: Counts::default(),
+            outbox: (0, 0),
+            worker: "worker: starting".into(),
+            status: None,
+            size,
+            now,
+            history: Vec::new(),
+            previous_view: None,
+            known_agents: Vec::new(),
+        }
+    }
+
+    /// The first effects: load the default view and the counters.
+    pub fn start(&mut self) -> Vec<Effect> {
+        let mut fx = self.load_view(QueueView::Filter(QueueFilter::Status(Status::Open)));
+        fx.push(self.counts_request());
+        fx
+    }
+
+    /// The pending key sequence (count and prefix), for the status line.
+    pub fn pending_keys(&self) -> String {
+        self.resolver.pending()
+    }
+
+    /// Next keys of a pending sequence and what they do (which-key style hint).
+    pub fn continuations(&self) -> Vec<(String, String)> {
+        self.resolver
+            .continuations(&self.keymap, keymap::Mode::Normal)
+    }
+
+    pub fn three_panes(&self) -> bool {
+        self.size.0 >= self.three_pane_min_width
+    }
+
+    /// Rows of the queue pane's list area (for half-page moves and scrolling).
+    pub fn queue_height(&self) -> usize {
+        (self.size.1 as usize).saturating_sub(4).max(1)
+    }
+
+    pub fn info(&mut self, msg: impl Into<String>) {
+        self.status = Some((msg.into(), Level::Info, self.now + STATUS_MS));
+    }
+
+    pub fn error(&mut self, msg: impl Into<String>) {
+        self.status = Some((msg.into(), Level::Error, self.now + 2 * STATUS_MS));
+    }
+
+    pub fn handle(&mut self, event: Event) -> Vec<Effect> {
+        match event {
+            Event::Key(key) => self.key(key),
+            Event::Resize(w, h) => {
+                self.size = (w, h);
+                if !self.three_panes() && self.focus == Pane::Profile && !self.show_profile {
+                    self.focus = Pane::Timeline;
+                }
+                Vec::new()
+            }
+            Event::Data(resp) => self.data(resp),
+            Event::Feed(events) => self.feed(&events),
+            Event::Worker(s) => {
+                self.worker = s;
+                Vec::new()
+            }
+            Event::Tick(now) => {
+                self.now = now;
+                if let Some((_, _, until)) = &self.status
+                    && *until <= now
+                {
+                    self.status = None;
+                }
+                Vec::new()
+            }
+            Event::EditorDone(result) => {
+                match result {
+                    Ok(text) => {
+                        if let Mode::Compose(c) = &mut self.mode {
+                            let lines: Vec<String> = text.lines().map(str::to_string).collect();
+                            c.textarea = new_textarea(lines);
+                        }
+                        return self.save_draft();
+                    }
+                    Err(e) => self.error(format!("editor: {e}")),
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- keys
+
+    fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if key.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        match &mut self.mode {
+            Mode::Normal => {
+                match self.resolver.feed(&self.keymap, keymap::Mode::Normal, key) {
+                    Resolved::Action { action, count } => self.dispatch(action, count),
+                    Resolved::Unbound { keys } => {
+                        self.error(format!("{keys} is not bound (? shows the keys)"));
+                        Vec::new()
+                    }
+                    Resolved::Cancelled => {
+                        // Esc with nothing pending leaves a search view.
+                        if key.code == KeyCode::Esc
+                            && matches!(self.queue.view, Some(QueueView::Search(_)))
+                        {
+                            let back = self
+                                .previous_view
+                                .take()
+                                .unwrap_or(QueueView::Filter(QueueFilter::Status(Status::Open)));
+                            return self.load_view(back);
+                        }
+                        Vec::new()
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            Mode::Help { scroll } => {
+                match key.code {
+                    KeyCode::Char('j') | KeyCode::Down => *scroll = scroll.saturating_add(1),
+                    KeyCode::Char('k') | KeyCode::Up => *scroll = scroll.saturating_sub(1),
+                    KeyCode::Char('d') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                        *scroll = scroll.saturating_add(10)
+                    }
+                    KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                        *scroll = scroll.saturating_sub(10)
+                    }
+                    KeyCode::Char('g') => *scroll = 0,
+                    KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Enter => {
+                        self.mode = Mode::Normal
+                    }
+                    _ => {}
+                }
+                Vec::new()
+            }
+            Mode::Prompt(_) => self.prompt_key(key),
+            Mode::Compose(_) => self.compose_key(key),
+        }
+    }
+
+    fn prompt_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Mode::Prompt(p) = &mut self.mode else {
+            return Vec::new();
+        };
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if key.code != KeyCode::Tab && key.code != KeyCode::BackTab {
+            p.completions.clear();
+            p.completion_index = None;
+        }
+        match key.code {
+            KeyCode::Esc => {
+                self.mode = Mode::Normal;
+            }
+            KeyCode::Char('c') if ctrl => {
+                self.mode = Mode::Normal;
+            }
+            KeyCode::Enter => {
+                let p = match std::mem::replace(&mut self.mode, Mode::Normal) {
+                    Mode::Prompt(p) => p,
+                    _ => return Vec::new(),
+                };
+                let line = p.input.trim().to_string();
+                if line.is_empty() {
+                    return Vec::new();
+                }
+                let line_for_history = match p.kind {
+                    PromptKind::Command => line.clone(),
+                    PromptKind::Search => format!("search {line}"),
+                };
+                self.history.retain(|h| *h != line_for_history);
+                self.history.push(line_for_history);
+                let parsed = match p.kind {
+                    PromptKind::Search => Ok((Action::Search(Some(line)), None)),
+                    PromptKind::Command => parse_command_line(&line),
+                };
+                return match parsed {
+                    Ok((action, count)) => self.dispatch(action, count),
+                    Err(e) => {
+                        self.error(e);
+                        Vec::new()
+                    }
+                };
+            }
+            KeyCode::Backspace => {
+                if p.input.is_empty() {
+                    self.mode = Mode::Normal;
+                } else if p.cursor > 0 {
+                    let at = byte_index(&p.input, p.cursor - 1);
+                    p.input.remove(at);
+                    p.cursor -= 1;
+                }
+            }
+            KeyCode::Delete => {
+                if p.cursor < p.input.chars().count() {
+                    let at = byte_index(&p.input, p.cursor);
+                    p.input.remove(at);
+                }
+            }
+            KeyCode::Left => p.cursor = p.cursor.saturating_sub(1),
+            KeyCode::Right => p.cursor = (p.cursor + 1).min(p.input.chars().count()),
+            KeyCode::Home => p.cursor = 0,
+            KeyCode::End => p.cursor = p.input.chars().count(),
+            KeyCode::Char('a') if ctrl => p.cursor = 0,
+            KeyCode::Char('e') if ctrl => p.cursor = p.input.chars().count(),
+            KeyCode::Char('u') if ctrl => {
+                p.input.clear();
+                p.cursor = 0;
+            }
+            KeyCode::Char('w') if ctrl => {
+                let chars: Vec<char> = p.input.chars().collect();
+                let mut i = p.cursor;
+                while i > 0 && chars[i - 1] == ' ' {
+                    i -= 1;
+                }
+                while i > 0 && chars[i - 1] != ' ' {
+                    i -= 1;
+                }
+                let rest: String = chars[p.cursor..].iter().collect();
+                p.input = chars[..i].iter().collect::<String>() + &rest;
+                p.cursor = i;
+            }
+            KeyCode::Up | KeyCode::Down if p.kind == PromptKind::Command => {
+                if self.history.is_empty() {
+                    return Vec::new();
+                }
+                let n = self.history.len();
+                let idx = match (p.history_index, key.code) {
+                    (None, KeyCode::Up) => Some(n - 1),
+                    (None, _) => None,
+                    (Some(i), KeyCode::Up) => Some(i.saturating_sub(1)),
+                    (Some(i), _) if i + 1 < n => Some(i + 1),
+                    (Some(_), _) => None,
+                };
+                p.history_index = idx;
+                p.input = idx.map(|i| self.history[i].clone()).unwrap_or_default();
+                p.cursor = p.input.chars().count();
+            }
+            KeyCode::Tab | KeyCode::BackTab => {
+                if p.kind == PromptKind::Command {
+                    let back = key.code == KeyCode::BackTab;
+                    if p.completions.is_empty() {
+                        let input = p.input.clone();
+                        let candidates = self.completion_candidates_for(&input);
+                        let Mode::Prompt(p) = &mut self.mode else {
+                            return Vec::new();
+                        };
+                        p.completions = candidates;
+                        p.completion_index = None;
+                    }
+                    let Mode::Prompt(p) = &mut self.mode else {
+                        return Vec::new();
+                    };
+                    if p.completions.is_empty() {
+                        return Vec::new();
+                    }
+                    let n = p.completions.len();
+                    let i = match (p.completion_index, back) {
+                        (None, false) => 0,
+                        (None, true) => n - 1,
+                        (Some(i), false) => (i + 1) % n,
+                        (Some(i), true) => (i + n - 1) % n,
+                    };
+                    p.completion_index = Some(i);
+                    let head = match p.input.rfind(' ') {
+                        Some(sp) => p.input[..=sp].to_string(),
+                        None => String::new(),
+                    };
+                    let mut completed = format!("{head}{}", p.completions[i]);
+                    if n == 1 && head.is_empty() {
+                        completed.push(' ');
+                    }
+                    p.input = completed;
+                    p.cursor = p.input.chars().count();
+                }
+            }
+            KeyCode::Char(c) if !ctrl => {
+                let at = byte_index(&p.input, p.cursor);
+                p.input.insert(at, c);
+                p.cursor += 1;
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Completion candidates for the last word of a command line.
+    fn completion_candidates_for(&self, input: &str) -> Vec<String> {
+        let Some((cmd, arg)) = input.split_once(' ') else {
+            return Action::complete(input)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+        };
+        let arg = arg.trim_start();
+        let name = crate::tui::action::Command::find(cmd)
+            .map(|c| c.name)
+            .unwrap_or(cmd);
+        let options: Vec<String> = match name {
+            "view" => [
+                "open",
+                "pending",
+                "snoozed",
+                "resolved",
+                "mine",
+                "unassigned",
+                "all",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            "reply_via" => {
+                let mut chans: Vec<Channel> = self
+                    .profile
+                    .profile
+                    .as_ref()
+                    .map(|p| p.channels.clone())
+                    .unwrap_or_default();
+                if chans.is_empty() {
+                    chans = Channel::ALL.to_vec();
+                }
+                chans.iter().map(|c| c.as_str().to_string()).collect()
+            }
+            "priority" => Priority::ALL
+                .iter()
+                .map(|p| p.as_str().to_string())
+                .collect(),
+            "assign" => {
+                let mut a = self.known_agents.clone();
+                if !a.contains(&self.agent) {
+                    a.push(self.agent.clone());
+                }
+                a.sort();
+                a
+            }
+            "untag" => self.profile.conversation_tags.clone(),
+            "tag" => self
+                .profile
+                .profile
+                .as_ref()
+                .map(|p| p.tags.clone())
+                .unwrap_or_default(),
+            "identity_add" => {
+                if arg.contains(' ') {
+                    Vec::new()
+                } else {
+                    IdentityKind::ALL
+                        .iter()
+                        .map(|k| k.as_str().to_string())
+                        .chain(std::iter::once("add".to_string()))
+                        .collect()
+                }
+            }
+            "snooze" => ["1h", "4h", "tomorrow", "monday", "1w"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let last = arg.rsplit(' ').next().unwrap_or("");
+        options
+            .into_iter()
+            .filter(|o| o.starts_with(last))
+            .collect()
+    }
+
+    fn compose_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        match self.resolver.feed(&self.keymap, keymap::Mode::Compose, key) {
+            Resolved::Action { action, .. } => return self.dispatch(action, None),
+            Resolved::Pending => return Vec::new(),
+            Resolved::Cancelled => return self.dispatch(Action::Cancel, None),
+            _ => {}
+        }
+        let Mode::Compose(c) = &mut self.mode else {
+            return Vec::new();
+        };
+        if c.sending {
+            return Vec::new();
+        }
+        let before = c.textarea.lines().len();
+        let changed = c.textarea.input(key);
+        let _ = before;
+        if changed {
+            self.save_draft()
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn save_draft(&mut self) -> Vec<Effect> {
+        let Mode::Compose(c) = &self.mode else {
+            return Vec::new();
+        };
+        if c.sending {
+            return Vec::new();
+        }
+        vec![Effect::Request(Request::Write {
+            conversation: c.conversation,
+            contact: c.contact,
+            agent: self.agent.clone(),
+            write: Write::SaveDraft {
+                kind: c.kind.as_str().to_string(),
+                channel: c.channel,
+                body: c.text(),
+            },
+        })]
+    }
+
+    // ---------------------------------------------------------------- actions
+
+    /// Carry out one action (from a key, the command line or a keymap value).
+    pub fn dispatch(&mut self, action: Action, count: Option<usize>) -> Vec<Effect> {
+        let n = count.unwrap_or(1).max(1);
+        match action {
+            Action::MoveDown => self.move_by(n as i64),
+            Action::MoveUp => self.move_by(-(n as i64)),
+            Action::HalfPageDown => {
+                self.move_by((self.queue_height() / 2).max(1) as i64 * n as i64)
+            }
+            Action::HalfPageUp => {
+                self.move_by(-((self.queue_height() / 2).max(1) as i64) * n as i64)
+            }
+            Action::Top => self.go_to(count.map(|c| c.saturating_sub(1)).unwrap_or(0)),
+            Action::Bottom => match count {
+                Some(c) => self.go_to(c.saturating_sub(1)),
+                None => self.go_bottom(),
+            },
+            Action::FocusNext | Action::FocusRight => {
+                self.focus = self.next_pane(true, action == Action::FocusRight);
+                Vec::new()
+            }
+            Action::FocusPrev | Action::FocusLeft => {
+                self.focus = self.next_pane(false, action == Action::FocusLeft);
+                Vec::new()
+            }
+            Action::Open => {
+                if self.queue.current().is_some() {
+                    self.focus = Pane::Timeline;
+                    self.show_profile = false;
+                }
+                Vec::new()
+            }
+            Action::ToggleProfile => {
+                if self.three_panes() {
+                    self.focus = if self.focus == Pane::Profile {
+                        Pane::Queue
+                    } else {
+                        Pane::Profile
+                    };
+                } else {
+                    self.show_profile = !self.show_profile;
+                    if self.focus != Pane::Queue {
+                        self.focus = if self.show_profile {
+                            Pane::Profile
+                        } else {
+                            Pane::Timeline
+                        };
+                    }
+                }
+                Vec::new()
+            }
+            Action::ToggleQuoted => {
+                self.timeline.show_quoted = !self.timeline.show_quoted;
+                self.info(if self.timeline.show_quoted {
+                    "quoted text shown"
+                } else {
+                    "quoted text folded"
+                });
+                Vec::new()
+            }
+            Action::Help => {
+                self.mode = Mode::Help { scroll: 0 };
+                Vec::new()
+            }
+            Action::CommandLine => {
+                self.mode = Mode::Prompt(Prompt::new(PromptKind::Command, ""));
+                Vec::new()
+            }
+            Action::Search(None) => {
+                self.mode = Mode::Prompt(Prompt::new(PromptKind::Search, ""));
+                Vec::new()
+            }
+            Action::Search(Some(q)) => {
+                if let Err(e) = crate::store::SearchQuery::parse(&q) {
+                    self.error(e);
+                    return Vec::new();
+                }
+                if let Some(v @ QueueView::Filter(_)) = &self.queue.view {
+                    self.previous_view = Some(v.clone());
+                }
+                self.focus = Pane::Queue;
+                self.load_view(QueueView::Search(q))
+            }
+            Action::View(None) => self.prompt("view "),
+            Action::View(Some(name)) => match QueueFilter::parse(&name, &self.agent) {
+                Ok(f) => {
+                    self.previous_view = None;
+                    self.focus = Pane::Queue;
+                    self.load_view(QueueView::Filter(f))
+                }
+                Err(e) => {
+                    self.error(e);
+                    Vec::new()
+                }
+            },
+            Action::Refresh => {
+                let mut fx = self.reload_queue();
+                fx.extend(self.reload_selected(true));
+                fx.push(self.counts_request());
+                self.info("reloaded");
+                fx
+            }
+            Action::Quit => vec![Effect::Quit],
+            Action::Cancel => {
+                if let Mode::Compose(c) = &self.mode {
+                    let kept = !c.text().trim().is_empty();
+                    let back = c.return_focus;
+                    let fx = self.save_draft();
+                    self.focus = back;
+                    self.mode = Mode::Normal;
+                    if kept {
+                        self.info("draft kept: r (or n) brings it back");
+                    }
+                    return fx;
+                }
+                self.mode = Mode::Normal;
+                Vec::new()
+            }
+            Action::Send => self.send(),
+            Action::EditExternal => match &self.mode {
+                Mode::Compose(c) => vec![Effect::RunEditor(c.text())],
+                _ => Vec::new(),
+            },
+            // Verbs on the selected conversation.
+            Action::Reply => self.compose(ComposeKind::Reply, None),
+            Action::ReplyVia(None) => self.prompt("reply_via "),
+            Action::ReplyVia(Some(ch)) => self.compose(ComposeKind::Reply, Some(ch)),
+            Action::Note => self.compose(ComposeKind::Note, None),
+            Action::Assign(None) => self.prompt("assign "),
+            Action::Assign(Some(who)) => {
+                let who = who.trim().to_string();
+                if who == "-" || who == "none" || who == "nobody" {
+                    self.write(Write::Assign(None))
+                } else if who == "me" {
+                    let me = self.agent.clone();
+                    self.write(Write::Assign(Some(me)))
+                } else {
+                    self.write(Write::Assign(Some(who)))
+                }
+            }
+            Action::AssignMe => {
+                let me = self.agent.clone();
+                self.write(Write::Assign(Some(me)))
+            }
+            Action::Unassign => self.write(Write::Assign(None)),
+            Action::Resolve => self.write(Write::Status(Status::Resolved, None)),
+            Action::Reopen => self.write(Write::Status(Status::Open, None)),
+            Action::Snooze(None) => self.prompt("snooze "),
+            Action::Snooze(Some(t)) => match crate::tui::time::parse_until(&t, self.now) {
+                Ok(until) => self.write(Write::Status(Status::Snoozed, Some(until))),
+                Err(e) => {
+                    self.error(e);
+                    Vec::new()
+                }
+            },
+            Action::Tag(None) => self.prompt("tag "),
+            Action::Tag(Some(t)) => self.write(Write::Tag(t)),
+            Action::Untag(None) => self.prompt("untag "),
+            Action::Untag(Some(t)) => self.write(Write::Untag(t)),
+            Action::Priority(None) => self.prompt("priority "),
+            Action::Priority(Some(p)) => self.write(Write::Priority(p)),
+            Action::Vip => {
+                let vip = !self.queue.current().map(|r| r.vip).unwrap_or(false);
+                self.write(Write::Vip(vip))
+            }
+            Action::Retry => self.write(Write::Retry),
+            Action::IdentityAdd(None) => self.prompt("identity add "),
+            Action::IdentityAdd(Some((kind, value))) => self.write(Write::IdentityAdd(kind, value)),
+        }
+    }
+
+    fn prompt(&mut self, prefill: &str) -> Vec<Effect> {
+        self.mode = Mode::Prompt(Prompt::new(PromptKind::Command, prefill));
+        Vec::new()
+    }
+
+    fn next_pane(&self, forward: bool, _directional: bool) -> Pane {
+        let panes: Vec<Pane> = if self.three_panes() {
+            vec![Pane::Queue, Pane::Timeline, Pane::Profile]
+        } else if self.show_profile {
+            vec![Pane::Queue, Pane::Profile]
+        } else {
+            vec![Pane::Queue, Pane::Timeline]
+        };
+        let i = panes.iter().position(|p| *p == self.focus).unwrap_or(0);
+        let n = panes.len();
+        if forward {
+            panes[(i + 1) % n]
+        } else {
+            panes[(i + n - 1) % n]
+        }
+    }
+
+    fn selected_ids(&self) -> Option<(ConversationId, ContactId)> {
+        self.queue.current().map(|r| (r.id, r.contact_id))
+    }
+
+    fn write(&mut self, write: Write) -> Vec<Effect> {
+        let Some((conversation, contact)) = self.selected_ids() else {
+            self.error("no conversation selected");
+            return Vec::new();
+        };
+        vec![Effect::Request(Request::Write {
+            conversation,
+            contact,
+            agent: self.agent.clone(),
+            write,
+        })]
+    }
+
+    fn compose(&mut self, kind: ComposeKind, channel: Option<Channel>) -> Vec<Effect> {
+        let Some((conversation, contact)) = self.selected_ids() else {
+            self.error("no conversation selected");
+            return Vec::new();
+        };
+        vec![Effect::Request(Request::Compose {
+            conversation,
+            contact,
+            agent: self.agent.clone(),
+            kind: kind.as_str().to_string(),
+            channel,
+        })]
+    }
+
+    fn send(&mut self) -> Vec<Effect> {
+        let Mode::Compose(c) = &mut self.mode else {
+            return Vec::new();
+        };
+        let body = c.text();
+        if body.trim().is_empty() {
+            self.error("nothing to send");
+            return Vec::new();
+        }
+        if c.sending {
+            return Vec::new();
+        }
+        c.sending = true;
+        let write = match (c.kind, c.channel) {
+            (ComposeKind::Reply, Some(channel)) => Write::Reply { channel, body },
+            (ComposeKind::Reply, None) => {
+                c.sending = false;
+                self.error("no channel to reply on");
+                return Vec::new();
+            }
+            (ComposeKind::Note, _) => Write::Note { body },
+        };
+        vec![Effect::Request(Request::Write {
+            conversation: c.conversation,
+            contact: c.contact,
+            agent: self.agent.clone(),
+            write,
+        })]
+    }
+
+    // ---------------------------------------------------------------- queue movement
+
+    fn move_by(&mut self, delta: i64) -> Vec<Effect> {
+        match self.focus {
+            Pane::Timeline => {
+                let s = self.timeline.scroll as i64 - delta;
+                self.timeline.scroll = s.max(0) as usize;
+                // Scrolled to the top of what is loaded: fetch older messages.
+                Vec::new()
+            }
+            Pane::Profile => Vec::new(),
+            Pane::Queue => {
+                if self.queue.rows.is_empty() {
+                    return Vec::new();
+                }
+                let q = &self.queue;
+                let target = q.offset as i64 + q.selected as i64 + delta;
+                let last_abs = if q.reached_end {
+                    (q.offset + q.rows.len()) as i64 - 1
+                } else {
+                    (q.total.max((q.offset + q.rows.len()) as i64) - 1).max(0)
+                };
+                let target = target.clamp(0, last_abs) as usize;
+                if target >= q.offset && target < q.offset + q.rows.len() {
+                    self.select(target - q.offset)
+                } else {
+                    // Beyond the loaded window: jump there (one windowed query).
+                    self.go_to(target)
+                }
+            }
+        }
+    }
+
+    /// Select row `index` of the window; prefetch, and load the timeline and profile of a new contact.
+    fn select(&mut self, index: usize) -> Vec<Effect> {
+        let before = self.queue.current().map(|r| (r.id, r.contact_id));
+        self.queue.selected = index.min(self.queue.rows.len().saturating_sub(1));
+        self.fix_scroll();
+        let mut fx = self.prefetch();
+        let after = self.queue.current().map(|r| (r.id, r.contact_id));
+        if before != after {
+            fx.extend(self.reload_selected(before.map(|b| b.1) != after.map(|a| a.1)));
+        }
+        fx
+    }
+
+    /// Keep the selected row on screen (with a little context), moving the scroll minimally.
+    fn fix_scroll(&mut self) {
+        let q = &mut self.queue;
+        q.scroll = crate::tui::ui::queue::first_visible(
+            q.selected,
+            q.scroll,
+            self.size.1.saturating_sub(4).max(1) as usize,
+            q.rows.len(),
+        );
+    }
+
+    fn prefetch(&mut self) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        let Some(view @ QueueView::Filter(_)) = self.queue.view.clone() else {
+            return fx;
+        };
+        let q = &mut self.queue;
+        if !q.reached_end
+            && !q.pending_append
+            && q.rows.len() - q.selected <= PREFETCH
+            && let Some(last) = q.rows.last()
+        {
+            q.pending_append = true;
+            fx.push(Effect::Request(Request::Queue {
+                seq: q.seq,
+                view: view.clone(),
+                anchor: QueueAnchor::After(last.cursor()),
+                limit: PAGE,
+                placement: Placement::Append,
+                keep: None,
+            }));
+        }
+        if q.offset > 0
+            && !q.pending_prepend
+            && q.selected < PREFETCH
+            && let Some(first) = q.rows.first()
+        {
+            q.pending_prepend = true;
+            fx.push(Effect::Request(Request::Queue {
+                seq: q.seq,
+                view,
+                anchor: QueueAnchor::Before(first.cursor()),
+                limit: PAGE,
+                placement: Placement::Prepend,
+                keep: None,
+            }));
+        }
+        fx
+    }
+
+    fn go_to(&mut self, abs: usize) -> Vec<Effect> {
+        if self.focus == Pane::Timeline {
+            self.timeline.scroll = usize::MAX / 2; // the renderer clamps to the top
+            return self.older_timeline();
+        }
+        let q = &self.queue;
+        if abs >= q.offset && abs < q.offset + q.rows.len() {
+            return self.select(abs - q.offset);
+        }
+        let Some(view) = q.view.clone() else {
+            return Vec::new();
+        };
+        if matches!(view, QueueView::Search(_)) {
+            return Vec::new();
+        }
+        let abs = abs.min(q.total.max(1) as usize - 1);
+        let start = abs.saturating_sub(PAGE / 2);
+        self.queue.seq += 1;
+        self.queue.select_abs = Some(abs);
+        self.queue.loading = true;
+        vec![Effect::Request(Request::Queue {
+            seq: self.queue.seq,
+            view,
+            anchor: if start == 0 {
+                QueueAnchor::Top
+            } else {
+                QueueAnchor::Offset(start)
+            },
+            limit: PAGE,
+            placement: Placement::Replace { offset: start },
+            keep: None,
+        })]
+    }
+
+    fn go_bottom(&mut self) -> Vec<Effect> {
+        if self.focus == Pane::Timeline {
+            self.timeline.scroll = 0;
+            return Vec::new();
+        }
+        if self.queue.reached_end {
+            let last = self.queue.rows.len().saturating_sub(1);
+            return self.select(last);
+        }
+        let Some(view) = self.queue.view.clone() else {
+            return Vec::new();
+        };
+        self.queue.seq += 1;
+        self.queue.select_last = true;
+        self.queue.loading = true;
+        let offset = (self.queue.total.max(0) as usize).saturating_sub(PAGE);
+        vec![Effect::Request(Request::Queue {
+            seq: self.queue.seq,
+            view,
+            anchor: QueueAnchor::Bottom,
+            limit: PAGE,
+            placement: Placement::Replace { offset },
+            keep: None,
+        })]
+    }
+
+    fn older_timeline(&mut self) -> Vec<Effect> {
+        let t = &mut self.timeline;
+        match (t.contact, t.older, t.loading, t.rows.first()) {
+            (Some(contact), true, false, Some(first)) => {
+                t.loading = true;
+                vec![Effect::Request(Request::Timeline {
+                    seq: t.seq,
+                    contact,
+                    before: Some(first.cursor()),
+                    limit: TIMELINE_PAGE,
+                })]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Called by the renderer's owner when the timeline is scrolled to its top line.
+    pub fn timeline_at_top(&mut self) -> Vec<Effect> {
+        self.older_timeline()
+    }
+
+    fn load_view(&mut self, view: QueueView) -> Vec<Effect> {
+        self.queue.seq += 1;
+        self.queue.view = Some(view.clone());
+        self.queue.loading = true;
+        self.queue.pending_append = false;
+        self.queue.pending_prepend = false;
+        self.queue.select_abs = Some(0);
+        self.queue.select_last = false;
+        vec![Effect::Request(Request::Queue {
+            seq: self.queue.seq,
+            view,
+            anchor: QueueAnchor::Top,
+            limit: PAGE,
+            placement: Placement::Replace { offset: 0 },
+            keep: None,
+        })]
+    }
+
+    /// Reload the loaded window in place (after a change), keeping the selected conversation.
+    fn reload_queue(&mut self) -> Vec<Effect> {
+        let Some(view) = self.queue.view.clone() else {
+            return Vec::new();
+        };
+        let keep = self.queue.current().map(|r| r.id);
+        let (anchor, offset) = match (self.queue.offset, self.queue.rows.first()) {
+            (0, _) | (_, None) => (QueueAnchor::Top, 0),
+            (off, Some(first)) => (QueueAnchor::AtOrAfter(first.cursor()), off),
+        };
+        self.queue.seq += 1;
+        self.queue.pending_append = false;
+        self.queue.pending_prepend = false;
+        vec![Effect::Request(Request::Queue {
+            seq: self.queue.seq,
+            view,
+            anchor,
+            limit: self.queue.rows.len().clamp(PAGE, MAX_WINDOW),
+            placement: Placement::Replace { offset },
+            keep,
+        })]
+    }
+
+    /// Requests for the timeline (when `contact_changed` or forced) and the profile.
+    fn reload_selected(&mut self, contact_changed: bool) -> Vec<Effect> {
+        let Some(row) = self.queue.current() else {
+            self.timeline = TimelineState {
+                show_quoted: self.timeline.show_quoted,
+                ..Default::default()
+            };
+            self.profile = ProfileState::default();
+            return Vec::new();
+        };
+        let (conversation, contact) = (row.id, row.contact_id);
+        let mut fx = Vec::new();
+        if contact_changed || self.timeline.contact != Some(contact) {
+            self.timeline.seq += 1;
+            self.timeline.contact = Some(contact);
+            self.timeline.rows.clear();
+            self.timeline.scroll = 0;
+            self.timeline.loading = true;
+            fx.push(Effect::Request(Request::Timeline {
+                seq: self.timeline.seq,
+                contact,
+                before: None,
+                limit: TIMELINE_PAGE,
+            }));
+        }
+        self.profile.seq += 1;
+        self.profile.conversation = Some(conversation);
+        fx.push(Effect::Request(Request::Profile {
+            seq: self.profile.seq,
+            contact,
+            conversation,
+        }));
+        fx
+    }
+
+    fn counts_request(&self) -> Effect {
+        Effect::Request(Request::Counts {
+            agent: self.agent.clone(),
+        })
+    }
+
+    // ---------------------------------------------------------------- data and changes
+
+    fn data(&mut self, resp: Response) -> Vec<Effect> {
+        match resp {
+            Response::Queue {
+                seq,
+                view,
+                rows,
+                total,
+                placement,
+                anchor: _,
+                limit,
+                keep,
+            } => {
+                if seq != self.queue.seq || Some(&view) != self.queue.view.as_ref() {
+                    return Vec::new(); // stale: the view changed since
+                }
+                for r in &rows {
+                    if let Some(a) = &r.assignee
+                        && !self.known_agents.contains(a)
+                    {
+                        self.known_agents.push(a.clone());
+                    }
+                }
+                let before = self.queue.current().map(|r| (r.id, r.contact_id));
+                let full_page = rows.len() >= limit;
+                let q = &mut self.queue;
+                q.loading = false;
+                match placement {
+                    Placement::Replace { offset } => {
+                        if let Some(t) = total {
+                            q.total = t;
+                        }
+                        let select = if let Some(k) =
+                            keep.and_then(|k| rows.iter().position(|r| r.id == k))
+                        {
+                            k
+                        } else if q.select_last {
+                            rows.len().saturating_sub(1)
+                        } else if let Some(abs) = q.select_abs {
+                            abs.saturating_sub(offset)
+                        } else {
+                            q.selected
+                        };
+                        q.rows = rows;
+                        q.offset = if q.select_last {
+                            (q.total.max(0) as usize).saturating_sub(q.rows.len())
+                        } else {
+                            offset
+                        };
+                        q.reached_end = !full_page || q.select_last;
+                        q.select_last = false;
+                        q.select_abs = None;
+                        q.selected = select.min(q.rows.len().saturating_sub(1));
+                        if matches!(view, QueueView::Search(_)) {
+                            q.reached_end = true;
+                            q.offset = 0;
+                        }
+                    }
+                    Placement::Append => {
+                        q.pending_append = false;
+                        q.reached_end = !full_page;
+                        let known: std::collections::HashSet<_> =
+                            q.rows.iter().map(|r| r.id).collect();
+                        q.rows
+                            .extend(rows.into_iter().filter(|r| !known.contains(&r.id)));
+                        if q.rows.len() > MAX_WINDOW {
+                            let cut = (q.rows.len() - MAX_WINDOW)
+                                .min(q.selected.saturating_sub(PREFETCH));
+                            q.rows.drain(..cut);
+                            q.offset += cut;
+                            q.selected -= cut;
+                            q.scroll = q.scroll.saturating_sub(cut);
+                        }
+                    }
+                    Placement::Prepend => {
+                        q.pending_prepend = false;
+                        let known: std::collections::HashSet<_> =
+                            q.rows.iter().map(|r| r.id).collect();
+                        let new: Vec<QueueRow> = rows
+                            .into_iter()
+                            .filter(|r| !known.contains(&r.id))
+                            .collect();
+                        let n = new.len();
+                        q.rows.splice(0..0, new);
+                        q.offset = q.offset.saturating_sub(n);
+                        if n < limit {
+                            q.offset = 0;
+                        }
+                        q.selected += n;
+                        q.scroll += n;
+                        if q.rows.len() > MAX_WINDOW {
+                            let keep_to = (q.selected + PREFETCH).max(MAX_WINDOW).min(q.rows.len());
+                            if keep_to < q.rows.len() {
+                                q.rows.truncate(keep_to);
+                                q.reached_end = false;
+                            }
+                        }
+                    }
+                }
+                self.fix_scroll();
+                let after = self.queue.current().map(|r| (r.id, r.contact_id));
+                let mut fx = self.prefetch();
+                if before != after || self.timeline.contact.is_none() {
+                    fx.extend(self.reload_selected(before.map(|b| b.1) != after.map(|a| a.1)));
+                }
+                fx
+            }
+            Response::Timeline {
+                seq,
+                contact,
+                rows,
+                older,
+                before,
+            } => {
+                let t = &mut self.timeline;
+                if seq != t.seq || Some(contact) != t.contact {
+                    return Vec::new();
+                }
+                t.loading = false;
+                match before {
+                    None => {
+                        t.rows = rows;
+                        t.older = older;
+                    }
+                    Some(_) => {
+                        let mut rows = rows;
+                        rows.append(&mut t.rows);
+                        t.rows = rows;
+                        t.older = older;
+                    }
+                }
+                Vec::new()
+            }
+            Response::Profile {
+                seq,
+                profile,
+                tags,
+                conversation,
+            } => {
+                if seq == self.profile.seq {
+                    self.profile.profile = Some(*profile);
+                    self.profile.conversation_tags = tags;
+                    self.profile.conversation = Some(conversation);
+                }
+                Vec::new()
+            }
+            Response::Counts { counts, outbox } => {
+                self.counts = counts;
+                self.outbox = outbox;
+                Vec::new()
+            }
+            Response::Compose {
+                conversation,
+                kind,
+                channel,
+                recipient,
+                text,
+            } => {
+                let Some(row) = self.queue.current() else {
+                    return Vec::new();
+                };
+                if row.id != conversation {
+                    return Vec::new();
+                }
+                let kind = if kind == "note" {
+                    ComposeKind::Note
+                } else {
+                    ComposeKind::Reply
+                };
+                if kind == ComposeKind::Reply && recipient.is_none() {
+                    self.error(format!(
+                        "{} has no {} address to reply to (:identity add, or R for another channel)",
+                        row.contact_name,
+                        channel.map(|c| c.as_str()).unwrap_or("?")
+                    ));
+                    return Vec::new();
+                }
+                let lines: Vec<String> = if text.is_empty() {
+                    vec![String::new()]
+                } else {
+                    text.lines().map(str::to_string).collect()
+                };
+                let mut textarea = new_textarea(lines);
+                textarea.move_cursor(ratatui_textarea::CursorMove::Bottom);
+                textarea.move_cursor(ratatui_textarea::CursorMove::End);
+                self.mode = Mode::Compose(Box::new(Composer {
+                    conversation,
+                    contact: row.contact_id,
+                    kind,
+                    channel,
+                    recipient,
+                    textarea,
+                    sending: false,
+                    return_focus: self.focus,
+                }));
+                self.focus = Pane::Timeline;
+                if !text.is_empty() {
+                    self.info("draft restored");
+                }
+                Vec::new()
+            }
+            Response::Done(msg) => {
+                if msg.is_empty() {
+                    return Vec::new(); // a draft save
+                }
+                if let Mode::Compose(c) = &self.mode
+                    && c.sending
+                {
+                    self.focus = c.return_focus;
+                    self.mode = Mode::Normal;
+                }
+                self.info(msg);
+                let mut fx = self.reload_queue();
+                fx.extend(self.refresh_selected());
+                fx.push(self.counts_request());
+                fx
+            }
+            Response::Error(e) => {
+                if let Mode::Compose(c) = &mut self.mode {
+                    c.sending = false;
+                }
+                self.queue.loading = false;
+                self.queue.pending_append = false;
+                self.queue.pending_prepend = false;
+                self.timeline.loading = false;
+                self.error(e);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Re-fetch the selected contact's timeline (same size as loaded) and profile.
+    fn refresh_selected(&mut self) -> Vec<Effect> {
+        let Some(contact) = self.timeline.contact else {
+            return Vec::new();
+        };
+        let mut fx = Vec::new();
+        self.timeline.seq += 1;
+        fx.push(Effect::Request(Request::Timeline {
+            seq: self.timeline.seq,
+            contact,
+            before: None,
+            limit: self.timeline.rows.len().max(TIMELINE_PAGE),
+        }));
+        if let Some(conversation) = self.profile.conversation {
+            self.profile.seq += 1;
+            fx.push(Effect::Request(Request::Profile {
+                seq: self.profile.seq,
+                contact,
+                conversation,
+            }));
+        }
+        fx
+    }
+
+    /// New events in the store: refresh what they touch.
+    fn feed(&mut self, events: &[EventRow]) -> Vec<Effect> {
+        if events.is_empty() {
+            return Vec::new();
+        }
+        let mut fx = self.reload_queue();
+        fx.push(self.counts_request());
+        let shown = self.timeline.contact;
+        let touches_shown = events.iter().any(|e| {
+            e.contact_id.is_some() && e.contact_id == shown || e.kind == "contacts_merged"
+        });
+        if touches_shown {
+            fx.extend(self.refresh_selected());
+        }
+        fx
+    }
+}
+
+/// A composer text area with braid's settings.
+pub fn new_textarea(lines: Vec<String>) -> TextArea<'static> {
+    let mut t = TextArea::new(lines);
+    t.set_cursor_line_style(ratatui::style::Style::default());
+    t
+}
+
+/// Parse a `:` line: an optional count prefix ("5 move_down") then a command.
+fn parse_command_line(line: &str) -> Result<(Action, Option<usize>), String> {
+    let line = line.trim().trim_start_matches(':');
+    // ":42" jumps to row 42, like vim.
+    if let Ok(n) = line.parse::<usize>() {
+        return Ok((Action::Top, Some(n)));
+    }
+    Action::parse(line).map(|a| (a, None))
+}
+
+fn byte_index(s: &str, char_index: usize) -> usize {
+    s.char_indices()
+        .nth(char_index)
+        .map(|(i, _)| i)
+        .unwrap_or(s.len())
+}

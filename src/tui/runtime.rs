@@ -1,0 +1,273 @@
+//! The event loop: one task owns the [`App`]. Terminal input, store answers (from the data
+//! thread), the change feed (the events table, written by any process) and the worker's status
+//! merge into one stream; the loop drains everything pending, applies it, and draws once.
+
+use crate::config::Config;
+use crate::store::{DB_FILE, Store};
+use crate::tui::app::{App, Effect, Event};
+use crate::tui::data::{self, Request};
+use crate::tui::keymap::Keymap;
+use anyhow::Context;
+use crossterm::event::{Event as TermEvent, EventStream};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use futures::{FutureExt, StreamExt};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use std::io::Stdout;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+type Term = Terminal<CrosstermBackend<Stdout>>;
+
+/// Load the shipped keymap with the user's file (if configured) merged over it.
+pub fn load_keymap(config: &Config) -> anyhow::Result<Keymap> {
+    let shipped = include_str!("../../config/keymap.toml");
+    let user = match &config.keymap_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading keymap file {}", p.display()))?,
+        ),
+        None => None,
+    };
+    Keymap::load(shipped, user.as_deref()).map_err(|e| match &config.keymap_file {
+        Some(p) => anyhow::anyhow!("{}: {e}", p.display()),
+        None => anyhow::anyhow!("{e}"),
+    })
+}
+
+/// The data thread: owns a store connection, answers requests in order, and skips a request
+/// when a newer one of the same slot is already waiting (holding `j` does not queue up a
+/// hundred timeline loads).
+pub fn spawn_data_thread(
+    path: PathBuf,
+    tx: UnboundedSender<Event>,
+) -> anyhow::Result<std::sync::mpsc::Sender<Request>> {
+    let (req_tx, req_rx) = std::sync::mpsc::channel::<Request>();
+    let mut store = Store::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    std::thread::Builder::new()
+        .name("braid-data".into())
+        .spawn(move || {
+            while let Ok(first) = req_rx.recv() {
+                let mut batch = vec![first];
+                while let Ok(r) = req_rx.try_recv() {
+                    batch.push(r);
+                }
+                let n = batch.len();
+                for i in 0..n {
+                    let slot = batch[i].slot();
+                    if slot.is_some() && batch[i + 1..].iter().any(|r| r.slot() == slot) {
+                        continue;
+                    }
+                    let req = batch[i].clone();
+                    let resp = data::handle(&mut store, req);
+                    if tx.send(Event::Data(resp)).is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .context("starting the data thread")?;
+    Ok(req_tx)
+}
+
+fn setup_terminal() -> anyhow::Result<Term> {
+    enable_raw_mode().context("this needs a terminal (raw mode failed)")?;
+    let mut out = std::io::stdout();
+    execute!(out, EnterAlternateScreen).context("entering the alternate screen")?;
+    let term = Terminal::new(CrosstermBackend::new(out))?;
+    Ok(term)
+}
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        std::io::stdout(),
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+/// Restore the terminal before a panic is reported, so the message is readable.
+fn install_panic_hook() {
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        prev(info);
+    }));
+}
+
+/// Run the TUI until the user quits.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let keymap = load_keymap(&config)?;
+    let path = config.data_dir.join(DB_FILE);
+    // Open (and migrate) once up front so a bad store fails before the screen changes.
+    let last_event = {
+        let store = Store::open_dir(&config.data_dir)
+            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        store.last_event_id()?
+    };
+    let (tx, mut rx) = unbounded_channel::<Event>();
+    let requests = spawn_data_thread(path.clone(), tx.clone())?;
+    let mut feed = crate::feed::spawn_feed(path.clone(), last_event, Duration::from_millis(100));
+    let worker = crate::worker::spawn(&config)?;
+    let mut worker_status = worker.status.clone();
+
+    install_panic_hook();
+    let mut term = setup_terminal()?;
+    let size = term.size()?;
+    let mut app = App::new(
+        &config,
+        keymap,
+        (size.width, size.height),
+        crate::model::now_millis(),
+    );
+    app.worker = worker_status.borrow().summary();
+    let result = event_loop(
+        &mut term,
+        &mut app,
+        &requests,
+        &mut rx,
+        &mut feed,
+        &mut worker_status,
+    )
+    .await;
+    restore_terminal();
+    worker.shutdown().await;
+    result
+}
+
+async fn event_loop(
+    term: &mut Term,
+    app: &mut App,
+    requests: &std::sync::mpsc::Sender<Request>,
+    rx: &mut UnboundedReceiver<Event>,
+    feed: &mut tokio::sync::mpsc::Receiver<crate::feed::FeedUpdate>,
+    worker_status: &mut tokio::sync::watch::Receiver<crate::worker::WorkerStatus>,
+) -> anyhow::Result<()> {
+    let mut input = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let start = app.start();
+    if apply(term, app, requests, start, &mut input).await? {
+        return Ok(());
+    }
+    term.draw(|f| crate::tui::ui::draw(f, app))?;
+    let mut worker_alive = true;
+    loop {
+        let mut pending: Vec<Event> = Vec::new();
+        tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(e)) => pending.extend(term_event(e)),
+                Some(Err(e)) => return Err(e).context("reading the terminal"),
+                None => return Ok(()),
+            },
+            Some(ev) = rx.recv() => pending.push(ev),
+            Some(update) = feed.recv() => pending.push(Event::Feed(update.events)),
+            changed = worker_status.changed(), if worker_alive => match changed {
+                Ok(()) => pending.push(Event::Worker(worker_status.borrow().summary())),
+                Err(_) => worker_alive = false,
+            },
+            _ = tick.tick() => pending.push(Event::Tick(crate::model::now_millis())),
+        }
+        // Drain whatever else is ready, then draw once.
+        while let Some(Some(Ok(e))) = input.next().now_or_never() {
+            pending.extend(term_event(e));
+        }
+        while let Ok(ev) = rx.try_recv() {
+            pending.push(ev);
+        }
+        while let Ok(update) = feed.try_recv() {
+            pending.push(Event::Feed(update.events));
+        }
+        for ev in pending {
+            let fx = app.handle(ev);
+            if apply(term, app, requests, fx, &mut input).await? {
+                return Ok(());
+            }
+        }
+        term.draw(|f| crate::tui::ui::draw(f, app))?;
+    }
+}
+
+fn term_event(e: TermEvent) -> Option<Event> {
+    match e {
+        TermEvent::Key(k) => Some(Event::Key(k)),
+        TermEvent::Resize(w, h) => Some(Event::Resize(w, h)),
+        _ => None,
+    }
+}
+
+/// Carry out effects. Returns true to quit.
+async fn apply(
+    term: &mut Term,
+    app: &mut App,
+    requests: &std::sync::mpsc::Sender<Request>,
+    effects: Vec<Effect>,
+    input: &mut EventStream,
+) -> anyhow::Result<bool> {
+    let mut queue = effects;
+    while !queue.is_empty() {
+        let mut next = Vec::new();
+        for fx in queue {
+            match fx {
+                Effect::Quit => return Ok(true),
+                Effect::Request(r) => {
+                    requests
+                        .send(r)
+                        .map_err(|_| anyhow::anyhow!("the data thread stopped"))?;
+                }
+                Effect::RunEditor(text) => {
+                    let result = edit_in_editor(term, &text, input).await;
+                    next.extend(app.handle(Event::EditorDone(result)));
+                }
+            }
+        }
+        queue = next;
+    }
+    Ok(false)
+}
+
+/// Suspend the UI, edit `text` in $VISUAL/$EDITOR (default vi), resume.
+async fn edit_in_editor(
+    term: &mut Term,
+    text: &str,
+    input: &mut EventStream,
+) -> Result<String, String> {
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".to_string());
+    let dir = std::env::temp_dir();
+    let file = dir.join(format!("braid-draft-{}.txt", std::process::id()));
+    std::fs::write(&file, text).map_err(|e| format!("writing {}: {e}", file.display()))?;
+    // Stop reading the terminal while the editor owns it.
+    *input = EventStream::new();
+    restore_terminal();
+    let status = run_editor(&editor, &file).await;
+    let _ = enable_raw_mode();
+    let _ = execute!(std::io::stdout(), EnterAlternateScreen);
+    let _ = term.clear();
+    *input = EventStream::new();
+    let result = match status {
+        Ok(s) if s.success() => std::fs::read_to_string(&file)
+            .map(|t| t.trim_end_matches('\n').to_string())
+            .map_err(|e| format!("reading {}: {e}", file.display())),
+        Ok(s) => Err(format!("{editor} exited with {s}; text unchanged")),
+        Err(e) => Err(format!("cannot run {editor}: {e}")),
+    };
+    let _ = std::fs::remove_file(&file);
+    result
+}
+
+async fn run_editor(editor: &str, file: &Path) -> std::io::Result<std::process::ExitStatus> {
+    // $EDITOR may carry arguments ("code -w"): split on whitespace like git does for simple cases.
+    let mut parts = editor.split_whitespace();
+    let prog = parts.next().unwrap_or("vi");
+    tokio::process::Command::new(prog)
+        .args(parts)
+        .arg(file)
+        .status()
+        .await
+}

@@ -1,0 +1,121 @@
+//! A synchronous harness around the real [`App`]: key scripts go through the real keymap and
+//! update, effects are carried out inline against a real store, and the screen is drawn on a
+//! ratatui `TestBackend`. Used by the TUI tests and the key-to-frame benchmark.
+
+use crate::config::Config;
+use crate::model::Millis;
+use crate::store::Store;
+use crate::tui::app::{App, Effect, Event};
+use crate::tui::data;
+use crate::tui::keymap::{Keymap, parse_key_script};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+pub struct Harness {
+    pub app: App,
+    pub store: Store,
+    pub term: Terminal<TestBackend>,
+    /// Effects other than store requests (Quit, RunEditor), in order.
+    pub other_effects: Vec<Effect>,
+}
+
+impl Harness {
+    /// An app of `width` x `height` on `store`, as agent `agent`, with the clock at `now`.
+    pub fn new(
+        store: Store,
+        agent: &str,
+        width: u16,
+        height: u16,
+        now: Millis,
+    ) -> anyhow::Result<Harness> {
+        crate::tui::time::set_fixed_offset(0);
+        let mut config = Config::with_data_dir(std::env::temp_dir());
+        config.agent = agent.to_string();
+        let keymap = Keymap::default_shipped()?;
+        let app = App::new(&config, keymap, (width, height), now);
+        let term = Terminal::new(TestBackend::new(width, height))?;
+        let mut h = Harness {
+            app,
+            store,
+            term,
+            other_effects: Vec::new(),
+        };
+        let fx = h.app.start();
+        h.run(fx);
+        Ok(h)
+    }
+
+    /// Carry out effects until none are left (store requests answered inline).
+    pub fn run(&mut self, effects: Vec<Effect>) {
+        let mut queue = effects;
+        while !queue.is_empty() {
+            let mut next = Vec::new();
+            for fx in queue {
+                match fx {
+                    Effect::Request(r) => {
+                        let resp = data::handle(&mut self.store, r);
+                        next.extend(self.app.handle(Event::Data(resp)));
+                    }
+                    other => self.other_effects.push(other),
+                }
+            }
+            queue = next;
+        }
+    }
+
+    /// Feed one event and carry out its effects.
+    pub fn event(&mut self, ev: Event) {
+        let fx = self.app.handle(ev);
+        self.run(fx);
+    }
+
+    /// Type a key script such as `"jj:assign bob<CR>"`.
+    pub fn keys(&mut self, script: &str) -> anyhow::Result<()> {
+        for key in parse_key_script(script)? {
+            self.event(Event::Key(key));
+        }
+        Ok(())
+    }
+
+    /// Deliver whatever the store's events table holds after `after` as a change-feed update.
+    pub fn follow_feed(
+        &mut self,
+        after: crate::model::EventId,
+    ) -> anyhow::Result<crate::model::EventId> {
+        let events = self.store.events_since(after, 10_000)?;
+        let last = events.last().map(|e| e.id).unwrap_or(after);
+        self.event(Event::Feed(events));
+        Ok(last)
+    }
+
+    /// Draw a frame and return the screen as text, one line per row (trailing spaces trimmed).
+    pub fn screen(&mut self) -> anyhow::Result<String> {
+        let app = &self.app;
+        self.term.draw(|f| crate::tui::ui::draw(f, app))?;
+        let buf = self.term.backend().buffer();
+        let mut out = String::new();
+        for y in 0..buf.area.height {
+            let mut line = String::new();
+            let mut skip = 0;
+            for x in 0..buf.area.width {
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                let sym = buf[(x, y)].symbol();
+                line.push_str(sym);
+                skip = unicode_width::UnicodeWidthStr::width(sym).saturating_sub(1);
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    /// Draw a frame without reading it back (benchmarks).
+    pub fn draw(&mut self) -> anyhow::Result<()> {
+        let app = &self.app;
+        self.term.draw(|f| crate::tui::ui::draw(f, app))?;
+        Ok(())
+    }
+}

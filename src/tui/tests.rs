@@ -1,0 +1,540 @@
+//! TUI scenarios: key scripts through the real keymap and update, effects against a real
+//! (in-memory) store, screens drawn on a TestBackend and snapshotted with insta.
+
+use crate::identity::Claim;
+use crate::ingest::{Inbound, Settings, ingest};
+use crate::model::{Channel, Delivery, Direction, IdentityKind, Millis, Status};
+use crate::store::{QueueFilter, Store};
+use crate::tui::app::Mode;
+use crate::tui::testing::Harness;
+
+const BASE: Millis = 1_790_000_000_000; // 2026-09-21 14:13 UTC
+const NOW: Millis = BASE + 10 * 86_400_000;
+const MIN: Millis = 60_000;
+
+fn msg(
+    channel: Channel,
+    kind: IdentityKind,
+    who: &str,
+    name: &str,
+    id: &str,
+    at: Millis,
+    body: &str,
+) -> Inbound {
+    Inbound {
+        channel,
+        account: String::new(),
+        external_id: id.into(),
+        direction: Direction::In,
+        customer: Claim::new(kind, who),
+        linked: vec![],
+        customer_name: Some(name.into()),
+        author: None,
+        subject: None,
+        body: body.into(),
+        sent_at: at,
+        meta: None,
+        cursor: None,
+    }
+}
+
+/// A small workspace: Ann writes on email, web chat (giving her email) and Telegram (sharing
+/// the phone an agent added); Bob on Telegram; Chen on web chat then email; Dana resolved.
+fn fixture() -> Store {
+    let mut s = Store::open_in_memory().unwrap();
+    let st = Settings::default();
+    let mut m = msg(
+        Channel::Email,
+        IdentityKind::Email,
+        "ann@example.com",
+        "Ann Lee",
+        "e1",
+        BASE,
+        "Hi, my order #1042 arrived damaged. The box was crushed.\n\nCan I get a replacement?\n\n-- \nAnn Lee\nLee Design Ltd",
+    );
+    m.subject = Some("Order #1042 arrived damaged".into());
+    ingest(&mut s, &m, &st).unwrap();
+    let d = msg(
+        Channel::Email,
+        IdentityKind::Email,
+        "dana@example.org",
+        "Dana Roe",
+        "e2",
+        BASE + 5 * MIN,
+        "Where can I download my invoice for October?",
+    );
+    let dana = ingest(&mut s, &d, &st).unwrap();
+    let mut w = msg(
+        Channel::WebChat,
+        IdentityKind::WebChat,
+        "v_9f3a",
+        "Ann",
+        "w1",
+        BASE + 2 * 86_400_000,
+        "Hello? I emailed about order 1042 two days ago, any news?",
+    );
+    w.linked = vec![Claim::new(IdentityKind::Email, "Ann@Example.com")];
+    ingest(&mut s, &w, &st).unwrap();
+    let bob = msg(
+        Channel::Telegram,
+        IdentityKind::Telegram,
+        "5550002",
+        "Bob Smith",
+        "t1",
+        BASE + 3 * 86_400_000,
+        "Do you ship to Norway? Looking at the size M jacket.",
+    );
+    ingest(&mut s, &bob, &st).unwrap();
+    let chen = msg(
+        Channel::WebChat,
+        IdentityKind::WebChat,
+        "v_c4e1",
+        "Chen Wei",
+        "w2",
+        BASE + 4 * 86_400_000,
+        "Is the refund for order 998 processed? 谢谢",
+    );
+    ingest(&mut s, &chen, &st).unwrap();
+    // An agent adds Ann's phone; then she writes on Telegram sharing that number.
+    let ann = s
+        .contact_by_identity(IdentityKind::Email, "ann@example.com")
+        .unwrap()
+        .unwrap();
+    s.add_identity(
+        ann,
+        IdentityKind::Phone,
+        "+442079460958",
+        "alice",
+        BASE + 5 * 86_400_000,
+    )
+    .unwrap();
+    let conv = s.active_conversation(ann).unwrap().unwrap();
+    s.add_note(
+        conv,
+        "alice",
+        "Replacement approved, ships Monday. Ask for photos.",
+        BASE + 5 * 86_400_000 + MIN,
+    )
+    .unwrap();
+    let mut t = msg(
+        Channel::Telegram,
+        IdentityKind::Telegram,
+        "5550001",
+        "Ann L",
+        "t2",
+        BASE + 6 * 86_400_000,
+        "Hi, it's Ann (order 1042). Sending the photos here, easier from my phone.",
+    );
+    t.linked = vec![Claim::new(IdentityKind::Phone, "+44 20 7946 0958")];
+    ingest(&mut s, &t, &st).unwrap();
+    if let crate::ingest::Ingested::Stored { conversation, .. } = dana {
+        s.set_status(
+            conversation,
+            Status::Resolved,
+            None,
+            "bob",
+            BASE + 86_400_000,
+        )
+        .unwrap();
+    }
+    let hostile = msg(
+        Channel::WebChat,
+        IdentityKind::WebChat,
+        "v_evil",
+        "Eve\x1b[31m\u{202e}Admin",
+        "w3",
+        BASE + 7 * 86_400_000,
+        "click \x1b]8;;http://x\x1b\\here\x1b]8;;\x1b\\ \x1b[2J now",
+    );
+    ingest(&mut s, &hostile, &st).unwrap();
+    s
+}
+
+fn harness(w: u16, h: u16) -> Harness {
+    Harness::new(fixture(), "me", w, h, NOW).unwrap()
+}
+
+fn select_named(h: &mut Harness, name: &str) {
+    let pos = h.app.queue.rows.iter().position(|r| r.contact_name == name);
+    let pos = pos.unwrap_or_else(|| panic!("{name} not in the queue: {:#?}", h.app.queue.rows));
+    h.keys("gg").unwrap();
+    for _ in 0..pos {
+        h.keys("j").unwrap();
+    }
+}
+
+fn selected_name(h: &Harness) -> String {
+    h.app
+        .queue
+        .current()
+        .map(|r| r.contact_name.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn startup_shows_open_queue_and_unified_timeline_160x45() {
+    let mut h = harness(160, 45);
+    let screen = h.screen().unwrap();
+    assert_eq!(h.app.queue.rows.len(), 4, "{screen}");
+    // Newest activity first: Eve, Ann (Telegram), Chen, Bob. Dana's is resolved.
+    assert_eq!(selected_name(&h), "EveAdmin");
+    h.keys("j").unwrap();
+    assert_eq!(selected_name(&h), "Ann Lee");
+    let screen = h.screen().unwrap();
+    for needle in [
+        "✉ mail",
+        "◍ web",
+        "✈ tg",
+        "NOTE",
+        "order #1042",
+        "+442079460958",
+        "ann@example.com",
+    ] {
+        assert!(screen.contains(needle), "missing {needle}:\n{screen}");
+    }
+    insta::assert_snapshot!("ann_160x45", screen);
+}
+
+#[test]
+fn narrow_layout_80x24_folds_the_profile() {
+    let mut h = harness(80, 24);
+    h.keys("j").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        !screen.contains("+442079460958"),
+        "profile hidden at 80 cols:\n{screen}"
+    );
+    insta::assert_snapshot!("ann_80x24", screen);
+    h.keys("i").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("+442079460958"),
+        "profile toggled in:\n{screen}"
+    );
+    insta::assert_snapshot!("ann_profile_80x24", screen);
+}
+
+#[test]
+fn hostile_text_never_reaches_the_screen() {
+    let mut h = harness(160, 45);
+    let screen = h.screen().unwrap();
+    assert!(
+        !screen.contains('\x1b') && !screen.contains('\u{202e}'),
+        "{screen}"
+    );
+    assert!(screen.contains("click here  now"), "{screen}");
+}
+
+#[test]
+fn jj_assign_bob_assigns_the_third_row() {
+    let mut h = harness(160, 45);
+    h.keys("jj:assign bob<CR>").unwrap();
+    let row = h.app.queue.current().unwrap().clone();
+    assert_eq!(row.contact_name, "Chen Wei");
+    assert_eq!(
+        h.store.conversation(row.id).unwrap().assignee.as_deref(),
+        Some("bob")
+    );
+    assert_eq!(row.assignee.as_deref(), Some("bob"), "the queue reloaded");
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("assigned to bob"), "{screen}");
+}
+
+#[test]
+fn assign_prompt_completion_and_assign_me() {
+    let mut h = harness(160, 45);
+    h.keys("a").unwrap();
+    assert!(matches!(&h.app.mode, Mode::Prompt(p) if p.input == "assign "));
+    h.keys("<Esc>A").unwrap();
+    let id = h.app.queue.current().unwrap().id;
+    assert_eq!(
+        h.store.conversation(id).unwrap().assignee.as_deref(),
+        Some("me")
+    );
+    h.keys(":ass<Tab>").unwrap();
+    assert!(
+        matches!(&h.app.mode, Mode::Prompt(p) if p.input == "assign"),
+        "first candidate"
+    );
+    h.keys("<Tab>").unwrap();
+    assert!(matches!(&h.app.mode, Mode::Prompt(p) if p.input == "assign_me"));
+    h.keys("<Esc>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Normal));
+}
+
+#[test]
+fn resolve_reopen_snooze_priority_tags() {
+    let mut h = harness(160, 45);
+    h.keys("j").unwrap();
+    let id = h.app.queue.current().unwrap().id;
+    h.keys(":priority high<CR>ttorn-box<CR>:tag refund<CR>")
+        .unwrap();
+    let c = h.store.conversation(id).unwrap();
+    assert_eq!(c.priority, crate::model::Priority::High);
+    assert_eq!(
+        h.store.conversation_tags(id).unwrap(),
+        vec!["refund", "torn-box"]
+    );
+    h.keys(":untag torn-box<CR>").unwrap();
+    assert_eq!(h.store.conversation_tags(id).unwrap(), vec!["refund"]);
+    h.keys(":snooze 2h<CR>").unwrap();
+    let c = h.store.conversation(id).unwrap();
+    assert_eq!(c.status, Status::Snoozed);
+    assert_eq!(c.snoozed_until, Some(NOW + 2 * 3_600_000));
+    assert!(
+        h.app.queue.rows.iter().all(|r| r.id != id),
+        "left the open view"
+    );
+    h.keys(":view snoozed<CR>").unwrap();
+    assert_eq!(h.app.queue.current().unwrap().id, id);
+    h.keys("o").unwrap();
+    assert_eq!(h.store.conversation(id).unwrap().status, Status::Open);
+    h.keys(":view open<CR>").unwrap();
+    let pos = h.app.queue.rows.iter().position(|r| r.id == id).unwrap();
+    for _ in 0..pos {
+        h.keys("j").unwrap();
+    }
+    h.keys("e").unwrap();
+    assert_eq!(h.store.conversation(id).unwrap().status, Status::Resolved);
+    assert!(h.app.queue.rows.iter().all(|r| r.id != id));
+}
+
+#[test]
+fn reply_goes_out_on_the_customers_last_channel_and_drafts_survive_esc() {
+    let mut h = harness(160, 45);
+    h.keys("j").unwrap(); // Ann: last wrote on Telegram
+    let id = h.app.queue.current().unwrap().id;
+    h.keys("r").unwrap();
+    match &h.app.mode {
+        Mode::Compose(c) => {
+            assert_eq!(c.channel, Some(Channel::Telegram));
+            assert_eq!(c.recipient.as_deref(), Some("5550001"));
+        }
+        _ => panic!("composer not open"),
+    }
+    h.keys("Thanks Ann, a new<Esc>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Normal));
+    assert_eq!(
+        h.store.draft(id, "me").unwrap().unwrap().2,
+        "Thanks Ann, a new"
+    );
+    h.keys("r").unwrap();
+    let text = match &h.app.mode {
+        Mode::Compose(c) => c.text(),
+        _ => panic!("composer not open"),
+    };
+    assert_eq!(text, "Thanks Ann, a new");
+    h.keys(" jacket is on its way.<C-s>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Normal));
+    let tl = h
+        .store
+        .timeline(h.app.queue.current().unwrap().contact_id, None, 100)
+        .unwrap();
+    let last = tl
+        .iter()
+        .rev()
+        .find(|m| m.direction == Direction::Out)
+        .unwrap();
+    assert_eq!(last.body, "Thanks Ann, a new jacket is on its way.");
+    assert_eq!(last.channel, Channel::Telegram);
+    assert_eq!(last.delivery, Some(Delivery::Queued));
+    assert!(
+        h.store.draft(id, "me").unwrap().is_none(),
+        "sent: draft gone"
+    );
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("queued"), "{screen}");
+}
+
+#[test]
+fn reply_via_email_and_note() {
+    let mut h = harness(160, 45);
+    h.keys("jR").unwrap();
+    assert!(matches!(&h.app.mode, Mode::Prompt(p) if p.input == "reply_via "));
+    h.keys("email<CR>").unwrap();
+    match &h.app.mode {
+        Mode::Compose(c) => assert_eq!(c.recipient.as_deref(), Some("ann@example.com")),
+        _ => panic!("composer not open"),
+    }
+    h.keys("Photos received.<C-s>nChecked with the warehouse.<C-s>")
+        .unwrap();
+    let contact = h.app.queue.current().unwrap().contact_id;
+    let tl = h.store.timeline(contact, None, 100).unwrap();
+    let n = tl.len();
+    assert_eq!(tl[n - 2].channel, Channel::Email, "{:#?}", &tl[n - 3..]);
+    assert_eq!(
+        tl[n - 2].subject.as_deref(),
+        Some("Re: Order #1042 arrived damaged")
+    );
+    assert_eq!(tl[n - 1].direction, Direction::Note);
+    // Bob has no email: replying by email is refused with a clear message, nothing queued.
+    h.keys(":view open<CR>").unwrap();
+    select_named(&mut h, "Bob Smith");
+    h.keys(":via email<CR>").unwrap();
+    assert!(
+        matches!(h.app.mode, Mode::Normal),
+        "{}",
+        h.screen().unwrap()
+    );
+    assert!(
+        h.app.status.as_ref().unwrap().0.contains("no email"),
+        "{:?}",
+        h.app.status
+    );
+}
+
+#[test]
+fn search_makes_a_queue_view_and_esc_returns() {
+    let mut h = harness(160, 45);
+    h.keys("/refund<CR>").unwrap();
+    assert_eq!(h.app.queue.rows.len(), 1);
+    assert_eq!(selected_name(&h), "Chen Wei");
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("search: refund"), "{screen}");
+    h.keys("<Esc>").unwrap();
+    assert_eq!(h.app.queue.rows.len(), 4);
+    h.keys(":search from:ann@example.com channel:webchat<CR>")
+        .unwrap();
+    assert_eq!(selected_name(&h), "Ann Lee");
+    h.keys(":search after:notadate<CR>").unwrap();
+    assert!(h.app.status.as_ref().unwrap().0.contains("bad date"));
+}
+
+#[test]
+fn counts_and_movement_keys() {
+    let mut h = harness(160, 45);
+    h.keys("3j").unwrap();
+    assert_eq!(h.app.queue.selected, 3);
+    h.keys("gg").unwrap();
+    assert_eq!(h.app.queue.selected, 0);
+    h.keys("G").unwrap();
+    assert_eq!(h.app.queue.selected, 3);
+    h.keys("2G").unwrap();
+    assert_eq!(h.app.queue.selected, 1);
+    h.keys("<C-u>").unwrap();
+    assert_eq!(h.app.queue.selected, 0);
+    h.keys("<C-d>").unwrap();
+    assert_eq!(h.app.queue.selected, 3);
+    h.keys("g").unwrap();
+    assert_eq!(h.app.pending_keys(), "g");
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("g → "), "which-key hint:\n{screen}");
+    h.keys("<Esc>").unwrap();
+    assert_eq!(h.app.pending_keys(), "");
+    h.keys("<Tab>").unwrap();
+    assert_eq!(h.app.focus, crate::tui::app::Pane::Timeline);
+    h.keys("<Tab><Tab>").unwrap();
+    assert_eq!(h.app.focus, crate::tui::app::Pane::Queue);
+}
+
+#[test]
+fn help_is_generated_from_the_keymap() {
+    let mut h = harness(160, 45);
+    h.keys("?").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("assign_me") && screen.contains("Assign the conversation to me"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("help_160x45", screen);
+    h.keys("<Esc>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Normal));
+}
+
+#[test]
+fn errors_show_in_the_status_line_and_the_app_keeps_running() {
+    let mut h = harness(160, 45);
+    h.keys(":frobnicate<CR>").unwrap();
+    assert!(h.app.status.as_ref().unwrap().0.contains("unknown command"));
+    h.keys(":snooze whenever<CR>").unwrap();
+    assert!(h.app.status.as_ref().unwrap().0.contains("bad time"));
+    h.keys("X").unwrap();
+    assert!(h.app.status.as_ref().unwrap().0.contains("not bound"));
+    h.keys(":identity add phone 12<CR>").unwrap();
+    assert!(
+        h.app.status.as_ref().unwrap().0.contains("phone"),
+        "{:?}",
+        h.app.status
+    );
+    h.keys("q").unwrap();
+    assert_eq!(h.other_effects.last(), Some(&crate::tui::app::Effect::Quit));
+}
+
+#[test]
+fn identity_add_merges_contacts() {
+    let mut h = harness(160, 45);
+    // Bob's conversation: add Chen's visitor id to Bob by mistake -> they become one contact.
+    select_named(&mut h, "Bob Smith");
+    h.keys(":identity add email bob@example.net<CR>").unwrap();
+    let bob = h.app.queue.current().unwrap().contact_id;
+    let p = h.store.profile(bob).unwrap();
+    assert!(p.identities.iter().any(|i| i.value == "bob@example.net"));
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("bob@example.net"), "{screen}");
+}
+
+#[test]
+fn a_change_from_another_writer_shows_after_the_feed() {
+    let mut h = harness(160, 45);
+    let last = h.store.last_event_id().unwrap();
+    let m = msg(
+        Channel::Email,
+        IdentityKind::Email,
+        "new@customer.io",
+        "Nia Okafor",
+        "e9",
+        NOW - MIN,
+        "Do you offer volume discounts for 200 seats?",
+    );
+    ingest(&mut h.store, &m, &Settings::default()).unwrap();
+    h.follow_feed(last).unwrap();
+    assert_eq!(h.app.queue.rows[0].contact_name, "Nia Okafor");
+    assert_eq!(h.app.counts.open, 5);
+    assert_eq!(h.app.queue.total, 5);
+}
+
+#[test]
+fn windowed_queue_pages_through_thousands() {
+    let mut s = Store::open_in_memory().unwrap();
+    let st = Settings::default();
+    for i in 0..2_000i64 {
+        let m = msg(
+            Channel::Email,
+            IdentityKind::Email,
+            &format!("c{i}@x.org"),
+            &format!("Customer {i:04}"),
+            &format!("m{i}"),
+            BASE + i * MIN,
+            "hello",
+        );
+        ingest(&mut s, &m, &st).unwrap();
+    }
+    let mut h = Harness::new(s, "me", 160, 45, NOW).unwrap();
+    assert_eq!(h.app.queue.total, 2_000);
+    assert!(h.app.queue.rows.len() <= crate::tui::app::MAX_WINDOW);
+    h.keys("1000j").unwrap();
+    // Movement is bounded by the loaded window; prefetch extends it as we go.
+    for _ in 0..20 {
+        h.keys("100j").unwrap();
+    }
+    assert!(h.app.queue.rows.len() <= crate::tui::app::MAX_WINDOW);
+    let abs = h.app.queue.offset + h.app.queue.selected;
+    assert_eq!(abs, 1_999, "reached the end by paging");
+    assert_eq!(selected_name(&h), "Customer 0000");
+    h.keys("gg").unwrap();
+    assert_eq!(selected_name(&h), "Customer 1999");
+    h.keys("1500G").unwrap();
+    assert_eq!(h.app.queue.offset + h.app.queue.selected, 1_499);
+    assert_eq!(selected_name(&h), "Customer 0500");
+    h.keys("G").unwrap();
+    assert_eq!(selected_name(&h), "Customer 0000");
+    h.keys("300k").unwrap();
+    assert_eq!(selected_name(&h), "Customer 0300");
+    // The queue count matches the store.
+    assert_eq!(
+        h.store
+            .queue_count(&QueueFilter::Status(Status::Open))
+            .unwrap(),
+        2_000
+    );
+}

@@ -1,0 +1,79 @@
+//! The help screen: generated from the keymap and the command table, never typed by hand.
+
+use crate::tui::action::{Args, COMMANDS};
+use crate::tui::app::App;
+use crate::tui::keymap::Mode as KeyMode;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
+
+pub fn lines(app: &App) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let head = |s: &str| {
+        Line::from(Span::styled(
+            s.to_string(),
+            Style::default().fg(t.accent).add_modifier(Modifier::BOLD),
+        ))
+    };
+    let mut out = Vec::new();
+    for (mode, title) in [
+        (KeyMode::Normal, "Keys"),
+        (KeyMode::Compose, "Composer keys"),
+    ] {
+        out.push(head(title));
+        for b in app.keymap.bindings(mode) {
+            out.push(Line::from(vec![
+                Span::styled(format!("  {:<12}", b.keys), Style::default().fg(t.accent)),
+                Span::styled(format!("{:<16}", b.command), Style::default().fg(t.fg)),
+                Span::styled(b.doc.to_string(), Style::default().fg(t.dim)),
+            ]));
+        }
+        out.push(Line::from(""));
+    }
+    out.push(head("Commands (type : then the name; Tab completes)"));
+    for c in COMMANDS {
+        let arg = match c.args {
+            Args::None => String::new(),
+            Args::Optional(a) => format!(" [{a}]"),
+        };
+        out.push(Line::from(vec![
+            Span::styled(format!("  :{}", c.name), Style::default().fg(t.accent)),
+            Span::styled(arg, Style::default().fg(t.fg)),
+            Span::styled(format!("  {}", c.doc), Style::default().fg(t.dim)),
+        ]));
+    }
+    out.push(Line::from(""));
+    out.push(head("Search (/ or :search)"));
+    out.push(Line::from(Span::styled(
+        "  words, \"a phrase\", prefix*, from:NAME-OR-ADDRESS, channel:email|telegram|webchat, is:in|out|note, after:YYYY-MM-DD, before:YYYY-MM-DD",
+        Style::default().fg(t.dim),
+    )));
+    out
+}
+
+pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect, scroll: u16) {
+    let w = area.width.saturating_sub(4).min(120);
+    let h = area.height.saturating_sub(2);
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + 1,
+        width: w,
+        height: h,
+    };
+    f.render_widget(Clear, r);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Rounded)
+        .border_style(Style::default().fg(app.theme.accent))
+        .title(" help: j/k scroll · Esc closes ");
+    let lines = lines(app);
+    let max = (lines.len() as u16).saturating_sub(h.saturating_sub(2));
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .scroll((scroll.min(max), 0)),
+        r,
+    );
+}

@@ -1,0 +1,142 @@
+//! The profile pane: who this person is across every channel.
+
+use super::{channel_color, fit, pane_block};
+use crate::model::IdentityKind;
+use crate::tui::app::{App, Pane};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let t = &app.theme;
+    let block = pane_block(app, " contact ".into(), app.focus == Pane::Profile);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let Some(p) = &app.profile.profile else {
+        f.render_widget(
+            Paragraph::new(Span::styled(" no contact", Style::default().fg(t.dim))),
+            inner,
+        );
+        return;
+    };
+    let w = inner.width as usize;
+    let label = |s: &str| Span::styled(format!("{s:<9}"), Style::default().fg(t.dim));
+    let mut lines: Vec<Line> = Vec::new();
+    let mut name = vec![Span::styled(
+        fit(&p.contact.name, w.saturating_sub(6)),
+        Style::default().add_modifier(Modifier::BOLD),
+    )];
+    if p.contact.vip {
+        name.push(Span::styled(
+            " ★ VIP",
+            Style::default().fg(t.vip).add_modifier(Modifier::BOLD),
+        ));
+    }
+    lines.push(Line::from(name));
+    lines.push(Line::from(Span::styled(
+        "─".repeat(w),
+        Style::default().fg(t.border),
+    )));
+    for kind in IdentityKind::ALL {
+        let ids: Vec<_> = p.identities.iter().filter(|i| i.kind == *kind).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let l = if i == 0 {
+                label(kind.as_str())
+            } else {
+                label("")
+            };
+            lines.push(Line::from(vec![
+                l,
+                Span::raw(fit(&id.value, w.saturating_sub(9))),
+            ]));
+        }
+    }
+    lines.push(Line::from(Span::styled(
+        "─".repeat(w),
+        Style::default().fg(t.border),
+    )));
+    let mut chans = vec![label("channels")];
+    for ch in &p.channels {
+        chans.push(Span::styled(
+            format!("{} ", ch.badge()),
+            Style::default().fg(channel_color(app, *ch)),
+        ));
+    }
+    lines.push(Line::from(chans));
+    if let Some(ch) = p.contact.last_channel {
+        lines.push(Line::from(vec![
+            label("last via"),
+            Span::styled(ch.badge(), Style::default().fg(channel_color(app, ch))),
+            Span::styled(
+                format!(" {}", crate::tui::time::age(p.contact.last_seen, app.now)),
+                Style::default().fg(t.dim),
+            ),
+        ]));
+    }
+    lines.push(Line::from(vec![
+        label("since"),
+        Span::raw(crate::tui::time::full(p.first_seen)[..10].to_string()),
+    ]));
+    lines.push(Line::from(vec![
+        label("history"),
+        Span::raw(format!(
+            "{} conv · {} msg",
+            p.conversation_count, p.message_count
+        )),
+    ]));
+    if !p.tags.is_empty() {
+        lines.push(Line::from(vec![
+            label("tags"),
+            Span::styled(
+                fit(&p.tags.join(", "), w.saturating_sub(9)),
+                Style::default().fg(t.accent),
+            ),
+        ]));
+    }
+    if let Some(r) = app.queue.current() {
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled(
+            format!("─ conversation #{} ", r.id),
+            Style::default().fg(t.accent),
+        )));
+        lines.push(Line::from(vec![
+            label("status"),
+            Span::raw(r.status.as_str()),
+        ]));
+        if let Some(until) = r.snoozed_until {
+            lines.push(Line::from(vec![
+                label("until"),
+                Span::raw(crate::tui::time::full(until)),
+            ]));
+        }
+        lines.push(Line::from(vec![
+            label("priority"),
+            Span::raw(r.priority.as_str()),
+        ]));
+        lines.push(Line::from(vec![
+            label("assignee"),
+            Span::raw(r.assignee.clone().unwrap_or_else(|| "nobody".into())),
+        ]));
+        if !app.profile.conversation_tags.is_empty() {
+            lines.push(Line::from(vec![
+                label("tags"),
+                Span::styled(
+                    fit(
+                        &app.profile.conversation_tags.join(", "),
+                        w.saturating_sub(9),
+                    ),
+                    Style::default().fg(t.accent),
+                ),
+            ]));
+        }
+        if let Some(s) = &r.subject {
+            lines.push(Line::from(vec![
+                label("subject"),
+                Span::raw(fit(s, w.saturating_sub(9))),
+            ]));
+        }
+    }
+    f.render_widget(Paragraph::new(lines), inner);
+}

@@ -1,0 +1,141 @@
+//! The queue pane: one line per conversation, a window of the whole view.
+
+use super::{channel_color, fit, pad, pane_block};
+use crate::model::{Channel, Direction, Priority, Status};
+use crate::tui::app::{App, Pane};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let q = &app.queue;
+    let view = q.view.as_ref().map(|v| v.label()).unwrap_or_default();
+    let pos = if q.rows.is_empty() {
+        "0".to_string()
+    } else {
+        format!(
+            "{}/{}",
+            q.offset + q.selected + 1,
+            q.total.max(q.rows.len() as i64)
+        )
+    };
+    let loading = if q.loading { " …" } else { "" };
+    let title = format!(" {view} · {pos}{loading} ");
+    let block = pane_block(app, title, app.focus == Pane::Queue);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let height = inner.height as usize;
+    if height == 0 {
+        return;
+    }
+    if q.rows.is_empty() {
+        let msg = if q.loading {
+            "loading…"
+        } else {
+            "nothing here: :view all, or / to search"
+        };
+        f.render_widget(
+            Paragraph::new(Span::styled(
+                format!(" {msg}"),
+                Style::default().fg(app.theme.dim),
+            )),
+            inner,
+        );
+        return;
+    }
+    // Keep the selection visible with a few rows of context (scrolloff).
+    let first = first_visible(q.selected, q.scroll, height, q.rows.len());
+    let width = inner.width as usize;
+    let lines: Vec<Line> = q.rows[first..(first + height).min(q.rows.len())]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| row_line(app, r, first + i == q.selected, width))
+        .collect();
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
+/// The first visible row: the previous scroll position, moved just enough to show the
+/// selection with up to 3 rows of context.
+pub fn first_visible(selected: usize, scroll: usize, height: usize, len: usize) -> usize {
+    let off = 3.min(height.saturating_sub(1) / 2);
+    let mut first = scroll.min(len.saturating_sub(1));
+    if selected < first + off {
+        first = selected.saturating_sub(off);
+    } else if selected + off >= first + height {
+        first = (selected + off + 1).saturating_sub(height);
+    }
+    first.min(len.saturating_sub(height).max(0))
+}
+
+fn row_line<'a>(app: &App, r: &crate::store::QueueRow, selected: bool, width: usize) -> Line<'a> {
+    let t = &app.theme;
+    let base = if selected {
+        Style::default().bg(t.selected_bg).fg(t.selected_fg)
+    } else {
+        Style::default()
+    };
+    let mut spans: Vec<Span> = Vec::new();
+    spans.push(Span::styled(
+        if selected { "▌" } else { " " },
+        base.fg(t.accent),
+    ));
+    let (status_glyph, status_color) = match r.status {
+        Status::Open => ("●", t.ok),
+        Status::Pending => ("◐", t.warn),
+        Status::Snoozed => ("z", t.dim),
+        Status::Resolved => ("✓", t.dim),
+    };
+    spans.push(Span::styled(status_glyph, base.fg(status_color)));
+    let prio_style = match r.priority {
+        Priority::Urgent | Priority::High => base.fg(t.urgent).add_modifier(Modifier::BOLD),
+        _ => base.fg(t.dim),
+    };
+    spans.push(Span::styled(r.priority.marker(), prio_style));
+    spans.push(Span::styled(if r.vip { "★" } else { " " }, base.fg(t.vip)));
+    let name_w = if width >= 70 { 20 } else { 14 };
+    let unread = r.last_direction == Direction::In && r.status == Status::Open;
+    let name_style = if unread {
+        base.add_modifier(Modifier::BOLD)
+    } else {
+        base
+    };
+    spans.push(Span::styled(pad(&r.contact_name, name_w), name_style));
+    spans.push(Span::styled(" ", base));
+    for ch in Channel::ALL {
+        if r.channels.contains(ch) {
+            let mut st = base.fg(channel_color(app, *ch));
+            if *ch == r.last_channel {
+                st = st.add_modifier(Modifier::BOLD);
+            }
+            spans.push(Span::styled(ch.glyph().to_string(), st));
+        } else {
+            spans.push(Span::styled(" ", base));
+        }
+    }
+    let age = crate::tui::time::age(r.last_activity, app.now);
+    spans.push(Span::styled(format!(" {age:>3} "), base.fg(t.dim)));
+    let mut used = 1 + 1 + 1 + 1 + name_w + 1 + 3 + 5;
+    if width >= 70 {
+        let who = r.assignee.as_deref().unwrap_or("·");
+        spans.push(Span::styled(
+            pad(who, 7),
+            base.fg(if r.assignee.is_some() { t.fg } else { t.dim }),
+        ));
+        spans.push(Span::styled(" ", base));
+        used += 8;
+    }
+    let arrow = match r.last_direction {
+        Direction::In => "",
+        Direction::Out => "↩ ",
+        Direction::Note => "✎ ",
+    };
+    let rest = width.saturating_sub(used);
+    let preview = format!("{arrow}{}", r.last_preview);
+    spans.push(Span::styled(
+        pad(&fit(&preview, rest), rest),
+        base.fg(if unread { t.fg } else { t.dim }),
+    ));
+    Line::from(spans)
+}

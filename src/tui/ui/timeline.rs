@@ -1,0 +1,362 @@
+//! The timeline pane: every message of the contact, across all channels and conversations,
+//! oldest to newest, with the composer below it while replying.
+
+use super::{channel_color, pane_block};
+use crate::model::{Delivery, Direction};
+use crate::tui::app::{App, ComposeKind, Mode, Pane};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let (timeline_area, composer_area) = match &app.mode {
+        Mode::Compose(_) => {
+            let h = (area.height / 3).clamp(6, 14);
+            let [a, b] = Layout::vertical([Constraint::Min(3), Constraint::Length(h)]).areas(area);
+            (a, Some(b))
+        }
+        _ => (area, None),
+    };
+    let title = match (&app.profile.profile, app.queue.current()) {
+        (Some(p), _) => format!(" {} ", p.contact.name),
+        (None, Some(r)) => format!(" {} ", r.contact_name),
+        _ => " timeline ".to_string(),
+    };
+    let block = pane_block(
+        app,
+        title,
+        app.focus == Pane::Timeline && composer_area.is_none(),
+    );
+    let inner = block.inner(timeline_area);
+    f.render_widget(block, timeline_area);
+    let lines = lines(app, inner.width as usize);
+    let height = inner.height as usize;
+    let max_scroll = lines.len().saturating_sub(height);
+    let scroll = app.timeline.scroll.min(max_scroll);
+    let top = lines.len().saturating_sub(height + scroll);
+    let visible: Vec<Line> = lines.into_iter().skip(top).take(height).collect();
+    f.render_widget(Paragraph::new(visible), inner);
+    if let (Some(area), Mode::Compose(c)) = (composer_area, &app.mode) {
+        let t = &app.theme;
+        let title = match c.kind {
+            ComposeKind::Reply => format!(
+                " Reply via {} → {} ",
+                c.channel.map(|c| c.badge()).unwrap_or("?"),
+                c.recipient.as_deref().unwrap_or("?")
+            ),
+            ComposeKind::Note => " Internal note (never sent to the customer) ".to_string(),
+        };
+        let hint = format!(
+            " {} send · {} $EDITOR · {} close, draft kept ",
+            app.keymap
+                .key_for(crate::tui::keymap::Mode::Compose, "send")
+                .unwrap_or_default(),
+            app.keymap
+                .key_for(crate::tui::keymap::Mode::Compose, "edit_external")
+                .unwrap_or_default(),
+            app.keymap
+                .key_for(crate::tui::keymap::Mode::Compose, "cancel")
+                .unwrap_or_default(),
+        );
+        let color = match c.kind {
+            ComposeKind::Reply => c
+                .channel
+                .map(|ch| channel_color(app, ch))
+                .unwrap_or(t.accent),
+            ComposeKind::Note => t.note_fg,
+        };
+        let block = ratatui::widgets::Block::default()
+            .borders(ratatui::widgets::Borders::ALL)
+            .border_type(ratatui::widgets::BorderType::Thick)
+            .border_style(Style::default().fg(color))
+            .title(Span::styled(
+                title,
+                Style::default().fg(color).add_modifier(Modifier::BOLD),
+            ))
+            .title_bottom(Span::styled(hint, Style::default().fg(t.dim)));
+        let inner = block.inner(area);
+        f.render_widget(block, area);
+        if c.sending {
+            f.render_widget(
+                Paragraph::new(Span::styled("sending…", Style::default().fg(t.dim))),
+                inner,
+            );
+        } else {
+            f.render_widget(&c.textarea, inner);
+        }
+    }
+}
+
+/// How many lines the timeline has at this width (for scrolling).
+pub fn line_count(app: &App, width: usize) -> usize {
+    lines(app, width).len()
+}
+
+/// All timeline lines for a pane of `width` columns.
+pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let tl = &app.timeline;
+    let mut out: Vec<Line<'static>> = Vec::new();
+    if tl.rows.is_empty() {
+        let msg = if tl.loading {
+            "loading…"
+        } else if app.queue.current().is_none() {
+            "no conversation selected"
+        } else {
+            "no messages"
+        };
+        out.push(Line::from(Span::styled(
+            format!(" {msg}"),
+            Style::default().fg(t.dim),
+        )));
+        return out;
+    }
+    if tl.older {
+        out.push(Line::from(Span::styled(
+            " ↑ older messages: gg loads more",
+            Style::default().fg(t.dim),
+        )));
+    }
+    let selected_conv = app.queue.current().map(|r| r.id);
+    let body_width = width.saturating_sub(3).max(10);
+    let mut prev_conv = None;
+    for m in &tl.rows {
+        if prev_conv != Some(m.conversation_id) {
+            let label = format!("── conversation #{} ", m.conversation_id);
+            let mut st = Style::default().fg(t.dim);
+            if Some(m.conversation_id) == selected_conv {
+                st = Style::default().fg(t.accent);
+            }
+            let fill = width.saturating_sub(unicode_width::UnicodeWidthStr::width(label.as_str()));
+            out.push(Line::from(Span::styled(
+                format!("{label}{}", "─".repeat(fill)),
+                st,
+            )));
+            prev_conv = Some(m.conversation_id);
+        }
+        let in_selected = Some(m.conversation_id) == selected_conv;
+        let bar_style = Style::default().fg(if in_selected { t.accent } else { t.border });
+        // header
+        let ch_style = Style::default()
+            .fg(channel_color(app, m.channel))
+            .add_modifier(Modifier::BOLD);
+        let (arrow, who_style) = match m.direction {
+            Direction::In => (
+                "←",
+                Style::default().fg(t.inbound).add_modifier(Modifier::BOLD),
+            ),
+            Direction::Out => (
+                "→",
+                Style::default().fg(t.outbound).add_modifier(Modifier::BOLD),
+            ),
+            Direction::Note => (
+                "✎",
+                Style::default().fg(t.note_fg).add_modifier(Modifier::BOLD),
+            ),
+        };
+        let mut header = vec![
+            Span::styled("▎", bar_style),
+            Span::styled(m.channel.badge().to_string(), ch_style),
+            Span::raw(" "),
+            Span::styled(format!("{arrow} "), who_style),
+        ];
+        if m.direction == Direction::Note {
+            header.push(Span::styled(
+                "NOTE ",
+                Style::default()
+                    .fg(t.note_fg)
+                    .bg(t.note_bg)
+                    .add_modifier(Modifier::BOLD),
+            ));
+        }
+        header.push(Span::styled(m.author.clone(), who_style));
+        header.push(Span::styled(
+            format!(" · {}", crate::tui::time::short(m.created_at, app.now)),
+            Style::default().fg(t.dim),
+        ));
+        match m.delivery {
+            Some(Delivery::Queued) => {
+                header.push(Span::styled(" · queued", Style::default().fg(t.warn)))
+            }
+            Some(Delivery::Sending) => {
+                header.push(Span::styled(" · sending…", Style::default().fg(t.warn)))
+            }
+            Some(Delivery::Sent) if m.direction == Direction::Out => {
+                header.push(Span::styled(" · sent ✓", Style::default().fg(t.ok)))
+            }
+            Some(Delivery::Failed) => header.push(Span::styled(
+                format!(
+                    " · failed: {} (:retry)",
+                    m.delivery_error.as_deref().unwrap_or("unknown error")
+                ),
+                Style::default().fg(t.error).add_modifier(Modifier::BOLD),
+            )),
+            _ => {}
+        }
+        out.push(Line::from(header));
+        if let Some(s) = &m.subject
+            && m.channel == crate::model::Channel::Email
+        {
+            out.push(Line::from(vec![
+                Span::styled("▎", bar_style),
+                Span::styled(
+                    format!("  {s}"),
+                    Style::default().add_modifier(Modifier::BOLD),
+                ),
+            ]));
+        }
+        let body_style = if m.direction == Direction::Note {
+            Style::default().fg(t.note_fg).bg(t.note_bg)
+        } else {
+            Style::default().fg(t.fg)
+        };
+        for (text, kind) in fold_body(&m.body, tl.show_quoted) {
+            let style = match kind {
+                Part::Text => body_style,
+                Part::Quote => Style::default().fg(t.dim),
+                Part::Folded => Style::default().fg(t.dim).add_modifier(Modifier::ITALIC),
+            };
+            for piece in wrap(&text, body_width) {
+                out.push(Line::from(vec![
+                    Span::styled("▎", bar_style),
+                    Span::styled(format!("  {piece}"), style),
+                ]));
+            }
+        }
+        out.push(Line::from(Span::styled("▎", bar_style)));
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Text,
+    Quote,
+    Folded,
+}
+
+/// Split a body into its own text and folded quoted blocks / signatures.
+fn fold_body(body: &str, show_quoted: bool) -> Vec<(String, Part)> {
+    let mut out: Vec<(String, Part)> = Vec::new();
+    let lines: Vec<&str> = body.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i];
+        let is_quote = l.trim_start().starts_with('>')
+            || (l.starts_with("On ") && l.trim_end().ends_with("wrote:"));
+        if l == "-- " || l == "--" {
+            let n = lines.len() - i;
+            if show_quoted {
+                for s in &lines[i..] {
+                    out.push((s.to_string(), Part::Quote));
+                }
+            } else {
+                out.push((format!("┆ signature, {n} lines (z shows)"), Part::Folded));
+            }
+            break;
+        }
+        if is_quote {
+            let start = i;
+            while i < lines.len()
+                && (lines[i].trim_start().starts_with('>')
+                    || (lines[i].starts_with("On ") && lines[i].trim_end().ends_with("wrote:"))
+                    || (lines[i].trim().is_empty()
+                        && lines
+                            .get(i + 1)
+                            .is_some_and(|n| n.trim_start().starts_with('>'))))
+            {
+                i += 1;
+            }
+            if show_quoted {
+                for s in &lines[start..i] {
+                    out.push((s.to_string(), Part::Quote));
+                }
+            } else {
+                out.push((
+                    format!("┆ {} quoted lines (z shows)", i - start),
+                    Part::Folded,
+                ));
+            }
+            continue;
+        }
+        out.push((l.to_string(), Part::Text));
+        i += 1;
+    }
+    // Trim trailing empty lines.
+    while out.last().is_some_and(|(s, _)| s.trim().is_empty()) {
+        out.pop();
+    }
+    out
+}
+
+/// Wrap text to `width` columns at spaces (hard-cutting words longer than a line).
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    use unicode_width::UnicodeWidthChar;
+    let width = width.max(1);
+    let text = text.replace('\t', "    ");
+    let mut out = Vec::new();
+    let mut line = String::new();
+    let mut w = 0usize;
+    for word in text.split(' ') {
+        let ww: usize = word.chars().map(|c| c.width().unwrap_or(0)).sum();
+        let sep = if line.is_empty() { 0 } else { 1 };
+        if w + sep + ww <= width {
+            if sep == 1 {
+                line.push(' ');
+            }
+            line.push_str(word);
+            w += sep + ww;
+            continue;
+        }
+        if !line.is_empty() {
+            out.push(std::mem::take(&mut line));
+            w = 0;
+        }
+        if ww <= width {
+            line.push_str(word);
+            w = ww;
+        } else {
+            for c in word.chars() {
+                let cw = c.width().unwrap_or(0);
+                if w + cw > width {
+                    out.push(std::mem::take(&mut line));
+                    w = 0;
+                }
+                line.push(c);
+                w += cw;
+            }
+        }
+    }
+    out.push(line);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_words_and_long_tokens() {
+        assert_eq!(wrap("hello world foo", 11), vec!["hello world", "foo"]);
+        assert_eq!(wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("", 5), vec![""]);
+        assert_eq!(wrap("日本語テキスト", 6), vec!["日本語", "テキス", "ト"]);
+    }
+
+    #[test]
+    fn folds_quotes_and_signatures() {
+        let body = "Thanks!\n\nOn Mon, Ann wrote:\n> one\n> two\n\n-- \nAnn\nACME";
+        let parts = fold_body(body, false);
+        assert_eq!(parts[0], ("Thanks!".into(), Part::Text));
+        assert!(
+            parts
+                .iter()
+                .any(|(s, p)| *p == Part::Folded && s.contains("3 quoted lines"))
+        );
+        assert!(parts.iter().any(|(s, _)| s.contains("signature, 3 lines")));
+        let open = fold_body(body, true);
+        assert!(open.iter().any(|(s, p)| *p == Part::Quote && s == "> two"));
+    }
+}
