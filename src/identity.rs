@@ -7,7 +7,9 @@
 //! address that merely appears in a message body or an email signature is NOT enough.
 
 use crate::model::{ContactId, IdentityKind, Millis};
-use crate::store::contacts::{create_contact, find_identity, improve_name, insert_identity, merge_contacts};
+use crate::store::contacts::{
+    create_contact, find_identity, improve_name, insert_identity, merge_contacts,
+};
 use crate::store::events::{self, EventKind, EventRefs};
 use rusqlite::Connection;
 
@@ -45,12 +47,21 @@ pub fn normalize(kind: IdentityKind, raw: &str) -> Result<String, IdentityError>
     let v = raw.trim();
     match kind {
         IdentityKind::Email => {
-            let v = v
-                .trim_start_matches("mailto:")
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .trim()
-                .to_lowercase();
+            let lower = v.to_lowercase();
+            let mut v = lower.trim();
+            // "<...>" and "mailto:" in either order, any case.
+            loop {
+                let stripped = v
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .trim_start_matches("mailto:")
+                    .trim();
+                if stripped == v {
+                    break;
+                }
+                v = stripped;
+            }
+            let v = v.to_string();
             let ok = match v.split_once('@') {
                 Some((local, domain)) => {
                     !local.is_empty()
@@ -109,7 +120,8 @@ pub fn normalize(kind: IdentityKind, raw: &str) -> Result<String, IdentityError>
         IdentityKind::WebChat => {
             if !v.is_empty()
                 && v.len() <= 128
-                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
                 Ok(v.to_string())
             } else {
@@ -194,7 +206,14 @@ pub fn resolve(
     }
     for (kind, value) in linked {
         if find_identity(conn, *kind, value)?.is_none() {
-            insert_identity(conn, contact, *kind, value, &format!("{source} (given by the customer)"), at)?;
+            insert_identity(
+                conn,
+                contact,
+                *kind,
+                value,
+                &format!("{source} (given by the customer)"),
+                at,
+            )?;
             events::append(
                 conn,
                 at,
@@ -221,29 +240,62 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lowercased() {
-        assert_eq!(normalize(IdentityKind::Email, "  <Ann.Lee@Example.COM> ").unwrap(), "ann.lee@example.com");
-        assert_eq!(normalize(IdentityKind::Email, "mailto:a@b.io").unwrap(), "a@b.io");
-        for bad in ["", "ann", "ann@", "@x.org", "a@b", "a b@c.org", "a@@b.org", "a@b.org\x1b[31m"] {
+        assert_eq!(
+            normalize(IdentityKind::Email, "  <Ann.Lee@Example.COM> ").unwrap(),
+            "ann.lee@example.com"
+        );
+        assert_eq!(
+            normalize(IdentityKind::Email, "mailto:a@b.io").unwrap(),
+            "a@b.io"
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@x.org",
+            "a@b",
+            "a b@c.org",
+            "a@@b.org",
+            "a@b.org\x1b[31m",
+        ] {
             assert!(normalize(IdentityKind::Email, bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn phones_become_e164() {
-        assert_eq!(normalize(IdentityKind::Phone, "+44 20 7946 0958").unwrap(), "+442079460958");
-        assert_eq!(normalize(IdentityKind::Phone, "0044 20 7946 0958").unwrap(), "+442079460958");
-        assert_eq!(normalize(IdentityKind::Phone, "+1 (415) 555-2671").unwrap(), "+14155552671");
-        assert!(normalize(IdentityKind::Phone, "020 7946 0958").is_err(), "no country code");
+        assert_eq!(
+            normalize(IdentityKind::Phone, "+44 20 7946 0958").unwrap(),
+            "+442079460958"
+        );
+        assert_eq!(
+            normalize(IdentityKind::Phone, "0044 20 7946 0958").unwrap(),
+            "+442079460958"
+        );
+        assert_eq!(
+            normalize(IdentityKind::Phone, "+1 (415) 555-2671").unwrap(),
+            "+14155552671"
+        );
+        assert!(
+            normalize(IdentityKind::Phone, "020 7946 0958").is_err(),
+            "no country code"
+        );
         assert!(normalize(IdentityKind::Phone, "+44 12").is_err());
         assert!(normalize(IdentityKind::Phone, "call me").is_err());
     }
 
     #[test]
     fn telegram_and_webchat_ids() {
-        assert_eq!(normalize(IdentityKind::Telegram, " 123456789 ").unwrap(), "123456789");
+        assert_eq!(
+            normalize(IdentityKind::Telegram, " 123456789 ").unwrap(),
+            "123456789"
+        );
         assert!(normalize(IdentityKind::Telegram, "@someone").is_err());
         assert!(normalize(IdentityKind::Telegram, "0").is_err());
-        assert_eq!(normalize(IdentityKind::WebChat, "v_3f9a-11").unwrap(), "v_3f9a-11");
+        assert_eq!(
+            normalize(IdentityKind::WebChat, "v_3f9a-11").unwrap(),
+            "v_3f9a-11"
+        );
         assert!(normalize(IdentityKind::WebChat, "v 1").is_err());
         assert!(normalize(IdentityKind::WebChat, "v\x1b").is_err());
     }
