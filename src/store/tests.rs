@@ -2608,3 +2608,23 @@ fn a_merge_keeps_the_subject_and_the_higher_priority() {
         Some("Re: Order question")
     );
 }
+
+#[test]
+fn email_prefixes_and_brackets_in_any_case_normalize_to_the_address() {
+    use crate::identity::normalize;
+    for raw in [
+        "ann@x.org",
+        "Ann@X.org ",
+        "<ann@x.org>",
+        "mailto:ann@x.org",
+        "MAILTO:Ann@X.org",
+        "<mailto:ann@x.org>",
+        " <MailTo:ANN@x.org> ",
+    ] {
+        assert_eq!(
+            normalize(IdentityKind::Email, raw).unwrap(),
+            "ann@x.org",
+            "{raw:?}"
+        );
+    }
+}
