@@ -1637,37 +1637,24 @@ fn queue_reply_writes_message_and_outbox_together() {
 }
 
 #[test]
-fn answering_moves_an_open_conversation_to_pending() {
-    // "pending" = waiting on the customer; their next message reopens it (tested above).
+fn answering_leaves_the_status_alone() {
+    // Since fb2194c a reply no longer moves an open conversation to "pending" (it vanished
+    // from the agent's open view mid-conversation); status changes are explicit.
     let mut s = mem();
     let a = put_stored(&mut s, &email("<1@x>", "ann@x.org", "hello", T0));
-    s.queue_reply(a.conversation, Channel::Email, "bob", "answer", T0 + MIN)
-        .unwrap();
-    assert_eq!(
-        s.conversation(a.conversation).unwrap().status,
-        Status::Pending
-    );
-    s.set_status(
-        a.conversation,
-        Status::Snoozed,
-        Some(T0 + DAY),
-        "bob",
-        T0 + HOUR,
-    )
-    .unwrap();
-    s.queue_reply(
-        a.conversation,
-        Channel::Email,
-        "bob",
-        "again",
-        T0 + 2 * HOUR,
-    )
-    .unwrap();
-    assert_eq!(
-        s.conversation(a.conversation).unwrap().status,
-        Status::Snoozed,
-        "a snooze set by hand stays"
-    );
+    for (status, until) in [
+        (Status::Open, None),
+        (Status::Pending, None),
+        (Status::Snoozed, Some(T0 + DAY)),
+        (Status::Resolved, None),
+    ] {
+        s.set_status(a.conversation, status, until, "bob", T0 + MIN)
+            .unwrap();
+        s.queue_reply(a.conversation, Channel::Email, "bob", "answer", T0 + HOUR)
+            .unwrap();
+        let c = s.conversation(a.conversation).unwrap();
+        assert_eq!((c.status, c.snoozed_until), (status, until));
+    }
 }
 
 #[test]
