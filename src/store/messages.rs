@@ -147,12 +147,20 @@ pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<Me
     Ok(id)
 }
 
-/// A one-line preview of a body: first non-empty, non-quoted line, at most 160 chars.
+/// A one-line preview of a body: the first line that says something (not a quote, not a bare
+/// greeting like "Hi there," or "Dear support,"), at most 160 chars.
 pub(crate) fn preview(body: &str) -> String {
-    let line = body
+    let lines: Vec<&str> = body
         .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('>'))
+        .filter(|l| !l.is_empty() && !l.starts_with('>'))
+        .collect();
+    let is_greeting = |l: &str| l.chars().count() <= 40 && (l.ends_with(',') || l.ends_with(':'));
+    let line = lines
+        .iter()
+        .find(|l| !is_greeting(l))
+        .or(lines.first())
+        .copied()
         .unwrap_or("");
     let mut out: String = line.chars().take(160).collect();
     if line.chars().count() > 160 {

@@ -110,6 +110,11 @@ pub struct Composer {
     pub sending: bool,
     /// The pane that had focus before the composer opened (given back when it closes).
     pub return_focus: Pane,
+    /// The draft and the recipient are still being loaded; keys typed meanwhile wait in
+    /// `typed` and are replayed into the text once it arrives (typing right after `r` loses
+    /// nothing and never runs normal-mode commands).
+    pub loading: bool,
+    pub typed: Vec<KeyEvent>,
 }
 
 impl Composer {
@@ -618,9 +623,11 @@ impl App {
         if c.sending {
             return Vec::new();
         }
-        let before = c.textarea.lines().len();
+        if c.loading {
+            c.typed.push(key);
+            return Vec::new();
+        }
         let changed = c.textarea.input(key);
-        let _ = before;
         if changed {
             self.save_draft()
         } else {
@@ -632,7 +639,7 @@ impl App {
         let Mode::Compose(c) = &self.mode else {
             return Vec::new();
         };
-        if c.sending {
+        if c.sending || c.loading {
             return Vec::new();
         }
         vec![Effect::Request(Request::Write {
@@ -864,6 +871,20 @@ impl App {
             self.error("no conversation selected");
             return Vec::new();
         };
+        // The composer opens at once; the draft and recipient fill in when the store answers.
+        self.mode = Mode::Compose(Box::new(Composer {
+            conversation,
+            contact,
+            kind,
+            channel,
+            recipient: None,
+            textarea: new_textarea(vec![String::new()]),
+            sending: false,
+            return_focus: self.focus,
+            loading: true,
+            typed: Vec::new(),
+        }));
+        self.focus = Pane::Timeline;
         vec![Effect::Request(Request::Compose {
             conversation,
             contact,
@@ -877,6 +898,10 @@ impl App {
         let Mode::Compose(c) = &mut self.mode else {
             return Vec::new();
         };
+        if c.loading {
+            self.error("still loading the draft; press send again");
+            return Vec::new();
+        }
         let body = c.text();
         if body.trim().is_empty() {
             self.error("nothing to send");
@@ -1316,26 +1341,28 @@ impl App {
             }
             Response::Compose {
                 conversation,
-                kind,
+                kind: _,
                 channel,
                 recipient,
                 text,
             } => {
-                let Some(row) = self.queue.current() else {
-                    return Vec::new();
+                let Mode::Compose(c) = &mut self.mode else {
+                    return Vec::new(); // closed before the draft arrived
                 };
-                if row.id != conversation {
+                if c.conversation != conversation || !c.loading {
                     return Vec::new();
                 }
-                let kind = if kind == "note" {
-                    ComposeKind::Note
-                } else {
-                    ComposeKind::Reply
-                };
-                if kind == ComposeKind::Reply && recipient.is_none() {
+                if c.kind == ComposeKind::Reply && recipient.is_none() {
+                    let back = c.return_focus;
+                    let name = self
+                        .queue
+                        .current()
+                        .map(|r| r.contact_name.clone())
+                        .unwrap_or_default();
+                    self.mode = Mode::Normal;
+                    self.focus = back;
                     self.error(format!(
-                        "{} has no {} address to reply to (:identity add, or R for another channel)",
-                        row.contact_name,
+                        "{name} has no {} address to reply to (:identity add, or R for another channel)",
                         channel.map(|c| c.as_str()).unwrap_or("?")
                     ));
                     return Vec::new();
@@ -1348,21 +1375,22 @@ impl App {
                 let mut textarea = new_textarea(lines);
                 textarea.move_cursor(ratatui_textarea::CursorMove::Bottom);
                 textarea.move_cursor(ratatui_textarea::CursorMove::End);
-                self.mode = Mode::Compose(Box::new(Composer {
-                    conversation,
-                    contact: row.contact_id,
-                    kind,
-                    channel,
-                    recipient,
-                    textarea,
-                    sending: false,
-                    return_focus: self.focus,
-                }));
-                self.focus = Pane::Timeline;
+                let typed = std::mem::take(&mut c.typed);
+                for k in &typed {
+                    textarea.input(*k);
+                }
+                c.textarea = textarea;
+                c.channel = channel;
+                c.recipient = recipient;
+                c.loading = false;
                 if !text.is_empty() {
                     self.info("draft restored");
                 }
-                Vec::new()
+                if typed.is_empty() {
+                    Vec::new()
+                } else {
+                    self.save_draft()
+                }
             }
             Response::Done(msg) => {
                 if msg.is_empty() {
@@ -1383,6 +1411,12 @@ impl App {
             Response::Error(e) => {
                 if let Mode::Compose(c) = &mut self.mode {
                     c.sending = false;
+                    if c.loading {
+                        // The draft could not be loaded: nothing was typed into a text yet.
+                        let back = c.return_focus;
+                        self.mode = Mode::Normal;
+                        self.focus = back;
+                    }
                 }
                 self.queue.loading = false;
                 self.queue.pending_append = false;

@@ -63,7 +63,12 @@ pub fn spawn_data_thread(
                         continue;
                     }
                     let req = batch[i].clone();
+                    let started = std::time::Instant::now();
                     let resp = data::handle(&mut store, req);
+                    let took = started.elapsed();
+                    if took > Duration::from_millis(50) {
+                        tracing::warn!(?took, request = ?batch[i], "slow store request");
+                    }
                     if tx.send(Event::Data(resp)).is_err() {
                         return;
                     }

@@ -538,3 +538,31 @@ fn windowed_queue_pages_through_thousands() {
         2_000
     );
 }
+
+#[test]
+fn keys_typed_before_the_draft_arrives_go_into_the_text() {
+    let mut h = harness(160, 45);
+    h.keys("j").unwrap();
+    // Press r, but hold the store's answer back: type while the composer is loading.
+    let fx = h.app.dispatch(crate::tui::action::Action::Reply, None);
+    assert!(matches!(&h.app.mode, Mode::Compose(c) if c.loading));
+    for k in crate::tui::keymap::parse_key_script("hello, order #1042").unwrap() {
+        let more = h.app.handle(crate::tui::app::Event::Key(k));
+        assert!(more.is_empty(), "nothing runs while loading: {more:?}");
+    }
+    h.run(fx);
+    match &h.app.mode {
+        Mode::Compose(c) => {
+            assert!(!c.loading);
+            assert_eq!(c.text(), "hello, order #1042");
+            assert_eq!(c.channel, Some(Channel::Telegram));
+        }
+        _ => panic!("composer closed"),
+    }
+    let id = h.app.queue.current().unwrap().id;
+    assert_eq!(
+        h.store.conversation(id).unwrap().status,
+        Status::Open,
+        "'o' was not run as reopen"
+    );
+}
