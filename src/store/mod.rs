@@ -55,6 +55,9 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// How long a connection waits for another one's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The file name of the store inside a data directory.
 pub const DB_FILE: &str = "braid.sqlite3";
 
@@ -101,12 +104,28 @@ impl Store {
     }
 
     fn configure(&mut self, file: bool) -> Result<()> {
-        self.conn.busy_timeout(Duration::from_secs(10))?;
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
         if file {
-            // journal_mode returns a row; query it rather than execute.
-            let _mode: String = self
-                .conn
-                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            // Switching a new file to WAL takes an exclusive lock, and SQLite answers BUSY at
+            // once (no busy handler) when another process opens the same new file at the same
+            // moment: retry for as long as the busy timeout would have waited.
+            let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+            loop {
+                // journal_mode returns a row; query it rather than execute.
+                match self
+                    .conn
+                    .query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
+                {
+                    Ok(_) => break,
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::DatabaseBusy
+                            && std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         self.conn.execute_batch(
             "PRAGMA synchronous=NORMAL;
