@@ -338,10 +338,10 @@ fn another_process_sees_a_write_in_its_change_feed() {
 
 #[test]
 fn many_processes_opening_a_fresh_file_at_once_all_succeed() {
-    for round in 0..5 {
+    for round in 0..20 {
         let dir = tempfile::tempdir().unwrap();
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
-        let openers: Vec<_> = (0..4)
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let openers: Vec<_> = (0..6)
             .map(|i| {
                 let d = dir.path().to_path_buf();
                 let b = barrier.clone();
@@ -360,6 +360,6 @@ fn many_processes_opening_a_fresh_file_at_once_all_succeed() {
             assert_eq!(o.join().unwrap(), schema::CURRENT_VERSION, "round {round}");
         }
         let s = Store::open_dir(dir.path()).unwrap();
-        assert_eq!(s.queue_count(&QueueFilter::All).unwrap(), 4);
+        assert_eq!(s.queue_count(&QueueFilter::All).unwrap(), 6);
     }
 }
