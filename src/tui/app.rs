@@ -283,6 +283,17 @@ impl App {
         (self.size.1 as usize).saturating_sub(4).max(1)
     }
 
+    /// Inner width and height of the timeline pane at the current size (for scrolling).
+    pub fn timeline_size(&self) -> (usize, usize) {
+        let area = ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1);
+        let a = crate::tui::ui::areas(self, area);
+        let r = a.timeline.or(a.queue).unwrap_or(area);
+        (
+            r.width.saturating_sub(2) as usize,
+            r.height.saturating_sub(2) as usize,
+        )
+    }
+
     pub fn info(&mut self, msg: impl Into<String>) {
         self.status = Some((msg.into(), Level::Info, self.now + STATUS_MS));
     }
@@ -832,7 +843,8 @@ impl App {
         Vec::new()
     }
 
-    fn next_pane(&self, forward: bool, _directional: bool) -> Pane {
+    /// The next visible pane. Tab wraps around; h/l (directional) stop at the edges.
+    fn next_pane(&self, forward: bool, directional: bool) -> Pane {
         let panes: Vec<Pane> = if self.three_panes() {
             vec![Pane::Queue, Pane::Timeline, Pane::Profile]
         } else if self.show_profile {
@@ -842,6 +854,13 @@ impl App {
         };
         let i = panes.iter().position(|p| *p == self.focus).unwrap_or(0);
         let n = panes.len();
+        if directional {
+            return if forward {
+                panes[(i + 1).min(n - 1)]
+            } else {
+                panes[i.saturating_sub(1)]
+            };
+        }
         if forward {
             panes[(i + 1) % n]
         } else {
@@ -933,9 +952,14 @@ impl App {
     fn move_by(&mut self, delta: i64) -> Vec<Effect> {
         match self.focus {
             Pane::Timeline => {
-                let s = self.timeline.scroll as i64 - delta;
-                self.timeline.scroll = s.max(0) as usize;
+                let (width, height) = self.timeline_size();
+                let max = crate::tui::ui::timeline::line_count(self, width).saturating_sub(height);
+                let s = (self.timeline.scroll as i64 - delta).clamp(0, max as i64) as usize;
+                self.timeline.scroll = s;
                 // Scrolled to the top of what is loaded: fetch older messages.
+                if s == max && delta < 0 {
+                    return self.older_timeline();
+                }
                 Vec::new()
             }
             Pane::Profile => Vec::new(),
@@ -1026,7 +1050,9 @@ impl App {
 
     fn go_to(&mut self, abs: usize) -> Vec<Effect> {
         if self.focus == Pane::Timeline {
-            self.timeline.scroll = usize::MAX / 2; // the renderer clamps to the top
+            let (width, height) = self.timeline_size();
+            self.timeline.scroll =
+                crate::tui::ui::timeline::line_count(self, width).saturating_sub(height);
             return self.older_timeline();
         }
         let q = &self.queue;
@@ -1098,11 +1124,6 @@ impl App {
             }
             _ => Vec::new(),
         }
-    }
-
-    /// Called by the renderer's owner when the timeline is scrolled to its top line.
-    pub fn timeline_at_top(&mut self) -> Vec<Effect> {
-        self.older_timeline()
     }
 
     fn load_view(&mut self, view: QueueView) -> Vec<Effect> {

@@ -566,3 +566,58 @@ fn keys_typed_before_the_draft_arrives_go_into_the_text() {
         "'o' was not run as reopen"
     );
 }
+
+#[test]
+fn timeline_scrolls_and_loads_older_pages() {
+    let mut s = Store::open_in_memory().unwrap();
+    let st = Settings::default();
+    for i in 0..250i64 {
+        let ch = [Channel::Email, Channel::Telegram, Channel::WebChat][(i % 3) as usize];
+        let kind = ch.identity_kind();
+        let who = match ch {
+            Channel::Email => "zoe@example.com",
+            Channel::Telegram => "777",
+            Channel::WebChat => "v_zoe",
+        };
+        let mut m = msg(
+            ch,
+            kind,
+            who,
+            "Zoe",
+            &format!("z{i}"),
+            BASE + i * MIN,
+            &format!("message number {i}"),
+        );
+        m.linked = vec![Claim::new(IdentityKind::Email, "zoe@example.com")];
+        ingest(&mut s, &m, &st).unwrap();
+    }
+    let mut h = Harness::new(s, "me", 160, 45, NOW).unwrap();
+    assert_eq!(h.app.timeline.rows.len(), crate::tui::app::TIMELINE_PAGE);
+    assert!(h.app.timeline.older);
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("message number 249"), "{screen}");
+    h.keys("l").unwrap();
+    assert_eq!(h.app.focus, crate::tui::app::Pane::Timeline);
+    h.keys("gg").unwrap();
+    assert_eq!(
+        h.app.timeline.rows.len(),
+        2 * crate::tui::app::TIMELINE_PAGE,
+        "older page loaded"
+    );
+    h.keys("gg").unwrap();
+    assert_eq!(h.app.timeline.rows.len(), 250);
+    assert!(!h.app.timeline.older);
+    // Loading older messages keeps the view where it was; gg again goes to the very top.
+    h.keys("gg").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("message number 0\n") || screen.contains("message number 0 "),
+        "{screen}"
+    );
+    h.keys("G").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("message number 249"), "{screen}");
+    // h/l stop at the edges; Tab wraps.
+    h.keys("hhh").unwrap();
+    assert_eq!(h.app.focus, crate::tui::app::Pane::Queue);
+}
