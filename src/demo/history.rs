@@ -23,7 +23,7 @@ use crate::model::{
 };
 use crate::sanitize;
 use crate::store::bulk::{self, ContactRecord, ConversationRecord};
-use crate::store::conversations::add_channel;
+use crate::store::conversations::{add_channel, normalize_tag};
 use crate::store::messages::{NewMessage, preview};
 use crate::store::{self, StoreError, contacts};
 use rusqlite::Connection;
@@ -75,9 +75,13 @@ impl Identities {
 }
 
 pub(crate) struct History {
+    /// Indexes the messages on another thread as they are written.
+    fts: Option<bulk::FtsBuilder>,
     identities: Identities,
     contacts: Vec<Contact>,
     convs: Vec<ConversationRecord>,
+    /// Tags of each conversation (same index as `convs`), written in key order at the end.
+    tags: Vec<Vec<String>>,
     first_contact: i64,
     first_conv: i64,
 }
@@ -90,12 +94,14 @@ struct Contact {
 
 impl History {
     /// Start a history load on a store that holds no contact and no conversation.
-    pub(crate) fn new(conn: &Connection) -> store::Result<History> {
+    pub(crate) fn new(conn: &Connection, fts: Option<bulk::FtsBuilder>) -> store::Result<History> {
         let (contact, conv) = bulk::next_ids(conn)?;
         Ok(History {
+            fts,
             identities: Identities::default(),
             contacts: Vec::new(),
             convs: Vec::new(),
+            tags: Vec::new(),
             first_contact: contact.0,
             first_conv: conv.0,
         })
@@ -401,6 +407,7 @@ impl History {
             resolved_at: None,
             snoozed_until: None,
         });
+        self.tags.push(Vec::new());
         self.contact(contact)?.convs.push(id);
         Ok(id)
     }
@@ -408,6 +415,9 @@ impl History {
     /// messages::insert_message: the row now, the conversation's summary in memory.
     fn insert(&mut self, conn: &Connection, m: &NewMessage<'_>) -> store::Result<MessageId> {
         let id = bulk::insert_message_row(conn, m)?;
+        if let Some(fts) = &mut self.fts {
+            fts.add(id, m.subject, m.body)?;
+        }
         let c = self.conv(m.conversation)?;
         if let Some(set) = add_channel(&c.channels, m.channel) {
             c.channels = set;
@@ -503,20 +513,40 @@ impl History {
         Ok(())
     }
 
+    /// bulk::add_tag without its event.
+    pub(crate) fn add_tag(&mut self, conv: ConversationId, tag: &str) -> store::Result<()> {
+        let tag = normalize_tag(tag)?;
+        let tags = usize::try_from(conv.0 - self.first_conv)
+            .ok()
+            .and_then(|i| self.tags.get_mut(i))
+            .ok_or(StoreError::NoConversation(conv.0))?;
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+        Ok(())
+    }
+
     pub(crate) fn set_vip(&mut self, contact: ContactId, vip: bool) -> store::Result<()> {
         self.contact(contact)?.row.vip = vip;
         Ok(())
     }
 
-    /// Write every contact and conversation with its final state.
-    pub(crate) fn finish(self, conn: &Connection) -> store::Result<()> {
+    /// Write every contact and conversation with its final state. Returns the index builder
+    /// (if any) for the caller to install.
+    pub(crate) fn finish(mut self, conn: &Connection) -> store::Result<Option<bulk::FtsBuilder>> {
         for c in &self.contacts {
             bulk::insert_contact(conn, &c.row)?;
         }
         for c in &self.convs {
             bulk::insert_conversation(conn, c)?;
         }
-        Ok(())
+        for (c, tags) in self.convs.iter().zip(&mut self.tags) {
+            tags.sort_unstable();
+            for t in tags.iter() {
+                bulk::insert_tag(conn, c.id, t)?;
+            }
+        }
+        Ok(self.fts)
     }
 
     pub(crate) fn counts(&self) -> (usize, usize) {

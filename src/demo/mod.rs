@@ -356,15 +356,14 @@ impl Sink for HistorySink {
     }
     fn tag(
         &mut self,
-        conn: &Connection,
+        _: &Connection,
         conv: ConversationId,
         _: ContactId,
         tag: &str,
         _: &str,
         _: Millis,
     ) -> anyhow::Result<()> {
-        bulk::insert_tag(conn, conv, tag)?;
-        Ok(())
+        Ok(self.history.add_tag(conv, tag)?)
     }
     fn vip(
         &mut self,
@@ -397,6 +396,28 @@ fn play(
     progress: &mut dyn FnMut(usize, usize),
     path: Path,
 ) -> anyhow::Result<(usize, usize, usize)> {
+    let mut attached = None;
+    let filled = fill(store, opts, now, plan, progress, path, &mut attached);
+    // After the commit (or the rollback): let go of the index builder's file.
+    if let Some(a) = attached {
+        let detached = a.detach(store.conn());
+        if filled.is_ok() {
+            detached?;
+        }
+    }
+    filled
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fill(
+    store: &mut Store,
+    opts: &DemoOptions,
+    now: Millis,
+    plan: &Plan,
+    progress: &mut dyn FnMut(usize, usize),
+    path: Path,
+    attached: &mut Option<bulk::Installed>,
+) -> anyhow::Result<(usize, usize, usize)> {
     let mut p = Player {
         seed: opts.seed,
         plan,
@@ -414,7 +435,7 @@ fn play(
     let mut sinks = match path {
         Path::Ingest => Sinks::Ingest(IngestSink { settings }),
         Path::Bulk => Sinks::History(HistorySink {
-            history: history::History::new(&tx)?,
+            history: history::History::new(&tx, Some(bulk::FtsBuilder::start(&tx)?))?,
             settings,
         }),
     };
@@ -445,12 +466,14 @@ fn play(
         }
         Sinks::History(h) => {
             let counts = h.history.counts();
-            h.history.finish(&tx)?;
+            if let Some(built) = h.history.finish(&tx)? {
+                *attached = Some(built.install(&tx)?);
+            }
             bulk::imported(&tx, now, "demo", &options)?;
             counts
         }
     };
-    bulk::resume_fts(&tx, fts)?;
+    bulk::resume_fts(&tx, fts, attached.is_none())?;
     store::set_cursor(&tx, MARKER_CHANNEL, "", MARKER_KEY, &opts.seed.to_string())?;
     store::set_cursor(&tx, MARKER_CHANNEL, "", "options", &options.to_string())?;
     tx.commit()?;
@@ -1021,14 +1044,48 @@ mod tests {
                 b.conversation_tags(q.id).unwrap()
             );
         }
-        let q = crate::store::SearchQuery::parse("refund").unwrap();
-        assert_eq!(a.search(&q, 50).unwrap(), b.search(&q, 50).unwrap());
+        for words in ["refund", "order", "tracking", "Olivia", "invoice", "返金"] {
+            let q = crate::store::SearchQuery::parse(words).unwrap();
+            assert_eq!(
+                a.search(&q, 200).unwrap(),
+                b.search(&q, 200).unwrap(),
+                "{words}"
+            );
+        }
+        a.fts_integrity_check().unwrap();
+        b.fts_integrity_check().unwrap();
         assert!(is_demo_workspace(&b).unwrap());
         // The bulk history is audited as one import.
         let events = b.events_since(crate::model::EventId(0), 10).unwrap();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].kind, "imported");
         assert!(a.last_event_id().unwrap().0 > 1500);
+        // The index built on the side keeps working: new messages are found, old ones too.
+        let mut b = b;
+        let msg = Inbound {
+            channel: Channel::Email,
+            account: String::new(),
+            external_id: "<later@x.example>".into(),
+            direction: Direction::In,
+            customer: Claim::new(IdentityKind::Email, "later@x.example"),
+            linked: vec![],
+            customer_name: Some("Lena Later".into()),
+            author: None,
+            subject: Some("quasar refund".into()),
+            body: "quasar".into(),
+            sent_at: NOW,
+            meta: None,
+            cursor: None,
+        };
+        ingest::ingest(&mut b, &msg, &ingest::Settings::default()).unwrap();
+        let q = crate::store::SearchQuery::parse("quasar").unwrap();
+        assert_eq!(b.search(&q, 5).unwrap().len(), 1);
+        let q = crate::store::SearchQuery::parse("refund").unwrap();
+        assert_eq!(
+            b.search(&q, 100_000).unwrap().len(),
+            a.search(&q, 100_000).unwrap().len() + 1
+        );
+        b.fts_integrity_check().unwrap();
     }
 
     #[test]

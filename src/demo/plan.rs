@@ -241,7 +241,7 @@ fn person(
     // The bot asks for the email of their orders; some share their contact card instead (and
     // those with no email must, or their Telegram and web chats would never meet).
     let shares_card =
-        has(Channel::Telegram) && phone.is_some() && (email.is_none() || rng.chance(0.3));
+        has(Channel::Telegram) && phone.is_some() && (email.is_none() || rng.chance(0.15));
     let vip = rng.chance(if company.is_some() { 0.2 } else { 0.05 });
     (
         Person {

@@ -399,9 +399,15 @@ pub(crate) fn suspend_fts(conn: &Connection) -> Result<SuspendedFts> {
 }
 
 /// Rebuild the full-text indexes from their tables and restore the triggers (see
-/// [`suspend_fts`]).
-pub(crate) fn resume_fts(conn: &Connection, suspended: SuspendedFts) -> Result<()> {
-    for table in ["messages_fts", "contacts_fts"] {
+/// [`suspend_fts`]). `messages`: rebuild `messages_fts` too (not when an [`FtsBuilder`] made
+/// it).
+pub(crate) fn resume_fts(conn: &Connection, suspended: SuspendedFts, messages: bool) -> Result<()> {
+    let tables: &[&str] = if messages {
+        &["messages_fts", "contacts_fts"]
+    } else {
+        &["contacts_fts"]
+    };
+    for table in tables {
         conn.execute(
             &format!("INSERT INTO {table}({table}, rank) VALUES ('hashsize', ?1)"),
             [FTS_BULK_HASHSIZE],
@@ -416,6 +422,192 @@ pub(crate) fn resume_fts(conn: &Connection, suspended: SuspendedFts) -> Result<(
         conn.execute_batch(sql)?;
     }
     Ok(())
+}
+
+/// One message for the [`FtsBuilder`].
+struct FtsDoc {
+    id: i64,
+    subject: Option<String>,
+    body: String,
+}
+
+const FTS_BATCH: usize = 2048;
+/// The schema name the builder's file is attached under while its index is copied.
+const FTS_SCHEMA: &str = "braid_fts_build";
+
+/// Builds `messages_fts` on another thread while a history load inserts the messages, in a
+/// private temporary database with the same FTS5 definition; [`FtsBuilder::install`] then puts
+/// that index in place of the (empty) one of the store, inside the load's transaction. On a
+/// two-core machine this takes the tokenizing (a fifth of a large load) off the writer.
+///
+/// Only for a load into an empty `messages` table, with the FTS triggers suspended.
+pub(crate) struct FtsBuilder {
+    sender: Option<std::sync::mpsc::SyncSender<Vec<FtsDoc>>>,
+    batch: Vec<FtsDoc>,
+    worker: Option<std::thread::JoinHandle<Result<()>>>,
+    file: TempDb,
+    create_sql: String,
+}
+
+/// A temporary database file, removed (with its journal) on drop.
+struct TempDb(std::path::PathBuf);
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let mut journal = self.0.clone().into_os_string();
+        journal.push("-journal");
+        let _ = std::fs::remove_file(journal);
+    }
+}
+
+impl FtsBuilder {
+    pub(crate) fn start(conn: &Connection) -> Result<FtsBuilder> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let create_sql: String = conn.query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages_fts'",
+            [],
+            |r| r.get(0),
+        )?;
+        let file = TempDb(std::env::temp_dir().join(format!(
+            "braid-fts-{}-{}.sqlite3",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )));
+        let _ = std::fs::remove_file(&file.0);
+        let path = file.0.clone();
+        let sql = create_sql.clone();
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<FtsDoc>>(32);
+        let worker = std::thread::Builder::new()
+            .name("braid-fts-build".into())
+            .spawn(move || -> Result<()> {
+                let db = Connection::open(&path)?;
+                let _: String = db.query_row("PRAGMA journal_mode=OFF", [], |r| r.get(0))?;
+                db.execute_batch(&format!(
+                    "PRAGMA synchronous=OFF;
+                     PRAGMA cache_size=-131072;
+                     {sql};
+                     BEGIN;"
+                ))?;
+                db.execute(
+                    "INSERT INTO messages_fts(messages_fts, rank) VALUES ('hashsize', ?1)",
+                    [FTS_BULK_HASHSIZE],
+                )?;
+                {
+                    let mut insert = db.prepare(
+                        "INSERT INTO messages_fts(rowid, subject, body) VALUES (?1, ?2, ?3)",
+                    )?;
+                    for batch in receiver {
+                        for d in batch {
+                            insert.execute((d.id, d.subject, d.body))?;
+                        }
+                    }
+                }
+                db.execute_batch("COMMIT")?;
+                Ok(())
+            })
+            .map_err(|e| StoreError::Invalid(format!("cannot start the index builder: {e}")))?;
+        Ok(FtsBuilder {
+            sender: Some(sender),
+            batch: Vec::with_capacity(FTS_BATCH),
+            worker: Some(worker),
+            file,
+            create_sql,
+        })
+    }
+
+    /// Index one message (ids as the store gave them, in insertion order).
+    pub(crate) fn add(&mut self, id: MessageId, subject: Option<&str>, body: &str) -> Result<()> {
+        self.batch.push(FtsDoc {
+            id: id.0,
+            subject: subject.map(str::to_string),
+            body: body.to_string(),
+        });
+        if self.batch.len() >= FTS_BATCH {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> Result<()> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(FTS_BATCH));
+        let sent = self.sender.as_ref().map(|s| s.send(batch));
+        if !matches!(sent, Some(Ok(()))) {
+            // The builder stopped: its error says why.
+            self.join()?;
+            return Err(StoreError::Invalid("the index builder stopped".into()));
+        }
+        Ok(())
+    }
+
+    fn join(&mut self) -> Result<()> {
+        self.sender = None;
+        match self.worker.take().map(|w| w.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(StoreError::Invalid("the index builder panicked".into())),
+            None => Ok(()),
+        }
+    }
+
+    /// Wait for the builder, then replace the store's `messages_fts` with the built index
+    /// (inside the caller's transaction). Call [`Installed::detach`] after the commit.
+    pub(crate) fn install(mut self, conn: &Connection) -> Result<Installed> {
+        if !self.batch.is_empty() {
+            self.send()?;
+        }
+        self.join()?;
+        conn.execute(
+            &format!("ATTACH DATABASE ?1 AS {FTS_SCHEMA}"),
+            [self.file.0.to_string_lossy()],
+        )?;
+        let installed = Installed {
+            file: TempDb(std::mem::take(&mut self.file.0)),
+        };
+        let shadow: Vec<String> = {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT name FROM {FTS_SCHEMA}.sqlite_master WHERE type = 'table'
+                   AND name LIKE 'messages\\_fts\\_%' ESCAPE '\\' AND name <> 'messages_fts_config'"
+            ))?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        // A fresh virtual table: nothing cached from before the copy. (Its own config row
+        // stays: the builder's holds its big flush budget.)
+        conn.execute_batch(&format!(
+            "DROP TABLE main.messages_fts; {};",
+            self.create_sql
+        ))?;
+        for t in shadow {
+            conn.execute_batch(&format!(
+                "DELETE FROM main.\"{t}\"; INSERT INTO main.\"{t}\" SELECT * FROM {FTS_SCHEMA}.\"{t}\";"
+            ))?;
+        }
+        Ok(installed)
+    }
+}
+
+impl Drop for FtsBuilder {
+    fn drop(&mut self) {
+        self.sender = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The builder's file, attached to the store's connection until the load commits.
+pub(crate) struct Installed {
+    file: TempDb,
+}
+
+impl Installed {
+    /// Detach (after the commit or the rollback) and delete the builder's file.
+    pub(crate) fn detach(self, conn: &Connection) -> Result<()> {
+        conn.execute_batch(&format!("DETACH DATABASE {FTS_SCHEMA}"))?;
+        drop(self.file);
+        Ok(())
+    }
 }
 
 /// Connection settings saved by [`Store::begin_bulk_load`].
@@ -434,6 +626,16 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn foreign_key_violations(&self) -> Result<usize> {
         foreign_key_violations(self.conn())
+    }
+
+    /// FTS5's own consistency check of both full-text indexes against their tables.
+    #[cfg(test)]
+    pub(crate) fn fts_integrity_check(&self) -> Result<()> {
+        self.conn().execute_batch(
+            "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1);
+             INSERT INTO contacts_fts(contacts_fts, rank) VALUES ('integrity-check', 1);",
+        )?;
+        Ok(())
     }
 
     /// True if the store holds no contact and no message (a fresh file).
