@@ -448,11 +448,9 @@ impl App {
                     p.cursor -= 1;
                 }
             }
-            KeyCode::Delete => {
-                if p.cursor < p.input.chars().count() {
-                    let at = byte_index(&p.input, p.cursor);
-                    p.input.remove(at);
-                }
+            KeyCode::Delete if p.cursor < p.input.chars().count() => {
+                let at = byte_index(&p.input, p.cursor);
+                p.input.remove(at);
             }
             KeyCode::Left => p.cursor = p.cursor.saturating_sub(1),
             KeyCode::Right => p.cursor = (p.cursor + 1).min(p.input.chars().count()),
@@ -493,43 +491,41 @@ impl App {
                 p.input = idx.map(|i| self.history[i].clone()).unwrap_or_default();
                 p.cursor = p.input.chars().count();
             }
-            KeyCode::Tab | KeyCode::BackTab => {
-                if p.kind == PromptKind::Command {
-                    let back = key.code == KeyCode::BackTab;
-                    if p.completions.is_empty() {
-                        let input = p.input.clone();
-                        let candidates = self.completion_candidates_for(&input);
-                        let Mode::Prompt(p) = &mut self.mode else {
-                            return Vec::new();
-                        };
-                        p.completions = candidates;
-                        p.completion_index = None;
-                    }
+            KeyCode::Tab | KeyCode::BackTab if p.kind == PromptKind::Command => {
+                let back = key.code == KeyCode::BackTab;
+                if p.completions.is_empty() {
+                    let input = p.input.clone();
+                    let candidates = self.completion_candidates_for(&input);
                     let Mode::Prompt(p) = &mut self.mode else {
                         return Vec::new();
                     };
-                    if p.completions.is_empty() {
-                        return Vec::new();
-                    }
-                    let n = p.completions.len();
-                    let i = match (p.completion_index, back) {
-                        (None, false) => 0,
-                        (None, true) => n - 1,
-                        (Some(i), false) => (i + 1) % n,
-                        (Some(i), true) => (i + n - 1) % n,
-                    };
-                    p.completion_index = Some(i);
-                    let head = match p.input.rfind(' ') {
-                        Some(sp) => p.input[..=sp].to_string(),
-                        None => String::new(),
-                    };
-                    let mut completed = format!("{head}{}", p.completions[i]);
-                    if n == 1 && head.is_empty() {
-                        completed.push(' ');
-                    }
-                    p.input = completed;
-                    p.cursor = p.input.chars().count();
+                    p.completions = candidates;
+                    p.completion_index = None;
                 }
+                let Mode::Prompt(p) = &mut self.mode else {
+                    return Vec::new();
+                };
+                if p.completions.is_empty() {
+                    return Vec::new();
+                }
+                let n = p.completions.len();
+                let i = match (p.completion_index, back) {
+                    (None, false) => 0,
+                    (None, true) => n - 1,
+                    (Some(i), false) => (i + 1) % n,
+                    (Some(i), true) => (i + n - 1) % n,
+                };
+                p.completion_index = Some(i);
+                let head = match p.input.rfind(' ') {
+                    Some(sp) => p.input[..=sp].to_string(),
+                    None => String::new(),
+                };
+                let mut completed = format!("{head}{}", p.completions[i]);
+                if n == 1 && head.is_empty() {
+                    completed.push(' ');
+                }
+                p.input = completed;
+                p.cursor = p.input.chars().count();
             }
             KeyCode::Char(c) if !ctrl => {
                 let at = byte_index(&p.input, p.cursor);

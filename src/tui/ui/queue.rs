@@ -66,7 +66,7 @@ pub fn first_visible(selected: usize, scroll: usize, height: usize, len: usize) 
     } else if selected + off >= first + height {
         first = (selected + off + 1).saturating_sub(height);
     }
-    first.min(len.saturating_sub(height).max(0))
+    first.min(len.saturating_sub(height))
 }
 
 fn row_line<'a>(app: &App, r: &crate::store::QueueRow, selected: bool, width: usize) -> Line<'a> {
