@@ -93,7 +93,11 @@ impl Default for Settings {
 }
 
 /// Ingest one message in its own transaction.
-pub fn ingest(store: &mut Store, msg: &Inbound, settings: &Settings) -> Result<Ingested, IngestError> {
+pub fn ingest(
+    store: &mut Store,
+    msg: &Inbound,
+    settings: &Settings,
+) -> Result<Ingested, IngestError> {
     let tx = store.write()?;
     let out = ingest_in(&tx, msg, settings, now_millis())?;
     tx.commit().map_err(store::StoreError::from)?;
@@ -112,7 +116,8 @@ pub fn ingest_in(
         return Err(IngestError::NoExternalId);
     }
     let account = sanitize::line(&msg.account);
-    if let Some((message, conversation)) = find_external(conn, msg.channel, &account, &external_id)? {
+    if let Some((message, conversation)) = find_external(conn, msg.channel, &account, &external_id)?
+    {
         if let Some((k, v)) = &msg.cursor {
             store::set_cursor(conn, msg.channel.as_str(), &account, k, v)?;
         }

@@ -3,15 +3,15 @@
 //! Every channel feeds one store ([`store`]) through one path ([`ingest`]); every person is one
 //! contact ([`identity`]); the TUI ([`tui`]) and the CLI ([`cli`]) are clients of that store.
 
+pub mod channels;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod feed;
+pub mod identity;
+pub mod ingest;
 pub mod model;
 pub mod sanitize;
 pub mod store;
-pub mod identity;
-pub mod ingest;
-pub mod config;
-pub mod channels;
-pub mod worker;
-pub mod feed;
-pub mod demo;
-pub mod cli;
 pub mod tui;
+pub mod worker;

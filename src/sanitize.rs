@@ -136,7 +136,10 @@ mod tests {
 
     #[test]
     fn keeps_ordinary_text_newlines_and_tabs() {
-        assert_eq!(text("Hello,\n\tworld — ünïcödé 日本 🎉"), "Hello,\n\tworld — ünïcödé 日本 🎉");
+        assert_eq!(
+            text("Hello,\n\tworld — ünïcödé 日本 🎉"),
+            "Hello,\n\tworld — ünïcödé 日本 🎉"
+        );
     }
 
     #[test]
@@ -180,7 +183,10 @@ mod tests {
     fn strips_bidi_overrides_and_isolates() {
         // "Trojan source" style: an RLO makes "txt.exe" display as "exe.txt".
         assert_eq!(text("invoice\u{202e}fdp.exe"), "invoicefdp.exe");
-        for c in ['\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}'] {
+        for c in [
+            '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{2066}', '\u{2067}', '\u{2068}',
+            '\u{2069}',
+        ] {
             assert_eq!(text(&format!("a{c}b")), "ab");
         }
         // Ordinary right-to-left text is not touched.
@@ -196,7 +202,10 @@ mod tests {
 
     #[test]
     fn line_collapses_whitespace() {
-        assert_eq!(line("  Re:\tyour\norder \x1b[1m#42\x1b[0m  "), "Re: your order #42");
+        assert_eq!(
+            line("  Re:\tyour\norder \x1b[1m#42\x1b[0m  "),
+            "Re: your order #42"
+        );
     }
 
     #[test]
@@ -209,14 +218,18 @@ mod tests {
     #[test]
     fn output_never_contains_controls_for_arbitrary_bytes() {
         // A cheap exhaustive-ish check: every pair of chars from a hostile alphabet.
-        let alphabet = ['\x1b', '[', ']', 'P', '\x07', '\\', '\u{9b}', '\u{9d}', '\u{9c}', 'a', '\r', '\n', '\u{202e}', '1', 'm', ';'];
+        let alphabet = [
+            '\x1b', '[', ']', 'P', '\x07', '\\', '\u{9b}', '\u{9d}', '\u{9c}', 'a', '\r', '\n',
+            '\u{202e}', '1', 'm', ';',
+        ];
         for a in alphabet {
             for b in alphabet {
                 for c in alphabet {
                     let s: String = [a, b, c, 'z'].iter().collect();
                     let out = text(&s);
                     assert!(
-                        out.chars().all(|c| c == '\n' || c == '\t' || !is_forbidden(c)),
+                        out.chars()
+                            .all(|c| c == '\n' || c == '\t' || !is_forbidden(c)),
                         "{s:?} -> {out:?}"
                     );
                 }

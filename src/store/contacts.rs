@@ -103,7 +103,9 @@ pub(crate) fn live_contact(conn: &Connection, id: ContactId) -> Result<ContactId
             Some(Some(next)) => at = next,
         }
     }
-    Err(StoreError::Invalid(format!("contact #{id}: merge chain too long")))
+    Err(StoreError::Invalid(format!(
+        "contact #{id}: merge chain too long"
+    )))
 }
 
 pub(crate) fn contact_name(conn: &Connection, id: ContactId) -> Result<String> {
@@ -289,10 +291,11 @@ fn fold_conversation(conn: &Connection, keep: ConversationId, gone: Conversation
         [gone],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
-    let mut channels: String =
-        conn.query_row("SELECT channels FROM conversations WHERE id = ?1", [keep], |r| {
-            r.get(0)
-        })?;
+    let mut channels: String = conn.query_row(
+        "SELECT channels FROM conversations WHERE id = ?1",
+        [keep],
+        |r| r.get(0),
+    )?;
     for ch in super::conversations::parse_channels(&channels_gone) {
         if let Some(c) = super::conversations::add_channel(&channels, ch) {
             channels = c;
@@ -360,7 +363,11 @@ impl Store {
     }
 
     /// The contact an identity (already normalized) belongs to.
-    pub fn contact_by_identity(&self, kind: IdentityKind, value: &str) -> Result<Option<ContactId>> {
+    pub fn contact_by_identity(
+        &self,
+        kind: IdentityKind,
+        value: &str,
+    ) -> Result<Option<ContactId>> {
         find_identity(self.conn(), kind, value)
     }
 
@@ -394,12 +401,12 @@ impl Store {
             (n, all)
         };
         let (message_count, first_msg): (i64, Option<Millis>) = conn
-            .prepare_cached(
-                "SELECT count(*), min(created_at) FROM messages WHERE contact_id = ?1",
-            )?
+            .prepare_cached("SELECT count(*), min(created_at) FROM messages WHERE contact_id = ?1")?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(ContactProfile {
-            first_seen: first_msg.unwrap_or(contact.created_at).min(contact.created_at),
+            first_seen: first_msg
+                .unwrap_or(contact.created_at)
+                .min(contact.created_at),
             contact,
             identities,
             tags,
@@ -426,10 +433,24 @@ impl Store {
             match find_identity(tx, kind, normalized)? {
                 Some(owner) if owner == contact => {}
                 Some(owner) => {
-                    merge_contacts(tx, contact, owner, &format!("{kind} {normalized} added by {actor}"), actor, at)?;
+                    merge_contacts(
+                        tx,
+                        contact,
+                        owner,
+                        &format!("{kind} {normalized} added by {actor}"),
+                        actor,
+                        at,
+                    )?;
                 }
                 None => {
-                    insert_identity(tx, contact, kind, normalized, &format!("added by {actor}"), at)?;
+                    insert_identity(
+                        tx,
+                        contact,
+                        kind,
+                        normalized,
+                        &format!("added by {actor}"),
+                        at,
+                    )?;
                     events::append(
                         tx,
                         at,
@@ -448,7 +469,13 @@ impl Store {
     }
 
     /// Mark or unmark a contact as VIP.
-    pub fn set_vip(&mut self, contact: ContactId, vip: bool, actor: &str, at: Millis) -> Result<()> {
+    pub fn set_vip(
+        &mut self,
+        contact: ContactId,
+        vip: bool,
+        actor: &str,
+        at: Millis,
+    ) -> Result<()> {
         self.write_with(|tx| {
             let contact = live_contact(tx, contact)?;
             tx.execute("UPDATE contacts SET vip = ?2 WHERE id = ?1", (contact, vip))?;

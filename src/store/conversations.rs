@@ -121,7 +121,8 @@ pub struct Counts {
     pub snoozed: i64,
 }
 
-pub(crate) const QUEUE_COLUMNS: &str = "c.id, c.contact_id, ct.name, ct.vip, c.status, c.priority, c.assignee, c.subject,
+pub(crate) const QUEUE_COLUMNS: &str =
+    "c.id, c.contact_id, ct.name, ct.vip, c.status, c.priority, c.assignee, c.subject,
      c.channels, c.last_channel, c.last_activity, c.last_preview, c.last_direction, c.message_count,
      c.snoozed_until";
 

@@ -31,7 +31,12 @@ pub const MAX_ATTEMPTS: i64 = 8;
 impl Store {
     /// Claim up to `limit` due items: they move to `sending`, so no other dispatcher takes them.
     /// Items left `sending` by a crashed process are due again after `stale_ms`.
-    pub fn claim_outbox(&mut self, now: Millis, stale_ms: i64, limit: usize) -> Result<Vec<OutboxItem>> {
+    pub fn claim_outbox(
+        &mut self,
+        now: Millis,
+        stale_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>> {
         self.write_with(|tx| {
             let items: Vec<OutboxItem> = {
                 let mut stmt = tx.prepare_cached(
@@ -97,10 +102,11 @@ impl Store {
             let (conv, contact) = owner(tx, message)?;
             if !in_outbox(tx, message)? {
                 // The same success reported twice is fine; anything else is not ours to send.
-                let delivery: Option<Delivery> =
-                    tx.query_row("SELECT delivery FROM messages WHERE id = ?1", [message], |r| {
-                        r.get(0)
-                    })?;
+                let delivery: Option<Delivery> = tx.query_row(
+                    "SELECT delivery FROM messages WHERE id = ?1",
+                    [message],
+                    |r| r.get(0),
+                )?;
                 if delivery == Some(Delivery::Sent) {
                     return Ok(());
                 }
@@ -149,13 +155,27 @@ impl Store {
             tx.execute(
                 "UPDATE outbox SET state = ?2, last_error = ?3, next_attempt_at = ?4
                  WHERE message_id = ?1",
-                (message, if again { "pending" } else { "failed" }, reason, at + backoff),
+                (
+                    message,
+                    if again { "pending" } else { "failed" },
+                    reason,
+                    at + backoff,
+                ),
             )?;
             tx.execute(
                 "UPDATE messages SET delivery = 'failed', delivery_error = ?2 WHERE id = ?1",
                 (message, reason),
             )?;
-            delivery_event(tx, conv, contact, message, Delivery::Failed, Some(reason), actor, at)
+            delivery_event(
+                tx,
+                conv,
+                contact,
+                message,
+                Delivery::Failed,
+                Some(reason),
+                actor,
+                at,
+            )
         })
     }
 
@@ -175,7 +195,16 @@ impl Store {
                 "UPDATE messages SET delivery = 'queued' WHERE id = ?1",
                 [message],
             )?;
-            delivery_event(tx, conv, contact, message, Delivery::Queued, None, actor, at)
+            delivery_event(
+                tx,
+                conv,
+                contact,
+                message,
+                Delivery::Queued,
+                None,
+                actor,
+                at,
+            )
         })
     }
 

@@ -223,7 +223,11 @@ impl Store {
     }
 
     /// Search, then the conversations of the hits as queue rows (first hit order, no repeats).
-    pub fn search_conversations(&self, q: &SearchQuery, limit: usize) -> Result<Vec<super::QueueRow>> {
+    pub fn search_conversations(
+        &self,
+        q: &SearchQuery,
+        limit: usize,
+    ) -> Result<Vec<super::QueueRow>> {
         let hits = self.search(q, limit)?;
         let mut seen = std::collections::HashSet::new();
         let mut rows = Vec::new();
@@ -243,8 +247,10 @@ mod tests {
 
     #[test]
     fn parses_words_phrases_and_filters() {
-        let q = SearchQuery::parse(r#"refund "order 1234" from:ann@x.org channel:email after:2026-01-02 inv*"#)
-            .unwrap();
+        let q = SearchQuery::parse(
+            r#"refund "order 1234" from:ann@x.org channel:email after:2026-01-02 inv*"#,
+        )
+        .unwrap();
         assert_eq!(q.fts.as_deref(), Some(r#""refund" "order 1234" "inv"*"#));
         assert_eq!(q.from.as_deref(), Some("ann@x.org"));
         assert_eq!(q.channel, Some(Channel::Email));
