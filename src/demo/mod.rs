@@ -434,14 +434,14 @@ fn fill(
     let fts = bulk::suspend_fts(&tx)?;
     let mut sinks = match path {
         Path::Ingest => Sinks::Ingest(IngestSink { settings }),
-        Path::Bulk => Sinks::History(HistorySink {
+        Path::Bulk => Sinks::History(Box::new(HistorySink {
             history: history::History::new(&tx, Some(bulk::FtsBuilder::start(&tx)?))?,
             settings,
-        }),
+        })),
     };
     let sink: &mut dyn Sink = match &mut sinks {
         Sinks::Ingest(s) => s,
-        Sinks::History(s) => s,
+        Sinks::History(s) => s.as_mut(),
     };
     let mut written = 0usize;
     let mut reported = 0usize;
@@ -483,7 +483,7 @@ fn fill(
 
 enum Sinks {
     Ingest(IngestSink),
-    History(HistorySink),
+    History(Box<HistorySink>),
 }
 
 impl Player<'_> {

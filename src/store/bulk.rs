@@ -638,6 +638,17 @@ impl Store {
         Ok(())
     }
 
+    /// The lowest and highest id of the contacts that are not merged away (to pick one at
+    /// random with [`Store::contacts_page`]).
+    pub(crate) fn contact_id_span(&self) -> Result<Option<(ContactId, ContactId)>> {
+        let (lo, hi): (Option<i64>, Option<i64>) = self.conn().query_row(
+            "SELECT min(id), max(id) FROM contacts WHERE merged_into IS NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(lo.zip(hi).map(|(lo, hi)| (ContactId(lo), ContactId(hi))))
+    }
+
     /// True if the store holds no contact and no message (a fresh file).
     pub(crate) fn is_empty(&self) -> Result<bool> {
         Ok(self.conn().query_row(
