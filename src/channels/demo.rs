@@ -372,7 +372,7 @@ impl Simulator {
     /// Someone writes without being asked: mostly a known customer, sometimes a new visitor.
     fn spontaneous(&mut self) -> anyhow::Result<Option<ContactId>> {
         if self.rng.chance(0.75)
-            && let Some(msg) = self.from_known_customer()?
+            && let Some(msg) = self.known_customer_writes()?
         {
             return self.ingest(&msg);
         }
@@ -380,7 +380,7 @@ impl Simulator {
         self.ingest(&msg)
     }
 
-    fn from_known_customer(&mut self) -> anyhow::Result<Option<Inbound>> {
+    fn known_customer_writes(&mut self) -> anyhow::Result<Option<Inbound>> {
         let Some((lo, hi)) = self.store.contact_id_span()? else {
             return Ok(None);
         };
