@@ -94,7 +94,15 @@ fn row_line<'a>(app: &App, r: &crate::store::QueueRow, selected: bool, width: us
     };
     spans.push(Span::styled(r.priority.marker(), prio_style));
     spans.push(Span::styled(if r.vip { "★" } else { " " }, base.fg(t.vip)));
-    let name_w = if width >= 70 { 20 } else { 14 };
+    // Narrow pane: the preview would be a stub, so the name takes its room instead.
+    let fixed = 4 + 1 + 3 + 5;
+    let name_w = if width >= 70 {
+        20
+    } else if width >= fixed + 14 + 16 {
+        14
+    } else {
+        width.saturating_sub(fixed).max(6)
+    };
     let unread = r.last_direction == Direction::In && r.status == Status::Open;
     let name_style = if unread {
         base.add_modifier(Modifier::BOLD)
@@ -132,6 +140,9 @@ fn row_line<'a>(app: &App, r: &crate::store::QueueRow, selected: bool, width: us
         Direction::Note => "✎ ",
     };
     let rest = width.saturating_sub(used);
+    if rest < 6 {
+        return Line::from(spans);
+    }
     let preview = format!("{arrow}{}", r.last_preview);
     spans.push(Span::styled(
         pad(&fit(&preview, rest), rest),

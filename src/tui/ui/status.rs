@@ -21,34 +21,62 @@ pub fn draw_status(f: &mut Frame<'_>, app: &App, area: Rect) {
     }
     .add_modifier(Modifier::BOLD);
     let c = &app.counts;
-    let mut spans = vec![
-        Span::styled(format!(" {} ", app.mode.name()), mode_style),
-        Span::styled(
-            format!(" {} ", app.agent),
-            base.add_modifier(Modifier::BOLD),
+    let (queued, failed) = app.outbox;
+    // Segments with a rank: when the line is too narrow, the highest ranks go first.
+    let mut segments: Vec<(u8, Span)> = vec![
+        (
+            0,
+            Span::styled(format!(" {} ", app.mode.name()), mode_style),
         ),
-        Span::styled("│ ", base),
-        Span::styled(format!("open {} ", c.open), base),
-        Span::styled(format!("unassigned {} ", c.unassigned), base),
-        Span::styled(format!("mine {} ", c.mine), base),
+        (
+            1,
+            Span::styled(
+                format!(" {} ", app.agent),
+                base.add_modifier(Modifier::BOLD),
+            ),
+        ),
+        (
+            0,
+            Span::styled(
+                format!(
+                    "│ open {} unassigned {} mine {} ",
+                    c.open, c.unassigned, c.mine
+                ),
+                base,
+            ),
+        ),
     ];
     if c.pending > 0 || c.snoozed > 0 {
-        spans.push(Span::styled(
-            format!("pending {} snoozed {} ", c.pending, c.snoozed),
-            base.fg(t.dim),
+        segments.push((
+            4,
+            Span::styled(
+                format!("pending {} snoozed {} ", c.pending, c.snoozed),
+                base.fg(t.dim),
+            ),
         ));
     }
-    let (queued, failed) = app.outbox;
     if queued > 0 {
-        spans.push(Span::styled(format!("│ outbox {queued} "), base.fg(t.warn)));
+        segments.push((
+            2,
+            Span::styled(format!("│ outbox {queued} "), base.fg(t.warn)),
+        ));
     }
     if failed > 0 {
-        spans.push(Span::styled(
-            format!("│ {failed} failed "),
-            base.fg(t.error),
+        segments.push((
+            1,
+            Span::styled(format!("│ {failed} failed "), base.fg(t.error)),
         ));
     }
-    spans.push(Span::styled(format!("│ {} ", app.worker), base));
+    segments.push((3, Span::styled(format!("│ {} ", app.worker), base)));
+    let budget = (area.width as usize).saturating_sub(app.pending_keys().chars().count() + 2);
+    for drop_rank in [4u8, 3, 2, 1] {
+        let width: usize = segments.iter().map(|(_, s)| s.width()).sum();
+        if width <= budget {
+            break;
+        }
+        segments.retain(|(rank, _)| *rank < drop_rank);
+    }
+    let mut spans: Vec<Span> = segments.into_iter().map(|(_, s)| s).collect();
     let pending = app.pending_keys();
     let used: usize = spans.iter().map(|s| s.width()).sum();
     let right = if pending.is_empty() {

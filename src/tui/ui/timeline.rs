@@ -199,13 +199,15 @@ pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
         if let Some(s) = &m.subject
             && m.channel == crate::model::Channel::Email
         {
-            out.push(Line::from(vec![
-                Span::styled("▎", bar_style),
-                Span::styled(
-                    format!("  {s}"),
-                    Style::default().add_modifier(Modifier::BOLD),
-                ),
-            ]));
+            for piece in wrap(s, body_width) {
+                out.push(Line::from(vec![
+                    Span::styled("▎", bar_style),
+                    Span::styled(
+                        format!("  {piece}"),
+                        Style::default().add_modifier(Modifier::BOLD),
+                    ),
+                ]));
+            }
         }
         let body_style = if m.direction == Direction::Note {
             Style::default().fg(t.note_fg).bg(t.note_bg)
