@@ -340,7 +340,7 @@ impl Simulator {
                 Lang::En,
                 &full,
                 None,
-                Some(("Northwind support", a.reply.as_str())),
+                Some(("Northwind support", a.reply.as_str(), now_millis())),
                 &mut self.rng,
                 &mut body,
             );
@@ -438,7 +438,16 @@ impl Simulator {
             Stage::Opener
         };
         let mut words = String::new();
-        text::line(topic, Lang::En, stage, &ctx, &mut self.rng, &mut words);
+        let variant = self.rng.below(topic.openers.len() as u64) as usize;
+        text::line(
+            topic,
+            Lang::En,
+            stage,
+            &ctx,
+            Some(variant),
+            &mut self.rng,
+            &mut words,
+        );
         let mut body = String::new();
         let subject = if channel == Channel::Email {
             text::customer_email(
@@ -456,7 +465,7 @@ impl Simulator {
             };
             Some(match current {
                 Some(s) => crate::store::messages::reply_subject(&s),
-                None => text::subject(topic, &ctx, &mut self.rng),
+                None => text::subject(topic, &ctx, variant),
             })
         } else {
             text::customer_chat(&words, channel, &mut self.rng, &mut body);
@@ -501,6 +510,7 @@ impl Simulator {
             Lang::En,
             Stage::Opener,
             &ctx,
+            None,
             &mut self.rng,
             &mut words,
         );

@@ -153,6 +153,19 @@ struct PersonState {
     replied: bool,
     last_in: String,
     last_out: String,
+    last_out_at: Millis,
+    /// The agent's last reply went out by email (and can be quoted in the customer's email).
+    last_out_email: bool,
+    /// Which opener the thread started with, and the first reply that answers it.
+    opener: usize,
+    first_reply: usize,
+    /// The customer's follow-ups walk their pool from here (so none repeats); the agent
+    /// answers the last one.
+    follow_base: usize,
+    follows: usize,
+    last_follow: Option<usize>,
+    /// The customer has said thanks: the agent's next message closes the thread.
+    thanked: bool,
 }
 
 fn bit(c: Channel) -> u8 {
@@ -508,8 +521,20 @@ impl Player<'_> {
             let mut trng = Rng::derive(self.seed, plan::STREAM_THREAD, step.thread as u64);
             let ctx = Ctx::new(&mut trng, &person.first, person.company);
             let st = &mut self.states[pid];
-            st.subject = text::subject(topic, &ctx, &mut trng);
+            let (opener, first_reply) = text::lang_opener(person.lang, topic.tag, &mut trng)
+                .unwrap_or_else(|| {
+                    let i = trng.below(topic.openers.len() as u64) as usize;
+                    (i, i)
+                });
+            // `first_reply` is the topic's opener the customer's words correspond to.
+            st.subject = text::subject(topic, &ctx, first_reply);
             st.ctx = Some(ctx);
+            st.opener = opener;
+            st.first_reply = first_reply;
+            st.follow_base = first_reply;
+            st.thanked = false;
+            st.follows = 0;
+            st.last_follow = None;
             st.emailed = false;
             st.replied = false;
             st.last_out.clear();
@@ -525,14 +550,32 @@ impl Player<'_> {
         self.body.clear();
         match step.kind {
             Kind::In => {
-                let stage = if step.idx == 0 {
-                    Stage::Opener
-                } else if step.last && thread.end == plan::End::Resolved {
-                    Stage::Thanks
+                let (stage, variant) = if step.idx == 0 {
+                    (Stage::Opener, Some(st.opener))
+                } else if step.last_in && st.replied && thread.end == plan::End::Resolved {
+                    st.thanked = true;
+                    (Stage::Thanks, None)
                 } else {
-                    Stage::Follow
+                    let n = st.follows;
+                    st.follows += 1;
+                    // The agent answers the follow-up at the same position of the topic; a
+                    // customer abroad writes from their language's lines that fit the topic.
+                    let (own, answer) = match text::lang_follow(person.lang, topic.tag, n) {
+                        Some(i) => (i, n),
+                        None => (st.follow_base + n, st.follow_base + n),
+                    };
+                    st.last_follow = Some(answer);
+                    (Stage::Follow, Some(own))
                 };
-                text::line(topic, person.lang, stage, ctx, &mut rng, &mut self.words);
+                text::line(
+                    topic,
+                    person.lang,
+                    stage,
+                    ctx,
+                    variant,
+                    &mut rng,
+                    &mut self.words,
+                );
                 let subject = if step.channel == Channel::Email {
                     let s = if st.emailed {
                         store::messages::reply_subject(&st.subject)
@@ -545,7 +588,11 @@ impl Player<'_> {
                         person.lang,
                         &person.name,
                         person.company,
-                        (!st.last_out.is_empty()).then_some((agent_name, st.last_out.as_str())),
+                        (st.last_out_email && !st.last_out.is_empty()).then_some((
+                            agent_name,
+                            st.last_out.as_str(),
+                            st.last_out_at,
+                        )),
                         &mut rng,
                         &mut self.body,
                     );
@@ -584,13 +631,21 @@ impl Player<'_> {
                 let (Some(conv), Some(contact)) = (st.conv, st.contact) else {
                     anyhow::bail!("demo plan: an agent message before the customer wrote");
                 };
-                let stage = match step.kind {
-                    Kind::Note => Stage::Note,
-                    _ if !st.replied => Stage::AgentFirst,
-                    _ if step.last && thread.end == plan::End::Resolved => Stage::AgentClose,
-                    _ => Stage::AgentFollow,
+                let (stage, variant) = match step.kind {
+                    Kind::Note => (Stage::Note, None),
+                    _ if !st.replied => (Stage::AgentFirst, Some(st.first_reply)),
+                    _ if st.thanked => (Stage::AgentClose, None),
+                    _ => (Stage::AgentFollow, st.last_follow),
                 };
-                text::line(topic, person.lang, stage, ctx, &mut rng, &mut self.words);
+                text::line(
+                    topic,
+                    person.lang,
+                    stage,
+                    ctx,
+                    variant,
+                    &mut rng,
+                    &mut self.words,
+                );
                 let mut subject = None;
                 if step.kind == Kind::Note {
                     self.body.push_str(&self.words);
@@ -632,6 +687,8 @@ impl Player<'_> {
                 )?;
                 if step.kind == Kind::Out {
                     std::mem::swap(&mut st.last_out, &mut self.body);
+                    st.last_out_at = step.at;
+                    st.last_out_email = step.channel == Channel::Email;
                 }
                 Ok(true)
             }

@@ -82,8 +82,8 @@ pub(crate) struct Step {
     pub idx: u16,
     pub kind: Kind,
     pub channel: Channel,
-    /// The last message of its thread.
-    pub last: bool,
+    /// The customer's last message of its thread.
+    pub last_in: bool,
 }
 
 pub(crate) struct Plan {
@@ -425,7 +425,7 @@ fn plan_threads(
         at += (free as f64 * weights[t] / wsum) as Millis + min_between;
         let tid = threads.len() as u32;
         let last_thread = t + 1 == lens.len();
-        let topic = pick_topic(rng, person.company.is_some());
+        let topic = pick_topic(rng, person.company.is_some(), person.lang);
         threads.push(Thread {
             person: pid,
             topic,
@@ -443,6 +443,7 @@ fn plan_threads(
             end: if last_thread { end } else { End::Resolved },
             triage: rng.chance(0.25),
         });
+        let last_in = r.iter().rposition(|k| *k == Kind::In);
         for (i, k) in r.iter().enumerate() {
             at += gaps[t][i];
             steps.push(Step {
@@ -451,7 +452,7 @@ fn plan_threads(
                 idx: i as u16,
                 kind: *k,
                 channel: chans[t][i],
-                last: i + 1 == r.len(),
+                last_in: last_in == Some(i),
             });
         }
         let workflow = match (last_thread, end) {
@@ -469,17 +470,20 @@ fn plan_threads(
                 idx: r.len() as u16,
                 kind,
                 channel: chans[t][r.len() - 1],
-                last: false,
+                last_in: false,
             });
         }
     }
     used
 }
 
-fn pick_topic(rng: &mut Rng, b2b: bool) -> u8 {
+fn pick_topic(rng: &mut Rng, b2b: bool, lang: Lang) -> u8 {
+    // Customers abroad write about what their language's lines cover.
+    let covered = text::lang_topics(lang);
     let weights: Vec<u32> = text::TOPICS
         .iter()
         .map(|t| match (b2b, t.tag) {
+            _ if covered.is_some_and(|c| !c.iter().any(|(tag, _)| *tag == t.tag)) => 0,
             (true, "sales" | "onboarding" | "billing") => t.weight * 4,
             (false, "onboarding") => 1,
             _ => t.weight,

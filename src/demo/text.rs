@@ -507,12 +507,14 @@ const CODES: &[&str] = &["SPRING20", "WELCOME10", "TRAIL15", "FREESHIP", "BF2025
 impl Ctx {
     pub(crate) fn new(rng: &mut Rng, first: &str, company: Option<&'static str>) -> Ctx {
         let cents = rng.range(1_900, 64_900);
+        // A size and the next one up (for "too small, can I have a bigger one").
+        let size = rng.below(5) as usize;
         Ctx {
             first: first.to_string(),
             order: format!("#NW-{}", rng.range(100_000, 999_999)),
             product: rng.pick(PRODUCTS),
-            size: rng.pick(&SIZES[..6]),
-            size2: rng.pick(&SIZES[..6]),
+            size: SIZES[size],
+            size2: SIZES[size + 1],
             amount: format!("€{}.{:02}", cents / 100, cents % 100),
             date: rng.pick(DATES),
             date2: rng.pick(DATES_AHEAD),
@@ -609,9 +611,9 @@ pub(crate) const TOPICS: &[Topic] = &[
         weight: 22,
         subjects: &[
             "Where is my order {order}?",
-            "Order {order} hasn't arrived",
-            "Delivery delay - order {order}",
-            "Tracking not updating for {order}",
+            "Order {order} hasn't shipped?",
+            "Order {order} marked delivered but not here",
+            "Urgent: need order {order} by Friday",
         ],
         openers: &[
             "My order {order} was supposed to arrive {date}, but it still hasn't. The tracking page just says \"label created\". Can you check what's going on?",
@@ -622,19 +624,21 @@ pub(crate) const TOPICS: &[Topic] = &[
         agent_first: &[
             "Sorry about the wait! I checked with our warehouse: {order} left us {date} with DHL, tracking number {tracking}. The carrier has a backlog at their regional hub; it should reach you within 2 business days.",
             "Thanks for reaching out. Order {order} is with the carrier (tracking {tracking}). I've opened an investigation with them and will update you as soon as I hear back.",
-            "I'm sorry! It looks like {order} was held at the depot because the house number was missing. Could you confirm your full delivery address?",
+            "I'm so sorry! I've opened a claim with the carrier for {order}; they'll check with the driver where it was left. If it doesn't turn up within 48 hours we'll send a replacement.",
         ],
         follow: &[
             "Tracking still hasn't moved since yesterday.",
-            "Here is the full address: {street}, {city}.",
-            "OK, thanks. Is there any way to get it faster? The trip is on Friday.",
             "Still nothing today :(",
             "The tracking link says the parcel is in {city} now. Is that right?",
+            "OK, thanks. Is there any way to get it faster? The trip is on Friday.",
+            "Here is my full address again: {street}, {city}.",
         ],
         agent_follow: &[
             "I've asked the carrier to prioritise it and upgraded the shipment to express at no cost. New tracking number: {tracking}.",
-            "The carrier confirmed the parcel is out for delivery today.",
             "If it hasn't arrived by Thursday I'll send a replacement right away - no need to wait for the lost parcel.",
+            "Yes - the carrier confirmed it's out for delivery today.",
+            "I've upgraded it to express at no cost; it will be there on Thursday. New tracking number: {tracking}.",
+            "Thanks! I've passed the address on to the driver.",
         ],
         thanks: &[
             "It just arrived, thank you!",
@@ -655,9 +659,9 @@ pub(crate) const TOPICS: &[Topic] = &[
         tag: "refund",
         weight: 16,
         subjects: &[
-            "Refund for order {order}",
-            "Still waiting for my refund",
-            "Return {order} - refund not received",
+            "Still waiting for my refund ({order})",
+            "Return for order {order}",
+            "Cancelled order {order} - please refund",
         ],
         openers: &[
             "I sent back the {product} two weeks ago (order {order}) and I still haven't seen the refund of {amount}. Your warehouse received the parcel {date}.",
@@ -700,12 +704,12 @@ pub(crate) const TOPICS: &[Topic] = &[
         weight: 14,
         subjects: &[
             "Exchange size for {product}",
-            "Wrong size - order {order}",
             "Sizing question: {product}",
+            "Wrong size - order {order}",
         ],
         openers: &[
             "The {product} I got in size {size} is too small. Can I exchange it for a {size2}?",
-            "Quick question before I order: does the {product} run small? I'm usually a {size} but I'm between sizes.",
+            "Quick question before I order: does the {product} run small? I'm usually a size {size}, but I'm between sizes.",
             "I received the {product} in the wrong size - I ordered {size2} but the label says {size} (order {order}).",
         ],
         agent_first: &[
@@ -715,8 +719,8 @@ pub(crate) const TOPICS: &[Topic] = &[
         ],
         follow: &[
             "Is {size2} in stock in dark green?",
-            "I sent the {size} back yesterday.",
             "Thanks! Can you also check the sleeve length for {size2}?",
+            "I sent the {size} back yesterday.",
         ],
         agent_follow: &[
             "Yes, {size2} in dark green is in stock - I've reserved one for you.",
@@ -741,10 +745,9 @@ pub(crate) const TOPICS: &[Topic] = &[
         tag: "billing",
         weight: 12,
         subjects: &[
-            "Invoice {invoice}",
-            "VAT number missing on invoice",
+            "Invoice for order {order} with our VAT ID",
             "Double charge on my card",
-            "Invoice for order {order}",
+            "Invoice {invoice}: wrong billing address",
         ],
         openers: &[
             "Could you send an invoice for order {order} with our company details? {company}, VAT ID {vat}.",
@@ -757,14 +760,14 @@ pub(crate) const TOPICS: &[Topic] = &[
             "I've updated the billing address and reissued invoice {invoice}. The old one is cancelled.",
         ],
         follow: &[
-            "The second charge is still there after 4 days.",
             "Thanks. Could you also put our PO number PO-{n} on it?",
+            "The second charge is still there after 4 days.",
             "Our accounting needs it as a PDF, not a link.",
         ],
         agent_follow: &[
             "I've added PO-{n} and reissued the invoice.",
-            "Here's the PDF. Let me know if accounting needs anything else.",
             "I checked with the bank: the hold was released today; it can take a day to disappear from your banking app.",
+            "Here's the PDF. Let me know if accounting needs anything else.",
         ],
         thanks: &[
             "Received, thanks!",
@@ -785,8 +788,8 @@ pub(crate) const TOPICS: &[Topic] = &[
         weight: 9,
         subjects: &[
             "Quote request: {qty} x {product}",
-            "Team order for {company}",
-            "Wholesale pricing",
+            "Wholesale terms for our shop in {city}",
+            "Volume discount for {company}",
         ],
         openers: &[
             "Hi, we're organising a team offsite and need {qty} {product} with our logo, delivered to {city} by {date2}. Could you send a quote?",
@@ -806,6 +809,7 @@ pub(crate) const TOPICS: &[Topic] = &[
         ],
         agent_follow: &[
             "Net 45 works for a first order of this size. Updated quote Q-{n} attached.",
+            "Thanks! Quote Q-{n} with those sizes is attached.",
             "Quote Q-{n} attached, shipping included, valid for 30 days.",
             "Here's the PDF with our registration details.",
         ],
@@ -828,9 +832,9 @@ pub(crate) const TOPICS: &[Topic] = &[
         tag: "onboarding",
         weight: 7,
         subjects: &[
-            "Setting up our wholesale account",
             "How do I add colleagues to the partner portal?",
-            "Getting started with the portal",
+            "Partner account not activated",
+            "Price list missing in the partner portal",
         ],
         openers: &[
             "We just got access to the wholesale portal. How do I invite my colleagues so they can place orders too?",
@@ -870,10 +874,10 @@ pub(crate) const TOPICS: &[Topic] = &[
         tag: "bug",
         weight: 8,
         subjects: &[
-            "Checkout error",
-            "Can't pay with Apple Pay",
-            "Discount code not working",
+            "Checkout error with Apple Pay",
+            "Discount code {code} not working",
             "App crashes when I open my orders",
+            "Password reset email never arrives",
         ],
         openers: &[
             "Checkout keeps failing with \"payment_intent_failed\" when I pay with Apple Pay. I tried three times.",
@@ -889,14 +893,15 @@ pub(crate) const TOPICS: &[Topic] = &[
         ],
         follow: &[
             "Still getting the same error.",
-            "It worked now, but was I charged twice?",
-            "Here's a screenshot of the error.",
-            "Which iOS version do you need?",
+            "Thanks! Will the discount also apply to my next order?",
+            "Which iOS version do you need? I'm on 18.2.",
+            "Still nothing in my inbox, not even in spam.",
         ],
         agent_follow: &[
             "We found the cause: a timeout with our payment provider. The fix is deployed - please try again.",
-            "The second charge is only a pending authorisation and will disappear.",
-            "Thank you, that helps! I've forwarded it to the dev team (ticket BUG-{n}).",
+            "It's a one-time discount for this order, but I've added a 10% voucher to your account for the next one.",
+            "Thank you, that helps! We reproduced it on 18.2; the fix ships with the next app update (ticket BUG-{n}).",
+            "I've reset the password by hand and sent you a one-time login link from another mail server - please check again.",
         ],
         thanks: &[
             "Works now, thanks!",
@@ -916,7 +921,11 @@ pub(crate) const TOPICS: &[Topic] = &[
     Topic {
         tag: "returns",
         weight: 7,
-        subjects: &["Damaged item in order {order}", "{product} arrived broken"],
+        subjects: &[
+            "{product} arrived damaged",
+            "Damaged item in order {order}",
+            "Broken pole on my {product}",
+        ],
         openers: &[
             "The {product} arrived with a cracked buckle. Photos attached.",
             "The box was crushed and the {product} inside is damaged (order {order}).",
@@ -955,7 +964,7 @@ pub(crate) const TOPICS: &[Topic] = &[
         weight: 5,
         subjects: &[
             "Change my email address",
-            "Loyalty points missing",
+            "Loyalty points missing for {order}",
             "Please delete my account",
         ],
         openers: &[
@@ -995,7 +1004,11 @@ struct LangPool {
     greeting: &'static str,
     signoff: &'static str,
     openers: &'static [&'static str],
+    /// What each opener is about: (topic tag, the topic's matching first reply).
+    opener_topics: &'static [(&'static str, usize)],
     follow: &'static [&'static str],
+    /// What each follow-up is about (a topic tag, or "*" for any).
+    follow_topics: &'static [&'static str],
     thanks: &'static [&'static str],
     /// The first line of an agent's first reply to this customer.
     agent_hello: &'static str,
@@ -1006,17 +1019,25 @@ fn lang_pool(lang: Lang) -> Option<&'static LangPool> {
         greeting: "Hallo,",
         signoff: "Viele Grüße",
         openers: &[
-            "Hallo, meine Bestellung {order} ist immer noch nicht angekommen. Können Sie bitte nachsehen?",
-            "Guten Tag, ich möchte die {product} zurückgeben - sie ist leider zu groß. Wie funktioniert das?",
+            "Meine Bestellung {order} ist immer noch nicht angekommen. Können Sie bitte nachsehen?",
+            "Ich möchte die {product} zurückgeben - sie ist leider zu groß. Wie funktioniert das?",
             "Ich habe für die Bestellung {order} zweimal bezahlt ({amount}). Bitte um Rückerstattung.",
-            "Gibt es die {product} auch in Größe {size2}? Im Shop steht \"ausverkauft\".",
+            "Fällt die {product} eher klein aus? Ich schwanke zwischen {size} und {size2}.",
+        ],
+        opener_topics: &[
+            ("shipping", 0),
+            ("refund", 1),
+            ("billing", 1),
+            ("exchange", 1),
         ],
         follow: &[
             "Danke! Wann kommt das Paket ungefähr an?",
             "Die Rückerstattung ist leider noch nicht da...",
             "Könnten Sie mir eine Rechnung mit unserer USt-IdNr. {vat} schicken?",
             "Leider immer noch nichts.",
+            "Ist die Größe {size2} bald wieder lieferbar?",
         ],
+        follow_topics: &["shipping", "refund", "billing", "*", "exchange"],
         thanks: &[
             "Vielen Dank, hat alles geklappt!",
             "Paket ist da. Danke für die schnelle Hilfe!",
@@ -1028,17 +1049,25 @@ fn lang_pool(lang: Lang) -> Option<&'static LangPool> {
         greeting: "Bonjour,",
         signoff: "Cordialement",
         openers: &[
-            "Bonjour, ma commande {order} n'est toujours pas arrivée. Pouvez-vous vérifier ?",
-            "Bonjour, je voudrais échanger la {product} contre une taille {size2}.",
+            "Ma commande {order} n'est toujours pas arrivée. Pouvez-vous vérifier ?",
+            "Je voudrais échanger la {product} contre une taille {size2}.",
             "J'ai été débité deux fois pour la commande {order} ({amount}).",
             "Est-ce que la {product} taille grand ? J'hésite entre {size} et {size2}.",
+        ],
+        opener_topics: &[
+            ("shipping", 0),
+            ("exchange", 0),
+            ("billing", 1),
+            ("exchange", 1),
         ],
         follow: &[
             "Merci ! Quand est-ce que je vais recevoir le colis ?",
             "Toujours pas de remboursement…",
             "Le suivi n'a pas bougé depuis hier.",
             "Pouvez-vous m'envoyer une facture avec notre numéro de TVA ?",
+            "La taille {size2} est-elle disponible ?",
         ],
+        follow_topics: &["shipping", "refund", "shipping", "billing", "exchange"],
         thanks: &[
             "Merci beaucoup, c'est réglé !",
             "Bien reçu, merci pour votre aide.",
@@ -1050,16 +1079,25 @@ fn lang_pool(lang: Lang) -> Option<&'static LangPool> {
         greeting: "Hola:",
         signoff: "Un saludo",
         openers: &[
-            "Hola, mi pedido {order} todavía no ha llegado. ¿Pueden revisarlo?",
+            "Mi pedido {order} todavía no ha llegado. ¿Pueden revisarlo?",
             "Quiero devolver la {product}, me queda pequeña. ¿Cómo lo hago?",
             "Me cobraron dos veces el pedido {order}.",
-            "¿Hacen envíos a Canarias? Me interesa la {product}.",
+            "¿La {product} talla pequeño? Dudo entre la {size} y la {size2}.",
+        ],
+        opener_topics: &[
+            ("shipping", 0),
+            ("refund", 1),
+            ("billing", 1),
+            ("exchange", 1),
         ],
         follow: &[
             "¡Gracias! ¿Cuándo llegará más o menos?",
             "Sigo esperando el reembolso…",
             "El seguimiento no se ha actualizado desde ayer.",
+            "¿Me pueden enviar la factura en PDF?",
+            "¿Tienen la talla {size2}?",
         ],
+        follow_topics: &["shipping", "refund", "shipping", "billing", "exchange"],
         thanks: &[
             "¡Muchas gracias, ya está todo bien!",
             "Recibido, ¡gracias por la ayuda!",
@@ -1071,14 +1109,18 @@ fn lang_pool(lang: Lang) -> Option<&'static LangPool> {
         greeting: "Olá,",
         signoff: "Cumprimentos",
         openers: &[
-            "Olá, a minha encomenda {order} ainda não chegou. Podem verificar?",
+            "A minha encomenda {order} ainda não chegou. Podem verificar?",
             "Gostaria de trocar o {product} por um tamanho {size2}.",
             "Fui cobrado duas vezes pela encomenda {order}.",
         ],
+        opener_topics: &[("shipping", 0), ("exchange", 0), ("billing", 1)],
         follow: &[
             "Obrigado! Quando chega?",
             "Ainda estou à espera do reembolso…",
+            "Têm o tamanho {size2}?",
+            "Podem enviar-me a fatura em PDF?",
         ],
+        follow_topics: &["shipping", "refund", "exchange", "billing"],
         thanks: &["Muito obrigado, já está resolvido!", "Recebi, obrigada!"],
         agent_hello: "Olá {first}, obrigado pela mensagem! (Replying in English, I hope that's OK.)",
     };
@@ -1091,11 +1133,20 @@ fn lang_pool(lang: Lang) -> Option<&'static LangPool> {
             "注文{order}で二重に請求されています。",
             "領収書を発行していただけますか？注文番号は{order}です。",
         ],
+        opener_topics: &[
+            ("shipping", 0),
+            ("exchange", 0),
+            ("billing", 1),
+            ("billing", 0),
+        ],
         follow: &[
             "ありがとうございます。いつ頃届きますか？",
             "返金がまだ確認できません…",
             "追跡番号が更新されていません。",
+            "{size2}の在庫はありますか？",
+            "領収書はPDFでいただけますか？",
         ],
+        follow_topics: &["shipping", "refund", "shipping", "exchange", "billing"],
         thanks: &[
             "届きました！ありがとうございました。",
             "解決しました。ありがとうございます！",
@@ -1107,16 +1158,25 @@ fn lang_pool(lang: Lang) -> Option<&'static LangPool> {
         greeting: "您好，",
         signoff: "谢谢",
         openers: &[
-            "你好，我的订单{order}还没有收到，能帮我查一下吗？",
+            "我的订单{order}还没有收到，能帮我查一下吗？",
             "我想把{product}换成{size2}码。",
             "订单{order}被扣了两次款。",
             "可以开发票吗？订单号是{order}。",
+        ],
+        opener_topics: &[
+            ("shipping", 0),
+            ("exchange", 0),
+            ("billing", 1),
+            ("billing", 0),
         ],
         follow: &[
             "谢谢！大概什么时候能到？",
             "退款还没有到账…",
             "物流信息一直没有更新。",
+            "{size2}码有货吗？",
+            "发票可以发PDF吗？",
         ],
+        follow_topics: &["shipping", "refund", "shipping", "exchange", "billing"],
         thanks: &[
             "收到了，谢谢！",
             "问题解决了，非常感谢！",
@@ -1152,26 +1212,35 @@ pub(crate) enum Stage {
 }
 
 /// The core sentence(s) of a message: the customer's own words or the agent's.
+///
+/// `variant` picks a line by position (lines at the same position of a topic's customer and
+/// agent pools belong together: a question and its answer); None picks at random.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn line(
     topic: &Topic,
     lang: Lang,
     stage: Stage,
     ctx: &Ctx,
+    variant: Option<usize>,
     rng: &mut Rng,
     out: &mut String,
 ) {
     let pool = lang_pool(lang);
-    let template = match (stage, pool) {
-        (Stage::Opener, Some(p)) => rng.pick(p.openers),
-        (Stage::Follow, Some(p)) => rng.pick(p.follow),
-        (Stage::Thanks, Some(p)) => rng.pick(p.thanks),
-        (Stage::Opener, None) => rng.pick(topic.openers),
-        (Stage::Follow, None) => rng.pick(topic.follow),
-        (Stage::Thanks, None) => rng.pick(topic.thanks),
-        (Stage::AgentFirst, _) => rng.pick(topic.agent_first),
-        (Stage::AgentFollow, _) => rng.pick(topic.agent_follow),
-        (Stage::AgentClose, _) => rng.pick(topic.agent_close),
-        (Stage::Note, _) => rng.pick(topic.notes),
+    let lines: &[&str] = match (stage, pool) {
+        (Stage::Opener, Some(p)) => p.openers,
+        (Stage::Follow, Some(p)) => p.follow,
+        (Stage::Thanks, Some(p)) => p.thanks,
+        (Stage::Opener, None) => topic.openers,
+        (Stage::Follow, None) => topic.follow,
+        (Stage::Thanks, None) => topic.thanks,
+        (Stage::AgentFirst, _) => topic.agent_first,
+        (Stage::AgentFollow, _) => topic.agent_follow,
+        (Stage::AgentClose, _) => topic.agent_close,
+        (Stage::Note, _) => topic.notes,
+    };
+    let template = match variant {
+        Some(i) if !lines.is_empty() => lines[i % lines.len()],
+        _ => rng.pick(lines),
     };
     if stage == Stage::AgentFirst
         && let Some(p) = pool
@@ -1182,9 +1251,46 @@ pub(crate) fn line(
     ctx.fill_into(template, out);
 }
 
-/// The email subject of a thread.
-pub(crate) fn subject(topic: &Topic, ctx: &Ctx, rng: &mut Rng) -> String {
-    ctx.fill(rng.pick(topic.subjects))
+/// The topic tags a customer writing in `lang` opens threads about (None: any).
+pub(crate) fn lang_topics(lang: Lang) -> Option<&'static [(&'static str, usize)]> {
+    lang_pool(lang).map(|p| p.opener_topics)
+}
+
+/// For a customer writing in `lang` about `tag`: which of their openers to use, and which
+/// first reply of the topic answers it.
+pub(crate) fn lang_opener(lang: Lang, tag: &str, rng: &mut Rng) -> Option<(usize, usize)> {
+    let topics = lang_topics(lang)?;
+    let matching: Vec<usize> = (0..topics.len()).filter(|&i| topics[i].0 == tag).collect();
+    let i = *matching.get(rng.below(matching.len() as u64) as usize)?;
+    Some((i, topics[i].1))
+}
+
+/// For a customer writing in `lang` about `tag`: their `n`-th follow-up (a position in their
+/// language's pool), cycling through the lines that fit the topic.
+pub(crate) fn lang_follow(lang: Lang, tag: &str, n: usize) -> Option<usize> {
+    let p = lang_pool(lang)?;
+    let fitting: Vec<usize> = (0..p.follow.len())
+        .filter(|&i| {
+            p.follow_topics
+                .get(i)
+                .is_some_and(|t| *t == tag || *t == "*")
+        })
+        .collect();
+    if fitting.is_empty() {
+        return None;
+    }
+    Some(fitting[n % fitting.len()])
+}
+
+/// The email subject of a thread that opened with the topic's opener `variant`.
+pub(crate) fn subject(topic: &Topic, ctx: &Ctx, variant: usize) -> String {
+    let subjects = topic.subjects;
+    ctx.fill(
+        subjects
+            .get(variant % subjects.len().max(1))
+            .copied()
+            .unwrap_or(""),
+    )
 }
 
 const EN_GREETINGS: &[&str] = &[
@@ -1202,17 +1308,26 @@ const EN_SIGNOFFS: &[&str] = &[
     "Thanks in advance,",
 ];
 
-/// Up to `max` lines of `body` as an email quote ("> ..."), skipping quotes already in it.
+/// The start of `body` as an email quote ("> ..."), up to `max` lines, without the quote it
+/// carries itself.
 fn quote(body: &str, max: usize, out: &mut String) {
-    for l in body
+    let lines: Vec<&str> = body
         .lines()
         .map(str::trim_end)
-        .filter(|l| !l.is_empty() && !l.starts_with('>') && !l.starts_with("On "))
-        .take(max)
-    {
-        out.push_str("> ");
-        out.push_str(l);
-        out.push('\n');
+        .take_while(|l| !l.starts_with('>') && !(l.starts_with("On ") && l.ends_with("wrote:")))
+        .collect();
+    let end = lines
+        .iter()
+        .rposition(|l| !l.is_empty())
+        .map_or(0, |i| i + 1);
+    for l in lines[..end].iter().take(max) {
+        if l.is_empty() {
+            out.push_str(">\n");
+        } else {
+            out.push_str("> ");
+            out.push_str(l);
+            out.push('\n');
+        }
     }
 }
 
@@ -1224,7 +1339,7 @@ pub(crate) fn customer_email(
     lang: Lang,
     full_name: &str,
     company: Option<&str>,
-    quoted: Option<(&str, &str)>,
+    quoted: Option<(&str, &str, crate::model::Millis)>,
     rng: &mut Rng,
     out: &mut String,
 ) {
@@ -1249,14 +1364,15 @@ pub(crate) fn customer_email(
     if rng.chance(0.2) {
         out.push_str("\n\nSent from my iPhone");
     }
-    if let Some((agent_name, previous)) = quoted {
+    if let Some((agent_name, previous, at)) = quoted {
+        const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
         out.push_str("\n\n");
         out.push_str("On ");
-        out.push_str(rng.pick(&["Mon", "Tue", "Wed", "Thu", "Fri"]));
+        out.push_str(DAYS[(at.div_euclid(86_400_000)).rem_euclid(7) as usize]);
         out.push_str(", ");
         out.push_str(agent_name);
         out.push_str(" <support@northwind.example> wrote:\n");
-        quote(previous, 4, out);
+        quote(previous, 6, out);
     }
 }
 
@@ -1269,16 +1385,19 @@ pub(crate) fn agent_email(
     quoted: Option<&str>,
     out: &mut String,
 ) {
-    out.push_str("Hi ");
-    out.push_str(first);
-    out.push_str(",\n\n");
+    // A first reply to a customer abroad opens with a greeting in their language already.
+    if !words.contains(first) {
+        out.push_str("Hi ");
+        out.push_str(first);
+        out.push_str(",\n\n");
+    }
     out.push_str(words);
     out.push_str("\n\nBest regards,\n");
     out.push_str(agent_name);
     out.push_str("\nNorthwind Outfitters - Customer Care");
     if let Some(q) = quoted {
         out.push_str("\n\n");
-        quote(q, 3, out);
+        quote(q, 6, out);
     }
 }
 
