@@ -1314,7 +1314,7 @@ fn quote(body: &str, max: usize, out: &mut String) {
     let lines: Vec<&str> = body
         .lines()
         .map(str::trim_end)
-        .take_while(|l| !l.starts_with('>') && !(l.starts_with("On ") && l.ends_with("wrote:")))
+        .take_while(|l| !(l.starts_with('>') || (l.starts_with("On ") && l.ends_with("wrote:"))))
         .collect();
     let end = lines
         .iter()
