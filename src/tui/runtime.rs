@@ -153,7 +153,7 @@ async fn event_loop(
     feed: &mut tokio::sync::mpsc::Receiver<crate::feed::FeedUpdate>,
     worker_status: &mut tokio::sync::watch::Receiver<crate::worker::WorkerStatus>,
 ) -> anyhow::Result<()> {
-    let mut input = EventStream::new();
+    let mut input = Some(EventStream::new());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let start = app.start();
     if apply(term, app, requests, start, &mut input).await? {
@@ -164,7 +164,7 @@ async fn event_loop(
     loop {
         let mut pending: Vec<Event> = Vec::new();
         tokio::select! {
-            ev = input.next() => match ev {
+            ev = next_input(&mut input) => match ev {
                 Some(Ok(e)) => pending.extend(term_event(e)),
                 Some(Err(e)) => return Err(e).context("reading the terminal"),
                 None => return Ok(()),
@@ -178,7 +178,7 @@ async fn event_loop(
             _ = tick.tick() => pending.push(Event::Tick(crate::model::now_millis())),
         }
         // Drain whatever else is ready, then draw once.
-        while let Some(Some(Ok(e))) = input.next().now_or_never() {
+        while let Some(Some(Ok(e))) = next_input(&mut input).now_or_never() {
             pending.extend(term_event(e));
         }
         while let Ok(ev) = rx.try_recv() {
@@ -197,6 +197,14 @@ async fn event_loop(
     }
 }
 
+/// The next terminal event, or never while input is paused (an external editor runs).
+async fn next_input(input: &mut Option<EventStream>) -> Option<std::io::Result<TermEvent>> {
+    match input {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn term_event(e: TermEvent) -> Option<Event> {
     match e {
         TermEvent::Key(k) => Some(Event::Key(k)),
@@ -211,7 +219,7 @@ async fn apply(
     app: &mut App,
     requests: &std::sync::mpsc::Sender<Request>,
     effects: Vec<Effect>,
-    input: &mut EventStream,
+    input: &mut Option<EventStream>,
 ) -> anyhow::Result<bool> {
     let mut queue = effects;
     while !queue.is_empty() {
@@ -239,7 +247,7 @@ async fn apply(
 async fn edit_in_editor(
     term: &mut Term,
     text: &str,
-    input: &mut EventStream,
+    input: &mut Option<EventStream>,
 ) -> Result<String, String> {
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
@@ -247,14 +255,20 @@ async fn edit_in_editor(
     let dir = std::env::temp_dir();
     let file = dir.join(format!("braid-draft-{}.txt", std::process::id()));
     std::fs::write(&file, text).map_err(|e| format!("writing {}: {e}", file.display()))?;
-    // Stop reading the terminal while the editor owns it.
-    *input = EventStream::new();
+    // Stop reading the terminal while the editor owns it. The old stream must be dropped
+    // BEFORE a new one is made: its reader thread holds crossterm's global reader lock until
+    // it is told to shut down, and creating a stream waits for that lock.
+    *input = None;
     restore_terminal();
     let status = run_editor(&editor, &file).await;
     let _ = enable_raw_mode();
     let _ = execute!(std::io::stdout(), EnterAlternateScreen);
+    // A fresh terminal (fresh buffers, cursor state) so the next frame repaints every cell.
+    if let Ok(fresh) = Terminal::new(CrosstermBackend::new(std::io::stdout())) {
+        *term = fresh;
+    }
     let _ = term.clear();
-    *input = EventStream::new();
+    *input = Some(EventStream::new());
     let result = match status {
         Ok(s) if s.success() => std::fs::read_to_string(&file)
             .map(|t| t.trim_end_matches('\n').to_string())

@@ -621,3 +621,30 @@ fn timeline_scrolls_and_loads_older_pages() {
     h.keys("hhh").unwrap();
     assert_eq!(h.app.focus, crate::tui::app::Pane::Queue);
 }
+
+#[test]
+fn ctrl_e_hands_the_text_to_the_editor_and_takes_it_back() {
+    let mut h = harness(160, 45);
+    h.keys("jrfirst draft<C-e>").unwrap();
+    assert_eq!(
+        h.other_effects.last(),
+        Some(&crate::tui::app::Effect::RunEditor("first draft".into()))
+    );
+    h.event(crate::tui::app::Event::EditorDone(Ok(
+        "first draft\nedited in vim".into(),
+    )));
+    let id = h.app.queue.current().unwrap().id;
+    assert_eq!(
+        h.store.draft(id, "me").unwrap().unwrap().2,
+        "first draft\nedited in vim"
+    );
+    // A failing editor leaves the text as it was and says why.
+    h.event(crate::tui::app::Event::EditorDone(Err(
+        "cannot run nano: not found".into(),
+    )));
+    match &h.app.mode {
+        Mode::Compose(c) => assert_eq!(c.text(), "first draft\nedited in vim"),
+        _ => panic!("composer closed"),
+    }
+    assert!(h.app.status.as_ref().unwrap().0.contains("nano"));
+}
