@@ -372,7 +372,7 @@ pub(crate) fn foreign_key_violations(conn: &Connection) -> Result<usize> {
 const FTS_DEFAULT_HASHSIZE: i64 = 1024 * 1024;
 /// While rebuilding after a bulk load: flush rarely, so the index is written in few large
 /// segments.
-const FTS_BULK_HASHSIZE: i64 = 512 * 1024 * 1024;
+const FTS_BULK_HASHSIZE: i64 = 128 * 1024 * 1024;
 
 /// The full-text triggers a bulk load suspends: (name, CREATE statement).
 pub(crate) struct SuspendedFts(Vec<(String, String)>);
@@ -486,7 +486,7 @@ impl FtsBuilder {
                 let _: String = db.query_row("PRAGMA journal_mode=OFF", [], |r| r.get(0))?;
                 db.execute_batch(&format!(
                     "PRAGMA synchronous=OFF;
-                     PRAGMA cache_size=-131072;
+                     PRAGMA cache_size=-65536;
                      {sql};
                      BEGIN;"
                 ))?;
@@ -686,7 +686,7 @@ impl Store {
         conn.execute_batch(
             "PRAGMA synchronous=OFF;
              PRAGMA foreign_keys=OFF;
-             PRAGMA cache_size=-524288;",
+             PRAGMA cache_size=-262144;",
         )?;
         if saved.journal_mode.eq_ignore_ascii_case("wal") {
             // Leaving WAL needs the file to ourselves: try once, without waiting.
