@@ -67,6 +67,21 @@ pub struct EventRefs {
     pub message: Option<MessageId>,
 }
 
+const EVENT_COLUMNS: &str = "id, at, actor, kind, conversation_id, contact_id, message_id, data";
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        kind: r.get(3)?,
+        conversation_id: r.get(4)?,
+        contact_id: r.get(5)?,
+        message_id: r.get(6)?,
+        data: r.get(7)?,
+    })
+}
+
 /// Append one event inside the caller's transaction.
 pub(crate) fn append(
     conn: &Connection,
@@ -105,43 +120,19 @@ impl super::Store {
 
     /// Events after `after`, oldest first, at most `limit`.
     pub fn events_since(&self, after: EventId, limit: usize) -> Result<Vec<EventRow>> {
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT id, at, actor, kind, conversation_id, contact_id, message_id, data
-             FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let rows = stmt.query_map((after, limit as i64), |r| {
-            Ok(EventRow {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                kind: r.get(3)?,
-                conversation_id: r.get(4)?,
-                contact_id: r.get(5)?,
-                message_id: r.get(6)?,
-                data: r.get(7)?,
-            })
-        })?;
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map((after, limit as i64), event_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The audit trail of one conversation, newest first.
     pub fn conversation_events(&self, conv: ConversationId, limit: usize) -> Result<Vec<EventRow>> {
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT id, at, actor, kind, conversation_id, contact_id, message_id, data
-             FROM events WHERE conversation_id = ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map((conv, limit as i64), |r| {
-            Ok(EventRow {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                kind: r.get(3)?,
-                conversation_id: r.get(4)?,
-                contact_id: r.get(5)?,
-                message_id: r.get(6)?,
-                data: r.get(7)?,
-            })
-        })?;
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE conversation_id = ?1 ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map((conv, limit as i64), event_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
