@@ -36,6 +36,8 @@ pub enum Event {
     Tick(Millis),
     /// $EDITOR finished with this text (or failed).
     EditorDone(Result<String, String>),
+    /// Something went wrong outside the UI (the worker, the change feed): shown as an error.
+    Problem(String),
 }
 
 #[derive(Debug, PartialEq)]
@@ -316,6 +318,10 @@ impl App {
             Event::Feed(events) => self.feed(&events),
             Event::Worker(s) => {
                 self.worker = s;
+                Vec::new()
+            }
+            Event::Problem(e) => {
+                self.error(e);
                 Vec::new()
             }
             Event::Tick(now) => {

@@ -161,6 +161,7 @@ async fn event_loop(
     }
     term.draw(|f| crate::tui::ui::draw(f, app))?;
     let mut worker_alive = true;
+    let mut last_worker_error: Option<String> = None;
     loop {
         let mut pending: Vec<Event> = Vec::new();
         tokio::select! {
@@ -170,9 +171,19 @@ async fn event_loop(
                 None => return Ok(()),
             },
             Some(ev) = rx.recv() => pending.push(ev),
-            Some(update) = feed.recv() => pending.push(Event::Feed(update.events)),
+            Some(update) = feed.recv() => pending.extend(feed_events(update)),
             changed = worker_status.changed(), if worker_alive => match changed {
-                Ok(()) => pending.push(Event::Worker(worker_status.borrow().summary())),
+                Ok(()) => {
+                    let status = worker_status.borrow().clone();
+                    pending.push(Event::Worker(status.summary()));
+                    if status.last_error.is_some() && status.last_error != last_worker_error {
+                        pending.push(Event::Problem(format!(
+                            "worker: {}",
+                            status.last_error.clone().unwrap_or_default()
+                        )));
+                    }
+                    last_worker_error = status.last_error;
+                }
                 Err(_) => worker_alive = false,
             },
             _ = tick.tick() => pending.push(Event::Tick(crate::model::now_millis())),
@@ -185,7 +196,7 @@ async fn event_loop(
             pending.push(ev);
         }
         while let Ok(update) = feed.try_recv() {
-            pending.push(Event::Feed(update.events));
+            pending.extend(feed_events(update));
         }
         for ev in pending {
             let fx = app.handle(ev);
@@ -195,6 +206,18 @@ async fn event_loop(
         }
         term.draw(|f| crate::tui::ui::draw(f, app))?;
     }
+}
+
+/// A change-feed update as app events: the rows, and a problem reading them if there was one.
+fn feed_events(update: crate::feed::FeedUpdate) -> Vec<Event> {
+    let mut out = Vec::new();
+    if let Some(e) = update.error {
+        out.push(Event::Problem(format!("following changes: {e}")));
+    }
+    if !update.events.is_empty() {
+        out.push(Event::Feed(update.events));
+    }
+    out
 }
 
 /// The next terminal event, or never while input is paused (an external editor runs).
