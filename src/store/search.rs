@@ -124,7 +124,10 @@ impl Store {
                 "messages_fts.rowid DESC",
             )
         } else {
-            ("messages m", "m.created_at DESC, m.id DESC")
+            // Arrival order, like the FTS path: SQLite walks the table backwards by rowid and
+            // stops at the limit. (Ordering by created_at had no index: every matching row was
+            // read and sorted, 0.4 s for `channel:telegram` on a million messages.)
+            ("messages m", "m.id DESC")
         };
         let snippet = if q.fts.is_some() {
             "snippet(messages_fts, -1, '«', '»', '…', 12)"
