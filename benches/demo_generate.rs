@@ -68,8 +68,13 @@ fn main() -> anyhow::Result<()> {
         }
         rates.sort_by(f64::total_cmp);
         let median = rates[rates.len() / 2];
+        let path = if messages >= braid::demo::BULK_FROM_MESSAGES {
+            "bulk history loader"
+        } else {
+            "ingest path"
+        };
         println!(
-            "{messages:>9} messages, {contacts:>6} contacts: median {median:>8.0} msg/s  (min {:.0}, max {:.0}, {runs} runs)  file {:.1} MB ({:.0} bytes/message)",
+            "{messages:>9} messages, {contacts:>6} contacts: median {median:>8.0} msg/s  (min {:.0}, max {:.0}, {runs} runs)  file {:.1} MB ({:.0} bytes/message)  [{path}]",
             rates[0],
             rates[rates.len() - 1],
             size as f64 / 1e6,

@@ -64,7 +64,7 @@ const PROGRESS_EVERY: usize = 10_000;
 /// ([`history`]): the same contacts, conversations and messages as ingest would make (a test
 /// holds the two equal), at a multiple of the speed, with one `imported` audit event instead
 /// of one per message and workflow change.
-pub(crate) const BULK_FROM_MESSAGES: usize = 20_000;
+pub const BULK_FROM_MESSAGES: usize = 20_000;
 
 /// How the history is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +166,8 @@ struct PersonState {
     last_follow: Option<usize>,
     /// The customer has said thanks: the agent's next message closes the thread.
     thanked: bool,
+    /// The customer wrote and nobody answered yet.
+    waiting: bool,
 }
 
 fn bit(c: Channel) -> u8 {
@@ -533,6 +535,7 @@ impl Player<'_> {
             st.first_reply = first_reply;
             st.follow_base = first_reply;
             st.thanked = false;
+            st.waiting = false;
             st.follows = 0;
             st.last_follow = None;
             st.emailed = false;
@@ -555,6 +558,8 @@ impl Player<'_> {
                 } else if step.last_in && st.replied && thread.end == plan::End::Resolved {
                     st.thanked = true;
                     (Stage::Thanks, None)
+                } else if st.waiting {
+                    (Stage::Nudge, None)
                 } else {
                     let n = st.follows;
                     st.follows += 1;
@@ -616,6 +621,7 @@ impl Player<'_> {
                     anyhow::bail!("demo: message {} was stored twice", msg.external_id);
                 };
                 std::mem::swap(&mut st.last_in, &mut self.body);
+                st.waiting = true;
                 if new_conversation || st.conv != Some(conversation) {
                     st.assignee = None;
                     st.priority = None;
@@ -686,6 +692,7 @@ impl Player<'_> {
                     },
                 )?;
                 if step.kind == Kind::Out {
+                    st.waiting = false;
                     std::mem::swap(&mut st.last_out, &mut self.body);
                     st.last_out_at = step.at;
                     st.last_out_email = step.channel == Channel::Email;

@@ -680,7 +680,7 @@ pub(crate) const TOPICS: &[Topic] = &[
             "Still waiting for the refund...",
         ],
         agent_follow: &[
-            "I checked with our payments team: the refund left us on {date} (reference {ref}). Banks can take up to 10 days; if it's not there by {date2} I'll escalate.",
+            "I checked with our payments team: the refund left us {date} (reference {ref}). Banks can take up to 10 days; if it's not there by {date2} I'll escalate.",
             "No need for the original box, any sturdy packaging is fine.",
             "Refunds can only go back to the original payment method, sorry! It's on its way to your card.",
         ],
@@ -1204,12 +1204,23 @@ pub(crate) enum Stage {
     Follow,
     /// The customer's last message of a thread that ends resolved.
     Thanks,
+    /// The customer writes again before anyone answered.
+    Nudge,
     /// The agent's first reply of a thread.
     AgentFirst,
     AgentFollow,
     AgentClose,
     Note,
 }
+
+/// What a customer adds while waiting for a first answer.
+const NUDGES: &[&str] = &[
+    "Sorry, forgot to say: the order number is {order}.",
+    "Any update on this?",
+    "Hello? Is anyone there?",
+    "Just adding: I already checked my spam folder.",
+    "Also, I'm travelling next week, so sooner would be great.",
+];
 
 /// The core sentence(s) of a message: the customer's own words or the agent's.
 ///
@@ -1233,6 +1244,8 @@ pub(crate) fn line(
         (Stage::Opener, None) => topic.openers,
         (Stage::Follow, None) => topic.follow,
         (Stage::Thanks, None) => topic.thanks,
+        (Stage::Nudge, Some(p)) => p.follow,
+        (Stage::Nudge, None) => NUDGES,
         (Stage::AgentFirst, _) => topic.agent_first,
         (Stage::AgentFollow, _) => topic.agent_follow,
         (Stage::AgentClose, _) => topic.agent_close,
