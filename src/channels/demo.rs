@@ -56,6 +56,8 @@ struct Answer {
     recipient: String,
     subject: Option<String>,
     reply: String,
+    /// Who sent the reply, as the customer's mail client shows it.
+    from: String,
 }
 
 enum Cmd {
@@ -222,6 +224,10 @@ impl Outbound for DemoOutbound {
                 recipient: item.recipient.clone(),
                 subject: item.subject.clone(),
                 reply: item.body.clone(),
+                from: text::AGENTS
+                    .iter()
+                    .find(|(login, _)| *login == item.author)
+                    .map_or_else(|| item.author.clone(), |(_, name)| name.to_string()),
             };
             if self.commands.send(Cmd::Answer(answer)).is_ok() {
                 self.shared.typing.fetch_add(1, Ordering::Relaxed);
@@ -340,7 +346,7 @@ impl Simulator {
                 Lang::En,
                 &full,
                 None,
-                Some(("Northwind support", a.reply.as_str(), now_millis())),
+                Some((a.from.as_str(), a.reply.as_str(), now_millis())),
                 &mut self.rng,
                 &mut body,
             );
