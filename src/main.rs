@@ -35,6 +35,8 @@ enum Command {
     Note(cli::note::Args),
     /// List contacts with their identities
     Contacts(cli::contacts::Args),
+    /// Import mail history from a Maildir or an mbox file (idempotent)
+    Import(cli::import::Args),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Some(Command::Reply(a)) => cli::to_stdout(|out| cli::reply::run(g, a, out)),
         Some(Command::Note(a)) => cli::to_stdout(|out| cli::note::run(g, a, out)),
         Some(Command::Contacts(a)) => cli::to_stdout(|out| cli::contacts::run(g, a, out)),
+        Some(Command::Import(a)) => cli::to_stdout(|out| cli::import::run(g, a, out)),
     };
     cli::finish(result)
 }

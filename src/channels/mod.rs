@@ -3,6 +3,7 @@
 //! [`OutboxItem`]s through [`Outbound::send`].
 
 pub mod demo;
+pub mod email;
 
 use crate::model::Channel;
 use crate::store::OutboxItem;

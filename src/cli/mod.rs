@@ -9,6 +9,7 @@
 pub mod contacts;
 pub mod demo;
 pub mod fmt;
+pub mod import;
 pub mod list;
 pub mod log;
 pub mod note;

@@ -8,6 +8,7 @@
 pub(crate) mod bulk;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
+pub(crate) mod email;
 pub(crate) mod events;
 pub(crate) mod messages;
 mod outbox;
@@ -16,6 +17,7 @@ mod search;
 
 pub use contacts::{ContactProfile, ContactRow, IdentityRow};
 pub use conversations::{Counts, QueueAnchor, QueueCursor, QueueFilter, QueueRow};
+pub use email::EmailThreadRefs;
 pub use events::{EventKind, EventRefs, EventRow};
 pub use messages::{MessageRow, TimelineCursor};
 pub use outbox::OutboxItem;

@@ -1,0 +1,150 @@
+//! Email threading queries: which conversation a Message-ID lives in, moving a reply into the
+//! thread it answers, and the headers an outgoing reply needs (`In-Reply-To`, `References`).
+//!
+//! An email message's `meta` JSON holds `message_id` (without `<>`; null when braid had to
+//! synthesize the external id), `in_reply_to` and `references` (lists, oldest reference first).
+//! Our own outgoing messages should record the same keys.
+
+use super::conversations::add_channel;
+use super::messages::refresh_conversation_summary;
+use super::{Result, Store};
+use crate::model::{Channel, ContactId, ConversationId, MessageId, Millis, Status};
+use rusqlite::{Connection, OptionalExtension};
+
+/// How many ids an outgoing References header carries at most (the thread's first message and
+/// the newest ones, as RFC 5322 section 3.6.4 suggests trimming).
+pub const MAX_REFERENCES: usize = 20;
+
+/// What an outgoing reply in a conversation needs to stay in the mail thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailThreadRefs {
+    /// The Message-ID (without `<>`) of the conversation's newest email that has one: the
+    /// reply's `In-Reply-To`.
+    pub last_message_id: String,
+    /// That message's References followed by its own id, oldest first, at most
+    /// [`MAX_REFERENCES`] (the first is always kept): the reply's `References`.
+    pub references: Vec<String>,
+}
+
+/// A conversation an email reply may join: the one holding a message it references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReferencedThread {
+    pub message: MessageId,
+    pub conversation: ConversationId,
+    pub contact: ContactId,
+    pub status: Status,
+    pub resolved_at: Option<Millis>,
+}
+
+/// The conversation of the first id in `ids` (most specific first) that is the external id of
+/// an email message of `account`.
+pub(crate) fn find_referenced(
+    conn: &Connection,
+    account: &str,
+    ids: &[&str],
+) -> Result<Option<ReferencedThread>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.id, m.conversation_id, c.contact_id, c.status, c.resolved_at
+         FROM messages m JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.channel = ?1 AND m.account = ?2 AND m.external_id = ?3",
+    )?;
+    for id in ids.iter().take(50) {
+        let found = stmt
+            .query_row((Channel::Email, account, id), |r| {
+                Ok(ReferencedThread {
+                    message: r.get(0)?,
+                    conversation: r.get(1)?,
+                    contact: r.get(2)?,
+                    status: r.get(3)?,
+                    resolved_at: r.get(4)?,
+                })
+            })
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+/// Move one message into another conversation (and that conversation's contact's timeline),
+/// refreshing both summaries. `drop_empty_source`: delete the source conversation if the move
+/// left it without messages (ingest had just created it for this message).
+pub(crate) fn move_message(
+    conn: &Connection,
+    message: MessageId,
+    from: ConversationId,
+    to: ConversationId,
+    drop_empty_source: bool,
+) -> Result<()> {
+    let (contact, channels): (ContactId, String) = conn
+        .prepare_cached("SELECT contact_id, channels FROM conversations WHERE id = ?1")?
+        .query_row([to], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    conn.prepare_cached("UPDATE messages SET conversation_id = ?2, contact_id = ?3 WHERE id = ?1")?
+        .execute((message, to, contact))?;
+    if let Some(channels) = add_channel(&channels, Channel::Email) {
+        conn.prepare_cached("UPDATE conversations SET channels = ?2 WHERE id = ?1")?
+            .execute((to, channels))?;
+    }
+    refresh_conversation_summary(conn, to)?;
+    let left: i64 = conn
+        .prepare_cached("SELECT count(*) FROM messages WHERE conversation_id = ?1")?
+        .query_row([from], |r| r.get(0))?;
+    if left == 0 && drop_empty_source {
+        for sql in [
+            "DELETE FROM tags WHERE conversation_id = ?1",
+            "DELETE FROM drafts WHERE conversation_id = ?1",
+            "DELETE FROM conversations WHERE id = ?1",
+        ] {
+            conn.prepare_cached(sql)?.execute([from])?;
+        }
+    } else {
+        refresh_conversation_summary(conn, from)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn email_thread_refs(
+    conn: &Connection,
+    conversation: ConversationId,
+) -> Result<Option<EmailThreadRefs>> {
+    let row: Option<(String, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT json_extract(meta, '$.message_id'), json_extract(meta, '$.references')
+             FROM messages
+             WHERE conversation_id = ?1 AND channel = 'email' AND meta IS NOT NULL
+               AND json_valid(meta) AND json_type(meta, '$.message_id') = 'text'
+             ORDER BY created_at DESC, id DESC LIMIT 1",
+        )?
+        .query_row([conversation], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((last, refs)) = row else {
+        return Ok(None);
+    };
+    let mut chain: Vec<String> = refs
+        .and_then(|r| serde_json::from_str::<Vec<String>>(&r).ok())
+        .unwrap_or_default();
+    chain.retain(|r| r != &last);
+    chain.push(last.clone());
+    if chain.len() > MAX_REFERENCES {
+        let first = chain[0].clone();
+        let tail = chain.split_off(chain.len() - (MAX_REFERENCES - 1));
+        chain = std::iter::once(first).chain(tail).collect();
+    }
+    Ok(Some(EmailThreadRefs {
+        last_message_id: last,
+        references: chain,
+    }))
+}
+
+impl Store {
+    /// The `In-Reply-To` and `References` an email reply in `conversation` should carry: from
+    /// the conversation's newest email (either direction) whose Message-ID is known. None when
+    /// the conversation has no such email (the reply starts a new mail thread).
+    pub fn email_thread_refs(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Option<EmailThreadRefs>> {
+        email_thread_refs(self.conn(), conversation)
+    }
+}
