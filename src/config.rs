@@ -40,6 +40,8 @@ pub struct Config {
     /// A user keymap file merged over the shipped one.
     pub keymap_file: Option<PathBuf>,
     pub theme: Theme,
+    /// The website live chat (`[webchat]`).
+    pub webchat: crate::channels::webchat::WebChatConfig,
 }
 
 /// Colors of the TUI. Each is a name ("red", "darkgray"), "#rrggbb" or an index "0".."255".
@@ -219,6 +221,7 @@ impl Config {
             three_pane_min_width: DEFAULT_THREE_PANE_MIN_WIDTH,
             keymap_file: None,
             theme: Theme::default(),
+            webchat: Default::default(),
         }
     }
 
@@ -257,6 +260,8 @@ struct RawConfig {
     ui: RawUi,
     #[serde(default)]
     theme: RawTheme,
+    #[serde(default)]
+    webchat: crate::channels::webchat::config::RawWebChat,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -411,6 +416,11 @@ impl RawConfig {
         let mut theme = Theme::default();
         self.theme.apply(&mut theme, &ctx)?;
 
+        let webchat = self
+            .webchat
+            .resolve()
+            .map_err(|(span, key, message)| ctx.invalid(span, key, message))?;
+
         Ok(Config {
             agent,
             data_dir,
@@ -419,6 +429,7 @@ impl RawConfig {
             three_pane_min_width,
             keymap_file,
             theme,
+            webchat,
         })
     }
 }

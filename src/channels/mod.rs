@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod email;
+pub mod webchat;
 
 use crate::model::Channel;
 use crate::store::OutboxItem;

@@ -53,7 +53,9 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<()> {
     let opts = args.options()?;
     // The demo has its own workspace, apart from real data, unless --data-dir says otherwise.
     let data_dir = workspace_dir(globals)?;
-    let config = globals.load_in(Some(&data_dir))?;
+    let mut config = globals.load_in(Some(&data_dir))?;
+    // The demo serves the website live chat too, so a browser can join the simulated customers.
+    config.webchat.enabled = true;
     let data_dir = config.data_dir.clone();
     let mut store = open_store(&config)?;
     if is_empty(&store)? {
@@ -88,6 +90,10 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<()> {
     if args.no_tui {
         return Ok(());
     }
+    eprintln!(
+        "braid demo: web chat on {} (open it in a browser, chat, and watch the message arrive in the TUI)",
+        crate::channels::webchat::local_url(config.webchat.listen)
+    );
     block_on(crate::tui::run(config))?
 }
 

@@ -15,6 +15,7 @@ pub use lease::{Lease, holder_pid};
 
 use crate::channels::Outbound;
 use crate::channels::demo::DemoChannels;
+use crate::channels::webchat::WebChatServer;
 use crate::store::{DB_FILE, Store};
 use dispatch::{SharedStore, with_store};
 use std::path::{Path, PathBuf};
@@ -79,6 +80,8 @@ pub struct WorkerOptions {
     /// How long shutdown waits for sends in flight.
     pub shutdown_grace: Duration,
     pub dispatch: DispatchSettings,
+    /// The website live chat the leader serves.
+    pub webchat: Option<crate::channels::webchat::Options>,
 }
 
 impl WorkerOptions {
@@ -92,11 +95,14 @@ impl WorkerOptions {
             wake_every: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
             dispatch: DispatchSettings::default(),
+            webchat: None,
         }
     }
 
     pub fn from_config(config: &crate::config::Config) -> WorkerOptions {
-        WorkerOptions::new(config.data_dir.clone())
+        let mut opts = WorkerOptions::new(config.data_dir.clone());
+        opts.webchat = crate::channels::webchat::Options::from_config(config);
+        opts
     }
 }
 
@@ -257,20 +263,34 @@ async fn lead(opts: &WorkerOptions, rep: &mut Reporter, stop: &mut watch::Receiv
         Senders::new(opts.senders.iter().cloned()),
         opts.dispatch.clone(),
     );
+    let mut web = match &opts.webchat {
+        Some(_) => Web::Wanted(Instant::now()),
+        None => Web::No,
+    };
     let mut next_wake = Instant::now();
     let mut next_status = Instant::now();
     loop {
+        if let (Web::Wanted(at), Some(options)) = (&web, &opts.webchat)
+            && Instant::now() >= *at
+        {
+            match WebChatServer::start(options, &opts.data_dir).await {
+                Ok(server) => {
+                    web = Web::Running(server);
+                    dispatcher.set_senders(senders(opts, &demo, &web));
+                }
+                Err(e) => {
+                    rep.error("starting the web chat", &e);
+                    web = Web::Wanted(Instant::now() + Duration::from_secs(10));
+                }
+            }
+        }
         if let Demo::Wanted(at) = demo
             && Instant::now() >= at
         {
             match start_demo(&store, &store_path).await {
                 Ok(channels) => {
-                    let mut senders = Senders::new(opts.senders.iter().cloned());
-                    for o in channels.outbound() {
-                        senders.register(o);
-                    }
-                    dispatcher.set_senders(senders);
                     demo = Demo::Running(channels);
+                    dispatcher.set_senders(senders(opts, &demo, &web));
                 }
                 Err(e) => {
                     rep.error("starting the demo channels", &e);
@@ -303,7 +323,7 @@ async fn lead(opts: &WorkerOptions, rep: &mut Reporter, stop: &mut watch::Receiv
         }
         if now >= next_status {
             next_status = now + Duration::from_secs(1);
-            rep.set(Role::Leader, leader_detail(&demo, &dispatcher));
+            rep.set(Role::Leader, leader_detail(&demo, &dispatcher, &web));
             rep.expire_error();
         }
 
@@ -323,6 +343,9 @@ async fn lead(opts: &WorkerOptions, rep: &mut Reporter, stop: &mut watch::Receiv
     }
 
     dispatcher.drain(opts.shutdown_grace).await;
+    if let Web::Running(server) = web {
+        server.shutdown().await;
+    }
     if let Demo::Running(channels) = demo {
         // Stopping the simulator may join its thread.
         let _ = tokio::task::spawn_blocking(move || {
@@ -345,8 +368,38 @@ async fn start_demo(store: &SharedStore, store_path: &Path) -> anyhow::Result<De
     tokio::task::spawn_blocking(move || DemoChannels::start(&path, seed)).await?
 }
 
-fn leader_detail(demo: &Demo, dispatcher: &Dispatcher) -> String {
+/// The website live chat, when configured (or on a demo).
+enum Web {
+    No,
+    /// Not listening (yet); retried at the instant.
+    Wanted(Instant),
+    Running(WebChatServer),
+}
+
+/// The configured senders, the demo's over them, and the web chat's over those (handing the
+/// demo's simulated visitors to the demo, and offline visitors to the email sender).
+fn senders(opts: &WorkerOptions, demo: &Demo, web: &Web) -> Senders {
+    let mut senders = Senders::new(opts.senders.iter().cloned());
+    if let Demo::Running(channels) = demo {
+        for o in channels.outbound() {
+            senders.register(o);
+        }
+    }
+    if let Web::Running(server) = web {
+        let others = senders.get(crate::model::Channel::WebChat);
+        let email = senders.get(crate::model::Channel::Email);
+        senders.register(server.outbound(others, email));
+    }
+    senders
+}
+
+fn leader_detail(demo: &Demo, dispatcher: &Dispatcher, web: &Web) -> String {
     let mut parts: Vec<String> = Vec::new();
+    match web {
+        Web::Running(server) => parts.push(server.status()),
+        Web::Wanted(_) => parts.push("web chat: not listening".to_string()),
+        Web::No => {}
+    }
     match demo {
         Demo::Running(channels) => parts.push(channels.status()),
         Demo::Wanted(_) => parts.push("demo: not running".to_string()),

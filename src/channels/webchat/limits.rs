@@ -1,0 +1,90 @@
+//! Rate limits: one token bucket per key (visitor id, IP address).
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Buckets beyond which idle (full) ones are dropped, so a flood of new keys cannot grow memory.
+const PRUNE_AT: usize = 10_000;
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Up to `per_minute` at once, refilled at `per_minute` a minute.
+pub struct RateLimiter<K> {
+    per_minute: f64,
+    buckets: Mutex<HashMap<K, Bucket>>,
+}
+
+impl<K: Hash + Eq + Clone> RateLimiter<K> {
+    pub fn new(per_minute: u32) -> RateLimiter<K> {
+        RateLimiter {
+            per_minute: f64::from(per_minute.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Take one token for `key`: Ok, or Err(how long until one is free).
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        self.check_at(key, Instant::now())
+    }
+
+    pub fn check_at(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        let mut map = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let rate = self.per_minute / 60.0;
+        if map.len() >= PRUNE_AT && !map.contains_key(key) {
+            let cap = self.per_minute;
+            map.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < cap
+            });
+        }
+        let b = map.entry(key.clone()).or_insert(Bucket {
+            tokens: self.per_minute,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * rate).min(self.per_minute);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - b.tokens) / rate))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_refill() {
+        let l = RateLimiter::new(3);
+        let t = Instant::now();
+        for _ in 0..3 {
+            assert!(l.check_at(&"a", t).is_ok());
+        }
+        let wait = l.check_at(&"a", t).unwrap_err();
+        assert!(wait > Duration::from_secs(19) && wait <= Duration::from_secs(20));
+        assert!(l.check_at(&"b", t).is_ok(), "keys are independent");
+        assert!(l.check_at(&"a", t + Duration::from_secs(20)).is_ok());
+        assert!(l.check_at(&"a", t + Duration::from_secs(21)).is_err());
+    }
+
+    #[test]
+    fn many_keys_are_pruned() {
+        let l = RateLimiter::new(10);
+        let t = Instant::now();
+        for i in 0..(PRUNE_AT * 3) {
+            assert!(l.check_at(&i, t + Duration::from_secs(i as u64)).is_ok());
+        }
+        assert!(l.buckets.lock().unwrap_or_else(|e| e.into_inner()).len() <= PRUNE_AT + 100);
+    }
+}

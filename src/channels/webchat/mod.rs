@@ -1,0 +1,365 @@
+//! Website live chat: braid serves a small dependency-free JavaScript widget that any site embeds
+//! with one tag, and carries its messages both ways.
+//!
+//! ```html
+//! <script src="https://chat.example.com/widget.js" data-title="Chat with us" async></script>
+//! ```
+//!
+//! The process holding the worker lease runs the server ([`WebChatServer`]): `/widget.js`, a
+//! demo page at `/` that embeds it, a WebSocket at `/ws` and a long-poll fallback under `/lp/`
+//! (see [`protocol`]). A visitor gets a random id signed with a server secret ([`secret`]) and
+//! kept in the page's localStorage, with the chat history, so both survive reloads and nobody
+//! can pose as another visitor. When the widget asks for an email (optional) and the visitor
+//! gives one, it is an explicit link ([`crate::ingest::Inbound::linked`]): the visitor joins the
+//! contact that owns that email, one timeline with their mail.
+//!
+//! Visitor messages go through [`crate::ingest`] like every channel's. Agent replies go out
+//! through [`WebChatServer::outbound`]: pushed to the visitor's open widget, or, when the
+//! visitor has left and gave an email, by email (noted in the timeline: "delivered by email:
+//! visitor offline"), or failed with the reason (no email given, no email account configured)
+//! and sent again when the visitor comes back.
+//!
+//! Hostile input: an origin allowlist, a message size limit (and a frame size limit under it),
+//! per-visitor and per-IP rate limits, a cap on open connections, and visitor text that is only
+//! ever shown as text (the widget uses `textContent`; the terminal gets it through
+//! [`crate::sanitize`]). A malformed frame closes that socket, never the server.
+
+pub mod config;
+mod db;
+pub mod hub;
+mod limits;
+pub mod protocol;
+pub mod secret;
+mod server;
+
+pub use config::WebChatConfig;
+pub use server::CLOSE_BAD_VISITOR;
+
+use crate::channels::{Outbound, SendError, SendFuture, Sent};
+use crate::model::Channel;
+use crate::store::{DB_FILE, OutboxItem};
+use anyhow::Context;
+use hub::{Frame, Hub};
+use limits::RateLimiter;
+use protocol::{From, ServerFrame};
+use secret::Signer;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long a reply waits for a visitor who is not connected right now (a page reloading)
+/// before it goes by email or fails.
+pub const RECONNECT_GRACE: Duration = Duration::from_secs(2);
+
+/// What the worker needs to run the web chat.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config: WebChatConfig,
+    pub ingest: crate::ingest::Settings,
+    /// How long a long poll waits (shortened in tests).
+    pub long_poll: Duration,
+}
+
+impl Options {
+    pub fn new(config: WebChatConfig, ingest: crate::ingest::Settings) -> Options {
+        Options {
+            config,
+            ingest,
+            long_poll: server::LONG_POLL,
+        }
+    }
+
+    /// The options of a config, when `[webchat] enabled = true`.
+    pub fn from_config(config: &crate::config::Config) -> Option<Options> {
+        config
+            .webchat
+            .enabled
+            .then(|| Options::new(config.webchat.clone(), config.ingest_settings()))
+    }
+}
+
+/// The address a browser on this machine opens for a listen address (`0.0.0.0` -> loopback).
+pub fn local_url(listen: SocketAddr) -> String {
+    let ip: IpAddr = match listen.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}/", SocketAddr::new(ip, listen.port()))
+}
+
+/// Everything the handlers share.
+pub(crate) struct Shared {
+    config: WebChatConfig,
+    signer: Signer,
+    hub: Arc<Hub>,
+    db: db::Db,
+    visitor_messages: RateLimiter<String>,
+    ip_messages: RateLimiter<IpAddr>,
+    ip_connections: RateLimiter<IpAddr>,
+    long_poll: Duration,
+    stop: watch::Receiver<bool>,
+}
+
+impl Shared {
+    /// The largest frame or request body accepted: the longest message, JSON-escaped, and room
+    /// for the rest of the frame.
+    fn frame_limit(&self) -> usize {
+        self.config
+            .max_message_chars
+            .saturating_mul(6)
+            .saturating_add(2048)
+    }
+}
+
+/// A running web chat server. Dropping it stops it too (without waiting).
+pub struct WebChatServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl WebChatServer {
+    /// Bind `options.config.listen` and serve, with the store and the secret of `data_dir`.
+    pub async fn start(options: &Options, data_dir: &Path) -> anyhow::Result<WebChatServer> {
+        let config = options.config.clone();
+        raise_open_files_limit();
+        let dir = data_dir.to_path_buf();
+        let ingest = options.ingest;
+        let (signer, db) = tokio::task::spawn_blocking(move || {
+            let signer = Signer::load_or_create(&dir)?;
+            let db = db::Db::start(&dir.join(DB_FILE), ingest)?;
+            Ok::<_, anyhow::Error>((signer, db))
+        })
+        .await??;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("web chat: cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let (stop, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            visitor_messages: RateLimiter::new(config.visitor_messages_per_minute),
+            ip_messages: RateLimiter::new(config.ip_messages_per_minute),
+            ip_connections: RateLimiter::new(config.ip_connections_per_minute),
+            config,
+            signer,
+            hub: Arc::new(Hub::default()),
+            db,
+            long_poll: options.long_poll,
+            stop: stop_rx.clone(),
+        });
+        let app =
+            server::router(Arc::clone(&shared)).into_make_service_with_connect_info::<SocketAddr>();
+        let hub = Arc::clone(&shared.hub);
+        let mut stopped = stop_rx;
+        let task = tokio::spawn(async move {
+            let mut wait = stopped.clone();
+            let serve = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = wait.wait_for(|s| *s).await;
+                })
+                .into_future();
+            tokio::pin!(serve);
+            let mut sweep = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tokio::select! {
+                    r = &mut serve => {
+                        if let Err(e) = r {
+                            tracing::warn!("web chat server stopped: {e}");
+                        }
+                        return;
+                    }
+                    _ = sweep.tick() => hub.sweep(),
+                    _ = stopped.changed() => {
+                        // Give open connections a moment to close, then stop regardless.
+                        let _ = tokio::time::timeout(Duration::from_secs(2), &mut serve).await;
+                        return;
+                    }
+                }
+            }
+        });
+        tracing::info!(%addr, "web chat listening");
+        Ok(WebChatServer {
+            addr,
+            shared,
+            stop,
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The demo page's address (`http://127.0.0.1:8765/`).
+    pub fn url(&self) -> String {
+        local_url(self.addr)
+    }
+
+    /// For the status line: "web chat http://127.0.0.1:8765/ (2 online)".
+    pub fn status(&self) -> String {
+        format!(
+            "web chat {} ({} online)",
+            self.url(),
+            self.shared.hub.online()
+        )
+    }
+
+    /// Visitors connected now.
+    pub fn online(&self) -> usize {
+        self.shared.hub.online()
+    }
+
+    /// The sender of web chat replies. `others`: the sender for visitor ids this server did not
+    /// issue (the demo's simulated visitors); `email`: the email sender, for visitors who left.
+    pub fn outbound(
+        &self,
+        others: Option<Arc<dyn Outbound>>,
+        email: Option<Arc<dyn Outbound>>,
+    ) -> Arc<dyn Outbound> {
+        Arc::new(WebOutbound {
+            shared: Arc::clone(&self.shared),
+            others,
+            email,
+        })
+    }
+
+    /// Stop: close every connection and the listener.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(Duration::from_secs(3), &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("web chat server did not stop in time");
+        }
+    }
+}
+
+impl Drop for WebChatServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+struct WebOutbound {
+    shared: Arc<Shared>,
+    others: Option<Arc<dyn Outbound>>,
+    email: Option<Arc<dyn Outbound>>,
+}
+
+impl Outbound for WebOutbound {
+    fn channel(&self) -> Channel {
+        Channel::WebChat
+    }
+
+    fn send<'a>(&'a self, item: &'a OutboxItem) -> SendFuture<'a> {
+        Box::pin(self.deliver(item))
+    }
+}
+
+impl WebOutbound {
+    async fn deliver(&self, item: &OutboxItem) -> Result<Sent, SendError> {
+        let visitor = item.recipient.as_str();
+        if !secret::is_visitor_id(visitor) {
+            return match &self.others {
+                Some(o) => o.send(item).await,
+                None => Err(SendError {
+                    reason: format!("'{visitor}' is not a visitor of this web chat"),
+                    retry: false,
+                }),
+            };
+        }
+        let frame: Frame = ServerFrame::Msg {
+            id: format!("m{}", item.message_id),
+            from: From::Agent,
+            author: item.author.clone(),
+            text: item.body.clone(),
+            at: crate::model::now_millis(),
+        }
+        .to_json()
+        .into();
+        let sent = Sent {
+            account: String::new(),
+            external_id: Some(format!("{visitor}:out{}", item.message_id)),
+        };
+        let hub = &self.shared.hub;
+        if hub.push(visitor, &frame, None)
+            || (hub.wait_connected(visitor, RECONNECT_GRACE).await
+                && hub.push(visitor, &frame, None))
+        {
+            return Ok(sent);
+        }
+        // The visitor has left.
+        let email = self
+            .shared
+            .db
+            .email_of(item.contact_id)
+            .await
+            .map_err(|reason| SendError {
+                reason,
+                retry: true,
+            })?;
+        let Some(address) = email else {
+            return Err(SendError {
+                reason: "visitor offline and gave no email; sent again when they come back".into(),
+                retry: false,
+            });
+        };
+        let Some(mailer) = &self.email else {
+            return Err(SendError {
+                reason: format!(
+                    "visitor offline; no email account is configured to send it to {address} instead (sent again when they come back)"
+                ),
+                retry: false,
+            });
+        };
+        let mut mail = item.clone();
+        mail.channel = Channel::Email;
+        mail.recipient = address.clone();
+        mail.subject = Some("Re: your chat with us".into());
+        match mailer.send(&mail).await {
+            Ok(by_mail) => {
+                let note = format!("delivered by email: visitor offline (sent to {address})");
+                if let Err(e) = self.shared.db.note(item.conversation_id, note).await {
+                    tracing::warn!("web chat: cannot note an email delivery: {e}");
+                }
+                Ok(Sent {
+                    account: by_mail.account,
+                    external_id: by_mail.external_id.or(sent.external_id),
+                })
+            }
+            Err(e) => Err(SendError {
+                reason: format!("visitor offline; by email to {address}: {}", e.reason),
+                retry: e.retry,
+            }),
+        }
+    }
+}
+
+/// A thousand visitors are a thousand sockets: lift the soft limit on open files to the hard one.
+fn raise_open_files_limit() {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+                let want = libc::rlimit {
+                    rlim_cur: lim.rlim_max.min(65_536),
+                    rlim_max: lim.rlim_max,
+                };
+                if want.rlim_cur > lim.rlim_cur {
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &want);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The widget's protocol: JSON text frames, the same over the WebSocket and the long-poll
+//! fallback.
+//!
+//! Visitor -> braid:
+//! - `{"type":"hello","visitor":TOKEN|null}`: first frame; null asks for a new visitor id.
+//! - `{"type":"msg","id":"c1a2…","text":"…","email":"optional"}`: a message; `id` is the
+//!   widget's own id for it (a resend after a reconnect is stored once).
+//!
+//! braid -> visitor:
+//! - `{"type":"welcome","visitor":TOKEN,"ask_email":bool}`
+//! - `{"type":"ack","id":"c1a2…"}`: the message is stored.
+//! - `{"type":"msg","id":"…","from":"agent"|"visitor","author":"…","text":"…","at":MILLIS}`
+//! - `{"type":"error","code":"…","message":"…","id":…,"retry_after_ms":…}`: codes
+//!   `bad_visitor` (forged or unknown token: start over), `too_long`, `empty`, `bad_email`,
+//!   `rate_limited`, `unavailable` (the store could not take it: retry), `malformed`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ClientFrame {
+    Hello {
+        #[serde(default)]
+        visitor: Option<String>,
+    },
+    Msg {
+        id: String,
+        text: String,
+        #[serde(default)]
+        email: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum From {
+    Agent,
+    Visitor,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ServerFrame {
+    Welcome {
+        visitor: String,
+        ask_email: bool,
+    },
+    Ack {
+        id: String,
+    },
+    Msg {
+        id: String,
+        from: From,
+        author: String,
+        text: String,
+        at: i64,
+    },
+    Error {
+        code: String,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        retry_after_ms: Option<u64>,
+    },
+}
+
+impl ServerFrame {
+    pub fn error(code: &str, message: impl Into<String>, id: Option<&str>) -> ServerFrame {
+        ServerFrame::Error {
+            code: code.to_string(),
+            message: message.into(),
+            id: id.map(str::to_string),
+            retry_after_ms: None,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail; keep a frame the widget understands.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"internal error"}"#.to_string()
+        })
+    }
+}
+
+/// A widget message id: 1-64 characters of `[A-Za-z0-9_-]`.
+pub fn valid_client_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}

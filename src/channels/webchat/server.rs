@@ -1,0 +1,529 @@
+//! The HTTP side: the widget script, the demo page, the WebSocket endpoint and the long-poll
+//! fallback, with the origin allowlist, size limits and rate limits in front of everything.
+
+use super::Shared;
+use super::db;
+use super::hub::{Frame, Slot};
+use super::protocol::{ClientFrame, From, ServerFrame, valid_client_id};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+const WIDGET_JS: &str = include_str!("widget.js");
+const DEMO_PAGE: &str = include_str!("demo.html");
+
+/// How long a new socket may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Server pings keep idle connections open through proxies.
+const PING_EVERY: Duration = Duration::from_secs(25);
+/// How long a long poll waits for something to say.
+pub const LONG_POLL: Duration = Duration::from_secs(25);
+
+/// WebSocket close codes.
+const CLOSE_UNSUPPORTED: u16 = 1003;
+const CLOSE_MALFORMED: u16 = 1007;
+const CLOSE_POLICY: u16 = 1008;
+/// The visitor token was forged or is unknown: the widget starts over with a new id.
+pub const CLOSE_BAD_VISITOR: u16 = 4001;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let limit = shared.frame_limit();
+    Router::new()
+        .route("/", get(demo_page))
+        .route("/widget.js", get(widget_js))
+        .route("/ws", get(ws_upgrade))
+        .route(
+            "/lp/hello",
+            axum::routing::post(lp_hello).options(preflight),
+        )
+        .route("/lp/send", axum::routing::post(lp_send).options(preflight))
+        .route("/lp/poll", axum::routing::post(lp_poll).options(preflight))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared)
+}
+
+async fn demo_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'",
+            ),
+        ],
+        DEMO_PAGE,
+    )
+        .into_response()
+}
+
+async fn widget_js() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        WIDGET_JS,
+    )
+        .into_response()
+}
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    refusal(status, code, message).into_response()
+}
+
+/// A refused request, before it becomes a response.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, [(header::CONTENT_TYPE, "application/json")], self.1).into_response()
+    }
+}
+
+fn refusal(status: StatusCode, code: &str, message: &str) -> Refusal {
+    Refusal(status, ServerFrame::error(code, message, None).to_json())
+}
+
+/// The origin allowlist. Ok(the origin to echo in CORS headers).
+fn check_origin(shared: &Shared, headers: &HeaderMap) -> Result<HeaderValue, Refusal> {
+    let forbidden = || refusal(StatusCode::FORBIDDEN, "origin", "origin not allowed");
+    let origin = headers.get(header::ORIGIN).ok_or_else(forbidden)?;
+    let text = origin.to_str().map_err(|_| forbidden())?;
+    if shared.config.allows_origin(text) {
+        return Ok(origin.clone());
+    }
+    // The server's own pages (the demo page) are same-origin.
+    let own = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|host| {
+            let o = super::config::normalize_origin(text);
+            o == format!("http://{}", host.to_ascii_lowercase())
+                || o == format!("https://{}", host.to_ascii_lowercase())
+        });
+    if own {
+        Ok(origin.clone())
+    } else {
+        Err(forbidden())
+    }
+}
+
+fn rate_limited(what: &str, wait: Duration, id: Option<&str>) -> ServerFrame {
+    ServerFrame::Error {
+        code: "rate_limited".into(),
+        message: format!("{what}: wait a moment"),
+        id: id.map(str::to_string),
+        retry_after_ms: Some(wait.as_millis().min(u128::from(u64::MAX)) as u64 + 1),
+    }
+}
+
+async fn ws_upgrade(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if let Err(r) = check_origin(&shared, &headers) {
+        return r.into_response();
+    }
+    let ip = peer.ip();
+    if shared.ip_connections.check(&ip).is_err() {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many connections from this address",
+        );
+    }
+    let Some(slot) = shared.hub.slot(shared.config.max_connections) else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many open connections",
+        );
+    };
+    let limit = shared.frame_limit();
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| session(shared, socket, ip, slot))
+}
+
+async fn close(mut sink: impl SinkExt<Message> + Unpin, code: u16, reason: &'static str) {
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+    let _ = sink.close().await;
+}
+
+fn text(frame: &ServerFrame) -> Message {
+    Message::Text(frame.to_json().into())
+}
+
+/// One WebSocket, from hello to close. A malformed frame ends this socket only.
+async fn session(shared: Arc<Shared>, socket: WebSocket, ip: IpAddr, _slot: Slot) {
+    let (mut sink, mut stream) = socket.split();
+    let first = tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await;
+    let token = match first {
+        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ClientFrame>(t.as_str()) {
+            Ok(ClientFrame::Hello { visitor }) => visitor,
+            _ => return close(sink, CLOSE_MALFORMED, "malformed frame: expected hello").await,
+        },
+        Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return,
+        Ok(Some(Ok(_))) => {
+            return close(sink, CLOSE_UNSUPPORTED, "expected a hello text frame").await;
+        }
+        Err(_) => return close(sink, CLOSE_POLICY, "no hello").await,
+    };
+    let (visitor, token) = match shared.visitor(token.as_deref()) {
+        Ok(v) => v,
+        Err(frame) => {
+            let _ = sink.send(text(&frame)).await;
+            return close(sink, CLOSE_BAD_VISITOR, "unknown visitor").await;
+        }
+    };
+    let (guard, mut pushed) = shared.hub.add_socket(&visitor);
+    let welcome = ServerFrame::Welcome {
+        visitor: token,
+        ask_email: shared.config.ask_email,
+    };
+    if sink.send(text(&welcome)).await.is_err() {
+        return;
+    }
+    shared.db.returned(&visitor);
+    let mut stop = shared.stop.clone();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => {
+                return close(sink, 1001, "server stopping").await;
+            }
+            frame = pushed.recv() => {
+                let Some(frame) = frame else {
+                    // Dropped by the hub: this socket fell too far behind.
+                    return close(sink, CLOSE_POLICY, "too slow").await;
+                };
+                if sink.send(Message::Text(frame.as_ref().into())).await.is_err() {
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = stream.next() => {
+                let t = match incoming {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Binary(_))) => {
+                        return close(sink, CLOSE_UNSUPPORTED, "binary frames are not accepted").await;
+                    }
+                    // Closed, or broken (an oversize frame, bad UTF-8, a protocol error).
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                };
+                let reply = match serde_json::from_str::<ClientFrame>(t.as_str()) {
+                    Ok(ClientFrame::Msg { id, text, email }) if valid_client_id(&id) => {
+                        shared
+                            .message(&visitor, ip, &id, &text, email.as_deref(), Some(guard.id()))
+                            .await
+                    }
+                    _ => return close(sink, CLOSE_MALFORMED, "malformed frame").await,
+                };
+                if sink.send(text(&reply)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// The visitor of a hello: a genuine token's id, or a new id. Err: a forged token.
+    pub(crate) fn visitor(&self, token: Option<&str>) -> Result<(String, String), ServerFrame> {
+        match token {
+            Some(t) => match self.signer.verify(t) {
+                Some(id) => Ok((id, t.to_string())),
+                None => Err(ServerFrame::error(
+                    "bad_visitor",
+                    "unknown visitor id; starting a new chat",
+                    None,
+                )),
+            },
+            None => self.signer.issue().map_err(|e| {
+                tracing::warn!("web chat: {e}");
+                ServerFrame::error("unavailable", "cannot start a chat now", None)
+            }),
+        }
+    }
+
+    /// A visitor's message: checked, rate limited, stored, echoed to their other connections.
+    pub(crate) async fn message(
+        &self,
+        visitor: &str,
+        ip: IpAddr,
+        id: &str,
+        text: &str,
+        email: Option<&str>,
+        from_socket: Option<u64>,
+    ) -> ServerFrame {
+        let body = text.trim();
+        if body.is_empty() {
+            return ServerFrame::error("empty", "empty message", Some(id));
+        }
+        let chars = body.chars().count();
+        if chars > self.config.max_message_chars {
+            return ServerFrame::error(
+                "too_long",
+                format!(
+                    "message too long ({chars} characters; at most {})",
+                    self.config.max_message_chars
+                ),
+                Some(id),
+            );
+        }
+        let email = email.map(str::trim).filter(|e| !e.is_empty());
+        if let Some(e) = email
+            && crate::identity::normalize(crate::model::IdentityKind::Email, e).is_err()
+        {
+            return ServerFrame::error(
+                "bad_email",
+                "that does not look like an email address",
+                Some(id),
+            );
+        }
+        if let Err(wait) = self.visitor_messages.check(&visitor.to_string()) {
+            return rate_limited("too many messages", wait, Some(id));
+        }
+        if let Err(wait) = self.ip_messages.check(&ip) {
+            return rate_limited("too many messages from this address", wait, Some(id));
+        }
+        match self.db.ingest(db::inbound(visitor, id, body, email)).await {
+            Ok(_) => {
+                let echo = ServerFrame::Msg {
+                    id: id.to_string(),
+                    from: From::Visitor,
+                    author: String::new(),
+                    text: crate::sanitize::text(body),
+                    at: crate::model::now_millis(),
+                };
+                let frame: Frame = echo.to_json().into();
+                self.hub.push(visitor, &frame, from_socket);
+                ServerFrame::Ack { id: id.to_string() }
+            }
+            Err(e) => {
+                tracing::warn!("web chat: a visitor message was not stored: {e}");
+                ServerFrame::error(
+                    "unavailable",
+                    "the message could not be stored; try again",
+                    Some(id),
+                )
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Long-poll fallback: POST with a text/plain JSON body (a "simple" cross-origin request, so no
+// preflight), same frames as the WebSocket.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LpHello {
+    #[serde(default)]
+    visitor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LpSend {
+    visitor: String,
+    id: String,
+    text: String,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LpPoll {
+    visitor: String,
+}
+
+fn json(origin: &HeaderValue, status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn frame(origin: &HeaderValue, f: &ServerFrame) -> Response {
+    let status = match f {
+        ServerFrame::Error { code, .. } if code == "bad_visitor" => StatusCode::FORBIDDEN,
+        ServerFrame::Error { code, .. } if code == "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
+        ServerFrame::Error { code, .. } if code == "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        ServerFrame::Error { .. } => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    };
+    json(origin, status, f.to_json())
+}
+
+fn malformed(origin: &HeaderValue) -> Response {
+    frame(
+        origin,
+        &ServerFrame::error("malformed", "malformed request", None),
+    )
+}
+
+async fn preflight(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    match check_origin(&shared, &headers) {
+        Ok(origin) => {
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            let h = r.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("POST"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("content-type"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+            h.insert(header::VARY, HeaderValue::from_static("Origin"));
+            r
+        }
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn lp_hello(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let origin = match check_origin(&shared, &headers) {
+        Ok(o) => o,
+        Err(r) => return r.into_response(),
+    };
+    let Ok(req) = serde_json::from_slice::<LpHello>(&body) else {
+        return malformed(&origin);
+    };
+    if shared.ip_connections.check(&peer.ip()).is_err() {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many connections from this address",
+        );
+    }
+    match shared.visitor(req.visitor.as_deref()) {
+        Ok((visitor, token)) => {
+            shared.hub.touch_poller(&visitor);
+            shared.db.returned(&visitor);
+            let welcome = ServerFrame::Welcome {
+                visitor: token,
+                ask_email: shared.config.ask_email,
+            };
+            frame(&origin, &welcome)
+        }
+        Err(f) => frame(&origin, &f),
+    }
+}
+
+async fn lp_send(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let origin = match check_origin(&shared, &headers) {
+        Ok(o) => o,
+        Err(r) => return r.into_response(),
+    };
+    let Ok(req) = serde_json::from_slice::<LpSend>(&body) else {
+        return malformed(&origin);
+    };
+    if !valid_client_id(&req.id) {
+        return malformed(&origin);
+    }
+    let Some(visitor) = shared.signer.verify(&req.visitor) else {
+        return frame(
+            &origin,
+            &ServerFrame::error("bad_visitor", "unknown visitor id", None),
+        );
+    };
+    shared.hub.touch_poller(&visitor);
+    let reply = shared
+        .message(
+            &visitor,
+            peer.ip(),
+            &req.id,
+            &req.text,
+            req.email.as_deref(),
+            None,
+        )
+        .await;
+    frame(&origin, &reply)
+}
+
+async fn lp_poll(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let origin = match check_origin(&shared, &headers) {
+        Ok(o) => o,
+        Err(r) => return r.into_response(),
+    };
+    let Ok(req) = serde_json::from_slice::<LpPoll>(&body) else {
+        return malformed(&origin);
+    };
+    let Some(visitor) = shared.signer.verify(&req.visitor) else {
+        return frame(
+            &origin,
+            &ServerFrame::error("bad_visitor", "unknown visitor id", None),
+        );
+    };
+    let Some(_slot) = shared.hub.slot(shared.config.max_connections) else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many open connections",
+        );
+    };
+    let mut stop = shared.stop.clone();
+    let frames = tokio::select! {
+        f = shared.hub.poll(&visitor, shared.long_poll) => f,
+        _ = stop.changed() => Vec::new(),
+    };
+    let mut body = String::from("{\"frames\":[");
+    for (i, f) in frames.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(f);
+    }
+    body.push_str("]}");
+    json(&origin, StatusCode::OK, body)
+}
