@@ -177,26 +177,33 @@ impl Store {
             QueueAnchor::After(_) => ("AND (c.last_activity, c.id) < (?, ?)", "DESC"),
             QueueAnchor::Before(_) => ("AND (c.last_activity, c.id) > (?, ?)", "ASC"),
             QueueAnchor::AtOrAfter(_) => ("AND (c.last_activity, c.id) <= (?, ?)", "DESC"),
-            QueueAnchor::Offset(_) => ("", "DESC"),
+            // The skipping walks the filter's covering index alone (no table row, no contact
+            // read per skipped row); the page then starts at the row it lands on.
+            QueueAnchor::Offset(_) => (
+                "AND (c.last_activity, c.id) <= (SELECT c.last_activity, c.id FROM conversations c
+                     WHERE {cond} ORDER BY c.last_activity DESC, c.id DESC LIMIT 1 OFFSET ?)",
+                "DESC",
+            ),
         };
+        let key = key.replace("{cond}", cond);
         let sql = format!(
             "SELECT {QUEUE_COLUMNS} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
              WHERE {cond} {key}
-             ORDER BY c.last_activity {order}, c.id {order} LIMIT ? OFFSET ?"
+             ORDER BY c.last_activity {order}, c.id {order} LIMIT ?"
         );
         let mut params: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(a) = arg {
-            params.push(a.into());
+        if let Some(a) = &arg {
+            params.push(a.clone().into());
         }
         if let QueueAnchor::After(c) | QueueAnchor::Before(c) | QueueAnchor::AtOrAfter(c) = anchor {
             params.push(c.last_activity.into());
             params.push(c.id.0.into());
         }
+        if let QueueAnchor::Offset(n) = anchor {
+            params.extend(arg.map(Into::into));
+            params.push((n as i64).into());
+        }
         params.push((limit as i64).into());
-        params.push(match anchor {
-            QueueAnchor::Offset(n) => (n as i64).into(),
-            _ => 0i64.into(),
-        });
         let mut stmt = self.conn().prepare_cached(&sql)?;
         let mut rows = stmt
             .query_map(rusqlite::params_from_iter(params), queue_row)?
