@@ -1,7 +1,7 @@
 /* braid web chat widget: dependency-free, embedded with one tag:
  *   <script src="https://chat.example.com/widget.js" data-title="Chat with us" async></script>
  * data-title, data-greeting, data-color (#rrggbb), data-position (right|left), data-open (true),
- * data-transport (poll: skip the WebSocket).
+ * data-transport (poll: skip the WebSocket; also ?braid_transport=poll in the page address).
  * Everything from the network or the visitor is shown with textContent, never as HTML. */
 (function () {
   "use strict";
@@ -24,7 +24,9 @@
   var greeting = d.greeting || "Hi! Ask us anything, we usually answer within minutes.";
   var color = /^#[0-9a-fA-F]{3,8}$/.test(d.color || "") ? d.color : "#2b6cb0";
   var left = d.position === "left";
-  var forcePoll = d.transport === "poll";
+  // Long-poll instead of the WebSocket: data-transport="poll", or ?braid_transport=poll in the
+  // page's address (to try the fallback without editing the page).
+  var forcePoll = d.transport === "poll" || /[?&]braid_transport=poll(&|$)/.test(location.search);
 
   // ---- storage (per braid server) ----
   var KEY = "braid-chat:" + origin + ":";
