@@ -175,6 +175,10 @@ pub struct QueueState {
     select_last: bool,
     /// Select this absolute row when the pending load arrives (N G, gg).
     select_abs: Option<usize>,
+    /// While a jump (`go_to`) is loading: the first row of the window it asked for. Moves
+    /// typed meanwhile go on from where the jump lands, and stay requests-free while that
+    /// window holds them.
+    jump_start: Option<usize>,
 }
 
 impl QueueState {
@@ -970,19 +974,19 @@ impl App {
                     return Vec::new();
                 }
                 let q = &self.queue;
-                let target = q.offset as i64 + q.selected as i64 + delta;
+                // Keys typed while a jump loads move on from where it will land.
+                let from = match (q.jump_start, q.select_abs) {
+                    (Some(_), Some(abs)) => abs,
+                    _ => q.offset + q.selected,
+                };
+                let target = from as i64 + delta;
                 let last_abs = if q.reached_end {
                     (q.offset + q.rows.len()) as i64 - 1
                 } else {
                     (q.total.max((q.offset + q.rows.len()) as i64) - 1).max(0)
                 };
-                let target = target.clamp(0, last_abs) as usize;
-                if target >= q.offset && target < q.offset + q.rows.len() {
-                    self.select(target - q.offset)
-                } else {
-                    // Beyond the loaded window: jump there (one windowed query).
-                    self.go_to(target)
-                }
+                // In the loaded window: select; beyond it: jump there (one windowed query).
+                self.go_to(target.clamp(0, last_abs) as usize)
             }
         }
     }
@@ -1059,7 +1063,13 @@ impl App {
         }
         let q = &self.queue;
         if abs >= q.offset && abs < q.offset + q.rows.len() {
-            return self.select(abs - q.offset);
+            // The loaded window has the row: a jump still on its way is not wanted any more.
+            if self.queue.jump_start.take().is_some() {
+                self.queue.seq += 1;
+                self.queue.select_abs = None;
+                self.queue.loading = false;
+            }
+            return self.select(abs - self.queue.offset);
         }
         let Some(view) = q.view.clone() else {
             return Vec::new();
@@ -1068,11 +1078,28 @@ impl App {
             return Vec::new();
         }
         let abs = abs.min(q.total.max(1) as usize - 1);
+        // The jump on its way loads this row too: only the row it selects changes.
+        if let Some(start) = q.jump_start
+            && abs >= start
+            && abs < start + PAGE
+        {
+            self.queue.select_abs = Some(abs);
+            return Vec::new();
+        }
         let start = abs.saturating_sub(PAGE / 2);
-        self.queue.seq += 1;
+        // Pages asked for the old window will come back stale.
+        self.queue.pending_append = false;
+        self.queue.pending_prepend = false;
         self.queue.select_abs = Some(abs);
         self.queue.loading = true;
-        vec![Effect::Request(Request::Queue {
+        vec![self.jump_request(view, start)]
+    }
+
+    /// Load the window of `PAGE` rows from absolute row `start` (a jump).
+    fn jump_request(&mut self, view: QueueView, start: usize) -> Effect {
+        self.queue.seq += 1;
+        self.queue.jump_start = Some(start);
+        Effect::Request(Request::Queue {
             seq: self.queue.seq,
             view,
             anchor: if start == 0 {
@@ -1083,7 +1110,7 @@ impl App {
             limit: PAGE,
             placement: Placement::Replace { offset: start },
             keep: None,
-        })]
+        })
     }
 
     fn go_bottom(&mut self) -> Vec<Effect> {
@@ -1099,6 +1126,10 @@ impl App {
             return Vec::new();
         };
         self.queue.seq += 1;
+        self.queue.pending_append = false;
+        self.queue.pending_prepend = false;
+        self.queue.select_abs = None;
+        self.queue.jump_start = None;
         self.queue.select_last = true;
         self.queue.loading = true;
         let offset = (self.queue.total.max(0) as usize).saturating_sub(PAGE);
@@ -1134,6 +1165,7 @@ impl App {
         self.queue.loading = true;
         self.queue.pending_append = false;
         self.queue.pending_prepend = false;
+        self.queue.jump_start = None;
         self.queue.select_abs = Some(0);
         self.queue.select_last = false;
         vec![Effect::Request(Request::Queue {
@@ -1151,6 +1183,10 @@ impl App {
         let Some(view) = self.queue.view.clone() else {
             return Vec::new();
         };
+        // A jump on its way: ask for its window again (its answer would be stale now).
+        if let Some(start) = self.queue.jump_start {
+            return vec![self.jump_request(view, start)];
+        }
         let keep = self.queue.current().map(|r| r.id);
         let (anchor, offset) = match (self.queue.offset, self.queue.rows.first()) {
             (0, _) | (_, None) => (QueueAnchor::Top, 0),
@@ -1263,6 +1299,7 @@ impl App {
                         q.reached_end = !full_page || q.select_last;
                         q.select_last = false;
                         q.select_abs = None;
+                        q.jump_start = None;
                         q.selected = select.min(q.rows.len().saturating_sub(1));
                         if matches!(view, QueueView::Search(_)) {
                             q.reached_end = true;
@@ -1444,6 +1481,7 @@ impl App {
                 self.queue.loading = false;
                 self.queue.pending_append = false;
                 self.queue.pending_prepend = false;
+                self.queue.jump_start = None;
                 self.timeline.loading = false;
                 self.error(e);
                 Vec::new()
