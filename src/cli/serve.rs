@@ -39,6 +39,13 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<()> {
                 let now = status.borrow_and_update().clone();
                 if now.role != shown.role && now.role != Role::Starting {
                     say(&now.summary());
+                    if now.role == Role::Leader && config.webchat.enabled {
+                        say(&format!(
+                            "web chat on {} (widget: {}widget.js)",
+                            crate::channels::webchat::local_url(config.webchat.listen),
+                            crate::channels::webchat::local_url(config.webchat.listen)
+                        ));
+                    }
                 }
                 if let Some(e) = &now.last_error
                     && now.last_error != shown.last_error
