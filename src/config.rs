@@ -42,6 +42,8 @@ pub struct Config {
     pub theme: Theme,
     /// The website live chat (`[webchat]`).
     pub webchat: crate::channels::webchat::WebChatConfig,
+    /// `[telegram]`: the Telegram bot, if configured.
+    pub telegram: Option<crate::channels::telegram::TelegramConfig>,
 }
 
 /// Colors of the TUI. Each is a name ("red", "darkgray"), "#rrggbb" or an index "0".."255".
@@ -222,6 +224,7 @@ impl Config {
             keymap_file: None,
             theme: Theme::default(),
             webchat: Default::default(),
+            telegram: None,
         }
     }
 
@@ -262,6 +265,7 @@ struct RawConfig {
     theme: RawTheme,
     #[serde(default)]
     webchat: crate::channels::webchat::config::RawWebChat,
+    telegram: Option<Spanned<crate::channels::telegram::RawTelegramConfig>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -416,6 +420,15 @@ impl RawConfig {
         let mut theme = Theme::default();
         self.theme.apply(&mut theme, &ctx)?;
 
+        let telegram = match &self.telegram {
+            Some(t) => Some(
+                t.get_ref()
+                    .resolve()
+                    .map_err(|(key, m)| ctx.invalid(t.span(), &format!("telegram.{key}"), m))?,
+            ),
+            None => None,
+        };
+
         let webchat = self
             .webchat
             .resolve()
@@ -430,6 +443,7 @@ impl RawConfig {
             keymap_file,
             theme,
             webchat,
+            telegram,
         })
     }
 }

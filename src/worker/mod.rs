@@ -80,6 +80,8 @@ pub struct WorkerOptions {
     /// How long shutdown waits for sends in flight.
     pub shutdown_grace: Duration,
     pub dispatch: DispatchSettings,
+    /// The Telegram bot whose updates the leader polls (its sender is in `senders`).
+    pub telegram: Option<Arc<crate::channels::telegram::Telegram>>,
     /// The website live chat the leader serves.
     pub webchat: Option<crate::channels::webchat::Options>,
 }
@@ -95,12 +97,19 @@ impl WorkerOptions {
             wake_every: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
             dispatch: DispatchSettings::default(),
+            telegram: None,
             webchat: None,
         }
     }
 
     pub fn from_config(config: &crate::config::Config) -> WorkerOptions {
         let mut opts = WorkerOptions::new(config.data_dir.clone());
+        if let Some(tg) = &config.telegram {
+            let bot =
+                crate::channels::telegram::Telegram::new(tg.clone(), config.ingest_settings());
+            opts.senders.push(bot.clone());
+            opts.telegram = Some(bot);
+        }
         opts.webchat = crate::channels::webchat::Options::from_config(config);
         opts
     }
@@ -263,6 +272,11 @@ async fn lead(opts: &WorkerOptions, rep: &mut Reporter, stop: &mut watch::Receiv
         Senders::new(opts.senders.iter().cloned()),
         opts.dispatch.clone(),
     );
+    let telegram = opts.telegram.as_ref().map(|t| {
+        let run =
+            crate::channels::telegram::poll::run(Arc::clone(t), store_path.clone(), stop.clone());
+        tokio::spawn(run)
+    });
     let mut web = match &opts.webchat {
         Some(_) => Web::Wanted(Instant::now()),
         None => Web::No,
@@ -323,7 +337,10 @@ async fn lead(opts: &WorkerOptions, rep: &mut Reporter, stop: &mut watch::Receiv
         }
         if now >= next_status {
             next_status = now + Duration::from_secs(1);
-            rep.set(Role::Leader, leader_detail(&demo, &dispatcher, &web));
+            rep.set(
+                Role::Leader,
+                leader_detail(&demo, &dispatcher, opts.telegram.as_deref(), &web),
+            );
             rep.expire_error();
         }
 
@@ -345,6 +362,10 @@ async fn lead(opts: &WorkerOptions, rep: &mut Reporter, stop: &mut watch::Receiv
     dispatcher.drain(opts.shutdown_grace).await;
     if let Web::Running(server) = web {
         server.shutdown().await;
+    }
+    if let Some(poller) = telegram {
+        // It sees the same stop signal; a batch being committed is finished first.
+        let _ = tokio::time::timeout(opts.shutdown_grace, poller).await;
     }
     if let Demo::Running(channels) = demo {
         // Stopping the simulator may join its thread.
@@ -393,12 +414,20 @@ fn senders(opts: &WorkerOptions, demo: &Demo, web: &Web) -> Senders {
     senders
 }
 
-fn leader_detail(demo: &Demo, dispatcher: &Dispatcher, web: &Web) -> String {
+fn leader_detail(
+    demo: &Demo,
+    dispatcher: &Dispatcher,
+    telegram: Option<&crate::channels::telegram::Telegram>,
+    web: &Web,
+) -> String {
     let mut parts: Vec<String> = Vec::new();
     match web {
         Web::Running(server) => parts.push(server.status()),
         Web::Wanted(_) => parts.push("web chat: not listening".to_string()),
         Web::No => {}
+    }
+    if let Some(t) = telegram {
+        parts.push(t.status());
     }
     match demo {
         Demo::Running(channels) => parts.push(channels.status()),

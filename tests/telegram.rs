@@ -1,0 +1,769 @@
+//! The Telegram channel against a local Bot API server (axum) that answers getMe, getUpdates
+//! (offset/timeout), sendMessage, getFile and file downloads with JSON shaped like the Bot API
+//! documentation, and can be told to answer 429 (retry_after), 409 and 403.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use braid::channels::Outbound;
+use braid::channels::telegram::poll::{self, PollError, Poller};
+use braid::channels::telegram::{Telegram, TelegramConfig, TokenSource};
+use braid::config::Config;
+use braid::ingest::Settings;
+use braid::model::{Channel, Delivery, IdentityKind, MessageId, now_millis};
+use braid::store::Store;
+use braid::worker::{self, DispatchSettings, Dispatcher, Outcome, Senders, WorkerOptions};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "123456:TEST-token_abc";
+const BOT_ID: i64 = 123_456;
+const ANN: i64 = 555;
+
+/// A canned error answer: HTTP status and the Bot API error object.
+fn api_error(code: u16, description: &str, retry_after: Option<u32>) -> (u16, Value) {
+    let mut v = json!({"ok": false, "error_code": code, "description": description});
+    if let Some(s) = retry_after {
+        v["parameters"] = json!({"retry_after": s});
+    }
+    (code, v)
+}
+
+#[derive(Default)]
+struct Api {
+    /// Every update the server has, oldest first.
+    updates: Vec<Value>,
+    next_update: i64,
+    next_message: i64,
+    /// The highest offset a getUpdates confirmed.
+    confirmed: i64,
+    /// Scripted answers for the next getUpdates / sendMessage calls.
+    updates_script: VecDeque<(u16, Value)>,
+    send_script: VecDeque<(u16, Value)>,
+    /// (chat id, text, when) of every accepted sendMessage.
+    sent: Vec<(i64, String, Instant)>,
+    /// Every method called, in order, with when.
+    calls: Vec<(String, Instant)>,
+}
+
+#[derive(Clone)]
+struct Server {
+    api: Arc<Mutex<Api>>,
+    url: String,
+}
+
+fn user(id: i64, first: &str) -> Value {
+    json!({"id": id, "is_bot": false, "first_name": first, "language_code": "en"})
+}
+
+fn private_chat(id: i64, first: &str) -> Value {
+    json!({"id": id, "first_name": first, "type": "private"})
+}
+
+fn message(id: i64, from: i64, extra: Value) -> Value {
+    let mut m = json!({
+        "message_id": id,
+        "from": user(from, "Ann"),
+        "chat": private_chat(from, "Ann"),
+        "date": 1_700_000_000 + id,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        m[k] = v.clone();
+    }
+    m
+}
+
+impl Server {
+    async fn start() -> Server {
+        let api = Arc::new(Mutex::new(Api {
+            next_update: 1000,
+            next_message: 1,
+            ..Api::default()
+        }));
+        let app = Router::new()
+            .route("/{bot}/{method}", post(method))
+            .route("/file/{bot}/{*path}", get(file))
+            .with_state(Arc::clone(&api));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Server { api, url }
+    }
+
+    fn config(&self) -> TelegramConfig {
+        TelegramConfig {
+            account: String::new(),
+            token: TokenSource::Plain(TOKEN.into()),
+            api_url: self.url.clone(),
+            poll_timeout: 1,
+        }
+    }
+
+    fn bot(&self) -> Arc<Telegram> {
+        Telegram::new(self.config(), Settings::default())
+    }
+
+    /// A customer message arrives: returns its message id.
+    fn customer_writes(&self, extra: Value) -> i64 {
+        let mut a = self.api.lock().unwrap();
+        let id = a.next_message;
+        a.next_message += 1;
+        let u = a.next_update;
+        a.next_update += 1;
+        let m = message(id, ANN, extra);
+        a.updates.push(json!({"update_id": u, "message": m}));
+        id
+    }
+
+    fn customer_edits(&self, id: i64, text: &str) {
+        let mut a = self.api.lock().unwrap();
+        let u = a.next_update;
+        a.next_update += 1;
+        let mut m = message(id, ANN, json!({"text": text}));
+        m["edit_date"] = json!(1_700_000_000 + id + 60);
+        a.updates.push(json!({"update_id": u, "edited_message": m}));
+    }
+
+    fn calls(&self, method: &str) -> usize {
+        let a = self.api.lock().unwrap();
+        let method = method.to_ascii_lowercase();
+        a.calls.iter().filter(|(m, _)| *m == method).count()
+    }
+
+    fn sent(&self) -> Vec<(i64, String, Instant)> {
+        self.api.lock().unwrap().sent.clone()
+    }
+}
+
+fn reply(code: u16, v: Value) -> Response {
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(v),
+    )
+        .into_response()
+}
+
+async fn method(
+    State(api): State<Arc<Mutex<Api>>>,
+    Path((bot, method)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if bot != format!("bot{TOKEN}") {
+        let (c, v) = api_error(401, "Unauthorized", None);
+        return reply(c, v);
+    }
+    let params: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+    api.lock()
+        .unwrap()
+        .calls
+        .push((method.to_ascii_lowercase(), Instant::now()));
+    // Telegram's method names are case-insensitive (teloxide sends "GetUpdates").
+    match method.to_ascii_lowercase().as_str() {
+        "getme" => reply(
+            200,
+            json!({"ok": true, "result": {
+                "id": BOT_ID, "is_bot": true, "first_name": "Braid Test", "username": "braid_test_bot",
+                "can_join_groups": true, "can_read_all_group_messages": false,
+                "supports_inline_queries": false, "can_connect_to_business": false,
+                "has_main_web_app": false
+            }}),
+        ),
+        "getupdates" => {
+            let offset = params["offset"].as_i64().unwrap_or(0);
+            let timeout = params["timeout"].as_u64().unwrap_or(0).min(2);
+            let deadline = Instant::now() + Duration::from_secs(timeout);
+            loop {
+                {
+                    let mut a = api.lock().unwrap();
+                    if let Some((c, v)) = a.updates_script.pop_front() {
+                        return reply(c, v);
+                    }
+                    // Confirming an offset forgets the updates before it, as Telegram does.
+                    a.confirmed = a.confirmed.max(offset);
+                    let confirmed = a.confirmed;
+                    let list: Vec<Value> = a
+                        .updates
+                        .iter()
+                        .filter(|u| u["update_id"].as_i64().unwrap() >= confirmed)
+                        .cloned()
+                        .collect();
+                    if !list.is_empty() || Instant::now() >= deadline {
+                        return reply(200, json!({"ok": true, "result": list}));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        "sendmessage" => {
+            let mut a = api.lock().unwrap();
+            if let Some((c, v)) = a.send_script.pop_front() {
+                return reply(c, v);
+            }
+            let chat = params["chat_id"].as_i64().unwrap();
+            let text = params["text"].as_str().unwrap().to_string();
+            let id = a.next_message;
+            a.next_message += 1;
+            a.sent.push((chat, text.clone(), Instant::now()));
+            reply(
+                200,
+                json!({"ok": true, "result": {
+                    "message_id": id,
+                    "from": {"id": BOT_ID, "is_bot": true, "first_name": "Braid Test", "username": "braid_test_bot"},
+                    "chat": private_chat(chat, "Ann"),
+                    "date": 1_700_000_500,
+                    "text": text
+                }}),
+            )
+        }
+        "getfile" => {
+            let id = params["file_id"].as_str().unwrap_or("");
+            if id != "doc-1" {
+                let (c, v) = api_error(400, "Bad Request: invalid file_id", None);
+                return reply(c, v);
+            }
+            reply(
+                200,
+                json!({"ok": true, "result": {
+                    "file_id": "doc-1", "file_unique_id": "u-doc-1", "file_size": 11,
+                    "file_path": "documents/file_1.pdf"
+                }}),
+            )
+        }
+        _ => {
+            let (c, v) = api_error(404, "Not Found: method not found", None);
+            reply(c, v)
+        }
+    }
+}
+
+async fn file(Path((bot, path)): Path<(String, String)>) -> Response {
+    if bot != format!("bot{TOKEN}") || path != "documents/file_1.pdf" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    (StatusCode::OK, "%PDF-1.4 hi").into_response()
+}
+
+fn open_store(dir: &std::path::Path) -> Store {
+    Store::open_dir(dir).unwrap()
+}
+
+fn db(dir: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.join(braid::store::DB_FILE)).unwrap()
+}
+
+fn count(dir: &std::path::Path, sql: &str) -> i64 {
+    db(dir).query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn dispatcher(dir: &std::path::Path, tg: &Arc<Telegram>) -> Dispatcher {
+    let store = Arc::new(Mutex::new(open_store(dir)));
+    let senders = Senders::new([Arc::clone(tg) as Arc<dyn Outbound>]);
+    Dispatcher::new(store, senders, DispatchSettings::default())
+}
+
+/// Ann writes, the poller stores it: her conversation.
+async fn ann_conversation(
+    server: &Server,
+    dir: &std::path::Path,
+    tg: &Arc<Telegram>,
+) -> braid::model::ConversationId {
+    server.customer_writes(json!({"text": "Where is my order?"}));
+    let poller = Poller::new(Arc::clone(tg), open_store(dir));
+    assert_eq!(poller.poll_once(0).await.unwrap().stored, 1);
+    let s = open_store(dir);
+    let contact = s
+        .contact_by_identity(IdentityKind::Telegram, &ANN.to_string())
+        .unwrap()
+        .unwrap();
+    s.active_conversation(contact).unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn a_kill_between_fetch_and_commit_loses_and_duplicates_nothing() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        server.customer_writes(json!({"text": format!("message {i}")}));
+    }
+
+    // The first process fetches the batch and dies before committing it.
+    let first = Poller::new(server.bot(), open_store(dir.path()));
+    let batch = first.fetch(0).await.unwrap();
+    assert_eq!(batch.updates.len(), 3);
+    drop(first);
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM messages"), 0);
+
+    // A new process (new bot client, new connection) gets the same batch again.
+    let second = Poller::new(server.bot(), open_store(dir.path()));
+    let done = second.poll_once(0).await.unwrap();
+    assert_eq!((done.stored, done.duplicates), (3, 0));
+    let saved = second.offset().await.unwrap();
+    assert_eq!(saved, Some(batch.next_offset().unwrap()));
+
+    // A replay of the old batch (a crash after commit but before Telegram heard the offset)
+    // stores nothing twice; the next round asks from the saved offset and gets nothing.
+    let done = second.commit(batch).await.unwrap();
+    assert_eq!((done.stored, done.duplicates), (0, 3));
+    assert_eq!(second.poll_once(0).await.unwrap().stored, 0);
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM messages"), 3);
+    let bodies: Vec<String> = db(dir.path())
+        .prepare("SELECT body FROM messages ORDER BY created_at")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(bodies, vec!["message 0", "message 1", "message 2"]);
+
+    // The offset is in the store, saved with the messages.
+    let cursor: String = db(dir.path())
+        .query_row(
+            "SELECT value FROM cursors WHERE channel = 'telegram' AND key = 'offset'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(cursor, "1003");
+}
+
+#[tokio::test]
+async fn an_edit_keeps_both_versions() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let id = server.customer_writes(json!({"text": "My order is 1243"}));
+    server.customer_edits(id, "My order is 1234");
+    let poller = Poller::new(server.bot(), open_store(dir.path()));
+    assert_eq!(poller.poll_once(0).await.unwrap().stored, 2);
+    let rows: Vec<(String, String, Option<String>)> = db(dir.path())
+        .prepare("SELECT external_id, body, meta FROM messages ORDER BY created_at")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].0, format!("{ANN}:{id}"));
+    assert_eq!(
+        rows[0].1, "My order is 1243",
+        "the original stays as written"
+    );
+    assert_eq!(rows[1].1, "[edited] My order is 1234");
+    let meta: Value = serde_json::from_str(rows[1].2.as_deref().unwrap()).unwrap();
+    assert_eq!(meta["edit_of"], format!("{ANN}:{id}"));
+    // One conversation, one contact.
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM conversations"), 1);
+}
+
+#[tokio::test]
+async fn a_shared_own_contact_card_links_the_phone_and_someone_elses_does_not() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    server.customer_writes(json!({"text": "hi"}));
+    server.customer_writes(json!({"contact": {
+        "phone_number": "+442079460959", "first_name": "Bob", "user_id": 777
+    }}));
+    server.customer_writes(json!({"contact": {
+        "phone_number": "442079460958", "first_name": "Ann", "user_id": ANN
+    }}));
+    let poller = Poller::new(server.bot(), open_store(dir.path()));
+    assert_eq!(poller.poll_once(0).await.unwrap().stored, 3);
+    let s = open_store(dir.path());
+    let ann = s
+        .contact_by_identity(IdentityKind::Telegram, "555")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.contact_by_identity(IdentityKind::Phone, "+442079460958")
+            .unwrap(),
+        Some(ann)
+    );
+    assert_eq!(
+        s.contact_by_identity(IdentityKind::Phone, "+442079460959")
+            .unwrap(),
+        None,
+        "someone else's card must not link"
+    );
+}
+
+#[tokio::test]
+async fn media_and_replies_are_kept_and_files_can_be_saved() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = server.customer_writes(json!({"text": "Is this the right form?"}));
+    server.customer_writes(json!({
+        "document": {"file_name": "form.pdf", "mime_type": "application/pdf",
+                     "file_id": "doc-1", "file_unique_id": "u-doc-1", "file_size": 11},
+        "caption": "signed",
+        "reply_to_message": message(first, ANN, json!({"text": "Is this the right form?"}))
+    }));
+    let tg = server.bot();
+    let poller = Poller::new(Arc::clone(&tg), open_store(dir.path()));
+    assert_eq!(poller.poll_once(0).await.unwrap().stored, 2);
+    let (body, meta): (String, String) = db(dir.path())
+        .query_row(
+            "SELECT body, meta FROM messages ORDER BY created_at DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(body, "[document form.pdf, 11 B]\nsigned");
+    let meta: Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(meta["reply_to"], format!("{ANN}:{first}"));
+    assert_eq!(meta["attachment"]["file_id"], "doc-1");
+    assert_eq!(meta["attachment"]["size"], 11);
+
+    let dest = dir.path().join("form.pdf");
+    let n = tg.save_file("doc-1", &dest).await.unwrap();
+    assert_eq!(n, 11);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"%PDF-1.4 hi");
+    assert!(tg.save_file("nope", &dir.path().join("x")).await.is_err());
+    assert!(!dir.path().join("x").exists());
+}
+
+#[tokio::test]
+async fn a_reply_goes_out_and_is_marked_sent() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tg = server.bot();
+    let conv = ann_conversation(&server, dir.path(), &tg).await;
+    let mut s = open_store(dir.path());
+    let id = s
+        .queue_reply(
+            conv,
+            Channel::Telegram,
+            "bob",
+            "It ships today.",
+            now_millis(),
+        )
+        .unwrap();
+    let mut d = dispatcher(dir.path(), &tg);
+    let done = d.run_until_idle().await.unwrap();
+    assert_eq!(done, vec![(id, Ok(Outcome::Sent))]);
+    let m = s.message(id).unwrap();
+    assert_eq!(m.delivery, Some(Delivery::Sent));
+    let sent = server.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].0, sent[0].1.as_str()), (ANN, "It ships today."));
+    let ext: String = db(dir.path())
+        .query_row(
+            "SELECT external_id FROM messages WHERE id = ?1",
+            [id.0],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ext, format!("{ANN}:2"));
+}
+
+#[tokio::test]
+async fn long_replies_split_and_replies_to_one_chat_keep_their_order() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tg = server.bot();
+    let conv = ann_conversation(&server, dir.path(), &tg).await;
+    let mut s = open_store(dir.path());
+    let long = format!("{}\n\n{}", "a".repeat(3000), "b".repeat(3000));
+    let now = now_millis();
+    let ids: Vec<MessageId> = ["one", long.as_str(), "three"]
+        .iter()
+        .map(|b| {
+            s.queue_reply(conv, Channel::Telegram, "bob", b, now)
+                .unwrap()
+        })
+        .collect();
+    let mut d = dispatcher(dir.path(), &tg);
+    let done = d.run_until_idle().await.unwrap();
+    assert_eq!(done.len(), 3);
+    assert!(
+        done.iter().all(|(_, o)| *o == Ok(Outcome::Sent)),
+        "{done:?}"
+    );
+    let sent = server.sent();
+    let texts: Vec<&str> = sent.iter().map(|(_, t, _)| t.as_str()).collect();
+    assert_eq!(
+        texts,
+        vec![
+            "one",
+            "a".repeat(3000).as_str(),
+            "b".repeat(3000).as_str(),
+            "three"
+        ]
+    );
+    // Throttle: at most one message per second to one chat.
+    for w in sent.windows(2) {
+        let gap = w[1].2.duration_since(w[0].2);
+        assert!(gap >= Duration::from_millis(900), "{gap:?}");
+    }
+    for id in ids {
+        assert_eq!(s.message(id).unwrap().delivery, Some(Delivery::Sent));
+    }
+}
+
+#[tokio::test]
+async fn a_429_is_honoured() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tg = server.bot();
+    let conv = ann_conversation(&server, dir.path(), &tg).await;
+    server.api.lock().unwrap().send_script.push_back(api_error(
+        429,
+        "Too Many Requests: retry after 2",
+        Some(2),
+    ));
+    let mut s = open_store(dir.path());
+    let id = s
+        .queue_reply(conv, Channel::Telegram, "bob", "hello", now_millis())
+        .unwrap();
+    let mut d = dispatcher(dir.path(), &tg);
+    let done = d.run_until_idle().await.unwrap();
+    let limited_at = Instant::now();
+    assert_eq!(
+        done,
+        vec![(
+            id,
+            Ok(Outcome::Failed {
+                reason: "rate limited by Telegram, retry in 2s".into(),
+                retry: true
+            })
+        )]
+    );
+    let m = s.message(id).unwrap();
+    assert_eq!(m.delivery, Some(Delivery::Failed));
+    assert_eq!(
+        m.delivery_error.as_deref(),
+        Some("rate limited by Telegram, retry in 2s")
+    );
+    assert_eq!(
+        s.outbox_counts().unwrap(),
+        (1, 0),
+        "still queued for a retry"
+    );
+
+    // Retried at once (`:retry`): Telegram is not asked again before retry_after.
+    s.retry(id, "bob", now_millis()).unwrap();
+    let done = d.run_until_idle().await.unwrap();
+    assert!(
+        matches!(&done[0].1, Ok(Outcome::Failed { reason, retry: true }) if reason.starts_with("rate limited by Telegram, retry in")),
+        "{done:?}"
+    );
+    assert_eq!(server.calls("sendMessage"), 1);
+
+    // After it: sent.
+    tokio::time::sleep(Duration::from_millis(2100).saturating_sub(limited_at.elapsed())).await;
+    s.retry(id, "bob", now_millis()).unwrap();
+    let done = d.run_until_idle().await.unwrap();
+    assert_eq!(done, vec![(id, Ok(Outcome::Sent))]);
+    assert_eq!(server.calls("sendMessage"), 2);
+    assert!(server.sent()[0].2.duration_since(limited_at) >= Duration::from_millis(1900));
+    assert_eq!(s.message(id).unwrap().delivery, Some(Delivery::Sent));
+}
+
+#[tokio::test]
+async fn a_blocked_bot_fails_for_good() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tg = server.bot();
+    let conv = ann_conversation(&server, dir.path(), &tg).await;
+    server.api.lock().unwrap().send_script.push_back(api_error(
+        403,
+        "Forbidden: bot was blocked by the user",
+        None,
+    ));
+    let mut s = open_store(dir.path());
+    let id = s
+        .queue_reply(conv, Channel::Telegram, "bob", "hello?", now_millis())
+        .unwrap();
+    let mut d = dispatcher(dir.path(), &tg);
+    let done = d.run_until_idle().await.unwrap();
+    assert_eq!(
+        done,
+        vec![(
+            id,
+            Ok(Outcome::Failed {
+                reason: "the customer blocked the bot".into(),
+                retry: false
+            })
+        )]
+    );
+    assert_eq!(s.outbox_counts().unwrap(), (0, 1));
+    // `:retry` sends it again (they unblocked the bot).
+    s.retry(id, "bob", now_millis()).unwrap();
+    let done = d.run_until_idle().await.unwrap();
+    assert_eq!(done, vec![(id, Ok(Outcome::Sent))]);
+}
+
+#[tokio::test]
+async fn a_409_is_shown_and_braid_backs_off() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conflict = api_error(
+        409,
+        "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+        None,
+    );
+    server
+        .api
+        .lock()
+        .unwrap()
+        .updates_script
+        .push_back(conflict.clone());
+    let tg = server.bot();
+    let poller = Poller::new(Arc::clone(&tg), open_store(dir.path()));
+    assert!(matches!(
+        poller.poll_once(0).await,
+        Err(PollError::Conflict(_))
+    ));
+
+    // The loop: reports it, and does not fight (no second getUpdates for a while).
+    server
+        .api
+        .lock()
+        .unwrap()
+        .updates_script
+        .push_back(conflict);
+    let before = server.calls("getUpdates");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(poll::run(
+        Arc::clone(&tg),
+        dir.path().join(braid::store::DB_FILE),
+        stop_rx,
+    ));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !tg.status().contains("409 conflict") {
+        assert!(Instant::now() < deadline, "status: {}", tg.status());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(tg.status().contains("another program is polling this bot"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(server.calls("getUpdates"), before + 1, "braid backs off");
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_worker_polls_and_sends_for_a_configured_bot() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::with_data_dir(dir.path());
+    config.telegram = Some(server.config());
+    let opts = WorkerOptions {
+        lease_retry: Duration::from_millis(50),
+        poll: Duration::from_millis(50),
+        ..WorkerOptions::from_config(&config)
+    };
+    assert_eq!(opts.senders.len(), 1);
+    let mut w = worker::spawn_with(opts).unwrap();
+    server.customer_writes(json!({"text": "anyone there?"}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let conv = loop {
+        let s = open_store(dir.path());
+        if let Some(c) = s
+            .contact_by_identity(IdentityKind::Telegram, "555")
+            .unwrap()
+        {
+            break s.active_conversation(c).unwrap().unwrap();
+        }
+        assert!(Instant::now() < deadline, "never received");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let status = tokio::time::timeout(
+        Duration::from_secs(5),
+        w.status
+            .wait_for(|s| s.detail.contains("telegram: @braid_test_bot polling")),
+    )
+    .await
+    .expect("status never showed the bot")
+    .unwrap()
+    .clone();
+    assert_eq!(status.role, worker::Role::Leader);
+
+    let mut s = open_store(dir.path());
+    let id = s
+        .queue_reply(conv, Channel::Telegram, "bob", "yes!", now_millis())
+        .unwrap();
+    while s.message(id).unwrap().delivery != Some(Delivery::Sent) {
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(5),
+            "never sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(server.sent()[0].1, "yes!");
+    w.shutdown().await;
+}
+
+#[test]
+fn the_config_section_is_read_and_checked() {
+    use braid::config::Env;
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env {
+        xdg_data_dir: Some(dir.path().join("data")),
+        ..Env::default()
+    };
+    let write = |text: &str, mode: u32| {
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        path
+    };
+    let p = write(
+        "[telegram]\ntoken_command = \"pass show bot\"\naccount = \"shop\"\n",
+        0o644,
+    );
+    let c = Config::load_with(Some(&p), None, &env).unwrap();
+    let t = c.telegram.unwrap();
+    assert_eq!(t.token, TokenSource::Command("pass show bot".into()));
+    assert_eq!(t.api_url, "https://api.telegram.org");
+    assert_eq!(t.account, "shop");
+
+    // A plain token in a world-readable file is refused; in a private one it is still unknown.
+    let p = write("[telegram]\ntoken = \"123:abc\"\n", 0o644);
+    let e = Config::load_with(Some(&p), None, &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("telegram.token") && e.contains("token_command"),
+        "{e}"
+    );
+    let p = write("[telegram]\ntoken = \"123:abc\"\n", 0o600);
+    assert!(Config::load_with(Some(&p), None, &env).is_err());
+
+    let p = write(
+        "agent = \"a\"\n\n[telegram]\napi_url = \"http://x\"\n",
+        0o600,
+    );
+    let e = Config::load_with(Some(&p), None, &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("telegram.token_command") && e.contains("line 3"),
+        "{e}"
+    );
+
+    for key in [
+        "[telegram]",
+        "token_command",
+        "api_url",
+        "account",
+        "poll_timeout",
+    ] {
+        assert!(
+            braid::config::EXAMPLE.contains(&format!("# {key}")),
+            "{key} is not documented"
+        );
+    }
+}
