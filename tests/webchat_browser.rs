@@ -13,6 +13,7 @@ use braid::model::{Channel, Delivery, IdentityKind, now_millis};
 use braid::store::Store;
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,12 +22,16 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// chromedriver, killed on drop.
+/// chromedriver in a process group of its own, killed with the browsers it started on drop
+/// (a failed test leaves no Chromium behind).
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        // SAFETY: kill(2) on the group this test created.
+        unsafe {
+            libc::kill(-(self.0.id() as i32), libc::SIGKILL);
+        }
         let _ = self.0.wait();
     }
 }
@@ -49,6 +54,7 @@ async fn browser(profile: &std::path::Path) -> (Driver, Client) {
     let port = free_port();
     let child = Command::new(driver_bin)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
