@@ -618,6 +618,32 @@ fn maildir_import_is_idempotent_and_skips_a_bad_file() {
             .any(|m| m.direction == Direction::Out && m.body == "On its way.")
     );
 
+    // Imported messages are in the full-text index, and the index trigger is back for the
+    // messages that arrive after the import.
+    let search = |store: &Store, word: &str| {
+        let q = braid::store::SearchQuery {
+            fts: Some(word.into()),
+            from: None,
+            channel: None,
+            direction: None,
+            after: None,
+            before: None,
+        };
+        store.search(&q, 10).unwrap().len()
+    };
+    assert_eq!(search(&store, "archived"), 1);
+    assert_eq!(search(&store, "way"), 1);
+    ingest(
+        &mut store,
+        &parse(&mail(
+            "ann@acme.test",
+            "later@acme.test",
+            "",
+            "zebra crossing",
+        )),
+    );
+    assert_eq!(search(&store, "zebra"), 1);
+
     let again = import::import(
         &mut store,
         Format::Maildir,

@@ -148,3 +148,80 @@ impl Store {
         email_thread_refs(self.conn(), conversation)
     }
 }
+
+/// A batch of ingests (an import transaction) with the per-row full-text trigger lifted: each
+/// trigger firing opens a statement savepoint, and FTS5 flushes its pending terms at every one,
+/// so row by row the index is written as one tiny segment per message and merged again and
+/// again. Instead [`ImportBatch::finish`] indexes the batch's new messages with one statement.
+/// Everything happens inside the caller's transaction: other connections never see the
+/// trigger missing, and a rollback restores it.
+pub(crate) struct ImportBatch {
+    first_new: i64,
+    trigger_sql: Option<String>,
+    cache_size: i64,
+}
+
+const FTS_INSERT_TRIGGER: &str = "messages_fts_insert";
+/// FTS5's default pending-terms budget, and the one for indexing an import batch.
+const FTS_DEFAULT_HASHSIZE: i64 = 1024 * 1024;
+const FTS_IMPORT_HASHSIZE: i64 = 64 * 1024 * 1024;
+/// `PRAGMA cache_size` during an import batch (negative: KiB).
+const IMPORT_CACHE_KIB: i64 = -128 * 1024;
+
+impl ImportBatch {
+    pub(crate) fn start(conn: &Connection) -> Result<ImportBatch> {
+        // Statements with `col = ?` would be re-planned on every use (see bulk.rs); the query
+        // planner stability guarantee keeps the cached plans. A connection setting, harmless
+        // to leave on.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
+        // A page cache for the hot part of the indexes while the batch writes (restored by
+        // `finish`; the memory is only taken as pages are read).
+        let cache_size: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        conn.execute_batch(&format!("PRAGMA cache_size={IMPORT_CACHE_KIB}"))?;
+        let first_new: i64 =
+            conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM messages", [], |r| {
+                r.get(0)
+            })?;
+        let trigger_sql: Option<String> = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?1",
+                [FTS_INSERT_TRIGGER],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if trigger_sql.is_some() {
+            conn.execute_batch(&format!("DROP TRIGGER {FTS_INSERT_TRIGGER}"))?;
+        }
+        Ok(ImportBatch {
+            first_new,
+            trigger_sql,
+            cache_size,
+        })
+    }
+
+    /// Index the messages inserted since [`ImportBatch::start`] and put the trigger back.
+    pub(crate) fn finish(self, conn: &Connection) -> Result<()> {
+        if let Some(sql) = &self.trigger_sql {
+            // One large in-memory run of terms instead of a flush (and a merge) per megabyte.
+            let hashsize = |bytes: i64| {
+                conn.execute(
+                    "INSERT INTO messages_fts(messages_fts, rank) VALUES ('hashsize', ?1)",
+                    [bytes],
+                )
+            };
+            hashsize(FTS_IMPORT_HASHSIZE)?;
+            conn.execute(
+                "INSERT INTO messages_fts(rowid, subject, body)
+                 SELECT id, subject, body FROM messages WHERE id >= ?1",
+                [self.first_new],
+            )?;
+            hashsize(FTS_DEFAULT_HASHSIZE)?;
+            conn.execute_batch(sql)?;
+        }
+        conn.execute_batch(&format!("PRAGMA cache_size={}", self.cache_size))?;
+        Ok(())
+    }
+}

@@ -13,6 +13,7 @@ use super::mime::{EmailParser, Options, ParsedEmail};
 use super::thread::ingest_email;
 use crate::ingest::{IngestError, Ingested, Settings};
 use crate::model::{Millis, now_millis};
+use crate::store::email::ImportBatch;
 use crate::store::{Store, StoreError};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -148,6 +149,7 @@ fn consume(
     // share the store).
     while let Ok(first) = rx.recv() {
         let tx = store.write()?;
+        let batch = ImportBatch::start(&tx)?;
         let now = now_millis();
         let mut in_tx = 0usize;
         let mut msg = first;
@@ -158,6 +160,7 @@ fn consume(
                     report.progress.bytes_total = bytes;
                 }
                 Msg::Fatal(e) => {
+                    batch.finish(&tx)?;
                     tx.commit().map_err(StoreError::from)?;
                     return Err(e);
                 }
@@ -198,6 +201,7 @@ fn consume(
                 Err(_) => break,
             }
         }
+        batch.finish(&tx)?;
         tx.commit().map_err(StoreError::from)?;
     }
     Ok(())
