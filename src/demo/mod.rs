@@ -1,11 +1,16 @@
 //! The demo workspace: a deterministic generator (this module) and a live simulator
 //! ([`crate::channels::demo`]).
 //!
-//! `generate` plans a workspace from a seed ([`plan`]) and plays it into the store in time
-//! order, as it would have happened: every customer message goes through
-//! [`crate::ingest::ingest_in`] (so identities link and conversations thread exactly as with
-//! real channels), agent replies, notes and workflow through the store's batch verbs
-//! ([`crate::store::bulk`]), many thousands per transaction.
+//! `generate` plans a workspace from a seed ([`plan`], names and words from [`text`]) and plays
+//! it into the store in time order, as it would have happened, in ONE transaction:
+//! - up to [`BULK_FROM_MESSAGES`], every customer message goes through
+//!   [`crate::ingest::ingest_in`] (so identities link and conversations thread exactly as with
+//!   real channels), agent replies, notes and workflow through the store's batch verbs
+//!   ([`crate::store::bulk`]), each with its audit event;
+//! - from there (the 1,000,000-message benchmark workspace), through [`history`]: ingest's
+//!   decisions with the state in memory, one insert per message, the full-text index built on
+//!   a second thread, one `imported` event. A test plays one plan both ways and requires the
+//!   same contacts, identities, conversations, tags, messages and search results.
 
 pub(crate) mod history;
 pub(crate) mod plan;
