@@ -158,6 +158,8 @@ async fn a_visitor_message_reaches_the_store_and_survives_a_reload() {
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].channel, Channel::WebChat);
     assert_eq!(t[0].direction, Direction::In);
+    // Shown as "Visitor 1a2b3c4d", not by the whole id.
+    assert_eq!(t[0].author, format!("Visitor {}", &id[..8]));
     // Kept as text (never rendered as HTML), terminal escapes and bidi overrides removed.
     assert!(
         t[0].body.starts_with("Hello <b>there</b> <script>"),
@@ -233,6 +235,11 @@ async fn a_visitor_who_gives_their_email_joins_the_email_contact() {
         .unwrap()
         .unwrap();
     assert_eq!(contact, ann, "one contact");
+    assert_eq!(
+        store.contact(ann).unwrap().name,
+        "Ann Lee",
+        "a real name is kept"
+    );
     let t = store.timeline(ann, None, 10).unwrap();
     let channels: Vec<Channel> = t.iter().map(|m| m.channel).collect();
     assert_eq!(channels, vec![Channel::Email, Channel::WebChat]);

@@ -193,7 +193,13 @@ pub(crate) fn inbound(visitor: &str, client_id: &str, text: &str, email: Option<
         linked: email
             .map(|e| vec![Claim::new(IdentityKind::Email, e)])
             .unwrap_or_default(),
-        customer_name: None,
+        // The visitor's name as braid shows it: the email they gave, else "Visitor 1a2b3c4d"
+        // (only ever replaces a placeholder name, never a contact's real one).
+        customer_name: Some(
+            email
+                .and_then(|e| crate::identity::normalize(IdentityKind::Email, e).ok())
+                .unwrap_or_else(|| crate::identity::fallback_name(IdentityKind::WebChat, visitor)),
+        ),
         author: None,
         subject: None,
         body: text.to_string(),

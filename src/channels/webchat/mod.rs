@@ -138,7 +138,7 @@ impl WebChatServer {
         .await??;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .with_context(|| format!("web chat: cannot listen on {}", config.listen))?;
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
