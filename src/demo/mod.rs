@@ -1,13 +1,13 @@
 //! The demo workspace: a deterministic generator (this module) and a live simulator
 //! ([`crate::channels::demo`]).
 //!
-//! `generate` plans a workspace from a seed ([`plan`], names and words from [`text`]) and plays
+//! `generate` plans a workspace from a seed (`plan`, names and words from `text`) and plays
 //! it into the store in time order, as it would have happened, in ONE transaction:
 //! - up to [`BULK_FROM_MESSAGES`], every customer message goes through
 //!   [`crate::ingest::ingest_in`] (so identities link and conversations thread exactly as with
 //!   real channels), agent replies, notes and workflow through the store's batch verbs
-//!   ([`crate::store::bulk`]), each with its audit event;
-//! - from there (the 1,000,000-message benchmark workspace), through [`history`]: ingest's
+//!   (`store::bulk`), each with its audit event;
+//! - from there (the 1,000,000-message benchmark workspace), through `history`: ingest's
 //!   decisions with the state in memory, one insert per message, the full-text index built on
 //!   a second thread, one `imported` event. A test plays one plan both ways and requires the
 //!   same contacts, identities, conversations, tags, messages and search results.
@@ -66,7 +66,7 @@ const MARKER_KEY: &str = "seed";
 const PROGRESS_EVERY: usize = 10_000;
 
 /// Workspaces from this many messages up are written by the bulk history loader
-/// ([`history`]): the same contacts, conversations and messages as ingest would make (a test
+/// (`history`): the same contacts, conversations and messages as ingest would make (a test
 /// holds the two equal), at a multiple of the speed, with one `imported` audit event instead
 /// of one per message and workflow change.
 pub const BULK_FROM_MESSAGES: usize = 20_000;
