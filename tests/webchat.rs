@@ -747,3 +747,46 @@ async fn http(
         .unwrap_or_default();
     (status, body)
 }
+
+async fn connect_from(
+    addr: SocketAddr,
+    forwarded_for: &str,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Origin", HeaderValue::from_static(SITE));
+    req.headers_mut().insert(
+        "X-Forwarded-For",
+        HeaderValue::from_str(forwarded_for).unwrap(),
+    );
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+#[tokio::test]
+async fn behind_a_proxy_the_limits_count_the_forwarded_address() {
+    // Not trusted (the default): the header is ignored, everyone is 127.0.0.1.
+    let chat = start_with(|c| c.ip_connections_per_minute = 1).await;
+    let addr = chat.server.addr();
+    assert!(connect_from(addr, "203.0.113.1").await.is_ok());
+    assert!(connect_from(addr, "203.0.113.2").await.is_err());
+
+    // Trusted: the last entry (the one the proxy added) is the visitor's address.
+    let chat = start_with(|c| {
+        c.ip_connections_per_minute = 1;
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    let addr = chat.server.addr();
+    assert!(connect_from(addr, "203.0.113.1").await.is_ok());
+    assert!(
+        connect_from(addr, "198.51.100.7, 203.0.113.2")
+            .await
+            .is_ok()
+    );
+    let again = connect_from(addr, "198.51.100.9, 203.0.113.1")
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("429"), "{again}");
+}

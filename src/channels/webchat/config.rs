@@ -32,6 +32,9 @@ pub struct WebChatConfig {
     pub ip_connections_per_minute: u32,
     /// Open connections (WebSocket and long-poll visitors) beyond which new ones are refused.
     pub max_connections: usize,
+    /// Behind a reverse proxy on this machine: take the visitor's address for the per-IP limits
+    /// from the last `X-Forwarded-For` entry of requests that come from loopback.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for WebChatConfig {
@@ -46,6 +49,7 @@ impl Default for WebChatConfig {
             ip_messages_per_minute: DEFAULT_IP_MESSAGES_PER_MINUTE,
             ip_connections_per_minute: DEFAULT_IP_CONNECTIONS_PER_MINUTE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -76,6 +80,7 @@ pub struct RawWebChat {
     ip_messages_per_minute: Option<Spanned<i64>>,
     ip_connections_per_minute: Option<Spanned<i64>>,
     max_connections: Option<Spanned<i64>>,
+    trust_forwarded_for: Option<Spanned<bool>>,
 }
 
 /// A bad value: its span in the file, its dotted key, and what is wrong.
@@ -185,6 +190,11 @@ impl RawWebChat {
                 1_000_000,
                 d.max_connections as i64,
             )? as usize,
+            trust_forwarded_for: self
+                .trust_forwarded_for
+                .as_ref()
+                .map(|b| *b.get_ref())
+                .unwrap_or(d.trust_forwarded_for),
         })
     }
 }
@@ -266,6 +276,7 @@ mod tests {
             "ip_messages_per_minute",
             "ip_connections_per_minute",
             "max_connections",
+            "trust_forwarded_for",
         ] {
             assert!(
                 body.contains(&format!("{key} = ")),

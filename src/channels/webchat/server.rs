@@ -131,6 +131,25 @@ fn rate_limited(what: &str, wait: Duration, id: Option<&str>) -> ServerFrame {
     }
 }
 
+/// The visitor's address for the per-IP limits: the peer, or with `trust_forwarded_for` and a
+/// peer on loopback (the reverse proxy), the last `X-Forwarded-For` entry (the one the proxy
+/// added; earlier ones are whatever the client sent).
+fn client_ip(shared: &Shared, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    if shared.config.trust_forwarded_for && peer.ip().is_loopback() {
+        let last = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .next_back();
+        if let Some(ip) = last {
+            return ip;
+        }
+    }
+    peer.ip()
+}
+
 async fn ws_upgrade(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -140,7 +159,7 @@ async fn ws_upgrade(
     if let Err(r) = check_origin(&shared, &headers) {
         return r.into_response();
     }
-    let ip = peer.ip();
+    let ip = client_ip(&shared, peer, &headers);
     if shared.ip_connections.check(&ip).is_err() {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
@@ -434,7 +453,11 @@ async fn lp_hello(
     let Ok(req) = serde_json::from_slice::<LpHello>(&body) else {
         return malformed(&origin);
     };
-    if shared.ip_connections.check(&peer.ip()).is_err() {
+    if shared
+        .ip_connections
+        .check(&client_ip(&shared, peer, &headers))
+        .is_err()
+    {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -481,7 +504,7 @@ async fn lp_send(
     let reply = shared
         .message(
             &visitor,
-            peer.ip(),
+            client_ip(&shared, peer, &headers),
             &req.id,
             &req.text,
             req.email.as_deref(),
