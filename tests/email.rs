@@ -453,6 +453,16 @@ fn reply_from_a_colleague_joins_the_referenced_conversation() {
         .unwrap();
     assert_ne!(carl, ann);
     assert!(store.contact_conversations(carl, 10).unwrap().is_empty());
+    // An event on Ann tells the TUIs showing her timeline to refresh it.
+    let last = store
+        .events_since(braid::model::EventId(0), 1000)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        (last.kind.as_str(), last.contact_id, last.message_id),
+        ("contact_updated", Some(ann), Some(message))
+    );
 
     // A reply found through References (In-Reply-To names a message we never saw).
     let r = ingest(

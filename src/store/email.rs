@@ -6,6 +6,7 @@
 //! Our own outgoing messages should record the same keys.
 
 use super::conversations::add_channel;
+use super::events::{self, EventKind, EventRefs};
 use super::messages::refresh_conversation_summary;
 use super::{Result, Store};
 use crate::model::{Channel, ContactId, ConversationId, MessageId, Millis, Status};
@@ -69,13 +70,16 @@ pub(crate) fn find_referenced(
 
 /// Move one message into another conversation (and that conversation's contact's timeline),
 /// refreshing both summaries. `drop_empty_source`: delete the source conversation if the move
-/// left it without messages (ingest had just created it for this message).
+/// left it without messages (ingest had just created it for this message). An event on the
+/// receiving contact tells every open TUI showing that timeline to refresh it (the ingest event
+/// named the writer's contact).
 pub(crate) fn move_message(
     conn: &Connection,
     message: MessageId,
     from: ConversationId,
     to: ConversationId,
     drop_empty_source: bool,
+    at: Millis,
 ) -> Result<()> {
     let (contact, channels): (ContactId, String) = conn
         .prepare_cached("SELECT contact_id, channels FROM conversations WHERE id = ?1")?
@@ -101,6 +105,18 @@ pub(crate) fn move_message(
     } else {
         refresh_conversation_summary(conn, from)?;
     }
+    events::append(
+        conn,
+        at,
+        "ingest",
+        EventKind::ContactUpdated,
+        EventRefs {
+            conversation: Some(to),
+            contact: Some(contact),
+            message: Some(message),
+        },
+        Some(&serde_json::json!({ "email_reply_threaded_from": from })),
+    )?;
     Ok(())
 }
 

@@ -69,6 +69,7 @@ pub fn ingest_email(
         conversation,
         thread.conversation,
         new_conversation,
+        now,
     )?;
     if email.inbound.direction == Direction::In {
         reopen(conn, thread.conversation, now, "ingest")?;
