@@ -507,6 +507,61 @@ async fn long_replies_split_and_replies_to_one_chat_keep_their_order() {
 }
 
 #[tokio::test]
+async fn after_a_failure_newer_replies_to_the_chat_wait_for_it() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tg = server.bot();
+    let conv = ann_conversation(&server, dir.path(), &tg).await;
+    // A temporary failure without a retry_after.
+    server.api.lock().unwrap().send_script.push_back(api_error(
+        429,
+        "Too Many Requests: try later",
+        None,
+    ));
+    let mut s = open_store(dir.path());
+    let now = now_millis();
+    let first = s
+        .queue_reply(conv, Channel::Telegram, "bob", "first", now)
+        .unwrap();
+    let second = s
+        .queue_reply(conv, Channel::Telegram, "bob", "second", now)
+        .unwrap();
+    let mut d = dispatcher(dir.path(), &tg);
+    let outcome = |done: &[(MessageId, Result<Outcome, String>)], id: MessageId| {
+        done.iter().find(|(m, _)| *m == id).unwrap().1.clone()
+    };
+    let done = d.run_until_idle().await.unwrap();
+    assert_eq!(
+        outcome(&done, first),
+        Ok(Outcome::Failed {
+            reason: "Telegram: Too Many Requests: try later".into(),
+            retry: true
+        })
+    );
+    assert!(
+        matches!(outcome(&done, second), Ok(Outcome::Failed { reason, retry: true }) if reason.starts_with("waiting for an earlier reply")),
+        "{done:?}"
+    );
+    assert!(server.sent().is_empty());
+
+    // The newer one alone still waits; both together go out in order.
+    s.retry(second, "bob", now_millis()).unwrap();
+    let done = d.run_until_idle().await.unwrap();
+    assert!(matches!(outcome(&done, second), Ok(Outcome::Failed { .. })));
+    assert!(server.sent().is_empty());
+    s.retry(first, "bob", now_millis()).unwrap();
+    s.retry(second, "bob", now_millis()).unwrap();
+    let done = d.run_until_idle().await.unwrap();
+    assert_eq!(done.len(), 2);
+    assert!(
+        done.iter().all(|(_, o)| *o == Ok(Outcome::Sent)),
+        "{done:?}"
+    );
+    let texts: Vec<String> = server.sent().into_iter().map(|(_, t, _)| t).collect();
+    assert_eq!(texts, vec!["first", "second"]);
+}
+
+#[tokio::test]
 async fn a_429_is_honoured() {
     let server = Server::start().await;
     let dir = tempfile::tempdir().unwrap();

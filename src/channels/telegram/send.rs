@@ -10,15 +10,17 @@
 //!   fails the same way without calling Telegram.
 //! - A 403 (the customer blocked the bot, deleted their account) is permanent; other failures
 //!   carry Telegram's own description.
-//! - Replies to one chat claimed together go out in the order they were written (message id).
+//! - Replies to one chat go out in the order they were written (message id): the ones claimed
+//!   together take turns, and after a retryable failure the newer replies to that chat wait
+//!   (failing with "waiting for an earlier reply...", retried by the outbox) until it is sent.
 
 use super::Telegram;
 use crate::channels::{Outbound, SendError, SendFuture, Sent};
 use crate::model::{Channel, MessageId};
 use crate::store::OutboxItem;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use teloxide::prelude::Requester;
 use teloxide::types::ChatId;
 use teloxide::{ApiError, RequestError};
@@ -76,7 +78,14 @@ pub(crate) struct ChatOrder {
     waiting: Mutex<HashMap<i64, BTreeSet<i64>>>,
     /// Parts of a split message already delivered (message id → their Telegram ids).
     delivered_parts: Mutex<HashMap<i64, Vec<i32>>>,
+    /// Replies whose send failed and will be retried, per chat: newer replies to that chat wait
+    /// for them (message id → when it last failed).
+    held: Mutex<HashMap<i64, BTreeMap<i64, Instant>>>,
 }
+
+/// A held reply stops holding newer ones after this long without failing again (the outbox
+/// may have given up on it).
+const HOLD_FOR: Duration = Duration::from_secs(30 * 60);
 
 /// Removes a reply from its chat's line when its send ends (or is dropped on a timeout).
 struct Turn<'a> {
@@ -128,6 +137,29 @@ impl ChatOrder {
                 return turn;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The oldest reply to `chat`, older than `message`, still waiting for a retry.
+    fn held_before(&self, chat: i64, message: MessageId) -> Option<i64> {
+        let mut h = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let set = h.get_mut(&chat)?;
+        set.retain(|_, at| at.elapsed() < HOLD_FOR);
+        set.keys().next().copied().filter(|&m| m < message.0)
+    }
+
+    fn hold(&self, chat: i64, message: MessageId) {
+        let mut h = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        h.entry(chat).or_default().insert(message.0, Instant::now());
+    }
+
+    fn release(&self, chat: i64, message: MessageId) {
+        let mut h = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(set) = h.get_mut(&chat) {
+            set.remove(&message.0);
+            if set.is_empty() {
+                h.remove(&chat);
+            }
         }
     }
 
@@ -222,6 +254,23 @@ impl Telegram {
             retry: false,
         })?;
         let _turn = self.order.wait_turn(chat, item.message_id).await;
+        let result = self.deliver_in_turn(chat, item).await;
+        match &result {
+            Err(e) if e.retry => self.order.hold(chat, item.message_id),
+            _ => self.order.release(chat, item.message_id),
+        }
+        result
+    }
+
+    async fn deliver_in_turn(&self, chat: i64, item: &OutboxItem) -> Result<Sent, SendError> {
+        if let Some(earlier) = self.order.held_before(chat, item.message_id) {
+            return Err(SendError {
+                reason: format!(
+                    "waiting for an earlier reply to this chat (#{earlier}) to go first"
+                ),
+                retry: true,
+            });
+        }
         if let Some(d) = self.frozen_for() {
             return Err(SendError {
                 reason: rate_limited(d),
