@@ -12,6 +12,7 @@ pub mod identity;
 pub mod ingest;
 pub mod model;
 pub mod sanitize;
+pub mod secret;
 pub mod store;
 pub mod tui;
 pub mod worker;

@@ -45,15 +45,7 @@ pub struct RawTelegramConfig {
 }
 
 /// Where the bot token comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenSource {
-    /// A shell command that prints the token (`sh -c`).
-    Command(String),
-    /// An environment variable holding it.
-    Env(String),
-    /// Given directly (tests).
-    Plain(String),
-}
+pub type TokenSource = crate::secret::SecretSource;
 
 /// A configured bot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,26 +62,13 @@ pub struct TelegramConfig {
 impl RawTelegramConfig {
     /// Check and complete the section. Errors name the key (without the `telegram.` prefix).
     pub fn resolve(&self) -> Result<TelegramConfig, (&'static str, String)> {
-        let token = match (&self.token_command, &self.token_env) {
-            (Some(_), Some(_)) => {
-                return Err((
-                    "token_env",
-                    "give token_command or token_env, not both".to_string(),
-                ));
-            }
-            (Some(c), None) if !c.trim().is_empty() => TokenSource::Command(c.clone()),
-            (None, Some(e)) if !e.trim().is_empty() => TokenSource::Env(e.trim().to_string()),
-            (Some(_), None) => return Err(("token_command", "must not be empty".to_string())),
-            (None, Some(_)) => return Err(("token_env", "must not be empty".to_string())),
-            (None, None) => {
-                return Err((
-                    "token_command",
-                    "the bot token is missing: set token_command (a command that prints it) or \
-                     token_env (an environment variable holding it)"
-                        .to_string(),
-                ));
-            }
-        };
+        let token = crate::secret::source_from_keys(
+            "bot token",
+            self.token_command.as_deref(),
+            self.token_env.as_deref(),
+            "token_command",
+            "token_env",
+        )?;
         let api_url = self
             .api_url
             .as_deref()
@@ -284,46 +263,9 @@ impl Telegram {
 
 /// Read the bot token from its source; the value is trimmed and must not be empty.
 pub async fn resolve_token(source: &TokenSource) -> Result<String, SetupError> {
-    let token = match source {
-        TokenSource::Plain(t) => t.clone(),
-        TokenSource::Env(name) => std::env::var(name).map_err(|_| {
-            SetupError(format!("token: the environment variable {name} is not set"))
-        })?,
-        TokenSource::Command(cmd) => {
-            let out = tokio::time::timeout(
-                Duration::from_secs(30),
-                tokio::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(cmd)
-                    .stdin(std::process::Stdio::null())
-                    .kill_on_drop(true)
-                    .output(),
-            )
-            .await
-            .map_err(|_| SetupError("token_command did not finish in 30 s".into()))?
-            .map_err(|e| SetupError(format!("token_command: {e}")))?;
-            if !out.status.success() {
-                let err = String::from_utf8_lossy(&out.stderr);
-                let err = crate::sanitize::line(err.lines().next().unwrap_or(""));
-                return Err(SetupError(format!(
-                    "token_command failed ({}){}",
-                    out.status,
-                    if err.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {err}")
-                    }
-                )));
-            }
-            String::from_utf8(out.stdout)
-                .map_err(|_| SetupError("token_command printed non-UTF-8".into()))?
-        }
-    };
-    let token = token.trim().to_string();
-    if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(SetupError("token: empty or not a single word".into()));
-    }
-    Ok(token)
+    crate::secret::resolve(source, "token", true)
+        .await
+        .map_err(SetupError)
 }
 
 #[cfg(test)]
