@@ -44,6 +44,8 @@ pub struct Config {
     pub webchat: crate::channels::webchat::WebChatConfig,
     /// `[telegram]`: the Telegram bot, if configured.
     pub telegram: Option<crate::channels::telegram::TelegramConfig>,
+    /// `[[email]]`: the mailboxes braid reads and answers from.
+    pub email: Vec<crate::channels::email::EmailAccount>,
 }
 
 /// Colors of the TUI. Each is a name ("red", "darkgray"), "#rrggbb" or an index "0".."255".
@@ -225,6 +227,7 @@ impl Config {
             theme: Theme::default(),
             webchat: Default::default(),
             telegram: None,
+            email: Vec::new(),
         }
     }
 
@@ -266,6 +269,8 @@ struct RawConfig {
     #[serde(default)]
     webchat: crate::channels::webchat::config::RawWebChat,
     telegram: Option<Spanned<crate::channels::telegram::RawTelegramConfig>>,
+    #[serde(default)]
+    email: Vec<Spanned<crate::channels::email::RawEmailAccount>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -429,6 +434,22 @@ impl RawConfig {
             None => None,
         };
 
+        let mut email: Vec<crate::channels::email::EmailAccount> = Vec::new();
+        for (i, raw) in self.email.iter().enumerate() {
+            let account = raw
+                .get_ref()
+                .resolve(i)
+                .map_err(|(key, m)| ctx.invalid(raw.span(), &format!("email.{key}"), m))?;
+            if email.iter().any(|a| a.name == account.name) {
+                return Err(ctx.invalid(
+                    raw.span(),
+                    "email.name",
+                    format!("two [[email]] accounts are named '{}'", account.name),
+                ));
+            }
+            email.push(account);
+        }
+
         let webchat = self
             .webchat
             .resolve()
@@ -444,6 +465,7 @@ impl RawConfig {
             theme,
             webchat,
             telegram,
+            email,
         })
     }
 }

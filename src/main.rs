@@ -37,6 +37,8 @@ enum Command {
     Contacts(cli::contacts::Args),
     /// Import mail history from a Maildir or an mbox file (idempotent)
     Import(cli::import::Args),
+    /// One full pass of every configured channel (email folders, Telegram, outbox), then exit
+    Sync(cli::sync::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Some(Command::Note(a)) => cli::to_stdout(|out| cli::note::run(g, a, out)),
         Some(Command::Contacts(a)) => cli::to_stdout(|out| cli::contacts::run(g, a, out)),
         Some(Command::Import(a)) => cli::to_stdout(|out| cli::import::run(g, a, out)),
+        Some(Command::Sync(a)) => cli::to_stdout(|out| cli::sync::run(g, a, out)),
     };
     cli::finish(result)
 }

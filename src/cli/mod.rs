@@ -18,6 +18,7 @@ pub mod search;
 pub mod serve;
 pub mod show;
 pub mod status;
+pub mod sync;
 
 use crate::config::Config;
 use crate::model::{Channel, ConversationId};

@@ -241,3 +241,202 @@ impl ImportBatch {
         Ok(())
     }
 }
+
+/// What an outgoing email carries, fixed before its first attempt so every attempt sends the
+/// same message (and a retry can look for it in the Sent folder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    /// The account it leaves through.
+    pub account: String,
+    /// Our Message-ID, without `<>`.
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    /// Oldest first.
+    pub references: Vec<String>,
+    /// An earlier attempt was made, and the server did not refuse it: it may have gone out.
+    pub maybe_sent_before: bool,
+    /// The newest message the customer wrote by email in this conversation, to quote.
+    pub quote: Option<QuotedEmail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotedEmail {
+    pub author: String,
+    pub at: Millis,
+    pub body: String,
+}
+
+impl Store {
+    /// Fix the headers of an outgoing email (first call) or read them back (later attempts).
+    /// `accounts`: the configured account names; the reply leaves through its own account if
+    /// it has one of them, else the account the conversation's newest email came through, else
+    /// the first. For a message of the email channel, our Message-ID becomes its external id
+    /// now, so the copy that comes back from the Sent folder is recognized as this message.
+    /// `random` makes the Message-ID unguessable.
+    pub fn prepare_outgoing_email(
+        &mut self,
+        message: MessageId,
+        accounts: &[&str],
+        domain_of: &dyn Fn(&str) -> String,
+        random: &str,
+    ) -> Result<OutgoingEmail> {
+        self.write_with(|tx| {
+            let (conversation, channel, account, meta): (
+                ConversationId,
+                Channel,
+                String,
+                Option<String>,
+            ) = tx
+                .prepare_cached(
+                    "SELECT conversation_id, channel, account, meta FROM messages WHERE id = ?1",
+                )?
+                .query_row([message], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?;
+            let mut meta: serde_json::Map<String, serde_json::Value> = meta
+                .and_then(|m| serde_json::from_str(&m).ok())
+                .unwrap_or_default();
+            let id_key = if channel == Channel::Email {
+                "message_id"
+            } else {
+                "email_message_id"
+            };
+            let quote = quoted_email(tx, conversation, message)?;
+            if let Some(existing) = meta.get(id_key).and_then(|v| v.as_str()) {
+                let strings = |k: &str| -> Vec<String> {
+                    meta.get(k)
+                        .and_then(|v| v.as_array())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|s| s.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let refused = meta.get("email_refused").and_then(|v| v.as_bool()) == Some(true);
+                let acc = meta
+                    .get("email_account")
+                    .and_then(|v| v.as_str())
+                    .map(String::from)
+                    .unwrap_or(account);
+                return Ok(OutgoingEmail {
+                    account: acc,
+                    message_id: existing.to_string(),
+                    in_reply_to: strings("in_reply_to").into_iter().next(),
+                    references: strings("references"),
+                    maybe_sent_before: !refused,
+                    quote,
+                });
+            }
+            let latest: Option<String> = tx
+                .prepare_cached(
+                    "SELECT account FROM messages WHERE conversation_id = ?1 AND channel = 'email'
+                       AND account <> '' ORDER BY created_at DESC, id DESC LIMIT 1",
+                )?
+                .query_row([conversation], |r| r.get(0))
+                .optional()?;
+            let chosen = [Some(account.as_str()), latest.as_deref()]
+                .into_iter()
+                .flatten()
+                .find(|a| accounts.contains(a))
+                .or(accounts.first().copied())
+                .unwrap_or("")
+                .to_string();
+            let refs = email_thread_refs(tx, conversation)?;
+            let domain = domain_of(&chosen);
+            let message_id = format!("braid.{}.{random}@{domain}", message.0);
+            let (in_reply_to, references) = match refs {
+                Some(r) => (Some(r.last_message_id), r.references),
+                None => (None, Vec::new()),
+            };
+            meta.insert(id_key.into(), message_id.clone().into());
+            meta.insert("email_account".into(), chosen.clone().into());
+            if channel == Channel::Email {
+                meta.insert(
+                    "in_reply_to".into(),
+                    serde_json::json!(in_reply_to.iter().collect::<Vec<_>>()),
+                );
+                meta.insert("references".into(), serde_json::json!(references));
+            }
+            let meta_text = serde_json::Value::Object(meta).to_string();
+            if channel == Channel::Email {
+                tx.prepare_cached(
+                    "UPDATE messages SET meta = ?2, account = ?3, external_id = ?4 WHERE id = ?1",
+                )?
+                .execute((message, &meta_text, &chosen, &message_id))?;
+            } else {
+                tx.prepare_cached("UPDATE messages SET meta = ?2 WHERE id = ?1")?
+                    .execute((message, &meta_text))?;
+            }
+            Ok(OutgoingEmail {
+                account: chosen,
+                message_id,
+                in_reply_to,
+                references,
+                maybe_sent_before: false,
+                quote,
+            })
+        })
+    }
+
+    /// Remember whether the last attempt at an outgoing email was refused by the server (so it
+    /// certainly did not go out) or ended unclear (a timeout, a dropped connection).
+    pub fn note_email_attempt(&mut self, message: MessageId, refused: bool) -> Result<()> {
+        self.write_with(|tx| {
+            tx.prepare_cached(
+                "UPDATE messages SET meta = json_set(CASE WHEN json_valid(meta) THEN meta ELSE '{}' END,
+                    '$.email_refused', json(?2)) WHERE id = ?1",
+            )?
+            .execute((message, if refused { "true" } else { "false" }))?;
+            Ok(())
+        })
+    }
+
+    /// Which of `ids` are the external ids of email messages already stored for `account`.
+    pub fn known_email_ids(
+        &self,
+        account: &str,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT 1 FROM messages WHERE channel = 'email' AND account = ?1 AND external_id = ?2",
+        )?;
+        let mut known = std::collections::HashSet::new();
+        for id in ids {
+            if stmt.exists((account, id))? {
+                known.insert(id.clone());
+            }
+        }
+        Ok(known)
+    }
+}
+
+/// The customer's newest email in the conversation before `before`.
+fn quoted_email(
+    conn: &Connection,
+    conversation: ConversationId,
+    before: MessageId,
+) -> Result<Option<QuotedEmail>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT m.author, ct.name, m.created_at, m.body FROM messages m
+               JOIN contacts ct ON ct.id = m.contact_id
+             WHERE m.conversation_id = ?1 AND m.channel = 'email' AND m.direction = 'in'
+               AND m.id <> ?2
+             ORDER BY m.created_at DESC, m.id DESC LIMIT 1",
+        )?
+        .query_row((conversation, before), |r| {
+            let author: String = r.get(0)?;
+            let name: String = r.get(1)?;
+            Ok(QuotedEmail {
+                author: if author.trim().is_empty() {
+                    name
+                } else {
+                    author
+                },
+                at: r.get(2)?,
+                body: r.get(3)?,
+            })
+        })
+        .optional()?)
+}

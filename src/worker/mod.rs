@@ -84,6 +84,8 @@ pub struct WorkerOptions {
     pub telegram: Option<Arc<crate::channels::telegram::Telegram>>,
     /// The website live chat the leader serves.
     pub webchat: Option<crate::channels::webchat::Options>,
+    /// The mailboxes whose folders the leader keeps synced (their sender is in `senders`).
+    pub email: Vec<Arc<crate::channels::email::Account>>,
 }
 
 impl WorkerOptions {
@@ -99,6 +101,7 @@ impl WorkerOptions {
             dispatch: DispatchSettings::default(),
             telegram: None,
             webchat: None,
+            email: Vec::new(),
         }
     }
 
@@ -109,6 +112,18 @@ impl WorkerOptions {
                 crate::channels::telegram::Telegram::new(tg.clone(), config.ingest_settings());
             opts.senders.push(bot.clone());
             opts.telegram = Some(bot);
+        }
+        if !config.email.is_empty() {
+            let accounts: Vec<_> = config
+                .email
+                .iter()
+                .map(|a| crate::channels::email::Account::new(a.clone(), config.ingest_settings()))
+                .collect();
+            opts.senders.push(crate::channels::email::EmailSender::new(
+                accounts.clone(),
+                config.data_dir.join(DB_FILE),
+            ));
+            opts.email = accounts;
         }
         opts.webchat = crate::channels::webchat::Options::from_config(config);
         opts
@@ -277,6 +292,17 @@ async fn lead(opts: &WorkerOptions, rep: &mut Reporter, stop: &mut watch::Receiv
             crate::channels::telegram::poll::run(Arc::clone(t), store_path.clone(), stop.clone());
         tokio::spawn(run)
     });
+    let mail: Vec<JoinHandle<()>> = opts
+        .email
+        .iter()
+        .map(|a| {
+            tokio::spawn(crate::channels::email::run(
+                Arc::clone(a),
+                store_path.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
     let mut web = match &opts.webchat {
         Some(_) => Web::Wanted(Instant::now()),
         None => Web::No,
@@ -337,10 +363,7 @@ async fn lead(opts: &WorkerOptions, rep: &mut Reporter, stop: &mut watch::Receiv
         }
         if now >= next_status {
             next_status = now + Duration::from_secs(1);
-            rep.set(
-                Role::Leader,
-                leader_detail(&demo, &dispatcher, opts.telegram.as_deref(), &web),
-            );
+            rep.set(Role::Leader, leader_detail(&demo, &dispatcher, opts, &web));
             rep.expire_error();
         }
 
@@ -362,6 +385,9 @@ async fn lead(opts: &WorkerOptions, rep: &mut Reporter, stop: &mut watch::Receiv
     dispatcher.drain(opts.shutdown_grace).await;
     if let Web::Running(server) = web {
         server.shutdown().await;
+    }
+    for task in mail {
+        let _ = tokio::time::timeout(opts.shutdown_grace, task).await;
     }
     if let Some(poller) = telegram {
         // It sees the same stop signal; a batch being committed is finished first.
@@ -414,13 +440,12 @@ fn senders(opts: &WorkerOptions, demo: &Demo, web: &Web) -> Senders {
     senders
 }
 
-fn leader_detail(
-    demo: &Demo,
-    dispatcher: &Dispatcher,
-    telegram: Option<&crate::channels::telegram::Telegram>,
-    web: &Web,
-) -> String {
+fn leader_detail(demo: &Demo, dispatcher: &Dispatcher, opts: &WorkerOptions, web: &Web) -> String {
     let mut parts: Vec<String> = Vec::new();
+    for account in &opts.email {
+        parts.push(account.status());
+    }
+    let telegram = opts.telegram.as_deref();
     match web {
         Web::Running(server) => parts.push(server.status()),
         Web::Wanted(_) => parts.push("web chat: not listening".to_string()),

@@ -168,6 +168,31 @@ impl EmailParser {
         }
     }
 
+    /// A message whose body was not downloaded (over `max_message_bytes` on the server): its
+    /// header section only, and a note saying how big it is.
+    pub fn parse_header_only(
+        &mut self,
+        head: &[u8],
+        full_size: usize,
+        fallback_time: Millis,
+    ) -> ParsedEmail {
+        let note = format!(
+            "[message body not downloaded: {} is over the {} limit]",
+            human_size(full_size),
+            human_size(self.limits.max_message_bytes)
+        );
+        let head = &head[..head.len().min(256 * 1024)];
+        match self.parser.parse_headers(head) {
+            Some(m) => self.build(head, &m, Body::note(note), fallback_time),
+            None => self.unparsable(head, fallback_time),
+        }
+    }
+
+    /// The most bytes of one message that are downloaded and parsed.
+    pub fn max_message_bytes(&self) -> usize {
+        self.limits.max_message_bytes
+    }
+
     fn build(&mut self, raw: &[u8], m: &Message<'_>, body: Body, fallback: Millis) -> ParsedEmail {
         let message_id = m
             .message_id()

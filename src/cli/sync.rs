@@ -1,0 +1,185 @@
+//! `braid sync --once`: one full pass of every configured channel, then exit (cron, scripts,
+//! tests). Email: every folder, new mail and all older mail not stored yet. Telegram: the
+//! updates waiting now. The outbox: every reply due now is sent. `braid serve` keeps the
+//! channels running instead.
+//!
+//! It takes the worker lease like `serve`: while another braid process runs the channels
+//! (a TUI, `serve`), that process is already syncing, and this one says so and exits 1.
+
+use super::{Globals, write_json};
+use crate::worker::{Lease, holder_pid};
+use anyhow::{Context, bail};
+use serde::Serialize;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Run one pass and exit (the only mode: `braid serve` keeps syncing)
+    #[arg(long)]
+    pub once: bool,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct SyncJson {
+    pub folders: Vec<FolderJson>,
+    pub telegram: Option<TelegramJson>,
+    pub sent: usize,
+    pub failed: usize,
+    pub seconds: f64,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FolderJson {
+    pub account: String,
+    pub folder: String,
+    pub listed: usize,
+    pub fetched: usize,
+    pub stored: usize,
+    pub duplicates: usize,
+    pub matched: usize,
+    pub uidvalidity_changed: bool,
+    pub seconds: f64,
+    pub messages_per_second: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TelegramJson {
+    pub stored: usize,
+    pub duplicates: usize,
+    pub skipped: usize,
+}
+
+pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
+    if !args.once {
+        bail!("braid sync runs one pass: pass --once (braid serve keeps the channels running)");
+    }
+    let config = globals.load()?;
+    drop(super::open_store(&config)?);
+    let lease = Lease::try_acquire(&config.data_dir)
+        .with_context(|| format!("worker lease in {}", config.data_dir.display()))?;
+    let Some(lease) = lease else {
+        let who = holder_pid(&config.data_dir)
+            .map(|p| format!("pid {p}"))
+            .unwrap_or_else(|| "another braid process".into());
+        bail!("{who} runs the channels on this store and is syncing them already");
+    };
+    if config.email.is_empty() && config.telegram.is_none() {
+        bail!("no channel configured to sync (add [[email]] or [telegram] to the config)");
+    }
+    let report = super::block_on(pass(&config))??;
+    drop(lease);
+    if args.json {
+        write_json(out, &report)?;
+    } else {
+        for f in &report.folders {
+            writeln!(
+                out,
+                "email {} {}: {} new, {} already stored{} ({:.1} s, {:.0} messages/s)",
+                f.account,
+                f.folder,
+                f.stored,
+                f.duplicates + f.matched,
+                if f.uidvalidity_changed {
+                    ", UIDVALIDITY changed"
+                } else {
+                    ""
+                },
+                f.seconds,
+                f.messages_per_second
+            )?;
+        }
+        if let Some(t) = &report.telegram {
+            writeln!(
+                out,
+                "telegram: {} new, {} already stored, {} skipped",
+                t.stored, t.duplicates, t.skipped
+            )?;
+        }
+        writeln!(
+            out,
+            "outbox: {} sent, {} failed",
+            report.sent, report.failed
+        )?;
+        for e in &report.errors {
+            writeln!(out, "error: {e}")?;
+        }
+    }
+    if let Some(first) = report.errors.first() {
+        bail!("{first}");
+    }
+    Ok(())
+}
+
+async fn pass(config: &crate::config::Config) -> anyhow::Result<SyncJson> {
+    let started = Instant::now();
+    let store_path = config.data_dir.join(crate::store::DB_FILE);
+    let opts = crate::worker::WorkerOptions::from_config(config);
+    let mut report = SyncJson::default();
+    for account in &opts.email {
+        let t0 = Instant::now();
+        match crate::channels::email::sync_once(account, &store_path).await {
+            Ok(folders) => {
+                let secs = t0.elapsed().as_secs_f64();
+                for (folder, r) in folders {
+                    report.folders.push(FolderJson {
+                        account: account.config.name.clone(),
+                        folder,
+                        listed: r.listed,
+                        fetched: r.fetched,
+                        stored: r.stored.stored,
+                        duplicates: r.stored.duplicates,
+                        matched: r.matched,
+                        uidvalidity_changed: r.uidvalidity_changed,
+                        seconds: secs,
+                        messages_per_second: if secs > 0.0 {
+                            r.fetched as f64 / secs
+                        } else {
+                            0.0
+                        },
+                    });
+                }
+            }
+            Err(e) => report
+                .errors
+                .push(format!("email {}: {e}", account.config.name)),
+        }
+    }
+    if let Some(tg) = &opts.telegram {
+        let store = crate::store::Store::open(&store_path)?;
+        let poller = crate::channels::telegram::poll::Poller::new(Arc::clone(tg), store);
+        match poller.poll_once(0).await {
+            Ok(c) => {
+                report.telegram = Some(TelegramJson {
+                    stored: c.stored,
+                    duplicates: c.duplicates,
+                    skipped: c.skipped,
+                })
+            }
+            Err(e) => report.errors.push(format!("telegram: {e}")),
+        }
+    }
+    let store = crate::store::Store::open(&store_path)?;
+    let mut dispatcher = crate::worker::Dispatcher::new(
+        Arc::new(std::sync::Mutex::new(store)),
+        crate::worker::Senders::new(opts.senders.iter().cloned()),
+        opts.dispatch.clone(),
+    );
+    for (_, outcome) in dispatcher.run_until_idle().await? {
+        match outcome {
+            Ok(crate::worker::Outcome::Sent) => report.sent += 1,
+            Ok(crate::worker::Outcome::Failed { reason, .. }) => {
+                report.failed += 1;
+                tracing::info!("sync: a reply failed: {reason}");
+            }
+            Err(e) => report.errors.push(format!("outbox: {e}")),
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
