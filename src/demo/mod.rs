@@ -13,6 +13,7 @@
 //!   same contacts, identities, conversations, tags, messages and search results.
 
 pub(crate) mod history;
+pub mod maildir;
 pub(crate) mod plan;
 pub(crate) mod rng;
 pub(crate) mod text;

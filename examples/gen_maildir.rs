@@ -1,0 +1,30 @@
+//! Write the benchmarks' deterministic Maildir: `cargo run --release --example gen_maildir -- DIR N`
+//! (N messages into DIR/cur, DIR/new and DIR/.Sent). Used by `scripts/bench-imap.sh` to seed a
+//! real Dovecot mailbox.
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(dir), Some(n)) = (
+        args.get(1),
+        args.get(2)
+            .and_then(|n| n.replace(['_', ','], "").parse::<usize>().ok()),
+    ) else {
+        eprintln!("usage: gen_maildir DIR N");
+        return std::process::ExitCode::from(2);
+    };
+    let t = std::time::Instant::now();
+    match braid::demo::maildir::generate(std::path::Path::new(dir), n) {
+        Ok(bytes) => {
+            println!(
+                "gen_maildir: {n} messages ({:.1} MB) in {dir} in {:.1} s",
+                bytes as f64 / 1e6,
+                t.elapsed().as_secs_f64()
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gen_maildir: {dir}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
