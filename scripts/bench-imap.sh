@@ -41,6 +41,9 @@ if [ -z "${SKIP_BUILD:-}" ] && [ -z "${BRAID_BIN:-}" ]; then
 fi
 [ -x "$BIN" ] || die "no binary at $BIN"
 
+# Ports of its own, so it runs beside the live tests' servers.
+export BRAID_IMAP_PORT="${BENCH_IMAP_PORT:-11143}" BRAID_IMAPS_PORT="${BENCH_IMAPS_PORT:-11993}"
+export BRAID_SMTP_PORT="${BENCH_SMTP_PORT:-11025}" BRAID_SUBMISSION_PORT="${BENCH_SUBMISSION_PORT:-11587}"
 mkdir -p "$MAIL_DIR" "$DATA"
 chmod 755 "$MAIL_DIR"
 "$ROOT/scripts/mail-servers.sh" start "$MAIL_DIR" >&2

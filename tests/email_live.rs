@@ -821,3 +821,70 @@ async fn starttls_and_implicit_tls() {
         "{e}"
     );
 }
+
+/// `:save` fetches the message from the server again and writes its attachment, byte for byte,
+/// without overwriting a file of the same name.
+#[tokio::test]
+#[ignore]
+async fn attachments_are_saved_from_the_server() {
+    let srv = servers();
+    let dir = tempfile::tempdir().unwrap();
+    drop(new_store(dir.path()));
+    let folder = unique("att");
+    let cfg = srv.account("ann", "ann-pass", &[&folder], "", "starttls");
+    let account = Account::new(cfg.clone(), Settings::default());
+    create(&account, &folder).await;
+    let pdf: Vec<u8> = (0..40_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let b64 = {
+        use std::fmt::Write as _;
+        const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut s = String::new();
+        for (n, c) in pdf.chunks(3).enumerate() {
+            let v = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for k in 0..4 {
+                if k <= c.len() {
+                    s.push(T[((v >> (18 - 6 * k)) & 63) as usize] as char);
+                } else {
+                    s.push('=');
+                }
+            }
+            if n % 19 == 18 {
+                let _ = write!(s, "\r\n");
+            }
+        }
+        s
+    };
+    let raw = format!(
+        "From: Zoë <zoe@example.net>\r\nTo: ann@example.com\r\nSubject: Invoice attached\r\n\
+         Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMessage-ID: <att-{folder}@example.net>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee the invoice.\r\n\
+         --b\r\nContent-Type: application/pdf; name=\"invoice.pdf\"\r\nContent-Disposition: attachment; filename=\"invoice.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
+    );
+    let mut s = account.login().await.unwrap();
+    s.append(&folder, None, None, raw.as_bytes()).await.unwrap();
+    s.logout().await.unwrap();
+    braid::channels::email::sync_once(&account, &dir.path().join("braid.sqlite3"))
+        .await
+        .unwrap();
+    let conv = ConversationId(count(
+        dir.path(),
+        "SELECT conversation_id FROM messages LIMIT 1",
+    ));
+    let mut config = braid::config::Config::with_data_dir(dir.path());
+    config.email = vec![cfg];
+    let out = dir.path().join("downloads");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("invoice.pdf"), b"an older file").unwrap();
+    let msg = braid::channels::save::save(&config, conv, Some(out.clone()))
+        .await
+        .unwrap();
+    assert!(msg.contains("invoice (1).pdf"), "{msg}");
+    assert_eq!(std::fs::read(out.join("invoice (1).pdf")).unwrap(), pdf);
+    assert_eq!(
+        std::fs::read(out.join("invoice.pdf")).unwrap(),
+        b"an older file"
+    );
+}

@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod email;
+pub mod save;
 pub mod telegram;
 pub mod webchat;
 

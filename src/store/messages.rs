@@ -489,3 +489,45 @@ pub(crate) fn recipient(
         .query_row((contact, kind), |r| r.get(0))
         .optional()?)
 }
+
+/// A message with files attached, for `:save`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttachmentSource {
+    pub message: MessageId,
+    pub channel: Channel,
+    pub account: String,
+    pub external_id: Option<String>,
+    pub meta: serde_json::Value,
+}
+
+impl Store {
+    /// The conversation's newest message that has attachments (email `attachments`, a Telegram
+    /// `attachment`).
+    pub fn newest_attachment_message(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Option<AttachmentSource>> {
+        let row: Option<(MessageId, Channel, String, Option<String>, String)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT id, channel, account, external_id, meta FROM messages
+                 WHERE conversation_id = ?1 AND meta IS NOT NULL AND json_valid(meta)
+                   AND (json_array_length(meta, '$.attachments') > 0
+                        OR json_type(meta, '$.attachment') = 'object')
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+            )?
+            .query_row([conversation], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()?;
+        Ok(row.map(
+            |(message, channel, account, external_id, meta)| AttachmentSource {
+                message,
+                channel,
+                account,
+                external_id,
+                meta: serde_json::from_str(&meta).unwrap_or(serde_json::Value::Null),
+            },
+        ))
+    }
+}

@@ -19,7 +19,7 @@ pub use contacts::{ContactProfile, ContactRow, IdentityRow};
 pub use conversations::{Counts, QueueAnchor, QueueCursor, QueueFilter, QueueRow};
 pub use email::EmailThreadRefs;
 pub use events::{EventKind, EventRefs, EventRow};
-pub use messages::{MessageRow, TimelineCursor};
+pub use messages::{AttachmentSource, MessageRow, TimelineCursor};
 pub use outbox::OutboxItem;
 pub use search::{SearchHit, SearchQuery};
 

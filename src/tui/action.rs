@@ -33,6 +33,7 @@ pub enum Action {
     Priority(Option<Priority>),
     Vip,
     Retry,
+    Save(Option<String>),
     IdentityAdd(Option<(IdentityKind, String)>),
     ToggleQuoted,
     // views
@@ -183,6 +184,12 @@ pub const COMMANDS: &[Command] = &[
         "Send the conversation's last failed reply again"
     ),
     cmd!(
+        "save",
+        [],
+        Args::Optional("folder (default: Downloads)"),
+        "Save the files of the newest message with attachments"
+    ),
+    cmd!(
         "identity_add",
         ["identity"],
         Args::Optional("kind value, e.g. phone +44 20 7946 0958"),
@@ -283,6 +290,7 @@ impl Action {
             Action::Priority(_) => "priority",
             Action::Vip => "vip",
             Action::Retry => "retry",
+            Action::Save(_) => "save",
             Action::IdentityAdd(_) => "identity_add",
             Action::ToggleQuoted => "toggle_quoted",
             Action::View(_) => "view",
@@ -351,6 +359,7 @@ impl Action {
             ),
             "vip" => Action::Vip,
             "retry" => Action::Retry,
+            "save" => Action::Save(arg),
             "identity_add" => Action::IdentityAdd(match arg {
                 None => None,
                 Some(a) => {

@@ -45,6 +45,12 @@ pub enum Effect {
     Request(Request),
     /// Suspend the UI and edit this text in $EDITOR.
     RunEditor(String),
+    /// Download a conversation's attachments (network: runs as a task of its own; the result
+    /// comes back as a `Response::Done` or `Response::Error`).
+    Save {
+        conversation: ConversationId,
+        dir: Option<String>,
+    },
     Quit,
 }
 
@@ -839,6 +845,16 @@ impl App {
                 self.write(Write::Vip(vip))
             }
             Action::Retry => self.write(Write::Retry),
+            Action::Save(dir) => match self.selected_ids() {
+                Some((conversation, _)) => {
+                    self.info("saving attachments...");
+                    vec![Effect::Save { conversation, dir }]
+                }
+                None => {
+                    self.error("no conversation selected");
+                    Vec::new()
+                }
+            },
             Action::IdentityAdd(None) => self.prompt("identity add "),
             Action::IdentityAdd(Some((kind, value))) => self.write(Write::IdentityAdd(kind, value)),
         }

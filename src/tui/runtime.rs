@@ -18,6 +18,7 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::Stdout;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -131,10 +132,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         crate::model::now_millis(),
     );
     app.worker = worker_status.borrow().summary();
+    let saver = Saver {
+        config: Arc::new(config.clone()),
+        tx: tx.clone(),
+    };
     let result = event_loop(
         &mut term,
         &mut app,
         &requests,
+        &saver,
         &mut rx,
         &mut feed,
         &mut worker_status,
@@ -149,6 +155,7 @@ async fn event_loop(
     term: &mut Term,
     app: &mut App,
     requests: &std::sync::mpsc::Sender<Request>,
+    saver: &Saver,
     rx: &mut UnboundedReceiver<Event>,
     feed: &mut tokio::sync::mpsc::Receiver<crate::feed::FeedUpdate>,
     worker_status: &mut tokio::sync::watch::Receiver<crate::worker::WorkerStatus>,
@@ -156,7 +163,7 @@ async fn event_loop(
     let mut input = Some(EventStream::new());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let start = app.start();
-    if apply(term, app, requests, start, &mut input).await? {
+    if apply(term, app, requests, saver, start, &mut input).await? {
         return Ok(());
     }
     term.draw(|f| crate::tui::ui::draw(f, app))?;
@@ -200,7 +207,7 @@ async fn event_loop(
         }
         for ev in pending {
             let fx = app.handle(ev);
-            if apply(term, app, requests, fx, &mut input).await? {
+            if apply(term, app, requests, saver, fx, &mut input).await? {
                 return Ok(());
             }
         }
@@ -236,11 +243,41 @@ fn term_event(e: TermEvent) -> Option<Event> {
     }
 }
 
+/// Runs `:save` downloads as tasks of their own; their results come back as data events.
+struct Saver {
+    config: Arc<Config>,
+    tx: UnboundedSender<Event>,
+}
+
+impl Saver {
+    fn start(&self, conversation: crate::model::ConversationId, dir: Option<String>) {
+        let config = Arc::clone(&self.config);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let dir = dir.map(|d| expand_home(&d));
+            let resp = match crate::channels::save::save(&config, conversation, dir).await {
+                Ok(msg) => crate::tui::data::Response::Done(msg),
+                Err(e) => crate::tui::data::Response::Error(format!("save: {e}")),
+            };
+            let _ = tx.send(Event::Data(resp));
+        });
+    }
+}
+
+/// `~/x` -> `$HOME/x`.
+fn expand_home(d: &str) -> PathBuf {
+    match (d.strip_prefix("~/"), directories::BaseDirs::new()) {
+        (Some(rest), Some(b)) => b.home_dir().join(rest),
+        _ => PathBuf::from(d),
+    }
+}
+
 /// Carry out effects. Returns true to quit.
 async fn apply(
     term: &mut Term,
     app: &mut App,
     requests: &std::sync::mpsc::Sender<Request>,
+    saver: &Saver,
     effects: Vec<Effect>,
     input: &mut Option<EventStream>,
 ) -> anyhow::Result<bool> {
@@ -255,6 +292,7 @@ async fn apply(
                         .send(r)
                         .map_err(|_| anyhow::anyhow!("the data thread stopped"))?;
                 }
+                Effect::Save { conversation, dir } => saver.start(conversation, dir),
                 Effect::RunEditor(text) => {
                     let result = edit_in_editor(term, &text, input).await;
                     next.extend(app.handle(Event::EditorDone(result)));

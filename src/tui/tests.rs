@@ -648,3 +648,34 @@ fn ctrl_e_hands_the_text_to_the_editor_and_takes_it_back() {
     }
     assert!(h.app.status.as_ref().unwrap().0.contains("nano"));
 }
+
+#[test]
+fn save_runs_off_the_ui_task_for_the_selected_conversation() {
+    let mut h = harness(160, 45);
+    let selected = h.app.queue.current().map(|r| r.id).unwrap();
+    h.keys(":save ~/Downloads<CR>").unwrap();
+    assert_eq!(
+        h.other_effects.last(),
+        Some(&crate::tui::app::Effect::Save {
+            conversation: selected,
+            dir: Some("~/Downloads".into()),
+        })
+    );
+    assert!(
+        h.app.status.as_ref().unwrap().0.contains("saving"),
+        "{:?}",
+        h.app.status
+    );
+    // Its answer shows like any other.
+    h.event(crate::tui::app::Event::Data(
+        crate::tui::data::Response::Error("save: no message with attachments in #1".into()),
+    ));
+    assert!(
+        h.app
+            .status
+            .as_ref()
+            .unwrap()
+            .0
+            .contains("no message with attachments")
+    );
+}

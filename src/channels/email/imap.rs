@@ -248,10 +248,22 @@ fn store_batch(
         .iter()
         .map(|m| {
             let fallback = m.internal_date.unwrap_or(now);
-            match m.header_only_of {
+            let mut email = match m.header_only_of {
                 Some(size) => parser.parse_header_only(&m.bytes, size, fallback),
                 None => parser.parse(&m.bytes, fallback),
+            };
+            // Where the message lives on the server: `:save` fetches its attachments there.
+            if let Some(serde_json::Value::Object(meta)) = email.inbound.meta.as_mut() {
+                meta.insert(
+                    "imap".into(),
+                    serde_json::json!({
+                        "folder": folder,
+                        "uidvalidity": cursor.uidvalidity,
+                        "uid": m.uid,
+                    }),
+                );
             }
+            email
         })
         .collect();
     let mut report = BatchReport::default();

@@ -1,0 +1,262 @@
+//! `:save`: download the files of a conversation's newest message that has any, into a folder
+//! (default: the user's Downloads). Email attachments are fetched again from the IMAP server
+//! (the message's folder and UID, or its Message-ID after a UIDVALIDITY change) and cut out of
+//! the MIME; Telegram files come through getFile. Runs off the UI task; nothing is written
+//! half: each file goes to `NAME.part` first and is renamed into place, never over an existing
+//! file (`invoice (1).pdf`).
+
+use crate::channels::email::{Account, net::timed};
+use crate::config::Config;
+use crate::model::{Channel, ConversationId};
+use crate::store::{AttachmentSource, Store};
+use futures::StreamExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where files go when `:save` names no folder.
+pub fn default_dir(config: &Config) -> PathBuf {
+    directories::UserDirs::new()
+        .and_then(|u| u.download_dir().map(Path::to_path_buf))
+        .or_else(|| directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()))
+        .unwrap_or_else(|| config.data_dir.join("attachments"))
+}
+
+/// Save the attachments of the newest message with attachments in `conversation`; returns one
+/// line for the status bar ("saved invoice.pdf (120 KB) to /home/ann/Downloads").
+pub async fn save(
+    config: &Config,
+    conversation: ConversationId,
+    dir: Option<PathBuf>,
+) -> Result<String, String> {
+    let path = config.data_dir.join(crate::store::DB_FILE);
+    let source = tokio::task::spawn_blocking(move || {
+        Store::open(&path)
+            .and_then(|s| s.newest_attachment_message(conversation))
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??
+    .ok_or_else(|| format!("no message with attachments in #{conversation}"))?;
+    let dir = dir.unwrap_or_else(|| default_dir(config));
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let saved = match source.channel {
+        Channel::Email => save_email(config, &source, &dir).await?,
+        Channel::Telegram => save_telegram(config, &source, &dir).await?,
+        Channel::WebChat => return Err("web chat messages carry no files".into()),
+    };
+    let names: Vec<String> = saved
+        .iter()
+        .map(|(p, n)| {
+            format!(
+                "{} ({})",
+                p.file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                crate::channels::email::mime::human_size(*n)
+            )
+        })
+        .collect();
+    Ok(format!("saved {} to {}", names.join(", "), dir.display()))
+}
+
+/// A free name in `dir` for `name`: `name`, else `stem (1).ext`, ...
+pub fn free_path(dir: &Path, name: &str) -> PathBuf {
+    let name = crate::sanitize::file_name(name);
+    let first = dir.join(&name);
+    if !first.exists() {
+        return first;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s.to_string(), format!(".{e}")),
+        _ => (name.clone(), String::new()),
+    };
+    (1..)
+        .map(|i| dir.join(format!("{stem} ({i}){ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+async fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(PathBuf, usize), String> {
+    let dest = free_path(dir, name);
+    let part = dest.with_extension(format!(
+        "{}part",
+        dest.extension()
+            .map(|e| format!("{}.", e.to_string_lossy()))
+            .unwrap_or_default()
+    ));
+    tokio::fs::write(&part, bytes)
+        .await
+        .map_err(|e| format!("{}: {e}", part.display()))?;
+    tokio::fs::rename(&part, &dest)
+        .await
+        .map_err(|e| format!("{}: {e}", dest.display()))?;
+    Ok((dest, bytes.len()))
+}
+
+async fn save_email(
+    config: &Config,
+    source: &AttachmentSource,
+    dir: &Path,
+) -> Result<Vec<(PathBuf, usize)>, String> {
+    let cfg = config
+        .email
+        .iter()
+        .find(|a| a.name == source.account)
+        .or_else(|| (config.email.len() == 1).then(|| &config.email[0]))
+        .ok_or_else(|| {
+            format!(
+                "the message came through email account '{}', which is not configured",
+                source.account
+            )
+        })?;
+    let imap = source.meta.get("imap").ok_or_else(|| {
+        "this message was imported from a file: its attachments are not on a server".to_string()
+    })?;
+    let folder = imap["folder"].as_str().unwrap_or("INBOX").to_string();
+    let uidvalidity = imap["uidvalidity"].as_u64();
+    let uid = imap["uid"].as_u64();
+    let account = Account::new(cfg.clone(), config.ingest_settings());
+    let raw = fetch_raw(
+        &account,
+        &folder,
+        uidvalidity,
+        uid,
+        source.external_id.as_deref(),
+    )
+    .await
+    .map_err(|e| format!("email {}: {e}", cfg.name))?;
+    let message = mail_parser::MessageParser::new()
+        .parse(&raw)
+        .ok_or_else(|| "the message on the server cannot be parsed".to_string())?;
+    let wanted: Vec<(u64, String)> = source
+        .meta
+        .get("attachments")
+        .and_then(|a| a.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| Some((x["part"].as_u64()?, x["name"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut saved = Vec::new();
+    for (part, name) in wanted {
+        let Some(p) = message.parts.get(part as usize) else {
+            continue;
+        };
+        let bytes: Vec<u8> = match &p.body {
+            mail_parser::PartType::Message(m) => m.raw_message().to_vec(),
+            _ => p.contents().to_vec(),
+        };
+        saved.push(write_file(dir, &name, &bytes).await?);
+    }
+    if saved.is_empty() {
+        return Err("the attachments are no longer in the message on the server".into());
+    }
+    Ok(saved)
+}
+
+/// The raw message: by UID while UIDVALIDITY is unchanged, else by Message-ID.
+async fn fetch_raw(
+    account: &Arc<Account>,
+    folder: &str,
+    uidvalidity: Option<u64>,
+    uid: Option<u64>,
+    message_id: Option<&str>,
+) -> Result<Vec<u8>, crate::channels::email::NetError> {
+    use crate::channels::email::NetError;
+    let limit = account.config.timeout;
+    let mut sess = account.login().await?;
+    let mb = timed(limit, "EXAMINE", sess.examine(folder)).await?;
+    let uid = match (mb.uid_validity.map(u64::from), uidvalidity, uid) {
+        (Some(now), Some(then), Some(uid)) if now == then => uid as u32,
+        _ => {
+            let id = message_id
+                .filter(|m| !m.contains(['"', '\\', '\r', '\n']))
+                .ok_or_else(|| {
+                    NetError::Protocol("the message has no Message-ID to find it by".into())
+                })?;
+            let hits = timed(
+                limit,
+                "UID SEARCH",
+                sess.uid_search(format!("HEADER Message-ID \"<{id}>\"")),
+            )
+            .await?;
+            hits.into_iter().max().ok_or_else(|| {
+                NetError::Protocol(format!("the message is no longer in {folder}"))
+            })?
+        }
+    };
+    let raw = {
+        let mut stream = timed(
+            limit,
+            "UID FETCH",
+            sess.uid_fetch(uid.to_string(), "(UID BODY.PEEK[])"),
+        )
+        .await?;
+        let mut raw = None;
+        while let Some(item) = timed(limit, "UID FETCH", async {
+            Ok::<_, NetError>(stream.next().await)
+        })
+        .await?
+        {
+            let f = item?;
+            if f.uid == Some(uid)
+                && let Some(b) = f.body()
+            {
+                raw = Some(b.to_vec());
+            }
+        }
+        raw
+    };
+    let _ = tokio::time::timeout(limit, sess.logout()).await;
+    raw.ok_or_else(|| NetError::Protocol(format!("the message is no longer in {folder}")))
+}
+
+async fn save_telegram(
+    config: &Config,
+    source: &AttachmentSource,
+    dir: &Path,
+) -> Result<Vec<(PathBuf, usize)>, String> {
+    let tg = config
+        .telegram
+        .as_ref()
+        .ok_or_else(|| "no Telegram bot configured to download the file through".to_string())?;
+    let a = &source.meta["attachment"];
+    let file_id = a["file_id"]
+        .as_str()
+        .ok_or_else(|| "the message keeps no Telegram file id".to_string())?;
+    let name = a["file_name"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| format!("telegram-{}", a["kind"].as_str().unwrap_or("file")));
+    let bot = crate::channels::telegram::Telegram::new(tg.clone(), config.ingest_settings());
+    let dest = free_path(dir, &name);
+    let n = bot
+        .save_file(file_id, &dest)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(vec![(dest, n as usize)])
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_names_never_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(free_path(dir.path(), "a.pdf"), dir.path().join("a.pdf"));
+        std::fs::write(dir.path().join("a.pdf"), b"x").unwrap();
+        assert_eq!(free_path(dir.path(), "a.pdf"), dir.path().join("a (1).pdf"));
+        assert_eq!(
+            free_path(dir.path(), "../../etc/passwd"),
+            dir.path()
+                .join(".._.._etc_passwd")
+                .with_file_name(crate::sanitize::file_name("../../etc/passwd"))
+        );
+        assert!(free_path(dir.path(), "../../etc/passwd").starts_with(dir.path()));
+    }
+}
