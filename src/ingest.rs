@@ -169,6 +169,10 @@ pub fn ingest_in(
         source,
         now,
     )?;
+    if msg.direction == Direction::In {
+        // Writing from it proves it reachable again (the customer unblocked the bot).
+        crate::store::contacts::mark_reachable(conn, msg.customer.kind, &customer_value)?;
+    }
 
     // thread: the open conversation, else a recently resolved one, else a new one.
     let mut new_conversation = false;

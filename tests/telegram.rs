@@ -648,10 +648,65 @@ async fn a_blocked_bot_fails_for_good() {
         )]
     );
     assert_eq!(s.outbox_counts().unwrap(), (0, 1));
+    // Her Telegram identity is marked unreachable, and with an email address known, replies
+    // now default to email (the composer says why).
+    let contact = s
+        .contact_by_identity(IdentityKind::Telegram, &ANN.to_string())
+        .unwrap()
+        .unwrap();
+    let ids = s.identities(contact).unwrap();
+    assert_eq!(
+        ids[0].unreachable.as_deref(),
+        Some("the customer blocked the bot")
+    );
+    assert_eq!(s.reply_channel(conv).unwrap(), Channel::Telegram);
+    s.add_identity(
+        contact,
+        IdentityKind::Email,
+        "ann@example.com",
+        "bob",
+        now_millis(),
+    )
+    .unwrap();
+    assert_eq!(s.reply_channel(conv).unwrap(), Channel::Email);
+    let compose = braid::tui::data::handle(
+        &mut s,
+        braid::tui::data::Request::Compose {
+            conversation: conv,
+            contact,
+            agent: "bob".into(),
+            kind: "reply".into(),
+            channel: None,
+        },
+    );
+    match compose {
+        braid::tui::data::Response::Compose {
+            channel, notice, ..
+        } => {
+            assert_eq!(channel, Some(Channel::Email));
+            let n = notice.unwrap();
+            assert!(
+                n.contains("blocked the bot") && n.contains("via email"),
+                "{n}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     // `:retry` sends it again (they unblocked the bot).
     s.retry(id, "bob", now_millis()).unwrap();
     let done = d.run_until_idle().await.unwrap();
     assert_eq!(done, vec![(id, Ok(Outcome::Sent))]);
+    // When she writes on Telegram again, it is reachable again.
+    server.customer_writes(json!({"text": "unblocked you, sorry"}));
+    let poller = Poller::new(Arc::clone(&tg), open_store(dir.path()));
+    assert_eq!(poller.poll_once(0).await.unwrap().stored, 1);
+    let ids = s.identities(contact).unwrap();
+    let tg_id = ids
+        .iter()
+        .find(|i| i.kind == IdentityKind::Telegram)
+        .unwrap();
+    assert_eq!(tg_id.unreachable, None);
+    assert_eq!(s.reply_channel(conv).unwrap(), Channel::Telegram);
 }
 
 #[tokio::test]

@@ -39,4 +39,10 @@ pub trait Outbound: Send + Sync {
     fn channel(&self) -> Channel;
     /// Deliver one reply. Must finish (or fail) within its own overall timeout.
     fn send<'a>(&'a self, item: &'a OutboxItem) -> SendFuture<'a>;
+
+    /// Whether this failure means the recipient cannot be reached on this channel at all (a
+    /// blocked bot): the identity is then marked so, and replies default to another channel.
+    fn unreachable(&self, _error: &SendError) -> bool {
+        false
+    }
 }

@@ -24,6 +24,8 @@ pub struct IdentityRow {
     /// How we learned it: "email from", "webchat visitor", "telegram contact card", "agent bob"...
     pub source: String,
     pub created_at: Millis,
+    /// Why replies cannot reach the customer here ("the customer blocked the bot"), if so.
+    pub unreachable: Option<String>,
 }
 
 /// Everything the profile pane shows.
@@ -348,8 +350,8 @@ impl Store {
 
     pub fn identities(&self, id: ContactId) -> Result<Vec<IdentityRow>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT kind, value, source, created_at FROM identities WHERE contact_id = ?1
-             ORDER BY kind, created_at, id",
+            "SELECT kind, value, source, created_at, unreachable FROM identities
+             WHERE contact_id = ?1 ORDER BY kind, created_at, id",
         )?;
         let rows = stmt.query_map([id], |r| {
             Ok(IdentityRow {
@@ -357,6 +359,7 @@ impl Store {
                 value: r.get(1)?,
                 source: r.get(2)?,
                 created_at: r.get(3)?,
+                unreachable: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -525,4 +528,54 @@ pub(crate) fn last_resolved(
         )?
         .query_row((contact, Status::Resolved), |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
+}
+
+impl Store {
+    /// Replies on `kind` cannot reach this identity (`reason`); shown in the profile, and
+    /// replies default to another channel until the customer writes here again.
+    pub fn mark_unreachable(
+        &mut self,
+        kind: IdentityKind,
+        value: &str,
+        reason: &str,
+        actor: &str,
+        at: Millis,
+    ) -> Result<()> {
+        self.write_with(|tx| {
+            let Some(contact) = find_identity(tx, kind, value)? else {
+                return Ok(());
+            };
+            let n = tx
+                .prepare_cached(
+                    "UPDATE identities SET unreachable = ?3 WHERE kind = ?1 AND value = ?2
+                       AND unreachable IS NOT ?3",
+                )?
+                .execute((kind, value, reason))?;
+            if n > 0 {
+                super::events::append(
+                    tx,
+                    at,
+                    actor,
+                    super::events::EventKind::ContactUpdated,
+                    super::events::EventRefs {
+                        conversation: None,
+                        contact: Some(contact),
+                        message: None,
+                    },
+                    Some(&serde_json::json!({ "unreachable": { "kind": kind, "value": value, "reason": reason } })),
+                )?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The customer wrote from this identity: it is reachable again.
+pub(crate) fn mark_reachable(conn: &Connection, kind: IdentityKind, value: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE identities SET unreachable = NULL WHERE kind = ?1 AND value = ?2
+           AND unreachable IS NOT NULL",
+    )?
+    .execute((kind, value))?;
+    Ok(())
 }

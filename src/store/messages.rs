@@ -330,10 +330,61 @@ impl Store {
             )?
             .query_row([conv], |r| r.get(0))
             .optional()?;
-        match from_inbound {
-            Some(c) => Ok(c),
-            None => Ok(self.conversation(conv)?.last_channel),
+        let first = match from_inbound {
+            Some(c) => c,
+            None => self.conversation(conv)?.last_channel,
+        };
+        let contact = contact_of(self.conn(), conv)?;
+        if self.reachable(contact, first)? {
+            return Ok(first);
         }
+        // The customer cannot be reached there (blocked the bot): the channel they used last
+        // among the reachable ones, else any reachable one.
+        let recent: Vec<Channel> = self
+            .conn()
+            .prepare_cached(
+                "SELECT channel FROM messages WHERE contact_id = ?1 AND direction = 'in'
+                 GROUP BY channel ORDER BY max(created_at) DESC",
+            )?
+            .query_map([contact], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for c in recent.into_iter().chain(Channel::ALL.iter().copied()) {
+            if c != first && self.reachable(contact, c)? {
+                return Ok(c);
+            }
+        }
+        Ok(first)
+    }
+
+    /// The contact has an identity for `channel` that replies can reach.
+    pub fn reachable(&self, contact: ContactId, channel: Channel) -> Result<bool> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT 1 FROM identities WHERE contact_id = ?1 AND kind = ?2
+                   AND unreachable IS NULL LIMIT 1",
+            )?
+            .exists((contact, channel.identity_kind()))?)
+    }
+
+    /// Why `channel` cannot reach the contact, if it cannot (every identity of its kind is
+    /// marked unreachable).
+    pub fn unreachable_reason(
+        &self,
+        contact: ContactId,
+        channel: Channel,
+    ) -> Result<Option<String>> {
+        if self.reachable(contact, channel)? {
+            return Ok(None);
+        }
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT unreachable FROM identities WHERE contact_id = ?1 AND kind = ?2
+                   AND unreachable IS NOT NULL ORDER BY created_at DESC LIMIT 1",
+            )?
+            .query_row((contact, channel.identity_kind()), |r| r.get(0))
+            .optional()?)
     }
 
     /// The address a reply on `channel` goes to: the contact's newest identity of that kind.

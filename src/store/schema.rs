@@ -3,7 +3,7 @@
 //! crash mid-upgrade leaves the file at the last complete version.
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -162,4 +162,10 @@ CREATE TABLE drafts (
     PRIMARY KEY (conversation_id, agent)
 ) WITHOUT ROWID;
 ALTER TABLE contacts ADD COLUMN merged_into INTEGER REFERENCES contacts(id);
+"#;
+
+/// Version 3: an identity the customer cannot be reached on (they blocked the bot): the reason,
+/// NULL while reachable.
+pub const V3: &str = r#"
+ALTER TABLE identities ADD COLUMN unreachable TEXT;
 "#;

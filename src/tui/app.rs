@@ -1421,6 +1421,7 @@ impl App {
                 channel,
                 recipient,
                 text,
+                notice,
             } => {
                 let Mode::Compose(c) = &mut self.mode else {
                     return Vec::new(); // closed before the draft arrived
@@ -1461,6 +1462,9 @@ impl App {
                 c.loading = false;
                 if !text.is_empty() {
                     self.info("draft restored");
+                }
+                if let Some(n) = notice {
+                    self.info(n);
                 }
                 if typed.is_empty() {
                     Vec::new()

@@ -158,6 +158,8 @@ pub enum Response {
         channel: Option<Channel>,
         recipient: Option<String>,
         text: String,
+        /// Shown when the composer opens: a channel that cannot reach the customer.
+        notice: Option<String>,
     },
     /// A write went through; the text is for the status line.
     Done(String),
@@ -266,12 +268,33 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
                 Some(c) if kind == "reply" => store.recipient(contact, c)?,
                 _ => None,
             };
+            let notice = match channel {
+                Some(c) if kind == "reply" => match store.unreachable_reason(contact, c)? {
+                    Some(r) => Some(format!(
+                        "{c} cannot reach this customer: {r} (R for another channel)"
+                    )),
+                    None => {
+                        let mut other = None;
+                        for o in Channel::ALL.iter().filter(|o| **o != c) {
+                            if let Some(r) = store.unreachable_reason(contact, *o)? {
+                                other = Some(format!(
+                                    "{o} cannot reach this customer ({r}): replying via {c}"
+                                ));
+                                break;
+                            }
+                        }
+                        other
+                    }
+                },
+                _ => None,
+            };
             Response::Compose {
                 conversation,
                 kind,
                 channel,
                 recipient,
                 text,
+                notice,
             }
         }
         Request::Write {

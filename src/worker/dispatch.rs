@@ -301,7 +301,12 @@ pub async fn deliver(
         }
         Err(e) => {
             let reason = e.reason.clone();
+            let unreachable = sender.as_ref().is_some_and(|s| s.unreachable(&e));
+            let (kind, recipient) = (item.channel.identity_kind(), item.recipient.clone());
             with_store(store, move |s| {
+                if unreachable {
+                    s.mark_unreachable(kind, &recipient, &reason, &actor, now_millis())?;
+                }
                 s.mark_failed(id, &reason, e.retry, &actor, now_millis())
             })
             .await

@@ -324,6 +324,10 @@ impl Outbound for Telegram {
     fn send<'a>(&'a self, item: &'a OutboxItem) -> SendFuture<'a> {
         Box::pin(self.deliver(item))
     }
+
+    fn unreachable(&self, error: &crate::channels::SendError) -> bool {
+        error.reason == BLOCKED
+    }
 }
 
 #[cfg(test)]

@@ -47,10 +47,11 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             } else {
                 label("")
             };
-            lines.push(Line::from(vec![
-                l,
-                Span::raw(fit(&id.value, w.saturating_sub(9))),
-            ]));
+            let mut spans = vec![l, Span::raw(fit(&id.value, w.saturating_sub(9)))];
+            if id.unreachable.is_some() {
+                spans.push(Span::styled(" ✗ unreachable", Style::default().fg(t.error)));
+            }
+            lines.push(Line::from(spans));
         }
     }
     lines.push(Line::from(Span::styled(
