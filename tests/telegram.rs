@@ -877,3 +877,187 @@ fn the_config_section_is_read_and_checked() {
         );
     }
 }
+
+/// The whole promise, through the real channel code: Ann emailed before; she opens the web
+/// widget and gives the same email (linked); an agent adds her phone number with
+/// `:identity add phone ...` in the TUI; then she writes to the Telegram bot and shares her own
+/// contact card with that number (linked). The queue shows ONE conversation whose timeline
+/// interleaves all three channels in time order, and a reply can go out on any of them.
+#[tokio::test]
+async fn one_customer_on_email_web_chat_and_telegram_is_one_conversation() {
+    use braid::channels::email::{EmailParser, Options as MailOptions, ingest_email};
+    use braid::channels::webchat::protocol::ServerFrame;
+    use braid::channels::webchat::{Options as WebOptions, WebChatConfig, WebChatServer};
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open_store(dir.path());
+
+    // Monday: an email.
+    let raw = "From: Ann Lee <ann@example.com>\r\nTo: support@shop.example\r\nSubject: Order 1234\r\n\
+               Date: Mon, 30 Nov 2026 09:00:00 +0000\r\nMessage-ID: <monday@example.com>\r\n\r\n\
+               Where is order 1234?\r\n";
+    let mut parser = EmailParser::new(&MailOptions::new("support", &["support@shop.example"]));
+    let email = parser.parse(raw.as_bytes(), now_millis());
+    {
+        let tx = s.write().unwrap();
+        ingest_email(&tx, &email, &Settings::default(), now_millis()).unwrap();
+        tx.commit().unwrap();
+    }
+
+    // The web widget, over a real WebSocket: she gives the same email.
+    let site = "https://shop.example.com";
+    let web_cfg = WebChatConfig {
+        enabled: true,
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        allowed_origins: vec![site.to_string()],
+        ..WebChatConfig::default()
+    };
+    let web = WebChatServer::start(&WebOptions::new(web_cfg, Settings::default()), dir.path())
+        .await
+        .unwrap();
+    let mut req = format!("ws://{}/ws", web.addr())
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("Origin", site.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let recv = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(WsMessage::Text(t))) => {
+                return serde_json::from_str::<ServerFrame>(t.as_str()).unwrap();
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("socket closed: {other:?}"),
+        }
+    };
+    ws.send(WsMessage::Text(
+        json!({"type": "hello", "visitor": null}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    assert!(matches!(recv(&mut ws).await, ServerFrame::Welcome { .. }));
+    ws.send(WsMessage::Text(
+        json!({"type": "msg", "id": "w1", "text": "I emailed about 1234, any news?", "email": "ANN@example.com"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    assert!(matches!(recv(&mut ws).await, ServerFrame::Ack { .. }));
+    let ann = s
+        .contact_by_identity(IdentityKind::Email, "ann@example.com")
+        .unwrap()
+        .unwrap();
+    let conv = s.active_conversation(ann).unwrap().unwrap();
+
+    // The agent adds her phone number in the TUI.
+    let mut h =
+        braid::tui::testing::Harness::new(open_store(dir.path()), "bob", 160, 45, now_millis())
+            .unwrap();
+    assert_eq!(h.app.queue.current().map(|r| r.id), Some(conv));
+    h.keys(":identity add phone +44 20 7946 0958<CR>").unwrap();
+    assert!(
+        h.app.status.as_ref().unwrap().0.contains("+442079460958"),
+        "{:?}",
+        h.app.status
+    );
+
+    // Wednesday: Telegram, first a hello, then her own contact card with that number.
+    let server = Server::start().await;
+    let tg = server.bot();
+    let now_s = now_millis() / 1000;
+    server.customer_writes(json!({"text": "hi, it's Ann from the web chat", "date": now_s + 1}));
+    server.customer_writes(json!({"date": now_s + 2, "contact": {
+        "phone_number": "+44 20 7946 0958", "first_name": "Ann", "user_id": ANN
+    }}));
+    let poller = Poller::new(Arc::clone(&tg), open_store(dir.path()));
+    assert_eq!(poller.poll_once(0).await.unwrap().stored, 2);
+
+    // One contact, one conversation, three channels in time order.
+    let ann_now = s
+        .contact_by_identity(IdentityKind::Telegram, &ANN.to_string())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.contact_by_identity(IdentityKind::Email, "ann@example.com")
+            .unwrap(),
+        Some(ann_now)
+    );
+    let conv = s.active_conversation(ann_now).unwrap().unwrap();
+    let timeline = s.timeline(ann_now, None, 100).unwrap();
+    let channels: Vec<Channel> = timeline.iter().map(|m| m.channel).collect();
+    assert_eq!(
+        channels,
+        vec![
+            Channel::Email,
+            Channel::WebChat,
+            Channel::Telegram,
+            Channel::Telegram
+        ],
+        "{timeline:#?}"
+    );
+    assert!(
+        timeline
+            .windows(2)
+            .all(|w| w[0].created_at <= w[1].created_at)
+    );
+    assert!(timeline.iter().all(|m| m.conversation_id == conv));
+    h.keys("<C-l>").unwrap();
+    let open: Vec<_> = h
+        .app
+        .queue
+        .rows
+        .iter()
+        .filter(|r| r.contact_id == ann_now)
+        .collect();
+    assert_eq!(open.len(), 1, "one conversation in the queue");
+
+    // A reply can go out on each of the three.
+    let tg_reply = s
+        .queue_reply(
+            conv,
+            Channel::Telegram,
+            "bob",
+            "It ships today.",
+            now_millis(),
+        )
+        .unwrap();
+    let web_reply = s
+        .queue_reply(conv, Channel::WebChat, "bob", "See above!", now_millis())
+        .unwrap();
+    let mail_reply = s
+        .queue_reply(
+            conv,
+            Channel::Email,
+            "bob",
+            "Details by mail.",
+            now_millis(),
+        )
+        .unwrap();
+    let store = Arc::new(Mutex::new(open_store(dir.path())));
+    let senders = Senders::new([
+        Arc::clone(&tg) as Arc<dyn Outbound>,
+        web.outbound(None, None),
+    ]);
+    let mut d = Dispatcher::new(store, senders, DispatchSettings::default());
+    d.run_until_idle().await.unwrap();
+    assert_eq!(s.message(tg_reply).unwrap().delivery, Some(Delivery::Sent));
+    assert_eq!(s.message(web_reply).unwrap().delivery, Some(Delivery::Sent));
+    match recv(&mut ws).await {
+        ServerFrame::Msg { text, .. } => assert_eq!(text, "See above!"),
+        other => panic!("{other:?}"),
+    }
+    // No email account in this test: queued to her address, failed with a clear reason.
+    let m = s.message(mail_reply).unwrap();
+    assert_eq!(m.delivery, Some(Delivery::Failed));
+    assert_eq!(
+        s.recipient(ann_now, Channel::Email).unwrap().as_deref(),
+        Some("ann@example.com")
+    );
+    web.shutdown().await;
+}
