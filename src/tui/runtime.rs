@@ -13,7 +13,7 @@ use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::Stdout;
@@ -196,7 +196,10 @@ async fn event_loop(
             _ = tick.tick() => pending.push(Event::Tick(crate::model::now_millis())),
         }
         // Drain whatever else is ready, then draw once.
-        while let Some(Some(Ok(e))) = next_input(&mut input).now_or_never() {
+        // Polled with THIS task's waker: `now_or_never` would poll with a no-op waker, and
+        // crossterm's EventStream wakes only the waker of the poll that found no input, so the
+        // next key would sit unnoticed until some other event (the 1 s tick) woke the loop.
+        while let Some(Ok(e)) = ready_input(&mut input).await {
             pending.extend(term_event(e));
         }
         while let Ok(ev) = rx.try_recv() {
@@ -225,6 +228,20 @@ fn feed_events(update: crate::feed::FeedUpdate) -> Vec<Event> {
         out.push(Event::Feed(update.events));
     }
     out
+}
+
+/// A terminal event that is ready now, without waiting (None: nothing ready, or paused).
+async fn ready_input(input: &mut Option<EventStream>) -> Option<std::io::Result<TermEvent>> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match input {
+            Some(stream) => match stream.poll_next_unpin(cx) {
+                std::task::Poll::Ready(ev) => ev,
+                std::task::Poll::Pending => None,
+            },
+            None => None,
+        })
+    })
+    .await
 }
 
 /// The next terminal event, or never while input is paused (an external editor runs).
