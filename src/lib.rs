@@ -15,4 +15,5 @@ pub mod sanitize;
 pub mod secret;
 pub mod store;
 pub mod tui;
+pub mod units;
 pub mod worker;

@@ -5,11 +5,11 @@
 //! half: each file goes to `NAME.part` first and is renamed into place, never over an existing
 //! file (`invoice (1).pdf`).
 
-use crate::channels::email::{Account, net::timed};
+use crate::channels::email::Account;
+use crate::channels::email::net::{next_within, timed};
 use crate::config::Config;
 use crate::model::{Channel, ConversationId};
 use crate::store::{AttachmentSource, Store};
-use futures::StreamExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -196,11 +196,7 @@ async fn fetch_raw(
         )
         .await?;
         let mut raw = None;
-        while let Some(item) = timed(limit, "UID FETCH", async {
-            Ok::<_, NetError>(stream.next().await)
-        })
-        .await?
-        {
+        while let Some(item) = next_within(&mut stream, limit, "UID FETCH").await? {
             let f = item?;
             if f.uid == Some(uid)
                 && let Some(b) = f.body()

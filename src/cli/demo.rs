@@ -147,18 +147,7 @@ fn build(store: &mut Store, opts: &DemoOptions) -> anyhow::Result<GenerateReport
     report
 }
 
-/// `1234567` -> `1,234,567`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+use crate::units::thousands;
 
 /// Where `braid demo` keeps its workspace for these flags.
 pub fn workspace_dir(globals: &Globals) -> anyhow::Result<std::path::PathBuf> {

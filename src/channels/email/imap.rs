@@ -20,12 +20,11 @@
 
 use super::account::EmailAccount;
 use super::mime::{EmailParser, Options};
-use super::net::{ImapSession, NetError, timed};
+use super::net::{ImapSession, NetError, next_within, timed};
 use super::thread::ingest_email;
 use crate::ingest::{IngestError, Ingested, Settings};
 use crate::model::{Millis, now_millis};
 use crate::store::{Store, set_cursor};
-use futures::StreamExt;
 use std::collections::{HashSet, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -400,18 +399,8 @@ impl FolderSync<'_> {
         let limit = self.limit();
         let mut stream = timed(limit, "UID FETCH", sess.uid_fetch(range, items)).await?;
         let mut out = Vec::new();
-        loop {
-            let next = match tokio::time::timeout(limit, stream.next()).await {
-                Err(_) => {
-                    return Err(NetError::Connection(format!(
-                        "listing {}: no answer within {} s",
-                        self.folder,
-                        limit.as_secs()
-                    )));
-                }
-                Ok(n) => n,
-            };
-            let Some(item) = next else { break };
+        let what = format!("listing {}", self.folder);
+        while let Some(item) = next_within(&mut stream, limit, &what).await? {
             let f = item?;
             let Some(uid) = f.uid else { continue };
             out.push(Listed {
@@ -443,18 +432,8 @@ impl FolderSync<'_> {
         let limit = self.limit();
         let mut stream = timed(limit, "UID FETCH", sess.uid_fetch(&set, items)).await?;
         let mut out = Vec::with_capacity(uids.len());
-        loop {
-            let next = match tokio::time::timeout(limit, stream.next()).await {
-                Err(_) => {
-                    return Err(NetError::Connection(format!(
-                        "fetching from {}: no answer within {} s",
-                        self.folder,
-                        limit.as_secs()
-                    )));
-                }
-                Ok(n) => n,
-            };
-            let Some(item) = next else { break };
+        let what = format!("fetching from {}", self.folder);
+        while let Some(item) = next_within(&mut stream, limit, &what).await? {
             let f = item?;
             let Some(uid) = f.uid else { continue };
             let bytes = if header_only { f.header() } else { f.body() };

@@ -168,15 +168,7 @@ impl imap::Progress for Account {
 }
 
 fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::units::thousands(n as u64)
 }
 
 fn folder_sync<'a>(account: &'a Account, folder: &'a str, ingest: &'a Ingestor) -> FolderSync<'a> {

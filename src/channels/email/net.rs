@@ -71,6 +71,21 @@ pub async fn timed<T, E: Into<NetError>>(
     }
 }
 
+/// The next item of a server's answer (a FETCH stream), if it comes within `limit`: a long
+/// answer may take as long as it needs while it keeps coming.
+pub async fn next_within<S: futures::Stream + Unpin>(
+    stream: &mut S,
+    limit: Duration,
+    what: &str,
+) -> Result<Option<S::Item>, NetError> {
+    use futures::StreamExt;
+    tokio::time::timeout(limit, stream.next())
+        .await
+        .map_err(|_| {
+            NetError::Connection(format!("{what}: no answer within {} s", limit.as_secs()))
+        })
+}
+
 /// The rustls settings for one account: the public (Mozilla) roots plus `ca_file`'s certs.
 pub fn tls_config(account: &EmailAccount) -> Result<Arc<ClientConfig>, NetError> {
     let mut roots = RootCertStore::empty();
