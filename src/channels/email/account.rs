@@ -158,9 +158,9 @@ fn duration(
 }
 
 impl RawEmailAccount {
-    /// Check and complete one account. `index` numbers it for the default name. Errors name the
+    /// Check and complete one account (`_index`: its place in the file). Errors name the
     /// key (without the `email.` prefix).
-    pub fn resolve(&self, index: usize) -> Result<EmailAccount, (&'static str, String)> {
+    pub fn resolve(&self, _index: usize) -> Result<EmailAccount, (&'static str, String)> {
         let address = match self.address.as_deref().map(str::trim) {
             Some(a) if !a.is_empty() => {
                 crate::identity::normalize(crate::model::IdentityKind::Email, a)
@@ -176,7 +176,6 @@ impl RawEmailAccount {
         let name = match self.name.as_deref().map(str::trim) {
             Some(n) if !n.is_empty() => n.to_string(),
             Some(_) => return Err(("name", "must not be empty".into())),
-            None if index == 0 => address.clone(),
             None => address.clone(),
         };
         if name.chars().any(char::is_control) {

@@ -139,8 +139,7 @@ impl Ingestor {
         let (tx, mut rx) = mpsc::channel::<Job>(AHEAD + 2);
         let path = store_path.to_path_buf();
         let name = account.name.clone();
-        let mut options = Options::new(&account.name, &[account.address.as_str()]);
-        options.account = account.name.clone();
+        let options = Options::new(&account.name, &[account.address.as_str()]);
         std::thread::Builder::new()
             .name(format!("braid-imap-{}", account.name))
             .spawn(move || {
@@ -452,6 +451,23 @@ impl FolderSync<'_> {
         Ok(out)
     }
 
+    /// Fetch `whole` messages entirely and only the header of `heads` (over the size limit).
+    async fn fetch_split(
+        &self,
+        sess: &mut ImapSession,
+        whole: &[(u32, u64)],
+        heads: &[(u32, u64)],
+    ) -> Result<Vec<RawMail>, NetError> {
+        let mut mails = Vec::new();
+        if !whole.is_empty() {
+            mails.extend(self.fetch(sess, whole, false).await?);
+        }
+        if !heads.is_empty() {
+            mails.extend(self.fetch(sess, heads, true).await?);
+        }
+        Ok(mails)
+    }
+
     /// One pass: EXAMINE, new mail, then (unless `new_only`) older mail down to UID 1.
     /// `stop` is checked between batches.
     pub async fn pass(
@@ -544,13 +560,7 @@ impl FolderSync<'_> {
                         whole.push((l.uid, l.size));
                     }
                 }
-                let mut mails = Vec::new();
-                if !whole.is_empty() {
-                    mails.extend(self.fetch(sess, &whole, false).await?);
-                }
-                if !heads.is_empty() {
-                    mails.extend(self.fetch(sess, &heads, true).await?);
-                }
+                let mails = self.fetch_split(sess, &whole, &heads).await?;
                 report.fetched += mails.len();
                 cur.low = if j == listed.len() {
                     1
@@ -606,13 +616,7 @@ impl FolderSync<'_> {
                 .iter()
                 .map(|l| (l.uid, l.size))
                 .partition(|(_, size)| *size as usize > self.max_message_bytes);
-            let mut mails = Vec::new();
-            if !whole.is_empty() {
-                mails.extend(self.fetch(sess, &whole, false).await?);
-            }
-            if !heads.is_empty() {
-                mails.extend(self.fetch(sess, &heads, true).await?);
-            }
+            let mails = self.fetch_split(sess, &whole, &heads).await?;
             report.fetched += mails.len();
             if let Some(last) = chunk.last() {
                 cur.high = last.uid;

@@ -112,13 +112,12 @@ impl Account {
         let now = Instant::now();
         let secs = |until: &Instant| until.saturating_duration_since(now).as_secs();
         let mut text = None;
-        for (folder, s) in g.iter() {
+        for s in g.values() {
             if let FolderState::LoginRefused { until, reason } = s {
                 text = Some(format!(
                     "email {name}: {reason}; check the password (next try in {} min)",
                     secs(until).div_ceil(60)
                 ));
-                let _ = folder;
                 break;
             }
         }

@@ -215,7 +215,7 @@ pub async fn imap_login(
     })
     .await?;
     let _ = tcp.set_nodelay(true);
-    let mut client = match ep.security {
+    let client = match ep.security {
         Security::None => {
             let mut c = Client::new(Stream::Plain(tcp));
             greeting(&mut c, limit).await?;
@@ -242,9 +242,6 @@ pub async fn imap_login(
             Client::new(tls_wrap(tcp, ep, tls, limit).await?)
         }
     };
-    // Some servers send a CAPABILITY line after STARTTLS; nothing to read here (LOGIN's tagged
-    // answer is matched by tag).
-    let _ = &mut client;
     let login = tokio::time::timeout(limit, client.login(&account.username, password)).await;
     match login {
         Err(_) => Err(NetError::Connection(format!(
@@ -256,8 +253,7 @@ pub async fn imap_login(
             use async_imap::error::Error as E;
             match e {
                 E::No(m) | E::Bad(m) => Err(NetError::Auth(format!(
-                    "{} at {ep} as {}: {}",
-                    "IMAP",
+                    "IMAP at {ep} as {}: {}",
                     account.username,
                     crate::sanitize::line(m.trim())
                 ))),
