@@ -753,6 +753,8 @@ async fn a_wrong_password_is_a_clear_error_without_a_retry_storm() {
             })
             .count()
     };
+    // Dovecot logs a refused login when the connection closes: let the one above land first.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let before = failures();
     let w = worker(dir.path(), &bad);
     wait_until("the status to show it", Duration::from_secs(10), || {
