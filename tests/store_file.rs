@@ -136,6 +136,22 @@ fn a_file_with_only_v1_is_upgraded_in_place_and_keeps_its_data() {
         1,
         "contact names too"
     );
+    // V4 rebuilt the full-text index with prefix indexes and indexed the old identities:
+    // short prefixes, `from:` an old address and a date range find the old message.
+    for q in [
+        "zi*",
+        "zip*",
+        "from:ann@x",
+        "from:lee",
+        "after:2025-12-31 before:2026-01-02",
+    ] {
+        let hits = store.search(&SearchQuery::parse(q).unwrap(), 10).unwrap();
+        assert_eq!(
+            hits.iter().map(|h| h.message_id).collect::<Vec<_>>(),
+            vec![Some(braid::model::MessageId(11))],
+            "{q}"
+        );
+    }
     // What V2 added works on the upgraded file.
     store
         .save_draft(conv, "bob", "reply", Some(Channel::Email), "half done", T0)

@@ -377,8 +377,8 @@ const FTS_BULK_HASHSIZE: i64 = 128 * 1024 * 1024;
 /// The full-text triggers a bulk load suspends: (name, CREATE statement).
 pub(crate) struct SuspendedFts(Vec<(String, String)>);
 
-/// Drop the triggers that keep the full-text tables in step with `messages` and `contacts`,
-/// inside the caller's transaction; [`resume_fts`] rebuilds both indexes and puts the triggers
+/// Drop the triggers that keep the full-text tables in step with `messages`, `contacts` and
+/// `identities`, inside the caller's transaction; [`resume_fts`] rebuilds the indexes and puts the triggers
 /// back, in the same transaction. Row by row, every insert with a trigger opens a statement
 /// savepoint, and FTS5 flushes its pending terms to disk at every savepoint: a bulk load would
 /// write one tiny index segment per message and spend its time merging them.
@@ -386,7 +386,7 @@ pub(crate) fn suspend_fts(conn: &Connection) -> Result<SuspendedFts> {
     let triggers: Vec<(String, String)> = {
         let mut stmt = conn.prepare(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'
-               AND tbl_name IN ('messages', 'contacts') AND name LIKE '%\\_fts\\_%' ESCAPE '\\'
+               AND tbl_name IN ('messages', 'contacts', 'identities') AND name LIKE '%\\_fts\\_%' ESCAPE '\\'
              ORDER BY name",
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -403,9 +403,9 @@ pub(crate) fn suspend_fts(conn: &Connection) -> Result<SuspendedFts> {
 /// it).
 pub(crate) fn resume_fts(conn: &Connection, suspended: SuspendedFts, messages: bool) -> Result<()> {
     let tables: &[&str] = if messages {
-        &["messages_fts", "contacts_fts"]
+        &["messages_fts", "contacts_fts", "identities_fts"]
     } else {
-        &["contacts_fts"]
+        &["contacts_fts", "identities_fts"]
     };
     for table in tables {
         conn.execute(
@@ -628,12 +628,13 @@ impl Store {
         foreign_key_violations(self.conn())
     }
 
-    /// FTS5's own consistency check of both full-text indexes against their tables.
+    /// FTS5's own consistency check of every full-text index against their tables.
     #[cfg(test)]
     pub(crate) fn fts_integrity_check(&self) -> Result<()> {
         self.conn().execute_batch(
             "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1);
-             INSERT INTO contacts_fts(contacts_fts, rank) VALUES ('integrity-check', 1);",
+             INSERT INTO contacts_fts(contacts_fts, rank) VALUES ('integrity-check', 1);
+             INSERT INTO identities_fts(identities_fts, rank) VALUES ('integrity-check', 1);",
         )?;
         Ok(())
     }
