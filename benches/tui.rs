@@ -21,6 +21,7 @@
 //!   selection end where the keys say, and how many queue requests does that cost?
 //! - **store**: queue pages, counts, timeline, profile; the store file's size.
 //!
+//! `BRAID_BENCH_JSON=FILE` also writes every row as JSON.
 //! `BRAID_BENCH_ONLY=first,keys,bursts,search,store` runs a subset; `BRAID_BENCH_RUNS` sets the
 //! first-frame runs (default 20); `BRAID_BENCH_KEYS` the number of `j` (default 10,000).
 //! The machine may be noisy: compare figures within one run, and read medians.
@@ -145,8 +146,23 @@ fn ms(d: Duration) -> String {
     }
 }
 
+/// Every row printed, for `BRAID_BENCH_JSON=FILE` (read by `scripts/bench.py`): label, n and
+/// the wall-time p50, p95, p99 and max in ms.
+static ROWS: std::sync::Mutex<Vec<serde_json::Value>> = std::sync::Mutex::new(Vec::new());
+
 /// label, n, wall quantiles, wall max, then CPU quantiles.
 fn row(label: &str, s: &Samples, cols: &[f64]) {
+    if let Ok(mut rows) = ROWS.lock() {
+        let f = |d: Duration| d.as_secs_f64() * 1e3;
+        rows.push(serde_json::json!({
+            "label": label.trim(),
+            "n": s.len(),
+            "p50_ms": f(s.q(0.5, false)),
+            "p95_ms": f(s.q(0.95, false)),
+            "p99_ms": f(s.q(0.99, false)),
+            "max_ms": f(s.max()),
+        }));
+    }
     let wall: Vec<String> = cols
         .iter()
         .map(|&q| format!("{:>8}", ms(s.q(q, false))))
@@ -1012,6 +1028,11 @@ fn main() -> anyhow::Result<()> {
     }
     if wants("store") {
         bench_store(&ws)?;
+    }
+    if let Ok(path) = std::env::var("BRAID_BENCH_JSON") {
+        let rows = ROWS.lock().map(|r| r.clone()).unwrap_or_default();
+        let doc = serde_json::json!({"messages": ws.messages, "rows": rows});
+        std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)?;
     }
     if let Some(mb) = peak_rss_mb() {
         println!();

@@ -11,6 +11,7 @@
 #   scripts/bench-imap.sh                 # 10,000 messages, 3 runs each
 #   N=100000 RUNS=3 scripts/bench-imap.sh
 #   SKIP_BUILD=1 scripts/bench-imap.sh
+#   BENCH_JSON=FILE also writes the raw samples (scripts/bench.py reads them)
 #
 # Installs isync (mbsync) and the mail servers' packages when missing (root, apt-get).
 # Its own server dir (target/bench-mail), so the live tests' mailboxes are left alone.
@@ -23,7 +24,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${BRAID_BIN:-$ROOT/target/release/braid}"
 MAIL_DIR="${BRAID_BENCH_MAIL_DIR:-$ROOT/target/bench-mail}"
 DATA="$ROOT/target/bench-data"
-SRC="$DATA/maildir-$N"
+SRC="$DATA/maildir-v2-$N"  # v2: the generator with product names, order numbers, work addresses
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
@@ -58,7 +59,7 @@ if [ ! -f "$SRC/complete" ]; then
   "$ROOT/target/release/examples/gen_maildir" "$SRC" "$N" >&2
   touch "$SRC/complete"
 fi
-INBOX_MARK="$MAIL_DIR/bench-inbox-$N"
+INBOX_MARK="$MAIL_DIR/bench-inbox-v2-$N"
 if [ ! -f "$INBOX_MARK" ]; then
   say "delivering $N messages into bench's INBOX"
   rm -rf "$MAIL_DIR/mail/bench/Maildir"
@@ -169,3 +170,9 @@ row "braid sync --once (parse + index + store)" "$WORK/b" "$bm"
 row "mbsync -a (files into a Maildir)" "$WORK/m" "$mm"
 row "mbsync -a, FSync no" "$WORK/n" "$nm"
 awk -v b="$bm" -v m="$mm" -v n="$nm" 'BEGIN { printf "braid / mbsync wall time: %.2fx (target <= 1.0x); braid / mbsync without fsync: %.2fx\n", b / m, b / n }'
+# Raw samples for scripts/bench.py.
+if [ -n "${BENCH_JSON:-}" ]; then
+  arr() { paste -sd, "$1"; }
+  printf '{"messages": %s, "bytes": %s, "braid_ms": [%s], "mbsync_ms": [%s], "mbsync_nofsync_ms": [%s]}\n' \
+    "$TOTAL" "$BYTES" "$(arr "$WORK/b")" "$(arr "$WORK/m")" "$(arr "$WORK/n")" >"$BENCH_JSON"
+fi

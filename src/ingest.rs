@@ -212,6 +212,11 @@ pub fn ingest_in(
         }
     };
     let meta = msg.meta.as_ref().map(|m| m.to_string());
+    // What `from:` finds this message by: the identifier it came from and those it gave.
+    let from_identity = std::iter::once(customer_value.as_str())
+        .chain(linked.iter().map(|(_, v)| v.as_str()))
+        .collect::<Vec<_>>()
+        .join(" ");
     let message = insert_message(
         conn,
         &NewMessage {
@@ -232,6 +237,7 @@ pub fn ingest_in(
                 None
             },
             meta: meta.as_deref(),
+            from_identity: Some(&from_identity),
         },
     )?;
     if msg.direction == Direction::In {

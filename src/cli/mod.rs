@@ -156,7 +156,13 @@ pub fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Output> {
         .thread_name("braid")
         .build()
         .context("cannot start the async runtime")?;
-    Ok(rt.block_on(fut))
+    let out = rt.block_on(fut);
+    // A blocking task still running (a store write behind a busy lock, a slow DNS lookup)
+    // must not hold the user's shell: dropping the runtime would wait for it without limit.
+    // Whatever it was doing is safe to cut: SQLite rolls an unfinished transaction back, and
+    // an outbox item caught mid-send is checked against the server before it is sent again.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(out)
 }
 
 /// `braid` with no subcommand: the TUI on the configured store.

@@ -211,6 +211,11 @@ impl History {
             None => name.clone().unwrap_or_else(|| customer_value.clone()),
         };
         let meta = msg.meta.as_ref().map(|m| m.to_string());
+        // What `from:` finds this message by: the identifier it came from and those it gave.
+        let from_identity = std::iter::once(customer_value.as_str())
+            .chain(linked.iter().map(|(_, v)| v.as_str()))
+            .collect::<Vec<_>>()
+            .join(" ");
         let message = self.insert(
             conn,
             &NewMessage {
@@ -227,6 +232,7 @@ impl History {
                 stored_at: now,
                 delivery: (msg.direction == Direction::Out).then_some(Delivery::Sent),
                 meta: meta.as_deref(),
+                from_identity: Some(&from_identity),
             },
         )?;
         if msg.direction == Direction::In {
@@ -416,7 +422,7 @@ impl History {
     fn insert(&mut self, conn: &Connection, m: &NewMessage<'_>) -> store::Result<MessageId> {
         let id = bulk::insert_message_row(conn, m)?;
         if let Some(fts) = &mut self.fts {
-            fts.add(id, m.subject, m.body)?;
+            fts.add(id, m.subject, m.body, Some(&m.sender_words()))?;
         }
         let c = self.conv(m.conversation)?;
         if let Some(set) = add_channel(&c.channels, m.channel) {
@@ -469,6 +475,7 @@ impl History {
                 stored_at: m.at,
                 delivery: out.then_some(Delivery::Sent),
                 meta: None,
+                from_identity: None,
             },
         )
     }

@@ -95,12 +95,76 @@ fn encoded_word(s: &str) -> String {
     out
 }
 
+/// Syllables of the product and place names: 16 x 16 x 20 = 5,120 names, used with a Zipf-like
+/// frequency (rank k about 1/k as often as the first), so a search meets common, medium and
+/// rare words as in real mail.
+const SYL_A: &[&str] = &[
+    "kal", "mis", "tor", "ven", "bra", "sol", "qui", "dar", "fen", "lum", "nor", "pel", "ras",
+    "zan", "hol", "gri",
+];
+const SYL_B: &[&str] = &[
+    "ve", "tra", "li", "mo", "ne", "sa", "ko", "ri", "du", "pa", "te", "lo", "mi", "ga", "bu", "fe",
+];
+const SYL_C: &[&str] = &[
+    "ro", "nd", "x", "lia", "ton", "mar", "vik", "sen", "berg", "ia", "ux", "ter", "mo", "dal",
+    "ine", "os", "ek", "ham", "ra", "lin",
+];
+const NAMES: usize = 16 * 16 * 20;
+
+/// The product name of rank `k` (0-based; rank 0 is the most frequent).
+pub fn product_name(k: usize) -> String {
+    let k = k % NAMES;
+    format!(
+        "{}{}{}",
+        SYL_A[k % 16],
+        SYL_B[(k / 16) % 16],
+        SYL_C[(k / 256) % 20]
+    )
+}
+
+/// A rank with P(k) roughly proportional to 1/(k+1) over `NAMES` names.
+fn zipf(rng: &mut Rng) -> usize {
+    let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+    ((NAMES as f64 + 1.0).powf(u) - 1.0) as usize
+}
+
+fn details(rng: &mut Rng, order: u32) -> String {
+    let product = product_name(zipf(rng));
+    let place = product_name(zipf(rng) + 7);
+    match rng.below(4) {
+        0 => {
+            format!("It is about the {product} I bought for our office in {place}, order {order}.")
+        }
+        1 => format!("Order {order}: the {product} arrived damaged, the box was crushed."),
+        2 => format!("Could you send the {product} to {place} instead? The order is {order}."),
+        _ => format!("We use the {product} every day and would like two more for {place}."),
+    }
+}
+
 fn paragraph(rng: &mut Rng) -> String {
     let n = 2 + rng.below(4);
     (0..n)
         .map(|_| rng.pick(SENTENCES))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn customer_name(c: usize) -> (&'static str, &'static str) {
+    (FIRST[c % FIRST.len()], LAST[(c / FIRST.len()) % LAST.len()])
+}
+
+fn customer_local(c: usize) -> String {
+    let (first, last) = customer_name(c);
+    let ascii = |s: &str| {
+        s.to_lowercase()
+            .replace(|ch: char| !ch.is_ascii_alphanumeric(), "x")
+    };
+    format!("{}.{}{c}", ascii(first), ascii(last))
+}
+
+/// Customer `c`'s usual address (there are `n / 8` customers, at least 10).
+pub fn customer_address(c: usize) -> String {
+    format!("{}@example{}.com", customer_local(c), c % 50)
 }
 
 /// Write `n` messages into the Maildir `root` (`cur/`, `new/`, and `.Sent/` for our replies);
@@ -112,22 +176,22 @@ pub fn generate(root: &Path, n: usize) -> std::io::Result<usize> {
     }
     let customers = (n / 8).max(10);
     let mut last_id: Vec<Option<String>> = vec![None; customers];
+    // Each customer's order number (five or six digits), quoted in their mail.
+    let orders: Vec<u32> = (0..customers)
+        .map(|_| 10_000 + (rng.next() % 990_000) as u32)
+        .collect();
     let mut bytes = 0;
     let base = 1_600_000_000u64;
     for i in 0..n {
         let c = rng.below(customers);
-        let first = FIRST[c % FIRST.len()];
-        let last = LAST[(c / FIRST.len()) % LAST.len()];
-        let addr = format!(
-            "{}.{}{}@example{}.com",
-            first
-                .to_lowercase()
-                .replace(|ch: char| !ch.is_ascii_alphanumeric(), "x"),
-            last.to_lowercase()
-                .replace(|ch: char| !ch.is_ascii_alphanumeric(), "x"),
-            c,
-            c % 50
-        );
+        let (first, last) = customer_name(c);
+        // A quarter of the customers also write from their work address, now and then.
+        let addr = if c % 4 == 1 && rng.below(3) == 0 {
+            format!("{}@work{}.example.org", customer_local(c), c % 30)
+        } else {
+            customer_address(c)
+        };
+        let order = orders[c];
         let name = encoded_word(&format!("{first} {last}"));
         let ours = rng.below(10) < 2 && last_id[c].is_some();
         let id = format!(
@@ -165,7 +229,8 @@ pub fn generate(root: &Path, n: usize) -> std::io::Result<usize> {
             encoded_word(&subject)
         );
         let text = format!(
-            "Hello,\r\n\r\n{}\r\n\r\n{}\r\n\r\nBest regards,\r\n{first} {last}\r\n\r\n> {}\r\n> {}\r\n",
+            "Hello,\r\n\r\n{} {}\r\n\r\n{}\r\n\r\nBest regards,\r\n{first} {last}\r\n\r\n> {}\r\n> {}\r\n",
+            details(&mut rng, order),
             paragraph(&mut rng),
             paragraph(&mut rng),
             rng.pick(SENTENCES),
@@ -182,7 +247,8 @@ pub fn generate(root: &Path, n: usize) -> std::io::Result<usize> {
             }
             12..=16 => {
                 let html = format!(
-                    "<html><body><p>Hello,</p><p>{}</p><p>{}</p><p>Best regards,<br>{first} {last}</p></body></html>",
+                    "<html><body><p>Hello,</p><p>{} {}</p><p>{}</p><p>Best regards,<br>{first} {last}</p></body></html>",
+                    details(&mut rng, order),
                     paragraph(&mut rng),
                     paragraph(&mut rng)
                 );

@@ -56,6 +56,7 @@ pub(crate) fn agent_message(conn: &Connection, m: &AgentMessage<'_>) -> Result<M
             stored_at: m.at,
             delivery: out.then_some(Delivery::Sent),
             meta: None,
+            from_identity: None,
         },
     )?;
     events::append(
@@ -302,8 +303,8 @@ pub(crate) fn insert_conversation(conn: &Connection, c: &ConversationRecord) -> 
 pub(crate) fn insert_message_row(conn: &Connection, m: &NewMessage<'_>) -> Result<MessageId> {
     conn.prepare_cached(
         "INSERT INTO messages(conversation_id, contact_id, channel, account, external_id,
-            direction, author, subject, body, created_at, stored_at, delivery, meta)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            direction, author, subject, body, created_at, stored_at, delivery, meta, sender)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(rusqlite::params![
         m.conversation,
@@ -319,6 +320,7 @@ pub(crate) fn insert_message_row(conn: &Connection, m: &NewMessage<'_>) -> Resul
         m.stored_at,
         m.delivery,
         m.meta,
+        m.sender_words(),
     ])?;
     Ok(MessageId(conn.last_insert_rowid()))
 }
@@ -377,8 +379,8 @@ const FTS_BULK_HASHSIZE: i64 = 128 * 1024 * 1024;
 /// The full-text triggers a bulk load suspends: (name, CREATE statement).
 pub(crate) struct SuspendedFts(Vec<(String, String)>);
 
-/// Drop the triggers that keep the full-text tables in step with `messages`, `contacts` and
-/// `identities`, inside the caller's transaction; [`resume_fts`] rebuilds the indexes and puts the triggers
+/// Drop the triggers that keep the full-text tables in step with `messages` and `contacts`,
+/// inside the caller's transaction; [`resume_fts`] rebuilds both indexes and puts the triggers
 /// back, in the same transaction. Row by row, every insert with a trigger opens a statement
 /// savepoint, and FTS5 flushes its pending terms to disk at every savepoint: a bulk load would
 /// write one tiny index segment per message and spend its time merging them.
@@ -386,7 +388,7 @@ pub(crate) fn suspend_fts(conn: &Connection) -> Result<SuspendedFts> {
     let triggers: Vec<(String, String)> = {
         let mut stmt = conn.prepare(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'
-               AND tbl_name IN ('messages', 'contacts', 'identities') AND name LIKE '%\\_fts\\_%' ESCAPE '\\'
+               AND tbl_name IN ('messages', 'contacts') AND name LIKE '%\\_fts\\_%' ESCAPE '\\'
              ORDER BY name",
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -403,9 +405,9 @@ pub(crate) fn suspend_fts(conn: &Connection) -> Result<SuspendedFts> {
 /// it).
 pub(crate) fn resume_fts(conn: &Connection, suspended: SuspendedFts, messages: bool) -> Result<()> {
     let tables: &[&str] = if messages {
-        &["messages_fts", "contacts_fts", "identities_fts"]
+        &["messages_fts", "contacts_fts"]
     } else {
-        &["contacts_fts", "identities_fts"]
+        &["contacts_fts"]
     };
     for table in tables {
         conn.execute(
@@ -429,6 +431,7 @@ struct FtsDoc {
     id: i64,
     subject: Option<String>,
     body: String,
+    sender: Option<String>,
 }
 
 const FTS_BATCH: usize = 2048;
@@ -496,11 +499,12 @@ impl FtsBuilder {
                 )?;
                 {
                     let mut insert = db.prepare(
-                        "INSERT INTO messages_fts(rowid, subject, body) VALUES (?1, ?2, ?3)",
+                        "INSERT INTO messages_fts(rowid, subject, body, sender)
+                         VALUES (?1, ?2, ?3, ?4)",
                     )?;
                     for batch in receiver {
                         for d in batch {
-                            insert.execute((d.id, d.subject, d.body))?;
+                            insert.execute((d.id, d.subject, d.body, d.sender))?;
                         }
                     }
                 }
@@ -518,11 +522,18 @@ impl FtsBuilder {
     }
 
     /// Index one message (ids as the store gave them, in insertion order).
-    pub(crate) fn add(&mut self, id: MessageId, subject: Option<&str>, body: &str) -> Result<()> {
+    pub(crate) fn add(
+        &mut self,
+        id: MessageId,
+        subject: Option<&str>,
+        body: &str,
+        sender: Option<&str>,
+    ) -> Result<()> {
         self.batch.push(FtsDoc {
             id: id.0,
             subject: subject.map(str::to_string),
             body: body.to_string(),
+            sender: sender.map(str::to_string),
         });
         if self.batch.len() >= FTS_BATCH {
             self.send()?;
@@ -633,8 +644,7 @@ impl Store {
     pub(crate) fn fts_integrity_check(&self) -> Result<()> {
         self.conn().execute_batch(
             "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1);
-             INSERT INTO contacts_fts(contacts_fts, rank) VALUES ('integrity-check', 1);
-             INSERT INTO identities_fts(identities_fts, rank) VALUES ('integrity-check', 1);",
+             INSERT INTO contacts_fts(contacts_fts, rank) VALUES ('integrity-check', 1);",
         )?;
         Ok(())
     }

@@ -77,6 +77,21 @@ pub(crate) struct NewMessage<'a> {
     pub stored_at: Millis,
     pub delivery: Option<Delivery>,
     pub meta: Option<&'a str>,
+    /// The customer's identifiers a customer message came from or gave (an address, a phone
+    /// number, a Telegram or visitor id), space-separated: with the author, what `from:`
+    /// searches.
+    pub from_identity: Option<&'a str>,
+}
+
+impl NewMessage<'_> {
+    /// The `sender` column: the author, and for a customer's message the identifier it came
+    /// from (`from:` matches the start of any of its words).
+    pub(crate) fn sender_words(&self) -> String {
+        match (self.direction, self.from_identity) {
+            (Direction::In, Some(id)) if !id.is_empty() => format!("{} {id}", self.author),
+            _ => self.author.to_string(),
+        }
+    }
 }
 
 /// The existing message with this external id, if any (idempotent ingest).
@@ -101,8 +116,8 @@ pub(crate) fn find_external(
 pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<MessageId> {
     conn.prepare_cached(
         "INSERT INTO messages(conversation_id, contact_id, channel, account, external_id,
-            direction, author, subject, body, created_at, stored_at, delivery, meta)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            direction, author, subject, body, created_at, stored_at, delivery, meta, sender)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(rusqlite::params![
         m.conversation,
@@ -118,6 +133,7 @@ pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<Me
         m.stored_at,
         m.delivery,
         m.meta,
+        m.sender_words(),
     ])?;
     let id = MessageId(conn.last_insert_rowid());
     let (channels, last_activity): (String, Millis) = conn
@@ -298,6 +314,7 @@ impl Store {
                     stored_at: at,
                     delivery: None,
                     meta: None,
+                    from_identity: None,
                 },
             )?;
             tx.execute(
@@ -441,6 +458,7 @@ impl Store {
                     stored_at: at,
                     delivery: Some(Delivery::Queued),
                     meta: None,
+                    from_identity: None,
                 },
             )?;
             tx.prepare_cached(

@@ -147,7 +147,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await;
     restore_terminal();
-    worker.shutdown().await;
+    // The worker stops its channels within their grace periods; past that, quit anyway (the
+    // next holder of the lease picks up whatever was left).
+    if tokio::time::timeout(Duration::from_secs(8), worker.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the worker did not stop within 8 s; quitting anyway");
+    }
     result
 }
 

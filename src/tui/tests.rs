@@ -393,6 +393,7 @@ fn search_makes_a_queue_view_and_esc_returns() {
     assert!(screen.contains("search: refund"), "{screen}");
     h.keys("<Esc>").unwrap();
     assert_eq!(h.app.queue.rows.len(), 4);
+    // `from:` is each message's sender: on the web chat, the visitor who gave that address.
     h.keys(":search from:ann@example.com channel:webchat<CR>")
         .unwrap();
     assert_eq!(selected_name(&h), "Ann Lee");
