@@ -643,6 +643,15 @@ fn maildir_import_is_idempotent_and_skips_a_bad_file() {
     };
     assert_eq!(search(&store, "archived"), 1);
     assert_eq!(search(&store, "way"), 1);
+    // ... with their senders: `from:` finds Ann's imported mail by her address.
+    let from = |store: &Store, q: &str| {
+        store
+            .search(&braid::store::SearchQuery::parse(q).unwrap(), 10)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(from(&store, "from:ann@acme.test"), 2);
+    assert_eq!(from(&store, "from:acme.test archived"), 1);
     ingest(
         &mut store,
         &parse(&mail(

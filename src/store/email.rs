@@ -230,8 +230,8 @@ impl ImportBatch {
             };
             hashsize(FTS_IMPORT_HASHSIZE)?;
             conn.execute(
-                "INSERT INTO messages_fts(rowid, subject, body)
-                 SELECT id, subject, body FROM messages WHERE id >= ?1",
+                "INSERT INTO messages_fts(rowid, subject, body, sender)
+                 SELECT id, subject, body, sender FROM messages WHERE id >= ?1",
                 [self.first_new],
             )?;
             hashsize(FTS_DEFAULT_HASHSIZE)?;
