@@ -136,12 +136,15 @@ fn a_file_with_only_v1_is_upgraded_in_place_and_keeps_its_data() {
         1,
         "contact names too"
     );
-    // V4 rebuilt the full-text index with prefix indexes and indexed the old identities:
-    // short prefixes, `from:` an old address and a date range find the old message.
+    // V4 rebuilt the full-text index with prefix indexes and indexed the old identities, V5
+    // glued their addresses: short prefixes, `from:` an old address or domain and a date
+    // range find the old message.
     for q in [
         "zi*",
         "zip*",
         "from:ann@x",
+        "from:ann@x.org",
+        "from:x.org",
         "from:lee",
         "after:2025-12-31 before:2026-01-02",
     ] {

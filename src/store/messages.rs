@@ -85,11 +85,13 @@ pub(crate) struct NewMessage<'a> {
 
 impl NewMessage<'_> {
     /// The `sender` column: the author, and for a customer's message the identifier it came
-    /// from (`from:` matches the start of any of its words).
+    /// from, as [`super::search::sender_index`] indexes them for `from:`.
     pub(crate) fn sender_words(&self) -> String {
         match (self.direction, self.from_identity) {
-            (Direction::In, Some(id)) if !id.is_empty() => format!("{} {id}", self.author),
-            _ => self.author.to_string(),
+            (Direction::In, Some(id)) if !id.is_empty() => {
+                super::search::sender_index(&format!("{} {id}", self.author))
+            }
+            _ => super::search::sender_index(self.author),
         }
     }
 }

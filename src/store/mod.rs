@@ -23,6 +23,7 @@ pub use messages::{AttachmentSource, MessageRow, TimelineCursor};
 pub use outbox::OutboxItem;
 pub use search::{SearchHit, SearchQuery};
 
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -160,6 +161,15 @@ impl Store {
             }
             if version == schema::CURRENT_VERSION {
                 return Ok(());
+            }
+            if version == 4 {
+                // V5 recomputes `messages.sender` with the code that writes it.
+                tx.create_scalar_function(
+                    "braid_sender_index",
+                    1,
+                    FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+                    |ctx| Ok(search::sender_index(&ctx.get::<String>(0)?)),
+                )?;
             }
             tx.execute_batch(schema::MIGRATIONS[version as usize])?;
             tx.pragma_update(None, "user_version", version + 1)?;
