@@ -277,6 +277,35 @@ fn a_write_on_one_connection_is_seen_by_another() {
 }
 
 #[test]
+fn opening_and_reading_never_waits_for_a_writer() {
+    // `braid search` or a second TUI while an import or sync holds the write lock: opening a
+    // current store is a read, so it answers at once instead of queueing behind the batch
+    // (and failing with BUSY after the busy timeout when the batch is long).
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Store::open_dir(dir.path()).unwrap();
+    put(&mut a, &email("<1@x>", "ann@x.org", "refund please", T0));
+    let path = dir.path().join(braid::store::DB_FILE);
+    let writer = Connection::open(&path).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    writer
+        .execute("UPDATE contacts SET name = 'held' WHERE id = 1", [])
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let b = Store::open_dir(dir.path()).unwrap();
+    let hits = b
+        .search(&SearchQuery::parse("refund").unwrap(), 10)
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "open + search waited {:?} for the writer",
+        started.elapsed()
+    );
+    writer.execute_batch("ROLLBACK").unwrap();
+}
+
+#[test]
 fn concurrent_writers_on_one_file_all_succeed() {
     let dir = tempfile::tempdir().unwrap();
     Store::open_dir(dir.path()).unwrap();

@@ -147,6 +147,16 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<()> {
+        // The common case, a file already at this version, is a plain read: no write lock.
+        // Every CLI command and TUI connection opens the store, and taking BEGIN IMMEDIATE
+        // here made each of them queue behind any writer (an import or sync batch) for
+        // nothing. Only an upgrade takes the write lock, and checks the version again under it.
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version == schema::CURRENT_VERSION {
+            return Ok(());
+        }
         loop {
             let tx = self
                 .conn
