@@ -227,8 +227,9 @@ INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
 
 /// Version 5: `from:` by a whole address or domain is one full-text term. `sender` keeps its
 /// words and adds, for each word with punctuation inside, the word glued from each of its
-/// alphanumeric runs to its end (`ann.lee@acme.com` adds `annleeacmecom leeacmecom acmecom`;
-/// see [`crate::store::search`]). `from:acme.com` was the phrase `acme com*`, and `com*` is in
+/// alphanumeric runs to its end, marked `qz` so glued words never share a prefix with plain
+/// ones (`ann.lee@acme.com` adds `qzannleeacmecom qzleeacmecom qzacmecom`; see
+/// [`crate::store::search`]). `from:acme.com` was the phrase `acme com*`, and `com*` is in
 /// nearly every message: `refund from:example42.com` took 16 ms at a million messages (its
 /// `com*` doclist) where it is now a term with a few thousand rows. The column is recomputed
 /// (the `braid_sender_index` function the store registers for the upgrade) and the index
