@@ -364,6 +364,11 @@ def fmt(x, unit):
     return f"{x:.2f}"
 
 
+def ratio_str(r):
+    """Two decimals, more for a ratio that would print as 0.00x."""
+    return f"{r:.2f}x" if r >= 0.01 else f"{r:.3f}x"
+
+
 def met(ratio, target, better):
     return ratio >= target if better == "higher" else ratio <= target
 
@@ -393,7 +398,7 @@ def report(results, out):
             lines.append(
                 f"| {title} ({unit}) | {human(int(n))} | {fmt(b['median'], unit)} | {fmt(b['p95'], unit)} | "
                 f"{fmt(b['min'], unit)}–{fmt(b['max'], unit)} | {peer} | {fmt(p['median'], unit)} | "
-                f"{fmt(p['p95'], unit)} | {fmt(p['min'], unit)}–{fmt(p['max'], unit)} | {ratio:.2f}x | "
+                f"{fmt(p['p95'], unit)} | {fmt(p['min'], unit)}–{fmt(p['max'], unit)} | {ratio_str(ratio)} | "
                 f"{'≥' if better == 'higher' else '≤'} {target}x | {'yes' if met(ratio, target, better) else '**no**'} |")
     lines += ["", "## braid alone: in-process TUI figures (benches/tui.rs, demo workspace of the same size)", "",
               "| size | start → first frame p50 | p95 | key → frame p50 | p99 | max | targets |",
@@ -413,7 +418,7 @@ def report(results, out):
         for q in fig:
             bm, pm = statistics.median(q["braid"]), statistics.median(q["peer"])
             lines.append(f"| {q['label']} | `{q['braid_query']}` | `{q['notmuch_query']}` | {bm:.1f} | {pm:.1f} | "
-                         f"{bm / pm:.2f}x | {q['braid_hits']}/{q['notmuch_hits']} |")
+                         f"{ratio_str(bm / pm)} | {q['braid_hits']}/{q['notmuch_hits']} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     return "\n".join(lines)
 
@@ -453,7 +458,7 @@ def chart(results, out):
         ax.set_xlabel("messages")
         ax.set_ylabel(f"median {unit}")
         for x, b, p in zip(xs, bmed, pmed):
-            ax.annotate(f"{b / p:.2f}x", (x, b), textcoords="offset points", xytext=(4, 6), fontsize=8)
+            ax.annotate(ratio_str(b / p), (x, b), textcoords="offset points", xytext=(4, 6), fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     if has_keys:
