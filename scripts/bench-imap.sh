@@ -47,6 +47,9 @@ export BRAID_IMAP_PORT="${BENCH_IMAP_PORT:-11143}" BRAID_IMAPS_PORT="${BENCH_IMA
 export BRAID_SMTP_PORT="${BENCH_SMTP_PORT:-11025}" BRAID_SUBMISSION_PORT="${BENCH_SUBMISSION_PORT:-11587}"
 mkdir -p "$MAIL_DIR" "$DATA"
 chmod 755 "$MAIL_DIR"
+# Stopped again on the way out: a Dovecot left running holds the ports, and the next run from
+# another checkout (or CI on the same machine) could not start its own.
+trap 'rm -rf "$WORK"; "$ROOT/scripts/mail-servers.sh" stop "$MAIL_DIR" >/dev/null 2>&1 || true' EXIT
 "$ROOT/scripts/mail-servers.sh" start "$MAIL_DIR" >&2
 set -a
 # shellcheck disable=SC1091
