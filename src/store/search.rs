@@ -141,11 +141,23 @@ fn parse_date(s: &str) -> std::result::Result<Millis, String> {
 enum Driver {
     /// Walk the full-text index newest first (words and `from:`), checking the filters.
     Fts,
+    /// [`Driver::Fts`] over the newest [`FTS_BUDGET`] full-text matches only: words with a
+    /// date range try this first (see [`Store::search`]).
+    FtsCapped,
+    /// Walk `messages_time` backwards through the date range, keeping the rows in the set of
+    /// full-text matches (words or `from:` with a date range the capped walk did not answer).
+    TimeMatch,
     /// Walk `messages_time` backwards from the end of the date range (no words, no `from:`).
     Time,
     /// Walk every message newest first (by rowid) and stop at the limit.
     Rowid,
 }
+
+/// How many full-text matches a search with a date range reads newest first before it walks
+/// the date range instead. Message ids follow arrival, not the date a message was written
+/// (a mailbox is synced newest first), so the full-text walk cannot start at the range: for
+/// `refund before:DATE` it read every newer match, 4 s at a million messages.
+const FTS_BUDGET: i64 = 2000;
 
 /// Marks a glued word in the `sender` column (see [`sender_index`]): glued words live in a
 /// term space of their own, so the prefix query of a plain name (`from:greta` is `greta*`)
@@ -211,9 +223,12 @@ impl Store {
     /// Words and `from:` are one FTS5 expression (words in the subject and body, `from:` in
     /// the `sender` column), so FTS5 intersects the doclists and walks the result newest
     /// first: a common word costs the same as a rare one, and `refund from:acme.com` as much
-    /// as either. Filters alone walk the messages newest first (`messages_time` for a date
-    /// range) and stop at the limit. Hits come newest first: by arrival, or by time when the
-    /// query is a date range without words.
+    /// as either. With a date range, the walk reads at most [`FTS_BUDGET`] matches; when they
+    /// do not hold the answer, the date range is walked instead (`messages_time`, newest
+    /// first), keeping the full-text matches: `refund before:DATE` read every newer match (4 s
+    /// at a million messages; now 10 ms, and 87 ms for `the` in 2 months of 3). Filters alone
+    /// walk the messages newest first (`messages_time` for a date range) and stop at the
+    /// limit. Hits come newest first: by arrival, or by time when the date range was walked.
     pub fn search(&self, q: &SearchQuery, limit: usize) -> Result<Vec<SearchHit>> {
         self.search_via(q, limit, None)
     }
@@ -226,50 +241,94 @@ impl Store {
         limit: usize,
         forced: Option<Driver>,
     ) -> Result<Vec<SearchHit>> {
-        let words = q.fts.as_ref().map(|w| format!("{{subject body}} : ({w})"));
-        let sender = match &q.from {
-            Some(from) => match sender_term(from) {
-                Some(t) => Some(t),
-                None => return Ok(Vec::new()),
-            },
-            None => None,
+        if q.from.as_deref().is_some_and(|f| sender_term(f).is_none()) {
+            return Ok(Vec::new());
+        }
+        let expr = self.search_expr(q);
+        let dated = q.after.is_some() || q.before.is_some();
+        let driver = match forced {
+            Some(d) => d,
+            None if expr.is_some() && dated => {
+                // The newest matches first; when they hold enough hits, or are all there is,
+                // that is the answer. Otherwise walk the date range.
+                let capped = self.search_via(q, limit, Some(Driver::FtsCapped))?;
+                let messages = capped.iter().filter(|h| h.message_id.is_some()).count();
+                if messages >= limit || !self.fts_exceeds(expr.as_deref(), FTS_BUDGET)? {
+                    return Ok(capped);
+                }
+                Driver::TimeMatch
+            }
+            None if expr.is_some() => Driver::Fts,
+            None if dated => Driver::Time,
+            None => Driver::Rowid,
         };
-        let expr = match (words, sender) {
-            (Some(w), Some(f)) => Some(format!("{w} AND {f}")),
-            (w, f) => w.or(f),
-        };
-        let driver = forced.unwrap_or(if expr.is_some() {
-            Driver::Fts
-        } else if q.after.is_some() || q.before.is_some() {
-            Driver::Time
-        } else {
-            Driver::Rowid
-        });
         let mut conds: Vec<String> = Vec::new();
         let mut params: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(expr) = &expr {
-            params.push(expr.clone().into());
-            conds.push("messages_fts MATCH ?".into());
-        }
-        // CROSS JOIN fixes the join order (the full-text table outside).
-        let (from_sql, order) = match driver {
-            Driver::Fts => (
-                "messages_fts CROSS JOIN messages m NOT INDEXED ON m.id = messages_fts.rowid",
-                "messages_fts.rowid DESC",
-            ),
-            Driver::Time => (
-                "messages m INDEXED BY messages_time",
-                "m.created_at DESC, m.id DESC",
-            ),
-            Driver::Rowid => ("messages m NOT INDEXED", "m.id DESC"),
-        };
-        let snippet = match (&q.fts, &q.from) {
+        let snippet_fn = match (&q.fts, &q.from) {
             // The column the words matched best (they match the subject and the body only).
             (Some(_), None) => "snippet(messages_fts, -1, '«', '»', '…', 12)",
             // With `from:` the sender column matches too: the body.
             (Some(_), Some(_)) => "snippet(messages_fts, 1, '«', '»', '…', 12)",
             (None, _) => "substr(m.body, 1, 120)",
         };
+        // Where the full-text table is not the outer loop, the snippet is made for the rows
+        // returned only, by a lookup of each one.
+        let snippet = match (driver, &expr, &q.fts) {
+            (d, Some(e), Some(_)) if d != Driver::Fts => {
+                params.push(e.clone().into());
+                format!(
+                    "(SELECT {snippet_fn} FROM messages_fts
+                      WHERE messages_fts MATCH ? AND messages_fts.rowid = m.id)"
+                )
+            }
+            _ => snippet_fn.to_string(),
+        };
+        // CROSS JOIN fixes the join order (the full-text table or its matches outside).
+        let (from_sql, order) = match driver {
+            Driver::Fts => (
+                "messages_fts CROSS JOIN messages m NOT INDEXED ON m.id = messages_fts.rowid",
+                "messages_fts.rowid DESC",
+            ),
+            Driver::FtsCapped => (
+                "(SELECT rowid AS id FROM messages_fts WHERE messages_fts MATCH ?
+                  ORDER BY rowid DESC LIMIT ?) f
+                 CROSS JOIN messages m NOT INDEXED ON m.id = f.id",
+                "f.id DESC",
+            ),
+            Driver::TimeMatch | Driver::Time => (
+                "messages m INDEXED BY messages_time",
+                "m.created_at DESC, m.id DESC",
+            ),
+            Driver::Rowid => ("messages m NOT INDEXED", "m.id DESC"),
+        };
+        if let Some(expr) = &expr {
+            match driver {
+                Driver::Fts => {
+                    params.push(expr.clone().into());
+                    conds.push("messages_fts MATCH ?".into());
+                }
+                Driver::FtsCapped => {
+                    params.push(expr.clone().into());
+                    params.push(FTS_BUDGET.into());
+                }
+                Driver::TimeMatch => {
+                    params.push(expr.clone().into());
+                    conds.push(
+                        "m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
+                            .into(),
+                    );
+                }
+                // The reference walks for tests: every row, the match checked on each.
+                Driver::Time | Driver::Rowid => {
+                    params.push(expr.clone().into());
+                    conds.push(
+                        "EXISTS (SELECT 1 FROM messages_fts
+                                 WHERE messages_fts MATCH ? AND messages_fts.rowid = m.id)"
+                            .into(),
+                    );
+                }
+            }
+        }
         filter_conds(q, &mut conds, &mut params);
         let where_sql = conds.join(" AND ");
         let where_sql = if where_sql.is_empty() {
@@ -335,6 +394,30 @@ impl Store {
             hits.truncate(limit);
         }
         Ok(hits)
+    }
+
+    /// The FTS5 expression of a query's words and `from:` (None: filters only): the words in
+    /// the subject and the body, `from:` in the `sender` column.
+    fn search_expr(&self, q: &SearchQuery) -> Option<String> {
+        let words = q.fts.as_ref().map(|w| format!("{{subject body}} : ({w})"));
+        let sender = q.from.as_deref().and_then(sender_term);
+        match (words, sender) {
+            (Some(w), Some(f)) => Some(format!("{w} AND {f}")),
+            (w, f) => w.or(f),
+        }
+    }
+
+    /// Whether a full-text expression matches more than `n` messages (reads at most n + 1).
+    fn fts_exceeds(&self, expr: Option<&str>, n: i64) -> Result<bool> {
+        let Some(expr) = expr else {
+            return Ok(false);
+        };
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT count(*) FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1
+             ORDER BY rowid DESC LIMIT ?2)",
+        )?;
+        let count: i64 = stmt.query_row((expr, n + 1), |r| r.get(0))?;
+        Ok(count > n)
     }
 
     /// Search, then the conversations of the hits as queue rows (first hit order, no repeats).
@@ -487,6 +570,10 @@ mod tests {
             format!("from:{first} after:{}", day(45)),
             format!("refund after:{}", day(20)),
             format!("the from:gmail.com before:{} is:in", day(5)),
+            // More matches than FTS_BUDGET, few of them in the range: the date range is walked.
+            format!("the before:{}", day(80)),
+            format!("the after:{} before:{}", day(50), day(49)),
+            format!("order from:gmail.com before:{}", day(70)),
         ];
         let all = 1_000_000;
         let mut checked = 0;
@@ -575,12 +662,25 @@ mod tests {
             let mut by_time = full.clone();
             by_time.sort_by(|a, b| b.cmp(a));
             let mut drivers = vec![reference];
-            if reference == Driver::Rowid && (q.after.is_some() || q.before.is_some()) {
+            let dated = q.after.is_some() || q.before.is_some();
+            if dated {
                 drivers.push(Driver::Time);
+            }
+            if reference == Driver::Fts {
+                drivers.push(Driver::Rowid);
+                // The capped walk is the whole answer when it sees every match.
+                let expr = s.search_expr(&q);
+                if !s.fts_exceeds(expr.as_deref(), FTS_BUDGET).unwrap() {
+                    drivers.push(Driver::FtsCapped);
+                }
+                if dated {
+                    drivers.push(Driver::TimeMatch);
+                }
             }
             for d in drivers {
                 for limit in [all, 20, 1] {
-                    let want: Vec<_> = if d == Driver::Time { &by_time } else { &full }
+                    let by_date = matches!(d, Driver::Time | Driver::TimeMatch);
+                    let want: Vec<_> = if by_date { &by_time } else { &full }
                         .iter()
                         .copied()
                         .take(limit)
