@@ -111,6 +111,14 @@ impl Channel {
             Channel::WebChat => '◍',
         }
     }
+    /// The channel's name in a sentence.
+    pub fn label(self) -> &'static str {
+        match self {
+            Channel::Email => "the mail server",
+            Channel::Telegram => "Telegram",
+            Channel::WebChat => "the web chat",
+        }
+    }
     /// The identity kind a reply on this channel is addressed to.
     pub fn identity_kind(self) -> IdentityKind {
         match self {
@@ -168,12 +176,16 @@ impl Priority {
 }
 
 text_enum!(
-    /// Outbound delivery state of a message we send.
+    /// Outbound delivery state of a message we send. `unclear`: the send may or may not have
+    /// reached the customer (braid stopped, or the channel stopped answering, after the request
+    /// left) and the channel cannot be asked; it is not sent again until an agent decides
+    /// (`:retry`).
     Delivery, "delivery", {
         Queued => "queued",
         Sending => "sending",
         Sent => "sent",
         Failed => "failed",
+        Unclear => "unclear",
     }
 );
 

@@ -50,6 +50,8 @@ struct Api {
     sent: Vec<(i64, String, Instant)>,
     /// Every method called, in order, with when.
     calls: Vec<(String, Instant)>,
+    /// How long sendMessage takes to answer after it has accepted (and recorded) the message.
+    send_delay: Duration,
 }
 
 #[derive(Clone)]
@@ -203,15 +205,26 @@ async fn method(
             }
         }
         "sendmessage" => {
-            let mut a = api.lock().unwrap();
-            if let Some((c, v)) = a.send_script.pop_front() {
-                return reply(c, v);
-            }
-            let chat = params["chat_id"].as_i64().unwrap();
-            let text = params["text"].as_str().unwrap().to_string();
-            let id = a.next_message;
-            a.next_message += 1;
-            a.sent.push((chat, text.clone(), Instant::now()));
+            let accepted = {
+                let mut a = api.lock().unwrap();
+                match a.send_script.pop_front() {
+                    Some((c, v)) => Err(reply(c, v)),
+                    None => {
+                        let chat = params["chat_id"].as_i64().unwrap();
+                        let text = params["text"].as_str().unwrap().to_string();
+                        let id = a.next_message;
+                        a.next_message += 1;
+                        a.sent.push((chat, text.clone(), Instant::now()));
+                        Ok((chat, text, id, a.send_delay))
+                    }
+                }
+            };
+            let (chat, text, id, delay) = match accepted {
+                Ok(x) => x,
+                Err(refused) => return refused,
+            };
+            // Delivered to the customer; the answer is what may never come back.
+            tokio::time::sleep(delay).await;
             reply(
                 200,
                 json!({"ok": true, "result": {
@@ -1060,4 +1073,93 @@ async fn one_customer_on_email_web_chat_and_telegram_is_one_conversation() {
         Some("ann@example.com")
     );
     web.shutdown().await;
+}
+
+/// A reply claimed by a process that died before it heard back: Telegram cannot be asked
+/// whether it went out, so it is not sent again by itself. It is left "unclear" for an agent,
+/// and `:retry` sends it.
+#[tokio::test]
+async fn a_reply_in_flight_when_braid_died_is_left_unclear_not_sent_twice() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tg = server.bot();
+    let conv = ann_conversation(&server, dir.path(), &tg).await;
+    let mut s = open_store(dir.path());
+    let id = s
+        .queue_reply(
+            conv,
+            Channel::Telegram,
+            "bob",
+            "It ships today.",
+            now_millis(),
+        )
+        .unwrap();
+    // The process that claimed it dies mid-send (it may or may not have reached Telegram).
+    let claimed = s.claim_outbox(now_millis(), 0, 10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(!claimed[0].resumed);
+
+    // The next lease holder takes the stale claim at once.
+    let mut d = dispatcher(dir.path(), &tg);
+    let done = d.run_until_idle().await.unwrap();
+    assert_eq!(done.len(), 1);
+    assert!(
+        matches!(&done[0].1, Ok(Outcome::Unclear { reason }) if reason.contains("may have")),
+        "{done:?}"
+    );
+    assert_eq!(server.calls("sendmessage"), 0);
+    let m = s.message(id).unwrap();
+    assert_eq!(m.delivery, Some(Delivery::Unclear));
+    assert!(m.delivery_error.unwrap().contains(":retry"));
+    // Nothing retries it by itself, however long we wait.
+    assert!(d.run_until_idle().await.unwrap().is_empty());
+    assert_eq!(s.outbox_counts().unwrap(), (0, 1));
+    assert_eq!(s.last_failed(conv).unwrap(), Some(id));
+
+    // The agent checked with the customer: `:retry` sends it, once.
+    s.retry(id, "bob", now_millis()).unwrap();
+    let done = d.run_until_idle().await.unwrap();
+    assert_eq!(done, vec![(id, Ok(Outcome::Sent))]);
+    assert_eq!(server.sent().len(), 1);
+}
+
+/// Telegram accepted the message but the answer never came back within the send timeout: the
+/// customer has it, so retrying would send it twice. It is left unclear after one call.
+#[tokio::test]
+async fn a_send_that_times_out_after_leaving_is_unclear_and_not_retried() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tg = server.bot();
+    let conv = ann_conversation(&server, dir.path(), &tg).await;
+    server.api.lock().unwrap().send_delay = Duration::from_secs(3);
+    let mut s = open_store(dir.path());
+    let id = s
+        .queue_reply(
+            conv,
+            Channel::Telegram,
+            "bob",
+            "It ships today.",
+            now_millis(),
+        )
+        .unwrap();
+    let store = Arc::new(Mutex::new(open_store(dir.path())));
+    let senders = Senders::new([Arc::clone(&tg) as Arc<dyn Outbound>]);
+    let mut d = Dispatcher::new(
+        store,
+        senders,
+        DispatchSettings {
+            send_timeout: Duration::from_millis(600),
+            ..DispatchSettings::default()
+        },
+    );
+    let done = d.run_until_idle().await.unwrap();
+    assert!(
+        matches!(&done[..], [(i, Ok(Outcome::Unclear { .. }))] if *i == id),
+        "{done:?}"
+    );
+    assert_eq!(s.message(id).unwrap().delivery, Some(Delivery::Unclear));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(d.run_until_idle().await.unwrap().is_empty());
+    assert_eq!(server.calls("sendmessage"), 1);
+    assert_eq!(server.sent().len(), 1);
 }

@@ -216,6 +216,7 @@ impl Outbound for DemoOutbound {
                 return Err(SendError {
                     reason: reason.to_string(),
                     retry: true,
+                    may_have_sent: false,
                 });
             }
             let answer = Answer {
@@ -705,6 +706,7 @@ mod tests {
             body: "hello".into(),
             author: "bob".into(),
             attempts: 0,
+            resumed: false,
         };
         let sender = demo.outbound().remove(0);
         let err = sender.send(&item).await.unwrap_err();

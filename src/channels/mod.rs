@@ -24,11 +24,15 @@ pub struct Sent {
 
 /// A failed send. `retry`: worth trying again later (timeouts, 4xx/5xx temporary errors);
 /// not: permanent (bad address, blocked bot), the message stays failed until `:retry`.
+/// `may_have_sent`: the request left and no answer came back (a timeout after sending, a
+/// connection dropped mid-answer), so the customer may have it; a channel that cannot check
+/// (see [`Outbound::resend_is_safe`]) leaves such a reply `unclear` for an agent to decide.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct SendError {
     pub reason: String,
     pub retry: bool,
+    pub may_have_sent: bool,
 }
 
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Sent, SendError>> + Send + 'a>>;
@@ -44,5 +48,12 @@ pub trait Outbound: Send + Sync {
     /// blocked bot): the identity is then marked so, and replies default to another channel.
     fn unreachable(&self, _error: &SendError) -> bool {
         false
+    }
+
+    /// Whether sending a reply again is harmless when an earlier attempt may have gone out:
+    /// email looks for it in the Sent folder first, the web chat widget drops a message id it
+    /// already shows. Telegram cannot be asked, so its unclear sends wait for an agent.
+    fn resend_is_safe(&self) -> bool {
+        true
     }
 }

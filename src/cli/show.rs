@@ -228,6 +228,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
 fn write_message(out: &mut dyn Write, m: &MessageRow) -> anyhow::Result<()> {
     let delivery = match (m.delivery, &m.delivery_error) {
         (Some(Delivery::Failed), Some(e)) => format!(" · failed: {e}"),
+        (Some(Delivery::Unclear), Some(e)) => format!(" · unclear: {e}"),
         (Some(d), _) => format!(" · {d}"),
         (None, _) => String::new(),
     };

@@ -173,7 +173,10 @@ async fn pass(config: &crate::config::Config) -> anyhow::Result<SyncJson> {
     for (_, outcome) in dispatcher.run_until_idle().await? {
         match outcome {
             Ok(crate::worker::Outcome::Sent) => report.sent += 1,
-            Ok(crate::worker::Outcome::Failed { reason, .. }) => {
+            Ok(
+                crate::worker::Outcome::Failed { reason, .. }
+                | crate::worker::Outcome::Unclear { reason },
+            ) => {
                 report.failed += 1;
                 tracing::info!("sync: a reply failed: {reason}");
             }

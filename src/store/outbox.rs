@@ -21,6 +21,9 @@ pub struct OutboxItem {
     pub body: String,
     pub author: String,
     pub attempts: i64,
+    /// Claimed again after an earlier attempt that never reported back (its process died or
+    /// was stopped mid-send): that attempt may have reached the customer.
+    pub resumed: bool,
 }
 
 /// The longest a failed send waits before the next attempt.
@@ -41,7 +44,8 @@ impl Store {
             let items: Vec<OutboxItem> = {
                 let mut stmt = tx.prepare_cached(
                     "SELECT o.message_id, m.conversation_id, m.contact_id, o.channel, o.account,
-                            o.recipient, m.subject, m.body, m.author, o.attempts
+                            o.recipient, m.subject, m.body, m.author, o.attempts,
+                            o.state = 'sending'
                      FROM outbox o JOIN messages m ON m.id = o.message_id
                      WHERE (o.state = 'pending' AND o.next_attempt_at <= ?1)
                         OR (o.state = 'sending' AND o.next_attempt_at <= ?2)
@@ -59,6 +63,7 @@ impl Store {
                         body: r.get(7)?,
                         author: r.get(8)?,
                         attempts: r.get(9)?,
+                        resumed: r.get(10)?,
                     })
                 })?;
                 rows.collect::<rusqlite::Result<_>>()?
@@ -179,7 +184,43 @@ impl Store {
         })
     }
 
-    /// `:retry`: send a failed message again now.
+    /// The send may have reached the customer and the channel cannot tell (Telegram has no way
+    /// to ask whether a message went out): the reply is left `unclear` with the reason, out of
+    /// the retry loop, until an agent decides with `:retry`.
+    pub fn mark_unclear(
+        &mut self,
+        message: MessageId,
+        reason: &str,
+        actor: &str,
+        at: Millis,
+    ) -> Result<()> {
+        self.write_with(|tx| {
+            let (conv, contact) = owner(tx, message)?;
+            let n = tx.execute(
+                "UPDATE outbox SET state = 'failed', last_error = ?2 WHERE message_id = ?1",
+                (message, reason),
+            )?;
+            if n == 0 {
+                return Err(not_waiting(message));
+            }
+            tx.execute(
+                "UPDATE messages SET delivery = 'unclear', delivery_error = ?2 WHERE id = ?1",
+                (message, reason),
+            )?;
+            delivery_event(
+                tx,
+                conv,
+                contact,
+                message,
+                Delivery::Unclear,
+                Some(reason),
+                actor,
+                at,
+            )
+        })
+    }
+
+    /// `:retry`: send a failed (or unclear) message again now.
     pub fn retry(&mut self, message: MessageId, actor: &str, at: Millis) -> Result<()> {
         self.write_with(|tx| {
             let (conv, contact) = owner(tx, message)?;
@@ -218,12 +259,12 @@ impl Store {
         )?)
     }
 
-    /// The newest failed message of a conversation (what `:retry` retries).
+    /// The newest failed or unclear message of a conversation (what `:retry` retries).
     pub fn last_failed(&self, conv: ConversationId) -> Result<Option<MessageId>> {
         Ok(self
             .conn()
             .prepare_cached(
-                "SELECT id FROM messages WHERE conversation_id = ?1 AND delivery = 'failed'
+                "SELECT id FROM messages WHERE conversation_id = ?1 AND delivery IN ('failed', 'unclear')
                  ORDER BY created_at DESC LIMIT 1",
             )?
             .query_row([conv], |r| r.get(0))

@@ -75,7 +75,14 @@ pub fn no_sender_reason(channel: Channel) -> &'static str {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Sent,
-    Failed { reason: String, retry: bool },
+    Failed {
+        reason: String,
+        retry: bool,
+    },
+    /// It may have reached the customer and the channel cannot tell: left for an agent.
+    Unclear {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -238,6 +245,9 @@ pub(crate) fn log_done((id, out): &Done) {
         Ok(Outcome::Failed { reason, retry }) => {
             tracing::info!(message = id.0, retry, "send failed: {reason}")
         }
+        Ok(Outcome::Unclear { reason }) => {
+            tracing::warn!(message = id.0, "send unclear: {reason}")
+        }
         Err(e) => tracing::warn!(message = id.0, "cannot record a send: {e}"),
     }
 }
@@ -250,10 +260,20 @@ pub async fn deliver(
     timeout: Duration,
     actor: &str,
 ) -> anyhow::Result<Outcome> {
+    let resend_is_safe = sender.as_ref().is_none_or(|s| s.resend_is_safe());
+    if item.resumed && !resend_is_safe {
+        // An earlier attempt never reported back: it may have reached the customer.
+        let reason = format!(
+            "may have been sent: braid stopped while sending it and {} cannot be asked; {UNCLEAR_ADVICE}",
+            item.channel.label()
+        );
+        return record_unclear(store, item.message_id, reason, actor).await;
+    }
     let result: Result<Sent, SendError> = match &sender {
         None => Err(SendError {
             reason: no_sender_reason(item.channel).to_string(),
             retry: false,
+            may_have_sent: false,
         }),
         Some(s) => {
             let send = AssertUnwindSafe(s.send(&item)).catch_unwind();
@@ -262,6 +282,7 @@ pub async fn deliver(
                 Ok(Err(_panic)) => Err(SendError {
                     reason: format!("the {} sender crashed", item.channel),
                     retry: true,
+                    may_have_sent: false,
                 }),
                 Err(_elapsed) => Err(SendError {
                     reason: format!(
@@ -270,6 +291,7 @@ pub async fn deliver(
                         timeout.as_secs_f32()
                     ),
                     retry: true,
+                    may_have_sent: true,
                 }),
             }
         }
@@ -299,6 +321,14 @@ pub async fn deliver(
             .with_context(|| format!("recording message #{id} as sent"))?;
             Ok(Outcome::Sent)
         }
+        Err(e) if e.may_have_sent && !resend_is_safe => {
+            let reason = format!(
+                "may have been sent ({}) and {} cannot be asked; {UNCLEAR_ADVICE}",
+                e.reason,
+                item.channel.label()
+            );
+            record_unclear(store, id, reason, &actor).await
+        }
         Err(e) => {
             let reason = e.reason.clone();
             let unreachable = sender.as_ref().is_some_and(|s| s.unreachable(&e));
@@ -317,6 +347,24 @@ pub async fn deliver(
             })
         }
     }
+}
+
+/// What an agent does about an unclear send.
+const UNCLEAR_ADVICE: &str = "check with the customer, then :retry to send it again";
+
+async fn record_unclear(
+    store: &SharedStore,
+    id: MessageId,
+    reason: String,
+    actor: &str,
+) -> anyhow::Result<Outcome> {
+    let (actor, why) = (actor.to_string(), reason.clone());
+    with_store(store, move |s| {
+        s.mark_unclear(id, &why, &actor, now_millis())
+    })
+    .await
+    .with_context(|| format!("recording message #{id} as unclear"))?;
+    Ok(Outcome::Unclear { reason })
 }
 
 #[cfg(test)]
@@ -377,6 +425,7 @@ mod tests {
         Err(SendError {
             reason: reason.into(),
             retry,
+            may_have_sent: false,
         })
     }
 

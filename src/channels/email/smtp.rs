@@ -74,11 +74,13 @@ impl EmailSender {
         let retry = |reason: String| SendError {
             reason,
             retry: true,
+            may_have_sent: false,
         };
         if self.accounts.is_empty() {
             return Err(SendError {
                 reason: crate::worker::no_sender_reason(Channel::Email).into(),
                 retry: false,
+                may_have_sent: false,
             });
         }
         let names: Vec<String> = self
@@ -142,6 +144,7 @@ impl EmailSender {
         let raw = compose(&account, item, &out).map_err(|e| SendError {
             reason: format!("cannot build the email: {e}"),
             retry: false,
+            may_have_sent: false,
         })?;
         match account.smtp_send(&raw.0, &raw.1).await {
             Ok(()) => {
@@ -164,6 +167,7 @@ impl EmailSender {
                 Err(SendError {
                     reason: e.reason,
                     retry: !e.permanent,
+                    may_have_sent: false,
                 })
             }
         }

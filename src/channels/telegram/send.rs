@@ -189,10 +189,12 @@ pub fn send_error(e: &RequestError) -> SendError {
     let permanent = |reason: String| SendError {
         reason,
         retry: false,
+        may_have_sent: false,
     };
     let temporary = |reason: String| SendError {
         reason,
         retry: true,
+        may_have_sent: false,
     };
     match e {
         RequestError::RetryAfter(s) => temporary(rate_limited(s.duration())),
@@ -224,10 +226,20 @@ pub fn send_error(e: &RequestError) -> SendError {
         RequestError::MigrateToChatId(c) => {
             permanent(format!("the chat moved to {} (a group upgraded)", c.0))
         }
-        RequestError::Network(n) => temporary(format!("network error: {n}")),
-        RequestError::InvalidJson { .. } => {
-            temporary("Telegram answered something braid cannot read".to_string())
-        }
+        // Refused before the request left: nothing reached the customer.
+        RequestError::Network(n) if n.is_connect() => temporary(format!("network error: {n}")),
+        // The request left and no readable answer came back: Telegram may have delivered it,
+        // and there is no way to ask (the dispatcher leaves it unclear for an agent).
+        RequestError::Network(n) => SendError {
+            reason: format!("network error: {n}"),
+            retry: false,
+            may_have_sent: true,
+        },
+        RequestError::InvalidJson { .. } => SendError {
+            reason: "Telegram answered something braid cannot read".to_string(),
+            retry: false,
+            may_have_sent: true,
+        },
         RequestError::Io(io) => temporary(format!("I/O error: {io}")),
     }
 }
@@ -252,6 +264,7 @@ impl Telegram {
         let chat: i64 = item.recipient.trim().parse().map_err(|_| SendError {
             reason: format!("'{}' is not a Telegram chat id", item.recipient),
             retry: false,
+            may_have_sent: false,
         })?;
         let _turn = self.order.wait_turn(chat, item.message_id).await;
         let result = self.deliver_in_turn(chat, item).await;
@@ -269,17 +282,20 @@ impl Telegram {
                     "waiting for an earlier reply to this chat (#{earlier}) to go first"
                 ),
                 retry: true,
+                may_have_sent: false,
             });
         }
         if let Some(d) = self.frozen_for() {
             return Err(SendError {
                 reason: rate_limited(d),
                 retry: true,
+                may_have_sent: false,
             });
         }
         let bots = self.bots().await.map_err(|e| SendError {
             reason: format!("Telegram bot not ready: {e}"),
             retry: true,
+            may_have_sent: false,
         })?;
         let parts = split_text(&item.body, MAX_MESSAGE_CHARS);
         let mut ids = self.order.parts_done(item.message_id);
@@ -327,6 +343,11 @@ impl Outbound for Telegram {
 
     fn unreachable(&self, error: &crate::channels::SendError) -> bool {
         error.reason == BLOCKED
+    }
+
+    /// Telegram cannot be asked whether a message went out.
+    fn resend_is_safe(&self) -> bool {
+        false
     }
 }
 
@@ -384,7 +405,8 @@ mod tests {
             e,
             SendError {
                 reason: BLOCKED.into(),
-                retry: false
+                retry: false,
+                may_have_sent: false,
             }
         );
         let e = send_error(&RequestError::RetryAfter(

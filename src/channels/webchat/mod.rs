@@ -271,6 +271,7 @@ impl WebOutbound {
                 None => Err(SendError {
                     reason: format!("'{visitor}' is not a visitor of this web chat"),
                     retry: false,
+                    may_have_sent: false,
                 }),
             };
         }
@@ -303,11 +304,13 @@ impl WebOutbound {
             .map_err(|reason| SendError {
                 reason,
                 retry: true,
+                may_have_sent: false,
             })?;
         let Some(address) = email else {
             return Err(SendError {
                 reason: "visitor offline and gave no email; sent again when they come back".into(),
                 retry: false,
+                may_have_sent: false,
             });
         };
         let Some(mailer) = &self.email else {
@@ -316,6 +319,7 @@ impl WebOutbound {
                     "visitor offline; no email account is configured to send it to {address} instead (sent again when they come back)"
                 ),
                 retry: false,
+                may_have_sent: false,
             });
         };
         let mut mail = item.clone();
@@ -336,6 +340,7 @@ impl WebOutbound {
             Err(e) => Err(SendError {
                 reason: format!("visitor offline; by email to {address}: {}", e.reason),
                 retry: e.retry,
+                may_have_sent: false,
             }),
         }
     }

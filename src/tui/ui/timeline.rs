@@ -193,6 +193,13 @@ pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
                 ),
                 Style::default().fg(t.error).add_modifier(Modifier::BOLD),
             )),
+            Some(Delivery::Unclear) => header.push(Span::styled(
+                format!(
+                    " · unclear: {}",
+                    m.delivery_error.as_deref().unwrap_or("may have been sent")
+                ),
+                Style::default().fg(t.warn).add_modifier(Modifier::BOLD),
+            )),
             _ => {}
         }
         out.push(Line::from(header));
