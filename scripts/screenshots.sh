@@ -7,10 +7,9 @@
 #   SKIP_BUILD=1 scripts/screenshots.sh
 #   BRAID_BIN=/path/to/braid scripts/screenshots.sh
 #
-# Needs: tmux, python3 with Pillow (Debian: python3-pil), fonts-dejavu-core.
-# Nice to have for glyphs DejaVu lacks: fonts-symbola, fonts-wqy-microhei,
-# fonts-noto-color-emoji. Run as root it apt-get installs what is missing;
-# otherwise it prints the command to run.
+# Needs: tmux, fonts-dejavu-core, libcairo2, python3-venv; rich, cairosvg and Pillow go into
+# a venv under target/ (PyPI). Run as root it apt-get installs what is missing; otherwise it
+# prints the command to run.
 set -euo pipefail
 
 # ---------------------------------------------------------------------------
@@ -76,33 +75,30 @@ apt_install() {
   fi
 }
 
-have_pil() {
-  local py
-  for py in python3 /usr/bin/python3; do
-    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import PIL' >/dev/null 2>&1; then
-      PYTHON="$py"
-      return 0
-    fi
-  done
-  return 1
+# rich (ANSI -> SVG) and cairosvg (SVG -> PNG) render the captured screens: a venv of
+# our own under target/, so nothing is installed into the system's python.
+VENV="$ROOT/target/shot-venv"
+ensure_venv() {
+  if "$VENV/bin/python" -c 'import rich, cairosvg, PIL' >/dev/null 2>&1; then
+    PYTHON="$VENV/bin/python"
+    return 0
+  fi
+  say "python venv with rich, cairosvg and Pillow in ${VENV#"$ROOT"/}"
+  python3 -m venv "$VENV" || die "python3 -m venv failed: apt-get install -y python3-venv"
+  "$VENV/bin/pip" install -q rich cairosvg pillow || die "pip install rich cairosvg pillow failed"
+  PYTHON="$VENV/bin/python"
 }
 
 ensure_deps() {
   local missing=()
   command -v tmux >/dev/null 2>&1 || missing+=(tmux)
   [ -e /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || missing+=(fonts-dejavu-core)
-  have_pil || missing+=(python3-pil)
+  ldconfig -p 2>/dev/null | grep -q 'libcairo.so.2' || missing+=(libcairo2)
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
   if [ "${#missing[@]}" -gt 0 ]; then
     apt_install 1 "${missing[@]}"
   fi
-  have_pil || die "Pillow is still not importable: apt-get install -y python3-pil, or python3 -m pip install Pillow"
-  local optional=()
-  [ -e /usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf ] || optional+=(fonts-symbola)
-  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || optional+=(fonts-wqy-microhei)
-  [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || optional+=(fonts-noto-color-emoji)
-  if [ "${#optional[@]}" -gt 0 ]; then
-    apt_install 0 "${optional[@]}"
-  fi
+  ensure_venv
 }
 
 # ---------------------------------------------------------------------------

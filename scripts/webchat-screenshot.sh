@@ -7,12 +7,18 @@
 #   scripts/webchat-screenshot.sh          # uses target/release/braid (cargo build --release)
 #   BRAID_BIN=/path/to/braid scripts/webchat-screenshot.sh
 #
-# Needs: tmux, chromium, chromium-driver, python3 with Pillow (python3-pil), curl, and port 8765 free (the demo's web chat).
+# Needs: tmux, chromium, chromium-driver, curl, python3-venv and libcairo2, and port 8765 free
+# (the demo's web chat). The TUI is rendered by scripts/ansi2png.py (rich + cairosvg) and the two
+# pictures are put side by side with Pillow, all from a venv under target/.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${BRAID_BIN:-$ROOT/target/release/braid}"
-PY=/usr/bin/python3
+PY="$ROOT/target/shot-venv/bin/python"
+if ! "$PY" -c 'import rich, cairosvg, PIL' >/dev/null 2>&1; then
+  python3 -m venv "$ROOT/target/shot-venv"
+  "$ROOT/target/shot-venv/bin/pip" install -q rich cairosvg pillow
+fi
 COLS=150
 ROWS=42
 SESSION="braid-webchat-shot-$$"
