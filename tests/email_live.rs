@@ -257,7 +257,7 @@ fn new_store(dir: &Path) -> Store {
 /// Initial sync of an existing folder, newest first, then a message sent by SMTP from another
 /// client shows up through IDLE within 2 s; the same person on web chat is the same contact.
 #[tokio::test]
-#[ignore]
+#[ignore = "needs the mail servers: scripts/mail-servers.sh start, then --ignored --test-threads=1"]
 async fn initial_sync_newest_first_then_idle_delivery_and_one_contact_with_web_chat() {
     let srv = servers();
     let dir = tempfile::tempdir().unwrap();
@@ -377,7 +377,7 @@ async fn initial_sync_newest_first_then_idle_delivery_and_one_contact_with_web_c
 /// A reply written in braid reaches the customer's mailbox with the threading headers, is
 /// filed in Sent, and the Sent copy that syncs back is the same message (no duplicate).
 #[tokio::test]
-#[ignore]
+#[ignore = "needs the mail servers: scripts/mail-servers.sh start, then --ignored --test-threads=1"]
 async fn a_reply_reaches_the_customer_threaded_and_is_filed_in_sent() {
     let srv = servers();
     let dir = tempfile::tempdir().unwrap();
@@ -484,7 +484,7 @@ async fn a_reply_reaches_the_customer_threaded_and_is_filed_in_sent() {
 /// An attempt that may have gone out (the process died, the connection dropped after DATA) is
 /// looked for in the Sent folder before sending again: found there, it is not sent twice.
 #[tokio::test]
-#[ignore]
+#[ignore = "needs the mail servers: scripts/mail-servers.sh start, then --ignored --test-threads=1"]
 async fn a_retry_after_an_unclear_attempt_does_not_send_twice() {
     let srv = servers();
     let dir = tempfile::tempdir().unwrap();
@@ -565,7 +565,7 @@ async fn a_retry_after_an_unclear_attempt_does_not_send_twice() {
 /// The IMAP server goes away in the middle of an initial sync and comes back: nothing lost,
 /// nothing duplicated, and the status line said it was reconnecting.
 #[tokio::test]
-#[ignore]
+#[ignore = "needs the mail servers: scripts/mail-servers.sh start, then --ignored --test-threads=1"]
 async fn a_server_stopped_mid_sync_and_restarted_loses_and_duplicates_nothing() {
     let srv = servers();
     let dir = tempfile::tempdir().unwrap();
@@ -611,7 +611,7 @@ async fn a_server_stopped_mid_sync_and_restarted_loses_and_duplicates_nothing() 
 
 /// `kill -9` of `braid sync --once` during its initial sync, then again: every message once.
 #[tokio::test]
-#[ignore]
+#[ignore = "needs the mail servers: scripts/mail-servers.sh start, then --ignored --test-threads=1"]
 async fn kill_9_during_initial_sync_then_restart() {
     let srv = servers();
     let dir = tempfile::tempdir().unwrap();
@@ -664,7 +664,7 @@ async fn kill_9_during_initial_sync_then_restart() {
 /// A new UIDVALIDITY: the folder's messages are matched by Message-ID, not downloaded again and
 /// not duplicated; new mail after it still arrives.
 #[tokio::test]
-#[ignore]
+#[ignore = "needs the mail servers: scripts/mail-servers.sh start, then --ignored --test-threads=1"]
 async fn a_changed_uidvalidity_rematches_by_message_id() {
     let srv = servers();
     let dir = tempfile::tempdir().unwrap();
@@ -722,7 +722,7 @@ async fn a_changed_uidvalidity_rematches_by_message_id() {
 /// A wrong password: a clear error at once, and no retry storm (one login attempt, then a
 /// long wait that the status line shows).
 #[tokio::test]
-#[ignore]
+#[ignore = "needs the mail servers: scripts/mail-servers.sh start, then --ignored --test-threads=1"]
 async fn a_wrong_password_is_a_clear_error_without_a_retry_storm() {
     let srv = servers();
     let dir = tempfile::tempdir().unwrap();
@@ -789,7 +789,7 @@ async fn a_wrong_password_is_a_clear_error_without_a_retry_storm() {
 /// STARTTLS on the IMAP port and implicit TLS on IMAPS, both verified against the test CA;
 /// a server that is not who the CA says (no ca_file) is refused.
 #[tokio::test]
-#[ignore]
+#[ignore = "needs the mail servers: scripts/mail-servers.sh start, then --ignored --test-threads=1"]
 async fn starttls_and_implicit_tls() {
     let srv = servers();
     let dir = tempfile::tempdir().unwrap();
@@ -825,7 +825,7 @@ async fn starttls_and_implicit_tls() {
 /// `:save` fetches the message from the server again and writes its attachment, byte for byte,
 /// without overwriting a file of the same name.
 #[tokio::test]
-#[ignore]
+#[ignore = "needs the mail servers: scripts/mail-servers.sh start, then --ignored --test-threads=1"]
 async fn attachments_are_saved_from_the_server() {
     let srv = servers();
     let dir = tempfile::tempdir().unwrap();
