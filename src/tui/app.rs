@@ -108,8 +108,12 @@ impl ComposeKind {
 }
 
 pub struct Composer {
+    /// The conversation this draft was opened for: the send goes there and nowhere else,
+    /// whatever the queue shows meanwhile.
     pub conversation: ConversationId,
     pub contact: ContactId,
+    /// The customer's name (the composer's title names who the reply goes to).
+    pub contact_name: String,
     pub kind: ComposeKind,
     pub channel: Option<Channel>,
     pub recipient: Option<String>,
@@ -912,10 +916,16 @@ impl App {
             self.error("no conversation selected");
             return Vec::new();
         };
+        let contact_name = self
+            .queue
+            .current()
+            .map(|r| r.contact_name.clone())
+            .unwrap_or_default();
         // The composer opens at once; the draft and recipient fill in when the store answers.
         self.mode = Mode::Compose(Box::new(Composer {
             conversation,
             contact,
+            contact_name,
             kind,
             channel,
             recipient: None,
@@ -1287,6 +1297,10 @@ impl App {
                     }
                 }
                 let before = self.queue.current().map(|r| (r.id, r.contact_id));
+                // A reload keeps the conversation selected when its answer lands, not the one
+                // selected when it was asked for: the agent may have moved meanwhile, and a
+                // row index would land on whoever the re-sort put there.
+                let keep = keep.map(|k| before.map(|b| b.0).unwrap_or(k));
                 let full_page = rows.len() >= limit;
                 let q = &mut self.queue;
                 q.loading = false;
@@ -1431,11 +1445,7 @@ impl App {
                 }
                 if c.kind == ComposeKind::Reply && recipient.is_none() {
                     let back = c.return_focus;
-                    let name = self
-                        .queue
-                        .current()
-                        .map(|r| r.contact_name.clone())
-                        .unwrap_or_default();
+                    let name = c.contact_name.clone();
                     self.mode = Mode::Normal;
                     self.focus = back;
                     self.error(format!(

@@ -680,3 +680,72 @@ fn save_runs_off_the_ui_task_for_the_selected_conversation() {
             .contains("no message with attachments")
     );
 }
+
+/// Item 8 of issue 12: the queue re-sorts under the selection (a customer writes) while a
+/// reload is on its way; the reply must go to the conversation the agent chose, not to
+/// whoever is on that row when the reload lands.
+#[test]
+fn the_reply_goes_to_the_chosen_conversation_when_the_queue_resorts_under_it() {
+    let mut h = harness(160, 45);
+    select_named(&mut h, "Chen Wei");
+    // Bob writes: the feed asks for a reload (keeping Chen) but it has not landed yet.
+    let last = h.store.last_event_id().unwrap();
+    let m = msg(
+        Channel::Telegram,
+        IdentityKind::Telegram,
+        "5550002",
+        "Bob Smith",
+        "t9",
+        NOW - MIN,
+        "Any news about Norway?",
+    );
+    ingest(&mut h.store, &m, &Settings::default()).unwrap();
+    let events = h.store.events_since(last, 100).unwrap();
+    let held = h.app.handle(crate::tui::app::Event::Feed(events));
+    // Meanwhile the agent goes to the top row, Eve, and means her.
+    h.keys("gg").unwrap();
+    assert_eq!(selected_name(&h), "EveAdmin");
+    let eve = h.app.queue.current().unwrap().id;
+    h.run(held);
+    assert_eq!(h.app.queue.rows[0].contact_name, "Bob Smith", "re-sorted");
+    assert_eq!(selected_name(&h), "EveAdmin", "the selection followed Eve");
+    assert_eq!(h.app.queue.selected, 1);
+    h.keys("r").unwrap();
+    match &h.app.mode {
+        Mode::Compose(c) => assert_eq!(c.conversation, eve),
+        _ => panic!("composer not open"),
+    }
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("Reply to EveAdmin via ◍ web"),
+        "the composer names the recipient and the channel:\n{screen}"
+    );
+    // Another customer writes while the agent types: the queue moves, the draft does not.
+    let last = h.store.last_event_id().unwrap();
+    let m = msg(
+        Channel::WebChat,
+        IdentityKind::WebChat,
+        "v_c4e1",
+        "Chen Wei",
+        "w9",
+        NOW - MIN / 2,
+        "hello?",
+    );
+    ingest(&mut h.store, &m, &Settings::default()).unwrap();
+    h.keys("Hello Eve").unwrap();
+    h.follow_feed(last).unwrap();
+    assert_eq!(h.app.queue.rows[0].contact_name, "Chen Wei");
+    h.keys("<C-s>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Normal));
+    let out: Vec<_> = h
+        .store
+        .timeline(h.store.conversation(eve).unwrap().contact_id, None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.direction == Direction::Out)
+        .collect();
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].conversation_id, eve);
+    assert_eq!(out[0].body, "Hello Eve");
+    assert_eq!(selected_name(&h), "EveAdmin");
+}

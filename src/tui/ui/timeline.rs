@@ -42,9 +42,11 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         let t = &app.theme;
         let title = match c.kind {
             ComposeKind::Reply => format!(
-                " Reply via {} → {} ",
+                " Reply to {} via {} → {} · #{} ",
+                c.contact_name,
                 c.channel.map(|c| c.badge()).unwrap_or("?"),
-                c.recipient.as_deref().unwrap_or("?")
+                c.recipient.as_deref().unwrap_or("?"),
+                c.conversation
             ),
             ComposeKind::Note => " Internal note (never sent to the customer) ".to_string(),
         };
