@@ -317,8 +317,7 @@ impl Action {
         if word.is_empty() {
             return Err("empty command".into());
         }
-        let cmd = Command::find(word)
-            .ok_or_else(|| format!("unknown command '{word}' (Tab completes, ? lists them)"))?;
+        let cmd = Command::find(word).ok_or_else(|| format!("unknown command '{word}'"))?;
         let arg = if rest.is_empty() {
             None
         } else {

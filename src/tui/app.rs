@@ -310,6 +310,13 @@ impl App {
         )
     }
 
+    /// The most the help screen scrolls (its last line at the bottom of the box).
+    pub fn help_max_scroll(&self) -> u16 {
+        let lines = crate::tui::ui::help::lines(self).len();
+        let visible = (self.size.1 as usize).saturating_sub(4);
+        lines.saturating_sub(visible).min(u16::MAX as usize) as u16
+    }
+
     pub fn info(&mut self, msg: impl Into<String>) {
         self.status = Some((msg.into(), Level::Info, self.now + STATUS_MS));
     }
@@ -393,22 +400,36 @@ impl App {
                     _ => Vec::new(),
                 }
             }
-            Mode::Help { scroll } => {
-                match key.code {
-                    KeyCode::Char('j') | KeyCode::Down => *scroll = scroll.saturating_add(1),
-                    KeyCode::Char('k') | KeyCode::Up => *scroll = scroll.saturating_sub(1),
-                    KeyCode::Char('d') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-                        *scroll = scroll.saturating_add(10)
-                    }
-                    KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-                        *scroll = scroll.saturating_sub(10)
-                    }
-                    KeyCode::Char('g') => *scroll = 0,
-                    KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Enter => {
-                        self.mode = Mode::Normal
+            Mode::Help { .. } => {
+                // The movement keys of the keymap scroll the help (j/k, gg/G, Ctrl-d/u).
+                let resolved = self.resolver.feed(&self.keymap, keymap::Mode::Normal, key);
+                let max = self.help_max_scroll();
+                let page = (self.size.1 / 2).max(1);
+                let Mode::Help { scroll } = &mut self.mode else {
+                    return Vec::new();
+                };
+                let n = |count: Option<usize>| count.unwrap_or(1).min(u16::MAX as usize) as u16;
+                match resolved {
+                    Resolved::Action { action, count } => match action {
+                        Action::MoveDown => *scroll = scroll.saturating_add(n(count)),
+                        Action::MoveUp => *scroll = scroll.saturating_sub(n(count)),
+                        Action::HalfPageDown => *scroll = scroll.saturating_add(page),
+                        Action::HalfPageUp => *scroll = scroll.saturating_sub(page),
+                        Action::Top => *scroll = 0,
+                        Action::Bottom => *scroll = max,
+                        Action::Quit | Action::Help | Action::Open | Action::Cancel => {
+                            self.mode = Mode::Normal;
+                            return Vec::new();
+                        }
+                        _ => {}
+                    },
+                    Resolved::Cancelled if key.code == KeyCode::Esc => {
+                        self.mode = Mode::Normal;
+                        return Vec::new();
                     }
                     _ => {}
                 }
+                *scroll = (*scroll).min(max);
                 Vec::new()
             }
             Mode::Prompt(_) => self.prompt_key(key),
@@ -562,6 +583,10 @@ impl App {
         let Some((cmd, arg)) = input.split_once(' ') else {
             return Action::complete(input)
                 .into_iter()
+                .filter(|n| {
+                    crate::tui::action::Command::find(n)
+                        .is_none_or(|c| !COMPOSER_ONLY.contains(&c.name))
+                })
                 .map(str::to_string)
                 .collect();
         };
@@ -735,7 +760,14 @@ impl App {
                 Vec::new()
             }
             Action::ToggleQuoted => {
+                // Keep the message at the top of the pane where it is: the lines above and
+                // below it change, the reading position does not.
+                let (width, height) = self.timeline_size();
+                let anchor = self.timeline_top(width, height);
                 self.timeline.show_quoted = !self.timeline.show_quoted;
+                if let Some((id, into)) = anchor {
+                    self.scroll_timeline_to(id, into, width, height);
+                }
                 self.info(if self.timeline.show_quoted {
                     "quoted text shown"
                 } else {
@@ -977,6 +1009,48 @@ impl App {
             agent: self.agent.clone(),
             write,
         })]
+    }
+
+    // ---------------------------------------------------------------- timeline position
+
+    /// The message at the top of the timeline pane, and how many of its lines are above it.
+    fn timeline_top(
+        &self,
+        width: usize,
+        height: usize,
+    ) -> Option<(crate::model::MessageId, usize)> {
+        let starts = crate::tui::ui::timeline::message_starts(self, width);
+        let total = crate::tui::ui::timeline::line_count(self, width);
+        let scroll = self.timeline.scroll.min(total.saturating_sub(height));
+        let top = total.saturating_sub(height + scroll);
+        starts
+            .iter()
+            .rev()
+            .find(|(_, line)| *line <= top)
+            .map(|(id, line)| (*id, top - line))
+    }
+
+    /// Scroll so that line `into` of message `id` is the top line of the pane (as near as the
+    /// ends allow).
+    fn scroll_timeline_to(
+        &mut self,
+        id: crate::model::MessageId,
+        into: usize,
+        width: usize,
+        height: usize,
+    ) {
+        let starts = crate::tui::ui::timeline::message_starts(self, width);
+        let Some(i) = starts.iter().position(|(m, _)| *m == id) else {
+            return;
+        };
+        let line = starts[i].1;
+        let total = crate::tui::ui::timeline::line_count(self, width);
+        // Within the message (its folded parts may have become shorter).
+        let end = starts.get(i + 1).map(|s| s.1).unwrap_or(total);
+        let top = line + into.min(end.saturating_sub(line + 1));
+        self.timeline.scroll = total
+            .saturating_sub(height + top)
+            .min(total.saturating_sub(height));
     }
 
     // ---------------------------------------------------------------- queue movement
@@ -1575,8 +1649,21 @@ fn parse_command_line(line: &str) -> Result<(Action, Option<usize>), String> {
     if let Ok(n) = line.parse::<usize>() {
         return Ok((Action::Top, Some(n)));
     }
-    Action::parse(line).map(|a| (a, None))
+    match Action::parse(line) {
+        Ok(a) if COMPOSER_ONLY.contains(&a.name()) => Err(format!(
+            "{} works in the composer (open one with :reply or :note), not on the : line",
+            a.name()
+        )),
+        Ok(a) => Ok((a, None)),
+        Err(e) if e.starts_with("unknown command") => {
+            Err(format!("{e} (Tab completes, ? lists them)"))
+        }
+        Err(e) => Err(e),
+    }
 }
+
+/// Commands that only do something in the composer: not offered or run on the `:` line.
+const COMPOSER_ONLY: &[&str] = &["send", "edit_external"];
 
 fn byte_index(s: &str, char_index: usize) -> usize {
     s.char_indices()

@@ -749,3 +749,124 @@ fn the_reply_goes_to_the_chosen_conversation_when_the_queue_resorts_under_it() {
     assert_eq!(out[0].body, "Hello Eve");
     assert_eq!(selected_name(&h), "EveAdmin");
 }
+
+/// Issue 12, item 13: `z` keeps the message being read where it was.
+#[test]
+fn toggling_quoted_text_keeps_the_reading_position() {
+    let mut s = Store::open_in_memory().unwrap();
+    let st = Settings::default();
+    for i in 0..40i64 {
+        let m = msg(
+            Channel::Email,
+            IdentityKind::Email,
+            "zoe@example.com",
+            "Zoe",
+            &format!("z{i}"),
+            BASE + i * MIN,
+            &format!(
+                "message number {i}\n\n> quoted one\n> quoted two\n> quoted three\n> quoted four"
+            ),
+        );
+        ingest(&mut s, &m, &st).unwrap();
+    }
+    let mut h = Harness::new(s, "me", 160, 45, NOW).unwrap();
+    h.keys("l30k").unwrap();
+    let top = |h: &mut Harness| -> i64 {
+        let screen = h.screen().unwrap();
+        screen
+            .lines()
+            .filter_map(|l| {
+                let at = l.rfind("message number ")?;
+                l[at + 15..]
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse::<i64>()
+                    .ok()
+            })
+            .filter(|n| *n != 39) // the queue row's preview
+            .min()
+            .unwrap()
+    };
+    let before = top(&mut h);
+    assert!(before < 39, "scrolled up");
+    h.keys("z").unwrap();
+    assert_eq!(top(&mut h), before, "{}", h.screen().unwrap());
+    h.keys("z").unwrap();
+    assert_eq!(top(&mut h), before, "{}", h.screen().unwrap());
+}
+
+/// Issue 12, item 13: Tab offers only the commands that work in the mode; a composer command
+/// typed on the `:` line says where it works.
+#[test]
+fn tab_offers_only_commands_of_the_mode() {
+    let mut h = harness(160, 45);
+    h.keys(":se<Tab>").unwrap();
+    assert!(
+        matches!(&h.app.mode, Mode::Prompt(p) if p.input == "search "),
+        "send is not offered"
+    );
+    h.keys("<Esc>:edit<Tab>").unwrap();
+    assert!(
+        matches!(&h.app.mode, Mode::Prompt(p) if p.input == "edit" && p.completions.is_empty()),
+        "edit_external is not offered"
+    );
+    h.keys("<Esc>:send<CR>").unwrap();
+    let msg = &h.app.status.as_ref().unwrap().0;
+    assert!(msg.contains("composer"), "{msg}");
+}
+
+/// Issue 12, item 13: the help screen moves with the movement keys.
+#[test]
+fn help_scrolls_with_g_gg_and_ctrl_d() {
+    let mut h = harness(100, 30);
+    h.keys("?G").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("Search (/ or :search)"),
+        "G: the end\n{screen}"
+    );
+    h.keys("gg").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("Keys"), "gg: the top\n{screen}");
+    h.keys("<C-d>").unwrap();
+    let Mode::Help { scroll } = h.app.mode else {
+        panic!("help closed")
+    };
+    assert!(scroll > 0);
+    // Past the end and back: k moves at once (no invisible overscroll to climb back).
+    h.keys("G<C-d><C-d>jjjk").unwrap();
+    let Mode::Help { scroll: after } = h.app.mode else {
+        panic!("help closed")
+    };
+    h.keys("G").unwrap();
+    let Mode::Help { scroll: max } = h.app.mode else {
+        panic!("help closed")
+    };
+    assert_eq!(after + 1, max);
+}
+
+/// Issue 12, item 13: an internal note has its own look: no channel badge.
+#[test]
+fn notes_carry_no_channel_badge() {
+    let mut h = harness(160, 45);
+    h.keys("j").unwrap();
+    let screen = h.screen().unwrap();
+    let line = screen.lines().find(|l| l.contains("NOTE")).unwrap();
+    for badge in ["mail", "tg", "web"] {
+        assert!(!line.contains(badge), "{line}");
+    }
+}
+
+/// Issue 12, item 13: a long worker status is cut with an ellipsis, not dropped.
+#[test]
+fn a_long_worker_status_is_truncated_not_dropped() {
+    let mut h = harness(80, 24);
+    h.event(crate::tui::app::Event::Worker(format!(
+        "worker: email imap.example.com connection refused, retrying in 30 s; {}",
+        "telegram ok; ".repeat(8)
+    )));
+    let screen = h.screen().unwrap();
+    let status = screen.lines().nth(22).unwrap();
+    assert!(status.contains("worker: email"), "{status}");
+    assert!(status.contains('…'), "{status}");
+}
