@@ -95,3 +95,106 @@ fn a_disk_full_import_says_how_many_messages_were_kept() {
     assert!(kept < 3000, "{err}");
     assert!(err.contains("run it again to resume"), "{err}");
 }
+
+/// Issue 12, item 14: with the port taken, `braid demo` says so, names the port and how to
+/// pick another (`--listen`), and never claims an address it does not serve.
+#[test]
+fn demo_says_when_its_web_chat_port_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d = root.join("demo");
+    let d = d.to_str().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = braid_in(
+        root,
+        &[
+            "demo",
+            "--messages",
+            "50",
+            "--data-dir",
+            d,
+            "--listen",
+            &addr,
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !err.contains("web chat on http"),
+        "claims the address: {err}"
+    );
+    assert!(err.contains(&addr), "names the address: {err}");
+    assert!(err.contains("--listen 127.0.0.1:PORT"), "says how: {err}");
+    // A free port: no error about it (the TUI then needs a terminal, which a test has not).
+    drop(taken);
+    let out = braid_in(
+        root,
+        &[
+            "demo",
+            "--messages",
+            "50",
+            "--data-dir",
+            d,
+            "--listen",
+            &addr,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!err.contains("cannot listen"), "{err}");
+    assert!(
+        !err.contains("web chat on http"),
+        "printed before bound: {err}"
+    );
+}
+
+/// Issue 12, item 14: `--seed N` on a demo built with another seed rebuilds it (and the same
+/// seed again reuses it).
+#[test]
+fn demo_rebuilds_when_the_seed_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d = root.join("demo");
+    let d = d.to_str().unwrap();
+    let names = |root: &Path| -> Vec<String> {
+        let out = braid_in(
+            root,
+            &["--data-dir", d, "contacts", "--limit", "1000", "--json"],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut n: Vec<String> = v["contacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let demo = |seed: &str| {
+        let out = braid_in(
+            root,
+            &[
+                "demo",
+                "--no-tui",
+                "--seed",
+                seed,
+                "--messages",
+                "200",
+                "--data-dir",
+                d,
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    demo("7");
+    let seven = names(root);
+    let err = demo("8");
+    assert!(err.contains("seed 7") && err.contains("seed 8"), "{err}");
+    let eight = names(root);
+    assert_ne!(seven, eight, "rebuilt with the new seed");
+    let err = demo("8");
+    assert!(err.contains("reusing"), "{err}");
+    assert_eq!(names(root), eight);
+}
