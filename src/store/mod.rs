@@ -21,7 +21,7 @@ pub use email::EmailThreadRefs;
 pub use events::{EventKind, EventRefs, EventRow};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor};
 pub use outbox::OutboxItem;
-pub use search::{SearchHit, SearchQuery};
+pub use search::{ConversationHits, SearchHit, SearchQuery};
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};

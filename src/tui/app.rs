@@ -9,7 +9,7 @@ use crate::store::{
     ContactProfile, Counts, EventRow, MessageRow, QueueAnchor, QueueFilter, QueueRow,
 };
 use crate::tui::action::Action;
-use crate::tui::data::{Placement, QueueView, Request, Response, Write};
+use crate::tui::data::{Placement, QueueView, Request, Response, SearchResults, Write};
 use crate::tui::keymap::{self, KeyResolver, Keymap, Resolved};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui_textarea::TextArea;
@@ -22,6 +22,12 @@ pub const MAX_WINDOW: usize = 600;
 const PREFETCH: usize = 50;
 /// Messages per timeline page.
 pub const TIMELINE_PAGE: usize = 100;
+/// Matching messages a search reads first; scrolling near the end doubles it.
+pub const SEARCH_PAGE: usize = 200;
+/// The most matching messages a search view reads (then it says to narrow the search).
+pub const SEARCH_MAX: usize = 12_800;
+/// Load more search results when the selection comes this close to the last row.
+const SEARCH_PREFETCH: usize = 10;
 
 #[derive(Debug)]
 pub enum Event {
@@ -189,6 +195,8 @@ pub struct QueueState {
     /// typed meanwhile go on from where the jump lands, and stay requests-free while that
     /// window holds them.
     jump_start: Option<usize>,
+    /// A search view: the snippets, the matches and whether more exist.
+    pub search: Option<SearchResults>,
 }
 
 impl QueueState {
@@ -207,6 +215,12 @@ pub struct TimelineState {
     /// Lines scrolled up from the bottom (0: the newest message is visible).
     pub scroll: usize,
     pub show_quoted: bool,
+    /// The search match shown (opened from a result, or reached with n / N).
+    pub target: Option<crate::model::MessageId>,
+    /// Scroll to `target` when the rows holding it arrive.
+    seeking: bool,
+    /// N found no earlier match in the loaded rows: look again when the older page arrives.
+    seek_older: bool,
 }
 
 #[derive(Debug, Default)]
@@ -734,12 +748,27 @@ impl App {
                 Vec::new()
             }
             Action::Open => {
-                if self.queue.current().is_some() {
-                    self.focus = Pane::Timeline;
-                    self.show_profile = false;
+                let Some(row) = self.queue.current() else {
+                    return Vec::new();
+                };
+                self.focus = Pane::Timeline;
+                self.show_profile = false;
+                // A search result opens on its match.
+                let hit = self
+                    .queue
+                    .search
+                    .as_ref()
+                    .and_then(|s| s.first.get(&row.id))
+                    .and_then(|(m, _)| *m);
+                if let Some(m) = hit {
+                    self.timeline.target = Some(m);
+                    self.timeline.seeking = true;
+                    return self.show_target();
                 }
                 Vec::new()
             }
+            Action::NextMatch => self.next_match(true),
+            Action::PrevMatch => self.next_match(false),
             Action::ToggleProfile => {
                 if self.three_panes() {
                     self.focus = if self.focus == Pane::Profile {
@@ -826,7 +855,7 @@ impl App {
                     self.focus = back;
                     self.mode = Mode::Normal;
                     if kept {
-                        self.info("draft kept: r (or n) brings it back");
+                        self.info("draft kept: r (or c for a note) brings it back");
                     }
                     return fx;
                 }
@@ -1053,6 +1082,90 @@ impl App {
             .min(total.saturating_sub(height));
     }
 
+    /// Scroll the timeline to the search match in `target` (a couple of lines above it for
+    /// context), loading older pages until it is there.
+    fn show_target(&mut self) -> Vec<Effect> {
+        let Some(id) = self.timeline.target else {
+            self.timeline.seeking = false;
+            return Vec::new();
+        };
+        if self.timeline.rows.iter().any(|m| m.id == id) {
+            self.timeline.seeking = false;
+            let (width, height) = self.timeline_size();
+            let starts = crate::tui::ui::timeline::message_starts(self, width);
+            if let Some((_, line)) = starts.iter().find(|(m, _)| *m == id) {
+                let total = crate::tui::ui::timeline::line_count(self, width);
+                let top = line.saturating_sub(2);
+                self.timeline.scroll = total
+                    .saturating_sub(height + top)
+                    .min(total.saturating_sub(height));
+            }
+            return Vec::new();
+        }
+        if self.timeline.loading {
+            return Vec::new(); // the rows are on their way: looked for again when they land
+        }
+        if self.timeline.older {
+            return self.older_timeline();
+        }
+        self.timeline.seeking = false;
+        self.error("the match is no longer in this timeline");
+        Vec::new()
+    }
+
+    /// n / N: the next (newer) or previous (older) search match in the timeline.
+    fn next_match(&mut self, forward: bool) -> Vec<Effect> {
+        let Some(search) = &self.queue.search else {
+            self.error("no search: / searches, then n and N go through the matches");
+            return Vec::new();
+        };
+        let rows = &self.timeline.rows;
+        let current = self
+            .timeline
+            .target
+            .and_then(|t| rows.iter().position(|m| m.id == t));
+        let matching = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| search.matches.contains(&m.id));
+        let found = if forward {
+            matching
+                .clone()
+                .find(|(i, _)| current.is_none_or(|c| *i > c))
+        } else {
+            matching
+                .clone()
+                .rev()
+                .find(|(i, _)| current.is_none_or(|c| *i < c))
+        }
+        .map(|(_, m)| m.id);
+        match found {
+            Some(id) => {
+                self.focus = Pane::Timeline;
+                self.timeline.target = Some(id);
+                self.timeline.seeking = true;
+                self.show_target()
+            }
+            None if !forward && self.timeline.older => {
+                // Earlier matches may be in older messages: load them and look again.
+                self.timeline.seek_older = true;
+                let fx = self.older_timeline();
+                if fx.is_empty() {
+                    self.timeline.seek_older = false;
+                }
+                fx
+            }
+            None => {
+                self.info(if forward {
+                    "no later match in this timeline"
+                } else {
+                    "no earlier match in this timeline"
+                });
+                Vec::new()
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- queue movement
 
     fn move_by(&mut self, delta: i64) -> Vec<Effect> {
@@ -1117,6 +1230,28 @@ impl App {
 
     fn prefetch(&mut self) -> Vec<Effect> {
         let mut fx = Vec::new();
+        if let Some(view @ QueueView::Search(_)) = self.queue.view.clone() {
+            // More matches than read: read twice as many when the selection nears the end.
+            let q = &mut self.queue;
+            if let Some(s) = &q.search
+                && s.more
+                && s.limit < SEARCH_MAX
+                && !q.pending_append
+                && q.rows.len().saturating_sub(q.selected) <= SEARCH_PREFETCH
+            {
+                q.pending_append = true;
+                q.seq += 1;
+                fx.push(Effect::Request(Request::Queue {
+                    seq: q.seq,
+                    view,
+                    anchor: QueueAnchor::Top,
+                    limit: (s.limit * 2).min(SEARCH_MAX),
+                    placement: Placement::Replace { offset: 0 },
+                    keep: q.current().map(|r| r.id),
+                }));
+            }
+            return fx;
+        }
         let Some(view @ QueueView::Filter(_)) = self.queue.view.clone() else {
             return fx;
         };
@@ -1260,6 +1395,11 @@ impl App {
     }
 
     fn load_view(&mut self, view: QueueView) -> Vec<Effect> {
+        let limit = match view {
+            QueueView::Search(_) => SEARCH_PAGE,
+            QueueView::Filter(_) => PAGE,
+        };
+        self.queue.search = None;
         self.queue.seq += 1;
         self.queue.view = Some(view.clone());
         self.queue.loading = true;
@@ -1272,7 +1412,7 @@ impl App {
             seq: self.queue.seq,
             view,
             anchor: QueueAnchor::Top,
-            limit: PAGE,
+            limit,
             placement: Placement::Replace { offset: 0 },
             keep: None,
         })]
@@ -1299,7 +1439,10 @@ impl App {
             seq: self.queue.seq,
             view,
             anchor,
-            limit: self.queue.rows.len().clamp(PAGE, MAX_WINDOW),
+            limit: match &self.queue.search {
+                Some(s) => s.limit,
+                None => self.queue.rows.len().clamp(PAGE, MAX_WINDOW),
+            },
             placement: Placement::Replace { offset },
             keep,
         })]
@@ -1323,6 +1466,9 @@ impl App {
             self.timeline.rows.clear();
             self.timeline.scroll = 0;
             self.timeline.loading = true;
+            self.timeline.target = None;
+            self.timeline.seeking = false;
+            self.timeline.seek_older = false;
             fx.push(Effect::Request(Request::Timeline {
                 seq: self.timeline.seq,
                 contact,
@@ -1359,9 +1505,16 @@ impl App {
                 anchor: _,
                 limit,
                 keep,
+                search,
             } => {
                 if seq != self.queue.seq || Some(&view) != self.queue.view.as_ref() {
                     return Vec::new(); // stale: the view changed since
+                }
+                if matches!(placement, Placement::Replace { .. }) {
+                    if search.is_some() {
+                        self.queue.pending_append = false;
+                    }
+                    self.queue.search = search.map(|b| *b);
                 }
                 for r in &rows {
                     if let Some(a) = &r.assignee
@@ -1483,6 +1636,13 @@ impl App {
                         t.older = older;
                     }
                 }
+                if t.seek_older && before.is_some() {
+                    t.seek_older = false;
+                    return self.next_match(false);
+                }
+                if t.seeking {
+                    return self.show_target();
+                }
                 Vec::new()
             }
             Response::Profile {
@@ -1504,6 +1664,7 @@ impl App {
                 Vec::new()
             }
             Response::Compose {
+                opened_for,
                 conversation,
                 kind: _,
                 channel,
@@ -1514,9 +1675,12 @@ impl App {
                 let Mode::Compose(c) = &mut self.mode else {
                     return Vec::new(); // closed before the draft arrived
                 };
-                if c.conversation != conversation || !c.loading {
+                if c.conversation != opened_for || !c.loading {
                     return Vec::new();
                 }
+                // The store may have moved a reply to the customer's open conversation (the
+                // notice says so): the draft belongs to that one from now on.
+                c.conversation = conversation;
                 if c.kind == ComposeKind::Reply && recipient.is_none() {
                     let back = c.return_focus;
                     let name = c.contact_name.clone();

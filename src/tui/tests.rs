@@ -356,7 +356,7 @@ fn reply_via_email_and_note() {
         Mode::Compose(c) => assert_eq!(c.recipient.as_deref(), Some("ann@example.com")),
         _ => panic!("composer not open"),
     }
-    h.keys("Photos received.<C-s>nChecked with the warehouse.<C-s>")
+    h.keys("Photos received.<C-s>cChecked with the warehouse.<C-s>")
         .unwrap();
     let contact = h.app.queue.current().unwrap().contact_id;
     let tl = h.store.timeline(contact, None, 100).unwrap();
@@ -869,4 +869,156 @@ fn a_long_worker_status_is_truncated_not_dropped() {
     let status = screen.lines().nth(22).unwrap();
     assert!(status.contains("worker: email"), "{status}");
     assert!(status.contains('…'), "{status}");
+}
+
+/// Zoe writes 250 messages; every 50th says "special"; each holds its own token.
+fn zoe_store() -> Store {
+    let mut s = Store::open_in_memory().unwrap();
+    let st = Settings::default();
+    for i in 0..250i64 {
+        let extra = if i % 50 == 0 { " special" } else { "" };
+        let m = msg(
+            Channel::Email,
+            IdentityKind::Email,
+            "zoe@example.com",
+            "Zoe",
+            &format!("z{i}"),
+            BASE + i * MIN,
+            &format!("message number {i} token{i}{extra}"),
+        );
+        ingest(&mut s, &m, &st).unwrap();
+    }
+    s
+}
+
+/// Issue 12, item 9: a search that matches more than one page says so and loads more as the
+/// selection goes down, up to every conversation.
+#[test]
+fn search_results_page_and_say_when_there_are_more() {
+    let mut s = Store::open_in_memory().unwrap();
+    let st = Settings::default();
+    for c in 0..150i64 {
+        for k in 0..3i64 {
+            let m = msg(
+                Channel::Email,
+                IdentityKind::Email,
+                &format!("c{c}@x.org"),
+                &format!("Customer {c:03}"),
+                &format!("m{c}-{k}"),
+                BASE + (c * 3 + k) * MIN,
+                "where is my refund?",
+            );
+            ingest(&mut s, &m, &st).unwrap();
+        }
+    }
+    let mut h = Harness::new(s, "me", 160, 45, NOW).unwrap();
+    h.keys("/refund<CR>").unwrap();
+    let first = h.app.queue.rows.len();
+    assert!(first < 150, "{first}");
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains(&format!("1/{first}+")) && screen.contains("more"),
+        "says more exist:\n{screen}"
+    );
+    for _ in 0..10 {
+        h.keys("50j").unwrap();
+    }
+    assert_eq!(
+        h.app.queue.rows.len(),
+        150,
+        "loaded as the selection went down"
+    );
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("150/150 "), "{screen}");
+    assert!(!screen.contains("150+"), "{screen}");
+    // Each conversation once.
+    let ids: std::collections::HashSet<_> = h.app.queue.rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 150);
+}
+
+/// Issue 12, item 9: a result row shows the matching message's snippet, not the last message.
+#[test]
+fn search_rows_show_the_matching_snippet() {
+    let mut h = harness(160, 45);
+    h.keys("/crushed<CR>").unwrap();
+    assert_eq!(selected_name(&h), "Ann Lee");
+    let screen = h.screen().unwrap();
+    let row = screen
+        .lines()
+        .find(|l| l.starts_with("│▌") && l.contains("Ann Lee"))
+        .unwrap();
+    assert!(row.contains("box was crushed"), "{row}");
+}
+
+/// Issue 12, item 9: opening a result jumps to the match in the timeline (loading older pages
+/// as needed) and marks it; n / N go to the next / previous match.
+#[test]
+fn opening_a_result_jumps_to_the_match_and_n_moves_between_matches() {
+    let mut h = Harness::new(zoe_store(), "me", 160, 45, NOW).unwrap();
+    h.keys("/token17<CR><CR>").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("token17"), "jumped to the match:\n{screen}");
+    assert!(screen.contains("▶ match"), "marked:\n{screen}");
+    h.keys("/special<CR><CR>").unwrap();
+    let marked = |h: &mut Harness| -> String {
+        let screen = h.screen().unwrap();
+        let at = screen.find("▶ match").unwrap_or_else(|| panic!("{screen}"));
+        let rest = &screen[at..];
+        let at = rest.find("message number ").unwrap();
+        rest[at + 15..].split(' ').next().unwrap().to_string()
+    };
+    assert_eq!(marked(&mut h), "200", "the newest match first");
+    h.keys("N").unwrap();
+    assert_eq!(marked(&mut h), "150");
+    h.keys("N").unwrap();
+    assert_eq!(marked(&mut h), "100", "an older page was loaded for it");
+    h.keys("n").unwrap();
+    assert_eq!(marked(&mut h), "150");
+}
+
+/// Issue 12, item 9: a search lands on Dana's old resolved conversation while she has an open
+/// one: the reply goes to the open one, and the composer says so.
+#[test]
+fn a_reply_from_an_old_resolved_result_goes_to_the_open_conversation() {
+    let mut h = harness(160, 45);
+    let m = msg(
+        Channel::Email,
+        IdentityKind::Email,
+        "dana@example.org",
+        "Dana Roe",
+        "e7",
+        BASE + 9 * 86_400_000,
+        "Hello again, a new question about shipping.",
+    );
+    ingest(&mut h.store, &m, &Settings::default()).unwrap();
+    h.keys("/invoice<CR>").unwrap();
+    assert_eq!(selected_name(&h), "Dana Roe");
+    let old = h.app.queue.current().unwrap().id;
+    assert_eq!(h.store.conversation(old).unwrap().status, Status::Resolved);
+    let dana = h.app.queue.current().unwrap().contact_id;
+    let open = h.store.active_conversation(dana).unwrap().unwrap();
+    assert_ne!(old, open);
+    h.keys("r").unwrap();
+    match &h.app.mode {
+        Mode::Compose(c) => assert_eq!(c.conversation, open),
+        _ => panic!("composer not open"),
+    }
+    let screen = h.screen().unwrap();
+    assert!(screen.contains(&format!("#{open}")), "{screen}");
+    let status = &h.app.status.as_ref().unwrap().0;
+    assert!(
+        status.contains(&format!("#{open}")) && status.contains(&format!("#{old}")),
+        "{status}"
+    );
+    h.keys("The invoice is in your account page.<C-s>").unwrap();
+    let out: Vec<_> = h
+        .store
+        .timeline(dana, None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.direction == Direction::Out)
+        .collect();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].conversation_id, open);
+    assert_eq!(h.store.conversation(old).unwrap().status, Status::Resolved);
 }

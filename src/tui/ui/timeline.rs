@@ -204,6 +204,22 @@ fn lines_inner(
             format!(" · {}", crate::tui::time::short(m.created_at, app.now)),
             Style::default().fg(t.dim),
         ));
+        // Search matches: the one shown (opened, or reached with n / N) stands out.
+        if app.timeline.target == Some(m.id) {
+            header.push(Span::styled(
+                " ▶ match ",
+                Style::default()
+                    .fg(t.accent)
+                    .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+            ));
+        } else if app
+            .queue
+            .search
+            .as_ref()
+            .is_some_and(|s| s.matches.contains(&m.id))
+        {
+            header.push(Span::styled(" · match", Style::default().fg(t.accent)));
+        }
         match m.delivery {
             Some(Delivery::Queued) => {
                 header.push(Span::styled(" · queued", Style::default().fg(t.warn)))
