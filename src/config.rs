@@ -102,6 +102,47 @@ impl Default for Theme {
     }
 }
 
+impl Theme {
+    /// The shipped themes, by the name `theme = "NAME"` gives.
+    pub const NAMES: &[&str] = &["dark", "light"];
+
+    /// The colors for a light terminal background.
+    pub fn light() -> Theme {
+        Theme {
+            fg: Color::Reset,
+            dim: Color::Indexed(244),
+            accent: Color::Blue,
+            border: Color::Indexed(250),
+            border_focused: Color::Blue,
+            selected_bg: Color::Indexed(254),
+            selected_fg: Color::Reset,
+            status_bg: Color::Indexed(253),
+            status_fg: Color::Indexed(236),
+            email: Color::Indexed(130),
+            telegram: Color::Blue,
+            webchat: Color::Green,
+            inbound: Color::Reset,
+            outbound: Color::Indexed(24),
+            note_fg: Color::Indexed(94),
+            note_bg: Color::Indexed(230),
+            error: Color::Red,
+            warn: Color::Indexed(130),
+            ok: Color::Green,
+            vip: Color::Magenta,
+            urgent: Color::Red,
+        }
+    }
+
+    /// A shipped theme by name.
+    pub fn named(name: &str) -> Option<Theme> {
+        match name {
+            "dark" => Some(Theme::default()),
+            "light" => Some(Theme::light()),
+            _ => None,
+        }
+    }
+}
+
 /// Why a config could not be loaded. Every message is one line.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -265,7 +306,7 @@ struct RawConfig {
     #[serde(default)]
     ui: RawUi,
     #[serde(default)]
-    theme: RawTheme,
+    theme: RawThemeChoice,
     #[serde(default)]
     webchat: crate::channels::webchat::config::RawWebChat,
     telegram: Option<Spanned<crate::channels::telegram::RawTelegramConfig>>,
@@ -303,6 +344,46 @@ macro_rules! raw_theme {
         /// Every key of the `[theme]` section.
         pub const THEME_KEYS: &[&str] = &[$(stringify!($field)),+];
     };
+}
+
+/// What a theme is, for the error of a value that is not one.
+const THEME_EXPECTED: &str = "a theme: theme = \"dark\" or theme = \"light\", or a [theme] table of colors (accent = \"#ff8800\", email = \"yellow\", ...)";
+
+/// `theme = "light"` (a shipped theme by name) or a `[theme]` table of colors over the dark one.
+#[derive(Debug, Default)]
+struct RawThemeChoice {
+    name: Option<String>,
+    table: RawTheme,
+}
+
+impl<'de> Deserialize<'de> for RawThemeChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Choice;
+        impl<'de> serde::de::Visitor<'de> for Choice {
+            type Value = RawThemeChoice;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(THEME_EXPECTED)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawThemeChoice, E> {
+                if Theme::named(v).is_none() {
+                    return Err(E::custom(format!("unknown theme '{v}': {THEME_EXPECTED}")));
+                }
+                Ok(RawThemeChoice {
+                    name: Some(v.to_string()),
+                    table: RawTheme::default(),
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawThemeChoice, A::Error> {
+                let table =
+                    RawTheme::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawThemeChoice { name: None, table })
+            }
+        }
+        d.deserialize_any(Choice)
+    }
 }
 
 raw_theme!(
@@ -422,8 +503,13 @@ impl RawConfig {
             None => DEFAULT_THREE_PANE_MIN_WIDTH,
         };
 
-        let mut theme = Theme::default();
-        self.theme.apply(&mut theme, &ctx)?;
+        let mut theme = self
+            .theme
+            .name
+            .as_deref()
+            .and_then(Theme::named)
+            .unwrap_or_default();
+        self.theme.table.apply(&mut theme, &ctx)?;
 
         let telegram = match &self.telegram {
             Some(t) => Some(
@@ -897,6 +983,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2") && err.contains("`colours`"), "{err}");
+    }
+
+    #[test]
+    fn a_theme_can_be_named() {
+        assert_eq!(
+            load_text("theme = \"dark\"\n").unwrap().theme,
+            Theme::default()
+        );
+        let light = load_text("theme = \"light\"\n").unwrap().theme;
+        assert_eq!(light, Theme::light());
+        assert_ne!(light, Theme::default());
+        let msg = load_text("theme = \"neon\"\n").unwrap_err().to_string();
+        assert!(!msg.contains("RawTheme"), "{msg}");
+        assert!(
+            msg.contains("neon") && msg.contains("\"dark\"") && msg.contains("\"light\""),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("[theme]"),
+            "says a theme can be a table too: {msg}"
+        );
+        let msg = load_text("theme = 3\n").unwrap_err().to_string();
+        assert!(
+            !msg.contains("RawTheme") && msg.contains("\"light\""),
+            "{msg}"
+        );
     }
 
     #[test]

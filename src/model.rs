@@ -40,7 +40,7 @@ id_type!(EventId);
 
 /// A value that did not parse as one of an enum's textual forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} '{got}' (expected one of: {expected})")]
+#[error("unknown {what} '{got}' (expected one of: {})", .expected.trim_end())]
 pub struct ParseEnumError {
     pub what: &'static str,
     pub got: String,
@@ -211,6 +211,15 @@ pub fn now_millis() -> Millis {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_unknown_value_lists_the_choices_without_a_stray_space() {
+        let e = "fax".parse::<super::Channel>().unwrap_err().to_string();
+        assert!(
+            e.ends_with("(expected one of: email telegram webchat)"),
+            "{e}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -23,6 +23,9 @@ pub struct Args {
     /// Build (or check) the workspace, then exit without opening the TUI
     #[arg(long)]
     pub no_tui: bool,
+    /// Where the demo's web chat listens [default: 127.0.0.1:8765]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl Args {
@@ -56,8 +59,21 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<()> {
     let mut config = globals.load_in(Some(&data_dir))?;
     // The demo serves the website live chat too, so a browser can join the simulated customers.
     config.webchat.enabled = true;
+    if let Some(listen) = args.listen {
+        config.webchat.listen = listen;
+    }
     let data_dir = config.data_dir.clone();
     let mut store = open_store(&config)?;
+    // Asked for another seed than the workspace was built with: build it again (it is a demo:
+    // nothing in it is anyone's work), unless another braid has it open.
+    if let Some(asked) = args.seed
+        && crate::demo::is_demo_workspace(&store)?
+        && let Some(built) = crate::demo::demo_seed(&store)?
+        && built != asked
+    {
+        drop(store);
+        store = rebuild(&config, built, asked)?;
+    }
     if is_empty(&store)? {
         let report = build(&mut store, &opts)?;
         let secs = report.elapsed.as_secs_f64().max(1e-6);
@@ -90,11 +106,59 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<()> {
     if args.no_tui {
         return Ok(());
     }
-    eprintln!(
-        "braid demo: web chat on {} (open it in a browser, chat, and watch the message arrive in the TUI)",
-        crate::channels::webchat::local_url(config.webchat.listen)
-    );
+    // The web chat's address shows in the status line once the worker has bound it. Before the
+    // screen changes, make sure it can: a port held by another program is said here, with the
+    // way out, instead of a status line that never gets an address.
+    check_webchat_port(&config)?;
     block_on(crate::tui::run(config))?
+}
+
+/// Fails when the web chat cannot listen where the demo will ask it to (another program holds
+/// the port). When another braid runs this workspace's worker, that one serves the channels and
+/// nothing is checked.
+fn check_webchat_port(config: &Config) -> anyhow::Result<()> {
+    let lease = match crate::worker::Lease::try_acquire(&config.data_dir) {
+        Ok(Some(lease)) => lease,
+        // Another braid runs the worker (and its web chat, if it serves one); or the lease
+        // cannot be tried, which the worker reports in the status line.
+        Ok(None) | Err(_) => return Ok(()),
+    };
+    let listen = config.webchat.listen;
+    let probe = std::net::TcpListener::bind(listen);
+    drop(lease);
+    match probe {
+        Ok(_) => Ok(()),
+        Err(e) => anyhow::bail!(
+            "the demo's web chat cannot listen on {listen} ({e}): another program holds that port; pick another with braid demo --listen 127.0.0.1:PORT"
+        ),
+    }
+}
+
+/// Delete the demo store built with seed `built` and open an empty one to build with `asked`.
+fn rebuild(config: &Config, built: u64, asked: u64) -> anyhow::Result<Store> {
+    let dir = &config.data_dir;
+    let lease = crate::worker::Lease::try_acquire(dir)?;
+    if lease.is_none() {
+        anyhow::bail!(
+            "the demo in {} was built with seed {built}, not seed {asked}, and another braid has it open; quit that one to rebuild it, or use another directory (--data-dir)",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "braid demo: the workspace in {} was built with seed {built}: building it again with seed {asked}",
+        dir.display()
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let path = dir.join(format!("{}{suffix}", crate::store::DB_FILE));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => anyhow::bail!("cannot remove {}: {e}", path.display()),
+        }
+    }
+    let store = open_store(config)?;
+    drop(lease);
+    Ok(store)
 }
 
 /// Nothing in the store yet: no contact, no conversation.
@@ -169,6 +233,7 @@ mod tests {
             messages,
             contacts,
             no_tui: true,
+            listen: None,
         };
         let o = args(None, None).options().unwrap();
         assert_eq!((o.seed, o.messages, o.contacts), (7, 3000, 300));

@@ -9,7 +9,6 @@ use super::{Globals, open_store, write_json};
 use crate::channels::email::import::{self, Format, Progress};
 use crate::channels::email::{Limits, Options};
 use crate::ingest::Settings;
-use anyhow::Context;
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -69,15 +68,29 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         limits: Limits::default(),
     };
     let mut bar = ProgressBar::new(std::io::stderr().is_terminal());
-    let report = import::import(
+    let before = store.message_count()?;
+    let report = match import::import(
         &mut store,
         format,
         &args.path,
         &options,
         &Settings::default(),
         &mut |p| bar.draw(p, false),
-    )
-    .with_context(|| format!("import of {} stopped", args.path.display()))?;
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            // What the batches committed before the failure stays; say how much (a re-run
+            // resumes: the kept messages come back as duplicates).
+            let kept = store
+                .message_count()
+                .map(|after| format!("kept {} messages before the failure", after - before))
+                .unwrap_or_else(|_| "the messages of the batches done before it are kept".into());
+            return Err(anyhow::Error::new(e).context(format!(
+                "import of {} stopped ({kept}; run it again to resume once the cause is fixed)",
+                args.path.display()
+            )));
+        }
+    };
     bar.finish(&report.progress);
     tracing::info!(
         path = %args.path.display(),

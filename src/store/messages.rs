@@ -246,6 +246,13 @@ pub(crate) fn create_conversation(
 }
 
 impl Store {
+    /// How many messages the store holds (a full count: for reports, not for every frame).
+    pub fn message_count(&self) -> Result<i64> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?)
+    }
+
     /// One page of a contact's unified timeline, oldest first. `before`: only messages older than
     /// the cursor (scrolling back); None: the newest `limit` messages.
     pub fn timeline(

@@ -21,22 +21,30 @@ pub use email::EmailThreadRefs;
 pub use events::{EventKind, EventRefs, EventRow};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor};
 pub use outbox::OutboxItem;
-pub use search::{SearchHit, SearchQuery};
+pub use search::{ConversationHits, SearchHit, SearchQuery};
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite(e)
+    }
+}
+
 /// Errors from the store. Messages are meant for the status line: short and specific.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The driver's message already says its cause: it is not repeated as a source (printed
+    /// with its causes, the message said "file is not a database" three times).
     #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("cannot create data directory {path}: {source}")]
+    Sqlite(rusqlite::Error),
+    #[error("cannot create data directory {path}: {error}")]
     CreateDir {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "the store {path} has schema version {found}, newer than this braid understands ({supported}); upgrade braid"
@@ -72,9 +80,9 @@ pub struct Store {
 impl Store {
     /// Open (creating if needed) the store in `data_dir`, migrating it to the current schema.
     pub fn open_dir(data_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
+        std::fs::create_dir_all(data_dir).map_err(|error| StoreError::CreateDir {
             path: data_dir.to_path_buf(),
-            source,
+            error,
         })?;
         Store::open(&data_dir.join(DB_FILE))
     }

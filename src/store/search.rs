@@ -40,6 +40,14 @@ pub struct SearchHit {
     pub snippet: String,
 }
 
+/// See [`Store::search_conversation_hits`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConversationHits {
+    pub rows: Vec<(super::QueueRow, SearchHit)>,
+    pub messages: Vec<MessageId>,
+    pub more: bool,
+}
+
 impl SearchQuery {
     pub fn parse(input: &str) -> std::result::Result<SearchQuery, String> {
         let mut q = SearchQuery::default();
@@ -417,6 +425,33 @@ impl Store {
              ORDER BY rowid DESC LIMIT 1 OFFSET ?2",
         )?;
         Ok(stmt.query_row((expr, n - 1), |r| r.get(0)).optional()?)
+    }
+
+    /// The conversations of the newest `limit` hits, each once with its newest hit (for the
+    /// row's snippet), the matching messages read, and whether more hits exist past `limit`
+    /// (one hit more is read to know).
+    pub fn search_conversation_hits(
+        &self,
+        q: &SearchQuery,
+        limit: usize,
+    ) -> Result<ConversationHits> {
+        let mut hits = self.search(q, limit + 1)?;
+        let more = hits.len() > limit;
+        hits.truncate(limit);
+        let mut seen = std::collections::HashSet::new();
+        let mut out = ConversationHits {
+            more,
+            ..Default::default()
+        };
+        for h in hits {
+            if let Some(m) = h.message_id {
+                out.messages.push(m);
+            }
+            if seen.insert(h.conversation_id) {
+                out.rows.push((self.conversation(h.conversation_id)?, h));
+            }
+        }
+        Ok(out)
     }
 
     /// Search, then the conversations of the hits as queue rows (first hit order, no repeats).

@@ -2615,3 +2615,29 @@ fn email_prefixes_and_brackets_in_any_case_normalize_to_the_address() {
         );
     }
 }
+
+/// Issue 12, item 13: a store error printed with its causes (`{:#}`, as the CLI does) says
+/// the cause once, not once per layer.
+#[test]
+fn a_store_error_says_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(DB_FILE), vec![b'x'; 8192]).unwrap();
+    let e = match Store::open_dir(dir.path()) {
+        Err(e) => anyhow::Error::from(e),
+        Ok(_) => panic!("a garbage file opened as a store"),
+    };
+    let text = format!("{e:#}");
+    assert_eq!(
+        text.matches("not a database").count(),
+        1,
+        "the cause repeats: {text}"
+    );
+    let e = match Store::open_dir(&dir.path().join(DB_FILE).join("sub")) {
+        Err(e) => anyhow::Error::from(e),
+        Ok(_) => panic!("a directory under a file"),
+    };
+    let text = format!("{e:#}");
+    assert!(text.contains("cannot create data directory"), "{text}");
+    let first_cause = text.rsplit(": ").next().unwrap_or_default().to_string();
+    assert_eq!(text.matches(&first_cause).count(), 1, "{text}");
+}

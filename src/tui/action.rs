@@ -18,6 +18,8 @@ pub enum Action {
     FocusLeft,
     FocusRight,
     Open,
+    NextMatch,
+    PrevMatch,
     // conversation verbs
     Reply,
     ReplyVia(Option<Channel>),
@@ -108,6 +110,18 @@ pub const COMMANDS: &[Command] = &[
         [],
         Args::None,
         "Open the selected conversation (focus its timeline)"
+    ),
+    cmd!(
+        "next_match",
+        [],
+        Args::None,
+        "Go to the next search match in the timeline"
+    ),
+    cmd!(
+        "prev_match",
+        [],
+        Args::None,
+        "Go to the previous search match in the timeline"
     ),
     cmd!(
         "reply",
@@ -276,6 +290,8 @@ impl Action {
             Action::FocusLeft => "focus_left",
             Action::FocusRight => "focus_right",
             Action::Open => "open",
+            Action::NextMatch => "next_match",
+            Action::PrevMatch => "prev_match",
             Action::Reply => "reply",
             Action::ReplyVia(_) => "reply_via",
             Action::Note => "note",
@@ -317,8 +333,7 @@ impl Action {
         if word.is_empty() {
             return Err("empty command".into());
         }
-        let cmd = Command::find(word)
-            .ok_or_else(|| format!("unknown command '{word}' (Tab completes, ? lists them)"))?;
+        let cmd = Command::find(word).ok_or_else(|| format!("unknown command '{word}'"))?;
         let arg = if rest.is_empty() {
             None
         } else {
@@ -339,6 +354,8 @@ impl Action {
             "focus_left" => Action::FocusLeft,
             "focus_right" => Action::FocusRight,
             "open" => Action::Open,
+            "next_match" => Action::NextMatch,
+            "prev_match" => Action::PrevMatch,
             "reply" => Action::Reply,
             "reply_via" => Action::ReplyVia(
                 arg.map(|a| a.parse::<Channel>().map_err(|e| e.to_string()))

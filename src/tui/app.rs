@@ -9,7 +9,7 @@ use crate::store::{
     ContactProfile, Counts, EventRow, MessageRow, QueueAnchor, QueueFilter, QueueRow,
 };
 use crate::tui::action::Action;
-use crate::tui::data::{Placement, QueueView, Request, Response, Write};
+use crate::tui::data::{Placement, QueueView, Request, Response, SearchResults, Write};
 use crate::tui::keymap::{self, KeyResolver, Keymap, Resolved};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui_textarea::TextArea;
@@ -22,6 +22,12 @@ pub const MAX_WINDOW: usize = 600;
 const PREFETCH: usize = 50;
 /// Messages per timeline page.
 pub const TIMELINE_PAGE: usize = 100;
+/// Matching messages a search reads first; scrolling near the end doubles it.
+pub const SEARCH_PAGE: usize = 200;
+/// The most matching messages a search view reads (then it says to narrow the search).
+pub const SEARCH_MAX: usize = 12_800;
+/// Load more search results when the selection comes this close to the last row.
+const SEARCH_PREFETCH: usize = 10;
 
 #[derive(Debug)]
 pub enum Event {
@@ -108,8 +114,12 @@ impl ComposeKind {
 }
 
 pub struct Composer {
+    /// The conversation this draft was opened for: the send goes there and nowhere else,
+    /// whatever the queue shows meanwhile.
     pub conversation: ConversationId,
     pub contact: ContactId,
+    /// The customer's name (the composer's title names who the reply goes to).
+    pub contact_name: String,
     pub kind: ComposeKind,
     pub channel: Option<Channel>,
     pub recipient: Option<String>,
@@ -185,6 +195,8 @@ pub struct QueueState {
     /// typed meanwhile go on from where the jump lands, and stay requests-free while that
     /// window holds them.
     jump_start: Option<usize>,
+    /// A search view: the snippets, the matches and whether more exist.
+    pub search: Option<SearchResults>,
 }
 
 impl QueueState {
@@ -203,6 +215,12 @@ pub struct TimelineState {
     /// Lines scrolled up from the bottom (0: the newest message is visible).
     pub scroll: usize,
     pub show_quoted: bool,
+    /// The search match shown (opened from a result, or reached with n / N).
+    pub target: Option<crate::model::MessageId>,
+    /// Scroll to `target` when the rows holding it arrive.
+    seeking: bool,
+    /// N found no earlier match in the loaded rows: look again when the older page arrives.
+    seek_older: bool,
 }
 
 #[derive(Debug, Default)]
@@ -306,6 +324,13 @@ impl App {
         )
     }
 
+    /// The most the help screen scrolls (its last line at the bottom of the box).
+    pub fn help_max_scroll(&self) -> u16 {
+        let lines = crate::tui::ui::help::lines(self).len();
+        let visible = (self.size.1 as usize).saturating_sub(4);
+        lines.saturating_sub(visible).min(u16::MAX as usize) as u16
+    }
+
     pub fn info(&mut self, msg: impl Into<String>) {
         self.status = Some((msg.into(), Level::Info, self.now + STATUS_MS));
     }
@@ -389,22 +414,36 @@ impl App {
                     _ => Vec::new(),
                 }
             }
-            Mode::Help { scroll } => {
-                match key.code {
-                    KeyCode::Char('j') | KeyCode::Down => *scroll = scroll.saturating_add(1),
-                    KeyCode::Char('k') | KeyCode::Up => *scroll = scroll.saturating_sub(1),
-                    KeyCode::Char('d') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-                        *scroll = scroll.saturating_add(10)
-                    }
-                    KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-                        *scroll = scroll.saturating_sub(10)
-                    }
-                    KeyCode::Char('g') => *scroll = 0,
-                    KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Enter => {
-                        self.mode = Mode::Normal
+            Mode::Help { .. } => {
+                // The movement keys of the keymap scroll the help (j/k, gg/G, Ctrl-d/u).
+                let resolved = self.resolver.feed(&self.keymap, keymap::Mode::Normal, key);
+                let max = self.help_max_scroll();
+                let page = (self.size.1 / 2).max(1);
+                let Mode::Help { scroll } = &mut self.mode else {
+                    return Vec::new();
+                };
+                let n = |count: Option<usize>| count.unwrap_or(1).min(u16::MAX as usize) as u16;
+                match resolved {
+                    Resolved::Action { action, count } => match action {
+                        Action::MoveDown => *scroll = scroll.saturating_add(n(count)),
+                        Action::MoveUp => *scroll = scroll.saturating_sub(n(count)),
+                        Action::HalfPageDown => *scroll = scroll.saturating_add(page),
+                        Action::HalfPageUp => *scroll = scroll.saturating_sub(page),
+                        Action::Top => *scroll = 0,
+                        Action::Bottom => *scroll = max,
+                        Action::Quit | Action::Help | Action::Open | Action::Cancel => {
+                            self.mode = Mode::Normal;
+                            return Vec::new();
+                        }
+                        _ => {}
+                    },
+                    Resolved::Cancelled if key.code == KeyCode::Esc => {
+                        self.mode = Mode::Normal;
+                        return Vec::new();
                     }
                     _ => {}
                 }
+                *scroll = (*scroll).min(max);
                 Vec::new()
             }
             Mode::Prompt(_) => self.prompt_key(key),
@@ -558,6 +597,10 @@ impl App {
         let Some((cmd, arg)) = input.split_once(' ') else {
             return Action::complete(input)
                 .into_iter()
+                .filter(|n| {
+                    crate::tui::action::Command::find(n)
+                        .is_none_or(|c| !COMPOSER_ONLY.contains(&c.name))
+                })
                 .map(str::to_string)
                 .collect();
         };
@@ -705,12 +748,27 @@ impl App {
                 Vec::new()
             }
             Action::Open => {
-                if self.queue.current().is_some() {
-                    self.focus = Pane::Timeline;
-                    self.show_profile = false;
+                let Some(row) = self.queue.current() else {
+                    return Vec::new();
+                };
+                self.focus = Pane::Timeline;
+                self.show_profile = false;
+                // A search result opens on its match.
+                let hit = self
+                    .queue
+                    .search
+                    .as_ref()
+                    .and_then(|s| s.first.get(&row.id))
+                    .and_then(|(m, _)| *m);
+                if let Some(m) = hit {
+                    self.timeline.target = Some(m);
+                    self.timeline.seeking = true;
+                    return self.show_target();
                 }
                 Vec::new()
             }
+            Action::NextMatch => self.next_match(true),
+            Action::PrevMatch => self.next_match(false),
             Action::ToggleProfile => {
                 if self.three_panes() {
                     self.focus = if self.focus == Pane::Profile {
@@ -731,7 +789,14 @@ impl App {
                 Vec::new()
             }
             Action::ToggleQuoted => {
+                // Keep the message at the top of the pane where it is: the lines above and
+                // below it change, the reading position does not.
+                let (width, height) = self.timeline_size();
+                let anchor = self.timeline_top(width, height);
                 self.timeline.show_quoted = !self.timeline.show_quoted;
+                if let Some((id, into)) = anchor {
+                    self.scroll_timeline_to(id, into, width, height);
+                }
                 self.info(if self.timeline.show_quoted {
                     "quoted text shown"
                 } else {
@@ -790,7 +855,7 @@ impl App {
                     self.focus = back;
                     self.mode = Mode::Normal;
                     if kept {
-                        self.info("draft kept: r (or n) brings it back");
+                        self.info("draft kept: r (or c for a note) brings it back");
                     }
                     return fx;
                 }
@@ -912,10 +977,16 @@ impl App {
             self.error("no conversation selected");
             return Vec::new();
         };
+        let contact_name = self
+            .queue
+            .current()
+            .map(|r| r.contact_name.clone())
+            .unwrap_or_default();
         // The composer opens at once; the draft and recipient fill in when the store answers.
         self.mode = Mode::Compose(Box::new(Composer {
             conversation,
             contact,
+            contact_name,
             kind,
             channel,
             recipient: None,
@@ -967,6 +1038,132 @@ impl App {
             agent: self.agent.clone(),
             write,
         })]
+    }
+
+    // ---------------------------------------------------------------- timeline position
+
+    /// The message at the top of the timeline pane, and how many of its lines are above it.
+    fn timeline_top(
+        &self,
+        width: usize,
+        height: usize,
+    ) -> Option<(crate::model::MessageId, usize)> {
+        let starts = crate::tui::ui::timeline::message_starts(self, width);
+        let total = crate::tui::ui::timeline::line_count(self, width);
+        let scroll = self.timeline.scroll.min(total.saturating_sub(height));
+        let top = total.saturating_sub(height + scroll);
+        starts
+            .iter()
+            .rev()
+            .find(|(_, line)| *line <= top)
+            .map(|(id, line)| (*id, top - line))
+    }
+
+    /// Scroll so that line `into` of message `id` is the top line of the pane (as near as the
+    /// ends allow).
+    fn scroll_timeline_to(
+        &mut self,
+        id: crate::model::MessageId,
+        into: usize,
+        width: usize,
+        height: usize,
+    ) {
+        let starts = crate::tui::ui::timeline::message_starts(self, width);
+        let Some(i) = starts.iter().position(|(m, _)| *m == id) else {
+            return;
+        };
+        let line = starts[i].1;
+        let total = crate::tui::ui::timeline::line_count(self, width);
+        // Within the message (its folded parts may have become shorter).
+        let end = starts.get(i + 1).map(|s| s.1).unwrap_or(total);
+        let top = line + into.min(end.saturating_sub(line + 1));
+        self.timeline.scroll = total
+            .saturating_sub(height + top)
+            .min(total.saturating_sub(height));
+    }
+
+    /// Scroll the timeline to the search match in `target` (a couple of lines above it for
+    /// context), loading older pages until it is there.
+    fn show_target(&mut self) -> Vec<Effect> {
+        let Some(id) = self.timeline.target else {
+            self.timeline.seeking = false;
+            return Vec::new();
+        };
+        if self.timeline.rows.iter().any(|m| m.id == id) {
+            self.timeline.seeking = false;
+            let (width, height) = self.timeline_size();
+            let starts = crate::tui::ui::timeline::message_starts(self, width);
+            if let Some((_, line)) = starts.iter().find(|(m, _)| *m == id) {
+                let total = crate::tui::ui::timeline::line_count(self, width);
+                let top = line.saturating_sub(2);
+                self.timeline.scroll = total
+                    .saturating_sub(height + top)
+                    .min(total.saturating_sub(height));
+            }
+            return Vec::new();
+        }
+        if self.timeline.loading {
+            return Vec::new(); // the rows are on their way: looked for again when they land
+        }
+        if self.timeline.older {
+            return self.older_timeline();
+        }
+        self.timeline.seeking = false;
+        self.error("the match is no longer in this timeline");
+        Vec::new()
+    }
+
+    /// n / N: the next (newer) or previous (older) search match in the timeline.
+    fn next_match(&mut self, forward: bool) -> Vec<Effect> {
+        let Some(search) = &self.queue.search else {
+            self.error("no search: / searches, then n and N go through the matches");
+            return Vec::new();
+        };
+        let rows = &self.timeline.rows;
+        let current = self
+            .timeline
+            .target
+            .and_then(|t| rows.iter().position(|m| m.id == t));
+        let matching = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| search.matches.contains(&m.id));
+        let found = if forward {
+            matching
+                .clone()
+                .find(|(i, _)| current.is_none_or(|c| *i > c))
+        } else {
+            matching
+                .clone()
+                .rev()
+                .find(|(i, _)| current.is_none_or(|c| *i < c))
+        }
+        .map(|(_, m)| m.id);
+        match found {
+            Some(id) => {
+                self.focus = Pane::Timeline;
+                self.timeline.target = Some(id);
+                self.timeline.seeking = true;
+                self.show_target()
+            }
+            None if !forward && self.timeline.older => {
+                // Earlier matches may be in older messages: load them and look again.
+                self.timeline.seek_older = true;
+                let fx = self.older_timeline();
+                if fx.is_empty() {
+                    self.timeline.seek_older = false;
+                }
+                fx
+            }
+            None => {
+                self.info(if forward {
+                    "no later match in this timeline"
+                } else {
+                    "no earlier match in this timeline"
+                });
+                Vec::new()
+            }
+        }
     }
 
     // ---------------------------------------------------------------- queue movement
@@ -1033,6 +1230,28 @@ impl App {
 
     fn prefetch(&mut self) -> Vec<Effect> {
         let mut fx = Vec::new();
+        if let Some(view @ QueueView::Search(_)) = self.queue.view.clone() {
+            // More matches than read: read twice as many when the selection nears the end.
+            let q = &mut self.queue;
+            if let Some(s) = &q.search
+                && s.more
+                && s.limit < SEARCH_MAX
+                && !q.pending_append
+                && q.rows.len().saturating_sub(q.selected) <= SEARCH_PREFETCH
+            {
+                q.pending_append = true;
+                q.seq += 1;
+                fx.push(Effect::Request(Request::Queue {
+                    seq: q.seq,
+                    view,
+                    anchor: QueueAnchor::Top,
+                    limit: (s.limit * 2).min(SEARCH_MAX),
+                    placement: Placement::Replace { offset: 0 },
+                    keep: q.current().map(|r| r.id),
+                }));
+            }
+            return fx;
+        }
         let Some(view @ QueueView::Filter(_)) = self.queue.view.clone() else {
             return fx;
         };
@@ -1176,6 +1395,11 @@ impl App {
     }
 
     fn load_view(&mut self, view: QueueView) -> Vec<Effect> {
+        let limit = match view {
+            QueueView::Search(_) => SEARCH_PAGE,
+            QueueView::Filter(_) => PAGE,
+        };
+        self.queue.search = None;
         self.queue.seq += 1;
         self.queue.view = Some(view.clone());
         self.queue.loading = true;
@@ -1188,7 +1412,7 @@ impl App {
             seq: self.queue.seq,
             view,
             anchor: QueueAnchor::Top,
-            limit: PAGE,
+            limit,
             placement: Placement::Replace { offset: 0 },
             keep: None,
         })]
@@ -1215,7 +1439,10 @@ impl App {
             seq: self.queue.seq,
             view,
             anchor,
-            limit: self.queue.rows.len().clamp(PAGE, MAX_WINDOW),
+            limit: match &self.queue.search {
+                Some(s) => s.limit,
+                None => self.queue.rows.len().clamp(PAGE, MAX_WINDOW),
+            },
             placement: Placement::Replace { offset },
             keep,
         })]
@@ -1239,6 +1466,9 @@ impl App {
             self.timeline.rows.clear();
             self.timeline.scroll = 0;
             self.timeline.loading = true;
+            self.timeline.target = None;
+            self.timeline.seeking = false;
+            self.timeline.seek_older = false;
             fx.push(Effect::Request(Request::Timeline {
                 seq: self.timeline.seq,
                 contact,
@@ -1275,9 +1505,16 @@ impl App {
                 anchor: _,
                 limit,
                 keep,
+                search,
             } => {
                 if seq != self.queue.seq || Some(&view) != self.queue.view.as_ref() {
                     return Vec::new(); // stale: the view changed since
+                }
+                if matches!(placement, Placement::Replace { .. }) {
+                    if search.is_some() {
+                        self.queue.pending_append = false;
+                    }
+                    self.queue.search = search.map(|b| *b);
                 }
                 for r in &rows {
                     if let Some(a) = &r.assignee
@@ -1287,6 +1524,10 @@ impl App {
                     }
                 }
                 let before = self.queue.current().map(|r| (r.id, r.contact_id));
+                // A reload keeps the conversation selected when its answer lands, not the one
+                // selected when it was asked for: the agent may have moved meanwhile, and a
+                // row index would land on whoever the re-sort put there.
+                let keep = keep.map(|k| before.map(|b| b.0).unwrap_or(k));
                 let full_page = rows.len() >= limit;
                 let q = &mut self.queue;
                 q.loading = false;
@@ -1395,6 +1636,13 @@ impl App {
                         t.older = older;
                     }
                 }
+                if t.seek_older && before.is_some() {
+                    t.seek_older = false;
+                    return self.next_match(false);
+                }
+                if t.seeking {
+                    return self.show_target();
+                }
                 Vec::new()
             }
             Response::Profile {
@@ -1416,6 +1664,7 @@ impl App {
                 Vec::new()
             }
             Response::Compose {
+                opened_for,
                 conversation,
                 kind: _,
                 channel,
@@ -1426,16 +1675,15 @@ impl App {
                 let Mode::Compose(c) = &mut self.mode else {
                     return Vec::new(); // closed before the draft arrived
                 };
-                if c.conversation != conversation || !c.loading {
+                if c.conversation != opened_for || !c.loading {
                     return Vec::new();
                 }
+                // The store may have moved a reply to the customer's open conversation (the
+                // notice says so): the draft belongs to that one from now on.
+                c.conversation = conversation;
                 if c.kind == ComposeKind::Reply && recipient.is_none() {
                     let back = c.return_focus;
-                    let name = self
-                        .queue
-                        .current()
-                        .map(|r| r.contact_name.clone())
-                        .unwrap_or_default();
+                    let name = c.contact_name.clone();
                     self.mode = Mode::Normal;
                     self.focus = back;
                     self.error(format!(
@@ -1565,8 +1813,21 @@ fn parse_command_line(line: &str) -> Result<(Action, Option<usize>), String> {
     if let Ok(n) = line.parse::<usize>() {
         return Ok((Action::Top, Some(n)));
     }
-    Action::parse(line).map(|a| (a, None))
+    match Action::parse(line) {
+        Ok(a) if COMPOSER_ONLY.contains(&a.name()) => Err(format!(
+            "{} works in the composer (open one with :reply or :note), not on the : line",
+            a.name()
+        )),
+        Ok(a) => Ok((a, None)),
+        Err(e) if e.starts_with("unknown command") => {
+            Err(format!("{e} (Tab completes, ? lists them)"))
+        }
+        Err(e) => Err(e),
+    }
 }
+
+/// Commands that only do something in the composer: not offered or run on the `:` line.
+const COMPOSER_ONLY: &[&str] = &["send", "edit_external"];
 
 fn byte_index(s: &str, char_index: usize) -> usize {
     s.char_indices()

@@ -4,12 +4,28 @@
 //! (the user has moved on) can be told apart.
 
 use crate::model::{
-    Channel, ContactId, ConversationId, IdentityKind, Millis, Priority, Status, now_millis,
+    Channel, ContactId, ConversationId, IdentityKind, MessageId, Millis, Priority, Status,
+    now_millis,
 };
 use crate::store::{
     ContactProfile, Counts, MessageRow, QueueAnchor, QueueFilter, QueueRow, SearchQuery, Store,
     TimelineCursor,
 };
+use std::collections::{HashMap, HashSet};
+
+/// What a search view knows besides its rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchResults {
+    /// Per conversation: its newest matching message (None: the contact's name matched) and
+    /// the snippet, the match marked «like this».
+    pub first: HashMap<ConversationId, (Option<MessageId>, String)>,
+    /// Every matching message read.
+    pub matches: HashSet<MessageId>,
+    /// More matches exist past the ones read.
+    pub more: bool,
+    /// How many matching messages were asked for.
+    pub limit: usize,
+}
 
 /// What the queue pane shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +150,8 @@ pub enum Response {
         anchor: QueueAnchor,
         limit: usize,
         keep: Option<ConversationId>,
+        /// A search view's snippets, matches and whether more exist.
+        search: Option<Box<SearchResults>>,
     },
     Timeline {
         seq: u64,
@@ -153,6 +171,10 @@ pub enum Response {
         outbox: (i64, i64),
     },
     Compose {
+        /// The conversation the composer was opened on.
+        opened_for: ConversationId,
+        /// Where the draft goes: `opened_for`, or the contact's open conversation when
+        /// `opened_for` is a resolved one (the notice says so).
         conversation: ConversationId,
         kind: String,
         channel: Option<Channel>,
@@ -184,6 +206,7 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
             placement,
             keep,
         } => {
+            let mut search = None;
             let (rows, total) = match &view {
                 QueueView::Filter(f) => {
                     let total = match placement {
@@ -193,8 +216,21 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
                     (store.queue_page(f, anchor, limit)?, total)
                 }
                 QueueView::Search(q) => {
+                    // `limit` is how many matching messages to read (the view grows it).
                     let query = SearchQuery::parse(q).map_err(anyhow::Error::msg)?;
-                    let rows = store.search_conversations(&query, 200)?;
+                    let found = store.search_conversation_hits(&query, limit)?;
+                    let mut results = SearchResults {
+                        matches: found.messages.into_iter().collect(),
+                        more: found.more,
+                        limit,
+                        ..Default::default()
+                    };
+                    let mut rows = Vec::with_capacity(found.rows.len());
+                    for (row, hit) in found.rows {
+                        results.first.insert(row.id, (hit.message_id, hit.snippet));
+                        rows.push(row);
+                    }
+                    search = Some(Box::new(results));
                     let n = rows.len() as i64;
                     (rows, Some(n))
                 }
@@ -208,6 +244,7 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
                 anchor,
                 limit,
                 keep,
+                search,
             }
         }
         Request::Timeline {
@@ -250,6 +287,24 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
             kind,
             channel,
         } => {
+            let opened_for = conversation;
+            // A reply on a resolved conversation (a search result, say) while the customer
+            // has an open one goes to the open one: never an answer into the old thread while
+            // the customer waits in the new.
+            let mut moved = None;
+            let conversation = match store.active_conversation(contact)? {
+                Some(active)
+                    if kind == "reply"
+                        && active != conversation
+                        && store.conversation(conversation)?.status == Status::Resolved =>
+                {
+                    moved = Some(format!(
+                        "replying in #{active}, the conversation the customer is in now (#{conversation} is resolved)"
+                    ));
+                    active
+                }
+                _ => conversation,
+            };
             let draft = store.draft(conversation, &agent)?;
             let (kind, channel, text) = match draft {
                 // A saved draft wins unless the agent asked for a specific other kind/channel.
@@ -288,7 +343,12 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
                 },
                 _ => None,
             };
+            let notice = match (moved, notice) {
+                (Some(m), Some(n)) => Some(format!("{m}; {n}")),
+                (m, n) => m.or(n),
+            };
             Response::Compose {
+                opened_for,
                 conversation,
                 kind,
                 channel,

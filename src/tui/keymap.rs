@@ -684,14 +684,19 @@ fn parse_file(text: &str, origin: Origin) -> Result<Vec<Line>, KeymapError> {
             let value = if command.is_empty() || command.eq_ignore_ascii_case("none") {
                 None
             } else {
-                let action = Action::parse(&command).map_err(|reason| KeymapError::BadCommand {
-                    origin,
-                    mode,
-                    line,
-                    key: written.clone(),
-                    command: command.clone(),
-                    reason,
-                })?;
+                let action = Action::parse(&command)
+                    .map_err(|reason| match reason.starts_with("unknown command") {
+                        true => format!("{reason} (:help in braid lists the commands)"),
+                        false => reason,
+                    })
+                    .map_err(|reason| KeymapError::BadCommand {
+                        origin,
+                        mode,
+                        line,
+                        key: written.clone(),
+                        command: command.clone(),
+                        reason,
+                    })?;
                 Some((command, action))
             };
             out.push(Line {
@@ -1263,6 +1268,9 @@ mod tests {
             msg.contains("unknown command 'frobnicate'") && msg.contains("\"x\""),
             "{msg}"
         );
+        // A file has no Tab: the hint names where the commands are listed.
+        assert!(!msg.contains("Tab completes"), "{msg}");
+        assert!(msg.contains(":help"), "{msg}");
 
         let e = Keymap::with_user("[normal]\nx = \"resolve now\"\n").unwrap_err();
         assert!(e.to_string().contains("takes no argument"), "{e}");

@@ -356,7 +356,7 @@ fn reply_via_email_and_note() {
         Mode::Compose(c) => assert_eq!(c.recipient.as_deref(), Some("ann@example.com")),
         _ => panic!("composer not open"),
     }
-    h.keys("Photos received.<C-s>nChecked with the warehouse.<C-s>")
+    h.keys("Photos received.<C-s>cChecked with the warehouse.<C-s>")
         .unwrap();
     let contact = h.app.queue.current().unwrap().contact_id;
     let tl = h.store.timeline(contact, None, 100).unwrap();
@@ -679,4 +679,346 @@ fn save_runs_off_the_ui_task_for_the_selected_conversation() {
             .0
             .contains("no message with attachments")
     );
+}
+
+/// Item 8 of issue 12: the queue re-sorts under the selection (a customer writes) while a
+/// reload is on its way; the reply must go to the conversation the agent chose, not to
+/// whoever is on that row when the reload lands.
+#[test]
+fn the_reply_goes_to_the_chosen_conversation_when_the_queue_resorts_under_it() {
+    let mut h = harness(160, 45);
+    select_named(&mut h, "Chen Wei");
+    // Bob writes: the feed asks for a reload (keeping Chen) but it has not landed yet.
+    let last = h.store.last_event_id().unwrap();
+    let m = msg(
+        Channel::Telegram,
+        IdentityKind::Telegram,
+        "5550002",
+        "Bob Smith",
+        "t9",
+        NOW - MIN,
+        "Any news about Norway?",
+    );
+    ingest(&mut h.store, &m, &Settings::default()).unwrap();
+    let events = h.store.events_since(last, 100).unwrap();
+    let held = h.app.handle(crate::tui::app::Event::Feed(events));
+    // Meanwhile the agent goes to the top row, Eve, and means her.
+    h.keys("gg").unwrap();
+    assert_eq!(selected_name(&h), "EveAdmin");
+    let eve = h.app.queue.current().unwrap().id;
+    h.run(held);
+    assert_eq!(h.app.queue.rows[0].contact_name, "Bob Smith", "re-sorted");
+    assert_eq!(selected_name(&h), "EveAdmin", "the selection followed Eve");
+    assert_eq!(h.app.queue.selected, 1);
+    h.keys("r").unwrap();
+    match &h.app.mode {
+        Mode::Compose(c) => assert_eq!(c.conversation, eve),
+        _ => panic!("composer not open"),
+    }
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("Reply to EveAdmin via ◍ web"),
+        "the composer names the recipient and the channel:\n{screen}"
+    );
+    // Another customer writes while the agent types: the queue moves, the draft does not.
+    let last = h.store.last_event_id().unwrap();
+    let m = msg(
+        Channel::WebChat,
+        IdentityKind::WebChat,
+        "v_c4e1",
+        "Chen Wei",
+        "w9",
+        NOW - MIN / 2,
+        "hello?",
+    );
+    ingest(&mut h.store, &m, &Settings::default()).unwrap();
+    h.keys("Hello Eve").unwrap();
+    h.follow_feed(last).unwrap();
+    assert_eq!(h.app.queue.rows[0].contact_name, "Chen Wei");
+    h.keys("<C-s>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Normal));
+    let out: Vec<_> = h
+        .store
+        .timeline(h.store.conversation(eve).unwrap().contact_id, None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.direction == Direction::Out)
+        .collect();
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].conversation_id, eve);
+    assert_eq!(out[0].body, "Hello Eve");
+    assert_eq!(selected_name(&h), "EveAdmin");
+}
+
+/// Issue 12, item 13: `z` keeps the message being read where it was.
+#[test]
+fn toggling_quoted_text_keeps_the_reading_position() {
+    let mut s = Store::open_in_memory().unwrap();
+    let st = Settings::default();
+    for i in 0..40i64 {
+        let m = msg(
+            Channel::Email,
+            IdentityKind::Email,
+            "zoe@example.com",
+            "Zoe",
+            &format!("z{i}"),
+            BASE + i * MIN,
+            &format!(
+                "message number {i}\n\n> quoted one\n> quoted two\n> quoted three\n> quoted four"
+            ),
+        );
+        ingest(&mut s, &m, &st).unwrap();
+    }
+    let mut h = Harness::new(s, "me", 160, 45, NOW).unwrap();
+    h.keys("l30k").unwrap();
+    let top = |h: &mut Harness| -> i64 {
+        let screen = h.screen().unwrap();
+        screen
+            .lines()
+            .filter_map(|l| {
+                let at = l.rfind("message number ")?;
+                l[at + 15..]
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse::<i64>()
+                    .ok()
+            })
+            .filter(|n| *n != 39) // the queue row's preview
+            .min()
+            .unwrap()
+    };
+    let before = top(&mut h);
+    assert!(before < 39, "scrolled up");
+    h.keys("z").unwrap();
+    assert_eq!(top(&mut h), before, "{}", h.screen().unwrap());
+    h.keys("z").unwrap();
+    assert_eq!(top(&mut h), before, "{}", h.screen().unwrap());
+}
+
+/// Issue 12, item 13: Tab offers only the commands that work in the mode; a composer command
+/// typed on the `:` line says where it works.
+#[test]
+fn tab_offers_only_commands_of_the_mode() {
+    let mut h = harness(160, 45);
+    h.keys(":se<Tab>").unwrap();
+    assert!(
+        matches!(&h.app.mode, Mode::Prompt(p) if p.input == "search "),
+        "send is not offered"
+    );
+    h.keys("<Esc>:edit<Tab>").unwrap();
+    assert!(
+        matches!(&h.app.mode, Mode::Prompt(p) if p.input == "edit" && p.completions.is_empty()),
+        "edit_external is not offered"
+    );
+    h.keys("<Esc>:send<CR>").unwrap();
+    let msg = &h.app.status.as_ref().unwrap().0;
+    assert!(msg.contains("composer"), "{msg}");
+}
+
+/// Issue 12, item 13: the help screen moves with the movement keys.
+#[test]
+fn help_scrolls_with_g_gg_and_ctrl_d() {
+    let mut h = harness(100, 30);
+    h.keys("?G").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("Search (/ or :search)"),
+        "G: the end\n{screen}"
+    );
+    h.keys("gg").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("Keys"), "gg: the top\n{screen}");
+    h.keys("<C-d>").unwrap();
+    let Mode::Help { scroll } = h.app.mode else {
+        panic!("help closed")
+    };
+    assert!(scroll > 0);
+    // Past the end and back: k moves at once (no invisible overscroll to climb back).
+    h.keys("G<C-d><C-d>jjjk").unwrap();
+    let Mode::Help { scroll: after } = h.app.mode else {
+        panic!("help closed")
+    };
+    h.keys("G").unwrap();
+    let Mode::Help { scroll: max } = h.app.mode else {
+        panic!("help closed")
+    };
+    assert_eq!(after + 1, max);
+}
+
+/// Issue 12, item 13: an internal note has its own look: no channel badge.
+#[test]
+fn notes_carry_no_channel_badge() {
+    let mut h = harness(160, 45);
+    h.keys("j").unwrap();
+    let screen = h.screen().unwrap();
+    let line = screen.lines().find(|l| l.contains("NOTE")).unwrap();
+    for badge in ["mail", "tg", "web"] {
+        assert!(!line.contains(badge), "{line}");
+    }
+}
+
+/// Issue 12, item 13: a long worker status is cut with an ellipsis, not dropped.
+#[test]
+fn a_long_worker_status_is_truncated_not_dropped() {
+    let mut h = harness(80, 24);
+    h.event(crate::tui::app::Event::Worker(format!(
+        "worker: email imap.example.com connection refused, retrying in 30 s; {}",
+        "telegram ok; ".repeat(8)
+    )));
+    let screen = h.screen().unwrap();
+    let status = screen.lines().nth(22).unwrap();
+    assert!(status.contains("worker: email"), "{status}");
+    assert!(status.contains('…'), "{status}");
+}
+
+/// Zoe writes 250 messages; every 50th says "special"; each holds its own token.
+fn zoe_store() -> Store {
+    let mut s = Store::open_in_memory().unwrap();
+    let st = Settings::default();
+    for i in 0..250i64 {
+        let extra = if i % 50 == 0 { " special" } else { "" };
+        let m = msg(
+            Channel::Email,
+            IdentityKind::Email,
+            "zoe@example.com",
+            "Zoe",
+            &format!("z{i}"),
+            BASE + i * MIN,
+            &format!("message number {i} token{i}{extra}"),
+        );
+        ingest(&mut s, &m, &st).unwrap();
+    }
+    s
+}
+
+/// Issue 12, item 9: a search that matches more than one page says so and loads more as the
+/// selection goes down, up to every conversation.
+#[test]
+fn search_results_page_and_say_when_there_are_more() {
+    let mut s = Store::open_in_memory().unwrap();
+    let st = Settings::default();
+    for c in 0..150i64 {
+        for k in 0..3i64 {
+            let m = msg(
+                Channel::Email,
+                IdentityKind::Email,
+                &format!("c{c}@x.org"),
+                &format!("Customer {c:03}"),
+                &format!("m{c}-{k}"),
+                BASE + (c * 3 + k) * MIN,
+                "where is my refund?",
+            );
+            ingest(&mut s, &m, &st).unwrap();
+        }
+    }
+    let mut h = Harness::new(s, "me", 160, 45, NOW).unwrap();
+    h.keys("/refund<CR>").unwrap();
+    let first = h.app.queue.rows.len();
+    assert!(first < 150, "{first}");
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains(&format!("1/{first}+")) && screen.contains("more"),
+        "says more exist:\n{screen}"
+    );
+    for _ in 0..10 {
+        h.keys("50j").unwrap();
+    }
+    assert_eq!(
+        h.app.queue.rows.len(),
+        150,
+        "loaded as the selection went down"
+    );
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("150/150 "), "{screen}");
+    assert!(!screen.contains("150+"), "{screen}");
+    // Each conversation once.
+    let ids: std::collections::HashSet<_> = h.app.queue.rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 150);
+}
+
+/// Issue 12, item 9: a result row shows the matching message's snippet, not the last message.
+#[test]
+fn search_rows_show_the_matching_snippet() {
+    let mut h = harness(160, 45);
+    h.keys("/crushed<CR>").unwrap();
+    assert_eq!(selected_name(&h), "Ann Lee");
+    let screen = h.screen().unwrap();
+    let row = screen
+        .lines()
+        .find(|l| l.starts_with("│▌") && l.contains("Ann Lee"))
+        .unwrap();
+    assert!(row.contains("box was crushed"), "{row}");
+}
+
+/// Issue 12, item 9: opening a result jumps to the match in the timeline (loading older pages
+/// as needed) and marks it; n / N go to the next / previous match.
+#[test]
+fn opening_a_result_jumps_to_the_match_and_n_moves_between_matches() {
+    let mut h = Harness::new(zoe_store(), "me", 160, 45, NOW).unwrap();
+    h.keys("/token17<CR><CR>").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("token17"), "jumped to the match:\n{screen}");
+    assert!(screen.contains("▶ match"), "marked:\n{screen}");
+    h.keys("/special<CR><CR>").unwrap();
+    let marked = |h: &mut Harness| -> String {
+        let screen = h.screen().unwrap();
+        let at = screen.find("▶ match").unwrap_or_else(|| panic!("{screen}"));
+        let rest = &screen[at..];
+        let at = rest.find("message number ").unwrap();
+        rest[at + 15..].split(' ').next().unwrap().to_string()
+    };
+    assert_eq!(marked(&mut h), "200", "the newest match first");
+    h.keys("N").unwrap();
+    assert_eq!(marked(&mut h), "150");
+    h.keys("N").unwrap();
+    assert_eq!(marked(&mut h), "100", "an older page was loaded for it");
+    h.keys("n").unwrap();
+    assert_eq!(marked(&mut h), "150");
+}
+
+/// Issue 12, item 9: a search lands on Dana's old resolved conversation while she has an open
+/// one: the reply goes to the open one, and the composer says so.
+#[test]
+fn a_reply_from_an_old_resolved_result_goes_to_the_open_conversation() {
+    let mut h = harness(160, 45);
+    let m = msg(
+        Channel::Email,
+        IdentityKind::Email,
+        "dana@example.org",
+        "Dana Roe",
+        "e7",
+        BASE + 9 * 86_400_000,
+        "Hello again, a new question about shipping.",
+    );
+    ingest(&mut h.store, &m, &Settings::default()).unwrap();
+    h.keys("/invoice<CR>").unwrap();
+    assert_eq!(selected_name(&h), "Dana Roe");
+    let old = h.app.queue.current().unwrap().id;
+    assert_eq!(h.store.conversation(old).unwrap().status, Status::Resolved);
+    let dana = h.app.queue.current().unwrap().contact_id;
+    let open = h.store.active_conversation(dana).unwrap().unwrap();
+    assert_ne!(old, open);
+    h.keys("r").unwrap();
+    match &h.app.mode {
+        Mode::Compose(c) => assert_eq!(c.conversation, open),
+        _ => panic!("composer not open"),
+    }
+    let screen = h.screen().unwrap();
+    assert!(screen.contains(&format!("#{open}")), "{screen}");
+    let status = &h.app.status.as_ref().unwrap().0;
+    assert!(
+        status.contains(&format!("#{open}")) && status.contains(&format!("#{old}")),
+        "{status}"
+    );
+    h.keys("The invoice is in your account page.<C-s>").unwrap();
+    let out: Vec<_> = h
+        .store
+        .timeline(dana, None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.direction == Direction::Out)
+        .collect();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].conversation_id, open);
+    assert_eq!(h.store.conversation(old).unwrap().status, Status::Resolved);
 }

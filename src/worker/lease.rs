@@ -22,20 +22,20 @@ pub struct Lease {
 /// Errors taking the lease (other than "someone else holds it").
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
-    #[error("cannot create data directory {path}: {source}")]
+    #[error("cannot create data directory {path}: {error}")]
     CreateDir {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot open the worker lock {path}: {source}")]
+    #[error("cannot open the worker lock {path}: {error}")]
     Open {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot lock {path}: {source}")]
+    #[error("cannot lock {path}: {error}")]
     Lock {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -43,9 +43,9 @@ impl Lease {
     /// Try to take the lease without waiting. `Ok(None)`: another process (or another open
     /// lease in this one) holds it.
     pub fn try_acquire(data_dir: &Path) -> Result<Option<Lease>, LeaseError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| LeaseError::CreateDir {
+        std::fs::create_dir_all(data_dir).map_err(|error| LeaseError::CreateDir {
             path: data_dir.to_path_buf(),
-            source,
+            error,
         })?;
         let path = data_dir.join(LOCK_FILE);
         // Not truncated on open: the holder's pid must survive a follower's attempt.
@@ -55,14 +55,14 @@ impl Lease {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|source| LeaseError::Open {
+            .map_err(|error| LeaseError::Open {
                 path: path.clone(),
-                source,
+                error,
             })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Ok(None),
-            Err(TryLockError::Error(source)) => return Err(LeaseError::Lock { path, source }),
+            Err(TryLockError::Error(error)) => return Err(LeaseError::Lock { path, error }),
         }
         let mut lease = Lease { file, path };
         if let Err(e) = lease.write_pid() {

@@ -33,10 +33,10 @@ pub enum Format {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{0} is not a Maildir (no cur/ or new/ in it or below it)")]
     NotMaildir(PathBuf),
@@ -124,9 +124,9 @@ pub fn import(
                 let _ = tx.send(Msg::Fatal(e));
             }
         })
-        .map_err(|source| ImportError::Io {
+        .map_err(|error| ImportError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
 
     let mut report = ImportReport::default();
@@ -222,7 +222,7 @@ fn mtime_millis(meta: &std::fs::Metadata) -> Millis {
 pub fn maildir_files(root: &Path) -> Result<Vec<PathBuf>, ImportError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| ImportError::Io { path, source }
+        move |error| ImportError::Io { path, error }
     };
     let mut files = Vec::new();
     let mut found_maildir = false;
@@ -340,9 +340,9 @@ fn read_mbox(
     parser: &mut EmailParser,
     tx: &mpsc::SyncSender<Msg>,
 ) -> Result<(), ImportError> {
-    let io = |source| ImportError::Io {
+    let io = |error| ImportError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let file = std::fs::File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;

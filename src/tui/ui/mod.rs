@@ -1,7 +1,7 @@
 //! Drawing: a pure function of [`App`]. No I/O, no store access; every pane file renders
 //! from the state the update loop prepared.
 
-mod help;
+pub mod help;
 mod profile;
 pub mod queue;
 mod status;

@@ -22,7 +22,13 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         )
     };
     let loading = if q.loading { " …" } else { "" };
-    let title = format!(" {view} · {pos}{loading} ");
+    // A search read a bounded number of matches: say when there are more than shown.
+    let more = match &q.search {
+        Some(s) if s.more && s.limit < crate::tui::app::SEARCH_MAX => "+ · more below",
+        Some(s) if s.more => "+ · more: narrow the search",
+        _ => "",
+    };
+    let title = format!(" {view} · {pos}{more}{loading} ");
     let block = pane_block(app, title, app.focus == Pane::Queue);
     let inner = block.inner(area);
     f.render_widget(block, area);
@@ -141,6 +147,27 @@ fn row_line<'a>(app: &App, r: &crate::store::QueueRow, selected: bool, width: us
     };
     let rest = width.saturating_sub(used);
     if rest < 6 {
+        return Line::from(spans);
+    }
+    // A search result shows the matching message, the match highlighted.
+    if let Some((_, snippet)) = app.queue.search.as_ref().and_then(|s| s.first.get(&r.id)) {
+        let text = pad(&fit(snippet, rest + 2), rest + 2);
+        let mut inside = false;
+        for piece in text.split_inclusive(['«', '»']) {
+            let (body, mark) = match piece.strip_suffix('«').or_else(|| piece.strip_suffix('»')) {
+                Some(b) => (b, true),
+                None => (piece, false),
+            };
+            let st = if inside {
+                base.fg(t.accent).add_modifier(Modifier::BOLD)
+            } else {
+                base.fg(t.fg)
+            };
+            spans.push(Span::styled(body.to_string(), st));
+            if mark {
+                inside = !inside;
+            }
+        }
         return Line::from(spans);
     }
     let preview = format!("{arrow}{}", r.last_preview);

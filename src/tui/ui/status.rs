@@ -74,6 +74,19 @@ pub fn draw_status(f: &mut Frame<'_>, app: &App, area: Rect) {
         if width <= budget {
             break;
         }
+        // The worker's status is cut to the room left (with an ellipsis) before it goes:
+        // its start says what matters ("worker: email ... refused").
+        if drop_rank == 3
+            && let Some(i) = segments.iter().position(|(rank, _)| *rank == 3)
+        {
+            let others = width - segments[i].1.width();
+            let room = budget.saturating_sub(others);
+            if room >= 12 {
+                let text = super::fit(segments[i].1.content.as_ref(), room);
+                segments[i].1.content = text.into();
+                continue;
+            }
+        }
         segments.retain(|(rank, _)| *rank < drop_rank);
     }
     let mut spans: Vec<Span> = segments.into_iter().map(|(_, s)| s).collect();

@@ -42,9 +42,11 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         let t = &app.theme;
         let title = match c.kind {
             ComposeKind::Reply => format!(
-                " Reply via {} → {} ",
+                " Reply to {} via {} → {} · #{} ",
+                c.contact_name,
                 c.channel.map(|c| c.badge()).unwrap_or("?"),
-                c.recipient.as_deref().unwrap_or("?")
+                c.recipient.as_deref().unwrap_or("?"),
+                c.conversation
             ),
             ComposeKind::Note => " Internal note (never sent to the customer) ".to_string(),
         };
@@ -96,6 +98,30 @@ pub fn line_count(app: &App, width: usize) -> usize {
 
 /// All timeline lines for a pane of `width` columns.
 pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
+    lines_and_starts(app, width).0
+}
+
+/// The index of the line each message starts on (its header), oldest first.
+pub fn message_starts(app: &App, width: usize) -> Vec<(crate::model::MessageId, usize)> {
+    lines_and_starts(app, width).1
+}
+
+/// The timeline's lines, and the line each message starts on.
+#[allow(clippy::type_complexity)]
+fn lines_and_starts(
+    app: &App,
+    width: usize,
+) -> (Vec<Line<'static>>, Vec<(crate::model::MessageId, usize)>) {
+    let mut starts = Vec::new();
+    let out = lines_inner(app, width, &mut starts);
+    (out, starts)
+}
+
+fn lines_inner(
+    app: &App,
+    width: usize,
+    starts: &mut Vec<(crate::model::MessageId, usize)>,
+) -> Vec<Line<'static>> {
     let t = &app.theme;
     let tl = &app.timeline;
     let mut out: Vec<Line<'static>> = Vec::new();
@@ -156,12 +182,14 @@ pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
                 Style::default().fg(t.note_fg).add_modifier(Modifier::BOLD),
             ),
         };
-        let mut header = vec![
-            Span::styled("▎", bar_style),
-            Span::styled(m.channel.badge().to_string(), ch_style),
-            Span::raw(" "),
-            Span::styled(format!("{arrow} "), who_style),
-        ];
+        starts.push((m.id, out.len()));
+        // A note is not on a channel: it carries no badge (its own look, not an email's).
+        let mut header = vec![Span::styled("▎", bar_style)];
+        if m.direction != Direction::Note {
+            header.push(Span::styled(m.channel.badge().to_string(), ch_style));
+            header.push(Span::raw(" "));
+        }
+        header.push(Span::styled(format!("{arrow} "), who_style));
         if m.direction == Direction::Note {
             header.push(Span::styled(
                 "NOTE ",
@@ -176,6 +204,22 @@ pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
             format!(" · {}", crate::tui::time::short(m.created_at, app.now)),
             Style::default().fg(t.dim),
         ));
+        // Search matches: the one shown (opened, or reached with n / N) stands out.
+        if app.timeline.target == Some(m.id) {
+            header.push(Span::styled(
+                " ▶ match ",
+                Style::default()
+                    .fg(t.accent)
+                    .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+            ));
+        } else if app
+            .queue
+            .search
+            .as_ref()
+            .is_some_and(|s| s.matches.contains(&m.id))
+        {
+            header.push(Span::styled(" · match", Style::default().fg(t.accent)));
+        }
         match m.delivery {
             Some(Delivery::Queued) => {
                 header.push(Span::styled(" · queued", Style::default().fg(t.warn)))
@@ -205,6 +249,7 @@ pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
         out.push(Line::from(header));
         if let Some(s) = &m.subject
             && m.channel == crate::model::Channel::Email
+            && m.direction != Direction::Note
         {
             for piece in wrap(s, body_width) {
                 out.push(Line::from(vec![
