@@ -830,3 +830,37 @@ fn serve_runs_the_worker_until_interrupted() {
     let st = json(&w.braid(&["status", "--json"]));
     assert_eq!(st["worker"]["running"], false);
 }
+
+#[test]
+fn import_shows_a_hostile_file_name_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let maildir = root.join("Hostile");
+    for d in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(d)).unwrap();
+    }
+    std::fs::write(
+        maildir.join("cur/bad\x1b]0;PWNED\x07\x1b[2J\u{202e}gpj.exe:2,S"),
+        "not mail at all\n",
+    )
+    .unwrap();
+    let data = root.join("data");
+    let out = braid_in(
+        root,
+        &[
+            "import",
+            "maildir",
+            maildir.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !err.contains('\x1b') && !err.contains('\u{202e}'),
+        "{err:?}"
+    );
+    // Nothing hidden: the name is there, escaped.
+    assert!(err.contains("bad\\u{1b}]0;PWNED\\u{7}"), "{err}");
+}

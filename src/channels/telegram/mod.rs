@@ -150,7 +150,9 @@ impl Telegram {
     }
 
     pub(crate) fn set_status(&self, s: impl Into<String>) {
-        let s = s.into();
+        // Statuses quote the server (descriptions, the bot's name): escaped once here, for the
+        // status line, `braid serve`'s stderr and the log.
+        let s = crate::sanitize::for_terminal_line(&s.into()).into_owned();
         let mut g = self.status.lock().unwrap_or_else(PoisonError::into_inner);
         if *g != s {
             tracing::info!("{s}");
