@@ -70,6 +70,13 @@ pub enum IngestError {
     Store(#[from] store::StoreError),
     #[error("message without an external id")]
     NoExternalId,
+    /// The body had text, but nothing of it is left once control characters and escape
+    /// sequences are removed (and there is no subject): stored, it would be a blank message.
+    #[error(
+        "message skipped: it holds only control characters or terminal escape sequences, nothing \
+         readable"
+    )]
+    Blank,
 }
 
 impl From<rusqlite::Error> for IngestError {
@@ -148,6 +155,11 @@ pub fn ingest_in(
         .map(sanitize::line)
         .filter(|s| !s.is_empty());
     let mut body = sanitize::text(&msg.body);
+    // Emptiness is judged on what would be stored: a message of escape sequences only is not
+    // stored blank. (A message empty to begin with, an email with only a subject, is kept.)
+    if body.trim().is_empty() && !msg.body.trim().is_empty() && subject.is_none() {
+        return Err(IngestError::Blank);
+    }
     if body.chars().count() > MAX_BODY_CHARS {
         body = body.chars().take(MAX_BODY_CHARS).collect();
         body.push_str("\n[… message cut: longer than 256 KiB of text]");

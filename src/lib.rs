@@ -11,6 +11,7 @@ pub mod feed;
 pub mod identity;
 pub mod ingest;
 pub mod model;
+pub mod private;
 pub mod sanitize;
 pub mod secret;
 pub mod store;

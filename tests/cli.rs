@@ -830,3 +830,145 @@ fn serve_runs_the_worker_until_interrupted() {
     let st = json(&w.braid(&["status", "--json"]));
     assert_eq!(st["worker"]["running"], false);
 }
+
+#[test]
+fn import_shows_a_hostile_file_name_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let maildir = root.join("Hostile");
+    for d in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(d)).unwrap();
+    }
+    std::fs::write(
+        maildir.join("cur/bad\x1b]0;PWNED\x07\x1b[2J\u{202e}gpj.exe:2,S"),
+        "not mail at all\n",
+    )
+    .unwrap();
+    let data = root.join("data");
+    let out = braid_in(
+        root,
+        &[
+            "import",
+            "maildir",
+            maildir.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !err.contains('\x1b') && !err.contains('\u{202e}'),
+        "{err:?}"
+    );
+    // Nothing hidden: the name is there, escaped.
+    assert!(err.contains("bad\\u{1b}]0;PWNED\\u{7}"), "{err}");
+}
+
+#[test]
+fn secrets_given_in_the_wrong_key_never_reach_the_output_or_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let data = root.join("data");
+    let config = root.join("config.toml");
+    // The classic mistakes: the password itself where the variable's NAME or the command goes.
+    for (section, hint) in [
+        (
+            "[telegram]\ntoken_env = \"hunter2\"\napi_url = \"http://127.0.0.1:9\"\n",
+            "[telegram] token_env",
+        ),
+        (
+            "[telegram]\ntoken_command = \"hunter2\"\napi_url = \"http://127.0.0.1:9\"\n",
+            "[telegram] token_command",
+        ),
+        (
+            "[[email]]\nname = \"support\"\naddress = \"s@example.com\"\npassword_env = \"hunter2\"\n\
+             imap_host = \"127.0.0.1\"\nimap_port = 9\nsmtp_host = \"127.0.0.1\"\nsmtp_port = 9\n",
+            "[[email]] support password_env",
+        ),
+        (
+            "[[email]]\nname = \"support\"\naddress = \"s@example.com\"\npassword_command = \"hunter2\"\n\
+             imap_host = \"127.0.0.1\"\nimap_port = 9\nsmtp_host = \"127.0.0.1\"\nsmtp_port = 9\n",
+            "[[email]] support password_command",
+        ),
+        (
+            "[[email]]\nname = \"support\"\naddress = \"s@example.com\"\n\
+             password_command = \"echo hunter2-out; echo hunter2-err >&2; exit 1\"\n\
+             imap_host = \"127.0.0.1\"\nimap_port = 9\nsmtp_host = \"127.0.0.1\"\nsmtp_port = 9\n",
+            "[[email]] support password_command",
+        ),
+    ] {
+        std::fs::write(&config, section).unwrap();
+        let out = braid_in(
+            root,
+            &[
+                "sync",
+                "--once",
+                "--config",
+                config.to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+        );
+        assert!(!out.status.success());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let log = std::fs::read_to_string(data.join("braid.log")).unwrap();
+        for (what, text) in [("stdout", &*stdout), ("stderr", &*stderr), ("log", &*log)] {
+            assert!(!text.contains("hunter2"), "{section}\n{what}: {text}");
+        }
+        assert!(stderr.contains(hint), "{section}\n{stderr}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn the_data_dir_is_private_and_its_files_too() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let data = root.join("data");
+    ok(&braid_in(
+        root,
+        &["status", "--data-dir", data.to_str().unwrap()],
+    ));
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("braid.sqlite3")), 0o600);
+    assert_eq!(mode(&data.join("braid.log")), 0o600);
+    // While a store is open, its -wal and -shm exist: private too.
+    let mut store = Store::open_dir(&data).unwrap();
+    braid::store::Store::set_vip(&mut store, braid::model::ContactId(1), true, "t", 0).ok();
+    for side in ["braid.sqlite3-wal", "braid.sqlite3-shm"] {
+        let p = data.join(side);
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{side}");
+        }
+    }
+    drop(store);
+
+    // A data dir and files left readable by others (an older braid, a umask of 022) are
+    // made private again.
+    let old = root.join("old");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    drop(Store::open_dir(&old).unwrap());
+    for f in ["braid.sqlite3", "braid.log"] {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(old.join(f))
+            .unwrap();
+        std::fs::set_permissions(old.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    ok(&braid_in(
+        root,
+        &["status", "--data-dir", old.to_str().unwrap()],
+    ));
+    assert_eq!(mode(&old), 0o700);
+    assert_eq!(mode(&old.join("braid.sqlite3")), 0o600);
+    assert_eq!(mode(&old.join("braid.log")), 0o600);
+    let log = std::fs::read_to_string(old.join("braid.log")).unwrap();
+    assert!(log.contains("was mode 755"), "{log}");
+}

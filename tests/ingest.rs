@@ -590,3 +590,44 @@ fn random_mix(seed: u64, steps: u64) {
         "every message is on exactly one live contact's timeline"
     );
 }
+
+#[test]
+fn a_message_of_only_escape_sequences_is_refused_not_stored_blank() {
+    let (dir, mut store) = open_store();
+    for (i, channel) in [Channel::Telegram, Channel::WebChat]
+        .into_iter()
+        .enumerate()
+    {
+        let who = if channel == Channel::Telegram {
+            "4242"
+        } else {
+            "w0123456789abcdef0123456789abcdef"
+        };
+        let mut m = msg(
+            channel,
+            &format!("only-escapes-{i}"),
+            who,
+            "\x1b]0;PWNED\x07\x1b[2J\r\n\u{202e}",
+            T0,
+        );
+        m.customer = Claim::new(channel.identity_kind(), who);
+        let e = ingest::ingest(&mut store, &m, &Settings::default()).unwrap_err();
+        assert!(matches!(e, IngestError::Blank), "{channel:?}: {e}");
+        assert!(e.to_string().contains("escape sequences"), "{e}");
+    }
+    // Nothing was stored: no message, no contact.
+    let db = Connection::open(dir.path().join(braid::store::DB_FILE)).unwrap();
+    let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(count("SELECT count(*) FROM messages"), 0);
+    assert_eq!(count("SELECT count(*) FROM contacts"), 0);
+    // An email with a subject and a body of escapes keeps its subject: not blank.
+    put(
+        &mut store,
+        &msg(Channel::Email, "<e@x>", "a@example.com", "\x1b[2J", T0),
+    );
+    // A message that was empty to begin with is not this case (an email with only a subject).
+    put(
+        &mut store,
+        &msg(Channel::Email, "<f@x>", "b@example.com", "", T0),
+    );
+}

@@ -52,6 +52,8 @@ struct Api {
     calls: Vec<(String, Instant)>,
     /// How long sendMessage takes to answer after it has accepted (and recorded) the message.
     send_delay: Duration,
+    /// The bot's username in getMe (default braid_test_bot).
+    me_username: Option<String>,
 }
 
 #[derive(Clone)]
@@ -172,7 +174,8 @@ async fn method(
         "getme" => reply(
             200,
             json!({"ok": true, "result": {
-                "id": BOT_ID, "is_bot": true, "first_name": "Braid Test", "username": "braid_test_bot",
+                "id": BOT_ID, "is_bot": true, "first_name": "Braid Test",
+                "username": api.lock().unwrap().me_username.clone().unwrap_or("braid_test_bot".into()),
                 "can_join_groups": true, "can_read_all_group_messages": false,
                 "supports_inline_queries": false, "can_connect_to_business": false,
                 "has_main_web_app": false
@@ -1162,4 +1165,134 @@ async fn a_send_that_times_out_after_leaving_is_unclear_and_not_retried() {
     assert!(d.run_until_idle().await.unwrap().is_empty());
     assert_eq!(server.calls("sendmessage"), 1);
     assert_eq!(server.sent().len(), 1);
+}
+
+/// What a hostile or compromised Bot API server might answer: retitle the terminal, write the
+/// clipboard, clear the screen, reverse the text.
+const HOSTILE: &str = "\x1b]0;PWNED\x07\x1b]52;c;aGkK\x07\x1b[2J\u{202e}gnp.exe";
+
+fn no_raw_controls(what: &str, text: &str) {
+    assert!(
+        !text
+            .chars()
+            .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{202e}'),
+        "{what} holds a raw control character: {text:?}"
+    );
+}
+
+fn run_braid(args: Vec<String>, token: bool) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_braid"));
+    cmd.args(&args)
+        .env_remove("BRAID_CONFIG")
+        .env_remove("BRAID_DATA_DIR")
+        .env_remove("BRAID_LOG")
+        .env("TZ", "UTC");
+    if token {
+        cmd.env("BRAID_TEST_TG_TOKEN", TOKEN);
+    }
+    cmd.output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_server_text_reaches_no_terminal_and_no_log_raw() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let tg = server.bot();
+    let conv = ann_conversation(&server, &data, &tg).await;
+    {
+        let mut a = server.api.lock().unwrap();
+        a.me_username = Some(format!("evil{HOSTILE}bot"));
+        a.send_script
+            .push_back(api_error(400, &format!("Bad Request: {HOSTILE}"), None));
+    }
+    open_store(&data)
+        .queue_reply(conv, Channel::Telegram, "bob", "hello?", now_millis())
+        .unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[telegram]\ntoken_env = \"BRAID_TEST_TG_TOKEN\"\napi_url = \"{}\"\npoll_timeout = 1\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    let globals = |cmd: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        v.extend([
+            "--config".into(),
+            config.display().to_string(),
+            "--data-dir".into(),
+            data.display().to_string(),
+        ]);
+        v
+    };
+
+    // The failed reply: its reason is Telegram's description.
+    let args = globals(&["sync", "--once"]);
+    let out = tokio::task::spawn_blocking(move || run_braid(args, true))
+        .await
+        .unwrap();
+    no_raw_controls("sync stdout", &String::from_utf8_lossy(&out.stdout));
+    no_raw_controls("sync stderr", &String::from_utf8_lossy(&out.stderr));
+    let s = open_store(&data);
+    assert_eq!(s.outbox_counts().unwrap(), (0, 1));
+
+    let args = globals(&["show", &conv.0.to_string()]);
+    let out = tokio::task::spawn_blocking(move || run_braid(args, false))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(!shown.contains('\x1b'), "{shown}");
+    no_raw_controls("braid show", &shown);
+    // Nothing is hidden: the attempt is visible, escaped.
+    assert!(
+        shown.contains("failed: Telegram: Bad Request: \\u{1b}]0;PWNED\\u{7}"),
+        "{shown}"
+    );
+    let args = globals(&["show", &conv.0.to_string(), "--json"]);
+    let out = tokio::task::spawn_blocking(move || run_braid(args, false))
+        .await
+        .unwrap();
+    assert!(!out.stdout.contains(&0x1b), "JSON escapes controls itself");
+
+    // `braid serve`: getMe's username goes into the worker status (stderr) and the log.
+    let args = globals(&["serve"]);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(&args)
+        .env_remove("BRAID_CONFIG")
+        .env_remove("BRAID_DATA_DIR")
+        .env("BRAID_LOG", "debug")
+        .env("BRAID_TEST_TG_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log_file = data.join("braid.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log_file)
+        .unwrap_or_default()
+        .contains("polling")
+    {
+        assert!(Instant::now() < deadline, "serve never polled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    no_raw_controls("serve stderr", &err);
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(log.contains("evil\\u{1b}]0;PWNED"), "{log}");
+    no_raw_controls("the log", &log);
 }

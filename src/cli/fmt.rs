@@ -72,9 +72,12 @@ pub fn age(ms: Millis, now: Millis) -> String {
 
 /// One safe line, at most `width` columns: newlines become spaces, a cut ends with `…`.
 pub fn clip(s: &str, width: usize) -> String {
-    // Text in the store was sanitized at ingest; agents' own notes and replies were not, so the
-    // terminal gets the safe form once more (it also turns newlines into spaces).
-    let flat = crate::sanitize::line(s);
+    // The output wall (sanitize.rs): anything that was not cleaned at ingest shows escaped,
+    // never raw; newlines and runs of spaces become one space.
+    let flat = crate::sanitize::for_terminal_line(s)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     if flat.width() <= width {
         return flat;
     }
@@ -109,8 +112,14 @@ impl Table {
         }
     }
 
+    /// A row; every cell passes the output wall (its text may come from outside).
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| crate::sanitize::for_terminal_line(&c).into_owned())
+                .collect(),
+        );
     }
 
     pub fn is_empty(&self) -> bool {
@@ -182,5 +191,16 @@ mod tests {
         assert_eq!(age(0, 21 * 86_400_000), "3w");
         assert_eq!(clip("hello\nworld", 20), "hello world");
         assert_eq!(clip("hello world", 6), "hello…");
+        assert_eq!(clip("a\x1b[2J  b", 20), "a\\u{1b}[2J b");
+    }
+
+    #[test]
+    fn table_cells_are_escaped() {
+        let mut t = Table::new(&["A", "B"]);
+        t.row(vec!["x\x1b]0;t\x07".into(), "y\nz".into()]);
+        let mut out = Vec::new();
+        t.write(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "A                 B\nx\\u{1b}]0;t\\u{7}  y z\n");
     }
 }

@@ -121,7 +121,12 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         )?;
     } else {
         for s in &report.skipped {
-            eprintln!("skipped {}: {}", s.origin, s.reason);
+            // File names and parser messages come from outside: escaped (sanitize.rs).
+            eprintln!(
+                "skipped {}: {}",
+                crate::sanitize::for_terminal_line(&s.origin),
+                crate::sanitize::for_terminal_line(&s.reason)
+            );
         }
         writeln!(
             out,

@@ -115,7 +115,11 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         );
     }
     if rows.is_empty() {
-        writeln!(out, "{}: no conversations", filter.label())?;
+        writeln!(
+            out,
+            "{}: no conversations",
+            crate::sanitize::for_terminal_line(&filter.label())
+        )?;
         return Ok(());
     }
     let now = now_millis();

@@ -12,14 +12,13 @@ pub const LOG_FILE: &str = "braid.log";
 /// program runs without a log (the store's own error will say what is wrong with the dir).
 /// Only the first call in a process has an effect.
 pub fn init(data_dir: &Path) {
-    if std::fs::create_dir_all(data_dir).is_err() {
+    // The data dir 0700 and the log 0600 (private.rs): log lines name customers. Looser
+    // modes are tightened once logging runs, so that the change is in the log.
+    if crate::private::create_missing_dirs(data_dir).is_err() {
         return;
     }
-    let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(data_dir.join(LOG_FILE))
-    else {
+    let path = data_dir.join(LOG_FILE);
+    let Ok(file) = crate::private::append_file_as_is(&path) else {
         return;
     };
     let filter = EnvFilter::try_from_env("BRAID_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
@@ -29,4 +28,6 @@ pub fn init(data_dir: &Path) {
         .with_ansi(false)
         .with_target(true)
         .try_init();
+    crate::private::tighten_if_exists(data_dir, 0o700);
+    crate::private::tighten_if_exists(&path, 0o600);
 }

@@ -224,16 +224,22 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
             parts.push(line.to_string());
         }
     }
-    eprintln!("braid: {}; see 'braid --help'", parts.join(" "));
+    eprintln!(
+        "braid: {}; see 'braid --help'",
+        crate::sanitize::for_terminal_line(&parts.join(" "))
+    );
     ExitCode::from(2)
 }
 
+/// An error as one line for stderr; errors quote servers and files, so they are escaped.
 fn one_line(s: &str) -> String {
-    s.lines()
+    let joined = s
+        .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    crate::sanitize::for_terminal_line(&joined).into_owned()
 }
 
 /// Fetch up to `limit` items with a keyset-paged query, `page` at a time.

@@ -84,7 +84,11 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
             },
         );
     }
-    writeln!(out, "queued #{message} via {channel} to {recipient}")?;
+    writeln!(
+        out,
+        "queued #{message} via {channel} to {}",
+        crate::sanitize::for_terminal_line(&recipient)
+    )?;
     if worker.running {
         writeln!(
             out,

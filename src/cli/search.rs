@@ -76,7 +76,11 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         );
     }
     if hits.is_empty() {
-        writeln!(out, "no matches for {text}")?;
+        writeln!(
+            out,
+            "no matches for {}",
+            crate::sanitize::for_terminal_line(&text)
+        )?;
         return Ok(());
     }
     let mut table = Table::new(&[">CONV", "TIME", "CHANNEL", "DIR", "CONTACT", "SNIPPET"]);

@@ -66,7 +66,11 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<()> {
 /// One line on stderr (serve has no TUI, so the terminal is ours).
 fn say(line: &str) {
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "braid serve: {line}");
+    let _ = writeln!(
+        err,
+        "braid serve: {}",
+        crate::sanitize::for_terminal_line(line)
+    );
 }
 
 /// Ctrl-C, or SIGTERM (systemd, docker stop).

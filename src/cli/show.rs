@@ -149,7 +149,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         conv.id, conv.status, conv.priority
     );
     match &conv.assignee {
-        Some(a) => head.push_str(&format!(" · assigned to {a}")),
+        Some(a) => head.push_str(&format!(" · assigned to {}", esc(a))),
         None => head.push_str(" · unassigned"),
     }
     if let Some(until) = conv.snoozed_until {
@@ -157,17 +157,17 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
     }
     writeln!(out, "{head}")?;
     if let Some(s) = &conv.subject {
-        writeln!(out, "Subject   {s}")?;
+        writeln!(out, "Subject   {}", esc(s))?;
     }
     if !tags.is_empty() {
-        writeln!(out, "Tags      {}", tags.join(", "))?;
+        writeln!(out, "Tags      {}", esc(&tags.join(", ")))?;
     }
     let c = &profile.contact;
     writeln!(
         out,
         "Contact   #{} {}{} · {} conversation{} · {} message{} · first seen {}",
         c.id,
-        c.name,
+        esc(&c.name),
         if c.vip { " ★ VIP" } else { "" },
         profile.conversation_count,
         plural(profile.conversation_count),
@@ -176,7 +176,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         local_date(profile.first_seen)
     )?;
     for i in &profile.identities {
-        writeln!(out, "          {:<9} {}", i.kind.as_str(), i.value)?;
+        writeln!(out, "          {:<9} {}", i.kind.as_str(), esc(&i.value))?;
     }
     writeln!(
         out,
@@ -192,7 +192,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
     writeln!(
         out,
         "Timeline of {}, every channel and conversation, oldest first",
-        c.name
+        esc(&c.name)
     )?;
 
     // Status of each of the contact's conversations, for the separators.
@@ -227,14 +227,14 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
 
 fn write_message(out: &mut dyn Write, m: &MessageRow) -> anyhow::Result<()> {
     let delivery = match (m.delivery, &m.delivery_error) {
-        (Some(Delivery::Failed), Some(e)) => format!(" · failed: {e}"),
-        (Some(Delivery::Unclear), Some(e)) => format!(" · unclear: {e}"),
+        (Some(Delivery::Failed), Some(e)) => format!(" · failed: {}", esc(e)),
+        (Some(Delivery::Unclear), Some(e)) => format!(" · unclear: {}", esc(e)),
         (Some(d), _) => format!(" · {d}"),
         (None, _) => String::new(),
     };
     let author = match m.direction {
-        Direction::Note => format!("note by {}", crate::sanitize::line(&m.author)),
-        _ => crate::sanitize::line(&m.author),
+        Direction::Note => format!("note by {}", esc(&m.author)),
+        _ => esc(&m.author).into_owned(),
     };
     writeln!(
         out,
@@ -245,9 +245,11 @@ fn write_message(out: &mut dyn Write, m: &MessageRow) -> anyhow::Result<()> {
         m.id
     )?;
     if let Some(s) = &m.subject {
-        writeln!(out, "    Subject: {}", crate::sanitize::line(s))?;
+        writeln!(out, "    Subject: {}", esc(s))?;
     }
-    for line in crate::sanitize::text(&m.body).lines() {
+    // Everything printed that came from outside passes the output wall (sanitize.rs): stored
+    // text was cleaned at ingest, and this shows anything that was not, escaped.
+    for line in crate::sanitize::for_terminal(&m.body).lines() {
         if line.is_empty() {
             writeln!(out)?;
         } else {
@@ -256,6 +258,8 @@ fn write_message(out: &mut dyn Write, m: &MessageRow) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+use crate::sanitize::for_terminal_line as esc;
 
 fn plural(n: i64) -> &'static str {
     if n == 1 { "" } else { "s" }

@@ -128,7 +128,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         ),
     ];
     for (k, v) in lines {
-        writeln!(out, "{k:<9} {v}")?;
+        writeln!(out, "{k:<9} {}", crate::sanitize::for_terminal_line(&v))?;
     }
     Ok(())
 }

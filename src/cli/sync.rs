@@ -81,8 +81,8 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
             writeln!(
                 out,
                 "email {} {}: {} new, {} already stored{} ({:.1} s, {:.0} messages/s)",
-                f.account,
-                f.folder,
+                esc(&f.account),
+                esc(&f.folder),
                 f.stored,
                 f.duplicates + f.matched,
                 if f.uidvalidity_changed {
@@ -107,7 +107,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
             report.sent, report.failed
         )?;
         for e in &report.errors {
-            writeln!(out, "error: {e}")?;
+            writeln!(out, "error: {}", esc(e))?;
         }
     }
     if let Some(first) = report.errors.first() {
@@ -115,6 +115,8 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
     }
     Ok(())
 }
+
+use crate::sanitize::for_terminal_line as esc;
 
 async fn pass(config: &crate::config::Config) -> anyhow::Result<SyncJson> {
     let started = Instant::now();

@@ -46,6 +46,11 @@ pub enum StoreError {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error("cannot create or open the store file {path}: {error}")]
+    CreateFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error(
         "the store {path} has schema version {found}, newer than this braid understands ({supported}); upgrade braid"
     )]
@@ -80,7 +85,7 @@ pub struct Store {
 impl Store {
     /// Open (creating if needed) the store in `data_dir`, migrating it to the current schema.
     pub fn open_dir(data_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(data_dir).map_err(|error| StoreError::CreateDir {
+        crate::private::create_dir(data_dir).map_err(|error| StoreError::CreateDir {
             path: data_dir.to_path_buf(),
             error,
         })?;
@@ -89,6 +94,19 @@ impl Store {
 
     /// Open (creating if needed) a store file, migrating it to the current schema.
     pub fn open(path: &Path) -> Result<Store> {
+        // The store is created 0600 before SQLite opens it (SQLite gives the -wal and -shm the
+        // database's mode); an existing one readable by others is tightened, and its -wal/-shm.
+        if !path.as_os_str().to_string_lossy().starts_with("file:") {
+            crate::private::touch_file(path).map_err(|error| StoreError::CreateFile {
+                path: path.to_path_buf(),
+                error,
+            })?;
+            for ext in ["-wal", "-shm"] {
+                let mut side = path.as_os_str().to_owned();
+                side.push(ext);
+                crate::private::tighten_if_exists(Path::new(&side), 0o600);
+            }
+        }
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE

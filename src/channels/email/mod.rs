@@ -76,7 +76,8 @@ impl Account {
     /// The account's password, from its command or variable (read at every login, so a fixed
     /// password is picked up without a restart).
     pub async fn password(&self) -> Result<String, NetError> {
-        crate::secret::resolve(&self.config.password, "password", false)
+        let place = format!("[[email]] {}", self.config.name);
+        crate::secret::resolve(&self.config.password, "password", &place, false)
             .await
             .map_err(NetError::Setup)
     }

@@ -150,7 +150,9 @@ impl Telegram {
     }
 
     pub(crate) fn set_status(&self, s: impl Into<String>) {
-        let s = s.into();
+        // Statuses quote the server (descriptions, the bot's name): escaped once here, for the
+        // status line, `braid serve`'s stderr and the log.
+        let s = crate::sanitize::for_terminal_line(&s.into()).into_owned();
         let mut g = self.status.lock().unwrap_or_else(PoisonError::into_inner);
         if *g != s {
             tracing::info!("{s}");
@@ -263,7 +265,7 @@ impl Telegram {
 
 /// Read the bot token from its source; the value is trimmed and must not be empty.
 pub async fn resolve_token(source: &TokenSource) -> Result<String, SetupError> {
-    crate::secret::resolve(source, "token", true)
+    crate::secret::resolve(source, "token", "[telegram]", true)
         .await
         .map_err(SetupError)
 }
@@ -320,11 +322,19 @@ mod tests {
         let e = resolve_token(&TokenSource::Command("echo oops >&2; exit 3".into()))
             .await
             .unwrap_err();
-        assert!(e.0.contains("oops"), "{e}");
+        // What the command printed is never shown (it may be the token); the key is named.
+        assert!(!e.0.contains("oops"), "{e}");
+        assert!(e.0.starts_with("[telegram] token_command failed"), "{e}");
         let e = resolve_token(&TokenSource::Env("BRAID_TEST_SURELY_UNSET_TOKEN".into()))
             .await
             .unwrap_err();
-        assert!(e.0.contains("BRAID_TEST_SURELY_UNSET_TOKEN"), "{e}");
+        assert!(!e.0.contains("BRAID_TEST_SURELY_UNSET_TOKEN"), "{e}");
+        assert!(e.0.starts_with("[telegram] token_env:"), "{e}");
+        // A token with a control character is refused.
+        let e = resolve_token(&TokenSource::Plain("123:a\u{1}bc".into()))
+            .await
+            .unwrap_err();
+        assert!(e.0.contains("control characters"), "{e}");
         assert!(
             resolve_token(&TokenSource::Command("true".into()))
                 .await

@@ -57,7 +57,9 @@ impl From<RequestError> for PollError {
                 PollError::Conflict(d.clone())
             }
             RequestError::RetryAfter(s) => PollError::RetryAfter(s.duration()),
-            RequestError::Api(a) => PollError::Api(a.to_string()),
+            RequestError::Api(a) => {
+                PollError::Api(crate::sanitize::for_terminal_line(&a.to_string()).into_owned())
+            }
             RequestError::Network(n) => PollError::Network(n.to_string()),
             other => PollError::Network(other.to_string()),
         }
@@ -167,10 +169,12 @@ impl Poller {
             .await
             .map_err(|e| PollError::Setup(e.to_string()))?;
         let me = bots.plain.get_me().await?;
-        Ok(match &me.user.username {
+        // The server's answer, escaped: it goes into the status line and the log.
+        let name = match &me.user.username {
             Some(u) => format!("@{u}"),
             None => me.user.first_name.clone(),
-        })
+        };
+        Ok(crate::sanitize::for_terminal_line(&name).into_owned())
     }
 }
 

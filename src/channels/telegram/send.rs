@@ -216,9 +216,9 @@ pub fn send_error(e: &RequestError) -> SendError {
             if lower.starts_with("forbidden") && lower.contains("blocked") {
                 permanent(BLOCKED.to_string())
             } else if lower.starts_with("forbidden") || lower.starts_with("bad request") {
-                permanent(format!("Telegram: {d}"))
+                permanent(format!("Telegram: {}", for_terminal_line(d)))
             } else {
-                temporary(format!("Telegram: {d}"))
+                temporary(format!("Telegram: {}", for_terminal_line(d)))
             }
         }
         // A wrong token, a server in trouble: worth retrying once fixed.
@@ -244,12 +244,16 @@ pub fn send_error(e: &RequestError) -> SendError {
     }
 }
 
+/// The server's words, escaped: they end up in the store, the log and on terminals.
 fn api_description(e: &RequestError) -> String {
-    match e {
+    let text = match e {
         RequestError::Api(a) => a.to_string(),
         other => other.to_string(),
-    }
+    };
+    for_terminal_line(&text).into_owned()
 }
+
+use crate::sanitize::for_terminal_line;
 
 /// The failure reason of a rate-limited send.
 pub fn rate_limited(d: Duration) -> String {

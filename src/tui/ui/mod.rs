@@ -104,8 +104,11 @@ pub(crate) fn pane_block<'a>(app: &App, title: String, focused: bool) -> Block<'
 }
 
 /// Cut `s` to at most `width` terminal columns, with an ellipsis when cut.
+/// One line of at most `width` columns, cut with `…`. Text from outside passes the output wall
+/// here (sanitize.rs): a control character shows as an escape, never reaches the terminal.
 pub(crate) fn fit(s: &str, width: usize) -> String {
     use unicode_width::UnicodeWidthChar;
+    let s = &*esc(s);
     let mut out = String::new();
     let mut w = 0;
     let total: usize = s.chars().map(|c| c.width().unwrap_or(0)).sum();
@@ -127,6 +130,8 @@ pub(crate) fn fit(s: &str, width: usize) -> String {
 }
 
 /// `s` cut or padded with spaces to exactly `width` columns.
+pub(crate) use crate::sanitize::for_terminal_line as esc;
+
 pub(crate) fn pad(s: &str, width: usize) -> String {
     use unicode_width::UnicodeWidthStr;
     let mut out = fit(s, width);

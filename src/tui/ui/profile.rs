@@ -118,7 +118,10 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         ]));
         lines.push(Line::from(vec![
             label("assignee"),
-            Span::raw(r.assignee.clone().unwrap_or_else(|| "nobody".into())),
+            Span::raw(fit(
+                r.assignee.as_deref().unwrap_or("nobody"),
+                w.saturating_sub(9),
+            )),
         ]));
         if !app.profile.conversation_tags.is_empty() {
             lines.push(Line::from(vec![

@@ -1,6 +1,7 @@
 //! The status line (mode, agent, view, counters, worker, pending keys) and the message line
 //! below it (prompt, last message or error, key hints generated from the keymap).
 
+use super::esc;
 use crate::tui::app::{App, Level, Mode, Pane};
 use crate::tui::keymap::Mode as KeyMode;
 use ratatui::Frame;
@@ -31,7 +32,7 @@ pub fn draw_status(f: &mut Frame<'_>, app: &App, area: Rect) {
         (
             1,
             Span::styled(
-                format!(" {} ", app.agent),
+                format!(" {} ", esc(&app.agent)),
                 base.add_modifier(Modifier::BOLD),
             ),
         ),
@@ -67,7 +68,7 @@ pub fn draw_status(f: &mut Frame<'_>, app: &App, area: Rect) {
             Span::styled(format!("│ {failed} failed "), base.fg(t.error)),
         ));
     }
-    segments.push((3, Span::styled(format!("│ {} ", app.worker), base)));
+    segments.push((3, Span::styled(format!("│ {} ", esc(&app.worker)), base)));
     let budget = (area.width as usize).saturating_sub(app.pending_keys().chars().count() + 2);
     for drop_rank in [4u8, 3, 2, 1] {
         let width: usize = segments.iter().map(|(_, s)| s.width()).sum();
@@ -174,7 +175,11 @@ pub fn draw_message(f: &mut Frame<'_>, app: &App, area: Rect) {
             Level::Info => Style::default().fg(t.fg),
             Level::Error => Style::default().fg(t.error).add_modifier(Modifier::BOLD),
         };
-        f.render_widget(Paragraph::new(Span::styled(msg.clone(), st)), area);
+        // Errors quote servers and files: escaped (sanitize.rs).
+        f.render_widget(
+            Paragraph::new(Span::styled(esc(msg).into_owned(), st)),
+            area,
+        );
         return;
     }
     // Hints, generated from the keymap so they never lie about a rebinding.

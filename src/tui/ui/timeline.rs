@@ -1,7 +1,7 @@
 //! The timeline pane: every message of the contact, across all channels and conversations,
 //! oldest to newest, with the composer below it while replying.
 
-use super::{channel_color, pane_block};
+use super::{channel_color, esc, pane_block};
 use crate::model::{Delivery, Direction};
 use crate::tui::app::{App, ComposeKind, Mode, Pane};
 use ratatui::Frame;
@@ -20,8 +20,8 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         _ => (area, None),
     };
     let title = match (&app.profile.profile, app.queue.current()) {
-        (Some(p), _) => format!(" {} ", p.contact.name),
-        (None, Some(r)) => format!(" {} ", r.contact_name),
+        (Some(p), _) => format!(" {} ", esc(&p.contact.name)),
+        (None, Some(r)) => format!(" {} ", esc(&r.contact_name)),
         _ => " timeline ".to_string(),
     };
     let block = pane_block(
@@ -43,9 +43,9 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         let title = match c.kind {
             ComposeKind::Reply => format!(
                 " Reply to {} via {} → {} · #{} ",
-                c.contact_name,
+                esc(&c.contact_name),
                 c.channel.map(|c| c.badge()).unwrap_or("?"),
-                c.recipient.as_deref().unwrap_or("?"),
+                esc(c.recipient.as_deref().unwrap_or("?")),
                 c.conversation
             ),
             ComposeKind::Note => " Internal note (never sent to the customer) ".to_string(),
@@ -199,7 +199,7 @@ fn lines_inner(
                     .add_modifier(Modifier::BOLD),
             ));
         }
-        header.push(Span::styled(m.author.clone(), who_style));
+        header.push(Span::styled(esc(&m.author).into_owned(), who_style));
         header.push(Span::styled(
             format!(" · {}", crate::tui::time::short(m.created_at, app.now)),
             Style::default().fg(t.dim),
@@ -233,14 +233,14 @@ fn lines_inner(
             Some(Delivery::Failed) => header.push(Span::styled(
                 format!(
                     " · failed: {} (:retry)",
-                    m.delivery_error.as_deref().unwrap_or("unknown error")
+                    esc(m.delivery_error.as_deref().unwrap_or("unknown error"))
                 ),
                 Style::default().fg(t.error).add_modifier(Modifier::BOLD),
             )),
             Some(Delivery::Unclear) => header.push(Span::styled(
                 format!(
                     " · unclear: {}",
-                    m.delivery_error.as_deref().unwrap_or("may have been sent")
+                    esc(m.delivery_error.as_deref().unwrap_or("may have been sent"))
                 ),
                 Style::default().fg(t.warn).add_modifier(Modifier::BOLD),
             )),
@@ -349,7 +349,8 @@ fn fold_body(body: &str, show_quoted: bool) -> Vec<(String, Part)> {
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
     use unicode_width::UnicodeWidthChar;
     let width = width.max(1);
-    let text = text.replace('\t', "    ");
+    // Text from outside passes the output wall (sanitize.rs) here, once per drawn line.
+    let text = esc(&text.replace('\t', "    ")).into_owned();
     let mut out = Vec::new();
     let mut line = String::new();
     let mut w = 0usize;
