@@ -752,10 +752,11 @@ impl App {
                 Vec::new()
             }
             Action::Search(Some(q)) => {
-                if let Err(e) = crate::store::SearchQuery::parse(&q) {
+                if let Err(e) = crate::store::SearchQuery::parse_as(&q, Some(&self.agent)) {
                     self.error(e);
                     return Vec::new();
                 }
+                let q = crate::store::SearchQuery::resolve_me(&q, &self.agent);
                 if let Some(v @ QueueView::Filter(_)) = &self.queue.view {
                     self.previous_view = Some(v.clone());
                 }
