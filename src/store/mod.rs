@@ -15,7 +15,7 @@ mod outbox;
 pub mod schema;
 mod search;
 
-pub use contacts::{ContactProfile, ContactRow, IdentityRow};
+pub use contacts::{ContactProfile, ContactRow, IdentityRow, MergePreview, MergeSide};
 pub use conversations::{Counts, QueueAnchor, QueueCursor, QueueFilter, QueueRow};
 pub use email::EmailThreadRefs;
 pub use events::{EventKind, EventRefs, EventRow};

@@ -41,6 +41,8 @@ pub struct SearchQuery {
     pub priority: Option<Priority>,
     /// `is:vip`: the contact is a VIP.
     pub vip: bool,
+    /// `conversation:ID`: that conversation only (`:open ID` in the TUI).
+    pub conversation: Option<ConversationId>,
 }
 
 /// The most words and phrases a query may hold: each is a doclist FTS5 intersects.
@@ -50,7 +52,7 @@ pub const MAX_QUERY_CHARS: usize = 1000;
 
 /// The filter keys, as the error for an unknown one lists them.
 const KEYS: &str = "from:, channel:, is:in|out|note|vip, after:, before:, tag:, assignee:NAME|me|none, \
-                    status:open|pending|snoozed|resolved, priority:low|normal|high|urgent";
+                    status:open|pending|snoozed|resolved, priority:low|normal|high|urgent, conversation:ID";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SearchHit {
@@ -109,19 +111,19 @@ impl SearchQuery {
                     let close = inner.find('"').unwrap_or(inner.len());
                     let after = inner.get(close + 1..).unwrap_or("");
                     rest = after.trim_start();
-                    (word, Some((key, inner[..close].to_string())))
+                    (word, Some((key, inner[..close].to_string(), true)))
                 }
                 Some((key, value)) => {
                     rest = rest[end..].trim_start();
-                    (word, Some((key, value.to_string())))
+                    (word, Some((key, value.to_string(), false)))
                 }
                 None => {
                     rest = rest[end..].trim_start();
                     (word, None)
                 }
             };
-            if let Some((key, value)) = filter {
-                q.filter(key, value.trim(), me)?;
+            if let Some((key, value, quoted)) = filter {
+                q.filter(key, value.trim(), quoted, me)?;
                 continue;
             }
             if let Some(prefix) = word.strip_suffix('*') {
@@ -150,11 +152,7 @@ impl SearchQuery {
     /// The query text with `assignee:me` spelled out as `assignee:AGENT`, for a place that
     /// keeps the text and parses it later without the agent (the TUI's search view).
     pub fn resolve_me(input: &str, me: &str) -> String {
-        let name = if me.chars().any(char::is_whitespace) {
-            format!("\"{me}\"")
-        } else {
-            me.to_string()
-        };
+        let name = format!("\"{}\"", me.replace('"', ""));
         input
             .split(' ')
             .map(|w| {
@@ -169,10 +167,12 @@ impl SearchQuery {
     }
 
     /// Apply one `key:value` filter.
+    /// A quoted value is taken as it is (`assignee:"me"` is the agent named me).
     fn filter(
         &mut self,
         key: &str,
         value: &str,
+        quoted: bool,
         me: Option<&str>,
     ) -> std::result::Result<(), String> {
         let lower = key.to_ascii_lowercase();
@@ -210,6 +210,7 @@ impl SearchQuery {
                     self.tags.push(tag);
                 }
             }
+            "assignee" if quoted => self.assignee = Some(Some(value.to_string())),
             "assignee" => {
                 self.assignee = Some(match value.to_lowercase().as_str() {
                     "none" | "nobody" | "-" => None,
@@ -221,6 +222,9 @@ impl SearchQuery {
                     ),
                     _ => Some(value.to_string()),
                 })
+            }
+            "conversation" | "conv" => {
+                self.conversation = Some(crate::model::parse_conversation_id(value)?)
             }
             "status" => self.status = Some(value.parse().map_err(|e| format!("{e}"))?),
             "priority" | "prio" => self.priority = Some(value.parse().map_err(|e| format!("{e}"))?),
@@ -240,6 +244,7 @@ impl SearchQuery {
             || self.status.is_some()
             || self.priority.is_some()
             || self.vip
+            || self.conversation.is_some()
     }
 }
 
@@ -721,6 +726,10 @@ fn conversation_conds(
     if q.vip {
         conds.push("ct.vip = 1".into());
     }
+    if let Some(id) = q.conversation {
+        conds.push("c.id = ?".into());
+        params.push(id.0.into());
+    }
 }
 
 /// The walk of [`Driver::Conv`]: the ids and `last_activity` of the conversations the filters
@@ -844,13 +853,15 @@ mod tests {
         assert_eq!(q.assignee, Some(Some("eve".into())));
         assert_eq!(
             SearchQuery::resolve_me("refund Assignee:me tag:x", "eve"),
-            "refund assignee:eve tag:x"
+            "refund assignee:\"eve\" tag:x"
         );
-        let text = SearchQuery::resolve_me("assignee:me", "Eve Lee");
-        assert_eq!(
-            SearchQuery::parse(&text).unwrap().assignee,
-            Some(Some("Eve Lee".into()))
-        );
+        for agent in ["Eve Lee", "me", "none"] {
+            let text = SearchQuery::resolve_me("assignee:me", agent);
+            assert_eq!(
+                SearchQuery::parse(&text).unwrap().assignee,
+                Some(Some(agent.into()))
+            );
+        }
     }
 
     #[test]
