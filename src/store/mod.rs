@@ -16,7 +16,7 @@ pub mod schema;
 mod search;
 
 pub use contacts::{ContactProfile, ContactRow, IdentityRow, MergePreview, MergeSide};
-pub use conversations::{Counts, QueueAnchor, QueueCursor, QueueFilter, QueueRow};
+pub use conversations::{Counts, QueueAnchor, QueueCursor, QueueFilter, QueueRow, normalize_tag};
 pub use email::EmailThreadRefs;
 pub use events::{EventKind, EventRefs, EventRow};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor};

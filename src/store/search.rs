@@ -599,6 +599,36 @@ impl Store {
         Ok(hits)
     }
 
+    /// The conversations a query's conversation filters (`tag:`, `assignee:`, `status:`,
+    /// `priority:`, `is:vip`) select, newest activity first, as queue rows (at most `limit`),
+    /// and how many there are in all (`braid list --tag`, `--assignee`). Words and message
+    /// filters are not looked at.
+    pub fn filtered_conversations(
+        &self,
+        q: &SearchQuery,
+        limit: usize,
+    ) -> Result<(Vec<super::QueueRow>, i64)> {
+        let (sql, params) = conversation_select(q, super::conversations::QUEUE_COLUMNS, true);
+        let mut stmt = self.conn().prepare_cached(&format!("{sql} LIMIT ?"))?;
+        let rows = stmt
+            .query_map(
+                rusqlite::params_from_iter(
+                    params
+                        .iter()
+                        .cloned()
+                        .chain(std::iter::once((limit as i64).into())),
+                ),
+                super::conversations::queue_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let (sql, params) = conversation_select(q, "1", false);
+        let total = self
+            .conn()
+            .prepare_cached(&format!("SELECT count(*) FROM ({sql})"))?
+            .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+        Ok((rows, total))
+    }
+
     /// The query plans (`EXPLAIN QUERY PLAN`, one line per step) of the statements a
     /// conversation filter alone runs: the walk of the conversations and the read of each
     /// one's messages.
@@ -736,6 +766,16 @@ fn conversation_conds(
 /// select, newest activity first. A tag drives from `tags_by_tag` (the tag's conversations);
 /// otherwise the status or assignee index serves the filter and the order.
 fn conversation_walk(q: &SearchQuery) -> (String, Vec<rusqlite::types::Value>) {
+    conversation_select(q, "c.id, c.last_activity", false)
+}
+
+/// The conversations the filters select, newest activity first: `columns` of each, the
+/// contact joined as `ct` when `contact` (or `is:vip`) needs it.
+fn conversation_select(
+    q: &SearchQuery,
+    columns: &str,
+    contact: bool,
+) -> (String, Vec<rusqlite::types::Value>) {
     let mut conds: Vec<String> = Vec::new();
     let mut params: Vec<rusqlite::types::Value> = Vec::new();
     let mut from = match q.tags.first() {
@@ -747,7 +787,7 @@ fn conversation_walk(q: &SearchQuery) -> (String, Vec<rusqlite::types::Value>) {
         }
         None => "conversations c".to_string(),
     };
-    if q.vip {
+    if q.vip || contact {
         from.push_str(" JOIN contacts ct ON ct.id = c.contact_id");
     }
     conversation_conds(q, 1, &mut conds, &mut params);
@@ -763,7 +803,7 @@ fn conversation_walk(q: &SearchQuery) -> (String, Vec<rusqlite::types::Value>) {
     };
     (
         format!(
-            "SELECT c.id, c.last_activity FROM {from} WHERE {where_sql}
+            "SELECT {columns} FROM {from} WHERE {where_sql}
              ORDER BY c.last_activity DESC, c.id DESC"
         ),
         params,
