@@ -3,6 +3,7 @@
 //! Every channel feeds one store ([`store`]) through one path ([`ingest`]); every person is one
 //! contact ([`identity`]); the TUI ([`tui`]) and the CLI ([`cli`]) are clients of that store.
 
+pub mod actions;
 pub mod channels;
 pub mod cli;
 pub mod config;

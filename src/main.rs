@@ -1,6 +1,7 @@
 //! The `braid` binary: parse the command line, dispatch to `braid::cli`. Nothing else lives here.
 
 use braid::cli::{self, Globals};
+use braid::tui::action::Action;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -33,6 +34,26 @@ enum Command {
     Reply(cli::reply::Args),
     /// Add an internal note (never sent)
     Note(cli::note::Args),
+    /// Assign a conversation to an agent (me: you; none: nobody)
+    Assign(cli::verb::AssignArgs),
+    /// Remove a conversation's assignee
+    Unassign(cli::verb::Target),
+    /// Resolve a conversation
+    Resolve(cli::verb::Target),
+    /// Reopen a conversation
+    Reopen(cli::verb::Target),
+    /// Pending: waiting on the customer (their next message opens it again)
+    Pending(cli::verb::Target),
+    /// Snooze a conversation until a time (it reopens by itself)
+    Snooze(cli::verb::SnoozeArgs),
+    /// Add tags to a conversation
+    Tag(cli::verb::TagArgs),
+    /// Remove tags from a conversation
+    Untag(cli::verb::TagArgs),
+    /// Set a conversation's priority
+    Priority(cli::verb::PriorityArgs),
+    /// Mark the conversation's contact as VIP (--off: unmark)
+    Vip(cli::verb::VipArgs),
     /// List contacts with their identities
     Contacts(cli::contacts::Args),
     /// Import mail history from a Maildir or an mbox file (idempotent)
@@ -59,6 +80,24 @@ fn main() -> ExitCode {
         Some(Command::Search(a)) => cli::to_stdout(|out| cli::search::run(g, a, out)),
         Some(Command::Reply(a)) => cli::to_stdout(|out| cli::reply::run(g, a, out)),
         Some(Command::Note(a)) => cli::to_stdout(|out| cli::note::run(g, a, out)),
+        Some(Command::Assign(a)) => cli::to_stdout(|out| cli::verb::assign(g, a, out)),
+        Some(Command::Unassign(t)) => {
+            cli::to_stdout(|out| cli::verb::plain(g, Action::Unassign, t, out))
+        }
+        Some(Command::Resolve(t)) => {
+            cli::to_stdout(|out| cli::verb::plain(g, Action::Resolve, t, out))
+        }
+        Some(Command::Reopen(t)) => {
+            cli::to_stdout(|out| cli::verb::plain(g, Action::Reopen, t, out))
+        }
+        Some(Command::Pending(t)) => {
+            cli::to_stdout(|out| cli::verb::plain(g, Action::Pending, t, out))
+        }
+        Some(Command::Snooze(a)) => cli::to_stdout(|out| cli::verb::snooze(g, a, out)),
+        Some(Command::Tag(a)) => cli::to_stdout(|out| cli::verb::tag(g, a, false, out)),
+        Some(Command::Untag(a)) => cli::to_stdout(|out| cli::verb::tag(g, a, true, out)),
+        Some(Command::Priority(a)) => cli::to_stdout(|out| cli::verb::priority(g, a, out)),
+        Some(Command::Vip(a)) => cli::to_stdout(|out| cli::verb::vip(g, a, out)),
         Some(Command::Contacts(a)) => cli::to_stdout(|out| cli::contacts::run(g, a, out)),
         Some(Command::Import(a)) => cli::to_stdout(|out| cli::import::run(g, a, out)),
         Some(Command::Sync(a)) => cli::to_stdout(|out| cli::sync::run(g, a, out)),

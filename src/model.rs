@@ -38,6 +38,17 @@ id_type!(ConversationId);
 id_type!(MessageId);
 id_type!(EventId);
 
+/// A conversation id as typed: `522` or `#522`.
+pub fn parse_conversation_id(s: &str) -> Result<ConversationId, String> {
+    let t = s.trim();
+    match t.strip_prefix('#').unwrap_or(t).parse::<i64>() {
+        Ok(n) if n > 0 => Ok(ConversationId(n)),
+        _ => Err(format!(
+            "bad conversation '{s}' (a number like 522 or #522)"
+        )),
+    }
+}
+
 /// A value that did not parse as one of an enum's textual forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} '{got}' (expected one of: {})", .expected.trim_end())]

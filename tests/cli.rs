@@ -509,9 +509,12 @@ fn show_and_note_errors() {
     let out = w.braid(&["show", "999"]);
     assert_eq!(fails(&out), "braid: no conversation #999");
     assert_eq!(out.status.code(), Some(1));
+    // With --json the error is a JSON object (json_errors_are_json).
+    let out = w.braid(&["show", "#999", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        fails(&w.braid(&["show", "#999", "--json"])),
-        "braid: no conversation #999"
+        String::from_utf8(out.stderr).unwrap().trim_end(),
+        r#"{"error":"no conversation #999"}"#
     );
     assert_eq!(
         fails(&w.braid(&["note", "999", "--text", "x"])),
@@ -971,4 +974,142 @@ fn the_data_dir_is_private_and_its_files_too() {
     assert_eq!(mode(&old.join("braid.log")), 0o600);
     let log = std::fs::read_to_string(old.join("braid.log")).unwrap();
     assert!(log.contains("was mode 755"), "{log}");
+}
+/// The workflow verbs from a shell, each the TUI's action of the same name.
+#[test]
+fn workflow_verbs_assign_status_tags_priority_vip() {
+    let w = workspace();
+    let ann = w.ann.to_string();
+    let bob = format!("#{}", w.bob);
+    let conv = |id: i64| -> Value {
+        let v = json(&w.braid(&["list", "--view", "all", "--json"]));
+        v["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert!(ok(&w.braid(&["assign", &ann, "bob"])).contains("assigned to bob"));
+    assert_eq!(conv(w.ann)["assignee"], "bob");
+    let v = json(&w.braid(&["assign", &ann, "me", "--json"]));
+    assert_eq!(v["conversation_id"], w.ann);
+    let me = conv(w.ann)["assignee"].as_str().unwrap().to_string();
+    assert_ne!(me, "me", "me is the configured agent");
+    ok(&w.braid(&["unassign", &ann]));
+    assert_eq!(conv(w.ann)["assignee"], Value::Null);
+    ok(&w.braid(&["pending", &ann]));
+    assert_eq!(conv(w.ann)["status"], "pending");
+    ok(&w.braid(&["resolve", &bob]));
+    assert_eq!(conv(w.bob)["status"], "resolved");
+    ok(&w.braid(&["reopen", &bob]));
+    assert_eq!(conv(w.bob)["status"], "open");
+    ok(&w.braid(&["snooze", &bob, "2h"]));
+    assert_eq!(conv(w.bob)["status"], "snoozed");
+    assert!(conv(w.bob)["snoozed_until"].is_string());
+    ok(&w.braid(&["tag", &ann, "refund", "#Urgent-Case"]));
+    assert_eq!(
+        conv(w.ann)["tags"],
+        serde_json::json!(["refund", "urgent-case"])
+    );
+    ok(&w.braid(&["untag", &ann, "urgent-case"]));
+    assert_eq!(conv(w.ann)["tags"], serde_json::json!(["refund"]));
+    ok(&w.braid(&["priority", &ann, "urgent"]));
+    assert_eq!(conv(w.ann)["priority"], "urgent");
+    ok(&w.braid(&["vip", &ann]));
+    assert_eq!(conv(w.ann)["vip"], true);
+    ok(&w.braid(&["vip", &ann, "--off"]));
+    assert_eq!(conv(w.ann)["vip"], false);
+    // Errors: one line, what to do.
+    let e = fails(&w.braid(&["priority", &ann, "sky-high"]));
+    assert!(e.contains("urgent"), "{e}");
+    let e = fails(&w.braid(&["snooze", &ann, "someday"]));
+    assert!(e.contains("30m"), "{e}");
+    let e = fails(&w.braid(&["resolve", "999999"]));
+    assert!(e.contains("999999"), "{e}");
+}
+
+#[test]
+fn list_by_tag_and_assignee_and_search_filters() {
+    let w = workspace();
+    let ann = w.ann.to_string();
+    ok(&w.braid(&["tag", &ann, "refund"]));
+    ok(&w.braid(&["assign", &w.bob.to_string(), "carol"]));
+    let ids = |v: &Value| -> Vec<i64> {
+        v["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect()
+    };
+    let v = json(&w.braid(&["list", "--tag", "refund", "--json"]));
+    assert_eq!(ids(&v), vec![w.ann]);
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["conversations"][0]["tags"], serde_json::json!(["refund"]));
+    let v = json(&w.braid(&["list", "--assignee", "carol", "--json"]));
+    assert_eq!(ids(&v), vec![w.bob]);
+    let v = json(&w.braid(&["list", "--assignee", "none", "--json"]));
+    assert_eq!(ids(&v), vec![w.ann]);
+    let v = json(&w.braid(&["list", "--tag", "refund", "--status", "resolved", "--json"]));
+    assert!(ids(&v).is_empty());
+    let text = ok(&w.braid(&["list", "--tag", "refund"]));
+    assert!(text.contains("Ann Lee"), "{text}");
+    // Tags in every list row.
+    let v = json(&w.braid(&["list", "--json"]));
+    assert!(
+        v["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["tags"].is_array())
+    );
+    // The same filters in search.
+    let v = json(&w.braid(&["search", "tag:refund", "--json"]));
+    assert!(!v["hits"].as_array().unwrap().is_empty());
+    assert!(
+        v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["conversation_id"] == w.ann)
+    );
+    let v = json(&w.braid(&["search", "assignee:carol", "--json"]));
+    assert!(
+        v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["conversation_id"] == w.bob)
+    );
+    let e = fails(&w.braid(&["search", "from:"]));
+    assert!(e.contains("from:"), "{e}");
+    let e = fails(&w.braid(&["search", "colour:red"]));
+    assert!(e.contains("tag:") && e.contains("status:"), "{e}");
+}
+
+/// With --json an error is a JSON object on stderr (stdout stays empty), exit code non-zero.
+#[test]
+fn json_errors_are_json() {
+    let w = workspace();
+    for args in [
+        vec!["search", "colour:red", "--json"],
+        vec!["show", "999999", "--json"],
+        vec!["resolve", "999999", "--json"],
+        vec!["list", "--view", "nonsense", "--json"],
+        vec!["list", "--json", "--limit", "x"],
+    ] {
+        let out = w.braid(&args);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = String::from_utf8(out.stderr.clone()).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        let v: Value =
+            serde_json::from_str(&err).unwrap_or_else(|e| panic!("{args:?}: {e}: {err}"));
+        assert!(
+            v["error"].as_str().is_some_and(|s| !s.is_empty()),
+            "{args:?}: {err}"
+        );
+    }
 }

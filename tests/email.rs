@@ -638,6 +638,7 @@ fn maildir_import_is_idempotent_and_skips_a_bad_file() {
             direction: None,
             after: None,
             before: None,
+            ..Default::default()
         };
         store.search(&q, 10).unwrap().len()
     };

@@ -3,7 +3,7 @@
 use super::fmt::{Table, age, clip, rfc3339};
 use super::{Globals, open_store, paged, write_json};
 use crate::model::{Channel, Direction, Status, now_millis};
-use crate::store::{QueueAnchor, QueueFilter, QueueRow};
+use crate::store::{QueueAnchor, QueueFilter, QueueRow, SearchQuery};
 use serde::Serialize;
 use std::io::Write;
 
@@ -15,6 +15,12 @@ pub struct Args {
     /// A queue view: open, pending, snoozed, resolved, mine, unassigned, all [default: open]
     #[arg(long, value_name = "V")]
     pub view: Option<String>,
+    /// Only conversations with this tag
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+    /// Only conversations assigned to this agent (me: you; none: nobody)
+    #[arg(long, value_name = "AGENT")]
+    pub assignee: Option<String>,
     /// At most this many conversations
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub limit: usize,
@@ -42,7 +48,7 @@ pub struct ConversationJson {
     pub last_preview: String,
     pub message_count: i64,
     pub snoozed_until: Option<String>,
-    /// Only in `show`.
+    /// The conversation's tags (in `list` and `show`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
 }
@@ -91,26 +97,49 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         (None, None) => QueueFilter::Status(Status::Open),
     };
     let store = open_store(&config)?;
-    let total = store.queue_count(&filter)?;
-    let rows = paged(
-        args.limit,
-        PAGE,
-        |after, n| {
-            let anchor = after.map(QueueAnchor::After).unwrap_or(QueueAnchor::Top);
-            Ok(store.queue_page(&filter, anchor, n)?)
-        },
-        QueueRow::cursor,
-    )?;
+    let (label, rows, total) = if args.tag.is_some() || args.assignee.is_some() {
+        let q = narrowed(
+            &filter,
+            args.tag.as_deref(),
+            args.assignee.as_deref(),
+            &config.agent,
+        )?;
+        let mut label = filter.label();
+        if let Some(t) = &q.tags.first() {
+            label.push_str(&format!(", tag {t}"));
+        }
+        if let (Some(a), Some(_)) = (&q.assignee, &args.assignee) {
+            label.push_str(&format!(", assignee {}", a.as_deref().unwrap_or("none")));
+        }
+        let (rows, total) = store.filtered_conversations(&q, args.limit)?;
+        (label, rows, total)
+    } else {
+        let total = store.queue_count(&filter)?;
+        let rows = paged(
+            args.limit,
+            PAGE,
+            |after, n| {
+                let anchor = after.map(QueueAnchor::After).unwrap_or(QueueAnchor::Top);
+                Ok(store.queue_page(&filter, anchor, n)?)
+            },
+            QueueRow::cursor,
+        )?;
+        (filter.label(), rows, total)
+    };
     if args.json {
+        let mut conversations = Vec::with_capacity(rows.len());
+        for r in &rows {
+            conversations.push(ConversationJson::new(
+                r,
+                Some(store.conversation_tags(r.id)?),
+            ));
+        }
         return write_json(
             out,
             &ListJson {
-                view: filter.label(),
+                view: label,
                 total,
-                conversations: rows
-                    .iter()
-                    .map(|r| ConversationJson::new(r, None))
-                    .collect(),
+                conversations,
             },
         );
     }
@@ -118,7 +147,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         writeln!(
             out,
             "{}: no conversations",
-            crate::sanitize::for_terminal_line(&filter.label())
+            crate::sanitize::for_terminal_line(&label)
         )?;
         return Ok(());
     }
@@ -159,12 +188,52 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
     writeln!(
         out,
         "{}: {} of {} conversation{}",
-        filter.label(),
+        label,
         rows.len(),
         total,
         if total == 1 { "" } else { "s" }
     )?;
     Ok(())
+}
+
+/// A view narrowed by `--tag` and `--assignee`: the search's conversation filters.
+fn narrowed(
+    view: &QueueFilter,
+    tag: Option<&str>,
+    assignee: Option<&str>,
+    me: &str,
+) -> anyhow::Result<SearchQuery> {
+    let mut q = SearchQuery::default();
+    if let Some(t) = tag {
+        q.tags.push(crate::store::normalize_tag(t)?);
+    }
+    let asked = assignee.map(|a| match a.trim() {
+        "none" | "nobody" | "-" => None,
+        "me" => Some(me.to_string()),
+        a => Some(a.to_string()),
+    });
+    match view {
+        QueueFilter::All => {}
+        QueueFilter::Status(s) => q.status = Some(*s),
+        QueueFilter::Mine(_) | QueueFilter::Unassigned if asked.is_some() => {
+            anyhow::bail!(
+                "--assignee and --view {} both say whose conversations to list; keep one",
+                view.label()
+            )
+        }
+        QueueFilter::Mine(who) => {
+            q.status = Some(Status::Open);
+            q.assignee = Some(Some(who.clone()));
+        }
+        QueueFilter::Unassigned => {
+            q.status = Some(Status::Open);
+            q.assignee = Some(None);
+        }
+    }
+    if asked.is_some() {
+        q.assignee = asked;
+    }
+    Ok(q)
 }
 
 /// `email,telegram,webchat`.

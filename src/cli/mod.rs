@@ -4,7 +4,8 @@
 //! Every command opens its own connection to the store, so it works while TUIs and `braid serve`
 //! have the same store open (writes are `BEGIN IMMEDIATE` and queue on the lock). Text output is
 //! aligned tables for people; `--json` is one JSON document on stdout for scripts (times are
-//! RFC 3339 UTC strings, ids are numbers). Errors are one line on stderr and a non-zero exit.
+//! RFC 3339 UTC strings, ids are numbers). Errors are one line on stderr and a non-zero exit;
+//! with `--json`, that line is a JSON object, `{"error": "..."}`.
 
 pub mod contacts;
 pub mod demo;
@@ -19,6 +20,7 @@ pub mod serve;
 pub mod show;
 pub mod status;
 pub mod sync;
+pub mod verb;
 
 use crate::config::Config;
 use crate::model::{Channel, ConversationId};
@@ -171,7 +173,23 @@ pub fn run_tui(globals: &Globals) -> anyhow::Result<()> {
     block_on(crate::tui::run(config))?
 }
 
-/// Turn a command's result into the exit code: 0, or 1 with one line on stderr.
+/// Whether the command line asks for JSON (`--json` before any `--`): then an error is a
+/// JSON object too.
+pub fn json_requested() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// An error as scripts read it with `--json`: `{"error": "..."}`, one line on stderr (stdout
+/// stays empty, so a script never mistakes it for an answer); the exit code is non-zero.
+pub fn json_error(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
+}
+
+/// Turn a command's result into the exit code: 0, or 1 with one line on stderr (with
+/// `--json`, a JSON object: [`json_error`]).
 /// A closed stdout (`braid show 12 | head`) is not an error.
 pub fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
@@ -185,7 +203,12 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             tracing::error!("{e:#}");
-            eprintln!("braid: {}", one_line(&format!("{e:#}")));
+            let line = one_line(&format!("{e:#}"));
+            if json_requested() {
+                eprintln!("{}", json_error(&line));
+            } else {
+                eprintln!("braid: {line}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -224,10 +247,15 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
             parts.push(line.to_string());
         }
     }
-    eprintln!(
-        "braid: {}; see 'braid --help'",
+    let line = format!(
+        "{}; see 'braid --help'",
         crate::sanitize::for_terminal_line(&parts.join(" "))
     );
+    if json_requested() {
+        eprintln!("{}", json_error(&line));
+    } else {
+        eprintln!("braid: {line}");
+    }
     ExitCode::from(2)
 }
 

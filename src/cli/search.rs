@@ -2,7 +2,9 @@
 //!
 //! The query language is the TUI's `/`: words (all must match; `word*` for a prefix),
 //! `"a phrase"`, `from:NAME-OR-ADDRESS`, `channel:email|telegram|webchat`, `is:in|out|note`,
-//! `after:YYYY-MM-DD`, `before:YYYY-MM-DD`.
+//! `after:YYYY-MM-DD`, `before:YYYY-MM-DD`, and the conversation filters `tag:NAME`,
+//! `assignee:NAME|me|none`, `status:open|pending|snoozed|resolved`,
+//! `priority:low|normal|high|urgent`, `is:vip`.
 
 use super::fmt::{Table, clip, local_time, rfc3339};
 use super::{Globals, open_store, write_json};
@@ -13,7 +15,8 @@ use std::io::Write;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Words, "phrases" and filters (from:, channel:, is:, after:, before:)
+    /// Words, "phrases" and filters (from:, channel:, is:, after:, before:, tag:, assignee:,
+    /// status:, priority:, is:vip)
     #[arg(required = true, num_args = 1.., value_name = "QUERY")]
     pub query: Vec<String>,
     /// At most this many hits
@@ -62,8 +65,8 @@ impl HitJson {
 
 pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let text = args.query.join(" ");
-    let query = SearchQuery::parse(&text).map_err(anyhow::Error::msg)?;
     let config = globals.load()?;
+    let query = SearchQuery::parse_as(&text, Some(&config.agent)).map_err(anyhow::Error::msg)?;
     let store = open_store(&config)?;
     let hits = store.search(&query, args.limit)?;
     if args.json {

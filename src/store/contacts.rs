@@ -55,6 +55,23 @@ fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
     })
 }
 
+/// One side of a merge an added identity would make.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MergeSide {
+    pub contact: ContactId,
+    pub name: String,
+    pub conversations: i64,
+}
+
+/// The two contacts an added identity would merge (see [`Store::identity_merge_preview`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MergePreview {
+    /// The contact the identity is added to.
+    pub this: MergeSide,
+    /// The contact that has the identity now.
+    pub other: MergeSide,
+}
+
 /// The contact an identity belongs to.
 pub(crate) fn find_identity(
     conn: &Connection,
@@ -417,6 +434,43 @@ impl Store {
             message_count,
             channels,
         })
+    }
+
+    /// What adding this identity to `contact` would merge: None when nobody else has it; else
+    /// both contacts (the one on screen first) with their names and conversation counts, so
+    /// the agent can be asked before two people become one.
+    pub fn identity_merge_preview(
+        &self,
+        contact: ContactId,
+        kind: IdentityKind,
+        normalized: &str,
+    ) -> Result<Option<MergePreview>> {
+        let conn = self.conn();
+        let contact = live_contact(conn, contact)?;
+        let Some(owner) = find_identity(conn, kind, normalized)? else {
+            return Ok(None);
+        };
+        let owner = live_contact(conn, owner)?;
+        if owner == contact {
+            return Ok(None);
+        }
+        let side = |id: ContactId| -> Result<MergeSide> {
+            let (name, conversations) = conn
+                .prepare_cached(
+                    "SELECT name, (SELECT count(*) FROM conversations WHERE contact_id = ?1)
+                     FROM contacts WHERE id = ?1",
+                )?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(MergeSide {
+                contact: id,
+                name,
+                conversations,
+            })
+        };
+        Ok(Some(MergePreview {
+            this: side(contact)?,
+            other: side(owner)?,
+        }))
     }
 
     /// Add an identity to a contact by hand (`:identity add phone +44...`). If the identity already

@@ -442,7 +442,8 @@ impl Store {
     }
 }
 
-pub(crate) fn normalize_tag(tag: &str) -> Result<String> {
+/// A tag as stored: lowercase, `#` dropped, spaces as dashes.
+pub fn normalize_tag(tag: &str) -> Result<String> {
     let t = crate::sanitize::line(tag)
         .trim_start_matches('#')
         .to_lowercase()

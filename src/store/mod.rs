@@ -15,8 +15,8 @@ mod outbox;
 pub mod schema;
 mod search;
 
-pub use contacts::{ContactProfile, ContactRow, IdentityRow};
-pub use conversations::{Counts, QueueAnchor, QueueCursor, QueueFilter, QueueRow};
+pub use contacts::{ContactProfile, ContactRow, IdentityRow, MergePreview, MergeSide};
+pub use conversations::{Counts, QueueAnchor, QueueCursor, QueueFilter, QueueRow, normalize_tag};
 pub use email::EmailThreadRefs;
 pub use events::{EventKind, EventRefs, EventRow};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor};

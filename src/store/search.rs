@@ -3,7 +3,12 @@
 //! Query language, as typed after `/`, on `:search` or `braid search`:
 //! plain words (all must match, prefix with `word*`), `"a phrase"`, and filters
 //! `from:NAME-OR-ADDRESS`, `channel:email|telegram|webchat`, `is:in|out|note`,
-//! `after:YYYY-MM-DD`, `before:YYYY-MM-DD`. `from:` finds the messages whose sender (the
+//! `after:YYYY-MM-DD`, `before:YYYY-MM-DD`; and on the conversation or its contact,
+//! `tag:NAME`, `assignee:NAME|me|none`, `status:open|pending|snoozed|resolved`,
+//! `priority:low|normal|high|urgent`, `is:vip` (a conversation filter alone walks the
+//! filter's conversations from their index, never every message). An unknown `key:` or a key
+//! with no value is an error (quote it to search for the text); at most [`MAX_TERMS`] words
+//! and phrases and [`MAX_QUERY_CHARS`] characters. `from:` finds the messages whose sender (the
 //! author's name and, for a customer's message, the address or number it came from) has words
 //! starting with its words, like notmuch's `from:` (`from:ann@x` finds ann@x.org, `from:harr`
 //! finds Harris, `from:bob` an agent's replies; `from:arris` finds nothing). Results come
@@ -11,7 +16,9 @@
 //! index backwards and stops at the limit. [`Store::search`] says what each kind of query costs.
 
 use super::{Result, Store, StoreError};
-use crate::model::{Channel, ContactId, ConversationId, Direction, MessageId, Millis};
+use crate::model::{
+    Channel, ContactId, ConversationId, Direction, MessageId, Millis, Priority, Status,
+};
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
@@ -24,7 +31,28 @@ pub struct SearchQuery {
     pub direction: Option<Direction>,
     pub after: Option<Millis>,
     pub before: Option<Millis>,
+    /// `tag:NAME` (each given tag): the conversation has it.
+    pub tags: Vec<String>,
+    /// `assignee:NAME` (Some(Some)), `assignee:none` (Some(None)).
+    pub assignee: Option<Option<String>>,
+    /// `status:open|pending|snoozed|resolved`: the conversation's status.
+    pub status: Option<Status>,
+    /// `priority:low|normal|high|urgent`: the conversation's priority.
+    pub priority: Option<Priority>,
+    /// `is:vip`: the contact is a VIP.
+    pub vip: bool,
+    /// `conversation:ID`: that conversation only (`:open ID` in the TUI).
+    pub conversation: Option<ConversationId>,
 }
+
+/// The most words and phrases a query may hold: each is a doclist FTS5 intersects.
+pub const MAX_TERMS: usize = 32;
+/// The longest query, in characters.
+pub const MAX_QUERY_CHARS: usize = 1000;
+
+/// The filter keys, as the error for an unknown one lists them.
+const KEYS: &str = "from:, channel:, is:in|out|note|vip, after:, before:, tag:, assignee:NAME|me|none, \
+                    status:open|pending|snoozed|resolved, priority:low|normal|high|urgent, conversation:ID";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SearchHit {
@@ -49,11 +77,26 @@ pub struct ConversationHits {
 }
 
 impl SearchQuery {
+    /// Parse a query with no agent: `assignee:me` is refused (see [`SearchQuery::parse_as`]).
     pub fn parse(input: &str) -> std::result::Result<SearchQuery, String> {
+        SearchQuery::parse_as(input, None)
+    }
+
+    /// Parse a query typed by the agent `me` (what `assignee:me` means).
+    pub fn parse_as(input: &str, me: Option<&str>) -> std::result::Result<SearchQuery, String> {
+        let chars = input.chars().count();
+        if chars > MAX_QUERY_CHARS {
+            return Err(format!(
+                "the search is {chars} characters long; at most {MAX_QUERY_CHARS} (search for fewer, rarer words)"
+            ));
+        }
         let mut q = SearchQuery::default();
         let mut terms: Vec<String> = Vec::new();
         let mut rest = input.trim();
         while !rest.is_empty() {
+            if terms.len() > MAX_TERMS {
+                break;
+            }
             if let Some(stripped) = rest.strip_prefix('"') {
                 let end = stripped.find('"').unwrap_or(stripped.len());
                 let phrase = &stripped[..end];
@@ -63,55 +106,33 @@ impl SearchQuery {
                 rest = stripped.get(end + 1..).unwrap_or("").trim_start();
                 continue;
             }
+            // The next word, and whether it is `key:value` (key: letters only), where
             // `key:"several words"` is one filter value.
-            let quoted = rest
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            let word = &rest[..end];
+            let keyed = word
                 .split_once(':')
-                .filter(|(key, value)| {
-                    value.starts_with('"') && !key.is_empty() && !key.contains(char::is_whitespace)
-                })
-                .map(|(key, value)| {
-                    let inner = &value[1..];
+                .filter(|(key, _)| !key.is_empty() && key.chars().all(|c| c.is_ascii_alphabetic()));
+            let (word, filter) = match keyed {
+                Some((key, value)) if value.starts_with('"') => {
+                    let inner = &rest[key.len() + 2..];
                     let close = inner.find('"').unwrap_or(inner.len());
                     let after = inner.get(close + 1..).unwrap_or("");
-                    (format!("{key}:{}", &inner[..close]), after)
-                });
-            let owned;
-            let word = if let Some((w, after)) = quoted {
-                owned = w;
-                rest = after.trim_start();
-                owned.as_str()
-            } else {
-                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-                let word = &rest[..end];
-                rest = rest[end..].trim_start();
-                word
-            };
-            if let Some((key, value)) = word.split_once(':')
-                && !value.is_empty()
-            {
-                match key.to_ascii_lowercase().as_str() {
-                    "from" => {
-                        q.from = Some(value.to_lowercase());
-                        continue;
-                    }
-                    "channel" | "via" => {
-                        q.channel = Some(value.parse().map_err(|e| format!("{e}"))?);
-                        continue;
-                    }
-                    "is" => {
-                        q.direction = Some(value.parse().map_err(|e| format!("{e}"))?);
-                        continue;
-                    }
-                    "after" | "since" => {
-                        q.after = Some(parse_date(value)?);
-                        continue;
-                    }
-                    "before" | "until" => {
-                        q.before = Some(parse_date(value)?);
-                        continue;
-                    }
-                    _ => {}
+                    rest = after.trim_start();
+                    (word, Some((key, inner[..close].to_string(), true)))
                 }
+                Some((key, value)) => {
+                    rest = rest[end..].trim_start();
+                    (word, Some((key, value.to_string(), false)))
+                }
+                None => {
+                    rest = rest[end..].trim_start();
+                    (word, None)
+                }
+            };
+            if let Some((key, value, quoted)) = filter {
+                q.filter(key, value.trim(), quoted, me)?;
+                continue;
             }
             if let Some(prefix) = word.strip_suffix('*') {
                 if !prefix.is_empty() {
@@ -121,6 +142,12 @@ impl SearchQuery {
                 terms.push(quote(word));
             }
         }
+        if terms.len() > MAX_TERMS {
+            return Err(format!(
+                "the search has more than {MAX_TERMS} words and phrases; at most {MAX_TERMS} \
+                 (keep the rarest words, or narrow it with filters such as tag: or from:)"
+            ));
+        }
         if !terms.is_empty() {
             q.fts = Some(terms.join(" "));
         }
@@ -128,6 +155,104 @@ impl SearchQuery {
             return Err("empty search".into());
         }
         Ok(q)
+    }
+
+    /// The query text with `assignee:me` spelled out as `assignee:AGENT`, for a place that
+    /// keeps the text and parses it later without the agent (the TUI's search view).
+    pub fn resolve_me(input: &str, me: &str) -> String {
+        let name = format!("\"{}\"", me.replace('"', ""));
+        input
+            .split(' ')
+            .map(|w| {
+                if w.eq_ignore_ascii_case("assignee:me") {
+                    format!("assignee:{name}")
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Apply one `key:value` filter.
+    /// A quoted value is taken as it is (`assignee:"me"` is the agent named me).
+    fn filter(
+        &mut self,
+        key: &str,
+        value: &str,
+        quoted: bool,
+        me: Option<&str>,
+    ) -> std::result::Result<(), String> {
+        let lower = key.to_ascii_lowercase();
+        if value.is_empty() {
+            return Err(format!(
+                "'{key}:' needs a value after the colon, e.g. {lower}:{} (to search for the word, put it in quotes: \"{key}:\")",
+                match lower.as_str() {
+                    "from" => "ann@example.com",
+                    "tag" => "refund",
+                    "assignee" => "me",
+                    "status" => "open",
+                    "priority" => "high",
+                    "is" => "vip",
+                    "after" | "before" | "since" | "until" => "2026-01-31",
+                    _ => "VALUE",
+                }
+            ));
+        }
+        match lower.as_str() {
+            "from" => self.from = Some(value.to_lowercase()),
+            "channel" | "via" => self.channel = Some(value.parse().map_err(|e| format!("{e}"))?),
+            "is" => match value.to_ascii_lowercase().as_str() {
+                "vip" => self.vip = true,
+                other => {
+                    self.direction = Some(other.parse().map_err(|_| {
+                        format!("unknown is:{value} (expected one of: in, out, note, vip)")
+                    })?)
+                }
+            },
+            "after" | "since" => self.after = Some(parse_date(value)?),
+            "before" | "until" => self.before = Some(parse_date(value)?),
+            "tag" => {
+                let tag = super::conversations::normalize_tag(value).map_err(|e| e.to_string())?;
+                if !self.tags.contains(&tag) {
+                    self.tags.push(tag);
+                }
+            }
+            "assignee" if quoted => self.assignee = Some(Some(value.to_string())),
+            "assignee" => {
+                self.assignee = Some(match value.to_lowercase().as_str() {
+                    "none" | "nobody" | "-" => None,
+                    "me" => Some(
+                        me.ok_or(
+                            "assignee:me needs to know who you are; name the agent: assignee:NAME",
+                        )?
+                        .to_string(),
+                    ),
+                    _ => Some(value.to_string()),
+                })
+            }
+            "conversation" | "conv" => {
+                self.conversation = Some(crate::model::parse_conversation_id(value)?)
+            }
+            "status" => self.status = Some(value.parse().map_err(|e| format!("{e}"))?),
+            "priority" | "prio" => self.priority = Some(value.parse().map_err(|e| format!("{e}"))?),
+            _ => {
+                return Err(format!(
+                    "unknown filter '{key}:' (known: {KEYS}); to search for the text, put it in quotes: \"{key}:{value}\""
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A filter on the conversation or the contact (not on the message itself).
+    fn has_conversation_filter(&self) -> bool {
+        !self.tags.is_empty()
+            || self.assignee.is_some()
+            || self.status.is_some()
+            || self.priority.is_some()
+            || self.vip
+            || self.conversation.is_some()
     }
 }
 
@@ -160,6 +285,11 @@ enum Driver {
     Time,
     /// Walk every message newest first (by rowid) and stop at the limit.
     Rowid,
+    /// Walk the conversations the conversation filters (`tag:`, `status:`, `assignee:`,
+    /// `priority:`, `is:vip`) select, newest activity first, from their index, and each one's
+    /// messages newest first (`messages_conversation_time`), until no further conversation
+    /// can hold a newer message than the hits kept (see [`Store::search_by_conversations`]).
+    Conv,
 }
 
 /// How many full-text matches a search with a date range walks newest first before it walks
@@ -267,8 +397,23 @@ impl Store {
         }
         let expr = search_expr(q);
         let dated = q.after.is_some() || q.before.is_some();
+        let by_conversation = q.has_conversation_filter();
         let driver = match (forced, &expr) {
             (Some(d), _) => d,
+            // A conversation filter alone: its conversations, never every message.
+            (None, None) if by_conversation => Driver::Conv,
+            // Words and a conversation filter: the newest matches first (bounded), then the
+            // filter's conversations, the match checked on each of their messages.
+            (None, Some(e)) if by_conversation => match self.nth_newest_match(e, FTS_BUDGET)? {
+                None => Driver::Fts,
+                Some(floor) => {
+                    let newest = self.search_via(q, limit, Some(Driver::FtsDownTo(floor)))?;
+                    if newest.len() >= limit {
+                        return Ok(newest);
+                    }
+                    Driver::Conv
+                }
+            },
             (None, Some(e)) if dated => match self.nth_newest_match(e, FTS_BUDGET)? {
                 // Few matches in all: walking them is bounded.
                 None => Driver::Fts,
@@ -286,6 +431,9 @@ impl Store {
             (None, None) if dated => Driver::Time,
             (None, None) => Driver::Rowid,
         };
+        if driver == Driver::Conv {
+            return self.search_by_conversations(q, expr.as_deref(), limit);
+        }
         let mut conds: Vec<String> = Vec::new();
         let mut params: Vec<rusqlite::types::Value> = Vec::new();
         let snippet_fn = match (&q.fts, &q.from) {
@@ -298,7 +446,7 @@ impl Store {
         // Where the full-text table is not the outer loop, the snippet is made for the rows
         // returned only, by a lookup of each one.
         let snippet = match (driver, &expr, &q.fts) {
-            (Driver::TimeMatch | Driver::Time | Driver::Rowid, Some(e), Some(_)) => {
+            (Driver::TimeMatch | Driver::Time | Driver::Rowid | Driver::Conv, Some(e), Some(_)) => {
                 params.push(e.clone().into());
                 format!(
                     "(SELECT {snippet_fn} FROM messages_fts
@@ -317,7 +465,7 @@ impl Store {
                 "messages m INDEXED BY messages_time",
                 "m.created_at DESC, m.id DESC",
             ),
-            Driver::Rowid => ("messages m NOT INDEXED", "m.id DESC"),
+            Driver::Rowid | Driver::Conv => ("messages m NOT INDEXED", "m.id DESC"),
         };
         if let Some(expr) = &expr {
             match driver {
@@ -340,7 +488,7 @@ impl Store {
                     );
                 }
                 // The reference walks for tests: every row, the match checked on each.
-                Driver::Time | Driver::Rowid => {
+                Driver::Time | Driver::Rowid | Driver::Conv => {
                     params.push(expr.clone().into());
                     conds.push(
                         "EXISTS (SELECT 1 FROM messages_fts
@@ -351,6 +499,13 @@ impl Store {
             }
         }
         filter_conds(q, &mut conds, &mut params);
+        // The conversation filters, checked on each message's conversation.
+        let conversation_join = if by_conversation {
+            conversation_conds(q, 0, &mut conds, &mut params);
+            "CROSS JOIN conversations c ON c.id = m.conversation_id"
+        } else {
+            ""
+        };
         let where_sql = conds.join(" AND ");
         let where_sql = if where_sql.is_empty() {
             "1=1".to_string()
@@ -361,23 +516,12 @@ impl Store {
         let sql = format!(
             "SELECT m.id, m.conversation_id, m.contact_id, ct.name, m.channel, m.direction,
                     m.created_at, {snippet}
-             FROM {from_sql} JOIN contacts ct ON ct.id = m.contact_id
+             FROM {from_sql} {conversation_join} JOIN contacts ct ON ct.id = m.contact_id
              WHERE {where_sql} ORDER BY {order} LIMIT ?"
         );
         let mut stmt = self.conn().prepare_cached(&sql)?;
         let mut hits = stmt
-            .query_map(rusqlite::params_from_iter(params), |r| {
-                Ok(SearchHit {
-                    message_id: Some(r.get(0)?),
-                    conversation_id: r.get(1)?,
-                    contact_id: r.get(2)?,
-                    contact_name: r.get(3)?,
-                    channel: r.get(4)?,
-                    direction: Some(r.get(5)?),
-                    created_at: r.get(6)?,
-                    snippet: crate::sanitize::line(&r.get::<_, String>(7)?),
-                })
-            })?
+            .query_map(rusqlite::params_from_iter(params), hit_row)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(StoreError::from)?;
         // Contacts whose name matches the words, when the query is words alone.
@@ -387,6 +531,7 @@ impl Store {
             && q.direction.is_none()
             && q.after.is_none()
             && q.before.is_none()
+            && !by_conversation
         {
             let mut stmt = self.conn().prepare_cached(
                 "SELECT c.id, c.contact_id, ct.name, c.last_channel, c.last_activity
@@ -415,6 +560,109 @@ impl Store {
             hits.truncate(limit);
         }
         Ok(hits)
+    }
+
+    /// [`Driver::Conv`]: the conversations the filters select, newest activity first, and
+    /// each one's newest messages that pass the message filters (and match `expr`). A
+    /// conversation's `last_activity` is at least the time of each of its messages, so the
+    /// walk stops at the first conversation older than the `limit`th hit kept: it reads the
+    /// filter's index and the messages of the few newest conversations, not every message.
+    /// Hits come newest first by time.
+    fn search_by_conversations(
+        &self,
+        q: &SearchQuery,
+        expr: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let mut hits: Vec<SearchHit> = Vec::new();
+        if limit == 0 {
+            return Ok(hits);
+        }
+        let (walk_sql, walk_params) = conversation_walk(q);
+        let (messages_sql, head, tail) = conversation_messages(q, expr, limit);
+        let mut walk = self.conn().prepare_cached(&walk_sql)?;
+        let mut messages = self.conn().prepare_cached(&messages_sql)?;
+        let mut rows = walk.query(rusqlite::params_from_iter(walk_params))?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let last_activity: Millis = r.get(1)?;
+            if hits.len() >= limit && last_activity < hits[limit - 1].created_at {
+                break;
+            }
+            let params = head
+                .iter()
+                .cloned()
+                .chain(std::iter::once(id.into()))
+                .chain(tail.iter().cloned());
+            let found = messages
+                .query_map(rusqlite::params_from_iter(params), hit_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            if found.is_empty() {
+                continue;
+            }
+            hits.extend(found);
+            hits.sort_by_key(|h| std::cmp::Reverse((h.created_at, h.message_id)));
+            hits.truncate(limit);
+        }
+        Ok(hits)
+    }
+
+    /// The conversations a query's conversation filters (`tag:`, `assignee:`, `status:`,
+    /// `priority:`, `is:vip`) select, newest activity first, as queue rows (at most `limit`),
+    /// and how many there are in all (`braid list --tag`, `--assignee`). Words and message
+    /// filters are not looked at.
+    pub fn filtered_conversations(
+        &self,
+        q: &SearchQuery,
+        limit: usize,
+    ) -> Result<(Vec<super::QueueRow>, i64)> {
+        let (sql, params) = conversation_select(q, super::conversations::QUEUE_COLUMNS, true);
+        let mut stmt = self.conn().prepare_cached(&format!("{sql} LIMIT ?"))?;
+        let rows = stmt
+            .query_map(
+                rusqlite::params_from_iter(
+                    params
+                        .iter()
+                        .cloned()
+                        .chain(std::iter::once((limit as i64).into())),
+                ),
+                super::conversations::queue_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let (sql, params) = conversation_select(q, "1", false);
+        let total = self
+            .conn()
+            .prepare_cached(&format!("SELECT count(*) FROM ({sql})"))?
+            .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+        Ok((rows, total))
+    }
+
+    /// The query plans (`EXPLAIN QUERY PLAN`, one line per step) of the statements a
+    /// conversation filter alone runs: the walk of the conversations and the read of each
+    /// one's messages.
+    #[cfg(test)]
+    pub(crate) fn search_plan(&self, q: &SearchQuery) -> Result<Vec<String>> {
+        let (walk_sql, walk_params) = conversation_walk(q);
+        let (messages_sql, head, tail) = conversation_messages(q, search_expr(q).as_deref(), 50);
+        let mut out = Vec::new();
+        let statements = [
+            (walk_sql, walk_params),
+            (
+                messages_sql,
+                head.into_iter()
+                    .chain(std::iter::once(1i64.into()))
+                    .chain(tail)
+                    .collect(),
+            ),
+        ];
+        for (sql, params) in statements {
+            let mut stmt = self.conn().prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
+                r.get::<_, String>(3)
+            })?;
+            out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        Ok(out)
     }
 
     /// The rowid of the `n`th newest message a full-text expression matches (None: it
@@ -496,6 +744,160 @@ fn filter_conds(
     }
 }
 
+/// One message hit of the search statements' columns.
+fn hit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SearchHit> {
+    Ok(SearchHit {
+        message_id: Some(r.get(0)?),
+        conversation_id: r.get(1)?,
+        contact_id: r.get(2)?,
+        contact_name: r.get(3)?,
+        channel: r.get(4)?,
+        direction: Some(r.get(5)?),
+        created_at: r.get(6)?,
+        snippet: crate::sanitize::line(&r.get::<_, String>(7)?),
+    })
+}
+
+/// The conditions of the conversation filters on `c` (the conversation) and `ct` (its
+/// contact), from the `skip_tags`th tag on.
+fn conversation_conds(
+    q: &SearchQuery,
+    skip_tags: usize,
+    conds: &mut Vec<String>,
+    params: &mut Vec<rusqlite::types::Value>,
+) {
+    for tag in q.tags.iter().skip(skip_tags) {
+        conds.push(
+            "EXISTS (SELECT 1 FROM tags tt WHERE tt.conversation_id = c.id AND tt.tag = ?)".into(),
+        );
+        params.push(tag.clone().into());
+    }
+    match &q.assignee {
+        Some(Some(who)) => {
+            conds.push("c.assignee = ?".into());
+            params.push(who.clone().into());
+        }
+        Some(None) => conds.push("c.assignee IS NULL".into()),
+        None => {}
+    }
+    if let Some(s) = q.status {
+        conds.push("c.status = ?".into());
+        params.push(s.as_str().to_string().into());
+    }
+    if let Some(p) = q.priority {
+        conds.push("c.priority = ?".into());
+        params.push(p.as_str().to_string().into());
+    }
+    if q.vip {
+        conds.push("ct.vip = 1".into());
+    }
+    if let Some(id) = q.conversation {
+        conds.push("c.id = ?".into());
+        params.push(id.0.into());
+    }
+}
+
+/// The walk of [`Driver::Conv`]: the ids and `last_activity` of the conversations the filters
+/// select, newest activity first. A tag drives from `tags_by_tag` (the tag's conversations);
+/// otherwise the status or assignee index serves the filter and the order.
+fn conversation_walk(q: &SearchQuery) -> (String, Vec<rusqlite::types::Value>) {
+    conversation_select(q, "c.id, c.last_activity", false)
+}
+
+/// The conversations the filters select, newest activity first: `columns` of each, the
+/// contact joined as `ct` when `contact` (or `is:vip`) needs it.
+fn conversation_select(
+    q: &SearchQuery,
+    columns: &str,
+    contact: bool,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let mut conds: Vec<String> = Vec::new();
+    let mut params: Vec<rusqlite::types::Value> = Vec::new();
+    let mut from = match q.tags.first() {
+        Some(tag) => {
+            conds.push("t.tag = ?".into());
+            params.push(tag.clone().into());
+            "tags t INDEXED BY tags_by_tag CROSS JOIN conversations c ON c.id = t.conversation_id"
+                .to_string()
+        }
+        None => "conversations c".to_string(),
+    };
+    if q.vip || contact {
+        from.push_str(" JOIN contacts ct ON ct.id = c.contact_id");
+    }
+    conversation_conds(q, 1, &mut conds, &mut params);
+    // A conversation last active before the range holds no message in it.
+    if let Some(a) = q.after {
+        conds.push("c.last_activity >= ?".into());
+        params.push(a.into());
+    }
+    let where_sql = if conds.is_empty() {
+        "1=1".to_string()
+    } else {
+        conds.join(" AND ")
+    };
+    (
+        format!(
+            "SELECT {columns} FROM {from} WHERE {where_sql}
+             ORDER BY c.last_activity DESC, c.id DESC"
+        ),
+        params,
+    )
+}
+
+/// The read of one conversation's messages for [`Driver::Conv`], newest first: the SQL, the
+/// parameters before the conversation id and those after it.
+fn conversation_messages(
+    q: &SearchQuery,
+    expr: Option<&str>,
+    limit: usize,
+) -> (
+    String,
+    Vec<rusqlite::types::Value>,
+    Vec<rusqlite::types::Value>,
+) {
+    let mut head: Vec<rusqlite::types::Value> = Vec::new();
+    let mut tail: Vec<rusqlite::types::Value> = Vec::new();
+    let snippet_fn = match (&q.fts, &q.from) {
+        (Some(_), None) => Some("snippet(messages_fts, -1, '«', '»', '…', 12)"),
+        (Some(_), Some(_)) => Some("snippet(messages_fts, 1, '«', '»', '…', 12)"),
+        (None, _) => None,
+    };
+    let snippet = match (snippet_fn, expr) {
+        (Some(f), Some(e)) => {
+            head.push(e.to_string().into());
+            format!(
+                "(SELECT {f} FROM messages_fts
+                  WHERE messages_fts MATCH ? AND messages_fts.rowid = m.id)"
+            )
+        }
+        _ => "substr(m.body, 1, 120)".to_string(),
+    };
+    let mut conds: Vec<String> = vec!["m.conversation_id = ?".into()];
+    if let Some(e) = expr {
+        tail.push(e.to_string().into());
+        conds.push(
+            "EXISTS (SELECT 1 FROM messages_fts
+                     WHERE messages_fts MATCH ? AND messages_fts.rowid = m.id)"
+                .into(),
+        );
+    }
+    filter_conds(q, &mut conds, &mut tail);
+    tail.push((limit as i64).into());
+    (
+        format!(
+            "SELECT m.id, m.conversation_id, m.contact_id, ct.name, m.channel, m.direction,
+                    m.created_at, {snippet}
+             FROM messages m INDEXED BY messages_conversation_time
+             JOIN contacts ct ON ct.id = m.contact_id
+             WHERE {} ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
+            conds.join(" AND ")
+        ),
+        head,
+        tail,
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -518,6 +920,23 @@ mod tests {
         // An unclosed quote runs to the end.
         let q = SearchQuery::parse(r#"order from:"Ann Le"#).unwrap();
         assert_eq!(q.from.as_deref(), Some("ann le"));
+    }
+
+    #[test]
+    fn assignee_me_is_the_agent() {
+        let q = SearchQuery::parse_as("refund assignee:me", Some("eve")).unwrap();
+        assert_eq!(q.assignee, Some(Some("eve".into())));
+        assert_eq!(
+            SearchQuery::resolve_me("refund Assignee:me tag:x", "eve"),
+            "refund assignee:\"eve\" tag:x"
+        );
+        for agent in ["Eve Lee", "me", "none"] {
+            let text = SearchQuery::resolve_me("assignee:me", agent);
+            assert_eq!(
+                SearchQuery::parse(&text).unwrap().assignee,
+                Some(Some(agent.into()))
+            );
+        }
     }
 
     #[test]
@@ -572,6 +991,15 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
+        let (tag, agent): (String, String) = s
+            .conn()
+            .query_row(
+                "SELECT (SELECT tag FROM tags GROUP BY tag ORDER BY count(*) DESC LIMIT 1),
+                        (SELECT assignee FROM conversations WHERE assignee IS NOT NULL LIMIT 1)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
         let first = some_name.split_whitespace().next().unwrap().to_string();
         let last = some_name.split_whitespace().last().unwrap().to_string();
         let queries = [
@@ -608,6 +1036,22 @@ mod tests {
             format!("the before:{}", day(80)),
             format!("the after:{} before:{}", day(50), day(49)),
             format!("order from:gmail.com before:{}", day(70)),
+            // Conversation and contact filters, alone and with words and message filters.
+            format!("tag:{tag}"),
+            format!("tag:{tag} is:in"),
+            format!("tag:{tag} the"),
+            format!("tag:{tag} after:{}", day(30)),
+            "status:open".into(),
+            "status:resolved refund".into(),
+            "status:pending channel:email".into(),
+            format!("assignee:{agent}"),
+            format!("assignee:{agent} status:open the"),
+            "assignee:none".into(),
+            "is:vip".into(),
+            "is:vip the".into(),
+            "priority:urgent".into(),
+            format!("priority:high from:{first}"),
+            format!("the status:open before:{}", day(20)),
         ];
         let all = 1_000_000;
         let mut checked = 0;
@@ -636,7 +1080,7 @@ mod tests {
             // its words in a row (the last as a prefix); for one alphanumeric run, a word
             // starting with it; for several runs, a word of several runs, glued from one of
             // them (not the last) to its end, that starts with the glued value.
-            if let (Some(from), None) = (&q.from, &q.fts) {
+            if let (Some(from), None, false) = (&q.from, &q.fts, q.has_conversation_filter()) {
                 let runs = |s: &str| -> Vec<String> {
                     s.split(|c: char| !c.is_alphanumeric())
                         .filter(|w| !w.is_empty())
@@ -703,6 +1147,9 @@ mod tests {
             if dated {
                 drivers.push(Driver::Time);
             }
+            if q.has_conversation_filter() {
+                drivers.push(Driver::Conv);
+            }
             if reference == Driver::Fts {
                 drivers.push(Driver::Rowid);
                 if dated {
@@ -717,7 +1164,7 @@ mod tests {
             }
             for d in drivers {
                 for limit in [all, 20, 1] {
-                    let by_date = matches!(d, Driver::Time | Driver::TimeMatch);
+                    let by_date = matches!(d, Driver::Time | Driver::TimeMatch | Driver::Conv);
                     // The capped walk: the matches down to its floor only.
                     let down_to = match d {
                         Driver::FtsDownTo(f) => f,
@@ -751,7 +1198,8 @@ mod tests {
                 !full.is_empty()
                     || text.contains("example")
                     || text == "from:@"
-                    || text == "from:mail.com",
+                    || text == "from:mail.com"
+                    || q.has_conversation_filter(),
                 "{text} finds something"
             );
         }

@@ -2143,6 +2143,234 @@ fn search_conversations_lists_each_conversation_once() {
     assert_eq!(f.ann.conversation, f.ann2.conversation);
 }
 
+/// The search fixture with workflow state: Ann's conversation tagged `refund`, assigned to
+/// eve, urgent; Bob's pending, VIP; Carol's resolved.
+fn filtered_fixture() -> SearchFixture {
+    let mut f = search_fixture();
+    let s = &mut f.s;
+    s.tag(f.ann.conversation, "refund", false, "eve", T0 + 6 * DAY)
+        .unwrap();
+    s.tag(f.ann.conversation, "billing", false, "eve", T0 + 6 * DAY)
+        .unwrap();
+    s.tag(f.carol.conversation, "billing", false, "eve", T0 + 6 * DAY)
+        .unwrap();
+    s.assign(f.ann.conversation, Some("eve"), "eve", T0 + 6 * DAY)
+        .unwrap();
+    s.set_priority(f.ann.conversation, Priority::Urgent, "eve", T0 + 6 * DAY)
+        .unwrap();
+    s.set_status(
+        f.bob.conversation,
+        Status::Pending,
+        None,
+        "eve",
+        T0 + 6 * DAY,
+    )
+    .unwrap();
+    s.set_vip(f.bob.contact, true, "eve", T0 + 6 * DAY).unwrap();
+    s.set_status(
+        f.carol.conversation,
+        Status::Resolved,
+        None,
+        "eve",
+        T0 + 6 * DAY,
+    )
+    .unwrap();
+    f
+}
+
+fn hits_as(s: &Store, q: &str, me: &str) -> Vec<Option<MessageId>> {
+    s.search(&SearchQuery::parse_as(q, Some(me)).unwrap(), 50)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.message_id)
+        .collect()
+}
+
+#[test]
+fn search_conversation_and_contact_filters() {
+    let f = filtered_fixture();
+    let s = &f.s;
+    let ann_all = vec![Some(f.ann2.message), Some(f.note), Some(f.ann.message)];
+    // tag: alone finds every message of the tagged conversations, newest first.
+    assert_eq!(hits(s, "tag:refund"), ann_all);
+    assert_eq!(hits(s, "tag:#Refund"), ann_all);
+    assert_eq!(
+        hits(s, "tag:billing"),
+        vec![
+            Some(f.ann2.message),
+            Some(f.reply),
+            Some(f.note),
+            Some(f.carol.message),
+            Some(f.ann.message)
+        ]
+    );
+    assert_eq!(hits(s, "tag:billing tag:refund"), ann_all);
+    assert!(hits(s, "tag:nosuchtag").is_empty());
+    // With words and message filters.
+    assert_eq!(
+        hits(s, "order tag:billing"),
+        vec![
+            Some(f.ann2.message),
+            Some(f.carol.message),
+            Some(f.ann.message)
+        ]
+    );
+    assert_eq!(hits(s, "tag:billing is:out"), vec![Some(f.reply)]);
+    assert_eq!(
+        hits(s, "tag:refund from:ann"),
+        vec![Some(f.ann2.message), Some(f.ann.message)]
+    );
+    // assignee:
+    assert_eq!(hits(s, "assignee:eve"), ann_all);
+    assert_eq!(hits_as(s, "assignee:me", "eve"), ann_all);
+    assert!(hits_as(s, "assignee:me", "bob").is_empty());
+    assert_eq!(
+        hits(s, "assignee:none"),
+        vec![Some(f.reply), Some(f.carol.message), Some(f.bob.message)]
+    );
+    assert!(
+        SearchQuery::parse("assignee:me").is_err(),
+        "me needs the agent"
+    );
+    // status:
+    assert_eq!(hits(s, "status:open"), ann_all);
+    assert_eq!(hits(s, "status:pending"), vec![Some(f.bob.message)]);
+    assert_eq!(
+        hits(s, "status:resolved"),
+        vec![Some(f.reply), Some(f.carol.message)]
+    );
+    assert!(hits(s, "status:snoozed").is_empty());
+    assert_eq!(
+        hits(s, "invoice status:resolved"),
+        vec![Some(f.reply), Some(f.carol.message)]
+    );
+    assert!(hits(s, "invoice status:open").is_empty());
+    // is:vip (the contact), priority:
+    assert_eq!(hits(s, "is:vip"), vec![Some(f.bob.message)]);
+    assert_eq!(hits(s, "cafe is:vip"), vec![Some(f.bob.message)]);
+    assert!(hits(s, "order is:vip").is_empty());
+    assert_eq!(hits(s, "priority:urgent"), ann_all);
+    assert_eq!(
+        hits(s, "priority:normal"),
+        vec![Some(f.reply), Some(f.carol.message), Some(f.bob.message)]
+    );
+    // Dates with a conversation filter.
+    assert_eq!(
+        hits(s, "tag:billing after:2026-01-03 before:2026-01-05"),
+        vec![Some(f.note), Some(f.carol.message)]
+    );
+    // Conversations, each once.
+    let rows = s
+        .search_conversations(&SearchQuery::parse("tag:billing").unwrap(), 50)
+        .unwrap();
+    let ids: Vec<ConversationId> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec![f.ann.conversation, f.carol.conversation]);
+    // A contact's name is not a hit when a filter narrows the search.
+    assert!(hits(s, "marley status:open").is_empty());
+    // The limit holds.
+    let h = s
+        .search(&SearchQuery::parse("tag:billing").unwrap(), 2)
+        .unwrap();
+    assert_eq!(
+        h.iter().map(|h| h.message_id).collect::<Vec<_>>(),
+        vec![Some(f.ann2.message), Some(f.reply)]
+    );
+}
+
+#[test]
+fn search_filter_errors_say_what_to_do() {
+    let err = |q: &str| SearchQuery::parse(q).unwrap_err();
+    // An unknown key names the known ones.
+    let e = err("colour:red");
+    assert!(e.contains("colour:"), "{e}");
+    for key in [
+        "from:",
+        "tag:",
+        "assignee:",
+        "status:",
+        "priority:",
+        "is:",
+        "channel:",
+        "after:",
+    ] {
+        assert!(e.contains(key), "{e} names {key}");
+    }
+    // A key with nothing after it is an error, not a search for the key.
+    let e = err("from:");
+    assert!(e.contains("from:"), "{e}");
+    assert!(SearchQuery::parse("order tag:").is_err());
+    assert!(
+        SearchQuery::parse("status:closed")
+            .unwrap_err()
+            .contains("open")
+    );
+    assert!(
+        SearchQuery::parse("priority:critical")
+            .unwrap_err()
+            .contains("urgent")
+    );
+    assert!(SearchQuery::parse("is:bogus").unwrap_err().contains("vip"));
+    // Quoted, a key is a word; a colon not after letters is text.
+    assert!(SearchQuery::parse("\"colour:red\"").is_ok());
+    assert!(SearchQuery::parse("10:30").is_ok());
+}
+
+#[test]
+fn search_caps_the_number_of_terms_and_the_length() {
+    let many: Vec<String> = (0..33).map(|i| format!("w{i}")).collect();
+    let e = SearchQuery::parse(&many.join(" ")).unwrap_err();
+    assert!(e.contains("32"), "{e}");
+    assert!(SearchQuery::parse(&many[..32].join(" ")).is_ok());
+    // 8,000 words: refused at once (it took over 30 s).
+    let huge = vec!["refund"; 8000].join(" ");
+    let t = std::time::Instant::now();
+    assert!(SearchQuery::parse(&huge).is_err());
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+    let long = "x".repeat(2000);
+    let e = SearchQuery::parse(&long).unwrap_err();
+    assert!(e.contains("characters"), "{e}");
+}
+
+/// A filter alone is answered from an index on conversations (or tags), never by a walk of
+/// every message.
+#[test]
+fn a_filter_alone_reads_an_index_not_every_message() {
+    let f = filtered_fixture();
+    for q in [
+        "tag:refund",
+        "status:open",
+        "assignee:eve",
+        "assignee:none",
+        "status:pending assignee:eve",
+        "tag:billing is:in after:2026-01-02",
+    ] {
+        let plan = f.s.search_plan(&SearchQuery::parse(q).unwrap()).unwrap();
+        let text = plan.join("\n");
+        assert!(
+            !text.contains("SCAN m") && !text.contains("SCAN messages"),
+            "{q}: {text}"
+        );
+        assert!(
+            text.contains("USING INDEX") || text.contains("USING COVERING INDEX"),
+            "{q}: {text}"
+        );
+        if q.starts_with("tag:") {
+            assert!(
+                text.contains("tags_by_tag") || text.contains("sqlite_autoindex_tags"),
+                "{q}: {text}"
+            );
+        }
+        if q == "status:open" {
+            assert!(text.contains("conversations_status"), "{q}: {text}");
+        }
+        assert!(text.contains("messages_conversation_time"), "{q}: {text}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // events: the change feed sees every mutation
 

@@ -2,7 +2,7 @@
 //! the help screen all map to [`Action`] through the [`COMMANDS`] table: a command's name is what
 //! you type after `:` and what a keymap binds, its doc is the line help shows.
 
-use crate::model::{Channel, IdentityKind, Priority};
+use crate::model::{Channel, ConversationId, IdentityKind, Priority};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -17,7 +17,8 @@ pub enum Action {
     FocusPrev,
     FocusLeft,
     FocusRight,
-    Open,
+    /// Open the selected conversation, or (with an id) conversation #ID.
+    Open(Option<ConversationId>),
     NextMatch,
     PrevMatch,
     // conversation verbs
@@ -29,6 +30,7 @@ pub enum Action {
     Unassign,
     Resolve,
     Reopen,
+    Pending,
     Snooze(Option<String>),
     Tag(Option<String>),
     Untag(Option<String>),
@@ -51,6 +53,8 @@ pub enum Action {
     EditExternal,
     Cancel,
 }
+
+pub use crate::model::parse_conversation_id;
 
 /// How a command takes its argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +112,8 @@ pub const COMMANDS: &[Command] = &[
     cmd!(
         "open",
         [],
-        Args::None,
-        "Open the selected conversation (focus its timeline)"
+        Args::Optional("conversation id, e.g. 522 (:#522 too)"),
+        "Open the selected conversation, or conversation #ID (focus its timeline)"
     ),
     cmd!(
         "next_match",
@@ -165,6 +169,12 @@ pub const COMMANDS: &[Command] = &[
         ["open_again"],
         Args::None,
         "Reopen the conversation"
+    ),
+    cmd!(
+        "pending",
+        ["wait"],
+        Args::None,
+        "Pending: waiting on the customer; their next message opens it again"
     ),
     cmd!(
         "snooze",
@@ -289,7 +299,7 @@ impl Action {
             Action::FocusPrev => "focus_prev",
             Action::FocusLeft => "focus_left",
             Action::FocusRight => "focus_right",
-            Action::Open => "open",
+            Action::Open(_) => "open",
             Action::NextMatch => "next_match",
             Action::PrevMatch => "prev_match",
             Action::Reply => "reply",
@@ -300,6 +310,7 @@ impl Action {
             Action::Unassign => "unassign",
             Action::Resolve => "resolve",
             Action::Reopen => "reopen",
+            Action::Pending => "pending",
             Action::Snooze(_) => "snooze",
             Action::Tag(_) => "tag",
             Action::Untag(_) => "untag",
@@ -353,7 +364,7 @@ impl Action {
             "focus_prev" => Action::FocusPrev,
             "focus_left" => Action::FocusLeft,
             "focus_right" => Action::FocusRight,
-            "open" => Action::Open,
+            "open" => Action::Open(arg.map(|a| parse_conversation_id(&a)).transpose()?),
             "next_match" => Action::NextMatch,
             "prev_match" => Action::PrevMatch,
             "reply" => Action::Reply,
@@ -367,6 +378,7 @@ impl Action {
             "unassign" => Action::Unassign,
             "resolve" => Action::Resolve,
             "reopen" => Action::Reopen,
+            "pending" => Action::Pending,
             "snooze" => Action::Snooze(arg),
             "tag" => Action::Tag(arg),
             "untag" => Action::Untag(arg),
@@ -454,6 +466,17 @@ mod tests {
             Action::parse("identity add phone +44 20 7946 0958").unwrap(),
             Action::IdentityAdd(Some((IdentityKind::Phone, "+44 20 7946 0958".into())))
         );
+        assert_eq!(
+            Action::parse("open 522").unwrap(),
+            Action::Open(Some(ConversationId(522)))
+        );
+        assert_eq!(
+            Action::parse("open #7").unwrap(),
+            Action::Open(Some(ConversationId(7)))
+        );
+        assert_eq!(Action::parse("open").unwrap(), Action::Open(None));
+        assert!(Action::parse("open x").is_err());
+        assert_eq!(Action::parse("pending").unwrap(), Action::Pending);
         assert!(Action::parse("resolve now").is_err());
         assert!(Action::parse("frobnicate").is_err());
         assert!(Action::parse("priority sky-high").is_err());

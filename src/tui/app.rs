@@ -71,6 +71,8 @@ pub enum Pane {
 pub enum PromptKind {
     Command,
     Search,
+    /// A yes/no question (`question`): y goes ahead, anything else cancels.
+    Confirm,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +85,8 @@ pub struct Prompt {
     pub completions: Vec<String>,
     pub completion_index: Option<usize>,
     history_index: Option<usize>,
+    /// What a [`PromptKind::Confirm`] asks.
+    pub question: Option<String>,
 }
 
 impl Prompt {
@@ -94,6 +98,7 @@ impl Prompt {
             completions: Vec::new(),
             completion_index: None,
             history_index: None,
+            question: None,
         }
     }
 }
@@ -153,6 +158,7 @@ impl Mode {
         match self {
             Mode::Normal => "NORMAL",
             Mode::Prompt(p) if p.kind == PromptKind::Search => "SEARCH",
+            Mode::Prompt(p) if p.kind == PromptKind::Confirm => "CONFIRM",
             Mode::Prompt(_) => "COMMAND",
             Mode::Compose(c) if c.kind == ComposeKind::Note => "NOTE",
             Mode::Compose(_) => "REPLY",
@@ -255,6 +261,8 @@ pub struct App {
     previous_view: Option<QueueView>,
     /// Agents seen in assignee columns, for completion.
     pub known_agents: Vec<String>,
+    /// The request a [`PromptKind::Confirm`] prompt runs on y.
+    confirm: Option<Request>,
 }
 
 /// How long a status message stays up.
@@ -282,6 +290,7 @@ impl App {
             now,
             history: Vec::new(),
             previous_view: None,
+            confirm: None,
             known_agents: Vec::new(),
         }
     }
@@ -431,7 +440,7 @@ impl App {
                         Action::HalfPageUp => *scroll = scroll.saturating_sub(page),
                         Action::Top => *scroll = 0,
                         Action::Bottom => *scroll = max,
-                        Action::Quit | Action::Help | Action::Open | Action::Cancel => {
+                        Action::Quit | Action::Help | Action::Open(_) | Action::Cancel => {
                             self.mode = Mode::Normal;
                             return Vec::new();
                         }
@@ -456,6 +465,17 @@ impl App {
             return Vec::new();
         };
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if p.kind == PromptKind::Confirm {
+            self.mode = Mode::Normal;
+            let request = self.confirm.take();
+            return match (key.code, request) {
+                (KeyCode::Char('y' | 'Y'), Some(r)) if !ctrl => vec![Effect::Request(r)],
+                _ => {
+                    self.info("cancelled: nothing changed");
+                    Vec::new()
+                }
+            };
+        }
         if key.code != KeyCode::Tab && key.code != KeyCode::BackTab {
             p.completions.clear();
             p.completion_index = None;
@@ -477,14 +497,14 @@ impl App {
                     return Vec::new();
                 }
                 let line_for_history = match p.kind {
-                    PromptKind::Command => line.clone(),
+                    PromptKind::Command | PromptKind::Confirm => line.clone(),
                     PromptKind::Search => format!("search {line}"),
                 };
                 self.history.retain(|h| *h != line_for_history);
                 self.history.push(line_for_history);
                 let parsed = match p.kind {
                     PromptKind::Search => Ok((Action::Search(Some(line)), None)),
-                    PromptKind::Command => parse_command_line(&line),
+                    PromptKind::Command | PromptKind::Confirm => parse_command_line(&line),
                 };
                 return match parsed {
                     Ok((action, count)) => self.dispatch(action, count),
@@ -747,7 +767,14 @@ impl App {
                 self.focus = self.next_pane(false, action == Action::FocusLeft);
                 Vec::new()
             }
-            Action::Open => {
+            Action::Open(Some(id)) => {
+                // The conversation alone, as a search view (Esc goes back).
+                let fx = self.dispatch(Action::Search(Some(format!("conversation:{id}"))), None);
+                self.focus = Pane::Timeline;
+                self.show_profile = false;
+                fx
+            }
+            Action::Open(None) => {
                 let Some(row) = self.queue.current() else {
                     return Vec::new();
                 };
@@ -817,10 +844,11 @@ impl App {
                 Vec::new()
             }
             Action::Search(Some(q)) => {
-                if let Err(e) = crate::store::SearchQuery::parse(&q) {
+                if let Err(e) = crate::store::SearchQuery::parse_as(&q, Some(&self.agent)) {
                     self.error(e);
                     return Vec::new();
                 }
+                let q = crate::store::SearchQuery::resolve_me(&q, &self.agent);
                 if let Some(v @ QueueView::Filter(_)) = &self.queue.view {
                     self.previous_view = Some(v.clone());
                 }
@@ -873,43 +901,35 @@ impl App {
             Action::ReplyVia(Some(ch)) => self.compose(ComposeKind::Reply, Some(ch)),
             Action::Note => self.compose(ComposeKind::Note, None),
             Action::Assign(None) => self.prompt("assign "),
-            Action::Assign(Some(who)) => {
-                let who = who.trim().to_string();
-                if who == "-" || who == "none" || who == "nobody" {
-                    self.write(Write::Assign(None))
-                } else if who == "me" {
-                    let me = self.agent.clone();
-                    self.write(Write::Assign(Some(me)))
-                } else {
-                    self.write(Write::Assign(Some(who)))
+            // The workflow verbs: one mapping and one execution, shared with the CLI
+            // (crate::actions).
+            verb @ (Action::Assign(Some(_))
+            | Action::AssignMe
+            | Action::Unassign
+            | Action::Resolve
+            | Action::Reopen
+            | Action::Pending
+            | Action::Snooze(Some(_))
+            | Action::Tag(Some(_))
+            | Action::Untag(Some(_))
+            | Action::Priority(Some(_))
+            | Action::Vip
+            | Action::Retry
+            | Action::IdentityAdd(Some(_))) => {
+                let vip = self.queue.current().map(|r| r.vip).unwrap_or(false);
+                match crate::actions::Verb::from_action(&verb, &self.agent, self.now, vip) {
+                    Ok(Some(v)) => self.write(Write::Verb(v)),
+                    Ok(None) => self.prompt(&format!("{} ", verb.name())),
+                    Err(e) => {
+                        self.error(e);
+                        Vec::new()
+                    }
                 }
             }
-            Action::AssignMe => {
-                let me = self.agent.clone();
-                self.write(Write::Assign(Some(me)))
-            }
-            Action::Unassign => self.write(Write::Assign(None)),
-            Action::Resolve => self.write(Write::Status(Status::Resolved, None)),
-            Action::Reopen => self.write(Write::Status(Status::Open, None)),
             Action::Snooze(None) => self.prompt("snooze "),
-            Action::Snooze(Some(t)) => match crate::tui::time::parse_until(&t, self.now) {
-                Ok(until) => self.write(Write::Status(Status::Snoozed, Some(until))),
-                Err(e) => {
-                    self.error(e);
-                    Vec::new()
-                }
-            },
             Action::Tag(None) => self.prompt("tag "),
-            Action::Tag(Some(t)) => self.write(Write::Tag(t)),
             Action::Untag(None) => self.prompt("untag "),
-            Action::Untag(Some(t)) => self.write(Write::Untag(t)),
             Action::Priority(None) => self.prompt("priority "),
-            Action::Priority(Some(p)) => self.write(Write::Priority(p)),
-            Action::Vip => {
-                let vip = !self.queue.current().map(|r| r.vip).unwrap_or(false);
-                self.write(Write::Vip(vip))
-            }
-            Action::Retry => self.write(Write::Retry),
             Action::Save(dir) => match self.selected_ids() {
                 Some((conversation, _)) => {
                     self.info("saving attachments...");
@@ -921,7 +941,6 @@ impl App {
                 }
             },
             Action::IdentityAdd(None) => self.prompt("identity add "),
-            Action::IdentityAdd(Some((kind, value))) => self.write(Write::IdentityAdd(kind, value)),
         }
     }
 
@@ -1736,6 +1755,14 @@ impl App {
                 fx.push(self.counts_request());
                 fx
             }
+            Response::Confirm { question, request } => {
+                // Asked on the command line: y runs the request, anything else cancels.
+                let mut p = Prompt::new(PromptKind::Confirm, "");
+                p.question = Some(question);
+                self.mode = Mode::Prompt(p);
+                self.confirm = Some(*request);
+                Vec::new()
+            }
             Response::Error(e) => {
                 if let Mode::Compose(c) = &mut self.mode {
                     c.sending = false;
@@ -1808,6 +1835,11 @@ pub fn new_textarea(lines: Vec<String>) -> TextArea<'static> {
 
 /// Parse a `:` line: an optional count prefix ("5 move_down") then a command.
 fn parse_command_line(line: &str) -> Result<(Action, Option<usize>), String> {
+    // `:#522` opens conversation #522 (a bare number is a row, as in vim).
+    if line.trim().starts_with('#') {
+        let id = crate::tui::action::parse_conversation_id(line)?;
+        return Ok((Action::Open(Some(id)), None));
+    }
     let line = line.trim().trim_start_matches(':');
     // ":42" jumps to row 42, like vim.
     if let Ok(n) = line.parse::<usize>() {

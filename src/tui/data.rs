@@ -3,10 +3,7 @@
 //! [`Response`] comes back as an event. Requests carry a sequence number so stale answers
 //! (the user has moved on) can be told apart.
 
-use crate::model::{
-    Channel, ContactId, ConversationId, IdentityKind, MessageId, Millis, Priority, Status,
-    now_millis,
-};
+use crate::model::{Channel, ContactId, ConversationId, MessageId, Status, now_millis};
 use crate::store::{
     ContactProfile, Counts, MessageRow, QueueAnchor, QueueFilter, QueueRow, SearchQuery, Store,
     TimelineCursor,
@@ -57,14 +54,9 @@ pub enum Placement {
 /// A write the agent asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
-    Assign(Option<String>),
-    Status(Status, Option<Millis>),
-    Priority(Priority),
-    Tag(String),
-    Untag(String),
-    Vip(bool),
-    Retry,
-    IdentityAdd(IdentityKind, String),
+    /// A workflow verb (assign, status, tag, ...), run by [`crate::actions::apply`] as the CLI
+    /// runs it.
+    Verb(crate::actions::Verb),
     Reply {
         channel: Channel,
         body: String,
@@ -185,6 +177,12 @@ pub enum Response {
     },
     /// A write went through; the text is for the status line.
     Done(String),
+    /// A write that needs a yes first (it would merge two contacts): the question, and the
+    /// request to send when the answer is yes.
+    Confirm {
+        question: String,
+        request: Box<Request>,
+    },
     Error(String),
 }
 
@@ -366,56 +364,21 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
             let now = now_millis();
             let a = agent.as_str();
             let msg = match write {
-                Write::Assign(who) => {
-                    store.assign(conversation, who.as_deref(), a, now)?;
-                    match who {
-                        Some(w) => format!("#{conversation} assigned to {w}"),
-                        None => format!("#{conversation} unassigned"),
-                    }
-                }
-                Write::Status(s, until) => {
-                    store.set_status(conversation, s, until, a, now)?;
-                    match (s, until) {
-                        (Status::Snoozed, Some(t)) => {
-                            format!(
-                                "#{conversation} snoozed until {}",
-                                crate::tui::time::full(t)
-                            )
+                Write::Verb(verb) => {
+                    match crate::actions::apply(store, conversation, verb, a, now)? {
+                        crate::actions::Outcome::Done(msg) => msg,
+                        crate::actions::Outcome::Confirm { question, verb } => {
+                            return Ok(Response::Confirm {
+                                question,
+                                request: Box::new(Request::Write {
+                                    conversation,
+                                    contact,
+                                    agent,
+                                    write: Write::Verb(verb),
+                                }),
+                            });
                         }
-                        _ => format!("#{conversation} {s}"),
                     }
-                }
-                Write::Priority(p) => {
-                    store.set_priority(conversation, p, a, now)?;
-                    format!("#{conversation} priority {p}")
-                }
-                Write::Tag(t) => {
-                    store.tag(conversation, &t, false, a, now)?;
-                    format!("#{conversation} tagged {t}")
-                }
-                Write::Untag(t) => {
-                    store.tag(conversation, &t, true, a, now)?;
-                    format!("#{conversation} untagged {t}")
-                }
-                Write::Vip(v) => {
-                    store.set_vip(contact, v, a, now)?;
-                    if v {
-                        "marked VIP".into()
-                    } else {
-                        "no longer VIP".into()
-                    }
-                }
-                Write::Retry => {
-                    let m = store
-                        .last_failed(conversation)?
-                        .ok_or_else(|| anyhow::anyhow!("no failed message in #{conversation}"))?;
-                    store.retry(m, a, now)?;
-                    format!("message #{m} queued again")
-                }
-                Write::IdentityAdd(kind, raw) => {
-                    let v = crate::identity::normalize(kind, &raw)?;
-                    store.add_identity(contact, kind, &v, a, now)?;
-                    format!("{kind} {v} added to the contact")
                 }
                 Write::Reply { channel, body } => {
                     let id = store.queue_reply(conversation, channel, a, &body, now)?;

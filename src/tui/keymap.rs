@@ -1126,7 +1126,7 @@ mod tests {
         assert_eq!(bound(n, "<BackTab>"), Action::FocusPrev);
         assert_eq!(bound(n, "h"), Action::FocusLeft);
         assert_eq!(bound(n, "<Right>"), Action::FocusRight);
-        assert_eq!(bound(n, "<Enter>"), Action::Open);
+        assert_eq!(bound(n, "<Enter>"), Action::Open(None));
         assert_eq!(bound(n, "r"), Action::Reply);
         assert_eq!(bound(n, "R"), Action::ReplyVia(None));
         assert_eq!(bound(n, "A"), Action::AssignMe);

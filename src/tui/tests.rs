@@ -1022,3 +1022,118 @@ fn a_reply_from_an_old_resolved_result_goes_to_the_open_conversation() {
     assert_eq!(out[0].conversation_id, open);
     assert_eq!(h.store.conversation(old).unwrap().status, Status::Resolved);
 }
+
+#[test]
+fn pending_open_by_id_and_filters_in_search() {
+    let mut h = harness(160, 45);
+    select_named(&mut h, "Bob Smith");
+    let bob = h.app.queue.current().unwrap().id;
+    h.keys(":pending<CR>").unwrap();
+    assert_eq!(h.store.conversation(bob).unwrap().status, Status::Pending);
+    assert!(
+        h.app.queue.rows.iter().all(|r| r.id != bob),
+        "left the open view"
+    );
+    h.keys(":view pending<CR>").unwrap();
+    assert_eq!(h.app.queue.current().unwrap().id, bob);
+    // :open ID and :#ID open a conversation by id, whatever the view.
+    h.keys(":view open<CR>").unwrap();
+    h.keys(&format!(":open {}<CR>", bob.0)).unwrap();
+    assert_eq!(h.app.queue.rows.len(), 1);
+    assert_eq!(h.app.queue.current().unwrap().id, bob);
+    assert_eq!(h.app.focus, crate::tui::app::Pane::Timeline);
+    h.keys("<Esc><Esc>").unwrap();
+    h.keys(&format!(":#{}<CR>", bob.0)).unwrap();
+    assert_eq!(h.app.queue.current().unwrap().id, bob);
+    // Conversation filters in `/`: a tag (was: no results), assignee:me (the agent), status.
+    h.keys("<Esc>:view open<CR>").unwrap();
+    select_named(&mut h, "Chen Wei");
+    let chen = h.app.queue.current().unwrap().id;
+    h.keys(":tag refund<CR>A").unwrap();
+    h.keys("/tag:refund<CR>").unwrap();
+    eprintln!(
+        "STATUS {:?} view {:?} mode {} total {} loading {} tags {:?}",
+        h.app.status,
+        h.app.queue.view,
+        h.app.mode.name(),
+        h.app.queue.total,
+        h.app.queue.loading,
+        h.store.conversation_tags(chen)
+    );
+    let ids: Vec<_> = h.app.queue.rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec![chen]);
+    h.keys("<Esc>/assignee:me<CR>").unwrap();
+    let ids: Vec<_> = h.app.queue.rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec![chen]);
+    h.keys("<Esc>/status:pending<CR>").unwrap();
+    let ids: Vec<_> = h.app.queue.rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec![bob]);
+    h.keys("<Esc>/colour:red<CR>").unwrap();
+    let status = h.app.status.as_ref().unwrap().0.clone();
+    assert!(
+        status.contains("unknown filter") && status.contains("tag:"),
+        "{status}"
+    );
+}
+
+#[test]
+fn identity_add_that_would_merge_asks_first() {
+    let mut h = harness(160, 45);
+    select_named(&mut h, "Chen Wei");
+    let chen = h.app.queue.current().unwrap().contact_id;
+    let bob = h
+        .store
+        .contact_by_identity(IdentityKind::Telegram, "5550002")
+        .unwrap()
+        .unwrap();
+    // No: nothing merges.
+    h.keys(":identity add telegram 5550002<CR>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Prompt(_)), "asks");
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("Bob Smith") && screen.contains("Chen Wei"),
+        "names both contacts: {screen}"
+    );
+    assert!(screen.contains("1 conversation"), "{screen}");
+    assert!(screen.contains("[y/N]"), "{screen}");
+    h.keys("n").unwrap();
+    assert!(matches!(h.app.mode, Mode::Normal));
+    assert_eq!(
+        h.store
+            .contact_by_identity(IdentityKind::Telegram, "5550002")
+            .unwrap(),
+        Some(bob),
+        "not merged"
+    );
+    assert_eq!(
+        h.store
+            .queue_count(&QueueFilter::Status(Status::Open))
+            .unwrap(),
+        4
+    );
+    // Esc cancels too; y merges.
+    h.keys(":identity add telegram 5550002<CR><Esc>").unwrap();
+    assert_eq!(
+        h.store
+            .contact_by_identity(IdentityKind::Telegram, "5550002")
+            .unwrap(),
+        Some(bob)
+    );
+    h.keys(":identity add telegram 5550002<CR>y").unwrap();
+    let owner = h
+        .store
+        .contact_by_identity(IdentityKind::Telegram, "5550002")
+        .unwrap()
+        .unwrap();
+    assert!(owner == chen || owner == bob);
+    assert_eq!(
+        h.store
+            .contact_by_identity(IdentityKind::WebChat, "v_c4e1")
+            .unwrap(),
+        Some(owner),
+        "one contact now"
+    );
+    // An identity nobody has is added without a question.
+    h.keys(":identity add phone +1 202 555 0100<CR>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Normal));
+}

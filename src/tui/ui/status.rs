@@ -112,9 +112,14 @@ pub fn draw_status(f: &mut Frame<'_>, app: &App, area: Rect) {
 pub fn draw_message(f: &mut Frame<'_>, app: &App, area: Rect) {
     let t = &app.theme;
     if let Mode::Prompt(p) = &app.mode {
+        let question;
         let lead = match p.kind {
             crate::tui::app::PromptKind::Command => ":",
             crate::tui::app::PromptKind::Search => "/",
+            crate::tui::app::PromptKind::Confirm => {
+                question = format!("{} [y/N] ", p.question.as_deref().unwrap_or("sure?"));
+                question.as_str()
+            }
         };
         let mut spans = vec![Span::styled(
             lead,

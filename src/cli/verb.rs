@@ -1,0 +1,164 @@
+//! `braid assign|unassign|resolve|reopen|pending|snooze|tag|untag|priority|vip ID ...`: the
+//! TUI's workflow verbs from a shell. Each subcommand is the TUI [`Action`] of the same name;
+//! [`crate::actions`] turns it into a verb and runs it, exactly as the TUI does.
+
+use super::{Globals, open_store, parse_conversation, write_json};
+use crate::actions::{Outcome, Verb};
+use crate::model::{Priority, now_millis};
+use crate::tui::action::Action;
+use serde::Serialize;
+use std::io::Write;
+
+/// The conversation a verb acts on, and the output format.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// The conversation: 12 or #12
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AssignArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The agent (me: you, as `agent` in the config; none: nobody)
+    #[arg(value_name = "AGENT")]
+    pub agent: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SnoozeArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Until when: 30m, 2h, 3d, 1w, tomorrow, monday
+    #[arg(value_name = "UNTIL")]
+    pub until: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TagArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// One or more tags
+    #[arg(required = true, num_args = 1.., value_name = "TAG")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PriorityArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// low, normal, high or urgent
+    #[arg(value_name = "PRIORITY")]
+    pub priority: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct VipArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Unmark the contact instead
+    #[arg(long)]
+    pub off: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct DoneJson {
+    conversation_id: i64,
+    /// What changed, one line per verb.
+    done: Vec<String>,
+}
+
+/// `braid assign ID AGENT`.
+pub fn assign(g: &Globals, a: &AssignArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    run(
+        g,
+        &a.target,
+        &[Action::Assign(Some(a.agent.clone()))],
+        false,
+        out,
+    )
+}
+
+/// `braid unassign|resolve|reopen|pending ID`: a verb without an argument.
+pub fn plain(g: &Globals, action: Action, t: &Target, out: &mut dyn Write) -> anyhow::Result<()> {
+    run(g, t, &[action], false, out)
+}
+
+/// `braid snooze ID UNTIL`.
+pub fn snooze(g: &Globals, a: &SnoozeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    run(
+        g,
+        &a.target,
+        &[Action::Snooze(Some(a.until.clone()))],
+        false,
+        out,
+    )
+}
+
+/// `braid tag ID TAG...` (or `untag` with `remove`).
+pub fn tag(g: &Globals, a: &TagArgs, remove: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let actions: Vec<Action> = a
+        .tags
+        .iter()
+        .map(|t| {
+            if remove {
+                Action::Untag(Some(t.clone()))
+            } else {
+                Action::Tag(Some(t.clone()))
+            }
+        })
+        .collect();
+    run(g, &a.target, &actions, false, out)
+}
+
+/// `braid priority ID PRIORITY`.
+pub fn priority(g: &Globals, a: &PriorityArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let p = a.priority.parse::<Priority>()?;
+    run(g, &a.target, &[Action::Priority(Some(p))], false, out)
+}
+
+/// `braid vip ID [--off]`: the TUI's toggle, from the state asked for.
+pub fn vip(g: &Globals, a: &VipArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    run(g, &a.target, &[Action::Vip], a.off, out)
+}
+
+/// Map each action to its verb and run it on the conversation, as the TUI does.
+fn run(
+    g: &Globals,
+    t: &Target,
+    actions: &[Action],
+    vip_now: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let id = parse_conversation(&t.id)?;
+    let config = g.load()?;
+    let mut store = open_store(&config)?;
+    let now = now_millis();
+    let mut done = Vec::new();
+    for action in actions {
+        let verb: Verb = Verb::from_action(action, &config.agent, now, vip_now)
+            .map_err(anyhow::Error::msg)?
+            .ok_or_else(|| anyhow::anyhow!("{} needs an argument", action.name()))?;
+        match crate::actions::apply(&mut store, id, verb, &config.agent, now)? {
+            Outcome::Done(msg) => done.push(msg),
+            Outcome::Confirm { question, .. } => anyhow::bail!("{question}"),
+        }
+    }
+    if t.json {
+        return write_json(
+            out,
+            &DoneJson {
+                conversation_id: id.0,
+                done,
+            },
+        );
+    }
+    for line in done {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
