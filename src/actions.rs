@@ -175,3 +175,19 @@ pub fn merge_question(kind: IdentityKind, value: &str, p: &MergePreview) -> Stri
         convs(p.this.conversations),
     )
 }
+
+/// After an agent's reply: with `pending_after_reply` (config), an open conversation becomes
+/// pending, waiting on the customer (their next message opens it again). Returns whether it did.
+pub fn after_reply(
+    store: &mut Store,
+    conversation: ConversationId,
+    pending_after_reply: bool,
+    agent: &str,
+    now: Millis,
+) -> anyhow::Result<bool> {
+    if !pending_after_reply || store.conversation(conversation)?.status != Status::Open {
+        return Ok(false);
+    }
+    store.set_status(conversation, Status::Pending, None, agent, now)?;
+    Ok(true)
+}

@@ -37,6 +37,8 @@ pub struct Config {
     pub reopen_window_ms: i64,
     /// Below this terminal width the profile pane folds into a toggle.
     pub three_pane_min_width: u16,
+    /// An agent's reply moves an open conversation to pending (waiting on the customer).
+    pub pending_after_reply: bool,
     /// A user keymap file merged over the shipped one.
     pub keymap_file: Option<PathBuf>,
     pub theme: Theme,
@@ -264,6 +266,7 @@ impl Config {
             source: None,
             reopen_window_ms: DEFAULT_REOPEN_WINDOW_MS,
             three_pane_min_width: DEFAULT_THREE_PANE_MIN_WIDTH,
+            pending_after_reply: false,
             keymap_file: None,
             theme: Theme::default(),
             webchat: Default::default(),
@@ -302,6 +305,7 @@ struct RawConfig {
     agent: Option<Spanned<String>>,
     data_dir: Option<Spanned<String>>,
     reopen_window: Option<Spanned<String>>,
+    pending_after_reply: Option<bool>,
     keymap_file: Option<Spanned<String>>,
     #[serde(default)]
     ui: RawUi,
@@ -547,6 +551,7 @@ impl RawConfig {
             source,
             reopen_window_ms,
             three_pane_min_width,
+            pending_after_reply: self.pending_after_reply.unwrap_or(false),
             keymap_file,
             theme,
             webchat,
@@ -857,6 +862,7 @@ mod tests {
         assert_eq!(c.source, None);
         assert_eq!(c.reopen_window_ms, 7 * 24 * 3600 * 1000);
         assert_eq!(c.three_pane_min_width, 140);
+        assert!(!c.pending_after_reply);
         assert_eq!(c.keymap_file, None);
         assert_eq!(c.theme, Theme::default());
 
@@ -945,6 +951,7 @@ mod tests {
     fn every_key_is_read() {
         let c = load_text(
             "agent = \"zoe\"\nreopen_window = \"36h\"\nkeymap_file = \"/k.toml\"\n\
+             pending_after_reply = true\n\
              [ui]\nthree_pane_min_width = 120\n\
              [theme]\naccent = \"#ff8800\"\nvip = \"200\"\ndim = \"lightcyan\"\n",
         )
@@ -953,6 +960,7 @@ mod tests {
         assert_eq!(c.reopen_window_ms, 36 * 3600 * 1000);
         assert_eq!(c.keymap_file, Some(PathBuf::from("/k.toml")));
         assert_eq!(c.three_pane_min_width, 120);
+        assert!(c.pending_after_reply);
         assert_eq!(c.theme.accent, Color::Rgb(0xff, 0x88, 0));
         assert_eq!(c.theme.vip, Color::Indexed(200));
         assert_eq!(c.theme.dim, Color::LightCyan);

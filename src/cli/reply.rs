@@ -67,7 +67,15 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
             }
         );
     };
-    let message = store.queue_reply(id, channel, &config.agent, &text, now_millis())?;
+    let now = now_millis();
+    let message = store.queue_reply(id, channel, &config.agent, &text, now)?;
+    crate::actions::after_reply(
+        &mut store,
+        id,
+        config.pending_after_reply,
+        &config.agent,
+        now,
+    )?;
     tracing::info!(conversation = id.0, message_id = message.0, %channel, "reply queued from the CLI");
     let worker = worker_state(&config.data_dir);
     if args.json {

@@ -263,6 +263,8 @@ pub struct App {
     pub known_agents: Vec<String>,
     /// The request a [`PromptKind::Confirm`] prompt runs on y.
     confirm: Option<Request>,
+    /// A reply makes an open conversation pending (config `pending_after_reply`).
+    pub pending_after_reply: bool,
 }
 
 /// How long a status message stays up.
@@ -291,6 +293,7 @@ impl App {
             history: Vec::new(),
             previous_view: None,
             confirm: None,
+            pending_after_reply: config.pending_after_reply,
             known_agents: Vec::new(),
         }
     }
@@ -1043,7 +1046,11 @@ impl App {
         }
         c.sending = true;
         let write = match (c.kind, c.channel) {
-            (ComposeKind::Reply, Some(channel)) => Write::Reply { channel, body },
+            (ComposeKind::Reply, Some(channel)) => Write::Reply {
+                channel,
+                body,
+                then_pending: self.pending_after_reply,
+            },
             (ComposeKind::Reply, None) => {
                 c.sending = false;
                 self.error("no channel to reply on");

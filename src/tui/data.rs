@@ -60,6 +60,8 @@ pub enum Write {
     Reply {
         channel: Channel,
         body: String,
+        /// Then make an open conversation pending (`pending_after_reply`).
+        then_pending: bool,
     },
     Note {
         body: String,
@@ -380,9 +382,17 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
                         }
                     }
                 }
-                Write::Reply { channel, body } => {
+                Write::Reply {
+                    channel,
+                    body,
+                    then_pending,
+                } => {
                     let id = store.queue_reply(conversation, channel, a, &body, now)?;
-                    format!("reply #{id} queued via {channel}")
+                    if crate::actions::after_reply(store, conversation, then_pending, a, now)? {
+                        format!("reply #{id} queued via {channel}; #{conversation} pending")
+                    } else {
+                        format!("reply #{id} queued via {channel}")
+                    }
                 }
                 Write::Note { body } => {
                     store.add_note(conversation, a, &body, now)?;

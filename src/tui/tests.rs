@@ -1137,3 +1137,31 @@ fn identity_add_that_would_merge_asks_first() {
     h.keys(":identity add phone +1 202 555 0100<CR>").unwrap();
     assert!(matches!(h.app.mode, Mode::Normal));
 }
+
+#[test]
+fn pending_after_reply_waits_on_the_customer_until_they_write() {
+    let mut h = harness(160, 45);
+    select_named(&mut h, "Bob Smith");
+    let bob = h.app.queue.current().unwrap().id;
+    // Off by default: a reply leaves the conversation open.
+    h.keys("rWe do ship to Norway.<C-s>").unwrap();
+    assert_eq!(h.store.conversation(bob).unwrap().status, Status::Open);
+    // On: the reply makes it pending; the customer's next message opens it again.
+    h.app.pending_after_reply = true;
+    select_named(&mut h, "Bob Smith");
+    h.keys("rSize M is in stock.<C-s>").unwrap();
+    assert_eq!(h.store.conversation(bob).unwrap().status, Status::Pending);
+    let status = h.app.status.as_ref().unwrap().0.clone();
+    assert!(status.contains("pending"), "{status}");
+    let again = msg(
+        Channel::Telegram,
+        IdentityKind::Telegram,
+        "5550002",
+        "Bob Smith",
+        "t9",
+        NOW,
+        "Great, ordering now.",
+    );
+    ingest(&mut h.store, &again, &Settings::default()).unwrap();
+    assert_eq!(h.store.conversation(bob).unwrap().status, Status::Open);
+}
