@@ -195,40 +195,71 @@ async fn a_visitor_message_reaches_the_store_and_survives_a_reload() {
     chat.server.shutdown().await;
 }
 
+/// The hash an embedding site's server computes for its logged-in user, as README shows it:
+/// hex HMAC-SHA256 of the email, keyed with the text of `webchat-identity.secret`.
+fn site_hash(dir: &std::path::Path, email: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let secret = std::fs::read_to_string(dir.join("webchat-identity.secret")).unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.trim().as_bytes()).unwrap();
+    mac.update(email.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Connect as the widget on a page that vouches for its logged-in user.
+async fn signed_visitor(addr: SocketAddr, email: &str, hash: &str) -> (Ws, String, String) {
+    let mut ws = connect(addr, Some(SITE)).await.unwrap();
+    send(
+        &mut ws,
+        json!({"type": "hello", "visitor": null, "user_email": email, "user_hash": hash}),
+    )
+    .await;
+    match frame(&mut ws).await {
+        ServerFrame::Welcome { visitor, .. } => {
+            let id = visitor.split('.').next().unwrap().to_string();
+            (ws, visitor, id)
+        }
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn a_visitor_who_gives_their_email_joins_the_email_contact() {
+async fn a_visitor_the_site_signs_joins_the_email_contact() {
     let chat = start().await;
     let mut store = Store::open_dir(chat.dir.path()).unwrap();
-    let mail = Inbound {
-        channel: Channel::Email,
-        account: String::new(),
-        external_id: "<m1@example.com>".into(),
-        direction: Direction::In,
-        customer: Claim::new(IdentityKind::Email, "ann@example.com"),
-        linked: vec![],
-        customer_name: Some("Ann Lee".into()),
-        author: None,
-        subject: Some("Order 1234".into()),
-        body: "Where is my order?".into(),
-        sent_at: now_millis() - 60_000,
-        meta: None,
-        cursor: None,
-    };
-    ingest::ingest(&mut store, &mail, &ingest::Settings::default()).unwrap();
-    let ann = store
-        .contact_by_identity(IdentityKind::Email, "ann@example.com")
-        .unwrap()
-        .unwrap();
+    let ann = customer_by_email(&mut store, "ann@example.com", "Ann Lee");
 
-    let (mut ws, _, id) = visitor(chat.server.addr(), None).await;
+    // A wrong hash (another address's, a truncated one, garbage) is ignored: a guest.
+    let good = site_hash(chat.dir.path(), "Ann@Example.com");
+    for wrong in [
+        site_hash(chat.dir.path(), "eve@example.com"),
+        good[..62].to_string(),
+        "zz".repeat(32),
+        String::new(),
+    ] {
+        let (mut ws, _, id) = signed_visitor(chat.server.addr(), "Ann@Example.com", &wrong).await;
+        assert_eq!(say(&mut ws, "w1", "let me in").await, ack("w1"));
+        let c = store
+            .contact_by_identity(IdentityKind::WebChat, &id)
+            .unwrap()
+            .unwrap();
+        assert_ne!(c, ann, "a wrong hash {wrong:?} must not link");
+    }
+
+    let (mut ws, _, id) = signed_visitor(chat.server.addr(), "Ann@Example.com", &good).await;
     send(
         &mut ws,
         json!({"type": "msg", "id": "e1", "text": "hi", "email": "not an email"}),
     )
     .await;
     assert_eq!(code_of(&frame(&mut ws).await), "bad_email");
-    send(&mut ws, json!({"type": "msg", "id": "e2", "text": "Any news on order 1234?", "email": " Ann@Example.com "})).await;
-    assert_eq!(frame(&mut ws).await, ack("e2"));
+    assert_eq!(
+        say(&mut ws, "e2", "Any news on order 1234?").await,
+        ack("e2")
+    );
 
     let contact = store
         .contact_by_identity(IdentityKind::WebChat, &id)
@@ -246,6 +277,35 @@ async fn a_visitor_who_gives_their_email_joins_the_email_contact() {
     assert_eq!(
         t[0].conversation_id, t[1].conversation_id,
         "one conversation"
+    );
+
+    // Long-poll: the signed user rides along with each send.
+    let (_, body) = http(
+        chat.server.addr(),
+        "POST",
+        "/lp/hello",
+        Some(SITE),
+        r#"{"visitor":null}"#,
+    )
+    .await;
+    let ServerFrame::Welcome { visitor: token, .. } = serde_json::from_str(&body).unwrap() else {
+        panic!("{body}")
+    };
+    let lp_id = token.split('.').next().unwrap().to_string();
+    let (status, body) = http(
+        chat.server.addr(),
+        "POST",
+        "/lp/send",
+        Some(SITE),
+        &json!({"visitor": token, "id": "p1", "text": "by poll", "user_email": "ann@example.com", "user_hash": site_hash(chat.dir.path(), "ann@example.com")}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        store
+            .contact_by_identity(IdentityKind::WebChat, &lp_id)
+            .unwrap(),
+        Some(ann)
     );
     chat.server.shutdown().await;
 }
@@ -517,14 +577,10 @@ async fn a_visitor_who_left_gets_the_reply_by_email_or_a_clear_failure() {
     let addr = chat.server.addr();
     let mut store = Store::open_dir(chat.dir.path()).unwrap();
 
-    // Gave an email, then left.
-    let (mut ws, _, with_email) = visitor(addr, None).await;
-    send(
-        &mut ws,
-        json!({"type": "msg", "id": "m1", "text": "call me back", "email": "zoe@example.com"}),
-    )
-    .await;
-    assert_eq!(frame(&mut ws).await, ack("m1"));
+    // Known by a verified email (the site signed it), then left.
+    let hash = site_hash(chat.dir.path(), "zoe@example.com");
+    let (mut ws, _, with_email) = signed_visitor(addr, "zoe@example.com", &hash).await;
+    assert_eq!(say(&mut ws, "m1", "call me back").await, ack("m1"));
     drop(ws);
     // Gave none, then left.
     let (mut ws, _, anonymous) = visitor(addr, None).await;
@@ -789,4 +845,118 @@ async fn behind_a_proxy_the_limits_count_the_forwarded_address() {
         .await
         .unwrap_err();
     assert!(again.to_string().contains("429"), "{again}");
+}
+
+/// An email the customer sent from `address` (a contact braid knows by email).
+fn customer_by_email(store: &mut Store, address: &str, name: &str) -> braid::model::ContactId {
+    let mail = Inbound {
+        channel: Channel::Email,
+        account: String::new(),
+        external_id: format!("<{address}-1@example.com>"),
+        direction: Direction::In,
+        customer: Claim::new(IdentityKind::Email, address),
+        linked: vec![],
+        customer_name: Some(name.into()),
+        author: None,
+        subject: Some("My order".into()),
+        body: "Private: my address is 1 Elm St".into(),
+        sent_at: now_millis() - 60_000,
+        meta: None,
+        cursor: None,
+    };
+    ingest::ingest(store, &mail, &ingest::Settings::default()).unwrap();
+    store
+        .contact_by_identity(IdentityKind::Email, address)
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn typing_a_customers_email_is_a_claim_not_a_takeover() {
+    let chat = start().await;
+    let addr = chat.server.addr();
+    let mut store = Store::open_dir(chat.dir.path()).unwrap();
+    let olivia = customer_by_email(&mut store, "olivia.thomas3@gmail.com", "Olivia Thomas");
+
+    let (mut ws, _, id) = visitor(addr, None).await;
+    send(&mut ws, json!({"type": "msg", "id": "t1", "text": "hi, it's me", "email": "Olivia.Thomas3@gmail.com"})).await;
+    assert_eq!(frame(&mut ws).await, ack("t1"));
+    let intruder = store
+        .contact_by_identity(IdentityKind::WebChat, &id)
+        .unwrap()
+        .unwrap();
+    assert_ne!(intruder, olivia, "the visitor must stay their own contact");
+    // Olivia's history is not in the visitor's timeline, and her contact has no visitor id.
+    let t = store.timeline(intruder, None, 100).unwrap();
+    assert!(t.iter().all(|m| m.channel == Channel::WebChat), "{t:?}");
+    assert!(
+        store
+            .identities(olivia)
+            .unwrap()
+            .iter()
+            .all(|i| i.kind == IdentityKind::Email)
+    );
+    // The visitor is not named after the address they typed.
+    assert_eq!(
+        store.contact(intruder).unwrap().name,
+        format!("Visitor {}", &id[..8])
+    );
+    // The profile shows the claim.
+    let p = store.profile(intruder).unwrap();
+    assert_eq!(
+        p.claims
+            .iter()
+            .map(|c| c.value.as_str())
+            .collect::<Vec<_>>(),
+        vec!["olivia.thomas3@gmail.com"]
+    );
+    assert!(
+        store
+            .identities(intruder)
+            .unwrap()
+            .iter()
+            .all(|i| i.kind == IdentityKind::WebChat)
+    );
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The visitor has left: the reply is NOT emailed to the claimed address.
+    let item = queue(&mut store, &id, "Your parcel goes to 1 Elm St").await;
+    let mailer = Arc::new(Mailer::default());
+    let err = chat
+        .server
+        .outbound(None, Some(mailer.clone() as Arc<dyn Outbound>))
+        .send(&item)
+        .await
+        .unwrap_err();
+    assert!(
+        mailer.0.lock().unwrap().is_empty(),
+        "mailed to an unverified claim"
+    );
+    assert!(
+        err.reason.contains("olivia.thomas3@gmail.com") && err.reason.contains("not verified"),
+        "{}",
+        err.reason
+    );
+    assert!(!err.retry);
+    // Failed, and sent again when the visitor comes back (as for a visitor with no email).
+    store
+        .mark_failed(
+            item.message_id,
+            &err.reason,
+            err.retry,
+            "worker",
+            now_millis(),
+        )
+        .unwrap();
+    let token = braid::channels::webchat::secret::Signer::load_or_create(chat.dir.path())
+        .unwrap()
+        .token(&id);
+    let (_back, _, _) = visitor(addr, Some(&token)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.message(item.message_id).unwrap().delivery != Some(Delivery::Queued) {
+        assert!(Instant::now() < deadline, "not queued again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    chat.server.shutdown().await;
 }

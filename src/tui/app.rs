@@ -620,6 +620,9 @@ impl App {
                         .collect()
                 }
             }
+            "claim" if !arg.contains(' ') => {
+                ["link", "dismiss"].iter().map(|s| s.to_string()).collect()
+            }
             "snooze" => ["1h", "4h", "tomorrow", "monday", "1w"]
                 .iter()
                 .map(|s| s.to_string())
@@ -857,6 +860,11 @@ impl App {
             },
             Action::IdentityAdd(None) => self.prompt("identity add "),
             Action::IdentityAdd(Some((kind, value))) => self.write(Write::IdentityAdd(kind, value)),
+            Action::Claim(None) => self.prompt("claim "),
+            Action::Claim(Some(d)) => self.write(Write::Claim {
+                link: d.link,
+                value: d.value,
+            }),
         }
     }
 

@@ -49,6 +49,11 @@ pub enum Write {
     Vip(bool),
     Retry,
     IdentityAdd(IdentityKind, String),
+    /// Link (or dismiss) an identity the contact claimed; `value` when there are several.
+    Claim {
+        link: bool,
+        value: Option<String>,
+    },
     Reply {
         channel: Channel,
         body: String,
@@ -356,6 +361,21 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
                     let v = crate::identity::normalize(kind, &raw)?;
                     store.add_identity(contact, kind, &v, a, now)?;
                     format!("{kind} {v} added to the contact")
+                }
+                Write::Claim { link: true, value } => {
+                    let (person, claim) = store.link_claim(contact, value.as_deref(), a, now)?;
+                    if person == contact {
+                        format!("{} {} linked to the contact", claim.kind, claim.value)
+                    } else {
+                        format!(
+                            "{} {} linked: the visitor joined contact #{person}",
+                            claim.kind, claim.value
+                        )
+                    }
+                }
+                Write::Claim { link: false, value } => {
+                    let claim = store.dismiss_claim(contact, value.as_deref(), a, now)?;
+                    format!("claim {} {} dismissed", claim.kind, claim.value)
                 }
                 Write::Reply { channel, body } => {
                     let id = store.queue_reply(conversation, channel, a, &body, now)?;

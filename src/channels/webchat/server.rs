@@ -198,9 +198,16 @@ fn text(frame: &ServerFrame) -> Message {
 async fn session(shared: Arc<Shared>, socket: WebSocket, ip: IpAddr, _slot: Slot) {
     let (mut sink, mut stream) = socket.split();
     let first = tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await;
-    let token = match first {
+    let (token, verified) = match first {
         Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ClientFrame>(t.as_str()) {
-            Ok(ClientFrame::Hello { visitor }) => visitor,
+            Ok(ClientFrame::Hello {
+                visitor,
+                user_email,
+                user_hash,
+            }) => (
+                visitor,
+                shared.verified_email(user_email.as_deref(), user_hash.as_deref()),
+            ),
             _ => return close(sink, CLOSE_MALFORMED, "malformed frame: expected hello").await,
         },
         Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return,
@@ -259,7 +266,17 @@ async fn session(shared: Arc<Shared>, socket: WebSocket, ip: IpAddr, _slot: Slot
                 let reply = match serde_json::from_str::<ClientFrame>(t.as_str()) {
                     Ok(ClientFrame::Msg { id, text, email }) if valid_client_id(&id) => {
                         shared
-                            .message(&visitor, ip, &id, &text, email.as_deref(), Some(guard.id()))
+                            .message(
+                                &visitor,
+                                ip,
+                                &id,
+                                &text,
+                                Visitor {
+                                    typed: email.as_deref(),
+                                    verified: verified.as_deref(),
+                                },
+                                Some(guard.id()),
+                            )
                             .await
                     }
                     _ => return close(sink, CLOSE_MALFORMED, "malformed frame").await,
@@ -272,7 +289,32 @@ async fn session(shared: Arc<Shared>, socket: WebSocket, ip: IpAddr, _slot: Slot
     }
 }
 
+/// What a visitor's message says about who they are.
+pub(crate) struct Visitor<'a> {
+    /// An email the visitor typed: a claim.
+    pub typed: Option<&'a str>,
+    /// An email the embedding site signed (verified).
+    pub verified: Option<&'a str>,
+}
+
 impl Shared {
+    /// The email an embedding site vouches for, when its signature verifies. A wrong signature
+    /// is ignored (the visitor chats as a guest) and logged for the site's developers; the
+    /// address and the hash are not logged.
+    pub(crate) fn verified_email(&self, email: Option<&str>, hash: Option<&str>) -> Option<String> {
+        let email = email.map(str::trim).filter(|e| !e.is_empty())?;
+        let hash = hash.unwrap_or("");
+        if !self.identity.verify(email, hash) {
+            tracing::warn!(
+                "web chat: a page gave data-user-email with a data-user-hash that does not verify \
+                 (sign the email with the secret in {}); chatting as a guest",
+                super::secret::IDENTITY_SECRET_FILE
+            );
+            return None;
+        }
+        crate::identity::normalize(crate::model::IdentityKind::Email, email).ok()
+    }
+
     /// The visitor of a hello: a genuine token's id, or a new id. Err: a forged token.
     pub(crate) fn visitor(&self, token: Option<&str>) -> Result<(String, String), ServerFrame> {
         match token {
@@ -298,7 +340,7 @@ impl Shared {
         ip: IpAddr,
         id: &str,
         text: &str,
-        email: Option<&str>,
+        who: Visitor<'_>,
         from_socket: Option<u64>,
     ) -> ServerFrame {
         let body = text.trim();
@@ -316,7 +358,7 @@ impl Shared {
                 Some(id),
             );
         }
-        let email = email.map(str::trim).filter(|e| !e.is_empty());
+        let email = who.typed.map(str::trim).filter(|e| !e.is_empty());
         if let Some(e) = email
             && crate::identity::normalize(crate::model::IdentityKind::Email, e).is_err()
         {
@@ -332,7 +374,11 @@ impl Shared {
         if let Err(wait) = self.ip_messages.check(&ip) {
             return rate_limited("too many messages from this address", wait, Some(id));
         }
-        match self.db.ingest(db::inbound(visitor, id, body, email)).await {
+        match self
+            .db
+            .ingest(db::inbound(visitor, id, body, email, who.verified))
+            .await
+        {
             Ok(_) => {
                 let echo = ServerFrame::Msg {
                     id: id.to_string(),
@@ -366,6 +412,14 @@ impl Shared {
 struct LpHello {
     #[serde(default)]
     visitor: Option<String>,
+    // Accepted so the widget sends one hello for both transports; each long-poll send carries
+    // the signed user again (a request stands alone).
+    #[allow(dead_code)]
+    #[serde(default)]
+    user_email: Option<String>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    user_hash: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -376,6 +430,11 @@ struct LpSend {
     text: String,
     #[serde(default)]
     email: Option<String>,
+    /// The site's signed user, as in the hello (each request stands alone).
+    #[serde(default)]
+    user_email: Option<String>,
+    #[serde(default)]
+    user_hash: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -501,13 +560,17 @@ async fn lp_send(
         );
     };
     shared.hub.touch_poller(&visitor);
+    let verified = shared.verified_email(req.user_email.as_deref(), req.user_hash.as_deref());
     let reply = shared
         .message(
             &visitor,
             client_ip(&shared, peer, &headers),
             &req.id,
             &req.text,
-            req.email.as_deref(),
+            Visitor {
+                typed: req.email.as_deref(),
+                verified: verified.as_deref(),
+            },
             None,
         )
         .await;
