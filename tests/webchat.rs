@@ -960,3 +960,112 @@ async fn typing_a_customers_email_is_a_claim_not_a_takeover() {
     }
     chat.server.shutdown().await;
 }
+
+/// A long poll (or any POST) as if from `forwarded_for` behind a trusted proxy: (status, body).
+async fn http_from(addr: SocketAddr, path: &str, forwarded_for: &str, body: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: {SITE}\r\nX-Forwarded-For: {forwarded_for}\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn long_polls_from_one_address_cannot_lock_out_everyone_else() {
+    let chat = start_with(|c| {
+        c.max_connections = 50;
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    let addr = chat.server.addr();
+    // One address, 60 visitor ids (minted with the server's own secret: a flood of hellos
+    // would only be slower), a poll each, all at once.
+    let signer = braid::channels::webchat::secret::Signer::load_or_create(chat.dir.path()).unwrap();
+    let mut polls = Vec::new();
+    for _ in 0..60 {
+        let (_, token) = signer.issue().unwrap();
+        let body = json!({"visitor": token}).to_string();
+        polls.push(tokio::spawn(async move {
+            http_from(addr, "/lp/poll", "203.0.113.66", &body).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A visitor from elsewhere still gets in, over the WebSocket and the long poll.
+    let ws = connect_from(addr, "198.51.100.7").await;
+    assert!(ws.is_ok(), "locked out: {:?}", ws.err());
+    let (_, token) = signer.issue().unwrap();
+    let (status, body) = http_from(
+        addr,
+        "/lp/poll",
+        "198.51.100.8",
+        &json!({"visitor": token}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut refused = 0;
+    for p in polls {
+        let (status, body) = p.await.unwrap();
+        if status == 429 {
+            refused += 1;
+            assert!(
+                body.contains("too many connections from this address"),
+                "{body}"
+            );
+        }
+    }
+    assert!(refused >= 60 - 20, "only {refused} of 60 polls refused");
+}
+
+#[tokio::test]
+async fn a_newer_poll_of_the_same_visitor_ends_the_older_one() {
+    let chat = start().await;
+    let addr = chat.server.addr();
+    let (_, body) = http(addr, "POST", "/lp/hello", Some(SITE), r#"{"visitor":null}"#).await;
+    let ServerFrame::Welcome { visitor: token, .. } = serde_json::from_str(&body).unwrap() else {
+        panic!("{body}")
+    };
+    let poll_body: &'static str = json!({"visitor": token}).to_string().leak();
+    let first = tokio::spawn(http(addr, "POST", "/lp/poll", Some(SITE), poll_body));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let second = tokio::spawn(http(addr, "POST", "/lp/poll", Some(SITE), poll_body));
+    let (status, body) = first.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("\"superseded\":true"), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the older poll waited on"
+    );
+    // The newer one gets what arrives.
+    let id = token.split('.').next().unwrap().to_string();
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/lp/send",
+        Some(SITE),
+        &json!({"visitor": token, "id": "s1", "text": "hello"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = second.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("hello"), "{body}");
+    assert_eq!(timeline_of(&chat.store, &id).len(), 1);
+}

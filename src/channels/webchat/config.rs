@@ -12,6 +12,7 @@ pub const DEFAULT_VISITOR_MESSAGES_PER_MINUTE: u32 = 20;
 pub const DEFAULT_IP_MESSAGES_PER_MINUTE: u32 = 120;
 pub const DEFAULT_IP_CONNECTIONS_PER_MINUTE: u32 = 60;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2000;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 20;
 
 /// How the website live chat is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub struct WebChatConfig {
     pub ip_connections_per_minute: u32,
     /// Open connections (WebSocket and long-poll visitors) beyond which new ones are refused.
     pub max_connections: usize,
+    /// Open connections (WebSockets and pending long polls) from one address; more are refused
+    /// (429), so one address cannot hold every slot.
+    pub max_connections_per_ip: usize,
     /// Behind a reverse proxy on this machine: take the visitor's address for the per-IP limits
     /// from the last `X-Forwarded-For` entry of requests that come from loopback.
     pub trust_forwarded_for: bool,
@@ -49,6 +53,7 @@ impl Default for WebChatConfig {
             ip_messages_per_minute: DEFAULT_IP_MESSAGES_PER_MINUTE,
             ip_connections_per_minute: DEFAULT_IP_CONNECTIONS_PER_MINUTE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             trust_forwarded_for: false,
         }
     }
@@ -80,6 +85,7 @@ pub struct RawWebChat {
     ip_messages_per_minute: Option<Spanned<i64>>,
     ip_connections_per_minute: Option<Spanned<i64>>,
     max_connections: Option<Spanned<i64>>,
+    max_connections_per_ip: Option<Spanned<i64>>,
     trust_forwarded_for: Option<Spanned<bool>>,
 }
 
@@ -190,6 +196,13 @@ impl RawWebChat {
                 1_000_000,
                 d.max_connections as i64,
             )? as usize,
+            max_connections_per_ip: count(
+                &self.max_connections_per_ip,
+                "webchat.max_connections_per_ip",
+                1,
+                1_000_000,
+                d.max_connections_per_ip as i64,
+            )? as usize,
             trust_forwarded_for: self
                 .trust_forwarded_for
                 .as_ref()
@@ -276,6 +289,7 @@ mod tests {
             "ip_messages_per_minute",
             "ip_connections_per_minute",
             "max_connections",
+            "max_connections_per_ip",
             "trust_forwarded_for",
         ] {
             assert!(

@@ -3,7 +3,7 @@
 
 use super::Shared;
 use super::db;
-use super::hub::{Frame, Slot};
+use super::hub::{Busy, Frame, Polled, Slot};
 use super::protocol::{ClientFrame, From, ServerFrame, valid_client_id};
 use axum::Router;
 use axum::body::Bytes;
@@ -167,17 +167,38 @@ async fn ws_upgrade(
             "too many connections from this address",
         );
     }
-    let Some(slot) = shared.hub.slot(shared.config.max_connections) else {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "too many open connections",
-        );
+    let slot = match take_slot(&shared, ip) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
     };
     let limit = shared.frame_limit();
     ws.max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| session(shared, socket, ip, slot))
+}
+
+/// A connection slot for `ip`, or the refusal: 429 when this address holds its share, 503 when
+/// the server is full.
+fn take_slot(shared: &Arc<Shared>, ip: IpAddr) -> Result<Slot, Refusal> {
+    shared
+        .hub
+        .slot_for(
+            ip,
+            shared.config.max_connections,
+            shared.config.max_connections_per_ip,
+        )
+        .map_err(|busy| match busy {
+            Busy::Address => refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many connections from this address",
+            ),
+            Busy::Full => refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many open connections",
+            ),
+        })
 }
 
 async fn close(mut sink: impl SinkExt<Message> + Unpin, code: u16, reason: &'static str) {
@@ -577,7 +598,12 @@ async fn lp_send(
     frame(&origin, &reply)
 }
 
-async fn lp_poll(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn lp_poll(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let origin = match check_origin(&shared, &headers) {
         Ok(o) => o,
         Err(r) => return r.into_response(),
@@ -591,17 +617,27 @@ async fn lp_poll(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
             &ServerFrame::error("bad_visitor", "unknown visitor id", None),
         );
     };
-    let Some(_slot) = shared.hub.slot(shared.config.max_connections) else {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "too many open connections",
-        );
+    // A pending poll holds a connection slot of its address like a WebSocket does.
+    let _slot = match take_slot(&shared, client_ip(&shared, peer, &headers)) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
     };
     let mut stop = shared.stop.clone();
     let frames = tokio::select! {
         f = shared.hub.poll(&visitor, shared.long_poll) => f,
-        _ = stop.changed() => Vec::new(),
+        _ = stop.changed() => Polled::Frames(Vec::new()),
+    };
+    let frames = match frames {
+        Polled::Frames(f) => f,
+        // A newer poll of this visitor took over (the widget waits a little before polling
+        // again, so two tabs take turns instead of ending each other's polls in a loop).
+        Polled::Superseded => {
+            return json(
+                &origin,
+                StatusCode::OK,
+                r#"{"frames":[],"superseded":true}"#.to_string(),
+            );
+        }
     };
     let mut body = String::from("{\"frames\":[");
     for (i, f) in frames.iter().enumerate() {

@@ -219,6 +219,9 @@
     post("/lp/poll", { visitor: token }).then(function (r) {
       if (r.type === "error") { polling = false; handle(r); return; }
       for (var k = 0; k < (r.frames || []).length; k++) handle(r.frames[k]);
+      // Another tab (or this page before a reload) polls for this visitor now: one pending
+      // poll per visitor, so wait before taking over.
+      if (r.superseded) { setTimeout(pollLoop, 5000); return; }
       pollLoop();
     }).catch(function () { polling = false; failures++; lost(); });
   }
