@@ -1069,3 +1069,66 @@ async fn a_newer_poll_of_the_same_visitor_ends_the_older_one() {
     assert!(body.contains("hello"), "{body}");
     assert_eq!(timeline_of(&chat.store, &id).len(), 1);
 }
+
+#[tokio::test]
+async fn the_size_limit_counts_characters_and_bad_frames_close_with_their_code() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let chat = start().await;
+    let addr = chat.server.addr();
+    let (mut ws, _, id) = visitor(addr, None).await;
+    // 2,000 emoji (the default limit), each sent as a \uXXXX\uXXXX pair: 24,000 bytes of JSON.
+    let escaped = "\\ud83d\\ude00".repeat(2000);
+    let raw = format!(r#"{{"type":"msg","id":"emoji","text":"{escaped}"}}"#);
+    ws.send(Message::Text(raw.into())).await.unwrap();
+    assert_eq!(frame(&mut ws).await, ack("emoji"));
+    assert_eq!(timeline_of(&chat.store, &id)[0].body.chars().count(), 2000);
+    // One more character is refused by the message limit, not by the frame limit.
+    let escaped = "\\ud83d\\ude00".repeat(2001);
+    let raw = format!(r#"{{"type":"msg","id":"more","text":"{escaped}"}}"#);
+    ws.send(Message::Text(raw.into())).await.unwrap();
+    assert_eq!(code_of(&frame(&mut ws).await), "too_long");
+    // A frame beyond the byte cap closes with 1009 (message too big).
+    send(
+        &mut ws,
+        json!({"type": "msg", "id": "huge", "text": "x".repeat(1_000_000)}),
+    )
+    .await;
+    assert_eq!(closed(&mut ws).await, Some(1009));
+    // A text frame that is not UTF-8 closes with 1007.
+    let (mut ws, _, _) = visitor(addr, None).await;
+    ws.send(Message::Frame(Frame::message(
+        vec![b'"', 0xff, 0xfe, b'"'],
+        OpCode::Data(Data::Text),
+        true,
+    )))
+    .await
+    .unwrap();
+    assert_eq!(closed(&mut ws).await, Some(1007));
+}
+
+#[tokio::test]
+async fn an_origin_naming_the_host_header_is_not_the_servers_own_page() {
+    let chat = start().await;
+    let addr = chat.server.addr();
+    // DNS rebinding: evil.example resolves to this server; the browser sends Host and Origin
+    // both naming evil.example.
+    let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Host", HeaderValue::from_static("evil.example:8765"));
+    req.headers_mut().insert(
+        "Origin",
+        HeaderValue::from_static("http://evil.example:8765"),
+    );
+    let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    // The demo page at the listen address is the server's own.
+    assert!(connect(addr, Some(&format!("http://{addr}"))).await.is_ok());
+    // A configured public origin (behind a proxy) is too.
+    let chat = start_with(|c| c.public_origin = Some("https://chat.example.com".into())).await;
+    assert!(
+        connect(chat.server.addr(), Some("https://chat.example.com"))
+            .await
+            .is_ok()
+    );
+}

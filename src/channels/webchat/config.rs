@@ -36,6 +36,10 @@ pub struct WebChatConfig {
     /// Open connections (WebSockets and pending long polls) from one address; more are refused
     /// (429), so one address cannot hold every slot.
     pub max_connections_per_ip: usize,
+    /// The origin the server's own pages (the demo page) are served from behind a reverse
+    /// proxy (`https://chat.example.com`). The listen address (`http://127.0.0.1:8765`) is
+    /// always one; the request's Host header never is (DNS rebinding).
+    pub public_origin: Option<String>,
     /// Behind a reverse proxy on this machine: take the visitor's address for the per-IP limits
     /// from the last `X-Forwarded-For` entry of requests that come from loopback.
     pub trust_forwarded_for: bool,
@@ -54,6 +58,7 @@ impl Default for WebChatConfig {
             ip_connections_per_minute: DEFAULT_IP_CONNECTIONS_PER_MINUTE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            public_origin: None,
             trust_forwarded_for: false,
         }
     }
@@ -72,6 +77,15 @@ pub fn normalize_origin(origin: &str) -> String {
     origin.trim().trim_end_matches('/').to_ascii_lowercase()
 }
 
+/// `https://host[:port]`: a scheme and a host, nothing after.
+fn is_origin(n: &str) -> bool {
+    (n.starts_with("http://") || n.starts_with("https://"))
+        && !n.contains(' ')
+        && n.split("://")
+            .nth(1)
+            .is_some_and(|h| !h.is_empty() && !h.contains('/'))
+}
+
 /// The section as written in the file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +100,7 @@ pub struct RawWebChat {
     ip_connections_per_minute: Option<Spanned<i64>>,
     max_connections: Option<Spanned<i64>>,
     max_connections_per_ip: Option<Spanned<i64>>,
+    public_origin: Option<Spanned<String>>,
     trust_forwarded_for: Option<Spanned<bool>>,
 }
 
@@ -126,16 +141,28 @@ impl RawWebChat {
                 )
             })?,
         };
+        let public_origin = match &self.public_origin {
+            None => None,
+            Some(o) if o.get_ref().trim().is_empty() => None,
+            Some(o) if is_origin(&normalize_origin(o.get_ref())) => {
+                Some(normalize_origin(o.get_ref()))
+            }
+            Some(o) => {
+                return Err((
+                    o.span(),
+                    "webchat.public_origin",
+                    format!(
+                        "bad origin '{}' (a scheme and a host, like \"https://chat.example.com\")",
+                        o.get_ref()
+                    ),
+                ));
+            }
+        };
         let mut allowed_origins = Vec::new();
         if let Some(list) = &self.allowed_origins {
             for o in list.get_ref() {
                 let n = normalize_origin(o);
-                let ok = n == "*"
-                    || ((n.starts_with("http://") || n.starts_with("https://"))
-                        && !n.contains(' ')
-                        && n.split("://")
-                            .nth(1)
-                            .is_some_and(|h| !h.is_empty() && !h.contains('/')));
+                let ok = n == "*" || is_origin(&n);
                 if !ok {
                     return Err((
                         list.span(),
@@ -203,6 +230,7 @@ impl RawWebChat {
                 1_000_000,
                 d.max_connections_per_ip as i64,
             )? as usize,
+            public_origin,
             trust_forwarded_for: self
                 .trust_forwarded_for
                 .as_ref()
@@ -257,6 +285,17 @@ mod tests {
             "webchat.allowed_origins"
         );
         assert_eq!(
+            parse("public_origin = \"chat.example.com\"").unwrap_err().1,
+            "webchat.public_origin"
+        );
+        assert_eq!(
+            parse("public_origin = \"HTTPS://Chat.example.com/\"")
+                .unwrap()
+                .public_origin
+                .as_deref(),
+            Some("https://chat.example.com")
+        );
+        assert_eq!(
             parse("max_message_chars = 0").unwrap_err().1,
             "webchat.max_message_chars"
         );
@@ -290,6 +329,7 @@ mod tests {
             "ip_connections_per_minute",
             "max_connections",
             "max_connections_per_ip",
+            "public_origin",
             "trust_forwarded_for",
         ] {
             assert!(

@@ -107,17 +107,37 @@ pub(crate) struct Shared {
     ip_connections: RateLimiter<IpAddr>,
     long_poll: Duration,
     stop: watch::Receiver<bool>,
+    /// The origins of the server's own pages: the bound listen address (and `localhost` on
+    /// loopback), and the configured public origin.
+    own_origins: Vec<String>,
 }
 
 impl Shared {
-    /// The largest frame or request body accepted: the longest message, JSON-escaped, and room
-    /// for the rest of the frame.
+    /// The largest frame or request body accepted, in bytes: the longest message with every
+    /// character JSON-escaped as a `\uXXXX\uXXXX` pair (12 bytes), and room for the rest of the
+    /// frame. The message limit itself counts characters after decoding.
     fn frame_limit(&self) -> usize {
         self.config
             .max_message_chars
-            .saturating_mul(6)
-            .saturating_add(2048)
+            .saturating_mul(12)
+            .saturating_add(4096)
     }
+}
+
+/// The origins a page served by this server has (see [`Shared::own_origins`]).
+fn own_origins(addr: SocketAddr, public: Option<&str>) -> Vec<String> {
+    let mut out = vec![local_url(addr).trim_end_matches('/').to_string()];
+    if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+        out.push(format!("http://localhost:{}", addr.port()));
+    }
+    if let IpAddr::V4(v4) = addr.ip()
+        && !v4.is_unspecified()
+    {
+        out.push(format!("http://{addr}"));
+    }
+    out.extend(public.map(config::normalize_origin));
+    out.dedup();
+    out
 }
 
 /// A running web chat server. Dropping it stops it too (without waiting).
@@ -146,6 +166,7 @@ impl WebChatServer {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let config_public = config.public_origin.clone();
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             visitor_messages: RateLimiter::new(config.visitor_messages_per_minute),
@@ -158,6 +179,7 @@ impl WebChatServer {
             db,
             long_poll: options.long_poll,
             stop: stop_rx.clone(),
+            own_origins: own_origins(addr, config_public.as_deref()),
         });
         let app =
             server::router(Arc::clone(&shared)).into_make_service_with_connect_info::<SocketAddr>();

@@ -32,6 +32,7 @@ pub const LONG_POLL: Duration = Duration::from_secs(25);
 const CLOSE_UNSUPPORTED: u16 = 1003;
 const CLOSE_MALFORMED: u16 = 1007;
 const CLOSE_POLICY: u16 = 1008;
+const CLOSE_TOO_BIG: u16 = 1009;
 /// The visitor token was forged or is unknown: the widget starts over with a new id.
 pub const CLOSE_BAD_VISITOR: u16 = 4001;
 
@@ -106,16 +107,11 @@ fn check_origin(shared: &Shared, headers: &HeaderMap) -> Result<HeaderValue, Ref
     if shared.config.allows_origin(text) {
         return Ok(origin.clone());
     }
-    // The server's own pages (the demo page) are same-origin.
-    let own = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|host| {
-            let o = super::config::normalize_origin(text);
-            o == format!("http://{}", host.to_ascii_lowercase())
-                || o == format!("https://{}", host.to_ascii_lowercase())
-        });
-    if own {
+    // The server's own pages (the demo page): the listen address or the configured public
+    // origin. Never "whatever the Host header says": a DNS-rebinding page sends Host and Origin
+    // both naming its own domain.
+    let o = super::config::normalize_origin(text);
+    if shared.own_origins.contains(&o) {
         Ok(origin.clone())
     } else {
         Err(forbidden())
@@ -211,6 +207,20 @@ async fn close(mut sink: impl SinkExt<Message> + Unpin, code: u16, reason: &'sta
     let _ = sink.close().await;
 }
 
+/// The close code for a frame the WebSocket layer refused, if it has one.
+fn broken(e: axum::Error) -> Option<(u16, &'static str)> {
+    match e
+        .into_inner()
+        .downcast::<tungstenite::Error>()
+        .ok()
+        .map(|b| *b)
+    {
+        Some(tungstenite::Error::Capacity(_)) => Some((CLOSE_TOO_BIG, "frame too large")),
+        Some(tungstenite::Error::Utf8(_)) => Some((CLOSE_MALFORMED, "text frame is not UTF-8")),
+        _ => None,
+    }
+}
+
 fn text(frame: &ServerFrame) -> Message {
     Message::Text(frame.to_json().into())
 }
@@ -281,8 +291,15 @@ async fn session(shared: Arc<Shared>, socket: WebSocket, ip: IpAddr, _slot: Slot
                     Some(Ok(Message::Binary(_))) => {
                         return close(sink, CLOSE_UNSUPPORTED, "binary frames are not accepted").await;
                     }
-                    // Closed, or broken (an oversize frame, bad UTF-8, a protocol error).
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                    Some(Ok(Message::Close(_))) | None => return,
+                    // An oversize frame (1009), a text frame that is not UTF-8 (1007); any
+                    // other protocol error just ends the socket.
+                    Some(Err(e)) => {
+                        if let Some((code, why)) = broken(e) {
+                            close(sink, code, why).await;
+                        }
+                        return;
+                    }
                 };
                 let reply = match serde_json::from_str::<ClientFrame>(t.as_str()) {
                     Ok(ClientFrame::Msg { id, text, email }) if valid_client_id(&id) => {
