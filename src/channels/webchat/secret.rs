@@ -280,6 +280,101 @@ mod tests {
     }
 
     #[test]
+    fn a_short_signature_is_refused_whatever_its_bytes() {
+        // Without the length check, one of these 256 one-byte signatures would pass the
+        // truncated compare: a token forgeable in 256 tries.
+        let s = Signer::from_key([7; 32]);
+        let (id, _) = s.issue().unwrap();
+        for b in 0..=255u8 {
+            assert_eq!(s.verify(&format!("{id}.{b:02x}")), None, "{b:02x}");
+        }
+        // And a signature one byte too long, made of the genuine one plus a byte.
+        let token = s.token(&id);
+        assert_eq!(s.verify(&format!("{token}00")), None);
+    }
+
+    #[test]
+    fn junk_is_not_a_visitor_id() {
+        let s = Signer::from_key([1; 32]);
+        let (id, _) = s.issue().unwrap();
+        assert!(is_visitor_id(&id));
+        for junk in [
+            "",
+            "w",
+            "x0123456789abcdef0123456789abcdef",
+            "W0123456789abcdef0123456789abcdef",
+            "w0123456789ABCDEF0123456789abcdef",
+            "w0123456789abcdef0123456789abcde",
+            "w0123456789abcdef0123456789abcdef0",
+            "w0123456789abcdeg0123456789abcdef",
+            "v_9f3a",
+            "w0123456789abcdef0123456789abcd\u{e9}",
+        ] {
+            assert!(!is_visitor_id(junk), "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_a_key() {
+        let s = Signer::from_key([0xab; 32]);
+        assert_eq!(format!("{s:?}"), "Signer(..)");
+        let k = IdentityKey::from_secret("supersecretvalue");
+        let shown = format!("{k:?}");
+        assert_eq!(shown, "IdentityKey(..)");
+        assert!(!shown.contains("supersecret"));
+    }
+
+    #[test]
+    fn the_site_signature_of_an_email_verifies_and_nothing_else_does() {
+        let k = IdentityKey::from_secret("  0123abcd\n");
+        let sig = k.sign("ann@example.com");
+        assert!(k.verify("ann@example.com", &sig));
+        assert!(k.verify("ann@example.com", &sig.to_uppercase()));
+        assert!(
+            !k.verify("Ann@example.com", &sig),
+            "signed exactly as given"
+        );
+        assert!(!k.verify("ann@example.com", &sig[..62]));
+        assert!(!k.verify("ann@example.com", &format!("{sig}00")));
+        assert!(!k.verify("ann@example.com", ""));
+        assert!(!IdentityKey::from_secret("other").verify("ann@example.com", &sig));
+        // The key is the secret's text, as the README's Python line uses it.
+        assert_eq!(
+            IdentityKey::from_secret("key").sign("The quick brown fox jumps over the lazy dog"),
+            "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+        );
+    }
+
+    #[test]
+    fn two_creators_at_once_end_with_the_same_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let keys: Vec<[u8; 32]> = (0..8)
+                .map(|_| {
+                    let dir = dir.path().to_path_buf();
+                    let barrier = std::sync::Arc::clone(&barrier);
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Signer::load_or_create(&dir).unwrap().key
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect();
+            assert!(keys.iter().all(|k| *k == keys[0]), "creators disagree");
+            assert_eq!(Signer::load_or_create(dir.path()).unwrap().key, keys[0]);
+            // No temporary file is left behind.
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, vec![std::ffi::OsString::from(SECRET_FILE)]);
+        }
+    }
+
+    #[test]
     fn the_secret_is_created_private_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let a = Signer::load_or_create(dir.path()).unwrap();
