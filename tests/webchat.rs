@@ -1132,3 +1132,59 @@ async fn an_origin_naming_the_host_header_is_not_the_servers_own_page() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn a_reply_sent_twice_carries_the_same_id_both_times() {
+    // The widget shows a message id once; this is what makes a resend (after a crash) harmless.
+    let chat = start().await;
+    let addr = chat.server.addr();
+    let mut store = Store::open_dir(chat.dir.path()).unwrap();
+    let (mut ws, _, id) = visitor(addr, None).await;
+    assert_eq!(say(&mut ws, "q1", "hello?").await, ack("q1"));
+    let item = queue(&mut store, &id, "Hello from support").await;
+    let out = chat.server.outbound(None, None);
+    out.send(&item).await.unwrap();
+    out.send(&item).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        match frame(&mut ws).await {
+            ServerFrame::Msg { id, text, .. } => {
+                assert_eq!(text, "Hello from support");
+                ids.push(id);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(ids, vec![format!("m{}", item.message_id); 2]);
+
+    // Long poll: the same.
+    let (_, body) = http(addr, "POST", "/lp/hello", Some(SITE), r#"{"visitor":null}"#).await;
+    let ServerFrame::Welcome { visitor: token, .. } = serde_json::from_str(&body).unwrap() else {
+        panic!("{body}")
+    };
+    let lp_id = token.split('.').next().unwrap().to_string();
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/lp/send",
+        Some(SITE),
+        &json!({"visitor": token, "id": "p1", "text": "hi"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let poll = json!({"visitor": token}).to_string();
+    let _ = http(addr, "POST", "/lp/poll", Some(SITE), &poll).await; // its own echo
+    let item = queue(&mut store, &lp_id, "Polled twice").await;
+    out.send(&item).await.unwrap();
+    out.send(&item).await.unwrap();
+    let (_, body) = http(addr, "POST", "/lp/poll", Some(SITE), &poll).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let got: Vec<&str> = v["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    let want = format!("m{}", item.message_id);
+    assert_eq!(got, vec![want.as_str(), want.as_str()]);
+}
