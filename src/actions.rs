@@ -27,6 +27,12 @@ pub enum Verb {
         value: String,
         merge: bool,
     },
+    /// Link (or dismiss) an identity the contact only claimed (an email typed into the web
+    /// chat); `value` picks one when there are several. Audited.
+    Claim {
+        link: bool,
+        value: Option<String>,
+    },
 }
 
 /// What [`apply`] did.
@@ -74,6 +80,10 @@ impl Verb {
                 kind: *kind,
                 value: value.clone(),
                 merge: false,
+            },
+            Action::Claim(Some(d)) => Verb::Claim {
+                link: d.link,
+                value: d.value.clone(),
             },
             _ => return Ok(None),
         }))
@@ -157,6 +167,23 @@ pub fn apply(
             }
             store.add_identity(contact, kind, &v, a, now)?;
             format!("{kind} {v} added to the contact")
+        }
+        Verb::Claim { link: true, value } => {
+            let contact = store.conversation(conversation)?.contact_id;
+            let (person, claim) = store.link_claim(contact, value.as_deref(), a, now)?;
+            if person == contact {
+                format!("{} {} linked to the contact", claim.kind, claim.value)
+            } else {
+                format!(
+                    "{} {} linked: the visitor joined contact #{person}",
+                    claim.kind, claim.value
+                )
+            }
+        }
+        Verb::Claim { link: false, value } => {
+            let contact = store.conversation(conversation)?.contact_id;
+            let claim = store.dismiss_claim(contact, value.as_deref(), a, now)?;
+            format!("claim {} {} dismissed", claim.kind, claim.value)
         }
     };
     Ok(Outcome::Done(msg))

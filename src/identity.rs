@@ -285,6 +285,87 @@ mod tests {
     }
 
     #[test]
+    fn a_rejected_value_is_echoed_safely_and_says_what_was_wrong() {
+        // Terminal escapes never reach the error text; the reason names the kind expected.
+        let e = normalize(IdentityKind::Email, "a@b.org\x1b]0;pwned\x07").unwrap_err();
+        let text = e.to_string();
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+        assert!(text.ends_with("' is not an email address"), "{text}");
+        assert!(text.starts_with("'a@b.org"), "{text}");
+        // Cut to 80 characters and marked; exactly 80 is shown whole.
+        let long = "x".repeat(81);
+        assert_eq!(
+            normalize(IdentityKind::Email, &long)
+                .unwrap_err()
+                .to_string(),
+            format!("'{}…' is not an email address", "x".repeat(80))
+        );
+        let eighty = "y".repeat(80);
+        assert_eq!(
+            normalize(IdentityKind::Phone, &eighty).unwrap_err(),
+            IdentityError::Phone(eighty.clone())
+        );
+        assert_eq!(
+            normalize(IdentityKind::Telegram, "@ann")
+                .unwrap_err()
+                .to_string(),
+            "'@ann' is not a Telegram user id"
+        );
+        assert_eq!(
+            normalize(IdentityKind::WebChat, "v 1")
+                .unwrap_err()
+                .to_string(),
+            "'v 1' is not a web-chat visitor id"
+        );
+    }
+
+    #[test]
+    fn an_empty_display_name_never_names_a_contact() {
+        let mut store = crate::store::Store::open_in_memory().unwrap();
+        let c = store
+            .write_with(|tx| {
+                resolve(
+                    tx,
+                    (IdentityKind::Email, "ann@x.org"),
+                    &[],
+                    Some(""),
+                    "email",
+                    1,
+                )
+            })
+            .unwrap();
+        assert_eq!(store.contact(c).unwrap().name, "ann@x.org");
+        // Nor replaces a placeholder later.
+        let again = store
+            .write_with(|tx| {
+                resolve(
+                    tx,
+                    (IdentityKind::Email, "ann@x.org"),
+                    &[],
+                    Some(""),
+                    "email",
+                    2,
+                )
+            })
+            .unwrap();
+        assert_eq!(again, c);
+        assert_eq!(store.contact(c).unwrap().name, "ann@x.org");
+        let named = store
+            .write_with(|tx| {
+                resolve(
+                    tx,
+                    (IdentityKind::Email, "ann@x.org"),
+                    &[],
+                    Some("Ann Lee"),
+                    "email",
+                    3,
+                )
+            })
+            .unwrap();
+        assert_eq!(store.contact(named).unwrap().name, "Ann Lee");
+    }
+
+    #[test]
     fn telegram_and_webchat_ids() {
         assert_eq!(
             normalize(IdentityKind::Telegram, " 123456789 ").unwrap(),

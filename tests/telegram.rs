@@ -923,7 +923,7 @@ async fn one_customer_on_email_web_chat_and_telegram_is_one_conversation() {
         tx.commit().unwrap();
     }
 
-    // The web widget, over a real WebSocket: she gives the same email.
+    // The web widget, over a real WebSocket, on the shop's page where she is logged in.
     let site = "https://shop.example.com";
     let web_cfg = WebChatConfig {
         enabled: true,
@@ -951,8 +951,14 @@ async fn one_customer_on_email_web_chat_and_telegram_is_one_conversation() {
             other => panic!("socket closed: {other:?}"),
         }
     };
+    // She is logged in on the shop: the page vouches for her email (a typed one is only a claim).
+    let hash = braid::channels::webchat::secret::IdentityKey::load_or_create(dir.path())
+        .unwrap()
+        .sign("ANN@example.com");
     ws.send(WsMessage::Text(
-        json!({"type": "hello", "visitor": null}).to_string().into(),
+        json!({"type": "hello", "visitor": null, "user_email": "ANN@example.com", "user_hash": hash})
+            .to_string()
+            .into(),
     ))
     .await
     .unwrap();

@@ -195,40 +195,71 @@ async fn a_visitor_message_reaches_the_store_and_survives_a_reload() {
     chat.server.shutdown().await;
 }
 
+/// The hash an embedding site's server computes for its logged-in user, as README shows it:
+/// hex HMAC-SHA256 of the email, keyed with the text of `webchat-identity.secret`.
+fn site_hash(dir: &std::path::Path, email: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let secret = std::fs::read_to_string(dir.join("webchat-identity.secret")).unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.trim().as_bytes()).unwrap();
+    mac.update(email.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Connect as the widget on a page that vouches for its logged-in user.
+async fn signed_visitor(addr: SocketAddr, email: &str, hash: &str) -> (Ws, String, String) {
+    let mut ws = connect(addr, Some(SITE)).await.unwrap();
+    send(
+        &mut ws,
+        json!({"type": "hello", "visitor": null, "user_email": email, "user_hash": hash}),
+    )
+    .await;
+    match frame(&mut ws).await {
+        ServerFrame::Welcome { visitor, .. } => {
+            let id = visitor.split('.').next().unwrap().to_string();
+            (ws, visitor, id)
+        }
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn a_visitor_who_gives_their_email_joins_the_email_contact() {
+async fn a_visitor_the_site_signs_joins_the_email_contact() {
     let chat = start().await;
     let mut store = Store::open_dir(chat.dir.path()).unwrap();
-    let mail = Inbound {
-        channel: Channel::Email,
-        account: String::new(),
-        external_id: "<m1@example.com>".into(),
-        direction: Direction::In,
-        customer: Claim::new(IdentityKind::Email, "ann@example.com"),
-        linked: vec![],
-        customer_name: Some("Ann Lee".into()),
-        author: None,
-        subject: Some("Order 1234".into()),
-        body: "Where is my order?".into(),
-        sent_at: now_millis() - 60_000,
-        meta: None,
-        cursor: None,
-    };
-    ingest::ingest(&mut store, &mail, &ingest::Settings::default()).unwrap();
-    let ann = store
-        .contact_by_identity(IdentityKind::Email, "ann@example.com")
-        .unwrap()
-        .unwrap();
+    let ann = customer_by_email(&mut store, "ann@example.com", "Ann Lee");
 
-    let (mut ws, _, id) = visitor(chat.server.addr(), None).await;
+    // A wrong hash (another address's, a truncated one, garbage) is ignored: a guest.
+    let good = site_hash(chat.dir.path(), "Ann@Example.com");
+    for wrong in [
+        site_hash(chat.dir.path(), "eve@example.com"),
+        good[..62].to_string(),
+        "zz".repeat(32),
+        String::new(),
+    ] {
+        let (mut ws, _, id) = signed_visitor(chat.server.addr(), "Ann@Example.com", &wrong).await;
+        assert_eq!(say(&mut ws, "w1", "let me in").await, ack("w1"));
+        let c = store
+            .contact_by_identity(IdentityKind::WebChat, &id)
+            .unwrap()
+            .unwrap();
+        assert_ne!(c, ann, "a wrong hash {wrong:?} must not link");
+    }
+
+    let (mut ws, _, id) = signed_visitor(chat.server.addr(), "Ann@Example.com", &good).await;
     send(
         &mut ws,
         json!({"type": "msg", "id": "e1", "text": "hi", "email": "not an email"}),
     )
     .await;
     assert_eq!(code_of(&frame(&mut ws).await), "bad_email");
-    send(&mut ws, json!({"type": "msg", "id": "e2", "text": "Any news on order 1234?", "email": " Ann@Example.com "})).await;
-    assert_eq!(frame(&mut ws).await, ack("e2"));
+    assert_eq!(
+        say(&mut ws, "e2", "Any news on order 1234?").await,
+        ack("e2")
+    );
 
     let contact = store
         .contact_by_identity(IdentityKind::WebChat, &id)
@@ -246,6 +277,35 @@ async fn a_visitor_who_gives_their_email_joins_the_email_contact() {
     assert_eq!(
         t[0].conversation_id, t[1].conversation_id,
         "one conversation"
+    );
+
+    // Long-poll: the signed user rides along with each send.
+    let (_, body) = http(
+        chat.server.addr(),
+        "POST",
+        "/lp/hello",
+        Some(SITE),
+        r#"{"visitor":null}"#,
+    )
+    .await;
+    let ServerFrame::Welcome { visitor: token, .. } = serde_json::from_str(&body).unwrap() else {
+        panic!("{body}")
+    };
+    let lp_id = token.split('.').next().unwrap().to_string();
+    let (status, body) = http(
+        chat.server.addr(),
+        "POST",
+        "/lp/send",
+        Some(SITE),
+        &json!({"visitor": token, "id": "p1", "text": "by poll", "user_email": "ann@example.com", "user_hash": site_hash(chat.dir.path(), "ann@example.com")}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        store
+            .contact_by_identity(IdentityKind::WebChat, &lp_id)
+            .unwrap(),
+        Some(ann)
     );
     chat.server.shutdown().await;
 }
@@ -517,14 +577,10 @@ async fn a_visitor_who_left_gets_the_reply_by_email_or_a_clear_failure() {
     let addr = chat.server.addr();
     let mut store = Store::open_dir(chat.dir.path()).unwrap();
 
-    // Gave an email, then left.
-    let (mut ws, _, with_email) = visitor(addr, None).await;
-    send(
-        &mut ws,
-        json!({"type": "msg", "id": "m1", "text": "call me back", "email": "zoe@example.com"}),
-    )
-    .await;
-    assert_eq!(frame(&mut ws).await, ack("m1"));
+    // Known by a verified email (the site signed it), then left.
+    let hash = site_hash(chat.dir.path(), "zoe@example.com");
+    let (mut ws, _, with_email) = signed_visitor(addr, "zoe@example.com", &hash).await;
+    assert_eq!(say(&mut ws, "m1", "call me back").await, ack("m1"));
     drop(ws);
     // Gave none, then left.
     let (mut ws, _, anonymous) = visitor(addr, None).await;
@@ -789,4 +845,346 @@ async fn behind_a_proxy_the_limits_count_the_forwarded_address() {
         .await
         .unwrap_err();
     assert!(again.to_string().contains("429"), "{again}");
+}
+
+/// An email the customer sent from `address` (a contact braid knows by email).
+fn customer_by_email(store: &mut Store, address: &str, name: &str) -> braid::model::ContactId {
+    let mail = Inbound {
+        channel: Channel::Email,
+        account: String::new(),
+        external_id: format!("<{address}-1@example.com>"),
+        direction: Direction::In,
+        customer: Claim::new(IdentityKind::Email, address),
+        linked: vec![],
+        customer_name: Some(name.into()),
+        author: None,
+        subject: Some("My order".into()),
+        body: "Private: my address is 1 Elm St".into(),
+        sent_at: now_millis() - 60_000,
+        meta: None,
+        cursor: None,
+    };
+    ingest::ingest(store, &mail, &ingest::Settings::default()).unwrap();
+    store
+        .contact_by_identity(IdentityKind::Email, address)
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn typing_a_customers_email_is_a_claim_not_a_takeover() {
+    let chat = start().await;
+    let addr = chat.server.addr();
+    let mut store = Store::open_dir(chat.dir.path()).unwrap();
+    let olivia = customer_by_email(&mut store, "olivia.thomas3@gmail.com", "Olivia Thomas");
+
+    let (mut ws, _, id) = visitor(addr, None).await;
+    send(&mut ws, json!({"type": "msg", "id": "t1", "text": "hi, it's me", "email": "Olivia.Thomas3@gmail.com"})).await;
+    assert_eq!(frame(&mut ws).await, ack("t1"));
+    let intruder = store
+        .contact_by_identity(IdentityKind::WebChat, &id)
+        .unwrap()
+        .unwrap();
+    assert_ne!(intruder, olivia, "the visitor must stay their own contact");
+    // Olivia's history is not in the visitor's timeline, and her contact has no visitor id.
+    let t = store.timeline(intruder, None, 100).unwrap();
+    assert!(t.iter().all(|m| m.channel == Channel::WebChat), "{t:?}");
+    assert!(
+        store
+            .identities(olivia)
+            .unwrap()
+            .iter()
+            .all(|i| i.kind == IdentityKind::Email)
+    );
+    // The visitor is not named after the address they typed.
+    assert_eq!(
+        store.contact(intruder).unwrap().name,
+        format!("Visitor {}", &id[..8])
+    );
+    // The profile shows the claim.
+    let p = store.profile(intruder).unwrap();
+    assert_eq!(
+        p.claims
+            .iter()
+            .map(|c| c.value.as_str())
+            .collect::<Vec<_>>(),
+        vec!["olivia.thomas3@gmail.com"]
+    );
+    assert!(
+        store
+            .identities(intruder)
+            .unwrap()
+            .iter()
+            .all(|i| i.kind == IdentityKind::WebChat)
+    );
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The visitor has left: the reply is NOT emailed to the claimed address.
+    let item = queue(&mut store, &id, "Your parcel goes to 1 Elm St").await;
+    let mailer = Arc::new(Mailer::default());
+    let err = chat
+        .server
+        .outbound(None, Some(mailer.clone() as Arc<dyn Outbound>))
+        .send(&item)
+        .await
+        .unwrap_err();
+    assert!(
+        mailer.0.lock().unwrap().is_empty(),
+        "mailed to an unverified claim"
+    );
+    assert!(
+        err.reason.contains("olivia.thomas3@gmail.com") && err.reason.contains("not verified"),
+        "{}",
+        err.reason
+    );
+    assert!(!err.retry);
+    // Failed, and sent again when the visitor comes back (as for a visitor with no email).
+    store
+        .mark_failed(
+            item.message_id,
+            &err.reason,
+            err.retry,
+            "worker",
+            now_millis(),
+        )
+        .unwrap();
+    let token = braid::channels::webchat::secret::Signer::load_or_create(chat.dir.path())
+        .unwrap()
+        .token(&id);
+    let (_back, _, _) = visitor(addr, Some(&token)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.message(item.message_id).unwrap().delivery != Some(Delivery::Queued) {
+        assert!(Instant::now() < deadline, "not queued again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    chat.server.shutdown().await;
+}
+
+/// A long poll (or any POST) as if from `forwarded_for` behind a trusted proxy: (status, body).
+async fn http_from(addr: SocketAddr, path: &str, forwarded_for: &str, body: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: {SITE}\r\nX-Forwarded-For: {forwarded_for}\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn long_polls_from_one_address_cannot_lock_out_everyone_else() {
+    let chat = start_with(|c| {
+        c.max_connections = 50;
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    let addr = chat.server.addr();
+    // One address, 60 visitor ids (minted with the server's own secret: a flood of hellos
+    // would only be slower), a poll each, all at once.
+    let signer = braid::channels::webchat::secret::Signer::load_or_create(chat.dir.path()).unwrap();
+    let mut polls = Vec::new();
+    for _ in 0..60 {
+        let (_, token) = signer.issue().unwrap();
+        let body = json!({"visitor": token}).to_string();
+        polls.push(tokio::spawn(async move {
+            http_from(addr, "/lp/poll", "203.0.113.66", &body).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A visitor from elsewhere still gets in, over the WebSocket and the long poll.
+    let ws = connect_from(addr, "198.51.100.7").await;
+    assert!(ws.is_ok(), "locked out: {:?}", ws.err());
+    let (_, token) = signer.issue().unwrap();
+    let (status, body) = http_from(
+        addr,
+        "/lp/poll",
+        "198.51.100.8",
+        &json!({"visitor": token}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut refused = 0;
+    for p in polls {
+        let (status, body) = p.await.unwrap();
+        if status == 429 {
+            refused += 1;
+            assert!(
+                body.contains("too many connections from this address"),
+                "{body}"
+            );
+        }
+    }
+    assert!(refused >= 60 - 20, "only {refused} of 60 polls refused");
+}
+
+#[tokio::test]
+async fn a_newer_poll_of_the_same_visitor_ends_the_older_one() {
+    let chat = start().await;
+    let addr = chat.server.addr();
+    let (_, body) = http(addr, "POST", "/lp/hello", Some(SITE), r#"{"visitor":null}"#).await;
+    let ServerFrame::Welcome { visitor: token, .. } = serde_json::from_str(&body).unwrap() else {
+        panic!("{body}")
+    };
+    let poll_body: &'static str = json!({"visitor": token}).to_string().leak();
+    let first = tokio::spawn(http(addr, "POST", "/lp/poll", Some(SITE), poll_body));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let second = tokio::spawn(http(addr, "POST", "/lp/poll", Some(SITE), poll_body));
+    let (status, body) = first.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("\"superseded\":true"), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the older poll waited on"
+    );
+    // The newer one gets what arrives.
+    let id = token.split('.').next().unwrap().to_string();
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/lp/send",
+        Some(SITE),
+        &json!({"visitor": token, "id": "s1", "text": "hello"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = second.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("hello"), "{body}");
+    assert_eq!(timeline_of(&chat.store, &id).len(), 1);
+}
+
+#[tokio::test]
+async fn the_size_limit_counts_characters_and_bad_frames_close_with_their_code() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let chat = start().await;
+    let addr = chat.server.addr();
+    let (mut ws, _, id) = visitor(addr, None).await;
+    // 2,000 emoji (the default limit), each sent as a \uXXXX\uXXXX pair: 24,000 bytes of JSON.
+    let escaped = "\\ud83d\\ude00".repeat(2000);
+    let raw = format!(r#"{{"type":"msg","id":"emoji","text":"{escaped}"}}"#);
+    ws.send(Message::Text(raw.into())).await.unwrap();
+    assert_eq!(frame(&mut ws).await, ack("emoji"));
+    assert_eq!(timeline_of(&chat.store, &id)[0].body.chars().count(), 2000);
+    // One more character is refused by the message limit, not by the frame limit.
+    let escaped = "\\ud83d\\ude00".repeat(2001);
+    let raw = format!(r#"{{"type":"msg","id":"more","text":"{escaped}"}}"#);
+    ws.send(Message::Text(raw.into())).await.unwrap();
+    assert_eq!(code_of(&frame(&mut ws).await), "too_long");
+    // A frame beyond the byte cap closes with 1009 (message too big).
+    send(
+        &mut ws,
+        json!({"type": "msg", "id": "huge", "text": "x".repeat(1_000_000)}),
+    )
+    .await;
+    assert_eq!(closed(&mut ws).await, Some(1009));
+    // A text frame that is not UTF-8 closes with 1007.
+    let (mut ws, _, _) = visitor(addr, None).await;
+    ws.send(Message::Frame(Frame::message(
+        vec![b'"', 0xff, 0xfe, b'"'],
+        OpCode::Data(Data::Text),
+        true,
+    )))
+    .await
+    .unwrap();
+    assert_eq!(closed(&mut ws).await, Some(1007));
+}
+
+#[tokio::test]
+async fn an_origin_naming_the_host_header_is_not_the_servers_own_page() {
+    let chat = start().await;
+    let addr = chat.server.addr();
+    // DNS rebinding: evil.example resolves to this server; the browser sends Host and Origin
+    // both naming evil.example.
+    let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Host", HeaderValue::from_static("evil.example:8765"));
+    req.headers_mut().insert(
+        "Origin",
+        HeaderValue::from_static("http://evil.example:8765"),
+    );
+    let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    // The demo page at the listen address is the server's own.
+    assert!(connect(addr, Some(&format!("http://{addr}"))).await.is_ok());
+    // A configured public origin (behind a proxy) is too.
+    let chat = start_with(|c| c.public_origin = Some("https://chat.example.com".into())).await;
+    assert!(
+        connect(chat.server.addr(), Some("https://chat.example.com"))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_reply_sent_twice_carries_the_same_id_both_times() {
+    // The widget shows a message id once; this is what makes a resend (after a crash) harmless.
+    let chat = start().await;
+    let addr = chat.server.addr();
+    let mut store = Store::open_dir(chat.dir.path()).unwrap();
+    let (mut ws, _, id) = visitor(addr, None).await;
+    assert_eq!(say(&mut ws, "q1", "hello?").await, ack("q1"));
+    let item = queue(&mut store, &id, "Hello from support").await;
+    let out = chat.server.outbound(None, None);
+    out.send(&item).await.unwrap();
+    out.send(&item).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        match frame(&mut ws).await {
+            ServerFrame::Msg { id, text, .. } => {
+                assert_eq!(text, "Hello from support");
+                ids.push(id);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(ids, vec![format!("m{}", item.message_id); 2]);
+
+    // Long poll: the same.
+    let (_, body) = http(addr, "POST", "/lp/hello", Some(SITE), r#"{"visitor":null}"#).await;
+    let ServerFrame::Welcome { visitor: token, .. } = serde_json::from_str(&body).unwrap() else {
+        panic!("{body}")
+    };
+    let lp_id = token.split('.').next().unwrap().to_string();
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/lp/send",
+        Some(SITE),
+        &json!({"visitor": token, "id": "p1", "text": "hi"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let poll = json!({"visitor": token}).to_string();
+    let _ = http(addr, "POST", "/lp/poll", Some(SITE), &poll).await; // its own echo
+    let item = queue(&mut store, &lp_id, "Polled twice").await;
+    out.send(&item).await.unwrap();
+    out.send(&item).await.unwrap();
+    let (_, body) = http(addr, "POST", "/lp/poll", Some(SITE), &poll).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let got: Vec<&str> = v["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    let want = format!("m{}", item.message_id);
+    assert_eq!(got, vec![want.as_str(), want.as_str()]);
 }

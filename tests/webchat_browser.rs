@@ -236,12 +236,22 @@ async fn a_visitor_chats_in_a_real_browser_and_gets_the_agents_reply() {
     let t = store.timeline(contact, None, 10).unwrap();
     assert_eq!(t[0].body, hostile);
     assert_eq!(t[0].channel, Channel::WebChat);
+    // The email the visitor typed is a claim, not an identity.
     assert_eq!(
         store
             .contact_by_identity(IdentityKind::Email, "kim@example.com")
             .unwrap(),
-        Some(contact),
-        "the email the visitor typed is linked"
+        None,
+        "a typed email is never linked by itself"
+    );
+    assert_eq!(
+        store
+            .claims(contact)
+            .unwrap()
+            .iter()
+            .map(|c| c.value.as_str())
+            .collect::<Vec<_>>(),
+        vec!["kim@example.com"]
     );
     // Shown as text: no <img> element was created from it.
     let imgs = client
@@ -280,6 +290,25 @@ async fn a_visitor_chats_in_a_real_browser_and_gets_the_agents_reply() {
         async move { (d == Some(Delivery::Sent)).then_some(()) }
     })
     .await;
+
+    // The same reply sent again (a crash between sending and recording it): the widget shows it
+    // once, by its id.
+    store
+        .mark_failed(id, "test: sent again", false, "test", now_millis())
+        .unwrap();
+    store.retry(id, "test", now_millis()).unwrap();
+    eventually(Duration::from_secs(5), "the reply sent again", || {
+        let d = store.message(id).unwrap().delivery;
+        async move { (d == Some(Delivery::Sent)).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let shown = texts(&client, ".braid-agent .braid-text").await;
+    assert_eq!(
+        shown.iter().filter(|t| *t == reply).count(),
+        1,
+        "shown twice: {shown:?}"
+    );
 
     // A reload keeps the visitor and the history.
     client.refresh().await.unwrap();

@@ -40,6 +40,8 @@ pub struct ContactProfile {
     pub message_count: i64,
     pub first_seen: Millis,
     pub channels: Vec<Channel>,
+    /// Identifiers the customer claimed that nobody verified (shown "(unverified)").
+    pub claims: Vec<super::claims::ClaimRow>,
 }
 
 const CONTACT_COLUMNS: &str = "id, name, vip, created_at, last_seen, last_channel";
@@ -208,6 +210,7 @@ pub(crate) fn merge_contacts(
         "UPDATE messages SET contact_id = ?1 WHERE contact_id = ?2",
         (survivor, absorbed),
     )?;
+    super::claims::move_claims(conn, survivor, absorbed)?;
     // At most one active conversation per contact: fold the newer into the older.
     let active: Vec<ConversationId> = {
         let mut stmt = conn.prepare_cached(
@@ -433,6 +436,7 @@ impl Store {
             conversation_count,
             message_count,
             channels,
+            claims: super::claims::of_contact(conn, id)?,
         })
     }
 

@@ -6,6 +6,7 @@
 //! the lock instead of failing a deferred upgrade with SQLITE_BUSY.
 
 pub(crate) mod bulk;
+pub(crate) mod claims;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub(crate) mod email;
@@ -15,6 +16,7 @@ mod outbox;
 pub mod schema;
 mod search;
 
+pub use claims::ClaimRow;
 pub use contacts::{ContactProfile, ContactRow, IdentityRow, MergePreview, MergeSide};
 pub use conversations::{Counts, QueueAnchor, QueueCursor, QueueFilter, QueueRow, normalize_tag};
 pub use email::EmailThreadRefs;

@@ -3,7 +3,7 @@
 //! crash mid-upgrade leaves the file at the last complete version.
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -244,3 +244,33 @@ INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
 "#,
     fts_triggers!()
 );
+
+/// Version 6: identifiers a customer CLAIMED but nobody verified (an email typed into the web
+/// chat widget). A claim never merges contacts and replies never go to it; the profile shows it
+/// ("claims to be ann@x.org (unverified)") and an agent links or dismisses it (`:claim`).
+/// Before v6 a typed email became an identity at once (anyone could join any customer's
+/// contact by typing their address): such an identity on a contact that never wrote by email
+/// becomes a claim again. A merge it already caused is not undone (the events keep the trail).
+pub const V6: &str = r#"
+CREATE TABLE identity_claims (
+    id          INTEGER PRIMARY KEY,
+    contact_id  INTEGER NOT NULL REFERENCES contacts(id),
+    kind        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    UNIQUE (contact_id, kind, value)
+);
+CREATE INDEX identity_claims_value ON identity_claims(kind, value);
+
+INSERT OR IGNORE INTO identity_claims(contact_id, kind, value, source, created_at)
+    SELECT i.contact_id, i.kind, i.value, i.source, i.created_at FROM identities i
+    WHERE i.kind = 'email' AND i.source = 'web chat (given by the customer)'
+      AND NOT EXISTS (SELECT 1 FROM messages m
+                      WHERE m.contact_id = i.contact_id AND m.channel = 'email');
+DELETE FROM identities
+    WHERE kind = 'email' AND source = 'web chat (given by the customer)'
+      AND EXISTS (SELECT 1 FROM identity_claims c
+                  WHERE c.contact_id = identities.contact_id AND c.kind = identities.kind
+                    AND c.value = identities.value);
+"#;

@@ -52,6 +52,15 @@ pub enum Action {
     Send,
     EditExternal,
     Cancel,
+    // identity claims (an email typed in the web chat): link or dismiss, audited
+    Claim(Option<ClaimDecision>),
+}
+
+/// `:claim link [ADDRESS]` / `:claim dismiss [ADDRESS]` (the address: when there are several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimDecision {
+    pub link: bool,
+    pub value: Option<String>,
 }
 
 pub use crate::model::parse_conversation_id;
@@ -275,6 +284,12 @@ pub const COMMANDS: &[Command] = &[
         Args::None,
         "Cancel: close the prompt or composer (the draft is kept)"
     ),
+    cmd!(
+        "claim",
+        [],
+        Args::Optional("link|dismiss [address]"),
+        "Link the contact to the email they claimed (unverified), or dismiss the claim"
+    ),
 ];
 
 impl Command {
@@ -330,6 +345,7 @@ impl Action {
             Action::Send => "send",
             Action::EditExternal => "edit_external",
             Action::Cancel => "cancel",
+            Action::Claim(_) => "claim",
         }
     }
 
@@ -412,6 +428,21 @@ impl Action {
             "send" => Action::Send,
             "edit_external" => Action::EditExternal,
             "cancel" => Action::Cancel,
+            "claim" => Action::Claim(match arg {
+                None => None,
+                Some(a) => {
+                    let (verb, value) = match a.split_once(char::is_whitespace) {
+                        Some((v, rest)) => (v, Some(rest.trim().to_string())),
+                        None => (a.as_str(), None),
+                    };
+                    let link = match verb {
+                        "link" => true,
+                        "dismiss" => false,
+                        _ => return Err("usage: claim link|dismiss [ADDRESS]".into()),
+                    };
+                    Some(ClaimDecision { link, value })
+                }
+            }),
             other => return Err(format!("command '{other}' has no action")),
         })
     }

@@ -686,6 +686,9 @@ impl App {
                         .collect()
                 }
             }
+            "claim" if !arg.contains(' ') => {
+                ["link", "dismiss"].iter().map(|s| s.to_string()).collect()
+            }
             "snooze" => ["1h", "4h", "tomorrow", "monday", "1w"]
                 .iter()
                 .map(|s| s.to_string())
@@ -918,7 +921,8 @@ impl App {
             | Action::Priority(Some(_))
             | Action::Vip
             | Action::Retry
-            | Action::IdentityAdd(Some(_))) => {
+            | Action::IdentityAdd(Some(_))
+            | Action::Claim(Some(_))) => {
                 let vip = self.queue.current().map(|r| r.vip).unwrap_or(false);
                 match crate::actions::Verb::from_action(&verb, &self.agent, self.now, vip) {
                     Ok(Some(v)) => self.write(Write::Verb(v)),
@@ -944,6 +948,7 @@ impl App {
                 }
             },
             Action::IdentityAdd(None) => self.prompt("identity add "),
+            Action::Claim(None) => self.prompt("claim "),
         }
     }
 

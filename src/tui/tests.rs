@@ -1165,3 +1165,61 @@ fn pending_after_reply_waits_on_the_customer_until_they_write() {
     ingest(&mut h.store, &again, &Settings::default()).unwrap();
     assert_eq!(h.store.conversation(bob).unwrap().status, Status::Open);
 }
+
+#[test]
+fn a_claimed_email_shows_unverified_until_an_agent_links_it() {
+    let mut h = harness(160, 45);
+    select_named(&mut h, "Bob Smith");
+    let bob = h.app.queue.current().unwrap().contact_id;
+    h.store
+        .write_with(|tx| {
+            crate::store::claims::record(tx, bob, IdentityKind::Email, "b@x.io", "web chat", NOW)
+        })
+        .unwrap();
+    h.keys(":refresh<CR>").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("claims to be b@x.io (unverified)"),
+        "{screen}"
+    );
+    h.keys(":claim frob<CR>").unwrap();
+    assert!(
+        h.app
+            .status
+            .as_ref()
+            .unwrap()
+            .0
+            .contains("usage: claim link|dismiss")
+    );
+    h.keys(":claim link<CR>").unwrap();
+    assert!(
+        h.app.status.as_ref().unwrap().0.contains("b@x.io linked"),
+        "{:?}",
+        h.app.status
+    );
+    assert_eq!(
+        h.store
+            .contact_by_identity(IdentityKind::Email, "b@x.io")
+            .unwrap(),
+        Some(bob)
+    );
+    h.keys(":refresh<CR>").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(!screen.contains("(unverified)"), "{screen}");
+    let linked = h
+        .store
+        .events_since(crate::model::EventId(0), 1000)
+        .unwrap()
+        .into_iter()
+        .any(|e| e.actor == "me" && e.kind == "identity_linked");
+    assert!(linked, "the link is audited with the agent's name");
+    h.keys(":claim dismiss<CR>").unwrap();
+    assert!(
+        h.app
+            .status
+            .as_ref()
+            .unwrap()
+            .0
+            .contains("claims no identity")
+    );
+}

@@ -12,6 +12,7 @@ pub const DEFAULT_VISITOR_MESSAGES_PER_MINUTE: u32 = 20;
 pub const DEFAULT_IP_MESSAGES_PER_MINUTE: u32 = 120;
 pub const DEFAULT_IP_CONNECTIONS_PER_MINUTE: u32 = 60;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2000;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 20;
 
 /// How the website live chat is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,13 @@ pub struct WebChatConfig {
     pub ip_connections_per_minute: u32,
     /// Open connections (WebSocket and long-poll visitors) beyond which new ones are refused.
     pub max_connections: usize,
+    /// Open connections (WebSockets and pending long polls) from one address; more are refused
+    /// (429), so one address cannot hold every slot.
+    pub max_connections_per_ip: usize,
+    /// The origin the server's own pages (the demo page) are served from behind a reverse
+    /// proxy (`https://chat.example.com`). The listen address (`http://127.0.0.1:8765`) is
+    /// always one; the request's Host header never is (DNS rebinding).
+    pub public_origin: Option<String>,
     /// Behind a reverse proxy on this machine: take the visitor's address for the per-IP limits
     /// from the last `X-Forwarded-For` entry of requests that come from loopback.
     pub trust_forwarded_for: bool,
@@ -49,6 +57,8 @@ impl Default for WebChatConfig {
             ip_messages_per_minute: DEFAULT_IP_MESSAGES_PER_MINUTE,
             ip_connections_per_minute: DEFAULT_IP_CONNECTIONS_PER_MINUTE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            public_origin: None,
             trust_forwarded_for: false,
         }
     }
@@ -67,6 +77,15 @@ pub fn normalize_origin(origin: &str) -> String {
     origin.trim().trim_end_matches('/').to_ascii_lowercase()
 }
 
+/// `https://host[:port]`: a scheme and a host, nothing after.
+fn is_origin(n: &str) -> bool {
+    (n.starts_with("http://") || n.starts_with("https://"))
+        && !n.contains(' ')
+        && n.split("://")
+            .nth(1)
+            .is_some_and(|h| !h.is_empty() && !h.contains('/'))
+}
+
 /// The section as written in the file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +99,8 @@ pub struct RawWebChat {
     ip_messages_per_minute: Option<Spanned<i64>>,
     ip_connections_per_minute: Option<Spanned<i64>>,
     max_connections: Option<Spanned<i64>>,
+    max_connections_per_ip: Option<Spanned<i64>>,
+    public_origin: Option<Spanned<String>>,
     trust_forwarded_for: Option<Spanned<bool>>,
 }
 
@@ -120,16 +141,28 @@ impl RawWebChat {
                 )
             })?,
         };
+        let public_origin = match &self.public_origin {
+            None => None,
+            Some(o) if o.get_ref().trim().is_empty() => None,
+            Some(o) if is_origin(&normalize_origin(o.get_ref())) => {
+                Some(normalize_origin(o.get_ref()))
+            }
+            Some(o) => {
+                return Err((
+                    o.span(),
+                    "webchat.public_origin",
+                    format!(
+                        "bad origin '{}' (a scheme and a host, like \"https://chat.example.com\")",
+                        o.get_ref()
+                    ),
+                ));
+            }
+        };
         let mut allowed_origins = Vec::new();
         if let Some(list) = &self.allowed_origins {
             for o in list.get_ref() {
                 let n = normalize_origin(o);
-                let ok = n == "*"
-                    || ((n.starts_with("http://") || n.starts_with("https://"))
-                        && !n.contains(' ')
-                        && n.split("://")
-                            .nth(1)
-                            .is_some_and(|h| !h.is_empty() && !h.contains('/')));
+                let ok = n == "*" || is_origin(&n);
                 if !ok {
                     return Err((
                         list.span(),
@@ -190,6 +223,14 @@ impl RawWebChat {
                 1_000_000,
                 d.max_connections as i64,
             )? as usize,
+            max_connections_per_ip: count(
+                &self.max_connections_per_ip,
+                "webchat.max_connections_per_ip",
+                1,
+                1_000_000,
+                d.max_connections_per_ip as i64,
+            )? as usize,
+            public_origin,
             trust_forwarded_for: self
                 .trust_forwarded_for
                 .as_ref()
@@ -244,6 +285,17 @@ mod tests {
             "webchat.allowed_origins"
         );
         assert_eq!(
+            parse("public_origin = \"chat.example.com\"").unwrap_err().1,
+            "webchat.public_origin"
+        );
+        assert_eq!(
+            parse("public_origin = \"HTTPS://Chat.example.com/\"")
+                .unwrap()
+                .public_origin
+                .as_deref(),
+            Some("https://chat.example.com")
+        );
+        assert_eq!(
             parse("max_message_chars = 0").unwrap_err().1,
             "webchat.max_message_chars"
         );
@@ -276,6 +328,8 @@ mod tests {
             "ip_messages_per_minute",
             "ip_connections_per_minute",
             "max_connections",
+            "max_connections_per_ip",
+            "public_origin",
             "trust_forwarded_for",
         ] {
             assert!(

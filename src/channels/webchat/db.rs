@@ -14,9 +14,24 @@ const BATCH: usize = 256;
 
 type IngestReply = oneshot::Sender<Result<Ingested, String>>;
 
+/// A visitor message: the message, and the email the visitor typed (a claim, normalized).
+pub(crate) struct VisitorMessage {
+    pub inbound: Inbound,
+    pub claim: Option<String>,
+}
+
+/// Where a reply to a visitor who left may go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct EmailReach {
+    /// The contact's newest verified email (an identity), if any.
+    pub verified: Option<String>,
+    /// Emails the visitor typed that nobody verified: never written to.
+    pub claimed: Vec<String>,
+}
+
 enum Job {
-    Ingest(Box<Inbound>, IngestReply),
-    EmailOf(ContactId, oneshot::Sender<Result<Option<String>, String>>),
+    Ingest(Box<VisitorMessage>, IngestReply),
+    EmailOf(ContactId, oneshot::Sender<Result<EmailReach, String>>),
     Note(ConversationId, String, oneshot::Sender<Result<(), String>>),
     /// A visitor is back: replies that failed while they were away are sent again now.
     Returned(String),
@@ -53,12 +68,12 @@ impl Db {
         rx.await.map_err(|_| GONE.to_string())?
     }
 
-    pub async fn ingest(&self, msg: Inbound) -> Result<Ingested, String> {
+    pub async fn ingest(&self, msg: VisitorMessage) -> Result<Ingested, String> {
         self.ask(|tx| Job::Ingest(Box::new(msg), tx)).await
     }
 
-    /// The contact's newest email address, if any.
-    pub async fn email_of(&self, contact: ContactId) -> Result<Option<String>, String> {
+    /// The contact's verified email and its unverified claims.
+    pub async fn email_of(&self, contact: ContactId) -> Result<EmailReach, String> {
         self.ask(|tx| Job::EmailOf(contact, tx)).await
     }
 
@@ -72,7 +87,7 @@ impl Db {
 }
 
 fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, settings: Settings) {
-    let mut batch: Vec<(Box<Inbound>, IngestReply)> = Vec::new();
+    let mut batch: Vec<(Box<VisitorMessage>, IngestReply)> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(job) = next.take() {
@@ -92,7 +107,11 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, settings: Settings) {
     }
 }
 
-fn flush(store: &mut Store, batch: &mut Vec<(Box<Inbound>, IngestReply)>, settings: &Settings) {
+fn flush(
+    store: &mut Store,
+    batch: &mut Vec<(Box<VisitorMessage>, IngestReply)>,
+    settings: &Settings,
+) {
     if batch.is_empty() {
         return;
     }
@@ -102,7 +121,23 @@ fn flush(store: &mut Store, batch: &mut Vec<(Box<Inbound>, IngestReply)>, settin
         let mut tx = store.write()?;
         for (m, _) in batch.iter() {
             let mut sp = tx.savepoint()?;
-            match ingest::ingest_in(&sp, m, settings, now) {
+            let done = ingest::ingest_in(&sp, &m.inbound, settings, now).map_err(|e| e.to_string());
+            let done = match (done, &m.claim) {
+                (Ok(d @ Ingested::Stored { contact, .. }), Some(claim)) => {
+                    crate::store::claims::record(
+                        &sp,
+                        contact,
+                        IdentityKind::Email,
+                        claim,
+                        "web chat",
+                        now,
+                    )
+                    .map(|_| d)
+                    .map_err(|e| e.to_string())
+                }
+                (d, _) => d,
+            };
+            match done {
                 Ok(done) => {
                     sp.commit()?;
                     results.push(Ok(done));
@@ -110,7 +145,7 @@ fn flush(store: &mut Store, batch: &mut Vec<(Box<Inbound>, IngestReply)>, settin
                 Err(e) => {
                     sp.rollback()?;
                     drop(sp);
-                    results.push(Err(e.to_string()));
+                    results.push(Err(e));
                 }
             }
         }
@@ -136,11 +171,18 @@ fn other_job(store: &mut Store, job: Job) {
     match job {
         Job::Ingest(..) => {}
         Job::EmailOf(contact, tx) => {
-            let _ = tx.send(
-                store
-                    .recipient(contact, Channel::Email)
-                    .map_err(|e| e.to_string()),
-            );
+            let reach = (|| -> crate::store::Result<EmailReach> {
+                Ok(EmailReach {
+                    verified: store.recipient(contact, Channel::Email)?,
+                    claimed: store
+                        .claims(contact)?
+                        .into_iter()
+                        .filter(|c| c.kind == IdentityKind::Email)
+                        .map(|c| c.value)
+                        .collect(),
+                })
+            })();
+            let _ = tx.send(reach.map_err(|e| e.to_string()));
         }
         Job::Note(conv, text, tx) => {
             let r = store
@@ -182,29 +224,46 @@ fn resend_waiting(store: &mut Store, visitor: &str) -> crate::store::Result<()> 
     Ok(())
 }
 
-/// The inbound message of a visitor.
-pub(crate) fn inbound(visitor: &str, client_id: &str, text: &str, email: Option<&str>) -> Inbound {
-    Inbound {
-        channel: Channel::WebChat,
-        account: String::new(),
-        external_id: format!("{visitor}:{client_id}"),
-        direction: Direction::In,
-        customer: Claim::new(IdentityKind::WebChat, visitor),
-        linked: email
-            .map(|e| vec![Claim::new(IdentityKind::Email, e)])
-            .unwrap_or_default(),
-        // The visitor's name as braid shows it: the email they gave, else "Visitor 1a2b3c4d"
-        // (only ever replaces a placeholder name, never a contact's real one).
-        customer_name: Some(
-            email
-                .and_then(|e| crate::identity::normalize(IdentityKind::Email, e).ok())
-                .unwrap_or_else(|| crate::identity::fallback_name(IdentityKind::WebChat, visitor)),
-        ),
-        author: None,
-        subject: None,
-        body: text.to_string(),
-        sent_at: crate::model::now_millis(),
-        meta: None,
-        cursor: None,
+/// The message of a visitor. `verified`: an email the embedding site vouched for (signed): it
+/// joins the visitor to that email's contact. `typed`: an email the visitor typed in the widget:
+/// only a claim (see [`crate::store::claims`]); the visitor stays their own contact.
+pub(crate) fn inbound(
+    visitor: &str,
+    client_id: &str,
+    text: &str,
+    typed: Option<&str>,
+    verified: Option<&str>,
+) -> VisitorMessage {
+    let verified = verified.and_then(|e| crate::identity::normalize(IdentityKind::Email, e).ok());
+    let claim = typed
+        .and_then(|e| crate::identity::normalize(IdentityKind::Email, e).ok())
+        .filter(|c| Some(c) != verified.as_ref());
+    VisitorMessage {
+        inbound: Inbound {
+            channel: Channel::WebChat,
+            account: String::new(),
+            external_id: format!("{visitor}:{client_id}"),
+            direction: Direction::In,
+            customer: Claim::new(IdentityKind::WebChat, visitor),
+            linked: verified
+                .iter()
+                .map(|e| Claim::new(IdentityKind::Email, e.as_str()))
+                .collect(),
+            // The visitor's name as braid shows it: the verified email, else "Visitor 1a2b3c4d"
+            // (only ever replaces a placeholder name, never a contact's real one). A typed,
+            // unverified address is never the name: the agent would take it for proof.
+            customer_name: Some(
+                verified.clone().unwrap_or_else(|| {
+                    crate::identity::fallback_name(IdentityKind::WebChat, visitor)
+                }),
+            ),
+            author: None,
+            subject: None,
+            body: text.to_string(),
+            sent_at: crate::model::now_millis(),
+            meta: None,
+            cursor: None,
+        },
+        claim,
     }
 }

@@ -2,6 +2,7 @@
 //! visitor's own messages (for their other tabs) are pushed through here.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,6 +23,26 @@ struct Mailbox {
     /// Polls waiting right now.
     waiting: usize,
     last_poll: Option<Instant>,
+    /// Bumped by each new poll: an older poll still waiting sees it and ends (one pending
+    /// poll per visitor).
+    poll_gen: u64,
+}
+
+/// What a long poll ends with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Polled {
+    Frames(Vec<Frame>),
+    /// A newer poll of the same visitor took over; this one ends at once with nothing.
+    Superseded,
+}
+
+/// Why no connection slot was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    /// `max_connections` are open.
+    Full,
+    /// This address holds `max_connections_per_ip`.
+    Address,
 }
 
 #[derive(Default)]
@@ -46,6 +67,8 @@ pub struct Hub {
     next_id: AtomicU64,
     /// Open WebSockets plus long polls in progress.
     connections: AtomicUsize,
+    /// The same, per client address.
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Woken whenever a visitor connects (a reply waiting for a reloading page).
     connected: Notify,
 }
@@ -65,12 +88,21 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// A reserved connection slot; released on drop.
-pub struct Slot(Arc<Hub>);
+/// A reserved connection slot (of an address, when known); released on drop.
+pub struct Slot(Arc<Hub>, Option<IpAddr>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.release();
+        if let Some(ip) = self.1 {
+            let mut map = self.0.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(n) = map.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&ip);
+                }
+            }
+        }
     }
 }
 
@@ -129,7 +161,34 @@ impl Hub {
 
     /// A connection slot held until dropped; None when `max` connections are open.
     pub fn slot(self: &Arc<Self>, max: usize) -> Option<Slot> {
-        self.try_reserve(max).then(|| Slot(Arc::clone(self)))
+        self.try_reserve(max).then(|| Slot(Arc::clone(self), None))
+    }
+
+    /// A connection slot of `ip`: refused when `max` connections are open, or when `ip` holds
+    /// `max_per_ip` (WebSockets and pending long polls alike), so one address cannot take them
+    /// all.
+    pub fn slot_for(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        max: usize,
+        max_per_ip: usize,
+    ) -> Result<Slot, Busy> {
+        let mut map = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max_per_ip {
+            if *n == 0 {
+                map.remove(&ip);
+            }
+            return Err(Busy::Address);
+        }
+        if !self.try_reserve(max) {
+            if *n == 0 {
+                map.remove(&ip);
+            }
+            return Err(Busy::Full);
+        }
+        *n += 1;
+        Ok(Slot(Arc::clone(self), Some(ip)))
     }
 
     pub fn connections(&self) -> usize {
@@ -218,18 +277,25 @@ impl Hub {
         }
     }
 
-    /// A long poll of `visitor`: the frames waiting, or those that arrive within `limit`.
-    pub async fn poll(&self, visitor: &str, limit: Duration) -> Vec<Frame> {
-        let notify = {
+    /// A long poll of `visitor`: the frames waiting, or those that arrive within `limit`. A
+    /// poll still waiting for the same visitor ends at once ([`Polled::Superseded`]): one
+    /// pending poll per visitor (a reloaded page's new poll takes over from its old one).
+    pub async fn poll(&self, visitor: &str, limit: Duration) -> Polled {
+        let (notify, ticket) = {
             let mut map = self.lock();
             let v = map.entry(visitor.to_string()).or_default();
             let m = v.mailbox.get_or_insert_with(Mailbox::default);
+            m.poll_gen += 1;
+            let ticket = m.poll_gen;
+            if m.waiting > 0 {
+                v.notify.notify_waiters();
+            }
             if !m.frames.is_empty() {
                 m.last_poll = Some(Instant::now());
-                return m.frames.drain(..).collect();
+                return Polled::Frames(m.frames.drain(..).collect());
             }
             m.waiting += 1;
-            Arc::clone(&v.notify)
+            (Arc::clone(&v.notify), ticket)
         };
         // Counted as waiting until this returns or is dropped (the client went away).
         let _waiting = Waiting { hub: self, visitor };
@@ -239,19 +305,27 @@ impl Hub {
             let woke = notify.notified();
             tokio::pin!(woke);
             woke.as_mut().enable();
-            if let Some(frames) = self.take(visitor) {
-                return frames;
+            match self.take(visitor, ticket) {
+                Some(Polled::Frames(f)) if f.is_empty() => {}
+                Some(p) => return p,
+                None => {}
             }
             if tokio::time::timeout_at(end, woke).await.is_err() {
-                return self.take(visitor).unwrap_or_default();
+                return self
+                    .take(visitor, ticket)
+                    .unwrap_or(Polled::Frames(Vec::new()));
             }
         }
     }
 
-    fn take(&self, visitor: &str) -> Option<Vec<Frame>> {
+    /// The frames waiting for the poll `ticket` of `visitor` (empty: none yet), or Superseded.
+    fn take(&self, visitor: &str, ticket: u64) -> Option<Polled> {
         let mut map = self.lock();
         let m = map.get_mut(visitor)?.mailbox.as_mut()?;
-        (!m.frames.is_empty()).then(|| m.frames.drain(..).collect())
+        if m.poll_gen != ticket {
+            return Some(Polled::Superseded);
+        }
+        Some(Polled::Frames(m.frames.drain(..).collect()))
     }
 
     /// Note a long-poll visitor as seen (hello, send), so replies wait in their mailbox.
@@ -298,10 +372,28 @@ mod tests {
         assert!(hub.wait_connected("b", Duration::from_secs(2)).await);
         assert!(hub.push("b", &Frame::from("z"), None));
         let got = poll.await.unwrap();
-        assert_eq!(got.len(), 1);
+        assert_eq!(got, Polled::Frames(vec![Frame::from("z")]));
         // Between polls, frames wait in the mailbox.
         assert!(hub.push("b", &Frame::from("w"), None));
-        assert_eq!(hub.poll("b", Duration::from_millis(10)).await.len(), 1);
+        assert_eq!(
+            hub.poll("b", Duration::from_millis(10)).await,
+            Polled::Frames(vec![Frame::from("w")])
+        );
+    }
+
+    #[test]
+    fn slots_are_bounded_per_address_too() {
+        let hub = Arc::new(Hub::default());
+        let a: IpAddr = [203, 0, 113, 1].into();
+        let b: IpAddr = [203, 0, 113, 2].into();
+        let a1 = hub.slot_for(a, 3, 2).unwrap();
+        let _a2 = hub.slot_for(a, 3, 2).unwrap();
+        assert_eq!(hub.slot_for(a, 3, 2).err(), Some(Busy::Address));
+        let _b1 = hub.slot_for(b, 3, 2).unwrap();
+        assert_eq!(hub.slot_for(b, 3, 2).err(), Some(Busy::Full));
+        drop(a1);
+        let _a3 = hub.slot_for(a, 3, 2).unwrap();
+        assert_eq!(hub.connections(), 3);
     }
 
     #[test]

@@ -79,6 +79,45 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_at_a_partly_refilled_bucket_is_exact() {
+        // 3 a minute: one token every 20 s. Empty at t; at t+10 s half a token is back, so
+        // the next one is 10 s away.
+        let l = RateLimiter::new(3);
+        let t = Instant::now();
+        for _ in 0..3 {
+            l.check_at(&"a", t).unwrap();
+        }
+        let wait = l.check_at(&"a", t + Duration::from_secs(10)).unwrap_err();
+        assert!(
+            (wait.as_secs_f64() - 10.0).abs() < 1e-6,
+            "{wait:?}, expected 10 s"
+        );
+        let wait = l.check_at(&"a", t + Duration::from_secs(15)).unwrap_err();
+        assert!(
+            (wait.as_secs_f64() - 5.0).abs() < 1e-6,
+            "{wait:?}, expected 5 s"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_new_keys_does_not_free_a_throttled_one() {
+        let l = RateLimiter::new(10);
+        let t = Instant::now();
+        for _ in 0..10 {
+            l.check_at(&0usize, t).unwrap();
+        }
+        assert!(l.check_at(&0usize, t).is_err());
+        // Far more new keys than the pruning threshold, each full again a while later.
+        for i in 1..(PRUNE_AT * 2) {
+            let at = t + Duration::from_millis(i as u64);
+            let _ = l.check_at(&i, at);
+        }
+        // Two seconds on, key 0 has a third of a token: still throttled.
+        let later = t + Duration::from_secs(2);
+        assert!(l.check_at(&0usize, later).is_err(), "the flood reset key 0");
+    }
+
+    #[test]
     fn many_keys_are_pruned() {
         let l = RateLimiter::new(10);
         let t = Instant::now();

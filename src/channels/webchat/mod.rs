@@ -9,15 +9,18 @@
 //! demo page at `/` that embeds it, a WebSocket at `/ws` and a long-poll fallback under `/lp/`
 //! (see [`protocol`]). A visitor gets a random id signed with a server secret ([`secret`]) and
 //! kept in the page's localStorage, with the chat history, so both survive reloads and nobody
-//! can pose as another visitor. When the widget asks for an email (optional) and the visitor
-//! gives one, it is an explicit link ([`crate::ingest::Inbound::linked`]): the visitor joins the
-//! contact that owns that email, one timeline with their mail.
+//! can pose as another visitor. An email the visitor types in the widget (optional) is only a
+//! CLAIM ([`crate::store::claims`]): the visitor stays their own contact, the profile shows
+//! "claims to be … (unverified)" and an agent links it (`:claim link`) or dismisses it. A
+//! visitor joins an existing contact only when the embedding site vouches for them: the page
+//! gives `data-user-email` and `data-user-hash` (HMAC-SHA256 of the email under the identity
+//! secret, [`secret::IdentityKey`]), verified here.
 //!
 //! Visitor messages go through [`crate::ingest`] like every channel's. Agent replies go out
 //! through [`WebChatServer::outbound`]: pushed to the visitor's open widget, or, when the
-//! visitor has left and gave an email, by email (noted in the timeline: "delivered by email:
-//! visitor offline"), or failed with the reason (no email given, no email account configured)
-//! and sent again when the visitor comes back.
+//! visitor has left and the contact has a verified email, by email (noted in the timeline:
+//! "delivered by email: visitor offline"), or failed with the reason (no email, only an
+//! unverified one, no email account configured) and sent again when the visitor comes back.
 //!
 //! Hostile input: an origin allowlist, a message size limit (and a frame size limit under it),
 //! per-visitor and per-IP rate limits, a cap on open connections, and visitor text that is only
@@ -42,7 +45,7 @@ use anyhow::Context;
 use hub::{Frame, Hub};
 use limits::RateLimiter;
 use protocol::{From, ServerFrame};
-use secret::Signer;
+use secret::{IdentityKey, Signer};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -95,6 +98,8 @@ pub fn local_url(listen: SocketAddr) -> String {
 pub(crate) struct Shared {
     config: WebChatConfig,
     signer: Signer,
+    /// Verifies the logged-in user an embedding site signs (`data-user-hash`).
+    identity: IdentityKey,
     hub: Arc<Hub>,
     db: db::Db,
     visitor_messages: RateLimiter<String>,
@@ -102,17 +107,37 @@ pub(crate) struct Shared {
     ip_connections: RateLimiter<IpAddr>,
     long_poll: Duration,
     stop: watch::Receiver<bool>,
+    /// The origins of the server's own pages: the bound listen address (and `localhost` on
+    /// loopback), and the configured public origin.
+    own_origins: Vec<String>,
 }
 
 impl Shared {
-    /// The largest frame or request body accepted: the longest message, JSON-escaped, and room
-    /// for the rest of the frame.
+    /// The largest frame or request body accepted, in bytes: the longest message with every
+    /// character JSON-escaped as a `\uXXXX\uXXXX` pair (12 bytes), and room for the rest of the
+    /// frame. The message limit itself counts characters after decoding.
     fn frame_limit(&self) -> usize {
         self.config
             .max_message_chars
-            .saturating_mul(6)
-            .saturating_add(2048)
+            .saturating_mul(12)
+            .saturating_add(4096)
     }
+}
+
+/// The origins a page served by this server has (see [`Shared::own_origins`]).
+fn own_origins(addr: SocketAddr, public: Option<&str>) -> Vec<String> {
+    let mut out = vec![local_url(addr).trim_end_matches('/').to_string()];
+    if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+        out.push(format!("http://localhost:{}", addr.port()));
+    }
+    if let IpAddr::V4(v4) = addr.ip()
+        && !v4.is_unspecified()
+    {
+        out.push(format!("http://{addr}"));
+    }
+    out.extend(public.map(config::normalize_origin));
+    out.dedup();
+    out
 }
 
 /// A running web chat server. Dropping it stops it too (without waiting).
@@ -130,16 +155,18 @@ impl WebChatServer {
         raise_open_files_limit();
         let dir = data_dir.to_path_buf();
         let ingest = options.ingest;
-        let (signer, db) = tokio::task::spawn_blocking(move || {
+        let (signer, identity, db) = tokio::task::spawn_blocking(move || {
             let signer = Signer::load_or_create(&dir)?;
+            let identity = IdentityKey::load_or_create(&dir)?;
             let db = db::Db::start(&dir.join(DB_FILE), ingest)?;
-            Ok::<_, anyhow::Error>((signer, db))
+            Ok::<_, anyhow::Error>((signer, identity, db))
         })
         .await??;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let config_public = config.public_origin.clone();
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             visitor_messages: RateLimiter::new(config.visitor_messages_per_minute),
@@ -147,10 +174,12 @@ impl WebChatServer {
             ip_connections: RateLimiter::new(config.ip_connections_per_minute),
             config,
             signer,
+            identity,
             hub: Arc::new(Hub::default()),
             db,
             long_poll: options.long_poll,
             stop: stop_rx.clone(),
+            own_origins: own_origins(addr, config_public.as_deref()),
         });
         let app =
             server::router(Arc::clone(&shared)).into_make_service_with_connect_info::<SocketAddr>();
@@ -295,8 +324,11 @@ impl WebOutbound {
         {
             return Ok(sent);
         }
-        // The visitor has left.
-        let email = self
+        // The visitor has left: only a VERIFIED address may get the reply (one the embedding
+        // site signed, one the customer wrote from, or one an agent linked). An address the
+        // visitor typed is only a claim: mailing it would send the conversation to whoever
+        // owns that address.
+        let reach = self
             .shared
             .db
             .email_of(item.contact_id)
@@ -306,9 +338,17 @@ impl WebOutbound {
                 retry: true,
                 may_have_sent: false,
             })?;
-        let Some(address) = email else {
+        let Some(address) = reach.verified else {
+            let reason = if reach.claimed.is_empty() {
+                "visitor offline and gave no email; sent again when they come back".to_string()
+            } else {
+                format!(
+                    "visitor offline; the email they typed ({}) is not verified, so the reply is not sent there (:claim link if you know it is theirs); sent again when they come back",
+                    crate::sanitize::line(&reach.claimed.join(", "))
+                )
+            };
             return Err(SendError {
-                reason: "visitor offline and gave no email; sent again when they come back".into(),
+                reason,
                 retry: false,
                 may_have_sent: false,
             });

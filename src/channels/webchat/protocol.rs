@@ -2,14 +2,20 @@
 //! fallback.
 //!
 //! Visitor -> braid:
-//! - `{"type":"hello","visitor":TOKEN|null}`: first frame; null asks for a new visitor id.
+//! - `{"type":"hello","visitor":TOKEN|null,"user_email":…,"user_hash":…}`: first frame; null
+//!   asks for a new visitor id. `user_email` + `user_hash` (optional): the embedding site vouches
+//!   for its logged-in user (HMAC, see [`super::secret::IdentityKey`]); only such a verified
+//!   email joins the visitor to that email's contact. A wrong hash is ignored (logged).
 //! - `{"type":"msg","id":"c1a2…","text":"…","email":"optional"}`: a message; `id` is the
-//!   widget's own id for it (a resend after a reconnect is stored once).
+//!   widget's own id for it (a resend after a reconnect is stored once). `email` is what the
+//!   visitor typed: a CLAIM, stored for an agent to confirm, never a link by itself.
 //!
 //! braid -> visitor:
 //! - `{"type":"welcome","visitor":TOKEN,"ask_email":bool}`
 //! - `{"type":"ack","id":"c1a2…"}`: the message is stored.
-//! - `{"type":"msg","id":"…","from":"agent"|"visitor","author":"…","text":"…","at":MILLIS}`
+//! - `{"type":"msg","id":"…","from":"agent"|"visitor","author":"…","text":"…","at":MILLIS}`:
+//!   `id` is stable (`m<message id>` for a reply): a reply sent again after a crash carries the
+//!   same id and the widget shows it once.
 //! - `{"type":"error","code":"…","message":"…","id":…,"retry_after_ms":…}`: codes
 //!   `bad_visitor` (forged or unknown token: start over), `too_long`, `empty`, `bad_email`,
 //!   `rate_limited`, `unavailable` (the store could not take it: retry), `malformed`.
@@ -22,6 +28,12 @@ pub enum ClientFrame {
     Hello {
         #[serde(default)]
         visitor: Option<String>,
+        /// The embedding site's logged-in user (`data-user-email`), with its signature
+        /// (`data-user-hash`); see [`super::secret::IdentityKey`].
+        #[serde(default)]
+        user_email: Option<String>,
+        #[serde(default)]
+        user_hash: Option<String>,
     },
     Msg {
         id: String,

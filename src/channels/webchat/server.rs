@@ -3,7 +3,7 @@
 
 use super::Shared;
 use super::db;
-use super::hub::{Frame, Slot};
+use super::hub::{Busy, Frame, Polled, Slot};
 use super::protocol::{ClientFrame, From, ServerFrame, valid_client_id};
 use axum::Router;
 use axum::body::Bytes;
@@ -32,6 +32,7 @@ pub const LONG_POLL: Duration = Duration::from_secs(25);
 const CLOSE_UNSUPPORTED: u16 = 1003;
 const CLOSE_MALFORMED: u16 = 1007;
 const CLOSE_POLICY: u16 = 1008;
+const CLOSE_TOO_BIG: u16 = 1009;
 /// The visitor token was forged or is unknown: the widget starts over with a new id.
 pub const CLOSE_BAD_VISITOR: u16 = 4001;
 
@@ -106,16 +107,11 @@ fn check_origin(shared: &Shared, headers: &HeaderMap) -> Result<HeaderValue, Ref
     if shared.config.allows_origin(text) {
         return Ok(origin.clone());
     }
-    // The server's own pages (the demo page) are same-origin.
-    let own = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|host| {
-            let o = super::config::normalize_origin(text);
-            o == format!("http://{}", host.to_ascii_lowercase())
-                || o == format!("https://{}", host.to_ascii_lowercase())
-        });
-    if own {
+    // The server's own pages (the demo page): the listen address or the configured public
+    // origin. Never "whatever the Host header says": a DNS-rebinding page sends Host and Origin
+    // both naming its own domain.
+    let o = super::config::normalize_origin(text);
+    if shared.own_origins.contains(&o) {
         Ok(origin.clone())
     } else {
         Err(forbidden())
@@ -167,17 +163,38 @@ async fn ws_upgrade(
             "too many connections from this address",
         );
     }
-    let Some(slot) = shared.hub.slot(shared.config.max_connections) else {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "too many open connections",
-        );
+    let slot = match take_slot(&shared, ip) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
     };
     let limit = shared.frame_limit();
     ws.max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| session(shared, socket, ip, slot))
+}
+
+/// A connection slot for `ip`, or the refusal: 429 when this address holds its share, 503 when
+/// the server is full.
+fn take_slot(shared: &Arc<Shared>, ip: IpAddr) -> Result<Slot, Refusal> {
+    shared
+        .hub
+        .slot_for(
+            ip,
+            shared.config.max_connections,
+            shared.config.max_connections_per_ip,
+        )
+        .map_err(|busy| match busy {
+            Busy::Address => refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many connections from this address",
+            ),
+            Busy::Full => refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many open connections",
+            ),
+        })
 }
 
 async fn close(mut sink: impl SinkExt<Message> + Unpin, code: u16, reason: &'static str) {
@@ -190,6 +207,20 @@ async fn close(mut sink: impl SinkExt<Message> + Unpin, code: u16, reason: &'sta
     let _ = sink.close().await;
 }
 
+/// The close code for a frame the WebSocket layer refused, if it has one.
+fn broken(e: axum::Error) -> Option<(u16, &'static str)> {
+    match e
+        .into_inner()
+        .downcast::<tungstenite::Error>()
+        .ok()
+        .map(|b| *b)
+    {
+        Some(tungstenite::Error::Capacity(_)) => Some((CLOSE_TOO_BIG, "frame too large")),
+        Some(tungstenite::Error::Utf8(_)) => Some((CLOSE_MALFORMED, "text frame is not UTF-8")),
+        _ => None,
+    }
+}
+
 fn text(frame: &ServerFrame) -> Message {
     Message::Text(frame.to_json().into())
 }
@@ -198,9 +229,16 @@ fn text(frame: &ServerFrame) -> Message {
 async fn session(shared: Arc<Shared>, socket: WebSocket, ip: IpAddr, _slot: Slot) {
     let (mut sink, mut stream) = socket.split();
     let first = tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await;
-    let token = match first {
+    let (token, verified) = match first {
         Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ClientFrame>(t.as_str()) {
-            Ok(ClientFrame::Hello { visitor }) => visitor,
+            Ok(ClientFrame::Hello {
+                visitor,
+                user_email,
+                user_hash,
+            }) => (
+                visitor,
+                shared.verified_email(user_email.as_deref(), user_hash.as_deref()),
+            ),
             _ => return close(sink, CLOSE_MALFORMED, "malformed frame: expected hello").await,
         },
         Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return,
@@ -253,13 +291,30 @@ async fn session(shared: Arc<Shared>, socket: WebSocket, ip: IpAddr, _slot: Slot
                     Some(Ok(Message::Binary(_))) => {
                         return close(sink, CLOSE_UNSUPPORTED, "binary frames are not accepted").await;
                     }
-                    // Closed, or broken (an oversize frame, bad UTF-8, a protocol error).
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                    Some(Ok(Message::Close(_))) | None => return,
+                    // An oversize frame (1009), a text frame that is not UTF-8 (1007); any
+                    // other protocol error just ends the socket.
+                    Some(Err(e)) => {
+                        if let Some((code, why)) = broken(e) {
+                            close(sink, code, why).await;
+                        }
+                        return;
+                    }
                 };
                 let reply = match serde_json::from_str::<ClientFrame>(t.as_str()) {
                     Ok(ClientFrame::Msg { id, text, email }) if valid_client_id(&id) => {
                         shared
-                            .message(&visitor, ip, &id, &text, email.as_deref(), Some(guard.id()))
+                            .message(
+                                &visitor,
+                                ip,
+                                &id,
+                                &text,
+                                Visitor {
+                                    typed: email.as_deref(),
+                                    verified: verified.as_deref(),
+                                },
+                                Some(guard.id()),
+                            )
                             .await
                     }
                     _ => return close(sink, CLOSE_MALFORMED, "malformed frame").await,
@@ -272,7 +327,32 @@ async fn session(shared: Arc<Shared>, socket: WebSocket, ip: IpAddr, _slot: Slot
     }
 }
 
+/// What a visitor's message says about who they are.
+pub(crate) struct Visitor<'a> {
+    /// An email the visitor typed: a claim.
+    pub typed: Option<&'a str>,
+    /// An email the embedding site signed (verified).
+    pub verified: Option<&'a str>,
+}
+
 impl Shared {
+    /// The email an embedding site vouches for, when its signature verifies. A wrong signature
+    /// is ignored (the visitor chats as a guest) and logged for the site's developers; the
+    /// address and the hash are not logged.
+    pub(crate) fn verified_email(&self, email: Option<&str>, hash: Option<&str>) -> Option<String> {
+        let email = email.map(str::trim).filter(|e| !e.is_empty())?;
+        let hash = hash.unwrap_or("");
+        if !self.identity.verify(email, hash) {
+            tracing::warn!(
+                "web chat: a page gave data-user-email with a data-user-hash that does not verify \
+                 (sign the email with the secret in {}); chatting as a guest",
+                super::secret::IDENTITY_SECRET_FILE
+            );
+            return None;
+        }
+        crate::identity::normalize(crate::model::IdentityKind::Email, email).ok()
+    }
+
     /// The visitor of a hello: a genuine token's id, or a new id. Err: a forged token.
     pub(crate) fn visitor(&self, token: Option<&str>) -> Result<(String, String), ServerFrame> {
         match token {
@@ -298,7 +378,7 @@ impl Shared {
         ip: IpAddr,
         id: &str,
         text: &str,
-        email: Option<&str>,
+        who: Visitor<'_>,
         from_socket: Option<u64>,
     ) -> ServerFrame {
         let body = text.trim();
@@ -316,7 +396,7 @@ impl Shared {
                 Some(id),
             );
         }
-        let email = email.map(str::trim).filter(|e| !e.is_empty());
+        let email = who.typed.map(str::trim).filter(|e| !e.is_empty());
         if let Some(e) = email
             && crate::identity::normalize(crate::model::IdentityKind::Email, e).is_err()
         {
@@ -332,7 +412,11 @@ impl Shared {
         if let Err(wait) = self.ip_messages.check(&ip) {
             return rate_limited("too many messages from this address", wait, Some(id));
         }
-        match self.db.ingest(db::inbound(visitor, id, body, email)).await {
+        match self
+            .db
+            .ingest(db::inbound(visitor, id, body, email, who.verified))
+            .await
+        {
             Ok(_) => {
                 let echo = ServerFrame::Msg {
                     id: id.to_string(),
@@ -366,6 +450,14 @@ impl Shared {
 struct LpHello {
     #[serde(default)]
     visitor: Option<String>,
+    // Accepted so the widget sends one hello for both transports; each long-poll send carries
+    // the signed user again (a request stands alone).
+    #[allow(dead_code)]
+    #[serde(default)]
+    user_email: Option<String>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    user_hash: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -376,6 +468,11 @@ struct LpSend {
     text: String,
     #[serde(default)]
     email: Option<String>,
+    /// The site's signed user, as in the hello (each request stands alone).
+    #[serde(default)]
+    user_email: Option<String>,
+    #[serde(default)]
+    user_hash: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -501,20 +598,29 @@ async fn lp_send(
         );
     };
     shared.hub.touch_poller(&visitor);
+    let verified = shared.verified_email(req.user_email.as_deref(), req.user_hash.as_deref());
     let reply = shared
         .message(
             &visitor,
             client_ip(&shared, peer, &headers),
             &req.id,
             &req.text,
-            req.email.as_deref(),
+            Visitor {
+                typed: req.email.as_deref(),
+                verified: verified.as_deref(),
+            },
             None,
         )
         .await;
     frame(&origin, &reply)
 }
 
-async fn lp_poll(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn lp_poll(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let origin = match check_origin(&shared, &headers) {
         Ok(o) => o,
         Err(r) => return r.into_response(),
@@ -528,17 +634,27 @@ async fn lp_poll(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
             &ServerFrame::error("bad_visitor", "unknown visitor id", None),
         );
     };
-    let Some(_slot) = shared.hub.slot(shared.config.max_connections) else {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "too many open connections",
-        );
+    // A pending poll holds a connection slot of its address like a WebSocket does.
+    let _slot = match take_slot(&shared, client_ip(&shared, peer, &headers)) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
     };
     let mut stop = shared.stop.clone();
     let frames = tokio::select! {
         f = shared.hub.poll(&visitor, shared.long_poll) => f,
-        _ = stop.changed() => Vec::new(),
+        _ = stop.changed() => Polled::Frames(Vec::new()),
+    };
+    let frames = match frames {
+        Polled::Frames(f) => f,
+        // A newer poll of this visitor took over (the widget waits a little before polling
+        // again, so two tabs take turns instead of ending each other's polls in a loop).
+        Polled::Superseded => {
+            return json(
+                &origin,
+                StatusCode::OK,
+                r#"{"frames":[],"superseded":true}"#.to_string(),
+            );
+        }
     };
     let mut body = String::from("{\"frames\":[");
     for (i, f) in frames.iter().enumerate() {

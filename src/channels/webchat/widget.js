@@ -1,7 +1,10 @@
 /* braid web chat widget: dependency-free, embedded with one tag:
  *   <script src="https://chat.example.com/widget.js" data-title="Chat with us" async></script>
  * data-title, data-greeting, data-color (#rrggbb), data-position (right|left), data-open (true),
- * data-transport (poll: skip the WebSocket; also ?braid_transport=poll in the page address).
+ * data-transport (poll: skip the WebSocket; also ?braid_transport=poll in the page address),
+ * data-user-email + data-user-hash (the site's logged-in user, signed by the site's server:
+ * hex HMAC-SHA256 of the email with the braid identity secret; only a signed email joins the
+ * visitor to that customer's history, an email typed in the widget is only a claim).
  * Everything from the network or the visitor is shown with textContent, never as HTML. */
 (function () {
   "use strict";
@@ -27,6 +30,12 @@
   // Long-poll instead of the WebSocket: data-transport="poll", or ?braid_transport=poll in the
   // page's address (to try the fallback without editing the page).
   var forcePoll = d.transport === "poll" || /[?&]braid_transport=poll(&|$)/.test(location.search);
+  // The site's signed user (both or neither); braid checks the signature.
+  var user = d.userEmail && d.userHash ? { user_email: d.userEmail, user_hash: d.userHash } : null;
+  function withUser(o) {
+    if (user) { o.user_email = user.user_email; o.user_hash = user.user_hash; }
+    return o;
+  }
 
   // ---- storage (per braid server) ----
   var KEY = "braid-chat:" + origin + ":";
@@ -133,7 +142,7 @@
     list.appendChild(bubble({ id: "greeting", from: "agent", text: greeting }));
     for (var k = 0; k < history.length; k++) list.appendChild(bubble(history[k]));
     list.scrollTop = list.scrollHeight;
-    emailRow.style.display = askEmail && !emailGiven ? "block" : "none";
+    emailRow.style.display = askEmail && !emailGiven && !user ? "block" : "none";
   }
   function remember() {
     if (history.length > 200) history = history.slice(history.length - 200);
@@ -165,7 +174,7 @@
     try { ws = new WebSocket(wsUrl); } catch (e) { return lost(); }
     ws.onopen = function () {
       opened = true;
-      ws.send(JSON.stringify({ type: "hello", visitor: token }));
+      ws.send(JSON.stringify(withUser({ type: "hello", visitor: token })));
     };
     ws.onmessage = function (ev) {
       var f;
@@ -198,7 +207,7 @@
   }
 
   function pollHello() {
-    post("/lp/hello", { visitor: token }).then(function (f) {
+    post("/lp/hello", withUser({ visitor: token })).then(function (f) {
       if (f.type !== "welcome") { handle(f); return lost(); }
       handle(f);
       if (!polling) pollLoop();
@@ -210,6 +219,9 @@
     post("/lp/poll", { visitor: token }).then(function (r) {
       if (r.type === "error") { polling = false; handle(r); return; }
       for (var k = 0; k < (r.frames || []).length; k++) handle(r.frames[k]);
+      // Another tab (or this page before a reload) polls for this visitor now: one pending
+      // poll per visitor, so wait before taking over.
+      if (r.superseded) { setTimeout(pollLoop, 5000); return; }
       pollLoop();
     }).catch(function () { polling = false; failures++; lost(); });
   }
@@ -220,6 +232,7 @@
     if (usePoll) {
       frame.visitor = token;
       delete frame.type;
+      withUser(frame);
       post("/lp/send", frame).then(handle).catch(function () { lost(); });
     } else if (ws && ws.readyState === 1) {
       ws.send(JSON.stringify(frame));
@@ -249,7 +262,9 @@
         render();
       }
     } else if (f.type === "msg") {
-      if (find(f.id)) return;
+      // A message is shown once: a reply sent again (after a crash, a reconnect) carries the
+      // id it had, and one without an id cannot be told apart from a resend.
+      if (typeof f.id !== "string" || !f.id || find(f.id)) return;
       history.push({ id: f.id, from: f.from === "visitor" ? "visitor" : "agent", author: f.author || "",
         text: String(f.text || ""), at: f.at, state: "sent" });
       remember();
@@ -285,7 +300,7 @@
     if (!text) return;
     var m = { id: rid(), from: "visitor", author: "", text: text, at: Date.now(), state: "sending" };
     var e = email.value.replace(/^\s+|\s+$/g, "");
-    if (askEmail && !emailGiven && e) m.email = e;
+    if (askEmail && !emailGiven && !user && e) m.email = e;
     history.push(m);
     remember();
     input.value = "";

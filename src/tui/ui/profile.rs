@@ -54,6 +54,21 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             lines.push(Line::from(spans));
         }
     }
+    // What the customer typed but nobody verified: never an identity (`:claim link` makes it
+    // one). One line when it fits the pane, else the address and "(unverified)" below it.
+    let warn = Style::default().fg(t.warn);
+    for c in &p.claims {
+        let whole = format!("claims to be {} (unverified)", c.value);
+        if whole.chars().count() <= w {
+            lines.push(Line::from(Span::styled(whole, warn)));
+        } else {
+            lines.push(Line::from(Span::styled(
+                fit(&format!("claims to be {}", c.value), w),
+                warn,
+            )));
+            lines.push(Line::from(Span::styled("  (unverified)", warn)));
+        }
+    }
     lines.push(Line::from(Span::styled(
         "─".repeat(w),
         Style::default().fg(t.border),
