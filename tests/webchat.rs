@@ -790,3 +790,14 @@ async fn behind_a_proxy_the_limits_count_the_forwarded_address() {
         .unwrap_err();
     assert!(again.to_string().contains("429"), "{again}");
 }
+
+#[tokio::test]
+async fn a_message_of_only_escape_sequences_is_refused_as_empty() {
+    let chat = start().await;
+    let addr = chat.server.addr();
+    let (mut ws, _, id) = visitor(addr, None).await;
+    let f = say(&mut ws, "esc", "\u{1b}]0;PWNED\u{7}\u{1b}[2J\u{202e}").await;
+    assert_eq!(code_of(&f), "empty", "{f:?}");
+    assert_eq!(say(&mut ws, "ok", "hello").await, ack("ok"));
+    assert_eq!(timeline_of(&chat.store, &id).len(), 1);
+}

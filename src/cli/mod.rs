@@ -184,7 +184,7 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }
-            tracing::error!("{e:#}");
+            tracing::error!("{}", crate::sanitize::for_terminal_line(&format!("{e:#}")));
             eprintln!("braid: {}", one_line(&format!("{e:#}")));
             ExitCode::FAILURE
         }
