@@ -235,6 +235,8 @@ mod tests {
         .await;
         assert!(!e.contains("s3cret"), "{e}");
         assert!(e.contains("exit status 3"), "{e}");
+        let e = err(SecretSource::Command("/etc/passwd".into()), false).await;
+        assert!(e.contains("not executable") && !e.contains("passwd"), "{e}");
         let e = err(SecretSource::Command("kill -9 $$".into()), false).await;
         assert!(e.contains("signal"), "{e}");
     }

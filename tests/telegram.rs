@@ -1302,3 +1302,22 @@ async fn hostile_server_text_reaches_no_terminal_and_no_log_raw() {
     assert!(log.contains("evil\\u{1b}]0;PWNED"), "{log}");
     no_raw_controls("the log", &log);
 }
+
+#[tokio::test]
+async fn a_message_of_only_escape_sequences_is_skipped_not_stored_blank() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tg = server.bot();
+    server.customer_writes(json!({"text": "\u{1b}]0;PWNED\u{7}\u{1b}[2J"}));
+    server.customer_writes(json!({"text": "real words"}));
+    let poller = Poller::new(Arc::clone(&tg), open_store(dir.path()));
+    let done = poller.poll_once(0).await.unwrap();
+    assert_eq!((done.stored, done.skipped), (1, 1));
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT count(*) FROM messages WHERE trim(body) = ''"
+        ),
+        0
+    );
+}

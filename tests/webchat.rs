@@ -1188,3 +1188,13 @@ async fn a_reply_sent_twice_carries_the_same_id_both_times() {
     let want = format!("m{}", item.message_id);
     assert_eq!(got, vec![want.as_str(), want.as_str()]);
 }
+#[tokio::test]
+async fn a_message_of_only_escape_sequences_is_refused_as_empty() {
+    let chat = start().await;
+    let addr = chat.server.addr();
+    let (mut ws, _, id) = visitor(addr, None).await;
+    let f = say(&mut ws, "esc", "\u{1b}]0;PWNED\u{7}\u{1b}[2J\u{202e}").await;
+    assert_eq!(code_of(&f), "empty", "{f:?}");
+    assert_eq!(say(&mut ws, "ok", "hello").await, ack("ok"));
+    assert_eq!(timeline_of(&chat.store, &id).len(), 1);
+}

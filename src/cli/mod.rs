@@ -202,7 +202,7 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }
-            tracing::error!("{e:#}");
+            tracing::error!("{}", crate::sanitize::for_terminal_line(&format!("{e:#}")));
             let line = one_line(&format!("{e:#}"));
             if json_requested() {
                 eprintln!("{}", json_error(&line));

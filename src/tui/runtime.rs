@@ -318,7 +318,7 @@ async fn apply(
                 }
                 Effect::Save { conversation, dir } => saver.start(conversation, dir),
                 Effect::RunEditor(text) => {
-                    let result = edit_in_editor(term, &text, input).await;
+                    let result = edit_in_editor(term, &text, &saver.config.data_dir, input).await;
                     next.extend(app.handle(Event::EditorDone(result)));
                 }
             }
@@ -332,20 +332,21 @@ async fn apply(
 async fn edit_in_editor(
     term: &mut Term,
     text: &str,
+    data_dir: &Path,
     input: &mut Option<EventStream>,
 ) -> Result<String, String> {
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
         .unwrap_or_else(|_| "vi".to_string());
-    let dir = std::env::temp_dir();
-    let file = dir.join(format!("braid-draft-{}.txt", std::process::id()));
-    std::fs::write(&file, text).map_err(|e| format!("writing {}: {e}", file.display()))?;
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR");
+    let dir = draft_dir(runtime.as_deref(), data_dir)
+        .map_err(|e| format!("cannot make a private place for the draft: {e}"))?;
     // Stop reading the terminal while the editor owns it. The old stream must be dropped
     // BEFORE a new one is made: its reader thread holds crossterm's global reader lock until
     // it is told to shut down, and creating a stream waits for that lock.
     *input = None;
     restore_terminal();
-    let status = run_editor(&editor, &file).await;
+    let result = edit_draft(&editor, text, &dir).await;
     let _ = enable_raw_mode();
     let _ = execute!(std::io::stdout(), EnterAlternateScreen);
     // A fresh terminal (fresh buffers, cursor state) so the next frame repaints every cell.
@@ -354,14 +355,73 @@ async fn edit_in_editor(
     }
     let _ = term.clear();
     *input = Some(EventStream::new());
+    result
+}
+
+/// Where drafts for $EDITOR go: `$XDG_RUNTIME_DIR` when it is an absolute directory of ours
+/// that nobody else can enter (mode 0700, as systemd makes it), else the data dir (made 0700).
+/// Never `/tmp`: another user of the machine could read the draft or plant a symlink there.
+pub fn draft_dir(runtime: Option<&std::ffi::OsStr>, data_dir: &Path) -> std::io::Result<PathBuf> {
+    if let Some(dir) = runtime.map(Path::new).filter(|d| d.is_absolute())
+        && is_private_dir(dir)
+    {
+        return Ok(dir.to_path_buf());
+    }
+    crate::private::create_dir(data_dir)?;
+    Ok(data_dir.to_path_buf())
+}
+
+#[cfg(unix)]
+fn is_private_dir(dir: &Path) -> bool {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // symlink_metadata: a symlink is not followed to somebody else's directory.
+    std::fs::symlink_metadata(dir).is_ok_and(|m| {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        m.is_dir() && m.uid() == me && m.permissions().mode() & 0o077 == 0
+    })
+}
+
+#[cfg(not(unix))]
+fn is_private_dir(_dir: &Path) -> bool {
+    false
+}
+
+/// Write `text` (ending with a newline) to a new file in `dir` with a random name, created
+/// exclusively (O_EXCL: an existing file or a planted symlink is never opened) with mode 0600;
+/// run `editor` on it; read it back without its trailing newlines; remove it, whatever happened.
+pub async fn edit_draft(editor: &str, text: &str, dir: &Path) -> Result<String, String> {
+    use std::io::Write;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("braid-draft-").suffix(".txt");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o600));
+    }
+    let mut file = builder
+        .tempfile_in(dir)
+        .map_err(|e| format!("cannot create a draft file in {}: {e}", dir.display()))?;
+    let mut content = text.to_string();
+    if !content.ends_with('\n') {
+        content.push('\n');
+    }
+    file.write_all(content.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| format!("writing the draft {}: {e}", file.path().display()))?;
+    let path = file.path().to_path_buf();
+    let status = run_editor(editor, &path).await;
     let result = match status {
-        Ok(s) if s.success() => std::fs::read_to_string(&file)
+        // Editors may replace the file (write a new one, rename it over): read it by name.
+        Ok(s) if s.success() => std::fs::read_to_string(&path)
             .map(|t| t.trim_end_matches('\n').to_string())
-            .map_err(|e| format!("reading {}: {e}", file.display())),
+            .map_err(|e| format!("reading the draft {}: {e}", path.display())),
         Ok(s) => Err(format!("{editor} exited with {s}; text unchanged")),
         Err(e) => Err(format!("cannot run {editor}: {e}")),
     };
-    let _ = std::fs::remove_file(&file);
+    // Removed by name (the editor may have replaced the file).
+    drop(file);
+    let _ = std::fs::remove_file(&path);
     result
 }
 

@@ -382,7 +382,8 @@ impl Shared {
         from_socket: Option<u64>,
     ) -> ServerFrame {
         let body = text.trim();
-        if body.is_empty() {
+        // Judged on what would be stored: escape sequences alone are empty too.
+        if crate::sanitize::text(body).trim().is_empty() {
             return ServerFrame::error("empty", "empty message", Some(id));
         }
         let chars = body.chars().count();
