@@ -9,24 +9,27 @@ program: this script only turns cells into pixels, it never invents content.
 
 No terminal rendering of our own: rich parses the ANSI (SGR colours and
 attributes, 256 colours, truecolor; other escape sequences are dropped) and
-exports the screen as an SVG, one positioned text run per styled span, with the
-cell grid fixed by `textLength`, so wide characters and box drawing stay in
-their columns; cairosvg draws that SVG with the system's fonts (fontconfig's
-`monospace`, DejaVu Sans Mono on Debian: `fonts-dejavu-core`).
+exports the screen as an SVG, one text run per styled span placed at its cell
+column; librsvg's `rsvg-convert` draws that SVG with the system's fonts through
+pango, so glyphs DejaVu Sans Mono lacks (the demo's CJK names) fall back to
+another installed font (cairosvg, the other maintained SVG renderer, draws them
+as empty boxes: it has no font fallback).
 
-Needs `rich` and `cairosvg` (PyPI) and Debian's `libcairo2`:
-scripts/screenshots.sh makes a venv with them under target/.
+Needs `rich` (PyPI; scripts/screenshots.sh makes a venv with it under target/)
+and Debian's `librsvg2-bin`, `fonts-dejavu-core` (and `fonts-wqy-microhei`
+for CJK).
 """
 
 import argparse
 import io
 import re
+import shutil
+import subprocess
 import sys
 
 from rich.console import Console
 from rich.terminal_theme import TerminalTheme
 from rich.text import Text
-import cairosvg
 
 # The palette of a dark terminal (xterm's 16 colours, softened like most themes).
 THEME = TerminalTheme(
@@ -71,6 +74,9 @@ def render(ansi: str, cols: int, rows: int, title: str) -> str:
     # monospace font and no network.
     svg = re.sub(r"@font-face\s*\{[^}]*\}", "", svg)
     svg = svg.replace('font-family: Fira Code, monospace', 'font-family: DejaVu Sans Mono, monospace')
+    # Spaces are cells: librsvg collapses a span's leading space (the gap after a bold key
+    # in the hint line, a message's indent) unless told to keep them.
+    svg = svg.replace("<svg ", '<svg xml:space="preserve" ', 1)
     return svg
 
 
@@ -93,8 +99,16 @@ def main() -> int:
     if args.svg:
         with open(args.svg, "w", encoding="utf-8") as f:
             f.write(svg)
-    # rich lays its text out at 20 px (rows of 24.4 px): scale to the asked size.
-    cairosvg.svg2png(bytestring=svg.encode("utf-8"), write_to=args.output, scale=args.font_size / 20 * 1.25)
+    rsvg = shutil.which("rsvg-convert")
+    if not rsvg:
+        sys.exit("ansi2png: rsvg-convert not found: apt-get install librsvg2-bin")
+    # rich lays its text out at 20 px (rows of 24.4 px): zoom to the asked size.
+    zoom = args.font_size / 20 * 1.25
+    subprocess.run(
+        [rsvg, "--zoom", f"{zoom:.4f}", "--format", "png", "--output", args.output],
+        input=svg.encode("utf-8"),
+        check=True,
+    )
     return 0
 
 

@@ -7,8 +7,8 @@
 #   SKIP_BUILD=1 scripts/screenshots.sh
 #   BRAID_BIN=/path/to/braid scripts/screenshots.sh
 #
-# Needs: tmux, fonts-dejavu-core, libcairo2, python3-venv; rich, cairosvg and Pillow go into
-# a venv under target/ (PyPI). Run as root it apt-get installs what is missing; otherwise it
+# Needs: tmux, fonts-dejavu-core, librsvg2-bin, python3-venv (fonts-wqy-microhei for CJK
+# names); rich and Pillow go into a venv under target/ (PyPI). Run as root it apt-get installs what is missing; otherwise it
 # prints the command to run.
 set -euo pipefail
 
@@ -75,17 +75,17 @@ apt_install() {
   fi
 }
 
-# rich (ANSI -> SVG) and cairosvg (SVG -> PNG) render the captured screens: a venv of
-# our own under target/, so nothing is installed into the system's python.
+# rich (ANSI -> SVG, in a venv of our own under target/, so nothing is installed into the
+# system's python) and librsvg's rsvg-convert (SVG -> PNG) render the captured screens.
 VENV="$ROOT/target/shot-venv"
 ensure_venv() {
-  if "$VENV/bin/python" -c 'import rich, cairosvg, PIL' >/dev/null 2>&1; then
+  if "$VENV/bin/python" -c 'import rich, PIL' >/dev/null 2>&1; then
     PYTHON="$VENV/bin/python"
     return 0
   fi
-  say "python venv with rich, cairosvg and Pillow in ${VENV#"$ROOT"/}"
+  say "python venv with rich and Pillow in ${VENV#"$ROOT"/}"
   python3 -m venv "$VENV" || die "python3 -m venv failed: apt-get install -y python3-venv"
-  "$VENV/bin/pip" install -q rich cairosvg pillow || die "pip install rich cairosvg pillow failed"
+  "$VENV/bin/pip" install -q rich pillow || die "pip install rich pillow failed"
   PYTHON="$VENV/bin/python"
 }
 
@@ -93,11 +93,13 @@ ensure_deps() {
   local missing=()
   command -v tmux >/dev/null 2>&1 || missing+=(tmux)
   [ -e /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || missing+=(fonts-dejavu-core)
-  ldconfig -p 2>/dev/null | grep -q 'libcairo.so.2' || missing+=(libcairo2)
+  command -v rsvg-convert >/dev/null 2>&1 || missing+=(librsvg2-bin)
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
   if [ "${#missing[@]}" -gt 0 ]; then
     apt_install 1 "${missing[@]}"
   fi
+  # fontconfig falls back to these for what DejaVu lacks (the demo has CJK names).
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || apt_install 0 fonts-wqy-microhei
   ensure_venv
 }
 

@@ -7,17 +7,17 @@
 #   scripts/webchat-screenshot.sh          # uses target/release/braid (cargo build --release)
 #   BRAID_BIN=/path/to/braid scripts/webchat-screenshot.sh
 #
-# Needs: tmux, chromium, chromium-driver, curl, python3-venv and libcairo2, and port 8765 free
-# (the demo's web chat). The TUI is rendered by scripts/ansi2png.py (rich + cairosvg) and the two
-# pictures are put side by side with Pillow, all from a venv under target/.
+# Needs: tmux, chromium, chromium-driver, curl, python3-venv and librsvg2-bin, and port 8765
+# free (the demo's web chat). The TUI is rendered by scripts/ansi2png.py (rich + rsvg-convert)
+# and the two pictures are put side by side with Pillow (rich and Pillow in a venv under target/).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${BRAID_BIN:-$ROOT/target/release/braid}"
 PY="$ROOT/target/shot-venv/bin/python"
-if ! "$PY" -c 'import rich, cairosvg, PIL' >/dev/null 2>&1; then
+if ! "$PY" -c 'import rich, PIL' >/dev/null 2>&1; then
   python3 -m venv "$ROOT/target/shot-venv"
-  "$ROOT/target/shot-venv/bin/pip" install -q rich cairosvg pillow
+  "$ROOT/target/shot-venv/bin/pip" install -q rich pillow
 fi
 COLS=150
 ROWS=42
