@@ -56,7 +56,7 @@ pub fn append_file_as_is(path: &Path) -> io::Result<std::fs::File> {
     open_options().open(path)
 }
 
-/// Tighten `path` to `mode` if it exists with bits for group or others. Missing: nothing.
+/// Take others' bits away from `path` if it exists (see `tighten`). Missing: nothing.
 pub fn tighten_if_exists(path: &Path, mode: u32) {
     if path.exists() {
         tighten(path, mode);
@@ -74,6 +74,9 @@ fn open_options() -> std::fs::OpenOptions {
     o
 }
 
+/// Take away what `path` gives to others (not the owner's group: until the workspace server
+/// owns the store, a team may share one data dir through a Unix group, on purpose). New
+/// files and directories get `mode` when created; this only fixes existing loose ones.
 #[cfg(unix)]
 fn tighten(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
@@ -81,17 +84,18 @@ fn tighten(path: &Path, mode: u32) {
         return;
     };
     let old = meta.permissions().mode() & 0o777;
-    if old & 0o077 == 0 {
+    if old & 0o007 == 0 {
         return;
     }
-    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+    let new = old & !0o007 & (mode | ((mode & 0o700) >> 3));
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(new)) {
         Ok(()) => tracing::warn!(
             path = %path.display(),
-            "was mode {old:o}, readable by others; made it {mode:o}"
+            "was mode {old:o}, readable by every user; made it {new:o}"
         ),
         Err(e) => tracing::warn!(
             path = %path.display(),
-            "is mode {old:o}, readable by others, and cannot be made {mode:o} ({e}); \
+            "is mode {old:o}, readable by every user, and cannot be made {new:o} ({e}); \
              keep braid's data in a directory of your own"
         ),
     }
@@ -121,8 +125,14 @@ mod tests {
         std::fs::create_dir(&loose).unwrap();
         std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
         create_dir(&loose).unwrap();
+        assert_eq!(mode(&loose), 0o750, "others lose their bits, a sharing group keeps its");
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o777)).unwrap();
+        create_dir(&loose).unwrap();
+        assert_eq!(mode(&loose), 0o770);
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o705)).unwrap();
+        create_dir(&loose).unwrap();
         assert_eq!(mode(&loose), 0o700);
-        // Group/other bits only: 0o700 itself is left alone, as is 0o500.
+        // Without bits for others nothing changes: 0o700 itself, 0o500, a group's 0o750.
         std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o500)).unwrap();
         create_dir(&loose).unwrap();
         assert_eq!(mode(&loose), 0o500);
@@ -134,8 +144,11 @@ mod tests {
         std::fs::write(&f, "x").unwrap();
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
         touch_file(&f).unwrap();
-        assert_eq!(mode(&f), 0o600);
+        assert_eq!(mode(&f), 0o640);
         assert_eq!(std::fs::read_to_string(&f).unwrap(), "x", "never truncated");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        touch_file(&f).unwrap();
+        assert_eq!(mode(&f), 0o640, "no execute bits on a file made 0600");
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o604)).unwrap();
         append_file(&f).unwrap();
         assert_eq!(mode(&f), 0o600);

@@ -43,7 +43,7 @@ impl Lease {
     /// Try to take the lease without waiting. `Ok(None)`: another process (or another open
     /// lease in this one) holds it.
     pub fn try_acquire(data_dir: &Path) -> Result<Option<Lease>, LeaseError> {
-        std::fs::create_dir_all(data_dir).map_err(|error| LeaseError::CreateDir {
+        crate::private::create_dir(data_dir).map_err(|error| LeaseError::CreateDir {
             path: data_dir.to_path_buf(),
             error,
         })?;

@@ -95,7 +95,7 @@ fn load_or_create_key(data_dir: &Path, name: &str) -> Result<[u8; 32], SecretErr
         path: path.clone(),
         source,
     };
-    std::fs::create_dir_all(data_dir).map_err(io)?;
+    crate::private::create_dir(data_dir).map_err(io)?;
     if !path.exists() {
         // Written under a private temporary name, then linked into place: a concurrent
         // creator either wins the link or reads the complete file of the winner.
