@@ -125,7 +125,11 @@ mod tests {
         std::fs::create_dir(&loose).unwrap();
         std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
         create_dir(&loose).unwrap();
-        assert_eq!(mode(&loose), 0o750, "others lose their bits, a sharing group keeps its");
+        assert_eq!(
+            mode(&loose),
+            0o750,
+            "others lose their bits, a sharing group keeps its"
+        );
         std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o777)).unwrap();
         create_dir(&loose).unwrap();
         assert_eq!(mode(&loose), 0o770);
