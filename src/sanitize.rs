@@ -416,6 +416,8 @@ mod tests {
         assert_eq!(for_terminal("a\u{2028}b\u{2029}c"), "a\nb\nc");
         assert_eq!(for_terminal("a\r"), "a\n");
         assert_eq!(for_terminal("a\u{202f}b"), "a\u{202f}b");
+        // A tab survives the rewriting path too (something else in the text needs escaping).
+        assert_eq!(for_terminal("a\tb\x07"), "a\tb\\u{7}");
     }
 
     #[test]
