@@ -118,6 +118,15 @@ mod tests {
     }
 
     #[test]
+    fn check_uses_the_clock_and_throttles() {
+        let l = RateLimiter::new(2);
+        assert!(l.check(&"a").is_ok());
+        assert!(l.check(&"a").is_ok());
+        let wait = l.check(&"a").unwrap_err();
+        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
+    }
+
+    #[test]
     fn many_keys_are_pruned() {
         let l = RateLimiter::new(10);
         let t = Instant::now();
