@@ -123,7 +123,35 @@ mod tests {
         assert!(l.check(&"a").is_ok());
         assert!(l.check(&"a").is_ok());
         let wait = l.check(&"a").unwrap_err();
-        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+    }
+
+    fn len<K>(l: &RateLimiter<K>) -> usize {
+        l.buckets.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    #[test]
+    fn pruning_drops_exactly_the_full_buckets_and_only_past_the_threshold() {
+        // 60 a minute: one token a second, so a bucket used once is exactly full a second later.
+        let l = RateLimiter::new(60);
+        let t = Instant::now();
+        for i in 0..10usize {
+            l.check_at(&i, t).unwrap();
+        }
+        // Below the threshold a new key prunes nothing (no walk over the map per request).
+        l.check_at(&10, t + Duration::from_secs(1)).unwrap();
+        assert_eq!(len(&l), 11);
+        for i in 11..PRUNE_AT {
+            l.check_at(&i, t).unwrap();
+        }
+        assert_eq!(len(&l), PRUNE_AT);
+        // At the threshold, every bucket full again (59 + 1 = 60) goes; the one used a second
+        // later (key 10, 59 tokens) stays, as does the new one.
+        l.check_at(&usize::MAX, t + Duration::from_secs(1)).unwrap();
+        assert_eq!(len(&l), 2);
     }
 
     #[test]
