@@ -317,7 +317,12 @@ mod tests {
         );
         assert_eq!(pick(None, None).unwrap_err().0, "password_command");
         assert_eq!(pick(Some("a"), Some("B")).unwrap_err().0, "password_env");
-        assert_eq!(pick(None, Some(" ")).unwrap_err().0, "password_env");
+        // An empty name says so (not "must be the NAME of ..." as for a value that may be
+        // the password itself).
+        assert_eq!(
+            pick(None, Some(" ")).unwrap_err(),
+            ("password_env", "must not be empty".to_string())
+        );
         assert_eq!(pick(None, Some("")).unwrap_err().0, "password_env");
         // A blank command is refused, not run.
         assert_eq!(
