@@ -910,15 +910,12 @@ impl App {
                 self.write(Write::Vip(vip))
             }
             Action::Retry => self.write(Write::Retry),
-            Action::Save(dir) => match self.selected_ids() {
+            Action::Save(dir) => match self.chosen_ids() {
                 Some((conversation, _)) => {
                     self.info("saving attachments...");
                     vec![Effect::Save { conversation, dir }]
                 }
-                None => {
-                    self.error("no conversation selected");
-                    Vec::new()
-                }
+                None => Vec::new(),
             },
             Action::IdentityAdd(None) => self.prompt("identity add "),
             Action::IdentityAdd(Some((kind, value))) => self.write(Write::IdentityAdd(kind, value)),
@@ -959,9 +956,25 @@ impl App {
         self.queue.current().map(|r| (r.id, r.contact_id))
     }
 
-    fn write(&mut self, write: Write) -> Vec<Effect> {
-        let Some((conversation, contact)) = self.selected_ids() else {
+    /// The conversation a verb acts on: the selected one, once the queue shows the row the
+    /// agent asked for (while a jump or a new view loads, the old row is still selected and
+    /// acting on it would act on someone else).
+    fn chosen_ids(&mut self) -> Option<(ConversationId, ContactId)> {
+        if self.queue.loading {
+            self.error(
+                "the queue is still loading the row you asked for: press it again once it shows",
+            );
+            return None;
+        }
+        let ids = self.selected_ids();
+        if ids.is_none() {
             self.error("no conversation selected");
+        }
+        ids
+    }
+
+    fn write(&mut self, write: Write) -> Vec<Effect> {
+        let Some((conversation, contact)) = self.chosen_ids() else {
             return Vec::new();
         };
         vec![Effect::Request(Request::Write {
@@ -973,8 +986,7 @@ impl App {
     }
 
     fn compose(&mut self, kind: ComposeKind, channel: Option<Channel>) -> Vec<Effect> {
-        let Some((conversation, contact)) = self.selected_ids() else {
-            self.error("no conversation selected");
+        let Some((conversation, contact)) = self.chosen_ids() else {
             return Vec::new();
         };
         let contact_name = self
