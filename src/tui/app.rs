@@ -791,8 +791,12 @@ impl App {
             Action::ToggleQuoted => {
                 // Keep the message at the top of the pane where it is: the lines above and
                 // below it change, the reading position does not.
+                // (At the bottom, following the newest message, it stays at the bottom.)
                 let (width, height) = self.timeline_size();
-                let anchor = self.timeline_top(width, height);
+                let anchor = match self.timeline.scroll {
+                    0 => None,
+                    _ => self.timeline_top(width, height),
+                };
                 self.timeline.show_quoted = !self.timeline.show_quoted;
                 if let Some((id, into)) = anchor {
                     self.scroll_timeline_to(id, into, width, height);
