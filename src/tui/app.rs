@@ -824,8 +824,12 @@ impl App {
             Action::ToggleQuoted => {
                 // Keep the message at the top of the pane where it is: the lines above and
                 // below it change, the reading position does not.
+                // (At the bottom, following the newest message, it stays at the bottom.)
                 let (width, height) = self.timeline_size();
-                let anchor = self.timeline_top(width, height);
+                let anchor = match self.timeline.scroll {
+                    0 => None,
+                    _ => self.timeline_top(width, height),
+                };
                 self.timeline.show_quoted = !self.timeline.show_quoted;
                 if let Some((id, into)) = anchor {
                     self.scroll_timeline_to(id, into, width, height);
@@ -937,15 +941,12 @@ impl App {
             Action::Tag(None) => self.prompt("tag "),
             Action::Untag(None) => self.prompt("untag "),
             Action::Priority(None) => self.prompt("priority "),
-            Action::Save(dir) => match self.selected_ids() {
+            Action::Save(dir) => match self.chosen_ids() {
                 Some((conversation, _)) => {
                     self.info("saving attachments...");
                     vec![Effect::Save { conversation, dir }]
                 }
-                None => {
-                    self.error("no conversation selected");
-                    Vec::new()
-                }
+                None => Vec::new(),
             },
             Action::IdentityAdd(None) => self.prompt("identity add "),
             Action::Claim(None) => self.prompt("claim "),
@@ -986,9 +987,25 @@ impl App {
         self.queue.current().map(|r| (r.id, r.contact_id))
     }
 
-    fn write(&mut self, write: Write) -> Vec<Effect> {
-        let Some((conversation, contact)) = self.selected_ids() else {
+    /// The conversation a verb acts on: the selected one, once the queue shows the row the
+    /// agent asked for (while a jump or a new view loads, the old row is still selected and
+    /// acting on it would act on someone else).
+    fn chosen_ids(&mut self) -> Option<(ConversationId, ContactId)> {
+        if self.queue.loading {
+            self.error(
+                "the queue is still loading the row you asked for: press it again once it shows",
+            );
+            return None;
+        }
+        let ids = self.selected_ids();
+        if ids.is_none() {
             self.error("no conversation selected");
+        }
+        ids
+    }
+
+    fn write(&mut self, write: Write) -> Vec<Effect> {
+        let Some((conversation, contact)) = self.chosen_ids() else {
             return Vec::new();
         };
         vec![Effect::Request(Request::Write {
@@ -1000,8 +1017,7 @@ impl App {
     }
 
     fn compose(&mut self, kind: ComposeKind, channel: Option<Channel>) -> Vec<Effect> {
-        let Some((conversation, contact)) = self.selected_ids() else {
-            self.error("no conversation selected");
+        let Some((conversation, contact)) = self.chosen_ids() else {
             return Vec::new();
         };
         let contact_name = self

@@ -1223,3 +1223,58 @@ fn a_claimed_email_shows_unverified_until_an_agent_links_it() {
             .contains("claims no identity")
     );
 }
+
+/// Issue 12, item 8: a verb pressed while the queue is still moving to the row asked for (a
+/// jump in a long queue) does not act on the row that was selected before.
+#[test]
+fn a_verb_waits_for_the_row_a_jump_is_loading() {
+    let mut s = Store::open_in_memory().unwrap();
+    let st = Settings::default();
+    for i in 0..1_000i64 {
+        let m = msg(
+            Channel::Email,
+            IdentityKind::Email,
+            &format!("c{i}@x.org"),
+            &format!("Customer {i:04}"),
+            &format!("m{i}"),
+            BASE + i * MIN,
+            "hello",
+        );
+        ingest(&mut s, &m, &st).unwrap();
+    }
+    let mut h = Harness::new(s, "me", 160, 45, NOW).unwrap();
+    let before = h.app.queue.current().unwrap().id;
+    // 800G: the row is outside the loaded window; hold the store's answer back.
+    let held = h
+        .app
+        .dispatch(crate::tui::action::Action::Bottom, Some(800));
+    assert!(!held.is_empty(), "a jump was asked for");
+    let fx = h.app.dispatch(crate::tui::action::Action::Resolve, None);
+    assert!(fx.is_empty(), "nothing written: {fx:?}");
+    let fx = h.app.dispatch(crate::tui::action::Action::Reply, None);
+    assert!(
+        fx.is_empty() && matches!(h.app.mode, Mode::Normal),
+        "{fx:?}"
+    );
+    assert!(
+        h.app.status.as_ref().unwrap().0.contains("still"),
+        "{:?}",
+        h.app.status
+    );
+    assert_eq!(h.store.conversation(before).unwrap().status, Status::Open);
+    h.run(held);
+    assert_eq!(selected_name(&h), "Customer 0200");
+    h.keys("e").unwrap();
+    let id = h.app.queue.current().map(|r| r.id);
+    assert_ne!(id, None);
+    let resolved = h
+        .store
+        .queue_page(
+            &QueueFilter::Status(Status::Resolved),
+            crate::store::QueueAnchor::Top,
+            10,
+        )
+        .unwrap();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].contact_name, "Customer 0200");
+}

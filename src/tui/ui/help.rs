@@ -67,7 +67,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect, scroll: u16) {
         .borders(Borders::ALL)
         .border_type(BorderType::Rounded)
         .border_style(Style::default().fg(app.theme.accent))
-        .title(" help: j/k scroll · Esc closes ");
+        .title(" help: j/k gg/G Ctrl-d/u scroll · Esc closes ");
     let lines = lines(app);
     let max = (lines.len() as u16).saturating_sub(h.saturating_sub(2));
     f.render_widget(

@@ -48,7 +48,10 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
                 esc(c.recipient.as_deref().unwrap_or("?")),
                 c.conversation
             ),
-            ComposeKind::Note => " Internal note (never sent to the customer) ".to_string(),
+            ComposeKind::Note => format!(
+                " Internal note on {} · #{} (never sent to the customer) ",
+                c.contact_name, c.conversation
+            ),
         };
         let hint = format!(
             " {} send · {} $EDITOR · {} close, draft kept ",
