@@ -166,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
         ip_messages_per_minute: 1_000_000,
         ip_connections_per_minute: 1_000_000,
         max_connections: connections * 2 + 100,
+        max_connections_per_ip: connections * 2 + 100,
         ..WebChatConfig::default()
     };
     let server =

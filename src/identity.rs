@@ -1,10 +1,12 @@
 //! Who is this sender? Normalizing identifiers, and resolving a message's identities to one
 //! contact, linking (and merging) when a message carries a second identifier.
 //!
-//! What counts as proof that two identifiers are one person: the customer giving it explicitly
-//! in a channel that authenticates the first one (a web-chat visitor typing their email in the
-//! widget's form, a Telegram user sharing their own contact card), or an agent adding it. An
-//! address that merely appears in a message body or an email signature is NOT enough.
+//! What counts as proof that two identifiers are one person: a channel vouching for both (a
+//! Telegram user sharing their own contact card, a web page that signs its logged-in user's
+//! email for the chat widget), or an agent adding it. An address a web-chat visitor merely
+//! TYPES is not: anyone can type anyone's address, so it is only a claim
+//! ([`crate::store::claims`]) until an agent links it. An address that merely appears in a
+//! message body or an email signature is NOT enough either.
 
 use crate::model::{ContactId, IdentityKind, Millis};
 use crate::store::contacts::{

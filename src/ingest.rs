@@ -32,7 +32,9 @@ pub struct Inbound {
     pub direction: Direction,
     /// The customer's identifier the channel vouches for (sender of `In`, recipient of `Out`).
     pub customer: Claim,
-    /// Identifiers the customer explicitly gave in this message (a form, a contact card).
+    /// Identifiers proven to be the customer's in this message (their own contact card, an
+    /// email the embedding site signed): each one joins (or merges) the contact. Never an
+    /// address the customer merely typed (a web chat claim: see [`crate::store::claims`]).
     pub linked: Vec<Claim>,
     /// The customer's display name, if the channel has one.
     pub customer_name: Option<String>,

@@ -6,7 +6,7 @@
 //! the lock instead of failing a deferred upgrade with SQLITE_BUSY.
 
 pub(crate) mod bulk;
-pub(crate) mod claims;
+pub mod claims;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub(crate) mod email;

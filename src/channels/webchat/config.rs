@@ -23,7 +23,8 @@ pub struct WebChatConfig {
     /// Origins (`https://www.example.com`) whose pages may talk to the chat; `*`: any. The
     /// server's own pages (the demo page) are always allowed.
     pub allowed_origins: Vec<String>,
-    /// The widget offers an optional email field, linking the visitor to that email's contact.
+    /// The widget offers an optional email field. What a visitor types there is a claim an
+    /// agent confirms (`:claim link`), never a link by itself.
     pub ask_email: bool,
     /// Longest visitor message, in characters.
     pub max_message_chars: usize,
