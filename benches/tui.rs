@@ -26,12 +26,13 @@
 //! first-frame runs (default 20); `BRAID_BENCH_KEYS` the number of `j` (default 10,000).
 //! The machine may be noisy: compare figures within one run, and read medians.
 
+use braid::api::Request;
 use braid::config::Config;
 use braid::demo::{DemoOptions, generate};
 use braid::model::{ContactId, ConversationId, Millis, Status, now_millis};
+use braid::server::{Identity, handler};
 use braid::store::{QueueAnchor, QueueFilter, SearchQuery, Store};
 use braid::tui::app::{App, Effect, Event};
-use braid::tui::data::{self, Request};
 use braid::tui::keymap::parse_key_script;
 use braid::tui::runtime::load_keymap;
 use braid::tui::testing::Harness;
@@ -45,6 +46,12 @@ use std::time::{Duration, Instant};
 const WIDTH: u16 = 160;
 const HEIGHT: u16 = 45;
 const AGENT: &str = "alice";
+
+/// The agent the benchmark's requests are answered for (made once: it looks the user up).
+fn who() -> &'static Identity {
+    static WHO: std::sync::OnceLock<Identity> = std::sync::OnceLock::new();
+    WHO.get_or_init(|| Identity::local_admin(AGENT))
+}
 
 // ------------------------------------------------------------------------------------ stats
 
@@ -361,7 +368,7 @@ fn first_frame(ws: &Workspace, now: Millis) -> anyhow::Result<FirstFrame> {
     for fx in start {
         if let Effect::Request(r) = fx {
             let t = Clock::start();
-            let resp = data::handle(&mut store, r);
+            let resp = handler::handle(&mut store, who(), r);
             store_t += t.elapsed();
             let t = Clock::start();
             later.extend(app.handle(Event::Data(resp)));
@@ -389,7 +396,7 @@ fn first_frame(ws: &Workspace, now: Millis) -> anyhow::Result<FirstFrame> {
         let mut next = Vec::new();
         for fx in queue {
             if let Effect::Request(r) = fx {
-                let resp = data::handle(&mut store, r);
+                let resp = handler::handle(&mut store, who(), r);
                 next.extend(app.handle(Event::Data(resp)));
             }
         }
@@ -506,9 +513,10 @@ fn request_kind(r: &Request) -> &'static str {
         Request::Timeline { before: None, .. } => "timeline",
         Request::Timeline { .. } => "timeline (older)",
         Request::Profile { .. } => "profile + tags",
-        Request::Counts { .. } => "counts",
+        Request::Counts => "counts",
         Request::Compose { .. } => "compose",
         Request::Write { .. } => "write",
+        other => other.name(),
     }
 }
 
@@ -581,7 +589,7 @@ fn press(h: &mut Harness, key: KeyEvent, label: &'static str, st: &mut KeyStats)
             if let Effect::Request(r) = fx {
                 let kind = request_kind(&r);
                 let t = Clock::start();
-                let resp = data::handle(&mut h.store, r);
+                let resp = handler::handle(&mut h.store, who(), r);
                 let took = t.elapsed();
                 store += took;
                 st.requests += 1;
@@ -709,7 +717,7 @@ fn bench_bursts(ws: &Workspace, now: Millis) -> anyhow::Result<()> {
                     continue;
                 }
                 *per_request.entry(request_kind(&batch[i])).or_default() += 1;
-                let resp = data::handle(&mut h.store, batch[i].clone());
+                let resp = handler::handle(&mut h.store, who(), batch[i].clone());
                 for fx in h.app.handle(Event::Data(resp)) {
                     if let Effect::Request(r) = fx {
                         pending.push(r);

@@ -8,7 +8,7 @@ use crate::store::{MergePreview, Store};
 use crate::tui::action::Action;
 
 /// A change to a conversation (or its contact) an agent asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Verb {
     /// None: unassign.
     Assign(Option<String>),
@@ -46,6 +46,24 @@ pub enum Outcome {
 }
 
 impl Verb {
+    /// The verb's name (logs, refusals, the audit log).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verb::Assign(Some(_)) => "assign",
+            Verb::Assign(None) => "unassign",
+            Verb::Status(..) => "status",
+            Verb::Priority(_) => "priority",
+            Verb::Tag(_) => "tag",
+            Verb::Untag(_) => "untag",
+            Verb::Vip(_) => "vip",
+            Verb::Retry => "retry",
+            Verb::IdentityAdd { merge: false, .. } => "identity_add",
+            Verb::IdentityAdd { merge: true, .. } => "identity_merge",
+            Verb::Claim { link: true, .. } => "claim_link",
+            Verb::Claim { link: false, .. } => "claim_dismiss",
+        }
+    }
+
     /// The verb an action means, for agent `me` at `now`; `vip_now` is whether the contact is
     /// a VIP now (`vip` toggles it). Ok(None): the action is not a verb on a conversation, or
     /// it still needs its argument (the TUI prompts for it; the CLI requires it).

@@ -48,6 +48,9 @@ pub struct Config {
     pub telegram: Option<crate::channels::telegram::TelegramConfig>,
     /// `[[email]]`: the mailboxes braid reads and answers from.
     pub email: Vec<crate::channels::email::EmailAccount>,
+    /// `[server]`, `[[teams]]`, `[[agents]]`: who works here and where the server listens (the
+    /// server reads these from its own config; a client's are only its `[server] socket`).
+    pub workspace: crate::server::workspace::Workspace,
 }
 
 /// Colors of the TUI. Each is a name ("red", "darkgray"), "#rrggbb" or an index "0".."255".
@@ -272,6 +275,7 @@ impl Config {
             webchat: Default::default(),
             telegram: None,
             email: Vec::new(),
+            workspace: Default::default(),
         }
     }
 
@@ -316,6 +320,12 @@ struct RawConfig {
     telegram: Option<Spanned<crate::channels::telegram::RawTelegramConfig>>,
     #[serde(default)]
     email: Vec<Spanned<crate::channels::email::RawEmailAccount>>,
+    #[serde(default)]
+    server: crate::server::workspace::RawServer,
+    #[serde(default)]
+    teams: Vec<Spanned<crate::server::workspace::RawTeam>>,
+    #[serde(default)]
+    agents: Vec<Spanned<crate::server::workspace::RawAgent>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -545,7 +555,14 @@ impl RawConfig {
             .resolve()
             .map_err(|(span, key, message)| ctx.invalid(span, key, message))?;
 
+        let workspace =
+            crate::server::workspace::resolve(&self.server, &self.teams, &self.agents, |p| {
+                expand_path(p, base, env)
+            })
+            .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
+
         Ok(Config {
+            workspace,
             agent,
             data_dir,
             source,

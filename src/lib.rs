@@ -4,6 +4,7 @@
 //! contact ([`identity`]); the TUI ([`tui`]) and the CLI ([`cli`]) are clients of that store.
 
 pub mod actions;
+pub mod api;
 pub mod channels;
 pub mod cli;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod model;
 pub mod private;
 pub mod sanitize;
 pub mod secret;
+pub mod server;
 pub mod store;
 pub mod tui;
 pub mod units;

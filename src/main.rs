@@ -20,8 +20,11 @@ struct Cli {
 enum Command {
     /// Build (or reopen) the demo workspace and open the inbox on it
     Demo(cli::demo::Args),
-    /// Run the worker headless (channels, outbox) until Ctrl-C
-    Serve(cli::serve::Args),
+    /// The workspace server: owns the store, runs the channels, serves the agents (alias: serve)
+    #[command(alias = "serve")]
+    Server(cli::server::Args),
+    /// Bridge stdin/stdout to the server's socket (for `braid --remote ssh://host`)
+    Attach(cli::attach::Args),
     /// Where the store is, queue counters, outbox, worker
     Status(cli::status::Args),
     /// List conversations of a queue view, newest activity first
@@ -73,7 +76,8 @@ fn main() -> ExitCode {
     let result = match &args.command {
         None => cli::run_tui(g),
         Some(Command::Demo(a)) => cli::demo::run(g, a),
-        Some(Command::Serve(a)) => cli::serve::run(g, a),
+        Some(Command::Server(a)) => cli::server::run(g, a),
+        Some(Command::Attach(a)) => cli::attach::run(g, a),
         Some(Command::Status(a)) => cli::to_stdout(|out| cli::status::run(g, a, out)),
         Some(Command::List(a)) => cli::to_stdout(|out| cli::list::run(g, a, out)),
         Some(Command::Show(a)) => cli::to_stdout(|out| cli::show::run(g, a, out)),

@@ -829,7 +829,7 @@ fn serve_runs_the_worker_until_interrupted() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}\n{err}", out.status);
     assert!(out.stdout.is_empty());
-    assert!(err.contains("braid serve: serving"), "{err}");
+    assert!(err.contains("braid server: serving"), "{err}");
     let st = json(&w.braid(&["status", "--json"]));
     assert_eq!(st["worker"]["running"], false);
 }

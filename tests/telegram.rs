@@ -685,18 +685,18 @@ async fn a_blocked_bot_fails_for_good() {
     )
     .unwrap();
     assert_eq!(s.reply_channel(conv).unwrap(), Channel::Email);
-    let compose = braid::tui::data::handle(
+    let compose = braid::server::handler::handle(
         &mut s,
-        braid::tui::data::Request::Compose {
+        &braid::server::Identity::local_admin("bob"),
+        braid::api::Request::Compose {
             conversation: conv,
             contact,
-            agent: "bob".into(),
             kind: "reply".into(),
             channel: None,
         },
     );
     match compose {
-        braid::tui::data::Response::Compose {
+        braid::api::Response::Compose {
             channel, notice, ..
         } => {
             assert_eq!(channel, Some(Channel::Email));

@@ -110,7 +110,7 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<()> {
     // screen changes, make sure it can: a port held by another program is said here, with the
     // way out, instead of a status line that never gets an address.
     check_webchat_port(&config)?;
-    block_on(crate::tui::run(config))?
+    block_on(super::tui_session(globals, config))?
 }
 
 /// Fails when the web chat cannot listen where the demo will ask it to (another program holds

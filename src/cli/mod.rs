@@ -7,6 +7,8 @@
 //! RFC 3339 UTC strings, ids are numbers). Errors are one line on stderr and a non-zero exit;
 //! with `--json`, that line is a JSON object, `{"error": "..."}`.
 
+pub mod attach;
+pub mod connect;
 pub mod contacts;
 pub mod demo;
 pub mod fmt;
@@ -16,7 +18,7 @@ pub mod log;
 pub mod note;
 pub mod reply;
 pub mod search;
-pub mod serve;
+pub mod server;
 pub mod show;
 pub mod status;
 pub mod sync;
@@ -42,6 +44,15 @@ pub struct Globals {
     /// else $XDG_DATA_HOME/braid)
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The server's socket (default: $BRAID_SOCKET, else `[server] socket` in the config, else
+    /// a server already running for the data dir, else /run/braid/braid.sock if it exists,
+    /// else a server in this process)
+    #[arg(long, global = true, value_name = "PATH", env = "BRAID_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Work against the server on another machine: ssh://[user@]host[:port] (runs
+    /// `braid attach --stdio` there; the server sees your Unix user on that machine)
+    #[arg(long, global = true, value_name = "URL", env = "BRAID_REMOTE")]
+    pub remote: Option<String>,
 }
 
 impl Globals {
@@ -167,10 +178,48 @@ pub fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Output> {
     Ok(out)
 }
 
-/// `braid` with no subcommand: the TUI on the configured store.
+/// `braid` with no subcommand: the TUI, a client of the workspace's server (started in this
+/// process when none runs).
 pub fn run_tui(globals: &Globals) -> anyhow::Result<()> {
     let config = globals.load()?;
-    block_on(crate::tui::run(config))?
+    block_on(tui_session(globals, config))?
+}
+
+/// Connect (or start the in-process server) and run the TUI until the user quits.
+pub async fn tui_session(globals: &Globals, config: Config) -> anyhow::Result<()> {
+    let session = connect::Session::open(globals, &config, "tui", true).await?;
+    let local = session.is_local();
+    let (conn, incoming, connector, fin) = session.split();
+    let notice = if local {
+        None
+    } else {
+        ignored_channels(&config)
+    };
+    let result = crate::tui::run(config, conn, incoming, connector, notice).await;
+    fin.finish().await;
+    result
+}
+
+/// Channels in a personal config are not run by a client of a server: say so once, naming them
+/// (the server's own config decides which channels run).
+pub fn ignored_channels(config: &Config) -> Option<String> {
+    let mut names: Vec<&str> = Vec::new();
+    if !config.email.is_empty() {
+        names.push("[[email]]");
+    }
+    if config.telegram.is_some() {
+        names.push("[telegram]");
+    }
+    if config.webchat.enabled {
+        names.push("[webchat]");
+    }
+    (!names.is_empty()).then(|| {
+        format!(
+            "{} in your config {} not used: channels run in the workspace server, from its config",
+            names.join(", "),
+            if names.len() == 1 { "is" } else { "are" }
+        )
+    })
 }
 
 /// Whether the command line asks for JSON (`--json` before any `--`): then an error is a

@@ -11,9 +11,9 @@ use super::events::{self, EventKind, EventRefs};
 use super::{Result, Store, StoreError};
 use crate::model::{ContactId, IdentityKind, Millis};
 use rusqlite::Connection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimRow {
     pub kind: IdentityKind,
     /// Normalized, like an identity's value.

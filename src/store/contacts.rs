@@ -5,9 +5,9 @@ use super::events::{self, EventKind, EventRefs};
 use super::{Result, Store, StoreError};
 use crate::model::{Channel, ContactId, ConversationId, IdentityKind, Millis, Status};
 use rusqlite::{Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactRow {
     pub id: ContactId,
     pub name: String,
@@ -17,7 +17,7 @@ pub struct ContactRow {
     pub last_channel: Option<Channel>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdentityRow {
     pub kind: IdentityKind,
     pub value: String,
@@ -29,7 +29,7 @@ pub struct IdentityRow {
 }
 
 /// Everything the profile pane shows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactProfile {
     pub contact: ContactRow,
     /// Grouped by kind (sorted by kind, then first seen).
@@ -58,7 +58,7 @@ fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
 }
 
 /// One side of a merge an added identity would make.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergeSide {
     pub contact: ContactId,
     pub name: String,
@@ -66,7 +66,7 @@ pub struct MergeSide {
 }
 
 /// The two contacts an added identity would merge (see [`Store::identity_merge_preview`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergePreview {
     /// The contact the identity is added to.
     pub this: MergeSide,

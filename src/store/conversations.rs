@@ -4,11 +4,11 @@ use super::events::{self, EventKind, EventRefs};
 use super::{Result, Store, StoreError};
 use crate::model::{Channel, ContactId, ConversationId, Direction, Millis, Priority, Status};
 use rusqlite::{Connection, OptionalExtension, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which conversations a queue view shows. Every filter is served by an index on
 /// `(..., last_activity DESC, id DESC)`, so a page costs the same at any size.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "view", content = "arg", rename_all = "lowercase")]
 pub enum QueueFilter {
     /// Every conversation, any status.
@@ -59,14 +59,14 @@ impl QueueFilter {
 }
 
 /// A position in the queue order (newest activity first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueCursor {
     pub last_activity: Millis,
     pub id: ConversationId,
 }
 
 /// Where a queue page starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum QueueAnchor {
     /// The newest rows.
     Top,
@@ -83,7 +83,7 @@ pub enum QueueAnchor {
 }
 
 /// One line of the queue.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueRow {
     pub id: ConversationId,
     pub contact_id: ContactId,
@@ -112,7 +112,7 @@ impl QueueRow {
 }
 
 /// Counts shown in the status line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub open: i64,
     pub unassigned: i64,

@@ -7,9 +7,9 @@ use crate::model::{
     Channel, ContactId, ConversationId, Delivery, Direction, IdentityKind, MessageId, Millis,
 };
 use rusqlite::{Connection, OptionalExtension, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageRow {
     pub id: MessageId,
     pub conversation_id: ConversationId,
@@ -26,7 +26,7 @@ pub struct MessageRow {
 }
 
 /// A position in a timeline (oldest first order).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineCursor {
     pub created_at: Millis,
     pub id: MessageId,

@@ -54,7 +54,7 @@ pub const MAX_QUERY_CHARS: usize = 1000;
 const KEYS: &str = "from:, channel:, is:in|out|note|vip, after:, before:, tag:, assignee:NAME|me|none, \
                     status:open|pending|snoozed|resolved, priority:low|normal|high|urgent, conversation:ID";
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SearchHit {
     /// The matching message, or None when the hit is the contact's name.
     pub message_id: Option<MessageId>,

@@ -3,13 +3,13 @@
 //! run the editor) for the runtime to carry out. No I/O happens here, so the same code runs in
 //! the real event loop and in tests that feed key scripts.
 
+use crate::api::{Placement, QueueView, Request, Response, SearchResults, Write};
 use crate::config::{Config, Theme};
 use crate::model::{Channel, ContactId, ConversationId, IdentityKind, Millis, Priority, Status};
 use crate::store::{
     ContactProfile, Counts, EventRow, MessageRow, QueueAnchor, QueueFilter, QueueRow,
 };
 use crate::tui::action::Action;
-use crate::tui::data::{Placement, QueueView, Request, Response, SearchResults, Write};
 use crate::tui::keymap::{self, KeyResolver, Keymap, Resolved};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui_textarea::TextArea;
@@ -44,6 +44,12 @@ pub enum Event {
     EditorDone(Result<String, String>),
     /// Something went wrong outside the UI (the worker, the change feed): shown as an error.
     Problem(String),
+    /// The connection to the server went down (`up: false`, the line says why and what
+    /// happens next) or came back (`up: true`: everything shown is reloaded).
+    Connection {
+        up: bool,
+        line: String,
+    },
 }
 
 #[derive(Debug, PartialEq)]
@@ -370,6 +376,21 @@ impl App {
             Event::Problem(e) => {
                 self.error(e);
                 Vec::new()
+            }
+            Event::Connection { up: false, line } => {
+                // The screen stays as it is (a draft in the composer included); requests fail
+                // with a clear line until the server is back.
+                self.error(line.clone());
+                self.worker = line;
+                Vec::new()
+            }
+            Event::Connection { up: true, line } => {
+                self.worker = line;
+                self.info("reconnected to the server");
+                let mut fx = self.reload_queue();
+                fx.extend(self.refresh_selected());
+                fx.push(self.counts_request());
+                fx
             }
             Event::Tick(now) => {
                 self.now = now;
@@ -737,7 +758,6 @@ impl App {
         vec![Effect::Request(Request::Write {
             conversation: c.conversation,
             contact: c.contact,
-            agent: self.agent.clone(),
             write: Write::SaveDraft {
                 kind: c.kind.as_str().to_string(),
                 channel: c.channel,
@@ -1011,7 +1031,6 @@ impl App {
         vec![Effect::Request(Request::Write {
             conversation,
             contact,
-            agent: self.agent.clone(),
             write,
         })]
     }
@@ -1043,7 +1062,6 @@ impl App {
         vec![Effect::Request(Request::Compose {
             conversation,
             contact,
-            agent: self.agent.clone(),
             kind: kind.as_str().to_string(),
             channel,
         })]
@@ -1082,7 +1100,6 @@ impl App {
         vec![Effect::Request(Request::Write {
             conversation: c.conversation,
             contact: c.contact,
-            agent: self.agent.clone(),
             write,
         })]
     }
@@ -1534,9 +1551,7 @@ impl App {
     }
 
     fn counts_request(&self) -> Effect {
-        Effect::Request(Request::Counts {
-            agent: self.agent.clone(),
-        })
+        Effect::Request(Request::Counts)
     }
 
     // ---------------------------------------------------------------- data and changes
@@ -1791,7 +1806,7 @@ impl App {
                 self.confirm = Some(*request);
                 Vec::new()
             }
-            Response::Error(e) => {
+            Response::Error(e) | Response::Refused(e) => {
                 if let Mode::Compose(c) = &mut self.mode {
                     c.sending = false;
                     if c.loading {
@@ -1809,6 +1824,13 @@ impl App {
                 self.error(e);
                 Vec::new()
             }
+            // Answers only the CLI asks for; a superseded request was replaced by a newer one.
+            Response::Superseded
+            | Response::Conversation { .. }
+            | Response::List { .. }
+            | Response::Hits(_)
+            | Response::Contacts(_)
+            | Response::Status(_) => Vec::new(),
         }
     }
 

@@ -3,7 +3,6 @@
 
 pub mod action;
 pub mod app;
-pub mod data;
 pub mod keymap;
 pub mod runtime;
 pub mod testing;

@@ -1,11 +1,12 @@
-//! The event loop: one task owns the [`App`]. Terminal input, store answers (from the data
-//! thread), the change feed (the events table, written by any process) and the worker's status
-//! merge into one stream; the loop drains everything pending, applies it, and draws once.
+//! The event loop: one task owns the [`App`]. Terminal input, the server's answers and pushes
+//! (changes, its status line, a lost connection) merge into one stream; the loop drains
+//! everything pending, applies it, and draws once. The TUI is a client of the server only
+//! ([`crate::api`]); a single user's server runs in this process behind the same protocol.
 
+use crate::api::{ApiError, Connection, Incoming, Request};
 use crate::config::Config;
-use crate::store::{DB_FILE, Store};
+use crate::model::EventId;
 use crate::tui::app::{App, Effect, Event};
-use crate::tui::data::{self, Request};
 use crate::tui::keymap::Keymap;
 use anyhow::Context;
 use crossterm::event::{Event as TermEvent, EventStream};
@@ -40,46 +41,6 @@ pub fn load_keymap(config: &Config) -> anyhow::Result<Keymap> {
     })
 }
 
-/// The data thread: owns a store connection, answers requests in order, and skips a request
-/// when a newer one of the same slot is already waiting (holding `j` does not queue up a
-/// hundred timeline loads).
-pub fn spawn_data_thread(
-    path: PathBuf,
-    tx: UnboundedSender<Event>,
-) -> anyhow::Result<std::sync::mpsc::Sender<Request>> {
-    let (req_tx, req_rx) = std::sync::mpsc::channel::<Request>();
-    let mut store = Store::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    std::thread::Builder::new()
-        .name("braid-data".into())
-        .spawn(move || {
-            while let Ok(first) = req_rx.recv() {
-                let mut batch = vec![first];
-                while let Ok(r) = req_rx.try_recv() {
-                    batch.push(r);
-                }
-                let n = batch.len();
-                for i in 0..n {
-                    let slot = batch[i].slot();
-                    if slot.is_some() && batch[i + 1..].iter().any(|r| r.slot() == slot) {
-                        continue;
-                    }
-                    let req = batch[i].clone();
-                    let started = std::time::Instant::now();
-                    let resp = data::handle(&mut store, req);
-                    let took = started.elapsed();
-                    if took > Duration::from_millis(50) {
-                        tracing::warn!(?took, request = ?batch[i], "slow store request");
-                    }
-                    if tx.send(Event::Data(resp)).is_err() {
-                        return;
-                    }
-                }
-            }
-        })
-        .context("starting the data thread")?;
-    Ok(req_tx)
-}
-
 fn setup_terminal() -> anyhow::Result<Term> {
     enable_raw_mode().context("this needs a terminal (raw mode failed)")?;
     let mut out = std::io::stdout();
@@ -106,21 +67,48 @@ fn install_panic_hook() {
     }));
 }
 
-/// Run the TUI until the user quits.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Opens a connection to the server: the first one, and each reconnect (with the newest event
+/// the TUI saw, so the server replays what it missed).
+pub type Connector = Arc<
+    dyn Fn(
+            Option<EventId>,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<
+                        Output = Result<(Connection, UnboundedReceiver<Incoming>), ApiError>,
+                    > + Send,
+            >,
+        > + Send
+        + Sync,
+>;
+
+/// The TUI's end of the server link: the live connection, or none while it reconnects.
+struct Link {
+    conn: Option<Connection>,
+    incoming: Option<UnboundedReceiver<Incoming>>,
+    connector: Connector,
+    /// The newest event seen: a reconnect resumes from it.
+    last_event: EventId,
+    /// A reconnect in progress delivers its result here.
+    reconnect: Option<tokio::sync::oneshot::Receiver<(Connection, UnboundedReceiver<Incoming>)>>,
+    last_error: Option<String>,
+}
+
+/// Run the TUI until the user quits, as a client of the server `connector` reaches. `config`
+/// is the personal config (keymap, theme, editor); who the agent is comes from the server.
+pub async fn run(
+    config: Config,
+    conn: Connection,
+    incoming: UnboundedReceiver<Incoming>,
+    connector: Connector,
+    notice: Option<String>,
+) -> anyhow::Result<()> {
     let keymap = load_keymap(&config)?;
-    let path = config.data_dir.join(DB_FILE);
-    // Open (and migrate) once up front so a bad store fails before the screen changes.
-    let last_event = {
-        let store = Store::open_dir(&config.data_dir)
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-        store.last_event_id()?
-    };
+    let welcome = conn.welcome().clone();
+    let mut config = config;
+    config.agent = welcome.agent.clone();
+    config.pending_after_reply = welcome.pending_after_reply;
     let (tx, mut rx) = unbounded_channel::<Event>();
-    let requests = spawn_data_thread(path.clone(), tx.clone())?;
-    let mut feed = crate::feed::spawn_feed(path.clone(), last_event, Duration::from_millis(100));
-    let worker = crate::worker::spawn(&config)?;
-    let mut worker_status = worker.status.clone();
 
     install_panic_hook();
     let mut term = setup_terminal()?;
@@ -131,51 +119,46 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         (size.width, size.height),
         crate::model::now_millis(),
     );
-    app.worker = worker_status.borrow().summary();
+    app.worker = welcome.status.clone();
+    if let Some(n) = notice {
+        app.info(n);
+    }
+    for a in &welcome.agents {
+        if !app.known_agents.contains(a) {
+            app.known_agents.push(a.clone());
+        }
+    }
+    let mut link = Link {
+        conn: Some(conn),
+        incoming: Some(incoming),
+        connector,
+        last_event: welcome.last_event,
+        reconnect: None,
+        last_error: None,
+    };
     let saver = Saver {
         config: Arc::new(config.clone()),
         tx: tx.clone(),
     };
-    let result = event_loop(
-        &mut term,
-        &mut app,
-        &requests,
-        &saver,
-        &mut rx,
-        &mut feed,
-        &mut worker_status,
-    )
-    .await;
+    let result = event_loop(&mut term, &mut app, &mut link, &saver, &mut rx).await;
     restore_terminal();
-    // The worker stops its channels within their grace periods; past that, quit anyway (the
-    // next holder of the lease picks up whatever was left).
-    if tokio::time::timeout(Duration::from_secs(8), worker.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("the worker did not stop within 8 s; quitting anyway");
-    }
     result
 }
 
 async fn event_loop(
     term: &mut Term,
     app: &mut App,
-    requests: &std::sync::mpsc::Sender<Request>,
+    link: &mut Link,
     saver: &Saver,
     rx: &mut UnboundedReceiver<Event>,
-    feed: &mut tokio::sync::mpsc::Receiver<crate::feed::FeedUpdate>,
-    worker_status: &mut tokio::sync::watch::Receiver<crate::worker::WorkerStatus>,
 ) -> anyhow::Result<()> {
     let mut input = Some(EventStream::new());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let start = app.start();
-    if apply(term, app, requests, saver, start, &mut input).await? {
+    if apply(term, app, link, saver, start, &mut input).await? {
         return Ok(());
     }
     term.draw(|f| crate::tui::ui::draw(f, app))?;
-    let mut worker_alive = true;
-    let mut last_worker_error: Option<String> = None;
     loop {
         let mut pending: Vec<Event> = Vec::new();
         tokio::select! {
@@ -185,21 +168,8 @@ async fn event_loop(
                 None => return Ok(()),
             },
             Some(ev) = rx.recv() => pending.push(ev),
-            Some(update) = feed.recv() => pending.extend(feed_events(update)),
-            changed = worker_status.changed(), if worker_alive => match changed {
-                Ok(()) => {
-                    let status = worker_status.borrow().clone();
-                    pending.push(Event::Worker(status.summary()));
-                    if status.last_error.is_some() && status.last_error != last_worker_error {
-                        pending.push(Event::Problem(format!(
-                            "worker: {}",
-                            status.last_error.clone().unwrap_or_default()
-                        )));
-                    }
-                    last_worker_error = status.last_error;
-                }
-                Err(_) => worker_alive = false,
-            },
+            Some(msg) = next_incoming(&mut link.incoming) => pending.extend(link.incoming(msg)),
+            Ok(got) = next_reconnect(&mut link.reconnect) => pending.extend(link.reconnected(got)),
             _ = tick.tick() => pending.push(Event::Tick(crate::model::now_millis())),
         }
         // Drain whatever else is ready, then draw once.
@@ -212,12 +182,12 @@ async fn event_loop(
         while let Ok(ev) = rx.try_recv() {
             pending.push(ev);
         }
-        while let Ok(update) = feed.try_recv() {
-            pending.extend(feed_events(update));
+        while let Some(msg) = link.incoming.as_mut().and_then(|r| r.try_recv().ok()) {
+            pending.extend(link.incoming(msg));
         }
         for ev in pending {
             let fx = app.handle(ev);
-            if apply(term, app, requests, saver, fx, &mut input).await? {
+            if apply(term, app, link, saver, fx, &mut input).await? {
                 return Ok(());
             }
         }
@@ -225,16 +195,112 @@ async fn event_loop(
     }
 }
 
-/// A change-feed update as app events: the rows, and a problem reading them if there was one.
-fn feed_events(update: crate::feed::FeedUpdate) -> Vec<Event> {
-    let mut out = Vec::new();
-    if let Some(e) = update.error {
-        out.push(Event::Problem(format!("following changes: {e}")));
+impl Link {
+    /// A message from the server as app events.
+    fn incoming(&mut self, msg: Incoming) -> Vec<Event> {
+        match msg {
+            Incoming::Response { response, .. } => vec![Event::Data(response)],
+            Incoming::Events { events, last } => {
+                self.last_event = self.last_event.max(last);
+                vec![Event::Feed(events)]
+            }
+            Incoming::Resync { last } => {
+                self.last_event = self.last_event.max(last);
+                vec![Event::Connection {
+                    up: true,
+                    line: "server: resynced".into(),
+                }]
+            }
+            Incoming::Status { line, error } => {
+                let mut out = vec![Event::Worker(line)];
+                if error.is_some() && error != self.last_error {
+                    out.push(Event::Problem(format!(
+                        "server: {}",
+                        error.clone().unwrap_or_default()
+                    )));
+                }
+                self.last_error = error;
+                out
+            }
+            Incoming::Closed(why) => {
+                self.conn = None;
+                self.incoming = None;
+                self.start_reconnect();
+                vec![Event::Connection {
+                    up: false,
+                    line: format!("server: connection lost ({why}); reconnecting"),
+                }]
+            }
+        }
     }
-    if !update.events.is_empty() {
-        out.push(Event::Feed(update.events));
+
+    /// Reconnect in the background with backoff (0.1 s doubling to 5 s), for as long as it
+    /// takes; the screen and any draft stay as they are meanwhile.
+    fn start_reconnect(&mut self) {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        let connector = Arc::clone(&self.connector);
+        let after = self.last_event;
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(100);
+            loop {
+                tokio::time::sleep(wait).await;
+                match connector(Some(after)).await {
+                    Ok(c) => {
+                        let _ = done.send(c);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::info!("reconnecting: {e}");
+                        if done.is_closed() {
+                            return;
+                        }
+                    }
+                }
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        });
+        self.reconnect = Some(rx);
     }
-    out
+
+    fn reconnected(
+        &mut self,
+        (conn, incoming): (Connection, UnboundedReceiver<Incoming>),
+    ) -> Vec<Event> {
+        self.reconnect = None;
+        let line = conn.welcome().status.clone();
+        self.last_event = self.last_event.max(conn.welcome().last_event);
+        self.conn = Some(conn);
+        self.incoming = Some(incoming);
+        vec![Event::Connection { up: true, line }]
+    }
+
+    /// Send a request; while disconnected it fails at once with a line saying so.
+    fn send(&self, req: Request) -> Option<Event> {
+        let err = match &self.conn {
+            Some(c) => match c.send(req) {
+                Ok(_) => return None,
+                Err(e) => e.to_string(),
+            },
+            None => "not connected to the server (reconnecting); nothing was changed, try again in a moment".to_string(),
+        };
+        Some(Event::Data(crate::api::Response::Error(err)))
+    }
+}
+
+async fn next_incoming(rx: &mut Option<UnboundedReceiver<Incoming>>) -> Option<Incoming> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_reconnect(
+    rx: &mut Option<tokio::sync::oneshot::Receiver<(Connection, UnboundedReceiver<Incoming>)>>,
+) -> Result<(Connection, UnboundedReceiver<Incoming>), tokio::sync::oneshot::error::RecvError> {
+    match rx {
+        Some(r) => r.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A terminal event that is ready now, without waiting (None: nothing ready, or paused).
@@ -280,8 +346,8 @@ impl Saver {
         tokio::spawn(async move {
             let dir = dir.map(|d| expand_home(&d));
             let resp = match crate::channels::save::save(&config, conversation, dir).await {
-                Ok(msg) => crate::tui::data::Response::Done(msg),
-                Err(e) => crate::tui::data::Response::Error(format!("save: {e}")),
+                Ok(msg) => crate::api::Response::Done(msg),
+                Err(e) => crate::api::Response::Error(format!("save: {e}")),
             };
             let _ = tx.send(Event::Data(resp));
         });
@@ -300,7 +366,7 @@ fn expand_home(d: &str) -> PathBuf {
 async fn apply(
     term: &mut Term,
     app: &mut App,
-    requests: &std::sync::mpsc::Sender<Request>,
+    link: &mut Link,
     saver: &Saver,
     effects: Vec<Effect>,
     input: &mut Option<EventStream>,
@@ -312,9 +378,9 @@ async fn apply(
             match fx {
                 Effect::Quit => return Ok(true),
                 Effect::Request(r) => {
-                    requests
-                        .send(r)
-                        .map_err(|_| anyhow::anyhow!("the data thread stopped"))?;
+                    if let Some(ev) = link.send(r) {
+                        next.extend(app.handle(ev));
+                    }
                 }
                 Effect::Save { conversation, dir } => saver.start(conversation, dir),
                 Effect::RunEditor(text) => {

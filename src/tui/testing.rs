@@ -6,7 +6,6 @@ use crate::config::Config;
 use crate::model::Millis;
 use crate::store::Store;
 use crate::tui::app::{App, Effect, Event};
-use crate::tui::data;
 use crate::tui::keymap::{Keymap, parse_key_script};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -15,6 +14,8 @@ pub struct Harness {
     pub app: App,
     pub store: Store,
     pub term: Terminal<TestBackend>,
+    /// Who the server takes the app's user for (an admin named `agent`).
+    pub who: crate::server::Identity,
     /// Effects other than store requests (Quit, RunEditor), in order.
     pub other_effects: Vec<Effect>,
 }
@@ -34,7 +35,9 @@ impl Harness {
         let keymap = Keymap::default_shipped()?;
         let app = App::new(&config, keymap, (width, height), now);
         let term = Terminal::new(TestBackend::new(width, height))?;
+        let who = crate::server::Identity::local_admin(agent);
         let mut h = Harness {
+            who,
             app,
             store,
             term,
@@ -53,7 +56,7 @@ impl Harness {
             for fx in queue {
                 match fx {
                     Effect::Request(r) => {
-                        let resp = data::handle(&mut self.store, r);
+                        let resp = crate::server::handler::handle(&mut self.store, &self.who, r);
                         next.extend(self.app.handle(Event::Data(resp)));
                     }
                     other => self.other_effects.push(other),

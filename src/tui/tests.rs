@@ -668,9 +668,9 @@ fn save_runs_off_the_ui_task_for_the_selected_conversation() {
         h.app.status
     );
     // Its answer shows like any other.
-    h.event(crate::tui::app::Event::Data(
-        crate::tui::data::Response::Error("save: no message with attachments in #1".into()),
-    ));
+    h.event(crate::tui::app::Event::Data(crate::api::Response::Error(
+        "save: no message with attachments in #1".into(),
+    )));
     assert!(
         h.app
             .status

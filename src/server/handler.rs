@@ -1,202 +1,40 @@
-//! The TUI's requests to the store and their answers. The UI task never touches the store: it
-//! sends a [`Request`]; a data thread (or, in tests, the harness, inline) runs [`handle`] and the
-//! [`Response`] comes back as an event. Requests carry a sequence number so stale answers
-//! (the user has moved on) can be told apart.
+//! Answers requests: what each [`Request`] reads or writes in the store, for one identified
+//! agent. Authorization runs first ([`super::authz`]); the store connection carries the agent's
+//! scope, so what is out of their teams is not found rather than filtered here.
 
-use crate::model::{Channel, ContactId, ConversationId, MessageId, Status, now_millis};
-use crate::store::{
-    ContactProfile, Counts, MessageRow, QueueAnchor, QueueFilter, QueueRow, SearchQuery, Store,
-    TimelineCursor,
-};
-use std::collections::{HashMap, HashSet};
+use super::Identity;
+use crate::api::{Placement, QueueView, Request, Response, SearchResults, StatusReport, Write};
+use crate::model::{Channel, Status, now_millis};
+use crate::store::{QueueAnchor, QueueFilter, QueueRow, SearchQuery, Store};
 
-/// What a search view knows besides its rows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SearchResults {
-    /// Per conversation: its newest matching message (None: the contact's name matched) and
-    /// the snippet, the match marked «like this».
-    pub first: HashMap<ConversationId, (Option<MessageId>, String)>,
-    /// Every matching message read.
-    pub matches: HashSet<MessageId>,
-    /// More matches exist past the ones read.
-    pub more: bool,
-    /// How many matching messages were asked for.
-    pub limit: usize,
-}
-
-/// What the queue pane shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QueueView {
-    Filter(QueueFilter),
-    Search(String),
-}
-
-impl QueueView {
-    pub fn label(&self) -> String {
-        match self {
-            QueueView::Filter(f) => f.label(),
-            QueueView::Search(q) => format!("search: {q}"),
-        }
+/// Run one request for `who` against the store. Never panics; errors become
+/// `Response::Error`, refusals `Response::Refused` (and an audit event).
+pub fn handle(store: &mut Store, who: &Identity, req: Request) -> Response {
+    if let Err(reason) = super::authz::check(who, &req) {
+        return refuse(store, who, &req, reason);
     }
-}
-
-/// How a queue page combines with the rows already loaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    /// Replace the window; `offset` is the absolute index of the first row.
-    Replace { offset: usize },
-    /// Add after the last row.
-    Append,
-    /// Add before the first row.
-    Prepend,
-}
-
-/// A write the agent asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Write {
-    /// A workflow verb (assign, status, tag, ...), run by [`crate::actions::apply`] as the CLI
-    /// runs it.
-    Verb(crate::actions::Verb),
-    Reply {
-        channel: Channel,
-        body: String,
-        /// Then make an open conversation pending (`pending_after_reply`).
-        then_pending: bool,
-    },
-    Note {
-        body: String,
-    },
-    SaveDraft {
-        kind: String,
-        channel: Option<Channel>,
-        body: String,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Request {
-    Queue {
-        seq: u64,
-        view: QueueView,
-        anchor: QueueAnchor,
-        limit: usize,
-        placement: Placement,
-        /// Keep the selection on this conversation if it is in the answer.
-        keep: Option<ConversationId>,
-    },
-    Timeline {
-        seq: u64,
-        contact: ContactId,
-        before: Option<TimelineCursor>,
-        limit: usize,
-    },
-    Profile {
-        seq: u64,
-        contact: ContactId,
-        conversation: ConversationId,
-    },
-    Counts {
-        agent: String,
-    },
-    /// Open the composer: load the saved draft and where a reply would go.
-    Compose {
-        conversation: ConversationId,
-        contact: ContactId,
-        agent: String,
-        kind: String,
-        channel: Option<Channel>,
-    },
-    Write {
-        conversation: ConversationId,
-        contact: ContactId,
-        agent: String,
-        write: Write,
-    },
-}
-
-impl Request {
-    /// Requests in the same slot supersede each other: only the newest is worth running.
-    pub fn slot(&self) -> Option<(&'static str, i64)> {
-        match self {
-            Request::Queue { .. } => None, // pages build on each other; never drop one
-            Request::Timeline { before: None, .. } => Some(("timeline", 0)),
-            Request::Timeline { .. } => None,
-            Request::Profile { .. } => Some(("profile", 0)),
-            Request::Counts { .. } => Some(("counts", 0)),
-            Request::Write {
-                write: Write::SaveDraft { .. },
-                conversation,
-                ..
-            } => Some(("draft", conversation.0)),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Response {
-    Queue {
-        seq: u64,
-        view: QueueView,
-        rows: Vec<QueueRow>,
-        total: Option<i64>,
-        placement: Placement,
-        anchor: QueueAnchor,
-        limit: usize,
-        keep: Option<ConversationId>,
-        /// A search view's snippets, matches and whether more exist.
-        search: Option<Box<SearchResults>>,
-    },
-    Timeline {
-        seq: u64,
-        contact: ContactId,
-        rows: Vec<MessageRow>,
-        older: bool,
-        before: Option<TimelineCursor>,
-    },
-    Profile {
-        seq: u64,
-        profile: Box<ContactProfile>,
-        tags: Vec<String>,
-        conversation: ConversationId,
-    },
-    Counts {
-        counts: Counts,
-        outbox: (i64, i64),
-    },
-    Compose {
-        /// The conversation the composer was opened on.
-        opened_for: ConversationId,
-        /// Where the draft goes: `opened_for`, or the contact's open conversation when
-        /// `opened_for` is a resolved one (the notice says so).
-        conversation: ConversationId,
-        kind: String,
-        channel: Option<Channel>,
-        recipient: Option<String>,
-        text: String,
-        /// Shown when the composer opens: a channel that cannot reach the customer.
-        notice: Option<String>,
-    },
-    /// A write went through; the text is for the status line.
-    Done(String),
-    /// A write that needs a yes first (it would merge two contacts): the question, and the
-    /// request to send when the answer is yes.
-    Confirm {
-        question: String,
-        request: Box<Request>,
-    },
-    Error(String),
-}
-
-/// Run one request against the store. Never panics; errors become `Response::Error`.
-pub fn handle(store: &mut Store, req: Request) -> Response {
-    match run(store, req) {
+    match run(store, who, req) {
         Ok(r) => r,
         Err(e) => Response::Error(e.to_string()),
     }
 }
 
-fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
+/// Record a refusal in the audit log and answer it.
+pub fn refuse(store: &mut Store, who: &Identity, req: &Request, reason: String) -> Response {
+    let conversation = match req {
+        Request::Write { conversation, .. } | Request::Compose { conversation, .. } => {
+            Some(*conversation)
+        }
+        _ => None,
+    };
+    tracing::info!(agent = %who.agent, user = %who.user, request = req.name(), %reason, "refused");
+    // TODO(scope merge): store.audit_refused
+    let _ = (store, conversation);
+    Response::Refused(reason)
+}
+
+fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Response> {
+    let agent = who.agent.clone();
     Ok(match req {
         Request::Queue {
             seq,
@@ -276,14 +114,13 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
             tags: store.conversation_tags(conversation)?,
             conversation,
         },
-        Request::Counts { agent } => Response::Counts {
+        Request::Counts => Response::Counts {
             counts: store.counts(&agent)?,
             outbox: store.outbox_counts()?,
         },
         Request::Compose {
             conversation,
             contact,
-            agent,
             kind,
             channel,
         } => {
@@ -360,7 +197,6 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
         Request::Write {
             conversation,
             contact,
-            agent,
             write,
         } => {
             let now = now_millis();
@@ -375,7 +211,6 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
                                 request: Box::new(Request::Write {
                                     conversation,
                                     contact,
-                                    agent,
                                     write: Write::Verb(verb),
                                 }),
                             });
@@ -409,5 +244,137 @@ fn run(store: &mut Store, req: Request) -> anyhow::Result<Response> {
             };
             Response::Done(msg)
         }
+        Request::Conversation { id } => {
+            let row = store.conversation(id)?;
+            Response::Conversation {
+                tags: store.conversation_tags(id)?,
+                profile: Box::new(store.profile(row.contact_id)?),
+                row,
+            }
+        }
+        Request::List {
+            filter,
+            tag,
+            assignee,
+            limit,
+            with_tags,
+        } => {
+            let limit = limit.min(MAX_LIST);
+            let (label, rows, total) = if tag.is_some() || assignee.is_some() {
+                let q = narrowed(&filter, tag.as_deref(), assignee.as_deref(), &agent)?;
+                let mut label = filter.label();
+                if let Some(t) = &q.tags.first() {
+                    label.push_str(&format!(", tag {t}"));
+                }
+                if let (Some(a), Some(_)) = (&q.assignee, &assignee) {
+                    label.push_str(&format!(", assignee {}", a.as_deref().unwrap_or("none")));
+                }
+                let (rows, total) = store.filtered_conversations(&q, limit)?;
+                (label, rows, total)
+            } else {
+                let total = store.queue_count(&filter)?;
+                let mut rows: Vec<QueueRow> = Vec::new();
+                while rows.len() < limit {
+                    let anchor = rows
+                        .last()
+                        .map(|r| QueueAnchor::After(r.cursor()))
+                        .unwrap_or(QueueAnchor::Top);
+                    let want = (limit - rows.len()).min(LIST_PAGE);
+                    let page = store.queue_page(&filter, anchor, want)?;
+                    let n = page.len();
+                    rows.extend(page);
+                    if n < want {
+                        break;
+                    }
+                }
+                (filter.label(), rows, total)
+            };
+            let tags = if with_tags {
+                let mut all = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    all.push(store.conversation_tags(r.id)?);
+                }
+                Some(all)
+            } else {
+                None
+            };
+            Response::List {
+                label,
+                rows,
+                tags,
+                total,
+            }
+        }
+        Request::Search { query, limit } => {
+            let q = SearchQuery::parse_as(&query, Some(&agent)).map_err(anyhow::Error::msg)?;
+            Response::Hits(store.search(&q, limit.min(MAX_LIST))?)
+        }
+        Request::Contacts { after, limit } => {
+            Response::Contacts(store.contacts_page(after, limit.min(MAX_LIST))?)
+        }
+        Request::Status => {
+            let counts = store.counts(&agent)?;
+            let (outbox_waiting, outbox_failed) = store.outbox_counts()?;
+            Response::Status(Box::new(StatusReport {
+                agent: agent.clone(),
+                role: who.role,
+                teams: who.teams.clone(),
+                counts,
+                resolved: store.queue_count(&QueueFilter::Status(Status::Resolved))?,
+                total: store.queue_count(&QueueFilter::All)?,
+                outbox_waiting,
+                outbox_failed,
+                schema_version: store.schema_version()?,
+                last_event_id: store.last_event_id()?,
+                worker: String::new(),
+                data_dir: String::new(),
+                server_pid: std::process::id(),
+            }))
+        }
     })
+}
+
+/// The most rows one list, search or contacts answer carries.
+const MAX_LIST: usize = 100_000;
+/// Rows per store query while a list is read.
+const LIST_PAGE: usize = 500;
+
+/// A view narrowed by tag and assignee, as a search query (`braid list --tag --assignee`).
+fn narrowed(
+    view: &QueueFilter,
+    tag: Option<&str>,
+    assignee: Option<&str>,
+    me: &str,
+) -> anyhow::Result<SearchQuery> {
+    let mut q = SearchQuery::default();
+    if let Some(t) = tag {
+        q.tags.push(crate::store::normalize_tag(t)?);
+    }
+    let asked = assignee.map(|a| match a.trim() {
+        "none" | "nobody" | "-" => None,
+        "me" => Some(me.to_string()),
+        a => Some(a.to_string()),
+    });
+    match view {
+        QueueFilter::All => {}
+        QueueFilter::Status(s) => q.status = Some(*s),
+        QueueFilter::Mine(_) | QueueFilter::Unassigned if asked.is_some() => {
+            anyhow::bail!(
+                "--assignee and --view {} both say whose conversations to list; keep one",
+                view.label()
+            )
+        }
+        QueueFilter::Mine(who) => {
+            q.status = Some(Status::Open);
+            q.assignee = Some(Some(who.clone()));
+        }
+        QueueFilter::Unassigned => {
+            q.status = Some(Status::Open);
+            q.assignee = Some(None);
+        }
+    }
+    if asked.is_some() {
+        q.assignee = asked;
+    }
+    Ok(q)
 }

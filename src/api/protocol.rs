@@ -1,0 +1,434 @@
+//! The protocol between clients (the TUI, the CLI) and the workspace server: every message kind
+//! is named here once. Frames are length-delimited JSON ([`super::codec`]); a connection opens
+//! with [`Hello`] -> [`Welcome`] (or [`ServerFrame::Refused`], one line saying why), then the
+//! client sends [`ClientFrame::Request`]s, each with an id its [`ServerFrame::Response`] repeats,
+//! and the server pushes [`ServerFrame::Events`] (the changes this agent may see, each batch with
+//! the id of its newest event, the cursor a reconnecting client resumes from).
+//!
+//! Compatibility rules: a new field is optional with a default (`#[serde(default)]`); a new kind
+//! of request is answered by an older server with [`Response::Error`] naming the kind, never a
+//! dropped connection; the handshake accepts a range of versions.
+
+use crate::model::{Channel, ContactId, ConversationId, EventId, MessageId};
+use crate::store::{
+    ContactProfile, ContactRow, Counts, EventRow, MessageRow, QueueAnchor, QueueFilter, QueueRow,
+    TimelineCursor,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// The protocol version this build speaks best.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The oldest version this build still speaks.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
+
+/// What an agent may do (workspace config: `[[agents]] role = ...`). Checked by the server on
+/// every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read only: sees what their teams see, changes nothing.
+    Viewer,
+    /// Works the conversations of their teams and those assigned to them.
+    Agent,
+    /// Everything in their teams: merges, claims, reports.
+    Supervisor,
+    /// Everything: every team, the workspace, channels and roles.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: &'static [Role] = &[Role::Viewer, Role::Agent, Role::Supervisor, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role '{s}' (one of: admin, supervisor, agent, viewer)"))
+    }
+}
+
+/// The first frame a client sends. Its shape never changes between versions: a server of any
+/// version can read it and answer with one clear line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The versions this client speaks, inclusive.
+    pub min_version: u32,
+    pub max_version: u32,
+    /// "braid 0.1.0 tui", for the server's log.
+    pub client: String,
+    /// A reconnecting client: the newest event it saw. The server sends what it missed.
+    #[serde(default)]
+    pub resume_after: Option<EventId>,
+}
+
+impl Hello {
+    pub fn new(client: &str, resume_after: Option<EventId>) -> Hello {
+        Hello {
+            min_version: MIN_PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
+            client: format!("braid {} {client}", env!("CARGO_PKG_VERSION")),
+            resume_after,
+        }
+    }
+}
+
+/// Who the server says you are (the kernel told it: `SO_PEERCRED`), and what it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The version both sides speak from now on.
+    pub version: u32,
+    /// "braid 0.1.0".
+    pub server: String,
+    /// The agent name: author of replies and notes, "me" in views and searches.
+    pub agent: String,
+    /// The Unix user the kernel reported.
+    pub user: String,
+    pub role: Role,
+    /// The teams whose conversations this agent sees (admins see every team).
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// Every agent name of the workspace (completion for `:assign`).
+    #[serde(default)]
+    pub agents: Vec<String>,
+    /// The newest event now: a client follows pushes from here.
+    pub last_event: EventId,
+    /// Workspace setting: a reply makes an open conversation pending.
+    #[serde(default)]
+    pub pending_after_reply: bool,
+    /// The server's channel/worker line for the status bar.
+    #[serde(default)]
+    pub status: String,
+    /// Where the server's data lives (shown by `braid status`).
+    #[serde(default)]
+    pub data_dir: String,
+}
+
+/// Client -> server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Hello(Hello),
+    Request { id: u64, request: Request },
+}
+
+/// Server -> client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Welcome(Welcome),
+    /// The connection is refused (unknown Unix user, version mismatch); the server closes it.
+    Refused {
+        reason: String,
+    },
+    Response {
+        id: u64,
+        response: Response,
+    },
+    /// Changes this agent may see, oldest first; `last` is the newest event id of the batch.
+    Events {
+        events: Vec<EventRow>,
+        last: EventId,
+    },
+    /// Too many changes were missed to replay: reload everything shown.
+    Resync {
+        last: EventId,
+    },
+    /// The server's channel/worker line changed.
+    Status {
+        line: String,
+        error: Option<String>,
+    },
+}
+
+/// What a search view knows besides its rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// Per conversation: its newest matching message (None: the contact's name matched) and
+    /// the snippet, the match marked «like this».
+    pub first: HashMap<ConversationId, (Option<MessageId>, String)>,
+    /// Every matching message read.
+    pub matches: HashSet<MessageId>,
+    /// More matches exist past the ones read.
+    pub more: bool,
+    /// How many matching messages were asked for.
+    pub limit: usize,
+}
+
+/// What the queue pane shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueueView {
+    Filter(QueueFilter),
+    Search(String),
+}
+
+impl QueueView {
+    pub fn label(&self) -> String {
+        match self {
+            QueueView::Filter(f) => f.label(),
+            QueueView::Search(q) => format!("search: {q}"),
+        }
+    }
+}
+
+/// How a queue page combines with the rows already loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Placement {
+    /// Replace the window; `offset` is the absolute index of the first row.
+    Replace { offset: usize },
+    /// Add after the last row.
+    Append,
+    /// Add before the first row.
+    Prepend,
+}
+
+/// A write the agent asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "write", content = "args", rename_all = "snake_case")]
+pub enum Write {
+    /// A workflow verb (assign, status, tag, ...), run by [`crate::actions::apply`] as the CLI
+    /// runs it.
+    Verb(crate::actions::Verb),
+    Reply {
+        channel: Channel,
+        body: String,
+        /// Then make an open conversation pending (`pending_after_reply`).
+        then_pending: bool,
+    },
+    Note {
+        body: String,
+    },
+    SaveDraft {
+        kind: String,
+        channel: Option<Channel>,
+        body: String,
+    },
+}
+
+/// What a client asks. The agent a request acts as is never part of it: the server knows who
+/// is on the other end of the socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "args", rename_all = "snake_case")]
+pub enum Request {
+    Queue {
+        seq: u64,
+        view: QueueView,
+        anchor: QueueAnchor,
+        limit: usize,
+        placement: Placement,
+        /// Keep the selection on this conversation if it is in the answer.
+        keep: Option<ConversationId>,
+    },
+    Timeline {
+        seq: u64,
+        contact: ContactId,
+        before: Option<TimelineCursor>,
+        limit: usize,
+    },
+    Profile {
+        seq: u64,
+        contact: ContactId,
+        conversation: ConversationId,
+    },
+    /// The status-line counters of this agent.
+    Counts,
+    /// Open the composer: load the saved draft and where a reply would go.
+    Compose {
+        conversation: ConversationId,
+        contact: ContactId,
+        kind: String,
+        channel: Option<Channel>,
+    },
+    Write {
+        conversation: ConversationId,
+        contact: ContactId,
+        write: Write,
+    },
+    /// One conversation with its tags and its contact's profile (`braid show`).
+    Conversation { id: ConversationId },
+    /// Conversations of a view, newest activity first (`braid list`).
+    List {
+        filter: QueueFilter,
+        /// Only conversations with this tag.
+        tag: Option<String>,
+        /// Only conversations of this assignee (`me`, `none`, a name).
+        assignee: Option<String>,
+        limit: usize,
+        with_tags: bool,
+    },
+    /// Full-text search hits (`braid search`).
+    Search { query: String, limit: usize },
+    /// Contacts with their identities, by id (`braid contacts`).
+    Contacts {
+        after: Option<ContactId>,
+        limit: usize,
+    },
+    /// The workspace's counters and the server's state (`braid status`).
+    Status,
+}
+
+impl Request {
+    /// The request's kind, as the protocol names it (logs, refusals, the audit log).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Queue { .. } => "queue",
+            Request::Timeline { .. } => "timeline",
+            Request::Profile { .. } => "profile",
+            Request::Counts => "counts",
+            Request::Compose { .. } => "compose",
+            Request::Write { write, .. } => match write {
+                Write::Verb(v) => v.name(),
+                Write::Reply { .. } => "reply",
+                Write::Note { .. } => "note",
+                Write::SaveDraft { .. } => "save_draft",
+            },
+            Request::Conversation { .. } => "conversation",
+            Request::List { .. } => "list",
+            Request::Search { .. } => "search",
+            Request::Contacts { .. } => "contacts",
+            Request::Status => "status",
+        }
+    }
+
+    /// Requests in the same slot supersede each other: only the newest is worth running.
+    pub fn slot(&self) -> Option<(&'static str, i64)> {
+        match self {
+            Request::Queue { .. } => None, // pages build on each other; never drop one
+            Request::Timeline { before: None, .. } => Some(("timeline", 0)),
+            Request::Timeline { .. } => None,
+            Request::Profile { .. } => Some(("profile", 0)),
+            Request::Counts => Some(("counts", 0)),
+            Request::Write {
+                write: Write::SaveDraft { .. },
+                conversation,
+                ..
+            } => Some(("draft", conversation.0)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "args", rename_all = "snake_case")]
+pub enum Response {
+    Queue {
+        seq: u64,
+        view: QueueView,
+        rows: Vec<QueueRow>,
+        total: Option<i64>,
+        placement: Placement,
+        anchor: QueueAnchor,
+        limit: usize,
+        keep: Option<ConversationId>,
+        /// A search view's snippets, matches and whether more exist.
+        search: Option<Box<SearchResults>>,
+    },
+    Timeline {
+        seq: u64,
+        contact: ContactId,
+        rows: Vec<MessageRow>,
+        older: bool,
+        before: Option<TimelineCursor>,
+    },
+    Profile {
+        seq: u64,
+        profile: Box<ContactProfile>,
+        tags: Vec<String>,
+        conversation: ConversationId,
+    },
+    Counts {
+        counts: Counts,
+        outbox: (i64, i64),
+    },
+    Compose {
+        /// The conversation the composer was opened on.
+        opened_for: ConversationId,
+        /// Where the draft goes: `opened_for`, or the contact's open conversation when
+        /// `opened_for` is a resolved one (the notice says so).
+        conversation: ConversationId,
+        kind: String,
+        channel: Option<Channel>,
+        recipient: Option<String>,
+        text: String,
+        /// Shown when the composer opens: a channel that cannot reach the customer.
+        notice: Option<String>,
+    },
+    /// A write went through; the text is for the status line.
+    Done(String),
+    /// A write that needs a yes first (it would merge two contacts): the question, and the
+    /// request to send when the answer is yes.
+    Confirm {
+        question: String,
+        request: Box<Request>,
+    },
+    Error(String),
+    /// The server refused: the agent's role or teams do not allow it. Nothing changed; the
+    /// refusal is in the audit log.
+    Refused(String),
+    /// A request a newer one of the same kind replaced before it ran (the TUI moved on).
+    Superseded,
+    Conversation {
+        row: QueueRow,
+        tags: Vec<String>,
+        profile: Box<ContactProfile>,
+    },
+    List {
+        /// The view as a label ("open, tag billing").
+        label: String,
+        rows: Vec<QueueRow>,
+        /// Tags per row (same order), when asked for.
+        tags: Option<Vec<Vec<String>>>,
+        total: i64,
+    },
+    Hits(Vec<crate::store::SearchHit>),
+    Contacts(Vec<ContactRow>),
+    Status(Box<StatusReport>),
+}
+
+/// `braid status`: the agent, the counters, the outbox, the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub agent: String,
+    pub role: Role,
+    pub teams: Vec<String>,
+    pub counts: Counts,
+    pub resolved: i64,
+    pub total: i64,
+    pub outbox_waiting: i64,
+    pub outbox_failed: i64,
+    pub schema_version: i64,
+    pub last_event_id: EventId,
+    /// The server's worker line ("leader · outbox 2 queued").
+    pub worker: String,
+    pub data_dir: String,
+    pub server_pid: u32,
+}
+
+impl Response {
+    /// The text of an error or refusal answer.
+    pub fn error_text(&self) -> Option<&str> {
+        match self {
+            Response::Error(e) | Response::Refused(e) => Some(e),
+            _ => None,
+        }
+    }
+}

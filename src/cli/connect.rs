@@ -1,0 +1,188 @@
+//! Where a client's server is, and connecting to it: `--remote ssh://host` (the server runs
+//! there; `braid attach --stdio` bridges), `--socket PATH` / `BRAID_SOCKET` / `[server] socket`,
+//! a personal server already running for this data dir, the system service's socket, or, when
+//! none answers, a server started in this process (single-user mode: same protocol, an
+//! in-memory pipe instead of a socket).
+
+use super::Globals;
+use crate::api::paths::{self, SYSTEM_SOCKET};
+use crate::api::{ApiError, Connection, Hello, Incoming};
+use crate::config::Config;
+use crate::tui::runtime::Connector;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Where the server is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Over SSH: `ssh host braid attach --stdio`.
+    Ssh(String),
+    /// A server listening on this socket.
+    Socket(PathBuf),
+    /// No server answers: run one in this process (listening on this socket for the user's
+    /// other commands, when given).
+    Local(Option<PathBuf>),
+}
+
+/// Decide where the server is for this command line and config.
+pub fn target(globals: &Globals, config: &Config) -> Target {
+    if let Some(r) = &globals.remote {
+        return Target::Ssh(r.clone());
+    }
+    if let Some(s) = &globals.socket {
+        return Target::Socket(s.clone());
+    }
+    if let Some(s) = &config.workspace.socket {
+        return Target::Socket(s.clone());
+    }
+    let personal = paths::personal_socket(&config.data_dir, paths::runtime_dir().as_deref());
+    if std::os::unix::net::UnixStream::connect(&personal).is_ok() {
+        return Target::Socket(personal);
+    }
+    // The shared service, when this user names no data dir of their own.
+    let explicit_data_dir =
+        globals.data_dir.is_some() || std::env::var_os("BRAID_DATA_DIR").is_some();
+    let system = PathBuf::from(SYSTEM_SOCKET);
+    if !explicit_data_dir && system.exists() {
+        return Target::Socket(system);
+    }
+    Target::Local(Some(personal))
+}
+
+/// Connect once to a remote or socket target.
+pub async fn connect_to(
+    target: &Target,
+    hello: Hello,
+) -> Result<(Connection, UnboundedReceiver<Incoming>), ApiError> {
+    match target {
+        Target::Ssh(r) => paths::connect_ssh(r, hello).await,
+        Target::Socket(p) => paths::connect_socket(p, hello).await.map_err(|e| match e {
+            ApiError::Connect { path, error } => ApiError::Connect {
+                error: std::io::Error::new(
+                    error.kind(),
+                    format!(
+                        "{error}; is the server running? (`braid server`, or the braid service)"
+                    ),
+                ),
+                path,
+            },
+            other => other,
+        }),
+        Target::Local(_) => Err(ApiError::Refused(
+            "internal: a local target has no address".into(),
+        )),
+    }
+}
+
+/// A client session for a command: the connection, and the in-process server behind it (kept
+/// alive for as long as the session is; `finish` stops it cleanly).
+pub struct Session {
+    pub conn: Connection,
+    pub incoming: UnboundedReceiver<Incoming>,
+    pub connector: Connector,
+    server: Option<Arc<crate::server::ServerHandle>>,
+}
+
+impl Session {
+    /// Connect as `client` (for the server's log). `run_channels`: an in-process server runs the
+    /// channels and the outbox (the TUI) or only answers (a one-shot CLI command).
+    pub async fn open(
+        globals: &Globals,
+        config: &Config,
+        client: &str,
+        run_channels: bool,
+    ) -> anyhow::Result<Session> {
+        let target = target(globals, config);
+        match target {
+            Target::Local(socket) => {
+                let mut opts = crate::server::ServerOptions::new(config.clone());
+                opts.run_worker = run_channels;
+                // A TUI's server also listens, so the user's CLI commands and other terminals
+                // share it; a one-shot command's server does not.
+                opts.socket = if run_channels { socket } else { None };
+                let server = crate::server::start(opts).await?;
+                let handle = Arc::new(server);
+                let h = Arc::clone(&handle);
+                let name = client.to_string();
+                let connector: Connector = Arc::new(move |after| {
+                    let h = Arc::clone(&h);
+                    let name = name.clone();
+                    Box::pin(async move { h.connect_local(Hello::new(&name, after)).await })
+                });
+                let (conn, incoming) = connector(None).await?;
+                Ok(Session {
+                    conn,
+                    incoming,
+                    connector,
+                    server: Some(handle),
+                })
+            }
+            remote => {
+                let (conn, incoming) = connect_to(&remote, Hello::new(client, None)).await?;
+                let t = remote.clone();
+                let name = client.to_string();
+                let connector: Connector = Arc::new(move |after| {
+                    let t = t.clone();
+                    let name = name.clone();
+                    Box::pin(async move { connect_to(&t, Hello::new(&name, after)).await })
+                });
+                Ok(Session {
+                    conn,
+                    incoming,
+                    connector,
+                    server: None,
+                })
+            }
+        }
+    }
+
+    /// Whether the server runs in this process.
+    pub fn is_local(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// Hand the connection to the TUI (it reconnects through the connector) and keep what
+    /// must outlive it.
+    pub fn split(self) -> (Connection, UnboundedReceiver<Incoming>, Connector, Finisher) {
+        (
+            self.conn,
+            self.incoming,
+            self.connector,
+            Finisher {
+                server: self.server,
+            },
+        )
+    }
+
+    /// Stop the in-process server, if any (its worker finishes sends in flight).
+    pub async fn finish(self) {
+        let (conn, incoming, connector, fin) = self.split();
+        drop((conn, incoming, connector));
+        fin.finish().await;
+    }
+}
+
+/// Stops an in-process server once every connection to it is dropped.
+pub struct Finisher {
+    server: Option<Arc<crate::server::ServerHandle>>,
+}
+
+impl Finisher {
+    pub async fn finish(self) {
+        let Some(s) = self.server else { return };
+        // The connector's clones go with the TUI's link; wait briefly for them to drop.
+        let mut s = s;
+        for _ in 0..50 {
+            match Arc::try_unwrap(s) {
+                Ok(server) => {
+                    server.shutdown().await;
+                    return;
+                }
+                Err(back) => s = back,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tracing::warn!("the in-process server is still referenced; stopping without waiting");
+    }
+}

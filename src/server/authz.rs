@@ -1,0 +1,176 @@
+//! What each role may do, checked by the server before a request runs. Teams are enforced one
+//! layer down: the agent's store connection carries their scope, so a conversation outside it is
+//! "not found" for reads and writes alike.
+//!
+//! | role       | reads            | conversation verbs, replies, notes | merges, claim links, VIP |
+//! |------------|------------------|------------------------------------|--------------------------|
+//! | viewer     | their teams      | no                                 | no                       |
+//! | agent      | their teams      | yes                                | no                       |
+//! | supervisor | their teams      | yes                                | yes                      |
+//! | admin      | every team       | yes                                | yes                      |
+
+use super::Identity;
+use crate::actions::Verb;
+use crate::api::{Request, Role, Write};
+
+/// Ok, or the one line that says why not and what to do instead.
+pub fn check(who: &Identity, req: &Request) -> Result<(), String> {
+    let needed = needed_role(req);
+    if who.role >= needed {
+        return Ok(());
+    }
+    let what = describe(req);
+    Err(format!(
+        "{what} needs the {needed} role; you ({}) are {} {}: ask an admin of the workspace",
+        who.agent,
+        article(who.role),
+        who.role
+    ))
+}
+
+/// The least role a request needs.
+pub fn needed_role(req: &Request) -> Role {
+    match req {
+        Request::Queue { .. }
+        | Request::Timeline { .. }
+        | Request::Profile { .. }
+        | Request::Counts
+        | Request::Conversation { .. }
+        | Request::List { .. }
+        | Request::Search { .. }
+        | Request::Contacts { .. }
+        | Request::Status => Role::Viewer,
+        // Opening the composer writes nothing, but it is the first step of a write.
+        Request::Compose { .. } => Role::Agent,
+        Request::Write { write, .. } => match write {
+            Write::Reply { .. } | Write::Note { .. } | Write::SaveDraft { .. } => Role::Agent,
+            Write::Verb(v) => match v {
+                // Contact-wide changes reach beyond one conversation (and maybe beyond the
+                // agent's teams): merging two people, joining a visitor to a claimed contact,
+                // marking a VIP.
+                Verb::IdentityAdd { merge: true, .. } | Verb::Claim { link: true, .. } => {
+                    Role::Supervisor
+                }
+                Verb::Vip(_) => Role::Supervisor,
+                _ => Role::Agent,
+            },
+        },
+    }
+}
+
+fn describe(req: &Request) -> String {
+    match req {
+        Request::Write { write, .. } => match write {
+            Write::Reply { .. } => "replying".into(),
+            Write::Note { .. } => "adding a note".into(),
+            Write::SaveDraft { .. } => "saving a draft".into(),
+            Write::Verb(v) => match v {
+                Verb::IdentityAdd { merge: true, .. } => "merging two contacts".into(),
+                Verb::Claim { link: true, .. } => "linking a claimed identity".into(),
+                Verb::Vip(_) => "changing VIP".into(),
+                other => format!("'{}'", other.name()),
+            },
+        },
+        Request::Compose { .. } => "writing a reply or note".into(),
+        other => format!("'{}'", other.name()),
+    }
+}
+
+fn article(role: Role) -> &'static str {
+    match role {
+        Role::Admin | Role::Agent => "an",
+        Role::Viewer | Role::Supervisor => "a",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::model::{ContactId, ConversationId};
+
+    fn who(role: Role) -> Identity {
+        Identity {
+            uid: 1000,
+            user: "ann".into(),
+            agent: "ann".into(),
+            display: "Ann".into(),
+            role,
+            teams: vec!["billing".into()],
+        }
+    }
+
+    fn write(w: Write) -> Request {
+        Request::Write {
+            conversation: ConversationId(1),
+            contact: ContactId(1),
+            write: w,
+        }
+    }
+
+    #[test]
+    fn viewers_read_only() {
+        let v = who(Role::Viewer);
+        assert!(check(&v, &Request::Counts).is_ok());
+        assert!(check(&v, &Request::Status).is_ok());
+        let err = check(&v, &write(Write::Note { body: "x".into() })).unwrap_err();
+        assert_eq!(
+            err,
+            "adding a note needs the agent role; you (ann) are a viewer: ask an admin of the workspace"
+        );
+        assert!(check(&v, &write(Write::Verb(Verb::Assign(None)))).is_err());
+        assert!(
+            check(
+                &v,
+                &Request::Compose {
+                    conversation: ConversationId(1),
+                    contact: ContactId(1),
+                    kind: "reply".into(),
+                    channel: None
+                }
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn agents_work_conversations_but_do_not_merge() {
+        let a = who(Role::Agent);
+        assert!(check(&a, &write(Write::Verb(Verb::Tag("x".into())))).is_ok());
+        assert!(
+            check(
+                &a,
+                &write(Write::Reply {
+                    channel: crate::model::Channel::Email,
+                    body: "hi".into(),
+                    then_pending: false
+                })
+            )
+            .is_ok()
+        );
+        let merge = write(Write::Verb(Verb::IdentityAdd {
+            kind: crate::model::IdentityKind::Email,
+            value: "a@b.c".into(),
+            merge: true,
+        }));
+        assert!(
+            check(&a, &merge)
+                .unwrap_err()
+                .contains("merging two contacts")
+        );
+        assert!(check(&who(Role::Supervisor), &merge).is_ok());
+        let add = write(Write::Verb(Verb::IdentityAdd {
+            kind: crate::model::IdentityKind::Email,
+            value: "a@b.c".into(),
+            merge: false,
+        }));
+        assert!(check(&a, &add).is_ok());
+        let link = write(Write::Verb(Verb::Claim {
+            link: true,
+            value: None,
+        }));
+        assert!(check(&a, &link).is_err());
+        assert!(check(&who(Role::Admin), &link).is_ok());
+        assert!(check(&a, &write(Write::Verb(Verb::Vip(true)))).is_err());
+    }
+}

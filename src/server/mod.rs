@@ -1,0 +1,377 @@
+//! The workspace server: one process per workspace owns the store, runs every channel and the
+//! outbox (the [`crate::worker`]), reads the secrets, and serves clients over a Unix socket
+//! (and, for a single user, in-process over the same protocol).
+//!
+//! Each connection is identified by the kernel (`SO_PEERCRED`, [`identity`]), mapped to an
+//! agent by the workspace config ([`workspace`]), checked on every request ([`authz`]), and
+//! answered by [`handler`] on a store connection that carries the agent's scope. Changes (any
+//! row in the events table, whoever wrote it) are pushed to every session that may see them.
+
+pub mod authz;
+pub mod handler;
+pub mod identity;
+mod session;
+pub mod workspace;
+
+pub use identity::Identity;
+
+use crate::api::{Connection, Hello, Incoming};
+use crate::config::Config;
+use crate::model::EventId;
+use crate::store::{DB_FILE, EventRow, Store};
+use anyhow::Context;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, watch};
+
+/// The lock one server holds on its data dir (`server.lock`, an flock released by the kernel
+/// however the process ends, `kill -9` included).
+pub const LOCK_FILE: &str = "server.lock";
+
+/// How a server runs.
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// The workspace config (channels, agents, teams, data dir).
+    pub config: Config,
+    /// Listen on this socket (None: serve in-process connections only).
+    pub socket: Option<PathBuf>,
+    /// How often the events table is looked at for changes made by the channels and the
+    /// outbox (requests made through the server are pushed at once).
+    pub feed_interval: Duration,
+    /// Run the channels and the outbox (tests of the protocol alone turn it off).
+    pub run_worker: bool,
+}
+
+impl ServerOptions {
+    pub fn new(config: Config) -> ServerOptions {
+        ServerOptions {
+            config,
+            socket: None,
+            feed_interval: Duration::from_millis(5),
+            run_worker: true,
+        }
+    }
+}
+
+/// A batch of changes as the server pushes them: each event with who may see it.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub events: Vec<EventRow>,
+    pub last: EventId,
+}
+
+/// What every session shares.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub db_path: PathBuf,
+    pub owner_uid: u32,
+    /// Idle store connections (each request takes one, sets its scope, gives it back).
+    pub pool: Mutex<Vec<Store>>,
+    pub events: broadcast::Sender<Arc<Batch>>,
+    pub status: watch::Receiver<crate::worker::WorkerStatus>,
+    /// Where the config came from, for messages that tell an admin what to edit.
+    pub config_path: String,
+}
+
+impl Shared {
+    /// A store connection for one request.
+    pub fn take_store(&self) -> Result<Store, crate::store::StoreError> {
+        if let Some(s) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
+            return Ok(s);
+        }
+        Store::open(&self.db_path)
+    }
+
+    pub fn give_store(&self, store: Store) {
+        if let Ok(mut p) = self.pool.lock()
+            && p.len() < 8
+        {
+            p.push(store);
+        }
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    worker: Option<crate::worker::WorkerHandle>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    socket: Option<PathBuf>,
+    _lock: ServerLock,
+}
+
+impl ServerHandle {
+    /// The socket it listens on, if any.
+    pub fn socket(&self) -> Option<&Path> {
+        self.socket.as_deref()
+    }
+
+    /// The worker's status (channels, outbox), for `braid server`'s own output.
+    pub fn status(&self) -> watch::Receiver<crate::worker::WorkerStatus> {
+        self.shared.status.clone()
+    }
+
+    /// A connection from this process, as this process's Unix user: the single-user mode's
+    /// transport (an in-memory pipe carrying the same frames as the socket).
+    pub async fn connect_local(
+        &self,
+        hello: Hello,
+    ) -> Result<(Connection, mpsc::UnboundedReceiver<Incoming>), crate::api::ApiError> {
+        let (client, server) = tokio::io::duplex(256 * 1024);
+        let uid = identity::my_uid();
+        tokio::spawn(session::run(
+            Arc::clone(&self.shared),
+            server,
+            uid,
+            self.stop.subscribe(),
+        ));
+        Connection::handshake(client, hello).await
+    }
+
+    /// Stop: close the sessions, let the worker finish sends in flight, remove the socket.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Some(w) = self.worker.take()
+            && tokio::time::timeout(Duration::from_secs(8), w.shutdown())
+                .await
+                .is_err()
+        {
+            tracing::warn!("the worker did not stop within 8 s; stopping anyway");
+        }
+        if let Some(p) = &self.socket {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Start the server: take the data dir's lock, open (and migrate) the store, start the worker,
+/// follow the events table, listen. Call inside a tokio runtime.
+pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
+    let config = opts.config.clone();
+    let data_dir = config.data_dir.clone();
+    crate::private::create_dir(&data_dir)
+        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    let lock = ServerLock::acquire(&data_dir)?;
+    let store = Store::open_dir(&data_dir)
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let last = store.last_event_id()?;
+    let db_path = data_dir.join(DB_FILE);
+
+    let (worker, status) = if opts.run_worker {
+        let w = crate::worker::spawn(&config)?;
+        let s = w.status.clone();
+        (Some(w), s)
+    } else {
+        let (_tx, rx) = watch::channel(crate::worker::WorkerStatus::default());
+        (None, rx)
+    };
+    let (events, _) = broadcast::channel::<Arc<Batch>>(1024);
+    let shared = Arc::new(Shared {
+        config_path: config
+            .source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the server's config file".into()),
+        config,
+        db_path: db_path.clone(),
+        owner_uid: identity::my_uid(),
+        pool: Mutex::new(vec![store]),
+        events,
+        status,
+    });
+    let (stop, _) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    // Follow the events table (every writer: this server's sessions, the channels, the
+    // outbox, an import) and push each batch to the sessions.
+    let mut feed = crate::feed::spawn_feed(db_path, last, opts.feed_interval);
+    let tx = shared.events.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(update) = feed.recv().await {
+            if let Some(e) = &update.error {
+                tracing::warn!("following the events table: {e}");
+            }
+            if update.events.is_empty() {
+                continue;
+            }
+            let _ = tx.send(Arc::new(Batch {
+                last: update.last,
+                events: update.events,
+            }));
+        }
+    }));
+
+    let socket = match &opts.socket {
+        Some(path) => {
+            let listener = bind(path, shared.config.workspace.group.as_deref())?;
+            let sh = Arc::clone(&shared);
+            let stop_rx = stop.subscribe();
+            tasks.push(tokio::spawn(accept_loop(sh, listener, stop_rx)));
+            tracing::info!(socket = %path.display(), "listening");
+            Some(path.clone())
+        }
+        None => None,
+    };
+    Ok(ServerHandle {
+        shared,
+        worker,
+        stop,
+        tasks,
+        socket,
+        _lock: lock,
+    })
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: tokio::net::UnixListener,
+    stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("accepting a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // The kernel's word on who connected; nothing the client says is asked.
+        let uid = match stream.peer_cred() {
+            Ok(c) => c.uid(),
+            Err(e) => {
+                tracing::warn!("cannot read the peer credentials of a connection: {e}");
+                continue;
+            }
+        };
+        tokio::spawn(session::run(Arc::clone(&shared), stream, uid, stop.clone()));
+    }
+}
+
+/// Bind the socket: a stale file (no server answers on it) is replaced; a live one is refused.
+/// With a group, the socket is `0660` and owned by that group (its members may connect);
+/// without, `0600` (the server's user only). Its directory is created private if missing.
+fn bind(path: &Path, group: Option<&str>) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    crate::api::paths::check_socket_path(path).map_err(anyhow::Error::msg)?;
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        crate::private::create_dir(dir)
+            .with_context(|| format!("cannot create the socket directory {}", dir.display()))?;
+    }
+    if path.exists() {
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => anyhow::bail!(
+                "a braid server already listens on {}; stop it first, or give this one another `[server] socket`",
+                path.display()
+            ),
+            Err(_) => {
+                std::fs::remove_file(path).with_context(|| {
+                    format!("cannot remove the stale socket {}", path.display())
+                })?;
+                tracing::info!(socket = %path.display(), "removed a stale socket");
+            }
+        }
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    match group {
+        Some(g) => {
+            let gid = nix::unistd::Group::from_name(g)
+                .ok()
+                .flatten()
+                .map(|gr| gr.gid.as_raw())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("`[server] group`: there is no Unix group '{g}' (groupadd {g})")
+                })?;
+            std::os::unix::fs::chown(path, None, Some(gid))
+                .with_context(|| format!("cannot give {} to group {g}", path.display()))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+        }
+        None => std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?,
+    }
+    Ok(listener)
+}
+
+/// One server per data dir.
+#[derive(Debug)]
+pub struct ServerLock {
+    file: File,
+}
+
+impl ServerLock {
+    pub fn acquire(data_dir: &Path) -> anyhow::Result<ServerLock> {
+        let path = data_dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        crate::private::tighten_if_exists(&path, 0o600);
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                anyhow::bail!(
+                    "another braid server{} owns {}; use it (`braid` connects to it) or stop it first",
+                    if pid.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (pid {pid})")
+                    },
+                    data_dir.display()
+                );
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        writeln!(file, "{}", std::process::id())?;
+        file.flush()?;
+        Ok(ServerLock { file })
+    }
+}
+
+impl Drop for ServerLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+/// Whether a server holds the lock of `data_dir` now (without taking it).
+pub fn running(data_dir: &Path) -> bool {
+    let Ok(file) = File::open(data_dir.join(LOCK_FILE)) else {
+        return false;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(_)) => false,
+    }
+}

@@ -1,0 +1,209 @@
+//! The workspace half of the config: who the agents are (Unix user -> agent name, role, teams),
+//! which teams exist, and where the server listens. Read by the server only; a client's own
+//! config never decides who it is.
+//!
+//! ```toml
+//! [server]
+//! socket = "/run/braid/braid.sock"   # default: per data dir, private to the server's user
+//! group = "braid"                    # who may connect at all (the socket is 0660 root:group)
+//!
+//! [[teams]]
+//! name = "billing"
+//!
+//! [[agents]]
+//! user = "ann"            # the Unix user, as the kernel reports it
+//! name = "ann"            # the agent name (default: the user)
+//! display = "Ann Lee"
+//! role = "agent"          # admin | supervisor | agent | viewer
+//! teams = ["billing"]
+//! ```
+
+use crate::api::Role;
+use serde::Deserialize;
+use std::path::PathBuf;
+use toml::Spanned;
+
+/// One agent of the workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentDef {
+    /// The Unix user (login name) the kernel reports for the agent's processes.
+    pub user: String,
+    /// The agent name: author of replies, assignee.
+    pub name: String,
+    pub display: Option<String>,
+    pub role: Role,
+    pub teams: Vec<String>,
+}
+
+/// One team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamDef {
+    pub name: String,
+    pub display: Option<String>,
+}
+
+/// The workspace's people and the server's socket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Workspace {
+    pub agents: Vec<AgentDef>,
+    pub teams: Vec<TeamDef>,
+    /// `[server] socket`: where the server listens (and where clients connect).
+    pub socket: Option<PathBuf>,
+    /// `[server] group`: the group of the socket; only its members may connect.
+    pub group: Option<String>,
+}
+
+impl Workspace {
+    /// The agent the Unix user `user` is, if any.
+    pub fn agent_for_user(&self, user: &str) -> Option<&AgentDef> {
+        self.agents.iter().find(|a| a.user == user)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    socket: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTeam {
+    name: Spanned<String>,
+    display: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAgent {
+    user: Spanned<String>,
+    name: Option<Spanned<String>>,
+    display: Option<String>,
+    role: Option<Spanned<String>>,
+    teams: Option<Spanned<Vec<String>>>,
+}
+
+/// A name: letters, digits, `.`, `_`, `-`; what a Unix user, an agent or a team may be called.
+fn check_name(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty()
+        || t.len() > 64
+        || !t
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    {
+        return Err(format!(
+            "'{s}' is not a name (letters, digits, '.', '_', '-', at most 64)"
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// A resolve error: the span, the dotted key, the message.
+pub(crate) type RawError = (std::ops::Range<usize>, String, String);
+
+/// Resolve the raw sections. `expand` turns a configured path into an absolute one.
+pub(crate) fn resolve(
+    server: &RawServer,
+    teams: &[Spanned<RawTeam>],
+    agents: &[Spanned<RawAgent>],
+    expand: impl Fn(&str) -> PathBuf,
+) -> Result<Workspace, RawError> {
+    let mut ws = Workspace::default();
+    if let Some(s) = &server.socket {
+        if s.get_ref().trim().is_empty() {
+            return Err((s.span(), "server.socket".into(), "must not be empty".into()));
+        }
+        let p = expand(s.get_ref());
+        crate::api::paths::check_socket_path(&p)
+            .map_err(|m| (s.span(), "server.socket".to_string(), m))?;
+        ws.socket = Some(p);
+    }
+    if let Some(g) = &server.group {
+        ws.group = Some(check_name(g.get_ref()).map_err(|m| (g.span(), "server.group".into(), m))?);
+    }
+    for t in teams {
+        let name = check_name(t.get_ref().name.get_ref())
+            .map_err(|m| (t.get_ref().name.span(), "teams.name".to_string(), m))?;
+        if ws.teams.iter().any(|x| x.name == name) {
+            return Err((
+                t.get_ref().name.span(),
+                "teams.name".into(),
+                format!("two [[teams]] are named '{name}'"),
+            ));
+        }
+        ws.teams.push(TeamDef {
+            name,
+            display: t.get_ref().display.clone(),
+        });
+    }
+    for a in agents {
+        let raw = a.get_ref();
+        let user = check_name(raw.user.get_ref())
+            .map_err(|m| (raw.user.span(), "agents.user".to_string(), m))?;
+        let name = match &raw.name {
+            Some(n) => {
+                check_name(n.get_ref()).map_err(|m| (n.span(), "agents.name".to_string(), m))?
+            }
+            None => user.clone(),
+        };
+        let role = match &raw.role {
+            Some(r) => r
+                .get_ref()
+                .trim()
+                .parse::<Role>()
+                .map_err(|m| (r.span(), "agents.role".to_string(), m))?,
+            None => Role::Agent,
+        };
+        let teams: Vec<String> = raw
+            .teams
+            .as_ref()
+            .map(|t| t.get_ref().clone())
+            .unwrap_or_default();
+        let teams_span = raw
+            .teams
+            .as_ref()
+            .map(|t| t.span())
+            .unwrap_or_else(|| a.span());
+        for team in &teams {
+            if !ws.teams.iter().any(|t| &t.name == team) {
+                let known: Vec<&str> = ws.teams.iter().map(|t| t.name.as_str()).collect();
+                return Err((
+                    teams_span.clone(),
+                    "agents.teams".into(),
+                    format!(
+                        "agent '{name}' is in team '{team}', which no [[teams]] defines (known: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        if ws.agents.iter().any(|x| x.user == user) {
+            return Err((
+                raw.user.span(),
+                "agents.user".into(),
+                format!("Unix user '{user}' is listed twice in [[agents]]"),
+            ));
+        }
+        if ws.agents.iter().any(|x| x.name == name) {
+            return Err((
+                a.span(),
+                "agents.name".into(),
+                format!("two [[agents]] are named '{name}'"),
+            ));
+        }
+        ws.agents.push(AgentDef {
+            user,
+            name,
+            display: raw.display.clone(),
+            role,
+            teams,
+        });
+    }
+    Ok(ws)
+}
