@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use toml::Spanned;
 
+pub use crate::units::parse_duration;
+
 /// The shipped example config: every key, commented out, with its default.
 pub const EXAMPLE: &str = include_str!("../config/braid.example.toml");
 
@@ -297,6 +299,29 @@ impl Config {
         crate::ingest::Settings {
             reopen_window_ms: self.reopen_window_ms,
         }
+    }
+
+    /// What the worker needs to run the web chat, when `[webchat] enabled = true`.
+    pub fn webchat_options(&self) -> Option<crate::channels::webchat::Options> {
+        self.webchat.enabled.then(|| {
+            crate::channels::webchat::Options::new(self.webchat.clone(), self.ingest_settings())
+        })
+    }
+}
+
+/// What `:save` reads from the config: where the store is and the accounts to fetch through.
+impl crate::channels::save::SaveConfig for Config {
+    fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+    fn email_accounts(&self) -> &[crate::channels::email::EmailAccount] {
+        &self.email
+    }
+    fn telegram(&self) -> Option<&crate::channels::telegram::TelegramConfig> {
+        self.telegram.as_ref()
+    }
+    fn ingest_settings(&self) -> crate::ingest::Settings {
+        Config::ingest_settings(self)
     }
 }
 
@@ -723,46 +748,6 @@ pub fn parse_color(s: &str) -> Result<Color, String> {
     Color::from_str(t).map_err(|_| bad())
 }
 
-/// A duration like "7d", "36h", "90m", "45s", "1d12h" or "2w", in milliseconds.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let bad = || format!("bad duration '{s}' (use e.g. 30m, 36h, 7d, 2w or 1d12h)");
-    let t = s.trim().to_ascii_lowercase();
-    if t.is_empty() {
-        return Err(bad());
-    }
-    let mut total: i64 = 0;
-    let mut rest = t.as_str();
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = rest[..unit_len].trim();
-        rest = &rest[unit_len..];
-        let ms: i64 = match unit {
-            "ms" => 1,
-            "s" | "sec" | "secs" => 1_000,
-            "m" | "min" | "mins" => 60_000,
-            "h" | "hr" | "hrs" => 3_600_000,
-            "d" | "day" | "days" => 86_400_000,
-            "w" | "week" | "weeks" => 7 * 86_400_000,
-            _ => return Err(bad()),
-        };
-        total = n
-            .checked_mul(ms)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-    }
-    Ok(total)
-}
-
 /// Refuse a world-readable file that holds a plain secret (convention 7).
 fn check_secrets(path: &Path, text: &str) -> Result<(), ConfigError> {
     let Some(mode) = file_mode(path) else {
@@ -867,6 +852,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "c.toml", text);
         Config::load_with(Some(&path), None, &env_in(dir.path()))
+    }
+
+    #[test]
+    fn the_web_chat_runs_only_when_enabled_with_the_configs_threading() {
+        assert!(load_text("").unwrap().webchat_options().is_none());
+        let c = load_text(
+            "reopen_window = \"2d\"\n[webchat]\nenabled = true\nlisten = \"127.0.0.1:47999\"\n",
+        )
+        .unwrap();
+        let o = c.webchat_options().unwrap();
+        assert_eq!(o.config.listen.port(), 47999);
+        assert_eq!(o.ingest.reopen_window_ms, 2 * 86_400_000);
+        // `:save` reads the same config through the channel's own trait.
+        use crate::channels::save::SaveConfig;
+        assert_eq!(SaveConfig::data_dir(&c), c.data_dir.as_path());
+        assert_eq!(
+            SaveConfig::ingest_settings(&std::sync::Arc::new(c.clone())).reopen_window_ms,
+            2 * 86_400_000
+        );
+        assert!(SaveConfig::telegram(&c).is_none());
+        assert!(SaveConfig::email_accounts(&c).is_empty());
     }
 
     #[test]
@@ -1095,31 +1101,6 @@ mod tests {
             .to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(!err.contains('\n'), "{err}");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("7d"), Ok(7 * 86_400_000));
-        assert_eq!(parse_duration("36h"), Ok(36 * 3_600_000));
-        assert_eq!(parse_duration("90m"), Ok(90 * 60_000));
-        assert_eq!(parse_duration("45s"), Ok(45_000));
-        assert_eq!(parse_duration("2w"), Ok(14 * 86_400_000));
-        assert_eq!(parse_duration("1d12h"), Ok(36 * 3_600_000));
-        assert_eq!(parse_duration(" 1D "), Ok(86_400_000));
-        assert_eq!(parse_duration("0d"), Ok(0));
-        assert_eq!(parse_duration("250ms"), Ok(250));
-        for bad in [
-            "",
-            "7",
-            "d",
-            "7x",
-            "-1d",
-            "1.5d",
-            "99999999999999999999d",
-            "7d x",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 
     #[cfg(unix)]

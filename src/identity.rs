@@ -9,11 +9,8 @@
 //! message body or an email signature is NOT enough either.
 
 use crate::model::{ContactId, IdentityKind, Millis};
-use crate::store::contacts::{
-    create_contact, find_identity, improve_name, insert_identity, merge_contacts,
-};
-use crate::store::events::{self, EventKind, EventRefs};
-use rusqlite::Connection;
+use crate::store::Tx;
+use crate::store::events::{EventKind, EventRefs};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
@@ -165,7 +162,7 @@ pub fn fallback_name(kind: IdentityKind, normalized: &str) -> String {
 /// message. Every one of them ends up on the returned contact: unknown ones are attached, and a
 /// contact that already owned one is merged into the survivor (the older contact).
 pub fn resolve(
-    conn: &Connection,
+    tx: &Tx<'_>,
     primary: (IdentityKind, &str),
     linked: &[(IdentityKind, String)],
     display_name: Option<&str>,
@@ -173,11 +170,11 @@ pub fn resolve(
     at: Millis,
 ) -> crate::store::Result<ContactId> {
     let mut owners: Vec<ContactId> = Vec::new();
-    if let Some(c) = find_identity(conn, primary.0, primary.1)? {
+    if let Some(c) = tx.find_identity(primary.0, primary.1)? {
         owners.push(c);
     }
     for (kind, value) in linked {
-        if let Some(c) = find_identity(conn, *kind, value)?
+        if let Some(c) = tx.find_identity(*kind, value)?
             && !owners.contains(&c)
         {
             owners.push(c);
@@ -190,12 +187,11 @@ pub fn resolve(
                 .filter(|n| !n.is_empty())
                 .map(str::to_string)
                 .unwrap_or_else(|| fallback_name(primary.0, primary.1));
-            create_contact(conn, &name, at)?
+            tx.create_contact(&name, at)?
         }
     };
     for &other in owners.iter().filter(|&&c| c != contact) {
-        merge_contacts(
-            conn,
+        tx.merge_contacts(
             contact,
             other,
             &format!("{source}: one message carried identities of both"),
@@ -203,21 +199,19 @@ pub fn resolve(
             at,
         )?;
     }
-    if find_identity(conn, primary.0, primary.1)?.is_none() {
-        insert_identity(conn, contact, primary.0, primary.1, source, at)?;
+    if tx.find_identity(primary.0, primary.1)?.is_none() {
+        tx.insert_identity(contact, primary.0, primary.1, source, at)?;
     }
     for (kind, value) in linked {
-        if find_identity(conn, *kind, value)?.is_none() {
-            insert_identity(
-                conn,
+        if tx.find_identity(*kind, value)?.is_none() {
+            tx.insert_identity(
                 contact,
                 *kind,
                 value,
                 &format!("{source} (given by the customer)"),
                 at,
             )?;
-            events::append(
-                conn,
+            tx.append_event(
                 at,
                 "ingest",
                 EventKind::IdentityLinked,
@@ -230,7 +224,7 @@ pub fn resolve(
         }
     }
     if let Some(name) = display_name.filter(|n| !n.is_empty()) {
-        improve_name(conn, contact, name)?;
+        tx.improve_name(contact, name)?;
     }
     Ok(contact)
 }
@@ -321,49 +315,31 @@ mod tests {
         );
     }
 
+    fn resolve_one(store: &mut crate::store::Store, name: Option<&str>, at: Millis) -> ContactId {
+        let tx = store.write().unwrap();
+        let c = resolve(
+            &tx,
+            (IdentityKind::Email, "ann@x.org"),
+            &[],
+            name,
+            "email",
+            at,
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        c
+    }
+
     #[test]
     fn an_empty_display_name_never_names_a_contact() {
         let mut store = crate::store::Store::open_in_memory().unwrap();
-        let c = store
-            .write_with(|tx| {
-                resolve(
-                    tx,
-                    (IdentityKind::Email, "ann@x.org"),
-                    &[],
-                    Some(""),
-                    "email",
-                    1,
-                )
-            })
-            .unwrap();
+        let c = resolve_one(&mut store, Some(""), 1);
         assert_eq!(store.contact(c).unwrap().name, "ann@x.org");
         // Nor replaces a placeholder later.
-        let again = store
-            .write_with(|tx| {
-                resolve(
-                    tx,
-                    (IdentityKind::Email, "ann@x.org"),
-                    &[],
-                    Some(""),
-                    "email",
-                    2,
-                )
-            })
-            .unwrap();
+        let again = resolve_one(&mut store, Some(""), 2);
         assert_eq!(again, c);
         assert_eq!(store.contact(c).unwrap().name, "ann@x.org");
-        let named = store
-            .write_with(|tx| {
-                resolve(
-                    tx,
-                    (IdentityKind::Email, "ann@x.org"),
-                    &[],
-                    Some("Ann Lee"),
-                    "email",
-                    3,
-                )
-            })
-            .unwrap();
+        let named = resolve_one(&mut store, Some("Ann Lee"), 3);
         assert_eq!(store.contact(named).unwrap().name, "Ann Lee");
     }
 

@@ -7,12 +7,9 @@
 use crate::identity::{self, Claim, IdentityError};
 use crate::model::{Channel, ContactId, ConversationId, Direction, MessageId, Millis, now_millis};
 use crate::sanitize;
-use crate::store::contacts::{active_conversation, last_resolved, touch_contact};
-use crate::store::conversations::reopen;
-use crate::store::events::{self, EventKind, EventRefs};
-use crate::store::messages::{NewMessage, create_conversation, find_external, insert_message};
-use crate::store::{self, Store};
-use rusqlite::Connection;
+use crate::store::events::{EventKind, EventRefs};
+use crate::store::messages::NewMessage;
+use crate::store::{self, Store, Tx};
 
 /// Default: a resolved conversation reopens when the customer writes within 7 days.
 pub const DEFAULT_REOPEN_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -81,12 +78,6 @@ pub enum IngestError {
     Blank,
 }
 
-impl From<rusqlite::Error> for IngestError {
-    fn from(e: rusqlite::Error) -> Self {
-        IngestError::Store(e.into())
-    }
-}
-
 /// Threading and identity settings.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -109,13 +100,13 @@ pub fn ingest(
 ) -> Result<Ingested, IngestError> {
     let tx = store.write()?;
     let out = ingest_in(&tx, msg, settings, now_millis())?;
-    tx.commit().map_err(store::StoreError::from)?;
+    tx.commit()?;
     Ok(out)
 }
 
 /// Ingest one message inside the caller's transaction (batches: imports, the demo generator).
 pub fn ingest_in(
-    conn: &Connection,
+    tx: &Tx<'_>,
     msg: &Inbound,
     settings: &Settings,
     now: Millis,
@@ -125,10 +116,9 @@ pub fn ingest_in(
         return Err(IngestError::NoExternalId);
     }
     let account = sanitize::line(&msg.account);
-    if let Some((message, conversation)) = find_external(conn, msg.channel, &account, &external_id)?
-    {
+    if let Some((message, conversation)) = tx.find_external(msg.channel, &account, &external_id)? {
         if let Some((k, v)) = &msg.cursor {
-            store::set_cursor(conn, msg.channel.as_str(), &account, k, v)?;
+            tx.set_cursor(msg.channel.as_str(), &account, k, v)?;
         }
         return Ok(Ingested::Duplicate {
             message,
@@ -176,7 +166,7 @@ pub fn ingest_in(
         Channel::WebChat => "web chat",
     };
     let contact = identity::resolve(
-        conn,
+        tx,
         (msg.customer.kind, &customer_value),
         &linked,
         name.as_deref(),
@@ -185,30 +175,30 @@ pub fn ingest_in(
     )?;
     if msg.direction == Direction::In {
         // Writing from it proves it reachable again (the customer unblocked the bot).
-        crate::store::contacts::mark_reachable(conn, msg.customer.kind, &customer_value)?;
+        tx.mark_reachable(msg.customer.kind, &customer_value)?;
     }
 
     // thread: the open conversation, else a recently resolved one, else a new one.
     let mut new_conversation = false;
-    let conversation = match active_conversation(conn, contact)? {
+    let conversation = match tx.active_conversation(contact)? {
         Some(c) => {
             if msg.direction == Direction::In {
-                reopen(conn, c, now, "ingest")?;
+                tx.reopen(c, now, "ingest")?;
             }
             c
         }
-        None => match last_resolved(conn, contact)? {
+        None => match tx.last_resolved(contact)? {
             // Our own message seen from outside (a Sent folder) joins the recently resolved
             // conversation it belongs to but leaves it resolved: only the customer reopens.
             Some((c, resolved_at)) if at - resolved_at <= settings.reopen_window_ms => {
                 if msg.direction == Direction::In {
-                    reopen(conn, c, now, "ingest")?;
+                    tx.reopen(c, now, "ingest")?;
                 }
                 c
             }
             _ => {
                 new_conversation = true;
-                create_conversation(conn, contact, msg.channel, subject.as_deref(), at, "ingest")?
+                tx.create_conversation(contact, msg.channel, subject.as_deref(), at, "ingest")?
             }
         },
     };
@@ -231,36 +221,32 @@ pub fn ingest_in(
         .chain(linked.iter().map(|(_, v)| v.as_str()))
         .collect::<Vec<_>>()
         .join(" ");
-    let message = insert_message(
-        conn,
-        &NewMessage {
-            conversation,
-            contact,
-            channel: msg.channel,
-            account: &account,
-            external_id: Some(&external_id),
-            direction: msg.direction,
-            author,
-            subject: subject.as_deref(),
-            body: &body,
-            created_at: at,
-            stored_at: now,
-            delivery: if msg.direction == Direction::Out {
-                Some(crate::model::Delivery::Sent)
-            } else {
-                None
-            },
-            meta: meta.as_deref(),
-            from_identity: Some(&from_identity),
+    let message = tx.insert_message(&NewMessage {
+        conversation,
+        contact,
+        channel: msg.channel,
+        account: &account,
+        external_id: Some(&external_id),
+        direction: msg.direction,
+        author,
+        subject: subject.as_deref(),
+        body: &body,
+        created_at: at,
+        stored_at: now,
+        delivery: if msg.direction == Direction::Out {
+            Some(crate::model::Delivery::Sent)
+        } else {
+            None
         },
-    )?;
+        meta: meta.as_deref(),
+        from_identity: Some(&from_identity),
+    })?;
     if msg.direction == Direction::In {
-        touch_contact(conn, contact, at, msg.channel)?;
+        tx.touch_contact(contact, at, msg.channel)?;
     }
 
     // event (+ cursor, same transaction)
-    events::append(
-        conn,
+    tx.append_event(
         now,
         "ingest",
         if msg.direction == Direction::In {
@@ -276,7 +262,7 @@ pub fn ingest_in(
         Some(&serde_json::json!({ "channel": msg.channel })),
     )?;
     if let Some((k, v)) = &msg.cursor {
-        store::set_cursor(conn, msg.channel.as_str(), &account, k, v)?;
+        tx.set_cursor(msg.channel.as_str(), &account, k, v)?;
     }
     Ok(Ingested::Stored {
         message,

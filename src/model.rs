@@ -19,18 +19,6 @@ macro_rules! id_type {
                 write!(f, "{}", self.0)
             }
         }
-        impl rusqlite::ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-                Ok(self.0.into())
-            }
-        }
-        impl rusqlite::types::FromSql for $name {
-            fn column_result(
-                v: rusqlite::types::ValueRef<'_>,
-            ) -> rusqlite::types::FromSqlResult<Self> {
-                i64::column_result(v).map($name)
-            }
-        }
     };
 }
 id_type!(ContactId);
@@ -80,17 +68,6 @@ macro_rules! text_enum {
                     $($text => Ok($name::$variant),)+
                     _ => Err(ParseEnumError { what: $what, got: s.to_string(), expected: concat!($($text, " "),+) }),
                 }
-            }
-        }
-        impl rusqlite::ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-                Ok(self.as_str().into())
-            }
-        }
-        impl rusqlite::types::FromSql for $name {
-            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-                let s = v.as_str()?;
-                s.parse().map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
             }
         }
     };

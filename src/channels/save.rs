@@ -7,28 +7,51 @@
 
 use crate::channels::email::Account;
 use crate::channels::email::net::{next_within, timed};
-use crate::config::Config;
 use crate::model::{Channel, ConversationId};
 use crate::store::{AttachmentSource, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// What `:save` needs from the configuration (`config::Config` implements it).
+pub trait SaveConfig: Sync {
+    /// The data directory: the store, and the fallback folder for files.
+    fn data_dir(&self) -> &Path;
+    fn email_accounts(&self) -> &[crate::channels::email::EmailAccount];
+    fn telegram(&self) -> Option<&crate::channels::telegram::TelegramConfig>;
+    fn ingest_settings(&self) -> crate::ingest::Settings;
+}
+
+impl<T: SaveConfig + Send + ?Sized> SaveConfig for Arc<T> {
+    fn data_dir(&self) -> &Path {
+        (**self).data_dir()
+    }
+    fn email_accounts(&self) -> &[crate::channels::email::EmailAccount] {
+        (**self).email_accounts()
+    }
+    fn telegram(&self) -> Option<&crate::channels::telegram::TelegramConfig> {
+        (**self).telegram()
+    }
+    fn ingest_settings(&self) -> crate::ingest::Settings {
+        (**self).ingest_settings()
+    }
+}
+
 /// Where files go when `:save` names no folder.
-pub fn default_dir(config: &Config) -> PathBuf {
+pub fn default_dir(config: &impl SaveConfig) -> PathBuf {
     directories::UserDirs::new()
         .and_then(|u| u.download_dir().map(Path::to_path_buf))
         .or_else(|| directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()))
-        .unwrap_or_else(|| config.data_dir.join("attachments"))
+        .unwrap_or_else(|| config.data_dir().join("attachments"))
 }
 
 /// Save the attachments of the newest message with attachments in `conversation`; returns one
 /// line for the status bar ("saved invoice.pdf (120 KB) to /home/ann/Downloads").
 pub async fn save(
-    config: &Config,
+    config: &impl SaveConfig,
     conversation: ConversationId,
     dir: Option<PathBuf>,
 ) -> Result<String, String> {
-    let path = config.data_dir.join(crate::store::DB_FILE);
+    let path = config.data_dir().join(crate::store::DB_FILE);
     let source = tokio::task::spawn_blocking(move || {
         Store::open(&path)
             .and_then(|s| s.newest_attachment_message(conversation))
@@ -96,15 +119,15 @@ async fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(PathBuf, us
 }
 
 async fn save_email(
-    config: &Config,
+    config: &impl SaveConfig,
     source: &AttachmentSource,
     dir: &Path,
 ) -> Result<Vec<(PathBuf, usize)>, String> {
-    let cfg = config
-        .email
+    let accounts = config.email_accounts();
+    let cfg = accounts
         .iter()
         .find(|a| a.name == source.account)
-        .or_else(|| (config.email.len() == 1).then(|| &config.email[0]))
+        .or_else(|| (accounts.len() == 1).then(|| &accounts[0]))
         .ok_or_else(|| {
             format!(
                 "the message came through email account '{}', which is not configured",
@@ -211,13 +234,12 @@ async fn fetch_raw(
 }
 
 async fn save_telegram(
-    config: &Config,
+    config: &impl SaveConfig,
     source: &AttachmentSource,
     dir: &Path,
 ) -> Result<Vec<(PathBuf, usize)>, String> {
     let tg = config
-        .telegram
-        .as_ref()
+        .telegram()
         .ok_or_else(|| "no Telegram bot configured to download the file through".to_string())?;
     let a = &source.meta["attachment"];
     let file_id = a["file_id"]

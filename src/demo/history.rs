@@ -25,8 +25,7 @@ use crate::sanitize;
 use crate::store::bulk::{self, ContactRecord, ConversationRecord};
 use crate::store::conversations::{add_channel, normalize_tag};
 use crate::store::messages::{NewMessage, preview};
-use crate::store::{self, StoreError, contacts};
-use rusqlite::Connection;
+use crate::store::{self, StoreError, Tx};
 use std::collections::HashMap;
 
 /// FxHash (as in rustc): the identity map is hit for every message, and its keys are ours.
@@ -94,8 +93,8 @@ struct Contact {
 
 impl History {
     /// Start a history load on a store that holds no contact and no conversation.
-    pub(crate) fn new(conn: &Connection, fts: Option<bulk::FtsBuilder>) -> store::Result<History> {
-        let (contact, conv) = bulk::next_ids(conn)?;
+    pub(crate) fn new(tx: &Tx<'_>, fts: Option<bulk::FtsBuilder>) -> store::Result<History> {
+        let (contact, conv) = tx.bulk_next_ids()?;
         Ok(History {
             fts,
             identities: Identities::default(),
@@ -127,7 +126,7 @@ impl History {
     /// memory and no event.
     pub(crate) fn ingest(
         &mut self,
-        conn: &Connection,
+        tx: &Tx<'_>,
         msg: &Inbound,
         settings: &Settings,
         now: Millis,
@@ -173,7 +172,7 @@ impl History {
             Channel::WebChat => "web chat",
         };
         let contact = self.resolve(
-            conn,
+            tx,
             (msg.customer.kind, &customer_value),
             &linked,
             name.as_deref(),
@@ -217,7 +216,7 @@ impl History {
             .collect::<Vec<_>>()
             .join(" ");
         let message = self.insert(
-            conn,
+            tx,
             &NewMessage {
                 conversation,
                 contact,
@@ -244,7 +243,7 @@ impl History {
             }
         }
         if let Some((k, v)) = &msg.cursor {
-            store::set_cursor(conn, msg.channel.as_str(), &account, k, v)?;
+            tx.set_cursor(msg.channel.as_str(), &account, k, v)?;
         }
         Ok(Ingested::Stored {
             message,
@@ -257,7 +256,7 @@ impl History {
     /// [`crate::identity::resolve`] against the in-memory identity graph.
     fn resolve(
         &mut self,
-        conn: &Connection,
+        tx: &Tx<'_>,
         primary: (IdentityKind, &str),
         linked: &[(IdentityKind, String)],
         display_name: Option<&str>,
@@ -304,13 +303,13 @@ impl History {
             }
         };
         if self.identities.get(primary.0, primary.1).is_none() {
-            contacts::insert_identity(conn, contact, primary.0, primary.1, source, at)?;
+            tx.insert_identity(contact, primary.0, primary.1, source, at)?;
             self.identities.insert(primary.0, primary.1, contact);
         }
         for (kind, value) in linked {
             if self.identities.get(*kind, value).is_none() {
                 let given = format!("{source} (given by the customer)");
-                contacts::insert_identity(conn, contact, *kind, value, &given, at)?;
+                tx.insert_identity(contact, *kind, value, &given, at)?;
                 self.identities.insert(*kind, value, contact);
             }
         }
@@ -419,8 +418,8 @@ impl History {
     }
 
     /// messages::insert_message: the row now, the conversation's summary in memory.
-    fn insert(&mut self, conn: &Connection, m: &NewMessage<'_>) -> store::Result<MessageId> {
-        let id = bulk::insert_message_row(conn, m)?;
+    fn insert(&mut self, tx: &Tx<'_>, m: &NewMessage<'_>) -> store::Result<MessageId> {
+        let id = tx.bulk_insert_message(m)?;
         if let Some(fts) = &mut self.fts {
             fts.add(id, m.subject, m.body, Some(&m.sender_words()))?;
         }
@@ -447,7 +446,7 @@ impl History {
     /// bulk::agent_message without its event.
     pub(crate) fn agent_message(
         &mut self,
-        conn: &Connection,
+        tx: &Tx<'_>,
         m: &bulk::AgentMessage<'_>,
     ) -> store::Result<MessageId> {
         let out = match m.direction {
@@ -460,7 +459,7 @@ impl History {
             }
         };
         self.insert(
-            conn,
+            tx,
             &NewMessage {
                 conversation: m.conversation,
                 contact: m.contact,
@@ -540,17 +539,17 @@ impl History {
 
     /// Write every contact and conversation with its final state. Returns the index builder
     /// (if any) for the caller to install.
-    pub(crate) fn finish(mut self, conn: &Connection) -> store::Result<Option<bulk::FtsBuilder>> {
+    pub(crate) fn finish(mut self, tx: &Tx<'_>) -> store::Result<Option<bulk::FtsBuilder>> {
         for c in &self.contacts {
-            bulk::insert_contact(conn, &c.row)?;
+            tx.bulk_insert_contact(&c.row)?;
         }
         for c in &self.convs {
-            bulk::insert_conversation(conn, c)?;
+            tx.bulk_insert_conversation(c)?;
         }
         for (c, tags) in self.convs.iter().zip(&mut self.tags) {
             tags.sort_unstable();
             for t in tags.iter() {
-                bulk::insert_tag(conn, c.id, t)?;
+                tx.bulk_insert_tag(c.id, t)?;
             }
         }
         Ok(self.fts)

@@ -23,10 +23,9 @@ use crate::ingest::{self, Inbound, Ingested};
 use crate::model::{
     Channel, ContactId, ConversationId, Direction, IdentityKind, Millis, Priority, Status,
 };
-use crate::store::{self, Store, bulk};
+use crate::store::{self, Store, Tx, bulk};
 use plan::{Kind, Person, Plan, Step, Thread};
 use rng::Rng;
-use rusqlite::Connection;
 use std::time::{Duration, Instant};
 use text::{AGENTS, Ctx, Stage, TOPICS};
 
@@ -186,17 +185,12 @@ fn bit(c: Channel) -> u8 {
 
 /// Where the played history goes: the write verbs the generator needs, in two implementations.
 trait Sink {
-    fn inbound(
-        &mut self,
-        conn: &Connection,
-        msg: &Inbound,
-        now: Millis,
-    ) -> anyhow::Result<Ingested>;
-    fn agent(&mut self, conn: &Connection, m: &bulk::AgentMessage<'_>) -> anyhow::Result<()>;
+    fn inbound(&mut self, tx: &Tx<'_>, msg: &Inbound, now: Millis) -> anyhow::Result<Ingested>;
+    fn agent(&mut self, tx: &Tx<'_>, m: &bulk::AgentMessage<'_>) -> anyhow::Result<()>;
     #[allow(clippy::too_many_arguments)]
     fn status(
         &mut self,
-        conn: &Connection,
+        tx: &Tx<'_>,
         conv: ConversationId,
         contact: ContactId,
         status: Status,
@@ -207,7 +201,7 @@ trait Sink {
     #[allow(clippy::too_many_arguments)]
     fn assign(
         &mut self,
-        conn: &Connection,
+        tx: &Tx<'_>,
         conv: ConversationId,
         contact: ContactId,
         agent: &str,
@@ -217,7 +211,7 @@ trait Sink {
     #[allow(clippy::too_many_arguments)]
     fn priority(
         &mut self,
-        conn: &Connection,
+        tx: &Tx<'_>,
         conv: ConversationId,
         contact: ContactId,
         priority: Priority,
@@ -227,7 +221,7 @@ trait Sink {
     #[allow(clippy::too_many_arguments)]
     fn tag(
         &mut self,
-        conn: &Connection,
+        tx: &Tx<'_>,
         conv: ConversationId,
         contact: ContactId,
         tag: &str,
@@ -236,7 +230,7 @@ trait Sink {
     ) -> anyhow::Result<()>;
     fn vip(
         &mut self,
-        conn: &Connection,
+        tx: &Tx<'_>,
         contact: ContactId,
         actor: &str,
         at: Millis,
@@ -249,21 +243,16 @@ struct IngestSink {
 }
 
 impl Sink for IngestSink {
-    fn inbound(
-        &mut self,
-        conn: &Connection,
-        msg: &Inbound,
-        now: Millis,
-    ) -> anyhow::Result<Ingested> {
-        Ok(ingest::ingest_in(conn, msg, &self.settings, now)?)
+    fn inbound(&mut self, tx: &Tx<'_>, msg: &Inbound, now: Millis) -> anyhow::Result<Ingested> {
+        Ok(ingest::ingest_in(tx, msg, &self.settings, now)?)
     }
-    fn agent(&mut self, conn: &Connection, m: &bulk::AgentMessage<'_>) -> anyhow::Result<()> {
-        bulk::agent_message(conn, m)?;
+    fn agent(&mut self, tx: &Tx<'_>, m: &bulk::AgentMessage<'_>) -> anyhow::Result<()> {
+        tx.bulk_agent_message(m)?;
         Ok(())
     }
     fn status(
         &mut self,
-        conn: &Connection,
+        tx: &Tx<'_>,
         conv: ConversationId,
         contact: ContactId,
         status: Status,
@@ -271,54 +260,50 @@ impl Sink for IngestSink {
         actor: &str,
         at: Millis,
     ) -> anyhow::Result<()> {
-        Ok(bulk::set_status(
-            conn, conv, contact, status, until, actor, at,
-        )?)
+        Ok(tx.bulk_set_status(conv, contact, status, until, actor, at)?)
     }
     fn assign(
         &mut self,
-        conn: &Connection,
+        tx: &Tx<'_>,
         conv: ConversationId,
         contact: ContactId,
         agent: &str,
         actor: &str,
         at: Millis,
     ) -> anyhow::Result<()> {
-        Ok(bulk::assign(conn, conv, contact, Some(agent), actor, at)?)
+        Ok(tx.bulk_assign(conv, contact, Some(agent), actor, at)?)
     }
     fn priority(
         &mut self,
-        conn: &Connection,
+        tx: &Tx<'_>,
         conv: ConversationId,
         contact: ContactId,
         priority: Priority,
         actor: &str,
         at: Millis,
     ) -> anyhow::Result<()> {
-        Ok(bulk::set_priority(
-            conn, conv, contact, priority, actor, at,
-        )?)
+        Ok(tx.bulk_set_priority(conv, contact, priority, actor, at)?)
     }
     fn tag(
         &mut self,
-        conn: &Connection,
+        tx: &Tx<'_>,
         conv: ConversationId,
         contact: ContactId,
         tag: &str,
         actor: &str,
         at: Millis,
     ) -> anyhow::Result<()> {
-        bulk::add_tag(conn, conv, contact, tag, actor, at)?;
+        tx.bulk_add_tag(conv, contact, tag, actor, at)?;
         Ok(())
     }
     fn vip(
         &mut self,
-        conn: &Connection,
+        tx: &Tx<'_>,
         contact: ContactId,
         actor: &str,
         at: Millis,
     ) -> anyhow::Result<()> {
-        Ok(bulk::set_vip(conn, contact, true, actor, at)?)
+        Ok(tx.bulk_set_vip(contact, true, actor, at)?)
     }
 }
 
@@ -329,21 +314,16 @@ struct HistorySink {
 }
 
 impl Sink for HistorySink {
-    fn inbound(
-        &mut self,
-        conn: &Connection,
-        msg: &Inbound,
-        now: Millis,
-    ) -> anyhow::Result<Ingested> {
-        Ok(self.history.ingest(conn, msg, &self.settings, now)?)
+    fn inbound(&mut self, tx: &Tx<'_>, msg: &Inbound, now: Millis) -> anyhow::Result<Ingested> {
+        Ok(self.history.ingest(tx, msg, &self.settings, now)?)
     }
-    fn agent(&mut self, conn: &Connection, m: &bulk::AgentMessage<'_>) -> anyhow::Result<()> {
-        self.history.agent_message(conn, m)?;
+    fn agent(&mut self, tx: &Tx<'_>, m: &bulk::AgentMessage<'_>) -> anyhow::Result<()> {
+        self.history.agent_message(tx, m)?;
         Ok(())
     }
     fn status(
         &mut self,
-        _: &Connection,
+        _: &Tx<'_>,
         conv: ConversationId,
         _: ContactId,
         status: Status,
@@ -355,7 +335,7 @@ impl Sink for HistorySink {
     }
     fn assign(
         &mut self,
-        _: &Connection,
+        _: &Tx<'_>,
         conv: ConversationId,
         _: ContactId,
         agent: &str,
@@ -366,7 +346,7 @@ impl Sink for HistorySink {
     }
     fn priority(
         &mut self,
-        _: &Connection,
+        _: &Tx<'_>,
         conv: ConversationId,
         _: ContactId,
         priority: Priority,
@@ -377,7 +357,7 @@ impl Sink for HistorySink {
     }
     fn tag(
         &mut self,
-        _: &Connection,
+        _: &Tx<'_>,
         conv: ConversationId,
         _: ContactId,
         tag: &str,
@@ -386,13 +366,7 @@ impl Sink for HistorySink {
     ) -> anyhow::Result<()> {
         Ok(self.history.add_tag(conv, tag)?)
     }
-    fn vip(
-        &mut self,
-        _: &Connection,
-        contact: ContactId,
-        _: &str,
-        _: Millis,
-    ) -> anyhow::Result<()> {
+    fn vip(&mut self, _: &Tx<'_>, contact: ContactId, _: &str, _: Millis) -> anyhow::Result<()> {
         Ok(self.history.set_vip(contact, true)?)
     }
 }
@@ -421,7 +395,7 @@ fn play(
     let filled = fill(store, opts, now, plan, progress, path, &mut attached);
     // After the commit (or the rollback): let go of the index builder's file.
     if let Some(a) = attached {
-        let detached = a.detach(store.conn());
+        let detached = store.detach_fts(a);
         if filled.is_ok() {
             detached?;
         }
@@ -452,11 +426,11 @@ fn fill(
     };
     let settings = ingest::Settings::default();
     let tx = store.write()?;
-    let fts = bulk::suspend_fts(&tx)?;
+    let fts = tx.suspend_fts()?;
     let mut sinks = match path {
         Path::Ingest => Sinks::Ingest(IngestSink { settings }),
         Path::Bulk => Sinks::History(Box::new(HistorySink {
-            history: history::History::new(&tx, Some(bulk::FtsBuilder::start(&tx)?))?,
+            history: history::History::new(&tx, Some(tx.start_fts_builder()?))?,
             settings,
         })),
     };
@@ -483,20 +457,20 @@ fn fill(
         Sinks::Ingest(_) => {
             let contacts: std::collections::HashSet<_> =
                 p.states.iter().filter_map(|s| s.contact).collect();
-            (contacts.len(), bulk::count_conversations(&tx)?)
+            (contacts.len(), tx.count_conversations()?)
         }
         Sinks::History(h) => {
             let counts = h.history.counts();
             if let Some(built) = h.history.finish(&tx)? {
-                *attached = Some(built.install(&tx)?);
+                *attached = Some(tx.install_fts(built)?);
             }
-            bulk::imported(&tx, now, "demo", &options)?;
+            tx.bulk_imported(now, "demo", &options)?;
             counts
         }
     };
-    bulk::resume_fts(&tx, fts, attached.is_none())?;
-    store::set_cursor(&tx, MARKER_CHANNEL, "", MARKER_KEY, &opts.seed.to_string())?;
-    store::set_cursor(&tx, MARKER_CHANNEL, "", "options", &options.to_string())?;
+    tx.resume_fts(fts, attached.is_none())?;
+    tx.set_cursor(MARKER_CHANNEL, "", MARKER_KEY, &opts.seed.to_string())?;
+    tx.set_cursor(MARKER_CHANNEL, "", "options", &options.to_string())?;
     tx.commit()?;
     progress(written, plan.messages);
     Ok((contacts, conversations, written))
@@ -509,12 +483,7 @@ enum Sinks {
 
 impl Player<'_> {
     /// Apply one step. True if it wrote a message.
-    fn step(
-        &mut self,
-        conn: &Connection,
-        sink: &mut dyn Sink,
-        step: &Step,
-    ) -> anyhow::Result<bool> {
+    fn step(&mut self, tx: &Tx<'_>, sink: &mut dyn Sink, step: &Step) -> anyhow::Result<bool> {
         let thread = &self.plan.threads[step.thread as usize];
         let pid = thread.person as usize;
         let person = &self.plan.persons[pid];
@@ -616,7 +585,7 @@ impl Player<'_> {
                 let msg = inbound(person, st, step, subject, &self.body, self.seed, self.seq);
                 st.introduced |= bit(step.channel);
                 let at = step.at;
-                let out = sink.inbound(conn, &msg, at)?;
+                let out = sink.inbound(tx, &msg, at)?;
                 let Ingested::Stored {
                     conversation,
                     contact,
@@ -635,7 +604,7 @@ impl Player<'_> {
                 st.conv = Some(conversation);
                 st.contact = Some(contact);
                 if step.idx == 0 {
-                    start_thread(conn, sink, person, thread, st, topic.tag, at + 1)?;
+                    start_thread(tx, sink, person, thread, st, topic.tag, at + 1)?;
                 }
                 Ok(true)
             }
@@ -675,13 +644,13 @@ impl Player<'_> {
                 }
                 if step.kind == Kind::Out {
                     if st.assignee != Some(thread.agent) {
-                        sink.assign(conn, conv, contact, agent, agent, step.at - 1)?;
+                        sink.assign(tx, conv, contact, agent, agent, step.at - 1)?;
                         st.assignee = Some(thread.agent);
                     }
                     st.replied = true;
                 }
                 sink.agent(
-                    conn,
+                    tx,
                     &bulk::AgentMessage {
                         conversation: conv,
                         contact,
@@ -710,13 +679,13 @@ impl Player<'_> {
                     anyhow::bail!("demo plan: a workflow step before the customer wrote");
                 };
                 if step.kind == Kind::Resolve {
-                    sink.status(conn, conv, contact, Status::Resolved, None, agent, step.at)?;
+                    sink.status(tx, conv, contact, Status::Resolved, None, agent, step.at)?;
                 } else if step.kind == Kind::Pend {
-                    sink.status(conn, conv, contact, Status::Pending, None, agent, step.at)?;
+                    sink.status(tx, conv, contact, Status::Pending, None, agent, step.at)?;
                 } else {
                     let until = self.now + rng.range(6 * plan::HOUR, 4 * plan::DAY);
                     sink.status(
-                        conn,
+                        tx,
                         conv,
                         contact,
                         Status::Snoozed,
@@ -733,7 +702,7 @@ impl Player<'_> {
 
 /// Tags, priority, triage assignment and VIP status when a thread starts.
 fn start_thread(
-    conn: &Connection,
+    tx: &Tx<'_>,
     sink: &mut dyn Sink,
     person: &Person,
     thread: &Thread,
@@ -745,25 +714,25 @@ fn start_thread(
         return Ok(());
     };
     let rules = "rules";
-    sink.tag(conn, conv, contact, tag, rules, at)?;
+    sink.tag(tx, conv, contact, tag, rules, at)?;
     if person.vip {
         if !st.vip_done {
-            sink.vip(conn, contact, AGENTS[0].0, at)?;
+            sink.vip(tx, contact, AGENTS[0].0, at)?;
             st.vip_done = true;
         }
-        sink.tag(conn, conv, contact, "vip", rules, at)?;
+        sink.tag(tx, conv, contact, "vip", rules, at)?;
     }
     if person.company.is_some() {
-        sink.tag(conn, conv, contact, "b2b", rules, at)?;
+        sink.tag(tx, conv, contact, "b2b", rules, at)?;
     }
     let current = st.priority.unwrap_or(Priority::Normal);
     if thread.priority != current {
-        sink.priority(conn, conv, contact, thread.priority, rules, at)?;
+        sink.priority(tx, conv, contact, thread.priority, rules, at)?;
     }
     st.priority = Some(thread.priority);
     if thread.triage && st.assignee != Some(thread.agent) {
         let agent = AGENTS[thread.agent as usize % AGENTS.len()].0;
-        sink.assign(conn, conv, contact, agent, rules, at)?;
+        sink.assign(tx, conv, contact, agent, rules, at)?;
         st.assignee = Some(thread.agent);
     }
     Ok(())

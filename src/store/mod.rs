@@ -15,6 +15,8 @@ pub(crate) mod messages;
 mod outbox;
 pub mod schema;
 mod search;
+mod sqlmap;
+mod tx;
 
 pub use claims::ClaimRow;
 pub use contacts::{ContactProfile, ContactRow, IdentityRow, MergePreview, MergeSide};
@@ -24,6 +26,7 @@ pub use events::{EventKind, EventRefs, EventRow};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor};
 pub use outbox::OutboxItem;
 pub use search::{ConversationHits, SearchHit, SearchQuery};
+pub use tx::Tx;
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -226,16 +229,15 @@ impl Store {
         self.path.as_deref()
     }
 
-    /// Begin a write transaction: always IMMEDIATE (see the module doc).
-    pub fn write(&mut self) -> Result<Transaction<'_>> {
-        Ok(self
+    /// Run `f` inside one IMMEDIATE transaction and commit it (the store's own verbs; other
+    /// modules take a [`Tx`] from [`Store::write`]).
+    pub(crate) fn write_with<T>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?)
-    }
-
-    /// Run `f` inside one IMMEDIATE transaction and commit it.
-    pub fn write_with<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let tx = self.write()?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
@@ -250,7 +252,7 @@ impl Store {
     }
 
     /// The raw connection, for the few read paths that build their own statements inside store/.
-    pub(crate) fn conn(&self) -> &Connection {
+    pub(in crate::store) fn conn(&self) -> &Connection {
         &self.conn
     }
 

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 /// One store connection shared by the worker's tasks; only ever locked on blocking threads.
 pub(crate) type SharedStore = Arc<Mutex<Store>>;
 
-/// Run `f` with the store on a blocking thread (rusqlite connections are not `Sync`, and disk
+/// Run `f` with the store on a blocking thread (the store's connection is not `Sync`, and disk
 /// I/O has no business on the async threads).
 pub(crate) async fn with_store<T, E, F>(store: &SharedStore, f: F) -> anyhow::Result<T>
 where

@@ -125,7 +125,7 @@ impl WorkerOptions {
             ));
             opts.email = accounts;
         }
-        opts.webchat = crate::channels::webchat::Options::from_config(config);
+        opts.webchat = config.webchat_options();
         opts
     }
 }

@@ -151,7 +151,7 @@ fn duration(
 ) -> Result<Duration, (&'static str, String)> {
     match v {
         None => Ok(default),
-        Some(s) => crate::config::parse_duration(s)
+        Some(s) => crate::units::parse_duration(s)
             .map(|ms| Duration::from_millis(ms.max(0) as u64))
             .map_err(|m| (key, m)),
     }
@@ -361,7 +361,7 @@ mod tests {
             "timeout",
         ] {
             assert!(
-                crate::config::EXAMPLE.contains(&format!("# {key}")),
+                include_str!("../../../config/braid.example.toml").contains(&format!("# {key}")),
                 "email.{key} is not documented"
             );
         }

@@ -24,7 +24,7 @@ use super::net::{ImapSession, NetError, next_within, timed};
 use super::thread::ingest_email;
 use crate::ingest::{IngestError, Ingested, Settings};
 use crate::model::{Millis, now_millis};
-use crate::store::{Store, set_cursor};
+use crate::store::Store;
 use std::collections::{HashSet, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -266,7 +266,7 @@ fn store_batch(
         .collect();
     let mut report = BatchReport::default();
     let tx = store.write().map_err(|e| e.to_string())?;
-    let batch = crate::store::email::ImportBatch::start(&tx).map_err(|e| e.to_string())?;
+    let batch = tx.start_import_batch().map_err(|e| e.to_string())?;
     for (email, mail) in parsed.iter().zip(&mails) {
         match ingest_email(&tx, email, settings, now) {
             Ok(Ingested::Stored { .. }) => report.stored += 1,
@@ -278,15 +278,14 @@ fn store_batch(
             }
         }
     }
-    set_cursor(
-        &tx,
+    tx.set_cursor(
         "email",
         account,
         &FolderCursor::key(folder),
         &cursor.encode(),
     )
     .map_err(|e| e.to_string())?;
-    batch.finish(&tx).map_err(|e| e.to_string())?;
+    tx.finish_import_batch(batch).map_err(|e| e.to_string())?;
     tx.commit().map_err(|e| e.to_string())?;
     Ok(report)
 }

@@ -13,7 +13,6 @@ use super::mime::{EmailParser, Options, ParsedEmail};
 use super::thread::ingest_email;
 use crate::ingest::{IngestError, Ingested, Settings};
 use crate::model::{Millis, now_millis};
-use crate::store::email::ImportBatch;
 use crate::store::{Store, StoreError};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -149,7 +148,7 @@ fn consume(
     // share the store).
     while let Ok(first) = rx.recv() {
         let tx = store.write()?;
-        let batch = ImportBatch::start(&tx)?;
+        let batch = tx.start_import_batch()?;
         let now = now_millis();
         let mut in_tx = 0usize;
         let mut msg = first;
@@ -160,8 +159,8 @@ fn consume(
                     report.progress.bytes_total = bytes;
                 }
                 Msg::Fatal(e) => {
-                    batch.finish(&tx)?;
-                    tx.commit().map_err(StoreError::from)?;
+                    tx.finish_import_batch(batch)?;
+                    tx.commit()?;
                     return Err(e);
                 }
                 Msg::Chunk(items, bytes) => {
@@ -201,8 +200,8 @@ fn consume(
                 Err(_) => break,
             }
         }
-        batch.finish(&tx)?;
-        tx.commit().map_err(StoreError::from)?;
+        tx.finish_import_batch(batch)?;
+        tx.commit()?;
     }
     Ok(())
 }

@@ -21,19 +21,16 @@
 use super::mime::ParsedEmail;
 use crate::ingest::{IngestError, Ingested, Settings, ingest_in};
 use crate::model::{Direction, Millis, Status};
-use crate::store::contacts::touch_contact;
-use crate::store::conversations::reopen;
-use crate::store::email::{find_referenced, move_message};
-use rusqlite::Connection;
+use crate::store::Tx;
 
 /// Ingest one parsed email inside the caller's transaction, threaded as described above.
 pub fn ingest_email(
-    conn: &Connection,
+    tx: &Tx<'_>,
     email: &ParsedEmail,
     settings: &Settings,
     now: Millis,
 ) -> Result<Ingested, IngestError> {
-    let out = ingest_in(conn, &email.inbound, settings, now)?;
+    let out = ingest_in(tx, &email.inbound, settings, now)?;
     let Ingested::Stored {
         message,
         conversation,
@@ -48,7 +45,7 @@ pub fn ingest_email(
         return Ok(out);
     }
     let account = crate::sanitize::line(&email.inbound.account);
-    let Some(thread) = find_referenced(conn, &account, &refs)? else {
+    let Some(thread) = tx.find_referenced(&account, &refs)? else {
         return Ok(out);
     };
     if thread.conversation == conversation || thread.contact == contact {
@@ -63,8 +60,7 @@ pub fn ingest_email(
     if !joinable {
         return Ok(out);
     }
-    move_message(
-        conn,
+    tx.move_message(
         message,
         conversation,
         thread.conversation,
@@ -72,13 +68,8 @@ pub fn ingest_email(
         now,
     )?;
     if email.inbound.direction == Direction::In {
-        reopen(conn, thread.conversation, now, "ingest")?;
-        touch_contact(
-            conn,
-            thread.contact,
-            email.inbound.sent_at,
-            email.inbound.channel,
-        )?;
+        tx.reopen(thread.conversation, now, "ingest")?;
+        tx.touch_contact(thread.contact, email.inbound.sent_at, email.inbound.channel)?;
     }
     Ok(Ingested::Stored {
         message,

@@ -11,7 +11,7 @@ use super::Telegram;
 use super::convert;
 use crate::ingest::{self, IngestError};
 use crate::model::{Channel, now_millis};
-use crate::store::{self, Store};
+use crate::store::Store;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -185,7 +185,7 @@ fn commit_batch(
     next: i64,
     settings: &ingest::Settings,
 ) -> Result<Committed, IngestError> {
-    let tx = s.write()?;
+    let mut tx = s.write()?;
     let now = now_millis();
     let next = next.to_string();
     let mut done = Committed::default();
@@ -198,25 +198,25 @@ fn commit_batch(
         };
         // One bad message must not block the ones after it forever: it is skipped (and
         // logged) without undoing the others.
-        tx.execute_batch("SAVEPOINT telegram_msg")?;
-        match ingest::ingest_in(&tx, &msg, settings, now) {
+        let sp = tx.savepoint()?;
+        match ingest::ingest_in(&sp, &msg, settings, now) {
             Ok(ingest::Ingested::Stored { .. }) => {
-                tx.execute_batch("RELEASE telegram_msg")?;
+                sp.commit()?;
                 done.stored += 1;
             }
             Ok(ingest::Ingested::Duplicate { .. }) => {
-                tx.execute_batch("RELEASE telegram_msg")?;
+                sp.commit()?;
                 done.duplicates += 1;
             }
             Err(e) => {
-                tx.execute_batch("ROLLBACK TO telegram_msg; RELEASE telegram_msg")?;
+                sp.rollback()?;
                 tracing::warn!(update = u.id.0, "telegram: message not ingested: {e}");
                 done.skipped += 1;
             }
         }
     }
-    store::set_cursor(&tx, Channel::Telegram.as_str(), account, OFFSET_KEY, &next)?;
-    tx.commit().map_err(store::StoreError::from)?;
+    tx.set_cursor(Channel::Telegram.as_str(), account, OFFSET_KEY, &next)?;
+    tx.commit()?;
     Ok(done)
 }
 

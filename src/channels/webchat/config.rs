@@ -308,7 +308,7 @@ mod tests {
 
     #[test]
     fn the_example_documents_every_key_with_its_default() {
-        let example = crate::config::EXAMPLE;
+        let example = include_str!("../../../config/braid.example.toml");
         let section = example
             .split("# [webchat]\n")
             .nth(1)

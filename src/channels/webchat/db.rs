@@ -120,21 +120,13 @@ fn flush(
     let committed = (|| -> Result<(), crate::store::StoreError> {
         let mut tx = store.write()?;
         for (m, _) in batch.iter() {
-            let mut sp = tx.savepoint()?;
+            let sp = tx.savepoint()?;
             let done = ingest::ingest_in(&sp, &m.inbound, settings, now).map_err(|e| e.to_string());
             let done = match (done, &m.claim) {
-                (Ok(d @ Ingested::Stored { contact, .. }), Some(claim)) => {
-                    crate::store::claims::record(
-                        &sp,
-                        contact,
-                        IdentityKind::Email,
-                        claim,
-                        "web chat",
-                        now,
-                    )
+                (Ok(d @ Ingested::Stored { contact, .. }), Some(claim)) => sp
+                    .record_claim(contact, IdentityKind::Email, claim, "web chat", now)
                     .map(|_| d)
-                    .map_err(|e| e.to_string())
-                }
+                    .map_err(|e| e.to_string()),
                 (d, _) => d,
             };
             match done {
@@ -144,7 +136,6 @@ fn flush(
                 }
                 Err(e) => {
                     sp.rollback()?;
-                    drop(sp);
                     results.push(Err(e));
                 }
             }

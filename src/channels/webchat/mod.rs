@@ -74,14 +74,6 @@ impl Options {
             long_poll: server::LONG_POLL,
         }
     }
-
-    /// The options of a config, when `[webchat] enabled = true`.
-    pub fn from_config(config: &crate::config::Config) -> Option<Options> {
-        config
-            .webchat
-            .enabled
-            .then(|| Options::new(config.webchat.clone(), config.ingest_settings()))
-    }
 }
 
 /// The address a browser on this machine opens for a listen address (`0.0.0.0` -> loopback).
