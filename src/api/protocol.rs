@@ -284,6 +284,10 @@ pub enum Request {
     },
     /// The workspace's counters and the server's state (`braid status`).
     Status,
+    /// The files of the conversation's newest message with attachments (`:save`): the server
+    /// fetches them where they live (IMAP, Telegram) and sends the bytes; the client writes
+    /// them into the agent's own folder.
+    Attachments { conversation: ConversationId },
 }
 
 impl Request {
@@ -306,6 +310,7 @@ impl Request {
             Request::Search { .. } => "search",
             Request::Contacts { .. } => "contacts",
             Request::Status => "status",
+            Request::Attachments { .. } => "attachments",
         }
     }
 
@@ -402,6 +407,32 @@ pub enum Response {
     Hits(Vec<crate::store::SearchHit>),
     Contacts(Vec<ContactRow>),
     Status(Box<StatusReport>),
+    Files(Vec<FileData>),
+}
+
+/// A file sent to a client (base64 in the JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileData {
+    pub name: String,
+    #[serde(with = "base64_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// `braid status`: the agent, the counters, the outbox, the server.

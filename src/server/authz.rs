@@ -39,7 +39,8 @@ pub fn needed_role(req: &Request) -> Role {
         | Request::List { .. }
         | Request::Search { .. }
         | Request::Contacts { .. }
-        | Request::Status => Role::Viewer,
+        | Request::Status
+        | Request::Attachments { .. } => Role::Viewer,
         // Opening the composer writes nothing, but it is the first step of a write.
         Request::Compose { .. } => Role::Agent,
         Request::Write { write, .. } => match write {
