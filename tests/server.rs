@@ -315,8 +315,7 @@ fn kill_9_during_a_burst_of_replies_loses_nothing_acknowledged() {
         }
         server.kill9();
         let _ = tokio::time::timeout(Duration::from_secs(10), burst).await;
-        let v = acked.lock().unwrap().clone();
-        v
+        acked.lock().unwrap().clone()
     });
     assert!(acked.len() >= 40);
     // Restarted on the same data dir and socket: the stale socket and lock are taken over.
