@@ -13,6 +13,7 @@ use crate::store::events::{self, EventKind, EventRefs};
 use crate::store::messages::{NewMessage, create_conversation, find_external, insert_message};
 use crate::store::{self, Store};
 use rusqlite::Connection;
+use std::collections::BTreeMap;
 
 /// Default: a resolved conversation reopens when the customer writes within 7 days.
 pub const DEFAULT_REOPEN_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -87,17 +88,31 @@ impl From<rusqlite::Error> for IngestError {
     }
 }
 
-/// Threading and identity settings.
-#[derive(Debug, Clone, Copy)]
+/// Threading, identity and team settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub reopen_window_ms: i64,
+    /// The team of each (channel, account) that has one (`team = "billing"` in `[[email]]`,
+    /// `[telegram]`, `[webchat]`): a conversation a message of it starts belongs to the team.
+    /// A message joining an existing conversation leaves its team alone.
+    pub teams: BTreeMap<(Channel, String), String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             reopen_window_ms: DEFAULT_REOPEN_WINDOW_MS,
+            teams: BTreeMap::new(),
         }
+    }
+}
+
+impl Settings {
+    /// The team a new conversation of `channel`/`account` belongs to, if any.
+    pub fn team_for(&self, channel: Channel, account: &str) -> Option<&str> {
+        self.teams
+            .get(&(channel, account.to_string()))
+            .map(String::as_str)
     }
 }
 
@@ -208,7 +223,15 @@ pub fn ingest_in(
             }
             _ => {
                 new_conversation = true;
-                create_conversation(conn, contact, msg.channel, subject.as_deref(), at, "ingest")?
+                create_conversation(
+                    conn,
+                    contact,
+                    msg.channel,
+                    subject.as_deref(),
+                    settings.team_for(msg.channel, &account),
+                    at,
+                    "ingest",
+                )?
             }
         },
     };
