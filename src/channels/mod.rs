@@ -13,12 +13,11 @@ use crate::store::OutboxItem;
 use std::future::Future;
 use std::pin::Pin;
 
-/// The `team = "..."` key of a channel's config: None when absent; a name on one line, not
-/// empty, else what is wrong.
+/// The `team = "..."` key of a channel's config: None when absent or empty (no team); else a
+/// name on one line, or what is wrong.
 pub fn team_name(team: Option<&str>) -> Result<Option<String>, String> {
     match team.map(str::trim) {
-        None => Ok(None),
-        Some("") => Err("must not be empty (leave the key out for no team)".into()),
+        None | Some("") => Ok(None),
         Some(t) if t.chars().any(char::is_control) => Err("must be a name on one line".into()),
         Some(t) => Ok(Some(t.to_string())),
     }

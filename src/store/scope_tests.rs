@@ -767,10 +767,16 @@ smtp_host = "smtp.example.com"
     assert_eq!(settings.team_for(Channel::Email, "info"), None);
     assert_eq!(settings.team_for(Channel::Telegram, ""), Some("sales"));
     assert_eq!(settings.team_for(Channel::WebChat, ""), Some("support"));
-    // An empty team is an error that names the key.
+    // An empty team is no team; a team on two lines is an error that names the key.
     std::fs::write(&path, "[webchat]\nteam = \"\"\n").unwrap();
+    let config = crate::config::Config::load_with(Some(&path), None, &env).unwrap();
+    assert_eq!(
+        config.ingest_settings().team_for(Channel::WebChat, ""),
+        None
+    );
+    std::fs::write(&path, "[webchat]\nteam = \"a\\nb\"\n").unwrap();
     let e = crate::config::Config::load_with(Some(&path), None, &env).unwrap_err();
-    assert!(e.to_string().contains("team"), "{e}");
+    assert!(e.to_string().contains("webchat.team"), "{e}");
 }
 
 #[test]
