@@ -222,8 +222,23 @@ impl Store {
     /// How many conversations a view holds.
     pub fn queue_count(&self, filter: &QueueFilter) -> Result<i64> {
         let (cond, arg) = filter.where_clause();
-        let scope = self.scope_and();
-        let sql = format!("SELECT count(*) FROM conversations c WHERE {cond}{scope}");
+        if self.scoped() {
+            // Three disjoint counts, each from an index: no team and the scope's teams from
+            // `conversations_team` alone, the agent's own of other teams from the assignee
+            // index. One count with the scope's OR read the table row of every conversation
+            // of the view (5x slower at 37,000 conversations).
+            let parts = scope::COUNT_PARTS.map(|part| {
+                format!("(SELECT count(*) FROM conversations c WHERE {cond} AND {part})")
+            });
+            let sql = format!("SELECT {}", parts.join(" + "));
+            let args: Vec<String> = arg.into_iter().collect();
+            let params = args.iter().chain(&args).chain(&args);
+            return Ok(self
+                .conn()
+                .prepare_cached(&sql)?
+                .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?);
+        }
+        let sql = format!("SELECT count(*) FROM conversations c WHERE {cond}");
         let mut stmt = self.conn().prepare_cached(&sql)?;
         let n = match arg {
             Some(a) => stmt.query_row([a], |r| r.get(0))?,

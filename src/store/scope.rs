@@ -79,6 +79,15 @@ macro_rules! cond {
     };
 }
 
+/// [`cond!`] as three disjoint conditions on `c` (no team; one of the scope's teams; assigned
+/// to the agent and of another team), for counts that add up one index walk each.
+pub(crate) const COUNT_PARTS: [&str; 3] = [
+    "c.team IS NULL",
+    "c.team IN (SELECT team FROM temp.braid_scope_teams)",
+    "c.assignee = (SELECT agent FROM temp.braid_scope_agent) AND c.team IS NOT NULL \
+     AND c.team NOT IN (SELECT team FROM temp.braid_scope_teams)",
+];
+
 /// [`cond!`] as a conjunct: `" AND (...)"`.
 pub(crate) const AND_COND: &str = concat!(" AND ", cond!());
 
