@@ -510,6 +510,15 @@ fn writes_on_another_teams_conversation_fail_and_change_nothing() {
         .add_identity(f.billing.contact, IdentityKind::Telegram, "4242", "eve", T0)
         .unwrap_err();
     assert!(e.to_string().contains("outside your teams"), "{e}");
+    let e = s
+        .identity_merge_preview(f.billing.contact, IdentityKind::Telegram, "4242")
+        .unwrap_err();
+    assert!(e.to_string().contains("outside your teams"), "{e}");
+    assert!(matches!(
+        s.identity_merge_preview(tom, IdentityKind::Phone, "+4412345678")
+            .unwrap_err(),
+        StoreError::NoContact(_)
+    ));
     let after = s
         .conn()
         .query_row("SELECT max(id) FROM events", [], |r| r.get::<_, i64>(0))
