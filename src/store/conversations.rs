@@ -308,6 +308,11 @@ impl Store {
         let scoped = self.scoped();
         self.write_with(|tx| {
             let contact = scope::conversation_contact(tx, id, scoped)?;
+            // The assignee before: an agent whose own conversation is handed to another team's
+            // agent learns from this event that it left their view (see events_since).
+            let before: Option<String> = tx
+                .prepare_cached("SELECT assignee FROM conversations WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))?;
             tx.execute(
                 "UPDATE conversations SET assignee = ?2 WHERE id = ?1",
                 (id, assignee),
@@ -318,7 +323,7 @@ impl Store {
                 actor,
                 EventKind::Assigned,
                 refs(id, contact),
-                Some(&serde_json::json!({ "assignee": assignee })),
+                Some(&serde_json::json!({ "assignee": assignee, "from": before })),
             )?;
             Ok(())
         })

@@ -125,13 +125,19 @@ impl super::Store {
     }
 
     /// Events after `after`, oldest first, at most `limit`. A restricted scope gets the events
-    /// of the conversations and contacts it sees, and of the refusals only its own.
+    /// of the conversations and contacts it sees, of the refusals only its own, and the
+    /// events that took a conversation out of its view (moved from one of its teams, taken
+    /// from its agent), so a client drops what it can no longer see.
     pub fn events_since(&self, after: EventId, limit: usize) -> Result<Vec<EventRow>> {
         let scope = if self.scoped() {
             let cond = super::scope::AND_COND;
             format!(
                 " AND CASE
                     WHEN kind = 'refused' THEN actor = (SELECT agent FROM temp.braid_scope_agent)
+                    WHEN kind = 'team_changed' AND json_valid(data) AND json_extract(data, '$.from')
+                        IN (SELECT team FROM temp.braid_scope_teams) THEN 1
+                    WHEN kind = 'assigned' AND json_valid(data) AND json_extract(data, '$.from')
+                        = (SELECT agent FROM temp.braid_scope_agent) THEN 1
                     WHEN conversation_id IS NOT NULL THEN EXISTS (SELECT 1 FROM conversations c
                         WHERE c.id = events.conversation_id{cond})
                     WHEN contact_id IS NOT NULL THEN EXISTS (SELECT 1 FROM conversations c

@@ -869,3 +869,38 @@ fn scoped_counts_agree_with_scoped_pages() {
     // sales already); both teams: all four; all: four.
     assert_eq!(seen, [2, 3, 3, 4, 4]);
 }
+
+/// The change that takes a conversation out of an agent's view still reaches them, so their
+/// screen can drop it: moved out of their team, or taken from them.
+#[test]
+fn the_event_that_hides_a_conversation_reaches_the_agent_who_saw_it() {
+    let mut f = fixture();
+    let last = f.store.last_event_id().unwrap();
+    f.store
+        .set_conversation_team(f.billing.conversation, Some("sales"), "boss", T0)
+        .unwrap();
+    f.store
+        .assign(f.assigned.conversation, Some("bob"), "boss", T0)
+        .unwrap();
+    // Unrelated changes out of eve's view stay out of it.
+    f.store
+        .set_priority(f.sales.conversation, Priority::High, "boss", T0)
+        .unwrap();
+    f.store.set_scope(eve()).unwrap();
+    let kinds: Vec<(String, Option<ConversationId>)> = f
+        .store
+        .events_since(last, 50)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.conversation_id))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("team_changed".to_string(), Some(f.billing.conversation)),
+            ("assigned".to_string(), Some(f.assigned.conversation)),
+        ]
+    );
+    not_found_conversation(f.store.conversation(f.billing.conversation).unwrap_err());
+    not_found_conversation(f.store.conversation(f.assigned.conversation).unwrap_err());
+}
