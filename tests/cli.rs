@@ -1115,3 +1115,33 @@ fn json_errors_are_json() {
         );
     }
 }
+
+/// `show` and `list` say which team a conversation belongs to (null: no team).
+#[test]
+fn show_and_list_print_the_team() {
+    let w = workspace();
+    {
+        let mut store = Store::open_dir(&w.data).unwrap();
+        store
+            .set_conversation_team(
+                braid::model::ConversationId(w.ann),
+                Some("billing"),
+                "boss",
+                braid::model::now_millis(),
+            )
+            .unwrap();
+    }
+    let id = w.ann.to_string();
+    let text = ok(&w.braid(&["show", &id]));
+    assert!(
+        text.lines().next().unwrap().contains("· team billing"),
+        "{text}"
+    );
+    let v = json(&w.braid(&["show", &id, "--json"]));
+    assert_eq!(v["conversation"]["team"], "billing");
+    let v = json(&w.braid(&["list", "--json"]));
+    let convs = v["conversations"].as_array().unwrap();
+    let team_of = |id: i64| convs.iter().find(|c| c["id"] == id).unwrap()["team"].clone();
+    assert_eq!(team_of(w.ann), "billing");
+    assert_eq!(team_of(w.bob), serde_json::Value::Null);
+}

@@ -42,6 +42,7 @@ pub struct RawTelegramConfig {
     pub api_url: Option<String>,
     pub account: Option<String>,
     pub poll_timeout: Option<u32>,
+    pub team: Option<String>,
 }
 
 /// Where the bot token comes from.
@@ -57,6 +58,8 @@ pub struct TelegramConfig {
     pub api_url: String,
     /// Long-polling timeout of `getUpdates`, in seconds (0: short polling).
     pub poll_timeout: u32,
+    /// The team new conversations of the bot belong to (None: no team, all agents).
+    pub team: Option<String>,
 }
 
 impl RawTelegramConfig {
@@ -97,6 +100,7 @@ impl RawTelegramConfig {
             token,
             api_url,
             poll_timeout,
+            team: crate::channels::team_name(self.team.as_deref()).map_err(|m| ("team", m))?,
         })
     }
 }
