@@ -424,3 +424,139 @@ fn a_change_is_pushed_to_the_other_connections() {
         );
     });
 }
+
+/// The current Unix user's name (the server maps it through `[[agents]]` like anyone's).
+fn me() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn an_agent_gets_only_their_teams_changes_and_a_refusal_is_audited() {
+    let config = format!(
+        "[[teams]]\nname = \"billing\"\n[[teams]]\nname = \"support\"\n\
+         [[agents]]\nuser = \"{}\"\nname = \"ann\"\nrole = \"agent\"\nteams = [\"billing\"]\n",
+        me()
+    );
+    let f = fixture(&config);
+    // A second conversation, of another team; the first is billing's.
+    let mut store = Store::open_dir(&f.data).unwrap();
+    let now = braid::model::now_millis();
+    let other = match ingest(
+        &mut store,
+        &Inbound {
+            channel: Channel::Email,
+            account: String::new(),
+            external_id: "<s1@x.org>".into(),
+            direction: Direction::In,
+            customer: Claim::new(IdentityKind::Email, "pedro@x.org"),
+            linked: vec![],
+            customer_name: Some("Pedro".into()),
+            author: None,
+            subject: Some("Tent".into()),
+            body: "the tent pole snapped".into(),
+            sent_at: now,
+            meta: None,
+            cursor: None,
+        },
+        &Settings::default(),
+    )
+    .unwrap()
+    {
+        braid::ingest::Ingested::Stored { conversation, .. } => conversation,
+        x => panic!("{x:?}"),
+    };
+    store
+        .set_conversation_team(f.conversation, Some("billing"), "setup", now)
+        .unwrap();
+    store
+        .set_conversation_team(other, Some("support"), "setup", now)
+        .unwrap();
+    drop(store);
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    rt().block_on(async {
+        let (conn, mut rx) = connect_socket(&f.socket, Hello::new("ann", None))
+            .await
+            .unwrap();
+        assert_eq!(conn.welcome().agent, "ann");
+        assert_eq!(conn.welcome().teams, vec!["billing".to_string()]);
+        // The other team's conversation does not exist for her.
+        let r = conn
+            .call(Request::Conversation { id: other })
+            .await
+            .unwrap();
+        assert!(matches!(r, Response::Error(_)), "{r:?}");
+        let r = conn
+            .call(Request::Write {
+                conversation: other,
+                contact: f.contact,
+                write: Write::Note {
+                    body: "sneaky".into(),
+                },
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(r, Response::Error(_) | Response::Refused(_)),
+            "{r:?}"
+        );
+        // Someone else (the worker, another agent) writes to both conversations.
+        let mut store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+        let now = braid::model::now_millis();
+        store.add_note(other, "zoe", "support only", now).unwrap();
+        store
+            .add_note(f.conversation, "zoe", "billing too", now)
+            .unwrap();
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen.iter().any(|e: &braid::store::EventRow| {
+            e.conversation_id == Some(f.conversation) && e.kind == "note"
+        }) {
+            assert!(Instant::now() < deadline, "no push: {seen:?}");
+            if let Ok(Some(Incoming::Events { events, .. })) =
+                tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+            {
+                seen.extend(events);
+            }
+        }
+        assert!(
+            seen.iter().all(|e| e.conversation_id != Some(other)),
+            "the other team's change was pushed: {seen:?}"
+        );
+    });
+    // A viewer's write is refused, changes nothing, and is in the audit log.
+    drop(_server);
+    let viewer = config.replace("role = \"agent\"", "role = \"viewer\"");
+    std::fs::write(&f.config, viewer).unwrap();
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    rt().block_on(async {
+        let (conn, _rx) = connect_socket(&f.socket, Hello::new("ann", None))
+            .await
+            .unwrap();
+        let r = conn
+            .call(Request::Write {
+                conversation: f.conversation,
+                contact: f.contact,
+                write: Write::Verb(braid::actions::Verb::Assign(Some("ann".into()))),
+            })
+            .await
+            .unwrap();
+        match r {
+            Response::Refused(line) => {
+                assert!(line.contains("needs the agent role"), "{line}");
+                assert!(line.contains("viewer"), "{line}");
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+    let store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+    assert_eq!(store.conversation(f.conversation).unwrap().assignee, None);
+    let refusals: Vec<_> = store
+        .events_since(braid::model::EventId(0), 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "refused" && e.actor == "ann")
+        .collect();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0].conversation_id, Some(f.conversation));
+}

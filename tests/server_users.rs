@@ -214,7 +214,10 @@ impl Team {
         for (k, v) in extra_env {
             cmd.arg(format!("{k}={v}"));
         }
-        cmd.arg(&self.bin).arg("--socket").arg(&self.socket).args(args);
+        cmd.arg(&self.bin)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args);
         cmd.output().unwrap()
     }
 
@@ -304,7 +307,10 @@ fn an_agent_sees_only_their_teams() {
         "{hits}"
     );
     let hits = t.json_as("bob", &["search", "tent", "--json"]);
-    assert!(hits["hits"].as_array().map(Vec::len).unwrap_or(0) > 0, "{hits}");
+    assert!(
+        hits["hits"].as_array().map(Vec::len).unwrap_or(0) > 0,
+        "{hits}"
+    );
     // Writing to it is refused without a trace in it.
     let out = t.braid_as(
         "ann",

@@ -10,6 +10,10 @@ use crate::store::{QueueAnchor, QueueFilter, QueueRow, SearchQuery, Store};
 /// Run one request for `who` against the store. Never panics; errors become
 /// `Response::Error`, refusals `Response::Refused` (and an audit event).
 pub fn handle(store: &mut Store, who: &Identity, req: Request) -> Response {
+    // The second wall: the connection answers only what this agent may see.
+    if let Err(e) = store.set_scope(who.scope()) {
+        return Response::Error(format!("the server cannot set up your view: {e}"));
+    }
     if let Err(reason) = super::authz::check(who, &req) {
         return refuse(store, who, &req, reason);
     }
@@ -28,8 +32,10 @@ pub fn refuse(store: &mut Store, who: &Identity, req: &Request, reason: String) 
         _ => None,
     };
     tracing::info!(agent = %who.agent, user = %who.user, request = req.name(), %reason, "refused");
-    // TODO(scope merge): store.audit_refused
-    let _ = (store, conversation);
+    if let Err(e) = store.audit_refused(&who.agent, conversation, req.name(), &reason, now_millis())
+    {
+        tracing::warn!("cannot record a refusal in the audit log: {e}");
+    }
     Response::Refused(reason)
 }
 

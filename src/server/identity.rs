@@ -18,6 +18,15 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// What this agent may see: admins everything; everyone else their teams' conversations,
+    /// the unteamed ones and those assigned to them.
+    pub fn scope(&self) -> crate::store::Scope {
+        match self.role {
+            Role::Admin => crate::store::Scope::all(self.agent.clone()),
+            _ => crate::store::Scope::teams(self.agent.clone(), self.teams.iter().cloned()),
+        }
+    }
+
     /// An admin named `agent` as this process's user: a server's own user, the TUI test
     /// harness and the benchmarks, which answer requests in-process.
     pub fn local_admin(agent: &str) -> Identity {

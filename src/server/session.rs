@@ -5,7 +5,7 @@
 //! asks for many timelines) is answered `Superseded` without running. Pushes go out between
 //! answers, filtered to what the agent may see.
 
-use super::{Batch, Identity, Shared, handler, identity};
+use super::{Identity, Shared, handler, identity};
 use crate::api::{
     ClientFrame, Hello, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Request, Response, ServerFrame,
     Welcome, codec,
@@ -369,9 +369,10 @@ async fn with_store<T: Send + 'static>(
     f: impl FnOnce(&mut crate::store::Store) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
     let sh = Arc::clone(shared);
-    let _w = Arc::clone(who);
+    let scope = who.scope();
     tokio::task::spawn_blocking(move || {
         let mut store = sh.take_store()?;
+        store.set_scope(scope)?;
         let r = f(&mut store);
         sh.give_store(store);
         r
@@ -380,20 +381,54 @@ async fn with_store<T: Send + 'static>(
     .map_err(|e| anyhow::anyhow!("{e}"))?
 }
 
-/// The events of a batch this agent may see.
+/// The events of a batch this agent may see. An admin sees all of them as they are; anyone
+/// else gets them read again through their scoped connection (the store decides, the same
+/// rule as for every other read: their teams' conversations, plus the event that took one out
+/// of their view, so their screen drops it).
 async fn visible(
-    _shared: &Arc<Shared>,
-    _who: &Arc<Identity>,
+    shared: &Arc<Shared>,
+    who: &Arc<Identity>,
     events: Vec<EventRow>,
 ) -> Vec<EventRow> {
-    // TODO(scope merge): filter by the conversation's team and assignee.
-    events
+    if who.scope().is_all() || events.is_empty() {
+        return events;
+    }
+    let (Some(first), Some(last)) = (events.first().map(|e| e.id), events.last().map(|e| e.id))
+    else {
+        return Vec::new();
+    };
+    let after = EventId(first.0 - 1);
+    let n = events.len();
+    let read = with_store(shared, who, move |s| {
+        let mut got = s.events_since(after, n)?;
+        got.retain(|e| e.id <= last);
+        Ok(got)
+    })
+    .await;
+    match read {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(agent = %who.agent, "filtering pushed events: {e}");
+            Vec::new()
+        }
+    }
 }
 
-/// A connection refused for who it is goes into the audit log.
-async fn audit_connection_refused(_shared: &Arc<Shared>, _uid: u32, _reason: &str) {
-    // TODO(scope merge): store.audit_refused
+/// A connection refused for who it is goes into the audit log (as the Unix user: there is no
+/// agent).
+async fn audit_connection_refused(shared: &Arc<Shared>, uid: u32, reason: &str) {
+    let sh = Arc::clone(shared);
+    let user = format!("unix:{}", identity::user_name(uid));
+    let reason = reason.to_string();
+    let done = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut store = sh.take_store()?;
+        store.set_scope(crate::store::Scope::all(user.clone()))?;
+        store.audit_refused(&user, None, "connect", &reason, crate::model::now_millis())?;
+        sh.give_store(store);
+        Ok(())
+    })
+    .await;
+    if let Ok(Err(e)) = done {
+        tracing::warn!("cannot record a refused connection in the audit log: {e}");
+    }
 }
-
-#[allow(dead_code)]
-fn _unused(_: &Batch, _: EventId) {}
