@@ -93,7 +93,25 @@ impl Session {
         client: &str,
         run_channels: bool,
     ) -> anyhow::Result<Session> {
+        Session::open_as(globals, config, client, run_channels, None).await
+    }
+
+    /// [`open`](Self::open) viewing as a workspace agent: only when the server runs in this
+    /// process (the user owns its files); against a shared server, the kernel decides.
+    pub async fn open_as(
+        globals: &Globals,
+        config: &Config,
+        client: &str,
+        run_channels: bool,
+        as_agent: Option<&str>,
+    ) -> anyhow::Result<Session> {
         let target = target(globals, config);
+        if as_agent.is_some() && !matches!(target, Target::Local(_)) {
+            anyhow::bail!(
+                "--as works only on a workspace this process serves; a braid server already runs for {} and decides who you are",
+                config.data_dir.display()
+            );
+        }
         match target {
             Target::Local(socket) => {
                 let mut opts = crate::server::ServerOptions::new(config.clone());
@@ -105,10 +123,15 @@ impl Session {
                 let handle = Arc::new(server);
                 let h = Arc::clone(&handle);
                 let name = client.to_string();
+                let agent = as_agent.map(String::from);
                 let connector: Connector = Arc::new(move |after| {
                     let h = Arc::clone(&h);
                     let name = name.clone();
-                    Box::pin(async move { h.connect_local(Hello::new(&name, after)).await })
+                    let agent = agent.clone();
+                    Box::pin(async move {
+                        h.connect_local_as(Hello::new(&name, after), agent.as_deref())
+                            .await
+                    })
                 });
                 let (conn, incoming) = connector(None).await?;
                 Ok(Session {

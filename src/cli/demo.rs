@@ -26,6 +26,10 @@ pub struct Args {
     /// Where the demo's web chat listens [default: 127.0.0.1:8765]
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<std::net::SocketAddr>,
+    /// See the workspace as one of its agents (alice, bob: support; carol: sales; dana: both):
+    /// only their teams' queue, their role's verbs. Default: you, the admin.
+    #[arg(long = "as", value_name = "AGENT")]
+    pub as_agent: Option<String>,
 }
 
 impl Args {
@@ -59,6 +63,10 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<()> {
     let mut config = globals.load_in(Some(&data_dir))?;
     // The demo serves the website live chat too, so a browser can join the simulated customers.
     config.webchat.enabled = true;
+    // Two teams and the simulated agents, so team boundaries are visible (`--as carol`).
+    if config.workspace.agents.is_empty() {
+        config.workspace = crate::demo::workspace();
+    }
     // The demo's teams: a browser visitor's chat belongs to support, as the simulated ones.
     config.webchat.team = Some(crate::demo::SUPPORT.to_string());
     if let Some(listen) = args.listen {
@@ -112,7 +120,11 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<()> {
     // screen changes, make sure it can: a port held by another program is said here, with the
     // way out, instead of a status line that never gets an address.
     check_webchat_port(&config)?;
-    block_on(super::tui_session(globals, config))?
+    block_on(super::tui_session_as(
+        globals,
+        config,
+        args.as_agent.as_deref(),
+    ))?
 }
 
 /// Fails when the web chat cannot listen where the demo will ask it to (another program holds

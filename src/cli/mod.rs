@@ -187,7 +187,16 @@ pub fn run_tui(globals: &Globals) -> anyhow::Result<()> {
 
 /// Connect (or start the in-process server) and run the TUI until the user quits.
 pub async fn tui_session(globals: &Globals, config: Config) -> anyhow::Result<()> {
-    let session = connect::Session::open(globals, &config, "tui", true).await?;
+    tui_session_as(globals, config, None).await
+}
+
+/// [`tui_session`], viewing as a workspace agent (in-process servers only: `braid demo --as`).
+pub async fn tui_session_as(
+    globals: &Globals,
+    config: Config,
+    as_agent: Option<&str>,
+) -> anyhow::Result<()> {
+    let session = connect::Session::open_as(globals, &config, "tui", true, as_agent).await?;
     let local = session.is_local();
     let (conn, incoming, connector, fin) = session.split();
     let notice = if local {

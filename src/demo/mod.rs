@@ -45,6 +45,34 @@ pub const AGENT_TEAMS: &[(&str, &[&str])] = &[
 
 /// The ingest settings of the demo: the default threading, and each channel's team (the demo
 /// channels store their messages under the account "").
+/// The demo's workspace: its two teams and its agents (each an `agent` in their teams; the
+/// Unix user running the demo stays the admin). The agents' Unix users are `demo-NAME`, which
+/// exist nowhere: they are seen through `braid demo --as NAME`.
+pub fn workspace() -> crate::server::workspace::Workspace {
+    use crate::server::workspace::{AgentDef, TeamDef, Workspace};
+    Workspace {
+        teams: [SUPPORT, SALES]
+            .iter()
+            .map(|t| TeamDef {
+                name: t.to_string(),
+                display: None,
+            })
+            .collect(),
+        agents: AGENT_TEAMS
+            .iter()
+            .map(|(name, teams)| AgentDef {
+                user: format!("demo-{name}"),
+                name: name.to_string(),
+                display: None,
+                role: crate::api::Role::Agent,
+                teams: teams.iter().map(|t| t.to_string()).collect(),
+            })
+            .collect(),
+        socket: None,
+        group: None,
+    }
+}
+
 pub fn settings() -> ingest::Settings {
     let mut settings = ingest::Settings::default();
     for (channel, team) in [

@@ -121,12 +121,49 @@ impl ServerHandle {
         &self,
         hello: Hello,
     ) -> Result<(Connection, mpsc::UnboundedReceiver<Incoming>), crate::api::ApiError> {
-        let (client, server) = tokio::io::duplex(256 * 1024);
+        self.connect_local_as(hello, None).await
+    }
+
+    /// [`connect_local`](Self::connect_local) as the workspace agent named `agent` (None: this
+    /// process's user, as the kernel would say). Only an in-process server offers this: the
+    /// user running it owns the store file anyway, so viewing as one of its agents (`braid demo
+    /// --as carol`) shows what that agent sees without granting anything.
+    pub async fn connect_local_as(
+        &self,
+        hello: Hello,
+        agent: Option<&str>,
+    ) -> Result<(Connection, mpsc::UnboundedReceiver<Incoming>), crate::api::ApiError> {
         let uid = identity::my_uid();
+        let peer = match agent {
+            None => session::Peer::Uid(uid),
+            Some(name) => {
+                let ws = &self.shared.config.workspace;
+                let a = ws.agents.iter().find(|a| a.name == name).ok_or_else(|| {
+                    let known: Vec<&str> = ws.agents.iter().map(|a| a.name.as_str()).collect();
+                    crate::api::ApiError::Refused(format!(
+                        "no agent '{name}' in this workspace (agents: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ))
+                })?;
+                session::Peer::As(Identity {
+                    uid,
+                    user: identity::user_name(uid),
+                    agent: a.name.clone(),
+                    display: a.display.clone().unwrap_or_else(|| a.name.clone()),
+                    role: a.role,
+                    teams: a.teams.clone(),
+                })
+            }
+        };
+        let (client, server) = tokio::io::duplex(256 * 1024);
         tokio::spawn(session::run(
             Arc::clone(&self.shared),
             server,
-            uid,
+            peer,
             self.stop.subscribe(),
         ));
         Connection::handshake(client, hello).await
@@ -260,7 +297,12 @@ async fn accept_loop(
                 continue;
             }
         };
-        tokio::spawn(session::run(Arc::clone(&shared), stream, uid, stop.clone()));
+        tokio::spawn(session::run(
+            Arc::clone(&shared),
+            stream,
+            session::Peer::Uid(uid),
+            stop.clone(),
+        ));
     }
 }
 

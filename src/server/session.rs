@@ -22,7 +22,15 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A reconnecting client is replayed at most this many missed events; past that it reloads.
 const MAX_REPLAY: usize = 5000;
 
-pub(crate) async fn run<S>(shared: Arc<Shared>, stream: S, uid: u32, stop: watch::Receiver<bool>)
+/// Who is on the other end, before the workspace config is asked.
+pub(crate) enum Peer {
+    /// The kernel's word (`SO_PEERCRED`, or this process for an in-memory pipe).
+    Uid(u32),
+    /// An in-process connection viewing as a workspace agent (see `connect_local_as`).
+    As(Identity),
+}
+
+pub(crate) async fn run<S>(shared: Arc<Shared>, stream: S, peer: Peer, stop: watch::Receiver<bool>)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -45,17 +53,25 @@ where
             hello.min_version,
             hello.max_version
         );
-        tracing::info!(uid, "refused a client: {reason}");
+        tracing::info!("refused a client: {reason}");
         let _ = codec::write(&mut wr, &ServerFrame::Refused { reason }).await;
         return;
     }
-    let who = match identity::identify(
-        uid,
-        &shared.config.workspace,
-        shared.owner_uid,
-        &shared.config.agent,
-        &shared.config_path,
-    ) {
+    let uid = match &peer {
+        Peer::Uid(u) => *u,
+        Peer::As(who) => who.uid,
+    };
+    let identified = match peer {
+        Peer::As(who) => Ok(who),
+        Peer::Uid(uid) => identity::identify(
+            uid,
+            &shared.config.workspace,
+            shared.owner_uid,
+            &shared.config.agent,
+            &shared.config_path,
+        ),
+    };
+    let who = match identified {
         Ok(w) => w,
         Err(reason) => {
             tracing::warn!(uid, "refused a connection: {reason}");

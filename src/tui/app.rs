@@ -245,6 +245,9 @@ pub struct ProfileState {
 
 pub struct App {
     pub agent: String,
+    /// Who the server says this is, for the status bar: "carol · agent · sales" (just the
+    /// agent name for an admin).
+    pub whoami: String,
     pub theme: Theme,
     pub three_pane_min_width: u16,
     pub keymap: Keymap,
@@ -280,6 +283,7 @@ impl App {
     pub fn new(config: &Config, keymap: Keymap, size: (u16, u16), now: Millis) -> App {
         App {
             agent: config.agent.clone(),
+            whoami: config.agent.clone(),
             theme: config.theme.clone(),
             three_pane_min_width: config.three_pane_min_width,
             keymap,

@@ -120,6 +120,18 @@ pub async fn run(
         crate::model::now_millis(),
     );
     app.worker = welcome.status.clone();
+    if welcome.role != crate::api::Role::Admin {
+        app.whoami = if welcome.teams.is_empty() {
+            format!("{} · {}", welcome.agent, welcome.role)
+        } else {
+            format!(
+                "{} · {} · {}",
+                welcome.agent,
+                welcome.role,
+                welcome.teams.join(", ")
+            )
+        };
+    }
     if let Some(n) = notice {
         app.info(n);
     }

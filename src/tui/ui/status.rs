@@ -32,7 +32,7 @@ pub fn draw_status(f: &mut Frame<'_>, app: &App, area: Rect) {
         (
             1,
             Span::styled(
-                format!(" {} ", esc(&app.agent)),
+                format!(" {} ", esc(&app.whoami)),
                 base.add_modifier(Modifier::BOLD),
             ),
         ),
