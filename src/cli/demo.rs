@@ -248,6 +248,7 @@ mod tests {
             contacts,
             no_tui: true,
             listen: None,
+            as_agent: None,
         };
         let o = args(None, None).options().unwrap();
         assert_eq!((o.seed, o.messages, o.contacts), (7, 3000, 300));
