@@ -82,6 +82,7 @@ pub struct Session {
     pub incoming: UnboundedReceiver<Incoming>,
     pub connector: Connector,
     server: Option<Arc<crate::server::ServerHandle>>,
+    target: Target,
 }
 
 impl Session {
@@ -94,7 +95,7 @@ impl Session {
         run_channels: bool,
     ) -> anyhow::Result<Session> {
         let target = target(globals, config);
-        match target {
+        match target.clone() {
             Target::Local(socket) => {
                 let mut opts = crate::server::ServerOptions::new(config.clone());
                 opts.run_worker = run_channels;
@@ -116,6 +117,7 @@ impl Session {
                     incoming,
                     connector,
                     server: Some(handle),
+                    target,
                 })
             }
             remote => {
@@ -132,9 +134,15 @@ impl Session {
                     incoming,
                     connector,
                     server: None,
+                    target,
                 })
             }
         }
+    }
+
+    /// Where the server is (for `braid status`).
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     /// Whether the server runs in this process.

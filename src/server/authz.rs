@@ -15,6 +15,16 @@ use crate::api::{Request, Role, Write};
 
 /// Ok, or the one line that says why not and what to do instead.
 pub fn check(who: &Identity, req: &Request) -> Result<(), String> {
+    // A script's write (`braid reply`, `note`, the verbs) is checked as the same write from
+    // the TUI.
+    if let Request::Post { conversation, post } = req {
+        let same = Request::Write {
+            conversation: *conversation,
+            contact: crate::model::ContactId(0),
+            write: post.as_write(),
+        };
+        return check(who, &same);
+    }
     let needed = needed_role(req);
     if who.role >= needed {
         return Ok(());
@@ -39,7 +49,14 @@ pub fn needed_role(req: &Request) -> Role {
         | Request::List { .. }
         | Request::Search { .. }
         | Request::Contacts { .. }
+        | Request::ContactCards { .. }
+        | Request::ContactConversations { .. }
         | Request::Status => Role::Viewer,
+        Request::Post { post, .. } => needed_role(&Request::Write {
+            conversation: crate::model::ConversationId(0),
+            contact: crate::model::ContactId(0),
+            write: post.as_write(),
+        }),
         // Opening the composer writes nothing, but it is the first step of a write.
         Request::Compose { .. } => Role::Agent,
         Request::Write { write, .. } => match write {

@@ -1830,6 +1830,8 @@ impl App {
             | Response::List { .. }
             | Response::Hits(_)
             | Response::Contacts(_)
+            | Response::ContactCards(_)
+            | Response::Written(_)
             | Response::Status(_) => Vec::new(),
         }
     }
