@@ -147,6 +147,10 @@ fn braid_in(root: &Path, args: &[&str]) -> Output {
         .env("XDG_DATA_HOME", root.join("xdg-data"))
         .env("USER", "tester")
         .env("TZ", "UTC")
+        // The personal server's socket is then `<data dir>/braid.sock`: hermetic.
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("BRAID_SOCKET")
+        .env_remove("BRAID_REMOTE")
         .output()
         .unwrap()
 }
@@ -790,48 +794,291 @@ fn demo_defaults_to_its_own_data_dir() {
     assert!(!dir.path().join("xdg-data/braid/braid.sqlite3").exists());
 }
 
+/// A `braid server` process on a workspace's data dir, stopped (SIGINT) when dropped.
+struct ServerProcess {
+    child: Option<std::process::Child>,
+    socket: PathBuf,
+}
+
+impl ServerProcess {
+    /// `braid server --data-dir DATA [args]`; waits until it listens on its socket.
+    fn start(w: &Workspace, args: &[&str]) -> ServerProcess {
+        let socket = w.data.join("braid.sock");
+        let mut all = vec!["server", "--data-dir", w.data.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let child = Command::new(env!("CARGO_BIN_EXE_braid"))
+            .args(&all)
+            .env_remove("BRAID_CONFIG")
+            .env_remove("BRAID_DATA_DIR")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("BRAID_SOCKET")
+            .env("HOME", w.root.join("home"))
+            .env("XDG_CONFIG_HOME", w.root.join("xdg-config"))
+            .env("USER", "tester")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut server = ServerProcess {
+            child: Some(child),
+            socket,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&server.socket).is_err() {
+            if let Some(st) = server.child.as_mut().unwrap().try_wait().unwrap() {
+                let out = server.child.take().unwrap().wait_with_output().unwrap();
+                panic!(
+                    "braid server exited ({st}): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "braid server never listened on {}",
+                server.socket.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Ctrl-C, and what it said.
+    fn stop(mut self) -> Output {
+        let child = self.child.take().unwrap();
+        let killed = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The Unix user running the tests (what the kernel tells a server about its clients).
+fn me() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 #[cfg(unix)]
 #[test]
-fn serve_runs_the_worker_until_interrupted() {
+fn a_braid_server_serves_cli_commands_over_its_socket_until_interrupted() {
     let w = workspace();
-    let data = w.data.to_str().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_braid"))
-        .args(["serve", "--data-dir", data])
-        .env_remove("BRAID_CONFIG")
-        .env("XDG_CONFIG_HOME", w.root.join("xdg-config"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let st = json(&w.braid(&["status", "--json"]));
-        if st["worker"]["running"] == true {
-            assert_eq!(st["worker"]["pid"], child.id());
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "serve never took the lease"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let server = ServerProcess::start(&w, &[]);
+    let socket = server.socket.to_str().unwrap().to_string();
+
+    // A CLI command run meanwhile is a client of that server, over its socket: the server's
+    // pid answers, and the worker it runs is the one that sends.
+    let st = json(&w.braid(&["status", "--json"]));
+    assert_eq!(st["server"]["transport"], "socket", "{st}");
+    assert_eq!(st["server"]["socket"], socket.as_str());
+    assert_eq!(st["server"]["pid"], server.pid());
+    assert_eq!(st["worker"]["running"], true);
+    assert_eq!(st["worker"]["pid"], server.pid());
+    assert_eq!(st["agent"], "tester");
+    assert_eq!(st["role"], "admin");
+    let text = ok(&w.braid(&["status"]));
+    assert!(
+        text.contains(&format!("server    socket {socket} (pid {})", server.pid())),
+        "{text}"
+    );
+    assert!(text.contains("running in the server"), "{text}");
+
     // A reply queued now says a worker will send it.
     let v = json(&w.braid(&["reply", &w.bob.to_string(), "--text", "hi", "--json"]));
     assert_eq!(v["worker_running"], true);
+    assert_eq!(v["author"], "tester");
+    assert_eq!(
+        json(&w.braid(&["list", "--json"]))["total"],
+        2,
+        "list over the socket"
+    );
 
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
+    // The server-side commands that write the store refuse while it runs: one line each.
+    let err = fails(&w.braid(&["sync", "--once"]));
+    assert!(
+        err.contains(&format!("a braid server runs on {}", w.data.display()))
+            && err.contains("sync is for when none runs"),
+        "{err}"
+    );
+    let maildir = w.root.join("Mail");
+    for d in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(d)).unwrap();
+    }
+    let err = fails(&w.braid(&["import", "maildir", maildir.to_str().unwrap()]));
+    assert!(err.contains("a braid server runs on"), "{err}");
+
+    let pid = server.pid();
+    let out = server.stop();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}\n{err}", out.status);
     assert!(out.stdout.is_empty());
-    assert!(err.contains("braid server: serving"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "braid server: serving {} on {socket}",
+            w.data.display()
+        )),
+        "{err}"
+    );
+    // No server now: the command runs one in its own process, which runs no channels.
     let st = json(&w.braid(&["status", "--json"]));
+    assert_eq!(st["server"]["transport"], "in-process");
+    assert!(st["server"]["socket"].is_null());
+    assert_ne!(st["server"]["pid"], pid);
     assert_eq!(st["worker"]["running"], false);
+    assert!(st["worker"]["pid"].is_null());
+}
+
+#[cfg(unix)]
+#[test]
+fn the_server_not_the_personal_config_says_who_replies() {
+    let w = workspace();
+    // The workspace config (the server's): this Unix user is the agent "ann".
+    let ws = w.root.join("workspace.toml");
+    std::fs::write(
+        &ws,
+        format!(
+            "[[teams]]\nname = \"support\"\n\n[[agents]]\nuser = \"{}\"\nname = \"ann\"\nrole = \"agent\"\nteams = [\"support\"]\n",
+            me()
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(&w, &["--config", ws.to_str().unwrap()]);
+    // A personal config that claims to be someone else.
+    let mine = w.root.join("mallory.toml");
+    std::fs::write(&mine, "agent = \"mallory\"\n").unwrap();
+    let as_mallory = |args: &[&str]| {
+        let mut all = vec!["--config", mine.to_str().unwrap()];
+        all.extend_from_slice(args);
+        w.braid(&all)
+    };
+    let id = w.ann.to_string();
+    let v = json(&as_mallory(&[
+        "reply",
+        &id,
+        "--text",
+        "On its way.",
+        "--json",
+    ]));
+    assert_eq!(v["author"], "ann", "{v}");
+    let v = json(&as_mallory(&["note", &id, "--text", "checked", "--json"]));
+    assert_eq!(v["author"], "ann", "{v}");
+    let text = ok(&as_mallory(&["assign", &id, "me"]));
+    assert!(text.contains("assigned to ann"), "{text}");
+
+    let st = json(&as_mallory(&["status", "--json"]));
+    assert_eq!(st["agent"], "ann");
+    assert_eq!(st["role"], "agent");
+    assert_eq!(st["teams"], serde_json::json!(["support"]));
+    assert_eq!(st["user"], me().as_str());
+    assert_eq!(st["server"]["pid"], server.pid());
+    let text = ok(&as_mallory(&["status"]));
+    assert!(
+        text.contains(&format!(
+            "agent     ann (agent · teams support, Unix user {})",
+            me()
+        )),
+        "{text}"
+    );
+    let v = json(&as_mallory(&["list", "--view", "mine", "--json"]));
+    assert_eq!(v["conversations"][0]["id"], w.ann, "{v}");
+    drop(server);
+
+    // What is stored says so too: nothing was written as mallory.
+    let store = Store::open_dir(&w.data).unwrap();
+    let rows = store
+        .timeline(
+            store
+                .conversation(braid::model::ConversationId(w.ann))
+                .unwrap()
+                .contact_id,
+            None,
+            100,
+        )
+        .unwrap();
+    let ours: Vec<&str> = rows
+        .iter()
+        .filter(|m| m.direction != Direction::In)
+        .map(|m| m.author.as_str())
+        .collect();
+    assert_eq!(ours, ["ann", "ann"]);
+    assert_eq!(
+        store
+            .conversation(braid::model::ConversationId(w.ann))
+            .unwrap()
+            .assignee
+            .as_deref(),
+        Some("ann")
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_viewer_is_refused_on_the_cli_path_and_nothing_changes() {
+    let w = workspace();
+    let ws = w.root.join("workspace.toml");
+    std::fs::write(
+        &ws,
+        format!(
+            "[[agents]]\nuser = \"{}\"\nname = \"vic\"\nrole = \"viewer\"\n",
+            me()
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(&w, &["--config", ws.to_str().unwrap()]);
+    let before = json(&w.braid(&["show", &w.ann.to_string(), "--json"]));
+    let id = w.ann.to_string();
+    for args in [
+        vec!["note", id.as_str(), "--text", "x"],
+        vec!["reply", id.as_str(), "--text", "x"],
+        vec!["assign", id.as_str(), "me"],
+        vec!["resolve", id.as_str()],
+        vec!["tag", id.as_str(), "billing"],
+    ] {
+        let out = w.braid(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = fails(&out);
+        assert!(
+            err.contains("needs the agent role") && err.contains("you (vic) are a viewer"),
+            "{args:?}: {err}"
+        );
+    }
+    // With --json the refusal is a JSON error.
+    let out = w.braid(&["note", &id, "--text", "x", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs the agent role"),
+        "{err}"
+    );
+    // Reading works.
+    assert_eq!(json(&w.braid(&["list", "--json"]))["total"], 2);
+    assert!(ok(&w.braid(&["search", "refund"])).contains("Ann Lee"));
+    assert_eq!(json(&w.braid(&["status", "--json"]))["role"], "viewer");
+    // Nothing changed.
+    let after = json(&w.braid(&["show", &id, "--json"]));
+    assert_eq!(before, after);
+    assert_eq!(
+        json(&w.braid(&["status", "--json"]))["outbox"]["waiting"],
+        0
+    );
+    drop(server);
 }
 
 #[test]
