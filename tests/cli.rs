@@ -1362,3 +1362,38 @@ fn json_errors_are_json() {
         );
     }
 }
+
+#[test]
+fn commands_run_at_once_without_a_server_take_turns() {
+    // Each one starts a server in its own process, which holds the data dir for a moment:
+    // the others wait for it instead of failing.
+    let w = workspace();
+    let data = w.data.to_str().unwrap().to_string();
+    let root = w.root.clone();
+    let ann = w.ann.to_string();
+    let runs: Vec<_> = (0..6)
+        .map(|i| {
+            let (data, root, ann) = (data.clone(), root.clone(), ann.clone());
+            std::thread::spawn(move || {
+                if i % 2 == 0 {
+                    braid_in(&root, &["--data-dir", &data, "list", "--json"])
+                } else {
+                    let text = format!("note {i}");
+                    braid_in(&root, &["--data-dir", &data, "note", &ann, "--text", &text])
+                }
+            })
+        })
+        .collect();
+    for r in runs {
+        ok(&r.join().unwrap());
+    }
+    assert_eq!(
+        json(&w.braid(&["show", &w.ann.to_string(), "--json"]))["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["direction"] == "note")
+            .count(),
+        3
+    );
+}
