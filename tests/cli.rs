@@ -205,6 +205,18 @@ fn status_text_and_json() {
     assert_eq!(v["demo"], false);
     assert!(v["schema_version"].as_i64().unwrap() >= 1);
     assert!(v["config"].is_null());
+    // No server runs: the command started one in its own process; its user is the owner.
+    assert_eq!(v["server"]["transport"], "in-process");
+    assert!(v["server"]["socket"].is_null());
+    assert_eq!(v["role"], "admin");
+    assert!(
+        v["store"]
+            .as_str()
+            .unwrap()
+            .starts_with(w.data.to_str().unwrap())
+    );
+    assert!(text.contains("server    in-process"), "{text}");
+    assert!(text.contains("agent     tester (admin"), "{text}");
 }
 
 #[test]

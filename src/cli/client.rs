@@ -44,7 +44,8 @@ impl Server {
 
 /// A command's connection to the server.
 pub struct Client {
-    rt: tokio::runtime::Runtime,
+    /// Some until dropped.
+    rt: Option<tokio::runtime::Runtime>,
     session: Option<Session>,
     welcome: Welcome,
     server: Server,
@@ -90,7 +91,7 @@ impl Client {
         };
         let welcome = session.conn.welcome().clone();
         Ok(Client {
-            rt,
+            rt: Some(rt),
             session: Some(session),
             welcome,
             server,
@@ -115,12 +116,12 @@ impl Client {
     /// Send a request and wait for its answer. A refusal or an error answer is an `Err` with
     /// the server's line.
     pub fn call(&self, request: Request) -> anyhow::Result<Response> {
-        let Some(session) = &self.session else {
+        let (Some(session), Some(rt)) = (&self.session, &self.rt) else {
             anyhow::bail!("the connection to the braid server is closed");
         };
         let name = request.name();
         let conn = session.conn.clone();
-        let response = self.rt.block_on(async move { conn.call(request).await })?;
+        let response = rt.block_on(async move { conn.call(request).await })?;
         tracing::debug!(request = name, "answered");
         match response {
             Response::Refused(line) | Response::Error(line) => Err(anyhow::Error::msg(line)),
@@ -131,10 +132,14 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
+        let Some(rt) = self.rt.take() else { return };
         if let Some(s) = self.session.take() {
             // An in-process server stops here (nothing of it runs past the command).
-            self.rt.block_on(s.finish());
+            rt.block_on(s.finish());
         }
+        // A blocking task still running (a store read behind a busy lock) must not hold the
+        // user's shell; SQLite rolls back whatever it had not committed.
+        rt.shutdown_timeout(Duration::from_secs(2));
     }
 }
 

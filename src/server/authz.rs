@@ -190,4 +190,35 @@ mod tests {
         assert!(check(&who(Role::Admin), &link).is_ok());
         assert!(check(&a, &write(Write::Verb(Verb::Vip(true)))).is_err());
     }
+
+    #[test]
+    fn a_scripts_post_is_checked_as_the_same_write() {
+        use crate::api::Post;
+        let post = |p: Post| Request::Post {
+            conversation: ConversationId(1),
+            post: p,
+        };
+        let reply = post(Post::Reply {
+            channel: None,
+            body: "hi".into(),
+            then_pending: false,
+        });
+        let err = check(&who(Role::Viewer), &reply).unwrap_err();
+        assert_eq!(
+            err,
+            "replying needs the agent role; you (ann) are a viewer: ask an admin of the workspace"
+        );
+        assert!(check(&who(Role::Agent), &reply).is_ok());
+        assert!(check(&who(Role::Viewer), &post(Post::Note { body: "x".into() })).is_err());
+        let vip = post(Post::Verb(Verb::Vip(true)));
+        assert!(check(&who(Role::Agent), &vip).is_err());
+        assert!(check(&who(Role::Supervisor), &vip).is_ok());
+        assert_eq!(needed_role(&vip), Role::Supervisor);
+        // Reading a contact's cards and conversations is a read.
+        let cards = Request::ContactCards {
+            after: None,
+            limit: 10,
+        };
+        assert!(check(&who(Role::Viewer), &cards).is_ok());
+    }
 }
