@@ -913,6 +913,20 @@ fn a_braid_server_serves_cli_commands_over_its_socket_until_interrupted() {
     let v = json(&w.braid(&["reply", &w.bob.to_string(), "--text", "hi", "--json"]));
     assert_eq!(v["worker_running"], true);
     assert_eq!(v["author"], "tester");
+    // A personal config that claims another agent changes nothing: the server's user is its
+    // owner's agent.
+    let mallory = w.root.join("mallory.toml");
+    std::fs::write(&mallory, "agent = \"mallory\"\n").unwrap();
+    let v = json(&w.braid(&[
+        "--config",
+        mallory.to_str().unwrap(),
+        "reply",
+        &w.bob.to_string(),
+        "--text",
+        "again",
+        "--json",
+    ]));
+    assert_eq!(v["author"], "tester", "{v}");
     assert_eq!(
         json(&w.braid(&["list", "--json"]))["total"],
         2,
