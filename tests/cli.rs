@@ -815,7 +815,12 @@ struct ServerProcess {
 impl ServerProcess {
     /// `braid server --data-dir DATA [args]`; waits until it listens on its socket.
     fn start(w: &Workspace, args: &[&str]) -> ServerProcess {
-        let socket = w.data.join("braid.sock");
+        ServerProcess::start_on(w, &w.data.join("braid.sock"), args)
+    }
+
+    /// The same, listening on `socket` (give `--socket` in `args` too).
+    fn start_on(w: &Workspace, socket: &Path, args: &[&str]) -> ServerProcess {
+        let socket = socket.to_path_buf();
         let mut all = vec!["server", "--data-dir", w.data.to_str().unwrap()];
         all.extend_from_slice(args);
         let child = Command::new(env!("CARGO_BIN_EXE_braid"))
@@ -1422,4 +1427,23 @@ fn commands_run_at_once_without_a_server_take_turns() {
             .count(),
         3
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_server_on_another_socket_is_reached_with_socket_and_named_without() {
+    let w = workspace();
+    let sock = w.root.join("elsewhere.sock");
+    let server = ServerProcess::start_on(&w, &sock, &["--socket", sock.to_str().unwrap()]);
+    let st = json(&w.braid(&["--socket", sock.to_str().unwrap(), "status", "--json"]));
+    assert_eq!(st["server"]["socket"], sock.to_str().unwrap());
+    assert_eq!(st["server"]["pid"], server.pid());
+    // Without --socket the command looks at the data dir's own socket, finds nobody there,
+    // and says where to point it (after waiting for what could be a one-shot command).
+    let err = fails(&w.braid(&["list"]));
+    assert!(
+        err.contains("does not answer on") && err.contains("--socket PATH"),
+        "{err}"
+    );
+    drop(server);
 }

@@ -74,11 +74,23 @@ impl Client {
             match rt.block_on(Session::open(globals, config, &name, false)) {
                 Ok(s) => break s,
                 // Another command's in-process server holds the data dir for a moment.
-                Err(_)
+                Err(e)
                     if matches!(target, Target::Local(_))
-                        && crate::server::running(&config.data_dir)
-                        && Instant::now() < deadline =>
+                        && crate::server::running(&config.data_dir) =>
                 {
+                    if Instant::now() >= deadline {
+                        // Not a moment's one-shot server: one that listens where this
+                        // command does not look.
+                        return Err(e.context(format!(
+                            "a braid server holds {} but does not answer on {}; give its socket with --socket PATH (or BRAID_SOCKET)",
+                            config.data_dir.display(),
+                            crate::api::paths::personal_socket(
+                                &config.data_dir,
+                                crate::api::paths::runtime_dir().as_deref()
+                            )
+                            .display()
+                        )));
+                    }
                     std::thread::sleep(Duration::from_millis(25));
                 }
                 Err(e) => return Err(e),
