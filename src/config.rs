@@ -296,8 +296,25 @@ impl Config {
 
     /// Threading settings for [`crate::ingest`].
     pub fn ingest_settings(&self) -> crate::ingest::Settings {
+        use crate::model::Channel;
+        let mut teams = std::collections::BTreeMap::new();
+        for account in &self.email {
+            if let Some(team) = &account.team {
+                teams.insert((Channel::Email, account.name.clone()), team.clone());
+            }
+        }
+        if let Some(tg) = &self.telegram
+            && let Some(team) = &tg.team
+        {
+            teams.insert((Channel::Telegram, tg.account.clone()), team.clone());
+        }
+        if let Some(team) = &self.webchat.team {
+            // Web chat messages are stored under the account "".
+            teams.insert((Channel::WebChat, String::new()), team.clone());
+        }
         crate::ingest::Settings {
             reopen_window_ms: self.reopen_window_ms,
+            teams,
         }
     }
 

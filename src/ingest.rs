@@ -10,6 +10,7 @@ use crate::sanitize;
 use crate::store::events::{EventKind, EventRefs};
 use crate::store::messages::NewMessage;
 use crate::store::{self, Store, Tx};
+use std::collections::BTreeMap;
 
 /// Default: a resolved conversation reopens when the customer writes within 7 days.
 pub const DEFAULT_REOPEN_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -78,17 +79,31 @@ pub enum IngestError {
     Blank,
 }
 
-/// Threading and identity settings.
-#[derive(Debug, Clone, Copy)]
+/// Threading, identity and team settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub reopen_window_ms: i64,
+    /// The team of each (channel, account) that has one (`team = "billing"` in `[[email]]`,
+    /// `[telegram]`, `[webchat]`): a conversation a message of it starts belongs to the team.
+    /// A message joining an existing conversation leaves its team alone.
+    pub teams: BTreeMap<(Channel, String), String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             reopen_window_ms: DEFAULT_REOPEN_WINDOW_MS,
+            teams: BTreeMap::new(),
         }
+    }
+}
+
+impl Settings {
+    /// The team a new conversation of `channel`/`account` belongs to, if any.
+    pub fn team_for(&self, channel: Channel, account: &str) -> Option<&str> {
+        self.teams
+            .get(&(channel, account.to_string()))
+            .map(String::as_str)
     }
 }
 
@@ -198,7 +213,14 @@ pub fn ingest_in(
             }
             _ => {
                 new_conversation = true;
-                tx.create_conversation(contact, msg.channel, subject.as_deref(), at, "ingest")?
+                tx.create_conversation(
+                    contact,
+                    msg.channel,
+                    subject.as_deref(),
+                    settings.team_for(msg.channel, &account),
+                    at,
+                    "ingest",
+                )?
             }
         },
     };

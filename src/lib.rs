@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod feed;
+pub mod files;
 pub mod identity;
 pub mod ingest;
 pub mod model;

@@ -1447,3 +1447,101 @@ fn a_server_on_another_socket_is_reached_with_socket_and_named_without() {
     );
     drop(server);
 }
+
+/// `show` and `list` say which team a conversation belongs to (null: no team).
+#[test]
+fn show_and_list_print_the_team() {
+    let w = workspace();
+    {
+        let mut store = Store::open_dir(&w.data).unwrap();
+        store
+            .set_conversation_team(
+                braid::model::ConversationId(w.ann),
+                Some("billing"),
+                "boss",
+                braid::model::now_millis(),
+            )
+            .unwrap();
+    }
+    let id = w.ann.to_string();
+    let text = ok(&w.braid(&["show", &id]));
+    assert!(
+        text.lines().next().unwrap().contains("· team billing"),
+        "{text}"
+    );
+    let v = json(&w.braid(&["show", &id, "--json"]));
+    assert_eq!(v["conversation"]["team"], "billing");
+    let v = json(&w.braid(&["list", "--json"]));
+    let convs = v["conversations"].as_array().unwrap();
+    let team_of = |id: i64| convs.iter().find(|c| c["id"] == id).unwrap()["team"].clone();
+    assert_eq!(team_of(w.ann), "billing");
+    assert_eq!(team_of(w.bob), serde_json::Value::Null);
+}
+
+// The store honours a scope (merge of h/scope) but the server does not set it on the
+// connection that answers a request yet (TODO(scope merge) in src/server/session.rs): un-ignore
+// once it does. It fails today at the first assertion: `list` shows billing's conversation.
+#[cfg(unix)]
+#[test]
+#[ignore = "the server does not yet set the agent's scope on its store connection (session.rs)"]
+fn an_agent_outside_a_team_cannot_list_show_or_search_its_conversations_from_the_cli() {
+    let w = workspace();
+    {
+        let mut store = Store::open_dir(&w.data).unwrap();
+        store
+            .set_conversation_team(
+                braid::model::ConversationId(w.ann),
+                Some("billing"),
+                "boss",
+                braid::model::now_millis(),
+            )
+            .unwrap();
+    }
+    let ws = w.root.join("workspace.toml");
+    std::fs::write(
+        &ws,
+        format!(
+            "[[teams]]\nname = \"billing\"\n\n[[teams]]\nname = \"sales\"\n\n[[agents]]\nuser = \"{}\"\nname = \"sam\"\nrole = \"agent\"\nteams = [\"sales\"]\n",
+            me()
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(&w, &["--config", ws.to_str().unwrap()]);
+    let ann = w.ann.to_string();
+    // Ann's conversation is billing's: sam (sales) does not see it, whatever the command.
+    let v = json(&w.braid(&["list", "--view", "all", "--json"]));
+    let ids: Vec<i64> = v["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [w.bob], "{v}");
+    assert_eq!(
+        fails(&w.braid(&["show", &ann])),
+        format!("braid: no conversation #{ann}")
+    );
+    assert!(ok(&w.braid(&["search", "refund"])).contains("no matches"));
+    let v = json(&w.braid(&["contacts", "--json"]));
+    let names: Vec<&str> = v["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Bob Stone"], "{v}");
+    // Nor can it be written to.
+    assert_eq!(
+        fails(&w.braid(&["note", &ann, "--text", "x"])),
+        format!("braid: no conversation #{ann}")
+    );
+    fails(&w.braid(&["reply", &ann, "--text", "x"]));
+    fails(&w.braid(&["assign", &ann, "me"]));
+    drop(server);
+    let store = Store::open_dir(&w.data).unwrap();
+    let conv = store
+        .conversation(braid::model::ConversationId(w.ann))
+        .unwrap();
+    assert_eq!(conv.message_count, 2);
+    assert_eq!(conv.assignee, None);
+}

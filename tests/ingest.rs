@@ -319,6 +319,7 @@ fn the_reopen_window_is_configurable() {
     let (_dir, mut s) = open_store();
     let settings = Settings {
         reopen_window_ms: HOUR,
+        ..Settings::default()
     };
     let resolve_and_write = |s: &mut Store, conv, at, ext: &str| {
         s.set_status(conv, Status::Resolved, None, "bob", at)

@@ -108,6 +108,7 @@ impl Server {
             token: TokenSource::Plain(TOKEN.into()),
             api_url: self.url.clone(),
             poll_timeout: 1,
+            team: None,
         }
     }
 

@@ -10,3 +10,10 @@ pub mod protocol;
 
 pub use client::{ApiError, Connection, Incoming};
 pub use protocol::*;
+
+/// The rows and cursors the protocol carries. They are defined beside the queries that make
+/// them, and are part of the contract: clients name them through here, never through the store.
+pub use crate::store::{
+    ClaimRow, ContactProfile, ContactRow, Counts, EventRow, IdentityRow, MessageRow, QueueAnchor,
+    QueueCursor, QueueFilter, QueueRow, SearchHit, SearchQuery, TimelineCursor,
+};

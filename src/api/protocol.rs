@@ -285,6 +285,10 @@ pub enum Request {
     },
     /// The workspace's counters and the server's state (`braid status`).
     Status,
+    /// The files of the conversation's newest message with attachments (`:save`): the server
+    /// fetches them where they live (IMAP, Telegram) and sends the bytes; the client writes
+    /// them into the agent's own folder.
+    Attachments { conversation: ConversationId },
     /// A write from a script (`braid reply`, `note`, the verbs): like [`Request::Write`], but
     /// answered with [`Response::Written`] (what was written, with its ids) instead of a
     /// status-line text. Checked like the same [`Write`].
@@ -393,6 +397,7 @@ impl Request {
             },
             Request::ContactCards { .. } => "contact_cards",
             Request::ContactConversations { .. } => "contact_conversations",
+            Request::Attachments { .. } => "attachments",
         }
     }
 
@@ -493,6 +498,32 @@ pub enum Response {
     Written(Box<Written>),
     /// The answer to a [`Request::ContactCards`].
     ContactCards(Vec<ContactCard>),
+    Files(Vec<FileData>),
+}
+
+/// A file sent to a client (base64 in the JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileData {
+    pub name: String,
+    #[serde(with = "base64_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// `braid status`: the agent, the counters, the outbox, the server.

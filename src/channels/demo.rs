@@ -119,6 +119,7 @@ impl DemoChannels {
             .collect();
         let mut sim = Simulator {
             store,
+            settings: crate::demo::settings(),
             rng: Rng::new(run),
             timing,
             shared: Arc::clone(&shared),
@@ -244,6 +245,8 @@ impl Outbound for DemoOutbound {
 /// The background thread's state.
 struct Simulator {
     store: Store,
+    /// The demo's ingest settings: each channel's team (see [`crate::demo::settings`]).
+    settings: crate::ingest::Settings,
     rng: Rng,
     timing: Timing,
     shared: Arc<Shared>,
@@ -324,7 +327,7 @@ impl Simulator {
     }
 
     fn ingest(&mut self, msg: &Inbound) -> anyhow::Result<Option<ContactId>> {
-        match ingest::ingest(&mut self.store, msg, &ingest::Settings::default())? {
+        match ingest::ingest(&mut self.store, msg, &self.settings)? {
             ingest::Ingested::Stored { contact, .. } => Ok(Some(contact)),
             ingest::Ingested::Duplicate { .. } => Ok(None),
         }

@@ -13,6 +13,16 @@ use crate::store::OutboxItem;
 use std::future::Future;
 use std::pin::Pin;
 
+/// The `team = "..."` key of a channel's config: None when absent or empty (no team); else a
+/// name on one line, or what is wrong.
+pub fn team_name(team: Option<&str>) -> Result<Option<String>, String> {
+    match team.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) if t.chars().any(char::is_control) => Err("must be a name on one line".into()),
+        Some(t) => Ok(Some(t.to_string())),
+    }
+}
+
 /// What a successful send reports back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sent {

@@ -38,14 +38,12 @@ impl<T: SaveConfig + Send + ?Sized> SaveConfig for Arc<T> {
 
 /// Where files go when `:save` names no folder.
 pub fn default_dir(config: &impl SaveConfig) -> PathBuf {
-    directories::UserDirs::new()
-        .and_then(|u| u.download_dir().map(Path::to_path_buf))
-        .or_else(|| directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()))
-        .unwrap_or_else(|| config.data_dir().join("attachments"))
+    crate::files::default_dir(&config.data_dir().join("attachments"))
 }
 
 /// Save the attachments of the newest message with attachments in `conversation`; returns one
-/// line for the status bar ("saved invoice.pdf (120 KB) to /home/ann/Downloads").
+/// line for the status bar ("saved invoice.pdf (120 KB) to /home/ann/Downloads"). The whole
+/// path in one process (tests, tools); the TUI asks the server for [`fetch`]'s bytes instead.
 pub async fn save(
     config: &impl SaveConfig,
     conversation: ConversationId,
@@ -60,69 +58,28 @@ pub async fn save(
     .await
     .map_err(|e| e.to_string())??
     .ok_or_else(|| format!("no message with attachments in #{conversation}"))?;
+    let files = fetch(config, &source).await?;
     let dir = dir.unwrap_or_else(|| default_dir(config));
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let saved = match source.channel {
-        Channel::Email => save_email(config, &source, &dir).await?,
-        Channel::Telegram => save_telegram(config, &source, &dir).await?,
-        Channel::WebChat => return Err("web chat messages carry no files".into()),
-    };
-    let names: Vec<String> = saved
-        .iter()
-        .map(|(p, n)| {
-            format!(
-                "{} ({})",
-                p.file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                crate::channels::email::mime::human_size(*n)
-            )
-        })
-        .collect();
-    Ok(format!("saved {} to {}", names.join(", "), dir.display()))
+    crate::files::save_all(&dir, &files).await
 }
 
-/// A free name in `dir` for `name`: `name`, else `stem (1).ext`, ...
-pub fn free_path(dir: &Path, name: &str) -> PathBuf {
-    let name = crate::sanitize::file_name(name);
-    let first = dir.join(&name);
-    if !first.exists() {
-        return first;
-    }
-    let (stem, ext) = match name.rsplit_once('.') {
-        Some((s, e)) if !s.is_empty() => (s.to_string(), format!(".{e}")),
-        _ => (name.clone(), String::new()),
-    };
-    (1..)
-        .map(|i| dir.join(format!("{stem} ({i}){ext}")))
-        .find(|p| !p.exists())
-        .unwrap_or(first)
-}
-
-async fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(PathBuf, usize), String> {
-    let dest = free_path(dir, name);
-    let part = dest.with_extension(format!(
-        "{}part",
-        dest.extension()
-            .map(|e| format!("{}.", e.to_string_lossy()))
-            .unwrap_or_default()
-    ));
-    tokio::fs::write(&part, bytes)
-        .await
-        .map_err(|e| format!("{}: {e}", part.display()))?;
-    tokio::fs::rename(&part, &dest)
-        .await
-        .map_err(|e| format!("{}: {e}", dest.display()))?;
-    Ok((dest, bytes.len()))
-}
-
-async fn save_email(
+/// The files of a message with attachments, fetched again from where they live (the IMAP
+/// server, Telegram's getFile): (file name as sent, bytes).
+pub async fn fetch(
     config: &impl SaveConfig,
     source: &AttachmentSource,
-    dir: &Path,
-) -> Result<Vec<(PathBuf, usize)>, String> {
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    match source.channel {
+        Channel::Email => fetch_email(config, source).await,
+        Channel::Telegram => fetch_telegram(config, source).await,
+        Channel::WebChat => Err("web chat messages carry no files".into()),
+    }
+}
+
+async fn fetch_email(
+    config: &impl SaveConfig,
+    source: &AttachmentSource,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
     let accounts = config.email_accounts();
     let cfg = accounts
         .iter()
@@ -172,7 +129,7 @@ async fn save_email(
             mail_parser::PartType::Message(m) => m.raw_message().to_vec(),
             _ => p.contents().to_vec(),
         };
-        saved.push(write_file(dir, &name, &bytes).await?);
+        saved.push((name, bytes));
     }
     if saved.is_empty() {
         return Err("the attachments are no longer in the message on the server".into());
@@ -233,11 +190,10 @@ async fn fetch_raw(
     raw.ok_or_else(|| NetError::Protocol(format!("the message is no longer in {folder}")))
 }
 
-async fn save_telegram(
+async fn fetch_telegram(
     config: &impl SaveConfig,
     source: &AttachmentSource,
-    dir: &Path,
-) -> Result<Vec<(PathBuf, usize)>, String> {
+) -> Result<Vec<(String, Vec<u8>)>, String> {
     let tg = config
         .telegram()
         .ok_or_else(|| "no Telegram bot configured to download the file through".to_string())?;
@@ -250,12 +206,8 @@ async fn save_telegram(
         .map(String::from)
         .unwrap_or_else(|| format!("telegram-{}", a["kind"].as_str().unwrap_or("file")));
     let bot = crate::channels::telegram::Telegram::new(tg.clone(), config.ingest_settings());
-    let dest = free_path(dir, &name);
-    let n = bot
-        .save_file(file_id, &dest)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(vec![(dest, n as usize)])
+    let bytes = bot.fetch_file(file_id).await.map_err(|e| e.to_string())?;
+    Ok(vec![(name, bytes)])
 }
 
 #[cfg(test)]
@@ -263,15 +215,34 @@ async fn save_telegram(
 mod tests {
     use super::*;
 
-    #[test]
-    fn free_names_never_overwrite() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(free_path(dir.path(), "a.pdf"), dir.path().join("a.pdf"));
-        std::fs::write(dir.path().join("a.pdf"), b"x").unwrap();
-        assert_eq!(free_path(dir.path(), "a.pdf"), dir.path().join("a (1).pdf"));
-        // A hostile name stays a file inside the folder.
-        let p = free_path(dir.path(), "../../etc/passwd");
-        assert_eq!(p.parent(), Some(dir.path()));
-        assert!(!p.file_name().unwrap().to_string_lossy().contains('/'));
+    #[tokio::test]
+    async fn web_chat_has_no_files() {
+        let source = AttachmentSource {
+            message: crate::model::MessageId(1),
+            channel: Channel::WebChat,
+            account: String::new(),
+            external_id: None,
+            meta: serde_json::Value::Null,
+        };
+        struct NoChannels(PathBuf);
+        impl SaveConfig for NoChannels {
+            fn data_dir(&self) -> &Path {
+                &self.0
+            }
+            fn email_accounts(&self) -> &[crate::channels::email::EmailAccount] {
+                &[]
+            }
+            fn telegram(&self) -> Option<&crate::channels::telegram::TelegramConfig> {
+                None
+            }
+            fn ingest_settings(&self) -> crate::ingest::Settings {
+                crate::ingest::Settings::default()
+            }
+        }
+        let config = NoChannels(std::env::temp_dir());
+        assert_eq!(
+            fetch(&config, &source).await.unwrap_err(),
+            "web chat messages carry no files"
+        );
     }
 }

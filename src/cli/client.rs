@@ -182,5 +182,6 @@ fn response_name(r: &Response) -> &'static str {
         Response::Status(_) => "status",
         Response::Written(_) => "written",
         Response::ContactCards(_) => "contact_cards",
+        Response::Files(_) => "files",
     }
 }

@@ -63,6 +63,8 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<()> {
     let mut config = globals.load_in(Some(&data_dir))?;
     // The demo serves the website live chat too, so a browser can join the simulated customers.
     config.webchat.enabled = true;
+    // The demo's teams: a browser visitor's chat belongs to support, as the simulated ones.
+    config.webchat.team = Some(crate::demo::SUPPORT.to_string());
     if let Some(listen) = args.listen {
         config.webchat.listen = listen;
     }

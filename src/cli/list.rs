@@ -40,6 +40,8 @@ pub struct ConversationJson {
     pub status: Status,
     pub priority: crate::model::Priority,
     pub assignee: Option<String>,
+    /// The team the conversation belongs to (null: no team, every agent sees it).
+    pub team: Option<String>,
     pub subject: Option<String>,
     /// Every channel used in the conversation, in first-use order.
     pub channels: Vec<Channel>,
@@ -64,6 +66,7 @@ impl ConversationJson {
             status: r.status,
             priority: r.priority,
             assignee: r.assignee.clone(),
+            team: r.team.clone(),
             subject: r.subject.clone(),
             channels: r.channels.clone(),
             last_channel: r.last_channel,

@@ -153,6 +153,9 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         Some(a) => head.push_str(&format!(" · assigned to {}", esc(a))),
         None => head.push_str(" · unassigned"),
     }
+    if let Some(team) = &conv.team {
+        head.push_str(&format!(" · team {}", esc(team)));
+    }
     if let Some(until) = conv.snoozed_until {
         head.push_str(&format!(" · snoozed until {}", local_time(until)));
     }

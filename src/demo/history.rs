@@ -199,7 +199,8 @@ impl History {
                 }
                 _ => {
                     new_conversation = true;
-                    self.create_conversation(contact, msg.channel, subject.as_deref(), at)?
+                    let team = settings.team_for(msg.channel, &account);
+                    self.create_conversation(contact, msg.channel, subject.as_deref(), team, at)?
                 }
             },
         };
@@ -392,6 +393,7 @@ impl History {
         contact: ContactId,
         channel: Channel,
         subject: Option<&str>,
+        team: Option<&str>,
         at: Millis,
     ) -> store::Result<ConversationId> {
         let id = ConversationId(self.first_conv + self.convs.len() as i64);
@@ -411,6 +413,7 @@ impl History {
             created_at: at,
             resolved_at: None,
             snoozed_until: None,
+            team: team.map(str::to_string),
         });
         self.tags.push(Vec::new());
         self.contact(contact)?.convs.push(id);

@@ -29,6 +29,36 @@ use rng::Rng;
 use std::time::{Duration, Instant};
 use text::{AGENTS, Ctx, Stage, TOPICS};
 
+/// The demo workspace's two teams: support answers email and the web chat, sales the
+/// Telegram bot. A conversation belongs to the team of the channel it started on.
+pub const SUPPORT: &str = "support";
+pub const SALES: &str = "sales";
+
+/// The demo's agents and their teams (alice and bob in support, carol in sales, dana in both),
+/// for a workspace config that admits them.
+pub const AGENT_TEAMS: &[(&str, &[&str])] = &[
+    ("alice", &[SUPPORT]),
+    ("bob", &[SUPPORT]),
+    ("carol", &[SALES]),
+    ("dana", &[SUPPORT, SALES]),
+];
+
+/// The ingest settings of the demo: the default threading, and each channel's team (the demo
+/// channels store their messages under the account "").
+pub fn settings() -> ingest::Settings {
+    let mut settings = ingest::Settings::default();
+    for (channel, team) in [
+        (Channel::Email, SUPPORT),
+        (Channel::WebChat, SUPPORT),
+        (Channel::Telegram, SALES),
+    ] {
+        settings
+            .teams
+            .insert((channel, String::new()), team.to_string());
+    }
+    settings
+}
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -424,7 +454,7 @@ fn fill(
         body: String::with_capacity(2048),
         words: String::with_capacity(1024),
     };
-    let settings = ingest::Settings::default();
+    let settings = settings();
     let tx = store.write()?;
     let fts = tx.suspend_fts()?;
     let mut sinks = match path {

@@ -51,7 +51,8 @@ pub fn needed_role(req: &Request) -> Role {
         | Request::Contacts { .. }
         | Request::ContactCards { .. }
         | Request::ContactConversations { .. }
-        | Request::Status => Role::Viewer,
+        | Request::Status
+        | Request::Attachments { .. } => Role::Viewer,
         Request::Post { post, .. } => needed_role(&Request::Write {
             conversation: crate::model::ConversationId(0),
             contact: crate::model::ContactId(0),

@@ -362,6 +362,10 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                 total,
             }
         }
+        // Fetching files is network work: the session runs it ([`fetch_attachments`]).
+        Request::Attachments { .. } => {
+            anyhow::bail!("attachments are fetched by the server's session, not here")
+        }
     })
 }
 
@@ -432,6 +436,28 @@ fn post_write(
         }
     }
     Ok(written)
+}
+
+/// `:save`: the files of the conversation's newest message with attachments, fetched from
+/// where they live. The lookup runs on the agent's scoped store (a conversation they cannot
+/// see has no attachments for them).
+pub async fn fetch_attachments(
+    config: &crate::config::Config,
+    source: Option<crate::store::AttachmentSource>,
+    conversation: crate::model::ConversationId,
+) -> Response {
+    let Some(source) = source else {
+        return Response::Error(format!("no message with attachments in #{conversation}"));
+    };
+    match crate::channels::save::fetch(config, &source).await {
+        Ok(files) => Response::Files(
+            files
+                .into_iter()
+                .map(|(name, bytes)| crate::api::FileData { name, bytes })
+                .collect(),
+        ),
+        Err(e) => Response::Error(format!("save: {e}")),
+    }
 }
 
 /// The most rows one list, search or contacts answer carries.

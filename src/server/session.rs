@@ -327,6 +327,16 @@ async fn read_hello<R: AsyncRead + Unpin>(rd: &mut R) -> Result<Hello, String> {
 
 /// Run one request on a pooled store connection, off the async threads.
 async fn run_request(shared: &Arc<Shared>, who: &Arc<Identity>, req: Request) -> Response {
+    if let Request::Attachments { conversation } = req {
+        let source = with_store(shared, who, move |s| {
+            Ok(s.newest_attachment_message(conversation)?)
+        })
+        .await;
+        return match source {
+            Ok(source) => handler::fetch_attachments(&shared.config, source, conversation).await,
+            Err(e) => Response::Error(e.to_string()),
+        };
+    }
     let sh = Arc::clone(shared);
     let w = Arc::clone(who);
     let started = std::time::Instant::now();

@@ -241,6 +241,7 @@ pub(crate) struct ConversationRecord {
     pub created_at: Millis,
     pub resolved_at: Option<Millis>,
     pub snoozed_until: Option<Millis>,
+    pub team: Option<String>,
 }
 
 /// The next free ids of contacts and conversations (a history load allocates them itself).
@@ -276,8 +277,8 @@ pub(crate) fn insert_conversation(conn: &Connection, c: &ConversationRecord) -> 
     conn.prepare_cached(
         "INSERT INTO conversations(id, contact_id, status, priority, assignee, subject, channels,
             last_channel, last_activity, last_preview, last_direction, message_count, created_at,
-            resolved_at, snoozed_until)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            resolved_at, snoozed_until, team)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(rusqlite::params![
         c.id,
@@ -295,6 +296,7 @@ pub(crate) fn insert_conversation(conn: &Connection, c: &ConversationRecord) -> 
         c.created_at,
         c.resolved_at,
         c.snoozed_until,
+        c.team,
     ])?;
     Ok(())
 }

@@ -155,6 +155,7 @@ fn pick(
 impl Store {
     /// The open claims of a contact.
     pub fn claims(&self, contact: ContactId) -> Result<Vec<ClaimRow>> {
+        super::scope::check_contact(self.conn(), contact, self.scoped())?;
         of_contact(self.conn(), contact)
     }
 
@@ -169,12 +170,19 @@ impl Store {
         actor: &str,
         at: Millis,
     ) -> Result<(ContactId, ClaimRow)> {
+        let scoped = self.scoped();
         self.write_with(|tx| {
             let contact = live_contact(tx, contact)?;
+            super::scope::check_contact(tx, contact, scoped)?;
             let claim = pick(tx, contact, value, "link")?;
             forget(tx, contact, &claim)?;
             let person = match find_identity(tx, claim.kind, &claim.value)? {
                 Some(owner) if owner != contact => {
+                    if scoped
+                        && super::scope::check_contact(tx, live_contact(tx, owner)?, true).is_err()
+                    {
+                        return Err(super::contacts::outside_scope_merge());
+                    }
                     merge_contacts(
                         tx,
                         owner,
@@ -227,8 +235,10 @@ impl Store {
         actor: &str,
         at: Millis,
     ) -> Result<ClaimRow> {
+        let scoped = self.scoped();
         self.write_with(|tx| {
             let contact = live_contact(tx, contact)?;
+            super::scope::check_contact(tx, contact, scoped)?;
             let claim = pick(tx, contact, value, "dismiss")?;
             forget(tx, contact, &claim)?;
             events::append(

@@ -2,7 +2,7 @@
 //! looks them up, and merges two contacts when an identity proves they are one person.
 
 use super::events::{self, EventKind, EventRefs};
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, scope};
 use crate::model::{Channel, ContactId, ConversationId, IdentityKind, Millis, Status};
 use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -348,7 +348,9 @@ fn fold_conversation(conn: &Connection, keep: ConversationId, gone: Conversation
 }
 
 impl Store {
+    /// One contact (none of its conversations in the scope: [`StoreError::NoContact`]).
     pub fn contact(&self, id: ContactId) -> Result<ContactRow> {
+        scope::check_contact(self.conn(), id, self.scoped())?;
         let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?1");
         self.conn()
             .prepare_cached(&sql)?
@@ -357,10 +359,19 @@ impl Store {
             .ok_or(StoreError::NoContact(id.0))
     }
 
-    /// A page of contacts by id (keyset: ids greater than `after`), merged ones left out.
+    /// A page of contacts by id (keyset: ids greater than `after`), merged ones left out, and
+    /// for a restricted scope those with no conversation in it.
     pub fn contacts_page(&self, after: Option<ContactId>, limit: usize) -> Result<Vec<ContactRow>> {
+        let scope = if self.scoped() {
+            format!(
+                " AND EXISTS (SELECT 1 FROM conversations c WHERE c.contact_id = contacts.id{})",
+                scope::AND_COND
+            )
+        } else {
+            String::new()
+        };
         let sql = format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE id > ?1 AND merged_into IS NULL
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE id > ?1 AND merged_into IS NULL{scope}
              ORDER BY id LIMIT ?2"
         );
         let mut stmt = self.conn().prepare_cached(&sql)?;
@@ -369,6 +380,7 @@ impl Store {
     }
 
     pub fn identities(&self, id: ContactId) -> Result<Vec<IdentityRow>> {
+        scope::check_contact(self.conn(), id, self.scoped())?;
         let mut stmt = self.conn().prepare_cached(
             "SELECT kind, value, source, created_at, unreachable FROM identities
              WHERE contact_id = ?1 ORDER BY kind, created_at, id",
@@ -391,24 +403,33 @@ impl Store {
         kind: IdentityKind,
         value: &str,
     ) -> Result<Option<ContactId>> {
-        find_identity(self.conn(), kind, value)
+        let found = find_identity(self.conn(), kind, value)?;
+        match found {
+            Some(c) if self.scoped() => {
+                Ok(scope::check_contact(self.conn(), c, true).ok().map(|()| c))
+            }
+            other => Ok(other),
+        }
     }
 
     pub fn profile(&self, id: ContactId) -> Result<ContactProfile> {
         let contact = self.contact(id)?;
         let identities = self.identities(id)?;
         let conn = self.conn();
+        // A restricted scope counts what it sees: the conversations in it and their messages.
+        let scope = self.scope_and();
         let tags: Vec<String> = {
-            let mut stmt = conn.prepare_cached(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT DISTINCT t.tag FROM tags t JOIN conversations c ON c.id = t.conversation_id
-                 WHERE c.contact_id = ?1 ORDER BY t.tag",
-            )?;
+                 WHERE c.contact_id = ?1{scope} ORDER BY t.tag"
+            ))?;
             let rows = stmt.query_map([id], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         let (conversation_count, channels): (i64, Vec<Channel>) = {
-            let mut stmt =
-                conn.prepare_cached("SELECT channels FROM conversations WHERE contact_id = ?1")?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT c.channels FROM conversations c WHERE c.contact_id = ?1{scope}"
+            ))?;
             let sets = stmt.query_map([id], |r| r.get::<_, String>(0))?;
             let mut n = 0;
             let mut all = Vec::new();
@@ -423,9 +444,19 @@ impl Store {
             all.sort();
             (n, all)
         };
-        let (message_count, first_msg): (i64, Option<Millis>) = conn
-            .prepare_cached("SELECT count(*), min(created_at) FROM messages WHERE contact_id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let (message_count, first_msg): (i64, Option<Millis>) = if self.scoped() {
+            conn.prepare_cached(&format!(
+                "SELECT count(*), min(m.created_at) FROM messages m
+                 JOIN conversations c ON c.id = m.conversation_id
+                 WHERE m.contact_id = ?1{scope}"
+            ))?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        } else {
+            conn.prepare_cached(
+                "SELECT count(*), min(created_at) FROM messages WHERE contact_id = ?1",
+            )?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        };
         Ok(ContactProfile {
             first_seen: first_msg
                 .unwrap_or(contact.created_at)
@@ -451,12 +482,16 @@ impl Store {
     ) -> Result<Option<MergePreview>> {
         let conn = self.conn();
         let contact = live_contact(conn, contact)?;
+        scope::check_contact(conn, contact, self.scoped())?;
         let Some(owner) = find_identity(conn, kind, normalized)? else {
             return Ok(None);
         };
         let owner = live_contact(conn, owner)?;
         if owner == contact {
             return Ok(None);
+        }
+        if self.scoped() && scope::check_contact(conn, owner, true).is_err() {
+            return Err(outside_scope_merge());
         }
         let side = |id: ContactId| -> Result<MergeSide> {
             let (name, conversations) = conn
@@ -487,13 +522,19 @@ impl Store {
         actor: &str,
         at: Millis,
     ) -> Result<ContactId> {
+        let scoped = self.scoped();
         self.write_with(|tx| {
             // The contact on the agent's screen may have been merged meanwhile (by another
             // process): the identity goes to the person, not to the absorbed row.
             let contact = live_contact(tx, contact)?;
+            scope::check_contact(tx, contact, scoped)?;
             match find_identity(tx, kind, normalized)? {
                 Some(owner) if owner == contact => {}
                 Some(owner) => {
+                    // A merge moves the other contact's conversations: it must be in scope too.
+                    if scoped && scope::check_contact(tx, live_contact(tx, owner)?, true).is_err() {
+                        return Err(outside_scope_merge());
+                    }
                     merge_contacts(
                         tx,
                         contact,
@@ -537,8 +578,10 @@ impl Store {
         actor: &str,
         at: Millis,
     ) -> Result<()> {
+        let scoped = self.scoped();
         self.write_with(|tx| {
             let contact = live_contact(tx, contact)?;
+            scope::check_contact(tx, contact, scoped)?;
             tx.execute("UPDATE contacts SET vip = ?2 WHERE id = ?1", (contact, vip))?;
             events::append(
                 tx,
@@ -557,8 +600,22 @@ impl Store {
 
     /// The contact's active conversation, if any.
     pub fn active_conversation(&self, contact: ContactId) -> Result<Option<ConversationId>> {
-        active_conversation(self.conn(), contact)
+        let found = active_conversation(self.conn(), contact)?;
+        match found {
+            Some(c) if self.scoped() => Ok(scope::conversation_contact(self.conn(), c, true)
+                .ok()
+                .map(|_| c)),
+            other => Ok(other),
+        }
     }
+}
+
+/// Adding the identity would merge a contact the agent's teams do not see.
+pub(crate) fn outside_scope_merge() -> StoreError {
+    StoreError::Invalid(
+        "this identity belongs to a contact outside your teams; ask a supervisor to link them"
+            .into(),
+    )
 }
 
 pub(crate) fn active_conversation(

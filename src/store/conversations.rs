@@ -1,7 +1,7 @@
 //! Conversations: the queue, and the workflow verbs (assign, status, priority, tags).
 
 use super::events::{self, EventKind, EventRefs};
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, scope};
 use crate::model::{Channel, ContactId, ConversationId, Direction, Millis, Priority, Status};
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
@@ -100,6 +100,8 @@ pub struct QueueRow {
     pub last_direction: Direction,
     pub message_count: i64,
     pub snoozed_until: Option<Millis>,
+    /// The team the conversation belongs to (None: no team, every agent sees it).
+    pub team: Option<String>,
 }
 
 impl QueueRow {
@@ -124,7 +126,7 @@ pub struct Counts {
 pub(crate) const QUEUE_COLUMNS: &str =
     "c.id, c.contact_id, ct.name, ct.vip, c.status, c.priority, c.assignee, c.subject,
      c.channels, c.last_channel, c.last_activity, c.last_preview, c.last_direction, c.message_count,
-     c.snoozed_until";
+     c.snoozed_until, c.team";
 
 pub(crate) fn queue_row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
     let channels: String = r.get(8)?;
@@ -144,6 +146,7 @@ pub(crate) fn queue_row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
         last_direction: r.get(12)?,
         message_count: r.get(13)?,
         snoozed_until: r.get(14)?,
+        team: r.get(15)?,
     })
 }
 
@@ -171,6 +174,8 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<QueueRow>> {
         let (cond, arg) = filter.where_clause();
+        let cond = format!("{cond}{}", self.scope_and());
+        let cond = cond.as_str();
         let (key, order) = match anchor {
             QueueAnchor::Top => ("", "DESC"),
             QueueAnchor::Bottom => ("", "ASC"),
@@ -217,6 +222,22 @@ impl Store {
     /// How many conversations a view holds.
     pub fn queue_count(&self, filter: &QueueFilter) -> Result<i64> {
         let (cond, arg) = filter.where_clause();
+        if self.scoped() {
+            // Three disjoint counts, each from an index: no team and the scope's teams from
+            // `conversations_team` alone, the agent's own of other teams from the assignee
+            // index. One count with the scope's OR read the table row of every conversation
+            // of the view (5x slower at 37,000 conversations).
+            let parts = scope::COUNT_PARTS.map(|part| {
+                format!("(SELECT count(*) FROM conversations c WHERE {cond} AND {part})")
+            });
+            let sql = format!("SELECT {}", parts.join(" + "));
+            let args: Vec<String> = arg.into_iter().collect();
+            let params = args.iter().chain(&args).chain(&args);
+            return Ok(self
+                .conn()
+                .prepare_cached(&sql)?
+                .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?);
+        }
         let sql = format!("SELECT count(*) FROM conversations c WHERE {cond}");
         let mut stmt = self.conn().prepare_cached(&sql)?;
         let n = match arg {
@@ -237,11 +258,13 @@ impl Store {
         })
     }
 
-    /// One conversation as a queue row.
+    /// One conversation as a queue row (out of the scope: [`StoreError::NoConversation`], as
+    /// for a missing id).
     pub fn conversation(&self, id: ConversationId) -> Result<QueueRow> {
+        let scope = self.scope_and();
         let sql = format!(
             "SELECT {QUEUE_COLUMNS} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
-             WHERE c.id = ?1"
+             WHERE c.id = ?1{scope}"
         );
         self.conn()
             .prepare_cached(&sql)?
@@ -250,11 +273,12 @@ impl Store {
             .ok_or(StoreError::NoConversation(id.0))
     }
 
-    /// Every conversation of a contact, newest first.
+    /// Every conversation of a contact the scope sees, newest first.
     pub fn contact_conversations(&self, contact: ContactId, limit: usize) -> Result<Vec<QueueRow>> {
+        let scope = self.scope_and();
         let sql = format!(
             "SELECT {QUEUE_COLUMNS} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
-             WHERE c.contact_id = ?1 ORDER BY c.last_activity DESC LIMIT ?2"
+             WHERE c.contact_id = ?1{scope} ORDER BY c.last_activity DESC LIMIT ?2"
         );
         let mut stmt = self.conn().prepare_cached(&sql)?;
         let rows = stmt.query_map((contact, limit as i64), queue_row)?;
@@ -263,6 +287,9 @@ impl Store {
 
     /// Tags of one conversation, sorted.
     pub fn conversation_tags(&self, id: ConversationId) -> Result<Vec<String>> {
+        if self.scoped() {
+            scope::conversation_contact(self.conn(), id, true)?;
+        }
         let mut stmt = self
             .conn()
             .prepare_cached("SELECT tag FROM tags WHERE conversation_id = ?1 ORDER BY tag")?;
@@ -278,8 +305,14 @@ impl Store {
         actor: &str,
         at: Millis,
     ) -> Result<()> {
+        let scoped = self.scoped();
         self.write_with(|tx| {
-            let contact = contact_of(tx, id)?;
+            let contact = scope::conversation_contact(tx, id, scoped)?;
+            // The assignee before: an agent whose own conversation is handed to another team's
+            // agent learns from this event that it left their view (see events_since).
+            let before: Option<String> = tx
+                .prepare_cached("SELECT assignee FROM conversations WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))?;
             tx.execute(
                 "UPDATE conversations SET assignee = ?2 WHERE id = ?1",
                 (id, assignee),
@@ -290,7 +323,7 @@ impl Store {
                 actor,
                 EventKind::Assigned,
                 refs(id, contact),
-                Some(&serde_json::json!({ "assignee": assignee })),
+                Some(&serde_json::json!({ "assignee": assignee, "from": before })),
             )?;
             Ok(())
         })
@@ -308,8 +341,9 @@ impl Store {
         if status == Status::Snoozed && snoozed_until.is_none() {
             return Err(StoreError::Invalid("snooze needs a time".into()));
         }
+        let scoped = self.scoped();
         self.write_with(|tx| {
-            let contact = contact_of(tx, id)?;
+            let contact = scope::conversation_contact(tx, id, scoped)?;
             // A contact has at most one active conversation (every inbound message joins it):
             // reopening an old one while a newer one is active would split the person in two.
             if status.is_active() {
@@ -352,8 +386,9 @@ impl Store {
         actor: &str,
         at: Millis,
     ) -> Result<()> {
+        let scoped = self.scoped();
         self.write_with(|tx| {
-            let contact = contact_of(tx, id)?;
+            let contact = scope::conversation_contact(tx, id, scoped)?;
             tx.execute(
                 "UPDATE conversations SET priority = ?2 WHERE id = ?1",
                 (id, priority),
@@ -380,8 +415,9 @@ impl Store {
         at: Millis,
     ) -> Result<()> {
         let tag = normalize_tag(tag)?;
+        let scoped = self.scoped();
         self.write_with(|tx| {
-            let contact = contact_of(tx, id)?;
+            let contact = scope::conversation_contact(tx, id, scoped)?;
             let changed = if remove {
                 tx.execute(
                     "DELETE FROM tags WHERE conversation_id = ?1 AND tag = ?2",
@@ -408,6 +444,77 @@ impl Store {
                     Some(&serde_json::json!({ "tag": tag })),
                 )?;
             }
+            Ok(())
+        })
+    }
+
+    /// Put a conversation in a team (None: no team, every agent sees it). Audited as
+    /// `team_changed` with the team before and after; setting the team it has changes nothing.
+    pub fn set_conversation_team(
+        &mut self,
+        id: ConversationId,
+        team: Option<&str>,
+        actor: &str,
+        at: Millis,
+    ) -> Result<()> {
+        let team = team.map(crate::sanitize::line);
+        let team = team.as_deref().map(str::trim);
+        if team.is_some_and(str::is_empty) {
+            return Err(StoreError::Invalid(
+                "a team needs a name; to take the conversation out of every team, give none".into(),
+            ));
+        }
+        let scoped = self.scoped();
+        self.write_with(|tx| {
+            let contact = scope::conversation_contact(tx, id, scoped)?;
+            let before: Option<String> = tx
+                .prepare_cached("SELECT team FROM conversations WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))?;
+            if before.as_deref() == team {
+                return Ok(());
+            }
+            tx.prepare_cached("UPDATE conversations SET team = ?2 WHERE id = ?1")?
+                .execute((id, team))?;
+            events::append(
+                tx,
+                at,
+                actor,
+                EventKind::TeamChanged,
+                refs(id, contact),
+                Some(&serde_json::json!({ "team": team, "from": before })),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Record an action the actor's role or teams refused (nothing else changes): the audit
+    /// log of refusals. `action` names the verb (`assign`, `reply`...), `reason` says why.
+    pub fn audit_refused(
+        &mut self,
+        agent: &str,
+        conversation: Option<ConversationId>,
+        action: &str,
+        reason: &str,
+        at: Millis,
+    ) -> Result<()> {
+        self.write_with(|tx| {
+            // The contact is recorded when the conversation exists (whoever may see it).
+            let contact = match conversation {
+                Some(c) => contact_of(tx, c).ok(),
+                None => None,
+            };
+            events::append(
+                tx,
+                at,
+                agent,
+                EventKind::Refused,
+                EventRefs {
+                    conversation,
+                    contact,
+                    message: None,
+                },
+                Some(&serde_json::json!({ "action": action, "reason": reason })),
+            )?;
             Ok(())
         })
     }

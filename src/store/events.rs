@@ -24,6 +24,10 @@ pub enum EventKind {
     ContactsMerged,
     ContactUpdated,
     Imported,
+    /// The conversation moved to another team (or to none).
+    TeamChanged,
+    /// An action the actor's role or teams did not allow: nothing changed.
+    Refused,
 }
 
 impl EventKind {
@@ -43,6 +47,8 @@ impl EventKind {
             EventKind::ContactsMerged => "contacts_merged",
             EventKind::ContactUpdated => "contact_updated",
             EventKind::Imported => "imported",
+            EventKind::TeamChanged => "team_changed",
+            EventKind::Refused => "refused",
         }
     }
 }
@@ -118,10 +124,31 @@ impl super::Store {
         Ok(EventId(id.unwrap_or(0)))
     }
 
-    /// Events after `after`, oldest first, at most `limit`.
+    /// Events after `after`, oldest first, at most `limit`. A restricted scope gets the events
+    /// of the conversations and contacts it sees, of the refusals only its own, and the
+    /// events that took a conversation out of its view (moved from one of its teams, taken
+    /// from its agent), so a client drops what it can no longer see.
     pub fn events_since(&self, after: EventId, limit: usize) -> Result<Vec<EventRow>> {
+        let scope = if self.scoped() {
+            let cond = super::scope::AND_COND;
+            format!(
+                " AND CASE
+                    WHEN kind = 'refused' THEN actor = (SELECT agent FROM temp.braid_scope_agent)
+                    WHEN kind = 'team_changed' AND json_valid(data) AND json_extract(data, '$.from')
+                        IN (SELECT team FROM temp.braid_scope_teams) THEN 1
+                    WHEN kind = 'assigned' AND json_valid(data) AND json_extract(data, '$.from')
+                        = (SELECT agent FROM temp.braid_scope_agent) THEN 1
+                    WHEN conversation_id IS NOT NULL THEN EXISTS (SELECT 1 FROM conversations c
+                        WHERE c.id = events.conversation_id{cond})
+                    WHEN contact_id IS NOT NULL THEN EXISTS (SELECT 1 FROM conversations c
+                        WHERE c.contact_id = events.contact_id{cond})
+                    ELSE 1 END"
+            )
+        } else {
+            String::new()
+        };
         let mut stmt = self.conn().prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"
+            "SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1{scope} ORDER BY id LIMIT ?2"
         ))?;
         let rows = stmt.query_map((after, limit as i64), event_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -129,6 +156,9 @@ impl super::Store {
 
     /// The audit trail of one conversation, newest first.
     pub fn conversation_events(&self, conv: ConversationId, limit: usize) -> Result<Vec<EventRow>> {
+        if self.scoped() {
+            super::scope::conversation_contact(self.conn(), conv, true)?;
+        }
         let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE conversation_id = ?1 ORDER BY id DESC LIMIT ?2"
         ))?;

@@ -2,7 +2,7 @@
 
 use super::conversations::{add_channel, contact_of};
 use super::events::{self, EventKind, EventRefs};
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, scope};
 use crate::model::{
     Channel, ContactId, ConversationId, Delivery, Direction, IdentityKind, MessageId, Millis,
 };
@@ -220,15 +220,16 @@ pub(crate) fn create_conversation(
     contact: ContactId,
     channel: Channel,
     subject: Option<&str>,
+    team: Option<&str>,
     at: Millis,
     actor: &str,
 ) -> Result<ConversationId> {
     conn.prepare_cached(
         "INSERT INTO conversations(contact_id, status, subject, channels, last_channel,
-            last_activity, created_at)
-         VALUES (?1, 'open', ?2, '', ?3, ?4, ?4)",
+            last_activity, created_at, team)
+         VALUES (?1, 'open', ?2, '', ?3, ?4, ?4, ?5)",
     )?
-    .execute((contact, subject, channel, at))?;
+    .execute((contact, subject, channel, at, team))?;
     let id = ConversationId(conn.last_insert_rowid());
     events::append(
         conn,
@@ -261,9 +262,19 @@ impl Store {
         before: Option<TimelineCursor>,
         limit: usize,
     ) -> Result<Vec<MessageRow>> {
+        // A restricted scope keeps the messages of the conversations it sees (the contact's
+        // other conversations may belong to another team).
+        let scope = if self.scoped() {
+            format!(
+                " AND EXISTS (SELECT 1 FROM conversations c WHERE c.id = messages.conversation_id{})",
+                scope::AND_COND
+            )
+        } else {
+            String::new()
+        };
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE contact_id = ?1
-               AND (created_at, id) < (?2, ?3)
+               AND (created_at, id) < (?2, ?3){scope}
              ORDER BY created_at DESC, id DESC LIMIT ?4"
         );
         let (at, id) = before
@@ -277,7 +288,9 @@ impl Store {
         Ok(rows)
     }
 
+    /// One message (its conversation out of the scope: [`StoreError::NoMessage`]).
     pub fn message(&self, id: MessageId) -> Result<MessageRow> {
+        scope::check_message(self.conn(), id, self.scoped())?;
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
         self.conn()
             .prepare_cached(&sql)?
@@ -300,8 +313,9 @@ impl Store {
         if body.trim().is_empty() {
             return Err(StoreError::Invalid("empty note".into()));
         }
+        let scoped = self.scoped();
         self.write_with(|tx| {
-            let contact = contact_of(tx, conv)?;
+            let contact = scope::conversation_contact(tx, conv, scoped)?;
             let channel: Channel = tx.query_row(
                 "SELECT last_channel FROM conversations WHERE id = ?1",
                 [conv],
@@ -348,6 +362,7 @@ impl Store {
 
     /// The channel a plain `r` reply goes out on: the one the customer last wrote on.
     pub fn reply_channel(&self, conv: ConversationId) -> Result<Channel> {
+        scope::conversation_contact(self.conn(), conv, self.scoped())?;
         let from_inbound: Option<Channel> = self
             .conn()
             .prepare_cached(
@@ -400,6 +415,7 @@ impl Store {
         contact: ContactId,
         channel: Channel,
     ) -> Result<Option<String>> {
+        scope::check_contact(self.conn(), contact, self.scoped())?;
         if self.reachable(contact, channel)? {
             return Ok(None);
         }
@@ -415,6 +431,7 @@ impl Store {
 
     /// The address a reply on `channel` goes to: the contact's newest identity of that kind.
     pub fn recipient(&self, contact: ContactId, channel: Channel) -> Result<Option<String>> {
+        scope::check_contact(self.conn(), contact, self.scoped())?;
         recipient(self.conn(), contact, channel.identity_kind())
     }
 
@@ -433,8 +450,9 @@ impl Store {
         if body.trim().is_empty() {
             return Err(StoreError::Invalid("empty reply".into()));
         }
+        let scoped = self.scoped();
         self.write_with(|tx| {
-            let contact = contact_of(tx, conv)?;
+            let contact = scope::conversation_contact(tx, conv, scoped)?;
             let to = recipient(tx, contact, channel.identity_kind())?.ok_or_else(|| {
                 StoreError::Invalid(format!(
                     "this contact has no {} identity to reply to",
@@ -507,7 +525,9 @@ impl Store {
         body: &str,
         at: Millis,
     ) -> Result<()> {
+        let scoped = self.scoped();
         self.write_with(|tx| {
+            scope::conversation_contact(tx, conv, scoped)?;
             if body.trim().is_empty() {
                 tx.execute(
                     "DELETE FROM drafts WHERE conversation_id = ?1 AND agent = ?2",
@@ -533,6 +553,9 @@ impl Store {
         conv: ConversationId,
         agent: &str,
     ) -> Result<Option<(String, Option<Channel>, String)>> {
+        if self.scoped() {
+            scope::conversation_contact(self.conn(), conv, true)?;
+        }
         Ok(self
             .conn()
             .prepare_cached(
@@ -585,6 +608,9 @@ impl Store {
         &self,
         conversation: ConversationId,
     ) -> Result<Option<AttachmentSource>> {
+        if self.scoped() {
+            scope::conversation_contact(self.conn(), conversation, true)?;
+        }
         let row: Option<(MessageId, Channel, String, Option<String>, String)> = self
             .conn()
             .prepare_cached(

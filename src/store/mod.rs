@@ -14,6 +14,7 @@ pub(crate) mod events;
 pub(crate) mod messages;
 mod outbox;
 pub mod schema;
+mod scope;
 mod search;
 mod sqlmap;
 mod tx;
@@ -25,6 +26,7 @@ pub use email::EmailThreadRefs;
 pub use events::{EventKind, EventRefs, EventRow};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor};
 pub use outbox::OutboxItem;
+pub use scope::Scope;
 pub use search::{ConversationHits, SearchHit, SearchQuery};
 pub use tx::Tx;
 
@@ -85,6 +87,8 @@ pub const DB_FILE: &str = "braid.sqlite3";
 pub struct Store {
     conn: Connection,
     path: Option<PathBuf>,
+    /// What this connection's reads and writes may touch (see [`Scope`]).
+    scope: Scope,
 }
 
 impl Store {
@@ -122,6 +126,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: Some(path.to_path_buf()),
+            scope: Scope::default(),
         };
         store.configure(true)?;
         store.migrate()?;
@@ -131,7 +136,11 @@ impl Store {
     /// A private in-memory store (tests, benchmarks).
     pub fn open_in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory()?;
-        let mut store = Store { conn, path: None };
+        let mut store = Store {
+            conn,
+            path: None,
+            scope: Scope::default(),
+        };
         store.configure(false)?;
         store.migrate()?;
         Ok(store)
@@ -287,5 +296,7 @@ pub fn set_cursor(
     Ok(())
 }
 
+#[cfg(test)]
+mod scope_tests;
 #[cfg(test)]
 mod tests;

@@ -222,7 +222,9 @@ impl Store {
 
     /// `:retry`: send a failed (or unclear) message again now.
     pub fn retry(&mut self, message: MessageId, actor: &str, at: Millis) -> Result<()> {
+        let scoped = self.scoped();
         self.write_with(|tx| {
+            super::scope::check_message(tx, message, scoped)?;
             let (conv, contact) = owner(tx, message)?;
             let n = tx.execute(
                 "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?2
@@ -261,6 +263,9 @@ impl Store {
 
     /// The newest failed or unclear message of a conversation (what `:retry` retries).
     pub fn last_failed(&self, conv: ConversationId) -> Result<Option<MessageId>> {
+        if self.scoped() {
+            super::scope::conversation_contact(self.conn(), conv, true)?;
+        }
         Ok(self
             .conn()
             .prepare_cached(

@@ -3,7 +3,7 @@
 //! crash mid-upgrade leaves the file at the last complete version.
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -273,4 +273,14 @@ DELETE FROM identities
       AND EXISTS (SELECT 1 FROM identity_claims c
                   WHERE c.contact_id = identities.contact_id AND c.kind = identities.kind
                     AND c.value = identities.value);
+"#;
+
+/// Version 7: the team a conversation belongs to (`billing`, `sales`...), set by the channel or
+/// account it came in on; NULL is no team: shared, every agent sees it. An agent whose scope is
+/// a list of teams sees the conversations of those teams, the unteamed ones and those assigned
+/// to them (see [`crate::store::Scope`]). The index serves a team's queue (`team:NAME`, a
+/// team-only scope's counts) in the queue's order, like `conversations_status`.
+pub const V7: &str = r#"
+ALTER TABLE conversations ADD COLUMN team TEXT;
+CREATE INDEX conversations_team ON conversations(team, status, last_activity DESC, id DESC);
 "#;

@@ -5,7 +5,7 @@
 //! `from:NAME-OR-ADDRESS`, `channel:email|telegram|webchat`, `is:in|out|note`,
 //! `after:YYYY-MM-DD`, `before:YYYY-MM-DD`; and on the conversation or its contact,
 //! `tag:NAME`, `assignee:NAME|me|none`, `status:open|pending|snoozed|resolved`,
-//! `priority:low|normal|high|urgent`, `is:vip` (a conversation filter alone walks the
+//! `priority:low|normal|high|urgent`, `is:vip`, `team:NAME|none` (a conversation filter alone walks the
 //! filter's conversations from their index, never every message). An unknown `key:` or a key
 //! with no value is an error (quote it to search for the text); at most [`MAX_TERMS`] words
 //! and phrases and [`MAX_QUERY_CHARS`] characters. `from:` finds the messages whose sender (the
@@ -43,6 +43,8 @@ pub struct SearchQuery {
     pub vip: bool,
     /// `conversation:ID`: that conversation only (`:open ID` in the TUI).
     pub conversation: Option<ConversationId>,
+    /// `team:NAME` (Some(Some)), `team:none` (Some(None)): the conversation's team.
+    pub team: Option<Option<String>>,
 }
 
 /// The most words and phrases a query may hold: each is a doclist FTS5 intersects.
@@ -52,7 +54,8 @@ pub const MAX_QUERY_CHARS: usize = 1000;
 
 /// The filter keys, as the error for an unknown one lists them.
 const KEYS: &str = "from:, channel:, is:in|out|note|vip, after:, before:, tag:, assignee:NAME|me|none, \
-                    status:open|pending|snoozed|resolved, priority:low|normal|high|urgent, conversation:ID";
+                    status:open|pending|snoozed|resolved, priority:low|normal|high|urgent, team:NAME|none, \
+                    conversation:ID";
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SearchHit {
@@ -193,6 +196,7 @@ impl SearchQuery {
                     "assignee" => "me",
                     "status" => "open",
                     "priority" => "high",
+                    "team" => "billing",
                     "is" => "vip",
                     "after" | "before" | "since" | "until" => "2026-01-31",
                     _ => "VALUE",
@@ -231,6 +235,13 @@ impl SearchQuery {
                     _ => Some(value.to_string()),
                 })
             }
+            "team" if quoted => self.team = Some(Some(value.to_string())),
+            "team" => {
+                self.team = Some(match value.to_lowercase().as_str() {
+                    "none" | "-" => None,
+                    _ => Some(value.to_string()),
+                })
+            }
             "conversation" | "conv" => {
                 self.conversation = Some(crate::model::parse_conversation_id(value)?)
             }
@@ -253,6 +264,7 @@ impl SearchQuery {
             || self.priority.is_some()
             || self.vip
             || self.conversation.is_some()
+            || self.team.is_some()
     }
 }
 
@@ -499,14 +511,26 @@ impl Store {
             }
         }
         filter_conds(q, &mut conds, &mut params);
-        // The conversation filters, checked on each message's conversation.
-        let conversation_join = if by_conversation {
+        // The conversation filters and a restricted scope, checked on each message's
+        // conversation.
+        let scope = self.scope_and();
+        let conversation_join = if by_conversation || !scope.is_empty() {
             conversation_conds(q, 0, &mut conds, &mut params);
             "CROSS JOIN conversations c ON c.id = m.conversation_id"
         } else {
             ""
         };
-        let where_sql = conds.join(" AND ");
+        let mut where_sql = conds.join(" AND ");
+        if !scope.is_empty() {
+            where_sql = format!(
+                "({}){scope}",
+                if where_sql.is_empty() {
+                    "1=1"
+                } else {
+                    &where_sql
+                }
+            );
+        }
         let where_sql = if where_sql.is_empty() {
             "1=1".to_string()
         } else {
@@ -533,14 +557,15 @@ impl Store {
             && q.before.is_none()
             && !by_conversation
         {
-            let mut stmt = self.conn().prepare_cached(
-                "SELECT c.id, c.contact_id, ct.name, c.last_channel, c.last_activity
+            // The contact's newest conversation the scope sees (none: no hit).
+            let mut stmt = self.conn().prepare_cached(&format!(
+                "SELECT cv.id, cv.contact_id, ct.name, cv.last_channel, cv.last_activity
                  FROM contacts_fts JOIN contacts ct ON ct.id = contacts_fts.rowid
-                 JOIN conversations c ON c.id = (SELECT id FROM conversations
-                     WHERE contact_id = ct.id ORDER BY last_activity DESC LIMIT 1)
+                 JOIN conversations cv ON cv.id = (SELECT c.id FROM conversations c
+                     WHERE c.contact_id = ct.id{scope} ORDER BY c.last_activity DESC LIMIT 1)
                  WHERE contacts_fts MATCH ?1 AND ct.merged_into IS NULL
-                 ORDER BY contacts_fts.rowid DESC LIMIT ?2",
-            )?;
+                 ORDER BY contacts_fts.rowid DESC LIMIT ?2"
+            ))?;
             let contact_hits = stmt.query_map((fts, limit as i64), |r| {
                 Ok(SearchHit {
                     message_id: None,
@@ -578,7 +603,7 @@ impl Store {
         if limit == 0 {
             return Ok(hits);
         }
-        let (walk_sql, walk_params) = conversation_walk(q);
+        let (walk_sql, walk_params) = conversation_walk(q, self.scope_and());
         let (messages_sql, head, tail) = conversation_messages(q, expr, limit);
         let mut walk = self.conn().prepare_cached(&walk_sql)?;
         let mut messages = self.conn().prepare_cached(&messages_sql)?;
@@ -616,7 +641,9 @@ impl Store {
         q: &SearchQuery,
         limit: usize,
     ) -> Result<(Vec<super::QueueRow>, i64)> {
-        let (sql, params) = conversation_select(q, super::conversations::QUEUE_COLUMNS, true);
+        let scope = self.scope_and();
+        let (sql, params) =
+            conversation_select(q, super::conversations::QUEUE_COLUMNS, true, scope);
         let mut stmt = self.conn().prepare_cached(&format!("{sql} LIMIT ?"))?;
         let rows = stmt
             .query_map(
@@ -629,7 +656,7 @@ impl Store {
                 super::conversations::queue_row,
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let (sql, params) = conversation_select(q, "1", false);
+        let (sql, params) = conversation_select(q, "1", false, scope);
         let total = self
             .conn()
             .prepare_cached(&format!("SELECT count(*) FROM ({sql})"))?
@@ -642,7 +669,7 @@ impl Store {
     /// one's messages.
     #[cfg(test)]
     pub(crate) fn search_plan(&self, q: &SearchQuery) -> Result<Vec<String>> {
-        let (walk_sql, walk_params) = conversation_walk(q);
+        let (walk_sql, walk_params) = conversation_walk(q, self.scope_and());
         let (messages_sql, head, tail) = conversation_messages(q, search_expr(q).as_deref(), 50);
         let mut out = Vec::new();
         let statements = [
@@ -795,21 +822,31 @@ fn conversation_conds(
         conds.push("c.id = ?".into());
         params.push(id.0.into());
     }
+    match &q.team {
+        Some(Some(team)) => {
+            conds.push("c.team = ?".into());
+            params.push(team.clone().into());
+        }
+        Some(None) => conds.push("c.team IS NULL".into()),
+        None => {}
+    }
 }
 
 /// The walk of [`Driver::Conv`]: the ids and `last_activity` of the conversations the filters
 /// select, newest activity first. A tag drives from `tags_by_tag` (the tag's conversations);
 /// otherwise the status or assignee index serves the filter and the order.
-fn conversation_walk(q: &SearchQuery) -> (String, Vec<rusqlite::types::Value>) {
-    conversation_select(q, "c.id, c.last_activity", false)
+fn conversation_walk(q: &SearchQuery, scope: &str) -> (String, Vec<rusqlite::types::Value>) {
+    conversation_select(q, "c.id, c.last_activity", false, scope)
 }
 
 /// The conversations the filters select, newest activity first: `columns` of each, the
-/// contact joined as `ct` when `contact` (or `is:vip`) needs it.
+/// contact joined as `ct` when `contact` (or `is:vip`) needs it; `scope`: the connection's
+/// scope condition (`""` or `" AND (...)"`).
 fn conversation_select(
     q: &SearchQuery,
     columns: &str,
     contact: bool,
+    scope: &str,
 ) -> (String, Vec<rusqlite::types::Value>) {
     let mut conds: Vec<String> = Vec::new();
     let mut params: Vec<rusqlite::types::Value> = Vec::new();
@@ -838,7 +875,7 @@ fn conversation_select(
     };
     (
         format!(
-            "SELECT {columns} FROM {from} WHERE {where_sql}
+            "SELECT {columns} FROM {from} WHERE {where_sql}{scope}
              ORDER BY c.last_activity DESC, c.id DESC"
         ),
         params,

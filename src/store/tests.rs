@@ -848,6 +848,7 @@ fn after_the_window_a_new_conversation_and_the_timeline_keeps_everything() {
     let mut s = mem();
     let st = Settings {
         reopen_window_ms: DAY,
+        ..Settings::default()
     };
     let a = stored(put_at(
         &mut s,

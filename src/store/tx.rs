@@ -117,10 +117,11 @@ impl<'c> Tx<'c> {
         contact: ContactId,
         channel: Channel,
         subject: Option<&str>,
+        team: Option<&str>,
         at: Millis,
         actor: &str,
     ) -> Result<ConversationId> {
-        messages::create_conversation(self.conn(), contact, channel, subject, at, actor)
+        messages::create_conversation(self.conn(), contact, channel, subject, team, at, actor)
     }
 
     /// The contact's open (or pending, snoozed) conversation.

@@ -3,12 +3,12 @@
 //! run the editor) for the runtime to carry out. No I/O happens here, so the same code runs in
 //! the real event loop and in tests that feed key scripts.
 
+use crate::api::{
+    ContactProfile, Counts, EventRow, MessageRow, QueueAnchor, QueueFilter, QueueRow,
+};
 use crate::api::{Placement, QueueView, Request, Response, SearchResults, Write};
 use crate::config::{Config, Theme};
 use crate::model::{Channel, ContactId, ConversationId, IdentityKind, Millis, Priority, Status};
-use crate::store::{
-    ContactProfile, Counts, EventRow, MessageRow, QueueAnchor, QueueFilter, QueueRow,
-};
 use crate::tui::action::Action;
 use crate::tui::keymap::{self, KeyResolver, Keymap, Resolved};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -874,11 +874,11 @@ impl App {
                 Vec::new()
             }
             Action::Search(Some(q)) => {
-                if let Err(e) = crate::store::SearchQuery::parse_as(&q, Some(&self.agent)) {
+                if let Err(e) = crate::api::SearchQuery::parse_as(&q, Some(&self.agent)) {
                     self.error(e);
                     return Vec::new();
                 }
-                let q = crate::store::SearchQuery::resolve_me(&q, &self.agent);
+                let q = crate::api::SearchQuery::resolve_me(&q, &self.agent);
                 if let Some(v @ QueueView::Filter(_)) = &self.queue.view {
                     self.previous_view = Some(v.clone());
                 }
@@ -1832,6 +1832,7 @@ impl App {
             | Response::Contacts(_)
             | Response::ContactCards(_)
             | Response::Written(_)
+            | Response::Files(_)
             | Response::Status(_) => Vec::new(),
         }
     }

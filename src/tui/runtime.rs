@@ -333,21 +333,43 @@ fn term_event(e: TermEvent) -> Option<Event> {
     }
 }
 
-/// Runs `:save` downloads as tasks of their own; their results come back as data events.
+/// Runs `:save` downloads as tasks of their own: the server fetches the files, this process
+/// writes them into the agent's folder; the result comes back as a data event.
 struct Saver {
     config: Arc<Config>,
     tx: UnboundedSender<Event>,
 }
 
 impl Saver {
-    fn start(&self, conversation: crate::model::ConversationId, dir: Option<String>) {
+    fn start(
+        &self,
+        conn: Option<Connection>,
+        conversation: crate::model::ConversationId,
+        dir: Option<String>,
+    ) {
         let config = Arc::clone(&self.config);
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let dir = dir.map(|d| expand_home(&d));
-            let resp = match crate::channels::save::save(&config, conversation, dir).await {
-                Ok(msg) => crate::api::Response::Done(msg),
-                Err(e) => crate::api::Response::Error(format!("save: {e}")),
+            let dir = dir
+                .map(|d| expand_home(&d))
+                .unwrap_or_else(|| crate::files::default_dir(&config.data_dir.join("attachments")));
+            let resp = match conn {
+                None => crate::api::Response::Error(
+                    "save: not connected to the server (reconnecting); try again in a moment"
+                        .into(),
+                ),
+                Some(conn) => match conn.call(Request::Attachments { conversation }).await {
+                    Ok(crate::api::Response::Files(files)) => {
+                        let files: Vec<(String, Vec<u8>)> =
+                            files.into_iter().map(|f| (f.name, f.bytes)).collect();
+                        match crate::files::save_all(&dir, &files).await {
+                            Ok(msg) => crate::api::Response::Done(msg),
+                            Err(e) => crate::api::Response::Error(format!("save: {e}")),
+                        }
+                    }
+                    Ok(other) => other,
+                    Err(e) => crate::api::Response::Error(format!("save: {e}")),
+                },
             };
             let _ = tx.send(Event::Data(resp));
         });
@@ -382,7 +404,9 @@ async fn apply(
                         next.extend(app.handle(ev));
                     }
                 }
-                Effect::Save { conversation, dir } => saver.start(conversation, dir),
+                Effect::Save { conversation, dir } => {
+                    saver.start(link.conn.clone(), conversation, dir)
+                }
                 Effect::RunEditor(text) => {
                     let result = edit_in_editor(term, &text, &saver.config.data_dir, input).await;
                     next.extend(app.handle(Event::EditorDone(result)));

@@ -80,6 +80,7 @@ pub struct RawEmailAccount {
     pub ca_file: Option<String>,
     pub idle_refresh: Option<String>,
     pub timeout: Option<String>,
+    pub team: Option<String>,
 }
 
 /// One configured mailbox.
@@ -110,6 +111,8 @@ pub struct EmailAccount {
     pub idle_refresh: Duration,
     /// Every IMAP command and SMTP exchange must finish within this.
     pub timeout: Duration,
+    /// The team new conversations of this mailbox belong to (None: no team, all agents).
+    pub team: Option<String>,
 }
 
 impl EmailAccount {
@@ -322,6 +325,7 @@ impl RawEmailAccount {
             ca_file,
             idle_refresh,
             timeout,
+            team: crate::channels::team_name(self.team.as_deref()).map_err(|m| ("team", m))?,
         })
     }
 }

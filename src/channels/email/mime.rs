@@ -492,13 +492,7 @@ pub fn synthetic_id(raw: &[u8]) -> String {
 
 /// `532 B`, `120 KB`, `3.4 MB` (1024-based, as mail clients show them).
 pub fn human_size(bytes: usize) -> String {
-    if bytes < 1024 {
-        format!("{bytes} B")
-    } else if bytes < 1024 * 1024 {
-        format!("{} KB", bytes.div_ceil(1024))
-    } else {
-        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
-    }
+    crate::files::human_size(bytes)
 }
 
 /// HTML -> text by dropping tags (and the content of `<script>`/`<style>`/`<head>`) and

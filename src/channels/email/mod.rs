@@ -187,7 +187,7 @@ pub async fn sync_once(
     account: &Arc<Account>,
     store_path: &Path,
 ) -> Result<Vec<(String, PassReport)>, NetError> {
-    let ingest = Ingestor::start(store_path, &account.config, account.settings)?;
+    let ingest = Ingestor::start(store_path, &account.config, account.settings.clone())?;
     let mut out = Vec::new();
     for folder in account.config.synced_folders() {
         let mut sess = account.login().await?;
@@ -203,7 +203,7 @@ pub async fn sync_once(
 /// Keep the account's folders synced until `stop` turns true: one task (and one IMAP
 /// connection) per folder.
 pub async fn run(account: Arc<Account>, store_path: PathBuf, stop: watch::Receiver<bool>) {
-    let ingest = match Ingestor::start(&store_path, &account.config, account.settings) {
+    let ingest = match Ingestor::start(&store_path, &account.config, account.settings.clone()) {
         Ok(i) => i,
         Err(e) => {
             account.report_error(e.to_string());

@@ -42,6 +42,7 @@ pub struct RawTelegramConfig {
     pub api_url: Option<String>,
     pub account: Option<String>,
     pub poll_timeout: Option<u32>,
+    pub team: Option<String>,
 }
 
 /// Where the bot token comes from.
@@ -57,6 +58,8 @@ pub struct TelegramConfig {
     pub api_url: String,
     /// Long-polling timeout of `getUpdates`, in seconds (0: short polling).
     pub poll_timeout: u32,
+    /// The team new conversations of the bot belong to (None: no team, all agents).
+    pub team: Option<String>,
 }
 
 impl RawTelegramConfig {
@@ -97,6 +100,7 @@ impl RawTelegramConfig {
             token,
             api_url,
             poll_timeout,
+            team: crate::channels::team_name(self.team.as_deref()).map_err(|m| ("team", m))?,
         })
     }
 }
@@ -221,6 +225,25 @@ impl Telegram {
     /// Save an attachment (its `meta.attachment.file_id`) to `dest` through getFile; returns
     /// the number of bytes written. The file is written next to `dest` and renamed into place,
     /// so a failed download leaves nothing half-written.
+    /// Download a file by its id (getFile, then the file) into memory.
+    pub async fn fetch_file(&self, file_id: &str) -> Result<Vec<u8>, SetupError> {
+        use teloxide::net::Download;
+        use teloxide::prelude::Requester;
+        use teloxide::types::FileId;
+        let bots = self.bots().await?;
+        let file = bots
+            .plain
+            .get_file(FileId(file_id.to_string()))
+            .await
+            .map_err(|e| SetupError(format!("Telegram getFile: {e}")))?;
+        let mut out: Vec<u8> = Vec::new();
+        bots.plain
+            .download_file(&file.path, &mut out)
+            .await
+            .map_err(|e| SetupError(format!("Telegram download: {e}")))?;
+        Ok(out)
+    }
+
     pub async fn save_file(
         &self,
         file_id: &str,

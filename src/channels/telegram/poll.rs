@@ -145,7 +145,7 @@ impl Poller {
         };
         let store = Arc::clone(&self.store);
         let account = self.tg.account().to_string();
-        let settings = self.tg.settings;
+        let settings = self.tg.settings.clone();
         tokio::task::spawn_blocking(move || {
             let mut s = store.lock().unwrap_or_else(PoisonError::into_inner);
             commit_batch(&mut s, &batch, &account, next, &settings)

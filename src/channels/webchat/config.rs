@@ -44,6 +44,8 @@ pub struct WebChatConfig {
     /// Behind a reverse proxy on this machine: take the visitor's address for the per-IP limits
     /// from the last `X-Forwarded-For` entry of requests that come from loopback.
     pub trust_forwarded_for: bool,
+    /// The team new web chat conversations belong to (None: no team, all agents).
+    pub team: Option<String>,
 }
 
 impl Default for WebChatConfig {
@@ -61,6 +63,7 @@ impl Default for WebChatConfig {
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             public_origin: None,
             trust_forwarded_for: false,
+            team: None,
         }
     }
 }
@@ -103,6 +106,7 @@ pub struct RawWebChat {
     max_connections_per_ip: Option<Spanned<i64>>,
     public_origin: Option<Spanned<String>>,
     trust_forwarded_for: Option<Spanned<bool>>,
+    team: Option<Spanned<String>>,
 }
 
 /// A bad value: its span in the file, its dotted key, and what is wrong.
@@ -176,7 +180,13 @@ impl RawWebChat {
                 allowed_origins.push(n);
             }
         }
+        let team = match &self.team {
+            None => None,
+            Some(t) => super::super::team_name(Some(t.get_ref()))
+                .map_err(|m| (t.span(), "webchat.team", m))?,
+        };
         Ok(WebChatConfig {
+            team,
             enabled: self
                 .enabled
                 .as_ref()

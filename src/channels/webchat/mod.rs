@@ -146,7 +146,7 @@ impl WebChatServer {
         let config = options.config.clone();
         raise_open_files_limit();
         let dir = data_dir.to_path_buf();
-        let ingest = options.ingest;
+        let ingest = options.ingest.clone();
         let (signer, identity, db) = tokio::task::spawn_blocking(move || {
             let signer = Signer::load_or_create(&dir)?;
             let identity = IdentityKey::load_or_create(&dir)?;

@@ -75,7 +75,7 @@ pub fn first_visible(selected: usize, scroll: usize, height: usize, len: usize) 
     first.min(len.saturating_sub(height))
 }
 
-fn row_line<'a>(app: &App, r: &crate::store::QueueRow, selected: bool, width: usize) -> Line<'a> {
+fn row_line<'a>(app: &App, r: &crate::api::QueueRow, selected: bool, width: usize) -> Line<'a> {
     let t = &app.theme;
     let base = if selected {
         Style::default().bg(t.selected_bg).fg(t.selected_fg)

@@ -1,0 +1,426 @@
+//! The workspace server as a real process on a real Unix socket: the handshake (versions, an
+//! unknown request), one server per data dir, a stale socket, `kill -9` in the middle of a burst
+//! of replies, a reconnecting client resuming from the last event it saw, and pushes reaching
+//! another connection.
+//!
+//! Tests needing several Unix users (identity from the kernel, teams, the socket's group) are
+//! in `tests/server_users.rs`, run as root by `.ci/run`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use braid::api::paths::connect_socket;
+use braid::api::{ClientFrame, Hello, Incoming, Request, Response, ServerFrame, Write, codec};
+use braid::identity::Claim;
+use braid::ingest::{Inbound, Settings, ingest};
+use braid::model::{Channel, ContactId, ConversationId, Direction, IdentityKind};
+use braid::store::Store;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Server {
+    /// `braid server` on `data` with `config`, listening on `socket`; waits until it answers.
+    fn start(config: &Path, data: &Path, socket: &Path) -> Server {
+        let child = Command::new(env!("CARGO_BIN_EXE_braid"))
+            .args(["server", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--socket")
+            .arg(socket)
+            .env_remove("BRAID_DATA_DIR")
+            .env_remove("BRAID_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut s = Server {
+            child,
+            socket: socket.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&s.socket).is_err() {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(s.child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                panic!("the server exited with {status}: {err}");
+            }
+            assert!(Instant::now() < deadline, "the server never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+
+    fn kill9(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    data: PathBuf,
+    config: PathBuf,
+    socket: PathBuf,
+    conversation: ConversationId,
+    contact: ContactId,
+}
+
+/// A store with one customer conversation (email), and an empty workspace config.
+fn fixture(config_text: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let data = root.join("data");
+    let mut store = Store::open_dir(&data).unwrap();
+    let r = ingest(
+        &mut store,
+        &Inbound {
+            channel: Channel::Email,
+            account: String::new(),
+            external_id: "<m1@x.org>".into(),
+            direction: Direction::In,
+            customer: Claim::new(IdentityKind::Email, "ann@x.org"),
+            linked: vec![],
+            customer_name: Some("Ann Lee".into()),
+            author: None,
+            subject: Some("Refund".into()),
+            body: "Where is my refund?".into(),
+            sent_at: braid::model::now_millis(),
+            meta: None,
+            cursor: None,
+        },
+        &Settings::default(),
+    )
+    .unwrap();
+    let (conversation, contact) = match r {
+        braid::ingest::Ingested::Stored {
+            conversation,
+            contact,
+            ..
+        } => (conversation, contact),
+        other => panic!("{other:?}"),
+    };
+    drop(store);
+    let config = root.join("workspace.toml");
+    std::fs::write(&config, config_text).unwrap();
+    let socket = root.join("braid.sock");
+    Fixture {
+        _dir: dir,
+        root,
+        data,
+        config,
+        socket,
+        conversation,
+        contact,
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Send raw JSON frames and read raw answers (what an old or new client would send).
+async fn raw_exchange(
+    socket: &Path,
+    frames: &[serde_json::Value],
+    answers: usize,
+) -> Vec<serde_json::Value> {
+    let mut s = tokio::net::UnixStream::connect(socket).await.unwrap();
+    for f in frames {
+        codec::write(&mut s, f).await.unwrap();
+    }
+    let mut out = Vec::new();
+    while out.len() < answers {
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            codec::read::<_, serde_json::Value>(&mut s),
+        )
+        .await
+        {
+            // The server's status line may come at any time; it is not an answer.
+            Ok(Ok(v)) if v["type"] == "status" => continue,
+            Ok(Ok(v)) => out.push(v),
+            _ => break,
+        }
+    }
+    out
+}
+
+#[test]
+fn a_client_of_another_version_gets_one_clear_line() {
+    let f = fixture("");
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    rt().block_on(async {
+        let hello = serde_json::json!({
+            "type": "hello", "min_version": 7, "max_version": 9, "client": "braid 9.0.0 tui",
+            "some_future_field": true
+        });
+        let got = raw_exchange(&f.socket, &[hello], 2).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["type"], "refused");
+        let reason = got[0]["reason"].as_str().unwrap();
+        assert!(reason.contains("speaks protocol 1-1"), "{reason}");
+        assert!(reason.contains("braid 9.0.0 tui speaks 7-9"), "{reason}");
+        assert!(reason.contains("use the same braid version"), "{reason}");
+
+        // Through the client library: the error is that line.
+        let mut h = Hello::new("test", None);
+        h.min_version = 7;
+        h.max_version = 9;
+        let err = connect_socket(&f.socket, h).await.unwrap_err().to_string();
+        assert!(err.contains("speaks protocol 1-1"), "{err}");
+
+        // Not a braid client at all.
+        let got = raw_exchange(&f.socket, &[serde_json::json!({"GET": "/"})], 1).await;
+        assert_eq!(got[0]["type"], "refused");
+    });
+}
+
+#[test]
+fn an_unknown_request_is_answered_and_the_connection_stays() {
+    let f = fixture("");
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    rt().block_on(async {
+        let hello = serde_json::to_value(ClientFrame::Hello(Hello::new("test", None))).unwrap();
+        let teleport = serde_json::json!({"type": "request", "id": 7, "request": {"op": "teleport", "args": {"to": "mars"}}});
+        let counts = serde_json::to_value(ClientFrame::Request { id: 8, request: Request::Counts }).unwrap();
+        let got = raw_exchange(&f.socket, &[hello, teleport, counts], 3).await;
+        let frames: Vec<ServerFrame> = got
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .filter(|f| !matches!(f, ServerFrame::Status { .. }))
+            .collect();
+        assert!(matches!(frames[0], ServerFrame::Welcome(_)), "{frames:?}");
+        match &frames[1] {
+            ServerFrame::Response { id: 7, response: Response::Error(e) } => {
+                assert!(e.contains("cannot read a 'teleport' request"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(frames.get(2), Some(ServerFrame::Response { id: 8, response: Response::Counts { .. } })),
+            "{frames:?}"
+        );
+    });
+}
+
+#[test]
+fn a_second_server_on_the_same_data_dir_refuses() {
+    let f = fixture("");
+    let first = Server::start(&f.config, &f.data, &f.socket);
+    let out = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(["server", "--config"])
+        .arg(&f.config)
+        .arg("--data-dir")
+        .arg(&f.data)
+        .arg("--socket")
+        .arg(f.root.join("other.sock"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "another braid server (pid {}) owns",
+            first.child.id()
+        )),
+        "{err}"
+    );
+    // And the first one still serves.
+    assert!(std::os::unix::net::UnixStream::connect(&f.socket).is_ok());
+}
+
+#[test]
+fn a_stale_socket_file_is_replaced_and_a_live_one_is_not() {
+    let f = fixture("");
+    // A socket file nobody listens on (a killed server leaves one behind).
+    drop(std::os::unix::net::UnixListener::bind(&f.socket).unwrap());
+    assert!(f.socket.exists());
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    // A second data dir's server asked to listen on the same, live, socket.
+    let other = f.root.join("data2");
+    let out = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(["server", "--config"])
+        .arg(&f.config)
+        .arg("--data-dir")
+        .arg(&other)
+        .arg("--socket")
+        .arg(&f.socket)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already listens on"), "{err}");
+}
+
+#[test]
+fn kill_9_during_a_burst_of_replies_loses_nothing_acknowledged() {
+    let f = fixture("");
+    let mut server = Server::start(&f.config, &f.data, &f.socket);
+    let acked: Vec<String> = rt().block_on(async {
+        let (conn, _rx) = connect_socket(&f.socket, Hello::new("burst", None))
+            .await
+            .unwrap();
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let a = acked.clone();
+        let c = conn.clone();
+        let conversation = f.conversation;
+        let contact = f.contact;
+        let burst = tokio::spawn(async move {
+            for i in 0..100_000 {
+                let body = format!("reply number {i}");
+                let r = c
+                    .call(Request::Write {
+                        conversation,
+                        contact,
+                        write: Write::Reply {
+                            channel: Channel::Email,
+                            body: body.clone(),
+                            then_pending: false,
+                        },
+                    })
+                    .await;
+                match r {
+                    Ok(Response::Done(_)) => a.lock().unwrap().push(body),
+                    Ok(other) => panic!("{other:?}"),
+                    Err(_) => break, // the server is gone
+                }
+            }
+        });
+        // Let a few dozen go through, then kill the server mid-burst.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while acked.lock().unwrap().len() < 40 {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        server.kill9();
+        let _ = tokio::time::timeout(Duration::from_secs(10), burst).await;
+        acked.lock().unwrap().clone()
+    });
+    assert!(acked.len() >= 40);
+    // Restarted on the same data dir and socket: the stale socket and lock are taken over.
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    let store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+    let bodies: Vec<String> = store
+        .timeline(f.contact, None, 1_000_000)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    for body in &acked {
+        let n = bodies.iter().filter(|b| *b == body).count();
+        assert_eq!(n, 1, "'{body}' is stored {n} times");
+    }
+    // Nothing stored twice, acknowledged or not.
+    let mut sorted = bodies.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), bodies.len());
+}
+
+#[test]
+fn a_reconnecting_client_gets_what_it_missed() {
+    let f = fixture("");
+    let mut server = Server::start(&f.config, &f.data, &f.socket);
+    let rt = rt();
+    let last = rt.block_on(async {
+        let (conn, _rx) = connect_socket(&f.socket, Hello::new("a", None))
+            .await
+            .unwrap();
+        conn.welcome().last_event
+    });
+    server.kill9();
+    // While the client is away, another agent adds a note (through a new server).
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    rt.block_on(async {
+        let (other, _rx) = connect_socket(&f.socket, Hello::new("b", None))
+            .await
+            .unwrap();
+        let r = other
+            .call(Request::Write {
+                conversation: f.conversation,
+                contact: f.contact,
+                write: Write::Note {
+                    body: "called the customer".into(),
+                },
+            })
+            .await
+            .unwrap();
+        assert!(matches!(r, Response::Done(_)), "{r:?}");
+        // The first client comes back, resuming after the last event it saw.
+        let (conn, mut rx) = connect_socket(&f.socket, Hello::new("a", Some(last)))
+            .await
+            .unwrap();
+        assert!(conn.welcome().last_event > last);
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match rx.recv().await {
+                    Some(Incoming::Events { events, .. }) => break events,
+                    Some(_) => continue,
+                    None => panic!("closed"),
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert!(got.iter().all(|e| e.id > last));
+        assert!(got.iter().any(|e| e.kind == "note"), "{got:?}");
+    });
+}
+
+#[test]
+fn a_change_is_pushed_to_the_other_connections() {
+    let f = fixture("");
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    rt().block_on(async {
+        let (writer, _wrx) = connect_socket(&f.socket, Hello::new("w", None))
+            .await
+            .unwrap();
+        let (_reader, mut rx) = connect_socket(&f.socket, Hello::new("r", None))
+            .await
+            .unwrap();
+        let r = writer
+            .call(Request::Write {
+                conversation: f.conversation,
+                contact: f.contact,
+                write: Write::Verb(braid::actions::Verb::Tag("refund".into())),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(r, Response::Done(_)), "{r:?}");
+        let events = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(Incoming::Events { events, .. }) = rx.recv().await {
+                    break events;
+                }
+            }
+        })
+        .await
+        .expect("no push within 10 s");
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == "tag_added" && e.conversation_id == Some(f.conversation))
+        );
+    });
+}

@@ -1,0 +1,389 @@
+//! The workspace server with several Unix users, as a team would run it: the server runs as
+//! root (standing in for the `braid` service user), agents run the real `braid` binary as their
+//! own Unix users (`runuser`), and the kernel tells the server who each is.
+//!
+//! Needs root and the users `.ci/run` creates (ann and bob in the group `braid-agents`, carol
+//! outside it); `dave` (in the group, listed nowhere) is created here when missing. Ignored by
+//! plain `cargo test`; `.ci/run` runs them: `cargo test --test server_users -- --ignored`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use braid::identity::Claim;
+use braid::ingest::{Inbound, Settings, ingest};
+use braid::model::{Channel, ConversationId, Direction, IdentityKind};
+use braid::store::Store;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const GROUP: &str = "braid-agents";
+
+struct Team {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    data: PathBuf,
+    socket: PathBuf,
+    server: Child,
+    billing: ConversationId,
+    support: ConversationId,
+}
+
+impl Drop for Team {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn ensure_user(name: &str, group: Option<&str>) {
+    if nix::unistd::User::from_name(name).unwrap().is_some() {
+        return;
+    }
+    let mut cmd = Command::new("useradd");
+    cmd.arg("-m");
+    if let Some(g) = group {
+        cmd.args(["-G", g]);
+    }
+    assert!(cmd.arg(name).status().unwrap().success(), "useradd {name}");
+}
+
+fn inbound(id: &str, email: &str, name: &str, body: &str) -> Inbound {
+    Inbound {
+        channel: Channel::Email,
+        account: String::new(),
+        external_id: id.into(),
+        direction: Direction::In,
+        customer: Claim::new(IdentityKind::Email, email),
+        linked: vec![],
+        customer_name: Some(name.into()),
+        author: None,
+        subject: Some(body.into()),
+        body: body.into(),
+        sent_at: braid::model::now_millis(),
+        meta: None,
+        cursor: None,
+    }
+}
+
+fn conversation(r: braid::ingest::Ingested) -> ConversationId {
+    match r {
+        braid::ingest::Ingested::Stored { conversation, .. } => conversation,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// ann: agent in billing; bob: viewer in support; root (the server's own user): admin.
+fn team() -> Team {
+    assert!(is_root(), "run as root (.ci/run does)");
+    assert!(
+        Command::new("groupadd")
+            .args(["-f", GROUP])
+            .status()
+            .unwrap()
+            .success()
+    );
+    ensure_user("ann", Some(GROUP));
+    ensure_user("bob", Some(GROUP));
+    ensure_user("carol", None);
+    ensure_user("dave", Some(GROUP));
+
+    let dir = tempfile::Builder::new()
+        .prefix("braid-team-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The binary where every user can run it (the build dir may be private to root).
+    let bin = dir.path().join("braid");
+    std::fs::copy(env!("CARGO_BIN_EXE_braid"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let data = dir.path().join("data");
+    let mut store = Store::open_dir(&data).unwrap();
+    let billing = conversation(
+        ingest(
+            &mut store,
+            &inbound(
+                "<b1@x.org>",
+                "olivia@x.org",
+                "Olivia",
+                "invoice 4411 charged twice",
+            ),
+            &Settings::default(),
+        )
+        .unwrap(),
+    );
+    let support = conversation(
+        ingest(
+            &mut store,
+            &inbound(
+                "<s1@x.org>",
+                "pedro@x.org",
+                "Pedro",
+                "the tent pole snapped",
+            ),
+            &Settings::default(),
+        )
+        .unwrap(),
+    );
+    let now = braid::model::now_millis();
+    store
+        .set_conversation_team(billing, Some("billing"), "setup", now)
+        .unwrap();
+    store
+        .set_conversation_team(support, Some("support"), "setup", now)
+        .unwrap();
+    drop(store);
+
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = run.join("braid.sock");
+    let config = dir.path().join("workspace.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+group = "{GROUP}"
+
+[[teams]]
+name = "billing"
+
+[[teams]]
+name = "support"
+
+[[agents]]
+user = "ann"
+display = "Ann Lee"
+role = "agent"
+teams = ["billing"]
+
+[[agents]]
+user = "bob"
+name = "bobby"
+role = "viewer"
+teams = ["support"]
+"#
+        ),
+    )
+    .unwrap();
+    let server = Command::new(&bin)
+        .args(["server", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--socket")
+        .arg(&socket)
+        .env_remove("BRAID_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "the server never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Team {
+        dir,
+        bin,
+        data,
+        socket,
+        server,
+        billing,
+        support,
+    }
+}
+
+impl Team {
+    /// Run `braid --socket S ARGS` as Unix user `user`, with a clean environment (their own
+    /// HOME), and `extra_env` (e.g. a personal config).
+    fn braid_as(&self, user: &str, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+        let home = format!("/home/{user}");
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", user, "--", "env", "-i"])
+            .arg(format!("HOME={home}"))
+            .arg(format!("USER={user}"))
+            .arg("PATH=/usr/bin:/bin");
+        for (k, v) in extra_env {
+            cmd.arg(format!("{k}={v}"));
+        }
+        cmd.arg(&self.bin)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args);
+        cmd.output().unwrap()
+    }
+
+    fn json_as(&self, user: &str, args: &[&str]) -> Value {
+        let out = self.braid_as(user, args, &[]);
+        assert!(
+            out.status.success(),
+            "{user} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&self.data.join(braid::store::DB_FILE)).unwrap()
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn ids(list: &Value) -> Vec<i64> {
+    list["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root and several Unix users (.ci/run)"]
+fn identity_comes_from_the_kernel_not_the_client() {
+    let t = team();
+    let st = t.json_as("ann", &["status", "--json"]);
+    assert_eq!(st["agent"], "ann", "{st}");
+    // Ann's own config claims she is bobby: it decides nothing.
+    let cfg = t.path().join("ann-claims.toml");
+    std::fs::write(&cfg, "agent = \"bobby\"\n").unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = t.braid_as(
+        "ann",
+        &[
+            "note",
+            &t.billing.0.to_string(),
+            "--text",
+            "checked the invoice",
+        ],
+        &[("BRAID_CONFIG", cfg.to_str().unwrap())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = t.store();
+    let row = store.conversation(t.billing).unwrap();
+    let notes: Vec<_> = store
+        .timeline(row.contact_id, None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.body == "checked the invoice")
+        .collect();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].author, "ann");
+}
+
+#[test]
+#[ignore = "needs root and several Unix users (.ci/run)"]
+fn an_agent_sees_only_their_teams() {
+    let t = team();
+    let ann = ids(&t.json_as("ann", &["list", "--view", "all", "--json"]));
+    assert_eq!(ann, vec![t.billing.0]);
+    let bob = ids(&t.json_as("bob", &["list", "--view", "all", "--json"]));
+    assert_eq!(bob, vec![t.support.0]);
+    // Another team's conversation is not found (not even its existence leaks).
+    let out = t.braid_as("ann", &["show", &t.support.0.to_string()], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("tent pole"), "{err}");
+    // Search does not find it either.
+    let hits = t.json_as("ann", &["search", "tent", "--json"]);
+    assert_eq!(
+        hits["hits"].as_array().map(Vec::len).unwrap_or(0),
+        0,
+        "{hits}"
+    );
+    let hits = t.json_as("bob", &["search", "tent", "--json"]);
+    assert!(
+        hits["hits"].as_array().map(Vec::len).unwrap_or(0) > 0,
+        "{hits}"
+    );
+    // Writing to it is refused without a trace in it.
+    let out = t.braid_as(
+        "ann",
+        &["note", &t.support.0.to_string(), "--text", "sneaky"],
+        &[],
+    );
+    assert!(!out.status.success());
+    let store = t.store();
+    let support = store.conversation(t.support).unwrap();
+    assert!(
+        store
+            .timeline(support.contact_id, None, 100)
+            .unwrap()
+            .iter()
+            .all(|m| m.body != "sneaky")
+    );
+}
+
+#[test]
+#[ignore = "needs root and several Unix users (.ci/run)"]
+fn a_viewer_is_refused_every_change_with_one_line_and_an_audit_event() {
+    let t = team();
+    let sid = t.support.0.to_string();
+    for args in [
+        vec!["note", sid.as_str(), "--text", "hi"],
+        vec!["reply", sid.as_str(), "--text", "hi"],
+        vec!["assign", sid.as_str(), "me"],
+        vec!["resolve", sid.as_str()],
+    ] {
+        let out = t.braid_as("bob", &args, &[]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("viewer"), "{args:?}: {err}");
+    }
+    let store = t.store();
+    let row = store.conversation(t.support).unwrap();
+    assert_eq!(row.assignee, None);
+    assert_eq!(row.status, braid::model::Status::Open);
+    let refused = store
+        .events_since(braid::model::EventId(0), 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "refused" && e.actor == "bobby")
+        .count();
+    assert!(refused >= 4, "{refused} refusals audited");
+    // Reading still works.
+    let st = t.json_as("bob", &["status", "--json"]);
+    assert_eq!(st["agent"], "bobby");
+}
+
+#[test]
+#[ignore = "needs root and several Unix users (.ci/run)"]
+fn only_the_socket_group_can_connect_and_only_listed_users_are_agents() {
+    let t = team();
+    // carol is not in the group: the kernel keeps her off the socket.
+    let out = t.braid_as("carol", &["status"], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.to_lowercase().contains("permission denied"), "{err}");
+    // dave is in the group but no [[agents]] entry names him: refused, told what admits him.
+    let out = t.braid_as("dave", &["status"], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Unix user 'dave'"), "{err}");
+    assert!(err.contains("[[agents]] user = \"dave\""), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // The socket is the group's, not the world's.
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&t.socket).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o660);
+    let gid = nix::unistd::Group::from_name(GROUP).unwrap().unwrap().gid;
+    assert_eq!(meta.gid(), gid.as_raw());
+    // And the data dir is the server's alone.
+    assert_eq!(std::fs::metadata(&t.data).unwrap().mode() & 0o077, 0);
+}
