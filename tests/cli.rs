@@ -147,6 +147,10 @@ fn braid_in(root: &Path, args: &[&str]) -> Output {
         .env("XDG_DATA_HOME", root.join("xdg-data"))
         .env("USER", "tester")
         .env("TZ", "UTC")
+        // The personal server's socket is then `<data dir>/braid.sock`: hermetic.
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("BRAID_SOCKET")
+        .env_remove("BRAID_REMOTE")
         .output()
         .unwrap()
 }
@@ -201,6 +205,18 @@ fn status_text_and_json() {
     assert_eq!(v["demo"], false);
     assert!(v["schema_version"].as_i64().unwrap() >= 1);
     assert!(v["config"].is_null());
+    // No server runs: the command started one in its own process; its user is the owner.
+    assert_eq!(v["server"]["transport"], "in-process");
+    assert!(v["server"]["socket"].is_null());
+    assert_eq!(v["role"], "admin");
+    assert!(
+        v["store"]
+            .as_str()
+            .unwrap()
+            .starts_with(w.data.to_str().unwrap())
+    );
+    assert!(text.contains("server    in-process"), "{text}");
+    assert!(text.contains("agent     tester (admin"), "{text}");
 }
 
 #[test]
@@ -790,48 +806,310 @@ fn demo_defaults_to_its_own_data_dir() {
     assert!(!dir.path().join("xdg-data/braid/braid.sqlite3").exists());
 }
 
+/// A `braid server` process on a workspace's data dir, stopped (SIGINT) when dropped.
+struct ServerProcess {
+    child: Option<std::process::Child>,
+    socket: PathBuf,
+}
+
+impl ServerProcess {
+    /// `braid server --data-dir DATA [args]`; waits until it listens on its socket.
+    fn start(w: &Workspace, args: &[&str]) -> ServerProcess {
+        ServerProcess::start_on(w, &w.data.join("braid.sock"), args)
+    }
+
+    /// The same, listening on `socket` (give `--socket` in `args` too).
+    fn start_on(w: &Workspace, socket: &Path, args: &[&str]) -> ServerProcess {
+        let socket = socket.to_path_buf();
+        let mut all = vec!["server", "--data-dir", w.data.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let child = Command::new(env!("CARGO_BIN_EXE_braid"))
+            .args(&all)
+            .env_remove("BRAID_CONFIG")
+            .env_remove("BRAID_DATA_DIR")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("BRAID_SOCKET")
+            .env("HOME", w.root.join("home"))
+            .env("XDG_CONFIG_HOME", w.root.join("xdg-config"))
+            .env("USER", "tester")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut server = ServerProcess {
+            child: Some(child),
+            socket,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&server.socket).is_err() {
+            if let Some(st) = server.child.as_mut().unwrap().try_wait().unwrap() {
+                let out = server.child.take().unwrap().wait_with_output().unwrap();
+                panic!(
+                    "braid server exited ({st}): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "braid server never listened on {}",
+                server.socket.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Ctrl-C, and what it said.
+    fn stop(mut self) -> Output {
+        let child = self.child.take().unwrap();
+        let killed = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The Unix user running the tests (what the kernel tells a server about its clients).
+fn me() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 #[cfg(unix)]
 #[test]
-fn serve_runs_the_worker_until_interrupted() {
+fn a_braid_server_serves_cli_commands_over_its_socket_until_interrupted() {
     let w = workspace();
-    let data = w.data.to_str().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_braid"))
-        .args(["serve", "--data-dir", data])
-        .env_remove("BRAID_CONFIG")
-        .env("XDG_CONFIG_HOME", w.root.join("xdg-config"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let st = json(&w.braid(&["status", "--json"]));
-        if st["worker"]["running"] == true {
-            assert_eq!(st["worker"]["pid"], child.id());
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "serve never took the lease"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let server = ServerProcess::start(&w, &[]);
+    let socket = server.socket.to_str().unwrap().to_string();
+
+    // A CLI command run meanwhile is a client of that server, over its socket: the server's
+    // pid answers, and the worker it runs is the one that sends.
+    let st = json(&w.braid(&["status", "--json"]));
+    assert_eq!(st["server"]["transport"], "socket", "{st}");
+    assert_eq!(st["server"]["socket"], socket.as_str());
+    assert_eq!(st["server"]["pid"], server.pid());
+    assert_eq!(st["worker"]["running"], true);
+    assert_eq!(st["worker"]["pid"], server.pid());
+    assert_eq!(st["agent"], "tester");
+    assert_eq!(st["role"], "admin");
+    let text = ok(&w.braid(&["status"]));
+    assert!(
+        text.contains(&format!("server    socket {socket} (pid {})", server.pid())),
+        "{text}"
+    );
+    assert!(text.contains("running in the server"), "{text}");
+
     // A reply queued now says a worker will send it.
     let v = json(&w.braid(&["reply", &w.bob.to_string(), "--text", "hi", "--json"]));
     assert_eq!(v["worker_running"], true);
+    assert_eq!(v["author"], "tester");
+    // A personal config that claims another agent changes nothing: the server's user is its
+    // owner's agent.
+    let mallory = w.root.join("mallory.toml");
+    std::fs::write(&mallory, "agent = \"mallory\"\n").unwrap();
+    let v = json(&w.braid(&[
+        "--config",
+        mallory.to_str().unwrap(),
+        "reply",
+        &w.bob.to_string(),
+        "--text",
+        "again",
+        "--json",
+    ]));
+    assert_eq!(v["author"], "tester", "{v}");
+    assert_eq!(
+        json(&w.braid(&["list", "--json"]))["total"],
+        2,
+        "list over the socket"
+    );
 
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
+    // The server-side commands that write the store refuse while it runs: one line each.
+    let err = fails(&w.braid(&["sync", "--once"]));
+    assert!(
+        err.contains(&format!("a braid server runs on {}", w.data.display()))
+            && err.contains("sync is for when none runs"),
+        "{err}"
+    );
+    let maildir = w.root.join("Mail");
+    for d in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(d)).unwrap();
+    }
+    let err = fails(&w.braid(&["import", "maildir", maildir.to_str().unwrap()]));
+    assert!(err.contains("a braid server runs on"), "{err}");
+
+    let pid = server.pid();
+    let out = server.stop();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}\n{err}", out.status);
     assert!(out.stdout.is_empty());
-    assert!(err.contains("braid server: serving"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "braid server: serving {} on {socket}",
+            w.data.display()
+        )),
+        "{err}"
+    );
+    // No server now: the command runs one in its own process, which runs no channels.
     let st = json(&w.braid(&["status", "--json"]));
+    assert_eq!(st["server"]["transport"], "in-process");
+    assert!(st["server"]["socket"].is_null());
+    assert_ne!(st["server"]["pid"], pid);
     assert_eq!(st["worker"]["running"], false);
+    assert!(st["worker"]["pid"].is_null());
+}
+
+#[cfg(unix)]
+#[test]
+fn the_server_not_the_personal_config_says_who_replies() {
+    let w = workspace();
+    // The workspace config (the server's): this Unix user is the agent "ann".
+    let ws = w.root.join("workspace.toml");
+    std::fs::write(
+        &ws,
+        format!(
+            "[[teams]]\nname = \"support\"\n\n[[agents]]\nuser = \"{}\"\nname = \"ann\"\nrole = \"agent\"\nteams = [\"support\"]\n",
+            me()
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(&w, &["--config", ws.to_str().unwrap()]);
+    // A personal config that claims to be someone else.
+    let mine = w.root.join("mallory.toml");
+    std::fs::write(&mine, "agent = \"mallory\"\n").unwrap();
+    let as_mallory = |args: &[&str]| {
+        let mut all = vec!["--config", mine.to_str().unwrap()];
+        all.extend_from_slice(args);
+        w.braid(&all)
+    };
+    let id = w.ann.to_string();
+    let v = json(&as_mallory(&[
+        "reply",
+        &id,
+        "--text",
+        "On its way.",
+        "--json",
+    ]));
+    assert_eq!(v["author"], "ann", "{v}");
+    let v = json(&as_mallory(&["note", &id, "--text", "checked", "--json"]));
+    assert_eq!(v["author"], "ann", "{v}");
+    let text = ok(&as_mallory(&["assign", &id, "me"]));
+    assert!(text.contains("assigned to ann"), "{text}");
+
+    let st = json(&as_mallory(&["status", "--json"]));
+    assert_eq!(st["agent"], "ann");
+    assert_eq!(st["role"], "agent");
+    assert_eq!(st["teams"], serde_json::json!(["support"]));
+    assert_eq!(st["user"], me().as_str());
+    assert_eq!(st["server"]["pid"], server.pid());
+    let text = ok(&as_mallory(&["status"]));
+    assert!(
+        text.contains(&format!(
+            "agent     ann (agent · teams support, Unix user {})",
+            me()
+        )),
+        "{text}"
+    );
+    let v = json(&as_mallory(&["list", "--view", "mine", "--json"]));
+    assert_eq!(v["conversations"][0]["id"], w.ann, "{v}");
+    drop(server);
+
+    // What is stored says so too: nothing was written as mallory.
+    let store = Store::open_dir(&w.data).unwrap();
+    let rows = store
+        .timeline(
+            store
+                .conversation(braid::model::ConversationId(w.ann))
+                .unwrap()
+                .contact_id,
+            None,
+            100,
+        )
+        .unwrap();
+    let ours: Vec<&str> = rows
+        .iter()
+        .filter(|m| m.direction != Direction::In)
+        .map(|m| m.author.as_str())
+        .collect();
+    assert_eq!(ours, ["ann", "ann"]);
+    assert_eq!(
+        store
+            .conversation(braid::model::ConversationId(w.ann))
+            .unwrap()
+            .assignee
+            .as_deref(),
+        Some("ann")
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_viewer_is_refused_on_the_cli_path_and_nothing_changes() {
+    let w = workspace();
+    let ws = w.root.join("workspace.toml");
+    std::fs::write(
+        &ws,
+        format!(
+            "[[agents]]\nuser = \"{}\"\nname = \"vic\"\nrole = \"viewer\"\n",
+            me()
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(&w, &["--config", ws.to_str().unwrap()]);
+    let before = json(&w.braid(&["show", &w.ann.to_string(), "--json"]));
+    let id = w.ann.to_string();
+    for args in [
+        vec!["note", id.as_str(), "--text", "x"],
+        vec!["reply", id.as_str(), "--text", "x"],
+        vec!["assign", id.as_str(), "me"],
+        vec!["resolve", id.as_str()],
+        vec!["tag", id.as_str(), "billing"],
+    ] {
+        let out = w.braid(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = fails(&out);
+        assert!(
+            err.contains("needs the agent role") && err.contains("you (vic) are a viewer"),
+            "{args:?}: {err}"
+        );
+    }
+    // With --json the refusal is a JSON error.
+    let out = w.braid(&["note", &id, "--text", "x", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs the agent role"),
+        "{err}"
+    );
+    // Reading works.
+    assert_eq!(json(&w.braid(&["list", "--json"]))["total"], 2);
+    assert!(ok(&w.braid(&["search", "refund"])).contains("Ann Lee"));
+    assert_eq!(json(&w.braid(&["status", "--json"]))["role"], "viewer");
+    // Nothing changed.
+    let after = json(&w.braid(&["show", &id, "--json"]));
+    assert_eq!(before, after);
+    assert_eq!(
+        json(&w.braid(&["status", "--json"]))["outbox"]["waiting"],
+        0
+    );
+    drop(server);
 }
 
 #[test]
@@ -1116,6 +1394,60 @@ fn json_errors_are_json() {
     }
 }
 
+#[test]
+fn commands_run_at_once_without_a_server_take_turns() {
+    // Each one starts a server in its own process, which holds the data dir for a moment:
+    // the others wait for it instead of failing.
+    let w = workspace();
+    let data = w.data.to_str().unwrap().to_string();
+    let root = w.root.clone();
+    let ann = w.ann.to_string();
+    let runs: Vec<_> = (0..6)
+        .map(|i| {
+            let (data, root, ann) = (data.clone(), root.clone(), ann.clone());
+            std::thread::spawn(move || {
+                if i % 2 == 0 {
+                    braid_in(&root, &["--data-dir", &data, "list", "--json"])
+                } else {
+                    let text = format!("note {i}");
+                    braid_in(&root, &["--data-dir", &data, "note", &ann, "--text", &text])
+                }
+            })
+        })
+        .collect();
+    for r in runs {
+        ok(&r.join().unwrap());
+    }
+    assert_eq!(
+        json(&w.braid(&["show", &w.ann.to_string(), "--json"]))["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["direction"] == "note")
+            .count(),
+        3
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_server_on_another_socket_is_reached_with_socket_and_named_without() {
+    let w = workspace();
+    let sock = w.root.join("elsewhere.sock");
+    let server = ServerProcess::start_on(&w, &sock, &["--socket", sock.to_str().unwrap()]);
+    let st = json(&w.braid(&["--socket", sock.to_str().unwrap(), "status", "--json"]));
+    assert_eq!(st["server"]["socket"], sock.to_str().unwrap());
+    assert_eq!(st["server"]["pid"], server.pid());
+    // Without --socket the command looks at the data dir's own socket, finds nobody there,
+    // and says where to point it (after waiting for what could be a one-shot command).
+    let err = fails(&w.braid(&["list"]));
+    assert!(
+        err.contains("does not answer on") && err.contains("--socket PATH"),
+        "{err}"
+    );
+    drop(server);
+}
+
 /// `show` and `list` say which team a conversation belongs to (null: no team).
 #[test]
 fn show_and_list_print_the_team() {
@@ -1144,4 +1476,71 @@ fn show_and_list_print_the_team() {
     let team_of = |id: i64| convs.iter().find(|c| c["id"] == id).unwrap()["team"].clone();
     assert_eq!(team_of(w.ann), "billing");
     assert_eq!(team_of(w.bob), serde_json::Value::Null);
+}
+
+// The store honours a scope (merge of h/scope) but the server does not set it on the
+// connection that answers a request yet (TODO(scope merge) in src/server/session.rs): un-ignore
+// once it does. It fails today at the first assertion: `list` shows billing's conversation.
+#[cfg(unix)]
+#[test]
+fn an_agent_outside_a_team_cannot_list_show_or_search_its_conversations_from_the_cli() {
+    let w = workspace();
+    {
+        let mut store = Store::open_dir(&w.data).unwrap();
+        store
+            .set_conversation_team(
+                braid::model::ConversationId(w.ann),
+                Some("billing"),
+                "boss",
+                braid::model::now_millis(),
+            )
+            .unwrap();
+    }
+    let ws = w.root.join("workspace.toml");
+    std::fs::write(
+        &ws,
+        format!(
+            "[[teams]]\nname = \"billing\"\n\n[[teams]]\nname = \"sales\"\n\n[[agents]]\nuser = \"{}\"\nname = \"sam\"\nrole = \"agent\"\nteams = [\"sales\"]\n",
+            me()
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(&w, &["--config", ws.to_str().unwrap()]);
+    let ann = w.ann.to_string();
+    // Ann's conversation is billing's: sam (sales) does not see it, whatever the command.
+    let v = json(&w.braid(&["list", "--view", "all", "--json"]));
+    let ids: Vec<i64> = v["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [w.bob], "{v}");
+    assert_eq!(
+        fails(&w.braid(&["show", &ann])),
+        format!("braid: no conversation #{ann}")
+    );
+    assert!(ok(&w.braid(&["search", "refund"])).contains("no matches"));
+    let v = json(&w.braid(&["contacts", "--json"]));
+    let names: Vec<&str> = v["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Bob Stone"], "{v}");
+    // Nor can it be written to.
+    assert_eq!(
+        fails(&w.braid(&["note", &ann, "--text", "x"])),
+        format!("braid: no conversation #{ann}")
+    );
+    fails(&w.braid(&["reply", &ann, "--text", "x"]));
+    fails(&w.braid(&["assign", &ann, "me"]));
+    drop(server);
+    let store = Store::open_dir(&w.data).unwrap();
+    let conv = store
+        .conversation(braid::model::ConversationId(w.ann))
+        .unwrap();
+    assert_eq!(conv.message_count, 2);
+    assert_eq!(conv.assignee, None);
 }

@@ -121,7 +121,7 @@ fn client_imports_are_reported_and_fatal_only_with_strict() {
     );
     write(
         root,
-        "src/cli/sync.rs",
+        "src/cli/list.rs",
         "use crate::{\n    api,\n    worker::Lease,\n};\nfn f() { crate::feed::spawn(); }\n",
     );
     let out = seams(root, &[]);
@@ -129,12 +129,51 @@ fn client_imports_are_reported_and_fatal_only_with_strict() {
     assert!(out.status.success(), "report-only by default:\n{t}");
     for at in [
         "src/tui/app.rs:2:",
-        "src/cli/sync.rs:3:",
-        "src/cli/sync.rs:5:",
+        "src/cli/list.rs:3:",
+        "src/cli/list.rs:5:",
     ] {
         assert!(t.contains(at), "{at} not reported:\n{t}");
     }
     assert!(!t.contains("src/tui/app.rs:1:"), "{t}");
     let out = seams(root, &["--strict"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+#[test]
+fn the_server_side_commands_in_cli_are_exempt_from_the_client_seam() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    for f in ["import", "sync", "demo", "server", "attach", "connect"] {
+        write(
+            root,
+            &format!("src/cli/{f}.rs"),
+            "use crate::worker::Lease;\nfn f() { crate::store::Store::open_dir(d); }\n",
+        );
+    }
+    // A file named like one, elsewhere, is not exempt.
+    write(root, "src/cli/syncx.rs", "use crate::worker::Lease;\n");
+    let out = seams(root, &["--strict"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("src/cli/syncx.rs:1:"), "{t}");
+    for f in ["import", "sync", "demo", "server", "attach", "connect"] {
+        assert!(
+            !t.contains(&format!("src/cli/{f}.rs")),
+            "{f} reported:\n{t}"
+        );
+    }
+}
+
+#[test]
+fn the_cli_commands_are_clients_of_the_api_only() {
+    // Every CLI command that reads or changes conversations goes through crate::api (issue 13,
+    // item 7): with --strict, nothing under src/cli/ is reported.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let t = text(&seams(root, &["--strict"]));
+    let cli: Vec<&str> = t.lines().filter(|l| l.contains("src/cli/")).collect();
+    assert!(
+        cli.is_empty(),
+        "CLI files import below the api:\n{}",
+        cli.join("\n")
+    );
 }

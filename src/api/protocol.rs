@@ -10,9 +10,10 @@
 //! dropped connection; the handshake accepts a range of versions.
 
 use crate::model::{Channel, ContactId, ConversationId, EventId, MessageId};
-use crate::store::{
-    ContactProfile, ContactRow, Counts, EventRow, MessageRow, QueueAnchor, QueueFilter, QueueRow,
-    TimelineCursor,
+// The store's row types are the protocol's vocabulary: clients name them through `crate::api`.
+pub use crate::store::{
+    ContactProfile, ContactRow, Counts, EventRow, IdentityRow, MessageRow, QueueAnchor,
+    QueueFilter, QueueRow, SearchHit, TimelineCursor,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -288,6 +289,85 @@ pub enum Request {
     /// fetches them where they live (IMAP, Telegram) and sends the bytes; the client writes
     /// them into the agent's own folder.
     Attachments { conversation: ConversationId },
+    /// A write from a script (`braid reply`, `note`, the verbs): like [`Request::Write`], but
+    /// answered with [`Response::Written`] (what was written, with its ids) instead of a
+    /// status-line text. Checked like the same [`Write`].
+    Post {
+        conversation: ConversationId,
+        post: Post,
+    },
+    /// A page of contacts, each with its identities (`braid contacts`); answered with
+    /// [`Response::ContactCards`].
+    ContactCards {
+        after: Option<ContactId>,
+        limit: usize,
+    },
+    /// Every conversation of a contact, newest activity first (`braid show`'s separators);
+    /// answered with [`Response::List`].
+    ContactConversations { contact: ContactId, limit: usize },
+}
+
+/// What a [`Request::Post`] writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "post", content = "args", rename_all = "snake_case")]
+pub enum Post {
+    /// Queue a reply. `channel` None: the channel the customer last wrote on (when it can
+    /// still reach them). Refused with the usable channels when the contact has no address on
+    /// the channel.
+    Reply {
+        channel: Option<Channel>,
+        body: String,
+        /// Then make an open conversation pending (`pending_after_reply` of the welcome).
+        then_pending: bool,
+    },
+    Note {
+        body: String,
+    },
+    Verb(crate::actions::Verb),
+}
+
+impl Post {
+    /// The [`Write`] this post is, for the role check (the channel does not change who may).
+    pub fn as_write(&self) -> Write {
+        match self {
+            Post::Reply {
+                channel,
+                body,
+                then_pending,
+            } => Write::Reply {
+                channel: channel.unwrap_or(Channel::Email),
+                body: body.clone(),
+                then_pending: *then_pending,
+            },
+            Post::Note { body } => Write::Note { body: body.clone() },
+            Post::Verb(v) => Write::Verb(v.clone()),
+        }
+    }
+}
+
+/// What a [`Request::Post`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Written {
+    pub conversation: ConversationId,
+    /// What changed, as the TUI's status line says it ("#12 assigned to ann").
+    pub done: String,
+    /// The message written (a reply, a note).
+    #[serde(default)]
+    pub message: Option<MessageId>,
+    /// A reply: the channel it goes out on and to whom.
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    #[serde(default)]
+    pub recipient: Option<String>,
+    /// The agent the server wrote as (who the kernel says the client is).
+    pub author: String,
+}
+
+/// A contact with its identities (`braid contacts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactCard {
+    pub contact: ContactRow,
+    pub identities: Vec<IdentityRow>,
 }
 
 impl Request {
@@ -310,6 +390,13 @@ impl Request {
             Request::Search { .. } => "search",
             Request::Contacts { .. } => "contacts",
             Request::Status => "status",
+            Request::Post { post, .. } => match post {
+                Post::Reply { .. } => "reply",
+                Post::Note { .. } => "note",
+                Post::Verb(v) => v.name(),
+            },
+            Request::ContactCards { .. } => "contact_cards",
+            Request::ContactConversations { .. } => "contact_conversations",
             Request::Attachments { .. } => "attachments",
         }
     }
@@ -407,6 +494,10 @@ pub enum Response {
     Hits(Vec<crate::store::SearchHit>),
     Contacts(Vec<ContactRow>),
     Status(Box<StatusReport>),
+    /// The answer to a [`Request::Post`].
+    Written(Box<Written>),
+    /// The answer to a [`Request::ContactCards`].
+    ContactCards(Vec<ContactCard>),
     Files(Vec<FileData>),
 }
 
@@ -452,6 +543,12 @@ pub struct StatusReport {
     pub worker: String,
     pub data_dir: String,
     pub server_pid: u32,
+    /// The store file.
+    #[serde(default)]
+    pub store: String,
+    /// A workspace made by `braid demo`.
+    #[serde(default)]
+    pub demo: bool,
 }
 
 impl Response {

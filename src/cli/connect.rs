@@ -82,6 +82,7 @@ pub struct Session {
     pub incoming: UnboundedReceiver<Incoming>,
     pub connector: Connector,
     server: Option<Arc<crate::server::ServerHandle>>,
+    target: Target,
 }
 
 impl Session {
@@ -112,7 +113,7 @@ impl Session {
                 config.data_dir.display()
             );
         }
-        match target {
+        match target.clone() {
             Target::Local(socket) => {
                 let mut opts = crate::server::ServerOptions::new(config.clone());
                 opts.run_worker = run_channels;
@@ -139,6 +140,7 @@ impl Session {
                     incoming,
                     connector,
                     server: Some(handle),
+                    target,
                 })
             }
             remote => {
@@ -155,9 +157,15 @@ impl Session {
                     incoming,
                     connector,
                     server: None,
+                    target,
                 })
             }
         }
+    }
+
+    /// Where the server is (for `braid status`).
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     /// Whether the server runs in this process.

@@ -1,9 +1,10 @@
 //! `braid contacts`: contacts by id, with every identity (keyset paging with `--after`).
 
+use super::client::{Client, unexpected};
 use super::fmt::{Table, age, clip, rfc3339};
-use super::{Globals, open_store, paged, write_json};
+use super::{Globals, paged, write_json};
+use crate::api::{ContactCard, Request, Response};
 use crate::model::{Channel, ContactId, IdentityKind, now_millis};
-use crate::store::ContactRow;
 use serde::Serialize;
 use std::io::Write;
 
@@ -47,34 +48,44 @@ pub struct IdentityItemJson {
 const PAGE: usize = 500;
 
 pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
-    let config = globals.load()?;
-    let store = open_store(&config)?;
+    let (client, _config) = Client::open(globals, "contacts")?;
     let start = args.after.map(ContactId);
-    let rows = paged(
+    let cards = paged(
         args.limit,
         PAGE,
-        |after, n| Ok(store.contacts_page(after.or(start), n)?),
-        |c: &ContactRow| c.id,
+        |after, n| match client.call(Request::ContactCards {
+            after: after.or(start),
+            limit: n,
+        })? {
+            Response::ContactCards(c) => Ok(c),
+            other => Err(unexpected("contact_cards", &other)),
+        },
+        |c: &ContactCard| c.contact.id,
     )?;
-    let mut items = Vec::with_capacity(rows.len());
-    for c in &rows {
-        items.push(ContactItemJson {
-            id: c.id.0,
-            name: c.name.clone(),
-            vip: c.vip,
-            created_at: rfc3339(c.created_at),
-            last_seen: rfc3339(c.last_seen),
-            last_channel: c.last_channel,
-            identities: store
-                .identities(c.id)?
-                .into_iter()
-                .map(|i| IdentityItemJson {
-                    kind: i.kind,
-                    value: i.value,
-                })
-                .collect(),
-        });
-    }
+    drop(client);
+    let rows: Vec<_> = cards.iter().map(|c| c.contact.clone()).collect();
+    let items: Vec<ContactItemJson> = cards
+        .into_iter()
+        .map(|card| {
+            let c = card.contact;
+            ContactItemJson {
+                id: c.id.0,
+                name: c.name,
+                vip: c.vip,
+                created_at: rfc3339(c.created_at),
+                last_seen: rfc3339(c.last_seen),
+                last_channel: c.last_channel,
+                identities: card
+                    .identities
+                    .into_iter()
+                    .map(|i| IdentityItemJson {
+                        kind: i.kind,
+                        value: i.value,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
     let next_after = if rows.len() == args.limit && args.limit > 0 {
         rows.last().map(|c| c.id.0)
     } else {

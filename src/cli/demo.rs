@@ -1,7 +1,11 @@
 //! `braid demo`: build (or reopen) the demo workspace in its own data dir and open the TUI on it.
 //! `braid demo --messages 1000000` builds the large benchmark workspace.
+//!
+//! A server-side command: it builds the demo store itself, then opens the TUI as a client of
+//! the server (started in this process when none runs).
 
-use super::{Globals, block_on, open_store};
+use super::server::open_store;
+use super::{Globals, block_on};
 use crate::config::Config;
 use crate::demo::{DemoOptions, GenerateReport};
 use crate::model::now_millis;

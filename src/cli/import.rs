@@ -4,8 +4,13 @@
 //! A progress bar (messages/s) goes to stderr when it is a terminal; the summary goes to stdout.
 //! Messages that could not be imported are listed on stderr, one line each, and make the exit
 //! status 1 (everything else is imported all the same).
+//!
+//! A server-side command: it opens the store itself (an import is a bulk write no client
+//! request carries), holding the data dir's server lock while it runs; while a braid server
+//! runs on the data dir it refuses with one line (stop the server, import, start it again).
 
-use super::{Globals, open_store, write_json};
+use super::server::{lock_data_dir, open_store};
+use super::{Globals, write_json};
 use crate::channels::email::import::{self, Format, Progress};
 use crate::channels::email::{Limits, Options};
 use crate::ingest::Settings;
@@ -57,6 +62,11 @@ pub struct SkippedJson {
 
 pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let config = globals.load()?;
+    // A server-side command: it writes the store itself, so no server may run meanwhile.
+    let _lock = lock_data_dir(
+        &config,
+        "it owns the store: stop it to import (`braid import` writes the store directly), then start it again",
+    )?;
     let mut store = open_store(&config)?;
     let format = match args.format {
         FormatArg::Maildir => Format::Maildir,

@@ -1,9 +1,10 @@
 //! `braid list`: one queue view, newest activity first.
 
+use super::client::{Client, unexpected};
 use super::fmt::{Table, age, clip, rfc3339};
-use super::{Globals, open_store, paged, write_json};
+use super::{Globals, write_json};
+use crate::api::{QueueFilter, QueueRow, Request, Response};
 use crate::model::{Channel, Direction, Status, now_millis};
-use crate::store::{QueueAnchor, QueueFilter, QueueRow, SearchQuery};
 use serde::Serialize;
 use std::io::Write;
 
@@ -87,56 +88,38 @@ pub struct ListJson {
     pub conversations: Vec<ConversationJson>,
 }
 
-/// Rows fetched per store query.
-const PAGE: usize = 500;
-
 pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
-    let config = globals.load()?;
+    let (client, _config) = Client::open(globals, "list")?;
     let filter = match (&args.status, &args.view) {
         (Some(s), _) => QueueFilter::Status(s.parse::<Status>().map_err(|_| {
             anyhow::anyhow!("unknown status '{s}' (open, pending, snoozed, resolved)")
         })?),
-        (None, Some(v)) => QueueFilter::parse(v, &config.agent).map_err(anyhow::Error::msg)?,
+        // `mine` is the agent the server knows us as.
+        (None, Some(v)) => QueueFilter::parse(v, client.agent()).map_err(anyhow::Error::msg)?,
         (None, None) => QueueFilter::Status(Status::Open),
     };
-    let store = open_store(&config)?;
-    let (label, rows, total) = if args.tag.is_some() || args.assignee.is_some() {
-        let q = narrowed(
-            &filter,
-            args.tag.as_deref(),
-            args.assignee.as_deref(),
-            &config.agent,
-        )?;
-        let mut label = filter.label();
-        if let Some(t) = &q.tags.first() {
-            label.push_str(&format!(", tag {t}"));
-        }
-        if let (Some(a), Some(_)) = (&q.assignee, &args.assignee) {
-            label.push_str(&format!(", assignee {}", a.as_deref().unwrap_or("none")));
-        }
-        let (rows, total) = store.filtered_conversations(&q, args.limit)?;
-        (label, rows, total)
-    } else {
-        let total = store.queue_count(&filter)?;
-        let rows = paged(
-            args.limit,
-            PAGE,
-            |after, n| {
-                let anchor = after.map(QueueAnchor::After).unwrap_or(QueueAnchor::Top);
-                Ok(store.queue_page(&filter, anchor, n)?)
-            },
-            QueueRow::cursor,
-        )?;
-        (filter.label(), rows, total)
+    let (label, rows, tags, total) = match client.call(Request::List {
+        filter,
+        tag: args.tag.clone(),
+        assignee: args.assignee.clone(),
+        limit: args.limit,
+        with_tags: args.json,
+    })? {
+        Response::List {
+            label,
+            rows,
+            tags,
+            total,
+        } => (label, rows, tags, total),
+        other => return Err(unexpected("list", &other)),
     };
+    drop(client);
     if args.json {
-        let mut conversations = Vec::with_capacity(rows.len());
-        for r in &rows {
-            conversations.push(ConversationJson::new(
-                r,
-                Some(store.conversation_tags(r.id)?),
-            ));
-        }
+        let mut tags = tags.unwrap_or_default().into_iter();
+        let conversations = rows
+            .iter()
+            .map(|r| ConversationJson::new(r, Some(tags.next().unwrap_or_default())))
+            .collect();
         return write_json(
             out,
             &ListJson {
@@ -197,46 +180,6 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         if total == 1 { "" } else { "s" }
     )?;
     Ok(())
-}
-
-/// A view narrowed by `--tag` and `--assignee`: the search's conversation filters.
-fn narrowed(
-    view: &QueueFilter,
-    tag: Option<&str>,
-    assignee: Option<&str>,
-    me: &str,
-) -> anyhow::Result<SearchQuery> {
-    let mut q = SearchQuery::default();
-    if let Some(t) = tag {
-        q.tags.push(crate::store::normalize_tag(t)?);
-    }
-    let asked = assignee.map(|a| match a.trim() {
-        "none" | "nobody" | "-" => None,
-        "me" => Some(me.to_string()),
-        a => Some(a.to_string()),
-    });
-    match view {
-        QueueFilter::All => {}
-        QueueFilter::Status(s) => q.status = Some(*s),
-        QueueFilter::Mine(_) | QueueFilter::Unassigned if asked.is_some() => {
-            anyhow::bail!(
-                "--assignee and --view {} both say whose conversations to list; keep one",
-                view.label()
-            )
-        }
-        QueueFilter::Mine(who) => {
-            q.status = Some(Status::Open);
-            q.assignee = Some(Some(who.clone()));
-        }
-        QueueFilter::Unassigned => {
-            q.status = Some(Status::Open);
-            q.assignee = Some(None);
-        }
-    }
-    if asked.is_some() {
-        q.assignee = asked;
-    }
-    Ok(q)
 }
 
 /// `email,telegram,webchat`.

@@ -1,13 +1,17 @@
 //! The scriptable CLI beside the TUI: one file per subcommand. Each subcommand has an `Args`
 //! (clap) and a `run`; `src/main.rs` only parses and dispatches.
 //!
-//! Every command opens its own connection to the store, so it works while TUIs and `braid serve`
-//! have the same store open (writes are `BEGIN IMMEDIATE` and queue on the lock). Text output is
+//! Every command that reads or changes conversations is a client of the workspace server
+//! ([`client::Client`]): it connects to the running server (its socket, or `--remote`), or
+//! starts one in its own process when none runs, and the server says who the caller is and
+//! checks each request against the agent's role and teams. Only the server-side commands
+//! (`server`, `attach`, `demo`, `import`, `sync`) open the store themselves. Text output is
 //! aligned tables for people; `--json` is one JSON document on stdout for scripts (times are
 //! RFC 3339 UTC strings, ids are numbers). Errors are one line on stderr and a non-zero exit;
 //! with `--json`, that line is a JSON object, `{"error": "..."}`.
 
 pub mod attach;
+pub mod client;
 pub mod connect;
 pub mod contacts;
 pub mod demo;
@@ -26,7 +30,6 @@ pub mod verb;
 
 use crate::config::Config;
 use crate::model::{Channel, ConversationId};
-use crate::store::Store;
 use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -75,12 +78,6 @@ impl Globals {
     }
 }
 
-/// Open the store of a config (creating it on first use).
-pub fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open_dir(&config.data_dir)
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
-}
-
 /// A conversation id as typed: `12` or `#12`.
 pub fn parse_conversation(s: &str) -> anyhow::Result<ConversationId> {
     let t = s.trim();
@@ -125,41 +122,6 @@ pub fn to_stdout(f: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>) -> anyhow
     f(&mut out)?;
     out.flush()?;
     Ok(())
-}
-
-/// Who runs the channels and the outbox for a data dir.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct WorkerState {
-    pub running: bool,
-    pub pid: Option<u32>,
-}
-
-/// Look at the worker lease without taking it: a shared lock on the lock file fails while a
-/// worker holds it exclusively.
-pub fn worker_state(data_dir: &Path) -> WorkerState {
-    let path = data_dir.join(crate::worker::lease::LOCK_FILE);
-    let Ok(file) = std::fs::File::open(&path) else {
-        return WorkerState {
-            running: false,
-            pid: None,
-        };
-    };
-    let running = match file.try_lock_shared() {
-        Ok(()) => {
-            let _ = file.unlock();
-            false
-        }
-        Err(std::fs::TryLockError::WouldBlock) => true,
-        Err(std::fs::TryLockError::Error(_)) => false,
-    };
-    WorkerState {
-        running,
-        pid: if running {
-            crate::worker::lease::holder_pid(data_dir)
-        } else {
-            None
-        },
-    }
 }
 
 /// Run a future on a multi-threaded tokio runtime (the TUI, the demo, `serve`).

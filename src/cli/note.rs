@@ -1,7 +1,9 @@
-//! `braid note CONVERSATION --text T`: an internal note. Notes never leave braid.
+//! `braid note CONVERSATION --text T`: an internal note, written by the workspace server as
+//! the agent it identified. Notes never leave braid.
 
-use super::{Globals, open_store, parse_conversation, read_text, write_json};
-use crate::model::now_millis;
+use super::client::{Client, unexpected};
+use super::{Globals, parse_conversation, read_text, write_json};
+use crate::api::{Post, Request, Response};
 use serde::Serialize;
 use std::io::Write;
 
@@ -30,9 +32,18 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
     if text.trim().is_empty() {
         anyhow::bail!("empty note: give the text with --text");
     }
-    let config = globals.load()?;
-    let mut store = open_store(&config)?;
-    let message = store.add_note(id, &config.agent, &text, now_millis())?;
+    let (client, _config) = Client::open(globals, "note")?;
+    let written = match client.call(Request::Post {
+        conversation: id,
+        post: Post::Note { body: text },
+    })? {
+        Response::Written(w) => w,
+        other => return Err(unexpected("note", &other)),
+    };
+    drop(client);
+    let Some(message) = written.message else {
+        anyhow::bail!("the braid server added the note but did not say which message it is");
+    };
     tracing::info!(
         conversation = id.0,
         message_id = message.0,
@@ -44,7 +55,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
             &NoteJson {
                 message_id: message.0,
                 conversation_id: id.0,
-                author: config.agent.clone(),
+                author: written.author,
             },
         );
     }

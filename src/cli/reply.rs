@@ -1,10 +1,11 @@
-//! `braid reply CONVERSATION --text T [--via CHANNEL]`: queue a reply. It is written to the store
-//! (message `queued` + outbox row, one transaction) and the worker sends it.
+//! `braid reply CONVERSATION --text T [--via CHANNEL]`: queue a reply through the workspace
+//! server. The server writes it (message `queued` + outbox row, one transaction) as the agent
+//! the kernel says the caller is, and its worker sends it.
 
-use super::{
-    Globals, open_store, parse_channel, parse_conversation, read_text, worker_state, write_json,
-};
-use crate::model::{Channel, now_millis};
+use super::client::{Client, Server, unexpected};
+use super::{Globals, parse_channel, parse_conversation, read_text, write_json};
+use crate::api::{Post, Request, Response};
+use crate::model::Channel;
 use serde::Serialize;
 use std::io::Write;
 
@@ -31,8 +32,9 @@ pub struct ReplyJson {
     pub recipient: String,
     /// Always "queued": the worker sends it.
     pub delivery: &'static str,
+    /// The agent the server wrote it as (never a name from the caller's config).
     pub author: String,
-    /// Whether a worker (`braid serve` or a TUI) is running to send it now.
+    /// Whether a worker (`braid server`, or a TUI's server) is running to send it now.
     pub worker_running: bool,
 }
 
@@ -43,41 +45,29 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
     if text.trim().is_empty() {
         anyhow::bail!("empty reply: give the text with --text");
     }
-    let config = globals.load()?;
-    let mut store = open_store(&config)?;
-    let conv = store.conversation(id)?;
-    let channel = match via {
-        Some(c) => c,
-        None => store.reply_channel(id)?,
+    let (client, _config) = Client::open(globals, "reply")?;
+    // Whether a reply makes the conversation pending is the workspace's setting.
+    let then_pending = client.welcome().pending_after_reply;
+    let written = match client.call(Request::Post {
+        conversation: id,
+        post: Post::Reply {
+            channel: via,
+            body: text,
+            then_pending,
+        },
+    })? {
+        Response::Written(w) => w,
+        other => return Err(unexpected("reply", &other)),
     };
-    let Some(recipient) = store.recipient(conv.contact_id, channel)? else {
-        let usable: Vec<&str> = Channel::ALL
-            .iter()
-            .filter(|c| matches!(store.recipient(conv.contact_id, **c), Ok(Some(_))))
-            .map(|c| c.as_str())
-            .collect();
-        anyhow::bail!(
-            "{} has no {} address to reply to (usable: {})",
-            conv.contact_name,
-            channel,
-            if usable.is_empty() {
-                "none".to_string()
-            } else {
-                usable.join(", ")
-            }
-        );
+    // A server reached over a socket or SSH runs the outbox; a one-shot command's in-process
+    // server does not.
+    let worker_running = *client.server() != Server::InProcess;
+    drop(client);
+    let (Some(message), Some(channel)) = (written.message, written.channel) else {
+        anyhow::bail!("the braid server queued the reply but did not say which message it is");
     };
-    let now = now_millis();
-    let message = store.queue_reply(id, channel, &config.agent, &text, now)?;
-    crate::actions::after_reply(
-        &mut store,
-        id,
-        config.pending_after_reply,
-        &config.agent,
-        now,
-    )?;
+    let recipient = written.recipient.unwrap_or_default();
     tracing::info!(conversation = id.0, message_id = message.0, %channel, "reply queued from the CLI");
-    let worker = worker_state(&config.data_dir);
     if args.json {
         return write_json(
             out,
@@ -87,8 +77,8 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
                 channel,
                 recipient,
                 delivery: "queued",
-                author: config.agent.clone(),
-                worker_running: worker.running,
+                author: written.author,
+                worker_running,
             },
         );
     }
@@ -97,15 +87,15 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         "queued #{message} via {channel} to {}",
         crate::sanitize::for_terminal_line(&recipient)
     )?;
-    if worker.running {
+    if worker_running {
         writeln!(
             out,
-            "the worker sends it now; `braid show {id}` shows its delivery status"
+            "the braid server sends it now; `braid show {id}` shows its delivery status"
         )?;
     } else {
         writeln!(
             out,
-            "no worker is running: it is sent when `braid serve` or a TUI starts on this store"
+            "no worker is running: it is sent when `braid server` or a TUI starts on this store"
         )?;
     }
     Ok(())

@@ -6,10 +6,11 @@
 //! `assignee:NAME|me|none`, `status:open|pending|snoozed|resolved`,
 //! `priority:low|normal|high|urgent`, `is:vip`.
 
+use super::client::{Client, unexpected};
 use super::fmt::{Table, clip, local_time, rfc3339};
-use super::{Globals, open_store, write_json};
+use super::{Globals, write_json};
+use crate::api::{Request, Response, SearchHit};
 use crate::model::{Channel, Direction};
-use crate::store::{SearchHit, SearchQuery};
 use serde::Serialize;
 use std::io::Write;
 
@@ -65,10 +66,16 @@ impl HitJson {
 
 pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let text = args.query.join(" ");
-    let config = globals.load()?;
-    let query = SearchQuery::parse_as(&text, Some(&config.agent)).map_err(anyhow::Error::msg)?;
-    let store = open_store(&config)?;
-    let hits = store.search(&query, args.limit)?;
+    let (client, _config) = Client::open(globals, "search")?;
+    // The server parses the query: `assignee:me` is the agent it knows us as.
+    let hits = match client.call(Request::Search {
+        query: text.clone(),
+        limit: args.limit,
+    })? {
+        Response::Hits(h) => h,
+        other => return Err(unexpected("search", &other)),
+    };
+    drop(client);
     if args.json {
         return write_json(
             out,

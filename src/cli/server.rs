@@ -6,6 +6,7 @@
 
 use super::{Globals, block_on};
 use crate::worker::{Role, WorkerStatus};
+use anyhow::Context;
 use std::io::Write;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -14,6 +15,30 @@ pub struct Args {
     /// and exit: 0 when it is good, else one line naming the key and the line
     #[arg(long)]
     pub check: bool,
+}
+
+/// Open the store of a config (creating it on first use): for the server-side commands only
+/// (`demo`, `import`, `sync`); every other command goes through the server.
+pub fn open_store(config: &crate::config::Config) -> anyhow::Result<crate::store::Store> {
+    crate::store::Store::open_dir(&config.data_dir)
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+}
+
+/// Server-side commands that write the store themselves (`import`, `sync`) hold the server's
+/// lock of the data dir while they run, so no server starts under them; when a server runs
+/// they refuse with `why` (one line saying what to do instead).
+pub fn lock_data_dir(
+    config: &crate::config::Config,
+    why: &str,
+) -> anyhow::Result<crate::server::ServerLock> {
+    let dir = &config.data_dir;
+    if crate::server::running(dir) {
+        anyhow::bail!("a braid server runs on {}; {why}", dir.display());
+    }
+    crate::private::create_dir(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+    crate::server::ServerLock::acquire(dir)
+        .map_err(|_| anyhow::anyhow!("a braid server runs on {}; {why}", dir.display()))
 }
 
 pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<()> {

@@ -5,11 +5,12 @@
 //! history. The store pages backwards (newest first), so a first pass walks back collecting only
 //! page boundaries, and a second pass reads the pages again oldest first and prints them.
 
+use super::client::{Client, unexpected};
 use super::fmt::{local_date, local_time, rfc3339};
 use super::list::ConversationJson;
-use super::{Globals, open_store, parse_conversation};
+use super::{Globals, parse_conversation};
+use crate::api::{ContactProfile, MessageRow, Request, Response, TimelineCursor};
 use crate::model::{Channel, ContactId, ConversationId, Delivery, Direction, MessageId, Status};
-use crate::store::{ContactProfile, MessageRow, Store, TimelineCursor};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
@@ -113,11 +114,11 @@ const PAGE: usize = 200;
 
 pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let id = parse_conversation(&args.conversation)?;
-    let config = globals.load()?;
-    let store = open_store(&config)?;
-    let conv = store.conversation(id)?;
-    let tags = store.conversation_tags(id)?;
-    let profile = store.profile(conv.contact_id)?;
+    let (client, _config) = Client::open(globals, "show")?;
+    let (conv, tags, profile) = match client.call(Request::Conversation { id })? {
+        Response::Conversation { row, tags, profile } => (row, tags, profile),
+        other => return Err(unexpected("conversation", &other)),
+    };
 
     if args.json {
         writeln!(out, "{{")?;
@@ -133,7 +134,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         )?;
         write!(out, "  \"messages\": [")?;
         let mut first = true;
-        for_each_message(&store, conv.contact_id, |m| {
+        for_each_message(&client, conv.contact_id, |m| {
             let sep = if first { "" } else { "," };
             first = false;
             write!(out, "{sep}\n    {}", indented(&MessageJson::new(m), 4)?)?;
@@ -199,13 +200,17 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
     )?;
 
     // Status of each of the contact's conversations, for the separators.
-    let statuses: HashMap<ConversationId, Status> = store
-        .contact_conversations(conv.contact_id, 1000)?
-        .into_iter()
-        .map(|r| (r.id, r.status))
-        .collect();
+    let rows = match client.call(Request::ContactConversations {
+        contact: conv.contact_id,
+        limit: 1000,
+    })? {
+        Response::List { rows, .. } => rows,
+        other => return Err(unexpected("contact_conversations", &other)),
+    };
+    let statuses: HashMap<ConversationId, Status> =
+        rows.into_iter().map(|r| (r.id, r.status)).collect();
     let mut current: Option<ConversationId> = None;
-    for_each_message(&store, conv.contact_id, |m| {
+    for_each_message(&client, conv.contact_id, |m| {
         if current != Some(m.conversation_id) {
             current = Some(m.conversation_id);
             let status = statuses
@@ -279,9 +284,28 @@ fn key(c: TimelineCursor) -> (i64, i64) {
     (c.created_at, c.id.0)
 }
 
+/// One page of a contact's timeline from the server: up to `limit` messages before `before`
+/// (the newest ones), oldest first.
+fn timeline(
+    client: &Client,
+    contact: ContactId,
+    before: Option<TimelineCursor>,
+    limit: usize,
+) -> anyhow::Result<Vec<MessageRow>> {
+    match client.call(Request::Timeline {
+        seq: 0,
+        contact,
+        before,
+        limit,
+    })? {
+        Response::Timeline { rows, .. } => Ok(rows),
+        other => Err(unexpected("timeline", &other)),
+    }
+}
+
 /// Call `f` on every message of a contact's timeline, oldest first, one page in memory at a time.
 pub fn for_each_message(
-    store: &Store,
+    client: &Client,
     contact: ContactId,
     mut f: impl FnMut(&MessageRow) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -291,7 +315,7 @@ pub fn for_each_message(
     let mut pages: Vec<(TimelineCursor, TimelineCursor)> = Vec::new();
     let mut before: Option<TimelineCursor> = None;
     loop {
-        let page = store.timeline(contact, before, PAGE)?;
+        let page = timeline(client, contact, before, PAGE)?;
         let (Some(oldest), Some(newest)) = (page.first(), page.last()) else {
             break;
         };
@@ -310,7 +334,7 @@ pub fn for_each_message(
     for (upper, lower) in pages.into_iter().rev() {
         let mut limit = PAGE;
         loop {
-            let page = store.timeline(contact, Some(upper), limit)?;
+            let page = timeline(client, contact, Some(upper), limit)?;
             let may_have_more =
                 page.len() == limit && page.first().is_some_and(|m| key(m.cursor()) > key(lower));
             if may_have_more && limit < PAGE * 64 {

@@ -1,8 +1,10 @@
-//! `braid status`: where the store is, the queue counters, the outbox, who runs the worker.
+//! `braid status`: which server answers (in-process, or its socket), who the server says you
+//! are (agent, role, teams), where the store is, the queue counters, the outbox, whether a
+//! worker runs the channels.
 
-use super::{Globals, WorkerState, open_store, worker_state, write_json};
-use crate::model::Status;
-use crate::store::QueueFilter;
+use super::client::{Client, Server, unexpected};
+use super::{Globals, write_json};
+use crate::api::{Request, Response, Role};
 use serde::Serialize;
 use std::io::Write;
 
@@ -16,7 +18,13 @@ pub struct Args {
 #[derive(Debug, Serialize)]
 pub struct StatusJson {
     pub version: &'static str,
+    /// The agent the server identified (from the kernel's Unix user), not a config's claim.
     pub agent: String,
+    /// The Unix user the server's kernel reported.
+    pub user: String,
+    pub role: Role,
+    pub teams: Vec<String>,
+    pub server: ServerJson,
     /// The config file in use (null: none, defaults).
     pub config: Option<String>,
     pub data_dir: String,
@@ -29,6 +37,40 @@ pub struct StatusJson {
     pub worker: WorkerState,
     /// The newest event id: a change-feed position (`events` after it are new).
     pub last_event_id: i64,
+}
+
+/// The server this command talked to.
+#[derive(Debug, Serialize)]
+pub struct ServerJson {
+    /// "in-process" (no server ran: this command started one), "socket" or "ssh".
+    pub transport: &'static str,
+    pub socket: Option<String>,
+    pub remote: Option<String>,
+    pub pid: u32,
+    /// "braid 0.1.0".
+    pub version: String,
+}
+
+/// Whether a worker runs the channels and the outbox: the server's, when a server runs.
+#[derive(Debug, Serialize)]
+pub struct WorkerState {
+    pub running: bool,
+    /// The server's pid (the worker runs inside it).
+    pub pid: Option<u32>,
+    /// The server's worker line ("worker: leader · outbox 2 queued").
+    pub status: Option<String>,
+}
+
+fn client_server_line(s: &ServerJson) -> String {
+    match (s.transport, &s.socket, &s.remote) {
+        ("in-process", _, _) => {
+            "in-process (no braid server runs for this data dir; this command started one)"
+                .to_string()
+        }
+        (_, Some(p), _) => format!("socket {p}"),
+        (_, _, Some(r)) => r.clone(),
+        (t, _, _) => t.to_string(),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -51,47 +93,94 @@ pub struct OutboxCounts {
 }
 
 pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
-    let config = globals.load()?;
-    let store = open_store(&config)?;
-    let counts = store.counts(&config.agent)?;
-    let (waiting, failed) = store.outbox_counts()?;
+    let (client, config) = Client::open(globals, "status")?;
+    let report = match client.call(Request::Status)? {
+        Response::Status(r) => r,
+        other => return Err(unexpected("status", &other)),
+    };
+    let w = client.welcome();
+    // A server reached over a socket or SSH runs the channels and the outbox; a one-shot
+    // command's in-process server runs none.
+    let running = *client.server() != Server::InProcess;
     let status = StatusJson {
         version: env!("CARGO_PKG_VERSION"),
-        agent: config.agent.clone(),
-        config: config.source.as_ref().map(|p| p.display().to_string()),
-        data_dir: config.data_dir.display().to_string(),
-        store: store
-            .path()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        schema_version: store.schema_version()?,
-        demo: crate::demo::is_demo_workspace(&store)?,
-        conversations: ConversationCounts {
-            open: counts.open,
-            unassigned: counts.unassigned,
-            mine: counts.mine,
-            pending: counts.pending,
-            snoozed: counts.snoozed,
-            resolved: store.queue_count(&QueueFilter::Status(Status::Resolved))?,
-            total: store.queue_count(&QueueFilter::All)?,
+        agent: report.agent.clone(),
+        user: w.user.clone(),
+        role: report.role,
+        teams: report.teams.clone(),
+        server: ServerJson {
+            transport: match client.server() {
+                Server::InProcess => "in-process",
+                Server::Socket(_) => "socket",
+                Server::Remote(_) => "ssh",
+            },
+            socket: match client.server() {
+                Server::Socket(p) => Some(p.display().to_string()),
+                _ => None,
+            },
+            remote: match client.server() {
+                Server::Remote(r) => Some(r.clone()),
+                _ => None,
+            },
+            pid: report.server_pid,
+            version: w.server.clone(),
         },
-        outbox: OutboxCounts { waiting, failed },
-        worker: worker_state(&config.data_dir),
-        last_event_id: store.last_event_id()?.0,
+        config: config.source.as_ref().map(|p| p.display().to_string()),
+        data_dir: report.data_dir.clone(),
+        store: report.store.clone(),
+        schema_version: report.schema_version,
+        demo: report.demo,
+        conversations: ConversationCounts {
+            open: report.counts.open,
+            unassigned: report.counts.unassigned,
+            mine: report.counts.mine,
+            pending: report.counts.pending,
+            snoozed: report.counts.snoozed,
+            resolved: report.resolved,
+            total: report.total,
+        },
+        outbox: OutboxCounts {
+            waiting: report.outbox_waiting,
+            failed: report.outbox_failed,
+        },
+        worker: WorkerState {
+            running,
+            pid: running.then_some(report.server_pid),
+            status: running.then(|| report.worker.clone()),
+        },
+        last_event_id: report.last_event_id.0,
     };
+    drop(client);
     if args.json {
         return write_json(out, &status);
     }
     let c = &status.conversations;
-    let worker = match (status.worker.running, status.worker.pid) {
-        (true, Some(pid)) => format!("running (pid {pid})"),
-        (true, None) => "running".to_string(),
-        (false, _) => {
-            "not running (replies wait in the outbox until `braid serve` or a TUI runs)".to_string()
-        }
+    let worker = match (status.worker.running, &status.worker.status) {
+        (true, Some(line)) => format!("running in the server (pid {}) · {line}", status.server.pid),
+        (true, None) => format!("running in the server (pid {})", status.server.pid),
+        (false, _) => "not running (replies wait in the outbox until `braid server` or a TUI runs)"
+            .to_string(),
+    };
+    let server = match client_server_line(&status.server) {
+        s if status.server.transport == "in-process" => s,
+        s => format!("{s} (pid {})", status.server.pid),
     };
     let lines = [
-        ("agent", status.agent.clone()),
+        ("server", server),
+        (
+            "agent",
+            format!(
+                "{} ({}{}, Unix user {})",
+                status.agent,
+                status.role,
+                if status.teams.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · teams {}", status.teams.join(", "))
+                },
+                status.user
+            ),
+        ),
         (
             "config",
             status

@@ -5,6 +5,10 @@
 //!
 //! It takes the worker lease like `serve`: while another braid process runs the channels
 //! (a TUI, `serve`), that process is already syncing, and this one says so and exits 1.
+//!
+//! A server-side command: it opens the store and runs the channels itself, holding the data
+//! dir's server lock; while a braid server runs on the data dir it refuses with one line (the
+//! server runs the channels; sync is for when none runs).
 
 use super::{Globals, write_json};
 use crate::worker::{Lease, holder_pid};
@@ -60,7 +64,10 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         bail!("braid sync runs one pass: pass --once (braid serve keeps the channels running)");
     }
     let config = globals.load()?;
-    drop(super::open_store(&config)?);
+    // A server-side command: with a server running, the server runs the channels.
+    let _lock =
+        super::server::lock_data_dir(&config, "it runs the channels (sync is for when none runs)")?;
+    drop(super::server::open_store(&config)?);
     let lease = Lease::try_acquire(&config.data_dir)
         .with_context(|| format!("worker lease in {}", config.data_dir.display()))?;
     let Some(lease) = lease else {

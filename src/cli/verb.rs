@@ -1,9 +1,12 @@
 //! `braid assign|unassign|resolve|reopen|pending|snooze|tag|untag|priority|vip ID ...`: the
 //! TUI's workflow verbs from a shell. Each subcommand is the TUI [`Action`] of the same name;
-//! [`crate::actions`] turns it into a verb and runs it, exactly as the TUI does.
+//! [`crate::actions`] turns it into a verb, and the workspace server runs it as the agent it
+//! identified (refusing what the agent's role does not allow), exactly as for the TUI.
 
-use super::{Globals, open_store, parse_conversation, write_json};
-use crate::actions::{Outcome, Verb};
+use super::client::{Client, unexpected};
+use super::{Globals, parse_conversation, write_json};
+use crate::actions::Verb;
+use crate::api::{Post, Request, Response};
 use crate::model::{Priority, now_millis};
 use crate::tui::action::Action;
 use serde::Serialize;
@@ -24,7 +27,7 @@ pub struct Target {
 pub struct AssignArgs {
     #[command(flatten)]
     pub target: Target,
-    /// The agent (me: you, as `agent` in the config; none: nobody)
+    /// The agent (me: you, as the server knows you; none: nobody)
     #[arg(value_name = "AGENT")]
     pub agent: String,
 }
@@ -135,19 +138,24 @@ fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let id = parse_conversation(&t.id)?;
-    let config = g.load()?;
-    let mut store = open_store(&config)?;
+    let (client, _config) = Client::open(g, "verb")?;
     let now = now_millis();
     let mut done = Vec::new();
     for action in actions {
-        let verb: Verb = Verb::from_action(action, &config.agent, now, vip_now)
+        // `me` is the agent the server knows us as.
+        let verb: Verb = Verb::from_action(action, client.agent(), now, vip_now)
             .map_err(anyhow::Error::msg)?
             .ok_or_else(|| anyhow::anyhow!("{} needs an argument", action.name()))?;
-        match crate::actions::apply(&mut store, id, verb, &config.agent, now)? {
-            Outcome::Done(msg) => done.push(msg),
-            Outcome::Confirm { question, .. } => anyhow::bail!("{question}"),
+        let name = verb.name();
+        match client.call(Request::Post {
+            conversation: id,
+            post: Post::Verb(verb),
+        })? {
+            Response::Written(w) => done.push(w.done),
+            other => return Err(unexpected(name, &other)),
         }
     }
+    drop(client);
     if t.json {
         return write_json(
             out,

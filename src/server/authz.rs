@@ -15,6 +15,16 @@ use crate::api::{Request, Role, Write};
 
 /// Ok, or the one line that says why not and what to do instead.
 pub fn check(who: &Identity, req: &Request) -> Result<(), String> {
+    // A script's write (`braid reply`, `note`, the verbs) is checked as the same write from
+    // the TUI.
+    if let Request::Post { conversation, post } = req {
+        let same = Request::Write {
+            conversation: *conversation,
+            contact: crate::model::ContactId(0),
+            write: post.as_write(),
+        };
+        return check(who, &same);
+    }
     let needed = needed_role(req);
     if who.role >= needed {
         return Ok(());
@@ -39,8 +49,15 @@ pub fn needed_role(req: &Request) -> Role {
         | Request::List { .. }
         | Request::Search { .. }
         | Request::Contacts { .. }
+        | Request::ContactCards { .. }
+        | Request::ContactConversations { .. }
         | Request::Status
         | Request::Attachments { .. } => Role::Viewer,
+        Request::Post { post, .. } => needed_role(&Request::Write {
+            conversation: crate::model::ConversationId(0),
+            contact: crate::model::ContactId(0),
+            write: post.as_write(),
+        }),
         // Opening the composer writes nothing, but it is the first step of a write.
         Request::Compose { .. } => Role::Agent,
         Request::Write { write, .. } => match write {
@@ -173,5 +190,36 @@ mod tests {
         assert!(check(&a, &link).is_err());
         assert!(check(&who(Role::Admin), &link).is_ok());
         assert!(check(&a, &write(Write::Verb(Verb::Vip(true)))).is_err());
+    }
+
+    #[test]
+    fn a_scripts_post_is_checked_as_the_same_write() {
+        use crate::api::Post;
+        let post = |p: Post| Request::Post {
+            conversation: ConversationId(1),
+            post: p,
+        };
+        let reply = post(Post::Reply {
+            channel: None,
+            body: "hi".into(),
+            then_pending: false,
+        });
+        let err = check(&who(Role::Viewer), &reply).unwrap_err();
+        assert_eq!(
+            err,
+            "replying needs the agent role; you (ann) are a viewer: ask an admin of the workspace"
+        );
+        assert!(check(&who(Role::Agent), &reply).is_ok());
+        assert!(check(&who(Role::Viewer), &post(Post::Note { body: "x".into() })).is_err());
+        let vip = post(Post::Verb(Verb::Vip(true)));
+        assert!(check(&who(Role::Agent), &vip).is_err());
+        assert!(check(&who(Role::Supervisor), &vip).is_ok());
+        assert_eq!(needed_role(&vip), Role::Supervisor);
+        // Reading a contact's cards and conversations is a read.
+        let cards = Request::ContactCards {
+            after: None,
+            limit: 10,
+        };
+        assert!(check(&who(Role::Viewer), &cards).is_ok());
     }
 }

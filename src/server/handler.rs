@@ -3,8 +3,11 @@
 //! scope, so what is out of their teams is not found rather than filtered here.
 
 use super::Identity;
-use crate::api::{Placement, QueueView, Request, Response, SearchResults, StatusReport, Write};
-use crate::model::{Channel, Status, now_millis};
+use crate::api::{
+    ContactCard, Placement, Post, QueueView, Request, Response, SearchResults, StatusReport, Write,
+    Written,
+};
+use crate::model::{Channel, ConversationId, Status, now_millis};
 use crate::store::{QueueAnchor, QueueFilter, QueueRow, SearchQuery, Store};
 
 /// Run one request for `who` against the store. Never panics; errors become
@@ -26,9 +29,9 @@ pub fn handle(store: &mut Store, who: &Identity, req: Request) -> Response {
 /// Record a refusal in the audit log and answer it.
 pub fn refuse(store: &mut Store, who: &Identity, req: &Request, reason: String) -> Response {
     let conversation = match req {
-        Request::Write { conversation, .. } | Request::Compose { conversation, .. } => {
-            Some(*conversation)
-        }
+        Request::Write { conversation, .. }
+        | Request::Compose { conversation, .. }
+        | Request::Post { conversation, .. } => Some(*conversation),
         _ => None,
     };
     tracing::info!(agent = %who.agent, user = %who.user, request = req.name(), %reason, "refused");
@@ -335,13 +338,110 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                 worker: String::new(),
                 data_dir: String::new(),
                 server_pid: std::process::id(),
+                store: store
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                demo: crate::demo::is_demo_workspace(store)?,
             }))
+        }
+        Request::Post { conversation, post } => {
+            Response::Written(Box::new(post_write(store, &agent, conversation, post)?))
+        }
+        Request::ContactCards { after, limit } => {
+            let mut cards = Vec::new();
+            for contact in store.contacts_page(after, limit.min(MAX_LIST))? {
+                cards.push(ContactCard {
+                    identities: store.identities(contact.id)?,
+                    contact,
+                });
+            }
+            Response::ContactCards(cards)
+        }
+        Request::ContactConversations { contact, limit } => {
+            let rows = store.contact_conversations(contact, limit.min(MAX_LIST))?;
+            let total = rows.len() as i64;
+            Response::List {
+                label: format!("contact #{contact}"),
+                rows,
+                tags: None,
+                total,
+            }
         }
         // Fetching files is network work: the session runs it ([`fetch_attachments`]).
         Request::Attachments { .. } => {
             anyhow::bail!("attachments are fetched by the server's session, not here")
         }
     })
+}
+
+/// A script's write (`braid reply`, `note`, the verbs) as `agent`: what was written.
+fn post_write(
+    store: &mut Store,
+    agent: &str,
+    conversation: ConversationId,
+    post: Post,
+) -> anyhow::Result<Written> {
+    let now = now_millis();
+    let mut written = Written {
+        conversation,
+        done: String::new(),
+        message: None,
+        channel: None,
+        recipient: None,
+        author: agent.to_string(),
+    };
+    match post {
+        Post::Verb(verb) => match crate::actions::apply(store, conversation, verb, agent, now)? {
+            crate::actions::Outcome::Done(msg) => written.done = msg,
+            // A script cannot answer the question: it is the error, and nothing changed.
+            crate::actions::Outcome::Confirm { question, .. } => anyhow::bail!("{question}"),
+        },
+        Post::Note { body } => {
+            let id = store.add_note(conversation, agent, &body, now)?;
+            written.message = Some(id);
+            written.done = "note added".into();
+        }
+        Post::Reply {
+            channel,
+            body,
+            then_pending,
+        } => {
+            let conv = store.conversation(conversation)?;
+            let channel = match channel {
+                Some(c) => c,
+                None => store.reply_channel(conversation)?,
+            };
+            let Some(recipient) = store.recipient(conv.contact_id, channel)? else {
+                let mut usable: Vec<&str> = Vec::new();
+                for c in Channel::ALL {
+                    if store.recipient(conv.contact_id, *c)?.is_some() {
+                        usable.push(c.as_str());
+                    }
+                }
+                anyhow::bail!(
+                    "{} has no {channel} address to reply to (usable: {})",
+                    conv.contact_name,
+                    if usable.is_empty() {
+                        "none".to_string()
+                    } else {
+                        usable.join(", ")
+                    }
+                );
+            };
+            let id = store.queue_reply(conversation, channel, agent, &body, now)?;
+            written.done =
+                if crate::actions::after_reply(store, conversation, then_pending, agent, now)? {
+                    format!("reply #{id} queued via {channel}; #{conversation} pending")
+                } else {
+                    format!("reply #{id} queued via {channel}")
+                };
+            written.message = Some(id);
+            written.channel = Some(channel);
+            written.recipient = Some(recipient);
+        }
+    }
+    Ok(written)
 }
 
 /// `:save`: the files of the conversation's newest message with attachments, fetched from

@@ -1834,6 +1834,8 @@ impl App {
             | Response::List { .. }
             | Response::Hits(_)
             | Response::Contacts(_)
+            | Response::ContactCards(_)
+            | Response::Written(_)
             | Response::Files(_)
             | Response::Status(_) => Vec::new(),
         }

@@ -1,0 +1,187 @@
+//! The CLI's side of the api: one connection per command to the workspace server (its socket,
+//! `--remote`, or a server started in this process when none runs), requests answered in
+//! order. The server says who the caller is (the kernel vouches for the Unix user) and checks
+//! every request against the agent's role and teams; nothing in the personal config decides
+//! who the command acts as.
+//!
+//! A refusal or an error the server answers becomes the command's error: one line on stderr
+//! and exit 1 (`{"error": ...}` with `--json`), through [`super::finish`].
+
+use super::Globals;
+use super::connect::{Session, Target};
+use crate::api::{Request, Response, Welcome};
+use crate::config::Config;
+use anyhow::Context;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How long a command waits for another one-shot command's in-process server to let go of
+/// the data dir (two scripts running `braid list` at once take turns).
+const WAIT_FOR_DATA_DIR: Duration = Duration::from_secs(10);
+
+/// Where the server a command talks to runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Server {
+    /// No server ran for the data dir: this command started one in its own process (it runs
+    /// no channels and stops when the command ends).
+    InProcess,
+    /// A server listening on this socket (`braid server`, the service, a TUI's server).
+    Socket(PathBuf),
+    /// Over SSH (`--remote`).
+    Remote(String),
+}
+
+impl Server {
+    /// "in-process", "socket /run/braid/braid.sock", "ssh://host".
+    pub fn describe(&self) -> String {
+        match self {
+            Server::InProcess => "in-process".into(),
+            Server::Socket(p) => format!("socket {}", p.display()),
+            Server::Remote(r) => r.clone(),
+        }
+    }
+}
+
+/// A command's connection to the server.
+pub struct Client {
+    /// Some until dropped.
+    rt: Option<tokio::runtime::Runtime>,
+    session: Option<Session>,
+    welcome: Welcome,
+    server: Server,
+}
+
+impl Client {
+    /// Load the config and connect as `command` (for the server's log).
+    pub fn open(globals: &Globals, command: &str) -> anyhow::Result<(Client, Config)> {
+        let config = globals.load()?;
+        let client = Client::connect(globals, &config, command)?;
+        Ok((client, config))
+    }
+
+    /// Connect to the server of `config` (see [`super::connect::target`]).
+    pub fn connect(globals: &Globals, config: &Config, command: &str) -> anyhow::Result<Client> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("braid-cli")
+            .build()
+            .context("cannot start the async runtime")?;
+        let name = format!("cli {command}");
+        let deadline = Instant::now() + WAIT_FOR_DATA_DIR;
+        let session = loop {
+            let target = super::connect::target(globals, config);
+            match rt.block_on(Session::open(globals, config, &name, false)) {
+                Ok(s) => break s,
+                // Another command's in-process server holds the data dir for a moment.
+                Err(e)
+                    if matches!(target, Target::Local(_))
+                        && crate::server::running(&config.data_dir) =>
+                {
+                    if Instant::now() >= deadline {
+                        // Not a moment's one-shot server: one that listens where this
+                        // command does not look.
+                        return Err(e.context(format!(
+                            "a braid server holds {} but does not answer on {}; give its socket with --socket PATH (or BRAID_SOCKET)",
+                            config.data_dir.display(),
+                            crate::api::paths::personal_socket(
+                                &config.data_dir,
+                                crate::api::paths::runtime_dir().as_deref()
+                            )
+                            .display()
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let server = match session.target() {
+            Target::Local(_) => Server::InProcess,
+            Target::Socket(p) => Server::Socket(p.clone()),
+            Target::Ssh(r) => Server::Remote(r.clone()),
+        };
+        let welcome = session.conn.welcome().clone();
+        Ok(Client {
+            rt: Some(rt),
+            session: Some(session),
+            welcome,
+            server,
+        })
+    }
+
+    /// Who the server says we are, and what it runs.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// The agent name the server knows us by.
+    pub fn agent(&self) -> &str {
+        &self.welcome.agent
+    }
+
+    /// Where the server runs.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// Send a request and wait for its answer. A refusal or an error answer is an `Err` with
+    /// the server's line.
+    pub fn call(&self, request: Request) -> anyhow::Result<Response> {
+        let (Some(session), Some(rt)) = (&self.session, &self.rt) else {
+            anyhow::bail!("the connection to the braid server is closed");
+        };
+        let name = request.name();
+        let conn = session.conn.clone();
+        let response = rt.block_on(async move { conn.call(request).await })?;
+        tracing::debug!(request = name, "answered");
+        match response {
+            Response::Refused(line) | Response::Error(line) => Err(anyhow::Error::msg(line)),
+            other => Ok(other),
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let Some(rt) = self.rt.take() else { return };
+        if let Some(s) = self.session.take() {
+            // An in-process server stops here (nothing of it runs past the command).
+            rt.block_on(s.finish());
+        }
+        // A blocking task still running (a store read behind a busy lock) must not hold the
+        // user's shell; SQLite rolls back whatever it had not committed.
+        rt.shutdown_timeout(Duration::from_secs(2));
+    }
+}
+
+/// The server answered with a kind of response the request does not have.
+pub fn unexpected(request: &str, got: &Response) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the braid server answered '{request}' out of protocol ({}); is it another braid version?",
+        response_name(got)
+    )
+}
+
+fn response_name(r: &Response) -> &'static str {
+    match r {
+        Response::Queue { .. } => "queue",
+        Response::Timeline { .. } => "timeline",
+        Response::Profile { .. } => "profile",
+        Response::Counts { .. } => "counts",
+        Response::Compose { .. } => "compose",
+        Response::Done(_) => "done",
+        Response::Confirm { .. } => "confirm",
+        Response::Error(_) => "error",
+        Response::Refused(_) => "refused",
+        Response::Superseded => "superseded",
+        Response::Conversation { .. } => "conversation",
+        Response::List { .. } => "list",
+        Response::Hits(_) => "hits",
+        Response::Contacts(_) => "contacts",
+        Response::Status(_) => "status",
+        Response::Written(_) => "written",
+        Response::ContactCards(_) => "contact_cards",
+        Response::Files(_) => "files",
+    }
+}
