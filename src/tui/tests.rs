@@ -1278,3 +1278,56 @@ fn a_verb_waits_for_the_row_a_jump_is_loading() {
     assert_eq!(resolved.len(), 1);
     assert_eq!(resolved[0].contact_name, "Customer 0200");
 }
+
+/// The TUI path of a refusal: a viewer's verb and note come back as one line in the status
+/// bar, nothing changes, and the refusal is in the audit log; an agent of another team does
+/// not see the conversation at all.
+#[test]
+fn the_server_refuses_what_the_role_forbids_on_the_tui_path() {
+    let mut h = harness(160, 45);
+    h.who = crate::server::Identity {
+        role: crate::api::Role::Viewer,
+        teams: Vec::new(),
+        ..crate::server::Identity::local_admin("vic")
+    };
+    let id = h.app.queue.current().expect("a selected row").id;
+    let before = h.store.conversation(id).unwrap();
+    h.keys("e").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("'status' needs the agent role; you (vic) are a viewer"),
+        "{screen}"
+    );
+    let after = h.store.conversation(id).unwrap();
+    assert_eq!(before.status, after.status);
+    // A note: the composer does not even open for a viewer.
+    h.keys("c").unwrap();
+    assert!(!matches!(h.app.mode, Mode::Compose(_)));
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("needs the agent role"), "{screen}");
+    let refused = h
+        .store
+        .events_since(crate::model::EventId(0), 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "refused" && e.actor == "vic")
+        .count();
+    assert_eq!(refused, 2);
+
+    // An agent of a team the conversation is not in: it is not found.
+    h.store
+        .set_conversation_team(id, Some("sales"), "setup", NOW)
+        .unwrap();
+    h.who = crate::server::Identity {
+        role: crate::api::Role::Agent,
+        teams: vec!["support".into()],
+        ..crate::server::Identity::local_admin("sam")
+    };
+    h.keys(&format!(":open {}<CR>", id.0)).unwrap();
+    let screen = h.screen().unwrap();
+    assert!(!screen.contains("'status' needs"), "{screen}");
+    h.keys("<Esc>e").unwrap();
+    // (The harness's connection carries the last agent's scope: look as an admin.)
+    h.store.set_scope(crate::store::Scope::all("test")).unwrap();
+    assert_eq!(h.store.conversation(id).unwrap().status, before.status);
+}
