@@ -603,6 +603,39 @@ impl RawConfig {
             })
             .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
 
+        // A channel's team must be one the workspace defines: a typo would make a team nobody
+        // is in, whose conversations only admins would ever see.
+        let mut channel_teams: Vec<(String, &str)> = Vec::new();
+        for a in &email {
+            if let Some(t) = &a.team {
+                channel_teams.push((format!("email.team (account '{}')", a.name), t));
+            }
+        }
+        if let Some(t) = telegram.as_ref().and_then(|t| t.team.as_deref()) {
+            channel_teams.push(("telegram.team".into(), t));
+        }
+        if let Some(t) = webchat.team.as_deref() {
+            channel_teams.push(("webchat.team".into(), t));
+        }
+        for (key, team) in channel_teams {
+            if !workspace.teams.iter().any(|t| t.name == team) {
+                let known: Vec<&str> = workspace.teams.iter().map(|t| t.name.as_str()).collect();
+                let at = text.find(&format!("\"{team}\"")).unwrap_or(0);
+                return Err(ctx.invalid(
+                    at..at,
+                    &key,
+                    format!(
+                        "team '{team}' is not defined: add [[teams]] name = \"{team}\" (defined: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+
         Ok(Config {
             workspace,
             agent,
@@ -717,8 +750,8 @@ fn section_at(text: &str, offset: usize) -> Option<String> {
         .lines()
         .rev()
         .map(str::trim)
-        .find(|l| l.starts_with('[') && !l.starts_with("[["))
-        .and_then(|l| l.strip_prefix('['))
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_start_matches('['))
         .and_then(|l| l.split(']').next())
         .map(|s| s.trim().to_string())
 }

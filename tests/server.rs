@@ -560,3 +560,73 @@ fn an_agent_gets_only_their_teams_changes_and_a_refusal_is_audited() {
     assert_eq!(refusals.len(), 1, "{refusals:?}");
     assert_eq!(refusals[0].conversation_id, Some(f.conversation));
 }
+
+/// `--remote ssh://host` runs `ssh -T -- host braid attach --stdio` and speaks the protocol over
+/// its pipes. Here `ssh` is a stand-in that runs the remote command locally (a real sshd would
+/// run it as the login user, which the kernel then reports to the server): the bridge, the
+/// stdio transport and the CLI over it are the real ones.
+#[test]
+fn the_ssh_bridge_carries_the_protocol() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture("");
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    let bin = f.root.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_braid"), bin.join("braid")).unwrap();
+    let ssh = bin.join("ssh");
+    std::fs::write(
+        &ssh,
+        "#!/bin/sh\n# options up to --, then the host, then the remote command\nwhile [ \"$1\" != \"--\" ]; do shift; done\nshift\nprintf '%s\\n' \"$1\" > \"$(dirname \"$0\")/host\"\nshift\nexec sh -c \"$*\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(["--remote", "ssh://ann@box:2222", "status", "--json"])
+        .env("PATH", &path)
+        // What the far side's environment says about its server (as a login shell would).
+        .env("BRAID_SOCKET", &f.socket)
+        .env_remove("BRAID_DATA_DIR")
+        .env("XDG_CONFIG_HOME", f.root.join("no-config"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["server"]["transport"], "ssh", "{v}");
+    assert_eq!(
+        std::fs::read_to_string(bin.join("host")).unwrap().trim(),
+        "ann@box"
+    );
+    // A note through the bridge lands in the server's store.
+    let out = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(["--remote", "ssh://ann@box:2222", "note"])
+        .arg(f.conversation.0.to_string())
+        .args(["--text", "through ssh"])
+        .env("PATH", &path)
+        .env("BRAID_SOCKET", &f.socket)
+        .env_remove("BRAID_DATA_DIR")
+        .env("XDG_CONFIG_HOME", f.root.join("no-config"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+    assert!(
+        store
+            .timeline(f.contact, None, 100)
+            .unwrap()
+            .iter()
+            .any(|m| m.body == "through ssh")
+    );
+}

@@ -44,7 +44,14 @@ pub fn target(globals: &Globals, config: &Config) -> Target {
     let explicit_data_dir =
         globals.data_dir.is_some() || std::env::var_os("BRAID_DATA_DIR").is_some();
     let system = PathBuf::from(SYSTEM_SOCKET);
-    if !explicit_data_dir && system.exists() {
+    // A socket we may not even look at (not in the group that may enter /run/braid) is still
+    // the service: connecting says "permission denied" instead of quietly opening a workspace
+    // of one's own.
+    let present = match std::fs::symlink_metadata(&system) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::PermissionDenied,
+    };
+    if !explicit_data_dir && present {
         return Target::Socket(system);
     }
     Target::Local(Some(personal))

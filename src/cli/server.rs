@@ -42,10 +42,14 @@ pub fn lock_data_dir(
 }
 
 pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<()> {
-    let config = globals.load()?;
     if args.check {
+        // Reads the config and nothing else: no log, no data dir made (run as root on the
+        // service's data dir, either would leave a file the service cannot write).
+        let config =
+            crate::config::Config::load(globals.config.as_deref(), globals.data_dir.as_deref())?;
         return check(&config);
     }
+    let config = globals.load()?;
     block_on(serve(globals, config))?
 }
 

@@ -1,10 +1,7 @@
 //! `braid sync --once`: one full pass of every configured channel, then exit (cron, scripts,
 //! tests). Email: every folder, new mail and all older mail not stored yet. Telegram: the
-//! updates waiting now. The outbox: every reply due now is sent. `braid serve` keeps the
+//! updates waiting now. The outbox: every reply due now is sent. `braid server` keeps the
 //! channels running instead.
-//!
-//! It takes the worker lease like `serve`: while another braid process runs the channels
-//! (a TUI, `serve`), that process is already syncing, and this one says so and exits 1.
 //!
 //! A server-side command: it opens the store and runs the channels itself, holding the data
 //! dir's server lock; while a braid server runs on the data dir it refuses with one line (the
@@ -20,7 +17,7 @@ use std::time::Instant;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Run one pass and exit (the only mode: `braid serve` keeps syncing)
+    /// Run one pass and exit (the only mode: `braid server` keeps syncing)
     #[arg(long)]
     pub once: bool,
     /// Print JSON instead of text
@@ -61,7 +58,7 @@ pub struct TelegramJson {
 
 pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     if !args.once {
-        bail!("braid sync runs one pass: pass --once (braid serve keeps the channels running)");
+        bail!("braid sync runs one pass: pass --once (braid server keeps the channels running)");
     }
     let config = globals.load()?;
     // A server-side command: with a server running, the server runs the channels.

@@ -735,6 +735,13 @@ fn the_config_names_each_channels_team_for_ingest() {
     std::fs::write(
         &path,
         r#"agent = "eve"
+[[teams]]
+name = "support"
+[[teams]]
+name = "sales"
+[[teams]]
+name = "billing"
+
 [webchat]
 team = "support"
 
@@ -903,4 +910,46 @@ fn the_event_that_hides_a_conversation_reaches_the_agent_who_saw_it() {
     );
     not_found_conversation(f.store.conversation(f.billing.conversation).unwrap_err());
     not_found_conversation(f.store.conversation(f.assigned.conversation).unwrap_err());
+}
+
+#[test]
+fn a_channel_team_nobody_defined_is_a_config_error_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("braid.toml");
+    std::fs::write(
+        &path,
+        "[[teams]]\nname = \"billing\"\n\n[webchat]\nteam = \"bilings\"\n",
+    )
+    .unwrap();
+    let env = crate::config::Env {
+        data_dir: Some(dir.path().join("data")),
+        ..Default::default()
+    };
+    let err = crate::config::Config::load_with(Some(&path), None, &env)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 5"), "{err}");
+    assert!(err.contains("webchat.team"), "{err}");
+    assert!(err.contains("team 'bilings' is not defined"), "{err}");
+    assert!(err.contains("(defined: billing)"), "{err}");
+}
+
+#[test]
+fn an_unknown_key_in_an_array_table_names_that_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("braid.toml");
+    std::fs::write(
+        &path,
+        "[server]\nsocket = \"/run/braid/braid.sock\"\n\n[[agents]]\nuser = \"ann\"\nrol = \"agent\"\n",
+    )
+    .unwrap();
+    let env = crate::config::Env {
+        data_dir: Some(dir.path().join("data")),
+        ..Default::default()
+    };
+    let err = crate::config::Config::load_with(Some(&path), None, &env)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 6"), "{err}");
+    assert!(err.contains("unknown key `rol` in [agents]"), "{err}");
 }
