@@ -387,3 +387,119 @@ fn only_the_socket_group_can_connect_and_only_listed_users_are_agents() {
     // And the data dir is the server's alone.
     assert_eq!(std::fs::metadata(&t.data).unwrap().mode() & 0o077, 0);
 }
+
+/// A free TCP port on loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `braid --remote ssh://ann@host` through a real OpenSSH server: the TUI's machine (here root's
+/// process) runs `ssh`, sshd logs in as ann and runs `braid attach --stdio` as her, and the
+/// braid server sees ann — the kernel's word, through SSH. Skipped (passes) when sshd is not
+/// installed; .ci/run installs it.
+#[test]
+#[ignore = "needs root, several Unix users and OpenSSH (.ci/run)"]
+fn over_ssh_the_server_still_sees_the_login_user() {
+    let sshd = Path::new("/usr/sbin/sshd");
+    if !sshd.exists() {
+        eprintln!("no /usr/sbin/sshd: skipped");
+        return;
+    }
+    let t = team();
+    let dir = t.path().join("ssh");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let keygen = |path: &Path| {
+        assert!(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(path)
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    keygen(&dir.join("host"));
+    keygen(&dir.join("client"));
+    // useradd leaves the account locked ("!"), which sshd refuses even for a key: no password
+    // instead ("*"), so only the key logs in.
+    assert!(
+        Command::new("usermod")
+            .args(["-p", "*", "ann"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // ann accepts the client key.
+    let ann_ssh = Path::new("/home/ann/.ssh");
+    std::fs::create_dir_all(ann_ssh).unwrap();
+    std::fs::copy(dir.join("client.pub"), ann_ssh.join("authorized_keys")).unwrap();
+    let (uid, gid) = {
+        let u = nix::unistd::User::from_name("ann").unwrap().unwrap();
+        (u.uid, u.gid)
+    };
+    for p in [ann_ssh.to_path_buf(), ann_ssh.join("authorized_keys")] {
+        std::os::unix::fs::chown(&p, Some(uid.as_raw()), Some(gid.as_raw())).unwrap();
+    }
+    std::fs::set_permissions(ann_ssh, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(
+        ann_ssh.join("authorized_keys"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    // sshd runs the bridge for any command: a restricted account, as an admin might set it up.
+    let port = free_port();
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile {pid}\n\
+             AuthorizedKeysFile .ssh/authorized_keys\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nUsePAM no\nAllowUsers ann\n\
+             ForceCommand {bin} attach --stdio --socket {socket}\n",
+            host = dir.join("host").display(),
+            pid = dir.join("sshd.pid").display(),
+            bin = t.bin.display(),
+            socket = t.socket.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let mut daemon = Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(&config)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "sshd never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ssh = format!(
+        "ssh -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
+        dir.join("client").display()
+    );
+    let remote = format!("ssh://ann@127.0.0.1:{port}");
+    let out = Command::new(&t.bin)
+        .args(["--remote", &remote, "status", "--json"])
+        .env("BRAID_SSH_COMMAND", &ssh)
+        .env_remove("BRAID_SOCKET")
+        .output()
+        .unwrap();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The client process is root's; the server saw ann, whom SSH logged in.
+    assert_eq!(v["agent"], "ann", "{v}");
+    assert_eq!(v["server"]["transport"], "ssh", "{v}");
+}

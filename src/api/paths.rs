@@ -68,7 +68,13 @@ pub async fn connect_ssh(
     hello: Hello,
 ) -> Result<(Connection, mpsc::UnboundedReceiver<Incoming>), ApiError> {
     let (host, port) = parse_ssh_target(target).map_err(ApiError::Refused)?;
-    let mut cmd = tokio::process::Command::new("ssh");
+    // `BRAID_SSH_COMMAND` (like git's GIT_SSH_COMMAND): another ssh, or ssh with options
+    // ("ssh -i ~/.ssh/work -o ProxyJump=bastion"); split on whitespace.
+    let ssh = std::env::var("BRAID_SSH_COMMAND").unwrap_or_default();
+    let mut words = ssh.split_whitespace();
+    let program = words.next().unwrap_or("ssh");
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(words);
     if let Some(p) = port {
         cmd.arg("-p").arg(p.to_string());
     }
@@ -82,7 +88,7 @@ pub async fn connect_ssh(
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|error| ApiError::Connect {
-        path: format!("ssh://{host}"),
+        path: format!("ssh://{host} (running {program})"),
         error,
     })?;
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
