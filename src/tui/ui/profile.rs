@@ -138,6 +138,12 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
                 w.saturating_sub(9),
             )),
         ]));
+        if let Some(team) = &r.team {
+            lines.push(Line::from(vec![
+                label("team"),
+                Span::raw(fit(team, w.saturating_sub(9))),
+            ]));
+        }
         if !app.profile.conversation_tags.is_empty() {
             lines.push(Line::from(vec![
                 label("tags"),
