@@ -335,6 +335,31 @@ pub(crate) fn paged<T, K>(
 mod tests {
     use super::*;
 
+    /// Bob's personal config asks for a web chat while Ann's server runs the workspace: his TUI
+    /// says, once, that it is not his config that runs channels (the Ann/Bob case).
+    #[test]
+    fn channels_in_a_personal_config_are_named_as_unused() {
+        let mut c = Config::with_data_dir("/tmp/x");
+        assert_eq!(ignored_channels(&c), None);
+        c.webchat.enabled = true;
+        assert_eq!(
+            ignored_channels(&c).unwrap(),
+            "[webchat] in your config is not used: channels run in the workspace server, from its config"
+        );
+        c.telegram = Some(crate::channels::telegram::TelegramConfig {
+            account: String::new(),
+            token: crate::secret::SecretSource::Env("X".into()),
+            api_url: "http://127.0.0.1:1".into(),
+            poll_timeout: 1,
+            team: None,
+        });
+        assert!(
+            ignored_channels(&c)
+                .unwrap()
+                .starts_with("[telegram], [webchat] in your config are not used")
+        );
+    }
+
     #[test]
     fn conversation_ids() {
         assert_eq!(parse_conversation("12").unwrap(), ConversationId(12));
