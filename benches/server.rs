@@ -364,11 +364,15 @@ fn scratch(pristine: &Path, opts: &Opts) -> anyhow::Result<Scratch> {
             .to_string_lossy()
             .starts_with(braid::store::DB_FILE)
         {
-            bytes += std::fs::copy(e.path(), data.join(e.file_name()))?;
+            let to = data.join(e.file_name());
+            bytes += std::fs::copy(e.path(), &to)?;
+            // On disk before the server starts: else the first checkpoint's fsync writes the
+            // whole fresh copy back, and every write waits seconds behind it (seen at 1M).
+            std::fs::File::open(&to)?.sync_all()?;
         }
     }
     println!(
-        "scratch: copied the store ({:.0} MB) to {} in {:.1} s",
+        "scratch: copied the store ({:.0} MB) to {} and synced it in {:.1} s",
         bytes as f64 / 1e6,
         data.display(),
         t.elapsed().as_secs_f64()
@@ -912,6 +916,7 @@ struct WriteRec {
     kind: &'static str,
     sent: Instant,
     sent_ms: Millis,
+    answered: Instant,
 }
 
 #[derive(Default)]
@@ -1150,6 +1155,7 @@ async fn agent(
                             kind,
                             sent,
                             sent_ms,
+                            answered: Instant::now(),
                         });
                     }
                 }
@@ -1275,6 +1281,11 @@ async fn visitor(
 struct LoadResult {
     push: Samples,
     follower: Samples,
+    /// The same, for writes sent after the first `warmup` of the run.
+    push_steady: Samples,
+    follower_steady: Samples,
+    write_steady: Samples,
+    warmup: Duration,
     rtt: BTreeMap<&'static str, Samples>,
     writes: usize,
     unmatched: usize,
@@ -1488,6 +1499,9 @@ fn load_run(
     writes.sort_by_key(|w| w.sent);
     let mut claimed_events: HashSet<EventId> = HashSet::new();
     let (mut push, mut follower) = (Samples::default(), Samples::default());
+    // The first seconds of a run stand apart at 1M (writes wait seconds): the rest, alone.
+    let warmup = Duration::from_secs((seconds / 6).clamp(1, 10));
+    let (mut push_steady, mut follower_steady) = (Samples::default(), Samples::default());
     let (mut unmatched, mut missed, mut follower_missed) = (0, 0, 0);
     for w in &writes {
         let ev = by_key.get(&(w.conversation, w.kind)).and_then(|v| {
@@ -1505,13 +1519,23 @@ fn load_run(
                 continue;
             }
             match seen.get(&ev) {
-                Some(t) => push.push(t.saturating_duration_since(w.sent)),
+                Some(t) => {
+                    push.push(t.saturating_duration_since(w.sent));
+                    if w.sent >= started + warmup {
+                        push_steady.push(t.saturating_duration_since(w.sent));
+                    }
+                }
                 None => missed += 1,
             }
         }
         for seen in &followed {
             match seen.get(&ev) {
-                Some(t) => follower.push(t.saturating_duration_since(w.sent)),
+                Some(t) => {
+                    follower.push(t.saturating_duration_since(w.sent));
+                    if w.sent >= started + warmup {
+                        follower_steady.push(t.saturating_duration_since(w.sent));
+                    }
+                }
                 None => follower_missed += 1,
             }
         }
@@ -1538,9 +1562,21 @@ fn load_run(
         }
     }
     let visitor_ack = vout.ack.lock().map(|a| a.clone()).unwrap_or_default();
+    let mut write_steady = Samples::default();
+    for o in &outs {
+        for w in &o.writes {
+            if w.sent >= started + warmup {
+                write_steady.push(w.answered.saturating_duration_since(w.sent));
+            }
+        }
+    }
     Ok(LoadResult {
         push,
         follower,
+        push_steady,
+        follower_steady,
+        write_steady,
+        warmup,
         rtt,
         writes: writes.len(),
         unmatched,
@@ -1782,6 +1818,16 @@ fn run() -> anyhow::Result<bool> {
         ),
         &load.follower,
     );
+    let after = format!("after the first {} s", load.warmup.as_secs());
+    row(&format!("  push, writes sent {after}"), &load.push_steady);
+    row(
+        &format!("  old model, writes sent {after}"),
+        &load.follower_steady,
+    );
+    row(
+        &format!("  write round trip, writes sent {after}"),
+        &load.write_steady,
+    );
     println!(
         "  missed: {} (write, agent) pairs, {} (write, follower) pairs",
         load.missed, load.follower_missed
@@ -1834,6 +1880,16 @@ fn run() -> anyhow::Result<bool> {
         &load.follower,
         "—",
     ));
+    figures.push(fig(
+        &format!("change → other agents' screens, writes sent {after}"),
+        &load.push_steady,
+        "p99 ≤ 50 ms",
+    ));
+    figures.push(fig(
+        &format!("change → seen (old model), writes sent {after}"),
+        &load.follower_steady,
+        "—",
+    ));
     let mut write_rtt = Samples::default();
     for (k, v) in &load.rtt {
         if k.starts_with("write") {
@@ -1841,6 +1897,11 @@ fn run() -> anyhow::Result<bool> {
         }
     }
     figures.push(fig("agent write round trip (→ Done)", &write_rtt, "—"));
+    figures.push(fig(
+        &format!("agent write round trip, {after}"),
+        &load.write_steady,
+        "—",
+    ));
     figures.push(fig(
         "web chat visitor message → ack",
         &load.visitor_ack,
@@ -1856,8 +1917,17 @@ fn run() -> anyhow::Result<bool> {
 
     // The server's own word on slow requests (> 50 ms).
     let log = std::fs::read_to_string(s.data().join("braid.log")).unwrap_or_default();
-    let slow = log.lines().filter(|l| l.contains("slow request")).count();
-    println!("  server log: {slow} slow request line(s) (> 50 ms)");
+    let slow: Vec<&str> = log.lines().filter(|l| l.contains("slow request")).collect();
+    let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-server-last.log");
+    let _ = std::fs::write(&kept, &log);
+    println!(
+        "  server log: {} slow request line(s) (> 50 ms; the log is kept in {}), the first:",
+        slow.len(),
+        kept.display()
+    );
+    for l in slow.iter().take(8) {
+        println!("    {}", l.trim());
+    }
     server.stop();
 
     // The table.
