@@ -926,13 +926,16 @@ struct AgentOut {
     actions: usize,
 }
 
+/// What identifies a write's event: conversation, kind, time.
+type EventMeta = (Option<ConversationId>, String, Millis);
+
 /// What every agent shares.
 struct LoadShared {
     /// Conversations an agent is working on: no other agent writes to them meanwhile, so each
     /// pushed event belongs to exactly one write.
     claimed: Mutex<HashSet<ConversationId>>,
     /// Every write-kind event seen: id -> (conversation, kind, at).
-    meta: Mutex<HashMap<EventId, (Option<ConversationId>, String, Millis)>>,
+    meta: Mutex<HashMap<EventId, EventMeta>>,
     errors: Arc<Errors>,
     stop: AtomicBool,
 }
@@ -1029,7 +1032,7 @@ async fn agent(
     seed: u64,
 ) -> AgentOut {
     let who = format!("agent {i}");
-    let mut rng = Rng::new(seed ^ (i as u64 + 1) * 7919);
+    let mut rng = Rng::new(seed ^ ((i as u64 + 1) * 7919));
     let mut out = AgentOut::default();
     let mut rows: Vec<QueueRow> = Vec::new();
     let mut total: usize = 0;
