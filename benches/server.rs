@@ -10,6 +10,7 @@
 //! The workspace (`target/bench-data/demo-m{N}-s{SEED}/`, shared with benches/tui.rs and
 //! scripts/bench-tui.sh) is built once and copied for each run into a scratch directory under
 //! the system temp dir (removed at the end), so the load run's writes never reach it.
+//! `BRAID_BENCH_WORKSPACE=DIR` uses another prepared workspace instead.
 //!
 //! 1. **start → first frame**: from the moment a client starts connecting to the socket until
 //!    the real [`App`] has drawn (200x50 `TestBackend`) its first complete frame: queue page,
@@ -287,6 +288,12 @@ fn env_dir(opts: &Opts) -> PathBuf {
 
 /// The pristine workspace for this size and seed, built once (the same as benches/tui.rs).
 fn workspace(opts: &Opts) -> anyhow::Result<PathBuf> {
+    // Another prepared workspace (an experiment on the store file), used as it is.
+    if let Some(dir) = std::env::var_os("BRAID_BENCH_WORKSPACE") {
+        let dir = PathBuf::from(dir);
+        println!("workspace: {} (BRAID_BENCH_WORKSPACE)", dir.display());
+        return Ok(dir);
+    }
     let dir = env_dir(opts);
     let db = dir.join(braid::store::DB_FILE);
     let marker = dir.join("complete");
