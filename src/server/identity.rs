@@ -96,6 +96,36 @@ mod tests {
     use super::*;
     use crate::server::workspace::AgentDef;
 
+    /// What `id` says about this process: the kernel's uid and name, without our code.
+    fn id(flag: &str) -> String {
+        let out = std::process::Command::new("id").arg(flag).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn uids_and_names_are_the_systems() {
+        assert_eq!(my_uid().to_string(), id("-u"));
+        assert_eq!(user_name(my_uid()), id("-un"));
+        assert_eq!(user_name(0), "root");
+        // A uid nobody has: named by its number, never mistaken for someone.
+        assert_eq!(user_name(4_000_000_123), "uid 4000000123");
+    }
+
+    #[test]
+    fn admins_see_every_team_and_everyone_else_their_own() {
+        let mut who = Identity::local_admin("ann");
+        who.teams = vec!["billing".into()];
+        assert!(who.scope().is_all());
+        for role in [Role::Supervisor, Role::Agent, Role::Viewer] {
+            who.role = role;
+            assert_eq!(
+                who.scope(),
+                crate::store::Scope::teams("ann", ["billing"]),
+                "{role}"
+            );
+        }
+    }
+
     #[test]
     fn the_kernel_user_decides() {
         let me = my_uid();
