@@ -346,13 +346,14 @@ mod tests {
             ignored_channels(&c).unwrap(),
             "[webchat] in your config is not used: channels run in the workspace server, from its config"
         );
-        c.telegram = Some(crate::channels::telegram::TelegramConfig {
-            account: String::new(),
-            token: crate::secret::SecretSource::Env("X".into()),
-            api_url: "http://127.0.0.1:1".into(),
-            poll_timeout: 1,
-            team: None,
-        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[webchat]\nenabled = true\n[telegram]\ntoken_env = \"X\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), Some(dir.path())).unwrap();
         assert!(
             ignored_channels(&c)
                 .unwrap()
