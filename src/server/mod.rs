@@ -417,3 +417,79 @@ pub fn running(data_dir: &Path) -> bool {
         Err(TryLockError::Error(_)) => false,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::api::{Request, Response, Write};
+
+    /// A server without a worker (a one-shot command's) still pushes: its status watch ends at
+    /// once, which must not stop the session's pushes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pushes_reach_other_sessions_without_a_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (conversation, contact) = {
+            let mut store = Store::open_dir(&data).unwrap();
+            let r = crate::ingest::ingest(
+                &mut store,
+                &crate::ingest::Inbound {
+                    channel: crate::model::Channel::Email,
+                    account: String::new(),
+                    external_id: "<a@x>".into(),
+                    direction: crate::model::Direction::In,
+                    customer: crate::identity::Claim::new(
+                        crate::model::IdentityKind::Email,
+                        "a@x.org",
+                    ),
+                    linked: vec![],
+                    customer_name: Some("A".into()),
+                    author: None,
+                    subject: None,
+                    body: "hello".into(),
+                    sent_at: crate::model::now_millis(),
+                    meta: None,
+                    cursor: None,
+                },
+                &crate::ingest::Settings::default(),
+            )
+            .unwrap();
+            match r {
+                crate::ingest::Ingested::Stored {
+                    conversation,
+                    contact,
+                    ..
+                } => (conversation, contact),
+                other => panic!("{other:?}"),
+            }
+        };
+        let mut opts = ServerOptions::new(Config::with_data_dir(&data));
+        opts.run_worker = false;
+        let server = start(opts).await.unwrap();
+        let (writer, _w) = server.connect_local(Hello::new("w", None)).await.unwrap();
+        let (_reader, mut rx) = server.connect_local(Hello::new("r", None)).await.unwrap();
+        let r = writer
+            .call(Request::Write {
+                conversation,
+                contact,
+                write: Write::Note { body: "n".into() },
+            })
+            .await
+            .unwrap();
+        assert!(matches!(r, Response::Done(_)), "{r:?}");
+        let got = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match rx.recv().await {
+                    Some(Incoming::Events { events, .. }) => break events,
+                    Some(_) => continue,
+                    None => panic!("closed"),
+                }
+            }
+        })
+        .await
+        .expect("no push within 5 s");
+        assert!(got.iter().any(|e| e.kind == "note"));
+        server.shutdown().await;
+    }
+}

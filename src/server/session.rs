@@ -164,6 +164,7 @@ where
     let push_who = Arc::clone(&who);
     let push_shared = Arc::clone(&shared);
     let mut status_rx = shared.status.clone();
+    let mut status_alive = true;
     let pusher = tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -193,12 +194,11 @@ where
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
-                changed = status_rx.changed() => {
+                changed = status_rx.changed(), if status_alive => {
                     if changed.is_err() {
-                        // No worker (protocol tests): stop watching, keep pushing.
-                        status_rx = watch::channel(crate::worker::WorkerStatus::default()).1;
-                        let _ = status_rx.borrow_and_update();
-                        std::future::pending::<()>().await;
+                        // No worker (a one-shot command's server): stop watching, keep pushing.
+                        status_alive = false;
+                        continue;
                     }
                     let s = status_rx.borrow_and_update().clone();
                     if push_tx.send(ServerFrame::Status { line: s.summary(), error: s.last_error }).is_err() {
