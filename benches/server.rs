@@ -40,11 +40,11 @@ use braid::api::{
 };
 use braid::config::Config;
 use braid::demo::{DemoOptions, generate};
+use braid::harness::Harness;
 use braid::model::{ConversationId, EventId, Millis, Status, now_millis};
 use braid::store::{QueueAnchor, QueueFilter, QueueRow, Store};
 use braid::tui::app::{App, Effect, Event};
 use braid::tui::keymap::{Keymap, parse_key_script};
-use braid::tui::testing::Harness;
 use crossterm::event::KeyEvent;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;

@@ -29,13 +29,13 @@
 use braid::api::Request;
 use braid::config::Config;
 use braid::demo::{DemoOptions, generate};
+use braid::harness::Harness;
 use braid::model::{ContactId, ConversationId, Millis, Status, now_millis};
 use braid::server::{Identity, handler};
 use braid::store::{QueueAnchor, QueueFilter, SearchQuery, Store};
 use braid::tui::app::{App, Effect, Event};
 use braid::tui::keymap::parse_key_script;
 use braid::tui::runtime::load_keymap;
-use braid::tui::testing::Harness;
 use crossterm::event::KeyEvent;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;

@@ -44,9 +44,7 @@ fi
 cd "$root"
 
 # src/cli/ files that are server-side commands, not clients (exempt from (c)).
-# The TUI's test harness plays the server's part inline (it answers requests with the server's
-# handler on a store): test code, not the client.
-SERVER_SIDE='^src/(cli/(import|sync|demo|server|attach|connect)|tui/(testing|tests))[.]rs$'
+SERVER_SIDE='^src/cli/(import|sync|demo|server|attach|connect)[.]rs$'
 
 # One awk pass over every Rust file under src/. Findings go to stdout tagged "fatal" or "report".
 findings="$(

@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod feed;
 pub mod files;
+pub mod harness;
 pub mod identity;
 pub mod ingest;
 pub mod model;

@@ -980,8 +980,7 @@ async fn one_customer_on_email_web_chat_and_telegram_is_one_conversation() {
 
     // The agent adds her phone number in the TUI.
     let mut h =
-        braid::tui::testing::Harness::new(open_store(dir.path()), "bob", 160, 45, now_millis())
-            .unwrap();
+        braid::harness::Harness::new(open_store(dir.path()), "bob", 160, 45, now_millis()).unwrap();
     assert_eq!(h.app.queue.current().map(|r| r.id), Some(conv));
     h.keys(":identity add phone +44 20 7946 0958<CR>").unwrap();
     assert!(

@@ -4,12 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use braid::harness::Harness;
 use braid::identity::Claim;
 use braid::ingest::{Inbound, Settings, ingest};
 use braid::model::{Channel, Direction, IdentityKind, Millis};
 use braid::store::Store;
 use braid::tui::app::Event;
-use braid::tui::testing::Harness;
 
 const NOW: Millis = 1_790_000_000_000;
 const HOSTILE: &str = "\x1b]0;PWNED\x07\x1b]52;c;aGkK\x07\x1b[2J\u{202e}gnp.exe\u{2028}x\u{9b}1m";

@@ -3,17 +3,13 @@
 //! updates waiting now. The outbox: every reply due now is sent. `braid server` keeps the
 //! channels running instead.
 //!
-//! A server-side command: it opens the store and runs the channels itself, holding the data
-//! dir's server lock; while a braid server runs on the data dir it refuses with one line (the
-//! server runs the channels; sync is for when none runs).
+//! A server-side command: it holds the data dir's server lock and runs the pass in this process
+//! ([`crate::server::sync`]); while a braid server runs on the data dir it refuses with one line
+//! (the server runs the channels; sync is for when none runs). This file only prints.
 
 use super::{Globals, write_json};
-use crate::worker::{Lease, holder_pid};
-use anyhow::{Context, bail};
-use serde::Serialize;
+use anyhow::bail;
 use std::io::Write;
-use std::sync::Arc;
-use std::time::Instant;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -25,37 +21,6 @@ pub struct Args {
     pub json: bool,
 }
 
-#[derive(Debug, Default, Serialize)]
-pub struct SyncJson {
-    pub folders: Vec<FolderJson>,
-    pub telegram: Option<TelegramJson>,
-    pub sent: usize,
-    pub failed: usize,
-    pub seconds: f64,
-    pub errors: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct FolderJson {
-    pub account: String,
-    pub folder: String,
-    pub listed: usize,
-    pub fetched: usize,
-    pub stored: usize,
-    pub duplicates: usize,
-    pub matched: usize,
-    pub uidvalidity_changed: bool,
-    pub seconds: f64,
-    pub messages_per_second: f64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct TelegramJson {
-    pub stored: usize,
-    pub duplicates: usize,
-    pub skipped: usize,
-}
-
 pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     if !args.once {
         bail!("braid sync runs one pass: pass --once (braid server keeps the channels running)");
@@ -65,19 +30,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
     let _lock =
         super::server::lock_data_dir(&config, "it runs the channels (sync is for when none runs)")?;
     drop(super::server::open_store(&config)?);
-    let lease = Lease::try_acquire(&config.data_dir)
-        .with_context(|| format!("worker lease in {}", config.data_dir.display()))?;
-    let Some(lease) = lease else {
-        let who = holder_pid(&config.data_dir)
-            .map(|p| format!("pid {p}"))
-            .unwrap_or_else(|| "another braid process".into());
-        bail!("{who} runs the channels on this store and is syncing them already");
-    };
-    if config.email.is_empty() && config.telegram.is_none() {
-        bail!("no channel configured to sync (add [[email]] or [telegram] to the config)");
-    }
-    let report = super::block_on(pass(&config))??;
-    drop(lease);
+    let report = super::block_on(crate::server::sync::sync_once(&config))??;
     if args.json {
         write_json(out, &report)?;
     } else {
@@ -121,74 +74,3 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
 }
 
 use crate::sanitize::for_terminal_line as esc;
-
-async fn pass(config: &crate::config::Config) -> anyhow::Result<SyncJson> {
-    let started = Instant::now();
-    let store_path = config.data_dir.join(crate::store::DB_FILE);
-    let opts = crate::worker::WorkerOptions::from_config(config);
-    let mut report = SyncJson::default();
-    for account in &opts.email {
-        let t0 = Instant::now();
-        match crate::channels::email::sync_once(account, &store_path).await {
-            Ok(folders) => {
-                let secs = t0.elapsed().as_secs_f64();
-                for (folder, r) in folders {
-                    report.folders.push(FolderJson {
-                        account: account.config.name.clone(),
-                        folder,
-                        listed: r.listed,
-                        fetched: r.fetched,
-                        stored: r.stored.stored,
-                        duplicates: r.stored.duplicates,
-                        matched: r.matched,
-                        uidvalidity_changed: r.uidvalidity_changed,
-                        seconds: secs,
-                        messages_per_second: if secs > 0.0 {
-                            r.fetched as f64 / secs
-                        } else {
-                            0.0
-                        },
-                    });
-                }
-            }
-            Err(e) => report
-                .errors
-                .push(format!("email {}: {e}", account.config.name)),
-        }
-    }
-    if let Some(tg) = &opts.telegram {
-        let store = crate::store::Store::open(&store_path)?;
-        let poller = crate::channels::telegram::poll::Poller::new(Arc::clone(tg), store);
-        match poller.poll_once(0).await {
-            Ok(c) => {
-                report.telegram = Some(TelegramJson {
-                    stored: c.stored,
-                    duplicates: c.duplicates,
-                    skipped: c.skipped,
-                })
-            }
-            Err(e) => report.errors.push(format!("telegram: {e}")),
-        }
-    }
-    let store = crate::store::Store::open(&store_path)?;
-    let mut dispatcher = crate::worker::Dispatcher::new(
-        Arc::new(std::sync::Mutex::new(store)),
-        crate::worker::Senders::new(opts.senders.iter().cloned()),
-        opts.dispatch.clone(),
-    );
-    for (_, outcome) in dispatcher.run_until_idle().await? {
-        match outcome {
-            Ok(crate::worker::Outcome::Sent) => report.sent += 1,
-            Ok(
-                crate::worker::Outcome::Failed { reason, .. }
-                | crate::worker::Outcome::Unclear { reason },
-            ) => {
-                report.failed += 1;
-                tracing::info!("sync: a reply failed: {reason}");
-            }
-            Err(e) => report.errors.push(format!("outbox: {e}")),
-        }
-    }
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
-}

@@ -11,6 +11,7 @@ pub mod authz;
 pub mod handler;
 pub mod identity;
 mod session;
+pub mod sync;
 pub mod workspace;
 
 pub use identity::Identity;

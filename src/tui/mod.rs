@@ -5,11 +5,7 @@ pub mod action;
 pub mod app;
 pub mod keymap;
 pub mod runtime;
-pub mod testing;
 pub mod time;
 pub mod ui;
 
 pub use runtime::run;
-
-#[cfg(test)]
-mod tests;

@@ -1,12 +1,12 @@
-//! TUI scenarios: key scripts through the real keymap and update, effects against a real
+//! TUI scenarios (the App as a client, the server's handler answering inline): key scripts through the real keymap and update, effects against a real
 //! (in-memory) store, screens drawn on a TestBackend and snapshotted with insta.
 
+use crate::harness::Harness;
 use crate::identity::Claim;
 use crate::ingest::{Inbound, Settings, ingest};
 use crate::model::{Channel, Delivery, Direction, IdentityKind, Millis, Status};
 use crate::store::{QueueFilter, Store};
 use crate::tui::app::Mode;
-use crate::tui::testing::Harness;
 
 const BASE: Millis = 1_790_000_000_000; // 2026-09-21 14:13 UTC
 const NOW: Millis = BASE + 10 * 86_400_000;

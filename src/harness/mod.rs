@@ -1,6 +1,9 @@
-//! A synchronous harness around the real [`App`]: key scripts go through the real keymap and
-//! update, effects are carried out inline against a real store, and the screen is drawn on a
-//! ratatui `TestBackend`. Used by the TUI tests and the key-to-frame benchmark.
+//! The test rig that wires both halves in one thread: a synchronous harness around the real
+//! [`App`] (a client: key scripts go through the real keymap and update) whose requests are
+//! answered inline by the server's own handler on a real store, with the screen drawn on a
+//! ratatui `TestBackend`. It stands beside `tui/` and `server/`, not in either: the TUI only
+//! ever sees the api; only this rig (and the TUI scenario tests in `tests.rs`) holds both.
+//! Used by those tests, the integration tests and the key-to-frame benchmarks.
 
 use crate::config::Config;
 use crate::model::Millis;
@@ -122,3 +125,6 @@ impl Harness {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
