@@ -81,6 +81,25 @@ struct Fixture {
     contact: ContactId,
 }
 
+/// A customer's email.
+fn inbound(id: &str, email: &str, name: &str, body: &str) -> Inbound {
+    Inbound {
+        channel: Channel::Email,
+        account: String::new(),
+        external_id: id.into(),
+        direction: Direction::In,
+        customer: Claim::new(IdentityKind::Email, email),
+        linked: vec![],
+        customer_name: Some(name.into()),
+        author: None,
+        subject: Some(body.into()),
+        body: body.into(),
+        sent_at: braid::model::now_millis(),
+        meta: None,
+        cursor: None,
+    }
+}
+
 /// A store with one customer conversation (email), and an empty workspace config.
 fn fixture(config_text: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
@@ -89,21 +108,7 @@ fn fixture(config_text: &str) -> Fixture {
     let mut store = Store::open_dir(&data).unwrap();
     let r = ingest(
         &mut store,
-        &Inbound {
-            channel: Channel::Email,
-            account: String::new(),
-            external_id: "<m1@x.org>".into(),
-            direction: Direction::In,
-            customer: Claim::new(IdentityKind::Email, "ann@x.org"),
-            linked: vec![],
-            customer_name: Some("Ann Lee".into()),
-            author: None,
-            subject: Some("Refund".into()),
-            body: "Where is my refund?".into(),
-            sent_at: braid::model::now_millis(),
-            meta: None,
-            cursor: None,
-        },
+        &inbound("<m1@x.org>", "ann@x.org", "Ann Lee", "Where is my refund?"),
         &Settings::default(),
     )
     .unwrap();
@@ -444,21 +449,12 @@ fn an_agent_gets_only_their_teams_changes_and_a_refusal_is_audited() {
     let now = braid::model::now_millis();
     let other = match ingest(
         &mut store,
-        &Inbound {
-            channel: Channel::Email,
-            account: String::new(),
-            external_id: "<s1@x.org>".into(),
-            direction: Direction::In,
-            customer: Claim::new(IdentityKind::Email, "pedro@x.org"),
-            linked: vec![],
-            customer_name: Some("Pedro".into()),
-            author: None,
-            subject: Some("Tent".into()),
-            body: "the tent pole snapped".into(),
-            sent_at: now,
-            meta: None,
-            cursor: None,
-        },
+        &inbound(
+            "<s1@x.org>",
+            "pedro@x.org",
+            "Pedro",
+            "the tent pole snapped",
+        ),
         &Settings::default(),
     )
     .unwrap()

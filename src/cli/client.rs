@@ -13,11 +13,7 @@ use crate::api::{Request, Response, Welcome};
 use crate::config::Config;
 use anyhow::Context;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
-/// How long a command waits for another one-shot command's in-process server to let go of
-/// the data dir (two scripts running `braid list` at once take turns).
-const WAIT_FOR_DATA_DIR: Duration = Duration::from_secs(10);
+use std::time::Duration;
 
 /// Where the server a command talks to runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,34 +64,8 @@ impl Client {
             .build()
             .context("cannot start the async runtime")?;
         let name = format!("cli {command}");
-        let deadline = Instant::now() + WAIT_FOR_DATA_DIR;
-        let session = loop {
-            let target = super::connect::target(globals, config);
-            match rt.block_on(Session::open(globals, config, &name, false)) {
-                Ok(s) => break s,
-                // Another command's in-process server holds the data dir for a moment.
-                Err(e)
-                    if matches!(target, Target::Local(_))
-                        && crate::server::running(&config.data_dir) =>
-                {
-                    if Instant::now() >= deadline {
-                        // Not a moment's one-shot server: one that listens where this
-                        // command does not look.
-                        return Err(e.context(format!(
-                            "a braid server holds {} but does not answer on {}; give its socket with --socket PATH (or BRAID_SOCKET)",
-                            config.data_dir.display(),
-                            crate::api::paths::personal_socket(
-                                &config.data_dir,
-                                crate::api::paths::runtime_dir().as_deref()
-                            )
-                            .display()
-                        )));
-                    }
-                    std::thread::sleep(Duration::from_millis(25));
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        // Waits for another command's one-shot server to let go of the data dir.
+        let session = rt.block_on(Session::open(globals, config, &name, false))?;
         let server = match session.target() {
             Target::Local(_) => Server::InProcess,
             Target::Socket(p) => Server::Socket(p.clone()),

@@ -13,6 +13,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+/// How long a client waits for another command's one-shot server to let go of the data dir.
+const WAIT_FOR_DATA_DIR: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where the server is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -106,7 +109,43 @@ impl Session {
 
     /// [`open`](Self::open) viewing as a workspace agent: only when the server runs in this
     /// process (the user owns its files); against a shared server, the kernel decides.
+    ///
+    /// Another command's one-shot server may hold the data dir for a moment: then this waits
+    /// (up to 10 s) until its socket answers or this process may start the server.
     pub async fn open_as(
+        globals: &Globals,
+        config: &Config,
+        client: &str,
+        run_channels: bool,
+        as_agent: Option<&str>,
+    ) -> anyhow::Result<Session> {
+        let deadline = std::time::Instant::now() + WAIT_FOR_DATA_DIR;
+        loop {
+            let target = target(globals, config);
+            match Session::open_once(globals, config, client, run_channels, as_agent).await {
+                Ok(s) => return Ok(s),
+                Err(e)
+                    if matches!(target, Target::Local(_))
+                        && e.chain().any(|c| c.is::<crate::server::DataDirBusy>()) =>
+                {
+                    if std::time::Instant::now() >= deadline {
+                        // Not a moment's one-shot server: one that listens where this
+                        // command does not look.
+                        return Err(e.context(format!(
+                            "a braid server holds {} but does not answer on {}; give its socket with --socket PATH (or BRAID_SOCKET)",
+                            config.data_dir.display(),
+                            paths::personal_socket(&config.data_dir, paths::runtime_dir().as_deref())
+                                .display()
+                        )));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn open_once(
         globals: &Globals,
         config: &Config,
         client: &str,

@@ -158,23 +158,7 @@ pub async fn tui_session_as(
     config: Config,
     as_agent: Option<&str>,
 ) -> anyhow::Result<()> {
-    // Another command's one-shot server may hold the data dir for a moment: wait for it (up to
-    // 10 s), then either its socket answers or this one starts the server.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let session = loop {
-        match connect::Session::open_as(globals, &config, "tui", true, as_agent).await {
-            Ok(s) => break s,
-            Err(e)
-                if matches!(connect::target(globals, &config), connect::Target::Local(_))
-                    && crate::server::running(&config.data_dir)
-                    && std::time::Instant::now() < deadline =>
-            {
-                tracing::debug!("waiting for the data dir: {e:#}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    let session = connect::Session::open_as(globals, &config, "tui", true, as_agent).await?;
     let local = session.is_local();
     let (conn, incoming, connector, fin) = session.split();
     let notice = if local {

@@ -353,6 +353,18 @@ fn bind(path: &Path, group: Option<&str>) -> anyhow::Result<tokio::net::UnixList
     Ok(listener)
 }
 
+/// Another server holds the data dir (its lock).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "another braid server{} owns {}; use it (`braid` connects to it) or stop it first",
+    pid.as_ref().map(|p| format!(" (pid {p})")).unwrap_or_default(),
+    data_dir.display()
+)]
+pub struct DataDirBusy {
+    pub pid: Option<String>,
+    pub data_dir: PathBuf,
+}
+
 /// One server per data dir.
 #[derive(Debug)]
 pub struct ServerLock {
@@ -376,15 +388,11 @@ impl ServerLock {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 let pid = pid.trim();
-                anyhow::bail!(
-                    "another braid server{} owns {}; use it (`braid` connects to it) or stop it first",
-                    if pid.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (pid {pid})")
-                    },
-                    data_dir.display()
-                );
+                return Err(DataDirBusy {
+                    pid: (!pid.is_empty()).then(|| pid.to_string()),
+                    data_dir: data_dir.to_path_buf(),
+                }
+                .into());
             }
             Err(TryLockError::Error(e)) => {
                 return Err(e).with_context(|| format!("cannot lock {}", path.display()));
