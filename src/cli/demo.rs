@@ -128,6 +128,7 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<()> {
         globals,
         config,
         args.as_agent.as_deref(),
+        false,
     ))?
 }
 

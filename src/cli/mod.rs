@@ -149,19 +149,22 @@ pub fn run_tui(globals: &Globals) -> anyhow::Result<()> {
 
 /// Connect (or start the in-process server) and run the TUI until the user quits.
 pub async fn tui_session(globals: &Globals, config: Config) -> anyhow::Result<()> {
-    tui_session_as(globals, config, None).await
+    tui_session_as(globals, config, None, true).await
 }
 
 /// [`tui_session`], viewing as a workspace agent (in-process servers only: `braid demo --as`).
+/// `name_unused_channels`: when a server already runs, say that the config's channels are not
+/// this process's to run (the demo turns its web chat on itself: nothing to say).
 pub async fn tui_session_as(
     globals: &Globals,
     config: Config,
     as_agent: Option<&str>,
+    name_unused_channels: bool,
 ) -> anyhow::Result<()> {
     let session = connect::Session::open_as(globals, &config, "tui", true, as_agent).await?;
     let local = session.is_local();
     let (conn, incoming, connector, fin) = session.split();
-    let notice = if local {
+    let notice = if local || !name_unused_channels {
         None
     } else {
         ignored_channels(&config)
