@@ -1331,3 +1331,45 @@ fn the_server_refuses_what_the_role_forbids_on_the_tui_path() {
     h.store.set_scope(crate::store::Scope::all("test")).unwrap();
     assert_eq!(h.store.conversation(id).unwrap().status, before.status);
 }
+
+/// The server goes away while a reply is being written: the screen and the draft stay, the send
+/// fails with the runtime's line and leaves the composer as it was, and when the connection is
+/// back everything shown is reloaded and the same text goes out.
+#[test]
+fn a_lost_server_keeps_the_draft_and_the_send_works_once_it_is_back() {
+    use crate::tui::app::Event;
+    let mut h = harness(160, 45);
+    h.keys("c").unwrap();
+    h.keys("called the carrier").unwrap();
+    h.event(Event::Connection {
+        up: false,
+        line: "server: connection lost (closed); reconnecting".into(),
+    });
+    assert!(h.screen().unwrap().contains("connection lost"));
+    // Send while disconnected: the runtime answers the request itself (no server).
+    for key in crate::tui::keymap::parse_key_script("<C-s>").unwrap() {
+        let _unsent = h.app.handle(Event::Key(key));
+    }
+    h.event(Event::Data(crate::api::Response::Error(
+        "not connected to the server (reconnecting); nothing was changed, try again in a moment"
+            .into(),
+    )));
+    let text = match &h.app.mode {
+        Mode::Compose(c) => {
+            assert!(!c.sending);
+            c.text()
+        }
+        _ => panic!("the composer closed"),
+    };
+    assert_eq!(text, "called the carrier");
+    // Back: a reload is asked for, and the same keys send it.
+    let fx = h.app.handle(Event::Connection {
+        up: true,
+        line: "worker: leader".into(),
+    });
+    assert!(!fx.is_empty());
+    h.run(fx);
+    h.keys("<C-s>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Normal));
+    assert!(h.screen().unwrap().contains("note added"));
+}
