@@ -73,9 +73,10 @@ pub struct EventRefs {
     pub message: Option<MessageId>,
 }
 
-const EVENT_COLUMNS: &str = "id, at, actor, kind, conversation_id, contact_id, message_id, data";
+pub(super) const EVENT_COLUMNS: &str =
+    "id, at, actor, kind, conversation_id, contact_id, message_id, data";
 
-fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+pub(super) fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
         id: r.get(0)?,
         at: r.get(1)?,
