@@ -53,6 +53,8 @@ pub fn needed_role(req: &Request) -> Role {
         | Request::ContactConversations { .. }
         | Request::Status
         | Request::Attachments { .. } => Role::Viewer,
+        // Their own notifications: every agent, whatever their role.
+        Request::Notifications { .. } | Request::MarkNotificationsRead { .. } => Role::Viewer,
         Request::Post { post, .. } => needed_role(&Request::Write {
             conversation: crate::model::ConversationId(0),
             contact: crate::model::ContactId(0),

@@ -4,6 +4,7 @@
 pub mod action;
 pub mod app;
 pub mod keymap;
+pub mod notifications;
 pub mod runtime;
 pub mod sheet;
 pub mod time;
