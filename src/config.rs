@@ -1251,6 +1251,26 @@ mod tests {
     }
 
     #[test]
+    fn notifications_bell_and_desktop() {
+        let c = load_text("[notifications]\nbell = true\ndesktop = \"osc777\"\n").unwrap();
+        assert_eq!(
+            c.notifications,
+            NotifySettings {
+                bell: true,
+                desktop: DesktopNotify::Osc777
+            }
+        );
+        let c = load_text("").unwrap();
+        assert_eq!(c.notifications, NotifySettings::default());
+        let e = load_text("[notifications]\ndesktop = \"growl\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("notifications.desktop"), "{e}");
+        assert!(e.contains("osc9, osc777, none"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
     fn the_example_documents_every_key_and_parses() {
         // As shipped (all commented out): the defaults.
         let c = load_text(EXAMPLE).unwrap();
