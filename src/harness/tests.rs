@@ -1451,8 +1451,11 @@ fn notifications_count_list_open_the_message_and_read_state() {
     // Carol's mention is hers alone: reading mine left it unread.
     assert_eq!(h.store.unread_notifications("carol").unwrap(), 1);
 
-    // Again: one marked; R reads them all; Esc closes.
+    // Again: one marked; R reads them all; Esc closes (an Esc that drops a pending g
+    // does only that).
     h.keys("gn").unwrap();
+    h.keys("g<Esc>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Sheet(_)));
     let Mode::Sheet(sheet) = &h.app.mode else {
         panic!("no sheet")
     };

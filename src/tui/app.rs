@@ -575,7 +575,12 @@ impl App {
                 };
                 let out = match resolved {
                     Resolved::Action { action, count } => sheet.dispatch(&action, count),
-                    Resolved::Cancelled if key.code == KeyCode::Esc => {
+                    // Esc that dropped a pending `g` (or a count) only does that; a plain Esc
+                    // is bound to `cancel` (closes), or closes anyway when a keymap unbinds it.
+                    Resolved::Cancelled
+                        if key.code == KeyCode::Esc
+                            && self.keymap.key_for(keymap::Mode::Sheet, "cancel").is_none() =>
+                    {
                         sheet.dispatch(&Action::Cancel, None)
                     }
                     Resolved::Unbound { keys } => crate::tui::sheet::SheetOutcome {
