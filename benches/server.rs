@@ -671,6 +671,7 @@ impl TuiClient {
                 line: "server: resynced".into(),
             }),
             Incoming::Status { line, .. } => self.app.handle(Event::Worker(line)),
+            Incoming::Presence(online) => self.app.handle(Event::Presence(online)),
             Incoming::Closed(why) => {
                 self.errors
                     .add(format!("TUI client: connection lost: {why}"));
@@ -1137,12 +1138,14 @@ async fn agent(
                                 channel: row.last_channel,
                                 body: format!("Reply {step} from the load run (agent {i})."),
                                 then_pending: false,
+                                seen: Default::default(),
                             },
                             "message_out",
                         ),
                         3 => (
                             Write::Note {
                                 body: format!("Note {step} from the load run (agent {i})."),
+                                seen: Default::default(),
                             },
                             "note",
                         ),

@@ -70,6 +70,7 @@ pub fn workspace() -> crate::server::workspace::Workspace {
             .collect(),
         socket: None,
         group: None,
+        only_assignee_replies: false,
     }
 }
 

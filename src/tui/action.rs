@@ -54,6 +54,10 @@ pub enum Action {
     Cancel,
     // identity claims (an email typed in the web chat): link or dismiss, audited
     Claim(Option<ClaimDecision>),
+    /// Who is online and where.
+    Who,
+    /// Composer: throw the draft away and close.
+    Discard,
 }
 
 /// `:claim link [ADDRESS]` / `:claim dismiss [ADDRESS]` (the address: when there are several).
@@ -285,6 +289,18 @@ pub const COMMANDS: &[Command] = &[
         "Cancel: close the prompt or composer (the draft is kept)"
     ),
     cmd!(
+        "who",
+        ["online"],
+        Args::None,
+        "Who is online, and which conversation each is viewing or typing in"
+    ),
+    cmd!(
+        "discard",
+        [],
+        Args::None,
+        "Throw the draft away and close the composer (composer)"
+    ),
+    cmd!(
         "claim",
         [],
         Args::Optional("link|dismiss [address]"),
@@ -346,6 +362,8 @@ impl Action {
             Action::EditExternal => "edit_external",
             Action::Cancel => "cancel",
             Action::Claim(_) => "claim",
+            Action::Who => "who",
+            Action::Discard => "discard",
         }
     }
 
@@ -428,6 +446,8 @@ impl Action {
             "send" => Action::Send,
             "edit_external" => Action::EditExternal,
             "cancel" => Action::Cancel,
+            "who" => Action::Who,
+            "discard" => Action::Discard,
             "claim" => Action::Claim(match arg {
                 None => None,
                 Some(a) => {
