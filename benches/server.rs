@@ -56,6 +56,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+#[path = "server/team.rs"]
+mod team;
+
 const WIDTH: u16 = 200;
 const HEIGHT: u16 = 50;
 /// The agent every connection is (the server's own Unix user maps to it).
@@ -1941,6 +1944,28 @@ fn run() -> anyhow::Result<bool> {
     for l in slow.iter().take(8) {
         println!("    {}", l.trim());
     }
+    // 5. Working as a team.
+    let changes = (opts.agents * 4).clamp(20, 200);
+    let presence = match rt.block_on(team::presence(&sock, opts.agents, changes, &errors)) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.add(format!("presence: {e:#}"));
+            Samples::default()
+        }
+    };
+    header(&format!(
+        "5. working as a team: {} agent connections, {changes} presence changes one at a time",
+        opts.agents.max(2)
+    ));
+    row("PRESENCE CHANGE -> EVERY OTHER SCREEN (pushed)", &presence);
+    figures.push(fig(
+        &format!(
+            "presence change → other agents' screens ({} agents)",
+            opts.agents.max(2)
+        ),
+        &presence,
+        "—",
+    ));
     server.stop();
 
     // The table.
@@ -1949,6 +1974,7 @@ fn run() -> anyhow::Result<bool> {
         ("key → frame", &keys.settled),
         ("change → other agents' screens", &load.push),
         ("old model change → seen", &load.follower),
+        ("presence change → other screens", &presence),
     ] {
         if s.is_empty() {
             missing.push(name.into());

@@ -263,6 +263,11 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
         }
     }));
 
+    if shared.config.workspace.simulate_colleagues {
+        tasks.push(tokio::spawn(presence::simulate_colleagues(Arc::clone(
+            &shared,
+        ))));
+    }
     // Presence of connections that hang without closing expires.
     let sh = Arc::clone(&shared);
     tasks.push(tokio::spawn(async move {

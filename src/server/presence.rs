@@ -177,6 +177,75 @@ impl Presence {
     }
 }
 
+/// `braid demo` only (the demo workspace's `simulate_colleagues`): its simulated agents are
+/// online, each looking at one of the open conversations for a while and now and then typing a
+/// reply or a note, so presence shows on a single user's screen. Runs until the server stops.
+pub(crate) async fn simulate_colleagues(shared: std::sync::Arc<super::Shared>) {
+    use crate::store::{QueueAnchor, QueueFilter};
+    let colleagues: Vec<Identity> = shared
+        .config
+        .workspace
+        .agents
+        .iter()
+        .map(|a| Identity {
+            uid: 0,
+            user: a.user.clone(),
+            agent: a.name.clone(),
+            display: a.display.clone().unwrap_or_else(|| a.name.clone()),
+            role: a.role,
+            teams: a.teams.clone(),
+        })
+        .collect();
+    let mut every = tokio::time::interval(Duration::from_secs(4));
+    let mut step: usize = 0;
+    loop {
+        every.tick().await;
+        let sh = std::sync::Arc::clone(&shared);
+        let rows = tokio::task::spawn_blocking(move || {
+            let mut store = sh.take_store().ok()?;
+            let rows = store.set_scope(Scope::all("demo")).ok().and_then(|()| {
+                store
+                    .queue_page(
+                        &QueueFilter::Status(crate::model::Status::Open),
+                        QueueAnchor::Top,
+                        12,
+                    )
+                    .ok()
+            });
+            sh.give_store(store);
+            rows
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+        if rows.is_empty() {
+            continue;
+        }
+        for (i, who) in colleagues.iter().enumerate() {
+            // Each lingers about 12 s on a conversation; they rarely meet.
+            let row = &rows[(step / 3 + i * 3) % rows.len()];
+            let activity = match (step + i) % 6 {
+                0 | 1 => Activity::Reply,
+                2 if i % 2 == 1 => Activity::Note,
+                _ => Activity::Viewing,
+            };
+            shared.presence.report(
+                u64::MAX - i as u64,
+                who,
+                Some(row.id),
+                Place {
+                    team: row.team.clone(),
+                    assignee: row.assignee.clone(),
+                },
+                activity,
+                crate::model::now_millis(),
+            );
+        }
+        step += 1;
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -55,6 +55,9 @@ pub struct Workspace {
     /// `[server] only_assignee_replies`: a conversation assigned to an agent is answered by
     /// that agent only; others may add notes (supervisors and admins may still reply).
     pub only_assignee_replies: bool,
+    /// The demo workspace's simulated agents show as online (`braid demo` only; not a config
+    /// key).
+    pub simulate_colleagues: bool,
 }
 
 impl Workspace {
