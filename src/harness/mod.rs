@@ -144,4 +144,6 @@ impl Harness {
 }
 
 #[cfg(test)]
+mod team_tests;
+#[cfg(test)]
 mod tests;

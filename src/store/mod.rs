@@ -24,7 +24,7 @@ pub use claims::ClaimRow;
 pub use contacts::{ContactProfile, ContactRow, IdentityRow, MergePreview, MergeSide};
 pub use conversations::{Counts, QueueAnchor, QueueCursor, QueueFilter, QueueRow, normalize_tag};
 pub use email::EmailThreadRefs;
-pub use events::{EventKind, EventRefs, EventRow};
+pub use events::{Change, EventKind, EventRefs, EventRow};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor};
 pub use notifications::{
     Derived, NotificationKind, NotificationPage, NotificationRow, NotifyAgent,
@@ -78,6 +78,10 @@ pub enum StoreError {
     NoMessage(i64),
     #[error("{0}")]
     Invalid(String),
+    /// A guarded write (see [`Store::add_note_guarded`]) found changes its author had not
+    /// seen: nothing was written.
+    #[error("the conversation changed since you looked ({} change(s)); nothing was sent", .0.len())]
+    Stale(Vec<Change>),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
