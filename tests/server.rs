@@ -1039,3 +1039,53 @@ fn notifications_sync(data: &Path, agent: &str) -> Vec<braid::store::Notificatio
 fn rows_id(rows: &[braid::store::NotificationRow]) -> Vec<i64> {
     rows.iter().map(|r| r.id).collect()
 }
+
+/// A version-1 client (before notifications) is never sent the notification frame: it would
+/// not read it and its connection would end. It keeps getting the events.
+#[test]
+fn a_version_1_client_gets_no_notification_frame() {
+    let f = fixture(
+        "[[agents]]\nuser = \"nobody-alice\"\nname = \"alice\"\nrole = \"agent\"\n\
+         [[agents]]\nuser = \"nobody-bob\"\nname = \"bob\"\nrole = \"agent\"\n",
+    );
+    let config = braid::config::Config::load(Some(&f.config), Some(&f.data)).unwrap();
+    rt().block_on(async {
+        let mut opts = braid::server::ServerOptions::new(config.clone());
+        opts.run_worker = false;
+        let server = braid::server::start(opts).await.unwrap();
+        let (alice, _arx) = connect_as(&server, "alice").await;
+        let mut old = Hello::new("old bob", None);
+        old.max_version = 1;
+        let (bob_v1, mut v1_rx) = server.connect_local_as(old, Some("bob")).await.unwrap();
+        assert_eq!(bob_v1.welcome().version, 1);
+        let (_bob, mut bob_rx) = connect_as(&server, "bob").await;
+        alice
+            .call(Request::Post {
+                conversation: f.conversation,
+                post: braid::api::Post::Note {
+                    body: "@bob look".into(),
+                    seen: braid::api::Seen::Force,
+                },
+            })
+            .await
+            .unwrap();
+        assert!(next_notification(&mut bob_rx, 10).await.is_some());
+        // The old client: the note's event, and no notification frame.
+        let mut events = 0;
+        let until = Instant::now() + Duration::from_millis(1500);
+        while let Ok(Some(m)) = tokio::time::timeout(
+            until.saturating_duration_since(Instant::now()),
+            v1_rx.recv(),
+        )
+        .await
+        {
+            assert!(!matches!(m, Incoming::Notification { .. }), "{m:?}");
+            assert!(!matches!(m, Incoming::Closed(_)), "{m:?}");
+            if matches!(m, Incoming::Events { .. }) {
+                events += 1;
+            }
+        }
+        assert!(events > 0, "the old client got no events");
+        server.shutdown().await;
+    });
+}
