@@ -1479,6 +1479,23 @@ fn notifications_count_list_open_the_message_and_read_state() {
         !screen.lines().nth(28).unwrap().contains("notification"),
         "{screen}"
     );
+    // ? in the list: the help, which names the list's keys.
+    h.keys("gn?").unwrap();
+    assert!(matches!(h.app.mode, Mode::Help { .. }));
+    let help: Vec<String> = crate::tui::ui::help::lines(&h.app)
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    let at = help
+        .iter()
+        .position(|l| l.starts_with("List keys"))
+        .expect("a List keys section");
+    assert!(
+        help[at..]
+            .iter()
+            .any(|l| l.contains('R') && l.contains("mark_all_read")),
+        "{help:#?}"
+    );
 }
 
 #[test]

@@ -712,6 +712,14 @@ impl App {
                     return Vec::new();
                 };
                 let out = match resolved {
+                    // The help screen replaces the list (g n, or the list's key, brings it back).
+                    Resolved::Action {
+                        action: Action::Help,
+                        ..
+                    } => {
+                        self.mode = Mode::Help { scroll: 0 };
+                        return Vec::new();
+                    }
                     Resolved::Action { action, count } => sheet.dispatch(&action, count),
                     // Esc that dropped a pending `g` (or a count) only does that; a plain Esc
                     // is bound to `cancel` (closes), or closes anyway when a keymap unbinds it.
@@ -722,7 +730,9 @@ impl App {
                         sheet.dispatch(&Action::Cancel, None)
                     }
                     Resolved::Unbound { keys } => crate::tui::sheet::SheetOutcome {
-                        error: Some(format!("{keys} is not bound in lists (? shows the keys)")),
+                        error: Some(format!(
+                            "{keys} is not bound in lists (? shows the keys, Esc closes the list)"
+                        )),
                         ..Default::default()
                     },
                     _ => return Vec::new(),
