@@ -27,6 +27,8 @@ enum Command {
     Attach(cli::attach::Args),
     /// Where the store is, queue counters, outbox, worker
     Status(cli::status::Args),
+    /// Who is online (agents with a braid open) and which conversation each is in
+    Who(cli::who::Args),
     /// List conversations of a queue view, newest activity first
     List(cli::list::Args),
     /// A conversation and its contact's whole timeline, every channel, oldest first
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Some(Command::Server(a)) => cli::server::run(g, a),
         Some(Command::Attach(a)) => cli::attach::run(g, a),
         Some(Command::Status(a)) => cli::to_stdout(|out| cli::status::run(g, a, out)),
+        Some(Command::Who(a)) => cli::to_stdout(|out| cli::who::run(g, a, out)),
         Some(Command::List(a)) => cli::to_stdout(|out| cli::list::run(g, a, out)),
         Some(Command::Show(a)) => cli::to_stdout(|out| cli::show::run(g, a, out)),
         Some(Command::Search(a)) => cli::to_stdout(|out| cli::search::run(g, a, out)),

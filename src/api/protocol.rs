@@ -393,6 +393,8 @@ pub enum Request {
         conversation: Option<ConversationId>,
         activity: Activity,
     },
+    /// Who is online and where, now (`braid who`, `:who`); answered [`Response::Online`].
+    Who,
 }
 
 /// What a [`Request::Post`] writes.
@@ -496,6 +498,7 @@ impl Request {
             Request::ContactConversations { .. } => "contact_conversations",
             Request::Attachments { .. } => "attachments",
             Request::Presence { .. } => "presence",
+            Request::Who => "who",
         }
     }
 
@@ -611,6 +614,8 @@ pub enum Response {
     /// The answer to a [`Request::ContactCards`].
     ContactCards(Vec<ContactCard>),
     Files(Vec<FileData>),
+    /// The answer to [`Request::Who`]: every reporting session as the asking agent may see it.
+    Online(Vec<PresenceEntry>),
 }
 
 /// A file sent to a client (base64 in the JSON).

@@ -53,6 +53,7 @@ pub fn needed_role(req: &Request) -> Role {
         | Request::ContactConversations { .. }
         | Request::Status
         | Request::Presence { .. }
+        | Request::Who
         | Request::Attachments { .. } => Role::Viewer,
         Request::Post { post, .. } => needed_role(&Request::Write {
             conversation: crate::model::ConversationId(0),

@@ -486,6 +486,7 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
         // Presence is the session's (it knows the connection); without one there is nobody
         // to tell.
         Request::Presence { .. } => Response::Ack,
+        Request::Who => Response::Online(Vec::new()),
     })
 }
 

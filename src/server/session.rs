@@ -260,6 +260,8 @@ where
                         report_presence(&run_shared, &run_who, session_id, conversation, activity)
                             .await;
                         Response::Ack
+                    } else if let Request::Who = req {
+                        Response::Online(run_shared.presence.view(&run_who.scope()))
                     } else {
                         run_request(&run_shared, &run_who, req).await
                     };

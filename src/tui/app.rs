@@ -2041,6 +2041,10 @@ impl App {
             | Response::Written(_)
             | Response::Files(_)
             | Response::Status(_) => Vec::new(),
+            Response::Online(online) => {
+                self.presence = online;
+                Vec::new()
+            }
         }
     }
 
