@@ -828,6 +828,25 @@ fn presence_appears_and_is_gone_at_once_when_the_client_is_killed() {
             .expect("the typist's entry");
         assert_eq!(typing.activity, braid::api::Activity::Reply);
         assert_eq!(typing.agent, me[0].agent);
+        // `braid who` asks the same server.
+        let out = braid(&f, &["who", "--json"]);
+        assert!(out.status.success(), "{out:?}");
+        let who: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(who["agents"], 1, "{who}");
+        let online = who["online"].as_array().unwrap();
+        assert_eq!(online.len(), 2, "{who}");
+        assert!(
+            online
+                .iter()
+                .any(|e| e["activity"] == "reply" && e["conversation_id"] == f.conversation.0),
+            "{who}"
+        );
+        let text = String::from_utf8(braid(&f, &["who"]).stdout).unwrap();
+        assert!(text.starts_with("1 online\n"), "{text}");
+        assert!(
+            text.contains(&format!("typing a reply #{}", f.conversation)),
+            "{text}"
+        );
 
         // kill -9: the socket closes with the process; the entry goes at once.
         let killed = Instant::now();

@@ -422,6 +422,8 @@ pub enum Request {
         conversation: Option<ConversationId>,
         activity: Activity,
     },
+    /// Who is online and where, now (`braid who`, `:who`); answered [`Response::Online`].
+    Who,
 }
 
 /// What a [`Request::Post`] writes.
@@ -527,6 +529,7 @@ impl Request {
             Request::Notifications { .. } => "notifications",
             Request::MarkNotificationsRead { .. } => "mark_notifications_read",
             Request::Presence { .. } => "presence",
+            Request::Who => "who",
         }
     }
 
@@ -658,6 +661,8 @@ pub enum Response {
         ids: Vec<i64>,
         unread: i64,
     },
+    /// The answer to [`Request::Who`]: every reporting session as the asking agent may see it.
+    Online(Vec<PresenceEntry>),
 }
 
 /// A file sent to a client (base64 in the JSON).

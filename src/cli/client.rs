@@ -181,6 +181,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Superseded => "superseded",
         Response::Ack => "ack",
         Response::Stale(_) => "stale",
+        Response::Online(_) => "online",
         Response::Conversation { .. } => "conversation",
         Response::List { .. } => "list",
         Response::Hits(_) => "hits",

@@ -28,6 +28,7 @@ pub mod show;
 pub mod status;
 pub mod sync;
 pub mod verb;
+pub mod who;
 
 use crate::config::Config;
 use crate::model::{Channel, ConversationId};

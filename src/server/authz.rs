@@ -53,6 +53,7 @@ pub fn needed_role(req: &Request) -> Role {
         | Request::ContactConversations { .. }
         | Request::Status
         | Request::Presence { .. }
+        | Request::Who
         | Request::Attachments { .. } => Role::Viewer,
         // Their own notifications: every agent, whatever their role.
         Request::Notifications { .. } | Request::MarkNotificationsRead { .. } => Role::Viewer,

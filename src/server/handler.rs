@@ -21,11 +21,12 @@ pub fn handle(store: &mut Store, who: &Identity, req: Request) -> Response {
         return refuse(store, who, &req, reason);
     }
     let guarded = guarded_conversation(&req);
-    match run(store, who, req.clone()) {
+    let name = req.name();
+    match run(store, who, req) {
         Ok(r) => r,
         Err(e) => match (e.downcast::<crate::store::StoreError>(), guarded) {
             (Ok(crate::store::StoreError::Stale(changes)), Some(conversation)) => {
-                stale(store, who, &req, conversation, changes)
+                stale(store, who, name, conversation, changes)
             }
             (Ok(e), _) => Response::Error(e.to_string()),
             (Err(e), _) => Response::Error(e.to_string()),
@@ -54,7 +55,7 @@ fn guarded_conversation(req: &Request) -> Option<crate::model::ConversationId> {
 fn stale(
     store: &mut Store,
     who: &Identity,
-    req: &Request,
+    request: &str,
     conversation: crate::model::ConversationId,
     changes: Vec<crate::store::Change>,
 ) -> Response {
@@ -72,11 +73,11 @@ fn stale(
             .collect::<Vec<_>>()
             .join("; ")
     );
-    tracing::info!(agent = %who.agent, request = req.name(), %conversation, "stale send stopped");
+    tracing::info!(agent = %who.agent, request, %conversation, "stale send stopped");
     if let Err(e) = store.audit_refused(
         &who.agent,
         Some(conversation),
-        req.name(),
+        request,
         &crate::sanitize::for_terminal_line(&reason),
         now_millis(),
     ) {
@@ -495,6 +496,7 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
         // Presence is the session's (it knows the connection); without one there is nobody
         // to tell.
         Request::Presence { .. } => Response::Ack,
+        Request::Who => Response::Online(Vec::new()),
     })
 }
 

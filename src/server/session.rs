@@ -278,10 +278,15 @@ where
                         activity,
                     } = req
                     {
+                        // Follow first: the report's own change must reach this client too
+                        // (set after it, the pusher could wake, see "not following", and
+                        // leave this client without a list until someone else moves).
+                        run_follows.store(true, Ordering::Release);
                         report_presence(&run_shared, &run_who, session_id, conversation, activity)
                             .await;
-                        run_follows.store(true, Ordering::Release);
                         Response::Ack
+                    } else if let Request::Who = req {
+                        Response::Online(run_shared.presence.view(&run_who.scope()))
                     } else {
                         run_request(&run_shared, &run_who, req).await
                     };

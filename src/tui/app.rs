@@ -2281,6 +2281,10 @@ impl App {
             | Response::Notifications { .. }
             | Response::NotificationsRead { .. }
             | Response::Status(_) => Vec::new(),
+            Response::Online(online) => {
+                self.presence = online;
+                Vec::new()
+            }
         }
     }
 
