@@ -58,6 +58,15 @@ impl Harness {
             let mut next = Vec::new();
             for fx in queue {
                 match fx {
+                    // Presence is the server's session state, not the store's: the rig
+                    // answers `who` from the presence the app was pushed (`Event::Presence`).
+                    Effect::Request(crate::api::Request::Who) => {
+                        let online = self.app.presence.clone();
+                        next.extend(
+                            self.app
+                                .handle(Event::Data(crate::api::Response::Online(online))),
+                        );
+                    }
                     Effect::Request(r) => {
                         let resp = crate::server::handler::handle(&mut self.store, &self.who, r);
                         next.extend(self.app.handle(Event::Data(resp)));

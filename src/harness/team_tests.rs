@@ -87,14 +87,23 @@ fn others_viewing_and_typing_show_in_the_queue_the_title_and_the_status_line() {
         "{screen}"
     );
     h.keys("<Esc>").unwrap();
-    // :who lists everyone and where.
+    // :who lists everyone and where, in a list; Enter opens the selected one's conversation.
     h.keys(":who<CR>").unwrap();
     let screen = h.screen().unwrap();
+    assert!(screen.contains("who is online"), "{screen}");
+    assert!(screen.contains("5 agents online"), "{screen}");
     assert!(
-        screen.contains(&format!("5 online: me (you) viewing #{ann}")),
+        screen.contains("carol") && screen.contains(&format!("typing a reply #{ann}")),
         "{screen}"
     );
-    assert!(screen.contains("Erin online"), "{screen}");
+    assert!(screen.contains("me (you)"), "{screen}");
+    assert!(screen.contains(&format!("viewing #{chen}")), "{screen}");
+    assert!(screen.contains("Erin"), "{screen}");
+    insta::assert_snapshot!("who_160x30", screen);
+    // Dana (viewing Chen's) is the 4th line: Enter opens Chen's conversation.
+    h.keys("jjj<CR>").unwrap();
+    assert_eq!(h.app.queue.current().unwrap().id, chen);
+    h.keys("<Esc>").unwrap();
     // They leave: the marks go.
     h.event(Event::Presence(vec![entry(
         "me",

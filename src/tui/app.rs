@@ -488,29 +488,10 @@ impl App {
         names.len()
     }
 
-    /// `:who`: everyone online and where, one line.
+    /// `:who`: everyone online and where, asked fresh from the server, in a list.
     fn who(&mut self) -> Vec<Effect> {
-        if self.presence.is_empty() {
-            self.info("nobody else is online (or the server has not said yet)");
-            return Vec::new();
-        }
-        let mut parts: Vec<String> = Vec::new();
-        for e in &self.presence {
-            let me = if e.agent == self.agent { " (you)" } else { "" };
-            let part = match e.conversation {
-                Some(c) => format!("{}{me} {} #{c}", e.display, e.activity.describe()),
-                None => format!("{}{me} online", e.display),
-            };
-            if !parts.contains(&part) {
-                parts.push(part);
-            }
-        }
-        self.info(format!(
-            "{} online: {}",
-            self.online_agents(),
-            parts.join(" · ")
-        ));
-        Vec::new()
+        let view = crate::tui::who::WhoView::new(&self.agent, self.now);
+        self.open_sheet(Box::new(view))
     }
 
     /// The first effects: load the default view and the counters.

@@ -9,5 +9,6 @@ pub mod runtime;
 pub mod sheet;
 pub mod time;
 pub mod ui;
+pub mod who;
 
 pub use runtime::run;
