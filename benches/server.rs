@@ -1969,6 +1969,31 @@ fn run() -> anyhow::Result<bool> {
         &presence,
         "—",
     ));
+    let notified = match rt.block_on(team::notification_delivery(
+        &sock,
+        s.webchat,
+        opts.agents,
+        40,
+        &errors,
+    )) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.add(format!("notifications: {e:#}"));
+            Samples::default()
+        }
+    };
+    row(
+        "NOTIFICATION: CUSTOMER MESSAGE -> EACH OF THE ASSIGNEE'S SESSIONS",
+        &notified,
+    );
+    figures.push(fig(
+        &format!(
+            "customer message → notification on each of the assignee's {} sessions",
+            opts.agents.max(1)
+        ),
+        &notified,
+        "—",
+    ));
     server.stop();
 
     // The table.
@@ -1978,6 +2003,7 @@ fn run() -> anyhow::Result<bool> {
         ("change → other agents' screens", &load.push),
         ("old model change → seen", &load.follower),
         ("presence change → other screens", &presence),
+        ("notification delivery", &notified),
     ] {
         if s.is_empty() {
             missing.push(name.into());
