@@ -180,9 +180,7 @@ pub async fn notification_delivery(
                 loop {
                     match rx.recv().await {
                         Some(Incoming::Notification { rows, .. })
-                            if rows
-                                .iter()
-                                .any(|n| n.conversation_id == Some(conversation)) =>
+                            if rows.iter().any(|n| n.conversation_id == Some(conversation)) =>
                         {
                             return Some(Instant::now());
                         }

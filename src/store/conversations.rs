@@ -232,7 +232,7 @@ impl Store {
             });
             let sql = format!("SELECT {}", parts.join(" + "));
             let args: Vec<String> = arg.into_iter().collect();
-            let params = args.iter().chain(&args).chain(&args);
+            let params = args.iter().chain(&args).chain(&args).chain(&args);
             return Ok(self
                 .conn()
                 .prepare_cached(&sql)?

@@ -3,7 +3,8 @@
 //!
 //! Rules ([`Store::derive_notifications`]):
 //! - a `note` whose body mentions `@name` ([`crate::mentions`]) of a workspace agent other
-//!   than its author, who can see the conversation -> `mention` for that agent;
+//!   than its author -> `mention` for that agent, who from then on sees the conversation
+//!   whatever its team (a mention is an invitation: see [`super::Scope`]);
 //! - an `assigned` event giving the conversation to an agent, by someone else -> `assigned`;
 //! - a `message_in` in a conversation assigned to an agent -> `message` for the assignee (the
 //!   assignee when it is derived: at once while the server runs).
@@ -254,14 +255,15 @@ fn derive_one(
             if mentioned.is_empty() {
                 return Ok(out);
             }
-            let Some((team, assignee, contact)) = conversation_of(tx, conv)? else {
+            let Some((_, _, contact)) = conversation_of(tx, conv)? else {
                 return Ok(out);
             };
             let text = excerpt(&body);
             for name in mentioned {
                 let Some(a) = known(name) else { continue };
-                // Never yourself; never about a conversation you cannot open.
-                if a.name == e.actor || !a.scope.allows(team.as_deref(), assignee.as_deref()) {
+                // Never yourself. A colleague outside the conversation's team is notified
+                // too: the mention opens it to them (the scope counts mentions).
+                if a.name == e.actor {
                     continue;
                 }
                 out.extend(insert(
@@ -582,13 +584,30 @@ mod tests {
     }
 
     #[test]
-    fn a_mention_in_a_conversation_the_agent_cannot_see_is_not_notified() {
+    fn a_mention_outside_the_agents_teams_notifies_and_opens_the_conversation_to_them() {
         let (mut s, c) = setup();
         s.set_conversation_team(c, Some("sales"), "alice", 1_500)
             .unwrap();
+        let bob = agents()[1].scope.clone();
+        assert!(!bob.allows(Some("sales"), None), "bob is not in sales");
+        s.set_scope(bob.clone()).unwrap();
+        assert!(s.conversation(c).is_err());
+        s.set_scope(Scope::all("alice")).unwrap();
         s.add_note(c, "alice", "@bob @carol", 2_000).unwrap();
         let d = s.derive_notifications(&agents()).unwrap();
-        assert_eq!(kinds(&d), [("carol", NotificationKind::Mention)]);
+        assert_eq!(
+            kinds(&d),
+            [
+                ("bob", NotificationKind::Mention),
+                ("carol", NotificationKind::Mention)
+            ]
+        );
+        s.set_scope(bob).unwrap();
+        assert_eq!(
+            s.conversation(c).unwrap().id,
+            c,
+            "the mention opened it to bob"
+        );
     }
 
     #[test]

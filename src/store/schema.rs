@@ -313,6 +313,10 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_agent ON notifications(agent, id);
 CREATE INDEX notifications_unread ON notifications(agent, id) WHERE read_at IS NULL;
+-- An agent sees the conversations they are mentioned in (the scope's condition asks this
+-- index, one probe per conversation outside their teams).
+CREATE INDEX notifications_mentions ON notifications(agent, conversation_id)
+    WHERE kind = 'mention';
 
 CREATE TABLE derivations (
     name       TEXT PRIMARY KEY,

@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 
 /// What one agent may see. `teams: None` sees everything (an admin; the single user).
 /// `Some(list)` sees the conversations whose team is in the list, the conversations with no
-/// team (a channel mapped to no team is shared), and the conversations assigned to `agent`,
-/// whatever their team. A contact is visible when one of its conversations is; a message when
-/// its conversation is.
+/// team (a channel mapped to no team is shared), and the conversations assigned to `agent` or
+/// mentioning them (`@agent` in a note: a `mention` notification), whatever their team. A
+/// contact is visible when one of its conversations is; a message when its conversation is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {
     pub agent: String,
@@ -51,8 +51,9 @@ impl Scope {
         }
     }
 
-    /// Whether a conversation of `team`, assigned to `assignee`, is in the scope (the same
-    /// rule as the SQL condition, for a caller that holds the row already).
+    /// Whether a conversation of `team`, assigned to `assignee`, is in the scope (the SQL
+    /// condition's rule, for a caller that holds the row already), mentions left out: a
+    /// conversation this says no to may still be visible through a mention.
     pub fn allows(&self, team: Option<&str>, assignee: Option<&str>) -> bool {
         match (&self.teams, team) {
             (None, _) | (Some(_), None) => true,
@@ -75,17 +76,25 @@ impl Scope {
 macro_rules! cond {
     () => {
         "(+c.team IS NULL OR +c.team IN (SELECT team FROM temp.braid_scope_teams) \
-         OR +c.assignee = (SELECT agent FROM temp.braid_scope_agent))"
+         OR +c.assignee = (SELECT agent FROM temp.braid_scope_agent) \
+         OR EXISTS (SELECT 1 FROM notifications n \
+                    WHERE n.agent = (SELECT agent FROM temp.braid_scope_agent) \
+                      AND n.kind = 'mention' AND n.conversation_id = c.id))"
     };
 }
 
-/// [`cond!`] as three disjoint conditions on `c` (no team; one of the scope's teams; assigned
-/// to the agent and of another team), for counts that add up one index walk each.
-pub(crate) const COUNT_PARTS: [&str; 3] = [
+/// [`cond!`] as four disjoint conditions on `c` (no team; one of the scope's teams; assigned
+/// to the agent and of another team; mentioning the agent, of another team and not theirs),
+/// for counts that add up one index walk each.
+pub(crate) const COUNT_PARTS: [&str; 4] = [
     "c.team IS NULL",
     "c.team IN (SELECT team FROM temp.braid_scope_teams)",
     "c.assignee = (SELECT agent FROM temp.braid_scope_agent) AND c.team IS NOT NULL \
      AND c.team NOT IN (SELECT team FROM temp.braid_scope_teams)",
+    "c.id IN (SELECT n.conversation_id FROM notifications n \
+              WHERE n.agent = (SELECT agent FROM temp.braid_scope_agent) AND n.kind = 'mention') \
+     AND c.team IS NOT NULL AND c.team NOT IN (SELECT team FROM temp.braid_scope_teams) \
+     AND c.assignee IS NOT (SELECT agent FROM temp.braid_scope_agent)",
 ];
 
 /// [`cond!`] as a conjunct: `" AND (...)"`.

@@ -953,3 +953,77 @@ fn an_unknown_key_in_an_array_table_names_that_table() {
     assert!(err.contains("line 6"), "{err}");
     assert!(err.contains("unknown key `rol` in [agents]"), "{err}");
 }
+
+/// A mention is an invitation: an agent mentioned in a note of another team's conversation
+/// sees it (listed, counted, opened, searched, pushed) and can act on it; the conversation next
+/// to it stays out of view.
+#[test]
+fn a_conversation_mentioning_the_agent_is_visible_whatever_its_team() {
+    let mut f = fixture();
+    let agents = [
+        crate::store::NotifyAgent {
+            name: "eve".into(),
+            scope: eve(),
+        },
+        crate::store::NotifyAgent {
+            name: "sam".into(),
+            scope: Scope::teams("sam", ["sales"]),
+        },
+    ];
+    f.store.derive_notifications(&agents).unwrap();
+    let sales = f.sales.conversation;
+    f.store.set_scope(eve()).unwrap();
+    not_found_conversation(f.store.conversation(sales).unwrap_err());
+    let open = QueueFilter::Status(Status::Open);
+    let before_count = f.store.queue_count(&open).unwrap();
+    f.store.set_scope(Scope::all("sam")).unwrap();
+    let seen = f.store.last_event_id().unwrap();
+    f.store
+        .add_note(
+            sales,
+            "sam",
+            "@eve can you check the invoice?",
+            T0 + 5 * MIN,
+        )
+        .unwrap();
+    let derived = f.store.derive_notifications(&agents).unwrap();
+    assert_eq!(derived.rows.len(), 1, "{derived:?}");
+    assert_eq!(derived.rows[0].agent, "eve");
+    f.store.set_scope(eve()).unwrap();
+    // Opened, listed, counted (the counts' four parts agree with the page), searched.
+    assert_eq!(f.store.conversation(sales).unwrap().id, sales);
+    let page = f
+        .store
+        .queue_page(&open, crate::store::QueueAnchor::Top, 50)
+        .unwrap();
+    assert!(ids(&page).contains(&sales), "{:?}", ids(&page));
+    assert_eq!(f.store.queue_count(&open).unwrap(), before_count + 1);
+    assert_eq!(f.store.queue_count(&open).unwrap(), page.len() as i64);
+    let hits = f
+        .store
+        .search_conversation_hits(&SearchQuery::parse("deal").unwrap(), 50)
+        .unwrap();
+    assert!(hits.rows.iter().any(|(r, _)| r.id == sales));
+    // Its changes reach her, and she can answer with a note.
+    let events = f.store.events_since(seen, 100).unwrap();
+    assert!(events.iter().any(|e| e.kind == "note"), "{events:?}");
+    f.store
+        .add_note(sales, "eve", "checked: paid", T0 + 6 * MIN)
+        .unwrap();
+    // Another sales conversation, nobody mentioned her there: still out of her view.
+    f.store.set_scope(Scope::all("boss")).unwrap();
+    let other = put(
+        &mut f.store,
+        &msg(
+            Channel::Telegram,
+            "",
+            "t9",
+            "9999",
+            "another deal",
+            T0 + 7 * MIN,
+        ),
+    );
+    f.store.set_scope(eve()).unwrap();
+    not_found_conversation(f.store.conversation(other.conversation).unwrap_err());
+    assert_eq!(f.store.queue_count(&open).unwrap(), before_count + 1);
+}
