@@ -695,7 +695,7 @@ fn a_v6_file_is_upgraded_and_keeps_its_rows() {
         .unwrap();
     }
     let mut store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 7);
+    assert_eq!(store.schema_version().unwrap(), schema::CURRENT_VERSION);
     let row = store.conversation(ConversationId(1)).unwrap();
     assert_eq!(
         (row.contact_name.as_str(), row.team, row.assignee.as_deref()),
