@@ -57,6 +57,8 @@ enum Command {
     Priority(cli::verb::PriorityArgs),
     /// Mark the conversation's contact as VIP (--off: unmark)
     Vip(cli::verb::VipArgs),
+    /// Who did what, when: the audit log, newest first (changes, replies, notes, refusals)
+    Audit(cli::audit::Args),
     /// List contacts with their identities
     Contacts(cli::contacts::Args),
     /// Import mail history from a Maildir or an mbox file (idempotent)
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
         Some(Command::Untag(a)) => cli::to_stdout(|out| cli::verb::tag(g, a, true, out)),
         Some(Command::Priority(a)) => cli::to_stdout(|out| cli::verb::priority(g, a, out)),
         Some(Command::Vip(a)) => cli::to_stdout(|out| cli::verb::vip(g, a, out)),
+        Some(Command::Audit(a)) => cli::to_stdout(|out| cli::audit::run(g, a, out)),
         Some(Command::Contacts(a)) => cli::to_stdout(|out| cli::contacts::run(g, a, out)),
         Some(Command::Import(a)) => cli::to_stdout(|out| cli::import::run(g, a, out)),
         Some(Command::Sync(a)) => cli::to_stdout(|out| cli::sync::run(g, a, out)),

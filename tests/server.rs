@@ -626,3 +626,87 @@ fn the_ssh_bridge_carries_the_protocol() {
             .any(|m| m.body == "through ssh")
     );
 }
+
+/// `braid` as a client of the server on `f.socket` (no personal config, no data dir of its own).
+fn cli(f: &Fixture, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_braid"))
+        .arg("--socket")
+        .arg(&f.socket)
+        .args(args)
+        .env_remove("BRAID_DATA_DIR")
+        .env_remove("BRAID_SOCKET")
+        .env_remove("BRAID_REMOTE")
+        .env("XDG_CONFIG_HOME", f.root.join("no-config"))
+        .env("XDG_DATA_HOME", f.root.join("no-data"))
+        .output()
+        .unwrap()
+}
+
+/// A refused action is in `braid audit` under the agent the server attested (the kernel's
+/// Unix user mapped through `[[agents]]`), whatever name the client gave itself; a viewer may
+/// read the log, and sees their own refusal.
+#[test]
+fn a_refused_action_shows_in_braid_audit_with_the_attested_identity() {
+    let config = format!(
+        "[[teams]]\nname = \"billing\"\n\
+         [[agents]]\nuser = \"{}\"\nname = \"ann\"\nrole = \"viewer\"\nteams = [\"billing\"]\n",
+        me()
+    );
+    let f = fixture(&config);
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    rt().block_on(async {
+        // The client calls itself mallory: a label for the log, not an identity.
+        let (conn, _rx) = connect_socket(&f.socket, Hello::new("mallory", None))
+            .await
+            .unwrap();
+        let r = conn
+            .call(Request::Write {
+                conversation: f.conversation,
+                contact: f.contact,
+                write: Write::Verb(braid::actions::Verb::Tag("vip".into())),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(r, Response::Refused(_)), "{r:?}");
+    });
+    let out = cli(&f, &["audit", "--kind", "refused", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{v}");
+    let e = &events[0];
+    assert_eq!(e["actor"], "ann", "{v}");
+    assert_eq!(e["kind"], "refused");
+    assert_eq!(e["conversation_id"], f.conversation.0);
+    let summary = e["summary"].as_str().unwrap();
+    assert!(summary.starts_with("REFUSED tag:"), "{summary}");
+    assert!(summary.contains("needs the agent role"), "{summary}");
+    assert!(e["at"].as_str().unwrap().ends_with('Z'), "{e}");
+    // The text form: one line with who, which conversation and what.
+    let out = cli(&f, &["audit", "--agent", "ann"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("REFUSED"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(" ann "), "{line}");
+    assert!(line.contains(&format!("#{}", f.conversation)), "{line}");
+    assert!(!text.contains("mallory"), "{text}");
+    // A bad kind says which exist.
+    let out = cli(&f, &["audit", "--kind", "deleted"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown event kind 'deleted'"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

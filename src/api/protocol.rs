@@ -11,9 +11,11 @@
 
 use crate::model::{Channel, ContactId, ConversationId, EventId, MessageId};
 // The store's row types are the protocol's vocabulary: clients name them through `crate::api`.
+/// An event in words, for `braid audit` and `:audit` (data decoded, escaped for the terminal).
+pub use crate::store::audit::describe as describe_event;
 pub use crate::store::{
-    ContactProfile, ContactRow, Counts, EventRow, IdentityRow, MessageRow, QueueAnchor,
-    QueueFilter, QueueRow, SearchHit, TimelineCursor,
+    AuditFilter, AuditPage, AuditPosition, ContactProfile, ContactRow, Counts, EventRow,
+    IdentityRow, MessageRow, QueueAnchor, QueueFilter, QueueRow, SearchHit, TimelineCursor,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -111,6 +113,10 @@ pub struct Welcome {
     /// Every agent name of the workspace (completion for `:assign`).
     #[serde(default)]
     pub agents: Vec<String>,
+    /// Every team name of the workspace (completion for `:assign`, `:view team`): assigning
+    /// a conversation to a team moves it there.
+    #[serde(default)]
+    pub workspace_teams: Vec<String>,
     /// The newest event now: a client follows pushes from here.
     pub last_event: EventId,
     /// Workspace setting: a reply makes an open conversation pending.
@@ -308,6 +314,17 @@ pub enum Request {
     /// Every conversation of a contact, newest activity first (`braid show`'s separators);
     /// answered with [`Response::List`].
     ContactConversations { contact: ContactId, limit: usize },
+    /// A page of the audit log, newest first (`braid audit`, `:audit`): the events `filter`
+    /// lets through that this agent may see (admins: every event; everyone else: their
+    /// scope's and their own refusals). Answered with [`Response::Audit`].
+    Audit {
+        #[serde(default)]
+        seq: u64,
+        #[serde(default)]
+        filter: AuditFilter,
+        at: AuditPosition,
+        limit: usize,
+    },
 }
 
 /// What a [`Request::Post`] writes.
@@ -401,6 +418,7 @@ impl Request {
             Request::ContactCards { .. } => "contact_cards",
             Request::ContactConversations { .. } => "contact_conversations",
             Request::Attachments { .. } => "attachments",
+            Request::Audit { .. } => "audit",
         }
     }
 
@@ -502,6 +520,11 @@ pub enum Response {
     /// The answer to a [`Request::ContactCards`].
     ContactCards(Vec<ContactCard>),
     Files(Vec<FileData>),
+    /// The answer to a [`Request::Audit`]: `seq` repeated.
+    Audit {
+        seq: u64,
+        page: AuditPage,
+    },
 }
 
 /// A file sent to a client (base64 in the JSON).

@@ -153,5 +153,6 @@ fn response_name(r: &Response) -> &'static str {
         Response::Written(_) => "written",
         Response::ContactCards(_) => "contact_cards",
         Response::Files(_) => "files",
+        Response::Audit { .. } => "audit",
     }
 }

@@ -53,6 +53,10 @@ pub fn needed_role(req: &Request) -> Role {
         | Request::ContactConversations { .. }
         | Request::Status
         | Request::Attachments { .. } => Role::Viewer,
+        // Reading the audit log changes nothing, and the scope limits it to what the agent
+        // sees anyway (plus their own refusals): a viewer (a QA lead, an auditor) is who
+        // reads it most.
+        Request::Audit { .. } => Role::Viewer,
         Request::Post { post, .. } => needed_role(&Request::Write {
             conversation: crate::model::ConversationId(0),
             contact: crate::model::ContactId(0),

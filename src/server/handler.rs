@@ -368,6 +368,15 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                 total,
             }
         }
+        Request::Audit {
+            seq,
+            filter,
+            at,
+            limit,
+        } => Response::Audit {
+            seq,
+            page: store.audit_page(&filter, at, limit)?,
+        },
         // Fetching files is network work: the session runs it ([`fetch_attachments`]).
         Request::Attachments { .. } => {
             anyhow::bail!("attachments are fetched by the server's session, not here")

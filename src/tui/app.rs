@@ -1837,6 +1837,7 @@ impl App {
             | Response::ContactCards(_)
             | Response::Written(_)
             | Response::Files(_)
+            | Response::Audit { .. }
             | Response::Status(_) => Vec::new(),
         }
     }
