@@ -14,6 +14,7 @@ pub mod files;
 pub mod harness;
 pub mod identity;
 pub mod ingest;
+pub mod mentions;
 pub mod model;
 pub mod private;
 pub mod sanitize;

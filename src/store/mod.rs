@@ -13,6 +13,7 @@ pub(crate) mod conversations;
 pub(crate) mod email;
 pub(crate) mod events;
 pub(crate) mod messages;
+pub mod notifications;
 mod outbox;
 pub mod schema;
 mod scope;
@@ -27,6 +28,9 @@ pub use conversations::{Counts, QueueAnchor, QueueCursor, QueueFilter, QueueRow,
 pub use email::EmailThreadRefs;
 pub use events::{EventKind, EventRefs, EventRow};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor};
+pub use notifications::{
+    Derived, NotificationKind, NotificationPage, NotificationRow, NotifyAgent,
+};
 pub use outbox::OutboxItem;
 pub use scope::Scope;
 pub use search::{ConversationHits, SearchHit, SearchQuery};

@@ -3,10 +3,7 @@
 //! crash mid-upgrade leaves the file at the last complete version.
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
-///
-/// Version 8 belongs to another branch of work (issue 14) merged beside this one: until the
-/// merge its slot is [`V8_SLOT`], which changes nothing; the merge puts the real V8 there.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8_SLOT, V9];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -288,8 +285,40 @@ ALTER TABLE conversations ADD COLUMN team TEXT;
 CREATE INDEX conversations_team ON conversations(team, status, last_activity DESC, id DESC);
 "#;
 
-/// The slot of version 8 (owned by another branch; see [`MIGRATIONS`]).
-pub const V8_SLOT: &str = "";
+/// Version 8: notifications, kept per agent on the server (see [`crate::store::notifications`]).
+/// - `notifications`: one row per (agent, causing event, kind), so deriving the same event
+///   twice adds nothing. `kind` is `mention`, `assigned`, `message`, `sla_warning` or
+///   `sla_breach` (the last two for the SLA rules). `contact_name` and `excerpt` are what the
+///   agent could see when it was made (the list never reads a conversation again, so a
+///   million rows page by the index alone). `read_at` NULL: unread.
+/// - `notifications_agent` serves an agent's newest-first pages (keyset on `id`);
+///   `notifications_unread`, partial, their unread count and unread-only pages.
+/// - `derivations`: how far a server has derived something from the events table (the row
+///   `notifications`), advanced in the same transaction as what it derived. No row yet (an
+///   upgraded store): the server starts at the newest event, not at the whole history.
+pub const V8: &str = r#"
+CREATE TABLE notifications (
+    id              INTEGER PRIMARY KEY,
+    agent           TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    event_id        INTEGER NOT NULL,
+    conversation_id INTEGER,
+    message_id      INTEGER,
+    actor           TEXT NOT NULL,
+    at              INTEGER NOT NULL,
+    read_at         INTEGER,
+    contact_name    TEXT NOT NULL DEFAULT '',
+    excerpt         TEXT NOT NULL DEFAULT '',
+    UNIQUE (agent, event_id, kind)
+);
+CREATE INDEX notifications_agent ON notifications(agent, id);
+CREATE INDEX notifications_unread ON notifications(agent, id) WHERE read_at IS NULL;
+
+CREATE TABLE derivations (
+    name       TEXT PRIMARY KEY,
+    last_event INTEGER NOT NULL
+) WITHOUT ROWID;
+"#;
 
 /// Version 9: the audit log is append-only in the store itself, and pages by agent instantly.
 /// - `events_actor`: `braid audit --agent bob` walks bob's events newest first in the index

@@ -156,7 +156,11 @@ pub enum Mode {
     Normal,
     Prompt(Prompt),
     Compose(Box<Composer>),
-    Help { scroll: u16 },
+    Help {
+        scroll: u16,
+    },
+    /// A full-screen list (see [`crate::tui::sheet`]).
+    Sheet(Box<crate::tui::sheet::Sheet>),
 }
 
 impl Mode {
@@ -169,6 +173,7 @@ impl Mode {
             Mode::Compose(c) if c.kind == ComposeKind::Note => "NOTE",
             Mode::Compose(_) => "REPLY",
             Mode::Help { .. } => "HELP",
+            Mode::Sheet(_) => "LIST",
         }
     }
 }
@@ -274,6 +279,8 @@ pub struct App {
     confirm: Option<Request>,
     /// A reply makes an open conversation pending (config `pending_after_reply`).
     pub pending_after_reply: bool,
+    /// A sheet row being opened: select this message once its conversation shows.
+    jump_target: Option<crate::tui::sheet::SheetTarget>,
 }
 
 /// How long a status message stays up.
@@ -305,7 +312,57 @@ impl App {
             confirm: None,
             pending_after_reply: config.pending_after_reply,
             known_agents: Vec::new(),
+            jump_target: None,
         }
+    }
+
+    /// Rows a sheet shows at once at the current size (the screen minus the status and
+    /// message lines, the sheet's borders and its footer).
+    pub fn sheet_height(&self) -> usize {
+        (self.size.1 as usize).saturating_sub(5).max(1)
+    }
+
+    /// Open a full-screen list on `source` (see [`crate::tui::sheet`]): the effects load its
+    /// first page.
+    pub fn open_sheet(&mut self, source: Box<dyn crate::tui::sheet::SheetSource>) -> Vec<Effect> {
+        let (sheet, first) = crate::tui::sheet::Sheet::open(source, self.sheet_height());
+        self.resolver.reset();
+        self.mode = Mode::Sheet(Box::new(sheet));
+        vec![Effect::Request(first)]
+    }
+
+    /// The open sheet, if any.
+    pub fn sheet_mut(&mut self) -> Option<&mut crate::tui::sheet::Sheet> {
+        match &mut self.mode {
+            Mode::Sheet(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Carry out what a sheet's key or answer asked for.
+    fn sheet_outcome(&mut self, out: crate::tui::sheet::SheetOutcome) -> Vec<Effect> {
+        let mut fx: Vec<Effect> = out.requests.into_iter().map(Effect::Request).collect();
+        if let Some(e) = out.error {
+            self.error(e);
+        }
+        if let Some(i) = out.info {
+            self.info(i);
+        }
+        if out.close {
+            self.mode = Mode::Normal;
+        }
+        if let Some(t) = out.open {
+            self.mode = Mode::Normal;
+            fx.extend(self.open_target(t));
+        }
+        fx
+    }
+
+    /// Open conversation `t.conversation` (as a view of its own; Esc goes back) and select
+    /// `t.message` in its timeline.
+    pub fn open_target(&mut self, t: crate::tui::sheet::SheetTarget) -> Vec<Effect> {
+        self.jump_target = Some(t);
+        self.dispatch(Action::Open(Some(t.conversation)), None)
     }
 
     /// The first effects: load the default view and the counters.
@@ -366,6 +423,11 @@ impl App {
             Event::Key(key) => self.key(key),
             Event::Resize(w, h) => {
                 self.size = (w, h);
+                let height = self.sheet_height();
+                if let Some(sheet) = self.sheet_mut() {
+                    sheet.height = height;
+                    sheet.fix_scroll();
+                }
                 if !self.three_panes() && self.focus == Pane::Profile && !self.show_profile {
                     self.focus = Pane::Timeline;
                 }
@@ -485,6 +547,24 @@ impl App {
             }
             Mode::Prompt(_) => self.prompt_key(key),
             Mode::Compose(_) => self.compose_key(key),
+            Mode::Sheet(_) => {
+                let resolved = self.resolver.feed(&self.keymap, keymap::Mode::Sheet, key);
+                let Mode::Sheet(sheet) = &mut self.mode else {
+                    return Vec::new();
+                };
+                let out = match resolved {
+                    Resolved::Action { action, count } => sheet.dispatch(&action, count),
+                    Resolved::Cancelled if key.code == KeyCode::Esc => {
+                        sheet.dispatch(&Action::Cancel, None)
+                    }
+                    Resolved::Unbound { keys } => crate::tui::sheet::SheetOutcome {
+                        error: Some(format!("{keys} is not bound in lists (? shows the keys)")),
+                        ..Default::default()
+                    },
+                    _ => return Vec::new(),
+                };
+                self.sheet_outcome(out)
+            }
         }
     }
 
@@ -1561,6 +1641,12 @@ impl App {
     // ---------------------------------------------------------------- data and changes
 
     fn data(&mut self, resp: Response) -> Vec<Effect> {
+        // The open sheet's view reads its own answers.
+        if let Mode::Sheet(sheet) = &mut self.mode
+            && let Some(out) = sheet.answer(&resp)
+        {
+            return self.sheet_outcome(out);
+        }
         match resp {
             Response::Queue {
                 seq,
@@ -1675,6 +1761,16 @@ impl App {
                 let mut fx = self.prefetch();
                 if before != after || self.timeline.contact.is_none() {
                     fx.extend(self.reload_selected(before.map(|b| b.1) != after.map(|a| a.1)));
+                }
+                // A sheet row opened: its message is the timeline's target.
+                if matches!(placement, Placement::Replace { .. })
+                    && let Some(t) = self.jump_target.take()
+                    && after.map(|a| a.0) == Some(t.conversation)
+                    && let Some(m) = t.message
+                {
+                    self.timeline.target = Some(m);
+                    self.timeline.seeking = true;
+                    fx.extend(self.show_target());
                 }
                 fx
             }
@@ -1825,10 +1921,14 @@ impl App {
                 self.queue.pending_prepend = false;
                 self.queue.jump_start = None;
                 self.timeline.loading = false;
+                if let Some(sheet) = self.sheet_mut() {
+                    sheet.failed();
+                }
                 self.error(e);
                 Vec::new()
             }
-            // Answers only the CLI asks for; a superseded request was replaced by a newer one.
+            // Answers only the CLI (or a closed sheet's view) asks for; a superseded request
+            // was replaced by a newer one.
             Response::Superseded
             | Response::Conversation { .. }
             | Response::List { .. }

@@ -34,16 +34,20 @@ pub enum Mode {
     Normal,
     /// The reply/note composer: bound keys are commands, every other key is text.
     Compose,
+    /// A full-screen list (notifications, the audit log, `:who`): movement, Enter, close and
+    /// the list's own commands.
+    Sheet,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 2] = [Mode::Normal, Mode::Compose];
+    pub const ALL: [Mode; 3] = [Mode::Normal, Mode::Compose, Mode::Sheet];
 
     /// The section name in the keymap file.
     pub fn name(self) -> &'static str {
         match self {
             Mode::Normal => "normal",
             Mode::Compose => "compose",
+            Mode::Sheet => "sheet",
         }
     }
 
@@ -51,10 +55,16 @@ impl Mode {
         Mode::ALL.into_iter().find(|m| m.name() == name)
     }
 
+    /// Digits 1-9 start a count in this mode ("5j").
+    fn counts(self) -> bool {
+        matches!(self, Mode::Normal | Mode::Sheet)
+    }
+
     fn index(self) -> usize {
         match self {
             Mode::Normal => 0,
             Mode::Compose => 1,
+            Mode::Sheet => 2,
         }
     }
 }
@@ -613,7 +623,7 @@ pub enum Lookup<'a> {
 /// The merged keymap: for each mode, key sequences -> actions.
 #[derive(Debug, Clone)]
 pub struct Keymap {
-    modes: [ModeMap; 2],
+    modes: [ModeMap; 3],
 }
 
 /// One `key = "value"` line of a file, parsed.
@@ -730,7 +740,7 @@ fn parse_file(text: &str, origin: Origin) -> Result<Vec<Line>, KeymapError> {
 impl Keymap {
     /// The shipped keymap merged with the user's file (if any).
     pub fn load(default_toml: &str, user_toml: Option<&str>) -> Result<Keymap, KeymapError> {
-        let mut modes: [ModeMap; 2] = Default::default();
+        let mut modes: [ModeMap; 3] = Default::default();
         let mut files = vec![(Origin::Shipped, parse_file(default_toml, Origin::Shipped)?)];
         if let Some(user) = user_toml {
             files.push((Origin::User, parse_file(user, Origin::User)?));
@@ -877,9 +887,9 @@ fn validate(mode: Mode, map: &ModeMap) -> Result<(), KeymapError> {
                 "<Esc> always cancels a pending sequence, so it can only be bound on its own",
             ));
         }
-        if mode == Mode::Normal && e.keys.first().and_then(Key::digit).is_some_and(|d| d != 0) {
+        if mode.counts() && e.keys.first().and_then(Key::digit).is_some_and(|d| d != 0) {
             return Err(unbindable(
-                "digits 1-9 start a count in normal mode (\"5j\"); start the sequence with another key",
+                "digits 1-9 start a count in this mode (\"5j\"); start the sequence with another key",
             ));
         }
     }
@@ -971,7 +981,7 @@ impl KeyResolver {
                 Lookup::Prefix | Lookup::Unbound => Resolved::Cancelled,
             };
         }
-        if mode == Mode::Normal
+        if mode.counts()
             && self.keys.is_empty()
             && let Some(d) = key.digit()
             && (d != 0 || self.count.is_some())

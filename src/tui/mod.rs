@@ -5,6 +5,7 @@ pub mod action;
 pub mod app;
 pub mod keymap;
 pub mod runtime;
+pub mod sheet;
 pub mod time;
 pub mod ui;
 

@@ -21,6 +21,10 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
     for (mode, title) in [
         (KeyMode::Normal, "Keys"),
         (KeyMode::Compose, "Composer keys"),
+        (
+            KeyMode::Sheet,
+            "List keys (notifications and other full-screen lists)",
+        ),
     ] {
         out.push(head(title));
         for b in app.keymap.bindings(mode) {

@@ -4,6 +4,7 @@
 pub mod help;
 mod profile;
 pub mod queue;
+pub mod sheet;
 mod status;
 pub mod timeline;
 
@@ -78,6 +79,15 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
     }
     status::draw_status(f, app, a.status);
     status::draw_message(f, app, a.message);
+    if let Mode::Sheet(sheet) = &app.mode {
+        let [main, _, _] = Layout::vertical([
+            Constraint::Min(3),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(f.area());
+        sheet::draw(f, app, sheet, main);
+    }
     if let Mode::Help { scroll } = &app.mode {
         help::draw(f, app, f.area(), *scroll);
     }
