@@ -39,6 +39,8 @@ enum Command {
     Note(cli::note::Args),
     /// Assign a conversation to an agent (me: you; none: nobody)
     Assign(cli::verb::AssignArgs),
+    /// Hand a conversation to an agent with an internal note, in one step
+    Handoff(cli::verb::HandoffArgs),
     /// Remove a conversation's assignee
     Unassign(cli::verb::Target),
     /// Resolve a conversation
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Some(Command::Reply(a)) => cli::to_stdout(|out| cli::reply::run(g, a, out)),
         Some(Command::Note(a)) => cli::to_stdout(|out| cli::note::run(g, a, out)),
         Some(Command::Assign(a)) => cli::to_stdout(|out| cli::verb::assign(g, a, out)),
+        Some(Command::Handoff(a)) => cli::to_stdout(|out| cli::verb::handoff(g, a, out)),
         Some(Command::Unassign(t)) => {
             cli::to_stdout(|out| cli::verb::plain(g, Action::Unassign, t, out))
         }

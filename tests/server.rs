@@ -710,3 +710,169 @@ fn a_refused_action_shows_in_braid_audit_with_the_attested_identity() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Taking a conversation another agent owns: the TUI's request is answered with a question
+/// naming the owner (nothing changes), the yes takes it; the CLI is refused with the owner's
+/// name and `--force` takes it. A handoff writes the assignment and the note in one step,
+/// both in the audit log; a team's name moves the conversation to the team.
+#[test]
+fn taking_someone_elses_conversation_asks_first_and_a_handoff_carries_a_note() {
+    let config = format!(
+        "[[teams]]\nname = \"billing\"\n\
+         [[agents]]\nuser = \"{}\"\nname = \"ann\"\nrole = \"agent\"\nteams = [\"billing\"]\n\
+         [[agents]]\nuser = \"nobody-bob\"\nname = \"bob\"\nrole = \"agent\"\n",
+        me()
+    );
+    let f = fixture(&config);
+    let mut store = Store::open_dir(&f.data).unwrap();
+    store
+        .assign(
+            f.conversation,
+            Some("bob"),
+            "bob",
+            braid::model::now_millis(),
+        )
+        .unwrap();
+    drop(store);
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    rt().block_on(async {
+        let (conn, _rx) = connect_socket(&f.socket, Hello::new("tui", None))
+            .await
+            .unwrap();
+        assert_eq!(conn.welcome().workspace_teams, vec!["billing".to_string()]);
+        let r = conn
+            .call(Request::Write {
+                conversation: f.conversation,
+                contact: f.contact,
+                write: Write::Verb(braid::actions::Verb::Assign(Some("ann".into()))),
+            })
+            .await
+            .unwrap();
+        let Response::Confirm { question, request } = r else {
+            panic!("{r:?}")
+        };
+        assert!(question.contains("is assigned to bob"), "{question}");
+        assert!(question.contains("take it from bob"), "{question}");
+        let store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+        assert_eq!(
+            store
+                .conversation(f.conversation)
+                .unwrap()
+                .assignee
+                .as_deref(),
+            Some("bob")
+        );
+        drop(store);
+        let r = conn.call(*request).await.unwrap();
+        assert!(
+            matches!(&r, Response::Done(d) if d.contains("assigned to ann")),
+            "{r:?}"
+        );
+    });
+    // bob's again; the CLI is refused with his name and --force takes it.
+    let out = cli(&f, &["assign", &f.conversation.0.to_string(), "bob"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+    assert_eq!(
+        store
+            .conversation(f.conversation)
+            .unwrap()
+            .assignee
+            .as_deref(),
+        Some("bob")
+    );
+    drop(store);
+    let id = f.conversation.0.to_string();
+    let out = cli(&f, &["assign", &id, "me"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is assigned to bob"), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    let out = cli(&f, &["assign", &id, "me", "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A handoff: assigned and noted, one step.
+    let out = cli(
+        &f,
+        &[
+            "handoff",
+            &id,
+            "bob",
+            "-m",
+            "refund approved, send the label",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+    assert_eq!(
+        store
+            .conversation(f.conversation)
+            .unwrap()
+            .assignee
+            .as_deref(),
+        Some("bob")
+    );
+    let timeline = store.timeline(f.contact, None, 100).unwrap();
+    let note = timeline
+        .iter()
+        .find(|m| m.body == "refund approved, send the label")
+        .expect("the handoff's note");
+    assert_eq!(note.author, "ann");
+    let events = store.conversation_events(f.conversation, 3).unwrap();
+    assert_eq!(events[0].kind, "note");
+    assert_eq!(events[1].kind, "assigned");
+    assert_eq!(events[0].at, events[1].at, "one step");
+    drop(store);
+    // A team's name moves the conversation to the team (the assignee stays).
+    let out = cli(&f, &["assign", &id, "billing"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("moved to team billing"));
+    let store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+    let row = store.conversation(f.conversation).unwrap();
+    assert_eq!(row.team.as_deref(), Some("billing"));
+    assert_eq!(row.assignee.as_deref(), Some("bob"));
+    drop(store);
+    // All of it in the audit log, under the attested agent.
+    let out = cli(&f, &["audit", "--conversation", &id, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summaries: Vec<String> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["actor"].as_str().unwrap(),
+                e["summary"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        summaries.contains(&"ann moved to team billing".to_string()),
+        "{summaries:?}"
+    );
+    assert!(
+        summaries.contains(&"ann assigned to bob (was ann)".to_string()),
+        "{summaries:?}"
+    );
+    assert!(
+        summaries.contains(&"ann added a note".to_string()),
+        "{summaries:?}"
+    );
+}

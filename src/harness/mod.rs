@@ -127,4 +127,6 @@ impl Harness {
 }
 
 #[cfg(test)]
+mod audit_tests;
+#[cfg(test)]
 mod tests;

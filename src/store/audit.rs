@@ -44,6 +44,7 @@ pub enum AuditPosition {
     /// The page above: events newer than this id (still shown newest first).
     After(EventId),
     /// Jump: this event (or the newest older one that matches) first.
+    /// (The oldest events: `After(EventId(0))`.)
     Event(EventId),
     /// Jump: the newest event at or before this time first.
     Time(Millis),
@@ -119,7 +120,8 @@ impl AuditFilter {
 impl Store {
     /// A page of the audit log, newest first, at most `limit` rows (up to
     /// [`MAX_AUDIT_PAGE`]), of the events `filter` and the connection's scope let through.
-    /// A jump fills a page that would be short (near the oldest event) with newer events.
+    /// A jump's page starts at its event (the rows above it are the page `After` its first
+    /// row); the oldest events are the page `After(EventId(0))`.
     pub fn audit_page(
         &self,
         filter: &AuditFilter,
@@ -138,25 +140,12 @@ impl Store {
             AuditPosition::Time(t) => Some(self.event_at_or_before(t)?),
             AuditPosition::Fraction(f) => Some(self.event_at_fraction(f)?),
         };
-        let Some(top) = jump else {
-            return self.audit_walk(filter, Walk::Down(i64::MAX), limit);
-        };
-        let mut page = self.audit_walk(filter, Walk::Down(top), limit)?;
-        if page.rows.len() < limit && page.newer {
-            let above = self.audit_walk(filter, Walk::Up(top), limit - page.rows.len())?;
-            let mut rows = above.rows;
-            rows.append(&mut page.rows);
-            page = AuditPage {
-                rows,
-                older: page.older,
-                newer: above.newer,
-            };
-        }
-        Ok(page)
+        let top = jump.unwrap_or(i64::MAX);
+        self.audit_walk(filter, Walk::Down(top), limit)
     }
 
-    /// The id of the newest event at or before `t` (ties: the highest id); 0 when every event
-    /// is newer (a walk down from 0 is empty, and the jump fills from the oldest).
+    /// The id of the newest event at or before `t` (ties: the highest id); the oldest event
+    /// when every event is newer.
     fn event_at_or_before(&self, t: Millis) -> Result<i64> {
         let id: Option<i64> = self
             .conn()
@@ -170,7 +159,10 @@ impl Store {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),
                 e => Err(e),
             })?;
-        Ok(id.unwrap_or(0))
+        match id {
+            Some(id) => Ok(id),
+            None => self.event_at_fraction(0.0),
+        }
     }
 
     /// The id `f` (0..=1) of the way from the oldest event's id to the newest's.

@@ -248,14 +248,20 @@ fn jumps_land_on_an_event_a_date_or_a_fraction() {
         .audit_page(&all, AuditPosition::Time(T0 + 1000 * MIN + 30_000), 3)
         .unwrap();
     assert_eq!(ids(&p), vec![1000, 999, 998]);
-    // The oldest end: the page is filled with newer events.
+    // The oldest end: the jump starts at the oldest event; the page above it is
+    // `After(0)`.
     let p = store
         .audit_page(&all, AuditPosition::Fraction(0.0), 3)
         .unwrap();
-    assert_eq!(ids(&p), vec![3, 2, 1]);
+    assert_eq!(ids(&p), vec![1]);
     assert!(!p.older && p.newer);
     let p = store.audit_page(&all, AuditPosition::Time(0), 3).unwrap();
+    assert_eq!(ids(&p), vec![1]);
+    let p = store
+        .audit_page(&all, AuditPosition::After(EventId(0)), 3)
+        .unwrap();
     assert_eq!(ids(&p), vec![3, 2, 1]);
+    assert!(!p.older && p.newer);
     let p = store
         .audit_page(&all, AuditPosition::Fraction(1.0), 3)
         .unwrap();

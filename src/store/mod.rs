@@ -24,7 +24,9 @@ mod tx;
 pub use audit::{AuditFilter, AuditPage, AuditPosition};
 pub use claims::ClaimRow;
 pub use contacts::{ContactProfile, ContactRow, IdentityRow, MergePreview, MergeSide};
-pub use conversations::{Counts, QueueAnchor, QueueCursor, QueueFilter, QueueRow, normalize_tag};
+pub use conversations::{
+    Counts, OwnerCheck, QueueAnchor, QueueCursor, QueueFilter, QueueRow, normalize_tag,
+};
 pub use email::EmailThreadRefs;
 pub use events::{EventKind, EventRefs, EventRow};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor};
@@ -302,6 +304,8 @@ pub fn set_cursor(
     Ok(())
 }
 
+#[cfg(test)]
+mod assign_tests;
 #[cfg(test)]
 mod audit_tests;
 #[cfg(test)]

@@ -120,6 +120,11 @@ pub trait SheetSource: Send {
         let _ = (action, selected);
         None
     }
+    /// Whether rows exist above the first page (a view that opened somewhere in the middle
+    /// of its list: the audit log's jumps). Asked when a [`PageAt::Top`] page arrives.
+    fn more_above_top(&self) -> bool {
+        false
+    }
     /// The hint shown when the list is empty.
     fn empty(&self) -> String {
         "nothing here".into()
@@ -233,7 +238,7 @@ impl Sheet {
             PageAt::Top => {
                 self.loading = false;
                 self.rows = page.rows;
-                self.more_above = false;
+                self.more_above = self.source.more_above_top();
                 self.more_below = page.more;
                 self.selected = keep
                     .and_then(|k| self.rows.iter().position(|r| r.key == k))
