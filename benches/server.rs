@@ -671,6 +671,9 @@ impl TuiClient {
                 line: "server: resynced".into(),
             }),
             Incoming::Status { line, .. } => self.app.handle(Event::Worker(line)),
+            Incoming::Notification { rows, unread } => {
+                self.app.handle(Event::Notification { rows, unread })
+            }
             Incoming::Closed(why) => {
                 self.errors
                     .add(format!("TUI client: connection lost: {why}"));

@@ -44,6 +44,8 @@ pub struct Config {
     /// A user keymap file merged over the shipped one.
     pub keymap_file: Option<PathBuf>,
     pub theme: Theme,
+    /// `[notifications]`: how the TUI tells the agent about a new notification.
+    pub notifications: NotifySettings,
     /// The website live chat (`[webchat]`).
     pub webchat: crate::channels::webchat::WebChatConfig,
     /// `[telegram]`: the Telegram bot, if configured.
@@ -53,6 +55,41 @@ pub struct Config {
     /// `[server]`, `[[teams]]`, `[[agents]]`: who works here and where the server listens (the
     /// server reads these from its own config; a client's are only its `[server] socket`).
     pub workspace: crate::server::workspace::Workspace,
+}
+
+/// `[notifications]` of the personal config: what the TUI does when a notification arrives
+/// (besides the status-line count).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotifySettings {
+    /// `bell = true`: ring the terminal bell (BEL).
+    pub bell: bool,
+    /// `desktop = "osc9" | "osc777" | "none"`: a desktop notification through the terminal.
+    pub desktop: DesktopNotify,
+}
+
+/// The terminal escape that asks for a desktop notification.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DesktopNotify {
+    #[default]
+    None,
+    /// `ESC ] 9 ; text BEL` (iTerm2, WezTerm, Windows Terminal, foot, kitty...).
+    Osc9,
+    /// `ESC ] 777 ; notify ; title ; body BEL` (urxvt, foot, Ghostty, VTE terminals...).
+    Osc777,
+}
+
+impl std::str::FromStr for DesktopNotify {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" | "" => Ok(DesktopNotify::None),
+            "osc9" => Ok(DesktopNotify::Osc9),
+            "osc777" => Ok(DesktopNotify::Osc777),
+            other => Err(format!(
+                "unknown desktop notification '{other}' (one of: osc9, osc777, none)"
+            )),
+        }
+    }
 }
 
 /// Colors of the TUI. Each is a name ("red", "darkgray"), "#rrggbb" or an index "0".."255".
@@ -274,6 +311,7 @@ impl Config {
             pending_after_reply: false,
             keymap_file: None,
             theme: Theme::default(),
+            notifications: NotifySettings::default(),
             webchat: Default::default(),
             telegram: None,
             email: Vec::new(),
@@ -356,6 +394,8 @@ struct RawConfig {
     #[serde(default)]
     ui: RawUi,
     #[serde(default)]
+    notifications: RawNotifications,
+    #[serde(default)]
     theme: RawThemeChoice,
     #[serde(default)]
     webchat: crate::channels::webchat::config::RawWebChat,
@@ -368,6 +408,13 @@ struct RawConfig {
     teams: Vec<Spanned<crate::server::workspace::RawTeam>>,
     #[serde(default)]
     agents: Vec<Spanned<crate::server::workspace::RawAgent>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotifications {
+    bell: Option<bool>,
+    desktop: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -547,6 +594,17 @@ impl RawConfig {
             None => None,
         };
 
+        let notifications = NotifySettings {
+            bell: self.notifications.bell.unwrap_or(false),
+            desktop: match &self.notifications.desktop {
+                Some(d) => d
+                    .get_ref()
+                    .parse()
+                    .map_err(|m| ctx.invalid(d.span(), "notifications.desktop", m))?,
+                None => DesktopNotify::None,
+            },
+        };
+
         let three_pane_min_width = match &self.ui.three_pane_min_width {
             Some(w) if *w.get_ref() < 40 => {
                 return Err(ctx.invalid(
@@ -646,6 +704,7 @@ impl RawConfig {
             pending_after_reply: self.pending_after_reply.unwrap_or(false),
             keymap_file,
             theme,
+            notifications,
             webchat,
             telegram,
             email,
@@ -1189,6 +1248,26 @@ mod tests {
         let path = write(dir.path(), "f.toml", "agent = \"a\"\n");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(Config::load_with(Some(&path), None, &env).is_ok());
+    }
+
+    #[test]
+    fn notifications_bell_and_desktop() {
+        let c = load_text("[notifications]\nbell = true\ndesktop = \"osc777\"\n").unwrap();
+        assert_eq!(
+            c.notifications,
+            NotifySettings {
+                bell: true,
+                desktop: DesktopNotify::Osc777
+            }
+        );
+        let c = load_text("").unwrap();
+        assert_eq!(c.notifications, NotifySettings::default());
+        let e = load_text("[notifications]\ndesktop = \"growl\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("notifications.desktop"), "{e}");
+        assert!(e.contains("osc9, osc777, none"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
     }
 
     #[test]

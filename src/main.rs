@@ -25,8 +25,10 @@ enum Command {
     Server(cli::server::Args),
     /// Bridge stdin/stdout to the server's socket (for `braid --remote ssh://host`)
     Attach(cli::attach::Args),
-    /// Where the store is, queue counters, outbox, worker
+    /// Where the store is, queue counters, outbox, worker, your unread notifications
     Status(cli::status::Args),
+    /// Your notifications, newest first (--read ID / --read-all mark them read)
+    Notifications(cli::notifications::Args),
     /// List conversations of a queue view, newest activity first
     List(cli::list::Args),
     /// A conversation and its contact's whole timeline, every channel, oldest first
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Some(Command::Server(a)) => cli::server::run(g, a),
         Some(Command::Attach(a)) => cli::attach::run(g, a),
         Some(Command::Status(a)) => cli::to_stdout(|out| cli::status::run(g, a, out)),
+        Some(Command::Notifications(a)) => cli::to_stdout(|out| cli::notifications::run(g, a, out)),
         Some(Command::List(a)) => cli::to_stdout(|out| cli::list::run(g, a, out)),
         Some(Command::Show(a)) => cli::to_stdout(|out| cli::show::run(g, a, out)),
         Some(Command::Search(a)) => cli::to_stdout(|out| cli::search::run(g, a, out)),

@@ -1549,3 +1549,78 @@ fn an_agent_outside_a_team_cannot_list_show_or_search_its_conversations_from_the
     assert_eq!(conv.message_count, 2);
     assert_eq!(conv.assignee, None);
 }
+
+/// `braid notifications` and the notification part of `braid status`, against a running
+/// server: a customer writes in the conversation assigned to the CLI's agent; the server
+/// derives the notification as its feed sees the message; the CLI lists it, counts it for a
+/// tmux status line, and marks it read.
+#[cfg(unix)]
+#[test]
+fn notifications_list_count_and_read_from_the_cli() {
+    let w = workspace();
+    let _server = ServerProcess::start(&w, &[]);
+    ok(&w.braid(&["assign", &w.ann.to_string(), "me"]));
+    assert_eq!(ok(&w.braid(&["status", "--unread"])), "0\n");
+    assert_eq!(
+        ok(&w.braid(&["notifications"])),
+        "no notifications\n",
+        "assigning yourself notifies nobody"
+    );
+    // The customer writes (the channel's ingest, another process).
+    let mut store = Store::open_dir(&w.data).unwrap();
+    ingest(
+        &mut store,
+        &msg(
+            Channel::Email,
+            "<m9@x.org>",
+            Claim::new(IdentityKind::Email, "ann@x.org"),
+            vec![],
+            "Ann Lee",
+            Some("Refund for order 1234"),
+            "Any news \x1b[31mon my refund?",
+            braid::model::now_millis(),
+        ),
+        &Settings::default(),
+    )
+    .unwrap();
+    drop(store);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ok(&w.braid(&["status", "--unread"])) != "1\n" {
+        assert!(std::time::Instant::now() < deadline, "never notified");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let v = json(&w.braid(&["notifications", "--json"]));
+    assert_eq!(v["unread"], 1);
+    let n = &v["notifications"][0];
+    assert_eq!(n["kind"], "message");
+    assert_eq!(n["read"], false);
+    assert_eq!(n["conversation_id"], w.ann);
+    assert_eq!(n["contact_name"], "Ann Lee");
+    let id = n["id"].as_i64().unwrap();
+    let text = ok(&w.braid(&["notifications", "--unread"]));
+    assert!(text.contains("new customer message"), "{text}");
+    assert!(text.contains(&format!("#{}", w.ann)), "{text}");
+    assert!(!text.contains('\x1b'), "{text:?}");
+    assert!(text.ends_with("1 unread\n"), "{text}");
+
+    let st = json(&w.braid(&["status", "--json"]));
+    assert_eq!(st["notifications"]["unread"], 1);
+    assert_eq!(st["notifications"]["newest_unread"][0]["id"], id);
+    assert!(ok(&w.braid(&["status"])).contains("notified  1 unread"));
+
+    let out = ok(&w.braid(&["notifications", "--read", &id.to_string(), "999"]));
+    assert_eq!(
+        out,
+        "marked 1 read (1 already read or not yours); 0 unread left\n"
+    );
+    assert_eq!(ok(&w.braid(&["status", "--unread"])), "0\n");
+    assert_eq!(
+        ok(&w.braid(&["notifications", "--unread"])),
+        "no unread notifications\n"
+    );
+    let v = json(&w.braid(&["notifications", "--read-all", "--json"]));
+    assert_eq!(v["marked"], serde_json::json!([]));
+    assert_eq!(v["unread"], 0);
+    let v = json(&w.braid(&["notifications", "--json"]));
+    assert_eq!(v["notifications"][0]["read"], true);
+}

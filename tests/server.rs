@@ -627,6 +627,197 @@ fn the_ssh_bridge_carries_the_protocol() {
     );
 }
 
+/// Wait up to `secs` for this agent's next notification push.
+async fn next_notification(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Incoming>,
+    secs: u64,
+) -> Option<(Vec<braid::store::NotificationRow>, i64)> {
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            match rx.recv().await {
+                Some(Incoming::Notification { rows, unread }) => break Some((rows, unread)),
+                Some(_) => continue,
+                None => break None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// A page of the caller's notifications and their unread count.
+async fn notifications(conn: &braid::api::Connection) -> (Vec<braid::store::NotificationRow>, i64) {
+    match conn
+        .call(Request::Notifications {
+            seq: 0,
+            page: braid::api::NotificationPage::Newest,
+            limit: 50,
+            unread_only: false,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Notifications { rows, unread, .. } => (rows, unread),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Three agents on one server (the server `braid server` runs, on a real store file; the
+/// agents connect in-process as themselves, see `connect_local_as`): a mention reaches the
+/// mentioned agent's terminals and nobody else's, is kept per agent across a restart of the
+/// server, and read state is each agent's own and follows them to their other terminal.
+#[test]
+fn a_mention_notifies_exactly_the_mentioned_agent_and_survives_a_restart() {
+    let f = fixture(
+        "[[agents]]\nuser = \"nobody-alice\"\nname = \"alice\"\nrole = \"agent\"\n\
+         [[agents]]\nuser = \"nobody-bob\"\nname = \"bob\"\nrole = \"agent\"\n\
+         [[agents]]\nuser = \"nobody-carol\"\nname = \"carol\"\nrole = \"agent\"\n",
+    );
+    let config = braid::config::Config::load(Some(&f.config), Some(&f.data)).unwrap();
+    let start = || {
+        let mut opts = braid::server::ServerOptions::new(config.clone());
+        opts.run_worker = false;
+        braid::server::start(opts)
+    };
+    let mention_id = rt().block_on(async {
+        let server = start().await.unwrap();
+        let (alice, mut alice_rx) = connect_as(&server, "alice").await;
+        let (bob, mut bob_rx) = connect_as(&server, "bob").await;
+        let (_bob2, mut bob2_rx) = connect_as(&server, "bob").await;
+        let (carol, mut carol_rx) = connect_as(&server, "carol").await;
+        let r = alice
+            .call(Request::Post {
+                conversation: f.conversation,
+                post: braid::api::Post::Note {
+                    body: "@bob can you take Ann's refund? (bob@x.org is not a mention)".into(),
+                },
+            })
+            .await
+            .unwrap();
+        assert!(matches!(r, Response::Written(_)), "{r:?}");
+        // Both of bob's terminals hear of it at once; nobody else does.
+        for rx in [&mut bob_rx, &mut bob2_rx] {
+            let (rows, unread) = next_notification(rx, 10).await.expect("no push to bob");
+            assert_eq!(unread, 1);
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].kind, braid::api::NotificationKind::Mention);
+            assert_eq!(rows[0].actor, "alice");
+            assert_eq!(rows[0].conversation_id, Some(f.conversation));
+        }
+        assert!(next_notification(&mut alice_rx, 1).await.is_none());
+        assert!(next_notification(&mut carol_rx, 1).await.is_none());
+        let (rows, unread) = notifications(&bob).await;
+        assert_eq!((rows.len(), unread), (1, 1));
+        assert_eq!(notifications(&alice).await, (Vec::new(), 0));
+        assert_eq!(notifications(&carol).await, (Vec::new(), 0));
+
+        // A second note mentions bob and carol. Bob reads his in one terminal: the other is
+        // told; carol's stays unread.
+        alice
+            .call(Request::Post {
+                conversation: f.conversation,
+                post: braid::api::Post::Note {
+                    body: "@carol @BOB both of you please".into(),
+                },
+            })
+            .await
+            .unwrap();
+        assert_eq!(next_notification(&mut bob2_rx, 10).await.unwrap().1, 2);
+        assert_eq!(next_notification(&mut carol_rx, 10).await.unwrap().1, 1);
+        let (rows, _) = notifications(&bob).await;
+        let newest = rows[0].id;
+        // Carol cannot mark bob's.
+        match carol
+            .call(Request::MarkNotificationsRead {
+                ids: vec![newest],
+                all: false,
+            })
+            .await
+            .unwrap()
+        {
+            Response::NotificationsRead { ids, unread } => {
+                assert!(ids.is_empty());
+                assert_eq!(unread, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        match bob
+            .call(Request::MarkNotificationsRead {
+                ids: vec![newest],
+                all: false,
+            })
+            .await
+            .unwrap()
+        {
+            Response::NotificationsRead { ids, unread } => {
+                assert_eq!(ids, [newest]);
+                assert_eq!(unread, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Bob's other terminal: the new count, no new rows.
+        let (rows, unread) = next_notification(&mut bob2_rx, 10).await.unwrap();
+        assert!(rows.is_empty());
+        assert_eq!(unread, 1);
+        assert_eq!(notifications(&carol).await.1, 1);
+        server.shutdown().await;
+        rows_id(&notifications_sync(&f.data, "bob"))
+    });
+
+    // While no server runs, alice mentions bob again (a script writing to the store): the
+    // next server derives it from its cursor. And everything read stays read.
+    let mut store = Store::open_dir(&f.data).unwrap();
+    store
+        .add_note(
+            f.conversation,
+            "alice",
+            "@bob one more",
+            braid::model::now_millis(),
+        )
+        .unwrap();
+    drop(store);
+    rt().block_on(async {
+        let server = start().await.unwrap();
+        let (bob, _rx) = connect_as(&server, "bob").await;
+        let (carol, _crx) = connect_as(&server, "carol").await;
+        let (rows, unread) = notifications(&bob).await;
+        assert_eq!(rows.len(), 3, "{rows:#?}");
+        assert_eq!(rows[0].excerpt, "@bob one more");
+        assert_eq!(rows[1].id, mention_id[0]);
+        assert!(rows[1].read_at.is_some(), "read state lost in the restart");
+        assert_eq!(unread, 2);
+        assert_eq!(notifications(&carol).await.1, 1);
+        server.shutdown().await;
+    });
+}
+
+async fn connect_as(
+    server: &braid::server::ServerHandle,
+    who: &str,
+) -> (
+    braid::api::Connection,
+    tokio::sync::mpsc::UnboundedReceiver<Incoming>,
+) {
+    server
+        .connect_local_as(Hello::new(who, None), Some(who))
+        .await
+        .unwrap()
+}
+
+/// An agent's notifications, newest first, read from the store file.
+fn notifications_sync(data: &Path, agent: &str) -> Vec<braid::store::NotificationRow> {
+    let store = Store::open_dir(data).unwrap();
+    store
+        .notifications_page(agent, braid::store::NotificationPage::Newest, 100, false)
+        .unwrap()
+        .0
+}
+
+fn rows_id(rows: &[braid::store::NotificationRow]) -> Vec<i64> {
+    rows.iter().map(|r| r.id).collect()
+}
+
 /// `braid` as a client of the server on `f.socket` (no personal config, no data dir of its own).
 fn cli(f: &Fixture, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_braid"))

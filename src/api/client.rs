@@ -42,6 +42,11 @@ pub enum Incoming {
     Resync { last: EventId },
     /// The server's status line.
     Status { line: String, error: Option<String> },
+    /// This agent's notifications changed: new rows (oldest first) and the unread count.
+    Notification {
+        rows: Vec<crate::store::NotificationRow>,
+        unread: i64,
+    },
     /// The connection ended (the text says why).
     Closed(String),
 }
@@ -137,6 +142,9 @@ impl Connection {
                     ServerFrame::Events { events, last } => Incoming::Events { events, last },
                     ServerFrame::Resync { last } => Incoming::Resync { last },
                     ServerFrame::Status { line, error } => Incoming::Status { line, error },
+                    ServerFrame::Notification { rows, unread } => {
+                        Incoming::Notification { rows, unread }
+                    }
                     ServerFrame::Welcome(_) | ServerFrame::Refused { .. } => continue,
                 };
                 if in_tx.send(msg).is_err() {
@@ -198,5 +206,6 @@ fn frame_name(f: &ServerFrame) -> &'static str {
         ServerFrame::Events { .. } => "events",
         ServerFrame::Resync { .. } => "resync",
         ServerFrame::Status { .. } => "status",
+        ServerFrame::Notification { .. } => "notification",
     }
 }

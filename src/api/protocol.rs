@@ -17,6 +17,7 @@ pub use crate::store::{
     AuditFilter, AuditPage, AuditPosition, ContactProfile, ContactRow, Counts, EventRow,
     IdentityRow, MessageRow, QueueAnchor, QueueFilter, QueueRow, SearchHit, TimelineCursor,
 };
+pub use crate::store::{NotificationKind, NotificationPage, NotificationRow};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -164,6 +165,13 @@ pub enum ServerFrame {
     Status {
         line: String,
         error: Option<String>,
+    },
+    /// This agent's notifications changed: new ones (`rows`, oldest first; empty when only
+    /// the read state changed, e.g. read in another terminal) and their unread count now.
+    /// Sent only to the sessions of the agent they belong to.
+    Notification {
+        rows: Vec<NotificationRow>,
+        unread: i64,
     },
 }
 
@@ -325,6 +333,26 @@ pub enum Request {
         at: AuditPosition,
         limit: usize,
     },
+    /// A page of the agent's own notifications, newest first (keyset: `page`), answered with
+    /// [`Response::Notifications`]. `limit` 0 asks for the unread count alone.
+    Notifications {
+        /// Echoed in the answer (a client matches pages with it).
+        #[serde(default)]
+        seq: u64,
+        page: NotificationPage,
+        limit: usize,
+        #[serde(default)]
+        unread_only: bool,
+    },
+    /// Mark the agent's notifications read: `ids`, or `all`. Answered with
+    /// [`Response::NotificationsRead`]; the agent's other sessions get the new unread count
+    /// pushed ([`ServerFrame::Notification`]).
+    MarkNotificationsRead {
+        #[serde(default)]
+        ids: Vec<i64>,
+        #[serde(default)]
+        all: bool,
+    },
 }
 
 /// What a [`Request::Post`] writes.
@@ -419,6 +447,8 @@ impl Request {
             Request::ContactConversations { .. } => "contact_conversations",
             Request::Attachments { .. } => "attachments",
             Request::Audit { .. } => "audit",
+            Request::Notifications { .. } => "notifications",
+            Request::MarkNotificationsRead { .. } => "mark_notifications_read",
         }
     }
 
@@ -524,6 +554,22 @@ pub enum Response {
     Audit {
         seq: u64,
         page: AuditPage,
+    },
+    /// The answer to a [`Request::Notifications`]: rows newest first, whether more exist
+    /// beyond them (older for `newest`/`before`, newer for `oldest`/`after`), and the agent's
+    /// unread count.
+    Notifications {
+        seq: u64,
+        page: NotificationPage,
+        rows: Vec<NotificationRow>,
+        more: bool,
+        unread: i64,
+    },
+    /// The answer to a [`Request::MarkNotificationsRead`]: the ids that were unread and are
+    /// read now, and the unread count left.
+    NotificationsRead {
+        ids: Vec<i64>,
+        unread: i64,
     },
 }
 

@@ -154,5 +154,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::ContactCards(_) => "contact_cards",
         Response::Files(_) => "files",
         Response::Audit { .. } => "audit",
+        Response::Notifications { .. } => "notifications",
+        Response::NotificationsRead { .. } => "notifications_read",
     }
 }

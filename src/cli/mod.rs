@@ -21,6 +21,7 @@ pub mod import;
 pub mod list;
 pub mod log;
 pub mod note;
+pub mod notifications;
 pub mod reply;
 pub mod search;
 pub mod server;

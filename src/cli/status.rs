@@ -4,7 +4,7 @@
 
 use super::client::{Client, Server, unexpected};
 use super::{Globals, write_json};
-use crate::api::{Request, Response, Role};
+use crate::api::{NotificationPage, NotificationRow, Request, Response, Role};
 use serde::Serialize;
 use std::io::Write;
 
@@ -13,7 +13,21 @@ pub struct Args {
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
+    /// Print only the number of your unread notifications (cheap: for a tmux status line)
+    #[arg(long, conflicts_with = "json")]
+    pub unread: bool,
 }
+
+/// Your notifications in `braid status --json`.
+#[derive(Debug, Serialize)]
+pub struct NotificationsJson {
+    pub unread: i64,
+    /// The newest unread ones (at most 5), newest first.
+    pub newest_unread: Vec<super::notifications::NotificationJson>,
+}
+
+/// How many unread notifications `status --json` lists.
+const NEWEST_UNREAD: usize = 5;
 
 #[derive(Debug, Serialize)]
 pub struct StatusJson {
@@ -37,6 +51,7 @@ pub struct StatusJson {
     pub worker: WorkerState,
     /// The newest event id: a change-feed position (`events` after it are new).
     pub last_event_id: i64,
+    pub notifications: NotificationsJson,
 }
 
 /// The server this command talked to.
@@ -92,12 +107,32 @@ pub struct OutboxCounts {
     pub failed: i64,
 }
 
+/// Your unread count and the newest unread (`limit` 0: the count alone).
+fn unread(client: &Client, limit: usize) -> anyhow::Result<(i64, Vec<NotificationRow>)> {
+    match client.call(Request::Notifications {
+        seq: 0,
+        page: NotificationPage::Newest,
+        limit,
+        unread_only: true,
+    })? {
+        Response::Notifications { unread, rows, .. } => Ok((unread, rows)),
+        other => Err(unexpected("notifications", &other)),
+    }
+}
+
 pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let (client, config) = Client::open(globals, "status")?;
+    if args.unread {
+        let (n, _) = unread(&client, 0)?;
+        drop(client);
+        writeln!(out, "{n}")?;
+        return Ok(());
+    }
     let report = match client.call(Request::Status)? {
         Response::Status(r) => r,
         other => return Err(unexpected("status", &other)),
     };
+    let (unread_count, newest) = unread(&client, NEWEST_UNREAD)?;
     let w = client.welcome();
     // A server reached over a socket or SSH runs the channels and the outbox; a one-shot
     // command's in-process server runs none.
@@ -149,6 +184,13 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
             status: running.then(|| report.worker.clone()),
         },
         last_event_id: report.last_event_id.0,
+        notifications: NotificationsJson {
+            unread: unread_count,
+            newest_unread: newest
+                .iter()
+                .map(super::notifications::NotificationJson::new)
+                .collect(),
+        },
     };
     drop(client);
     if args.json {
@@ -214,6 +256,13 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
                 "{} waiting · {} failed",
                 status.outbox.waiting, status.outbox.failed
             ),
+        ),
+        (
+            "notified",
+            match status.notifications.unread {
+                0 => "nothing unread".to_string(),
+                n => format!("{n} unread (braid notifications)"),
+            },
         ),
     ];
     for (k, v) in lines {

@@ -94,6 +94,23 @@ impl Harness {
         Ok(last)
     }
 
+    /// Derive notifications from the events the store holds (as the server does after each
+    /// change) for `agents`, and deliver this app's agent's as the server's push.
+    pub fn notify(&mut self, agents: &[crate::store::NotifyAgent]) -> anyhow::Result<usize> {
+        let batches = crate::server::notify::derive(&mut self.store, agents)?;
+        let mut n = 0;
+        for b in batches {
+            if b.agent == self.app.agent {
+                n += b.rows.len();
+                self.event(Event::Notification {
+                    rows: b.rows,
+                    unread: b.unread,
+                });
+            }
+        }
+        Ok(n)
+    }
+
     /// Draw a frame and return the screen as text, one line per row (trailing spaces trimmed).
     pub fn screen(&mut self) -> anyhow::Result<String> {
         let app = &self.app;

@@ -1373,3 +1373,203 @@ fn a_lost_server_keeps_the_draft_and_the_send_works_once_it_is_back() {
     assert!(matches!(h.app.mode, Mode::Normal));
     assert!(h.screen().unwrap().contains("note added"));
 }
+
+fn notify_agents() -> Vec<crate::store::NotifyAgent> {
+    ["me", "bob", "carol"]
+        .iter()
+        .map(|a| crate::store::NotifyAgent {
+            name: a.to_string(),
+            scope: crate::store::Scope::all(*a),
+        })
+        .collect()
+}
+
+/// The conversation of the queue row named `name`.
+fn conversation_named(h: &Harness, name: &str) -> crate::model::ConversationId {
+    h.app
+        .queue
+        .rows
+        .iter()
+        .find(|r| r.contact_name == name)
+        .map(|r| r.id)
+        .unwrap_or_else(|| panic!("{name} not in the queue"))
+}
+
+#[test]
+fn notifications_count_list_open_the_message_and_read_state() {
+    let mut h = harness(120, 30);
+    // The server's first derivation sets the cursor at the newest event: no history.
+    assert_eq!(h.notify(&notify_agents()).unwrap(), 0);
+    assert_eq!(h.app.notifications_unread, 0);
+    assert!(!h.screen().unwrap().contains("notification"));
+
+    // Bob mentions me in a note on Ann's conversation, then gives me Chen's.
+    let last = h.store.last_event_id().unwrap();
+    let ann = conversation_named(&h, "Ann Lee");
+    let chen = conversation_named(&h, "Chen Wei");
+    let note = h
+        .store
+        .add_note(
+            ann,
+            "bob",
+            "@me can you check the refund? @carol FYI",
+            NOW - 2 * MIN,
+        )
+        .unwrap();
+    h.store.assign(chen, Some("me"), "bob", NOW - MIN).unwrap();
+    h.follow_feed(last).unwrap();
+    assert_eq!(h.notify(&notify_agents()).unwrap(), 2);
+    // The status line counts them; the message line says what came in.
+    let screen = h.screen().unwrap();
+    let status = screen.lines().nth(28).unwrap();
+    assert!(status.contains("│ 2 notifications"), "{screen}");
+    assert!(
+        h.app
+            .status
+            .as_ref()
+            .unwrap()
+            .0
+            .contains("bob assigned you in #"),
+        "{:?}",
+        h.app.status
+    );
+
+    // g n: the list, newest first, both unread.
+    h.keys("gn").unwrap();
+    assert!(matches!(h.app.mode, Mode::Sheet(_)));
+    let screen = h.screen().unwrap();
+    insta::assert_snapshot!("notifications_120x30", screen);
+
+    // Enter on the mention: the sheet closes, Ann's conversation opens on the note, read.
+    h.keys("j<CR>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Normal));
+    assert_eq!(h.app.queue.current().map(|r| r.id), Some(ann));
+    assert_eq!(h.app.timeline.target, Some(note));
+    assert_eq!(h.app.notifications_unread, 1);
+    assert_eq!(h.store.unread_notifications("me").unwrap(), 1);
+    assert!(h.screen().unwrap().contains("│ 1 notification "));
+    // Carol's mention is hers alone: reading mine left it unread.
+    assert_eq!(h.store.unread_notifications("carol").unwrap(), 1);
+
+    // Again: one marked; R reads them all; Esc closes (an Esc that drops a pending g
+    // does only that).
+    h.keys("gn").unwrap();
+    h.keys("g<Esc>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Sheet(_)));
+    let Mode::Sheet(sheet) = &h.app.mode else {
+        panic!("no sheet")
+    };
+    assert_eq!(
+        sheet.rows.iter().map(|r| r.marked).collect::<Vec<_>>(),
+        [true, false]
+    );
+    assert_eq!(sheet.footer, "1 unread");
+    h.keys("R").unwrap();
+    let Mode::Sheet(sheet) = &h.app.mode else {
+        panic!("no sheet")
+    };
+    assert!(sheet.rows.iter().all(|r| !r.marked));
+    assert_eq!(sheet.footer, "all read");
+    assert_eq!(h.app.notifications_unread, 0);
+    assert_eq!(h.store.unread_notifications("me").unwrap(), 0);
+    h.keys("<Esc>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Normal));
+    let screen = h.screen().unwrap();
+    assert!(
+        !screen.lines().nth(28).unwrap().contains("notification"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_new_notification_rings_as_configured_and_reloads_the_open_list() {
+    let mut h = harness(120, 30);
+    h.app.notify = crate::config::NotifySettings {
+        bell: true,
+        desktop: crate::config::DesktopNotify::Osc9,
+    };
+    h.notify(&notify_agents()).unwrap();
+    h.keys("gn").unwrap();
+    let Mode::Sheet(sheet) = &h.app.mode else {
+        panic!("no sheet")
+    };
+    assert!(sheet.rows.is_empty());
+    assert!(h.screen().unwrap().contains("no notifications yet"));
+    let ann = conversation_named(&h, "Ann Lee");
+    h.store
+        .add_note(ann, "bob", "@me look \x1b]0;x\x07", NOW)
+        .unwrap();
+    h.notify(&notify_agents()).unwrap();
+    let Mode::Sheet(sheet) = &h.app.mode else {
+        panic!("no sheet")
+    };
+    assert_eq!(sheet.rows.len(), 1);
+    let alerts: Vec<&String> = h
+        .other_effects
+        .iter()
+        .filter_map(|e| match e {
+            crate::tui::app::Effect::Alert(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        alerts,
+        [&"\x1b]9;braid: bob mentioned you · #1 Ann Lee\x07\x07".to_string()]
+    );
+}
+
+#[test]
+fn tab_completes_a_mention_and_an_unknown_name_is_flagged_before_sending() {
+    let mut h = harness(160, 45);
+    h.app.known_agents = vec!["me".into(), "bob".into(), "bonnie".into(), "carol".into()];
+    select_named(&mut h, "Ann Lee");
+    h.keys("chi @c<Tab>").unwrap();
+    let text = |h: &Harness| match &h.app.mode {
+        Mode::Compose(c) => c.text(),
+        _ => panic!("composer closed"),
+    };
+    assert_eq!(text(&h), "hi @carol ");
+    // Two agents start with "bo": the common part, and the line names them.
+    h.keys("@B<Tab>").unwrap();
+    assert_eq!(text(&h), "hi @carol @bo");
+    assert!(h.app.status.as_ref().unwrap().0.contains("@bob  @bonnie"));
+    h.keys("b<Tab>and @zed").unwrap();
+    assert_eq!(text(&h), "hi @carol @bob and @zed");
+    // The composer says @zed is nobody, before anything is sent.
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("@zed not an agent here: nobody is notified"),
+        "{screen}"
+    );
+    let ann = conversation_named(&h, "Ann Lee");
+    let notes = |h: &Harness| {
+        h.store
+            .conversation_events(ann, 100)
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == "note")
+            .count()
+    };
+    let before = notes(&h);
+    h.keys("<C-s>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Compose(_)));
+    assert!(
+        h.app
+            .status
+            .as_ref()
+            .unwrap()
+            .0
+            .contains("@zed is no agent here"),
+        "{:?}",
+        h.app.status
+    );
+    assert_eq!(notes(&h), before);
+    // Sent anyway on the second press.
+    h.keys("<C-s>").unwrap();
+    assert!(matches!(h.app.mode, Mode::Normal));
+    assert_eq!(notes(&h), before + 1);
+    // Tab that is not after an @ types as before (no completion, no error).
+    h.keys("c").unwrap();
+    h.keys("x<Tab>").unwrap();
+    assert!(text(&h).starts_with('x'));
+}

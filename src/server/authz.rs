@@ -57,6 +57,8 @@ pub fn needed_role(req: &Request) -> Role {
         // sees anyway (plus their own refusals): a viewer (a QA lead, an auditor) is who
         // reads it most.
         Request::Audit { .. } => Role::Viewer,
+        // Their own notifications: every agent, whatever their role.
+        Request::Notifications { .. } | Request::MarkNotificationsRead { .. } => Role::Viewer,
         Request::Post { post, .. } => needed_role(&Request::Write {
             conversation: crate::model::ConversationId(0),
             contact: crate::model::ContactId(0),

@@ -377,6 +377,15 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
             seq,
             page: store.audit_page(&filter, at, limit)?,
         },
+        Request::Notifications {
+            seq,
+            page,
+            limit,
+            unread_only,
+        } => super::notify::page(store, &agent, seq, page, limit, unread_only)?,
+        Request::MarkNotificationsRead { ids, all } => {
+            super::notify::mark_read(store, &agent, &ids, all)?
+        }
         // Fetching files is network work: the session runs it ([`fetch_attachments`]).
         Request::Attachments { .. } => {
             anyhow::bail!("attachments are fetched by the server's session, not here")

@@ -10,6 +10,7 @@
 pub mod authz;
 pub mod handler;
 pub mod identity;
+pub(crate) mod notify;
 mod session;
 pub mod sync;
 pub mod workspace;
@@ -75,6 +76,10 @@ pub(crate) struct Shared {
     pub status: watch::Receiver<crate::worker::WorkerStatus>,
     /// Where the config came from, for messages that tell an admin what to edit.
     pub config_path: String,
+    /// New notifications and read-state changes, per agent ([`notify`]).
+    pub notify: broadcast::Sender<Arc<notify::NotifyBatch>>,
+    /// The agents notifications are derived for, with what each may see.
+    pub notify_agents: Vec<crate::store::NotifyAgent>,
 }
 
 impl Shared {
@@ -220,7 +225,10 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
         (None, rx)
     };
     let (events, _) = broadcast::channel::<Arc<Batch>>(1024);
+    let (notify_tx, _) = broadcast::channel::<Arc<notify::NotifyBatch>>(1024);
     let shared = Arc::new(Shared {
+        notify: notify_tx,
+        notify_agents: notify::agents(&config),
         config_path: config
             .source
             .as_ref()
@@ -236,10 +244,14 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     let (stop, _) = watch::channel(false);
     let mut tasks = Vec::new();
 
+    // Notifications of what happened while no server ran (from the durable cursor).
+    notify::derive_and_push(&shared).await;
+
     // Follow the events table (every writer: this server's sessions, the channels, the
     // outbox, an import) and push each batch to the sessions.
     let mut feed = crate::feed::spawn_feed(db_path, last, opts.feed_interval);
     let tx = shared.events.clone();
+    let feed_shared = Arc::clone(&shared);
     tasks.push(tokio::spawn(async move {
         while let Some(update) = feed.recv().await {
             if let Some(e) = &update.error {
@@ -252,6 +264,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
                 last: update.last,
                 events: update.events,
             }));
+            // The same events may notify agents: derived here, whoever wrote them.
+            notify::derive_and_push(&feed_shared).await;
         }
     }));
 

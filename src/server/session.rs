@@ -166,6 +166,30 @@ where
         }
     }
 
+    // This agent's notifications (new ones, and read state changed in another session).
+    let notifier = {
+        let tx = out_tx.clone();
+        let agent = who.agent.clone();
+        let mut rx = shared.notify.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(b) if b.agent == agent => {
+                        let frame = ServerFrame::Notification {
+                            rows: b.rows.clone(),
+                            unread: b.unread,
+                        };
+                        if tx.send(frame).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        })
+    };
+
     // Pushes and status.
     let push_tx = out_tx.clone();
     let push_who = Arc::clone(&who);
@@ -272,6 +296,7 @@ where
     // Let the answers already being made go out, then stop.
     let _ = tokio::time::timeout(Duration::from_secs(5), runner).await;
     pusher.abort();
+    notifier.abort();
     drop(out_tx);
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
     tracing::info!(agent = %who.agent, "disconnected");
@@ -375,6 +400,7 @@ async fn run_request(shared: &Arc<Shared>, who: &Arc<Identity>, req: Request) ->
             report.data_dir = sh.config.data_dir.display().to_string();
         }
         sh.give_store(store);
+        super::notify::after_request(&sh, &w, &resp);
         resp
     })
     .await;

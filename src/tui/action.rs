@@ -58,6 +58,9 @@ pub enum Action {
     Cancel,
     // identity claims (an email typed in the web chat): link or dismiss, audited
     Claim(Option<ClaimDecision>),
+    // notifications
+    Notifications,
+    MarkAllRead,
 }
 
 /// `:claim link [ADDRESS]` / `:claim dismiss [ADDRESS]` (the address: when there are several).
@@ -306,6 +309,18 @@ pub const COMMANDS: &[Command] = &[
         Args::Optional("link|dismiss [address]"),
         "Link the contact to the email they claimed (unverified), or dismiss the claim"
     ),
+    cmd!(
+        "notifications",
+        ["notifs"],
+        Args::None,
+        "Your notifications, newest first (mentions, assignments, customer messages); Enter opens one"
+    ),
+    cmd!(
+        "mark_all_read",
+        [],
+        Args::None,
+        "Mark all your notifications read"
+    ),
 ];
 
 impl Command {
@@ -364,6 +379,8 @@ impl Action {
             Action::EditExternal => "edit_external",
             Action::Cancel => "cancel",
             Action::Claim(_) => "claim",
+            Action::Notifications => "notifications",
+            Action::MarkAllRead => "mark_all_read",
         }
     }
 
@@ -463,6 +480,8 @@ impl Action {
                     Some(ClaimDecision { link, value })
                 }
             }),
+            "notifications" => Action::Notifications,
+            "mark_all_read" => Action::MarkAllRead,
             other => return Err(format!("command '{other}' has no action")),
         })
     }

@@ -44,6 +44,12 @@ pub enum Event {
     EditorDone(Result<String, String>),
     /// Something went wrong outside the UI (the worker, the change feed): shown as an error.
     Problem(String),
+    /// This agent's notifications changed (pushed by the server): new rows, oldest first
+    /// (none when only the read state changed), and the unread count now.
+    Notification {
+        rows: Vec<crate::api::NotificationRow>,
+        unread: i64,
+    },
     /// The connection to the server went down (`up: false`, the line says why and what
     /// happens next) or came back (`up: true`: everything shown is reloaded).
     Connection {
@@ -57,6 +63,9 @@ pub enum Effect {
     Request(Request),
     /// Suspend the UI and edit this text in $EDITOR.
     RunEditor(String),
+    /// Write this to the terminal between two frames (a bell, a desktop-notification
+    /// escape; nothing that prints or moves the cursor).
+    Alert(String),
     /// Download a conversation's attachments (network: runs as a task of its own; the result
     /// comes back as a `Response::Done` or `Response::Error`).
     Save {
@@ -144,6 +153,9 @@ pub struct Composer {
     /// nothing and never runs normal-mode commands).
     pub loading: bool,
     pub typed: Vec<KeyEvent>,
+    /// Send was pressed on a note that mentions names no agent has (the composer says so):
+    /// the next send goes through as it is.
+    pub mention_warned: bool,
 }
 
 impl Composer {
@@ -284,6 +296,10 @@ pub struct App {
     pub pending_after_reply: bool,
     /// A sheet row being opened: select this message once its conversation shows.
     jump_target: Option<crate::tui::sheet::SheetTarget>,
+    /// The agent's unread notifications (the status line shows them).
+    pub notifications_unread: i64,
+    /// `[notifications]` of the personal config: bell, desktop notification.
+    pub notify: crate::config::NotifySettings,
 }
 
 /// How long a status message stays up.
@@ -317,6 +333,8 @@ impl App {
             known_agents: Vec::new(),
             known_teams: Vec::new(),
             jump_target: None,
+            notifications_unread: 0,
+            notify: config.notifications,
         }
     }
 
@@ -384,6 +402,7 @@ impl App {
     pub fn start(&mut self) -> Vec<Effect> {
         let mut fx = self.load_view(QueueView::Filter(QueueFilter::Status(Status::Open)));
         fx.push(self.counts_request());
+        fx.push(unread_request());
         fx
     }
 
@@ -458,6 +477,7 @@ impl App {
                 self.error(e);
                 Vec::new()
             }
+            Event::Notification { rows, unread } => self.notification(rows, unread),
             Event::Connection { up: false, line } => {
                 // The screen stays as it is (a draft in the composer included); requests fail
                 // with a clear line until the server is back.
@@ -471,6 +491,7 @@ impl App {
                 let mut fx = self.reload_queue();
                 fx.extend(self.refresh_selected());
                 fx.push(self.counts_request());
+                fx.push(unread_request());
                 fx
             }
             Event::Tick(now) => {
@@ -569,7 +590,12 @@ impl App {
                 };
                 let out = match resolved {
                     Resolved::Action { action, count } => sheet.dispatch(&action, count),
-                    Resolved::Cancelled if key.code == KeyCode::Esc => {
+                    // Esc that dropped a pending `g` (or a count) only does that; a plain Esc
+                    // is bound to `cancel` (closes), or closes anyway when a keymap unbinds it.
+                    Resolved::Cancelled
+                        if key.code == KeyCode::Esc
+                            && self.keymap.key_for(keymap::Mode::Sheet, "cancel").is_none() =>
+                    {
                         sheet.dispatch(&Action::Cancel, None)
                     }
                     Resolved::Unbound { keys } => crate::tui::sheet::SheetOutcome {
@@ -850,6 +876,25 @@ impl App {
             c.typed.push(key);
             return Vec::new();
         }
+        if key.code == KeyCode::Tab
+            && key.modifiers.is_empty()
+            && c.kind == ComposeKind::Note
+            && let Some(done) = complete_mention(c, &self.known_agents, &self.agent)
+        {
+            return match done {
+                Ok(others) => {
+                    if let Some(o) = others {
+                        self.info(o);
+                    }
+                    self.save_draft()
+                }
+                Err(e) => {
+                    self.error(e);
+                    Vec::new()
+                }
+            };
+        }
+        c.mention_warned = false;
         let changed = c.textarea.input(key);
         if changed {
             self.save_draft()
@@ -1085,7 +1130,52 @@ impl App {
             },
             Action::IdentityAdd(None) => self.prompt("identity add "),
             Action::Claim(None) => self.prompt("claim "),
+            Action::Notifications => {
+                let view = crate::tui::notifications::NotificationsView { now: self.now };
+                self.open_sheet(Box::new(view))
+            }
+            Action::MarkAllRead => vec![Effect::Request(Request::MarkNotificationsRead {
+                ids: Vec::new(),
+                all: true,
+            })],
         }
+    }
+
+    /// A notification push: the count, the open list, the bell or desktop alert.
+    fn notification(&mut self, rows: Vec<crate::api::NotificationRow>, unread: i64) -> Vec<Effect> {
+        self.notifications_unread = unread;
+        let mut fx = Vec::new();
+        if let Mode::Sheet(sheet) = &mut self.mode
+            && sheet.source.name() == crate::tui::notifications::NAME
+        {
+            // New rows come in at the top, a read in another terminal changes the marks:
+            // reload the window when it shows the top (the selection stays on its row).
+            // Scrolled down, the new rows wait above it.
+            if !sheet.more_above {
+                fx.push(Effect::Request(sheet.reload()));
+            }
+        }
+        if let Some(newest) = rows.last() {
+            let alert = crate::tui::notifications::alert(&self.notify, newest);
+            if !alert.is_empty() {
+                fx.push(Effect::Alert(alert));
+            }
+            if !matches!(self.mode, Mode::Sheet(_)) {
+                self.info(format!(
+                    "{}{} · {} ({} shows your notifications)",
+                    crate::tui::notifications::what(newest),
+                    newest
+                        .conversation_id
+                        .map(|c| format!(" in #{c}"))
+                        .unwrap_or_default(),
+                    newest.contact_name,
+                    self.keymap
+                        .key_for(keymap::Mode::Normal, "notifications")
+                        .unwrap_or_else(|| ":notifications".into())
+                ));
+            }
+        }
+        fx
     }
 
     fn prompt(&mut self, prefill: &str) -> Vec<Effect> {
@@ -1172,6 +1262,7 @@ impl App {
             return_focus: self.focus,
             loading: true,
             typed: Vec::new(),
+            mention_warned: false,
         }));
         self.focus = Pane::Timeline;
         vec![Effect::Request(Request::Compose {
@@ -1197,6 +1288,25 @@ impl App {
         }
         if c.sending {
             return Vec::new();
+        }
+        if c.kind == ComposeKind::Note && !c.mention_warned {
+            let unknown = crate::mentions::unknown(&body, &self.known_agents);
+            if !unknown.is_empty() {
+                c.mention_warned = true;
+                let send = self
+                    .keymap
+                    .key_for(keymap::Mode::Compose, "send")
+                    .unwrap_or_else(|| "send".into());
+                self.error(format!(
+                    "{} no agent here, so nobody is notified: fix the name (Tab after @ completes one) or press {send} again to save the note as it is",
+                    unknown
+                        .iter()
+                        .map(|u| format!("@{u} is"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                return Vec::new();
+            }
         }
         c.sending = true;
         let write = match (c.kind, c.channel) {
@@ -1672,6 +1782,24 @@ impl App {
     // ---------------------------------------------------------------- data and changes
 
     fn data(&mut self, resp: Response) -> Vec<Effect> {
+        if let Response::Notifications { unread, .. } = &resp {
+            self.notifications_unread = *unread;
+        }
+        if let Response::NotificationsRead { ids, unread } = &resp {
+            self.notifications_unread = *unread;
+            if let Mode::Sheet(sheet) = &mut self.mode
+                && sheet.source.name() == crate::tui::notifications::NAME
+            {
+                for r in sheet.rows.iter_mut().filter(|r| ids.contains(&r.key)) {
+                    r.marked = false;
+                }
+                sheet.footer = crate::tui::notifications::footer(*unread);
+            }
+            if ids.len() > 1 {
+                self.info(format!("{} notifications marked read", ids.len()));
+            }
+            return Vec::new();
+        }
         // The open sheet's view reads its own answers.
         if let Mode::Sheet(sheet) = &mut self.mode
             && let Some(out) = sheet.answer(&resp)
@@ -1969,6 +2097,8 @@ impl App {
             | Response::Written(_)
             | Response::Files(_)
             | Response::Audit { .. }
+            | Response::Notifications { .. }
+            | Response::NotificationsRead { .. }
             | Response::Status(_) => Vec::new(),
         }
     }
@@ -2013,6 +2143,83 @@ impl App {
         }
         fx
     }
+}
+
+/// Tab in a note right after `@pre`: complete the agent name. None: the cursor is not at a
+/// mention (Tab does what it always does). `Ok(Some(line))`: several agents start so; the
+/// common part was completed and the line lists them.
+fn complete_mention(
+    c: &mut Composer,
+    agents: &[String],
+    me: &str,
+) -> Option<Result<Option<String>, String>> {
+    let cursor = c.textarea.cursor();
+    let (row, col) = (cursor.0, cursor.1);
+    let line = c.textarea.lines().get(row)?;
+    let before: String = line.chars().take(col).collect();
+    let prefix = crate::mentions::partial(&before)?.to_string();
+    let low = prefix.to_lowercase();
+    let mut found: Vec<&String> = agents
+        .iter()
+        .filter(|a| a.as_str() != me && a.to_lowercase().starts_with(&low))
+        .collect();
+    found.sort();
+    found.dedup();
+    let Some(first) = found.first() else {
+        let mut all: Vec<&str> = agents
+            .iter()
+            .map(String::as_str)
+            .filter(|a| *a != me)
+            .collect();
+        all.sort_unstable();
+        return Some(Err(if all.is_empty() {
+            "no other agents in this workspace to mention".to_string()
+        } else {
+            format!(
+                "no agent starts with @{prefix} (agents: {})",
+                all.join(", ")
+            )
+        }));
+    };
+    // The longest start all of them share (case as the first one spells it).
+    let mut common: Vec<char> = first.chars().collect();
+    for f in &found[1..] {
+        let n = common
+            .iter()
+            .zip(f.chars())
+            .take_while(|(a, b)| a.to_lowercase().eq(b.to_lowercase()))
+            .count();
+        common.truncate(n);
+    }
+    for _ in 0..prefix.chars().count() {
+        c.textarea.delete_char();
+    }
+    let mut text: String = common.into_iter().collect();
+    if found.len() == 1 {
+        text.push(' ');
+    }
+    c.textarea.insert_str(text);
+    c.mention_warned = false;
+    Some(Ok((found.len() > 1).then(|| {
+        format!(
+            "@{}",
+            found
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("  @")
+        )
+    })))
+}
+
+/// Ask for the unread count alone (a page of no rows).
+fn unread_request() -> Effect {
+    Effect::Request(Request::Notifications {
+        seq: 0,
+        page: crate::api::NotificationPage::Newest,
+        limit: 0,
+        unread_only: true,
+    })
 }
 
 /// A composer text area with braid's settings.

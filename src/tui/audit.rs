@@ -176,7 +176,7 @@ impl SheetSource for AuditView {
                 })
                 .collect(),
             more,
-            footer: Some("● refused · Enter opens the conversation · :audit at:50% jumps".into()),
+            footer: Some("● refused · :audit at:50% jumps".into()),
         })
     }
 

@@ -1616,7 +1616,8 @@ mod tests {
         assert_eq!(next[0], ("g".to_string(), "top".to_string()));
         assert!(next.contains(&("m".to_string(), "view mine".to_string())));
         assert!(next.contains(&("r".to_string(), "view resolved".to_string())));
-        assert_eq!(next.len(), 6);
+        assert!(next.contains(&("n".to_string(), "notifications".to_string())));
+        assert_eq!(next.len(), 7);
         // deeper sequences show as "+more"
         let km =
             Keymap::with_user("[normal]\n\"<Space> f f\" = \"search\"\n\"<Space> q\" = \"quit\"\n")

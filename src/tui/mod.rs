@@ -5,6 +5,7 @@ pub mod action;
 pub mod app;
 pub mod audit;
 pub mod keymap;
+pub mod notifications;
 pub mod runtime;
 pub mod sheet;
 pub mod time;

@@ -239,6 +239,7 @@ impl Link {
                 self.last_error = error;
                 out
             }
+            Incoming::Notification { rows, unread } => vec![Event::Notification { rows, unread }],
             Incoming::Closed(why) => {
                 self.conn = None;
                 self.incoming = None;
@@ -423,6 +424,13 @@ async fn apply(
                 }
                 Effect::Save { conversation, dir } => {
                     saver.start(link.conn.clone(), conversation, dir)
+                }
+                Effect::Alert(bytes) => {
+                    // Between frames: a BEL or an OSC sequence neither prints nor moves the
+                    // cursor, so the screen ratatui drew stays as it is.
+                    use std::io::Write as _;
+                    let out = term.backend_mut();
+                    let _ = out.write_all(bytes.as_bytes()).and_then(|()| out.flush());
                 }
                 Effect::RunEditor(text) => {
                     let result = edit_in_editor(term, &text, &saver.config.data_dir, input).await;

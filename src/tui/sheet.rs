@@ -102,6 +102,11 @@ pub struct SheetEnter {
 pub trait SheetSource: Send {
     /// The sheet's title ("notifications").
     fn title(&self) -> String;
+    /// A stable name of the view, for code that must know which list is open
+    /// ("notifications", "audit", "who").
+    fn name(&self) -> &'static str {
+        "list"
+    }
     /// The request for `limit` rows at `at`, tagged `seq`.
     fn request(&self, seq: u64, at: PageAt, limit: usize) -> Request;
     /// The page in `resp`, or None when it is not an answer of this view.

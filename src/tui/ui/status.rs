@@ -47,6 +47,16 @@ pub fn draw_status(f: &mut Frame<'_>, app: &App, area: Rect) {
             ),
         ),
     ];
+    if app.notifications_unread > 0 {
+        let n = app.notifications_unread;
+        segments.push((
+            1,
+            Span::styled(
+                format!("│ {n} notification{} ", if n == 1 { "" } else { "s" }),
+                base.fg(t.accent).add_modifier(Modifier::BOLD),
+            ),
+        ));
+    }
     if c.pending > 0 || c.snoozed > 0 {
         segments.push((
             4,

@@ -65,6 +65,26 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
                 .key_for(crate::tui::keymap::Mode::Compose, "cancel")
                 .unwrap_or_default(),
         );
+        // A note naming someone who is no agent: said before it is sent, with what to do.
+        let unknown = match c.kind {
+            ComposeKind::Note => crate::mentions::unknown(&c.text(), &app.known_agents),
+            ComposeKind::Reply => Vec::new(),
+        };
+        let (hint, hint_style) = if unknown.is_empty() {
+            (hint, Style::default().fg(t.dim))
+        } else {
+            (
+                format!(
+                    " {} not an agent here: nobody is notified · Tab after @ completes a name ",
+                    unknown
+                        .iter()
+                        .map(|u| format!("@{}", esc(u)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                Style::default().fg(t.warn).add_modifier(Modifier::BOLD),
+            )
+        };
         let color = match c.kind {
             ComposeKind::Reply => c
                 .channel
@@ -80,7 +100,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
                 title,
                 Style::default().fg(color).add_modifier(Modifier::BOLD),
             ))
-            .title_bottom(Span::styled(hint, Style::default().fg(t.dim)));
+            .title_bottom(Span::styled(hint, hint_style));
         let inner = block.inner(area);
         f.render_widget(block, area);
         if c.sending {
