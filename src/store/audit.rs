@@ -133,7 +133,7 @@ impl Store {
         let jump = match at {
             AuditPosition::Newest => None,
             AuditPosition::Before(id) => {
-                return self.audit_walk(filter, Walk::Down(id.0 - 1), limit);
+                return self.audit_walk(filter, Walk::Down(id.0.saturating_sub(1)), limit);
             }
             AuditPosition::After(id) => return self.audit_walk(filter, Walk::Up(id.0), limit),
             AuditPosition::Event(id) => Some(id.0),
@@ -197,8 +197,11 @@ impl Store {
                 }
             }
             Walk::Up(bottom) => {
-                let from = rows.last().map(|r| r.id.0).unwrap_or(bottom + 1);
-                let older = self.audit_exists(filter, Walk::Down(from - 1))?;
+                let from = rows
+                    .last()
+                    .map(|r| r.id.0)
+                    .unwrap_or(bottom.saturating_add(1));
+                let older = self.audit_exists(filter, Walk::Down(from.saturating_sub(1)))?;
                 AuditPage {
                     rows,
                     older,

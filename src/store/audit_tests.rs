@@ -176,6 +176,13 @@ fn pages_walk_both_ways_newest_first() {
         .unwrap();
     assert_eq!(ids(&up), (6..=15).rev().collect::<Vec<_>>());
     assert!(up.older && up.newer);
+    // Cursors at the ends of the id range are empty pages, not an overflow.
+    for at in [
+        AuditPosition::Before(EventId(i64::MIN)),
+        AuditPosition::After(EventId(i64::MAX)),
+    ] {
+        assert!(store.audit_page(&all, at, 10).unwrap().rows.is_empty());
+    }
     let up = store
         .audit_page(&all, AuditPosition::After(EventId(20)), 10)
         .unwrap();
