@@ -148,6 +148,20 @@ fn the_audit_view_pages_as_it_scrolls_and_jumps_to_the_middle() {
         sheet.current().unwrap().key
     );
     assert!(sheet.more_above && sheet.more_below);
+    // Inside the list, a key bound to `audit at:50%` (`[sheet]` of a personal keymap) jumps
+    // without leaving it.
+    h.keys("gg").unwrap();
+    h.app.keymap =
+        crate::tui::keymap::Keymap::with_user("[sheet]\n\"%\" = \"audit at:50%\"\n").unwrap();
+    h.keys("%").unwrap();
+    let Mode::Sheet(sheet) = &h.app.mode else {
+        panic!()
+    };
+    assert!(
+        (sheet.current().unwrap().key - middle).abs() <= 1,
+        "{} vs {middle}",
+        sheet.current().unwrap().key
+    );
     // Up from the middle loads newer events; gg goes to the newest.
     h.keys("k").unwrap();
     h.keys("gg").unwrap();

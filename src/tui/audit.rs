@@ -20,6 +20,8 @@ pub struct AuditView {
     asked: Mutex<Vec<(u64, PageAt, bool)>>,
     /// The first page was a jump with newer events above it.
     newer_above_top: bool,
+    /// A jump asked from inside the sheet (`%`): reload from the new start.
+    reload: bool,
 }
 
 const KEYS: &str = "agent:NAME conv:ID kind:K since:T until:T at:50%|DATE|ID";
@@ -71,6 +73,7 @@ impl AuditView {
             start,
             asked: Mutex::new(Vec::new()),
             newer_above_top: false,
+            reload: false,
         })
     }
 
@@ -176,8 +179,37 @@ impl SheetSource for AuditView {
                 })
                 .collect(),
             more,
-            footer: Some("● refused · :audit at:50% jumps".into()),
+            footer: Some("● refused · :audit at:50% / at:DATE jumps".into()),
         })
+    }
+
+    /// A key bound to `audit at:...` in the `[sheet]` section of a keymap (e.g.
+    /// `"%" = "audit at:50%"`): jump without leaving the list. Filters stay as they are.
+    fn action(
+        &mut self,
+        action: &crate::tui::action::Action,
+        _selected: Option<&SheetRow>,
+    ) -> Option<crate::tui::sheet::SheetEnter> {
+        let crate::tui::action::Action::Audit(Some(arg)) = action else {
+            return None;
+        };
+        let info = match AuditView::parse(arg, crate::model::now_millis()) {
+            Ok(v) if v.start.is_some() => {
+                self.start = v.start;
+                self.reload = true;
+                format!("audit: {arg}")
+            }
+            Ok(_) => "only a jump (at:50%, at:DATE, at:ID) works inside the list; Esc and :audit for new filters".into(),
+            Err(e) => e,
+        };
+        Some(crate::tui::sheet::SheetEnter {
+            info: Some(info),
+            ..Default::default()
+        })
+    }
+
+    fn take_reload(&mut self) -> bool {
+        std::mem::take(&mut self.reload)
     }
 
     fn more_above_top(&self) -> bool {

@@ -130,6 +130,12 @@ pub trait SheetSource: Send {
     fn more_above_top(&self) -> bool {
         false
     }
+    /// Whether the view's last [`SheetSource::action`] changed where its list starts (the
+    /// audit log's jump to the middle): the sheet then loads it again from its top. Reset by
+    /// the call.
+    fn take_reload(&mut self) -> bool {
+        false
+    }
     /// The hint shown when the list is empty.
     fn empty(&self) -> String {
         "nothing here".into()
@@ -394,8 +400,14 @@ impl Sheet {
             other => {
                 let selected = self.rows.get(self.selected).cloned();
                 return match self.source.action(other, selected.as_ref()) {
-                    Some(e) => SheetOutcome {
-                        requests: e.requests,
+                    Some(mut e) => SheetOutcome {
+                        requests: {
+                            // The view moved its list (a jump): load it again from its top.
+                            if self.source.take_reload() {
+                                e.requests.push(self.reload());
+                            }
+                            e.requests
+                        },
                         open: e.open,
                         close: e.close,
                         info: e.info,
