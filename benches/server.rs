@@ -58,6 +58,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+#[path = "server/team.rs"]
+mod team;
+
 const WIDTH: u16 = 200;
 const HEIGHT: u16 = 50;
 /// The agent every connection is (the server's own Unix user maps to it).
@@ -676,6 +679,7 @@ impl TuiClient {
             Incoming::Notification { rows, unread } => {
                 self.app.handle(Event::Notification { rows, unread })
             }
+            Incoming::Presence(online) => self.app.handle(Event::Presence(online)),
             Incoming::Closed(why) => {
                 self.errors
                     .add(format!("TUI client: connection lost: {why}"));
@@ -1179,12 +1183,14 @@ async fn agent(
                                 channel: row.last_channel,
                                 body: format!("Reply {step} from the load run (agent {i})."),
                                 then_pending: false,
+                                seen: Default::default(),
                             },
                             "message_out",
                         ),
                         3 => (
                             Write::Note {
                                 body: format!("Note {step} from the load run (agent {i})."),
+                                seen: Default::default(),
                             },
                             "note",
                         ),
@@ -1992,6 +1998,28 @@ fn run() -> anyhow::Result<bool> {
     for l in slow.iter().take(8) {
         println!("    {}", l.trim());
     }
+    // 5. Working as a team.
+    let changes = (opts.agents * 4).clamp(20, 200);
+    let presence = match rt.block_on(team::presence(&sock, opts.agents, changes, &errors)) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.add(format!("presence: {e:#}"));
+            Samples::default()
+        }
+    };
+    header(&format!(
+        "5. working as a team: {} agent connections, {changes} presence changes one at a time",
+        opts.agents.max(2)
+    ));
+    row("PRESENCE CHANGE -> EVERY OTHER SCREEN (pushed)", &presence);
+    figures.push(fig(
+        &format!(
+            "presence change → other agents' screens ({} agents)",
+            opts.agents.max(2)
+        ),
+        &presence,
+        "—",
+    ));
     server.stop();
 
     // The table.
@@ -2000,6 +2028,7 @@ fn run() -> anyhow::Result<bool> {
         ("key → frame", &keys.settled),
         ("change → other agents' screens", &load.push),
         ("old model change → seen", &load.follower),
+        ("presence change → other screens", &presence),
     ] {
         if s.is_empty() {
             missing.push(name.into());

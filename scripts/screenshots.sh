@@ -22,12 +22,15 @@ set -euo pipefail
 # The demo's queue order depends on the clock, so the demo shots walk down the
 # queue (j*) to the first selected row (▌) whose channel icons show two
 # channels, and open it (Enter): a timeline that mixes mail, Telegram and web.
+# The team shot walks to the first row one of the demo's simulated colleagues is on
+# (◇ viewing, ◆ typing) and opens it: the timeline's title names them.
 # ---------------------------------------------------------------------------
 MIXED='▌[^│]*(✉✈|✉ ◍|✈◍)'
 SHOTS=(
   "demo-160x45|160x45|j* Enter|$MIXED"
   "demo-80x24|80x24|j* Enter|$MIXED"
   "help-160x45|160x45|?|"
+  "team-160x45|160x45|j* Enter|▌[^│]*[◇◆]"
 )
 MAX_REPEAT="${MAX_REPEAT:-60}"
 # Text that shows the UI has drawn (plain text, searched with grep -F in the

@@ -29,6 +29,8 @@ enum Command {
     Status(cli::status::Args),
     /// Your notifications, newest first (--read ID / --read-all mark them read)
     Notifications(cli::notifications::Args),
+    /// Who is online (agents with a braid open) and which conversation each is in
+    Who(cli::who::Args),
     /// List conversations of a queue view, newest activity first
     List(cli::list::Args),
     /// A conversation and its contact's whole timeline, every channel, oldest first
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Some(Command::Attach(a)) => cli::attach::run(g, a),
         Some(Command::Status(a)) => cli::to_stdout(|out| cli::status::run(g, a, out)),
         Some(Command::Notifications(a)) => cli::to_stdout(|out| cli::notifications::run(g, a, out)),
+        Some(Command::Who(a)) => cli::to_stdout(|out| cli::who::run(g, a, out)),
         Some(Command::List(a)) => cli::to_stdout(|out| cli::list::run(g, a, out)),
         Some(Command::Show(a)) => cli::to_stdout(|out| cli::show::run(g, a, out)),
         Some(Command::Search(a)) => cli::to_stdout(|out| cli::search::run(g, a, out)),

@@ -1080,7 +1080,7 @@ fn a_viewer_is_refused_on_the_cli_path_and_nothing_changes() {
         vec!["tag", id.as_str(), "billing"],
     ] {
         let out = w.braid(&args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(4), "{args:?}");
         let err = fails(&out);
         assert!(
             err.contains("needs the agent role") && err.contains("you (vic) are a viewer"),
@@ -1089,7 +1089,7 @@ fn a_viewer_is_refused_on_the_cli_path_and_nothing_changes() {
     }
     // With --json the refusal is a JSON error.
     let out = w.braid(&["note", &id, "--text", "x", "--json"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(4));
     let err: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert!(
         err["error"]
@@ -1102,8 +1102,12 @@ fn a_viewer_is_refused_on_the_cli_path_and_nothing_changes() {
     assert_eq!(json(&w.braid(&["list", "--json"]))["total"], 2);
     assert!(ok(&w.braid(&["search", "refund"])).contains("Ann Lee"));
     assert_eq!(json(&w.braid(&["status", "--json"]))["role"], "viewer");
-    // Nothing changed.
-    let after = json(&w.braid(&["show", &id, "--json"]));
+    // Nothing changed (but the audit log: each refusal is an event, so `seen_event` moved).
+    let mut after = json(&w.braid(&["show", &id, "--json"]));
+    let mut before = before;
+    assert!(after["seen_event"].as_i64() > before["seen_event"].as_i64());
+    before["seen_event"] = Value::Null;
+    after["seen_event"] = Value::Null;
     assert_eq!(before, after);
     assert_eq!(
         json(&w.braid(&["status", "--json"]))["outbox"]["waiting"],

@@ -183,7 +183,7 @@ fn a_client_of_another_version_gets_one_clear_line() {
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0]["type"], "refused");
         let reason = got[0]["reason"].as_str().unwrap();
-        assert!(reason.contains("speaks protocol 1-1"), "{reason}");
+        assert!(reason.contains("speaks protocol 1-2"), "{reason}");
         assert!(reason.contains("braid 9.0.0 tui speaks 7-9"), "{reason}");
         assert!(reason.contains("use the same braid version"), "{reason}");
 
@@ -192,7 +192,7 @@ fn a_client_of_another_version_gets_one_clear_line() {
         h.min_version = 7;
         h.max_version = 9;
         let err = connect_socket(&f.socket, h).await.unwrap_err().to_string();
-        assert!(err.contains("speaks protocol 1-1"), "{err}");
+        assert!(err.contains("speaks protocol 1-2"), "{err}");
 
         // Not a braid client at all.
         let got = raw_exchange(&f.socket, &[serde_json::json!({"GET": "/"})], 1).await;
@@ -302,6 +302,7 @@ fn kill_9_during_a_burst_of_replies_loses_nothing_acknowledged() {
                             channel: Channel::Email,
                             body: body.clone(),
                             then_pending: false,
+                            seen: Default::default(),
                         },
                     })
                     .await;
@@ -367,6 +368,7 @@ fn a_reconnecting_client_gets_what_it_missed() {
                 contact: f.contact,
                 write: Write::Note {
                     body: "called the customer".into(),
+                    seen: Default::default(),
                 },
             })
             .await
@@ -488,6 +490,7 @@ fn an_agent_gets_only_their_teams_changes_and_a_refusal_is_audited() {
                 contact: f.contact,
                 write: Write::Note {
                     body: "sneaky".into(),
+                    seen: Default::default(),
                 },
             })
             .await
@@ -627,6 +630,242 @@ fn the_ssh_bridge_carries_the_protocol() {
     );
 }
 
+/// `braid --socket S ARGS` against the fixture's server.
+fn braid(f: &Fixture, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_braid"))
+        .arg("--socket")
+        .arg(&f.socket)
+        .args(args)
+        .env_remove("BRAID_DATA_DIR")
+        .env_remove("BRAID_SOCKET")
+        .env("BRAID_CONFIG", &f.config)
+        .output()
+        .unwrap()
+}
+
+/// The replies stored in the fixture's conversation.
+fn replies(f: &Fixture) -> Vec<String> {
+    let store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+    store
+        .timeline(f.contact, None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.direction == Direction::Out)
+        .map(|m| m.body)
+        .collect()
+}
+
+#[test]
+fn a_stale_reply_is_refused_on_the_cli_with_exit_code_3_and_forced_once() {
+    let f = fixture("");
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    let id = f.conversation.to_string();
+    let shown = braid(&f, &["show", &id, "--json"]);
+    assert!(shown.status.success(), "{shown:?}");
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let seen = shown["seen_event"].as_i64().unwrap().to_string();
+    // Nothing new: a note after `braid show` goes through.
+    let ok = braid(&f, &["note", &id, "--text", "checking the refund"]);
+    assert!(ok.status.success(), "{ok:?}");
+    // The customer writes again.
+    {
+        let mut store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+        ingest(
+            &mut store,
+            &inbound(
+                "<m2@x.org>",
+                "ann@x.org",
+                "Ann Lee",
+                "Actually it just arrived, thanks!",
+            ),
+            &Settings::default(),
+        )
+        .unwrap();
+    }
+    // A reply of someone who looked before that: stopped, nothing sent, code 3.
+    for args in [
+        vec!["reply", id.as_str(), "--text", "Your refund is on its way"],
+        vec![
+            "reply",
+            id.as_str(),
+            "--text",
+            "Your refund is on its way",
+            "--seen",
+            seen.as_str(),
+        ],
+    ] {
+        let out = braid(&f, &args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not sent: #"), "{err}");
+        assert!(
+            err.contains("Ann Lee wrote: “Actually it just arrived, thanks!”"),
+            "{err}"
+        );
+        assert!(err.contains("--force"), "{err}");
+    }
+    assert!(replies(&f).is_empty(), "nothing went out");
+    // --json: the refusal is a JSON error, same code.
+    let out = braid(
+        &f,
+        &[
+            "reply",
+            &id,
+            "--text",
+            "Your refund is on its way",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert!(err["error"].as_str().unwrap().contains("not sent"), "{err}");
+    // Forced: it goes out, once.
+    let out = braid(
+        &f,
+        &[
+            "reply",
+            &id,
+            "--text",
+            "Your refund is on its way",
+            "--force",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(replies(&f), vec!["Your refund is on its way".to_string()]);
+    // Having looked again, a reply needs no force.
+    assert!(braid(&f, &["show", &id]).status.success());
+    let out = braid(&f, &["reply", &id, "--text", "Glad it arrived!"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(replies(&f).len(), 2);
+    // The stopped sends are in the audit log as refusals by this agent.
+    let store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+    let refused = store
+        .conversation_events(f.conversation, 50)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "refused")
+        .count();
+    assert_eq!(refused, 3);
+}
+
+/// Write one frame the way the codec does (4-byte big-endian length, JSON).
+fn write_frame(w: &mut impl std::io::Write, v: &serde_json::Value) {
+    let bytes = serde_json::to_vec(v).unwrap();
+    w.write_all(&(bytes.len() as u32).to_be_bytes()).unwrap();
+    w.write_all(&bytes).unwrap();
+    w.flush().unwrap();
+}
+
+/// Wait for a presence push that satisfies `ok`.
+async fn presence_until(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Incoming>,
+    ok: impl Fn(&[braid::api::PresenceEntry]) -> bool,
+) -> Vec<braid::api::PresenceEntry> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match rx.recv().await {
+                Some(Incoming::Presence(online)) if ok(&online) => break online,
+                Some(_) => continue,
+                None => panic!("connection closed"),
+            }
+        }
+    })
+    .await
+    .expect("no such presence within 10 s")
+}
+
+#[test]
+fn presence_appears_and_is_gone_at_once_when_the_client_is_killed() {
+    let f = fixture("");
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    rt().block_on(async {
+        let (watcher, mut rx) = connect_socket(&f.socket, Hello::new("watcher", None))
+            .await
+            .unwrap();
+        let r = watcher
+            .call(Request::Presence {
+                conversation: None,
+                activity: braid::api::Activity::Viewing,
+            })
+            .await
+            .unwrap();
+        assert_eq!(r, Response::Ack);
+        let me = presence_until(&mut rx, |o| o.len() == 1).await;
+        assert_eq!(me[0].conversation, None);
+
+        // Another client, a real process (the SSH bridge's far end), typing a reply.
+        let mut typist = Command::new(env!("CARGO_BIN_EXE_braid"))
+            .arg("--socket")
+            .arg(&f.socket)
+            .args(["attach", "--stdio"])
+            .env_remove("BRAID_DATA_DIR")
+            .env_remove("BRAID_SOCKET")
+            .env("BRAID_CONFIG", &f.config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = typist.stdin.take().unwrap();
+        write_frame(
+            &mut stdin,
+            &serde_json::to_value(ClientFrame::Hello(Hello::new("typist", None))).unwrap(),
+        );
+        write_frame(
+            &mut stdin,
+            &serde_json::to_value(ClientFrame::Request {
+                id: 1,
+                request: Request::Presence {
+                    conversation: Some(f.conversation),
+                    activity: braid::api::Activity::Reply,
+                },
+            })
+            .unwrap(),
+        );
+        let both = presence_until(&mut rx, |o| o.len() == 2).await;
+        let typing = both
+            .iter()
+            .find(|e| e.conversation == Some(f.conversation))
+            .expect("the typist's entry");
+        assert_eq!(typing.activity, braid::api::Activity::Reply);
+        assert_eq!(typing.agent, me[0].agent);
+        // `braid who` asks the same server.
+        let out = braid(&f, &["who", "--json"]);
+        assert!(out.status.success(), "{out:?}");
+        let who: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(who["agents"], 1, "{who}");
+        let online = who["online"].as_array().unwrap();
+        assert_eq!(online.len(), 2, "{who}");
+        assert!(
+            online
+                .iter()
+                .any(|e| e["activity"] == "reply" && e["conversation_id"] == f.conversation.0),
+            "{who}"
+        );
+        let text = String::from_utf8(braid(&f, &["who"]).stdout).unwrap();
+        assert!(text.starts_with("1 online\n"), "{text}");
+        assert!(
+            text.contains(&format!("typing a reply #{}", f.conversation)),
+            "{text}"
+        );
+
+        // kill -9: the socket closes with the process; the entry goes at once.
+        let killed = Instant::now();
+        Command::new("kill")
+            .args(["-9", &typist.id().to_string()])
+            .status()
+            .unwrap();
+        let _ = typist.wait();
+        let left = presence_until(&mut rx, |o| o.len() == 1).await;
+        assert_eq!(left[0].session, me[0].session);
+        let took = killed.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "gone after {took:?}, not within 2 s"
+        );
+        drop(stdin);
+    });
+}
+
 /// Wait up to `secs` for this agent's next notification push.
 async fn next_notification(
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<Incoming>,
@@ -691,6 +930,7 @@ fn a_mention_notifies_exactly_the_mentioned_agent_and_survives_a_restart() {
                 conversation: f.conversation,
                 post: braid::api::Post::Note {
                     body: "@bob can you take Ann's refund? (bob@x.org is not a mention)".into(),
+                    seen: braid::api::Seen::Force,
                 },
             })
             .await
@@ -719,6 +959,7 @@ fn a_mention_notifies_exactly_the_mentioned_agent_and_survives_a_restart() {
                 conversation: f.conversation,
                 post: braid::api::Post::Note {
                     body: "@carol @BOB both of you please".into(),
+                    seen: braid::api::Seen::Force,
                 },
             })
             .await
@@ -816,6 +1057,56 @@ fn notifications_sync(data: &Path, agent: &str) -> Vec<braid::store::Notificatio
 
 fn rows_id(rows: &[braid::store::NotificationRow]) -> Vec<i64> {
     rows.iter().map(|r| r.id).collect()
+}
+
+/// A version-1 client (before notifications) is never sent the notification frame: it would
+/// not read it and its connection would end. It keeps getting the events.
+#[test]
+fn a_version_1_client_gets_no_notification_frame() {
+    let f = fixture(
+        "[[agents]]\nuser = \"nobody-alice\"\nname = \"alice\"\nrole = \"agent\"\n\
+         [[agents]]\nuser = \"nobody-bob\"\nname = \"bob\"\nrole = \"agent\"\n",
+    );
+    let config = braid::config::Config::load(Some(&f.config), Some(&f.data)).unwrap();
+    rt().block_on(async {
+        let mut opts = braid::server::ServerOptions::new(config.clone());
+        opts.run_worker = false;
+        let server = braid::server::start(opts).await.unwrap();
+        let (alice, _arx) = connect_as(&server, "alice").await;
+        let mut old = Hello::new("old bob", None);
+        old.max_version = 1;
+        let (bob_v1, mut v1_rx) = server.connect_local_as(old, Some("bob")).await.unwrap();
+        assert_eq!(bob_v1.welcome().version, 1);
+        let (_bob, mut bob_rx) = connect_as(&server, "bob").await;
+        alice
+            .call(Request::Post {
+                conversation: f.conversation,
+                post: braid::api::Post::Note {
+                    body: "@bob look".into(),
+                    seen: braid::api::Seen::Force,
+                },
+            })
+            .await
+            .unwrap();
+        assert!(next_notification(&mut bob_rx, 10).await.is_some());
+        // The old client: the note's event, and no notification frame.
+        let mut events = 0;
+        let until = Instant::now() + Duration::from_millis(1500);
+        while let Ok(Some(m)) = tokio::time::timeout(
+            until.saturating_duration_since(Instant::now()),
+            v1_rx.recv(),
+        )
+        .await
+        {
+            assert!(!matches!(m, Incoming::Notification { .. }), "{m:?}");
+            assert!(!matches!(m, Incoming::Closed(_)), "{m:?}");
+            if matches!(m, Incoming::Events { .. }) {
+                events += 1;
+            }
+        }
+        assert!(events > 0, "the old client got no events");
+        server.shutdown().await;
+    });
 }
 
 /// `braid` as a client of the server on `f.socket` (no personal config, no data dir of its own).

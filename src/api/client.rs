@@ -47,6 +47,8 @@ pub enum Incoming {
         rows: Vec<crate::store::NotificationRow>,
         unread: i64,
     },
+    /// Who is online and where (see [`super::ServerFrame::Presence`]).
+    Presence(Vec<super::PresenceEntry>),
     /// The connection ended (the text says why).
     Closed(String),
 }
@@ -121,12 +123,25 @@ impl Connection {
         let w = Arc::clone(&waiters);
         tokio::spawn(async move {
             let why = loop {
-                let frame: ServerFrame = match codec::read(&mut rd).await {
-                    Ok(f) => f,
+                let bytes = match codec::read_raw(&mut rd).await {
+                    Ok(b) => b,
                     Err(CodecError::Closed) => {
                         break "the server closed the connection".to_string();
                     }
                     Err(e) => break e.to_string(),
+                };
+                let frame: ServerFrame = match serde_json::from_slice(&bytes) {
+                    Ok(f) => f,
+                    // A kind of push this client does not know (a newer server): skipped,
+                    // the connection stays. An answer it cannot read still reaches its
+                    // caller, as an error.
+                    Err(e) => match unreadable_answer(&bytes, &e) {
+                        Some((id, response)) => ServerFrame::Response { id, response },
+                        None => {
+                            tracing::debug!("skipped a server frame this braid cannot read: {e}");
+                            continue;
+                        }
+                    },
                 };
                 let msg = match frame {
                     ServerFrame::Response { id, response } => {
@@ -145,6 +160,7 @@ impl Connection {
                     ServerFrame::Notification { rows, unread } => {
                         Incoming::Notification { rows, unread }
                     }
+                    ServerFrame::Presence { online } => Incoming::Presence(online),
                     ServerFrame::Welcome(_) | ServerFrame::Refused { .. } => continue,
                 };
                 if in_tx.send(msg).is_err() {
@@ -198,6 +214,22 @@ impl Connection {
     }
 }
 
+/// A response frame this client cannot decode (a newer server's answer): its id and an error
+/// saying so, so the caller is not left waiting.
+fn unreadable_answer(bytes: &[u8], e: &serde_json::Error) -> Option<(u64, Response)> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    if v.get("type").and_then(serde_json::Value::as_str) != Some("response") {
+        return None;
+    }
+    let id = v.get("id").and_then(serde_json::Value::as_u64)?;
+    Some((
+        id,
+        Response::Error(format!(
+            "the server's answer is one this braid cannot read ({e}); use the same braid version on both sides"
+        )),
+    ))
+}
+
 fn frame_name(f: &ServerFrame) -> &'static str {
     match f {
         ServerFrame::Welcome(_) => "welcome",
@@ -207,5 +239,6 @@ fn frame_name(f: &ServerFrame) -> &'static str {
         ServerFrame::Resync { .. } => "resync",
         ServerFrame::Status { .. } => "status",
         ServerFrame::Notification { .. } => "notification",
+        ServerFrame::Presence { .. } => "presence",
     }
 }

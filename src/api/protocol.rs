@@ -14,7 +14,7 @@ use crate::model::{Channel, ContactId, ConversationId, EventId, MessageId};
 /// An event in words, for `braid audit` and `:audit` (data decoded, escaped for the terminal).
 pub use crate::store::audit::describe as describe_event;
 pub use crate::store::{
-    AuditFilter, AuditPage, AuditPosition, ContactProfile, ContactRow, Counts, EventRow,
+    AuditFilter, AuditPage, AuditPosition, Change, ContactProfile, ContactRow, Counts, EventRow,
     IdentityRow, MessageRow, QueueAnchor, QueueFilter, QueueRow, SearchHit, TimelineCursor,
 };
 pub use crate::store::{NotificationKind, NotificationPage, NotificationRow};
@@ -22,7 +22,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 /// The protocol version this build speaks best.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: presence ([`Request::Presence`], [`ServerFrame::Presence`]) and the stale-send guard
+/// ([`Seen`], [`Response::Stale`]); notifications ([`Request::Notifications`],
+/// [`Request::MarkNotificationsRead`], [`ServerFrame::Notification`]). A version-1 client is
+/// never sent a frame kind it does not know.
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The oldest version this build still speaks.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 
@@ -173,6 +177,76 @@ pub enum ServerFrame {
         rows: Vec<NotificationRow>,
         unread: i64,
     },
+    /// Who is online and what each is doing, whole (sent when it changes, to the sessions that
+    /// report presence themselves). One entry per connected client that reported; an agent in
+    /// two terminals appears twice.
+    Presence {
+        online: Vec<PresenceEntry>,
+    },
+}
+
+/// What a connected agent is doing (presence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    /// Online; `conversation` is the one on their screen, if any.
+    Viewing,
+    /// Typing a reply in `conversation`.
+    Reply,
+    /// Typing an internal note in `conversation`.
+    Note,
+}
+
+impl Activity {
+    /// "viewing", "typing a reply", "typing a note".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Activity::Viewing => "viewing",
+            Activity::Reply => "typing a reply",
+            Activity::Note => "typing a note",
+        }
+    }
+}
+
+/// One connected client as the others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceEntry {
+    /// The agent (server-attested) and their display name.
+    pub agent: String,
+    pub display: String,
+    /// The conversation on their screen. None: none, or one the receiving agent may not see.
+    pub conversation: Option<ConversationId>,
+    pub activity: Activity,
+    /// When they started doing it.
+    pub since: crate::model::Millis,
+    /// The session, to tell an agent's two terminals apart.
+    pub session: u64,
+}
+
+/// What a reply or note's author had seen of the conversation: the stale-send guard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "seen", content = "event")]
+pub enum Seen {
+    /// The client does not say: the server uses the newest event it showed this agent of the
+    /// conversation (`braid show`), and checks nothing when it showed none.
+    #[default]
+    Unknown,
+    /// Everything up to this event: refused ([`Response::Stale`]) when the conversation
+    /// changed after it.
+    Upto(EventId),
+    /// Send whatever changed (the author saw the changes and sends anyway).
+    Force,
+}
+
+/// A reply or note the server refused because the conversation changed since its author
+/// looked: nothing was written or sent, the draft is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stale {
+    pub conversation: ConversationId,
+    /// What changed, oldest first (at most 20).
+    pub changes: Vec<Change>,
+    /// The newest of them: send again with `Seen::Upto(latest)` after showing them.
+    pub latest: EventId,
 }
 
 /// What a search view knows besides its rows.
@@ -231,9 +305,14 @@ pub enum Write {
         body: String,
         /// Then make an open conversation pending (`pending_after_reply`).
         then_pending: bool,
+        /// What the author had seen (the stale-send guard).
+        #[serde(default)]
+        seen: Seen,
     },
     Note {
         body: String,
+        #[serde(default)]
+        seen: Seen,
     },
     SaveDraft {
         kind: String,
@@ -353,6 +432,15 @@ pub enum Request {
         #[serde(default)]
         all: bool,
     },
+    /// Presence: what this client's agent is doing now (sent when it changes, and every few
+    /// seconds while connected). Answered [`Response::Ack`]; from then on this session is sent
+    /// [`ServerFrame::Presence`].
+    Presence {
+        conversation: Option<ConversationId>,
+        activity: Activity,
+    },
+    /// Who is online and where, now (`braid who`, `:who`); answered [`Response::Online`].
+    Who,
 }
 
 /// What a [`Request::Post`] writes.
@@ -367,9 +455,13 @@ pub enum Post {
         body: String,
         /// Then make an open conversation pending (`pending_after_reply` of the welcome).
         then_pending: bool,
+        #[serde(default)]
+        seen: Seen,
     },
     Note {
         body: String,
+        #[serde(default)]
+        seen: Seen,
     },
     Verb(crate::actions::Verb),
 }
@@ -382,12 +474,17 @@ impl Post {
                 channel,
                 body,
                 then_pending,
+                seen,
             } => Write::Reply {
                 channel: channel.unwrap_or(Channel::Email),
                 body: body.clone(),
                 then_pending: *then_pending,
+                seen: *seen,
             },
-            Post::Note { body } => Write::Note { body: body.clone() },
+            Post::Note { body, seen } => Write::Note {
+                body: body.clone(),
+                seen: *seen,
+            },
             Post::Verb(v) => Write::Verb(v.clone()),
         }
     }
@@ -449,6 +546,8 @@ impl Request {
             Request::Audit { .. } => "audit",
             Request::Notifications { .. } => "notifications",
             Request::MarkNotificationsRead { .. } => "mark_notifications_read",
+            Request::Presence { .. } => "presence",
+            Request::Who => "who",
         }
     }
 
@@ -460,6 +559,7 @@ impl Request {
             Request::Timeline { .. } => None,
             Request::Profile { .. } => Some(("profile", 0)),
             Request::Counts => Some(("counts", 0)),
+            Request::Presence { .. } => Some(("presence", 0)),
             Request::Write {
                 write: Write::SaveDraft { .. },
                 conversation,
@@ -514,6 +614,10 @@ pub enum Response {
         text: String,
         /// Shown when the composer opens: a channel that cannot reach the customer.
         notice: Option<String>,
+        /// The newest event when the composer opened: what the author has seen (sent back
+        /// with the reply or note, [`Seen::Upto`]).
+        #[serde(default)]
+        seen: EventId,
     },
     /// A write went through; the text is for the status line.
     Done(String),
@@ -529,10 +633,19 @@ pub enum Response {
     Refused(String),
     /// A request a newer one of the same kind replaced before it ran (the TUI moved on).
     Superseded,
+    /// Received; nothing to say (presence).
+    Ack,
+    /// The stale-send guard: the conversation changed since the author looked. Nothing was
+    /// written; the refusal is in the audit log.
+    Stale(Box<Stale>),
     Conversation {
         row: QueueRow,
         tags: Vec<String>,
         profile: Box<ContactProfile>,
+        /// The newest event when it was read: what `braid show` showed (a later `braid reply`
+        /// is checked against it).
+        #[serde(default)]
+        as_of: EventId,
     },
     List {
         /// The view as a label ("open, tag billing").
@@ -571,6 +684,8 @@ pub enum Response {
         ids: Vec<i64>,
         unread: i64,
     },
+    /// The answer to [`Request::Who`]: every reporting session as the asking agent may see it.
+    Online(Vec<PresenceEntry>),
 }
 
 /// A file sent to a client (base64 in the JSON).

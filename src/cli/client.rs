@@ -106,7 +106,9 @@ impl Client {
         let response = rt.block_on(async move { conn.call(request).await })?;
         tracing::debug!(request = name, "answered");
         match response {
-            Response::Refused(line) | Response::Error(line) => Err(anyhow::Error::msg(line)),
+            Response::Refused(line) => Err(Refusal(line).into()),
+            Response::Error(line) => Err(anyhow::Error::msg(line)),
+            Response::Stale(stale) => Err(StaleSend(*stale).into()),
             other => Ok(other),
         }
     }
@@ -122,6 +124,38 @@ impl Drop for Client {
         // A blocking task still running (a store read behind a busy lock) must not hold the
         // user's shell; SQLite rolls back whatever it had not committed.
         rt.shutdown_timeout(Duration::from_secs(2));
+    }
+}
+
+/// The server refused (the agent's role or teams, a workspace rule): exit code 4.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+/// The stale-send guard stopped a reply or note: exit code 3. The message lists what changed
+/// and how to send anyway.
+#[derive(Debug, thiserror::Error)]
+pub struct StaleSend(pub crate::api::Stale);
+
+impl std::fmt::Display for StaleSend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.0;
+        write!(
+            f,
+            "not sent: #{} changed since you looked: ",
+            s.conversation
+        )?;
+        for (i, c) in s.changes.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            f.write_str(&crate::sanitize::for_terminal_line(&c.what))?;
+        }
+        write!(
+            f,
+            ". Read it (`braid show {}`), then send again, or add --seen {} (you saw these) or --force",
+            s.conversation, s.latest
+        )
     }
 }
 
@@ -145,6 +179,9 @@ fn response_name(r: &Response) -> &'static str {
         Response::Error(_) => "error",
         Response::Refused(_) => "refused",
         Response::Superseded => "superseded",
+        Response::Ack => "ack",
+        Response::Stale(_) => "stale",
+        Response::Online(_) => "online",
         Response::Conversation { .. } => "conversation",
         Response::List { .. } => "list",
         Response::Hits(_) => "hits",

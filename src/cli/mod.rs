@@ -29,6 +29,7 @@ pub mod show;
 pub mod status;
 pub mod sync;
 pub mod verb;
+pub mod who;
 
 use crate::config::Config;
 use crate::model::{Channel, ConversationId};
@@ -234,9 +235,27 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
             } else {
                 eprintln!("braid: {line}");
             }
-            ExitCode::FAILURE
+            exit_code(&e)
         }
     }
+}
+
+/// Exit codes scripts can test: 3, a reply or note the stale-send guard stopped (the
+/// conversation changed since the caller looked; nothing was sent); 4, the server refused (role,
+/// teams, a workspace rule); 2, a usage error; 1, anything else.
+pub const EXIT_STALE: u8 = 3;
+pub const EXIT_REFUSED: u8 = 4;
+
+fn exit_code(e: &anyhow::Error) -> ExitCode {
+    for cause in e.chain() {
+        if cause.downcast_ref::<client::StaleSend>().is_some() {
+            return ExitCode::from(EXIT_STALE);
+        }
+        if cause.downcast_ref::<client::Refusal>().is_some() {
+            return ExitCode::from(EXIT_REFUSED);
+        }
+    }
+    ExitCode::FAILURE
 }
 
 /// A command-line usage error (clap) as one line, exit code 2. Help and version print as usual.

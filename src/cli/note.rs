@@ -14,9 +14,36 @@ pub struct Args {
     /// The note ("-" reads it from stdin)
     #[arg(long, value_name = "T")]
     pub text: String,
+    #[command(flatten)]
+    pub guard: Guard,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
+}
+
+/// The stale-send guard of `braid reply` and `braid note`: what the caller saw. Without
+/// `--seen`, the server checks against what `braid show` last showed this agent of the
+/// conversation (nothing, if it never did). A stopped send exits with code 3 and says what
+/// changed.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Guard {
+    /// The newest event you saw (`seen_event` of `braid show --json`): refused if the
+    /// conversation changed after it
+    #[arg(long, value_name = "EVENT", conflicts_with = "force")]
+    pub seen: Option<i64>,
+    /// Send even if the conversation changed since you looked
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl Guard {
+    pub fn seen(&self) -> crate::api::Seen {
+        match (self.force, self.seen) {
+            (true, _) => crate::api::Seen::Force,
+            (false, Some(e)) => crate::api::Seen::Upto(crate::model::EventId(e)),
+            (false, None) => crate::api::Seen::Unknown,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -35,7 +62,10 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
     let (client, _config) = Client::open(globals, "note")?;
     let written = match client.call(Request::Post {
         conversation: id,
-        post: Post::Note { body: text },
+        post: Post::Note {
+            body: text,
+            seen: args.guard.seen(),
+        },
     })? {
         Response::Written(w) => w,
         other => return Err(unexpected("note", &other)),

@@ -1,6 +1,7 @@
 //! `braid reply CONVERSATION --text T [--via CHANNEL]`: queue a reply through the workspace
 //! server. The server writes it (message `queued` + outbox row, one transaction) as the agent
-//! the kernel says the caller is, and its worker sends it.
+//! the kernel says the caller is, and its worker sends it. The stale-send guard
+//! ([`super::note::Guard`]) stops it when the conversation changed since the caller looked.
 
 use super::client::{Client, Server, unexpected};
 use super::{Globals, parse_channel, parse_conversation, read_text, write_json};
@@ -19,6 +20,8 @@ pub struct Args {
     /// email, telegram or webchat [default: the channel the customer last wrote on]
     #[arg(long, value_name = "CHANNEL")]
     pub via: Option<String>,
+    #[command(flatten)]
+    pub guard: super::note::Guard,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -54,6 +57,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
             channel: via,
             body: text,
             then_pending,
+            seen: args.guard.seen(),
         },
     })? {
         Response::Written(w) => w,

@@ -115,13 +115,20 @@ const PAGE: usize = 200;
 pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let id = parse_conversation(&args.conversation)?;
     let (client, _config) = Client::open(globals, "show")?;
-    let (conv, tags, profile) = match client.call(Request::Conversation { id })? {
-        Response::Conversation { row, tags, profile } => (row, tags, profile),
+    let (conv, tags, profile, as_of) = match client.call(Request::Conversation { id })? {
+        Response::Conversation {
+            row,
+            tags,
+            profile,
+            as_of,
+        } => (row, tags, profile, as_of),
         other => return Err(unexpected("conversation", &other)),
     };
 
     if args.json {
         writeln!(out, "{{")?;
+        // What this output showed: `braid reply --seen` takes it (the stale-send guard).
+        writeln!(out, "  \"seen_event\": {},", as_of.0)?;
         writeln!(
             out,
             "  \"conversation\": {},",

@@ -70,6 +70,9 @@ pub fn workspace() -> crate::server::workspace::Workspace {
             .collect(),
         socket: None,
         group: None,
+        only_assignee_replies: false,
+        // The simulated agents are online in the demo: presence shows without a team.
+        simulate_colleagues: true,
     }
 }
 

@@ -146,4 +146,6 @@ impl Harness {
 #[cfg(test)]
 mod audit_tests;
 #[cfg(test)]
+mod team_tests;
+#[cfg(test)]
 mod tests;

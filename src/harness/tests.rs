@@ -8,11 +8,11 @@ use crate::model::{Channel, Delivery, Direction, IdentityKind, Millis, Status};
 use crate::store::{QueueFilter, Store};
 use crate::tui::app::Mode;
 
-const BASE: Millis = 1_790_000_000_000; // 2026-09-21 14:13 UTC
-const NOW: Millis = BASE + 10 * 86_400_000;
-const MIN: Millis = 60_000;
+pub(super) const BASE: Millis = 1_790_000_000_000; // 2026-09-21 14:13 UTC
+pub(super) const NOW: Millis = BASE + 10 * 86_400_000;
+pub(super) const MIN: Millis = 60_000;
 
-fn msg(
+pub(super) fn msg(
     channel: Channel,
     kind: IdentityKind,
     who: &str,
@@ -40,7 +40,7 @@ fn msg(
 
 /// A small workspace: Ann writes on email, web chat (giving her email) and Telegram (sharing
 /// the phone an agent added); Bob on Telegram; Chen on web chat then email; Dana resolved.
-fn fixture() -> Store {
+pub(super) fn fixture() -> Store {
     let mut s = Store::open_in_memory().unwrap();
     let st = Settings::default();
     let mut m = msg(
@@ -150,11 +150,11 @@ fn fixture() -> Store {
     s
 }
 
-fn harness(w: u16, h: u16) -> Harness {
+pub(super) fn harness(w: u16, h: u16) -> Harness {
     Harness::new(fixture(), "me", w, h, NOW).unwrap()
 }
 
-fn select_named(h: &mut Harness, name: &str) {
+pub(super) fn select_named(h: &mut Harness, name: &str) {
     let pos = h.app.queue.rows.iter().position(|r| r.contact_name == name);
     let pos = pos.unwrap_or_else(|| panic!("{name} not in the queue: {:#?}", h.app.queue.rows));
     h.keys("gg").unwrap();
@@ -1478,6 +1478,23 @@ fn notifications_count_list_open_the_message_and_read_state() {
     assert!(
         !screen.lines().nth(28).unwrap().contains("notification"),
         "{screen}"
+    );
+    // ? in the list: the help, which names the list's keys.
+    h.keys("gn?").unwrap();
+    assert!(matches!(h.app.mode, Mode::Help { .. }));
+    let help: Vec<String> = crate::tui::ui::help::lines(&h.app)
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    let at = help
+        .iter()
+        .position(|l| l.starts_with("List keys"))
+        .expect("a List keys section");
+    assert!(
+        help[at..]
+            .iter()
+            .any(|l| l.contains('R') && l.contains("mark_all_read")),
+        "{help:#?}"
     );
 }
 

@@ -52,6 +52,8 @@ pub fn needed_role(req: &Request) -> Role {
         | Request::ContactCards { .. }
         | Request::ContactConversations { .. }
         | Request::Status
+        | Request::Presence { .. }
+        | Request::Who
         | Request::Attachments { .. } => Role::Viewer,
         // Reading the audit log changes nothing, and the scope limits it to what the agent
         // sees anyway (plus their own refusals): a viewer (a QA lead, an auditor) is who
@@ -137,7 +139,14 @@ mod tests {
         let v = who(Role::Viewer);
         assert!(check(&v, &Request::Counts).is_ok());
         assert!(check(&v, &Request::Status).is_ok());
-        let err = check(&v, &write(Write::Note { body: "x".into() })).unwrap_err();
+        let err = check(
+            &v,
+            &write(Write::Note {
+                body: "x".into(),
+                seen: Default::default(),
+            }),
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             "adding a note needs the agent role; you (ann) are a viewer: ask an admin of the workspace"
@@ -167,7 +176,8 @@ mod tests {
                 &write(Write::Reply {
                     channel: crate::model::Channel::Email,
                     body: "hi".into(),
-                    then_pending: false
+                    then_pending: false,
+                    seen: Default::default(),
                 })
             )
             .is_ok()
@@ -209,6 +219,7 @@ mod tests {
             channel: None,
             body: "hi".into(),
             then_pending: false,
+            seen: Default::default(),
         });
         let err = check(&who(Role::Viewer), &reply).unwrap_err();
         assert_eq!(
@@ -216,7 +227,16 @@ mod tests {
             "replying needs the agent role; you (ann) are a viewer: ask an admin of the workspace"
         );
         assert!(check(&who(Role::Agent), &reply).is_ok());
-        assert!(check(&who(Role::Viewer), &post(Post::Note { body: "x".into() })).is_err());
+        assert!(
+            check(
+                &who(Role::Viewer),
+                &post(Post::Note {
+                    body: "x".into(),
+                    seen: Default::default()
+                })
+            )
+            .is_err()
+        );
         let vip = post(Post::Verb(Verb::Vip(true)));
         assert!(check(&who(Role::Agent), &vip).is_err());
         assert!(check(&who(Role::Supervisor), &vip).is_ok());

@@ -4,8 +4,8 @@
 
 use super::Identity;
 use crate::api::{
-    ContactCard, Placement, Post, QueueView, Request, Response, SearchResults, StatusReport, Write,
-    Written,
+    ContactCard, Placement, Post, QueueView, Request, Response, SearchResults, Seen, Stale,
+    StatusReport, Write, Written,
 };
 use crate::model::{Channel, ConversationId, Status, now_millis};
 use crate::store::{QueueAnchor, QueueFilter, QueueRow, SearchQuery, Store};
@@ -20,9 +20,108 @@ pub fn handle(store: &mut Store, who: &Identity, req: Request) -> Response {
     if let Err(reason) = super::authz::check(who, &req) {
         return refuse(store, who, &req, reason);
     }
+    let guarded = guarded_conversation(&req);
+    let name = req.name();
     match run(store, who, req) {
         Ok(r) => r,
-        Err(e) => Response::Error(e.to_string()),
+        Err(e) => match (e.downcast::<crate::store::StoreError>(), guarded) {
+            (Ok(crate::store::StoreError::Stale(changes)), Some(conversation)) => {
+                stale(store, who, name, conversation, changes)
+            }
+            (Ok(e), _) => Response::Error(e.to_string()),
+            (Err(e), _) => Response::Error(e.to_string()),
+        },
+    }
+}
+
+/// The conversation of a reply or note that carries what its author saw.
+fn guarded_conversation(req: &Request) -> Option<crate::model::ConversationId> {
+    match req {
+        Request::Write {
+            conversation,
+            write: Write::Reply { .. } | Write::Note { .. },
+            ..
+        }
+        | Request::Post {
+            conversation,
+            post: Post::Reply { .. } | Post::Note { .. },
+        } => Some(*conversation),
+        _ => None,
+    }
+}
+
+/// The stale-send guard stopped a reply or note: the audit log says so (with what changed),
+/// the client gets the changes to show.
+fn stale(
+    store: &mut Store,
+    who: &Identity,
+    request: &str,
+    conversation: crate::model::ConversationId,
+    changes: Vec<crate::store::Change>,
+) -> Response {
+    let latest = changes
+        .iter()
+        .map(|c| c.event)
+        .max()
+        .unwrap_or(crate::model::EventId(0));
+    let reason = format!(
+        "the conversation changed since {} looked ({}); nothing was sent",
+        who.agent,
+        changes
+            .iter()
+            .map(|c| c.what.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    tracing::info!(agent = %who.agent, request, %conversation, "stale send stopped");
+    if let Err(e) = store.audit_refused(
+        &who.agent,
+        Some(conversation),
+        request,
+        &crate::sanitize::for_terminal_line(&reason),
+        now_millis(),
+    ) {
+        tracing::warn!("cannot record a stopped send in the audit log: {e}");
+    }
+    Response::Stale(Box::new(Stale {
+        conversation,
+        changes,
+        latest,
+    }))
+}
+
+/// `[server] only_assignee_replies`: the reason a reply is refused (the conversation is
+/// assigned to someone else and `who` is not a supervisor), if it is.
+pub fn only_assignee(store: &mut Store, who: &Identity, req: &Request) -> Option<String> {
+    let conversation = match req {
+        Request::Write {
+            conversation,
+            write: Write::Reply { .. },
+            ..
+        }
+        | Request::Post {
+            conversation,
+            post: Post::Reply { .. },
+        } => *conversation,
+        _ => return None,
+    };
+    if who.role >= crate::api::Role::Supervisor {
+        return None;
+    }
+    let row = store.conversation(conversation).ok()?;
+    match row.assignee {
+        Some(a) if a != who.agent => Some(format!(
+            "#{conversation} is assigned to {a}: in this workspace only the assignee replies (add a note, or ask {a} or a supervisor to reassign it)"
+        )),
+        _ => None,
+    }
+}
+
+/// The guard's reference point: None checks nothing.
+fn seen_event(seen: Seen) -> Option<crate::model::EventId> {
+    match seen {
+        Seen::Upto(e) => Some(e),
+        Seen::Unknown | Seen::Force => None,
     }
 }
 
@@ -133,6 +232,8 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
             kind,
             channel,
         } => {
+            // What the author has seen when they start to write: the guard's reference.
+            let seen = store.last_event_id()?;
             let opened_for = conversation;
             // A reply on a resolved conversation (a search result, say) while the customer
             // has an open one goes to the open one: never an answer into the old thread while
@@ -201,6 +302,7 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                 recipient,
                 text,
                 notice,
+                seen,
             }
         }
         Request::Write {
@@ -230,16 +332,24 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                     channel,
                     body,
                     then_pending,
+                    seen,
                 } => {
-                    let id = store.queue_reply(conversation, channel, a, &body, now)?;
+                    let id = store.queue_reply_guarded(
+                        conversation,
+                        channel,
+                        a,
+                        &body,
+                        now,
+                        seen_event(seen),
+                    )?;
                     if crate::actions::after_reply(store, conversation, then_pending, a, now)? {
                         format!("reply #{id} queued via {channel}; #{conversation} pending")
                     } else {
                         format!("reply #{id} queued via {channel}")
                     }
                 }
-                Write::Note { body } => {
-                    store.add_note(conversation, a, &body, now)?;
+                Write::Note { body, seen } => {
+                    store.add_note_guarded(conversation, a, &body, now, seen_event(seen))?;
                     "note added".into()
                 }
                 Write::SaveDraft {
@@ -254,8 +364,10 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
             Response::Done(msg)
         }
         Request::Conversation { id } => {
+            let as_of = store.last_event_id()?;
             let row = store.conversation(id)?;
             Response::Conversation {
+                as_of,
                 tags: store.conversation_tags(id)?,
                 profile: Box::new(store.profile(row.contact_id)?),
                 row,
@@ -390,6 +502,10 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
         Request::Attachments { .. } => {
             anyhow::bail!("attachments are fetched by the server's session, not here")
         }
+        // Presence is the session's (it knows the connection); without one there is nobody
+        // to tell.
+        Request::Presence { .. } => Response::Ack,
+        Request::Who => Response::Online(Vec::new()),
     })
 }
 
@@ -419,8 +535,8 @@ fn post_write(
             } => anyhow::bail!("{question} Nothing changed; --force takes it."),
             crate::actions::Outcome::Confirm { question, .. } => anyhow::bail!("{question}"),
         },
-        Post::Note { body } => {
-            let id = store.add_note(conversation, agent, &body, now)?;
+        Post::Note { body, seen } => {
+            let id = store.add_note_guarded(conversation, agent, &body, now, seen_event(seen))?;
             written.message = Some(id);
             written.done = "note added".into();
         }
@@ -428,6 +544,7 @@ fn post_write(
             channel,
             body,
             then_pending,
+            seen,
         } => {
             let conv = store.conversation(conversation)?;
             let channel = match channel {
@@ -451,7 +568,14 @@ fn post_write(
                     }
                 );
             };
-            let id = store.queue_reply(conversation, channel, agent, &body, now)?;
+            let id = store.queue_reply_guarded(
+                conversation,
+                channel,
+                agent,
+                &body,
+                now,
+                seen_event(seen),
+            )?;
             written.done =
                 if crate::actions::after_reply(store, conversation, then_pending, agent, now)? {
                     format!("reply #{id} queued via {channel}; #{conversation} pending")

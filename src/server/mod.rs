@@ -11,6 +11,7 @@ pub mod authz;
 pub mod handler;
 pub mod identity;
 pub(crate) mod notify;
+mod presence;
 mod session;
 pub mod sync;
 pub mod workspace;
@@ -80,6 +81,11 @@ pub(crate) struct Shared {
     pub notify: broadcast::Sender<Arc<notify::NotifyBatch>>,
     /// The agents notifications are derived for, with what each may see.
     pub notify_agents: Vec<crate::store::NotifyAgent>,
+    /// Who is online and where.
+    pub presence: presence::Presence,
+    /// Per (agent, conversation): the newest event `braid show` showed them, the stale-send
+    /// guard's reference for a `braid reply` that does not say what its author saw.
+    pub shown: Mutex<std::collections::HashMap<(String, crate::model::ConversationId), EventId>>,
 }
 
 impl Shared {
@@ -240,6 +246,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
         pool: Mutex::new(vec![store]),
         events,
         status,
+        presence: presence::Presence::new(),
+        shown: Mutex::default(),
     });
     let (stop, _) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -266,6 +274,21 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
             }));
             // The same events may notify agents: derived here, whoever wrote them.
             notify::derive_and_push(&feed_shared).await;
+        }
+    }));
+
+    if shared.config.workspace.simulate_colleagues {
+        tasks.push(tokio::spawn(presence::simulate_colleagues(Arc::clone(
+            &shared,
+        ))));
+    }
+    // Presence of connections that hang without closing expires.
+    let sh = Arc::clone(&shared);
+    tasks.push(tokio::spawn(async move {
+        let mut every = tokio::time::interval(presence::REFRESH);
+        loop {
+            every.tick().await;
+            sh.presence.expire(presence::EXPIRE);
         }
     }));
 
@@ -496,7 +519,10 @@ mod tests {
             .call(Request::Write {
                 conversation,
                 contact,
-                write: Write::Note { body: "n".into() },
+                write: Write::Note {
+                    body: "n".into(),
+                    seen: Default::default(),
+                },
             })
             .await
             .unwrap();
@@ -513,6 +539,115 @@ mod tests {
         .await
         .expect("no push within 5 s");
         assert!(got.iter().any(|e| e.kind == "note"));
+        server.shutdown().await;
+    }
+
+    /// `[server] only_assignee_replies`: another agent's reply to an assigned conversation is
+    /// refused (and audited); their note is not; the assignee and a supervisor may reply.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_assignee_replies_when_the_workspace_says_so() {
+        use crate::api::{Post, Role};
+        use crate::server::workspace::{AgentDef, Workspace};
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let conversation = {
+            let mut store = Store::open_dir(&data).unwrap();
+            let r = crate::ingest::ingest(
+                &mut store,
+                &crate::ingest::Inbound {
+                    channel: crate::model::Channel::Email,
+                    account: String::new(),
+                    external_id: "<a@x>".into(),
+                    direction: crate::model::Direction::In,
+                    customer: crate::identity::Claim::new(
+                        crate::model::IdentityKind::Email,
+                        "a@x.org",
+                    ),
+                    linked: vec![],
+                    customer_name: Some("A".into()),
+                    author: None,
+                    subject: None,
+                    body: "hello".into(),
+                    sent_at: crate::model::now_millis(),
+                    meta: None,
+                    cursor: None,
+                },
+                &crate::ingest::Settings::default(),
+            )
+            .unwrap();
+            let crate::ingest::Ingested::Stored { conversation, .. } = r else {
+                panic!("{r:?}")
+            };
+            store
+                .assign(conversation, Some("ann"), "ann", crate::model::now_millis())
+                .unwrap();
+            conversation
+        };
+        let agent = |name: &str, role| AgentDef {
+            user: format!("u-{name}"),
+            name: name.into(),
+            display: None,
+            role,
+            teams: vec![],
+        };
+        let mut config = Config::with_data_dir(&data);
+        config.workspace = Workspace {
+            agents: vec![
+                agent("ann", Role::Agent),
+                agent("bob", Role::Agent),
+                agent("sue", Role::Supervisor),
+            ],
+            only_assignee_replies: true,
+            ..Workspace::default()
+        };
+        let mut opts = ServerOptions::new(config);
+        opts.run_worker = false;
+        let server = start(opts).await.unwrap();
+        let post = |body: &str, reply: bool| Request::Post {
+            conversation,
+            post: if reply {
+                Post::Reply {
+                    channel: None,
+                    body: body.into(),
+                    then_pending: false,
+                    seen: Default::default(),
+                }
+            } else {
+                Post::Note {
+                    body: body.into(),
+                    seen: Default::default(),
+                }
+            },
+        };
+        let (bob, _b) = server
+            .connect_local_as(Hello::new("bob", None), Some("bob"))
+            .await
+            .unwrap();
+        let r = bob.call(post("I'll take it", true)).await.unwrap();
+        let Response::Refused(why) = r else {
+            panic!("{r:?}")
+        };
+        assert!(why.contains("assigned to ann"), "{why}");
+        assert!(why.contains("only the assignee replies"), "{why}");
+        let r = bob.call(post("FYI: VIP", false)).await.unwrap();
+        assert!(matches!(r, Response::Written(_)), "{r:?}");
+        for who in ["ann", "sue"] {
+            let (c, _rx) = server
+                .connect_local_as(Hello::new(who, None), Some(who))
+                .await
+                .unwrap();
+            let r = c.call(post(&format!("from {who}"), true)).await.unwrap();
+            assert!(matches!(r, Response::Written(_)), "{who}: {r:?}");
+        }
+        let store = Store::open_dir(&data).unwrap();
+        let refused: Vec<_> = store
+            .conversation_events(conversation, 50)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "refused")
+            .collect();
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].actor, "bob");
         server.shutdown().await;
     }
 }

@@ -13,6 +13,7 @@ use crate::api::{
 use crate::model::EventId;
 use crate::store::EventRow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -166,15 +167,17 @@ where
         }
     }
 
-    // This agent's notifications (new ones, and read state changed in another session).
+    // This agent's notifications (new ones, and read state changed in another session): a
+    // frame kind of protocol 2, never sent to a version-1 client (it would not read it).
     let notifier = {
+        let speaks_notifications = version >= 2;
         let tx = out_tx.clone();
         let agent = who.agent.clone();
         let mut rx = shared.notify.subscribe();
         tokio::spawn(async move {
             loop {
                 match rx.recv().await {
-                    Ok(b) if b.agent == agent => {
+                    Ok(b) if speaks_notifications && b.agent == agent => {
                         let frame = ServerFrame::Notification {
                             rows: b.rows.clone(),
                             unread: b.unread,
@@ -189,8 +192,14 @@ where
             }
         })
     };
+    // Presence: this session's number, and whether its client follows presence (it reported
+    // its own: a version-1 client never gets a frame kind it does not know).
+    let session_id = shared.presence.session_id();
+    let follows_presence = Arc::new(AtomicBool::new(false));
+    let mut presence_rx = shared.presence.subscribe();
 
     // Pushes and status.
+    let push_follows = Arc::clone(&follows_presence);
     let push_tx = out_tx.clone();
     let push_who = Arc::clone(&who);
     let push_shared = Arc::clone(&shared);
@@ -225,6 +234,18 @@ where
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
+                changed = presence_rx.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    presence_rx.borrow_and_update();
+                    if push_follows.load(Ordering::Acquire) {
+                        let online = push_shared.presence.view(&push_who.scope());
+                        if push_tx.send(ServerFrame::Presence { online }).is_err() {
+                            break;
+                        }
+                    }
+                }
                 changed = status_rx.changed(), if status_alive => {
                     if changed.is_err() {
                         // No worker (a one-shot command's server): stop watching, keep pushing.
@@ -245,6 +266,7 @@ where
     let run_tx = out_tx.clone();
     let run_who = Arc::clone(&who);
     let run_shared = Arc::clone(&shared);
+    let run_follows = Arc::clone(&follows_presence);
     let runner = tokio::spawn(async move {
         while let Some(first) = req_rx.recv().await {
             let mut batch = vec![first];
@@ -258,6 +280,20 @@ where
                 let response =
                     if slot.is_some() && batch[i + 1..].iter().any(|(_, r)| r.slot() == slot) {
                         Response::Superseded
+                    } else if let Request::Presence {
+                        conversation,
+                        activity,
+                    } = req
+                    {
+                        // Follow first: the report's own change must reach this client too
+                        // (set after it, the pusher could wake, see "not following", and
+                        // leave this client without a list until someone else moves).
+                        run_follows.store(true, Ordering::Release);
+                        report_presence(&run_shared, &run_who, session_id, conversation, activity)
+                            .await;
+                        Response::Ack
+                    } else if let Request::Who = req {
+                        Response::Online(run_shared.presence.view(&run_who.scope()))
                     } else {
                         run_request(&run_shared, &run_who, req).await
                     };
@@ -293,8 +329,12 @@ where
         }
     }
     drop(req_tx);
+    // Gone from presence at once (a killed client's socket closes with it).
+    shared.presence.leave(session_id);
     // Let the answers already being made go out, then stop.
     let _ = tokio::time::timeout(Duration::from_secs(5), runner).await;
+    // A presence report still running when the client left must not bring it back.
+    shared.presence.leave(session_id);
     pusher.abort();
     notifier.abort();
     drop(out_tx);
@@ -373,8 +413,116 @@ async fn read_hello<R: AsyncRead + Unpin>(rd: &mut R) -> Result<Hello, String> {
     }
 }
 
+/// Record what this session's agent is doing. The conversation's team and assignee decide who
+/// may see where they are; one they cannot see themselves (or that does not exist) is kept
+/// as "online, nowhere".
+async fn report_presence(
+    shared: &Arc<Shared>,
+    who: &Arc<Identity>,
+    session: u64,
+    conversation: Option<crate::model::ConversationId>,
+    activity: crate::api::Activity,
+) {
+    let (conversation, place) = match conversation {
+        None => (None, super::presence::Place::default()),
+        Some(id) => match with_store(shared, who, move |s| Ok(s.conversation(id)?)).await {
+            Ok(row) => (
+                Some(id),
+                super::presence::Place {
+                    team: row.team,
+                    assignee: row.assignee,
+                },
+            ),
+            Err(_) => (None, super::presence::Place::default()),
+        },
+    };
+    let activity = if conversation.is_some() {
+        activity
+    } else {
+        crate::api::Activity::Viewing
+    };
+    shared.presence.report(
+        session,
+        who,
+        conversation,
+        place,
+        activity,
+        crate::model::now_millis(),
+    );
+}
+
+/// A reply or note that does not say what its author saw (`braid reply` without `--seen`) is
+/// checked against what the server last showed this agent of the conversation (`braid show`).
+fn resolve_seen(shared: &Shared, who: &Identity, req: Request) -> Request {
+    use crate::api::{Post, Seen, Write};
+    let shown = |conversation| {
+        shared
+            .shown
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(who.agent.clone(), conversation)).copied())
+            .map_or(Seen::Unknown, Seen::Upto)
+    };
+    match req {
+        Request::Post {
+            conversation,
+            post:
+                Post::Reply {
+                    channel,
+                    body,
+                    then_pending,
+                    seen: Seen::Unknown,
+                },
+        } => Request::Post {
+            conversation,
+            post: Post::Reply {
+                channel,
+                body,
+                then_pending,
+                seen: shown(conversation),
+            },
+        },
+        Request::Post {
+            conversation,
+            post:
+                Post::Note {
+                    body,
+                    seen: Seen::Unknown,
+                },
+        } => Request::Post {
+            conversation,
+            post: Post::Note {
+                body,
+                seen: shown(conversation),
+            },
+        },
+        Request::Write {
+            conversation,
+            contact,
+            write:
+                Write::Reply {
+                    channel,
+                    body,
+                    then_pending,
+                    seen: Seen::Unknown,
+                },
+        } => Request::Write {
+            conversation,
+            contact,
+            write: Write::Reply {
+                channel,
+                body,
+                then_pending,
+                seen: shown(conversation),
+            },
+        },
+        other => other,
+    }
+}
+
 /// Run one request on a pooled store connection, off the async threads.
 async fn run_request(shared: &Arc<Shared>, who: &Arc<Identity>, req: Request) -> Response {
+    let req = resolve_seen(shared, who, req);
     if let Request::Attachments { conversation } = req {
         let source = with_store(shared, who, move |s| {
             Ok(s.newest_attachment_message(conversation)?)
@@ -394,10 +542,28 @@ async fn run_request(shared: &Arc<Shared>, who: &Arc<Identity>, req: Request) ->
             Ok(s) => s,
             Err(e) => return Response::Error(format!("the server cannot open its store: {e}")),
         };
-        let mut resp = handler::handle(&mut store, &w, req);
+        let mut resp = match sh
+            .config
+            .workspace
+            .only_assignee_replies
+            .then(|| handler::only_assignee(&mut store, &w, &req))
+            .flatten()
+        {
+            Some(reason) => handler::refuse(&mut store, &w, &req, reason),
+            None => handler::handle(&mut store, &w, req),
+        };
         if let Response::Status(report) = &mut resp {
             report.worker = sh.status.borrow().summary();
             report.data_dir = sh.config.data_dir.display().to_string();
+        }
+        if let Response::Conversation { row, as_of, .. } = &resp
+            && let Ok(mut shown) = sh.shown.lock()
+        {
+            // Bounded: a script walking every conversation must not grow it forever.
+            if shown.len() > 100_000 {
+                shown.clear();
+            }
+            shown.insert((w.agent.clone(), row.id), *as_of);
         }
         sh.give_store(store);
         super::notify::after_request(&sh, &w, &resp);

@@ -6,6 +6,7 @@
 //! [server]
 //! socket = "/run/braid/braid.sock"   # default: per data dir, private to the server's user
 //! group = "braid"                    # who may connect at all (the socket is 0660 root:group)
+//! only_assignee_replies = true       # an assigned conversation: only its assignee replies
 //!
 //! [[teams]]
 //! name = "billing"
@@ -51,6 +52,12 @@ pub struct Workspace {
     pub socket: Option<PathBuf>,
     /// `[server] group`: the group of the socket; only its members may connect.
     pub group: Option<String>,
+    /// `[server] only_assignee_replies`: a conversation assigned to an agent is answered by
+    /// that agent only; others may add notes (supervisors and admins may still reply).
+    pub only_assignee_replies: bool,
+    /// The demo workspace's simulated agents show as online (`braid demo` only; not a config
+    /// key).
+    pub simulate_colleagues: bool,
 }
 
 impl Workspace {
@@ -65,6 +72,7 @@ impl Workspace {
 pub(crate) struct RawServer {
     socket: Option<Spanned<String>>,
     group: Option<Spanned<String>>,
+    only_assignee_replies: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,7 +118,10 @@ pub(crate) fn resolve(
     agents: &[Spanned<RawAgent>],
     expand: impl Fn(&str) -> PathBuf,
 ) -> Result<Workspace, RawError> {
-    let mut ws = Workspace::default();
+    let mut ws = Workspace {
+        only_assignee_replies: server.only_assignee_replies.unwrap_or(false),
+        ..Workspace::default()
+    };
     if let Some(s) = &server.socket {
         if s.get_ref().trim().is_empty() {
             return Err((s.span(), "server.socket".into(), "must not be empty".into()));

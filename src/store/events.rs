@@ -115,6 +115,123 @@ pub struct EventRow {
     pub data: Option<String>,
 }
 
+/// The query behind [`super::Store::changes_since`], also run inside a guarded write's
+/// transaction (so nothing can arrive between the check and the write).
+pub(crate) fn unseen_changes(
+    conn: &Connection,
+    conv: ConversationId,
+    after: EventId,
+    author: &str,
+    limit: usize,
+) -> Result<Vec<Change>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.id, e.at, e.actor, e.kind, e.data, m.author, substr(m.body, 1, 200)
+         FROM events e LEFT JOIN messages m ON m.id = e.message_id
+         WHERE e.conversation_id = ?1 AND e.id > ?2
+           AND (e.kind = 'message_in'
+                OR (e.kind IN ('message_out', 'note', 'assigned', 'status_changed',
+                               'priority_changed', 'team_changed')
+                    AND e.actor <> ?3))
+         ORDER BY e.id LIMIT ?4",
+    )?;
+    let rows = stmt.query_map((conv, after, author, limit as i64), |r| {
+        let kind: String = r.get(3)?;
+        let data: Option<String> = r.get(4)?;
+        let author: Option<String> = r.get(5)?;
+        let body: Option<String> = r.get(6)?;
+        let actor: String = r.get(2)?;
+        Ok(Change {
+            event: r.get(0)?,
+            at: r.get(1)?,
+            what: describe_change(&kind, &actor, data.as_deref(), author, body),
+            actor,
+            kind,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// In a guarded write's transaction: fail with [`super::StoreError::Stale`] when the
+/// conversation changed after `seen` (None: no guard).
+pub(crate) fn guard(
+    conn: &Connection,
+    conv: ConversationId,
+    seen: Option<EventId>,
+    author: &str,
+) -> Result<()> {
+    if let Some(after) = seen {
+        let changes = unseen_changes(conn, conv, after, author, 20)?;
+        if !changes.is_empty() {
+            return Err(super::StoreError::Stale(changes));
+        }
+    }
+    Ok(())
+}
+
+/// One change an author had not seen (see [`super::Store::changes_since`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub event: EventId,
+    pub at: Millis,
+    /// Who made it (an agent, a channel for a customer's message).
+    pub actor: String,
+    /// The event kind (`message_in`, `note`, `assigned`...).
+    pub kind: String,
+    /// One readable line: "Olivia wrote: “where is my order?”", "bob assigned it to bob".
+    /// Raw text from outside: sanitize before printing.
+    pub what: String,
+}
+
+/// A change as one line.
+fn describe_change(
+    kind: &str,
+    actor: &str,
+    data: Option<&str>,
+    author: Option<String>,
+    body: Option<String>,
+) -> String {
+    let data: serde_json::Value = data
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let field = |k: &str| data.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let quote = |b: Option<String>| {
+        let b = b.unwrap_or_default();
+        let one: String = b.split_whitespace().collect::<Vec<_>>().join(" ");
+        let cut: String = one.chars().take(80).collect();
+        if cut.len() < one.len() {
+            format!("“{cut}…”")
+        } else {
+            format!("“{cut}”")
+        }
+    };
+    match kind {
+        "message_in" => format!(
+            "{} wrote: {}",
+            author.unwrap_or_else(|| "the customer".into()),
+            quote(body)
+        ),
+        "message_out" => format!("{actor} replied: {}", quote(body)),
+        "note" => format!("{actor} added a note: {}", quote(body)),
+        "assigned" => match field("assignee") {
+            Some(a) => format!("{actor} assigned it to {a}"),
+            None => format!("{actor} unassigned it"),
+        },
+        "status_changed" => format!(
+            "{actor} set it {}",
+            field("status").unwrap_or_else(|| "?".into())
+        ),
+        "priority_changed" => format!(
+            "{actor} set priority {}",
+            field("priority").unwrap_or_else(|| "?".into())
+        ),
+        "team_changed" => match field("team") {
+            Some(t) => format!("{actor} moved it to team {t}"),
+            None => format!("{actor} took it out of its team"),
+        },
+        other => format!("{actor}: {}", other.replace('_', " ")),
+    }
+}
+
 /// The subject of an event: any of conversation, contact, message.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EventRefs {
@@ -192,6 +309,24 @@ impl super::Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// What changed in a conversation after event `after` that its author has not seen: the
+    /// stale-send guard's question before a reply or note goes out. A customer's message counts
+    /// whoever stored it; another agent's reply, note, (re)assignment, status, priority or team
+    /// change counts; the author's own changes and the outbox's delivery updates do not.
+    /// Oldest first, at most `limit`.
+    pub fn changes_since(
+        &self,
+        conv: ConversationId,
+        after: EventId,
+        author: &str,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
+        if self.scoped() {
+            super::scope::conversation_contact(self.conn(), conv, true)?;
+        }
+        unseen_changes(self.conn(), conv, after, author, limit)
+    }
+
     /// The audit trail of one conversation, newest first.
     pub fn conversation_events(&self, conv: ConversationId, limit: usize) -> Result<Vec<EventRow>> {
         if self.scoped() {
@@ -202,5 +337,111 @@ impl super::Store {
         ))?;
         let rows = stmt.query_map((conv, limit as i64), event_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use crate::identity::Claim;
+    use crate::ingest::{Inbound, Ingested, Settings, ingest};
+    use crate::model::{Channel, Direction, IdentityKind};
+    use crate::store::{Store, StoreError};
+
+    fn customer(store: &mut Store, id: &str, body: &str) -> crate::model::ConversationId {
+        let r = ingest(
+            store,
+            &Inbound {
+                channel: Channel::Email,
+                account: String::new(),
+                external_id: id.into(),
+                direction: Direction::In,
+                customer: Claim::new(IdentityKind::Email, "ann@x.org"),
+                linked: vec![],
+                customer_name: Some("Ann".into()),
+                author: None,
+                subject: None,
+                body: body.into(),
+                sent_at: 1_000,
+                meta: None,
+                cursor: None,
+            },
+            &Settings::default(),
+        )
+        .unwrap();
+        let Ingested::Stored { conversation, .. } = r else {
+            panic!("{r:?}")
+        };
+        conversation
+    }
+
+    /// The stale-send guard counts what others did and the customer wrote, never the author's
+    /// own changes or the outbox's delivery updates.
+    #[test]
+    fn changes_since_counts_others_and_the_customer_not_the_author() {
+        let mut s = Store::open_in_memory().unwrap();
+        let c = customer(&mut s, "<1@x>", "first");
+        let seen = s.last_event_id().unwrap();
+        s.assign(c, Some("me"), "me", 2_000).unwrap();
+        s.add_note(c, "me", "my own note", 2_001).unwrap();
+        s.tag(c, "refund", false, "me", 2_002).unwrap();
+        assert!(s.changes_since(c, seen, "me", 20).unwrap().is_empty());
+        // Another agent's priority, and the customer again.
+        s.set_priority(c, crate::model::Priority::High, "bob", 2_003)
+            .unwrap();
+        customer(&mut s, "<2@x>", "second\n  message,   with   spaces");
+        let changes = s.changes_since(c, seen, "me", 20).unwrap();
+        let what: Vec<&str> = changes.iter().map(|c| c.what.as_str()).collect();
+        assert_eq!(
+            what,
+            vec![
+                "bob set priority high",
+                "Ann wrote: “second message, with spaces”"
+            ]
+        );
+        assert!(changes[0].event < changes[1].event);
+        // From the newest, nothing.
+        let latest = changes[1].event;
+        assert!(s.changes_since(c, latest, "me", 20).unwrap().is_empty());
+        // The limit holds.
+        assert_eq!(s.changes_since(c, seen, "me", 1).unwrap().len(), 1);
+        // Others' notes and reassignments count; quoting is cut.
+        s.add_note(c, "bob", &"long ".repeat(40), 3_000).unwrap();
+        s.assign(c, Some("bob"), "bob", 3_001).unwrap();
+        let changes = s.changes_since(c, latest, "me", 20).unwrap();
+        assert_eq!(changes.len(), 2);
+        assert!(changes[0].what.starts_with("bob added a note: “long long"));
+        assert!(changes[0].what.ends_with("…”"), "{}", changes[0].what);
+        assert_eq!(changes[1].what, "bob assigned it to bob");
+    }
+
+    #[test]
+    fn a_guarded_write_writes_nothing_when_stale_and_everything_when_not() {
+        let mut s = Store::open_in_memory().unwrap();
+        let c = customer(&mut s, "<1@x>", "first");
+        let seen = s.last_event_id().unwrap();
+        s.add_note_guarded(c, "me", "fine", 2_000, Some(seen))
+            .unwrap();
+        customer(&mut s, "<2@x>", "more");
+        let before = s.last_event_id().unwrap();
+        let err = s
+            .queue_reply_guarded(c, Channel::Email, "me", "hi", 2_001, Some(seen))
+            .unwrap_err();
+        let StoreError::Stale(changes) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(changes.len(), 1);
+        assert_eq!(s.last_event_id().unwrap(), before, "nothing written");
+        assert_eq!(s.outbox_counts().unwrap(), (0, 0));
+        let err = s
+            .add_note_guarded(c, "me", "late", 2_002, Some(seen))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Stale(_)));
+        // Unguarded (forced), and guarded from the newest: both go through.
+        s.queue_reply_guarded(c, Channel::Email, "me", "hi", 2_003, None)
+            .unwrap();
+        let now = s.last_event_id().unwrap();
+        s.add_note_guarded(c, "me", "ok", 2_004, Some(now)).unwrap();
+        assert_eq!(s.outbox_counts().unwrap().0, 1);
     }
 }

@@ -4,7 +4,8 @@ use super::conversations::{add_channel, contact_of};
 use super::events::{self, EventKind, EventRefs};
 use super::{Result, Store, StoreError, scope};
 use crate::model::{
-    Channel, ContactId, ConversationId, Delivery, Direction, IdentityKind, MessageId, Millis,
+    Channel, ContactId, ConversationId, Delivery, Direction, EventId, IdentityKind, MessageId,
+    Millis,
 };
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
@@ -307,6 +308,21 @@ impl Store {
         body: &str,
         at: Millis,
     ) -> Result<MessageId> {
+        self.add_note_guarded(conv, author, body, at, None)
+    }
+
+    /// [`add_note`](Self::add_note), unless the conversation changed after event `seen` (a
+    /// customer wrote, another agent replied, noted, reassigned...): then nothing is written and
+    /// the error is [`StoreError::Stale`] with what changed. Checked inside the write's
+    /// transaction, so nothing slips in between.
+    pub fn add_note_guarded(
+        &mut self,
+        conv: ConversationId,
+        author: &str,
+        body: &str,
+        at: Millis,
+        seen: Option<EventId>,
+    ) -> Result<MessageId> {
         // Agent text can hold pasted escape sequences too: it is sanitized like customer text.
         let body = crate::sanitize::text(body);
         let body = body.trim_end();
@@ -316,6 +332,7 @@ impl Store {
         let scoped = self.scoped();
         self.write_with(|tx| {
             let contact = scope::conversation_contact(tx, conv, scoped)?;
+            events::guard(tx, conv, seen, author)?;
             let channel: Channel = tx.query_row(
                 "SELECT last_channel FROM conversations WHERE id = ?1",
                 [conv],
@@ -445,6 +462,20 @@ impl Store {
         body: &str,
         at: Millis,
     ) -> Result<MessageId> {
+        self.queue_reply_guarded(conv, channel, author, body, at, None)
+    }
+
+    /// [`queue_reply`](Self::queue_reply) with the stale-send guard of
+    /// [`add_note_guarded`](Self::add_note_guarded).
+    pub fn queue_reply_guarded(
+        &mut self,
+        conv: ConversationId,
+        channel: Channel,
+        author: &str,
+        body: &str,
+        at: Millis,
+        seen: Option<EventId>,
+    ) -> Result<MessageId> {
         let body = crate::sanitize::text(body);
         let body = body.trim_end();
         if body.trim().is_empty() {
@@ -453,6 +484,7 @@ impl Store {
         let scoped = self.scoped();
         self.write_with(|tx| {
             let contact = scope::conversation_contact(tx, conv, scoped)?;
+            events::guard(tx, conv, seen, author)?;
             let to = recipient(tx, contact, channel.identity_kind())?.ok_or_else(|| {
                 StoreError::Invalid(format!(
                     "this contact has no {} identity to reply to",

@@ -28,7 +28,7 @@ pub use conversations::{
     Counts, OwnerCheck, QueueAnchor, QueueCursor, QueueFilter, QueueRow, normalize_tag,
 };
 pub use email::EmailThreadRefs;
-pub use events::{EventKind, EventRefs, EventRow};
+pub use events::{Change, EventKind, EventRefs, EventRow};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor};
 pub use notifications::{
     Derived, NotificationKind, NotificationPage, NotificationRow, NotifyAgent,
@@ -82,6 +82,10 @@ pub enum StoreError {
     NoMessage(i64),
     #[error("{0}")]
     Invalid(String),
+    /// A guarded write (see [`Store::add_note_guarded`]) found changes its author had not
+    /// seen: nothing was written.
+    #[error("the conversation changed since you looked ({} change(s)); nothing was sent", .0.len())]
+    Stale(Vec<Change>),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -61,6 +61,10 @@ pub enum Action {
     // notifications
     Notifications,
     MarkAllRead,
+    /// Who is online and where.
+    Who,
+    /// Composer: throw the draft away and close.
+    Discard,
 }
 
 /// `:claim link [ADDRESS]` / `:claim dismiss [ADDRESS]` (the address: when there are several).
@@ -304,6 +308,18 @@ pub const COMMANDS: &[Command] = &[
         "Cancel: close the prompt or composer (the draft is kept)"
     ),
     cmd!(
+        "who",
+        ["online"],
+        Args::None,
+        "Who is online, and which conversation each is viewing or typing in"
+    ),
+    cmd!(
+        "discard",
+        [],
+        Args::None,
+        "Throw the draft away and close the composer (composer)"
+    ),
+    cmd!(
         "claim",
         [],
         Args::Optional("link|dismiss [address]"),
@@ -381,6 +397,8 @@ impl Action {
             Action::Claim(_) => "claim",
             Action::Notifications => "notifications",
             Action::MarkAllRead => "mark_all_read",
+            Action::Who => "who",
+            Action::Discard => "discard",
         }
     }
 
@@ -465,6 +483,8 @@ impl Action {
             "send" => Action::Send,
             "edit_external" => Action::EditExternal,
             "cancel" => Action::Cancel,
+            "who" => Action::Who,
+            "discard" => Action::Discard,
             "claim" => Action::Claim(match arg {
                 None => None,
                 Some(a) => {

@@ -4,11 +4,16 @@
 //! the real event loop and in tests that feed key scripts.
 
 use crate::api::{
+    Activity, Placement, PresenceEntry, QueueView, Request, Response, SearchResults, Seen, Stale,
+    Write,
+};
+use crate::api::{
     ContactProfile, Counts, EventRow, MessageRow, QueueAnchor, QueueFilter, QueueRow,
 };
-use crate::api::{Placement, QueueView, Request, Response, SearchResults, Write};
 use crate::config::{Config, Theme};
-use crate::model::{Channel, ContactId, ConversationId, IdentityKind, Millis, Priority, Status};
+use crate::model::{
+    Channel, ContactId, ConversationId, EventId, IdentityKind, Millis, Priority, Status,
+};
 use crate::tui::action::Action;
 use crate::tui::keymap::{self, KeyResolver, Keymap, Resolved};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -29,6 +34,9 @@ pub const SEARCH_MAX: usize = 12_800;
 /// Load more search results when the selection comes this close to the last row.
 const SEARCH_PREFETCH: usize = 10;
 
+// An event is moved once through the loop, never stored in bulk: boxing the answer would cost
+// an allocation per key for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Event {
     Key(KeyEvent),
@@ -38,6 +46,8 @@ pub enum Event {
     Feed(Vec<EventRow>),
     /// The worker's one-line status.
     Worker(String),
+    /// Who is online and where (the server's whole list).
+    Presence(Vec<PresenceEntry>),
     /// Once a second: the clock moves (ages, expiring messages).
     Tick(Millis),
     /// $EDITOR finished with this text (or failed).
@@ -156,6 +166,12 @@ pub struct Composer {
     /// Send was pressed on a note that mentions names no agent has (the composer says so):
     /// the next send goes through as it is.
     pub mention_warned: bool,
+    /// The newest event when the composer opened (then: when the agent was shown what
+    /// changed): the send carries it, and the server refuses it if anything newer happened.
+    pub seen: EventId,
+    /// The last send was stopped because the conversation changed: what changed, shown above
+    /// the text until the next send.
+    pub stale: Option<Stale>,
 }
 
 impl Composer {
@@ -300,7 +316,16 @@ pub struct App {
     pub notifications_unread: i64,
     /// `[notifications]` of the personal config: bell, desktop notification.
     pub notify: crate::config::NotifySettings,
+    /// Who is online and where, as the server last said (every session that reports; this
+    /// agent's own included).
+    pub presence: Vec<PresenceEntry>,
+    /// What this client last reported, and when (repeated as a heartbeat).
+    presence_sent: Option<((Option<ConversationId>, Activity), Millis)>,
 }
+
+/// How often presence is reported while nothing changes (the server expires an entry after
+/// three missed beats: a connection that hangs without closing).
+pub const PRESENCE_HEARTBEAT_MS: Millis = 5_000;
 
 /// How long a status message stays up.
 const STATUS_MS: i64 = 6_000;
@@ -335,6 +360,8 @@ impl App {
             jump_target: None,
             notifications_unread: 0,
             notify: config.notifications,
+            presence: Vec::new(),
+            presence_sent: None,
         }
     }
 
@@ -396,6 +423,109 @@ impl App {
     pub fn open_target(&mut self, t: crate::tui::sheet::SheetTarget) -> Vec<Effect> {
         self.jump_target = Some(t);
         self.dispatch(Action::Open(Some(t.conversation)), None)
+    }
+
+    // ---------------------------------------------------------------- presence
+
+    /// What this agent is doing now: typing in the composer's conversation, or viewing the
+    /// selected one.
+    pub fn presence_now(&self) -> (Option<ConversationId>, Activity) {
+        match &self.mode {
+            Mode::Compose(c) => (
+                Some(c.conversation),
+                match c.kind {
+                    ComposeKind::Reply => Activity::Reply,
+                    ComposeKind::Note => Activity::Note,
+                },
+            ),
+            _ => (self.selected_ids().map(|(c, _)| c), Activity::Viewing),
+        }
+    }
+
+    /// The presence report to send now (`now`: the wall clock): when what the agent does
+    /// changed, or as a heartbeat. None: nothing to say.
+    pub fn presence_request(&mut self, now: Millis) -> Option<Request> {
+        let current = self.presence_now();
+        let due = match &self.presence_sent {
+            None => true,
+            Some((last, at)) => *last != current || now - at >= PRESENCE_HEARTBEAT_MS,
+        };
+        if !due {
+            return None;
+        }
+        self.presence_sent = Some((current, now));
+        Some(Request::Presence {
+            conversation: current.0,
+            activity: current.1,
+        })
+    }
+
+    /// The other agents in a conversation, one entry each (typing wins over viewing), in
+    /// the order they arrived.
+    pub fn others_in(&self, conversation: ConversationId) -> Vec<&PresenceEntry> {
+        let mut out: Vec<&PresenceEntry> = Vec::new();
+        for e in self
+            .presence
+            .iter()
+            .filter(|e| e.agent != self.agent && e.conversation == Some(conversation))
+        {
+            match out.iter_mut().find(|o| o.agent == e.agent) {
+                Some(o) if o.activity == Activity::Viewing && e.activity != Activity::Viewing => {
+                    *o = e
+                }
+                Some(_) => {}
+                None => out.push(e),
+            }
+        }
+        out
+    }
+
+    /// "Bob is viewing · Ann is typing a reply": who else is in the conversation.
+    pub fn presence_line(&self, conversation: ConversationId) -> Option<String> {
+        let others = self.others_in(conversation);
+        if others.is_empty() {
+            return None;
+        }
+        Some(
+            others
+                .iter()
+                .map(|e| format!("{} is {}", e.display, e.activity.describe()))
+                .collect::<Vec<_>>()
+                .join(" · "),
+        )
+    }
+
+    /// How many agents are online (this one included, each counted once).
+    pub fn online_agents(&self) -> usize {
+        let mut names: Vec<&str> = self.presence.iter().map(|e| e.agent.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.len()
+    }
+
+    /// `:who`: everyone online and where, one line.
+    fn who(&mut self) -> Vec<Effect> {
+        if self.presence.is_empty() {
+            self.info("nobody else is online (or the server has not said yet)");
+            return Vec::new();
+        }
+        let mut parts: Vec<String> = Vec::new();
+        for e in &self.presence {
+            let me = if e.agent == self.agent { " (you)" } else { "" };
+            let part = match e.conversation {
+                Some(c) => format!("{}{me} {} #{c}", e.display, e.activity.describe()),
+                None => format!("{}{me} online", e.display),
+            };
+            if !parts.contains(&part) {
+                parts.push(part);
+            }
+        }
+        self.info(format!(
+            "{} online: {}",
+            self.online_agents(),
+            parts.join(" · ")
+        ));
+        Vec::new()
     }
 
     /// The first effects: load the default view and the counters.
@@ -473,6 +603,10 @@ impl App {
                 self.worker = s;
                 Vec::new()
             }
+            Event::Presence(online) => {
+                self.presence = online;
+                Vec::new()
+            }
             Event::Problem(e) => {
                 self.error(e);
                 Vec::new()
@@ -483,10 +617,14 @@ impl App {
                 // with a clear line until the server is back.
                 self.error(line.clone());
                 self.worker = line;
+                // Who was online is not known any more; report again once back.
+                self.presence.clear();
+                self.presence_sent = None;
                 Vec::new()
             }
             Event::Connection { up: true, line } => {
                 self.worker = line;
+                self.presence_sent = None;
                 self.info("reconnected to the server");
                 let mut fx = self.reload_queue();
                 fx.extend(self.refresh_selected());
@@ -589,6 +727,14 @@ impl App {
                     return Vec::new();
                 };
                 let out = match resolved {
+                    // The help screen replaces the list (g n, or the list's key, brings it back).
+                    Resolved::Action {
+                        action: Action::Help,
+                        ..
+                    } => {
+                        self.mode = Mode::Help { scroll: 0 };
+                        return Vec::new();
+                    }
                     Resolved::Action { action, count } => sheet.dispatch(&action, count),
                     // Esc that dropped a pending `g` (or a count) only does that; a plain Esc
                     // is bound to `cancel` (closes), or closes anyway when a keymap unbinds it.
@@ -599,7 +745,9 @@ impl App {
                         sheet.dispatch(&Action::Cancel, None)
                     }
                     Resolved::Unbound { keys } => crate::tui::sheet::SheetOutcome {
-                        error: Some(format!("{keys} is not bound in lists (? shows the keys)")),
+                        error: Some(format!(
+                            "{keys} is not bound in lists (? shows the keys, Esc closes the list)"
+                        )),
                         ..Default::default()
                     },
                     _ => return Vec::new(),
@@ -1060,6 +1208,24 @@ impl App {
                 fx
             }
             Action::Quit => vec![Effect::Quit],
+            Action::Who => self.who(),
+            Action::Discard => {
+                let Mode::Compose(c) = &mut self.mode else {
+                    return Vec::new();
+                };
+                if c.sending || c.loading {
+                    return Vec::new();
+                }
+                // An empty draft deletes the saved one.
+                c.textarea = new_textarea(vec![String::new()]);
+                let fx = self.save_draft();
+                if let Mode::Compose(c) = &self.mode {
+                    self.focus = c.return_focus;
+                }
+                self.mode = Mode::Normal;
+                self.info("draft discarded");
+                fx
+            }
             Action::Cancel => {
                 if let Mode::Compose(c) = &self.mode {
                     let kept = !c.text().trim().is_empty();
@@ -1263,8 +1429,20 @@ impl App {
             loading: true,
             typed: Vec::new(),
             mention_warned: false,
+            seen: EventId(0),
+            stale: None,
         }));
         self.focus = Pane::Timeline;
+        // The traffic cop's first word: someone else is already typing here.
+        let typing: Vec<String> = self
+            .others_in(conversation)
+            .iter()
+            .filter(|e| e.activity != Activity::Viewing)
+            .map(|e| format!("{} is {}", e.display, e.activity.describe()))
+            .collect();
+        if !typing.is_empty() {
+            self.error(format!("careful: {} in #{conversation}", typing.join(", ")));
+        }
         vec![Effect::Request(Request::Compose {
             conversation,
             contact,
@@ -1309,18 +1487,20 @@ impl App {
             }
         }
         c.sending = true;
+        let seen = Seen::Upto(c.seen);
         let write = match (c.kind, c.channel) {
             (ComposeKind::Reply, Some(channel)) => Write::Reply {
                 channel,
                 body,
                 then_pending: self.pending_after_reply,
+                seen,
             },
             (ComposeKind::Reply, None) => {
                 c.sending = false;
                 self.error("no channel to reply on");
                 return Vec::new();
             }
-            (ComposeKind::Note, _) => Write::Note { body },
+            (ComposeKind::Note, _) => Write::Note { body, seen },
         };
         vec![Effect::Request(Request::Write {
             conversation: c.conversation,
@@ -1992,6 +2172,7 @@ impl App {
                 recipient,
                 text,
                 notice,
+                seen,
             } => {
                 let Mode::Compose(c) = &mut self.mode else {
                     return Vec::new(); // closed before the draft arrived
@@ -1999,6 +2180,7 @@ impl App {
                 if c.conversation != opened_for || !c.loading {
                     return Vec::new();
                 }
+                c.seen = seen;
                 // The store may have moved a reply to the customer's open conversation (the
                 // notice says so): the draft belongs to that one from now on.
                 c.conversation = conversation;
@@ -2057,6 +2239,37 @@ impl App {
                 fx.push(self.counts_request());
                 fx
             }
+            Response::Ack => Vec::new(),
+            Response::Stale(stale) => {
+                // The traffic cop: nothing went out. The composer stays with the draft and
+                // shows what changed; the next send means "I saw it" (and is refused only if
+                // something newer still arrives).
+                let send = self
+                    .keymap
+                    .key_for(keymap::Mode::Compose, "send")
+                    .unwrap_or_default();
+                let discard = self
+                    .keymap
+                    .key_for(keymap::Mode::Compose, "discard")
+                    .unwrap_or_default();
+                let n = stale.changes.len();
+                let conversation = stale.conversation;
+                match &mut self.mode {
+                    Mode::Compose(c) if c.conversation == stale.conversation => {
+                        c.sending = false;
+                        c.seen = c.seen.max(stale.latest);
+                        c.stale = Some(*stale);
+                    }
+                    _ => {}
+                }
+                self.error(format!(
+                    "not sent: #{conversation} changed since you started ({n} change{}, above the draft); {send} sends anyway, edit first, or {discard} discards",
+                    if n == 1 { "" } else { "s" }
+                ));
+                let mut fx = self.refresh_selected();
+                fx.push(self.counts_request());
+                fx
+            }
             Response::Confirm { question, request } => {
                 // Asked on the command line: y runs the request, anything else cancels.
                 let mut p = Prompt::new(PromptKind::Confirm, "");
@@ -2100,6 +2313,10 @@ impl App {
             | Response::Notifications { .. }
             | Response::NotificationsRead { .. }
             | Response::Status(_) => Vec::new(),
+            Response::Online(online) => {
+                self.presence = online;
+                Vec::new()
+            }
         }
     }
 
@@ -2255,7 +2472,7 @@ fn parse_command_line(line: &str) -> Result<(Action, Option<usize>), String> {
 }
 
 /// Commands that only do something in the composer: not offered or run on the `:` line.
-const COMPOSER_ONLY: &[&str] = &["send", "edit_external"];
+const COMPOSER_ONLY: &[&str] = &["send", "edit_external", "discard"];
 
 fn byte_index(s: &str, char_index: usize) -> usize {
     s.char_indices()

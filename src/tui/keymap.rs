@@ -1110,7 +1110,8 @@ mod tests {
             vec![
                 ("Ctrl-s", "send"),
                 ("Ctrl-e", "edit_external"),
-                ("Esc", "cancel")
+                ("Esc", "cancel"),
+                ("Ctrl-x", "discard")
             ]
         );
     }

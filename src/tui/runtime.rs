@@ -208,6 +208,13 @@ async fn event_loop(
                 return Ok(());
             }
         }
+        // Presence: what this agent does now, when it changed (and as a heartbeat). Not an
+        // error while disconnected: it is reported again on reconnect.
+        if let Some(conn) = &link.conn
+            && let Some(r) = app.presence_request(crate::model::now_millis())
+        {
+            let _ = conn.send(r);
+        }
         term.draw(|f| crate::tui::ui::draw(f, app))?;
     }
 }
@@ -228,6 +235,7 @@ impl Link {
                     line: "server: resynced".into(),
                 }]
             }
+            Incoming::Presence(online) => vec![Event::Presence(online)],
             Incoming::Status { line, error } => {
                 let mut out = vec![Event::Worker(line)];
                 if error.is_some() && error != self.last_error {

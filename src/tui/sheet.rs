@@ -11,7 +11,9 @@
 //!    - [`SheetSource::page`] reads the server's answer into a [`SheetPage`] (rows in display
 //!      order, top to bottom, the `seq` echoed), or None for a response that is not its own;
 //!    - optionally [`SheetSource::enter`] (what Enter does; default: open the row's target and
-//!      close) and [`SheetSource::action`] (the view's own commands, e.g. `mark_all_read`).
+//!      close), [`SheetSource::action`] (the view's own commands, e.g. `mark_all_read`, bound
+//!      in the `[sheet]` keymap section) and [`SheetSource::name`] (so the app can tell which
+//!      list is open, e.g. to update it on a push).
 //! 2. Open it: `app.open_sheet(Box::new(MyView::new(..)))` returns the effects that load the
 //!    first page. Esc or q closes it; the screen under it is as it was.
 //! 3. Answers reach the sheet by themselves: [`crate::tui::app::App`] offers every response to

@@ -49,6 +49,27 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         ]));
     }
     out.push(Line::from(""));
+    out.push(head("Queue markers"));
+    for (mark, what) in [
+        (
+            "● ◐ z ✓",
+            "open, pending (waiting on the customer), snoozed, resolved",
+        ),
+        ("‼ ↑ ↓", "urgent, high or low priority"),
+        ("★", "VIP contact"),
+        ("◇B", "another agent (initials) is viewing the conversation"),
+        (
+            "◆B",
+            "another agent is typing a reply or note in it (the timeline's title says who)",
+        ),
+        ("↩ ✎", "the last message was our reply, or an internal note"),
+    ] {
+        out.push(Line::from(vec![
+            Span::styled(format!("  {mark:<12}"), Style::default().fg(t.accent)),
+            Span::styled(what.to_string(), Style::default().fg(t.dim)),
+        ]));
+    }
+    out.push(Line::from(""));
     out.push(head("Search (/ or :search)"));
     out.push(Line::from(Span::styled(
         "  words, \"a phrase\", prefix*, from:NAME-OR-ADDRESS, channel:email|telegram|webchat, is:in|out|note, after:YYYY-MM-DD, before:YYYY-MM-DD",

@@ -100,8 +100,25 @@ fn row_line<'a>(app: &App, r: &crate::api::QueueRow, selected: bool, width: usiz
     };
     spans.push(Span::styled(r.priority.marker(), prio_style));
     spans.push(Span::styled(if r.vip { "★" } else { " " }, base.fg(t.vip)));
+    // Presence: a column only while other agents are online (◇ viewing, ◆ typing, then
+    // their initials).
+    let presence_w =
+        if app.online_agents() > usize::from(app.presence.iter().any(|e| e.agent == app.agent)) {
+            4
+        } else {
+            0
+        };
+    if presence_w > 0 {
+        let (cell, typing) = presence_cell(app, r.id);
+        let st = if typing {
+            base.fg(t.warn).add_modifier(Modifier::BOLD)
+        } else {
+            base.fg(t.accent)
+        };
+        spans.push(Span::styled(cell, st));
+    }
     // Narrow pane: the preview would be a stub, so the name takes its room instead.
-    let fixed = 4 + 1 + 3 + 5;
+    let fixed = 4 + presence_w + 1 + 3 + 5;
     let name_w = if width >= 70 {
         20
     } else if width >= fixed + 14 + 16 {
@@ -130,7 +147,7 @@ fn row_line<'a>(app: &App, r: &crate::api::QueueRow, selected: bool, width: usiz
     }
     let age = crate::tui::time::age(r.last_activity, app.now);
     spans.push(Span::styled(format!(" {age:>3} "), base.fg(t.dim)));
-    let mut used = 1 + 1 + 1 + 1 + name_w + 1 + 3 + 5;
+    let mut used = 1 + 1 + 1 + 1 + presence_w + name_w + 1 + 3 + 5;
     if width >= 70 {
         let who = r.assignee.as_deref().unwrap_or("·");
         spans.push(Span::styled(
@@ -176,4 +193,33 @@ fn row_line<'a>(app: &App, r: &crate::api::QueueRow, selected: bool, width: usiz
         base.fg(if unread { t.fg } else { t.dim }),
     ));
     Line::from(spans)
+}
+
+/// The presence cell of a row, 4 columns: blank when nobody else is there, else `◇` (viewing)
+/// or `◆` (someone types a reply or note) and up to two initials. True when someone types.
+pub fn presence_cell(app: &App, conversation: crate::model::ConversationId) -> (String, bool) {
+    let others = app.others_in(conversation);
+    if others.is_empty() {
+        return ("    ".to_string(), false);
+    }
+    let typing = others
+        .iter()
+        .any(|e| e.activity != crate::api::Activity::Viewing);
+    let mut initials: String = others
+        .iter()
+        .filter_map(|e| {
+            super::esc(&e.display)
+                .chars()
+                .find(|c| c.is_alphanumeric())
+                .map(|c| c.to_ascii_uppercase())
+        })
+        .take(2)
+        .collect();
+    while initials.chars().count() < 2 {
+        initials.push(' ');
+    }
+    (
+        format!("{}{initials} ", if typing { '◆' } else { '◇' }),
+        typing,
+    )
 }

@@ -57,6 +57,13 @@ pub fn draw_status(f: &mut Frame<'_>, app: &App, area: Rect) {
             ),
         ));
     }
+    let online = app.online_agents();
+    if online > 1 {
+        segments.push((
+            2,
+            Span::styled(format!("│ {online} online "), base.fg(t.ok)),
+        ));
+    }
     if c.pending > 0 || c.snoozed > 0 {
         segments.push((
             4,

@@ -24,11 +24,35 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         (None, Some(r)) => format!(" {} ", esc(&r.contact_name)),
         _ => " timeline ".to_string(),
     };
-    let block = pane_block(
+    let mut block = pane_block(
         app,
         title,
         app.focus == Pane::Timeline && composer_area.is_none(),
     );
+    // Who else is in this conversation ("Bob is viewing · Ann is typing a reply").
+    let here = match &app.mode {
+        Mode::Compose(c) => Some(c.conversation),
+        _ => app.queue.current().map(|r| r.id),
+    };
+    if let Some(line) = here.and_then(|c| app.presence_line(c)) {
+        let typing = line.contains("typing");
+        let t = &app.theme;
+        let style = if typing {
+            Style::default().fg(t.warn).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().fg(t.accent)
+        };
+        let room = (timeline_area.width as usize).saturating_sub(title_width(app) + 6);
+        if room >= 8 {
+            block = block.title(
+                Line::from(Span::styled(
+                    format!(" {} ", super::fit(&line, room)),
+                    style,
+                ))
+                .right_aligned(),
+            );
+        }
+    }
     let inner = block.inner(timeline_area);
     f.render_widget(block, timeline_area);
     let lines = lines(app, inner.width as usize);
@@ -101,6 +125,47 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
                 Style::default().fg(color).add_modifier(Modifier::BOLD),
             ))
             .title_bottom(Span::styled(hint, hint_style));
+        let mut area = area;
+        // The traffic cop stopped the last send: what changed, above the draft.
+        if let Some(stale) = &c.stale {
+            let mut lines = vec![Line::from(Span::styled(
+                format!(
+                    " not sent: #{} changed since you started:",
+                    stale.conversation
+                ),
+                Style::default().fg(t.error).add_modifier(Modifier::BOLD),
+            ))];
+            for ch in &stale.changes {
+                lines.push(Line::from(Span::styled(
+                    format!(
+                        "  • {} {}",
+                        crate::tui::time::age(ch.at, app.now),
+                        super::fit(&ch.what, (area.width as usize).saturating_sub(12))
+                    ),
+                    Style::default().fg(t.warn),
+                )));
+            }
+            lines.push(Line::from(Span::styled(
+                format!(
+                    " {} send anyway (or edit first) · {} discard · {} keep the draft",
+                    app.keymap
+                        .key_for(crate::tui::keymap::Mode::Compose, "send")
+                        .unwrap_or_default(),
+                    app.keymap
+                        .key_for(crate::tui::keymap::Mode::Compose, "discard")
+                        .unwrap_or_default(),
+                    app.keymap
+                        .key_for(crate::tui::keymap::Mode::Compose, "cancel")
+                        .unwrap_or_default(),
+                ),
+                Style::default().fg(t.dim),
+            )));
+            let h = (lines.len() as u16).min(area.height.saturating_sub(4));
+            let [top, rest] =
+                Layout::vertical([Constraint::Length(h), Constraint::Min(3)]).areas(area);
+            f.render_widget(Paragraph::new(lines), top);
+            area = rest;
+        }
         let inner = block.inner(area);
         f.render_widget(block, area);
         if c.sending {
@@ -111,6 +176,16 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         } else {
             f.render_widget(&c.textarea, inner);
         }
+    }
+}
+
+/// The columns of the pane's own title (the contact's name).
+fn title_width(app: &App) -> usize {
+    use unicode_width::UnicodeWidthStr;
+    match (&app.profile.profile, app.queue.current()) {
+        (Some(p), _) => esc(&p.contact.name).width() + 2,
+        (None, Some(r)) => esc(&r.contact_name).width() + 2,
+        _ => 10,
     }
 }
 
