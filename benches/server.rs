@@ -17,6 +17,8 @@
 //!    counts, timeline and profile of the selected row, all answered through the socket.
 //!    Beside it, the old shared-file model: the TUI opening the store file itself and answering
 //!    the same requests inline ([`Harness`]).
+//!    Then (1b) **the audit log**: `:audit`'s first page and a jump to the middle of the whole
+//!    log (one client, round trip of the `audit` request, 100 rows a page).
 //! 2. **key → frame**: a scripted session (j/k, G/gg, opening rows, `/` search) through the real
 //!    keymap and App; each key's requests go over the socket, the answers are applied and the
 //!    frame drawn. Per key: the frame right after the key (UI work only) and the settled frame
@@ -800,6 +802,43 @@ async fn first_frame_socket(sock: &Path, errors: &Arc<Errors>) -> anyhow::Result
 }
 
 /// The old model's start: the TUI opens the store file and answers its requests inline.
+/// `runs` round trips each of the audit log's first page and of a jump to its middle.
+async fn audit_pages(
+    sock: &Path,
+    runs: usize,
+    errors: &Arc<Errors>,
+) -> anyhow::Result<(Samples, Samples)> {
+    use braid::api::{AuditFilter, AuditPosition};
+    let (conn, _rx) = connect_socket(sock, Hello::new("bench audit", None)).await?;
+    let (mut top, mut middle) = (Samples::default(), Samples::default());
+    for i in 0..=runs {
+        for (at, samples) in [
+            (AuditPosition::Newest, &mut top),
+            (AuditPosition::Fraction(0.5), &mut middle),
+        ] {
+            let t = Instant::now();
+            match conn
+                .call(Request::Audit {
+                    seq: 0,
+                    filter: AuditFilter::default(),
+                    at,
+                    limit: 100,
+                })
+                .await
+            {
+                Ok(Response::Audit { page, .. }) if !page.rows.is_empty() => {
+                    // The first round warms the page cache.
+                    if i > 0 {
+                        samples.push(t.elapsed());
+                    }
+                }
+                other => errors.add(format!("audit page {at:?}: {other:?}")),
+            }
+        }
+    }
+    Ok((top, middle))
+}
+
 fn first_frame_inline(db: &Path) -> anyhow::Result<Duration> {
     let t0 = Instant::now();
     let store = Store::open(db)?;
@@ -1735,6 +1774,18 @@ fn run() -> anyhow::Result<bool> {
         &inline,
         "—",
     ));
+
+    // 1b. the audit log (`:audit`): its first page and a jump to the middle of every event,
+    // one client over the socket (the demo workspace's events: one or more per message).
+    let (audit_top, audit_middle) = rt.block_on(audit_pages(&sock, opts.runs, &errors))?;
+    header(&format!(
+        "1b. the audit log over the socket ({} runs, 100 rows a page)  [target: p99 <= 50 ms]",
+        opts.runs
+    ));
+    row(":audit first page (newest events)", &audit_top);
+    row(":audit at:50% (the middle of the log)", &audit_middle);
+    figures.push(fig(":audit first page", &audit_top, "≤ 50 ms"));
+    figures.push(fig(":audit jump to the middle", &audit_middle, "≤ 50 ms"));
 
     // 2. key -> frame.
     let (keys, client) = rt.block_on(keys_socket(&sock, opts.rounds, &errors, true, None))?;

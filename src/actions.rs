@@ -4,7 +4,7 @@
 //! and run it with [`apply`]: the CLI is not a second implementation of a verb.
 
 use crate::model::{ConversationId, IdentityKind, Millis, Priority, Status};
-use crate::store::{MergePreview, Store};
+use crate::store::{MergePreview, OwnerCheck, Store};
 use crate::tui::action::Action;
 
 /// A change to a conversation (or its contact) an agent asks for.
@@ -27,12 +27,36 @@ pub enum Verb {
         value: String,
         merge: bool,
     },
+    /// Move the conversation to a team (None: out of every team), audited `team_changed`; the
+    /// assignee stays. `a billing` / `braid assign 12 billing` when billing is a team of the
+    /// workspace and no agent's name (see [`Verb::resolve_names`]).
+    Team(Option<String>),
+    /// Assign (None: unassign), saying what to do when someone else owns the conversation,
+    /// optionally with an internal note written in the same transaction (`:handoff`, `braid
+    /// handoff`). [`Verb::Assign`] is this with [`Owner::Ask`] and no note.
+    Reassign {
+        to: Option<String>,
+        owner: Owner,
+        note: Option<String>,
+    },
     /// Link (or dismiss) an identity the contact only claimed (an email typed into the web
     /// chat); `value` picks one when there are several. Audited.
     Claim {
         link: bool,
         value: Option<String>,
     },
+}
+
+/// What an assignment does with a conversation someone else owns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Owner {
+    /// Leave it and ask: "#12 is bob's: take it from bob?" ([`Outcome::Confirm`]).
+    Ask,
+    /// The agent said yes to taking it from this owner; if another agent owns it by now,
+    /// ask again.
+    Was(Option<String>),
+    /// Take it from whoever owns it (`--force`).
+    Any,
 }
 
 /// What [`apply`] did.
@@ -61,6 +85,21 @@ impl Verb {
             Verb::IdentityAdd { merge: true, .. } => "identity_merge",
             Verb::Claim { link: true, .. } => "claim_link",
             Verb::Claim { link: false, .. } => "claim_dismiss",
+            Verb::Team(_) => "team",
+            Verb::Reassign { note: Some(_), .. } => "handoff",
+            Verb::Reassign { to: Some(_), .. } => "assign",
+            Verb::Reassign { to: None, .. } => "unassign",
+        }
+    }
+
+    /// `a NAME` where NAME is a team of the workspace (and no agent is called that) moves
+    /// the conversation to the team; every other verb is itself.
+    pub fn resolve_names(self, agents: &[String], teams: &[String]) -> Verb {
+        match self {
+            Verb::Assign(Some(name)) if teams.contains(&name) && !agents.contains(&name) => {
+                Verb::Team(Some(name))
+            }
+            v => v,
         }
     }
 
@@ -81,6 +120,22 @@ impl Verb {
                 who => Verb::Assign(Some(who.to_string())),
             },
             Action::AssignMe => Verb::Assign(Some(me.to_string())),
+            Action::Handoff(Some(arg)) => {
+                let (who, note) = match arg.trim().split_once(char::is_whitespace) {
+                    Some((w, n)) => (w, Some(n.trim().to_string())),
+                    None => (arg.trim(), None),
+                };
+                let to = match who {
+                    "" => return Ok(None),
+                    "me" => me.to_string(),
+                    w => w.to_string(),
+                };
+                Verb::Reassign {
+                    to: Some(to),
+                    owner: Owner::Ask,
+                    note: note.filter(|n| !n.is_empty()),
+                }
+            }
             Action::Unassign => Verb::Assign(None),
             Action::Resolve => Verb::Status(Status::Resolved, None),
             Action::Reopen => Verb::Status(Status::Open, None),
@@ -118,11 +173,49 @@ pub fn apply(
 ) -> anyhow::Result<Outcome> {
     let a = agent;
     let msg = match verb {
-        Verb::Assign(who) => {
-            store.assign(conversation, who.as_deref(), a, now)?;
-            match who {
-                Some(w) => format!("#{conversation} assigned to {w}"),
-                None => format!("#{conversation} unassigned"),
+        Verb::Assign(to) => {
+            return apply(
+                store,
+                conversation,
+                Verb::Reassign {
+                    to,
+                    owner: Owner::Ask,
+                    note: None,
+                },
+                agent,
+                now,
+            );
+        }
+        Verb::Reassign { to, owner, note } => {
+            let check = match &owner {
+                Owner::Ask => OwnerCheck::Ask,
+                Owner::Was(o) => OwnerCheck::Was(o.as_deref()),
+                Owner::Any => OwnerCheck::Any,
+            };
+            if let Some(other) =
+                store.assign_checked(conversation, to.as_deref(), check, note.as_deref(), a, now)?
+            {
+                return Ok(Outcome::Confirm {
+                    question: take_question(conversation, &other, to.as_deref(), a, note.is_some()),
+                    verb: Verb::Reassign {
+                        to,
+                        owner: Owner::Was(Some(other)),
+                        note,
+                    },
+                });
+            }
+            match (to, note.is_some()) {
+                (Some(w), true) => format!("#{conversation} handed to {w}, with your note"),
+                (Some(w), false) => format!("#{conversation} assigned to {w}"),
+                (None, true) => format!("#{conversation} unassigned, with your note"),
+                (None, false) => format!("#{conversation} unassigned"),
+            }
+        }
+        Verb::Team(team) => {
+            store.set_conversation_team(conversation, team.as_deref(), a, now)?;
+            match team {
+                Some(t) => format!("#{conversation} moved to team {t}"),
+                None => format!("#{conversation} taken out of its team"),
             }
         }
         Verb::Status(s, until) => {
@@ -205,6 +298,24 @@ pub fn apply(
         }
     };
     Ok(Outcome::Done(msg))
+}
+
+/// "#12 is bob's: take it from bob and assign it to carol?"
+pub fn take_question(
+    conversation: ConversationId,
+    owner: &str,
+    to: Option<&str>,
+    me: &str,
+    note: bool,
+) -> String {
+    let owner = crate::sanitize::for_terminal_line(owner);
+    let what = match to {
+        Some(t) if t == me => "assign it to you".to_string(),
+        Some(t) => format!("assign it to {}", crate::sanitize::for_terminal_line(t)),
+        None => "leave it unassigned".to_string(),
+    };
+    let note = if note { " with your note" } else { "" };
+    format!("#{conversation} is assigned to {owner}: take it from {owner} and {what}{note}?")
 }
 
 /// "email ann@x.org belongs to Ann Lee (2 conversations): merge them into Ann (1 conversation)?"

@@ -43,6 +43,8 @@ enum Command {
     Note(cli::note::Args),
     /// Assign a conversation to an agent (me: you; none: nobody)
     Assign(cli::verb::AssignArgs),
+    /// Hand a conversation to an agent with an internal note, in one step
+    Handoff(cli::verb::HandoffArgs),
     /// Remove a conversation's assignee
     Unassign(cli::verb::Target),
     /// Resolve a conversation
@@ -61,6 +63,8 @@ enum Command {
     Priority(cli::verb::PriorityArgs),
     /// Mark the conversation's contact as VIP (--off: unmark)
     Vip(cli::verb::VipArgs),
+    /// Who did what, when: the audit log, newest first (changes, replies, notes, refusals)
+    Audit(cli::audit::Args),
     /// List contacts with their identities
     Contacts(cli::contacts::Args),
     /// Import mail history from a Maildir or an mbox file (idempotent)
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Some(Command::Reply(a)) => cli::to_stdout(|out| cli::reply::run(g, a, out)),
         Some(Command::Note(a)) => cli::to_stdout(|out| cli::note::run(g, a, out)),
         Some(Command::Assign(a)) => cli::to_stdout(|out| cli::verb::assign(g, a, out)),
+        Some(Command::Handoff(a)) => cli::to_stdout(|out| cli::verb::handoff(g, a, out)),
         Some(Command::Unassign(t)) => {
             cli::to_stdout(|out| cli::verb::plain(g, Action::Unassign, t, out))
         }
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
         Some(Command::Untag(a)) => cli::to_stdout(|out| cli::verb::tag(g, a, true, out)),
         Some(Command::Priority(a)) => cli::to_stdout(|out| cli::verb::priority(g, a, out)),
         Some(Command::Vip(a)) => cli::to_stdout(|out| cli::verb::vip(g, a, out)),
+        Some(Command::Audit(a)) => cli::to_stdout(|out| cli::audit::run(g, a, out)),
         Some(Command::Contacts(a)) => cli::to_stdout(|out| cli::contacts::run(g, a, out)),
         Some(Command::Import(a)) => cli::to_stdout(|out| cli::import::run(g, a, out)),
         Some(Command::Sync(a)) => cli::to_stdout(|out| cli::sync::run(g, a, out)),

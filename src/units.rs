@@ -55,9 +55,47 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     Ok(total)
 }
 
+/// A point in time as typed for `--since`, `--until` and the audit view's jumps: a date
+/// (`2026-11-03`, midnight UTC, like search's `after:`), a UTC time (`2026-11-03T14:00:00Z`,
+/// the form `--json` prints) or a duration ago (`2h`, `3d`: that long before `now`).
+pub fn parse_instant(s: &str, now: i64) -> Result<i64, String> {
+    let t = s.trim();
+    let bad = || {
+        format!(
+            "bad time '{s}' (use a date 2026-11-03, a UTC time 2026-11-03T14:00:00Z, or an age like 2h, 3d)"
+        )
+    };
+    if let Ok(d) = time::Date::parse(t, time::macros::format_description!("[year]-[month]-[day]")) {
+        return Ok(d.midnight().assume_utc().unix_timestamp() * 1000);
+    }
+    if let Ok(d) = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
+        return Ok((d.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    match parse_duration(t) {
+        Ok(ago) => Ok(now - ago),
+        Err(_) => Err(bad()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants() {
+        let day = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+        assert_eq!(parse_instant("2026-01-01", 0), Ok(day));
+        assert_eq!(
+            parse_instant("2026-01-01T01:00:00Z", 0),
+            Ok(day + 3_600_000)
+        );
+        assert_eq!(parse_instant("2h", day), Ok(day - 7_200_000));
+        assert!(
+            parse_instant("yesterday-ish", day)
+                .unwrap_err()
+                .contains("bad time")
+        );
+    }
 
     #[test]
     fn durations() {

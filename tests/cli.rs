@@ -1277,7 +1277,12 @@ fn workflow_verbs_assign_status_tags_priority_vip() {
     };
     assert!(ok(&w.braid(&["assign", &ann, "bob"])).contains("assigned to bob"));
     assert_eq!(conv(w.ann)["assignee"], "bob");
-    let v = json(&w.braid(&["assign", &ann, "me", "--json"]));
+    // bob's: taking it needs --force, and the refusal says whose it is.
+    let out = w.braid(&["assign", &ann, "me", "--json"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is assigned to bob"));
+    assert_eq!(conv(w.ann)["assignee"], "bob");
+    let v = json(&w.braid(&["assign", &ann, "me", "--force", "--json"]));
     assert_eq!(v["conversation_id"], w.ann);
     let me = conv(w.ann)["assignee"].as_str().unwrap().to_string();
     assert_ne!(me, "me", "me is the configured agent");

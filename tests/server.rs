@@ -1108,3 +1108,253 @@ fn a_version_1_client_gets_no_notification_frame() {
         server.shutdown().await;
     });
 }
+
+/// `braid` as a client of the server on `f.socket` (no personal config, no data dir of its own).
+fn cli(f: &Fixture, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_braid"))
+        .arg("--socket")
+        .arg(&f.socket)
+        .args(args)
+        .env_remove("BRAID_DATA_DIR")
+        .env_remove("BRAID_SOCKET")
+        .env_remove("BRAID_REMOTE")
+        .env("XDG_CONFIG_HOME", f.root.join("no-config"))
+        .env("XDG_DATA_HOME", f.root.join("no-data"))
+        .output()
+        .unwrap()
+}
+
+/// A refused action is in `braid audit` under the agent the server attested (the kernel's
+/// Unix user mapped through `[[agents]]`), whatever name the client gave itself; a viewer may
+/// read the log, and sees their own refusal.
+#[test]
+fn a_refused_action_shows_in_braid_audit_with_the_attested_identity() {
+    let config = format!(
+        "[[teams]]\nname = \"billing\"\n\
+         [[agents]]\nuser = \"{}\"\nname = \"ann\"\nrole = \"viewer\"\nteams = [\"billing\"]\n",
+        me()
+    );
+    let f = fixture(&config);
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    rt().block_on(async {
+        // The client calls itself mallory: a label for the log, not an identity.
+        let (conn, _rx) = connect_socket(&f.socket, Hello::new("mallory", None))
+            .await
+            .unwrap();
+        let r = conn
+            .call(Request::Write {
+                conversation: f.conversation,
+                contact: f.contact,
+                write: Write::Verb(braid::actions::Verb::Tag("vip".into())),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(r, Response::Refused(_)), "{r:?}");
+    });
+    let out = cli(&f, &["audit", "--kind", "refused", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{v}");
+    let e = &events[0];
+    assert_eq!(e["actor"], "ann", "{v}");
+    assert_eq!(e["kind"], "refused");
+    assert_eq!(e["conversation_id"], f.conversation.0);
+    let summary = e["summary"].as_str().unwrap();
+    assert!(summary.starts_with("REFUSED tag:"), "{summary}");
+    assert!(summary.contains("needs the agent role"), "{summary}");
+    assert!(e["at"].as_str().unwrap().ends_with('Z'), "{e}");
+    // The text form: one line with who, which conversation and what.
+    let out = cli(&f, &["audit", "--agent", "ann"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("REFUSED"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(" ann "), "{line}");
+    assert!(line.contains(&format!("#{}", f.conversation)), "{line}");
+    assert!(!text.contains("mallory"), "{text}");
+    // A bad kind says which exist.
+    let out = cli(&f, &["audit", "--kind", "deleted"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown event kind 'deleted'"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Taking a conversation another agent owns: the TUI's request is answered with a question
+/// naming the owner (nothing changes), the yes takes it; the CLI is refused with the owner's
+/// name and `--force` takes it. A handoff writes the assignment and the note in one step,
+/// both in the audit log; a team's name moves the conversation to the team.
+#[test]
+fn taking_someone_elses_conversation_asks_first_and_a_handoff_carries_a_note() {
+    let config = format!(
+        "[[teams]]\nname = \"billing\"\n\
+         [[agents]]\nuser = \"{}\"\nname = \"ann\"\nrole = \"agent\"\nteams = [\"billing\"]\n\
+         [[agents]]\nuser = \"nobody-bob\"\nname = \"bob\"\nrole = \"agent\"\n",
+        me()
+    );
+    let f = fixture(&config);
+    let mut store = Store::open_dir(&f.data).unwrap();
+    store
+        .assign(
+            f.conversation,
+            Some("bob"),
+            "bob",
+            braid::model::now_millis(),
+        )
+        .unwrap();
+    drop(store);
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    rt().block_on(async {
+        let (conn, _rx) = connect_socket(&f.socket, Hello::new("tui", None))
+            .await
+            .unwrap();
+        assert_eq!(conn.welcome().workspace_teams, vec!["billing".to_string()]);
+        let r = conn
+            .call(Request::Write {
+                conversation: f.conversation,
+                contact: f.contact,
+                write: Write::Verb(braid::actions::Verb::Assign(Some("ann".into()))),
+            })
+            .await
+            .unwrap();
+        let Response::Confirm { question, request } = r else {
+            panic!("{r:?}")
+        };
+        assert!(question.contains("is assigned to bob"), "{question}");
+        assert!(question.contains("take it from bob"), "{question}");
+        let store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+        assert_eq!(
+            store
+                .conversation(f.conversation)
+                .unwrap()
+                .assignee
+                .as_deref(),
+            Some("bob")
+        );
+        drop(store);
+        let r = conn.call(*request).await.unwrap();
+        assert!(
+            matches!(&r, Response::Done(d) if d.contains("assigned to ann")),
+            "{r:?}"
+        );
+    });
+    // bob's again; the CLI is refused with his name and --force takes it.
+    let out = cli(&f, &["assign", &f.conversation.0.to_string(), "bob"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+    assert_eq!(
+        store
+            .conversation(f.conversation)
+            .unwrap()
+            .assignee
+            .as_deref(),
+        Some("bob")
+    );
+    drop(store);
+    let id = f.conversation.0.to_string();
+    let out = cli(&f, &["assign", &id, "me"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is assigned to bob"), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    let out = cli(&f, &["assign", &id, "me", "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A handoff: assigned and noted, one step.
+    let out = cli(
+        &f,
+        &[
+            "handoff",
+            &id,
+            "bob",
+            "-m",
+            "refund approved, send the label",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+    assert_eq!(
+        store
+            .conversation(f.conversation)
+            .unwrap()
+            .assignee
+            .as_deref(),
+        Some("bob")
+    );
+    let timeline = store.timeline(f.contact, None, 100).unwrap();
+    let note = timeline
+        .iter()
+        .find(|m| m.body == "refund approved, send the label")
+        .expect("the handoff's note");
+    assert_eq!(note.author, "ann");
+    let events = store.conversation_events(f.conversation, 3).unwrap();
+    assert_eq!(events[0].kind, "note");
+    assert_eq!(events[1].kind, "assigned");
+    assert_eq!(events[0].at, events[1].at, "one step");
+    drop(store);
+    // A team's name moves the conversation to the team (the assignee stays).
+    let out = cli(&f, &["assign", &id, "billing"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("moved to team billing"));
+    let store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+    let row = store.conversation(f.conversation).unwrap();
+    assert_eq!(row.team.as_deref(), Some("billing"));
+    assert_eq!(row.assignee.as_deref(), Some("bob"));
+    drop(store);
+    // All of it in the audit log, under the attested agent.
+    let out = cli(&f, &["audit", "--conversation", &id, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summaries: Vec<String> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["actor"].as_str().unwrap(),
+                e["summary"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        summaries.contains(&"ann moved to team billing".to_string()),
+        "{summaries:?}"
+    );
+    assert!(
+        summaries.contains(&"ann assigned to bob (was ann)".to_string()),
+        "{summaries:?}"
+    );
+    assert!(
+        summaries.contains(&"ann added a note".to_string()),
+        "{summaries:?}"
+    );
+}

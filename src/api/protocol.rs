@@ -11,9 +11,11 @@
 
 use crate::model::{Channel, ContactId, ConversationId, EventId, MessageId};
 // The store's row types are the protocol's vocabulary: clients name them through `crate::api`.
+/// An event in words, for `braid audit` and `:audit` (data decoded, escaped for the terminal).
+pub use crate::store::audit::describe as describe_event;
 pub use crate::store::{
-    Change, ContactProfile, ContactRow, Counts, EventRow, IdentityRow, MessageRow, QueueAnchor,
-    QueueFilter, QueueRow, SearchHit, TimelineCursor,
+    AuditFilter, AuditPage, AuditPosition, Change, ContactProfile, ContactRow, Counts, EventRow,
+    IdentityRow, MessageRow, QueueAnchor, QueueFilter, QueueRow, SearchHit, TimelineCursor,
 };
 pub use crate::store::{NotificationKind, NotificationPage, NotificationRow};
 use serde::{Deserialize, Serialize};
@@ -116,6 +118,10 @@ pub struct Welcome {
     /// Every agent name of the workspace (completion for `:assign`).
     #[serde(default)]
     pub agents: Vec<String>,
+    /// Every team name of the workspace (completion for `:assign`, `:view team`): assigning
+    /// a conversation to a team moves it there.
+    #[serde(default)]
+    pub workspace_teams: Vec<String>,
     /// The newest event now: a client follows pushes from here.
     pub last_event: EventId,
     /// Workspace setting: a reply makes an open conversation pending.
@@ -395,6 +401,17 @@ pub enum Request {
     /// Every conversation of a contact, newest activity first (`braid show`'s separators);
     /// answered with [`Response::List`].
     ContactConversations { contact: ContactId, limit: usize },
+    /// A page of the audit log, newest first (`braid audit`, `:audit`): the events `filter`
+    /// lets through that this agent may see (admins: every event; everyone else: their
+    /// scope's and their own refusals). Answered with [`Response::Audit`].
+    Audit {
+        #[serde(default)]
+        seq: u64,
+        #[serde(default)]
+        filter: AuditFilter,
+        at: AuditPosition,
+        limit: usize,
+    },
     /// A page of the agent's own notifications, newest first (keyset: `page`), answered with
     /// [`Response::Notifications`]. `limit` 0 asks for the unread count alone.
     Notifications {
@@ -526,6 +543,7 @@ impl Request {
             Request::ContactCards { .. } => "contact_cards",
             Request::ContactConversations { .. } => "contact_conversations",
             Request::Attachments { .. } => "attachments",
+            Request::Audit { .. } => "audit",
             Request::Notifications { .. } => "notifications",
             Request::MarkNotificationsRead { .. } => "mark_notifications_read",
             Request::Presence { .. } => "presence",
@@ -645,6 +663,11 @@ pub enum Response {
     /// The answer to a [`Request::ContactCards`].
     ContactCards(Vec<ContactCard>),
     Files(Vec<FileData>),
+    /// The answer to a [`Request::Audit`]: `seq` repeated.
+    Audit {
+        seq: u64,
+        page: AuditPage,
+    },
     /// The answer to a [`Request::Notifications`]: rows newest first, whether more exist
     /// beyond them (older for `newest`/`before`, newer for `oldest`/`after`), and the agent's
     /// unread count.

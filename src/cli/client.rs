@@ -190,6 +190,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Written(_) => "written",
         Response::ContactCards(_) => "contact_cards",
         Response::Files(_) => "files",
+        Response::Audit { .. } => "audit",
         Response::Notifications { .. } => "notifications",
         Response::NotificationsRead { .. } => "notifications_read",
     }

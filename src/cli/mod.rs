@@ -11,6 +11,7 @@
 //! with `--json`, that line is a JSON object, `{"error": "..."}`.
 
 pub mod attach;
+pub mod audit;
 pub mod client;
 pub mod connect;
 pub mod contacts;

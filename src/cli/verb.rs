@@ -5,7 +5,7 @@
 
 use super::client::{Client, unexpected};
 use super::{Globals, parse_conversation, write_json};
-use crate::actions::Verb;
+use crate::actions::{Owner, Verb};
 use crate::api::{Post, Request, Response};
 use crate::model::{Priority, now_millis};
 use crate::tui::action::Action;
@@ -27,9 +27,28 @@ pub struct Target {
 pub struct AssignArgs {
     #[command(flatten)]
     pub target: Target,
-    /// The agent (me: you, as the server knows you; none: nobody)
+    /// The agent (me: you, as the server knows you; none: nobody), or a team of the
+    /// workspace (moves the conversation to that team)
     #[arg(value_name = "AGENT")]
     pub agent: String,
+    /// Take it even when another agent owns it (without: refused, saying who owns it)
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct HandoffArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The agent to hand the conversation to (me: you)
+    #[arg(value_name = "AGENT")]
+    pub agent: String,
+    /// An internal note for them, written in the same step
+    #[arg(short = 'm', long = "message", value_name = "NOTE")]
+    pub note: Option<String>,
+    /// Take it even when another agent owns it
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -75,13 +94,24 @@ struct DoneJson {
     done: Vec<String>,
 }
 
-/// `braid assign ID AGENT`.
+/// `braid assign ID AGENT|TEAM [--force]`.
 pub fn assign(g: &Globals, a: &AssignArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    run(
+    let action = Action::Assign(Some(a.agent.clone()));
+    run_with(g, &a.target, &[action], false, a.force, out)
+}
+
+/// `braid handoff ID AGENT [-m NOTE] [--force]`: reassign with an internal note, one step.
+pub fn handoff(g: &Globals, a: &HandoffArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let arg = match &a.note {
+        Some(n) => format!("{} {n}", a.agent.trim()),
+        None => a.agent.trim().to_string(),
+    };
+    run_with(
         g,
         &a.target,
-        &[Action::Assign(Some(a.agent.clone()))],
+        &[Action::Handoff(Some(arg))],
         false,
+        a.force,
         out,
     )
 }
@@ -137,6 +167,18 @@ fn run(
     vip_now: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
+    run_with(g, t, actions, vip_now, false, out)
+}
+
+/// [`run`]; `force`: an assignment takes the conversation from whoever owns it.
+fn run_with(
+    g: &Globals,
+    t: &Target,
+    actions: &[Action],
+    vip_now: bool,
+    force: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let id = parse_conversation(&t.id)?;
     let (client, _config) = Client::open(g, "verb")?;
     let now = now_millis();
@@ -146,6 +188,21 @@ fn run(
         let verb: Verb = Verb::from_action(action, client.agent(), now, vip_now)
             .map_err(anyhow::Error::msg)?
             .ok_or_else(|| anyhow::anyhow!("{} needs an argument", action.name()))?;
+        // A team's name moves the conversation to the team (the server's welcome names them).
+        let verb = verb.resolve_names(&client.welcome().agents, &client.welcome().workspace_teams);
+        let verb = match verb {
+            Verb::Assign(to) if force => Verb::Reassign {
+                to,
+                owner: Owner::Any,
+                note: None,
+            },
+            Verb::Reassign { to, note, .. } if force => Verb::Reassign {
+                to,
+                owner: Owner::Any,
+                note,
+            },
+            v => v,
+        };
         let name = verb.name();
         match client.call(Request::Post {
             conversation: id,

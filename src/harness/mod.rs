@@ -153,6 +153,8 @@ impl Harness {
 }
 
 #[cfg(test)]
+mod audit_tests;
+#[cfg(test)]
 mod team_tests;
 #[cfg(test)]
 mod tests;

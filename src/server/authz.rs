@@ -55,6 +55,10 @@ pub fn needed_role(req: &Request) -> Role {
         | Request::Presence { .. }
         | Request::Who
         | Request::Attachments { .. } => Role::Viewer,
+        // Reading the audit log changes nothing, and the scope limits it to what the agent
+        // sees anyway (plus their own refusals): a viewer (a QA lead, an auditor) is who
+        // reads it most.
+        Request::Audit { .. } => Role::Viewer,
         // Their own notifications: every agent, whatever their role.
         Request::Notifications { .. } | Request::MarkNotificationsRead { .. } => Role::Viewer,
         Request::Post { post, .. } => needed_role(&Request::Write {

@@ -480,6 +480,15 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                 total,
             }
         }
+        Request::Audit {
+            seq,
+            filter,
+            at,
+            limit,
+        } => Response::Audit {
+            seq,
+            page: store.audit_page(&filter, at, limit)?,
+        },
         Request::Notifications {
             seq,
             page,
@@ -520,6 +529,10 @@ fn post_write(
         Post::Verb(verb) => match crate::actions::apply(store, conversation, verb, agent, now)? {
             crate::actions::Outcome::Done(msg) => written.done = msg,
             // A script cannot answer the question: it is the error, and nothing changed.
+            crate::actions::Outcome::Confirm {
+                question,
+                verb: crate::actions::Verb::Reassign { .. },
+            } => anyhow::bail!("{question} Nothing changed; --force takes it."),
             crate::actions::Outcome::Confirm { question, .. } => anyhow::bail!("{question}"),
         },
         Post::Note { body, seen } => {
@@ -636,6 +649,10 @@ fn narrowed(
         QueueFilter::Unassigned => {
             q.status = Some(Status::Open);
             q.assignee = Some(None);
+        }
+        QueueFilter::Team(t) => {
+            q.status = Some(Status::Open);
+            q.team = Some(Some(t.clone()));
         }
     }
     if asked.is_some() {

@@ -113,6 +113,13 @@ where
         role: who.role,
         teams: who.teams.clone(),
         agents,
+        workspace_teams: shared
+            .config
+            .workspace
+            .teams
+            .iter()
+            .map(|t| t.name.clone())
+            .collect(),
         last_event: last,
         pending_after_reply: shared.config.pending_after_reply,
         status,

@@ -19,6 +19,8 @@ pub enum QueueFilter {
     Mine(String),
     /// Open conversations nobody owns.
     Unassigned,
+    /// Open conversations of one team (`:view team billing`).
+    Team(String),
 }
 
 impl QueueFilter {
@@ -28,12 +30,21 @@ impl QueueFilter {
             "all" => Ok(QueueFilter::All),
             "mine" | "me" => Ok(QueueFilter::Mine(me.to_string())),
             "unassigned" => Ok(QueueFilter::Unassigned),
+            "team" => Err("which team? :view team NAME".into()),
+            t if t.starts_with("team ") || t.starts_with("team:") => {
+                let team = name.trim()[5..].trim();
+                if team.is_empty() {
+                    Err("which team? :view team NAME".into())
+                } else {
+                    Ok(QueueFilter::Team(team.to_string()))
+                }
+            }
             other => other
                 .parse::<Status>()
                 .map(QueueFilter::Status)
                 .map_err(|_| {
                     format!(
-                        "unknown view '{name}' (open, pending, snoozed, resolved, mine, unassigned, all)"
+                        "unknown view '{name}' (open, pending, snoozed, resolved, mine, unassigned, all, team NAME)"
                     )
                 }),
         }
@@ -45,6 +56,7 @@ impl QueueFilter {
             QueueFilter::Status(s) => s.as_str().into(),
             QueueFilter::Mine(_) => "mine".into(),
             QueueFilter::Unassigned => "unassigned".into(),
+            QueueFilter::Team(t) => format!("team {t}"),
         }
     }
 
@@ -54,6 +66,7 @@ impl QueueFilter {
             QueueFilter::Status(s) => ("c.status = ?", Some(s.as_str().to_string())),
             QueueFilter::Mine(me) => ("c.assignee = ? AND c.status = 'open'", Some(me.clone())),
             QueueFilter::Unassigned => ("c.assignee IS NULL AND c.status = 'open'", None),
+            QueueFilter::Team(t) => ("c.team = ? AND c.status = 'open'", Some(t.clone())),
         }
     }
 }
@@ -329,6 +342,99 @@ impl Store {
         })
     }
 
+    /// Assign a conversation (None: unassign) unless someone else owns it and `owner` does not
+    /// settle that, with an internal note by `actor` in the same transaction (a handoff).
+    /// Returns the other owner when it did nothing (the caller asks the agent first), None
+    /// when it assigned (audited `assigned`, with the owner before; the note audited `note`).
+    pub fn assign_checked(
+        &mut self,
+        id: ConversationId,
+        assignee: Option<&str>,
+        owner: OwnerCheck<'_>,
+        note: Option<&str>,
+        actor: &str,
+        at: Millis,
+    ) -> Result<Option<String>> {
+        let note = note.map(crate::sanitize::text);
+        let note = note.as_deref().map(str::trim_end);
+        if note.is_some_and(|n| n.trim().is_empty()) {
+            return Err(StoreError::Invalid(
+                "empty note: write what the next agent should know, or assign without one".into(),
+            ));
+        }
+        let scoped = self.scoped();
+        self.write_with(|tx| {
+            let contact = scope::conversation_contact(tx, id, scoped)?;
+            let before: Option<String> = tx
+                .prepare_cached("SELECT assignee FROM conversations WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))?;
+            if let Some(other) = &before
+                && other != actor
+                && Some(other.as_str()) != assignee
+            {
+                let agreed = match owner {
+                    OwnerCheck::Ask => false,
+                    OwnerCheck::Was(was) => was == Some(other.as_str()),
+                    OwnerCheck::Any => true,
+                };
+                if !agreed {
+                    return Ok(Some(other.clone()));
+                }
+            }
+            tx.execute(
+                "UPDATE conversations SET assignee = ?2 WHERE id = ?1",
+                (id, assignee),
+            )?;
+            events::append(
+                tx,
+                at,
+                actor,
+                EventKind::Assigned,
+                refs(id, contact),
+                Some(&serde_json::json!({ "assignee": assignee, "from": before })),
+            )?;
+            if let Some(body) = note {
+                let channel: Channel = tx.query_row(
+                    "SELECT last_channel FROM conversations WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                let message = super::messages::insert_message(
+                    tx,
+                    &super::messages::NewMessage {
+                        conversation: id,
+                        contact,
+                        channel,
+                        account: "",
+                        external_id: None,
+                        direction: Direction::Note,
+                        author: actor,
+                        subject: None,
+                        body,
+                        created_at: at,
+                        stored_at: at,
+                        delivery: None,
+                        meta: None,
+                        from_identity: None,
+                    },
+                )?;
+                events::append(
+                    tx,
+                    at,
+                    actor,
+                    EventKind::Note,
+                    EventRefs {
+                        conversation: Some(id),
+                        contact: Some(contact),
+                        message: Some(message),
+                    },
+                    None,
+                )?;
+            }
+            Ok(None)
+        })
+    }
+
     /// Change status. `snoozed_until` is required for (and only kept with) `Snoozed`.
     pub fn set_status(
         &mut self,
@@ -601,4 +707,16 @@ pub(crate) fn reopen(conn: &Connection, id: ConversationId, at: Millis, actor: &
         Some(&serde_json::json!({ "status": "open", "from": status, "reason": "customer wrote" })),
     )?;
     Ok(())
+}
+
+/// Whether [`Store::assign_checked`] may take a conversation from the agent who owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerCheck<'a> {
+    /// No: someone else's conversation is left alone (the agent is asked first).
+    Ask,
+    /// Yes if it is still this owner's (the agent said yes to taking it from them); another
+    /// owner since is asked about again.
+    Was(Option<&'a str>),
+    /// Yes, whoever owns it (`--force`).
+    Any,
 }

@@ -31,6 +31,25 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::MessageIn,
+        EventKind::MessageOut,
+        EventKind::Note,
+        EventKind::DeliveryChanged,
+        EventKind::Assigned,
+        EventKind::StatusChanged,
+        EventKind::PriorityChanged,
+        EventKind::TagAdded,
+        EventKind::TagRemoved,
+        EventKind::ConversationCreated,
+        EventKind::IdentityLinked,
+        EventKind::ContactsMerged,
+        EventKind::ContactUpdated,
+        EventKind::Imported,
+        EventKind::TeamChanged,
+        EventKind::Refused,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::MessageIn => "message_in",
@@ -51,6 +70,37 @@ impl EventKind {
             EventKind::Refused => "refused",
         }
     }
+}
+
+impl std::str::FromStr for EventKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<EventKind, String> {
+        EventKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown event kind '{s}'"))
+    }
+}
+
+/// The condition a restricted scope puts on an event (`" AND CASE ... END"`): the events of
+/// the conversations and contacts it sees, of the refusals only its own, and the events that
+/// took a conversation out of its view (moved from one of its teams, taken from its agent).
+pub(crate) fn scope_condition() -> String {
+    let cond = super::scope::AND_COND;
+    format!(
+        " AND CASE
+            WHEN kind = 'refused' THEN actor = (SELECT agent FROM temp.braid_scope_agent)
+            WHEN kind = 'team_changed' AND json_valid(data) AND json_extract(data, '$.from')
+                IN (SELECT team FROM temp.braid_scope_teams) THEN 1
+            WHEN kind = 'assigned' AND json_valid(data) AND json_extract(data, '$.from')
+                = (SELECT agent FROM temp.braid_scope_agent) THEN 1
+            WHEN conversation_id IS NOT NULL THEN EXISTS (SELECT 1 FROM conversations c
+                WHERE c.id = events.conversation_id{cond})
+            WHEN contact_id IS NOT NULL THEN EXISTS (SELECT 1 FROM conversations c
+                WHERE c.contact_id = events.contact_id{cond})
+            ELSE 1 END"
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -190,10 +240,10 @@ pub struct EventRefs {
     pub message: Option<MessageId>,
 }
 
-pub(super) const EVENT_COLUMNS: &str =
+pub(crate) const EVENT_COLUMNS: &str =
     "id, at, actor, kind, conversation_id, contact_id, message_id, data";
 
-pub(super) fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+pub(crate) fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
         id: r.get(0)?,
         at: r.get(1)?,
@@ -248,20 +298,7 @@ impl super::Store {
     /// from its agent), so a client drops what it can no longer see.
     pub fn events_since(&self, after: EventId, limit: usize) -> Result<Vec<EventRow>> {
         let scope = if self.scoped() {
-            let cond = super::scope::AND_COND;
-            format!(
-                " AND CASE
-                    WHEN kind = 'refused' THEN actor = (SELECT agent FROM temp.braid_scope_agent)
-                    WHEN kind = 'team_changed' AND json_valid(data) AND json_extract(data, '$.from')
-                        IN (SELECT team FROM temp.braid_scope_teams) THEN 1
-                    WHEN kind = 'assigned' AND json_valid(data) AND json_extract(data, '$.from')
-                        = (SELECT agent FROM temp.braid_scope_agent) THEN 1
-                    WHEN conversation_id IS NOT NULL THEN EXISTS (SELECT 1 FROM conversations c
-                        WHERE c.id = events.conversation_id{cond})
-                    WHEN contact_id IS NOT NULL THEN EXISTS (SELECT 1 FROM conversations c
-                        WHERE c.contact_id = events.contact_id{cond})
-                    ELSE 1 END"
-            )
+            scope_condition()
         } else {
             String::new()
         };

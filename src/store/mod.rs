@@ -5,6 +5,7 @@
 //! a busy timeout, and every write transaction `BEGIN IMMEDIATE` so concurrent writers queue on
 //! the lock instead of failing a deferred upgrade with SQLITE_BUSY.
 
+pub mod audit;
 pub(crate) mod bulk;
 pub mod claims;
 pub(crate) mod contacts;
@@ -20,9 +21,12 @@ mod search;
 mod sqlmap;
 mod tx;
 
+pub use audit::{AuditFilter, AuditPage, AuditPosition};
 pub use claims::ClaimRow;
 pub use contacts::{ContactProfile, ContactRow, IdentityRow, MergePreview, MergeSide};
-pub use conversations::{Counts, QueueAnchor, QueueCursor, QueueFilter, QueueRow, normalize_tag};
+pub use conversations::{
+    Counts, OwnerCheck, QueueAnchor, QueueCursor, QueueFilter, QueueRow, normalize_tag,
+};
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor};
@@ -304,6 +308,10 @@ pub fn set_cursor(
     Ok(())
 }
 
+#[cfg(test)]
+mod assign_tests;
+#[cfg(test)]
+mod audit_tests;
 #[cfg(test)]
 mod scope_tests;
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! crash mid-upgrade leaves the file at the last complete version.
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -322,4 +322,33 @@ CREATE TABLE derivations (
     name       TEXT PRIMARY KEY,
     last_event INTEGER NOT NULL
 ) WITHOUT ROWID;
+"#;
+
+/// Version 9: the audit log is append-only in the store itself, and pages by agent instantly.
+/// - `events_actor`: `braid audit --agent bob` walks bob's events newest first in the index
+///   instead of checking every event of the log.
+/// - `events_at`: a jump to a date (`:audit` on `2026-11-03`) finds its event in the index.
+/// - No event can be deleted, and no event's id, time, actor, kind, subject contact,
+///   message or detail can be changed: SQLite aborts the statement (and the caller's
+///   transaction rolls back) with a message saying so, whatever code runs it. Its
+///   conversation may change, only to point at a conversation that exists: merging two
+///   contacts folds one conversation into the other, and the events of the folded one follow
+///   it (its `contacts_merged` event keeps the folded ids), so the timeline and audit of the
+///   surviving conversation stay whole.
+pub const V9: &str = r#"
+CREATE INDEX events_actor ON events(actor, id);
+CREATE INDEX events_at ON events(at, id);
+CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events BEGIN
+    SELECT RAISE(ABORT, 'the events table is the append-only audit log: an event cannot be deleted');
+END;
+CREATE TRIGGER events_append_only_update
+BEFORE UPDATE OF id, at, actor, kind, contact_id, message_id, data ON events BEGIN
+    SELECT RAISE(ABORT, 'the events table is the append-only audit log: an event cannot be changed');
+END;
+CREATE TRIGGER events_follow_a_merge
+BEFORE UPDATE OF conversation_id ON events
+WHEN new.conversation_id IS NULL
+  OR NOT EXISTS (SELECT 1 FROM conversations WHERE id = new.conversation_id) BEGIN
+    SELECT RAISE(ABORT, 'the events table is the append-only audit log: an event''s conversation changes only when its conversation is folded into another one');
+END;
 "#;

@@ -1278,6 +1278,8 @@ fn expected_queue(s: &Store, filter: &QueueFilter) -> Vec<ConversationId> {
             *status == Status::Open && assignee.as_deref() == Some(me.as_str())
         }
         QueueFilter::Unassigned => *status == Status::Open && assignee.is_none(),
+        // No conversation of these tests has a team.
+        QueueFilter::Team(_) => false,
     });
     rows.sort_by_key(|r| std::cmp::Reverse((r.1, r.0)));
     rows.into_iter().map(|r| r.0).collect()

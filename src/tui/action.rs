@@ -27,6 +27,8 @@ pub enum Action {
     Note,
     Assign(Option<String>),
     AssignMe,
+    /// `:handoff AGENT [note]`: reassign with an internal note, in one step.
+    Handoff(Option<String>),
     Unassign,
     Resolve,
     Reopen,
@@ -42,6 +44,8 @@ pub enum Action {
     ToggleQuoted,
     // views
     View(Option<String>),
+    /// `:audit [filters]`: the audit log, newest first.
+    Audit(Option<String>),
     Search(Option<String>),
     CommandLine,
     ToggleProfile,
@@ -165,13 +169,19 @@ pub const COMMANDS: &[Command] = &[
         "assign",
         [],
         Args::Optional("agent"),
-        "Assign the conversation to an agent"
+        "Assign to an agent, or to a team (moves it there); asks before taking it from someone"
     ),
     cmd!(
         "assign_me",
         ["take"],
         Args::None,
         "Assign the conversation to me"
+    ),
+    cmd!(
+        "handoff",
+        [],
+        Args::Optional("agent [note]"),
+        "Hand the conversation to an agent with an internal note (one step, both audited)"
     ),
     cmd!("unassign", [], Args::None, "Remove the assignee"),
     cmd!(
@@ -244,8 +254,14 @@ pub const COMMANDS: &[Command] = &[
     cmd!(
         "view",
         [],
-        Args::Optional("open, pending, snoozed, resolved, mine, unassigned, all"),
-        "Show a queue view"
+        Args::Optional("open, pending, snoozed, resolved, mine, unassigned, all, team NAME"),
+        "Show a queue view (team NAME: a team's open conversations)"
+    ),
+    cmd!(
+        "audit",
+        [],
+        Args::Optional("filters: agent:NAME conv:ID kind:K since:T until:T at:T|ID|50%"),
+        "The audit log: who did what, when (newest first; Enter opens the conversation)"
     ),
     cmd!(
         "search",
@@ -353,6 +369,7 @@ impl Action {
             Action::Note => "note",
             Action::Assign(_) => "assign",
             Action::AssignMe => "assign_me",
+            Action::Handoff(_) => "handoff",
             Action::Unassign => "unassign",
             Action::Resolve => "resolve",
             Action::Reopen => "reopen",
@@ -367,6 +384,7 @@ impl Action {
             Action::IdentityAdd(_) => "identity_add",
             Action::ToggleQuoted => "toggle_quoted",
             Action::View(_) => "view",
+            Action::Audit(_) => "audit",
             Action::Search(_) => "search",
             Action::CommandLine => "command_line",
             Action::ToggleProfile => "toggle_profile",
@@ -426,6 +444,7 @@ impl Action {
             "note" => Action::Note,
             "assign" => Action::Assign(arg),
             "assign_me" => Action::AssignMe,
+            "handoff" => Action::Handoff(arg),
             "unassign" => Action::Unassign,
             "resolve" => Action::Resolve,
             "reopen" => Action::Reopen,
@@ -454,6 +473,7 @@ impl Action {
             }),
             "toggle_quoted" => Action::ToggleQuoted,
             "view" => Action::View(arg),
+            "audit" => Action::Audit(arg),
             "search" => Action::Search(arg),
             "command_line" => Action::CommandLine,
             "toggle_profile" => Action::ToggleProfile,

@@ -303,6 +303,9 @@ pub struct App {
     previous_view: Option<QueueView>,
     /// Agents seen in assignee columns, for completion.
     pub known_agents: Vec<String>,
+    /// Team names of the workspace (the welcome's): `a` completes them; assigning to one
+    /// moves the conversation to that team.
+    pub known_teams: Vec<String>,
     /// The request a [`PromptKind::Confirm`] prompt runs on y.
     confirm: Option<Request>,
     /// A reply makes an open conversation pending (config `pending_after_reply`).
@@ -353,6 +356,7 @@ impl App {
             confirm: None,
             pending_after_reply: config.pending_after_reply,
             known_agents: Vec::new(),
+            known_teams: Vec::new(),
             jump_target: None,
             notifications_unread: 0,
             notify: config.notifications,
@@ -401,6 +405,17 @@ impl App {
             fx.extend(self.open_target(t));
         }
         fx
+    }
+
+    /// `:audit [filters]`: the audit log in a sheet (see [`crate::tui::audit`]).
+    fn open_audit(&mut self, arg: Option<&str>) -> Vec<Effect> {
+        match crate::tui::audit::AuditView::parse(arg.unwrap_or(""), self.now) {
+            Ok(view) => self.open_sheet(Box::new(view)),
+            Err(e) => {
+                self.error(e);
+                Vec::new()
+            }
+        }
     }
 
     /// Open conversation `t.conversation` (as a view of its own; Esc goes back) and select
@@ -892,6 +907,11 @@ impl App {
             .map(|c| c.name)
             .unwrap_or(cmd);
         let options: Vec<String> = match name {
+            "view" if arg.starts_with("team ") => {
+                let mut t = self.known_teams.clone();
+                t.sort();
+                t
+            }
             "view" => [
                 "open",
                 "pending",
@@ -900,6 +920,7 @@ impl App {
                 "mine",
                 "unassigned",
                 "all",
+                "team",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -920,12 +941,17 @@ impl App {
                 .iter()
                 .map(|p| p.as_str().to_string())
                 .collect(),
-            "assign" => {
+            "assign" | "handoff" if !arg.contains(' ') => {
                 let mut a = self.known_agents.clone();
                 if !a.contains(&self.agent) {
                     a.push(self.agent.clone());
                 }
                 a.sort();
+                if name == "assign" {
+                    let mut teams = self.known_teams.clone();
+                    teams.sort();
+                    a.extend(teams.into_iter().filter(|t| !self.known_agents.contains(t)));
+                }
                 a
             }
             "untag" => self.profile.conversation_tags.clone(),
@@ -1207,10 +1233,13 @@ impl App {
             Action::ReplyVia(Some(ch)) => self.compose(ComposeKind::Reply, Some(ch)),
             Action::Note => self.compose(ComposeKind::Note, None),
             Action::Assign(None) => self.prompt("assign "),
+            Action::Handoff(None) => self.prompt("handoff "),
+            Action::Audit(arg) => self.open_audit(arg.as_deref()),
             // The workflow verbs: one mapping and one execution, shared with the CLI
             // (crate::actions).
             verb @ (Action::Assign(Some(_))
             | Action::AssignMe
+            | Action::Handoff(Some(_))
             | Action::Unassign
             | Action::Resolve
             | Action::Reopen
@@ -1225,7 +1254,9 @@ impl App {
             | Action::Claim(Some(_))) => {
                 let vip = self.queue.current().map(|r| r.vip).unwrap_or(false);
                 match crate::actions::Verb::from_action(&verb, &self.agent, self.now, vip) {
-                    Ok(Some(v)) => self.write(Write::Verb(v)),
+                    Ok(Some(v)) => self.write(Write::Verb(
+                        v.resolve_names(&self.known_agents, &self.known_teams),
+                    )),
                     Ok(None) => self.prompt(&format!("{} ", verb.name())),
                     Err(e) => {
                         self.error(e);
@@ -2259,6 +2290,7 @@ impl App {
             | Response::ContactCards(_)
             | Response::Written(_)
             | Response::Files(_)
+            | Response::Audit { .. }
             | Response::Notifications { .. }
             | Response::NotificationsRead { .. }
             | Response::Status(_) => Vec::new(),

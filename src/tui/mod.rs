@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod app;
+pub mod audit;
 pub mod keymap;
 pub mod notifications;
 pub mod runtime;

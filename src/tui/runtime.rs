@@ -140,6 +140,11 @@ pub async fn run(
             app.known_agents.push(a.clone());
         }
     }
+    for t in &welcome.workspace_teams {
+        if !app.known_teams.contains(t) {
+            app.known_teams.push(t.clone());
+        }
+    }
     let mut link = Link {
         conn: Some(conn),
         incoming: Some(incoming),

@@ -127,6 +127,17 @@ pub trait SheetSource: Send {
         let _ = (action, selected);
         None
     }
+    /// Whether rows exist above the first page (a view that opened somewhere in the middle
+    /// of its list: the audit log's jumps). Asked when a [`PageAt::Top`] page arrives.
+    fn more_above_top(&self) -> bool {
+        false
+    }
+    /// Whether the view's last [`SheetSource::action`] changed where its list starts (the
+    /// audit log's jump to the middle): the sheet then loads it again from its top. Reset by
+    /// the call.
+    fn take_reload(&mut self) -> bool {
+        false
+    }
     /// The hint shown when the list is empty.
     fn empty(&self) -> String {
         "nothing here".into()
@@ -240,7 +251,7 @@ impl Sheet {
             PageAt::Top => {
                 self.loading = false;
                 self.rows = page.rows;
-                self.more_above = false;
+                self.more_above = self.source.more_above_top();
                 self.more_below = page.more;
                 self.selected = keep
                     .and_then(|k| self.rows.iter().position(|r| r.key == k))
@@ -391,8 +402,14 @@ impl Sheet {
             other => {
                 let selected = self.rows.get(self.selected).cloned();
                 return match self.source.action(other, selected.as_ref()) {
-                    Some(e) => SheetOutcome {
-                        requests: e.requests,
+                    Some(mut e) => SheetOutcome {
+                        requests: {
+                            // The view moved its list (a jump): load it again from its top.
+                            if self.source.take_reload() {
+                                e.requests.push(self.reload());
+                            }
+                            e.requests
+                        },
                         open: e.open,
                         close: e.close,
                         info: e.info,
