@@ -348,7 +348,8 @@ fn a_viewer_is_refused_every_change_with_one_line_and_an_audit_event() {
         vec!["resolve", sid.as_str()],
     ] {
         let out = t.braid_as("bob", &args, &[]);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        // 4: the server refused (scripts tell it from other failures).
+        assert_eq!(out.status.code(), Some(4), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains("viewer"), "{args:?}: {err}");
@@ -616,8 +617,10 @@ impl Terminal {
 
 impl Drop for Terminal {
     fn drop(&mut self) {
+        // The session may be gone already (its braid was killed).
         let _ = Command::new("tmux")
             .args(["kill-session", "-t", &self.name])
+            .stderr(Stdio::null())
             .status();
     }
 }
@@ -707,6 +710,55 @@ teams = ["billing", "support"]
         replies(&t),
         vec!["ann: Your refund is on its way".to_string()]
     );
+
+    // Ann mentions Bob in a note, from her shell: his screen counts it, `g n` lists it, Enter
+    // takes him to the note.
+    let out = t.braid_as(
+        "ann",
+        &[
+            "note",
+            &id,
+            "--text",
+            "@bob the customer may call back, all yours",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{out:?}");
+    bob.wait_for("1 notification");
+    bob.keys(&["g", "n"]);
+    let list = bob.wait_for("ann mentioned you");
+    assert!(list.contains(&format!("#{id}")), "{list}");
+    bob.keys(&["Enter"]);
+    bob.wait_until("the list closed", |s| {
+        s.contains(" NORMAL ") && !s.contains("notification")
+    });
+    // The audit log tells all of it, with the agents the kernel vouched for (a refusal is
+    // shown to its agent and to admins: here Ann, for her stopped send).
+    let audit = t.json_as("ann", &["audit", "--conversation", &id, "--json"]);
+    let rows = audit
+        .as_array()
+        .or_else(|| audit["events"].as_array())
+        .unwrap();
+    let has = |actor: &str, kind: &str| {
+        rows.iter()
+            .any(|e| e["actor"] == actor && e["kind"] == kind)
+    };
+    assert!(has("ann", "refused"), "the stopped send: {audit}");
+    assert!(has("bob", "note"), "{audit}");
+    assert!(has("ann", "message_out"), "{audit}");
+    assert!(has("ann", "note"), "{audit}");
+    let stopped = rows
+        .iter()
+        .find(|e| e["actor"] == "ann" && e["kind"] == "refused")
+        .unwrap();
+    assert!(stopped.to_string().contains("changed since"), "{stopped}");
+    // :audit in Ann's terminal shows the same.
+    ann.keys(&[":"]);
+    ann.text(&format!("audit conv:{id}"));
+    ann.keys(&["Enter"]);
+    ann.wait_for("REFUSED");
+    ann.keys(&["Escape"]);
+    ann.wait_until("the list closed", |s| s.contains(" NORMAL "));
 
     // kill -9 Bob's braid: he is off Ann's screen within seconds.
     ann.wait_for("Bob Stone is viewing");
