@@ -2024,7 +2024,8 @@ fn run() -> anyhow::Result<bool> {
         &sock,
         s.webchat,
         opts.agents,
-        40,
+        // One visitor's messages stay inside the web chat's flood limit (20 a minute).
+        15,
         &errors,
     )) {
         Ok(s) => s,

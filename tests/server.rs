@@ -1358,3 +1358,62 @@ fn taking_someone_elses_conversation_asks_first_and_a_handoff_carries_a_note() {
         "{summaries:?}"
     );
 }
+
+/// A customer's message in a conversation assigned to the agent reaches each of their
+/// sessions as a notification, from a real server process, whoever stored the message (here
+/// another process writing the store file, as a channel would).
+#[test]
+fn a_customer_message_in_my_conversation_notifies_each_of_my_sessions() {
+    let f = fixture("");
+    let _server = Server::start(&f.config, &f.data, &f.socket);
+    rt().block_on(async {
+        let (a, mut rx_a) = connect_socket(&f.socket, Hello::new("a", None))
+            .await
+            .unwrap();
+        let (_b, mut rx_b) = connect_socket(&f.socket, Hello::new("b", None))
+            .await
+            .unwrap();
+        let me = a.welcome().agent.clone();
+        let r = a
+            .call(Request::Write {
+                conversation: f.conversation,
+                contact: f.contact,
+                write: Write::Verb(braid::actions::Verb::Assign(Some(me.clone()))),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(r, Response::Done(_)), "{r:?}");
+        {
+            let mut store = Store::open(&f.data.join(braid::store::DB_FILE)).unwrap();
+            ingest(
+                &mut store,
+                &inbound(
+                    "<m9@x.org>",
+                    "ann@x.org",
+                    "Ann Lee",
+                    "any news on the refund?",
+                ),
+                &Settings::default(),
+            )
+            .unwrap();
+        }
+        for rx in [&mut rx_a, &mut rx_b] {
+            let rows = tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    match rx.recv().await {
+                        Some(Incoming::Notification { rows, .. }) if !rows.is_empty() => {
+                            break rows;
+                        }
+                        Some(_) => continue,
+                        None => panic!("closed"),
+                    }
+                }
+            })
+            .await
+            .expect("no notification within 10 s");
+            assert_eq!(rows[0].agent, me);
+            assert_eq!(rows[0].conversation_id, Some(f.conversation));
+            assert_eq!(rows[0].excerpt, "any news on the refund?");
+        }
+    });
+}

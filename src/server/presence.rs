@@ -4,8 +4,8 @@
 //! killed client's socket closes with it) or, for a connection that hangs without closing (an
 //! SSH link that died silently), when it has not reported for [`EXPIRE`].
 //!
-//! Every change bumps a generation on a watch channel; each session that reports presence
-//! sends its agent the whole list, filtered to what that agent may see (a conversation outside
+//! Every change signals a watch channel; each session that reports presence sends its agent
+//! the whole list, filtered to what that agent may see (a conversation outside
 //! their teams is shown as "online" without the conversation).
 
 use super::Identity;
@@ -38,7 +38,9 @@ struct Slot {
 /// The server's presence table.
 pub(crate) struct Presence {
     slots: Mutex<HashMap<u64, Slot>>,
-    generation: watch::Sender<u64>,
+    /// Signalled on every change (the value is nothing: a watch coalesces signals, so a
+    /// session that was busy sends the list once for many changes).
+    changed: watch::Sender<()>,
     next_session: AtomicU64,
 }
 
@@ -53,7 +55,7 @@ impl Presence {
     pub fn new() -> Presence {
         Presence {
             slots: Mutex::new(HashMap::new()),
-            generation: watch::channel(0).0,
+            changed: watch::channel(()).0,
             next_session: AtomicU64::new(1),
         }
     }
@@ -63,13 +65,13 @@ impl Presence {
         self.next_session.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Follow changes: the value is a generation number, bumped on every change.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.generation.subscribe()
+    /// Follow changes.
+    pub fn subscribe(&self) -> watch::Receiver<()> {
+        self.changed.subscribe()
     }
 
     fn bump(&self) {
-        self.generation.send_modify(|g| *g += 1);
+        self.changed.send_replace(());
     }
 
     /// Session `session` of `who` reports what it does. Others hear of it only when something
