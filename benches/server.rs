@@ -34,6 +34,11 @@
 //! 4. **the old shared-file model**: `--followers` (3) `braid::feed::spawn_feed` followers at the
 //!    interval the TUI used before the server (100 ms), on the same store file during the load
 //!    run: change → seen beside the server's push.
+//! 5. **working as a team** ([`team`]), after the load on the same server: presence change →
+//!    every other agent connection's screen (50 connections, changes one at a time), and a
+//!    customer's message in a conversation assigned to the agent → the notification on each of
+//!    the agent's 50 sessions. (An assigning agent that meets a conversation someone else owns
+//!    is asked first, and says yes.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use braid::api::paths::connect_socket;
@@ -1204,9 +1209,17 @@ async fn agent(
                         contact: row.contact_id,
                         write,
                     };
-                    let sent_ms = now_millis();
-                    let sent = Instant::now();
-                    if call(&conn, req, &mut out, &shared, &who).await.is_some() {
+                    let mut sent_ms = now_millis();
+                    let mut sent = Instant::now();
+                    let mut answer = call(&conn, req, &mut out, &shared, &who).await;
+                    // Taking a conversation another agent owns asks first (the demo's
+                    // history assigned many): say yes, as an agent at the keyboard would.
+                    if let Some(Response::Confirm { request, .. }) = answer {
+                        sent_ms = now_millis();
+                        sent = Instant::now();
+                        answer = call(&conn, *request, &mut out, &shared, &who).await;
+                    }
+                    if answer.is_some() {
                         out.writes.push(WriteRec {
                             agent: i,
                             conversation: row.id,
