@@ -190,10 +190,11 @@ impl Theme {
 /// Why a config could not be loaded. Every message is one line.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    /// (Not a `source`: the message says the cause once; as a source, `{:#}` said it twice.)
+    #[error("cannot read config file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A syntax error, an unknown key or a bad value.
     #[error("config file {path}, line {line}: {message}")]
@@ -287,7 +288,7 @@ impl Config {
                     Some((path, text))
                 }
                 Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(source) => return Err(ConfigError::Read { path, source }),
+                Err(error) => return Err(ConfigError::Read { path, error }),
             },
             None => None,
         };
@@ -943,6 +944,18 @@ mod tests {
             xdg_data_dir: Some(dir.join("xdg-data/braid")),
             home: Some(dir.join("home")),
         }
+    }
+
+    /// A config file named but missing is one line saying why once (it said "No such file or
+    /// directory" twice: the cause was both in the message and its source).
+    #[test]
+    fn a_missing_named_config_says_why_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.toml");
+        let err = Config::load_with(Some(&missing), None, &env_in(dir.path())).unwrap_err();
+        let line = format!("{:#}", anyhow::Error::from(err));
+        assert!(line.starts_with("cannot read config file "), "{line}");
+        assert_eq!(line.matches("os error 2").count(), 1, "{line}");
     }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
