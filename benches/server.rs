@@ -313,6 +313,7 @@ fn workspace(opts: &Opts) -> anyhow::Result<PathBuf> {
             dir.display(),
             std::fs::read_to_string(&marker)?.trim()
         );
+        audit_history(&db, opts.messages)?;
         return Ok(dir);
     }
     if dir.exists() {
@@ -342,8 +343,74 @@ fn workspace(opts: &Opts) -> anyhow::Result<PathBuf> {
         report.contacts, report.conversations, report.messages, secs
     );
     println!("workspace: {line}");
+    audit_history(&db, opts.messages)?;
     std::fs::write(&marker, line + "\n")?;
     Ok(dir)
+}
+
+/// The demo's history is messages, not a team's year of changes: its events table is nearly
+/// empty. Give it `events` of them (as many as messages: a million at full size), spread over
+/// the last year, 50 agents assigning, moving, tagging, prioritizing, with a refusal now and
+/// then, so `:audit`'s pages and jumps are measured on a log of that size. Once per workspace.
+fn audit_history(db: &Path, events: usize) -> anyhow::Result<()> {
+    use braid::store::{EventKind, EventRefs};
+    let mut store = Store::open(db)?;
+    let have = store.last_event_id()?.0 as usize;
+    if have >= events {
+        return Ok(());
+    }
+    let conversations = store.queue_count(&QueueFilter::All)?.max(1);
+    let t = Instant::now();
+    let n = events - have;
+    let now = now_millis();
+    let year: Millis = 365 * 86_400_000;
+    let mut rng = Rng::new(7);
+    let tx = store.write()?;
+    for i in 0..n {
+        let at = now - year + (year as f64 * i as f64 / n as f64) as Millis;
+        let actor = format!("agent{}", rng.below(50));
+        let conversation = ConversationId(1 + rng.below(conversations as usize) as i64);
+        let (kind, data) = match i % 7 {
+            0 | 1 => (
+                EventKind::Assigned,
+                serde_json::json!({ "assignee": format!("agent{}", rng.below(50)), "from": null }),
+            ),
+            2 => (
+                EventKind::StatusChanged,
+                serde_json::json!({ "status": "resolved", "snoozed_until": null }),
+            ),
+            3 => (EventKind::TagAdded, serde_json::json!({ "tag": "refund" })),
+            4 => (
+                EventKind::PriorityChanged,
+                serde_json::json!({ "priority": "high" }),
+            ),
+            5 => (
+                EventKind::StatusChanged,
+                serde_json::json!({ "status": "open", "snoozed_until": null }),
+            ),
+            _ => (
+                EventKind::Refused,
+                serde_json::json!({ "action": "vip", "reason": "needs the supervisor role" }),
+            ),
+        };
+        tx.append_event(
+            at,
+            &actor,
+            kind,
+            EventRefs {
+                conversation: Some(conversation),
+                contact: None,
+                message: None,
+            },
+            Some(&data),
+        )?;
+    }
+    tx.commit()?;
+    println!(
+        "workspace: added {n} audit events (a year of 50 agents' changes) in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// A scratch copy of the workspace with a config that turns the web chat on.
