@@ -219,6 +219,11 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     let lock = ServerLock::acquire(&data_dir)?;
     let store = Store::open_dir(&data_dir)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    // Statistics that a bulk load took while the events table was empty mislead the planner
+    // once the log has grown (see `Store::refresh_statistics`).
+    if let Err(e) = store.refresh_statistics() {
+        tracing::warn!("refreshing the store's statistics: {e}");
+    }
     let last = store.last_event_id()?;
     let db_path = data_dir.join(DB_FILE);
 
@@ -282,6 +287,26 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
             &shared,
         ))));
     }
+    // The planner's statistics, kept current as the store grows (cheap when nothing did).
+    let sh = Arc::clone(&shared);
+    tasks.push(tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let sh = Arc::clone(&sh);
+            let done = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                let store = sh.take_store()?;
+                let r = store.refresh_statistics();
+                sh.give_store(store);
+                Ok(r?)
+            })
+            .await;
+            if let Ok(Err(e)) = done {
+                tracing::warn!("refreshing the store's statistics: {e}");
+            }
+        }
+    }));
     // Presence of connections that hang without closing expires.
     let sh = Arc::clone(&shared);
     tasks.push(tokio::spawn(async move {

@@ -415,6 +415,56 @@ mod tests {
         assert_eq!(changes[1].what, "bob assigned it to bob");
     }
 
+    /// Statistics taken while the events table was nearly empty (a bulk load does) made the
+    /// planner read "events after N" through a whole index and sort it once the table had
+    /// grown; refreshing them gives back the rowid range.
+    #[test]
+    fn stale_statistics_are_refreshed_and_the_feed_reads_a_range_again() {
+        let mut s = Store::open_in_memory().unwrap();
+        customer(&mut s, "<1@x>", "first");
+        s.conn().execute_batch("ANALYZE;").unwrap();
+        {
+            let tx = s.write().unwrap();
+            for i in 0..20_000 {
+                tx.append_event(
+                    i,
+                    "bench",
+                    super::EventKind::TagAdded,
+                    super::EventRefs::default(),
+                    None,
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let plan = |s: &Store| -> String {
+            let mut stmt = s
+                .conn()
+                .prepare(
+                    "EXPLAIN QUERY PLAN SELECT id, at, actor, kind, conversation_id, contact_id,
+                     message_id, data FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+                )
+                .unwrap();
+            stmt.query_map((10_000, 500), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .unwrap()
+                .join("; ")
+        };
+        let before = plan(&s);
+        assert!(
+            !before.contains("SEARCH events USING INTEGER PRIMARY KEY"),
+            "the premise: stale statistics mislead the planner ({before})"
+        );
+        s.refresh_statistics().unwrap();
+        let after = plan(&s);
+        assert!(
+            after.contains("SEARCH events USING INTEGER PRIMARY KEY")
+                && !after.contains("TEMP B-TREE"),
+            "before: {before}; after: {after}"
+        );
+    }
+
     #[test]
     fn a_guarded_write_writes_nothing_when_stale_and_everything_when_not() {
         let mut s = Store::open_in_memory().unwrap();
