@@ -165,13 +165,24 @@ impl Store {
         }
     }
 
+    /// The query plan of the log's bounds (tests: no scan).
+    #[cfg(test)]
+    pub(crate) fn audit_bounds_plan(&self) -> String {
+        let mut stmt = self
+            .conn()
+            .prepare(&format!("EXPLAIN QUERY PLAN {BOUNDS_SQL}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        stmt.query_map([], |r| r.get::<_, String>(3))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .join("; ")
+    }
+
     /// The id `f` (0..=1) of the way from the oldest event's id to the newest's.
     fn event_at_fraction(&self, f: f64) -> Result<i64> {
-        let (lo, hi): (Option<i64>, Option<i64>) =
-            self.conn()
-                .query_row("SELECT min(id), max(id) FROM events", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
+        let (lo, hi): (Option<i64>, Option<i64>) = self
+            .conn()
+            .query_row(BOUNDS_SQL, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let (Some(lo), Some(hi)) = (lo, hi) else {
             return Ok(0);
         };
@@ -290,6 +301,11 @@ impl Store {
         }
     }
 }
+
+/// The oldest and newest event ids. Two subqueries: SQLite answers a lone min() or max() from
+/// the end of the rowid, but `min(id), max(id)` together scan the table (53 ms p50 at a
+/// million events, the whole cost of a jump to the middle).
+const BOUNDS_SQL: &str = "SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)";
 
 /// Which way a page walks the ids.
 #[derive(Debug, Clone, Copy)]

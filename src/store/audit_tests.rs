@@ -323,6 +323,9 @@ fn every_page_is_an_index_walk() {
             assert!(!text.contains("SCAN events"), "{f:?}: {text}");
         }
     }
+    // The jump to a fraction reads the log's two ends, not the log.
+    let bounds = store.audit_bounds_plan();
+    assert!(!bounds.contains("SCAN events"), "{bounds}");
 }
 
 #[test]
