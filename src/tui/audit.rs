@@ -185,6 +185,10 @@ impl SheetSource for AuditView {
 
     /// A key bound to `audit at:...` in the `[sheet]` section of a keymap (e.g.
     /// `"%" = "audit at:50%"`): jump without leaving the list. Filters stay as they are.
+    fn commands(&self) -> &'static [&'static str] {
+        &["audit"]
+    }
+
     fn action(
         &mut self,
         action: &crate::tui::action::Action,

@@ -141,6 +141,10 @@ impl SheetSource for NotificationsView {
         }
     }
 
+    fn commands(&self) -> &'static [&'static str] {
+        &["mark_all_read"]
+    }
+
     fn action(&mut self, action: &Action, _selected: Option<&SheetRow>) -> Option<SheetEnter> {
         match action {
             Action::MarkAllRead => Some(SheetEnter {

@@ -121,6 +121,11 @@ pub trait SheetSource: Send {
             ..SheetEnter::default()
         }
     }
+    /// The commands of the `[sheet]` keymap this view answers in [`SheetSource::action`]
+    /// (`mark_all_read`): the footer hints at these and the generic ones only.
+    fn commands(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// A command of the sheet's keymap that is not movement, Enter or close (`selected`: the
     /// selected row). `None`: this view has no such command (the sheet says so).
     fn action(&mut self, action: &Action, selected: Option<&SheetRow>) -> Option<SheetEnter> {

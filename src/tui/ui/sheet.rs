@@ -101,7 +101,11 @@ pub fn draw(f: &mut Frame<'_>, app: &App, sheet: &Sheet, area: Rect) {
     let mut seen: Vec<String> = Vec::new();
     for b in app.keymap.bindings(KeyMode::Sheet) {
         let name = b.command.split(' ').next().unwrap_or_default().to_string();
-        if MOVES.contains(&name.as_str()) || seen.contains(&name) {
+        let generic = matches!(name.as_str(), "open" | "cancel" | "help");
+        if MOVES.contains(&name.as_str())
+            || seen.contains(&name)
+            || !(generic || sheet.source.commands().contains(&name.as_str()))
+        {
             continue;
         }
         seen.push(name);
