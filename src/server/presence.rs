@@ -320,6 +320,34 @@ mod tests {
         assert_eq!(p.view(&all)[0].since, 120);
     }
 
+    /// A heartbeat from the same conversation is news when the conversation moved team or
+    /// changed hands (who may see where the agent is changed), either one alone.
+    #[test]
+    fn a_conversation_that_moved_team_or_assignee_is_pushed_again() {
+        let p = Presence::new();
+        let mut rx = p.subscribe();
+        let bob = agent("bob", Role::Agent, &["support"]);
+        let s = p.session_id();
+        let at = |team: &str, assignee: Option<&str>| Place {
+            team: Some(team.into()),
+            assignee: assignee.map(str::to_string),
+        };
+        let c = Some(ConversationId(4));
+        p.report(s, &bob, c, at("support", None), Activity::Viewing, 1);
+        rx.borrow_and_update();
+        p.report(s, &bob, c, at("sales", None), Activity::Viewing, 2);
+        assert!(rx.has_changed().unwrap(), "the team alone");
+        rx.borrow_and_update();
+        p.report(s, &bob, c, at("sales", Some("carol")), Activity::Viewing, 3);
+        assert!(rx.has_changed().unwrap(), "the assignee alone");
+        rx.borrow_and_update();
+        p.report(s, &bob, c, at("sales", Some("carol")), Activity::Viewing, 4);
+        assert!(!rx.has_changed().unwrap(), "nothing");
+        // And what others see follows: carol now sees where bob is.
+        let carol = Scope::teams("carol", ["billing"]);
+        assert_eq!(p.view(&carol)[0].conversation, c);
+    }
+
     #[test]
     fn leaving_and_expiry_remove_the_entry() {
         let p = Presence::new();
