@@ -495,46 +495,46 @@ mod tests {
     use super::*;
     use crate::api::{Request, Response, Write};
 
+    /// A store in `data` with one customer's email conversation.
+    fn one_conversation(data: &Path) -> (crate::model::ConversationId, crate::model::ContactId) {
+        let mut store = Store::open_dir(data).unwrap();
+        let r = crate::ingest::ingest(
+            &mut store,
+            &crate::ingest::Inbound {
+                channel: crate::model::Channel::Email,
+                account: String::new(),
+                external_id: "<a@x>".into(),
+                direction: crate::model::Direction::In,
+                customer: crate::identity::Claim::new(crate::model::IdentityKind::Email, "a@x.org"),
+                linked: vec![],
+                customer_name: Some("A".into()),
+                author: None,
+                subject: None,
+                body: "hello".into(),
+                sent_at: crate::model::now_millis(),
+                meta: None,
+                cursor: None,
+            },
+            &crate::ingest::Settings::default(),
+        )
+        .unwrap();
+        match r {
+            crate::ingest::Ingested::Stored {
+                conversation,
+                contact,
+                ..
+            } => (conversation, contact),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// A server without a worker (a one-shot command's) still pushes: its status watch ends at
     /// once, which must not stop the session's pushes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pushes_reach_other_sessions_without_a_worker() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let (conversation, contact) = {
-            let mut store = Store::open_dir(&data).unwrap();
-            let r = crate::ingest::ingest(
-                &mut store,
-                &crate::ingest::Inbound {
-                    channel: crate::model::Channel::Email,
-                    account: String::new(),
-                    external_id: "<a@x>".into(),
-                    direction: crate::model::Direction::In,
-                    customer: crate::identity::Claim::new(
-                        crate::model::IdentityKind::Email,
-                        "a@x.org",
-                    ),
-                    linked: vec![],
-                    customer_name: Some("A".into()),
-                    author: None,
-                    subject: None,
-                    body: "hello".into(),
-                    sent_at: crate::model::now_millis(),
-                    meta: None,
-                    cursor: None,
-                },
-                &crate::ingest::Settings::default(),
-            )
-            .unwrap();
-            match r {
-                crate::ingest::Ingested::Stored {
-                    conversation,
-                    contact,
-                    ..
-                } => (conversation, contact),
-                other => panic!("{other:?}"),
-            }
-        };
+        let (conversation, contact) = one_conversation(&data);
         let mut opts = ServerOptions::new(Config::with_data_dir(&data));
         opts.run_worker = false;
         let server = start(opts).await.unwrap();
@@ -575,39 +575,11 @@ mod tests {
         use crate::server::workspace::{AgentDef, Workspace};
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let conversation = {
-            let mut store = Store::open_dir(&data).unwrap();
-            let r = crate::ingest::ingest(
-                &mut store,
-                &crate::ingest::Inbound {
-                    channel: crate::model::Channel::Email,
-                    account: String::new(),
-                    external_id: "<a@x>".into(),
-                    direction: crate::model::Direction::In,
-                    customer: crate::identity::Claim::new(
-                        crate::model::IdentityKind::Email,
-                        "a@x.org",
-                    ),
-                    linked: vec![],
-                    customer_name: Some("A".into()),
-                    author: None,
-                    subject: None,
-                    body: "hello".into(),
-                    sent_at: crate::model::now_millis(),
-                    meta: None,
-                    cursor: None,
-                },
-                &crate::ingest::Settings::default(),
-            )
+        let (conversation, _) = one_conversation(&data);
+        Store::open_dir(&data)
+            .unwrap()
+            .assign(conversation, Some("ann"), "ann", crate::model::now_millis())
             .unwrap();
-            let crate::ingest::Ingested::Stored { conversation, .. } = r else {
-                panic!("{r:?}")
-            };
-            store
-                .assign(conversation, Some("ann"), "ann", crate::model::now_millis())
-                .unwrap();
-            conversation
-        };
         let agent = |name: &str, role| AgentDef {
             user: format!("u-{name}"),
             name: name.into(),
