@@ -52,6 +52,8 @@ pub struct Config {
     pub telegram: Option<crate::channels::telegram::TelegramConfig>,
     /// `[[email]]`: the mailboxes braid reads and answers from.
     pub email: Vec<crate::channels::email::EmailAccount>,
+    /// `[[events]]`: signed event sources (`POST /hooks/events/NAME`: call logs, purchases...).
+    pub events: Vec<crate::channels::hooks::events::EventsConfig>,
     /// `[server]`, `[[teams]]`, `[[agents]]`: who works here and where the server listens (the
     /// server reads these from its own config; a client's are only its `[server] socket`).
     pub workspace: crate::server::workspace::Workspace,
@@ -107,6 +109,12 @@ pub struct Theme {
     pub email: Color,
     pub telegram: Color,
     pub webchat: Color,
+    pub whatsapp: Color,
+    /// Instagram and Messenger.
+    pub meta: Color,
+    pub sms: Color,
+    /// Call logs and external events.
+    pub event: Color,
     pub inbound: Color,
     pub outbound: Color,
     pub note_fg: Color,
@@ -133,6 +141,10 @@ impl Default for Theme {
             email: Color::Yellow,
             telegram: Color::LightBlue,
             webchat: Color::LightGreen,
+            whatsapp: Color::Green,
+            meta: Color::LightMagenta,
+            sms: Color::LightYellow,
+            event: Color::Gray,
             inbound: Color::Reset,
             outbound: Color::LightCyan,
             note_fg: Color::Indexed(223),
@@ -165,6 +177,10 @@ impl Theme {
             email: Color::Indexed(130),
             telegram: Color::Blue,
             webchat: Color::Green,
+            whatsapp: Color::Indexed(28),
+            meta: Color::Magenta,
+            sms: Color::Indexed(136),
+            event: Color::Indexed(242),
             inbound: Color::Reset,
             outbound: Color::Indexed(24),
             note_fg: Color::Indexed(94),
@@ -316,6 +332,7 @@ impl Config {
             webchat: Default::default(),
             telegram: None,
             email: Vec::new(),
+            events: Vec::new(),
             workspace: Default::default(),
         }
     }
@@ -351,17 +368,35 @@ impl Config {
             // Web chat messages are stored under the account "".
             teams.insert((Channel::WebChat, String::new()), team.clone());
         }
+        for source in &self.events {
+            if let Some(team) = &source.team {
+                // A source's call logs and its other events, under the source's name.
+                teams.insert((Channel::Phone, source.name.clone()), team.clone());
+                teams.insert((Channel::Event, source.name.clone()), team.clone());
+            }
+        }
         crate::ingest::Settings {
             reopen_window_ms: self.reopen_window_ms,
             teams,
         }
     }
 
-    /// What the worker needs to run the web chat, when `[webchat] enabled = true`.
+    /// What the worker needs to run the web chat, when `[webchat] enabled = true`, with the
+    /// webhook sources it serves under `/hooks/`.
     pub fn webchat_options(&self) -> Option<crate::channels::webchat::Options> {
         self.webchat.enabled.then(|| {
-            crate::channels::webchat::Options::new(self.webchat.clone(), self.ingest_settings())
+            let mut o = crate::channels::webchat::Options::new(
+                self.webchat.clone(),
+                self.ingest_settings(),
+            );
+            o.hooks = self.hook_specs();
+            o
         })
+    }
+
+    /// Every configured webhook source.
+    pub fn hook_specs(&self) -> Vec<crate::channels::hooks::SourceSpec> {
+        self.events.iter().map(|e| e.spec()).collect()
     }
 }
 
@@ -403,6 +438,8 @@ struct RawConfig {
     telegram: Option<Spanned<crate::channels::telegram::RawTelegramConfig>>,
     #[serde(default)]
     email: Vec<Spanned<crate::channels::email::RawEmailAccount>>,
+    #[serde(default)]
+    events: Vec<Spanned<crate::channels::hooks::events::RawEventsConfig>>,
     #[serde(default)]
     server: crate::server::workspace::RawServer,
     #[serde(default)]
@@ -656,6 +693,34 @@ impl RawConfig {
             .resolve()
             .map_err(|(span, key, message)| ctx.invalid(span, key, message))?;
 
+        let mut events: Vec<crate::channels::hooks::events::EventsConfig> = Vec::new();
+        for raw in &self.events {
+            let source = raw
+                .get_ref()
+                .resolve()
+                .map_err(|(key, m)| ctx.invalid(raw.span(), &format!("events.{key}"), m))?;
+            if events.iter().any(|e| e.name == source.name) {
+                return Err(ctx.invalid(
+                    raw.span(),
+                    "events.name",
+                    format!("two [[events]] sources are named '{}'", source.name),
+                ));
+            }
+            events.push(source);
+        }
+        // Webhooks arrive on the web chat's HTTP listener.
+        if let Some(first) = self.events.first()
+            && !webchat.enabled
+        {
+            return Err(ctx.invalid(
+                first.span(),
+                "events",
+                "webhooks are served by the web chat's HTTP listener: add [webchat] with \
+                 enabled = true and listen = \"ADDRESS:PORT\" (behind your TLS proxy)"
+                    .into(),
+            ));
+        }
+
         let workspace =
             crate::server::workspace::resolve(&self.server, &self.teams, &self.agents, |p| {
                 expand_path(p, base, env)
@@ -675,6 +740,11 @@ impl RawConfig {
         }
         if let Some(t) = webchat.team.as_deref() {
             channel_teams.push(("webchat.team".into(), t));
+        }
+        for e in &events {
+            if let Some(t) = &e.team {
+                channel_teams.push((format!("events.team (source '{}')", e.name), t));
+            }
         }
         for (key, team) in channel_teams {
             if !workspace.teams.iter().any(|t| t.name == team) {
@@ -709,6 +779,7 @@ impl RawConfig {
             webchat,
             telegram,
             email,
+            events,
         })
     }
 }

@@ -22,6 +22,10 @@ pub enum IdentityError {
     Telegram(String),
     #[error("'{0}' is not a web-chat visitor id")]
     WebChat(String),
+    #[error("'{0}' is not an Instagram or Messenger user id (digits)")]
+    Scoped(String),
+    #[error("'{0}' is not an external id (SOURCE:ID, letters, digits and - _ . : @ only)")]
+    External(String),
 }
 
 /// One identifier as a channel reported it, before normalization.
@@ -127,6 +131,32 @@ pub fn normalize(kind: IdentityKind, raw: &str) -> Result<String, IdentityError>
                 Err(IdentityError::WebChat(shown(raw)))
             }
         }
+        // Page- or account-scoped ids Meta gives a person (PSID, IGSID): digits.
+        IdentityKind::Instagram | IdentityKind::Messenger => {
+            if !v.is_empty() && v.len() <= 32 && v.chars().all(|c| c.is_ascii_digit()) {
+                Ok(v.to_string())
+            } else {
+                Err(IdentityError::Scoped(shown(raw)))
+            }
+        }
+        // Another system's id for the person, namespaced by that system: "shop:48213".
+        IdentityKind::External => {
+            let ok = v.len() <= 200
+                && v.split_once(':').is_some_and(|(source, id)| {
+                    !source.is_empty()
+                        && !id.is_empty()
+                        && source
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'));
+            if ok {
+                Ok(v.to_ascii_lowercase())
+            } else {
+                Err(IdentityError::External(shown(raw)))
+            }
+        }
     }
 }
 
@@ -152,6 +182,9 @@ pub fn fallback_name(kind: IdentityKind, normalized: &str) -> String {
             let short: String = normalized.chars().take(8).collect();
             format!("Visitor {short}")
         }
+        IdentityKind::Instagram => format!("Instagram user {normalized}"),
+        IdentityKind::Messenger => format!("Messenger user {normalized}"),
+        IdentityKind::External => normalized.to_string(),
     }
 }
 

@@ -175,11 +175,7 @@ pub fn ingest_in(
     let at = msg.sent_at;
 
     // identity
-    let source = match msg.channel {
-        Channel::Email => "email",
-        Channel::Telegram => "telegram",
-        Channel::WebChat => "web chat",
-    };
+    let source = msg.channel.source();
     let contact = identity::resolve(
         tx,
         (msg.customer.kind, &customer_value),

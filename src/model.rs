@@ -89,6 +89,12 @@ text_enum!(
         Email => "email",
         Telegram => "telegram",
         WebChat => "webchat",
+        WhatsApp => "whatsapp",
+        Instagram => "instagram",
+        Messenger => "messenger",
+        Sms => "sms",
+        Phone => "phone",
+        Event => "event",
     }
 );
 
@@ -99,6 +105,12 @@ impl Channel {
             Channel::Email => "✉ mail",
             Channel::Telegram => "✈ tg",
             Channel::WebChat => "◍ web",
+            Channel::WhatsApp => "✆ wa",
+            Channel::Instagram => "◈ ig",
+            Channel::Messenger => "◌ fb",
+            Channel::Sms => "☏ sms",
+            Channel::Phone => "☎ call",
+            Channel::Event => "⚑ event",
         }
     }
     /// One-character badge for narrow columns.
@@ -107,6 +119,12 @@ impl Channel {
             Channel::Email => '✉',
             Channel::Telegram => '✈',
             Channel::WebChat => '◍',
+            Channel::WhatsApp => '✆',
+            Channel::Instagram => '◈',
+            Channel::Messenger => '◌',
+            Channel::Sms => '☏',
+            Channel::Phone => '☎',
+            Channel::Event => '⚑',
         }
     }
     /// The channel's name in a sentence.
@@ -115,6 +133,12 @@ impl Channel {
             Channel::Email => "the mail server",
             Channel::Telegram => "Telegram",
             Channel::WebChat => "the web chat",
+            Channel::WhatsApp => "WhatsApp",
+            Channel::Instagram => "Instagram",
+            Channel::Messenger => "Messenger",
+            Channel::Sms => "SMS",
+            Channel::Phone => "the phone",
+            Channel::Event => "an external source",
         }
     }
     /// The identity kind a reply on this channel is addressed to.
@@ -123,6 +147,23 @@ impl Channel {
             Channel::Email => IdentityKind::Email,
             Channel::Telegram => IdentityKind::Telegram,
             Channel::WebChat => IdentityKind::WebChat,
+            Channel::WhatsApp | Channel::Sms | Channel::Phone => IdentityKind::Phone,
+            Channel::Instagram => IdentityKind::Instagram,
+            Channel::Messenger => IdentityKind::Messenger,
+            Channel::Event => IdentityKind::External,
+        }
+    }
+    /// Whether an agent can answer on this channel. Call logs and external events are records
+    /// put on a timeline by another system; nothing goes back through them.
+    pub fn replyable(self) -> bool {
+        !matches!(self, Channel::Phone | Channel::Event)
+    }
+    /// The channel's name for a source line of the identity graph ("telegram", "web chat").
+    pub fn source(self) -> &'static str {
+        match self {
+            Channel::WebChat => "web chat",
+            Channel::Phone => "call log",
+            c => c.as_str(),
         }
     }
 }
@@ -182,10 +223,30 @@ text_enum!(
         Queued => "queued",
         Sending => "sending",
         Sent => "sent",
+        Delivered => "delivered",
+        Read => "read",
         Failed => "failed",
         Unclear => "unclear",
     }
 );
+
+impl Delivery {
+    /// Where a delivery report stands in the order a channel reports them (sent, then
+    /// delivered, then read): a report never moves a message back (reports arrive out of
+    /// order). None for the states braid itself sets.
+    pub fn report_rank(self) -> Option<u8> {
+        match self {
+            Delivery::Sent => Some(1),
+            Delivery::Delivered => Some(2),
+            Delivery::Read => Some(3),
+            _ => None,
+        }
+    }
+    /// Whether the message has left braid (sent, delivered, read).
+    pub fn is_sent(self) -> bool {
+        self.report_rank().is_some()
+    }
+}
 
 text_enum!(
     /// What kind of identifier an identity is. Values are normalized per kind.
@@ -194,6 +255,9 @@ text_enum!(
         Phone => "phone",
         Telegram => "telegram",
         WebChat => "webchat",
+        Instagram => "instagram",
+        Messenger => "messenger",
+        External => "external",
     }
 );
 

@@ -490,7 +490,7 @@ fn random_mix(seed: u64, steps: u64) {
             let who = match channel {
                 Channel::Email => format!("p{p}@x.org"),
                 Channel::Telegram => format!("{}", 1000 + p),
-                Channel::WebChat => format!("v-{p}"),
+                _ => format!("v-{p}"),
             };
             let mut m = msg(
                 channel,

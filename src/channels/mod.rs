@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod email;
+pub mod hooks;
 pub mod save;
 pub mod telegram;
 pub mod webchat;

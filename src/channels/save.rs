@@ -73,6 +73,7 @@ pub async fn fetch(
         Channel::Email => fetch_email(config, source).await,
         Channel::Telegram => fetch_telegram(config, source).await,
         Channel::WebChat => Err("web chat messages carry no files".into()),
+        other => Err(format!("{} files cannot be fetched yet", other.label())),
     }
 }
 

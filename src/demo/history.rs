@@ -54,7 +54,7 @@ type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
 /// Identities by kind, then normalized value.
 #[derive(Default)]
-struct Identities([FxMap<String, ContactId>; 4]);
+struct Identities([FxMap<String, ContactId>; 7]);
 
 impl Identities {
     fn slot(kind: IdentityKind) -> usize {
@@ -63,6 +63,9 @@ impl Identities {
             IdentityKind::Phone => 1,
             IdentityKind::Telegram => 2,
             IdentityKind::WebChat => 3,
+            IdentityKind::Instagram => 4,
+            IdentityKind::Messenger => 5,
+            IdentityKind::External => 6,
         }
     }
     fn get(&self, kind: IdentityKind, value: &str) -> Option<ContactId> {
@@ -166,11 +169,7 @@ impl History {
         let at = msg.sent_at;
 
         // identity
-        let source = match msg.channel {
-            Channel::Email => "email",
-            Channel::Telegram => "telegram",
-            Channel::WebChat => "web chat",
-        };
+        let source = msg.channel.source();
         let contact = self.resolve(
             tx,
             (msg.customer.kind, &customer_value),

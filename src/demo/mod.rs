@@ -241,6 +241,11 @@ fn bit(c: Channel) -> u8 {
         Channel::Email => 1,
         Channel::Telegram => 2,
         Channel::WebChat => 4,
+        Channel::WhatsApp => 8,
+        Channel::Instagram => 16,
+        Channel::Messenger => 32,
+        Channel::Sms => 64,
+        Channel::Phone | Channel::Event => 128,
     }
 }
 
@@ -855,6 +860,13 @@ fn inbound(
                 format!("wc-{seed:x}-{seq}"),
             )
         }
+        other => (
+            Claim::new(
+                other.identity_kind(),
+                person.phone.clone().unwrap_or_default(),
+            ),
+            format!("{}-{seed:x}-{seq}", other.as_str()),
+        ),
     };
     Inbound {
         channel: step.channel,

@@ -578,7 +578,7 @@ fn timeline_scrolls_and_loads_older_pages() {
         let who = match ch {
             Channel::Email => "zoe@example.com",
             Channel::Telegram => "777",
-            Channel::WebChat => "v_zoe",
+            _ => "v_zoe",
         };
         let mut m = msg(
             ch,

@@ -12,6 +12,7 @@ pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub(crate) mod email;
 pub(crate) mod events;
+pub mod hooks;
 pub(crate) mod messages;
 pub mod notifications;
 mod outbox;

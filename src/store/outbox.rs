@@ -112,7 +112,7 @@ impl Store {
                     [message],
                     |r| r.get(0),
                 )?;
-                if delivery == Some(Delivery::Sent) {
+                if delivery.is_some_and(Delivery::is_sent) {
                     return Ok(());
                 }
                 return Err(not_waiting(message));

@@ -3,7 +3,7 @@
 //! crash mid-upgrade leaves the file at the last complete version.
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -351,4 +351,35 @@ WHEN new.conversation_id IS NULL
   OR NOT EXISTS (SELECT 1 FROM conversations WHERE id = new.conversation_id) BEGIN
     SELECT RAISE(ABORT, 'the events table is the append-only audit log: an event''s conversation changes only when its conversation is folded into another one');
 END;
+"#;
+
+/// Version 10: webhooks and per-channel consent.
+/// - `webhook_inbox`: a webhook's verified body, written before braid answers 200 and deleted
+///   in the transaction that ingests it, so an acknowledged delivery is never lost (a crash
+///   between the two replays it; ingest is idempotent on the message id). A report that
+///   cannot be applied yet (a status for a send whose id is not recorded yet) waits for
+///   `next_at`.
+/// - `consent`: a customer's STOP / START on a channel (SMS): per channel, since a phone number
+///   that stops SMS still writes on WhatsApp.
+pub const V10: &str = r#"
+CREATE TABLE webhook_inbox (
+    id          INTEGER PRIMARY KEY,
+    source      TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    body        BLOB NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_at     INTEGER NOT NULL,
+    error       TEXT
+);
+CREATE INDEX webhook_inbox_due ON webhook_inbox(next_at, id);
+
+CREATE TABLE consent (
+    channel    TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    opted_out  INTEGER NOT NULL,
+    keyword    TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    PRIMARY KEY (channel, kind, value)
+) WITHOUT ROWID;
 "#;

@@ -68,6 +68,12 @@ pub fn no_sender_reason(channel: Channel) -> &'static str {
         Channel::Email => "no email account configured",
         Channel::Telegram => "no Telegram bot configured",
         Channel::WebChat => "no web chat configured",
+        Channel::WhatsApp => "no WhatsApp number configured",
+        Channel::Instagram => "no Instagram account configured",
+        Channel::Messenger => "no Messenger page configured",
+        Channel::Sms => "no SMS number configured",
+        Channel::Phone => "call logs cannot be answered: reply on another channel",
+        Channel::Event => "external events cannot be answered: reply on another channel",
     }
 }
 

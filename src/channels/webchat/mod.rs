@@ -64,6 +64,8 @@ pub struct Options {
     pub ingest: crate::ingest::Settings,
     /// How long a long poll waits (shortened in tests).
     pub long_poll: Duration,
+    /// The webhook sources served under `/hooks/` on the same listener.
+    pub hooks: Vec<crate::channels::hooks::SourceSpec>,
 }
 
 impl Options {
@@ -72,6 +74,7 @@ impl Options {
             config,
             ingest,
             long_poll: server::LONG_POLL,
+            hooks: Vec::new(),
         }
     }
 }
@@ -147,11 +150,26 @@ impl WebChatServer {
         raise_open_files_limit();
         let dir = data_dir.to_path_buf();
         let ingest = options.ingest.clone();
-        let (signer, identity, db) = tokio::task::spawn_blocking(move || {
+        let sources = crate::channels::hooks::build_all(&options.hooks)
+            .await
+            .map_err(|e| anyhow::anyhow!("webhooks: {e}"))?;
+        let (signer, identity, db, inbox) = tokio::task::spawn_blocking(move || {
             let signer = Signer::load_or_create(&dir)?;
             let identity = IdentityKey::load_or_create(&dir)?;
-            let db = db::Db::start(&dir.join(DB_FILE), ingest)?;
-            Ok::<_, anyhow::Error>((signer, identity, db))
+            let db = db::Db::start(&dir.join(DB_FILE), ingest.clone())?;
+            let inbox = if sources.is_empty() {
+                None
+            } else {
+                Some((
+                    sources.clone(),
+                    crate::channels::hooks::process::Inbox::start(
+                        &dir.join(DB_FILE),
+                        sources,
+                        ingest,
+                    )?,
+                ))
+            };
+            Ok::<_, anyhow::Error>((signer, identity, db, inbox))
         })
         .await??;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -173,8 +191,12 @@ impl WebChatServer {
             stop: stop_rx.clone(),
             own_origins: own_origins(addr, config_public.as_deref()),
         });
-        let app =
-            server::router(Arc::clone(&shared)).into_make_service_with_connect_info::<SocketAddr>();
+        let mut router = server::router(Arc::clone(&shared));
+        if let Some((sources, inbox)) = inbox {
+            tracing::info!(paths = ?sources, "webhooks listening under /hooks/");
+            router = router.merge(crate::channels::hooks::router(sources, inbox));
+        }
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
         let hub = Arc::clone(&shared.hub);
         let mut stopped = stop_rx;
         let task = tokio::spawn(async move {

@@ -157,5 +157,9 @@ pub(crate) fn channel_color(app: &App, ch: crate::model::Channel) -> ratatui::st
         crate::model::Channel::Email => app.theme.email,
         crate::model::Channel::Telegram => app.theme.telegram,
         crate::model::Channel::WebChat => app.theme.webchat,
+        crate::model::Channel::WhatsApp => app.theme.whatsapp,
+        crate::model::Channel::Instagram | crate::model::Channel::Messenger => app.theme.meta,
+        crate::model::Channel::Sms => app.theme.sms,
+        crate::model::Channel::Phone | crate::model::Channel::Event => app.theme.event,
     }
 }
