@@ -158,6 +158,24 @@ impl Channel {
     pub fn replyable(self) -> bool {
         !matches!(self, Channel::Phone | Channel::Event)
     }
+    /// The customer-service window: a free-form reply may go only this long after the
+    /// customer's last message on the channel (WhatsApp, Instagram, Messenger: 24 hours).
+    /// Outside it WhatsApp takes only approved templates, and Instagram and Messenger only
+    /// human-agent replies ([`Channel::human_agent_window_ms`]).
+    pub fn reply_window_ms(self) -> Option<i64> {
+        match self {
+            Channel::WhatsApp | Channel::Instagram | Channel::Messenger => Some(24 * HOUR_MS),
+            _ => None,
+        }
+    }
+    /// Instagram and Messenger: a reply written by a person (the `HUMAN_AGENT` tag) may go up
+    /// to 7 days after the customer's last message.
+    pub fn human_agent_window_ms(self) -> Option<i64> {
+        match self {
+            Channel::Instagram | Channel::Messenger => Some(7 * 24 * HOUR_MS),
+            _ => None,
+        }
+    }
     /// The channel's name for a source line of the identity graph ("telegram", "web chat").
     pub fn source(self) -> &'static str {
         match self {
@@ -260,6 +278,8 @@ text_enum!(
         External => "external",
     }
 );
+
+const HOUR_MS: i64 = 3600 * 1000;
 
 /// Milliseconds since the Unix epoch, UTC. The one time representation in the store.
 pub type Millis = i64;

@@ -710,6 +710,8 @@ mod tests {
             author: "bob".into(),
             attempts: 0,
             resumed: false,
+            meta: None,
+            last_in: None,
         };
         let sender = demo.outbound().remove(0);
         let err = sender.send(&item).await.unwrap_err();

@@ -24,6 +24,11 @@ pub struct OutboxItem {
     /// Claimed again after an earlier attempt that never reported back (its process died or
     /// was stopped mid-send): that attempt may have reached the customer.
     pub resumed: bool,
+    /// The message's channel data: `{"template": {"name", "language", "params"}}` for a
+    /// WhatsApp template message.
+    pub meta: Option<serde_json::Value>,
+    /// When the contact last wrote on this channel (the 24-hour windows), None: never.
+    pub last_in: Option<Millis>,
 }
 
 /// The longest a failed send waits before the next attempt.
@@ -45,7 +50,10 @@ impl Store {
                 let mut stmt = tx.prepare_cached(
                     "SELECT o.message_id, m.conversation_id, m.contact_id, o.channel, o.account,
                             o.recipient, m.subject, m.body, m.author, o.attempts,
-                            o.state = 'sending'
+                            o.state = 'sending', m.meta,
+                            (SELECT MAX(i.created_at) FROM messages i
+                              WHERE i.contact_id = m.contact_id AND i.channel = o.channel
+                                AND i.direction = 'in')
                      FROM outbox o JOIN messages m ON m.id = o.message_id
                      WHERE (o.state = 'pending' AND o.next_attempt_at <= ?1)
                         OR (o.state = 'sending' AND o.next_attempt_at <= ?2)
@@ -64,6 +72,10 @@ impl Store {
                         author: r.get(8)?,
                         attempts: r.get(9)?,
                         resumed: r.get(10)?,
+                        meta: r
+                            .get::<_, Option<String>>(11)?
+                            .and_then(|m| serde_json::from_str(&m).ok()),
+                        last_in: r.get(12)?,
                     })
                 })?;
                 rows.collect::<rusqlite::Result<_>>()?
