@@ -80,6 +80,34 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Meta's subscription handshake: `hub.mode=subscribe`, `hub.verify_token` equal (in constant
+/// time) to the configured token: the `hub.challenge` to echo. Anything else: None (403).
+pub fn meta_handshake(query: &str, verify_token: &[u8]) -> Option<String> {
+    let fields = super::form_fields(query.as_bytes()).ok()?;
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if get("hub.mode")? != "subscribe" {
+        return None;
+    }
+    let given = get("hub.verify_token")?;
+    // Compare MACs of both under a fixed key: constant time whatever the lengths.
+    let mut a = mac256(b"braid verify token");
+    a.update(given.as_bytes());
+    let b = {
+        let mut m = mac256(b"braid verify token");
+        m.update(verify_token);
+        m.finalize().into_bytes()
+    };
+    a.verify_slice(&b).ok()?;
+    let challenge = get("hub.challenge")?;
+    // Meta sends digits; echo nothing that could be markup.
+    (!challenge.is_empty()
+        && challenge.len() <= 128
+        && challenge
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    .then(|| challenge.to_string())
+}
+
 /// The string Twilio signs: the URL, then each parameter's name and value, sorted by name.
 fn twilio_payload(url: &str, params: &[(String, String)]) -> Vec<u8> {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
@@ -285,6 +313,22 @@ mod tests {
         assert_eq!(
             event(b"other", body, Some(&ts), Some(&sig), now),
             Err(BadSignature::Mismatch)
+        );
+    }
+
+    #[test]
+    fn meta_handshake_echoes_the_challenge_only_for_the_right_token() {
+        let q = "hub.mode=subscribe&hub.verify_token=tok%20en&hub.challenge=1158201444";
+        assert_eq!(meta_handshake(q, b"tok en").as_deref(), Some("1158201444"));
+        assert_eq!(meta_handshake(q, b"tok"), None);
+        assert_eq!(meta_handshake(q, b"tok en!"), None);
+        let q2 = "hub.mode=unsubscribe&hub.verify_token=tok&hub.challenge=1";
+        assert_eq!(meta_handshake(q2, b"tok"), None);
+        let q3 = "hub.mode=subscribe&hub.verify_token=tok&hub.challenge=%3Cscript%3E";
+        assert_eq!(meta_handshake(q3, b"tok"), None);
+        assert_eq!(
+            meta_handshake("hub.mode=subscribe&hub.challenge=1", b""),
+            None
         );
     }
 
