@@ -394,6 +394,11 @@ impl Config {
         })
     }
 
+    /// The approved WhatsApp templates (`[[whatsapp.templates]]`).
+    pub fn templates(&self) -> Vec<crate::channels::template::Template> {
+        Vec::new()
+    }
+
     /// Every configured webhook source.
     pub fn hook_specs(&self) -> Vec<crate::channels::hooks::SourceSpec> {
         self.events.iter().map(|e| e.spec()).collect()

@@ -297,7 +297,7 @@ mod tests {
     fn an_unknown_value_lists_the_choices_without_a_stray_space() {
         let e = "fax".parse::<super::Channel>().unwrap_err().to_string();
         assert!(
-            e.ends_with("(expected one of: email telegram webchat)"),
+            e.ends_with("(expected one of: email telegram webchat whatsapp instagram messenger sms phone event)"),
             "{e}"
         );
     }

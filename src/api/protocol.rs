@@ -122,6 +122,9 @@ pub struct Welcome {
     /// a conversation to a team moves it there.
     #[serde(default)]
     pub workspace_teams: Vec<String>,
+    /// The WhatsApp templates the workspace has approved (`:template`).
+    #[serde(default)]
+    pub templates: Vec<crate::channels::template::Template>,
     /// The newest event now: a client follows pushes from here.
     pub last_event: EventId,
     /// Workspace setting: a reply makes an open conversation pending.
@@ -313,6 +316,17 @@ pub enum Write {
         body: String,
         #[serde(default)]
         seen: Seen,
+    },
+    /// A WhatsApp reply as an approved template (`:template NAME PARAMS`): the way to write
+    /// outside the 24-hour window. The server renders it from its config.
+    Template {
+        name: String,
+        params: Vec<String>,
+        #[serde(default)]
+        seen: Seen,
+        /// Filled in by the server from its config before the write runs.
+        #[serde(skip)]
+        resolved: Option<Box<crate::channels::template::Template>>,
     },
     SaveDraft {
         kind: String,
@@ -528,6 +542,7 @@ impl Request {
                 Write::Verb(v) => v.name(),
                 Write::Reply { .. } => "reply",
                 Write::Note { .. } => "note",
+                Write::Template { .. } => "template",
                 Write::SaveDraft { .. } => "save_draft",
             },
             Request::Conversation { .. } => "conversation",

@@ -7,6 +7,7 @@ pub mod email;
 pub mod hooks;
 pub mod save;
 pub mod telegram;
+pub mod template;
 pub mod webchat;
 
 use crate::model::Channel;

@@ -384,7 +384,7 @@ mod tests {
         let err = parse_channel("fax").unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown channel 'fax' (one of: email, telegram, webchat)"
+            "unknown channel 'fax' (one of: email, telegram, webchat, whatsapp, instagram, messenger, sms, phone, event)"
         );
     }
 

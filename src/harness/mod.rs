@@ -21,6 +21,8 @@ pub struct Harness {
     pub who: crate::server::Identity,
     /// Effects other than store requests (Quit, RunEditor), in order.
     pub other_effects: Vec<Effect>,
+    /// The server's approved WhatsApp templates (its config's `[[whatsapp.templates]]`).
+    pub templates: Vec<crate::channels::template::Template>,
 }
 
 impl Harness {
@@ -45,6 +47,7 @@ impl Harness {
             store,
             term,
             other_effects: Vec::new(),
+            templates: Vec::new(),
         };
         let fx = h.app.start();
         h.run(fx);
@@ -67,7 +70,8 @@ impl Harness {
                                 .handle(Event::Data(crate::api::Response::Online(online))),
                         );
                     }
-                    Effect::Request(r) => {
+                    Effect::Request(mut r) => {
+                        crate::server::handler::resolve_template(&self.templates, &mut r);
                         let resp = crate::server::handler::handle(&mut self.store, &self.who, r);
                         next.extend(self.app.handle(Event::Data(resp)));
                     }
@@ -154,6 +158,8 @@ impl Harness {
 
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+mod channel_tests;
 #[cfg(test)]
 mod team_tests;
 #[cfg(test)]

@@ -69,7 +69,10 @@ pub fn needed_role(req: &Request) -> Role {
         // Opening the composer writes nothing, but it is the first step of a write.
         Request::Compose { .. } => Role::Agent,
         Request::Write { write, .. } => match write {
-            Write::Reply { .. } | Write::Note { .. } | Write::SaveDraft { .. } => Role::Agent,
+            Write::Reply { .. }
+            | Write::Note { .. }
+            | Write::Template { .. }
+            | Write::SaveDraft { .. } => Role::Agent,
             Write::Verb(v) => match v {
                 // Contact-wide changes reach beyond one conversation (and maybe beyond the
                 // agent's teams): merging two people, joining a visitor to a claimed contact,
@@ -87,7 +90,7 @@ pub fn needed_role(req: &Request) -> Role {
 fn describe(req: &Request) -> String {
     match req {
         Request::Write { write, .. } => match write {
-            Write::Reply { .. } => "replying".into(),
+            Write::Reply { .. } | Write::Template { .. } => "replying".into(),
             Write::Note { .. } => "adding a note".into(),
             Write::SaveDraft { .. } => "saving a draft".into(),
             Write::Verb(v) => match v {

@@ -39,7 +39,7 @@ fn guarded_conversation(req: &Request) -> Option<crate::model::ConversationId> {
     match req {
         Request::Write {
             conversation,
-            write: Write::Reply { .. } | Write::Note { .. },
+            write: Write::Reply { .. } | Write::Note { .. } | Write::Template { .. },
             ..
         }
         | Request::Post {
@@ -96,7 +96,7 @@ pub fn only_assignee(store: &mut Store, who: &Identity, req: &Request) -> Option
     let conversation = match req {
         Request::Write {
             conversation,
-            write: Write::Reply { .. },
+            write: Write::Reply { .. } | Write::Template { .. },
             ..
         }
         | Request::Post {
@@ -122,6 +122,51 @@ fn seen_event(seen: Seen) -> Option<crate::model::EventId> {
     match seen {
         Seen::Upto(e) => Some(e),
         Seen::Unknown | Seen::Force => None,
+    }
+}
+
+/// What the composer says about the channel's rules when it opens: how long WhatsApp's
+/// 24-hour window stays open, that an Instagram reply past 24 hours goes as a human agent's,
+/// or why nothing can go (a closed window, an opt-out, a call log).
+fn channel_notice(
+    store: &Store,
+    contact: crate::model::ContactId,
+    channel: Channel,
+) -> anyhow::Result<Option<String>> {
+    use crate::store::hooks::{Window, span_text};
+    let now = now_millis();
+    if let Some(why) = store.reply_refusal(contact, channel, false, now)? {
+        return Ok(Some(why));
+    }
+    Ok(match store.reply_window(contact, channel, now)? {
+        Window::Open { closes_at } => Some(format!(
+            "{}'s 24-hour window closes in {}",
+            channel.label(),
+            span_text(closes_at - now)
+        )),
+        Window::HumanAgent { closes_at } => Some(format!(
+            "past {}'s 24-hour window: this reply goes as a human agent's (HUMAN_AGENT), \
+             possible for {} more",
+            channel.label(),
+            span_text(closes_at - now)
+        )),
+        Window::Unlimited | Window::Closed { .. } => None,
+    })
+}
+
+/// A template reply: what the template is, from the server's config (`[[whatsapp.templates]]`).
+/// Left None when no template has the name (the write then says so).
+pub fn resolve_template(templates: &[crate::channels::template::Template], req: &mut Request) {
+    if let Request::Write {
+        write: Write::Template { name, resolved, .. },
+        ..
+    } = req
+    {
+        *resolved = templates
+            .iter()
+            .find(|t| t.name == *name)
+            .cloned()
+            .map(Box::new);
     }
 }
 
@@ -290,10 +335,15 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                 },
                 _ => None,
             };
-            let notice = match (moved, notice) {
-                (Some(m), Some(n)) => Some(format!("{m}; {n}")),
-                (m, n) => m.or(n),
+            // The channel's own rules: a window closing or closed, an opt-out.
+            let rules = match channel {
+                Some(c) if kind == "reply" => channel_notice(store, contact, c)?,
+                _ => None,
             };
+            let notice = [moved, notice, rules]
+                .into_iter()
+                .flatten()
+                .reduce(|a, b| format!("{a}; {b}"));
             Response::Compose {
                 opened_for,
                 conversation,
@@ -351,6 +401,30 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                 Write::Note { body, seen } => {
                     store.add_note_guarded(conversation, a, &body, now, seen_event(seen))?;
                     "note added".into()
+                }
+                Write::Template {
+                    name,
+                    params,
+                    seen,
+                    resolved,
+                } => {
+                    let Some(template) = resolved else {
+                        anyhow::bail!(
+                            "no WhatsApp template named '{}' is configured",
+                            crate::sanitize::line(&name)
+                        );
+                    };
+                    let text = template.render(&params).map_err(anyhow::Error::msg)?;
+                    let id = store.queue_reply_with(
+                        conversation,
+                        Channel::WhatsApp,
+                        a,
+                        &text,
+                        now,
+                        seen_event(seen),
+                        Some(&template.meta(&params)),
+                    )?;
+                    format!("template '{}' #{id} queued via whatsapp", template.name)
                 }
                 Write::SaveDraft {
                     kind,

@@ -120,6 +120,7 @@ where
             .iter()
             .map(|t| t.name.clone())
             .collect(),
+        templates: shared.config.templates(),
         last_event: last,
         pending_after_reply: shared.config.pending_after_reply,
         status,
@@ -522,7 +523,8 @@ fn resolve_seen(shared: &Shared, who: &Identity, req: Request) -> Request {
 
 /// Run one request on a pooled store connection, off the async threads.
 async fn run_request(shared: &Arc<Shared>, who: &Arc<Identity>, req: Request) -> Response {
-    let req = resolve_seen(shared, who, req);
+    let mut req = resolve_seen(shared, who, req);
+    handler::resolve_template(&shared.config.templates(), &mut req);
     if let Request::Attachments { conversation } = req {
         let source = with_store(shared, who, move |s| {
             Ok(s.newest_attachment_message(conversation)?)

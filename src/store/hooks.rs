@@ -105,10 +105,151 @@ impl Store {
             .optional()?)
     }
 
+    /// The customer-service window of `channel` for `contact` now.
+    pub fn reply_window(
+        &self,
+        contact: ContactId,
+        channel: Channel,
+        now: Millis,
+    ) -> Result<Window> {
+        window(&self.conn, contact, channel, now)
+    }
+
+    /// Why a reply on `channel` cannot be queued now (see [`reply_refusal`]), None: it can.
+    pub fn reply_refusal(
+        &self,
+        contact: ContactId,
+        channel: Channel,
+        templated: bool,
+        now: Millis,
+    ) -> Result<Option<String>> {
+        let Some(to) = super::messages::recipient(&self.conn, contact, channel.identity_kind())?
+        else {
+            return Ok(None);
+        };
+        reply_refusal(&self.conn, contact, channel, &to, templated, now)
+    }
+
     /// When the contact last wrote to us on `channel` (None: never).
     pub fn last_inbound_at(&self, contact: ContactId, channel: Channel) -> Result<Option<Millis>> {
         last_inbound_at(&self.conn, contact, channel)
     }
+}
+
+/// Where a reply on a channel with a customer-service window stands now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "window", rename_all = "snake_case")]
+pub enum Window {
+    /// The channel has no window (email, Telegram, web chat, SMS).
+    Unlimited,
+    /// Free-form replies may go until `closes_at`.
+    Open { closes_at: Millis },
+    /// Instagram / Messenger after 24 hours: a person's reply (tagged HUMAN_AGENT) may go
+    /// until `closes_at`.
+    HumanAgent { closes_at: Millis },
+    /// Closed: WhatsApp takes only templates; Instagram and Messenger nothing until the
+    /// customer writes. `last_in`: when they last wrote on the channel (None: never).
+    Closed { last_in: Option<Millis> },
+}
+
+/// The window of `channel` for `contact` at `now`.
+pub(crate) fn window(
+    conn: &rusqlite::Connection,
+    contact: ContactId,
+    channel: Channel,
+    now: Millis,
+) -> Result<Window> {
+    let Some(w) = channel.reply_window_ms() else {
+        return Ok(Window::Unlimited);
+    };
+    let last = last_inbound_at(conn, contact, channel)?;
+    Ok(match last {
+        Some(t) if now < t + w => Window::Open { closes_at: t + w },
+        Some(t) => match channel.human_agent_window_ms() {
+            Some(h) if now < t + h => Window::HumanAgent { closes_at: t + h },
+            _ => Window::Closed { last_in: last },
+        },
+        None => Window::Closed { last_in: None },
+    })
+}
+
+/// "3 h", "2 days": how long ago (or for how long), for the agent.
+pub fn span_text(ms: Millis) -> String {
+    let m = (ms.max(0) + 59_999) / 60_000;
+    match m {
+        m if m < 60 => format!("{m} min"),
+        m if m < 48 * 60 => format!("{} h", m / 60),
+        m => format!("{} days", m / (24 * 60)),
+    }
+}
+
+/// Why a reply on `channel` to `to` must not be queued, if it must not: a channel nobody
+/// answers on, a customer who opted out there, a closed window. `templated`: the reply is an
+/// approved template (WhatsApp's way past the window).
+pub(crate) fn reply_refusal(
+    conn: &rusqlite::Connection,
+    contact: ContactId,
+    channel: Channel,
+    to: &str,
+    templated: bool,
+    now: Millis,
+) -> Result<Option<String>> {
+    if !channel.replyable() {
+        return Ok(Some(format!(
+            "{} cannot be answered: R to reply on another channel",
+            match channel {
+                Channel::Phone => "a call log",
+                _ => "an external event",
+            }
+        )));
+    }
+    if templated && channel != Channel::WhatsApp {
+        return Ok(Some(format!(
+            "templates are WhatsApp's: on {} write the reply itself",
+            channel.label()
+        )));
+    }
+    let opted_out: Option<(String, Millis)> = conn
+        .prepare_cached(
+            "SELECT keyword, at FROM consent
+             WHERE channel = ?1 AND kind = ?2 AND value = ?3 AND opted_out",
+        )?
+        .query_row((channel, channel.identity_kind(), to), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    if let Some((keyword, at)) = opted_out {
+        return Ok(Some(format!(
+            "the customer opted out of {} ({} {} ago): nothing goes until they text START; R to \
+             reply on another channel",
+            channel.label(),
+            crate::sanitize::line(&keyword),
+            span_text(now - at)
+        )));
+    }
+    if templated {
+        return Ok(None);
+    }
+    Ok(match window(conn, contact, channel, now)? {
+        Window::Unlimited | Window::Open { .. } | Window::HumanAgent { .. } => None,
+        Window::Closed { last_in } => {
+            let when = match last_in {
+                Some(t) => format!("the customer last wrote {} ago", span_text(now - t)),
+                None => format!("the customer never wrote on {}", channel.label()),
+            };
+            Some(match channel {
+                Channel::WhatsApp => format!(
+                    "outside WhatsApp's 24-hour window ({when}): only an approved template can \
+                     go, :template NAME [PARAMS]; or R to reply on another channel"
+                ),
+                _ => format!(
+                    "{} takes replies only within 7 days of the customer's last message \
+                     ({when}): R to reply on another channel",
+                    channel.label()
+                ),
+            })
+        }
+    })
 }
 
 pub(crate) fn last_inbound_at(
@@ -392,5 +533,189 @@ mod tests {
         assert_eq!(s.inbox_due(50, 10).unwrap(), vec![]);
         assert_eq!(s.inbox_len().unwrap(), 1);
         assert_eq!(s.inbox_due(100, 10).unwrap()[0].attempts, 1);
+    }
+
+    fn inbound(
+        s: &mut Store,
+        channel: Channel,
+        kind: IdentityKind,
+        who: &str,
+        id: &str,
+        at: Millis,
+    ) -> crate::model::ConversationId {
+        let msg = crate::ingest::Inbound {
+            channel,
+            account: String::new(),
+            external_id: id.into(),
+            direction: Direction::In,
+            customer: crate::identity::Claim::new(kind, who),
+            linked: vec![],
+            customer_name: Some("Ana".into()),
+            author: None,
+            subject: None,
+            body: format!("message {id}"),
+            sent_at: at,
+            meta: None,
+            cursor: None,
+        };
+        match crate::ingest::ingest(s, &msg, &Default::default()).unwrap() {
+            crate::ingest::Ingested::Stored { conversation, .. }
+            | crate::ingest::Ingested::Duplicate { conversation, .. } => conversation,
+        }
+    }
+
+    const H: Millis = 3600 * 1000;
+
+    #[test]
+    fn whatsapp_outside_its_window_takes_only_templates() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now = now_millis();
+        let p = "+4915112345678";
+        let c = inbound(
+            &mut s,
+            Channel::WhatsApp,
+            IdentityKind::Phone,
+            p,
+            "w1",
+            now - 25 * H,
+        );
+        let e = s
+            .queue_reply(c, Channel::WhatsApp, "ann", "hello", now)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("outside WhatsApp's 24-hour window"), "{e}");
+        assert!(e.contains("last wrote 25 h ago"), "{e}");
+        assert!(e.contains(":template"), "{e}");
+        assert_eq!(s.outbox_counts().unwrap(), (0, 0));
+        let t = serde_json::json!({"template": {"name": "order_update", "language": "en",
+                                                 "params": ["Ana"]}});
+        let m = s
+            .queue_reply_with(c, Channel::WhatsApp, "ann", "Hi Ana", now, None, Some(&t))
+            .unwrap();
+        assert_eq!(s.outbox_counts().unwrap(), (1, 0));
+        assert!(s.message(m).is_ok());
+        // The customer writes again: the window is open for 24 hours.
+        inbound(
+            &mut s,
+            Channel::WhatsApp,
+            IdentityKind::Phone,
+            p,
+            "w2",
+            now - H,
+        );
+        assert_eq!(
+            s.reply_window(
+                s.conversation(c).unwrap().contact_id,
+                Channel::WhatsApp,
+                now
+            )
+            .unwrap(),
+            Window::Open {
+                closes_at: now + 23 * H
+            }
+        );
+        s.queue_reply(c, Channel::WhatsApp, "ann", "free text", now)
+            .unwrap();
+        // A template is WhatsApp's only.
+        let e = s
+            .queue_reply_with(c, Channel::Sms, "ann", "Hi", now, None, Some(&t))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("templates are WhatsApp's"), "{e}");
+    }
+
+    #[test]
+    fn instagram_takes_human_replies_for_seven_days_then_nothing() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now = now_millis();
+        let c = inbound(
+            &mut s,
+            Channel::Instagram,
+            IdentityKind::Instagram,
+            "1789",
+            "i1",
+            now - 3 * 24 * H,
+        );
+        let contact = s.conversation(c).unwrap().contact_id;
+        assert_eq!(
+            s.reply_window(contact, Channel::Instagram, now).unwrap(),
+            Window::HumanAgent {
+                closes_at: now + 4 * 24 * H
+            }
+        );
+        s.queue_reply(c, Channel::Instagram, "ann", "sorry for the wait", now)
+            .unwrap();
+        let later = now + 5 * 24 * H;
+        let e = s
+            .queue_reply(c, Channel::Instagram, "ann", "hello?", later)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("within 7 days"), "{e}");
+        assert!(e.contains("8 days ago"), "{e}");
+        assert_eq!(
+            s.reply_window(contact, Channel::Email, now).unwrap(),
+            Window::Unlimited
+        );
+    }
+
+    #[test]
+    fn an_opted_out_number_and_a_call_log_refuse_replies_and_the_default_skips_them() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now = now_millis();
+        let p = "+4915112345678";
+        inbound(
+            &mut s,
+            Channel::WhatsApp,
+            IdentityKind::Phone,
+            p,
+            "w1",
+            now - 2 * H,
+        );
+        let c = inbound(&mut s, Channel::Sms, IdentityKind::Phone, p, "s1", now - H);
+        let tx = s.write().unwrap();
+        tx.set_consent(
+            Channel::Sms,
+            IdentityKind::Phone,
+            p,
+            true,
+            "STOP",
+            "sms",
+            now - H,
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let e = s
+            .queue_reply(c, Channel::Sms, "ann", "hello", now)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("opted out of SMS (STOP 1 h ago)"), "{e}");
+        // The customer last wrote on SMS, where they opted out: replies default to WhatsApp.
+        assert_eq!(s.reply_channel(c).unwrap(), Channel::WhatsApp);
+        // A call log: not answerable, and never the default.
+        let c2 = inbound(
+            &mut s,
+            Channel::Phone,
+            IdentityKind::Phone,
+            p,
+            "call-1",
+            now - 60_000,
+        );
+        assert_eq!(c2, c);
+        let e = s
+            .queue_reply(c, Channel::Phone, "ann", "hello", now)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a call log cannot be answered"), "{e}");
+        assert_eq!(s.reply_channel(c).unwrap(), Channel::WhatsApp);
+    }
+
+    #[test]
+    fn spans_read_like_people_say_them() {
+        assert_eq!(span_text(0), "0 min");
+        assert_eq!(span_text(1), "1 min");
+        assert_eq!(span_text(59 * 60_000), "59 min");
+        assert_eq!(span_text(60 * 60_000), "1 h");
+        assert_eq!(span_text(47 * H), "47 h");
+        assert_eq!(span_text(48 * H), "2 days");
     }
 }

@@ -393,7 +393,8 @@ impl Store {
             None => self.conversation(conv)?.last_channel,
         };
         let contact = contact_of(self.conn(), conv)?;
-        if self.reachable(contact, first)? {
+        let now = crate::model::now_millis();
+        if self.usable(contact, first, now)? {
             return Ok(first);
         }
         // The customer cannot be reached there (blocked the bot): the channel they used last
@@ -406,12 +407,29 @@ impl Store {
             )?
             .query_map([contact], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        for c in recent.into_iter().chain(Channel::ALL.iter().copied()) {
-            if c != first && self.reachable(contact, c)? {
+        // Channels they wrote on, then email (an address an agent added). Never a channel
+        // they did not use just because an identity would fit: a phone number from a contact
+        // card does not mean this workspace sends SMS, or that they are on WhatsApp.
+        for c in recent.into_iter().chain([Channel::Email]) {
+            if c != first && self.usable(contact, c, now)? {
                 return Ok(c);
             }
         }
-        Ok(first)
+        // Nothing better: a call log's contact is answered where a phone number reaches,
+        // else where they wrote.
+        Ok(if first.replyable() {
+            first
+        } else {
+            Channel::Email
+        })
+    }
+
+    /// A reply on `channel` could go to the contact now: the channel is answerable, an
+    /// identity of its kind is reachable, and no window or opt-out stops it.
+    fn usable(&self, contact: ContactId, channel: Channel, now: Millis) -> Result<bool> {
+        Ok(channel.replyable()
+            && self.reachable(contact, channel)?
+            && self.reply_refusal(contact, channel, false, now)?.is_none())
     }
 
     /// The contact has an identity for `channel` that replies can reach.
@@ -476,6 +494,26 @@ impl Store {
         at: Millis,
         seen: Option<EventId>,
     ) -> Result<MessageId> {
+        self.queue_reply_with(conv, channel, author, body, at, seen, None)
+    }
+
+    /// [`queue_reply_guarded`](Self::queue_reply_guarded) with the message's channel data
+    /// (`{"template": {...}}` for a WhatsApp template). Refused, before anything is written,
+    /// when the channel's rules stop it (a closed 24-hour window, an opt-out, a call log):
+    /// see [`super::hooks::reply_refusal`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn queue_reply_with(
+        &mut self,
+        conv: ConversationId,
+        channel: Channel,
+        author: &str,
+        body: &str,
+        at: Millis,
+        seen: Option<EventId>,
+        meta: Option<&serde_json::Value>,
+    ) -> Result<MessageId> {
+        let templated = meta.is_some_and(|m| m.get("template").is_some());
+        let meta_text = meta.map(|m| m.to_string());
         let body = crate::sanitize::text(body);
         let body = body.trim_end();
         if body.trim().is_empty() {
@@ -491,6 +529,11 @@ impl Store {
                     channel.as_str()
                 ))
             })?;
+            if let Some(why) =
+                super::hooks::reply_refusal(tx, contact, channel, &to, templated, at)?
+            {
+                return Err(StoreError::Invalid(why));
+            }
             let subject: Option<String> = if channel == Channel::Email {
                 tx.query_row(
                     "SELECT subject FROM conversations WHERE id = ?1",
@@ -516,7 +559,7 @@ impl Store {
                     created_at: at,
                     stored_at: at,
                     delivery: Some(Delivery::Queued),
-                    meta: None,
+                    meta: meta_text.as_deref(),
                     from_identity: None,
                 },
             )?;

@@ -29,6 +29,9 @@ pub enum Action {
     AssignMe,
     /// `:handoff AGENT [note]`: reassign with an internal note, in one step.
     Handoff(Option<String>),
+    /// `:template NAME [PARAMS]`: send an approved WhatsApp template (the way to write
+    /// outside the 24-hour window).
+    Template(Option<String>),
     Unassign,
     Resolve,
     Reopen,
@@ -157,7 +160,13 @@ pub const COMMANDS: &[Command] = &[
         "reply_via",
         ["via"],
         Args::Optional("channel"),
-        "Reply choosing the channel (email, telegram, webchat)"
+        "Reply choosing the channel (Tab lists the ones that reach the customer)"
+    ),
+    cmd!(
+        "template",
+        [],
+        Args::Optional("name [params]"),
+        "Send an approved WhatsApp template (the way to write outside WhatsApp's 24-hour window)"
     ),
     cmd!(
         "note",
@@ -370,6 +379,7 @@ impl Action {
             Action::Assign(_) => "assign",
             Action::AssignMe => "assign_me",
             Action::Handoff(_) => "handoff",
+            Action::Template(_) => "template",
             Action::Unassign => "unassign",
             Action::Resolve => "resolve",
             Action::Reopen => "reopen",
@@ -445,6 +455,7 @@ impl Action {
             "assign" => Action::Assign(arg),
             "assign_me" => Action::AssignMe,
             "handoff" => Action::Handoff(arg),
+            "template" => Action::Template(arg),
             "unassign" => Action::Unassign,
             "resolve" => Action::Resolve,
             "reopen" => Action::Reopen,
@@ -465,7 +476,7 @@ impl Action {
                     // `:identity add phone +44...` and `:identity_add phone +44...` both work.
                     let a = a.strip_prefix("add ").map(str::trim).unwrap_or(&a);
                     let (kind, value) = a.split_once(char::is_whitespace).ok_or(
-                        "usage: identity add KIND VALUE (email, phone, telegram, webchat)",
+                        "usage: identity add KIND VALUE (email, phone, telegram, webchat, instagram, messenger, external)",
                     )?;
                     let kind = kind.parse::<IdentityKind>().map_err(|e| e.to_string())?;
                     Some((kind, value.trim().to_string()))

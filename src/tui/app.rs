@@ -306,6 +306,8 @@ pub struct App {
     /// Team names of the workspace (the welcome's): `a` completes them; assigning to one
     /// moves the conversation to that team.
     pub known_teams: Vec<String>,
+    /// The workspace's approved WhatsApp templates (`:template`), from the welcome.
+    pub templates: Vec<crate::channels::template::Template>,
     /// The request a [`PromptKind::Confirm`] prompt runs on y.
     confirm: Option<Request>,
     /// A reply makes an open conversation pending (config `pending_after_reply`).
@@ -357,6 +359,7 @@ impl App {
             pending_after_reply: config.pending_after_reply,
             known_agents: Vec::new(),
             known_teams: Vec::new(),
+            templates: Vec::new(),
             jump_target: None,
             notifications_unread: 0,
             notify: config.notifications,
@@ -954,6 +957,9 @@ impl App {
                 }
                 a
             }
+            "template" if !arg.contains(' ') => {
+                self.templates.iter().map(|t| t.name.clone()).collect()
+            }
             "untag" => self.profile.conversation_tags.clone(),
             "tag" => self
                 .profile
@@ -1234,6 +1240,8 @@ impl App {
             Action::Note => self.compose(ComposeKind::Note, None),
             Action::Assign(None) => self.prompt("assign "),
             Action::Handoff(None) => self.prompt("handoff "),
+            Action::Template(None) => self.prompt("template "),
+            Action::Template(Some(arg)) => self.send_template(&arg),
             Action::Audit(arg) => self.open_audit(arg.as_deref()),
             // The workflow verbs: one mapping and one execution, shared with the CLI
             // (crate::actions).
@@ -1488,6 +1496,43 @@ impl App {
             contact: c.contact,
             write,
         })]
+    }
+
+    /// `:template NAME [PARAMS]` on the selected conversation: checked here against the
+    /// welcome's templates (the name, how many parameters), rendered and sent by the server.
+    fn send_template(&mut self, arg: &str) -> Vec<Effect> {
+        let mut words = crate::channels::template::split_args(arg).into_iter();
+        let Some(name) = words.next() else {
+            return self.prompt("template ");
+        };
+        let params: Vec<String> = words.collect();
+        match self.templates.iter().find(|t| t.name == name) {
+            None if self.templates.is_empty() => {
+                self.error("no WhatsApp templates are configured ([[whatsapp.templates]])");
+                return Vec::new();
+            }
+            None => {
+                let names: Vec<&str> = self.templates.iter().map(|t| t.name.as_str()).collect();
+                self.error(format!(
+                    "no template '{}' (configured: {}; Tab completes)",
+                    crate::sanitize::for_terminal_line(&name),
+                    names.join(", ")
+                ));
+                return Vec::new();
+            }
+            Some(t) => {
+                if let Err(e) = t.render(&params) {
+                    self.error(e);
+                    return Vec::new();
+                }
+            }
+        }
+        self.write(Write::Template {
+            name,
+            params,
+            seen: Seen::Unknown,
+            resolved: None,
+        })
     }
 
     // ---------------------------------------------------------------- timeline position

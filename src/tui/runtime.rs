@@ -140,6 +140,7 @@ pub async fn run(
             app.known_agents.push(a.clone());
         }
     }
+    app.templates = welcome.templates.clone();
     for t in &welcome.workspace_teams {
         if !app.known_teams.contains(t) {
             app.known_teams.push(t.clone());

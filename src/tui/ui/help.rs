@@ -72,7 +72,7 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
     out.push(Line::from(""));
     out.push(head("Search (/ or :search)"));
     out.push(Line::from(Span::styled(
-        "  words, \"a phrase\", prefix*, from:NAME-OR-ADDRESS, channel:email|telegram|webchat, is:in|out|note, after:YYYY-MM-DD, before:YYYY-MM-DD",
+        "  words, \"a phrase\", prefix*, from:NAME-OR-ADDRESS, channel:email|telegram|webchat|whatsapp|instagram|messenger|sms|phone|event, is:in|out|note, after:YYYY-MM-DD, before:YYYY-MM-DD",
         Style::default().fg(t.dim),
     )));
     out

@@ -134,15 +134,16 @@ fn row_line<'a>(app: &App, r: &crate::api::QueueRow, selected: bool, width: usiz
     };
     spans.push(Span::styled(pad(&r.contact_name, name_w), name_style));
     spans.push(Span::styled(" ", base));
-    for ch in Channel::ALL {
-        if r.channels.contains(ch) {
-            let mut st = base.fg(channel_color(app, *ch));
-            if *ch == r.last_channel {
-                st = st.add_modifier(Modifier::BOLD);
+    for ch in channel_cells(&r.channels, r.last_channel) {
+        match ch {
+            Some(ch) => {
+                let mut st = base.fg(channel_color(app, ch));
+                if ch == r.last_channel {
+                    st = st.add_modifier(Modifier::BOLD);
+                }
+                spans.push(Span::styled(ch.glyph().to_string(), st));
             }
-            spans.push(Span::styled(ch.glyph().to_string(), st));
-        } else {
-            spans.push(Span::styled(" ", base));
+            None => spans.push(Span::styled(" ", base)),
         }
     }
     let age = crate::tui::time::age(r.last_activity, app.now);
@@ -222,4 +223,51 @@ pub fn presence_cell(app: &App, conversation: crate::model::ConversationId) -> (
         format!("{}{initials} ", if typing { '◆' } else { '◇' }),
         typing,
     )
+}
+
+/// The three cells of the channel column. Email, Telegram and web chat keep their own cell
+/// each (✉✈◍ line up down the queue); a conversation on other channels shows the channel
+/// the customer last used, then the others, three at most.
+fn channel_cells(used: &[Channel], last: Channel) -> [Option<Channel>; 3] {
+    const CLASSIC: [Channel; 3] = [Channel::Email, Channel::Telegram, Channel::WebChat];
+    if used.iter().all(|c| CLASSIC.contains(c)) {
+        return CLASSIC.map(|c| used.contains(&c).then_some(c));
+    }
+    let mut cells = [None; 3];
+    let ordered = std::iter::once(last).filter(|c| used.contains(c)).chain(
+        Channel::ALL
+            .iter()
+            .copied()
+            .filter(|c| *c != last && used.contains(c)),
+    );
+    for (cell, ch) in cells.iter_mut().zip(ordered) {
+        *cell = Some(ch);
+    }
+    cells
+}
+
+#[cfg(test)]
+mod channel_tests {
+    use super::*;
+
+    #[test]
+    fn the_classic_channels_keep_their_cells_and_others_lead_with_the_last() {
+        use Channel::*;
+        assert_eq!(
+            channel_cells(&[WebChat], WebChat),
+            [None, None, Some(WebChat)]
+        );
+        assert_eq!(
+            channel_cells(&[Email, WebChat], Email),
+            [Some(Email), None, Some(WebChat)]
+        );
+        assert_eq!(
+            channel_cells(&[Email, WhatsApp, Sms, Phone], Sms),
+            [Some(Sms), Some(Email), Some(WhatsApp)]
+        );
+        assert_eq!(
+            channel_cells(&[WhatsApp], WhatsApp),
+            [Some(WhatsApp), None, None]
+        );
+    }
 }

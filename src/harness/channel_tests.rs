@@ -1,0 +1,143 @@
+//! The composer on channels with rules of their own: WhatsApp's 24-hour window and its
+//! templates, Instagram's human-agent week, an SMS opt-out, a call log nobody answers.
+
+use super::Harness;
+use super::tests::msg;
+use crate::channels::template::Template;
+use crate::ingest::{Settings, ingest};
+use crate::model::{Channel, Delivery, Direction, IdentityKind, Millis, now_millis};
+use crate::store::Store;
+use crate::tui::app::Mode;
+
+const H: Millis = 3600 * 1000;
+
+fn store_with(channel: Channel, kind: IdentityKind, who: &str, ago: Millis) -> Store {
+    let mut s = Store::open_in_memory().unwrap();
+    let m = msg(
+        channel,
+        kind,
+        who,
+        "Ana Souza",
+        "in-1",
+        now_millis() - ago,
+        "Oi! Where is my order?",
+    );
+    ingest(&mut s, &m, &Settings::default()).unwrap();
+    s
+}
+
+fn composer_notice(h: &mut Harness) -> String {
+    h.keys("r").unwrap();
+    assert!(matches!(h.app.mode, Mode::Compose(_)), "composer not open");
+    h.screen().unwrap()
+}
+
+fn template() -> Template {
+    Template {
+        name: "order_update".into(),
+        language: "en".into(),
+        text: "Hi {{1}}, your order {{2}} is on its way.".into(),
+    }
+}
+
+#[test]
+fn outside_whatsapps_window_a_free_reply_is_refused_and_a_template_goes() {
+    let s = store_with(
+        Channel::WhatsApp,
+        IdentityKind::Phone,
+        "+5511987654321",
+        26 * H,
+    );
+    let mut h = Harness::new(s, "me", 160, 40, now_millis()).unwrap();
+    h.templates = vec![template()];
+    h.app.templates = vec![template()];
+    let screen = composer_notice(&mut h);
+    assert!(
+        screen.contains("outside WhatsApp's 24-hour window"),
+        "{screen}"
+    );
+    h.keys("Hello Ana<C-s>").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("only an approved template can go"),
+        "{screen}"
+    );
+    assert_eq!(h.store.outbox_counts().unwrap(), (0, 0), "nothing queued");
+    // The draft is kept; Esc leaves the composer.
+    h.keys("<Esc>").unwrap();
+    h.keys(":template order_update Ana<CR>").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("takes 2 parameters"), "{screen}");
+    assert_eq!(h.store.outbox_counts().unwrap(), (0, 0));
+    h.keys(":template order_update Ana \"#4411\"<CR>").unwrap();
+    assert_eq!(h.store.outbox_counts().unwrap(), (1, 0));
+    let contact = h.app.queue.current().unwrap().contact_id;
+    let tl = h.store.timeline(contact, None, 10).unwrap();
+    let out = tl.iter().find(|m| m.direction == Direction::Out).unwrap();
+    assert_eq!(out.body, "Hi Ana, your order #4411 is on its way.");
+    assert_eq!(out.channel, Channel::WhatsApp);
+    assert_eq!(out.delivery, Some(Delivery::Queued));
+    h.keys(":template nope<CR>").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("no template 'nope' (configured: order_update"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn inside_the_window_the_composer_says_when_it_closes() {
+    let s = store_with(
+        Channel::WhatsApp,
+        IdentityKind::Phone,
+        "+5511987654321",
+        3 * H,
+    );
+    let mut h = Harness::new(s, "me", 160, 40, now_millis()).unwrap();
+    let screen = composer_notice(&mut h);
+    assert!(
+        screen.contains("WhatsApp's 24-hour window closes in 21 h"),
+        "{screen}"
+    );
+    h.keys("Hello Ana<C-s>").unwrap();
+    assert_eq!(h.store.outbox_counts().unwrap(), (1, 0));
+}
+
+#[test]
+fn instagram_after_a_day_goes_as_a_human_agent_for_a_week() {
+    let s = store_with(
+        Channel::Instagram,
+        IdentityKind::Instagram,
+        "17841400000000",
+        2 * 24 * H,
+    );
+    let mut h = Harness::new(s, "me", 160, 40, now_millis()).unwrap();
+    let screen = composer_notice(&mut h);
+    assert!(screen.contains("human agent's (HUMAN_AGENT)"), "{screen}");
+    assert!(screen.contains("possible for 5 days more"), "{screen}");
+}
+
+#[test]
+fn a_call_log_is_answered_on_another_channel() {
+    let mut s = store_with(Channel::Sms, IdentityKind::Phone, "+5511987654321", 2 * H);
+    let mut call = msg(
+        Channel::Phone,
+        IdentityKind::Phone,
+        "+5511987654321",
+        "Ana Souza",
+        "call-1",
+        now_millis() - H,
+        "Inbound call · 2 min 10 s · answered",
+    );
+    call.account = "pbx".into();
+    ingest(&mut s, &call, &Settings::default()).unwrap();
+    let mut h = Harness::new(s, "me", 160, 40, now_millis()).unwrap();
+    h.keys("r").unwrap();
+    match &h.app.mode {
+        Mode::Compose(c) => assert_eq!(c.channel, Some(Channel::Sms)),
+        _ => panic!("composer not open"),
+    }
+    h.keys("<Esc>:reply_via phone<CR>").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("a call log cannot be answered"), "{screen}");
+}
