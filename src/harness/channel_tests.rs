@@ -141,3 +141,45 @@ fn a_call_log_is_answered_on_another_channel() {
     let screen = h.screen().unwrap();
     assert!(screen.contains("a call log cannot be answered"), "{screen}");
 }
+
+#[test]
+fn the_channels_reports_show_on_the_reply_delivered_then_read() {
+    let s = store_with(Channel::WhatsApp, IdentityKind::Phone, "+5511987654321", H);
+    let mut h = Harness::new(s, "me", 160, 40, now_millis()).unwrap();
+    h.keys("rObrigado!<C-s>").unwrap();
+    let contact = h.app.queue.current().unwrap().contact_id;
+    let out = h.store.timeline(contact, None, 10).unwrap();
+    let reply = out
+        .iter()
+        .find(|m| m.direction == Direction::Out)
+        .unwrap()
+        .id;
+    h.store.claim_outbox(now_millis(), 60_000, 10).unwrap();
+    h.store
+        .mark_sent(reply, "100", Some("wamid.X"), "worker", now_millis())
+        .unwrap();
+    let after = h.store.last_event_id().unwrap();
+    let report = |h: &mut Harness, d: Delivery| {
+        let tx = h.store.write().unwrap();
+        tx.apply_delivery_report(
+            Channel::WhatsApp,
+            "wamid.X",
+            d,
+            None,
+            "whatsapp",
+            now_millis(),
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    };
+    report(&mut h, Delivery::Delivered);
+    h.follow_feed(after).unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("delivered ✓✓"), "{screen}");
+    let after = h.store.last_event_id().unwrap();
+    report(&mut h, Delivery::Read);
+    report(&mut h, Delivery::Delivered); // late: changes nothing
+    h.follow_feed(after).unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("read ✓✓"), "{screen}");
+}

@@ -328,6 +328,14 @@ fn lines_inner(
             Some(Delivery::Sent) if m.direction == Direction::Out => {
                 header.push(Span::styled(" · sent ✓", Style::default().fg(t.ok)))
             }
+            // The channel's own reports (WhatsApp, Instagram, Messenger, SMS).
+            Some(Delivery::Delivered) => {
+                header.push(Span::styled(" · delivered ✓✓", Style::default().fg(t.ok)))
+            }
+            Some(Delivery::Read) => header.push(Span::styled(
+                " · read ✓✓",
+                Style::default().fg(t.accent).add_modifier(Modifier::BOLD),
+            )),
             Some(Delivery::Failed) => header.push(Span::styled(
                 format!(
                     " · failed: {} (:retry)",
