@@ -66,6 +66,9 @@ use tokio::sync::mpsc;
 #[path = "server/team.rs"]
 mod team;
 
+#[path = "server/hooks.rs"]
+mod hooks;
+
 const WIDTH: u16 = 200;
 const HEIGHT: u16 = 50;
 /// The agent every connection is (the server's own Unix user maps to it).
@@ -90,6 +93,9 @@ struct Opts {
     rounds: usize,
     followers: usize,
     follower_ms: u64,
+    /// Signed webhook POSTs for the throughput figure, and how many in flight.
+    hooks: usize,
+    hook_concurrency: usize,
     bin: PathBuf,
 }
 
@@ -97,7 +103,8 @@ const USAGE: &str =
     "usage: cargo bench --bench server -- [--small] [--messages N] [--seed N] [--seconds S]
   [--agents N] [--visitors N] [--visitor-interval S] [--period S] [--runs N] [--rounds N]
   [--followers N] [--follower-ms MS] [--bin PATH]
-  --small is --messages 10000 --seconds 10 --runs 10 --rounds 2";
+  [--hooks N] [--hook-concurrency N]
+  --small is --messages 10000 --seconds 10 --runs 10 --rounds 2 --hooks 2000";
 
 fn parse_args() -> anyhow::Result<Opts> {
     let mut o = Opts {
@@ -112,6 +119,8 @@ fn parse_args() -> anyhow::Result<Opts> {
         rounds: 5,
         followers: 3,
         follower_ms: 100,
+        hooks: 20_000,
+        hook_concurrency: 32,
         bin: std::env::var_os("BRAID_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_braid"))),
@@ -135,6 +144,7 @@ fn parse_args() -> anyhow::Result<Opts> {
             o.seconds = 10;
             o.runs = 10;
             o.rounds = 2;
+            o.hooks = 2_000;
             i += 1;
             continue;
         }
@@ -157,6 +167,8 @@ fn parse_args() -> anyhow::Result<Opts> {
             "--rounds" => o.rounds = (num(v)? as usize).max(1),
             "--followers" => o.followers = num(v)? as usize,
             "--follower-ms" => o.follower_ms = (num(v)? as u64).max(1),
+            "--hooks" => o.hooks = (num(v)? as usize).max(1),
+            "--hook-concurrency" => o.hook_concurrency = (num(v)? as usize).max(1),
             "--bin" => o.bin = PathBuf::from(v),
             other => anyhow::bail!("unknown option {other}\n{USAGE}"),
         }
@@ -470,7 +482,8 @@ fn scratch(pristine: &Path, opts: &Opts) -> anyhow::Result<Scratch> {
         "agent = \"{AGENT}\"\n\n[webchat]\nenabled = true\nlisten = \"{webchat}\"\n\
          # one loopback address plays every visitor: lift the per-address limits\n\
          ip_messages_per_minute = 1000000\nip_connections_per_minute = 1000000\n\
-         max_connections = {limit}\nmax_connections_per_ip = {limit}\n"
+         max_connections = {limit}\nmax_connections_per_ip = {limit}\n{}",
+        hooks::CONFIG
     );
     let s = Scratch { dir, webchat };
     std::fs::write(s.config(), config)?;
@@ -501,6 +514,7 @@ impl ServerProc {
             .arg(s.data())
             .arg("--socket")
             .arg(s.socket())
+            .env(hooks::SECRET_ENV, hooks::SECRET)
             .stdin(std::process::Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -2128,6 +2142,51 @@ fn run() -> anyhow::Result<bool> {
         &notified,
         "—",
     ));
+
+    // 6. Webhooks.
+    let db = s.data().join(braid::store::DB_FILE);
+    let thr = match rt.block_on(hooks::throughput(
+        s.webchat,
+        &db,
+        opts.hooks,
+        opts.hook_concurrency,
+        &errors,
+    )) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            errors.add(format!("webhook throughput: {e:#}"));
+            None
+        }
+    };
+    let to_screen = match rt.block_on(hooks::to_screen(&sock, s.webchat, &db, 200, &errors)) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.add(format!("webhook → screen: {e:#}"));
+            Samples::default()
+        }
+    };
+    header(&format!(
+        "6. webhooks: signed call logs over HTTP, {} in flight",
+        opts.hook_concurrency
+    ));
+    let mut hook_rate = None;
+    if let Some(t) = &thr {
+        let acc = t.n as f64 / t.accepted.as_secs_f64().max(1e-9);
+        let ing = t.n as f64 / t.ingested.as_secs_f64().max(1e-9);
+        println!(
+            "  {} POSTs: answered 200 (verified, kept on disk) at {acc:.0}/s in {:.2} s; all ingested (inbox empty) at {ing:.0}/s in {:.2} s",
+            t.n,
+            t.accepted.as_secs_f64(),
+            t.ingested.as_secs_f64()
+        );
+        row("  one POST's round trip (under that load)", &t.post);
+        figures.push(fig("signed webhook POST → 200, under load", &t.post, "—"));
+        hook_rate = Some(format!(
+            "{acc:.0}/s answered, {ing:.0}/s end to end into the store"
+        ));
+    }
+    row("WEBHOOK -> AGENT'S SCREEN (pushed event)", &to_screen);
+    figures.push(fig("signed webhook → agent's screen", &to_screen, "—"));
     server.stop();
 
     // The table.
@@ -2138,6 +2197,7 @@ fn run() -> anyhow::Result<bool> {
         ("old model change → seen", &load.follower),
         ("presence change → other screens", &presence),
         ("notification delivery", &notified),
+        ("webhook → screen", &to_screen),
     ] {
         if s.is_empty() {
             missing.push(name.into());
@@ -2148,6 +2208,9 @@ fn run() -> anyhow::Result<bool> {
     }
     if cpu_line.is_none() {
         missing.push("server CPU".into());
+    }
+    if hook_rate.is_none() {
+        missing.push("webhook throughput".into());
     }
     if mem_line.is_none() {
         missing.push("server RSS".into());
@@ -2169,6 +2232,12 @@ fn run() -> anyhow::Result<bool> {
             f.name, f.n, f.p50, f.p99, f.target
         );
     }
+    println!(
+        "| webhook ingestion throughput ({} signed POSTs, {} in flight) | | {} | | |",
+        opts.hooks,
+        opts.hook_concurrency,
+        hook_rate.clone().unwrap_or_else(|| "MISSING".into())
+    );
     println!(
         "| server CPU during the load run | | {} | | |",
         cpu_line.unwrap_or_else(|| "MISSING".into())
