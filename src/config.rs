@@ -54,6 +54,8 @@ pub struct Config {
     pub email: Vec<crate::channels::email::EmailAccount>,
     /// `[[events]]`: signed event sources (`POST /hooks/events/NAME`: call logs, purchases...).
     pub events: Vec<crate::channels::hooks::events::EventsConfig>,
+    /// `[sms]`: SMS through a Twilio-compatible REST API, if configured.
+    pub sms: Option<crate::channels::sms::SmsConfig>,
     /// `[server]`, `[[teams]]`, `[[agents]]`: who works here and where the server listens (the
     /// server reads these from its own config; a client's are only its `[server] socket`).
     pub workspace: crate::server::workspace::Workspace,
@@ -333,6 +335,7 @@ impl Config {
             telegram: None,
             email: Vec::new(),
             events: Vec::new(),
+            sms: None,
             workspace: Default::default(),
         }
     }
@@ -375,6 +378,11 @@ impl Config {
                 teams.insert((Channel::Event, source.name.clone()), team.clone());
             }
         }
+        if let Some(sms) = &self.sms
+            && let Some(team) = &sms.team
+        {
+            teams.insert((Channel::Sms, sms.account.clone()), team.clone());
+        }
         crate::ingest::Settings {
             reopen_window_ms: self.reopen_window_ms,
             teams,
@@ -396,7 +404,11 @@ impl Config {
 
     /// Every configured webhook source.
     pub fn hook_specs(&self) -> Vec<crate::channels::hooks::SourceSpec> {
-        self.events.iter().map(|e| e.spec()).collect()
+        let mut specs: Vec<_> = self.events.iter().map(|e| e.spec()).collect();
+        if let Some(sms) = &self.sms {
+            specs.extend(sms.specs());
+        }
+        specs
     }
 }
 
@@ -440,6 +452,7 @@ struct RawConfig {
     email: Vec<Spanned<crate::channels::email::RawEmailAccount>>,
     #[serde(default)]
     events: Vec<Spanned<crate::channels::hooks::events::RawEventsConfig>>,
+    sms: Option<Spanned<crate::channels::sms::RawSmsConfig>>,
     #[serde(default)]
     server: crate::server::workspace::RawServer,
     #[serde(default)]
@@ -721,6 +734,27 @@ impl RawConfig {
             ));
         }
 
+        let sms = match &self.sms {
+            Some(raw) => {
+                let sms = raw
+                    .get_ref()
+                    .resolve()
+                    .map_err(|(key, m)| ctx.invalid(raw.span(), &format!("sms.{key}"), m))?;
+                if !webchat.enabled {
+                    return Err(ctx.invalid(
+                        raw.span(),
+                        "sms",
+                        "SMS webhooks are served by the web chat's HTTP listener: add [webchat] \
+                         with enabled = true and listen = \"ADDRESS:PORT\" (behind your TLS proxy \
+                         at public_url)"
+                            .into(),
+                    ));
+                }
+                Some(sms)
+            }
+            None => None,
+        };
+
         let workspace =
             crate::server::workspace::resolve(&self.server, &self.teams, &self.agents, |p| {
                 expand_path(p, base, env)
@@ -745,6 +779,9 @@ impl RawConfig {
             if let Some(t) = &e.team {
                 channel_teams.push((format!("events.team (source '{}')", e.name), t));
             }
+        }
+        if let Some(t) = sms.as_ref().and_then(|s| s.team.as_deref()) {
+            channel_teams.push(("sms.team".into(), t));
         }
         for (key, team) in channel_teams {
             if !workspace.teams.iter().any(|t| t.name == team) {
@@ -780,6 +817,7 @@ impl RawConfig {
             telegram,
             email,
             events,
+            sms,
         })
     }
 }
