@@ -1435,4 +1435,51 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn sms_is_configured_from_the_examples_block_and_needs_the_web_chat() {
+        // The example's [sms] block, uncommented.
+        let block: String = EXAMPLE
+            .lines()
+            .skip_while(|l| l.trim() != "#| [sms]")
+            .filter_map(|l| l.strip_prefix("#| "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(block.contains("account_sid = "), "{block}");
+        let e = load_text(&block).unwrap_err().to_string();
+        assert!(e.contains("[webchat]"), "{e}");
+        let text = format!(
+            "[webchat]\nenabled = true\n[[teams]]\nname = \"support\"\n{}",
+            block.replace("team = \"\"", "team = \"support\"")
+        );
+        let c = load_text(&text).unwrap();
+        let sms = c.sms.clone().unwrap();
+        assert_eq!(sms.account_sid, "AC0123456789abcdef0123456789abcdef");
+        assert_eq!(sms.from.as_deref(), Some("+14155550100"));
+        assert_eq!(sms.public_url, "https://help.example.com");
+        assert_eq!(sms.api_url, "https://api.twilio.com");
+        let paths: Vec<String> = c.hook_specs().into_iter().map(|s| s.path).collect();
+        assert_eq!(paths, ["sms", "sms/status"]);
+        assert_eq!(
+            c.ingest_settings()
+                .teams
+                .get(&(crate::model::Channel::Sms, "+14155550100".to_string()))
+                .map(String::as_str),
+            Some("support")
+        );
+        let opts = crate::worker::WorkerOptions::from_config(&c);
+        assert!(
+            opts.senders
+                .iter()
+                .any(|s| s.channel() == crate::model::Channel::Sms)
+        );
+        let e = load_text(&text.replace("team = \"support\"", "team = \"sales\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sms.team"), "{e}");
+        let e = load_text(&text.replace("https://help.example.com", "help.example.com"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sms.public_url"), "{e}");
+    }
 }
