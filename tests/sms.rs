@@ -526,6 +526,14 @@ async fn server_errors_retry_other_4xx_are_permanent_and_sanitized() {
     assert!(!e.reason.contains(['\u{1b}', '\u{7}']), "{:?}", e.reason);
     assert_eq!(b.api.created(), 0);
 
+    // Too long for the API: refused before asking.
+    let before = b.api.requests();
+    let mut long = item.clone();
+    long.body = "a".repeat(1601);
+    let e = b.sender.send(&long).await.unwrap_err();
+    assert!(!e.retry && e.reason.contains("1600"), "{e:?}");
+    assert_eq!(b.api.requests(), before);
+
     // Wrong credentials: the token never shows.
     let mut wrong = sms_config(&b.api_url);
     wrong.auth_token = SecretSource::Plain("wrong-token-xyz".into());

@@ -250,6 +250,25 @@ impl SmsSource {
     }
 }
 
+/// A base URL with its scheme's default port added (`https://h` -> `https://h:443`) or removed
+/// (`https://h:443` -> `https://h`); None when it names another port.
+fn with_other_port_form(base: &str) -> Option<String> {
+    let (scheme, port) = if base.starts_with("https://") {
+        ("https://", ":443")
+    } else {
+        ("http://", ":80")
+    };
+    let rest = base.strip_prefix(scheme)?;
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if let Some(bare) = host.strip_suffix(port) {
+        Some(format!("{scheme}{bare}{path}"))
+    } else if host.ends_with(']') || !host.contains(':') {
+        Some(format!("{scheme}{host}{port}{path}"))
+    } else {
+        None
+    }
+}
+
 /// The keywords carriers and Twilio treat as an opt-out.
 const OPT_OUT: [&str; 6] = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
 /// The keywords that opt back in.
@@ -310,12 +329,28 @@ impl Source for SmsSource {
 
     fn verify(&self, req: &HookRequest<'_>) -> Result<(), BadSignature> {
         let params = form_fields(req.body).map_err(|_| BadSignature::Malformed("form body"))?;
-        let mut url = format!("{}/hooks/{}", self.public_url, self.path);
-        if !req.query.is_empty() {
-            url.push('?');
-            url.push_str(req.query);
+        let query = if req.query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", req.query)
+        };
+        let header = req.header("x-twilio-signature");
+        let url = format!("{}/hooks/{}{query}", self.public_url, self.path);
+        let first = verify::twilio(&self.token, &url, &params, header);
+        if first != Err(BadSignature::Mismatch) {
+            return first;
         }
-        verify::twilio(&self.token, &url, &params, req.header("x-twilio-signature"))
+        // Twilio signs some URLs with the scheme's default port written out and some without
+        // (its own libraries accept both): try the other form.
+        match with_other_port_form(&self.public_url) {
+            Some(base) => verify::twilio(
+                &self.token,
+                &format!("{base}/hooks/{}{query}", self.path),
+                &params,
+                header,
+            ),
+            None => first,
+        }
     }
 
     fn parse(&self, body: &[u8], received_at: Millis) -> Result<Vec<HookItem>, String> {
@@ -575,6 +610,42 @@ mod tests {
         ] {
             assert_eq!(r.resolve().unwrap_err().0, key, "{r:?}");
         }
+    }
+
+    #[test]
+    fn the_default_port_is_accepted_written_out_or_not() {
+        assert_eq!(
+            with_other_port_form("https://h.example.com").as_deref(),
+            Some("https://h.example.com:443")
+        );
+        assert_eq!(
+            with_other_port_form("https://h.example.com:443/braid").as_deref(),
+            Some("https://h.example.com/braid")
+        );
+        assert_eq!(
+            with_other_port_form("http://[::1]").as_deref(),
+            Some("http://[::1]:80")
+        );
+        assert_eq!(with_other_port_form("https://h.example.com:8443"), None);
+        let c = config();
+        let s = SmsSource::inbound(&c, b"tok".to_vec());
+        let body = b"MessageSid=SM1&From=%2B4915112345678";
+        let params = form_fields(body).unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-twilio-signature",
+            verify::twilio_sign(b"tok", "https://help.example.com:443/hooks/sms", &params)
+                .parse()
+                .unwrap(),
+        );
+        let req = HookRequest {
+            path: "sms",
+            query: "",
+            headers: &headers,
+            body,
+            now: 0,
+        };
+        assert_eq!(s.verify(&req), Ok(()));
     }
 
     #[test]

@@ -34,6 +34,19 @@ impl Segments {
         }
     }
 
+    /// For the composer: "2 SMS · GSM-7 · 161/306" (units used / units the parts hold).
+    pub fn label(&self) -> String {
+        let capacity = match self.segments {
+            0 | 1 => self.single_max(),
+            n => n * self.part_max(),
+        };
+        let name = match self.encoding {
+            Encoding::Gsm7 => "GSM-7",
+            Encoding::Ucs2 => "UCS-2",
+        };
+        format!("{} SMS · {name} · {}/{capacity}", self.segments, self.units)
+    }
+
     /// Units per part of a longer text (153 or 67).
     pub fn part_max(&self) -> usize {
         match self.encoding {
@@ -182,5 +195,12 @@ mod tests {
         assert_eq!((g.single_max(), g.part_max()), (160, 153));
         let u = segments("ж");
         assert_eq!((u.single_max(), u.part_max()), (70, 67));
+        assert_eq!(segments("hi").label(), "1 SMS · GSM-7 · 2/160");
+        assert_eq!(
+            segments(&"a".repeat(161)).label(),
+            "2 SMS · GSM-7 · 161/306"
+        );
+        assert_eq!(segments("👍").label(), "1 SMS · UCS-2 · 2/70");
+        assert_eq!(segments("").label(), "0 SMS · GSM-7 · 0/160");
     }
 }

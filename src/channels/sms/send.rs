@@ -25,6 +25,9 @@ pub const OPTED_OUT_CODE: &str = "21610";
 pub const OPTED_OUT: &str =
     "the customer opted out of SMS (replied STOP); they must text START first";
 
+/// The longest body the API takes (Twilio: 1,600 characters; error 21617 beyond).
+pub const MAX_BODY_CHARS: usize = 1600;
+
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A 429 without `Retry-After` freezes the sender this long.
@@ -196,6 +199,12 @@ impl SmsSender {
         }
         if item.body.trim().is_empty() {
             return Err(permanent("an empty SMS cannot be sent".to_string()));
+        }
+        if item.body.chars().count() > MAX_BODY_CHARS {
+            return Err(permanent(format!(
+                "longer than {MAX_BODY_CHARS} characters, the most one SMS reply carries: \
+                 shorten it, or send it as two replies"
+            )));
         }
         if let Some(d) = self.frozen_for() {
             return Err(temporary(rate_limited(d)));
