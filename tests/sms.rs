@@ -587,3 +587,60 @@ async fn status_callbacks_out_of_order_end_at_delivered() {
         Some(Delivery::Delivered)
     );
 }
+
+/// The worker's real dispatcher carries SMS replies: the provider's sid is recorded, so the
+/// status callbacks find the message; a 21610 leaves the reply failed, not queued again.
+#[tokio::test]
+async fn the_worker_sends_replies_and_the_callbacks_find_them() {
+    let mut b = start().await;
+    b.text("SM1", "hi").await;
+    b.drained().await;
+    let mut opts = braid::worker::WorkerOptions::new(b._dir.path());
+    opts.run_demo = false;
+    opts.poll = Duration::from_millis(50);
+    opts.lease_retry = Duration::from_millis(100);
+    opts.senders.push(SmsSender::new(
+        sms_config(&b.api_url),
+        b._dir.path().join(DB_FILE),
+    ));
+    let _worker = braid::worker::spawn_with(opts).unwrap();
+
+    let conv = b.conversation();
+    let id = b
+        .store
+        .queue_reply(conv, Channel::Sms, "ann", "On its way!", now_millis())
+        .unwrap();
+    until(|| (b.store.message(id).unwrap().delivery == Some(Delivery::Sent)).then_some(())).await;
+    let sid = b.api.created.lock().unwrap()[0].clone();
+    let delivered = params(&[
+        ("MessageSid", &sid),
+        ("To", ANA),
+        ("MessageStatus", "delivered"),
+    ]);
+    assert_eq!(b.post("sms/status", &delivered).await.status(), 200);
+    until(|| (b.store.message(id).unwrap().delivery == Some(Delivery::Delivered)).then_some(()))
+        .await;
+
+    // The provider says the customer opted out: failed for good, and the next reply is refused
+    // without a call.
+    b.api.then(Answer::OptedOut);
+    let id = b
+        .store
+        .queue_reply(conv, Channel::Sms, "ann", "Anything else?", now_millis())
+        .unwrap();
+    let m = until(|| {
+        let m = b.store.message(id).unwrap();
+        (m.delivery == Some(Delivery::Failed)).then_some(m)
+    })
+    .await;
+    assert_eq!(m.delivery_error.as_deref(), Some(OPTED_OUT));
+    assert_eq!(b.opted_out(), Some(true));
+    let id = b
+        .store
+        .queue_reply(conv, Channel::Sms, "ann", "Hello?", now_millis())
+        .unwrap();
+    until(|| (b.store.message(id).unwrap().delivery == Some(Delivery::Failed)).then_some(())).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.api.requests(), 2, "21610 is never retried");
+    assert_eq!(b.store.outbox_counts().unwrap().0, 0, "nothing left queued");
+}
