@@ -54,6 +54,8 @@ pub struct Config {
     pub email: Vec<crate::channels::email::EmailAccount>,
     /// `[[events]]`: signed event sources (`POST /hooks/events/NAME`: call logs, purchases...).
     pub events: Vec<crate::channels::hooks::events::EventsConfig>,
+    /// `[sms]`: SMS through a Twilio-compatible REST API, if configured.
+    pub sms: Option<crate::channels::sms::SmsConfig>,
     /// `[server]`, `[[teams]]`, `[[agents]]`: who works here and where the server listens (the
     /// server reads these from its own config; a client's are only its `[server] socket`).
     pub workspace: crate::server::workspace::Workspace,
@@ -333,6 +335,7 @@ impl Config {
             telegram: None,
             email: Vec::new(),
             events: Vec::new(),
+            sms: None,
             workspace: Default::default(),
         }
     }
@@ -375,6 +378,11 @@ impl Config {
                 teams.insert((Channel::Event, source.name.clone()), team.clone());
             }
         }
+        if let Some(sms) = &self.sms
+            && let Some(team) = &sms.team
+        {
+            teams.insert((Channel::Sms, sms.account.clone()), team.clone());
+        }
         crate::ingest::Settings {
             reopen_window_ms: self.reopen_window_ms,
             teams,
@@ -401,7 +409,11 @@ impl Config {
 
     /// Every configured webhook source.
     pub fn hook_specs(&self) -> Vec<crate::channels::hooks::SourceSpec> {
-        self.events.iter().map(|e| e.spec()).collect()
+        let mut specs: Vec<_> = self.events.iter().map(|e| e.spec()).collect();
+        if let Some(sms) = &self.sms {
+            specs.extend(sms.specs());
+        }
+        specs
     }
 }
 
@@ -445,6 +457,7 @@ struct RawConfig {
     email: Vec<Spanned<crate::channels::email::RawEmailAccount>>,
     #[serde(default)]
     events: Vec<Spanned<crate::channels::hooks::events::RawEventsConfig>>,
+    sms: Option<Spanned<crate::channels::sms::RawSmsConfig>>,
     #[serde(default)]
     server: crate::server::workspace::RawServer,
     #[serde(default)]
@@ -726,6 +739,27 @@ impl RawConfig {
             ));
         }
 
+        let sms = match &self.sms {
+            Some(raw) => {
+                let sms = raw
+                    .get_ref()
+                    .resolve()
+                    .map_err(|(key, m)| ctx.invalid(raw.span(), &format!("sms.{key}"), m))?;
+                if !webchat.enabled {
+                    return Err(ctx.invalid(
+                        raw.span(),
+                        "sms",
+                        "SMS webhooks are served by the web chat's HTTP listener: add [webchat] \
+                         with enabled = true and listen = \"ADDRESS:PORT\" (behind your TLS proxy \
+                         at public_url)"
+                            .into(),
+                    ));
+                }
+                Some(sms)
+            }
+            None => None,
+        };
+
         let workspace =
             crate::server::workspace::resolve(&self.server, &self.teams, &self.agents, |p| {
                 expand_path(p, base, env)
@@ -750,6 +784,9 @@ impl RawConfig {
             if let Some(t) = &e.team {
                 channel_teams.push((format!("events.team (source '{}')", e.name), t));
             }
+        }
+        if let Some(t) = sms.as_ref().and_then(|s| s.team.as_deref()) {
+            channel_teams.push(("sms.team".into(), t));
         }
         for (key, team) in channel_teams {
             if !workspace.teams.iter().any(|t| t.name == team) {
@@ -785,6 +822,7 @@ impl RawConfig {
             telegram,
             email,
             events,
+            sms,
         })
     }
 }
@@ -1401,5 +1439,52 @@ mod tests {
                 "{key} is not documented"
             );
         }
+    }
+
+    #[test]
+    fn sms_is_configured_from_the_examples_block_and_needs_the_web_chat() {
+        // The example's [sms] block, uncommented.
+        let block: String = EXAMPLE
+            .lines()
+            .skip_while(|l| l.trim() != "#| [sms]")
+            .filter_map(|l| l.strip_prefix("#| "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(block.contains("account_sid = "), "{block}");
+        let e = load_text(&block).unwrap_err().to_string();
+        assert!(e.contains("[webchat]"), "{e}");
+        let text = format!(
+            "[webchat]\nenabled = true\n[[teams]]\nname = \"support\"\n{}",
+            block.replace("team = \"\"", "team = \"support\"")
+        );
+        let c = load_text(&text).unwrap();
+        let sms = c.sms.clone().unwrap();
+        assert_eq!(sms.account_sid, "AC0123456789abcdef0123456789abcdef");
+        assert_eq!(sms.from.as_deref(), Some("+14155550100"));
+        assert_eq!(sms.public_url, "https://help.example.com");
+        assert_eq!(sms.api_url, "https://api.twilio.com");
+        let paths: Vec<String> = c.hook_specs().into_iter().map(|s| s.path).collect();
+        assert_eq!(paths, ["sms", "sms/status"]);
+        assert_eq!(
+            c.ingest_settings()
+                .teams
+                .get(&(crate::model::Channel::Sms, "+14155550100".to_string()))
+                .map(String::as_str),
+            Some("support")
+        );
+        let opts = crate::worker::WorkerOptions::from_config(&c);
+        assert!(
+            opts.senders
+                .iter()
+                .any(|s| s.channel() == crate::model::Channel::Sms)
+        );
+        let e = load_text(&text.replace("team = \"support\"", "team = \"sales\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sms.team"), "{e}");
+        let e = load_text(&text.replace("https://help.example.com", "help.example.com"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sms.public_url"), "{e}");
     }
 }

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod email;
 pub mod hooks;
 pub mod save;
+pub mod sms;
 pub mod telegram;
 pub mod template;
 pub mod webchat;

@@ -125,6 +125,12 @@ impl WorkerOptions {
             ));
             opts.email = accounts;
         }
+        if let Some(sms) = &config.sms {
+            opts.senders.push(crate::channels::sms::SmsSender::new(
+                sms.clone(),
+                config.data_dir.join(DB_FILE),
+            ));
+        }
         opts.webchat = config.webchat_options();
         opts
     }
