@@ -403,7 +403,7 @@ impl Config {
     }
 
     /// The approved WhatsApp templates (`[[whatsapp.templates]]`).
-    pub fn templates(&self) -> Vec<crate::channels::template::Template> {
+    pub fn templates(&self) -> Vec<crate::template::Template> {
         Vec::new()
     }
 

@@ -487,7 +487,7 @@ fn reply_errors_are_one_line() {
     let err = fails(&w.braid(&["reply", &w.ann.to_string(), "--text", "hi", "--via", "fax"]));
     assert_eq!(
         err,
-        "braid: unknown channel 'fax' (one of: email, telegram, webchat)"
+        "braid: unknown channel 'fax' (one of: email, telegram, webchat, whatsapp, instagram, messenger, sms, phone, event)"
     );
 
     // Bob only has a web-chat identity.

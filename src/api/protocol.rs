@@ -124,7 +124,7 @@ pub struct Welcome {
     pub workspace_teams: Vec<String>,
     /// The WhatsApp templates the workspace has approved (`:template`).
     #[serde(default)]
-    pub templates: Vec<crate::channels::template::Template>,
+    pub templates: Vec<crate::template::Template>,
     /// The newest event now: a client follows pushes from here.
     pub last_event: EventId,
     /// Workspace setting: a reply makes an open conversation pending.
@@ -326,7 +326,7 @@ pub enum Write {
         seen: Seen,
         /// Filled in by the server from its config before the write runs.
         #[serde(skip)]
-        resolved: Option<Box<crate::channels::template::Template>>,
+        resolved: Option<Box<crate::template::Template>>,
     },
     SaveDraft {
         kind: String,

@@ -8,7 +8,7 @@ pub mod hooks;
 pub mod save;
 pub mod sms;
 pub mod telegram;
-pub mod template;
+
 pub mod webchat;
 
 use crate::model::Channel;

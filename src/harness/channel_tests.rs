@@ -3,10 +3,10 @@
 
 use super::Harness;
 use super::tests::msg;
-use crate::channels::template::Template;
 use crate::ingest::{Settings, ingest};
 use crate::model::{Channel, Delivery, Direction, IdentityKind, Millis, now_millis};
 use crate::store::Store;
+use crate::template::Template;
 use crate::tui::app::Mode;
 
 const H: Millis = 3600 * 1000;
@@ -182,4 +182,22 @@ fn the_channels_reports_show_on_the_reply_delivered_then_read() {
     h.follow_feed(after).unwrap();
     let screen = h.screen().unwrap();
     assert!(screen.contains("read ✓✓"), "{screen}");
+}
+
+#[test]
+fn the_sms_composer_counts_segments_as_the_agent_types() {
+    let s = store_with(Channel::Sms, IdentityKind::Phone, "+5511987654321", H);
+    let mut h = Harness::new(s, "me", 160, 40, now_millis()).unwrap();
+    h.keys("r").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("0 SMS · GSM-7 · 0/160"), "{screen}");
+    h.keys(&"a".repeat(161)).unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("2 SMS · GSM-7 · 161/306"), "{screen}");
+    h.keys("€").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("2 SMS · GSM-7 · 163/306"), "{screen}");
+    h.keys("😀").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("UCS-2"), "{screen}");
 }

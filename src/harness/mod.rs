@@ -22,7 +22,7 @@ pub struct Harness {
     /// Effects other than store requests (Quit, RunEditor), in order.
     pub other_effects: Vec<Effect>,
     /// The server's approved WhatsApp templates (its config's `[[whatsapp.templates]]`).
-    pub templates: Vec<crate::channels::template::Template>,
+    pub templates: Vec<crate::template::Template>,
 }
 
 impl Harness {

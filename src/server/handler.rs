@@ -156,7 +156,7 @@ fn channel_notice(
 
 /// A template reply: what the template is, from the server's config (`[[whatsapp.templates]]`).
 /// Left None when no template has the name (the write then says so).
-pub fn resolve_template(templates: &[crate::channels::template::Template], req: &mut Request) {
+pub fn resolve_template(templates: &[crate::template::Template], req: &mut Request) {
     if let Request::Write {
         write: Write::Template { name, resolved, .. },
         ..

@@ -307,7 +307,7 @@ pub struct App {
     /// moves the conversation to that team.
     pub known_teams: Vec<String>,
     /// The workspace's approved WhatsApp templates (`:template`), from the welcome.
-    pub templates: Vec<crate::channels::template::Template>,
+    pub templates: Vec<crate::template::Template>,
     /// The request a [`PromptKind::Confirm`] prompt runs on y.
     confirm: Option<Request>,
     /// A reply makes an open conversation pending (config `pending_after_reply`).
@@ -1501,7 +1501,7 @@ impl App {
     /// `:template NAME [PARAMS]` on the selected conversation: checked here against the
     /// welcome's templates (the name, how many parameters), rendered and sent by the server.
     fn send_template(&mut self, arg: &str) -> Vec<Effect> {
-        let mut words = crate::channels::template::split_args(arg).into_iter();
+        let mut words = crate::template::split_args(arg).into_iter();
         let Some(name) = words.next() else {
             return self.prompt("template ");
         };

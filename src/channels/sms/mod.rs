@@ -14,12 +14,12 @@
 //! - Outbound ([`send`]): `POST {api_url}/2010-04-01/Accounts/{sid}/Messages.json`, with a
 //!   status callback to `PUBLIC_URL/hooks/sms/status` whose reports (sent, delivered, read,
 //!   failed with the error) move the message forward, also when they arrive out of order.
-//! - [`segments`]: what a text costs in SMS (GSM-7 or UCS-2), for the composer.
+//! - [`segments`](crate::segments): what a text costs in SMS (GSM-7 or UCS-2), for the
+//!   composer.
 
-pub mod segments;
 pub mod send;
 
-pub use segments::{Encoding, Segments, segments};
+pub use crate::segments::{Encoding, Segments, segments};
 pub use send::SmsSender;
 
 use crate::channels::hooks::verify::{self, BadSignature};

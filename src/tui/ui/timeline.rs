@@ -70,25 +70,35 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
                 esc(&c.contact_name),
                 c.channel.map(|c| c.badge()).unwrap_or("?"),
                 esc(c.recipient.as_deref().unwrap_or("?")),
-                c.conversation
+                c.conversation,
             ),
             ComposeKind::Note => format!(
                 " Internal note on {} · #{} (never sent to the customer) ",
                 c.contact_name, c.conversation
             ),
         };
-        let hint = format!(
-            " {} send · {} $EDITOR · {} close, draft kept ",
+        let key = |name: &str| {
             app.keymap
-                .key_for(crate::tui::keymap::Mode::Compose, "send")
-                .unwrap_or_default(),
-            app.keymap
-                .key_for(crate::tui::keymap::Mode::Compose, "edit_external")
-                .unwrap_or_default(),
-            app.keymap
-                .key_for(crate::tui::keymap::Mode::Compose, "cancel")
-                .unwrap_or_default(),
-        );
+                .key_for(crate::tui::keymap::Mode::Compose, name)
+                .unwrap_or_default()
+        };
+        let hint = if c.kind == ComposeKind::Reply && c.channel == Some(crate::model::Channel::Sms)
+        {
+            // What the text costs, as the agent types.
+            format!(
+                " {} send · {} · {} close ",
+                key("send"),
+                crate::segments::segments(&c.text()).label(),
+                key("cancel")
+            )
+        } else {
+            format!(
+                " {} send · {} $EDITOR · {} close, draft kept ",
+                key("send"),
+                key("edit_external"),
+                key("cancel"),
+            )
+        };
         // A note naming someone who is no agent: said before it is sent, with what to do.
         let unknown = match c.kind {
             ComposeKind::Note => crate::mentions::unknown(&c.text(), &app.known_agents),
