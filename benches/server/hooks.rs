@@ -1,6 +1,6 @@
-//! 6. Webhooks, on the same server after the team section: signed events (`POST
-//! /hooks/events/bench`, HMAC-SHA256 over `TIMESTAMP.BODY`) over real HTTP to the server's web
-//! chat listener.
+//! Section 6, webhooks, on the same server after the team section: signed events
+//! (`POST /hooks/events/bench`, HMAC-SHA256 over `TIMESTAMP.BODY`) over real HTTP to the
+//! server's web chat listener.
 //!
 //! - **throughput**: `n` call logs from `n / 4` callers, `concurrency` requests in flight: the
 //!   rate the server answers 200 (verified and kept on disk), and end to end: from the first
