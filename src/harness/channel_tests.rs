@@ -201,3 +201,28 @@ fn the_sms_composer_counts_segments_as_the_agent_types() {
     let screen = h.screen().unwrap();
     assert!(screen.contains("UCS-2"), "{screen}");
 }
+
+#[test]
+fn an_sms_opt_out_shows_in_the_profile_and_the_composer() {
+    let mut s = store_with(Channel::Sms, IdentityKind::Phone, "+5511987654321", H);
+    let tx = s.write().unwrap();
+    tx.set_consent(
+        Channel::Sms,
+        IdentityKind::Phone,
+        "+5511987654321",
+        true,
+        "STOP",
+        "sms",
+        now_millis() - 30 * 60_000,
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let mut h = Harness::new(s, "me", 160, 40, now_millis()).unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("✗ SMS opted out (STOP)"), "{screen}");
+    h.keys("r").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("the customer opted out of SMS"), "{screen}");
+    h.keys("hello<C-s>").unwrap();
+    assert_eq!(h.store.outbox_counts().unwrap(), (0, 0));
+}

@@ -42,6 +42,9 @@ pub struct ContactProfile {
     pub channels: Vec<Channel>,
     /// Identifiers the customer claimed that nobody verified (shown "(unverified)").
     pub claims: Vec<super::claims::ClaimRow>,
+    /// Channels the customer opted out of (an SMS STOP): (channel, identifier, keyword, when).
+    #[serde(default)]
+    pub opted_out: Vec<(Channel, String, String, Millis)>,
 }
 
 const CONTACT_COLUMNS: &str = "id, name, vip, created_at, last_seen, last_channel";
@@ -468,6 +471,7 @@ impl Store {
             message_count,
             channels,
             claims: super::claims::of_contact(conn, id)?,
+            opted_out: super::hooks::opted_out(conn, id)?,
         })
     }
 

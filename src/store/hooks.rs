@@ -252,6 +252,24 @@ pub(crate) fn reply_refusal(
     })
 }
 
+/// The channels a contact opted out of, through any of their identities.
+pub(crate) fn opted_out(
+    conn: &rusqlite::Connection,
+    contact: ContactId,
+) -> Result<Vec<(Channel, String, String, Millis)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.channel, c.value, c.keyword, c.at FROM consent c
+         JOIN identities i ON i.kind = c.kind AND i.value = c.value
+         WHERE i.contact_id = ?1 AND c.opted_out ORDER BY c.at",
+    )?;
+    let rows = stmt
+        .query_map([contact], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
 pub(crate) fn last_inbound_at(
     conn: &rusqlite::Connection,
     contact: ContactId,

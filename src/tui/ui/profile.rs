@@ -54,6 +54,16 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             lines.push(Line::from(spans));
         }
     }
+    // Channels the customer said STOP on: nothing goes there until they say START.
+    for (channel, value, keyword, _) in &p.opted_out {
+        lines.push(Line::from(Span::styled(
+            fit(
+                &format!("✗ {} opted out ({}) {}", channel.label(), keyword, value),
+                w,
+            ),
+            Style::default().fg(t.error),
+        )));
+    }
     // What the customer typed but nobody verified: never an identity (`:claim link` makes it
     // one). One line when it fits the pane, else the address and "(unverified)" below it.
     let warn = Style::default().fg(t.warn);
