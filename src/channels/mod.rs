@@ -4,10 +4,12 @@
 
 pub mod demo;
 pub mod email;
+pub mod graph;
 pub mod hooks;
 pub mod save;
 pub mod telegram;
 pub mod webchat;
+pub mod whatsapp;
 
 use crate::model::Channel;
 use crate::store::OutboxItem;
