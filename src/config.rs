@@ -54,6 +54,8 @@ pub struct Config {
     pub email: Vec<crate::channels::email::EmailAccount>,
     /// `[[events]]`: signed event sources (`POST /hooks/events/NAME`: call logs, purchases...).
     pub events: Vec<crate::channels::hooks::events::EventsConfig>,
+    /// `[whatsapp]`: the WhatsApp Cloud API number, if configured.
+    pub whatsapp: Option<crate::channels::whatsapp::WhatsAppConfig>,
     /// `[server]`, `[[teams]]`, `[[agents]]`: who works here and where the server listens (the
     /// server reads these from its own config; a client's are only its `[server] socket`).
     pub workspace: crate::server::workspace::Workspace,
@@ -333,6 +335,7 @@ impl Config {
             telegram: None,
             email: Vec::new(),
             events: Vec::new(),
+            whatsapp: None,
             workspace: Default::default(),
         }
     }
@@ -375,6 +378,11 @@ impl Config {
                 teams.insert((Channel::Event, source.name.clone()), team.clone());
             }
         }
+        if let Some(wa) = &self.whatsapp
+            && let Some(team) = &wa.team
+        {
+            teams.insert((Channel::WhatsApp, wa.account.clone()), team.clone());
+        }
         crate::ingest::Settings {
             reopen_window_ms: self.reopen_window_ms,
             teams,
@@ -396,7 +404,12 @@ impl Config {
 
     /// Every configured webhook source.
     pub fn hook_specs(&self) -> Vec<crate::channels::hooks::SourceSpec> {
-        self.events.iter().map(|e| e.spec()).collect()
+        let mut specs: Vec<crate::channels::hooks::SourceSpec> =
+            self.events.iter().map(|e| e.spec()).collect();
+        if let Some(wa) = &self.whatsapp {
+            specs.push(wa.spec());
+        }
+        specs
     }
 }
 
@@ -413,6 +426,9 @@ impl crate::channels::save::SaveConfig for Config {
     }
     fn ingest_settings(&self) -> crate::ingest::Settings {
         Config::ingest_settings(self)
+    }
+    fn whatsapp(&self) -> Option<&crate::channels::whatsapp::WhatsAppConfig> {
+        self.whatsapp.as_ref()
     }
 }
 
@@ -440,6 +456,7 @@ struct RawConfig {
     email: Vec<Spanned<crate::channels::email::RawEmailAccount>>,
     #[serde(default)]
     events: Vec<Spanned<crate::channels::hooks::events::RawEventsConfig>>,
+    whatsapp: Option<Spanned<crate::channels::whatsapp::RawWhatsAppConfig>>,
     #[serde(default)]
     server: crate::server::workspace::RawServer,
     #[serde(default)]
@@ -708,6 +725,26 @@ impl RawConfig {
             }
             events.push(source);
         }
+        let whatsapp = match &self.whatsapp {
+            Some(w) => Some(
+                w.get_ref()
+                    .resolve()
+                    .map_err(|(key, m)| ctx.invalid(w.span(), &format!("whatsapp.{key}"), m))?,
+            ),
+            None => None,
+        };
+        if let Some(w) = &self.whatsapp
+            && !webchat.enabled
+        {
+            return Err(ctx.invalid(
+                w.span(),
+                "whatsapp",
+                "WhatsApp's webhooks are served by the web chat's HTTP listener: add [webchat] \
+                 with enabled = true and listen = \"ADDRESS:PORT\" (behind your TLS proxy), and \
+                 give Meta https://YOUR-HOST/hooks/whatsapp as the callback URL"
+                    .into(),
+            ));
+        }
         // Webhooks arrive on the web chat's HTTP listener.
         if let Some(first) = self.events.first()
             && !webchat.enabled
@@ -746,6 +783,9 @@ impl RawConfig {
                 channel_teams.push((format!("events.team (source '{}')", e.name), t));
             }
         }
+        if let Some(t) = whatsapp.as_ref().and_then(|w| w.team.as_deref()) {
+            channel_teams.push(("whatsapp.team".into(), t));
+        }
         for (key, team) in channel_teams {
             if !workspace.teams.iter().any(|t| t.name == team) {
                 let known: Vec<&str> = workspace.teams.iter().map(|t| t.name.as_str()).collect();
@@ -780,6 +820,7 @@ impl RawConfig {
             telegram,
             email,
             events,
+            whatsapp,
         })
     }
 }
@@ -1396,5 +1437,54 @@ mod tests {
                 "{key} is not documented"
             );
         }
+    }
+
+    #[test]
+    fn whatsapp_is_a_webhook_source_a_sender_and_a_team() {
+        let text = "[webchat]\nenabled = true\nlisten = \"127.0.0.1:47999\"\n\
+            [[teams]]\nname = \"support\"\n\
+            [whatsapp]\nphone_number_id = \"106540352242922\"\naccount = \"shop\"\n\
+            token_env = \"WA_TOKEN\"\napp_secret_env = \"WA_SECRET\"\n\
+            verify_token_env = \"WA_VERIFY\"\nteam = \"support\"\n\
+            [[whatsapp.templates]]\nname = \"order_update\"\nlanguage = \"en_US\"\n\
+            text = \"Hi {{1}}, order {{2}} shipped\"\n";
+        let c = load_text(text).unwrap();
+        let wa = c.whatsapp.as_ref().unwrap();
+        assert_eq!(wa.account, "shop");
+        assert_eq!(wa.templates[0].params, 2);
+        let paths: Vec<String> = c.hook_specs().into_iter().map(|s| s.path).collect();
+        assert_eq!(paths, vec!["whatsapp".to_string()]);
+        assert_eq!(
+            c.ingest_settings()
+                .teams
+                .get(&(crate::model::Channel::WhatsApp, "shop".to_string()))
+                .map(String::as_str),
+            Some("support")
+        );
+        assert!(crate::channels::save::SaveConfig::whatsapp(&c).is_some());
+        let opts = crate::worker::WorkerOptions::from_config(&c);
+        assert!(
+            opts.senders
+                .iter()
+                .any(|s| s.channel() == crate::model::Channel::WhatsApp)
+        );
+        // Without the web chat's listener, Meta has nowhere to call.
+        let err = load_text(
+            "[whatsapp]\nphone_number_id = \"1\"\ntoken_env = \"T\"\n\
+             app_secret_env = \"S\"\nverify_token_env = \"V\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("whatsapp") && err.contains("[webchat]"),
+            "{err}"
+        );
+        let err = load_text(&text.replace(
+            "team = \"support\"\n[[whatsapp",
+            "team = \"sales\"\n[[whatsapp",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("whatsapp.team"), "{err}");
     }
 }

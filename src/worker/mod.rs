@@ -125,6 +125,10 @@ impl WorkerOptions {
             ));
             opts.email = accounts;
         }
+        if let Some(wa) = &config.whatsapp {
+            opts.senders
+                .push(crate::channels::whatsapp::WhatsApp::new(wa.clone()));
+        }
         opts.webchat = config.webchat_options();
         opts
     }
