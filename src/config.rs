@@ -1486,5 +1486,31 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("whatsapp.team"), "{err}");
+        // The example's WhatsApp section (its ## lines) parses, with the web chat on.
+        let section: String = EXAMPLE
+            .lines()
+            .filter_map(|l| l.strip_prefix("## "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(section.contains("[whatsapp]"), "{section}");
+        for key in [
+            "phone_number_id",
+            "token_command",
+            "app_secret_command",
+            "verify_token_command",
+            "account",
+            "api_url",
+            "team",
+        ] {
+            assert!(
+                section.contains(&format!("{key} = ")),
+                "{key} is not documented"
+            );
+        }
+        let c = load_text(&format!(
+            "[webchat]\nenabled = true\nlisten = \"127.0.0.1:47999\"\n{section}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.whatsapp.unwrap().templates.len(), 1);
     }
 }
