@@ -56,6 +56,10 @@ pub struct Config {
     pub events: Vec<crate::channels::hooks::events::EventsConfig>,
     /// `[whatsapp]`: the WhatsApp Cloud API number, if configured.
     pub whatsapp: Option<crate::channels::whatsapp::WhatsAppConfig>,
+    /// `[instagram]`: the Instagram professional account's DMs, if configured.
+    pub instagram: Option<crate::channels::meta::MetaConfig>,
+    /// `[messenger]`: the Facebook page's Messenger conversations, if configured.
+    pub messenger: Option<crate::channels::meta::MetaConfig>,
     /// `[server]`, `[[teams]]`, `[[agents]]`: who works here and where the server listens (the
     /// server reads these from its own config; a client's are only its `[server] socket`).
     pub workspace: crate::server::workspace::Workspace,
@@ -336,6 +340,8 @@ impl Config {
             email: Vec::new(),
             events: Vec::new(),
             whatsapp: None,
+            instagram: None,
+            messenger: None,
             workspace: Default::default(),
         }
     }
@@ -383,6 +389,11 @@ impl Config {
         {
             teams.insert((Channel::WhatsApp, wa.account.clone()), team.clone());
         }
+        for m in self.instagram.iter().chain(self.messenger.iter()) {
+            if let Some(team) = &m.team {
+                teams.insert((m.platform.channel(), m.account.clone()), team.clone());
+            }
+        }
         crate::ingest::Settings {
             reopen_window_ms: self.reopen_window_ms,
             teams,
@@ -408,6 +419,9 @@ impl Config {
             self.events.iter().map(|e| e.spec()).collect();
         if let Some(wa) = &self.whatsapp {
             specs.push(wa.spec());
+        }
+        for m in self.instagram.iter().chain(self.messenger.iter()) {
+            specs.push(m.spec());
         }
         specs
     }
@@ -457,6 +471,8 @@ struct RawConfig {
     #[serde(default)]
     events: Vec<Spanned<crate::channels::hooks::events::RawEventsConfig>>,
     whatsapp: Option<Spanned<crate::channels::whatsapp::RawWhatsAppConfig>>,
+    instagram: Option<Spanned<crate::channels::meta::RawMetaConfig>>,
+    messenger: Option<Spanned<crate::channels::meta::RawMetaConfig>>,
     #[serde(default)]
     server: crate::server::workspace::RawServer,
     #[serde(default)]
@@ -745,6 +761,37 @@ impl RawConfig {
                     .into(),
             ));
         }
+        let mut meta_channels = Vec::new();
+        for (raw, platform) in [
+            (&self.instagram, crate::channels::meta::Platform::Instagram),
+            (&self.messenger, crate::channels::meta::Platform::Messenger),
+        ] {
+            let Some(r) = raw else {
+                meta_channels.push(None);
+                continue;
+            };
+            let name = platform.path();
+            let c = r
+                .get_ref()
+                .resolve(platform)
+                .map_err(|(key, m)| ctx.invalid(r.span(), &format!("{name}.{key}"), m))?;
+            if !webchat.enabled {
+                return Err(ctx.invalid(
+                    r.span(),
+                    name,
+                    format!(
+                        "{}'s webhooks are served by the web chat's HTTP listener: add \
+                         [webchat] with enabled = true and listen = \"ADDRESS:PORT\" (behind \
+                         your TLS proxy), and give Meta https://YOUR-HOST/hooks/{name} as the \
+                         callback URL",
+                        platform.label()
+                    ),
+                ));
+            }
+            meta_channels.push(Some(c));
+        }
+        let messenger = meta_channels.pop().flatten();
+        let instagram = meta_channels.pop().flatten();
         // Webhooks arrive on the web chat's HTTP listener.
         if let Some(first) = self.events.first()
             && !webchat.enabled
@@ -786,6 +833,11 @@ impl RawConfig {
         if let Some(t) = whatsapp.as_ref().and_then(|w| w.team.as_deref()) {
             channel_teams.push(("whatsapp.team".into(), t));
         }
+        for m in instagram.iter().chain(messenger.iter()) {
+            if let Some(t) = m.team.as_deref() {
+                channel_teams.push((format!("{}.team", m.platform.path()), t));
+            }
+        }
         for (key, team) in channel_teams {
             if !workspace.teams.iter().any(|t| t.name == team) {
                 let known: Vec<&str> = workspace.teams.iter().map(|t| t.name.as_str()).collect();
@@ -821,6 +873,8 @@ impl RawConfig {
             email,
             events,
             whatsapp,
+            instagram,
+            messenger,
         })
     }
 }
@@ -1512,5 +1566,47 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(c.whatsapp.unwrap().templates.len(), 1);
+    }
+
+    #[test]
+    fn instagram_and_messenger_are_sources_senders_and_teams() {
+        let text = "[webchat]\nenabled = true\nlisten = \"127.0.0.1:47999\"\n\
+            [[teams]]\nname = \"social\"\n\
+            [instagram]\npage_id = \"1784\"\ntoken_env = \"T\"\napp_secret_env = \"S\"\n\
+            verify_token_env = \"V\"\nteam = \"social\"\n\
+            [messenger]\npage_id = \"1099\"\naccount = \"page\"\ntoken_env = \"T\"\n\
+            app_secret_env = \"S\"\nverify_token_env = \"V\"\n";
+        let c = load_text(text).unwrap();
+        let paths: Vec<String> = c.hook_specs().into_iter().map(|s| s.path).collect();
+        assert_eq!(
+            paths,
+            vec!["instagram".to_string(), "messenger".to_string()]
+        );
+        assert_eq!(c.messenger.as_ref().unwrap().account, "page");
+        assert_eq!(
+            c.ingest_settings()
+                .teams
+                .get(&(crate::model::Channel::Instagram, "1784".to_string()))
+                .map(String::as_str),
+            Some("social")
+        );
+        let opts = crate::worker::WorkerOptions::from_config(&c);
+        for ch in [
+            crate::model::Channel::Instagram,
+            crate::model::Channel::Messenger,
+        ] {
+            assert!(opts.senders.iter().any(|s| s.channel() == ch), "{ch:?}");
+        }
+        let err = load_text("[messenger]\npage_id = \"1\"\ntoken_env = \"T\"\napp_secret_env = \"S\"\nverify_token_env = \"V\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("messenger") && err.contains("[webchat]"),
+            "{err}"
+        );
+        let err = load_text(&text.replace("page_id = \"1784\"", "page_id = \"ig\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("instagram.page_id"), "{err}");
     }
 }

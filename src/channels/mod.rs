@@ -6,6 +6,7 @@ pub mod demo;
 pub mod email;
 pub mod graph;
 pub mod hooks;
+pub mod meta;
 pub mod save;
 pub mod telegram;
 pub mod webchat;

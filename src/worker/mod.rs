@@ -129,6 +129,10 @@ impl WorkerOptions {
             opts.senders
                 .push(crate::channels::whatsapp::WhatsApp::new(wa.clone()));
         }
+        for m in config.instagram.iter().chain(config.messenger.iter()) {
+            opts.senders
+                .push(crate::channels::meta::MetaChannel::new(m.clone()));
+        }
         opts.webchat = config.webchat_options();
         opts
     }
