@@ -1566,6 +1566,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(c.whatsapp.unwrap().templates.len(), 1);
+        assert_eq!(c.messenger.unwrap().page_id, "1099000001");
     }
 
     #[test]

@@ -630,6 +630,26 @@ mod tests {
     }
 
     #[test]
+    fn an_undeliverable_number_is_unreachable_and_nothing_is_resent_blindly() {
+        let wa = WhatsApp::new(WhatsAppConfig::plain("1", graph::DEFAULT_API_URL, "t", "s"));
+        let e = graph::classify(
+            "WhatsApp",
+            400,
+            br#"{"error":{"code":131026,"message":"Message undeliverable"}}"#,
+            None,
+        );
+        assert!(wa.unreachable(&e.send));
+        let e = graph::classify(
+            "WhatsApp",
+            400,
+            br#"{"error":{"code":131047,"message":"Re-engagement message"}}"#,
+            None,
+        );
+        assert!(!wa.unreachable(&e.send));
+        assert!(!wa.resend_is_safe());
+    }
+
+    #[test]
     fn the_window_is_24_hours() {
         let h = 3600 * 1000;
         assert!(!window_open(None, 100 * h));
