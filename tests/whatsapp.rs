@@ -842,3 +842,25 @@ async fn messages_for_another_number_are_ignored() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_server_error_after_the_request_left_is_unclear_and_not_resent_by_itself() {
+    let b = Braid::start().await;
+    let conv = b.customer_writes("wamid.IN1", "hello?", now_secs()).await;
+    b.graph
+        .answer_next(500, graph_error(1, "An unknown error occurred"));
+    let mut s = b.store();
+    let id = s
+        .queue_reply(conv, Channel::WhatsApp, "bob", "Hello", now_millis())
+        .unwrap();
+    let mut d = b.dispatcher();
+    let done = d.run_until_idle().await.unwrap();
+    let Ok(Outcome::Unclear { reason }) = &done[0].1 else {
+        panic!("{done:?}")
+    };
+    assert!(reason.contains("may have been sent"), "{reason}");
+    assert_eq!(s.message(id).unwrap().delivery, Some(Delivery::Unclear));
+    // Nothing goes out again until an agent decides.
+    assert!(d.run_until_idle().await.unwrap().is_empty());
+    assert_eq!(b.graph.sends().len(), 1);
+}
