@@ -56,6 +56,12 @@ pub struct Config {
     pub events: Vec<crate::channels::hooks::events::EventsConfig>,
     /// `[sms]`: SMS through a Twilio-compatible REST API, if configured.
     pub sms: Option<crate::channels::sms::SmsConfig>,
+    /// `[whatsapp]`: the WhatsApp Cloud API number, if configured.
+    pub whatsapp: Option<crate::channels::whatsapp::WhatsAppConfig>,
+    /// `[instagram]`: the Instagram professional account's DMs, if configured.
+    pub instagram: Option<crate::channels::meta::MetaConfig>,
+    /// `[messenger]`: the Facebook page's Messenger conversations, if configured.
+    pub messenger: Option<crate::channels::meta::MetaConfig>,
     /// `[server]`, `[[teams]]`, `[[agents]]`: who works here and where the server listens (the
     /// server reads these from its own config; a client's are only its `[server] socket`).
     pub workspace: crate::server::workspace::Workspace,
@@ -336,6 +342,9 @@ impl Config {
             email: Vec::new(),
             events: Vec::new(),
             sms: None,
+            whatsapp: None,
+            instagram: None,
+            messenger: None,
             workspace: Default::default(),
         }
     }
@@ -383,6 +392,16 @@ impl Config {
         {
             teams.insert((Channel::Sms, sms.account.clone()), team.clone());
         }
+        if let Some(wa) = &self.whatsapp
+            && let Some(team) = &wa.team
+        {
+            teams.insert((Channel::WhatsApp, wa.account.clone()), team.clone());
+        }
+        for m in self.instagram.iter().chain(self.messenger.iter()) {
+            if let Some(team) = &m.team {
+                teams.insert((m.platform.channel(), m.account.clone()), team.clone());
+            }
+        }
         crate::ingest::Settings {
             reopen_window_ms: self.reopen_window_ms,
             teams,
@@ -404,7 +423,10 @@ impl Config {
 
     /// The approved WhatsApp templates (`[[whatsapp.templates]]`).
     pub fn templates(&self) -> Vec<crate::template::Template> {
-        Vec::new()
+        self.whatsapp
+            .iter()
+            .flat_map(|w| w.templates.iter().cloned())
+            .collect()
     }
 
     /// Every configured webhook source.
@@ -412,6 +434,12 @@ impl Config {
         let mut specs: Vec<_> = self.events.iter().map(|e| e.spec()).collect();
         if let Some(sms) = &self.sms {
             specs.extend(sms.specs());
+        }
+        if let Some(wa) = &self.whatsapp {
+            specs.push(wa.spec());
+        }
+        for m in self.instagram.iter().chain(self.messenger.iter()) {
+            specs.push(m.spec());
         }
         specs
     }
@@ -430,6 +458,9 @@ impl crate::channels::save::SaveConfig for Config {
     }
     fn ingest_settings(&self) -> crate::ingest::Settings {
         Config::ingest_settings(self)
+    }
+    fn whatsapp(&self) -> Option<&crate::channels::whatsapp::WhatsAppConfig> {
+        self.whatsapp.as_ref()
     }
 }
 
@@ -458,6 +489,9 @@ struct RawConfig {
     #[serde(default)]
     events: Vec<Spanned<crate::channels::hooks::events::RawEventsConfig>>,
     sms: Option<Spanned<crate::channels::sms::RawSmsConfig>>,
+    whatsapp: Option<Spanned<crate::channels::whatsapp::RawWhatsAppConfig>>,
+    instagram: Option<Spanned<crate::channels::meta::RawMetaConfig>>,
+    messenger: Option<Spanned<crate::channels::meta::RawMetaConfig>>,
     #[serde(default)]
     server: crate::server::workspace::RawServer,
     #[serde(default)]
@@ -726,6 +760,57 @@ impl RawConfig {
             }
             events.push(source);
         }
+        let whatsapp = match &self.whatsapp {
+            Some(w) => Some(
+                w.get_ref()
+                    .resolve()
+                    .map_err(|(key, m)| ctx.invalid(w.span(), &format!("whatsapp.{key}"), m))?,
+            ),
+            None => None,
+        };
+        if let Some(w) = &self.whatsapp
+            && !webchat.enabled
+        {
+            return Err(ctx.invalid(
+                w.span(),
+                "whatsapp",
+                "WhatsApp's webhooks are served by the web chat's HTTP listener: add [webchat] \
+                 with enabled = true and listen = \"ADDRESS:PORT\" (behind your TLS proxy), and \
+                 give Meta https://YOUR-HOST/hooks/whatsapp as the callback URL"
+                    .into(),
+            ));
+        }
+        let mut meta_channels = Vec::new();
+        for (raw, platform) in [
+            (&self.instagram, crate::channels::meta::Platform::Instagram),
+            (&self.messenger, crate::channels::meta::Platform::Messenger),
+        ] {
+            let Some(r) = raw else {
+                meta_channels.push(None);
+                continue;
+            };
+            let name = platform.path();
+            let c = r
+                .get_ref()
+                .resolve(platform)
+                .map_err(|(key, m)| ctx.invalid(r.span(), &format!("{name}.{key}"), m))?;
+            if !webchat.enabled {
+                return Err(ctx.invalid(
+                    r.span(),
+                    name,
+                    format!(
+                        "{}'s webhooks are served by the web chat's HTTP listener: add \
+                         [webchat] with enabled = true and listen = \"ADDRESS:PORT\" (behind \
+                         your TLS proxy), and give Meta https://YOUR-HOST/hooks/{name} as the \
+                         callback URL",
+                        platform.label()
+                    ),
+                ));
+            }
+            meta_channels.push(Some(c));
+        }
+        let messenger = meta_channels.pop().flatten();
+        let instagram = meta_channels.pop().flatten();
         // Webhooks arrive on the web chat's HTTP listener.
         if let Some(first) = self.events.first()
             && !webchat.enabled
@@ -788,6 +873,14 @@ impl RawConfig {
         if let Some(t) = sms.as_ref().and_then(|s| s.team.as_deref()) {
             channel_teams.push(("sms.team".into(), t));
         }
+        if let Some(t) = whatsapp.as_ref().and_then(|w| w.team.as_deref()) {
+            channel_teams.push(("whatsapp.team".into(), t));
+        }
+        for m in instagram.iter().chain(messenger.iter()) {
+            if let Some(t) = m.team.as_deref() {
+                channel_teams.push((format!("{}.team", m.platform.path()), t));
+            }
+        }
         for (key, team) in channel_teams {
             if !workspace.teams.iter().any(|t| t.name == team) {
                 let known: Vec<&str> = workspace.teams.iter().map(|t| t.name.as_str()).collect();
@@ -823,6 +916,9 @@ impl RawConfig {
             email,
             events,
             sms,
+            whatsapp,
+            instagram,
+            messenger,
         })
     }
 }
@@ -1446,8 +1542,9 @@ mod tests {
         // The example's [sms] block, uncommented.
         let block: String = EXAMPLE
             .lines()
-            .skip_while(|l| l.trim() != "#| [sms]")
-            .filter_map(|l| l.strip_prefix("#| "))
+            .skip_while(|l| l.trim() != "## [sms]")
+            .take_while(|l| l.starts_with('#'))
+            .filter_map(|l| l.strip_prefix("## "))
             .collect::<Vec<_>>()
             .join("\n");
         assert!(block.contains("account_sid = "), "{block}");
@@ -1486,5 +1583,123 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("sms.public_url"), "{e}");
+    }
+
+    #[test]
+    fn whatsapp_is_a_webhook_source_a_sender_and_a_team() {
+        let text = "[webchat]\nenabled = true\nlisten = \"127.0.0.1:47999\"\n\
+            [[teams]]\nname = \"support\"\n\
+            [whatsapp]\nphone_number_id = \"106540352242922\"\naccount = \"shop\"\n\
+            token_env = \"WA_TOKEN\"\napp_secret_env = \"WA_SECRET\"\n\
+            verify_token_env = \"WA_VERIFY\"\nteam = \"support\"\n\
+            [[whatsapp.templates]]\nname = \"order_update\"\nlanguage = \"en_US\"\n\
+            text = \"Hi {{1}}, order {{2}} shipped\"\n";
+        let c = load_text(text).unwrap();
+        let wa = c.whatsapp.as_ref().unwrap();
+        assert_eq!(wa.account, "shop");
+        assert_eq!(wa.templates[0].params(), 2);
+        let paths: Vec<String> = c.hook_specs().into_iter().map(|s| s.path).collect();
+        assert_eq!(paths, vec!["whatsapp".to_string()]);
+        assert_eq!(
+            c.ingest_settings()
+                .teams
+                .get(&(crate::model::Channel::WhatsApp, "shop".to_string()))
+                .map(String::as_str),
+            Some("support")
+        );
+        assert!(crate::channels::save::SaveConfig::whatsapp(&c).is_some());
+        let opts = crate::worker::WorkerOptions::from_config(&c);
+        assert!(
+            opts.senders
+                .iter()
+                .any(|s| s.channel() == crate::model::Channel::WhatsApp)
+        );
+        // Without the web chat's listener, Meta has nowhere to call.
+        let err = load_text(
+            "[whatsapp]\nphone_number_id = \"1\"\ntoken_env = \"T\"\n\
+             app_secret_env = \"S\"\nverify_token_env = \"V\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("whatsapp") && err.contains("[webchat]"),
+            "{err}"
+        );
+        let err = load_text(&text.replace(
+            "team = \"support\"\n[[whatsapp",
+            "team = \"sales\"\n[[whatsapp",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("whatsapp.team"), "{err}");
+        // The example's WhatsApp section (its ## lines) parses, with the web chat on.
+        let section: String = EXAMPLE
+            .lines()
+            .filter_map(|l| l.strip_prefix("## "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(section.contains("[whatsapp]"), "{section}");
+        for key in [
+            "phone_number_id",
+            "token_command",
+            "app_secret_command",
+            "verify_token_command",
+            "account",
+            "api_url",
+            "team",
+        ] {
+            assert!(
+                section.contains(&format!("{key} = ")),
+                "{key} is not documented"
+            );
+        }
+        let c = load_text(&format!(
+            "[webchat]\nenabled = true\nlisten = \"127.0.0.1:47999\"\n{section}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.whatsapp.unwrap().templates.len(), 1);
+        assert_eq!(c.messenger.unwrap().page_id, "1099000001");
+    }
+
+    #[test]
+    fn instagram_and_messenger_are_sources_senders_and_teams() {
+        let text = "[webchat]\nenabled = true\nlisten = \"127.0.0.1:47999\"\n\
+            [[teams]]\nname = \"social\"\n\
+            [instagram]\npage_id = \"1784\"\ntoken_env = \"T\"\napp_secret_env = \"S\"\n\
+            verify_token_env = \"V\"\nteam = \"social\"\n\
+            [messenger]\npage_id = \"1099\"\naccount = \"page\"\ntoken_env = \"T\"\n\
+            app_secret_env = \"S\"\nverify_token_env = \"V\"\n";
+        let c = load_text(text).unwrap();
+        let paths: Vec<String> = c.hook_specs().into_iter().map(|s| s.path).collect();
+        assert_eq!(
+            paths,
+            vec!["instagram".to_string(), "messenger".to_string()]
+        );
+        assert_eq!(c.messenger.as_ref().unwrap().account, "page");
+        assert_eq!(
+            c.ingest_settings()
+                .teams
+                .get(&(crate::model::Channel::Instagram, "1784".to_string()))
+                .map(String::as_str),
+            Some("social")
+        );
+        let opts = crate::worker::WorkerOptions::from_config(&c);
+        for ch in [
+            crate::model::Channel::Instagram,
+            crate::model::Channel::Messenger,
+        ] {
+            assert!(opts.senders.iter().any(|s| s.channel() == ch), "{ch:?}");
+        }
+        let err = load_text("[messenger]\npage_id = \"1\"\ntoken_env = \"T\"\napp_secret_env = \"S\"\nverify_token_env = \"V\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("messenger") && err.contains("[webchat]"),
+            "{err}"
+        );
+        let err = load_text(&text.replace("page_id = \"1784\"", "page_id = \"ig\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("instagram.page_id"), "{err}");
     }
 }

@@ -439,13 +439,23 @@ async fn stop_refuses_replies_before_any_call_and_start_lets_them_go() {
     b.drained().await;
     assert_eq!(b.opted_out(), None);
 
+    // A reply queued just before the STOP arrives (the store checks at queue time; the
+    // sender checks again right before the call).
+    let item = b.reply("It ships tomorrow.");
     b.text("SM2", " stop ").await;
     b.drained().await;
     assert_eq!(b.opted_out(), Some(true));
     // The STOP itself stays in the timeline.
     assert_eq!(b.timeline().last().unwrap().body.trim(), "stop");
+    // From now on the store refuses to queue one at all.
+    let conv = b.conversation();
+    let e = b
+        .store
+        .queue_reply(conv, Channel::Sms, "ann", "Anything?", now_millis())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("opted out of SMS"), "{e}");
 
-    let item = b.reply("It ships tomorrow.");
     let e = b.sender.send(&item).await.unwrap_err();
     assert_eq!(e.reason, OPTED_OUT);
     assert!(!e.retry && !e.may_have_sent);
@@ -635,11 +645,13 @@ async fn the_worker_sends_replies_and_the_callbacks_find_them() {
     .await;
     assert_eq!(m.delivery_error.as_deref(), Some(OPTED_OUT));
     assert_eq!(b.opted_out(), Some(true));
-    let id = b
+    // The next reply is refused before it is even queued.
+    let e = b
         .store
         .queue_reply(conv, Channel::Sms, "ann", "Hello?", now_millis())
-        .unwrap();
-    until(|| (b.store.message(id).unwrap().delivery == Some(Delivery::Failed)).then_some(())).await;
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("opted out of SMS (21610"), "{e}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(b.api.requests(), 2, "21610 is never retried");
     assert_eq!(b.store.outbox_counts().unwrap().0, 0, "nothing left queued");

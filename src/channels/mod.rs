@@ -4,12 +4,15 @@
 
 pub mod demo;
 pub mod email;
+pub mod graph;
 pub mod hooks;
+pub mod meta;
 pub mod save;
 pub mod sms;
 pub mod telegram;
 
 pub mod webchat;
+pub mod whatsapp;
 
 use crate::model::Channel;
 use crate::store::OutboxItem;

@@ -19,6 +19,10 @@ pub trait SaveConfig: Sync {
     fn email_accounts(&self) -> &[crate::channels::email::EmailAccount];
     fn telegram(&self) -> Option<&crate::channels::telegram::TelegramConfig>;
     fn ingest_settings(&self) -> crate::ingest::Settings;
+    /// The WhatsApp number to download media through (None: not configured).
+    fn whatsapp(&self) -> Option<&crate::channels::whatsapp::WhatsAppConfig> {
+        None
+    }
 }
 
 impl<T: SaveConfig + Send + ?Sized> SaveConfig for Arc<T> {
@@ -33,6 +37,9 @@ impl<T: SaveConfig + Send + ?Sized> SaveConfig for Arc<T> {
     }
     fn ingest_settings(&self) -> crate::ingest::Settings {
         (**self).ingest_settings()
+    }
+    fn whatsapp(&self) -> Option<&crate::channels::whatsapp::WhatsAppConfig> {
+        (**self).whatsapp()
     }
 }
 
@@ -73,6 +80,7 @@ pub async fn fetch(
         Channel::Email => fetch_email(config, source).await,
         Channel::Telegram => fetch_telegram(config, source).await,
         Channel::WebChat => Err("web chat messages carry no files".into()),
+        Channel::WhatsApp => fetch_whatsapp(config, source).await,
         other => Err(format!("{} files cannot be fetched yet", other.label())),
     }
 }
@@ -209,6 +217,57 @@ async fn fetch_telegram(
     let bot = crate::channels::telegram::Telegram::new(tg.clone(), config.ingest_settings());
     let bytes = bot.fetch_file(file_id).await.map_err(|e| e.to_string())?;
     Ok(vec![(name, bytes)])
+}
+
+/// A WhatsApp media file: its id from the message's meta, fetched through the Graph API.
+async fn fetch_whatsapp(
+    config: &impl SaveConfig,
+    source: &AttachmentSource,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let wa = config.whatsapp().ok_or_else(|| {
+        "no [whatsapp] number configured to download the file through".to_string()
+    })?;
+    let a = &source.meta["attachment"];
+    let media_id = a["media_id"]
+        .as_str()
+        .ok_or_else(|| "the message keeps no WhatsApp media id".to_string())?;
+    let name = a["file_name"]
+        .as_str()
+        .map(crate::sanitize::file_name)
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| {
+            let kind = a["kind"].as_str().unwrap_or("file");
+            let ext = a["mime_type"]
+                .as_str()
+                .and_then(extension_of)
+                .map(|e| format!(".{e}"))
+                .unwrap_or_default();
+            crate::sanitize::file_name(&format!("whatsapp-{kind}-{media_id}{ext}"))
+        });
+    let bytes = crate::channels::whatsapp::WhatsApp::new(wa.clone())
+        .fetch_media(media_id)
+        .await?;
+    Ok(vec![(name, bytes)])
+}
+
+/// A file extension for the media types WhatsApp sends.
+fn extension_of(mime: &str) -> Option<&'static str> {
+    let base = mime.split(';').next().unwrap_or("").trim();
+    Some(match base {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        "audio/ogg" => "ogg",
+        "audio/mpeg" => "mp3",
+        "audio/mp4" => "m4a",
+        "audio/aac" => "aac",
+        "audio/amr" => "amr",
+        "video/mp4" => "mp4",
+        "video/3gpp" => "3gp",
+        "application/pdf" => "pdf",
+        "text/plain" => "txt",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

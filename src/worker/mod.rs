@@ -131,6 +131,14 @@ impl WorkerOptions {
                 config.data_dir.join(DB_FILE),
             ));
         }
+        if let Some(wa) = &config.whatsapp {
+            opts.senders
+                .push(crate::channels::whatsapp::WhatsApp::new(wa.clone()));
+        }
+        for m in config.instagram.iter().chain(config.messenger.iter()) {
+            opts.senders
+                .push(crate::channels::meta::MetaChannel::new(m.clone()));
+        }
         opts.webchat = config.webchat_options();
         opts
     }
