@@ -189,11 +189,12 @@ impl History {
                 c
             }
             None => match self.last_resolved(contact)? {
-                Some((c, resolved_at))
-                    if msg.direction == Direction::In
-                        && at - resolved_at <= settings.reopen_window_ms =>
-                {
-                    self.reopen(c)?;
+                // As ingest: anything joins a recently resolved conversation, only the
+                // customer reopens it.
+                Some((c, resolved_at)) if at - resolved_at <= settings.reopen_window_ms => {
+                    if msg.direction == Direction::In {
+                        self.reopen(c)?;
+                    }
                     c
                 }
                 _ => {
