@@ -1314,6 +1314,23 @@ mod tests {
             everywhere >= 5 && everywhere_and_called >= 1,
             "{everywhere} write on all five, {everywhere_and_called} of them called too"
         );
+        // One of them is the first conversation of the queue.
+        let top = store
+            .queue_page(&QueueFilter::All, crate::store::QueueAnchor::Top, 1)
+            .unwrap()
+            .remove(0);
+        let on: std::collections::BTreeSet<_> = store
+            .timeline(top.contact_id, None, 10_000)
+            .unwrap()
+            .iter()
+            .filter(|m| m.direction == Direction::In)
+            .map(|m| m.channel)
+            .collect();
+        assert!(
+            plan::EVERYWHERE.iter().all(|c| on.contains(c)),
+            "the queue's top writes on {on:?}"
+        );
+        assert_eq!(top.status, Status::Open);
         assert!(
             multi_in_one * 100 >= multi * 70,
             "{multi_in_one} of {multi} mix channels in one conversation"

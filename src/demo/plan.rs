@@ -119,7 +119,7 @@ const CHANNEL_SETS: &[(&[Channel], u32)] = &[
 ];
 
 /// Every channel a customer writes on.
-const EVERYWHERE: &[Channel] = &[
+pub(crate) const EVERYWHERE: &[Channel] = &[
     Channel::WhatsApp,
     Channel::Sms,
     Channel::Email,
@@ -140,6 +140,7 @@ pub(crate) fn build(opts: &DemoOptions, now: Millis) -> Plan {
     let mut emails = HashSet::with_capacity(opts.contacts);
     let span = (opts.days.max(1) as Millis) * DAY;
     let mut messages = 0;
+    let mut showcased = false;
     for (idx, &n) in counts.iter().enumerate() {
         if n == 0 {
             continue;
@@ -147,12 +148,16 @@ pub(crate) fn build(opts: &DemoOptions, now: Millis) -> Plan {
         let mut rng = Rng::derive(opts.seed, STREAM_PERSON, idx as u64);
         let pid = persons.len() as u32;
         let (mut person, channels) = person(&mut rng, opts.seed, idx as u64, n, &mut emails);
+        // The first who uses everything is writing right now: their conversation tops the
+        // queue when the demo opens.
+        let showcase = !showcased && channels == EVERYWHERE && person.phone.is_some();
+        showcased |= showcase;
         let used = plan_threads(
             &mut rng,
             pid,
             &person,
             &channels,
-            n,
+            (n, showcase),
             span,
             now,
             &mut threads,
@@ -333,7 +338,7 @@ fn plan_threads(
     pid: u32,
     person: &Person,
     channels: &[Channel],
-    n: usize,
+    (n, showcase): (usize, bool),
     span: Millis,
     now: Millis,
     threads: &mut Vec<Thread>,
@@ -345,6 +350,7 @@ fn plan_threads(
         2 => End::Pending,
         _ => End::Snoozed,
     };
+    let end = if showcase { End::Open } else { end };
     // Thread lengths.
     let mut lens: Vec<usize> = Vec::new();
     let mut left = n;
@@ -460,6 +466,9 @@ fn plan_threads(
         gaps.push(g);
         tails.push(rng.range(5 * MINUTE, 12 * HOUR));
     }
+    if showcase && let Some(t) = tails.last_mut() {
+        *t = MINUTE;
+    }
     let mut durations: Vec<Millis> = gaps
         .iter()
         .zip(&tails)
@@ -487,6 +496,8 @@ fn plan_threads(
     // randomly before, between and after the threads.
     let after_last = if end == End::Resolved {
         None
+    } else if showcase {
+        Some(MINUTE)
     } else {
         Some(rng.range(2 * MINUTE, 36 * HOUR).min(span / 20))
     };
