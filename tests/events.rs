@@ -546,3 +546,72 @@ async fn the_answer_waits_until_the_event_is_on_disk() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The README's curl + openssl example, run as it is written against a real listener (only
+/// the URL and the secret's command are swapped for the test's).
+#[tokio::test]
+async fn the_readme_example_is_accepted() {
+    let readme = include_str!("../README.md");
+    let at = readme
+        .find("<!-- events-example")
+        .expect("the README's example");
+    let rest = &readme[at..];
+    let code = &rest[rest.find("```sh\n").unwrap() + 6..];
+    let code = &code[..code.find("```").unwrap()];
+    for tool in ["curl", "openssl"] {
+        let found = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if !found {
+            eprintln!("skipped: no {tool} on this machine");
+            return;
+        }
+    }
+    let mut h = start().await;
+    let url_line = "URL=https://chat.example.com/hooks/events/pbx";
+    let secret_line = "SECRET=$(pass show braid/pbx-events)";
+    assert!(
+        code.contains(url_line) && code.contains(secret_line),
+        "{code}"
+    );
+    let script = code
+        .replace(url_line, &format!("URL={}", h.url()))
+        .replace(secret_line, &format!("SECRET=$(printf %s {SECRET})"));
+    let out = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{}");
+    h.wait_stored(Channel::Phone, "call-8812").await;
+    let contact = h.store.contacts_page(None, 1).unwrap().remove(0);
+    let t = h.timeline(contact.id);
+    assert!(
+        t[0].body
+            .starts_with("Inbound call from +4915112345678 · 4 min 02 s · answered · agent ann"),
+        "{:?}",
+        t[0].body
+    );
+    // With another secret, the same script is refused.
+    let forged = code
+        .replace(url_line, &format!("URL={}", h.url()))
+        .replace(secret_line, "SECRET=guess")
+        .replace("curl -sS", "curl -sS -o /dev/null -w '%{http_code}'");
+    let out = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&forged)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
+}
