@@ -1045,21 +1045,16 @@ fn shop_event(
         body.push_str(": ");
         body.push_str(v);
     }
-    let (customer, mut linked) = match (&person.email, &person.phone) {
-        (Some(e), phone) => (
-            Claim::new(IdentityKind::Email, e.clone()),
-            phone
-                .iter()
-                .map(|p| Claim::new(IdentityKind::Phone, p.clone()))
-                .collect::<Vec<_>>(),
-        ),
-        (None, Some(p)) => (Claim::new(IdentityKind::Phone, p.clone()), Vec::new()),
-        (None, None) => (Claim::new(IdentityKind::Email, String::new()), Vec::new()),
+    // The shop knows them by the email of their account (else their phone) and its own id.
+    let customer = match (&person.email, &person.phone) {
+        (Some(e), _) => Claim::new(IdentityKind::Email, e.clone()),
+        (None, Some(p)) => Claim::new(IdentityKind::Phone, p.clone()),
+        (None, None) => Claim::new(IdentityKind::Email, String::new()),
     };
-    linked.push(Claim::new(
+    let linked = vec![Claim::new(
         IdentityKind::External,
         format!("{SHOP}:{}", 10_000 + pid),
-    ));
+    )];
     Inbound {
         channel: Channel::Event,
         account: SHOP.to_string(),
