@@ -150,7 +150,8 @@ pub(crate) fn build(opts: &DemoOptions, now: Millis) -> Plan {
         let (mut person, channels) = person(&mut rng, opts.seed, idx as u64, n, &mut emails);
         // The first who uses everything is writing right now: their conversation tops the
         // queue when the demo opens.
-        let showcase = !showcased && channels == EVERYWHERE && person.phone.is_some();
+        let showcase =
+            !showcased && EVERYWHERE.iter().all(|c| channels.contains(c)) && person.phone.is_some();
         showcased |= showcase;
         let used = plan_threads(
             &mut rng,
@@ -293,17 +294,18 @@ fn person(
     });
     let visitor =
         has(Channel::WebChat).then(|| format!("v_{:08x}{:x}", rng.next_u64() as u32, idx));
-    // Meta's page-scoped ids: long digit strings, distinct per person.
+    // Meta's page-scoped ids: long digit strings, distinct per person (multiplying by a number
+    // prime to 10, then shifting, is one-to-one modulo a power of 10).
     let instagram = has(Channel::Instagram).then(|| {
         format!(
             "17841{:010}",
-            (idx.wrapping_mul(2_654_435_761) ^ seed) % 10_000_000_000
+            (idx.wrapping_mul(2_654_435_761) % 10_000_000_000 + seed % 1000) % 10_000_000_000
         )
     });
     let messenger = has(Channel::Messenger).then(|| {
         format!(
             "24{:014}",
-            (idx.wrapping_mul(40_503) ^ seed) % 100_000_000_000_000
+            (idx.wrapping_mul(40_503) % 100_000_000_000_000 + seed % 1000) % 100_000_000_000_000
         )
     });
     // The bot asks for the email of their orders; some share their contact card instead (and
@@ -631,6 +633,42 @@ mod tests {
             ..DemoOptions::default()
         };
         assert_eq!(allocate(&small).iter().sum::<usize>(), 20);
+    }
+
+    #[test]
+    fn meta_ids_are_distinct_per_person() {
+        let opts = DemoOptions {
+            contacts: 20_000,
+            messages: 60_000,
+            ..DemoOptions::default()
+        };
+        let plan = build(&opts, 1_800_000_000_000);
+        for ids in [
+            plan.persons
+                .iter()
+                .filter_map(|p| p.instagram.as_ref())
+                .collect::<Vec<_>>(),
+            plan.persons
+                .iter()
+                .filter_map(|p| p.messenger.as_ref())
+                .collect(),
+        ] {
+            assert!(ids.len() > 100, "{}", ids.len());
+            let distinct: HashSet<_> = ids.iter().collect();
+            assert_eq!(distinct.len(), ids.len());
+            for id in ids {
+                let normalized =
+                    crate::identity::normalize(crate::model::IdentityKind::Instagram, id).unwrap();
+                assert_eq!(&normalized, id);
+            }
+        }
+        // WhatsApp and SMS only for those with a phone.
+        for s in &plan.steps {
+            let p = &plan.persons[plan.threads[s.thread as usize].person as usize];
+            if matches!(s.channel, Channel::WhatsApp | Channel::Sms | Channel::Phone) {
+                assert!(p.phone.is_some(), "{} on {}", p.name, s.channel);
+            }
+        }
     }
 
     #[test]
