@@ -1172,6 +1172,14 @@ mod tests {
             eprintln!("{ch}: {n}");
             assert!(n > least, "{ch}: {n}");
         }
+        // A plain reply goes where the customer last wrote: never to a call or an event.
+        for q in store
+            .queue_page(&QueueFilter::All, crate::store::QueueAnchor::Top, 100_000)
+            .unwrap()
+        {
+            let c = store.reply_channel(q.id).unwrap();
+            assert!(c.replyable(), "conversation {} replies on {c}", q.id.0);
+        }
         // Call logs come from the phone system; events are notes with their fields.
         for (_, m) in msgs.iter().filter(|(_, m)| m.channel == Channel::Phone) {
             assert!(m.body.starts_with("Inbound call from +"), "{}", m.body);
