@@ -3,8 +3,9 @@
 //! A background thread with its own store connection writes, every few seconds, a message from
 //! a customer: mostly an existing contact continuing on a channel they use (sometimes switching
 //! to another of theirs, or opening the web chat for the first time and typing their email, so
-//! the unified timeline grows across channels), sometimes a new web-chat visitor. Everything
-//! goes through [`crate::ingest::ingest`], like a real channel.
+//! the unified timeline grows across channels), sometimes a new web-chat visitor or a new
+//! customer on WhatsApp. Everything goes through [`crate::ingest::ingest`], like a real
+//! channel.
 //!
 //! The [`Outbound`] senders of every channel "deliver" a reply after a short latency (and now
 //! and then fail with a retryable error, so failures and retries show), and the customer
@@ -454,8 +455,49 @@ impl Simulator {
         {
             return self.ingest(&msg);
         }
-        let msg = self.new_visitor();
+        let msg = if self.rng.chance(0.3) {
+            self.new_whatsapp_customer()
+        } else {
+            self.new_visitor()
+        };
         self.ingest(&msg)
+    }
+
+    /// A first-time customer on WhatsApp: a number braid has never seen, with the name of
+    /// their WhatsApp profile.
+    fn new_whatsapp_customer(&mut self) -> Inbound {
+        let name = text::name(&mut self.rng, Lang::En);
+        // Numbers of their own: the live run's numbers start far from the generated ones.
+        let phone = text::phone(1_000_000 + self.seq, self.run ^ 0x5a5a, Lang::En);
+        let topic = &TOPICS[self.rng.below(TOPICS.len() as u64) as usize];
+        let ctx = Ctx::new(&mut self.rng, &name.first, None);
+        let mut words = String::new();
+        text::line(
+            topic,
+            Lang::En,
+            Stage::Opener,
+            &ctx,
+            None,
+            &mut self.rng,
+            &mut words,
+        );
+        let mut body = String::new();
+        text::customer_chat(&words, Channel::WhatsApp, &mut self.rng, &mut body);
+        Inbound {
+            channel: Channel::WhatsApp,
+            account: String::new(),
+            external_id: self.external_id(Channel::WhatsApp),
+            direction: Direction::In,
+            customer: Claim::new(IdentityKind::Phone, phone),
+            linked: Vec::new(),
+            customer_name: Some(name.full),
+            author: None,
+            subject: None,
+            body,
+            sent_at: now_millis(),
+            meta: None,
+            cursor: None,
+        }
     }
 
     fn known_customer_writes(&mut self) -> anyhow::Result<Option<Inbound>> {
@@ -855,6 +897,40 @@ mod tests {
         let last = store.timeline(contact, None, 10).unwrap().pop().unwrap();
         assert_eq!(last.channel, Channel::WhatsApp);
         drop(demo);
+    }
+
+    #[test]
+    fn new_whatsapp_customers_are_new_contacts_with_their_phone() {
+        let (_dir, path) = workspace();
+        let mut sim = Simulator {
+            store: Store::open(&path).unwrap(),
+            settings: crate::demo::settings(),
+            rng: Rng::new(3),
+            timing: fast(),
+            shared: Arc::new(Shared::default()),
+            pending: Vec::new(),
+            reports: Vec::new(),
+            online: VecDeque::new(),
+            seq: 0,
+            run: 11,
+        };
+        let before = sim.store.contacts_page(None, 10_000).unwrap().len();
+        let mut phones = std::collections::HashSet::new();
+        for _ in 0..20 {
+            let msg = sim.new_whatsapp_customer();
+            assert_eq!(msg.channel, Channel::WhatsApp);
+            let contact = sim.ingest(&msg).unwrap().unwrap();
+            let ids = sim.store.identities(contact).unwrap();
+            assert_eq!(ids.len(), 1, "{ids:?}");
+            assert_eq!(ids[0].kind, IdentityKind::Phone);
+            assert!(ids[0].value.starts_with('+'));
+            phones.insert(ids[0].value.clone());
+            let conv = sim.store.active_conversation(contact).unwrap().unwrap();
+            assert_eq!(sim.store.reply_channel(conv).unwrap(), Channel::WhatsApp);
+        }
+        assert_eq!(phones.len(), 20);
+        let after = sim.store.contacts_page(None, 10_000).unwrap().len();
+        assert_eq!(after, before + 20, "each one a new contact");
     }
 
     #[tokio::test]
