@@ -1510,13 +1510,19 @@ mod tests {
                 }
             })
             .collect::<Vec<_>>()
-            .join("\n");
+            .join("\n")
+            // Webhook sources ([[events]]...) need the web chat's listener.
+            .replace("[webchat]\nenabled = false", "[webchat]\nenabled = true");
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "c.toml", &uncommented);
         let c = Config::load_with(Some(&path), None, &env_in(dir.path())).unwrap();
         assert_eq!(c.theme, Theme::default());
         assert_eq!(c.reopen_window_ms, DEFAULT_REOPEN_WINDOW_MS);
         assert_eq!(c.three_pane_min_width, DEFAULT_THREE_PANE_MIN_WIDTH);
+        assert_eq!(
+            c.events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+            ["pbx"]
+        );
         for key in THEME_KEYS {
             assert!(
                 EXAMPLE.contains(&format!("# {key} = ")),

@@ -3,19 +3,22 @@
 //! A background thread with its own store connection writes, every few seconds, a message from
 //! a customer: mostly an existing contact continuing on a channel they use (sometimes switching
 //! to another of theirs, or opening the web chat for the first time and typing their email, so
-//! the unified timeline grows across channels), sometimes a new web-chat visitor. Everything
-//! goes through [`crate::ingest::ingest`], like a real channel.
+//! the unified timeline grows across channels), sometimes a new web-chat visitor or a new
+//! customer on WhatsApp. Everything goes through [`crate::ingest::ingest`], like a real
+//! channel.
 //!
-//! The [`Outbound`] senders for email, Telegram and web chat "deliver" a reply after a short
-//! latency (and now and then fail with a retryable error, so failures and retries show), and
-//! the customer answers 5–20 s later on the same channel.
+//! The [`Outbound`] senders of every channel "deliver" a reply after a short latency (and now
+//! and then fail with a retryable error, so failures and retries show), and the customer
+//! answers 5–20 s later on the same channel. On WhatsApp, Instagram and Messenger the reply
+//! is then reported delivered, and read before the customer answers (the channels' delivery
+//! reports, applied as a webhook's would be).
 
 use crate::channels::{Outbound, SendError, SendFuture, Sent};
 use crate::demo::rng::Rng;
 use crate::demo::text::{self, Ctx, Lang, Stage, TOPICS};
 use crate::identity::Claim;
 use crate::ingest::{self, Inbound};
-use crate::model::{Channel, ContactId, Direction, IdentityKind, now_millis};
+use crate::model::{Channel, ContactId, Delivery, Direction, IdentityKind, now_millis};
 use crate::store::{OutboxItem, Store};
 use std::collections::VecDeque;
 use std::path::Path;
@@ -60,8 +63,19 @@ struct Answer {
     from: String,
 }
 
+/// A delivery report the channel will send about a reply.
+struct Report {
+    due: Instant,
+    channel: Channel,
+    external_id: String,
+    delivery: Delivery,
+    /// Reports that arrive before the worker recorded the send wait and try again.
+    tries: u8,
+}
+
 enum Cmd {
     Answer(Answer),
+    Report(Report),
     Stop,
 }
 
@@ -124,6 +138,7 @@ impl DemoChannels {
             timing,
             shared: Arc::clone(&shared),
             pending: Vec::new(),
+            reports: Vec::new(),
             online: VecDeque::new(),
             seq: 0,
             run,
@@ -193,6 +208,11 @@ impl DemoOutbound {
     }
 }
 
+/// How long before answering the customer has read the reply.
+fn answer_lead() -> Duration {
+    Duration::from_millis(50)
+}
+
 fn between(rng: &mut Rng, (lo, hi): (Duration, Duration)) -> Duration {
     let lo_ms = lo.as_millis() as i64;
     let hi_ms = hi.as_millis() as i64;
@@ -231,12 +251,28 @@ impl Outbound for DemoOutbound {
                     .find(|(login, _)| *login == item.author)
                     .map_or_else(|| item.author.clone(), |(_, name)| name.to_string()),
             };
+            let external_id = format!("demo-sent-{}-{}", item.channel, item.message_id);
+            if item.channel.reply_window_ms().is_some() {
+                // Meta's channels report delivered, then read (before the customer answers).
+                let delivered = Instant::now() + between(&mut rng, self.timing.latency) * 2;
+                let read =
+                    delivered.max(answer.due.checked_sub(answer_lead()).unwrap_or(answer.due));
+                for (due, delivery) in [(delivered, Delivery::Delivered), (read, Delivery::Read)] {
+                    let _ = self.commands.send(Cmd::Report(Report {
+                        due,
+                        channel: item.channel,
+                        external_id: external_id.clone(),
+                        delivery,
+                        tries: 0,
+                    }));
+                }
+            }
             if self.commands.send(Cmd::Answer(answer)).is_ok() {
                 self.shared.typing.fetch_add(1, Ordering::Relaxed);
             }
             Ok(Sent {
                 account: item.account.clone(),
-                external_id: Some(format!("demo-sent-{}-{}", item.channel, item.message_id)),
+                external_id: Some(external_id),
             })
         })
     }
@@ -251,6 +287,7 @@ struct Simulator {
     timing: Timing,
     shared: Arc<Shared>,
     pending: Vec<Answer>,
+    reports: Vec<Report>,
     online: VecDeque<(Instant, ContactId)>,
     seq: u64,
     run: u64,
@@ -265,12 +302,23 @@ impl Simulator {
                 .pending
                 .iter()
                 .map(|a| a.due)
+                .chain(self.reports.iter().map(|r| r.due))
                 .min()
                 .map_or(next, |d| d.min(next));
             match inbox.recv_timeout(due.saturating_duration_since(now)) {
                 Ok(Cmd::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 Ok(Cmd::Answer(a)) => self.pending.push(a),
+                Ok(Cmd::Report(r)) => self.reports.push(r),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            let (ready, waiting): (Vec<Report>, Vec<Report>) = std::mem::take(&mut self.reports)
+                .into_iter()
+                .partition(|r| r.due <= now);
+            self.reports = waiting;
+            for r in ready {
+                let applied = self.deliver(r);
+                self.report(applied.map(|()| None));
             }
             let now = Instant::now();
             let (ready, waiting): (Vec<Answer>, Vec<Answer>) = std::mem::take(&mut self.pending)
@@ -319,6 +367,27 @@ impl Simulator {
         self.shared
             .online
             .store(self.online.len(), Ordering::Relaxed);
+    }
+
+    /// The channel reports a reply delivered or read.
+    fn deliver(&mut self, mut r: Report) -> anyhow::Result<()> {
+        let tx = self.store.write()?;
+        let reported = tx.apply_delivery_report(
+            r.channel,
+            &r.external_id,
+            r.delivery,
+            None,
+            "demo",
+            now_millis(),
+        )?;
+        tx.commit()?;
+        if matches!(reported, crate::store::hooks::Reported::Unknown) && r.tries < 20 {
+            // The worker has not recorded the send yet.
+            r.tries += 1;
+            r.due = Instant::now() + Duration::from_millis(250);
+            self.reports.push(r);
+        }
+        Ok(())
     }
 
     fn external_id(&mut self, channel: Channel) -> String {
@@ -386,8 +455,49 @@ impl Simulator {
         {
             return self.ingest(&msg);
         }
-        let msg = self.new_visitor();
+        let msg = if self.rng.chance(0.3) {
+            self.new_whatsapp_customer()
+        } else {
+            self.new_visitor()
+        };
         self.ingest(&msg)
+    }
+
+    /// A first-time customer on WhatsApp: a number braid has never seen, with the name of
+    /// their WhatsApp profile.
+    fn new_whatsapp_customer(&mut self) -> Inbound {
+        let name = text::name(&mut self.rng, Lang::En);
+        // Numbers of their own: the live run's numbers start far from the generated ones.
+        let phone = text::phone(1_000_000 + self.seq, self.run ^ 0x5a5a, Lang::En);
+        let topic = &TOPICS[self.rng.below(TOPICS.len() as u64) as usize];
+        let ctx = Ctx::new(&mut self.rng, &name.first, None);
+        let mut words = String::new();
+        text::line(
+            topic,
+            Lang::En,
+            Stage::Opener,
+            &ctx,
+            None,
+            &mut self.rng,
+            &mut words,
+        );
+        let mut body = String::new();
+        text::customer_chat(&words, Channel::WhatsApp, &mut self.rng, &mut body);
+        Inbound {
+            channel: Channel::WhatsApp,
+            account: String::new(),
+            external_id: self.external_id(Channel::WhatsApp),
+            direction: Direction::In,
+            customer: Claim::new(IdentityKind::Phone, phone),
+            linked: Vec::new(),
+            customer_name: Some(name.full),
+            author: None,
+            subject: None,
+            body,
+            sent_at: now_millis(),
+            meta: None,
+            cursor: None,
+        }
     }
 
     fn known_customer_writes(&mut self) -> anyhow::Result<Option<Inbound>> {
@@ -411,10 +521,11 @@ impl Simulator {
                 .find(|i| i.kind == kind)
                 .map(|i| i.value.clone())
         };
+        // The channels they can write on (a call log or a shop's event is not a message).
         let theirs: Vec<Channel> = Channel::ALL
             .iter()
             .copied()
-            .filter(|c| value(c.identity_kind()).is_some())
+            .filter(|c| c.replyable() && value(c.identity_kind()).is_some())
             .collect();
         if theirs.is_empty() {
             return Ok(None);
@@ -687,6 +798,139 @@ mod tests {
         );
         assert_eq!(crate::sanitize::text(&last.body), last.body);
         drop(demo);
+    }
+
+    #[tokio::test]
+    async fn a_whatsapp_reply_is_delivered_then_read_then_answered() {
+        let (_dir, path) = workspace();
+        let mut store = Store::open(&path).unwrap();
+        let quiet = Timing {
+            interval: (Duration::from_secs(3600), Duration::from_secs(3600)),
+            answer: (Duration::from_millis(600), Duration::from_millis(700)),
+            ..fast()
+        };
+        let demo = DemoChannels::start_with(&path, 7, quiet).unwrap();
+        let phone = "+447400123456";
+        let msg = Inbound {
+            channel: Channel::WhatsApp,
+            account: String::new(),
+            external_id: "wamid.test-1".into(),
+            direction: Direction::In,
+            customer: Claim::new(IdentityKind::Phone, phone),
+            linked: vec![],
+            customer_name: Some("Wanda Whats".into()),
+            author: None,
+            subject: None,
+            body: "Is my order on its way?".into(),
+            sent_at: now_millis(),
+            meta: None,
+            cursor: None,
+        };
+        let ingest::Ingested::Stored {
+            conversation,
+            contact,
+            ..
+        } = ingest::ingest(&mut store, &msg, &crate::demo::settings()).unwrap()
+        else {
+            panic!("stored twice")
+        };
+        assert_eq!(
+            store.reply_channel(conversation).unwrap(),
+            Channel::WhatsApp
+        );
+        let id = store
+            .queue_reply(
+                conversation,
+                Channel::WhatsApp,
+                "alice",
+                "It ships tomorrow.",
+                now_millis(),
+            )
+            .unwrap();
+        let item = store
+            .claim_outbox(now_millis(), 60_000, 10)
+            .unwrap()
+            .into_iter()
+            .find(|i| i.message_id == id)
+            .unwrap();
+        assert_eq!(item.recipient, phone);
+        let sender = demo
+            .outbound()
+            .into_iter()
+            .find(|o| o.channel() == Channel::WhatsApp)
+            .unwrap();
+        let sent = sender.send(&item).await.unwrap();
+        // The report may come before the worker records the send: it waits for it.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        store
+            .mark_sent(
+                id,
+                &sent.account,
+                sent.external_id.as_deref(),
+                "worker",
+                now_millis(),
+            )
+            .unwrap();
+        let delivery = |store: &Store| {
+            store
+                .timeline(contact, None, 10)
+                .unwrap()
+                .into_iter()
+                .find(|m| m.id == id)
+                .unwrap()
+                .delivery
+        };
+        assert!(
+            wait_for(Duration::from_secs(10), || delivery(&store)
+                == Some(Delivery::Read)),
+            "{:?}",
+            delivery(&store)
+        );
+        let answered = wait_for(Duration::from_secs(10), || {
+            store
+                .timeline(contact, None, 10)
+                .unwrap()
+                .last()
+                .is_some_and(|m| m.direction == Direction::In && m.id > id)
+        });
+        assert!(answered, "the customer did not answer on WhatsApp");
+        let last = store.timeline(contact, None, 10).unwrap().pop().unwrap();
+        assert_eq!(last.channel, Channel::WhatsApp);
+        drop(demo);
+    }
+
+    #[test]
+    fn new_whatsapp_customers_are_new_contacts_with_their_phone() {
+        let (_dir, path) = workspace();
+        let mut sim = Simulator {
+            store: Store::open(&path).unwrap(),
+            settings: crate::demo::settings(),
+            rng: Rng::new(3),
+            timing: fast(),
+            shared: Arc::new(Shared::default()),
+            pending: Vec::new(),
+            reports: Vec::new(),
+            online: VecDeque::new(),
+            seq: 0,
+            run: 11,
+        };
+        let before = sim.store.contacts_page(None, 10_000).unwrap().len();
+        let mut phones = std::collections::HashSet::new();
+        for _ in 0..20 {
+            let msg = sim.new_whatsapp_customer();
+            assert_eq!(msg.channel, Channel::WhatsApp);
+            let contact = sim.ingest(&msg).unwrap().unwrap();
+            let ids = sim.store.identities(contact).unwrap();
+            assert_eq!(ids.len(), 1, "{ids:?}");
+            assert_eq!(ids[0].kind, IdentityKind::Phone);
+            assert!(ids[0].value.starts_with('+'));
+            phones.insert(ids[0].value.clone());
+            let conv = sim.store.active_conversation(contact).unwrap().unwrap();
+            assert_eq!(sim.store.reply_channel(conv).unwrap(), Channel::WhatsApp);
+        }
+        assert_eq!(phones.len(), 20);
+        let after = sim.store.contacts_page(None, 10_000).unwrap().len();
+        assert_eq!(after, before + 20, "each one a new contact");
     }
 
     #[tokio::test]

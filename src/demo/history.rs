@@ -86,6 +86,9 @@ pub(crate) struct History {
     tags: Vec<Vec<String>>,
     first_contact: i64,
     first_conv: i64,
+    /// Phone numbers already normalized (parsing one is slow, and a customer on WhatsApp, SMS
+    /// and the phone sends theirs with every message).
+    phones: HashMap<String, String>,
 }
 
 struct Contact {
@@ -106,7 +109,21 @@ impl History {
             tags: Vec::new(),
             first_contact: contact.0,
             first_conv: conv.0,
+            phones: HashMap::new(),
         })
+    }
+
+    /// [`identity::normalize`], remembering phone numbers.
+    fn normalize(&mut self, kind: IdentityKind, raw: &str) -> Result<String, IngestError> {
+        if kind != IdentityKind::Phone {
+            return Ok(identity::normalize(kind, raw)?);
+        }
+        if let Some(v) = self.phones.get(raw) {
+            return Ok(v.clone());
+        }
+        let v = identity::normalize(kind, raw)?;
+        self.phones.insert(raw.to_string(), v.clone());
+        Ok(v)
     }
 
     fn contact(&mut self, id: ContactId) -> store::Result<&mut Contact> {
@@ -143,15 +160,11 @@ impl History {
         // repeat anyway.
 
         // sanitize
-        let customer_value = identity::normalize(msg.customer.kind, &msg.customer.value)?;
+        let customer_value = self.normalize(msg.customer.kind, &msg.customer.value)?;
         let linked: Vec<(IdentityKind, String)> = msg
             .linked
             .iter()
-            .filter_map(|c| {
-                identity::normalize(c.kind, &c.value)
-                    .ok()
-                    .map(|v| (c.kind, v))
-            })
+            .filter_map(|c| self.normalize(c.kind, &c.value).ok().map(|v| (c.kind, v)))
             .filter(|(k, v)| !(*k == msg.customer.kind && *v == customer_value))
             .collect();
         let name = msg.customer_name.as_deref().map(sanitize::line);
@@ -189,11 +202,12 @@ impl History {
                 c
             }
             None => match self.last_resolved(contact)? {
-                Some((c, resolved_at))
-                    if msg.direction == Direction::In
-                        && at - resolved_at <= settings.reopen_window_ms =>
-                {
-                    self.reopen(c)?;
+                // As ingest: anything joins a recently resolved conversation, only the
+                // customer reopens it.
+                Some((c, resolved_at)) if at - resolved_at <= settings.reopen_window_ms => {
+                    if msg.direction == Direction::In {
+                        self.reopen(c)?;
+                    }
                     c
                 }
                 _ => {

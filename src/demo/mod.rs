@@ -29,8 +29,9 @@ use rng::Rng;
 use std::time::{Duration, Instant};
 use text::{AGENTS, Ctx, Stage, TOPICS};
 
-/// The demo workspace's two teams: support answers email and the web chat, sales the
-/// Telegram bot. A conversation belongs to the team of the channel it started on.
+/// The demo workspace's two teams: support answers email, the web chat, WhatsApp, SMS,
+/// Instagram, Messenger and the phone, sales the Telegram bot. A conversation belongs to the
+/// team of the channel it started on.
 pub const SUPPORT: &str = "support";
 pub const SALES: &str = "sales";
 
@@ -78,17 +79,28 @@ pub fn workspace() -> crate::server::workspace::Workspace {
 
 pub fn settings() -> ingest::Settings {
     let mut settings = ingest::Settings::default();
-    for (channel, team) in [
-        (Channel::Email, SUPPORT),
-        (Channel::WebChat, SUPPORT),
-        (Channel::Telegram, SALES),
+    for (channel, account, team) in [
+        (Channel::Email, "", SUPPORT),
+        (Channel::WebChat, "", SUPPORT),
+        (Channel::Telegram, "", SALES),
+        (Channel::WhatsApp, "", SUPPORT),
+        (Channel::Sms, "", SUPPORT),
+        (Channel::Instagram, "", SUPPORT),
+        (Channel::Messenger, "", SUPPORT),
+        (Channel::Phone, PBX, SUPPORT),
+        (Channel::Event, SHOP, SUPPORT),
     ] {
         settings
             .teams
-            .insert((channel, String::new()), team.to_string());
+            .insert((channel, account.to_string()), team.to_string());
     }
     settings
 }
+
+/// The demo's event sources (`[[events]]` names): the phone system that reports calls, and
+/// the shop that reports purchases and bookings.
+pub const PBX: &str = "pbx";
+pub const SHOP: &str = "shop";
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -643,12 +655,19 @@ impl Player<'_> {
                         &mut self.body,
                     );
                     Some(s)
+                } else if step.channel == Channel::Phone {
+                    None
                 } else {
                     text::customer_chat(&self.words, step.channel, &mut rng, &mut self.body);
                     None
                 };
+                let call = (step.channel == Channel::Phone)
+                    .then(|| call_log(person, agent, &self.words, &mut rng, &mut self.body));
                 self.seq += 1;
-                let msg = inbound(person, st, step, subject, &self.body, self.seed, self.seq);
+                let mut msg = inbound(person, st, step, subject, &self.body, self.seed, self.seq);
+                if call.is_some() {
+                    msg.meta = call;
+                }
                 st.introduced |= bit(step.channel);
                 let at = step.at;
                 let out = sink.inbound(tx, &msg, at)?;
@@ -661,7 +680,13 @@ impl Player<'_> {
                 else {
                     anyhow::bail!("demo: message {} was stored twice", msg.external_id);
                 };
-                std::mem::swap(&mut st.last_in, &mut self.body);
+                if step.channel == Channel::Phone {
+                    // What an email reply quotes: what they said, not the call log.
+                    st.last_in.clear();
+                    st.last_in.push_str(&self.words);
+                } else {
+                    std::mem::swap(&mut st.last_in, &mut self.body);
+                }
                 st.waiting = true;
                 if new_conversation || st.conv != Some(conversation) {
                     st.assignee = None;
@@ -672,6 +697,18 @@ impl Player<'_> {
                 if step.idx == 0 {
                     start_thread(tx, sink, person, thread, st, topic.tag, at + 1)?;
                 }
+                Ok(true)
+            }
+            Kind::Note if step.channel == Channel::Event => {
+                if st.conv.is_none() {
+                    anyhow::bail!("demo plan: an event before the customer wrote");
+                }
+                self.seq += 1;
+                let msg = shop_event(pid, person, ctx, step, self.seed, self.seq, &mut rng);
+                let Ingested::Stored { conversation, .. } = sink.inbound(tx, &msg, step.at)? else {
+                    anyhow::bail!("demo: event {} was stored twice", msg.external_id);
+                };
+                st.conv = Some(conversation);
                 Ok(true)
             }
             Kind::Out | Kind::Note => {
@@ -860,17 +897,52 @@ fn inbound(
                 format!("wc-{seed:x}-{seq}"),
             )
         }
-        other => (
-            Claim::new(
-                other.identity_kind(),
-                person.phone.clone().unwrap_or_default(),
-            ),
-            format!("{}-{seed:x}-{seq}", other.as_str()),
-        ),
+        Channel::Phone => {
+            // The phone system knows the caller's number; the shop's CRM behind it their email.
+            if let Some(e) = &person.email {
+                linked.push(Claim::new(IdentityKind::Email, e.clone()));
+            }
+            (
+                Claim::new(
+                    IdentityKind::Phone,
+                    person.phone.clone().unwrap_or_default(),
+                ),
+                format!("call-{seed:x}-{seq}"),
+            )
+        }
+        other => {
+            // WhatsApp, SMS, Instagram, Messenger: on their first message there, the customer
+            // gives the email of their orders when asked (or their number on Instagram and
+            // Messenger, if they have no email).
+            if first_here {
+                if let Some(e) = &person.email {
+                    linked.push(Claim::new(IdentityKind::Email, e.clone()));
+                } else if let Some(p) = person
+                    .phone
+                    .as_ref()
+                    .filter(|_| other.identity_kind() != IdentityKind::Phone)
+                {
+                    linked.push(Claim::new(IdentityKind::Phone, p.clone()));
+                }
+            }
+            let id = match other {
+                Channel::Instagram => person.instagram.clone(),
+                Channel::Messenger => person.messenger.clone(),
+                _ => person.phone.clone(),
+            };
+            (
+                Claim::new(other.identity_kind(), id.unwrap_or_default()),
+                format!("{}-{seed:x}-{seq}", other.as_str()),
+            )
+        }
     };
     Inbound {
         channel: step.channel,
-        account: String::new(),
+        account: if step.channel == Channel::Phone {
+            PBX.to_string()
+        } else {
+            String::new()
+        },
         external_id,
         direction: Direction::In,
         customer,
@@ -881,6 +953,124 @@ fn inbound(
         body: body.to_string(),
         sent_at: step.at,
         meta: None,
+        cursor: None,
+    }
+}
+
+/// A call the customer made, as the phone system's events webhook reports it
+/// ([`crate::channels::hooks::events`]): the call line, then the agent's notes of what they
+/// said. Returns the message's meta.
+fn call_log(
+    person: &Person,
+    agent: &str,
+    words: &str,
+    rng: &mut Rng,
+    out: &mut String,
+) -> serde_json::Value {
+    let from: String = person
+        .phone
+        .as_deref()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let secs = rng.range(35, 14 * 60) as u64;
+    let outcome = "answered";
+    out.clear();
+    out.push_str("Inbound call from ");
+    out.push_str(&from);
+    out.push_str(" · ");
+    if secs < 60 {
+        out.push_str(&format!("{secs} s"));
+    } else {
+        out.push_str(&format!("{} min {:02} s", secs / 60, secs % 60));
+    }
+    out.push_str(" · ");
+    out.push_str(outcome);
+    out.push_str(" · agent ");
+    out.push_str(agent);
+    out.push_str("\n\n");
+    out.push_str(words);
+    serde_json::json!({
+        "event": { "source": PBX, "type": "call" },
+        "call": {
+            "direction": "in", "from": from, "to": "+442071838750", "duration_s": secs,
+            "outcome": outcome, "recording_url": null, "agent": agent,
+        },
+    })
+}
+
+/// A purchase or a booking the shop reported through its events webhook: a note on the
+/// customer's conversation with the event's fields, as [`crate::channels::hooks::events`]
+/// stores it.
+fn shop_event(
+    pid: usize,
+    person: &Person,
+    ctx: &Ctx,
+    step: &Step,
+    seed: u64,
+    seq: u64,
+    rng: &mut Rng,
+) -> Inbound {
+    let (kind, fields): (&str, Vec<(&str, String)>) = match rng.below(3) {
+        0 => (
+            "purchase",
+            vec![
+                ("order", ctx.order.clone()),
+                ("items", format!("{} × {}", ctx.qty.max(1), ctx.product)),
+                ("total", ctx.amount.clone()),
+            ],
+        ),
+        1 => (
+            "booking",
+            vec![
+                ("service", "fitting appointment".to_string()),
+                ("store", ctx.city.to_string()),
+                ("date", ctx.date.to_string()),
+            ],
+        ),
+        _ => (
+            "return",
+            vec![
+                ("order", ctx.order.clone()),
+                ("item", ctx.product.to_string()),
+                ("label", ctx.reference.clone()),
+            ],
+        ),
+    };
+    let mut body = String::new();
+    for (k, v) in &fields {
+        body.push('\n');
+        body.push_str(k);
+        body.push_str(": ");
+        body.push_str(v);
+    }
+    // The shop knows them by the email of their account (else their phone) and its own id.
+    let customer = match (&person.email, &person.phone) {
+        (Some(e), _) => Claim::new(IdentityKind::Email, e.clone()),
+        (None, Some(p)) => Claim::new(IdentityKind::Phone, p.clone()),
+        (None, None) => Claim::new(IdentityKind::Email, String::new()),
+    };
+    let linked = vec![Claim::new(
+        IdentityKind::External,
+        format!("{SHOP}:{}", 10_000 + pid),
+    )];
+    Inbound {
+        channel: Channel::Event,
+        account: SHOP.to_string(),
+        external_id: format!("evt-{seed:x}-{seq}"),
+        direction: Direction::Note,
+        customer,
+        linked,
+        customer_name: Some(person.name.clone()),
+        author: Some(SHOP.to_string()),
+        subject: Some(kind.to_string()),
+        body,
+        sent_at: step.at,
+        meta: Some(serde_json::json!({
+            "event": { "source": SHOP, "type": kind },
+            "call": null,
+        })),
         cursor: None,
     }
 }
@@ -966,11 +1156,45 @@ mod tests {
         assert!(
             dirs(Direction::In) > 1200 && dirs(Direction::Out) > 900 && dirs(Direction::Note) > 50
         );
-        for ch in Channel::ALL {
+        // Every channel, the new ones less than the three everyone has used for years.
+        for (ch, least) in [
+            (Channel::Email, 300),
+            (Channel::Telegram, 300),
+            (Channel::WebChat, 300),
+            (Channel::WhatsApp, 150),
+            (Channel::Sms, 40),
+            (Channel::Instagram, 20),
+            (Channel::Messenger, 10),
+            (Channel::Phone, 30),
+            (Channel::Event, 20),
+        ] {
+            let n = msgs.iter().filter(|(_, m)| m.channel == ch).count();
+            eprintln!("{ch}: {n}");
+            assert!(n > least, "{ch}: {n}");
+        }
+        // A plain reply goes where the customer last wrote: never to a call or an event.
+        for q in store
+            .queue_page(&QueueFilter::All, crate::store::QueueAnchor::Top, 100_000)
+            .unwrap()
+        {
+            let c = store.reply_channel(q.id).unwrap();
+            assert!(c.replyable(), "conversation {} replies on {c}", q.id.0);
+        }
+        // Call logs come from the phone system; events are notes with their fields.
+        for (_, m) in msgs.iter().filter(|(_, m)| m.channel == Channel::Phone) {
+            assert!(m.body.starts_with("Inbound call from +"), "{}", m.body);
+            assert_eq!(m.direction, Direction::In);
+            assert_eq!(m.account, PBX);
+            assert!(m.body.contains(" · answered · agent "), "{}", m.body);
+        }
+        for (_, m) in msgs.iter().filter(|(_, m)| m.channel == Channel::Event) {
+            assert_eq!(m.direction, Direction::Note);
             assert!(
-                msgs.iter().filter(|(_, m)| m.channel == *ch).count() > 300,
-                "{ch}"
+                ["purchase", "booking", "return"].contains(&m.subject.as_deref().unwrap()),
+                "{:?}",
+                m.subject
             );
+            assert!(m.body.contains(": "), "{}", m.body);
         }
         assert!(
             msgs.iter().any(|(_, m)| m.body.contains("\n> ")),
@@ -1028,13 +1252,16 @@ mod tests {
         let contacts = store.contacts_page(None, usize::MAX).unwrap();
         let mut multi = 0;
         let mut multi_in_one = 0;
+        // The README's first command shows one person on WhatsApp, SMS, email, Telegram and
+        // the web chat, who also called.
+        let mut everywhere = 0;
+        let mut everywhere_and_called = 0;
         for c in &contacts {
             let kinds: std::collections::BTreeSet<_> = store
                 .identities(c.id)
                 .unwrap()
                 .iter()
                 .map(|i| i.kind)
-                .filter(|k| *k != IdentityKind::Phone)
                 .collect();
             let convs = store.contact_conversations(c.id, 1000).unwrap();
             let active: Vec<_> = convs.iter().filter(|q| q.status.is_active()).collect();
@@ -1050,13 +1277,32 @@ mod tests {
                 .filter(|m| m.direction == Direction::In)
                 .map(|m| m.channel)
                 .collect();
-            if channels.len() >= 2 {
-                multi += 1;
+            // One contact: the identity of every channel they wrote on is theirs (a WhatsApp
+            // number, an SMS number and a call are one phone).
+            for ch in &channels {
                 assert!(
-                    kinds.len() >= 2,
+                    kinds.contains(&ch.identity_kind()),
                     "{}: wrote on {channels:?} with identities {kinds:?}",
                     c.name
                 );
+            }
+            if [
+                Channel::WhatsApp,
+                Channel::Sms,
+                Channel::Email,
+                Channel::Telegram,
+                Channel::WebChat,
+            ]
+            .iter()
+            .all(|c| channels.contains(c))
+            {
+                everywhere += 1;
+                if channels.contains(&Channel::Phone) {
+                    everywhere_and_called += 1;
+                }
+            }
+            if channels.len() >= 2 {
+                multi += 1;
                 if convs.iter().any(|q| q.channels.len() >= 2) {
                     multi_in_one += 1;
                 }
@@ -1067,6 +1313,27 @@ mod tests {
             "{multi} of {} write on 2+ channels",
             contacts.len()
         );
+        assert!(
+            everywhere >= 5 && everywhere_and_called >= 1,
+            "{everywhere} write on all five, {everywhere_and_called} of them called too"
+        );
+        // One of them is the first conversation of the queue.
+        let top = store
+            .queue_page(&QueueFilter::All, crate::store::QueueAnchor::Top, 1)
+            .unwrap()
+            .remove(0);
+        let on: std::collections::BTreeSet<_> = store
+            .timeline(top.contact_id, None, 10_000)
+            .unwrap()
+            .iter()
+            .filter(|m| m.direction == Direction::In)
+            .map(|m| m.channel)
+            .collect();
+        assert!(
+            plan::EVERYWHERE.iter().all(|c| on.contains(c)),
+            "the queue's top writes on {on:?}"
+        );
+        assert_eq!(top.status, Status::Open);
         assert!(
             multi_in_one * 100 >= multi * 70,
             "{multi_in_one} of {multi} mix channels in one conversation"

@@ -33,6 +33,9 @@ pub(crate) struct Person {
     pub phone: Option<String>,
     pub telegram: Option<String>,
     pub visitor: Option<String>,
+    /// Instagram and Messenger user ids (digits), for those who write there.
+    pub instagram: Option<String>,
+    pub messenger: Option<String>,
     pub vip: bool,
     /// Their first Telegram message shares their contact card (their phone number).
     pub shares_card: bool,
@@ -95,16 +98,39 @@ pub(crate) struct Plan {
     pub messages: usize,
 }
 
-/// Channel sets and how common they are: most people use two or three channels.
+/// Channel sets and how common they are: most people use two or three channels. WhatsApp and
+/// SMS need a phone number (the sets fall back to their other channels for those without).
 const CHANNEL_SETS: &[(&[Channel], u32)] = &[
-    (&[Channel::Email], 11),
-    (&[Channel::Telegram], 4),
-    (&[Channel::WebChat], 5),
-    (&[Channel::Email, Channel::WebChat], 26),
-    (&[Channel::Email, Channel::Telegram], 20),
-    (&[Channel::Telegram, Channel::WebChat], 8),
-    (&[Channel::Email, Channel::Telegram, Channel::WebChat], 26),
+    (&[Channel::Email], 9),
+    (&[Channel::Telegram], 3),
+    (&[Channel::WebChat], 4),
+    (&[Channel::Email, Channel::WebChat], 20),
+    (&[Channel::Email, Channel::Telegram], 15),
+    (&[Channel::Telegram, Channel::WebChat], 6),
+    (&[Channel::Email, Channel::Telegram, Channel::WebChat], 18),
+    (&[Channel::WhatsApp, Channel::Email], 9),
+    (&[Channel::WhatsApp, Channel::Sms, Channel::Email], 6),
+    (EVERYWHERE, 3),
+    (&[Channel::WhatsApp, Channel::WebChat, Channel::Email], 4),
+    (&[Channel::Sms, Channel::Email], 3),
+    (&[Channel::Instagram, Channel::Email], 3),
+    (&[Channel::Messenger, Channel::WebChat, Channel::Email], 2),
+    (&[Channel::Instagram, Channel::WhatsApp], 2),
 ];
+
+/// Every channel a customer writes on.
+pub(crate) const EVERYWHERE: &[Channel] = &[
+    Channel::WhatsApp,
+    Channel::Sms,
+    Channel::Email,
+    Channel::Telegram,
+    Channel::WebChat,
+];
+
+/// How often a customer's later message in a thread is a phone call instead (for those with
+/// a phone number), and an agent's note an event from another system (a purchase, a booking).
+const CALL_CHANCE: f64 = 0.15;
+const EVENT_CHANCE: f64 = 0.3;
 
 pub(crate) fn build(opts: &DemoOptions, now: Millis) -> Plan {
     let counts = allocate(opts);
@@ -114,19 +140,25 @@ pub(crate) fn build(opts: &DemoOptions, now: Millis) -> Plan {
     let mut emails = HashSet::with_capacity(opts.contacts);
     let span = (opts.days.max(1) as Millis) * DAY;
     let mut messages = 0;
+    let mut showcased = false;
     for (idx, &n) in counts.iter().enumerate() {
         if n == 0 {
             continue;
         }
         let mut rng = Rng::derive(opts.seed, STREAM_PERSON, idx as u64);
         let pid = persons.len() as u32;
-        let (mut person, channels) = person(&mut rng, opts.seed, idx as u64, &mut emails);
+        let (mut person, channels) = person(&mut rng, opts.seed, idx as u64, n, &mut emails);
+        // The first who uses everything is writing right now: their conversation tops the
+        // queue when the demo opens.
+        let showcase =
+            !showcased && EVERYWHERE.iter().all(|c| channels.contains(c)) && person.phone.is_some();
+        showcased |= showcase;
         let used = plan_threads(
             &mut rng,
             pid,
             &person,
             &channels,
-            n,
+            (n, showcase),
             span,
             now,
             &mut threads,
@@ -137,6 +169,12 @@ pub(crate) fn build(opts: &DemoOptions, now: Millis) -> Plan {
         }
         if !used.contains(&Channel::WebChat) {
             person.visitor = None;
+        }
+        if !used.contains(&Channel::Instagram) {
+            person.instagram = None;
+        }
+        if !used.contains(&Channel::Messenger) {
+            person.messenger = None;
         }
         persons.push(person);
         messages += n;
@@ -189,6 +227,7 @@ fn person(
     rng: &mut Rng,
     seed: u64,
     idx: u64,
+    n: usize,
     emails: &mut HashSet<String>,
 ) -> (Person, Vec<Channel>) {
     let weights: Vec<u32> = text::LANG_WEIGHTS.iter().map(|(_, w)| *w).collect();
@@ -201,6 +240,18 @@ fn person(
     };
     let set_weights: Vec<u32> = CHANNEL_SETS.iter().map(|(_, w)| *w).collect();
     let mut channels = CHANNEL_SETS[rng.weighted(&set_weights)].0.to_vec();
+    // Some regulars use everything: their timeline mixes WhatsApp, SMS, email, Telegram and
+    // the web chat (they write enough for every channel of theirs to show).
+    if lang == Lang::En && n >= 20 && rng.chance(0.3) {
+        channels = EVERYWHERE.to_vec();
+    }
+    // WhatsApp and SMS numbers are phones: US and UK ones only (see `phone` below).
+    if lang != Lang::En {
+        channels.retain(|c| !matches!(c, Channel::WhatsApp | Channel::Sms));
+        if channels.is_empty() || channels == [Channel::Instagram] {
+            channels.push(Channel::Email);
+        }
+    }
     // Their favourite channel first.
     let fav = rng.below(channels.len() as u64) as usize;
     channels.swap(0, fav);
@@ -226,7 +277,12 @@ fn person(
     };
     // Phone numbers (US and UK): parsing international numbers of many countries is slow in
     // the phonenumber crate (its regex cache thrashes), which a million-message workspace feels.
-    let phone = if lang == Lang::En && (has(Channel::Telegram) || rng.chance(0.15)) {
+    let phone = if lang == Lang::En
+        && (has(Channel::Telegram)
+            || has(Channel::WhatsApp)
+            || has(Channel::Sms)
+            || rng.chance(0.15))
+    {
         Some(text::phone(idx, seed, lang))
     } else {
         None
@@ -238,6 +294,20 @@ fn person(
     });
     let visitor =
         has(Channel::WebChat).then(|| format!("v_{:08x}{:x}", rng.next_u64() as u32, idx));
+    // Meta's page-scoped ids: long digit strings, distinct per person (multiplying by a number
+    // prime to 10, then shifting, is one-to-one modulo a power of 10).
+    let instagram = has(Channel::Instagram).then(|| {
+        format!(
+            "17841{:010}",
+            (idx.wrapping_mul(2_654_435_761) % 10_000_000_000 + seed % 1000) % 10_000_000_000
+        )
+    });
+    let messenger = has(Channel::Messenger).then(|| {
+        format!(
+            "24{:014}",
+            (idx.wrapping_mul(40_503) % 100_000_000_000_000 + seed % 1000) % 100_000_000_000_000
+        )
+    });
     // The bot asks for the email of their orders; some share their contact card instead (and
     // those with no email must, or their Telegram and web chats would never meet).
     let shares_card =
@@ -253,6 +323,8 @@ fn person(
             phone,
             telegram,
             visitor,
+            instagram,
+            messenger,
             vip,
             shares_card,
         },
@@ -268,7 +340,7 @@ fn plan_threads(
     pid: u32,
     person: &Person,
     channels: &[Channel],
-    n: usize,
+    (n, showcase): (usize, bool),
     span: Millis,
     now: Millis,
     threads: &mut Vec<Thread>,
@@ -280,6 +352,7 @@ fn plan_threads(
         2 => End::Pending,
         _ => End::Snoozed,
     };
+    let end = if showcase { End::Open } else { end };
     // Thread lengths.
     let mut lens: Vec<usize> = Vec::new();
     let mut left = n;
@@ -353,12 +426,25 @@ fn plan_threads(
             chans[t][i] = ch;
         }
     }
-    // Replies and notes go out where the customer last wrote.
+    // Now and then the customer calls instead of writing (a call log, from the phone system),
+    // and an agent's note is an event another system reported (a purchase, a booking).
+    // Replies and notes go out where the customer last wrote (not to a phone call: to where
+    // they wrote before it).
     for (t, r) in roles.iter().enumerate() {
         let mut last_in = chans[t][0];
+        let last = r.iter().rposition(|k| *k == Kind::In);
         for (i, k) in r.iter().enumerate() {
             if *k == Kind::In {
-                last_in = chans[t][i];
+                if i > 0 && Some(i) != last && person.phone.is_some() && rng.chance(CALL_CHANCE) {
+                    chans[t][i] = Channel::Phone;
+                } else {
+                    last_in = chans[t][i];
+                }
+            } else if *k == Kind::Note
+                && (person.email.is_some() || person.phone.is_some())
+                && rng.chance(EVENT_CHANCE)
+            {
+                chans[t][i] = Channel::Event;
             } else {
                 chans[t][i] = last_in;
             }
@@ -381,6 +467,9 @@ fn plan_threads(
         }
         gaps.push(g);
         tails.push(rng.range(5 * MINUTE, 12 * HOUR));
+    }
+    if showcase && let Some(t) = tails.last_mut() {
+        *t = MINUTE;
     }
     let mut durations: Vec<Millis> = gaps
         .iter()
@@ -409,6 +498,8 @@ fn plan_threads(
     // randomly before, between and after the threads.
     let after_last = if end == End::Resolved {
         None
+    } else if showcase {
+        Some(MINUTE)
     } else {
         Some(rng.range(2 * MINUTE, 36 * HOUR).min(span / 20))
     };
@@ -542,6 +633,42 @@ mod tests {
             ..DemoOptions::default()
         };
         assert_eq!(allocate(&small).iter().sum::<usize>(), 20);
+    }
+
+    #[test]
+    fn meta_ids_are_distinct_per_person() {
+        let opts = DemoOptions {
+            contacts: 20_000,
+            messages: 60_000,
+            ..DemoOptions::default()
+        };
+        let plan = build(&opts, 1_800_000_000_000);
+        for ids in [
+            plan.persons
+                .iter()
+                .filter_map(|p| p.instagram.as_ref())
+                .collect::<Vec<_>>(),
+            plan.persons
+                .iter()
+                .filter_map(|p| p.messenger.as_ref())
+                .collect(),
+        ] {
+            assert!(ids.len() > 100, "{}", ids.len());
+            let distinct: HashSet<_> = ids.iter().collect();
+            assert_eq!(distinct.len(), ids.len());
+            for id in ids {
+                let normalized =
+                    crate::identity::normalize(crate::model::IdentityKind::Instagram, id).unwrap();
+                assert_eq!(&normalized, id);
+            }
+        }
+        // WhatsApp and SMS only for those with a phone.
+        for s in &plan.steps {
+            let p = &plan.persons[plan.threads[s.thread as usize].person as usize];
+            if matches!(s.channel, Channel::WhatsApp | Channel::Sms | Channel::Phone) {
+                assert!(p.phone.is_some(), "{} on {}", p.name, s.channel);
+            }
+        }
     }
 
     #[test]
