@@ -1628,3 +1628,78 @@ fn notifications_list_count_and_read_from_the_cli() {
     let v = json(&w.braid(&["notifications", "--json"]));
     assert_eq!(v["notifications"][0]["read"], true);
 }
+
+/// WhatsApp's 24-hour window from a script: a free-text reply is refused with what to do, a
+/// template (`--template NAME --param P`) is queued with the text the customer will read.
+#[test]
+fn reply_outside_whatsapps_window_takes_a_template() {
+    let w = workspace();
+    let mut store = Store::open_dir(&w.data).unwrap();
+    let now = braid::model::now_millis();
+    let c = conversation_of(
+        ingest(
+            &mut store,
+            &msg(
+                Channel::WhatsApp,
+                "wamid.1",
+                Claim::new(IdentityKind::Phone, "+5511987654321"),
+                vec![],
+                "Ana Souza",
+                None,
+                "Oi, is my order shipped?",
+                now - 2 * DAY,
+            ),
+            &Settings::default(),
+        )
+        .unwrap(),
+    )
+    .to_string();
+    drop(store);
+    let config = w.root.join("braid.toml");
+    std::fs::write(
+        &config,
+        "[webchat]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\
+         [whatsapp]\nphone_number_id = \"106540352242922\"\ntoken_env = \"WA_TOKEN\"\n\
+         app_secret_env = \"WA_SECRET\"\nverify_token_env = \"WA_VERIFY\"\n\
+         [[whatsapp.templates]]\nname = \"order_update\"\nlanguage = \"en_US\"\n\
+         text = \"Hi {{1}}, your order {{2}} has shipped.\"\n",
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let err = fails(&w.braid(&["--config", cfg, "reply", &c, "--text", "Yes!"]));
+    assert!(err.contains("outside WhatsApp's 24-hour window"), "{err}");
+    assert!(err.contains(":template"), "{err}");
+    let err = fails(&w.braid(&[
+        "--config",
+        cfg,
+        "reply",
+        &c,
+        "--template",
+        "order_update",
+        "--param",
+        "Ana",
+    ]));
+    assert!(err.contains("takes 2 parameters"), "{err}");
+    let err = fails(&w.braid(&["--config", cfg, "reply", &c, "--template", "nope"]));
+    assert!(err.contains("no WhatsApp template named 'nope'"), "{err}");
+    let out = json(&w.braid(&[
+        "--config",
+        cfg,
+        "reply",
+        &c,
+        "--template",
+        "order_update",
+        "--param",
+        "Ana",
+        "--param",
+        "#4411",
+        "--json",
+    ]));
+    assert_eq!(out["channel"], "whatsapp");
+    assert_eq!(out["recipient"], "+5511987654321");
+    let shown = ok(&w.braid(&["show", &c]));
+    assert!(
+        shown.contains("Hi Ana, your order #4411 has shipped."),
+        "{shown}"
+    );
+}

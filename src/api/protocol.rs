@@ -477,6 +477,16 @@ pub enum Post {
         #[serde(default)]
         seen: Seen,
     },
+    /// A WhatsApp template reply (`braid reply --template NAME --param P`), rendered by the
+    /// server from its config like [`Write::Template`].
+    Template {
+        name: String,
+        params: Vec<String>,
+        #[serde(default)]
+        seen: Seen,
+        #[serde(skip)]
+        resolved: Option<Box<crate::template::Template>>,
+    },
     Verb(crate::actions::Verb),
 }
 
@@ -498,6 +508,17 @@ impl Post {
             Post::Note { body, seen } => Write::Note {
                 body: body.clone(),
                 seen: *seen,
+            },
+            Post::Template {
+                name,
+                params,
+                seen,
+                resolved,
+            } => Write::Template {
+                name: name.clone(),
+                params: params.clone(),
+                seen: *seen,
+                resolved: resolved.clone(),
             },
             Post::Verb(v) => Write::Verb(v.clone()),
         }
@@ -553,6 +574,7 @@ impl Request {
             Request::Post { post, .. } => match post {
                 Post::Reply { .. } => "reply",
                 Post::Note { .. } => "note",
+                Post::Template { .. } => "template",
                 Post::Verb(v) => v.name(),
             },
             Request::ContactCards { .. } => "contact_cards",

@@ -15,9 +15,17 @@ pub struct Args {
     /// The conversation: 12 or #12
     pub conversation: String,
     /// The reply ("-" reads it from stdin)
-    #[arg(long, value_name = "T")]
-    pub text: String,
-    /// email, telegram or webchat [default: the channel the customer last wrote on]
+    #[arg(long, value_name = "T", required_unless_present = "template")]
+    pub text: Option<String>,
+    /// Send an approved WhatsApp template instead (the way to write outside WhatsApp's
+    /// 24-hour window): its name in `[[whatsapp.templates]]`
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["text", "via"])]
+    pub template: Option<String>,
+    /// A template parameter, in order ({{1}}, {{2}}...); repeat for each
+    #[arg(long = "param", value_name = "P", requires = "template")]
+    pub params: Vec<String>,
+    /// email, telegram, webchat, whatsapp, instagram, messenger or sms [default: the channel
+    /// the customer last wrote on]
     #[arg(long, value_name = "CHANNEL")]
     pub via: Option<String>,
     #[command(flatten)]
@@ -44,21 +52,47 @@ pub struct ReplyJson {
 pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let id = parse_conversation(&args.conversation)?;
     let via = args.via.as_deref().map(parse_channel).transpose()?;
-    let text = read_text(&args.text)?;
-    if text.trim().is_empty() {
-        anyhow::bail!("empty reply: give the text with --text");
-    }
+    let post = match (&args.template, &args.text) {
+        (Some(name), _) => Post::Template {
+            name: name.clone(),
+            params: args.params.clone(),
+            seen: args.guard.seen(),
+            resolved: None,
+        },
+        (None, Some(text)) => {
+            let text = read_text(text)?;
+            if text.trim().is_empty() {
+                anyhow::bail!("empty reply: give the text with --text");
+            }
+            Post::Reply {
+                channel: via,
+                body: text,
+                // Set below: the workspace's setting.
+                then_pending: false,
+                seen: args.guard.seen(),
+            }
+        }
+        (None, None) => anyhow::bail!("give the reply with --text, or --template NAME"),
+    };
     let (client, _config) = Client::open(globals, "reply")?;
     // Whether a reply makes the conversation pending is the workspace's setting.
-    let then_pending = client.welcome().pending_after_reply;
+    let post = match post {
+        Post::Reply {
+            channel,
+            body,
+            seen,
+            ..
+        } => Post::Reply {
+            channel,
+            body,
+            then_pending: client.welcome().pending_after_reply,
+            seen,
+        },
+        other => other,
+    };
     let written = match client.call(Request::Post {
         conversation: id,
-        post: Post::Reply {
-            channel: via,
-            body: text,
-            then_pending,
-            seen: args.guard.seen(),
-        },
+        post,
     })? {
         Response::Written(w) => w,
         other => return Err(unexpected("reply", &other)),

@@ -44,7 +44,7 @@ fn guarded_conversation(req: &Request) -> Option<crate::model::ConversationId> {
         }
         | Request::Post {
             conversation,
-            post: Post::Reply { .. } | Post::Note { .. },
+            post: Post::Reply { .. } | Post::Note { .. } | Post::Template { .. },
         } => Some(*conversation),
         _ => None,
     }
@@ -101,7 +101,7 @@ pub fn only_assignee(store: &mut Store, who: &Identity, req: &Request) -> Option
         }
         | Request::Post {
             conversation,
-            post: Post::Reply { .. },
+            post: Post::Reply { .. } | Post::Template { .. },
         } => *conversation,
         _ => return None,
     };
@@ -159,6 +159,10 @@ fn channel_notice(
 pub fn resolve_template(templates: &[crate::template::Template], req: &mut Request) {
     if let Request::Write {
         write: Write::Template { name, resolved, .. },
+        ..
+    }
+    | Request::Post {
+        post: Post::Template { name, resolved, .. },
         ..
     } = req
     {
@@ -659,6 +663,34 @@ fn post_write(
             written.message = Some(id);
             written.channel = Some(channel);
             written.recipient = Some(recipient);
+        }
+        Post::Template {
+            name,
+            params,
+            seen,
+            resolved,
+        } => {
+            let Some(template) = resolved else {
+                anyhow::bail!(
+                    "no WhatsApp template named '{}' is configured ([[whatsapp.templates]])",
+                    crate::sanitize::line(&name)
+                );
+            };
+            let text = template.render(&params).map_err(anyhow::Error::msg)?;
+            let conv = store.conversation(conversation)?;
+            let id = store.queue_reply_with(
+                conversation,
+                Channel::WhatsApp,
+                agent,
+                &text,
+                now,
+                seen_event(seen),
+                Some(&template.meta(&params)),
+            )?;
+            written.done = format!("template '{}' #{id} queued via whatsapp", template.name);
+            written.message = Some(id);
+            written.channel = Some(Channel::WhatsApp);
+            written.recipient = store.recipient(conv.contact_id, Channel::WhatsApp)?;
         }
     }
     Ok(written)

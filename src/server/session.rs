@@ -486,6 +486,24 @@ fn resolve_seen(shared: &Shared, who: &Identity, req: Request) -> Request {
         Request::Post {
             conversation,
             post:
+                Post::Template {
+                    name,
+                    params,
+                    seen: Seen::Unknown,
+                    resolved,
+                },
+        } => Request::Post {
+            conversation,
+            post: Post::Template {
+                name,
+                params,
+                seen: shown(conversation),
+                resolved,
+            },
+        },
+        Request::Post {
+            conversation,
+            post:
                 Post::Note {
                     body,
                     seen: Seen::Unknown,

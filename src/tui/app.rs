@@ -938,7 +938,12 @@ impl App {
                 if chans.is_empty() {
                     chans = Channel::ALL.to_vec();
                 }
-                chans.iter().map(|c| c.as_str().to_string()).collect()
+                // Call logs and events are records: nothing is answered through them.
+                chans
+                    .iter()
+                    .filter(|c| c.replyable())
+                    .map(|c| c.as_str().to_string())
+                    .collect()
             }
             "priority" => Priority::ALL
                 .iter()
