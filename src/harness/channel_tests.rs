@@ -226,3 +226,69 @@ fn an_sms_opt_out_shows_in_the_profile_and_the_composer() {
     h.keys("hello<C-s>").unwrap();
     assert_eq!(h.store.outbox_counts().unwrap(), (0, 0));
 }
+
+#[test]
+fn a_customer_on_many_channels_has_every_badge_in_the_profile() {
+    let p = "+5511987654321";
+    let mut s = store_with(Channel::WhatsApp, IdentityKind::Phone, p, 5 * H);
+    let st = Settings::default();
+    ingest(
+        &mut s,
+        &msg(
+            Channel::Sms,
+            IdentityKind::Phone,
+            p,
+            "Ana Souza",
+            "s1",
+            now_millis() - 4 * H,
+            "sms",
+        ),
+        &st,
+    )
+    .unwrap();
+    let mut tg = msg(
+        Channel::Telegram,
+        IdentityKind::Telegram,
+        "777",
+        "Ana Souza",
+        "t1",
+        now_millis() - 3 * H,
+        "tg",
+    );
+    tg.linked = vec![crate::identity::Claim::new(IdentityKind::Phone, p)];
+    ingest(&mut s, &tg, &st).unwrap();
+    let mut mail = msg(
+        Channel::Email,
+        IdentityKind::Email,
+        "ana@example.com",
+        "Ana Souza",
+        "e1",
+        now_millis() - 2 * H,
+        "mail",
+    );
+    mail.linked = vec![crate::identity::Claim::new(IdentityKind::Phone, p)];
+    ingest(&mut s, &mail, &st).unwrap();
+    // The call before the mail: "last via" shows the mail, so "☎ call" is the channels line's.
+    let mut call = msg(
+        Channel::Phone,
+        IdentityKind::Phone,
+        p,
+        "Ana Souza",
+        "c1",
+        now_millis() - 4 * H - 60_000,
+        "Inbound call",
+    );
+    call.account = "pbx".into();
+    ingest(&mut s, &call, &st).unwrap();
+    let mut h = Harness::new(s, "me", 160, 40, now_millis()).unwrap();
+    assert_eq!(h.app.queue.rows.len(), 1, "one contact, one conversation");
+    let screen = h.screen().unwrap();
+    // The profile pane: the right-hand 35 columns.
+    let profile: String = screen
+        .lines()
+        .map(|l| l.chars().skip(125).collect::<String>() + "\n")
+        .collect();
+    for badge in ["✉ mail", "✈ tg", "✆ wa", "☏ sms", "☎ call"] {
+        assert!(profile.contains(badge), "{badge} missing:\n{profile}");
+    }
+}

@@ -83,10 +83,19 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         "─".repeat(w),
         Style::default().fg(t.border),
     )));
+    // Badges wrap under the label when a customer uses more channels than fit on one line.
     let mut chans = vec![label("channels")];
+    let mut used = 9;
     for ch in &p.channels {
+        let badge = format!("{} ", ch.badge());
+        let bw = unicode_width::UnicodeWidthStr::width(badge.as_str());
+        if used + bw > w && chans.len() > 1 {
+            lines.push(Line::from(std::mem::replace(&mut chans, vec![label("")])));
+            used = 9;
+        }
+        used += bw;
         chans.push(Span::styled(
-            format!("{} ", ch.badge()),
+            badge,
             Style::default().fg(channel_color(app, *ch)),
         ));
     }
