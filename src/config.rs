@@ -426,6 +426,7 @@ impl Config {
         self.whatsapp
             .iter()
             .flat_map(|w| w.templates.iter().cloned())
+            .chain(self.workspace.demo_templates.iter().cloned())
             .collect()
     }
 

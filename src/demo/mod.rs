@@ -74,6 +74,24 @@ pub fn workspace() -> crate::server::workspace::Workspace {
         only_assignee_replies: false,
         // The simulated agents are online in the demo: presence shows without a team.
         simulate_colleagues: true,
+        demo_templates: [
+            (
+                "order_update",
+                "Hi {{1}}, your order {{2}} has shipped. Track it here: {{3}}",
+            ),
+            (
+                "follow_up",
+                "Hi {{1}}, we have not heard back from you about {{2}}. Reply here if you \
+                 still need help.",
+            ),
+        ]
+        .into_iter()
+        .map(|(name, text)| crate::template::Template {
+            name: name.into(),
+            language: "en_US".into(),
+            text: text.into(),
+        })
+        .collect(),
     }
 }
 
@@ -1083,6 +1101,20 @@ mod tests {
     use crate::store::{MessageRow, QueueFilter};
 
     const NOW: Millis = 1_790_000_000_000;
+
+    /// The demo's WhatsApp customers whose window closed can be written to with a template:
+    /// the demo config offers some, and each renders with its parameters.
+    #[test]
+    fn the_demo_offers_whatsapp_templates() {
+        let mut config = crate::config::Config::with_data_dir(std::env::temp_dir());
+        config.workspace = workspace();
+        let t = config.templates();
+        assert!(t.iter().any(|t| t.name == "order_update"), "{t:?}");
+        for t in &t {
+            let params: Vec<String> = (1..=t.params()).map(|i| format!("p{i}")).collect();
+            assert!(!t.render(&params).unwrap().contains("{{"), "{t:?}");
+        }
+    }
 
     fn demo(opts: &DemoOptions) -> (Store, GenerateReport) {
         let mut store = Store::open_in_memory().unwrap();

@@ -58,6 +58,9 @@ pub struct Workspace {
     /// The demo workspace's simulated agents show as online (`braid demo` only; not a config
     /// key).
     pub simulate_colleagues: bool,
+    /// The demo workspace's approved WhatsApp templates, so `:template` can be tried there
+    /// (`braid demo` only; a real workspace lists its own in `[[whatsapp.templates]]`).
+    pub demo_templates: Vec<crate::template::Template>,
 }
 
 impl Workspace {
