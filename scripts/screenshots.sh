@@ -20,15 +20,19 @@ set -euo pipefail
 #   KEY* presses KEY until the screen matches `until` (an extended regex, grep
 #   -E, tried on each line of the plain screen), at most MAX_REPEAT times.
 # The demo's queue order depends on the clock, so the demo shots walk down the
-# queue (j*) to the first selected row (▌) whose channel icons show two
-# channels, and open it (Enter): a timeline that mixes mail, Telegram and web.
+# queue (j*) to the first selected row (▌) whose channel icons show WhatsApp or SMS
+# beside another channel, and open it (Enter): a timeline that mixes them with mail,
+# Telegram or web chat. The composer shot opens a reply (r) there: the title names the
+# channel and the status line says how long WhatsApp's window stays open, or that only a
+# template can go.
 # The team shot walks to the first row one of the demo's simulated colleagues is on
 # (◇ viewing, ◆ typing) and opens it: the timeline's title names them.
 # ---------------------------------------------------------------------------
-MIXED='▌[^│]*(✉✈|✉ ◍|✈◍)'
+MIXED='▌[^│]*[✆☏][✉✈◍✆☏☎⚑◈◌]'
 SHOTS=(
   "demo-160x45|160x45|j* Enter|$MIXED"
   "demo-80x24|80x24|j* Enter|$MIXED"
+  "channels-160x45|160x45|j* Enter r|▌[^│]*✆"
   "help-160x45|160x45|?|"
   "team-160x45|160x45|j* Enter|▌[^│]*[◇◆]"
 )
