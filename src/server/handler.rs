@@ -412,23 +412,9 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                     seen,
                     resolved,
                 } => {
-                    let Some(template) = resolved else {
-                        anyhow::bail!(
-                            "no WhatsApp template named '{}' is configured",
-                            crate::sanitize::line(&name)
-                        );
-                    };
-                    let text = template.render(&params).map_err(anyhow::Error::msg)?;
-                    let id = store.queue_reply_with(
-                        conversation,
-                        Channel::WhatsApp,
-                        a,
-                        &text,
-                        now,
-                        seen_event(seen),
-                        Some(&template.meta(&params)),
-                    )?;
-                    format!("template '{}' #{id} queued via whatsapp", template.name)
+                    let (id, template) =
+                        queue_template(store, conversation, a, &name, resolved, &params, seen)?;
+                    format!("template '{template}' #{id} queued via whatsapp")
                 }
                 Write::SaveDraft {
                     kind,
@@ -670,30 +656,48 @@ fn post_write(
             seen,
             resolved,
         } => {
-            let Some(template) = resolved else {
-                anyhow::bail!(
-                    "no WhatsApp template named '{}' is configured ([[whatsapp.templates]])",
-                    crate::sanitize::line(&name)
-                );
-            };
-            let text = template.render(&params).map_err(anyhow::Error::msg)?;
+            let (id, template) =
+                queue_template(store, conversation, agent, &name, resolved, &params, seen)?;
             let conv = store.conversation(conversation)?;
-            let id = store.queue_reply_with(
-                conversation,
-                Channel::WhatsApp,
-                agent,
-                &text,
-                now,
-                seen_event(seen),
-                Some(&template.meta(&params)),
-            )?;
-            written.done = format!("template '{}' #{id} queued via whatsapp", template.name);
+            written.done = format!("template '{template}' #{id} queued via whatsapp");
             written.message = Some(id);
             written.channel = Some(Channel::WhatsApp);
             written.recipient = store.recipient(conv.contact_id, Channel::WhatsApp)?;
         }
     }
     Ok(written)
+}
+
+/// Queue a WhatsApp template reply (`:template`, `braid reply --template`): the text the
+/// customer reads, and the template in the message's data for the sender. Returns the
+/// message and the template's name.
+#[allow(clippy::too_many_arguments)]
+fn queue_template(
+    store: &mut Store,
+    conversation: ConversationId,
+    agent: &str,
+    name: &str,
+    resolved: Option<Box<crate::template::Template>>,
+    params: &[String],
+    seen: Seen,
+) -> anyhow::Result<(crate::model::MessageId, String)> {
+    let Some(template) = resolved else {
+        anyhow::bail!(
+            "no WhatsApp template named '{}' is configured ([[whatsapp.templates]])",
+            crate::sanitize::line(name)
+        );
+    };
+    let text = template.render(params).map_err(anyhow::Error::msg)?;
+    let id = store.queue_reply_with(
+        conversation,
+        Channel::WhatsApp,
+        agent,
+        &text,
+        now_millis(),
+        seen_event(seen),
+        Some(&template.meta(params)),
+    )?;
+    Ok((id, template.name))
 }
 
 /// `:save`: the files of the conversation's newest message with attachments, fetched from

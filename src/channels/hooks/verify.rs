@@ -83,6 +83,10 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Meta's subscription handshake: `hub.mode=subscribe`, `hub.verify_token` equal (in constant
 /// time) to the configured token: the `hub.challenge` to echo. Anything else: None (403).
 pub fn meta_handshake(query: &str, verify_token: &[u8]) -> Option<String> {
+    // An empty token would let anyone subscribe a callback.
+    if verify_token.is_empty() {
+        return None;
+    }
     let fields = super::form_fields(query.as_bytes()).ok()?;
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     if get("hub.mode")? != "subscribe" {
@@ -106,6 +110,36 @@ pub fn meta_handshake(query: &str, verify_token: &[u8]) -> Option<String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
     .then(|| challenge.to_string())
+}
+
+/// A Meta app's two webhook secrets, shared by WhatsApp, Instagram and Messenger: the app
+/// secret every POST is signed with, and the verify token of the subscription handshake.
+pub struct MetaApp {
+    app_secret: Vec<u8>,
+    verify_token: Vec<u8>,
+}
+
+impl MetaApp {
+    pub fn new(app_secret: Vec<u8>, verify_token: Vec<u8>) -> MetaApp {
+        MetaApp {
+            app_secret,
+            verify_token,
+        }
+    }
+
+    /// [`meta_handshake`] with this app's token.
+    pub fn handshake(&self, query: &str) -> Option<String> {
+        meta_handshake(query, &self.verify_token)
+    }
+
+    /// [`meta`] over the request's body and its `X-Hub-Signature-256`.
+    pub fn verify(&self, req: &super::HookRequest<'_>) -> Result<(), BadSignature> {
+        meta(
+            &self.app_secret,
+            req.body,
+            req.header("x-hub-signature-256"),
+        )
+    }
 }
 
 /// The string Twilio signs: the URL, then each parameter's name and value, sorted by name.
@@ -328,6 +362,11 @@ mod tests {
         assert_eq!(meta_handshake(q3, b"tok"), None);
         assert_eq!(
             meta_handshake("hub.mode=subscribe&hub.challenge=1", b""),
+            None
+        );
+        // A token left empty in the config never lets anyone subscribe.
+        assert_eq!(
+            meta_handshake("hub.mode=subscribe&hub.verify_token=&hub.challenge=1", b""),
             None
         );
     }

@@ -27,8 +27,7 @@ pub struct MetaSource {
     platform: Platform,
     page_id: String,
     account: String,
-    app_secret: Vec<u8>,
-    verify_token: Vec<u8>,
+    app: verify::MetaApp,
 }
 
 impl MetaSource {
@@ -43,8 +42,7 @@ impl MetaSource {
             platform,
             page_id: page_id.to_string(),
             account: account.to_string(),
-            app_secret,
-            verify_token,
+            app: verify::MetaApp::new(app_secret, verify_token),
         }
     }
 }
@@ -68,18 +66,11 @@ impl Source for MetaSource {
     }
 
     fn handshake(&self, query: &str) -> Option<String> {
-        if self.verify_token.is_empty() {
-            return None;
-        }
-        verify::meta_handshake(query, &self.verify_token)
+        self.app.handshake(query)
     }
 
     fn verify(&self, req: &HookRequest<'_>) -> Result<(), BadSignature> {
-        verify::meta(
-            &self.app_secret,
-            req.body,
-            req.header("x-hub-signature-256"),
-        )
+        self.app.verify(req)
     }
 
     fn parse(&self, body: &[u8], received_at: Millis) -> Result<Vec<HookItem>, String> {

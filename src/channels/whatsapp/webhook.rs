@@ -33,8 +33,7 @@ use serde_json::{Value, json};
 pub struct WhatsAppSource {
     phone_number_id: String,
     account: String,
-    app_secret: Vec<u8>,
-    verify_token: Vec<u8>,
+    app: verify::MetaApp,
 }
 
 impl WhatsAppSource {
@@ -47,8 +46,7 @@ impl WhatsAppSource {
         WhatsAppSource {
             phone_number_id: phone_number_id.to_string(),
             account: account.to_string(),
-            app_secret,
-            verify_token,
+            app: verify::MetaApp::new(app_secret, verify_token),
         }
     }
 }
@@ -59,19 +57,11 @@ impl Source for WhatsAppSource {
     }
 
     fn handshake(&self, query: &str) -> Option<String> {
-        // An empty verify token would let anyone subscribe.
-        if self.verify_token.is_empty() {
-            return None;
-        }
-        verify::meta_handshake(query, &self.verify_token)
+        self.app.handshake(query)
     }
 
     fn verify(&self, req: &HookRequest<'_>) -> Result<(), BadSignature> {
-        verify::meta(
-            &self.app_secret,
-            req.body,
-            req.header("x-hub-signature-256"),
-        )
+        self.app.verify(req)
     }
 
     fn parse(&self, body: &[u8], received_at: Millis) -> Result<Vec<HookItem>, String> {
