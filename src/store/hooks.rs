@@ -338,9 +338,10 @@ impl Tx<'_> {
             (Some(_), Delivery::Failed) => true,
             (_, Delivery::Failed) => false,
             (Some(now), r) => r.report_rank().is_some_and(|new| new > now),
-            // queued / sending / unclear: the send has not recorded its outcome; a report
-            // from the channel settles it (an unclear send that was delivered is sent).
-            (None, r) => r.report_rank().is_some() && current == Some(Delivery::Unclear),
+            // Failed (the channel said so: final), or a send without a recorded outcome
+            // (queued, sending, unclear: no channel id was recorded, so no report can name
+            // it): a report changes nothing.
+            (None, _) => false,
         };
         if !moves {
             return Ok(Reported::Stale(message));
@@ -508,6 +509,10 @@ mod tests {
         let msg = s.message(m).unwrap();
         assert_eq!(msg.delivery, Some(Delivery::Failed));
         assert!(!msg.delivery_error.unwrap().contains('\x1b'));
+        // Failed is final: a late "delivered" or "read" changes nothing.
+        assert_eq!(report(&mut s, Delivery::Delivered), Reported::Stale(m));
+        assert_eq!(report(&mut s, Delivery::Read), Reported::Stale(m));
+        assert_eq!(s.message(m).unwrap().delivery, Some(Delivery::Failed));
     }
 
     #[test]
