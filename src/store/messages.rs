@@ -150,7 +150,11 @@ pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<Me
             last_channel = CASE WHEN ?4 AND ?5 <> 'note' THEN ?6 ELSE last_channel END,
             last_preview = CASE WHEN ?4 THEN ?7 ELSE last_preview END,
             last_direction = CASE WHEN ?4 THEN ?5 ELSE last_direction END,
-            subject = coalesce(subject, ?8)
+            subject = coalesce(subject, ?8),
+            waiting_since = CASE WHEN ?5 = 'in' THEN coalesce(waiting_since, ?3)
+                                 WHEN ?9 THEN NULL ELSE waiting_since END,
+            last_reply_at = CASE WHEN ?9 THEN max(coalesce(last_reply_at, ?3), ?3)
+                                 ELSE last_reply_at END
          WHERE id = ?1",
     )?
     .execute(rusqlite::params![
@@ -162,8 +166,15 @@ pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<Me
         m.channel,
         preview(m.body),
         m.subject,
+        m.direction == Direction::Out && !is_automated(m.author),
     ])?;
     Ok(id)
+}
+
+/// An author that is not a person: a workflow rule (`rule:ID`). Its replies (an automatic
+/// acknowledgement) do not stop the clocks of a customer waiting on us.
+pub fn is_automated(author: &str) -> bool {
+    author.starts_with("rule:")
 }
 
 /// A one-line preview of a body: the first line that says something (not a quote, not a bare

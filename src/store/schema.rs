@@ -3,7 +3,7 @@
 //! crash mid-upgrade leaves the file at the last complete version.
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -382,4 +382,65 @@ CREATE TABLE consent (
     at         INTEGER NOT NULL,
     PRIMARY KEY (channel, kind, value)
 ) WITHOUT ROWID;
+"#;
+
+/// Version 11: workflow (rules, SLAs, tasks, scheduled sends).
+/// - `conversations.waiting_since`: when the oldest customer message we have not answered
+///   arrived (NULL: nothing waits on us); `last_reply_at`: our newest reply. Kept by
+///   `insert_message`; together they say "waiting on us for X" and "waiting on the customer
+///   for X" without reading the messages table (time-based rules, SLA, the queue's order).
+/// - `conversations.sla_*`: the SLA policy a rule applied, the next deadline (`sla_due`, ms),
+///   which target it is (`first_response`, `next_response`, `resolution`) and whether it was
+///   warned / breached (`sla_state`), so a sweep walks `conversations_sla` only.
+/// - `rule_fired`: a time-based rule fires once per conversation and episode (`key`: the
+///   `waiting_since`, reply time or snooze time it fired for), across restarts.
+/// - `tasks`: to-dos on a contact or conversation (call back, send the contract), with a due
+///   time, an assignee and a state.
+pub const V11: &str = r#"
+ALTER TABLE conversations ADD COLUMN waiting_since INTEGER;
+ALTER TABLE conversations ADD COLUMN last_reply_at INTEGER;
+ALTER TABLE conversations ADD COLUMN sla_policy TEXT;
+ALTER TABLE conversations ADD COLUMN sla_due INTEGER;
+ALTER TABLE conversations ADD COLUMN sla_target TEXT;
+ALTER TABLE conversations ADD COLUMN sla_state TEXT;
+UPDATE conversations SET last_reply_at = (
+    SELECT max(m.created_at) FROM messages m
+    WHERE m.conversation_id = conversations.id AND m.direction = 'out');
+UPDATE conversations SET waiting_since = (
+    SELECT min(m.created_at) FROM messages m
+    WHERE m.conversation_id = conversations.id AND m.direction = 'in'
+      AND m.created_at > coalesce(conversations.last_reply_at, -1))
+WHERE status <> 'resolved';
+CREATE INDEX conversations_waiting ON conversations(waiting_since)
+    WHERE waiting_since IS NOT NULL;
+CREATE INDEX conversations_sla ON conversations(sla_due)
+    WHERE sla_due IS NOT NULL;
+
+CREATE TABLE rule_fired (
+    rule            TEXT NOT NULL,
+    conversation_id INTEGER NOT NULL,
+    key             INTEGER NOT NULL,
+    at              INTEGER NOT NULL,
+    PRIMARY KEY (rule, conversation_id, key)
+) WITHOUT ROWID;
+
+CREATE TABLE tasks (
+    id              INTEGER PRIMARY KEY,
+    contact_id      INTEGER REFERENCES contacts(id),
+    conversation_id INTEGER REFERENCES conversations(id),
+    kind            TEXT NOT NULL DEFAULT 'todo',
+    title           TEXT NOT NULL,
+    due_at          INTEGER,
+    assignee        TEXT,
+    team            TEXT,
+    state           TEXT NOT NULL DEFAULT 'open',
+    created_by      TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    closed_at       INTEGER,
+    closed_by       TEXT,
+    notified_at     INTEGER
+);
+CREATE INDEX tasks_open_due ON tasks(state, due_at);
+CREATE INDEX tasks_assignee ON tasks(assignee, state, due_at);
+CREATE INDEX tasks_contact ON tasks(contact_id, state);
 "#;
