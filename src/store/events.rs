@@ -28,6 +28,24 @@ pub enum EventKind {
     TeamChanged,
     /// An action the actor's role or teams did not allow: nothing changed.
     Refused,
+    /// A rule (or an agent) put the conversation under an SLA policy.
+    SlaApplied,
+    /// An SLA deadline is near (the policy's warning time before it).
+    SlaWarning,
+    /// An SLA deadline passed without the reply or resolution it asked for.
+    SlaBreached,
+    /// A to-do on a contact or conversation was created.
+    TaskCreated,
+    /// A task's due time arrived while it was still open.
+    TaskDue,
+    /// A task was done or cancelled (by hand or by an event, e.g. a call log).
+    TaskClosed,
+    /// A workflow rule matched (its actions follow as events by `rule:ID`).
+    RuleMatched,
+    /// An agent undid their last change (`u`); the data says what was restored.
+    Undone,
+    /// A scheduled reply was cancelled before it went out.
+    ReplyCancelled,
 }
 
 impl EventKind {
@@ -48,6 +66,15 @@ impl EventKind {
         EventKind::Imported,
         EventKind::TeamChanged,
         EventKind::Refused,
+        EventKind::SlaApplied,
+        EventKind::SlaWarning,
+        EventKind::SlaBreached,
+        EventKind::TaskCreated,
+        EventKind::TaskDue,
+        EventKind::TaskClosed,
+        EventKind::RuleMatched,
+        EventKind::Undone,
+        EventKind::ReplyCancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +95,15 @@ impl EventKind {
             EventKind::Imported => "imported",
             EventKind::TeamChanged => "team_changed",
             EventKind::Refused => "refused",
+            EventKind::SlaApplied => "sla_applied",
+            EventKind::SlaWarning => "sla_warning",
+            EventKind::SlaBreached => "sla_breached",
+            EventKind::TaskCreated => "task_created",
+            EventKind::TaskDue => "task_due",
+            EventKind::TaskClosed => "task_closed",
+            EventKind::RuleMatched => "rule_matched",
+            EventKind::Undone => "undone",
+            EventKind::ReplyCancelled => "reply_cancelled",
         }
     }
 }
