@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod mentions;
 pub mod model;
 pub mod private;
+pub mod rules;
 pub mod sanitize;
 pub mod secret;
 pub mod segments;

@@ -31,6 +31,8 @@ enum Command {
     Notifications(cli::notifications::Args),
     /// Who is online (agents with a braid open) and which conversation each is in
     Who(cli::who::Args),
+    /// Workflow rules: check the files, dry-run them on a conversation or a message
+    Rules(cli::rules::Args),
     /// List conversations of a queue view, newest activity first
     List(cli::list::Args),
     /// A conversation and its contact's whole timeline, every channel, oldest first
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Some(Command::Status(a)) => cli::to_stdout(|out| cli::status::run(g, a, out)),
         Some(Command::Notifications(a)) => cli::to_stdout(|out| cli::notifications::run(g, a, out)),
         Some(Command::Who(a)) => cli::to_stdout(|out| cli::who::run(g, a, out)),
+        Some(Command::Rules(a)) => cli::to_stdout(|out| cli::rules::run(g, a, out)),
         Some(Command::List(a)) => cli::to_stdout(|out| cli::list::run(g, a, out)),
         Some(Command::Show(a)) => cli::to_stdout(|out| cli::show::run(g, a, out)),
         Some(Command::Search(a)) => cli::to_stdout(|out| cli::search::run(g, a, out)),

@@ -15,6 +15,20 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// A duration as one reads it: `45s`, `30m`, `2h`, `1h30m`, `3d`, `2d4h`.
+pub fn duration_label(ms: i64) -> String {
+    let s = (ms / 1000).max(0);
+    let (d, h, m) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, 0) => format!("{h}h"),
+        (0, h, m) => format!("{h}h{m}m"),
+        (d, 0, _) => format!("{d}d"),
+        (d, h, _) => format!("{d}d{h}h"),
+    }
+}
+
 /// A duration like "7d", "36h", "90m", "45s", "1d12h" or "2w", in milliseconds.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
     let bad = || format!("bad duration '{s}' (use e.g. 30m, 36h, 7d, 2w or 1d12h)");

@@ -455,6 +455,16 @@ pub enum Request {
     },
     /// Who is online and where, now (`braid who`, `:who`); answered [`Response::Online`].
     Who,
+    /// The workflow rules with their match counts for the last 7 days (`:rules`).
+    Rules,
+    /// A dry run (`braid rules test`): which rules match a stored conversation, or a message
+    /// that is not stored, why, and what they would do. `rules`: the text of a rules file to
+    /// try instead of the workspace's (nothing is written either way).
+    RulesTest {
+        conversation: Option<ConversationId>,
+        message: Option<TestMessage>,
+        rules: Option<String>,
+    },
 }
 
 /// What a [`Request::Post`] writes.
@@ -543,6 +553,73 @@ pub struct Written {
     pub author: String,
 }
 
+/// A message for a dry run of the rules (`braid rules test MSG.eml`): not stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestMessage {
+    pub channel: Channel,
+    /// The sender's address / number / id on that channel.
+    pub from: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    pub text: String,
+}
+
+/// The rules a server runs (`:rules`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesReport {
+    pub rules: Vec<RuleLine>,
+    /// The rules files' error, if the last change did not load (the rules shown are the last
+    /// good ones).
+    pub error: Option<String>,
+    /// Where the rules come from (a folder, the demo).
+    pub source: String,
+}
+
+/// One rule, as `:rules` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleLine {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub on: String,
+    pub after: Option<String>,
+    pub conditions: usize,
+    pub actions: Vec<String>,
+    pub matches_7d: i64,
+    pub origin: String,
+}
+
+/// A dry run's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DryRun {
+    /// What was tested ("conversation #12 (Olivia Thomas)", "a message from …").
+    pub subject: String,
+    /// The event a message is tested as (`message_received`); None for a conversation (each
+    /// rule is evaluated as its own event would run it).
+    pub event: Option<String>,
+    pub rules: Vec<DryRule>,
+}
+
+/// One rule in a dry run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DryRule {
+    pub id: String,
+    pub name: String,
+    pub on: String,
+    pub enabled: bool,
+    /// False: the tested event does not run this rule (it runs on another).
+    pub runs: bool,
+    pub matched: bool,
+    /// Each condition with ✓ / ✗.
+    pub why: String,
+    /// What it would do (when it matched).
+    pub would: Vec<String>,
+    /// Why it could not do it (an action that cannot be resolved).
+    pub problem: Option<String>,
+}
+
 /// A contact with its identities (`braid contacts`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactCard {
@@ -585,6 +662,8 @@ impl Request {
             Request::MarkNotificationsRead { .. } => "mark_notifications_read",
             Request::Presence { .. } => "presence",
             Request::Who => "who",
+            Request::Rules => "rules",
+            Request::RulesTest { .. } => "rules_test",
         }
     }
 
@@ -723,6 +802,10 @@ pub enum Response {
     },
     /// The answer to [`Request::Who`]: every reporting session as the asking agent may see it.
     Online(Vec<PresenceEntry>),
+    /// The answer to [`Request::Rules`].
+    Rules(Box<RulesReport>),
+    /// The answer to [`Request::RulesTest`].
+    RulesTested(Box<DryRun>),
 }
 
 /// A file sent to a client (base64 in the JSON).

@@ -34,6 +34,9 @@ use text::{AGENTS, Ctx, Stage, TOPICS};
 /// team of the channel it started on.
 pub const SUPPORT: &str = "support";
 pub const SALES: &str = "sales";
+/// The billing team: nothing arrives there by channel; the demo's rules route billing
+/// questions to it (config/rules.example.toml).
+pub const BILLING: &str = "billing";
 
 /// The demo's agents and their teams (alice and bob in support, carol in sales, dana in both),
 /// for a workspace config that admits them.
@@ -41,7 +44,8 @@ pub const AGENT_TEAMS: &[(&str, &[&str])] = &[
     ("alice", &[SUPPORT]),
     ("bob", &[SUPPORT]),
     ("carol", &[SALES]),
-    ("dana", &[SUPPORT, SALES]),
+    ("dana", &[SUPPORT, SALES, BILLING]),
+    ("erin", &[BILLING]),
 ];
 
 /// The ingest settings of the demo: the default threading, and each channel's team (the demo
@@ -52,7 +56,7 @@ pub const AGENT_TEAMS: &[(&str, &[&str])] = &[
 pub fn workspace() -> crate::server::workspace::Workspace {
     use crate::server::workspace::{AgentDef, TeamDef, Workspace};
     Workspace {
-        teams: [SUPPORT, SALES]
+        teams: [SUPPORT, SALES, BILLING]
             .iter()
             .map(|t| TeamDef {
                 name: t.to_string(),
@@ -92,8 +96,12 @@ pub fn workspace() -> crate::server::workspace::Workspace {
             text: text.into(),
         })
         .collect(),
+        demo_rules: Some(RULES.to_string()),
     }
 }
+
+/// The demo workspace's rules: the example file README points to.
+pub const RULES: &str = include_str!("../../config/rules.example.toml");
 
 pub fn settings() -> ingest::Settings {
     let mut settings = ingest::Settings::default();

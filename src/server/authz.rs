@@ -54,7 +54,11 @@ pub fn needed_role(req: &Request) -> Role {
         | Request::Status
         | Request::Presence { .. }
         | Request::Who
+        | Request::Rules
         | Request::Attachments { .. } => Role::Viewer,
+        // A dry run writes nothing, but it reads any conversation it is given and runs what
+        // a lead writes: supervisors and admins.
+        Request::RulesTest { .. } => Role::Supervisor,
         // Reading the audit log changes nothing, and the scope limits it to what the agent
         // sees anyway (plus their own refusals): a viewer (a QA lead, an auditor) is who
         // reads it most.

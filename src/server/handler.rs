@@ -570,6 +570,10 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
         // to tell.
         Request::Presence { .. } => Response::Ack,
         Request::Who => Response::Online(Vec::new()),
+        // Answered by the session, which holds the rules (see server::rules).
+        Request::Rules | Request::RulesTest { .. } => {
+            Response::Error("the rules are answered by the server's session".into())
+        }
     })
 }
 

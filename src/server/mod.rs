@@ -12,11 +12,17 @@ pub mod handler;
 pub mod identity;
 pub(crate) mod notify;
 mod presence;
+pub(crate) mod rules;
 mod session;
 pub mod sync;
 pub mod workspace;
 
 pub use identity::Identity;
+
+/// The names a workspace's rules may refer to (its agents and teams).
+pub fn rules_known(config: &crate::config::Config) -> crate::rules::Known {
+    rules::known(config)
+}
 
 use crate::api::{Connection, Hello, Incoming};
 use crate::config::Config;
@@ -86,6 +92,8 @@ pub(crate) struct Shared {
     /// Per (agent, conversation): the newest event `braid show` showed them, the stale-send
     /// guard's reference for a `braid reply` that does not say what its author saw.
     pub shown: Mutex<std::collections::HashMap<(String, crate::model::ConversationId), EventId>>,
+    /// The workflow rules and their files.
+    pub rules: rules::RulesState,
 }
 
 impl Shared {
@@ -237,7 +245,13 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     };
     let (events, _) = broadcast::channel::<Arc<Batch>>(1024);
     let (notify_tx, _) = broadcast::channel::<Arc<notify::NotifyBatch>>(1024);
+    let (rules_state, rules_error) =
+        rules::RulesState::new(rules::source_of(&config), rules::known(&config));
+    if let Some(e) = rules_error {
+        tracing::warn!("the rules files have an error; no rules run until it is fixed:\n{e}");
+    }
     let shared = Arc::new(Shared {
+        rules: rules_state,
         notify: notify_tx,
         notify_agents: notify::agents(&config),
         config_path: config
@@ -259,6 +273,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
 
     // Notifications of what happened while no server ran (from the durable cursor).
     notify::derive_and_push(&shared).await;
+    // The rules, too (their own changes are then followed like any other writer's).
+    rules::run_after_events(&shared).await;
 
     // Follow the events table (every writer: this server's sessions, the channels, the
     // outbox, an import) and push each batch to the sessions.
@@ -279,9 +295,12 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
             }));
             // The same events may notify agents: derived here, whoever wrote them.
             notify::derive_and_push(&feed_shared).await;
+            // And run the workflow rules (events written by rules trigger none).
+            rules::run_after_events(&feed_shared).await;
         }
     }));
 
+    tasks.push(tokio::spawn(rules::sweep_loop(Arc::clone(&shared))));
     if shared.config.workspace.simulate_colleagues {
         tasks.push(tokio::spawn(presence::simulate_colleagues(Arc::clone(
             &shared,

@@ -120,6 +120,17 @@ impl Presence {
         }
     }
 
+    /// The agents connected now (each once), for the rules' assignment among those online.
+    pub fn online_agents(&self) -> Vec<String> {
+        let Ok(slots) = self.slots.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = slots.values().map(|s| s.agent.clone()).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The session ended.
     pub fn leave(&self, session: u64) {
         let removed = self

@@ -541,6 +541,9 @@ fn resolve_seen(shared: &Shared, who: &Identity, req: Request) -> Request {
 
 /// Run one request on a pooled store connection, off the async threads.
 async fn run_request(shared: &Arc<Shared>, who: &Arc<Identity>, req: Request) -> Response {
+    if matches!(req, Request::Rules | Request::RulesTest { .. }) {
+        return super::rules::answer(shared, who, req).await;
+    }
     let mut req = resolve_seen(shared, who, req);
     handler::resolve_template(&shared.config.templates(), &mut req);
     if let Request::Attachments { conversation } = req {

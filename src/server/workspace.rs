@@ -61,6 +61,9 @@ pub struct Workspace {
     /// The demo workspace's approved WhatsApp templates, so `:template` can be tried there
     /// (`braid demo` only; a real workspace lists its own in `[[whatsapp.templates]]`).
     pub demo_templates: Vec<crate::template::Template>,
+    /// The demo workspace's rules (`braid demo` only; a real workspace keeps its rules in
+    /// `rules.toml` / `rules/` beside its config file).
+    pub demo_rules: Option<String>,
 }
 
 impl Workspace {

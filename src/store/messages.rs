@@ -534,70 +534,17 @@ impl Store {
         self.write_with(|tx| {
             let contact = scope::conversation_contact(tx, conv, scoped)?;
             events::guard(tx, conv, seen, author)?;
-            let to = recipient(tx, contact, channel.identity_kind())?.ok_or_else(|| {
-                StoreError::Invalid(format!(
-                    "this contact has no {} identity to reply to",
-                    channel.as_str()
-                ))
-            })?;
-            if let Some(why) =
-                super::hooks::reply_refusal(tx, contact, channel, &to, templated, at)?
-            {
-                return Err(StoreError::Invalid(why));
-            }
-            let subject: Option<String> = if channel == Channel::Email {
-                tx.query_row(
-                    "SELECT subject FROM conversations WHERE id = ?1",
-                    [conv],
-                    |r| r.get(0),
-                )?
-            } else {
-                None
-            };
-            let subject = subject.map(|s| reply_subject(&s));
-            let id = insert_message(
+            queue_reply_tx(
                 tx,
-                &NewMessage {
-                    conversation: conv,
-                    contact,
-                    channel,
-                    account: "",
-                    external_id: None,
-                    direction: Direction::Out,
-                    author,
-                    subject: subject.as_deref(),
-                    body,
-                    created_at: at,
-                    stored_at: at,
-                    delivery: Some(Delivery::Queued),
-                    meta: meta_text.as_deref(),
-                    from_identity: None,
-                },
-            )?;
-            tx.prepare_cached(
-                "INSERT INTO outbox(message_id, channel, recipient, next_attempt_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute((id, channel, &to, at))?;
-            tx.execute(
-                "DELETE FROM drafts WHERE conversation_id = ?1 AND agent = ?2 AND kind = 'reply'",
-                (conv, author),
-            )?;
-            // The status is left alone: a conversation does not vanish from the agent's view
-            // because they answered it. Resolving (or snoozing) is an explicit decision.
-            events::append(
-                tx,
-                at,
+                conv,
+                contact,
+                channel,
                 author,
-                EventKind::MessageOut,
-                EventRefs {
-                    conversation: Some(conv),
-                    contact: Some(contact),
-                    message: Some(id),
-                },
-                Some(&serde_json::json!({ "channel": channel, "to": to })),
-            )?;
-            Ok(id)
+                body,
+                at,
+                meta_text.as_deref(),
+                templated,
+            )
         })
     }
 
@@ -720,4 +667,84 @@ impl Store {
             },
         ))
     }
+}
+
+/// A reply queued inside the caller's transaction (the body sanitized and checked by the
+/// caller): the message, its outbox row and its event, refused by the channel's rules
+/// (consent, the 24-hour window) before anything is written. [`Store::queue_reply_with`] and
+/// the workflow rules' replies both go through it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn queue_reply_tx(
+    tx: &Connection,
+    conv: ConversationId,
+    contact: ContactId,
+    channel: Channel,
+    author: &str,
+    body: &str,
+    at: Millis,
+    meta_text: Option<&str>,
+    templated: bool,
+) -> Result<MessageId> {
+    let to = recipient(tx, contact, channel.identity_kind())?.ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "this contact has no {} identity to reply to",
+            channel.as_str()
+        ))
+    })?;
+    if let Some(why) = super::hooks::reply_refusal(tx, contact, channel, &to, templated, at)? {
+        return Err(StoreError::Invalid(why));
+    }
+    let subject: Option<String> = if channel == Channel::Email {
+        tx.query_row(
+            "SELECT subject FROM conversations WHERE id = ?1",
+            [conv],
+            |r| r.get(0),
+        )?
+    } else {
+        None
+    };
+    let subject = subject.map(|s| reply_subject(&s));
+    let id = insert_message(
+        tx,
+        &NewMessage {
+            conversation: conv,
+            contact,
+            channel,
+            account: "",
+            external_id: None,
+            direction: Direction::Out,
+            author,
+            subject: subject.as_deref(),
+            body,
+            created_at: at,
+            stored_at: at,
+            delivery: Some(Delivery::Queued),
+            meta: meta_text,
+            from_identity: None,
+        },
+    )?;
+    tx.prepare_cached(
+        "INSERT INTO outbox(message_id, channel, recipient, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute((id, channel, &to, at))?;
+    tx.execute(
+        "DELETE FROM drafts WHERE conversation_id = ?1 AND agent = ?2 AND kind = 'reply'",
+        (conv, author),
+    )?;
+    // The status is left alone: a conversation does not vanish from the agent's view
+    // because they answered it. Resolving (or snoozing) is an explicit decision.
+    events::append(
+        tx,
+        at,
+        author,
+        EventKind::MessageOut,
+        EventRefs {
+            conversation: Some(conv),
+            contact: Some(contact),
+            message: Some(id),
+        },
+        Some(&serde_json::json!({ "channel": channel, "to": to })),
+    )?;
+    Ok(id)
 }

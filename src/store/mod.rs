@@ -16,6 +16,7 @@ pub mod hooks;
 pub(crate) mod messages;
 pub mod notifications;
 mod outbox;
+pub mod rules;
 pub mod schema;
 mod scope;
 mod search;
@@ -30,11 +31,12 @@ pub use conversations::{
 };
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
-pub use messages::{AttachmentSource, MessageRow, TimelineCursor};
+pub use messages::{AttachmentSource, MessageRow, TimelineCursor, is_automated};
 pub use notifications::{
     Derived, NotificationKind, NotificationPage, NotificationRow, NotifyAgent,
 };
 pub use outbox::OutboxItem;
+pub use rules::{Applied, OtherOp, RuleApply, RuleOp};
 pub use scope::Scope;
 pub use search::{ConversationHits, SearchHit, SearchQuery};
 pub use tx::Tx;

@@ -424,6 +424,17 @@ CREATE TABLE rule_fired (
     PRIMARY KEY (rule, conversation_id, key)
 ) WITHOUT ROWID;
 
+-- rules: waiting on the customer (we replied last) for the time-based rules' sweep; round
+-- robin: the turn (a counter per team) in which a rule last gave each agent of a team a conversation.
+CREATE INDEX conversations_replied ON conversations(last_reply_at)
+    WHERE waiting_since IS NULL AND last_reply_at IS NOT NULL;
+CREATE TABLE rule_rotation (
+    team    TEXT NOT NULL,
+    agent   TEXT NOT NULL,
+    last_at INTEGER NOT NULL,
+    PRIMARY KEY (team, agent)
+) WITHOUT ROWID;
+
 CREATE TABLE tasks (
     id              INTEGER PRIMARY KEY,
     contact_id      INTEGER REFERENCES contacts(id),

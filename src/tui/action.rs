@@ -66,6 +66,8 @@ pub enum Action {
     MarkAllRead,
     /// Who is online and where.
     Who,
+    /// The workflow rules and their matches.
+    Rules,
     /// Composer: throw the draft away and close.
     Discard,
 }
@@ -323,6 +325,12 @@ pub const COMMANDS: &[Command] = &[
         "Who is online, and which conversation each is viewing or typing in"
     ),
     cmd!(
+        "rules",
+        [],
+        Args::None,
+        "The workflow rules the server runs, with their matches in the last 7 days"
+    ),
+    cmd!(
         "discard",
         [],
         Args::None,
@@ -408,6 +416,7 @@ impl Action {
             Action::Notifications => "notifications",
             Action::MarkAllRead => "mark_all_read",
             Action::Who => "who",
+            Action::Rules => "rules",
             Action::Discard => "discard",
         }
     }
@@ -495,6 +504,7 @@ impl Action {
             "edit_external" => Action::EditExternal,
             "cancel" => Action::Cancel,
             "who" => Action::Who,
+            "rules" => Action::Rules,
             "discard" => Action::Discard,
             "claim" => Action::Claim(match arg {
                 None => None,

@@ -1201,6 +1201,7 @@ impl App {
             }
             Action::Quit => vec![Effect::Quit],
             Action::Who => self.who(),
+            Action::Rules => self.open_sheet(Box::new(crate::tui::rules::RulesView::new())),
             Action::Discard => {
                 let Mode::Compose(c) = &mut self.mode else {
                     return Vec::new();
@@ -2343,6 +2344,8 @@ impl App {
             | Response::Audit { .. }
             | Response::Notifications { .. }
             | Response::NotificationsRead { .. }
+            | Response::Rules(_)
+            | Response::RulesTested(_)
             | Response::Status(_) => Vec::new(),
             Response::Online(online) => {
                 self.presence = online;

@@ -6,6 +6,7 @@ pub mod app;
 pub mod audit;
 pub mod keymap;
 pub mod notifications;
+pub mod rules;
 pub mod runtime;
 pub mod sheet;
 pub mod time;
