@@ -273,8 +273,13 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
 
     // Notifications of what happened while no server ran (from the durable cursor).
     notify::derive_and_push(&shared).await;
-    // The rules, too (their own changes are then followed like any other writer's).
-    rules::run_after_events(&shared).await;
+    // The rules, too (their own changes are then followed like any other writer's). Only a
+    // server that runs the channels runs rules: a one-shot command's server (`braid reply`
+    // with none running) leaves them to the next real one, which catches up from the cursor.
+    let run_rules = opts.run_worker;
+    if run_rules {
+        rules::run_after_events(&shared).await;
+    }
 
     // Follow the events table (every writer: this server's sessions, the channels, the
     // outbox, an import) and push each batch to the sessions.
@@ -296,11 +301,15 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
             // The same events may notify agents: derived here, whoever wrote them.
             notify::derive_and_push(&feed_shared).await;
             // And run the workflow rules (events written by rules trigger none).
-            rules::run_after_events(&feed_shared).await;
+            if run_rules {
+                rules::run_after_events(&feed_shared).await;
+            }
         }
     }));
 
-    tasks.push(tokio::spawn(rules::sweep_loop(Arc::clone(&shared))));
+    if run_rules {
+        tasks.push(tokio::spawn(rules::sweep_loop(Arc::clone(&shared))));
+    }
     if shared.config.workspace.simulate_colleagues {
         tasks.push(tokio::spawn(presence::simulate_colleagues(Arc::clone(
             &shared,

@@ -581,7 +581,7 @@ pub(crate) fn dry_run(
             let f = message_facts(store, m, now)?;
             (
                 format!(
-                    "a {} message from {}",
+                    "a message on {} from {}",
                     m.channel.label(),
                     crate::sanitize::line(&m.from)
                 ),
@@ -1066,5 +1066,94 @@ actions = [{ reply = { text = "Thanks, we got your message." } }]
         assert!(d.rules.iter().all(|r| !r.matched || !r.runs));
         let on_tag = d.rules.iter().find(|r| r.id == "on-tag").unwrap();
         assert!(!on_tag.runs);
+    }
+
+    fn write(path: &std::path::Path, text: &str, age_s: u64) {
+        std::fs::write(path, text).unwrap();
+        // A distinct modification time for each version (a coarse clock would hide a change).
+        let t = SystemTime::now() - std::time::Duration::from_secs(age_s);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_changed_file_reloads_and_a_broken_one_keeps_the_last_good_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rules.toml");
+        write(&file, RULES, 100);
+        let (state, err) = RulesState::new(RulesSource::Dir(dir.path().into()), known(&config()));
+        assert_eq!(err, None);
+        assert_eq!(state.rules().rules.len(), 3);
+        assert!(!state.reload_if_changed(), "nothing changed");
+        // A rule less: reloaded.
+        let two = &RULES[..RULES.find("[[rules]]\nid = \"on-tag\"").unwrap()];
+        write(&file, two, 50);
+        assert!(state.reload_if_changed());
+        assert_eq!(state.rules().rules.len(), 2);
+        assert_eq!(state.error(), None);
+        // A typo: the two rules keep running, and the error names file, line and rule.
+        write(&file, &two.replace("words = [", "wordz = ["), 10);
+        assert!(!state.reload_if_changed());
+        assert_eq!(state.rules().rules.len(), 2);
+        let e = state.error().unwrap();
+        assert!(
+            e.contains("rules.toml:2: rule 'billing'") && e.contains("unknown condition 'wordz'"),
+            "{e}"
+        );
+        // A new file in rules/ is noticed too; fixing clears the error.
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        write(
+            &dir.path().join("rules/more.toml"),
+            RULES
+                .split("[[rules]]")
+                .nth(3)
+                .map(|r| format!("[[rules]]{r}"))
+                .unwrap()
+                .as_str(),
+            5,
+        );
+        write(&file, two, 1);
+        assert!(state.reload_if_changed());
+        assert_eq!(state.rules().rules.len(), 3);
+        assert_eq!(state.error(), None);
+    }
+
+    #[test]
+    fn mistakes_are_all_reported_with_line_and_rule() {
+        let text = r#"
+[[rules]]
+id = "a"
+on = "message_recieved"
+actions = [{ tag = "x" }]
+
+[[rules]]
+id = "b"
+on = "waiting_on_us"
+all = [{ team = "nosuch" }, { channel = "fax" }]
+actions = [{ assign = "zed" }, { priority = "huge" }]
+
+[[rules]]
+id = "a"
+on = "message_received"
+all = [{ any = [{ all = [{ vip = true }] }] }]
+actions = []
+"#;
+        let e = rules::load_str(text, "rules.toml", &known(&config())).unwrap_err();
+        for want in [
+            "rules.toml:2: rule 'a': unknown event `on = \"message_recieved\"`",
+            "rules.toml:7: rule 'b': `on = \"waiting_on_us\"` needs `after`",
+            "team 'nosuch' is not in the workspace",
+            "channel: unknown channel 'fax'",
+            "agent 'zed' is not in the workspace",
+            "priority: ",
+            "nests one level only",
+            "`actions` is a non-empty list",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
     }
 }
