@@ -12,7 +12,7 @@ pub mod handler;
 pub mod identity;
 pub(crate) mod notify;
 mod presence;
-pub(crate) mod rules;
+pub mod rules;
 mod session;
 pub mod sync;
 pub mod workspace;

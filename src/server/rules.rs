@@ -18,7 +18,7 @@ const BATCH: usize = 500;
 const SWEEP_LIMIT: usize = 2000;
 
 /// The rules a server runs, and the state of their files.
-pub(crate) struct RulesState {
+pub struct RulesState {
     source: RulesSource,
     known: Known,
     current: RwLock<Arc<RuleSet>>,
@@ -121,7 +121,7 @@ fn load(source: &RulesSource, known: &Known) -> Result<(RuleSet, Stamp), String>
 }
 
 /// The names rules may use, from the workspace config.
-pub(crate) fn known(config: &crate::config::Config) -> Known {
+pub fn known(config: &crate::config::Config) -> Known {
     Known {
         agents: config
             .workspace
@@ -141,7 +141,7 @@ pub(crate) fn known(config: &crate::config::Config) -> Known {
 }
 
 /// Where a config's rules live: beside the workspace config file, or the demo's own.
-pub(crate) fn source_of(config: &crate::config::Config) -> RulesSource {
+pub fn source_of(config: &crate::config::Config) -> RulesSource {
     if let Some(text) = &config.workspace.demo_rules {
         return RulesSource::Text(text.clone());
     }
@@ -159,17 +159,13 @@ pub struct Pass {
 }
 
 /// The context actions are resolved in: who is online, the teams' members.
-pub(crate) struct Context<'a> {
+pub struct Context<'a> {
     pub config: &'a crate::config::Config,
     pub online: Vec<String>,
 }
 
 /// Run the rules over the events after the cursor, until caught up. Blocking.
-pub(crate) fn run_events(
-    store: &mut Store,
-    set: &RuleSet,
-    cx: &Context<'_>,
-) -> anyhow::Result<Pass> {
+pub fn run_events(store: &mut Store, set: &RuleSet, cx: &Context<'_>) -> anyhow::Result<Pass> {
     let mut pass = Pass::default();
     let Some(mut cursor) = store.rules_cursor()? else {
         // Never ran: start at the newest event (the history is not re-run).
@@ -187,17 +183,30 @@ pub(crate) fn run_events(
                 let Some(conv) = e.conversation_id else {
                     continue;
                 };
-                for trigger in Trigger::of_event(&e.kind, &e.actor, e.data.as_deref()) {
+                let triggers = Trigger::of_event(&e.kind, &e.actor, e.data.as_deref());
+                if !triggers
+                    .iter()
+                    .any(|t| set.enabled_for(*t).next().is_some())
+                {
+                    continue;
+                }
+                // The facts once per event, again only after a rule changed something (a
+                // later rule sees what an earlier one did).
+                let now = now_millis();
+                let mut f: Option<rules::Facts> = None;
+                for trigger in triggers {
                     for rule in set.enabled_for(trigger) {
-                        let now = now_millis();
-                        let facts = match facts(store, cx, conv, e.message_id, now) {
-                            Ok(f) => f,
-                            Err(err) => {
-                                tracing::warn!(rule = %rule.id, "rule facts: {err}");
-                                continue;
+                        if f.is_none() {
+                            match facts(store, cx, conv, e.message_id, now) {
+                                Ok(x) => f = Some(x),
+                                Err(err) => {
+                                    tracing::warn!(rule = %rule.id, "rule facts: {err}");
+                                    break;
+                                }
                             }
-                        };
-                        let verdict = rules::evaluate(rule, &facts);
+                        }
+                        let Some(current) = &f else { break };
+                        let verdict = rules::evaluate(rule, current);
                         if !verdict.matched {
                             continue;
                         }
@@ -209,10 +218,11 @@ pub(crate) fn run_events(
                             Some(e.id),
                             None,
                             &verdict,
-                            &facts,
+                            current,
                             now,
                         )? {
                             pass.matched += 1;
+                            f = None;
                         }
                     }
                 }
@@ -228,7 +238,7 @@ pub(crate) fn run_events(
 }
 
 /// Run the time-based rules over the conversations now due. Blocking.
-pub(crate) fn sweep(
+pub fn sweep(
     store: &mut Store,
     set: &RuleSet,
     cx: &Context<'_>,
@@ -276,7 +286,7 @@ fn facts(
 }
 
 /// Resolve a rule's actions into store operations (an agent picked, a reply's text).
-pub(crate) fn plan(
+pub fn plan(
     store: &Store,
     cx: &Context<'_>,
     rule: &Rule,
@@ -525,7 +535,7 @@ pub(crate) async fn answer(
 }
 
 /// The rules with their match counts for the last 7 days.
-pub(crate) fn report(
+pub fn report(
     store: &Store,
     state: &RulesState,
     now: Millis,
@@ -560,7 +570,7 @@ pub(crate) fn report(
 }
 
 /// A dry run: nothing is written.
-pub(crate) fn dry_run(
+pub fn dry_run(
     store: &Store,
     cx: &Context<'_>,
     set: &RuleSet,

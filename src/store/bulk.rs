@@ -336,13 +336,16 @@ pub(crate) fn insert_tag(conn: &Connection, conv: ConversationId, tag: &str) -> 
         > 0)
 }
 
-/// The one event of a history load: what was imported, by whom.
+/// The one event of a history load: what was imported, by whom. The conversations' clocks
+/// (`waiting_since`, `last_reply_at`: rows written whole leave them empty) are set from their
+/// messages first, as the v11 migration does for an existing store.
 pub(crate) fn imported(
     conn: &Connection,
     at: Millis,
     actor: &str,
     data: &serde_json::Value,
 ) -> Result<()> {
+    backfill_clocks(conn)?;
     events::append(
         conn,
         at,
@@ -350,6 +353,23 @@ pub(crate) fn imported(
         EventKind::Imported,
         EventRefs::default(),
         Some(data),
+    )?;
+    Ok(())
+}
+
+/// Set every conversation's `waiting_since` and `last_reply_at` from its messages (agents'
+/// replies only: a rule's automatic one does not count).
+pub(crate) fn backfill_clocks(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "UPDATE conversations SET last_reply_at = (
+             SELECT max(m.created_at) FROM messages m
+             WHERE m.conversation_id = conversations.id AND m.direction = 'out'
+               AND m.author NOT LIKE 'rule:%');
+         UPDATE conversations SET waiting_since = (
+             SELECT min(m.created_at) FROM messages m
+             WHERE m.conversation_id = conversations.id AND m.direction = 'in'
+               AND m.created_at > coalesce(conversations.last_reply_at, -1))
+         WHERE status <> 'resolved';",
     )?;
     Ok(())
 }

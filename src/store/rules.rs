@@ -245,6 +245,19 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Benchmarks only: every conversation open and waiting on us since `at` (it breaks the
+    /// one-active-conversation-per-contact rule; never on a real store). Returns how many.
+    #[doc(hidden)]
+    pub fn bench_make_waiting(&mut self, at: Millis) -> Result<usize> {
+        self.write_with(|tx| {
+            Ok(tx.execute(
+                "UPDATE conversations SET status = 'open', snoozed_until = NULL,
+                    resolved_at = NULL, waiting_since = ?1",
+                [at],
+            )?)
+        })
+    }
+
     /// How many times each rule matched since `since` (its `rule_matched` events).
     pub fn rule_match_counts(&self, rules: &[&str], since: Millis) -> Result<Vec<i64>> {
         let mut stmt = self.conn().prepare_cached(
