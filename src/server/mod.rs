@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     /// Per (agent, conversation): the newest event `braid show` showed them, the stale-send
     /// guard's reference for a `braid reply` that does not say what its author saw.
     pub shown: Mutex<std::collections::HashMap<(String, crate::model::ConversationId), EventId>>,
+    /// The workspace's canned replies (`templates/` beside the config), read again on change.
+    pub canned: crate::canned::Folder,
 }
 
 impl Shared {
@@ -237,7 +239,9 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     };
     let (events, _) = broadcast::channel::<Arc<Batch>>(1024);
     let (notify_tx, _) = broadcast::channel::<Arc<notify::NotifyBatch>>(1024);
+    let canned = crate::canned::Folder::beside(config.source.as_deref());
     let shared = Arc::new(Shared {
+        canned,
         notify: notify_tx,
         notify_agents: notify::agents(&config),
         config_path: config
