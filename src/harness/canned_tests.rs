@@ -64,7 +64,15 @@ fn composer_text(h: &Harness) -> String {
 }
 
 fn outbound(h: &Harness) -> Vec<String> {
-    let contact = h.app.queue.current().unwrap().contact_id;
+    let contact = h
+        .store
+        .queue_page(
+            &crate::store::QueueFilter::All,
+            crate::store::QueueAnchor::Top,
+            10,
+        )
+        .unwrap()[0]
+        .contact_id;
     h.store
         .timeline(contact, None, 50)
         .unwrap()
@@ -191,4 +199,114 @@ fn rules_get_the_text_or_a_clear_error() {
         e.to_string().contains("known: refund-approved, strict"),
         "{e}"
     );
+}
+
+fn with_macros(h: &mut Harness) {
+    h.app.known_teams = vec!["billing".into()];
+    h.app.macros = vec![
+        crate::config::Macro {
+            name: "refund-ok".into(),
+            steps: vec![
+                "tag refund".into(),
+                "template refund-approved".into(),
+                "assign team billing".into(),
+                "resolve".into(),
+            ],
+        },
+        crate::config::Macro {
+            name: "strict-done".into(),
+            steps: vec![
+                "tag refund".into(),
+                "template strict".into(),
+                "resolve".into(),
+            ],
+        },
+    ];
+    h.app.keymap = crate::tui::keymap::Keymap::with_user(
+        "[normal]\n\"g R\" = \"macro refund-ok\"\n\"g S\" = \"macro strict-done\"\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_macro_bound_to_a_key_runs_every_step_and_sends_the_canned_reply() {
+    let mut h = harness("Ana Souza");
+    with_macros(&mut h);
+    let conv = h.app.queue.current().unwrap().id;
+    h.keys("gR").unwrap();
+    let row = h.store.conversation(conv).unwrap();
+    assert_eq!(row.status, Status::Resolved);
+    assert_eq!(row.team.as_deref(), Some("billing"));
+    assert_eq!(h.store.conversation_tags(conv).unwrap(), vec!["refund"]);
+    assert_eq!(
+        outbound(&h),
+        vec![format!(
+            "Hi Ana, your refund for #{conv} is on its way. — me"
+        )]
+    );
+    let screen = h.screen().unwrap();
+    insta::assert_snapshot!("macro_ran", screen);
+}
+
+#[test]
+fn a_missing_variable_stops_the_macro_before_it_changes_anything() {
+    let mut h = harness("5551");
+    with_macros(&mut h);
+    let conv = h.app.queue.current().unwrap().id;
+    h.keys("gS").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("macro 'strict-done' stopped before changing anything"),
+        "{screen}"
+    );
+    let row = h.store.conversation(conv).unwrap();
+    assert_eq!(row.status, Status::Open);
+    assert!(h.store.conversation_tags(conv).unwrap().is_empty());
+    assert!(outbound(&h).is_empty());
+    // Completion and an unknown name.
+    h.keys(":macro rf<Tab><Esc>").unwrap();
+    h.keys(":macro nope<CR>").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("no macro 'nope' (defined: refund-ok, strict-done"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn suggest_puts_the_scripts_draft_in_the_composer_and_never_sends_it() {
+    let mut h = harness("Ana Souza");
+    h.app.suggest = true;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("suggest.sh");
+    // A real script: reads the conversation JSON, answers from it.
+    std::fs::write(
+        &script,
+        "#!/bin/sh\npython3 -c 'import json,sys; d=json.load(sys.stdin); \
+         print(\"Hi \" + d[\"contact\"][\"name\"].split()[0] + \", re: \" + d[\"messages\"][-1][\"body\"] + \" (\" + d[\"conversation\"][\"channel\"] + \")\")'\n",
+    )
+    .unwrap();
+    h.suggest_command = Some(format!("sh {}", script.display()));
+    h.keys(":suggest<CR>").unwrap();
+    assert_eq!(
+        composer_text(&h),
+        "Hi Ana, re: Where is my refund? (telegram)"
+    );
+    assert!(
+        outbound(&h).is_empty(),
+        "a suggestion is never sent by itself"
+    );
+    // A failing command: a clear line, stderr cleaned.
+    h.keys("<Esc><C-x>").unwrap();
+    h.suggest_command = Some("echo 'model \x1b[2Joffline' >&2; exit 2".into());
+    h.keys(":suggest<CR>").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("the suggest command failed (exit status 2): model offline"),
+        "{screen}"
+    );
+    // Not configured.
+    h.app.suggest = false;
+    h.keys("<Esc>:suggest<CR>").unwrap();
+    assert!(h.screen().unwrap().contains("no suggest_command"));
 }
