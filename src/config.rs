@@ -1587,6 +1587,48 @@ mod tests {
     }
 
     #[test]
+    fn macros_and_the_suggest_command_are_read_and_a_bad_step_names_its_macro() {
+        let c = load_text(
+            "suggest_command = \"~/bin/suggest\"\nsuggest_timeout = \"5s\"\n\
+             [macros]\nrefund-ok = [\"tag refund\", \"template refund-approved\", \
+             \"assign team billing\", \"resolve\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.suggest_command.as_deref(), Some("~/bin/suggest"));
+        assert_eq!(c.suggest_timeout_ms, 5_000);
+        assert_eq!(c.macros.len(), 1);
+        assert_eq!(c.macros[0].name, "refund-ok");
+        assert_eq!(c.macros[0].steps[3], "resolve");
+        let none = load_text("").unwrap();
+        assert!(none.macros.is_empty() && none.suggest_command.is_none());
+        assert_eq!(none.suggest_timeout_ms, DEFAULT_SUGGEST_TIMEOUT_MS);
+        for (text, want) in [
+            (
+                "[macros]\nx = [\"frobnicate\"]\n",
+                "macro 'x': step 'frobnicate': unknown command",
+            ),
+            (
+                "[macros]\nx = [\"tag\"]\n",
+                "macro 'x': step 'tag' needs its argument",
+            ),
+            ("[macros]\nx = [\"macro y\"]\n", "macros do not call macros"),
+            ("[macros]\nx = []\n", "macro 'x' has no steps"),
+            (
+                "[macros]\nx = [\"resolve now\"]\n",
+                "resolve takes no argument",
+            ),
+            ("suggest_command = \" \"\n", "suggest_command"),
+        ] {
+            let e = load_text(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        let e = load_text("\n[macros]\nx = [\"nope\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3"), "the line is named: {e}");
+    }
+
+    #[test]
     fn the_example_documents_every_key_and_parses() {
         // As shipped (all commented out): the defaults.
         let c = load_text(EXAMPLE).unwrap();
@@ -1616,6 +1658,8 @@ mod tests {
             c.events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
             ["pbx"]
         );
+        assert_eq!(c.macros[0].name, "refund-ok");
+        assert_eq!(c.suggest_command.as_deref(), Some("~/bin/suggest-reply"));
         for key in THEME_KEYS {
             assert!(
                 EXAMPLE.contains(&format!("# {key} = ")),

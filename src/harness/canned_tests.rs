@@ -246,6 +246,16 @@ fn a_macro_bound_to_a_key_runs_every_step_and_sends_the_canned_reply() {
     );
     let screen = h.screen().unwrap();
     insta::assert_snapshot!("macro_ran", screen);
+    // `?` lists the macros with their steps.
+    let help: Vec<String> = crate::tui::ui::help::lines(&h.app)
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    assert!(
+        help.iter().any(|l| l.contains(":macro refund-ok")
+            && l.contains("tag refund · template refund-approved")),
+        "{help:?}"
+    );
 }
 
 #[test]
