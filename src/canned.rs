@@ -284,6 +284,27 @@ pub fn has_placeholder(text: &str) -> bool {
         .is_some_and(|i| text[i + 2..].contains("}}"))
 }
 
+/// The `{{...}}` placeholders a text still holds (what the composer flags), by name.
+pub fn unfilled(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("{{") {
+        let after = &rest[i + 2..];
+        let Some(j) = after.find("}}") else { break };
+        let name = after[..j]
+            .split('|')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if !out.contains(&name) {
+            out.push(name);
+        }
+        rest = &after[j + 2..];
+    }
+    out
+}
+
 /// Every template of a folder.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Library {
@@ -681,6 +702,10 @@ mod tests {
         assert!(has_placeholder("Hi {{contact.name}}"));
         assert!(!has_placeholder("Hi {{ there"));
         assert!(!has_placeholder("Hi }} {{"));
+        assert_eq!(
+            unfilled("{{a}} {{ b | default: \"x\" }} {{a}} {{"),
+            vec!["a", "b"]
+        );
     }
 
     fn write(dir: &Path, name: &str, text: &str) {

@@ -109,6 +109,11 @@ fn a_missing_variable_is_flagged_and_a_send_with_a_placeholder_asks_first() {
         screen.contains("cannot fill contact.first_name"),
         "{screen}"
     );
+    // The composer's frame flags it too, as long as it is there.
+    assert!(
+        screen.contains("not filled: {{contact.first_name}}"),
+        "{screen}"
+    );
     insta::assert_snapshot!("canned_missing", screen);
     h.keys("<C-s>").unwrap();
     let screen = h.screen().unwrap();
