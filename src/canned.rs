@@ -47,9 +47,10 @@ pub const MAX_FILE: u64 = 64 * 1024;
 pub struct Template {
     pub name: String,
     pub description: Option<String>,
-    /// Channels it is meant for (empty: every channel). Completion marks the others.
+    /// Channels it is meant for (empty: every channel). Inserting it on another channel
+    /// says so (it is not refused: the agent decides).
     pub channels: Vec<Channel>,
-    /// The team it belongs to (listed first for that team's agents; not a permission).
+    /// The team it belongs to (informational: listed in the welcome; not a permission).
     pub team: Option<String>,
     /// The base text.
     pub body: String,

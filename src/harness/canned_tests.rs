@@ -156,6 +156,19 @@ fn an_unknown_name_lists_both_kinds() {
 }
 
 #[test]
+fn a_template_meant_for_other_channels_says_so() {
+    let mut h = harness("Ana Souza");
+    h.canned.templates[0].channels = vec![Channel::Email];
+    h.app.canned = h.canned.templates.iter().map(|t| t.info()).collect();
+    h.keys(":template refund-approved<CR>").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("meant for email, this reply goes on telegram"),
+        "{screen}"
+    );
+}
+
+#[test]
 fn personal_templates_render_in_the_client() {
     let mut h = harness("Ana Souza");
     h.app.personal_canned = Library {

@@ -1729,8 +1729,35 @@ impl App {
             c.textarea.insert_newline();
         }
         c.textarea.insert_str(&text);
+        let meant: Vec<Channel> = label
+            .strip_prefix("canned reply '")
+            .and_then(|l| l.strip_suffix('\''))
+            .map(|name| {
+                self.personal_canned
+                    .get(name)
+                    .map(|t| t.channels.clone())
+                    .or_else(|| {
+                        self.canned
+                            .iter()
+                            .find(|c| c.name == name)
+                            .map(|c| c.channels.clone())
+                    })
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        let off_channel = match channel {
+            Some(ch) if !meant.is_empty() && !meant.contains(&ch) => format!(
+                " (it is meant for {}, this reply goes on {ch})",
+                meant
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => String::new(),
+        };
         if missing.is_empty() {
-            self.info(format!("{label} inserted: edit it, then send"));
+            self.info(format!("{label} inserted{off_channel}: edit it, then send"));
         } else {
             self.error(format!(
                 "{label}: cannot fill {} (left as {{{{...}}}} in the text): fill them in before sending",
