@@ -155,6 +155,7 @@ fn main() {
     let cx = Context {
         config: &config,
         online: vec!["dana".into(), "erin".into()],
+        canned: None,
     };
     store
         .set_rules_cursor(store.last_event_id().unwrap())

@@ -117,6 +117,10 @@ impl Verb {
                 "-" | "none" | "nobody" => Verb::Assign(None),
                 "me" => Verb::Assign(Some(me.to_string())),
                 "" => return Ok(None),
+                // `assign team billing` (the macro example): the team, by name.
+                who if who.starts_with("team ") => {
+                    Verb::Team(Some(who["team ".len()..].trim().to_string()))
+                }
                 who => Verb::Assign(Some(who.to_string())),
             },
             Action::AssignMe => Verb::Assign(Some(me.to_string())),

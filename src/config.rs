@@ -65,6 +65,62 @@ pub struct Config {
     /// `[server]`, `[[teams]]`, `[[agents]]`: who works here and where the server listens (the
     /// server reads these from its own config; a client's are only its `[server] socket`).
     pub workspace: crate::server::workspace::Workspace,
+    /// `[macros]`: named lists of ex commands (`:macro NAME`). The workspace's are sent to
+    /// every client; a personal one of the same name wins in that agent's TUI.
+    pub macros: Vec<Macro>,
+    /// `suggest_command` (workspace): a command that reads a conversation as JSON on stdin
+    /// and prints a draft reply (`:suggest`).
+    pub suggest_command: Option<String>,
+    /// `suggest_timeout`: how long `suggest_command` may run.
+    pub suggest_timeout_ms: i64,
+}
+
+/// Default for `suggest_timeout`: 20 seconds.
+pub const DEFAULT_SUGGEST_TIMEOUT_MS: i64 = 20_000;
+
+/// One named macro: ex commands run in order on the current conversation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Macro {
+    pub name: String,
+    pub steps: Vec<String>,
+}
+
+impl Macro {
+    /// Check every step: an ex command the TUI knows, with its argument, and not a macro.
+    /// The error names the macro and the step.
+    pub fn validate(name: &str, steps: &[String]) -> Result<(), String> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(format!(
+                "'{name}' is not a macro name (letters, digits, '-', '_', '.')"
+            ));
+        }
+        if steps.is_empty() {
+            return Err(format!("macro '{name}' has no steps"));
+        }
+        for step in steps {
+            let word = step.split_whitespace().next().unwrap_or("");
+            if word == "macro" {
+                return Err(format!(
+                    "macro '{name}': step '{step}' runs a macro; macros do not call macros (list its steps instead)"
+                ));
+            }
+            crate::tui::action::Action::parse(step)
+                .map_err(|e| format!("macro '{name}': step '{step}': {e}"))?;
+            if let Some(cmd) = crate::tui::action::Command::find(word)
+                && matches!(cmd.args, crate::tui::action::Args::Optional(_))
+                && step.trim() == word
+            {
+                return Err(format!(
+                    "macro '{name}': step '{step}' needs its argument in a macro (e.g. '{word} ...'): a macro never stops to ask"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[notifications]` of the personal config: what the TUI does when a notification arrives
@@ -346,6 +402,9 @@ impl Config {
             instagram: None,
             messenger: None,
             workspace: Default::default(),
+            macros: Vec::new(),
+            suggest_command: None,
+            suggest_timeout_ms: DEFAULT_SUGGEST_TIMEOUT_MS,
         }
     }
 
@@ -499,6 +558,10 @@ struct RawConfig {
     teams: Vec<Spanned<crate::server::workspace::RawTeam>>,
     #[serde(default)]
     agents: Vec<Spanned<crate::server::workspace::RawAgent>>,
+    #[serde(default)]
+    macros: std::collections::BTreeMap<String, Spanned<Vec<String>>>,
+    suggest_command: Option<Spanned<String>>,
+    suggest_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -901,7 +964,36 @@ impl RawConfig {
             }
         }
 
+        let mut macros = Vec::new();
+        for (name, steps) in &self.macros {
+            Macro::validate(name, steps.get_ref())
+                .map_err(|m| ctx.invalid(steps.span(), &format!("macros.{name}"), m))?;
+            macros.push(Macro {
+                name: name.clone(),
+                steps: steps.get_ref().clone(),
+            });
+        }
+        let suggest_command = match &self.suggest_command {
+            Some(c) if c.get_ref().trim().is_empty() => {
+                return Err(ctx.invalid(
+                    c.span(),
+                    "suggest_command",
+                    "must not be empty (leave it out to have no :suggest)".into(),
+                ));
+            }
+            Some(c) => Some(c.get_ref().trim().to_string()),
+            None => None,
+        };
+        let suggest_timeout_ms = match &self.suggest_timeout {
+            Some(w) => parse_duration(w.get_ref())
+                .map_err(|m| ctx.invalid(w.span(), "suggest_timeout", m))?,
+            None => DEFAULT_SUGGEST_TIMEOUT_MS,
+        };
+
         Ok(Config {
+            macros,
+            suggest_command,
+            suggest_timeout_ms,
             workspace,
             agent,
             data_dir,
@@ -1495,6 +1587,48 @@ mod tests {
     }
 
     #[test]
+    fn macros_and_the_suggest_command_are_read_and_a_bad_step_names_its_macro() {
+        let c = load_text(
+            "suggest_command = \"~/bin/suggest\"\nsuggest_timeout = \"5s\"\n\
+             [macros]\nrefund-ok = [\"tag refund\", \"template refund-approved\", \
+             \"assign team billing\", \"resolve\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.suggest_command.as_deref(), Some("~/bin/suggest"));
+        assert_eq!(c.suggest_timeout_ms, 5_000);
+        assert_eq!(c.macros.len(), 1);
+        assert_eq!(c.macros[0].name, "refund-ok");
+        assert_eq!(c.macros[0].steps[3], "resolve");
+        let none = load_text("").unwrap();
+        assert!(none.macros.is_empty() && none.suggest_command.is_none());
+        assert_eq!(none.suggest_timeout_ms, DEFAULT_SUGGEST_TIMEOUT_MS);
+        for (text, want) in [
+            (
+                "[macros]\nx = [\"frobnicate\"]\n",
+                "macro 'x': step 'frobnicate': unknown command",
+            ),
+            (
+                "[macros]\nx = [\"tag\"]\n",
+                "macro 'x': step 'tag' needs its argument",
+            ),
+            ("[macros]\nx = [\"macro y\"]\n", "macros do not call macros"),
+            ("[macros]\nx = []\n", "macro 'x' has no steps"),
+            (
+                "[macros]\nx = [\"resolve now\"]\n",
+                "resolve takes no argument",
+            ),
+            ("suggest_command = \" \"\n", "suggest_command"),
+        ] {
+            let e = load_text(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        let e = load_text("\n[macros]\nx = [\"nope\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3"), "the line is named: {e}");
+    }
+
+    #[test]
     fn the_example_documents_every_key_and_parses() {
         // As shipped (all commented out): the defaults.
         let c = load_text(EXAMPLE).unwrap();
@@ -1524,6 +1658,8 @@ mod tests {
             c.events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
             ["pbx"]
         );
+        assert_eq!(c.macros[0].name, "refund-ok");
+        assert_eq!(c.suggest_command.as_deref(), Some("~/bin/suggest-reply"));
         for key in THEME_KEYS {
             assert!(
                 EXAMPLE.contains(&format!("# {key} = ")),

@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod api;
+pub mod canned;
 pub mod channels;
 pub mod cli;
 pub mod config;

@@ -125,6 +125,16 @@ pub struct Welcome {
     /// The WhatsApp templates the workspace has approved (`:template`).
     #[serde(default)]
     pub templates: Vec<crate::template::Template>,
+    /// The workspace's canned replies (its `templates/` folder): `:template NAME` inserts
+    /// one, rendered by [`Request::RenderCanned`].
+    #[serde(default)]
+    pub canned: Vec<crate::canned::CannedInfo>,
+    /// The workspace's named macros (`[macros]`): `:macro NAME` runs their steps.
+    #[serde(default)]
+    pub macros: Vec<crate::config::Macro>,
+    /// The workspace has a `suggest_command` (`:suggest` asks it for a draft).
+    #[serde(default)]
+    pub suggest: bool,
     /// The newest event now: a client follows pushes from here.
     pub last_event: EventId,
     /// Workspace setting: a reply makes an open conversation pending.
@@ -465,6 +475,28 @@ pub enum Request {
         message: Option<TestMessage>,
         rules: Option<String>,
     },
+    /// Render the workspace's canned reply `name` for a conversation (`channel` None: the
+    /// channel a reply would go on); answered [`Response::Canned`]. Nothing is sent.
+    RenderCanned {
+        conversation: ConversationId,
+        name: String,
+        #[serde(default)]
+        channel: Option<Channel>,
+        /// Filled in by the server from its `templates/` folder before the request runs.
+        #[serde(skip)]
+        resolved: Option<Box<crate::canned::Template>>,
+    },
+    /// Ask the workspace's `suggest_command` for a draft reply; answered
+    /// [`Response::Suggestion`]. Nothing is sent.
+    Suggest {
+        conversation: ConversationId,
+        /// Filled in by the server from its config before the request runs.
+        #[serde(skip)]
+        command: Option<String>,
+        /// `suggest_timeout` of the server's config (0: the default).
+        #[serde(skip)]
+        timeout_ms: i64,
+    },
 }
 
 /// What a [`Request::Post`] writes.
@@ -664,6 +696,8 @@ impl Request {
             Request::Who => "who",
             Request::Rules => "rules",
             Request::RulesTest { .. } => "rules_test",
+            Request::RenderCanned { .. } => "render_canned",
+            Request::Suggest { .. } => "suggest",
         }
     }
 
@@ -806,6 +840,20 @@ pub enum Response {
     Rules(Box<RulesReport>),
     /// The answer to [`Request::RulesTest`].
     RulesTested(Box<DryRun>),
+    /// The answer to [`Request::RenderCanned`]: the text (unfilled variables left as written)
+    /// and the variables that could not be filled.
+    Canned {
+        conversation: ConversationId,
+        name: String,
+        channel: Option<Channel>,
+        text: String,
+        missing: Vec<String>,
+    },
+    /// The answer to [`Request::Suggest`]: the draft the command printed.
+    Suggestion {
+        conversation: ConversationId,
+        text: String,
+    },
 }
 
 /// A file sent to a client (base64 in the JSON).

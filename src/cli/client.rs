@@ -195,5 +195,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::NotificationsRead { .. } => "notifications_read",
         Response::Rules(_) => "rules",
         Response::RulesTested(_) => "rules_tested",
+        Response::Canned { .. } => "canned",
+        Response::Suggestion { .. } => "suggestion",
     }
 }

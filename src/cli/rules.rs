@@ -67,7 +67,11 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
 fn check(globals: &Globals, files: &[PathBuf], out: &mut dyn Write) -> anyhow::Result<()> {
     let config =
         crate::config::Config::load(globals.config.as_deref(), globals.data_dir.as_deref())?;
-    let known = crate::server::rules_known(&config);
+    let mut known = crate::server::rules_known(&config);
+    known.templates = crate::canned::Folder::beside(config.source.as_deref())
+        .current()
+        .0
+        .names();
     let mut count = 0;
     let mut errors = Vec::new();
     if files.is_empty() {

@@ -23,6 +23,10 @@ pub struct Harness {
     pub other_effects: Vec<Effect>,
     /// The server's approved WhatsApp templates (its config's `[[whatsapp.templates]]`).
     pub templates: Vec<crate::template::Template>,
+    /// The server's canned replies (its `templates/` folder).
+    pub canned: crate::canned::Library,
+    /// The server's `suggest_command`.
+    pub suggest_command: Option<String>,
 }
 
 impl Harness {
@@ -48,6 +52,8 @@ impl Harness {
             term,
             other_effects: Vec::new(),
             templates: Vec::new(),
+            canned: Default::default(),
+            suggest_command: None,
         };
         let fx = h.app.start();
         h.run(fx);
@@ -72,6 +78,12 @@ impl Harness {
                     }
                     Effect::Request(mut r) => {
                         crate::server::handler::resolve_template(&self.templates, &mut r);
+                        crate::server::handler::resolve_canned(
+                            &self.canned,
+                            self.suggest_command.as_deref(),
+                            5_000,
+                            &mut r,
+                        );
                         let resp = crate::server::handler::handle(&mut self.store, &self.who, r);
                         next.extend(self.app.handle(Event::Data(resp)));
                     }
@@ -158,6 +170,8 @@ impl Harness {
 
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+mod canned_tests;
 #[cfg(test)]
 mod channel_tests;
 #[cfg(test)]

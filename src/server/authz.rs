@@ -70,8 +70,11 @@ pub fn needed_role(req: &Request) -> Role {
             contact: crate::model::ContactId(0),
             write: post.as_write(),
         }),
-        // Opening the composer writes nothing, but it is the first step of a write.
-        Request::Compose { .. } => Role::Agent,
+        // Opening the composer writes nothing, but it is the first step of a write; so are
+        // a canned reply and a suggestion (which also runs the workspace's command).
+        Request::Compose { .. } | Request::RenderCanned { .. } | Request::Suggest { .. } => {
+            Role::Agent
+        }
         Request::Write { write, .. } => match write {
             Write::Reply { .. }
             | Write::Note { .. }

@@ -574,7 +574,82 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
         Request::Rules | Request::RulesTest { .. } => {
             Response::Error("the rules are answered by the server's session".into())
         }
+        Request::RenderCanned {
+            conversation,
+            name,
+            channel,
+            resolved,
+        } => {
+            let Some(t) = resolved else {
+                return Ok(Response::Error(format!(
+                    "no canned reply '{}' in the workspace's templates/ folder (Tab lists them)",
+                    crate::sanitize::for_terminal_line(&name)
+                )));
+            };
+            let channel = match channel {
+                Some(c) => Some(c),
+                None => store.reply_channel(conversation).ok(),
+            };
+            let display = if who.display.trim().is_empty() {
+                who.agent.as_str()
+            } else {
+                who.display.as_str()
+            };
+            let vars = crate::canned::Vars::from_store(store, conversation, display, channel)?;
+            let r = crate::canned::render(&t, channel, &vars);
+            Response::Canned {
+                conversation,
+                name,
+                channel,
+                text: r.text,
+                missing: r.missing,
+            }
+        }
+        Request::Suggest {
+            conversation,
+            command,
+            timeout_ms,
+        } => {
+            let Some(command) = command else {
+                return Ok(Response::Error(
+                    crate::canned::suggest::SuggestError::NotConfigured.to_string(),
+                ));
+            };
+            let input = crate::canned::suggest::input(store, conversation, &who.agent)?;
+            let timeout = std::time::Duration::from_millis(match timeout_ms {
+                t if t > 0 => t.unsigned_abs(),
+                _ => crate::config::DEFAULT_SUGGEST_TIMEOUT_MS.unsigned_abs(),
+            });
+            match crate::canned::suggest::run(&command, input.to_string().as_bytes(), timeout) {
+                Ok(text) => Response::Suggestion { conversation, text },
+                Err(e) => Response::Error(e.to_string()),
+            }
+        }
     })
+}
+
+/// A canned reply or a suggestion: the template (from the workspace's `templates/` folder)
+/// and the suggest command (from the config), filled in before the request runs.
+pub fn resolve_canned(
+    library: &crate::canned::Library,
+    suggest_command: Option<&str>,
+    suggest_timeout_ms: i64,
+    req: &mut Request,
+) {
+    match req {
+        Request::RenderCanned { name, resolved, .. } => {
+            *resolved = library.get(name).cloned().map(Box::new);
+        }
+        Request::Suggest {
+            command,
+            timeout_ms,
+            ..
+        } => {
+            *command = suggest_command.map(str::to_string);
+            *timeout_ms = suggest_timeout_ms;
+        }
+        _ => {}
+    }
 }
 
 /// A script's write (`braid reply`, `note`, the verbs) as `agent`: what was written.

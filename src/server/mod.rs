@@ -94,6 +94,8 @@ pub(crate) struct Shared {
     pub shown: Mutex<std::collections::HashMap<(String, crate::model::ConversationId), EventId>>,
     /// The workflow rules and their files.
     pub rules: rules::RulesState,
+    /// The workspace's canned replies (`templates/` beside the config), read again on change.
+    pub canned: crate::canned::Folder,
 }
 
 impl Shared {
@@ -250,7 +252,9 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     if let Some(e) = rules_error {
         tracing::warn!("the rules files have an error; no rules run until it is fixed:\n{e}");
     }
+    let canned = crate::canned::Folder::beside(config.source.as_deref());
     let shared = Arc::new(Shared {
+        canned,
         rules: rules_state,
         notify: notify_tx,
         notify_agents: notify::agents(&config),

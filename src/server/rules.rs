@@ -12,6 +12,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
+/// Who `{{agent.name}}` is in a rule's canned reply: nobody in person.
+const AUTHOR: &str = "the team";
+
 /// Events read per pass.
 const BATCH: usize = 500;
 /// Conversations a time-based rule takes per sweep.
@@ -162,6 +165,8 @@ pub struct Pass {
 pub struct Context<'a> {
     pub config: &'a crate::config::Config,
     pub online: Vec<String>,
+    /// The workspace's canned replies (`reply = { template = ... }`).
+    pub canned: Option<Arc<crate::canned::Library>>,
 }
 
 /// Run the rules over the events after the cursor, until caught up. Blocking.
@@ -351,7 +356,16 @@ pub fn plan(
                 let body = match (template, text) {
                     (_, Some(t)) => t.clone(),
                     (Some(name), None) => {
-                        return Err(format!("template '{name}': no templates are loaded"));
+                        let Some(conv) = facts.conversation else {
+                            return Err(format!(
+                                "template '{name}' is rendered for a stored conversation only"
+                            ));
+                        };
+                        let Some(lib) = &cx.canned else {
+                            return Err(format!("template '{name}': no templates are loaded"));
+                        };
+                        crate::canned::render_for(store, lib, name, conv, channel, AUTHOR)
+                            .map_err(|e| e.to_string())?
                     }
                     (None, None) => return Err("a reply needs a template or a text".into()),
                 };
@@ -431,6 +445,7 @@ pub(crate) async fn run_after_events(shared: &Arc<Shared>) {
         let cx = Context {
             config: &sh.config,
             online: sh.presence.online_agents(),
+            canned: Some(sh.canned.current().0),
         };
         let r = run_events(&mut store, &set, &cx);
         sh.give_store(store);
@@ -462,6 +477,7 @@ pub(crate) async fn sweep_loop(shared: Arc<Shared>) {
             let cx = Context {
                 config: &sh.config,
                 online: sh.presence.online_agents(),
+                canned: Some(sh.canned.current().0),
             };
             let r = sweep(&mut store, &set, &cx, now_millis());
             sh.give_store(store);
@@ -492,6 +508,7 @@ pub(crate) async fn answer(
             let cx = Context {
                 config: &sh.config,
                 online: sh.presence.online_agents(),
+                canned: Some(sh.canned.current().0),
             };
             match req {
                 crate::api::Request::Rules => Ok(Response::Rules(Box::new(report(
@@ -817,6 +834,7 @@ actions = [{ priority = "high" }]
         let cx = Context {
             config: &config(),
             online: vec!["carol".into(), "dana".into()],
+            canned: None,
         };
         let rs = set(RULES);
         let now = crate::model::now_millis();
@@ -859,6 +877,7 @@ actions = [{ priority = "high" }]
         let online = Context {
             config: &config(),
             online: vec!["carol".into(), "dana".into(), "alice".into()],
+            canned: None,
         };
         let mut got = Vec::new();
         for i in 0..4 {
@@ -880,6 +899,7 @@ actions = [{ priority = "high" }]
         let nobody = Context {
             config: &config(),
             online: vec!["alice".into()],
+            canned: None,
         };
         let c = ingest(&mut s, &msg("m9", "p9@example.com", "Hi", "invoice?", now));
         run_events(&mut s, &rs, &nobody).unwrap();
@@ -896,6 +916,7 @@ actions = [{ priority = "high" }]
         let cx = Context {
             config: &config(),
             online: vec!["carol".into(), "dana".into()],
+            canned: None,
         };
         // carol already has two open conversations.
         for i in 0..2 {
@@ -919,6 +940,7 @@ actions = [{ priority = "high" }]
         let cx = Context {
             config: &config(),
             online: Vec::new(),
+            canned: None,
         };
         let c = ingest(&mut s, &msg("a", "q@example.com", "Hi", "hello", now));
         run_events(&mut s, &rs, &cx).unwrap();
@@ -935,6 +957,7 @@ actions = [{ priority = "high" }]
         let cx = Context {
             config: &config(),
             online: Vec::new(),
+            canned: None,
         };
         let c = ingest(&mut s, &msg("a", "boss@eu.bigcorp.com", "Hi", "hello", now));
         run_events(&mut s, &rs, &cx).unwrap();
@@ -977,6 +1000,7 @@ actions = [{ status = "pending" }]
         let cx = Context {
             config: &config(),
             online: Vec::new(),
+            canned: None,
         };
         let h = 3_600_000;
         let t0 = crate::model::now_millis() - 10 * 24 * h;
@@ -1016,6 +1040,7 @@ actions = [{ reply = { text = "Thanks, we got your message." } }]
         let cx = Context {
             config: &config(),
             online: Vec::new(),
+            canned: None,
         };
         let now = crate::model::now_millis();
         let c = ingest(&mut s, &msg("a", "ack@example.com", "Hi", "help", now));
@@ -1042,6 +1067,7 @@ actions = [{ reply = { text = "Thanks, we got your message." } }]
         let cx = Context {
             config: &config(),
             online: vec!["carol".into()],
+            canned: None,
         };
         let c = ingest(
             &mut s,

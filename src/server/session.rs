@@ -121,6 +121,16 @@ where
             .map(|t| t.name.clone())
             .collect(),
         templates: shared.config.templates(),
+        canned: shared
+            .canned
+            .current()
+            .0
+            .templates
+            .iter()
+            .map(|t| t.info())
+            .collect(),
+        macros: shared.config.macros.clone(),
+        suggest: shared.config.suggest_command.is_some(),
         last_event: last,
         pending_after_reply: shared.config.pending_after_reply,
         status,
@@ -295,6 +305,19 @@ where
                         Response::Ack
                     } else if let Request::Who = req {
                         Response::Online(run_shared.presence.view(&run_who.scope()))
+                    } else if let Request::Suggest { .. } = req {
+                        // A suggestion runs a command (seconds, maybe): answered on its own,
+                        // so this client's other requests do not wait behind it.
+                        let (tx, sh, w) = (
+                            run_tx.clone(),
+                            Arc::clone(&run_shared),
+                            Arc::clone(&run_who),
+                        );
+                        tokio::spawn(async move {
+                            let response = run_request(&sh, &w, req).await;
+                            let _ = tx.send(ServerFrame::Response { id, response });
+                        });
+                        continue;
                     } else {
                         run_request(&run_shared, &run_who, req).await
                     };
@@ -546,6 +569,12 @@ async fn run_request(shared: &Arc<Shared>, who: &Arc<Identity>, req: Request) ->
     }
     let mut req = resolve_seen(shared, who, req);
     handler::resolve_template(&shared.config.templates(), &mut req);
+    handler::resolve_canned(
+        &shared.canned.current().0,
+        shared.config.suggest_command.as_deref(),
+        shared.config.suggest_timeout_ms,
+        &mut req,
+    );
     if let Request::Attachments { conversation } = req {
         let source = with_store(shared, who, move |s| {
             Ok(s.newest_attachment_message(conversation)?)

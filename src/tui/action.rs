@@ -32,6 +32,10 @@ pub enum Action {
     /// `:template NAME [PARAMS]`: send an approved WhatsApp template (the way to write
     /// outside the 24-hour window).
     Template(Option<String>),
+    /// `:macro NAME`: run a named macro's steps on the conversation.
+    Macro(Option<String>),
+    /// `:suggest`: ask the workspace's suggest command for a draft (into the composer).
+    Suggest,
     Unassign,
     Resolve,
     Reopen,
@@ -168,7 +172,19 @@ pub const COMMANDS: &[Command] = &[
         "template",
         [],
         Args::Optional("name [params]"),
-        "Send an approved WhatsApp template (the way to write outside WhatsApp's 24-hour window)"
+        "Insert a canned reply into the composer, or send an approved WhatsApp template (Tab lists both)"
+    ),
+    cmd!(
+        "macro",
+        [],
+        Args::Optional("name"),
+        "Run a named macro ([macros] in the config) on the conversation"
+    ),
+    cmd!(
+        "suggest",
+        [],
+        Args::None,
+        "Ask the workspace's suggest command for a draft reply (put in the composer, never sent)"
     ),
     cmd!(
         "note",
@@ -388,6 +404,8 @@ impl Action {
             Action::AssignMe => "assign_me",
             Action::Handoff(_) => "handoff",
             Action::Template(_) => "template",
+            Action::Macro(_) => "macro",
+            Action::Suggest => "suggest",
             Action::Unassign => "unassign",
             Action::Resolve => "resolve",
             Action::Reopen => "reopen",
@@ -465,6 +483,8 @@ impl Action {
             "assign_me" => Action::AssignMe,
             "handoff" => Action::Handoff(arg),
             "template" => Action::Template(arg),
+            "macro" => Action::Macro(arg),
+            "suggest" => Action::Suggest,
             "unassign" => Action::Unassign,
             "resolve" => Action::Resolve,
             "reopen" => Action::Reopen,

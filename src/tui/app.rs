@@ -166,6 +166,9 @@ pub struct Composer {
     /// Send was pressed on a note that mentions names no agent has (the composer says so):
     /// the next send goes through as it is.
     pub mention_warned: bool,
+    /// Send was pressed on a reply that still holds a `{{...}}` placeholder (a canned
+    /// reply's unfilled variable): the next send goes through as it is.
+    pub placeholder_warned: bool,
     /// The newest event when the composer opened (then: when the agent was shown what
     /// changed): the send carries it, and the server refuses it if anything newer happened.
     pub seen: EventId,
@@ -308,6 +311,18 @@ pub struct App {
     pub known_teams: Vec<String>,
     /// The workspace's approved WhatsApp templates (`:template`), from the welcome.
     pub templates: Vec<crate::template::Template>,
+    /// The workspace's canned replies (its `templates/` folder), from the welcome.
+    pub canned: Vec<crate::canned::CannedInfo>,
+    /// The agent's own canned replies (`$XDG_CONFIG_HOME/braid/templates/`), rendered here.
+    pub personal_canned: crate::canned::Library,
+    /// Named macros: the workspace's (welcome) with the personal config's over them.
+    pub macros: Vec<crate::config::Macro>,
+    /// The workspace has a `suggest_command` (`:suggest`).
+    pub suggest: bool,
+    /// Text waiting for the composer to finish loading (a canned reply, a suggestion).
+    pending_insert: Option<Insert>,
+    /// A macro waiting for its canned replies to be rendered before it changes anything.
+    macro_run: Option<MacroRun>,
     /// The request a [`PromptKind::Confirm`] prompt runs on y.
     confirm: Option<Request>,
     /// A reply makes an open conversation pending (config `pending_after_reply`).
@@ -323,6 +338,31 @@ pub struct App {
     pub presence: Vec<PresenceEntry>,
     /// What this client last reported, and when (repeated as a heartbeat).
     presence_sent: Option<((Option<ConversationId>, Activity), Millis)>,
+}
+
+/// Text to put into the composer once it is open and loaded.
+#[derive(Debug, Clone)]
+enum Insert {
+    /// Rendered already (by the server): a canned reply or a suggestion.
+    Text {
+        label: String,
+        text: String,
+        missing: Vec<String>,
+    },
+    /// A personal canned reply, rendered here for the composer's channel.
+    Personal(String),
+}
+
+/// A macro between its start and its run: its canned replies are being rendered.
+#[derive(Debug, Clone)]
+struct MacroRun {
+    name: String,
+    conversation: ConversationId,
+    contact: ContactId,
+    steps: Vec<Action>,
+    /// Per step: a canned reply's rendering (channel, text), once known. `None` in the
+    /// outer option: not a canned step.
+    rendered: Vec<Option<Option<(Channel, String)>>>,
 }
 
 /// How often presence is reported while nothing changes (the server expires an entry after
@@ -360,6 +400,12 @@ impl App {
             known_agents: Vec::new(),
             known_teams: Vec::new(),
             templates: Vec::new(),
+            canned: Vec::new(),
+            personal_canned: Default::default(),
+            macros: config.macros.clone(),
+            suggest: false,
+            pending_insert: None,
+            macro_run: None,
             jump_target: None,
             notifications_unread: 0,
             notify: config.notifications,
@@ -962,8 +1008,16 @@ impl App {
                 }
                 a
             }
-            "template" if !arg.contains(' ') => {
-                self.templates.iter().map(|t| t.name.clone()).collect()
+            "template" | "macro" if !arg.contains(' ') => {
+                let names: Vec<String> = if name == "macro" {
+                    self.macros.iter().map(|m| m.name.clone()).collect()
+                } else {
+                    self.canned_names()
+                        .into_iter()
+                        .chain(self.templates.iter().map(|t| t.name.clone()))
+                        .collect()
+                };
+                return fuzzy(names, arg);
             }
             "untag" => self.profile.conversation_tags.clone(),
             "tag" => self
@@ -1035,6 +1089,7 @@ impl App {
             };
         }
         c.mention_warned = false;
+        c.placeholder_warned = false;
         let changed = c.textarea.input(key);
         if changed {
             self.save_draft()
@@ -1247,7 +1302,13 @@ impl App {
             Action::Assign(None) => self.prompt("assign "),
             Action::Handoff(None) => self.prompt("handoff "),
             Action::Template(None) => self.prompt("template "),
-            Action::Template(Some(arg)) => self.send_template(&arg),
+            Action::Template(Some(arg)) => match self.canned_name(&arg) {
+                Some(name) => self.insert_canned(&name),
+                None => self.send_template(&arg),
+            },
+            Action::Macro(None) => self.prompt("macro "),
+            Action::Macro(Some(name)) => self.start_macro(name.trim()),
+            Action::Suggest => self.ask_suggestion(),
             Action::Audit(arg) => self.open_audit(arg.as_deref()),
             // The workflow verbs: one mapping and one execution, shared with the CLI
             // (crate::actions).
@@ -1424,6 +1485,7 @@ impl App {
             loading: true,
             typed: Vec::new(),
             mention_warned: false,
+            placeholder_warned: false,
             seen: EventId(0),
             stale: None,
         }));
@@ -1481,6 +1543,20 @@ impl App {
                 return Vec::new();
             }
         }
+        if c.kind == ComposeKind::Reply
+            && !c.placeholder_warned
+            && crate::canned::has_placeholder(&body)
+        {
+            c.placeholder_warned = true;
+            let send = self
+                .keymap
+                .key_for(keymap::Mode::Compose, "send")
+                .unwrap_or_else(|| "send".into());
+            self.error(format!(
+                "the reply still has a {{{{...}}}} the customer would read as it is: fill it in, or press {send} again to send it anyway"
+            ));
+            return Vec::new();
+        }
         c.sending = true;
         let seen = Seen::Upto(c.seen);
         let write = match (c.kind, c.channel) {
@@ -1502,6 +1578,375 @@ impl App {
             contact: c.contact,
             write,
         })]
+    }
+
+    /// Canned replies by name: the agent's own first, then the workspace's.
+    fn canned_names(&self) -> Vec<String> {
+        let mut out = self.personal_canned.names();
+        for c in &self.canned {
+            if !out.contains(&c.name) {
+                out.push(c.name.clone());
+            }
+        }
+        out
+    }
+
+    /// `:template ARG` names a canned reply (not a WhatsApp template given parameters).
+    fn canned_name(&self, arg: &str) -> Option<String> {
+        let words = crate::template::split_args(arg);
+        let name = words.first()?;
+        let approved = self.templates.iter().any(|t| &t.name == name);
+        if approved && words.len() > 1 {
+            return None;
+        }
+        self.canned_names().contains(name).then(|| name.clone())
+    }
+
+    /// How completion marks a `:template` candidate: a canned reply or an approved
+    /// WhatsApp template.
+    pub fn completion_mark(&self, input: &str, candidate: &str) -> Option<&'static str> {
+        if !input.starts_with("template ") {
+            return None;
+        }
+        if self.canned_names().iter().any(|n| n == candidate) {
+            Some("(canned)")
+        } else if self.templates.iter().any(|t| t.name == candidate) {
+            Some("(WhatsApp)")
+        } else {
+            None
+        }
+    }
+
+    /// `:template NAME` with a canned reply: open the composer (the draft comes back) and
+    /// put the rendered text in it.
+    fn insert_canned(&mut self, name: &str) -> Vec<Effect> {
+        let mut fx = self.compose(ComposeKind::Reply, None);
+        let Mode::Compose(c) = &self.mode else {
+            return fx;
+        };
+        let conversation = c.conversation;
+        if self.personal_canned.get(name).is_some() {
+            self.pending_insert = Some(Insert::Personal(name.to_string()));
+        } else {
+            self.pending_insert = None;
+            fx.push(Effect::Request(Request::RenderCanned {
+                conversation,
+                name: name.to_string(),
+                channel: None,
+                resolved: None,
+            }));
+        }
+        fx
+    }
+
+    /// `:suggest`: open the composer and ask the workspace's command for a draft.
+    fn ask_suggestion(&mut self) -> Vec<Effect> {
+        if !self.suggest {
+            self.error(
+                "no suggest_command in the workspace config: an admin sets one (see config/braid.example.toml)",
+            );
+            return Vec::new();
+        }
+        let mut fx = self.compose(ComposeKind::Reply, None);
+        let Mode::Compose(c) = &self.mode else {
+            return fx;
+        };
+        let conversation = c.conversation;
+        self.pending_insert = None;
+        fx.push(Effect::Request(Request::Suggest {
+            conversation,
+            command: None,
+            timeout_ms: 0,
+        }));
+        self.info("asking for a suggestion...");
+        fx
+    }
+
+    /// The variables of the selected conversation, as the client knows them (a personal
+    /// canned reply).
+    fn local_vars(
+        &self,
+        conversation: ConversationId,
+        channel: Option<Channel>,
+    ) -> crate::canned::Vars {
+        let name = self
+            .queue
+            .rows
+            .iter()
+            .find(|r| r.id == conversation)
+            .map(|r| r.contact_name.clone())
+            .unwrap_or_default();
+        let ids: Vec<(IdentityKind, String)> = self
+            .profile
+            .profile
+            .as_ref()
+            .map(|p| {
+                p.identities
+                    .iter()
+                    .map(|i| (i.kind, i.value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        crate::canned::Vars::new(&name, &ids, &self.agent, conversation, channel)
+    }
+
+    /// Put the waiting text into the open, loaded composer (after the cursor's line), and
+    /// flag what could not be filled.
+    fn apply_insert(&mut self) -> Vec<Effect> {
+        let Mode::Compose(c) = &self.mode else {
+            // The composer was closed meanwhile: nothing to put it in.
+            self.pending_insert = None;
+            return Vec::new();
+        };
+        if c.loading {
+            return Vec::new();
+        }
+        let (conversation, channel) = (c.conversation, c.channel);
+        let Some(insert) = self.pending_insert.take() else {
+            return Vec::new();
+        };
+        let (label, text, missing) = match insert {
+            Insert::Text {
+                label,
+                text,
+                missing,
+            } => (label, text, missing),
+            Insert::Personal(name) => {
+                let vars = self.local_vars(conversation, channel);
+                match self.personal_canned.get(&name) {
+                    Some(t) => {
+                        let r = crate::canned::render(t, channel, &vars);
+                        (format!("canned reply '{name}'"), r.text, r.missing)
+                    }
+                    None => return Vec::new(),
+                }
+            }
+        };
+        let Mode::Compose(c) = &mut self.mode else {
+            return Vec::new();
+        };
+        let before = c.text();
+        if !before.trim().is_empty() && !before.ends_with('\n') {
+            c.textarea.insert_newline();
+        }
+        c.textarea.insert_str(&text);
+        let meant: Vec<Channel> = label
+            .strip_prefix("canned reply '")
+            .and_then(|l| l.strip_suffix('\''))
+            .map(|name| {
+                self.personal_canned
+                    .get(name)
+                    .map(|t| t.channels.clone())
+                    .or_else(|| {
+                        self.canned
+                            .iter()
+                            .find(|c| c.name == name)
+                            .map(|c| c.channels.clone())
+                    })
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        let off_channel = match channel {
+            Some(ch) if !meant.is_empty() && !meant.contains(&ch) => format!(
+                " (it is meant for {}, this reply goes on {ch})",
+                meant
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => String::new(),
+        };
+        if missing.is_empty() {
+            self.info(format!("{label} inserted{off_channel}: edit it, then send"));
+        } else {
+            self.error(format!(
+                "{label}: cannot fill {} (left as {{{{...}}}} in the text): fill them in before sending",
+                missing.join(", ")
+            ));
+        }
+        self.save_draft()
+    }
+
+    /// `:macro NAME`: check the steps, render its canned replies (a missing variable stops
+    /// it here, before anything changed), then run every step on the conversation.
+    fn start_macro(&mut self, name: &str) -> Vec<Effect> {
+        let Some(m) = self.macros.iter().find(|m| m.name == name).cloned() else {
+            let known: Vec<&str> = self.macros.iter().map(|m| m.name.as_str()).collect();
+            self.error(format!(
+                "no macro '{}' ({}; [macros] in the config)",
+                crate::sanitize::for_terminal_line(name),
+                if known.is_empty() {
+                    "none is defined".to_string()
+                } else {
+                    format!("defined: {}", known.join(", "))
+                }
+            ));
+            return Vec::new();
+        };
+        let Some((conversation, contact)) = self.chosen_ids() else {
+            return Vec::new();
+        };
+        let mut steps = Vec::new();
+        for step in &m.steps {
+            match Action::parse(step) {
+                Ok(Action::Macro(_)) | Err(_) => {
+                    self.error(format!(
+                        "macro '{name}': step '{step}' is not a command; nothing was run"
+                    ));
+                    return Vec::new();
+                }
+                Ok(a) => steps.push(a),
+            }
+        }
+        let row_channel = self
+            .queue
+            .current()
+            .map(|r| r.last_channel)
+            .filter(|c| c.replyable());
+        let mut fx = Vec::new();
+        let mut rendered = Vec::new();
+        for a in &steps {
+            let canned = match a {
+                Action::Template(Some(arg)) => self.canned_name(arg),
+                _ => None,
+            };
+            match canned {
+                None => rendered.push(None),
+                Some(n) => match self.personal_canned.get(&n) {
+                    Some(t) => {
+                        let Some(ch) = row_channel else {
+                            self.error(format!(
+                                "macro '{name}': no channel to send '{n}' on; nothing was run"
+                            ));
+                            return Vec::new();
+                        };
+                        let r = crate::canned::render(
+                            t,
+                            Some(ch),
+                            &self.local_vars(conversation, Some(ch)),
+                        );
+                        if !r.missing.is_empty() {
+                            self.error(format!(
+                                "macro '{name}' stopped before changing anything: canned reply '{n}' cannot fill {}",
+                                r.missing.join(", ")
+                            ));
+                            return Vec::new();
+                        }
+                        rendered.push(Some(Some((ch, r.text))));
+                    }
+                    None => {
+                        rendered.push(Some(None));
+                        fx.push(Effect::Request(Request::RenderCanned {
+                            conversation,
+                            name: n,
+                            channel: None,
+                            resolved: None,
+                        }));
+                    }
+                },
+            }
+        }
+        self.macro_run = Some(MacroRun {
+            name: m.name.clone(),
+            conversation,
+            contact,
+            steps,
+            rendered,
+        });
+        if fx.is_empty() {
+            return self.run_macro();
+        }
+        fx
+    }
+
+    /// A canned reply a waiting macro asked for came back.
+    fn macro_rendered(
+        &mut self,
+        template: &str,
+        channel: Option<Channel>,
+        text: String,
+        missing: Vec<String>,
+    ) -> Vec<Effect> {
+        let Some(run) = &mut self.macro_run else {
+            return Vec::new();
+        };
+        let name = run.name.clone();
+        if !missing.is_empty() {
+            self.macro_run = None;
+            self.error(format!(
+                "macro '{name}' stopped before changing anything: canned reply '{template}' cannot fill {}",
+                missing.join(", ")
+            ));
+            return Vec::new();
+        }
+        let Some(channel) = channel else {
+            self.macro_run = None;
+            self.error(format!(
+                "macro '{name}': no channel to send '{template}' on; nothing was run"
+            ));
+            return Vec::new();
+        };
+        let slot = run
+            .steps
+            .iter()
+            .zip(run.rendered.iter_mut())
+            .find_map(|(a, r)| match (a, r) {
+                (Action::Template(Some(arg)), r @ Some(None))
+                    if crate::template::split_args(arg).first().map(String::as_str)
+                        == Some(template) =>
+                {
+                    Some(r)
+                }
+                _ => None,
+            });
+        if let Some(r) = slot {
+            *r = Some(Some((channel, text)));
+        }
+        if run.rendered.iter().any(|r| matches!(r, Some(None))) {
+            return Vec::new();
+        }
+        self.run_macro()
+    }
+
+    /// Every canned reply is rendered: run the steps in order.
+    fn run_macro(&mut self) -> Vec<Effect> {
+        let Some(run) = self.macro_run.take() else {
+            return Vec::new();
+        };
+        if self.selected_ids() != Some((run.conversation, run.contact)) {
+            self.error(format!(
+                "macro '{}' not run: the selection moved off #{} meanwhile; nothing changed",
+                run.name, run.conversation
+            ));
+            return Vec::new();
+        }
+        let mut fx = Vec::new();
+        let n = run.steps.len();
+        for (action, rendered) in run.steps.into_iter().zip(run.rendered) {
+            match rendered {
+                Some(Some((channel, body))) => fx.push(Effect::Request(Request::Write {
+                    conversation: run.conversation,
+                    contact: run.contact,
+                    write: Write::Reply {
+                        channel,
+                        body,
+                        then_pending: self.pending_after_reply,
+                        seen: Seen::Unknown,
+                    },
+                })),
+                _ => fx.extend(self.dispatch(action, None)),
+            }
+            if !matches!(self.mode, Mode::Normal) {
+                // A step opened something (a prompt, a list): the macro stops there.
+                break;
+            }
+        }
+        self.info(format!(
+            "macro '{}': {n} steps run on #{}",
+            run.name, run.conversation
+        ));
+        fx
     }
 
     /// `:template NAME [PARAMS]` on the selected conversation: checked here against the
@@ -2243,6 +2688,12 @@ impl App {
                 c.channel = channel;
                 c.recipient = recipient;
                 c.loading = false;
+                if self.pending_insert.is_some() {
+                    if let Some(n) = notice {
+                        self.info(n);
+                    }
+                    return self.apply_insert();
+                }
                 if !text.is_empty() {
                     self.info("draft restored");
                 }
@@ -2328,6 +2779,15 @@ impl App {
                 if let Some(sheet) = self.sheet_mut() {
                     sheet.failed();
                 }
+                // A macro waiting for its canned replies stops: nothing of it has run.
+                if let Some(run) = self.macro_run.take() {
+                    self.error(format!(
+                        "macro '{}' stopped before changing anything: {e}",
+                        run.name
+                    ));
+                    return Vec::new();
+                }
+                self.pending_insert = None;
                 self.error(e);
                 Vec::new()
             }
@@ -2350,6 +2810,33 @@ impl App {
             Response::Online(online) => {
                 self.presence = online;
                 Vec::new()
+            }
+            Response::Canned {
+                conversation,
+                name,
+                channel,
+                text,
+                missing,
+            } => {
+                if let Some(run) = &mut self.macro_run
+                    && run.conversation == conversation
+                {
+                    return self.macro_rendered(&name, channel, text, missing);
+                }
+                self.pending_insert = Some(Insert::Text {
+                    label: format!("canned reply '{name}'"),
+                    text,
+                    missing,
+                });
+                self.apply_insert()
+            }
+            Response::Suggestion { text, .. } => {
+                self.pending_insert = Some(Insert::Text {
+                    label: "suggestion".into(),
+                    text,
+                    missing: Vec::new(),
+                });
+                self.apply_insert()
             }
         }
     }
@@ -2464,6 +2951,24 @@ fn complete_mention(
 }
 
 /// Ask for the unread count alone (a page of no rows).
+/// Names matching a typed fragment: those that start with it first, then those holding its
+/// letters in order (`rfok` finds `refund-ok`).
+fn fuzzy(mut names: Vec<String>, typed: &str) -> Vec<String> {
+    names.sort();
+    names.dedup();
+    let typed = typed.to_lowercase();
+    let subsequence = |n: &str| {
+        let mut it = n.to_lowercase().chars().collect::<Vec<_>>().into_iter();
+        typed.chars().all(|c| it.any(|x| x == c))
+    };
+    let (mut first, rest): (Vec<String>, Vec<String>) = names
+        .into_iter()
+        .filter(|n| subsequence(n))
+        .partition(|n| n.to_lowercase().starts_with(&typed));
+    first.extend(rest);
+    first
+}
+
 fn unread_request() -> Effect {
     Effect::Request(Request::Notifications {
         seq: 0,

@@ -141,6 +141,20 @@ pub async fn run(
         }
     }
     app.templates = welcome.templates.clone();
+    app.canned = welcome.canned.clone();
+    app.suggest = welcome.suggest;
+    // The workspace's macros, with the agent's own (already in the app) over them.
+    for m in &welcome.macros {
+        if !app.macros.iter().any(|x| x.name == m.name) {
+            app.macros.push(m.clone());
+        }
+    }
+    if let Some(dir) = crate::canned::personal_dir(&crate::config::Env::from_process()) {
+        match crate::canned::Library::load_dir(&dir, true) {
+            Ok(lib) => app.personal_canned = lib,
+            Err(e) => app.error(format!("your templates: {e}")),
+        }
+    }
     for t in &welcome.workspace_teams {
         if !app.known_teams.contains(t) {
             app.known_teams.push(t.clone());

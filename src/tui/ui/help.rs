@@ -70,6 +70,30 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         ]));
     }
     out.push(Line::from(""));
+    out.push(head("Canned replies and macros"));
+    for line in [
+        "  :template NAME inserts a canned reply into the composer ({{contact.first_name}}... filled in); Tab lists",
+        "  canned replies (canned) and WhatsApp templates (WhatsApp). A {{...}} left unfilled is named, and the first",
+        "  send of a reply that still holds one asks again. :macro NAME runs a macro's steps; :suggest drafts a reply.",
+    ] {
+        out.push(Line::from(Span::styled(line, Style::default().fg(t.dim))));
+    }
+    for m in &app.macros {
+        out.push(Line::from(vec![
+            Span::styled(
+                format!("  :macro {}", crate::sanitize::for_terminal_line(&m.name)),
+                Style::default().fg(t.accent),
+            ),
+            Span::styled(
+                format!(
+                    "  {}",
+                    crate::sanitize::for_terminal_line(&m.steps.join(" · "))
+                ),
+                Style::default().fg(t.dim),
+            ),
+        ]));
+    }
+    out.push(Line::from(""));
     out.push(head("Search (/ or :search)"));
     out.push(Line::from(Span::styled(
         "  words, \"a phrase\", prefix*, from:NAME-OR-ADDRESS, channel:email|telegram|webchat|whatsapp|instagram|messenger|sms|phone|event, is:in|out|note, after:YYYY-MM-DD, before:YYYY-MM-DD",

@@ -162,6 +162,9 @@ pub fn draw_message(f: &mut Frame<'_>, app: &App, area: Rect) {
                     Style::default().fg(t.dim)
                 };
                 spans.push(Span::styled(c.clone(), st));
+                if let Some(mark) = app.completion_mark(&p.input, c) {
+                    spans.push(Span::styled(mark, Style::default().fg(t.dim)));
+                }
                 spans.push(Span::raw(" "));
             }
         } else if p.kind == crate::tui::app::PromptKind::Search && p.input.is_empty() {

@@ -104,7 +104,24 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             ComposeKind::Note => crate::mentions::unknown(&c.text(), &app.known_agents),
             ComposeKind::Reply => Vec::new(),
         };
-        let (hint, hint_style) = if unknown.is_empty() {
+        // A reply still holding a canned reply's unfilled variable: flagged before it is sent.
+        let unfilled = match c.kind {
+            ComposeKind::Reply => crate::canned::unfilled(&c.text()),
+            ComposeKind::Note => Vec::new(),
+        };
+        let (hint, hint_style) = if !unfilled.is_empty() {
+            (
+                format!(
+                    " not filled: {} ",
+                    unfilled
+                        .iter()
+                        .map(|u| format!("{{{{{}}}}}", esc(u)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                Style::default().fg(t.warn).add_modifier(Modifier::BOLD),
+            )
+        } else if unknown.is_empty() {
             (hint, Style::default().fg(t.dim))
         } else {
             (
