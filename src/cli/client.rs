@@ -193,5 +193,8 @@ fn response_name(r: &Response) -> &'static str {
         Response::Audit { .. } => "audit",
         Response::Notifications { .. } => "notifications",
         Response::NotificationsRead { .. } => "notifications_read",
+        Response::Bulk(_) => "bulk",
+        Response::Matching { .. } => "matching",
+        Response::Undone(_) => "undone",
     }
 }

@@ -66,6 +66,15 @@ pub fn needed_role(req: &Request) -> Role {
             contact: crate::model::ContactId(0),
             write: post.as_write(),
         }),
+        Request::Matching { .. } => Role::Viewer,
+        // The same role as the verb on one conversation (a VIP change needs a supervisor).
+        Request::Bulk { verb, .. } => needed_role(&Request::Write {
+            conversation: crate::model::ConversationId(0),
+            contact: crate::model::ContactId(0),
+            write: Write::Verb(verb.clone()),
+        }),
+        // Undo reverses a conversation verb (status, assignee, priority, tags, team): an agent's.
+        Request::Undo => Role::Agent,
         // Opening the composer writes nothing, but it is the first step of a write.
         Request::Compose { .. } => Role::Agent,
         Request::Write { write, .. } => match write {
@@ -101,6 +110,10 @@ fn describe(req: &Request) -> String {
             },
         },
         Request::Compose { .. } => "writing a reply or note".into(),
+        Request::Bulk { verb, .. } => match verb {
+            Verb::Vip(_) => "changing VIP".into(),
+            other => format!("'{}' on a selection", other.name()),
+        },
         other => format!("'{}'", other.name()),
     }
 }
