@@ -159,6 +159,8 @@ impl Harness {
 #[cfg(test)]
 mod audit_tests;
 #[cfg(test)]
+mod bulk_tests;
+#[cfg(test)]
 mod channel_tests;
 #[cfg(test)]
 mod team_tests;

@@ -622,7 +622,11 @@ fn matching(
     };
     let within = |extra: &str| -> anyhow::Result<SearchQuery> {
         let text = format!("{base_text} {extra}");
-        let mut q = SearchQuery::parse_as(text.trim(), Some(me)).map_err(anyhow::Error::msg)?;
+        let mut q = match text.trim() {
+            // `:g//CMD`: every conversation of the view.
+            "" => SearchQuery::default(),
+            t => SearchQuery::parse_as(t, Some(me)).map_err(anyhow::Error::msg)?,
+        };
         let label = match view {
             QueueView::Filter(f) => f.label(),
             QueueView::Search(s) => s.clone(),

@@ -292,7 +292,20 @@ impl Store {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(StoreError::from)?;
-        match f(self) {
+        // Every event the batch writes names it (`data.batch`: the first id it can have), so
+        // one `u` undoes the batch as one change.
+        let first = self.last_event_id().map(|e| e.0 + 1);
+        let first = match first {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+        };
+        let marking = events::BatchMark::start(first);
+        let out = f(self);
+        drop(marking);
+        match out {
             Ok(v) => {
                 if let Err(e) = self.conn.execute_batch("COMMIT") {
                     let _ = self.conn.execute_batch("ROLLBACK");

@@ -3,9 +3,9 @@
 //!
 //! How the change is found: the agent's events, newest first (index `events_actor`), of the
 //! undoable kinds, that no `undone` or `refused` event names in `data.undid` (index
-//! `events_undid`). One change is every such event of the agent stamped with the same
-//! millisecond: one verb, or one bulk request (`V` + verb, `:g//`), which stamps all its
-//! events with one time. Pressing `u` again walks further back (vim's undo, not a toggle).
+//! `events_undid`). One change is one verb's event, or every event of one bulk request (`V` +
+//! verb, `:g//`: [`Store::batch`] marks them `data.batch`). Pressing `u` again walks further
+//! back (vim's undo, not a toggle).
 //!
 //! How it is restored: the events record the value before (`from`, and for a status
 //! `from_snoozed_until` / `from_resolved_at`; a tag's inverse is itself). Each event is
@@ -76,7 +76,6 @@ impl UndoReport {
 /// One undoable event as read.
 struct Change {
     id: EventId,
-    at: Millis,
     kind: String,
     conversation: ConversationId,
     data: Value,
@@ -124,54 +123,48 @@ impl Store {
     }
 }
 
-/// The newest not-yet-undone change of `actor`: its events (one verb, or one bulk request),
-/// newest first.
+/// The newest not-yet-undone change of `actor`: its events (one verb, or every event of one
+/// bulk request: `data.batch`), newest first.
 fn newest_change(conn: &Connection, actor: &str) -> Result<Vec<Change>> {
     let not_undone = "NOT EXISTS (SELECT 1 FROM events u
             WHERE json_extract(u.data, '$.undid') = e.id AND u.kind IN ('undone', 'refused'))";
-    let first: Option<(i64, Millis)> = conn
-        .prepare_cached(&format!(
-            "SELECT e.id, e.at FROM events e
-             WHERE e.actor = ?1 AND e.kind IN ({UNDOABLE}) AND e.conversation_id IS NOT NULL
-               AND {not_undone}
-             ORDER BY e.id DESC LIMIT 1"
-        ))?
-        .query_row([actor], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let Some((newest, at)) = first else {
-        return Ok(Vec::new());
-    };
-    // The same change: the actor's events of the same millisecond just before it (one
-    // transaction writes them together, so nothing of this actor comes between).
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT e.id, e.at, e.kind, e.conversation_id, e.data FROM events e
-         WHERE e.actor = ?1 AND e.id <= ?2 AND e.at = ?3 AND e.kind IN ({UNDOABLE})
-           AND e.conversation_id IS NOT NULL AND {not_undone}
-         ORDER BY e.id DESC"
-    ))?;
-    let rows = stmt.query_map((actor, newest, at), |r| {
+    let columns = "e.id, e.at, e.kind, e.conversation_id, e.data";
+    let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Change> {
         let data: Option<String> = r.get(4)?;
         Ok(Change {
             id: r.get(0)?,
-            at: r.get(1)?,
             kind: r.get(2)?,
             conversation: r.get(3)?,
             data: data
                 .and_then(|d| serde_json::from_str(&d).ok())
                 .unwrap_or(Value::Null),
         })
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let row = row?;
-        // The index walk reads the actor's older events of other times too: stop at the
-        // first one (events of one change are adjacent for their actor).
-        if row.at != at {
-            break;
-        }
-        out.push(row);
-    }
-    Ok(out)
+    };
+    let newest = conn
+        .prepare_cached(&format!(
+            "SELECT {columns} FROM events e
+             WHERE e.actor = ?1 AND e.kind IN ({UNDOABLE}) AND e.conversation_id IS NOT NULL
+               AND {not_undone}
+             ORDER BY e.id DESC LIMIT 1"
+        ))?
+        .query_row([actor], read)
+        .optional()?;
+    let Some(newest) = newest else {
+        return Ok(Vec::new());
+    };
+    let Some(batch) = newest.data.get("batch").and_then(Value::as_i64) else {
+        return Ok(vec![newest]);
+    };
+    // The batch's events lie between its first id and this one.
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {columns} FROM events e
+         WHERE e.actor = ?1 AND e.id BETWEEN ?2 AND ?3 AND e.kind IN ({UNDOABLE})
+           AND e.conversation_id IS NOT NULL AND json_extract(e.data, '$.batch') = ?2
+           AND {not_undone}
+         ORDER BY e.id DESC"
+    ))?;
+    let rows = stmt.query_map((actor, batch, newest.id), read)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {

@@ -1454,7 +1454,9 @@ impl App {
             ));
             return Vec::new();
         }
-        if let Err(e) = crate::api::SearchQuery::parse_as(&g.pattern, Some(&self.agent)) {
+        if let Err(e) = crate::api::SearchQuery::parse_as(&g.pattern, Some(&self.agent))
+            && !g.pattern.is_empty()
+        {
             self.error(format!("g//: {e}"));
             return Vec::new();
         }
