@@ -243,6 +243,51 @@ fn a_bulk_request_reports_refusals_in_one_line() {
     );
 }
 
+#[test]
+fn a_team_agent_changes_only_what_their_teams_see_and_a_viewer_nothing() {
+    let mut h = harness(160, 45);
+    let rows = ids(&h);
+    // Chen's conversation moves to the sales team; the agent is in billing only.
+    let chen = super::tests::conversation_named(&h, "Chen Wei");
+    h.store
+        .set_conversation_team(chen, Some("sales"), "admin", NOW - MIN)
+        .unwrap();
+    h.who.role = crate::api::Role::Agent;
+    h.who.teams = vec!["billing".into()];
+    // The rows as the admin saw them (a stale window): the bulk request names all four.
+    let resp = crate::server::handler::handle(
+        &mut h.store,
+        &h.who.clone(),
+        crate::api::Request::Bulk {
+            conversations: rows.clone(),
+            verb: crate::actions::Verb::Tag("checked".into()),
+        },
+    );
+    let crate::api::Response::Bulk(report) = resp else {
+        panic!("{resp:?}")
+    };
+    assert_eq!(report.done.len(), 3, "{report:?}");
+    assert_eq!(
+        report.refused,
+        vec![(chen, "not found, or not in your teams".into())]
+    );
+    h.store
+        .set_scope(crate::store::Scope::all("admin"))
+        .unwrap();
+    assert!(h.store.conversation_tags(chen).unwrap().is_empty());
+    // A viewer: the whole request is refused, and audited.
+    h.who.role = crate::api::Role::Viewer;
+    let resp = crate::server::handler::handle(
+        &mut h.store,
+        &h.who.clone(),
+        crate::api::Request::Bulk {
+            conversations: rows,
+            verb: crate::actions::Verb::Status(Status::Resolved, None),
+        },
+    );
+    assert!(matches!(resp, crate::api::Response::Refused(_)), "{resp:?}");
+}
+
 /// The benchmark the lead runs (`cargo test --release --lib bench_global -- --ignored
 /// --nocapture`): `:g//` over 10,000 conversations through the real keymap, handler and store.
 #[test]

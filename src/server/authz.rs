@@ -264,4 +264,33 @@ mod tests {
         };
         assert!(check(&who(Role::Viewer), &cards).is_ok());
     }
+
+    #[test]
+    fn bulk_and_undo_need_the_role_of_the_verb() {
+        let bulk = |verb: Verb| Request::Bulk {
+            conversations: vec![ConversationId(1), ConversationId(2)],
+            verb,
+        };
+        let viewer = who(Role::Viewer);
+        let agent = who(Role::Agent);
+        let tag = bulk(Verb::Tag("refund".into()));
+        assert!(check(&viewer, &tag).is_err());
+        assert!(check(&agent, &tag).is_ok());
+        let vip = bulk(Verb::Vip(true));
+        let err = check(&agent, &vip).unwrap_err();
+        assert!(
+            err.contains("changing VIP") && err.contains("supervisor"),
+            "{err}"
+        );
+        assert!(check(&who(Role::Supervisor), &vip).is_ok());
+        assert!(check(&viewer, &Request::Undo).is_err());
+        assert!(check(&agent, &Request::Undo).is_ok());
+        let matching = Request::Matching {
+            view: crate::api::QueueView::Filter(crate::store::QueueFilter::All),
+            pattern: "refund".into(),
+            invert: false,
+            limit: 10,
+        };
+        assert!(check(&viewer, &matching).is_ok());
+    }
 }

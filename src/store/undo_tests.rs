@@ -88,6 +88,18 @@ fn undo_walks_back_through_your_changes_one_at_a_time() {
     assert_eq!(undone[0]["field"], "priority");
     assert_eq!(undone[0]["restored"], "normal");
     assert_eq!(undone[0]["was"], "high");
+    // The audit log says it in words.
+    let row = s
+        .conversation_events(c, 100)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "undone")
+        .unwrap();
+    assert!(
+        crate::store::audit::describe(&row).contains("priority back to normal"),
+        "{}",
+        crate::store::audit::describe(&row)
+    );
 }
 
 #[test]
