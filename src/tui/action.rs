@@ -719,6 +719,7 @@ mod tests {
             vec![
                 "refresh",
                 "reopen",
+                "repeat",
                 "reply",
                 "reply_via",
                 "resolve",
