@@ -166,7 +166,7 @@ pub(crate) fn unseen_changes(
          WHERE e.conversation_id = ?1 AND e.id > ?2
            AND (e.kind = 'message_in'
                 OR (e.kind IN ('message_out', 'note', 'assigned', 'status_changed',
-                               'priority_changed', 'team_changed')
+                               'priority_changed', 'team_changed', 'undone')
                     AND e.actor <> ?3))
          ORDER BY e.id LIMIT ?4",
     )?;
@@ -263,6 +263,22 @@ fn describe_change(
         "team_changed" => match field("team") {
             Some(t) => format!("{actor} moved it to team {t}"),
             None => format!("{actor} took it out of its team"),
+        },
+        // bulk: another agent's `u` (a tag undone is left out of the guard like a tag).
+        "undone" => match data.get("restored") {
+            Some(serde_json::Value::String(v)) => format!(
+                "{actor} undid a change: {} back to {v}",
+                field("field").unwrap_or_else(|| "?".into())
+            ),
+            Some(serde_json::Value::Object(o)) => format!(
+                "{actor} undid a change: {} back to {}",
+                field("field").unwrap_or_else(|| "?".into()),
+                o.get("status").and_then(|v| v.as_str()).unwrap_or("?")
+            ),
+            _ => format!(
+                "{actor} undid a change: {} back to none",
+                field("field").unwrap_or_else(|| "?".into())
+            ),
         },
         other => format!("{actor}: {}", other.replace('_', " ")),
     }

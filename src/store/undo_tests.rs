@@ -315,3 +315,30 @@ fn undoing_out_of_scope_is_refused() {
     assert_eq!(r.refused.len(), 1, "{r:?}");
     assert!(r.refused[0].reason.contains("teams"));
 }
+
+#[test]
+fn another_agents_undo_stops_a_reply_written_before_it() {
+    let mut s = Store::open_in_memory().unwrap();
+    let c = put(&mut s, "ann@x.org", T0);
+    s.set_priority(c, Priority::Urgent, "bob", T0 + MIN)
+        .unwrap();
+    let seen = s.last_event_id().unwrap();
+    s.undo_last("bob", T0 + 2 * MIN).unwrap();
+    match s.queue_reply_guarded(
+        c,
+        Channel::Email,
+        "carol",
+        "on it",
+        T0 + 3 * MIN,
+        Some(seen),
+    ) {
+        Err(StoreError::Stale(changes)) => {
+            assert_eq!(changes.len(), 1);
+            assert_eq!(
+                changes[0].what,
+                "bob undid a change: priority back to normal"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
