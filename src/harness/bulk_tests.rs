@@ -6,7 +6,7 @@
 
 use super::tests::{MIN, NOW, harness};
 use crate::harness::Harness;
-use crate::model::{ConversationId, Millis, Priority, Status};
+use crate::model::{ConversationId, Priority, Status};
 use crate::tui::app::{Mode, PromptKind};
 
 fn ids(h: &Harness) -> Vec<ConversationId> {
@@ -288,12 +288,44 @@ fn a_team_agent_changes_only_what_their_teams_see_and_a_viewer_nothing() {
     assert!(matches!(resp, crate::api::Response::Refused(_)), "{resp:?}");
 }
 
+#[test]
+fn g_over_more_than_twenty_asks_by_default_and_one_u_takes_it_all_back() {
+    let store = crate::harness::bulk_workspace(30, NOW).unwrap();
+    let mut h = Harness::new(store, "me", 160, 45, NOW).unwrap();
+    assert_eq!(h.app.bulk_confirm_over, 20, "the shipped default");
+    h.keys(":g/refund from:bigcorp.com/tag bulk<CR>").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("tag bulk on 30 conversations matching 'refund from:bigcorp.com'?"),
+        "{screen}"
+    );
+    h.keys("y").unwrap();
+    let line = message_line(&mut h);
+    assert!(line.contains("tag: 30 of 30"), "{line}");
+    let tagged = |h: &Harness| {
+        (1..=30)
+            .filter(|i| {
+                h.store
+                    .conversation_tags(ConversationId(*i))
+                    .unwrap()
+                    .contains(&"bulk".to_string())
+            })
+            .count()
+    };
+    assert_eq!(tagged(&h), 30);
+    h.keys("u").unwrap();
+    assert_eq!(tagged(&h), 0);
+    let line = message_line(&mut h);
+    assert!(line.contains("undone 30 changes"), "{line}");
+}
+
 /// The benchmark the lead runs (`cargo test --release --lib bench_global -- --ignored
 /// --nocapture`): `:g//` over 10,000 conversations through the real keymap, handler and store.
 #[test]
 #[ignore = "benchmark: 10,000 conversations; run by the lead"]
 fn bench_global_over_10000_conversations() {
-    let (store, n) = store_with_conversations(10_000);
+    let n = 10_000;
+    let store = crate::harness::bulk_workspace(n, NOW).unwrap();
     let mut h = Harness::new(store, "me", 160, 45, NOW).unwrap();
     h.app.bulk_confirm_over = usize::MAX;
     let t = std::time::Instant::now();
@@ -305,35 +337,4 @@ fn bench_global_over_10000_conversations() {
     let t = std::time::Instant::now();
     h.keys("u").unwrap();
     println!("u of it: {:.3} s", t.elapsed().as_secs_f64());
-}
-
-/// `n` open conversations, each with one customer message saying "refund" (one transaction).
-pub fn store_with_conversations(n: usize) -> (crate::store::Store, usize) {
-    use crate::identity::Claim;
-    use crate::ingest::{Inbound, Settings, ingest_in};
-    use crate::model::{Channel, Direction, IdentityKind};
-    let mut store = crate::store::Store::open_in_memory().unwrap();
-    let settings = Settings::default();
-    let tx = store.write().unwrap();
-    for i in 0..n {
-        let at: Millis = NOW - 86_400_000 + i as Millis;
-        let m = Inbound {
-            channel: Channel::Email,
-            account: String::new(),
-            external_id: format!("<bench-{i}@x>"),
-            direction: Direction::In,
-            customer: Claim::new(IdentityKind::Email, format!("c{i}@bigcorp.com")),
-            linked: Vec::new(),
-            customer_name: Some(format!("Customer {i}")),
-            author: None,
-            subject: Some("Refund".into()),
-            body: format!("where is my refund for order {i}"),
-            sent_at: at,
-            meta: None,
-            cursor: None,
-        };
-        ingest_in(&tx, &m, &settings, at).unwrap();
-    }
-    tx.commit().unwrap();
-    (store, n)
 }
