@@ -1198,6 +1198,14 @@ mod tests {
     }
 
     #[test]
+    fn bulk_confirm_over_defaults_to_20_and_is_set_under_ui() {
+        assert_eq!(load_text("").unwrap().bulk_confirm_over, 20);
+        let c = load_text("[ui]\nbulk_confirm_over = 50\n").unwrap();
+        assert_eq!(c.bulk_confirm_over, 50);
+        assert!(load_text("[ui]\nbulk_confirm_over = -1\n").is_err());
+    }
+
+    #[test]
     fn the_web_chat_runs_only_when_enabled_with_the_configs_threading() {
         assert!(load_text("").unwrap().webchat_options().is_none());
         let c = load_text(

@@ -206,6 +206,10 @@ fn g_runs_a_verb_on_every_match_and_asks_first_above_the_threshold() {
                 .contains(&"all".to_string())
         );
     }
+    // A pattern that contradicts the view is refused, not widened past it.
+    h.keys(":g/status:resolved/reopen<CR>").unwrap();
+    let line = message_line(&mut h);
+    assert!(line.contains("outside the view"), "{line}");
     // Nothing matches: said, nothing changes.
     h.keys(":g/zebra/resolve<CR>").unwrap();
     let line = message_line(&mut h);
