@@ -117,9 +117,9 @@ impl Verb {
                 "-" | "none" | "nobody" => Verb::Assign(None),
                 "me" => Verb::Assign(Some(me.to_string())),
                 "" => return Ok(None),
-                // `assign team billing` (the macro example): the team, by name.
-                who if who.starts_with("team ") => {
-                    Verb::Team(Some(who["team ".len()..].trim().to_string()))
+                // `assign team billing`: the team, whatever the agents are called.
+                t if t.starts_with("team ") && t.len() > 5 => {
+                    Verb::Team(Some(t[5..].trim().to_string()))
                 }
                 who => Verb::Assign(Some(who.to_string())),
             },
@@ -350,4 +350,112 @@ pub fn after_reply(
     }
     store.set_status(conversation, Status::Pending, None, agent, now)?;
     Ok(true)
+}
+
+/// What one bulk request ([`apply_bulk`]: `V` + a verb, `:g//`) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BulkReport {
+    /// The verb's name (`tag`, `assign`, `status`...).
+    pub verb: String,
+    /// How many conversations were asked for.
+    pub asked: usize,
+    /// The conversations changed (each change is its own audit event).
+    pub done: Vec<ConversationId>,
+    /// The ones left alone, and why (not in the agent's teams, someone else's, an invariant).
+    pub refused: Vec<(ConversationId, String)>,
+}
+
+impl BulkReport {
+    /// The one summary line: "tag: 18 of 20 conversations; 2 refused (#3: ...; #5: ...)".
+    pub fn line(&self) -> String {
+        let mut out = format!(
+            "{}: {} of {} conversation{}",
+            self.verb,
+            self.done.len(),
+            self.asked,
+            if self.asked == 1 { "" } else { "s" }
+        );
+        if !self.refused.is_empty() {
+            let shown: Vec<String> = self
+                .refused
+                .iter()
+                .take(3)
+                .map(|(id, why)| format!("#{id}: {}", crate::sanitize::for_terminal_line(why)))
+                .collect();
+            out.push_str(&format!(
+                "; {} refused ({}{})",
+                self.refused.len(),
+                shown.join("; "),
+                if self.refused.len() > 3 { "; ..." } else { "" }
+            ));
+        }
+        if !self.done.is_empty() {
+            out.push_str(" (u undoes them all)");
+        }
+        out
+    }
+}
+
+/// Whether a verb may run over many conversations at once (the queue verbs; not a retry, an
+/// identity or a claim, which are about one customer).
+pub fn bulk_verb(verb: &Verb) -> bool {
+    matches!(
+        verb,
+        Verb::Assign(_)
+            | Verb::Reassign { note: None, .. }
+            | Verb::Status(..)
+            | Verb::Priority(_)
+            | Verb::Tag(_)
+            | Verb::Untag(_)
+            | Verb::Team(_)
+            | Verb::Vip(_)
+    )
+}
+
+/// Apply one verb to many conversations in ONE transaction ([`Store::batch`]), each change
+/// its own audit event, all stamped `now` (so one `u` undoes the lot). A conversation the
+/// agent's scope does not see, one someone else owns (an assignment asks per conversation;
+/// [`Owner::Any`] takes them), or one an invariant stops is refused in the report, not an
+/// error: the others still change. Callable with a rule's actor (`rule:ID`) too.
+pub fn apply_bulk(
+    store: &mut Store,
+    conversations: &[ConversationId],
+    verb: Verb,
+    agent: &str,
+    now: Millis,
+) -> anyhow::Result<BulkReport> {
+    if !bulk_verb(&verb) {
+        anyhow::bail!(
+            "'{}' works on one conversation at a time: select one (Esc leaves the selection)",
+            verb.name()
+        );
+    }
+    let mut report = BulkReport {
+        verb: verb.name().to_string(),
+        asked: conversations.len(),
+        ..Default::default()
+    };
+    store.batch(|s| -> anyhow::Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for &id in conversations {
+            if !seen.insert(id) {
+                continue;
+            }
+            match apply(s, id, verb.clone(), agent, now) {
+                Ok(Outcome::Done(_)) => report.done.push(id),
+                Ok(Outcome::Confirm { question, .. }) => report.refused.push((id, question)),
+                Err(e) => {
+                    let why = match e.downcast_ref::<crate::store::StoreError>() {
+                        Some(crate::store::StoreError::NoConversation(_)) => {
+                            "not found, or not in your teams".to_string()
+                        }
+                        _ => e.to_string(),
+                    };
+                    report.refused.push((id, why));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(report)
 }

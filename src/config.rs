@@ -23,6 +23,8 @@ pub const EXAMPLE: &str = include_str!("../config/braid.example.toml");
 pub const DEFAULT_REOPEN_WINDOW_MS: i64 = crate::ingest::DEFAULT_REOPEN_WINDOW_MS;
 /// Default for `[ui] three_pane_min_width`.
 pub const DEFAULT_THREE_PANE_MIN_WIDTH: u16 = 140;
+/// Default for `[ui] bulk_confirm_over`: `:g//` asks before changing more conversations.
+pub const DEFAULT_BULK_CONFIRM_OVER: usize = 20;
 /// Name of the config file inside the XDG config dir.
 pub const CONFIG_FILE: &str = "config.toml";
 
@@ -39,6 +41,8 @@ pub struct Config {
     pub reopen_window_ms: i64,
     /// Below this terminal width the profile pane folds into a toggle.
     pub three_pane_min_width: u16,
+    /// `[ui] bulk_confirm_over`: `:g//` asks (y/n) before changing more conversations than this.
+    pub bulk_confirm_over: usize,
     /// An agent's reply moves an open conversation to pending (waiting on the customer).
     pub pending_after_reply: bool,
     /// A user keymap file merged over the shipped one.
@@ -389,6 +393,7 @@ impl Config {
             source: None,
             reopen_window_ms: DEFAULT_REOPEN_WINDOW_MS,
             three_pane_min_width: DEFAULT_THREE_PANE_MIN_WIDTH,
+            bulk_confirm_over: DEFAULT_BULK_CONFIRM_OVER,
             pending_after_reply: false,
             keymap_file: None,
             theme: Theme::default(),
@@ -575,6 +580,7 @@ struct RawNotifications {
 #[serde(deny_unknown_fields)]
 struct RawUi {
     three_pane_min_width: Option<Spanned<u16>>,
+    bulk_confirm_over: Option<usize>,
 }
 
 macro_rules! raw_theme {
@@ -1000,6 +1006,10 @@ impl RawConfig {
             source,
             reopen_window_ms,
             three_pane_min_width,
+            bulk_confirm_over: self
+                .ui
+                .bulk_confirm_over
+                .unwrap_or(DEFAULT_BULK_CONFIRM_OVER),
             pending_after_reply: self.pending_after_reply.unwrap_or(false),
             keymap_file,
             theme,
@@ -1277,6 +1287,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "c.toml", text);
         Config::load_with(Some(&path), None, &env_in(dir.path()))
+    }
+
+    #[test]
+    fn bulk_confirm_over_defaults_to_20_and_is_set_under_ui() {
+        assert_eq!(load_text("").unwrap().bulk_confirm_over, 20);
+        let c = load_text("[ui]\nbulk_confirm_over = 50\n").unwrap();
+        assert_eq!(c.bulk_confirm_over, 50);
+        assert!(load_text("[ui]\nbulk_confirm_over = -1\n").is_err());
     }
 
     #[test]

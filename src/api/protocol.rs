@@ -497,6 +497,29 @@ pub enum Request {
         #[serde(skip)]
         timeout_ms: i64,
     },
+    /// One queue verb over many conversations (`V` + a verb, `:g//`), in ONE transaction on
+    /// the server: the role check is the verb's, each conversation is checked against the
+    /// agent's teams, each change is its own audit event (all stamped with one time, so one
+    /// `u` undoes them all). Answered [`Response::Bulk`] (refusals per conversation inside).
+    Bulk {
+        conversations: Vec<ConversationId>,
+        verb: crate::actions::Verb,
+    },
+    /// `:g/PATTERN/CMD`: the conversations of `view` that match the search `pattern` (the `/`
+    /// search syntax), or with `invert` (`:v//`) those that do not; at most `limit`. Answered
+    /// [`Response::Matching`]; nothing changes (the client counts, asks, then sends a
+    /// [`Request::Bulk`] with exactly these ids).
+    Matching {
+        view: QueueView,
+        pattern: String,
+        #[serde(default)]
+        invert: bool,
+        limit: usize,
+    },
+    /// `u`: undo the agent's newest change not yet undone (status, snooze, assignee,
+    /// priority, tags, team; one verb or one bulk request), audited `undone`. Again walks
+    /// further back. Answered [`Response::Undone`].
+    Undo,
 }
 
 /// What a [`Request::Post`] writes.
@@ -698,6 +721,9 @@ impl Request {
             Request::RulesTest { .. } => "rules_test",
             Request::RenderCanned { .. } => "render_canned",
             Request::Suggest { .. } => "suggest",
+            Request::Bulk { .. } => "bulk",
+            Request::Matching { .. } => "matching",
+            Request::Undo => "undo",
         }
     }
 
@@ -854,6 +880,19 @@ pub enum Response {
         conversation: ConversationId,
         text: String,
     },
+    /// The answer to [`Request::Bulk`].
+    Bulk(Box<crate::actions::BulkReport>),
+    /// The answer to [`Request::Matching`]: the matching conversations (view order), how
+    /// many match in all (`total` > `ids.len()` when `limit` cut them), and the request as
+    /// asked (the client pairs it with the command it runs).
+    Matching {
+        pattern: String,
+        invert: bool,
+        ids: Vec<ConversationId>,
+        total: usize,
+    },
+    /// The answer to [`Request::Undo`].
+    Undone(Box<crate::store::UndoReport>),
 }
 
 /// A file sent to a client (base64 in the JSON).

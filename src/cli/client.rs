@@ -197,5 +197,8 @@ fn response_name(r: &Response) -> &'static str {
         Response::RulesTested(_) => "rules_tested",
         Response::Canned { .. } => "canned",
         Response::Suggestion { .. } => "suggestion",
+        Response::Bulk(_) => "bulk",
+        Response::Matching { .. } => "matching",
+        Response::Undone(_) => "undone",
     }
 }

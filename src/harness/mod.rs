@@ -168,8 +168,44 @@ impl Harness {
     }
 }
 
+/// A workspace of `n` open conversations, each a different customer at `@bigcorp.com` with one
+/// email asking about a refund ("where is my refund for order I"), arriving over the day
+/// before `now`; written in one transaction. The `:g//` benchmark's data (`:g/refund/tag
+/// bulk` touches all `n`): see `bench_global_over_10000_conversations` in bulk_tests.rs.
+pub fn bulk_workspace(n: usize, now: Millis) -> anyhow::Result<Store> {
+    use crate::identity::Claim;
+    use crate::ingest::{Inbound, Settings, ingest_in};
+    use crate::model::{Channel, Direction, IdentityKind};
+    let mut store = Store::open_in_memory()?;
+    let settings = Settings::default();
+    let tx = store.write()?;
+    for i in 0..n {
+        let at: Millis = now - 86_400_000 + i as Millis;
+        let m = Inbound {
+            channel: Channel::Email,
+            account: String::new(),
+            external_id: format!("<bench-{i}@x>"),
+            direction: Direction::In,
+            customer: Claim::new(IdentityKind::Email, format!("c{i}@bigcorp.com")),
+            linked: Vec::new(),
+            customer_name: Some(format!("Customer {i}")),
+            author: None,
+            subject: Some("Refund".into()),
+            body: format!("where is my refund for order {i}"),
+            sent_at: at,
+            meta: None,
+            cursor: None,
+        };
+        ingest_in(&tx, &m, &settings, at)?;
+    }
+    tx.commit()?;
+    Ok(store)
+}
+
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+mod bulk_tests;
 #[cfg(test)]
 mod canned_tests;
 #[cfg(test)]

@@ -1385,7 +1385,7 @@ fn notify_agents() -> Vec<crate::store::NotifyAgent> {
 }
 
 /// The conversation of the queue row named `name`.
-fn conversation_named(h: &Harness, name: &str) -> crate::model::ConversationId {
+pub(super) fn conversation_named(h: &Harness, name: &str) -> crate::model::ConversationId {
     h.app
         .queue
         .rows

@@ -75,6 +75,15 @@ pub fn needed_role(req: &Request) -> Role {
         Request::Compose { .. } | Request::RenderCanned { .. } | Request::Suggest { .. } => {
             Role::Agent
         }
+        Request::Matching { .. } => Role::Viewer,
+        // The same role as the verb on one conversation (a VIP change needs a supervisor).
+        Request::Bulk { verb, .. } => needed_role(&Request::Write {
+            conversation: crate::model::ConversationId(0),
+            contact: crate::model::ContactId(0),
+            write: Write::Verb(verb.clone()),
+        }),
+        // Undo reverses a conversation verb (status, assignee, priority, tags, team): an agent's.
+        Request::Undo => Role::Agent,
         Request::Write { write, .. } => match write {
             Write::Reply { .. }
             | Write::Note { .. }
@@ -108,6 +117,10 @@ fn describe(req: &Request) -> String {
             },
         },
         Request::Compose { .. } => "writing a reply or note".into(),
+        Request::Bulk { verb, .. } => match verb {
+            Verb::Vip(_) => "changing VIP".into(),
+            other => format!("'{}' on a selection", other.name()),
+        },
         other => format!("'{}'", other.name()),
     }
 }
@@ -257,5 +270,34 @@ mod tests {
             limit: 10,
         };
         assert!(check(&who(Role::Viewer), &cards).is_ok());
+    }
+
+    #[test]
+    fn bulk_and_undo_need_the_role_of_the_verb() {
+        let bulk = |verb: Verb| Request::Bulk {
+            conversations: vec![ConversationId(1), ConversationId(2)],
+            verb,
+        };
+        let viewer = who(Role::Viewer);
+        let agent = who(Role::Agent);
+        let tag = bulk(Verb::Tag("refund".into()));
+        assert!(check(&viewer, &tag).is_err());
+        assert!(check(&agent, &tag).is_ok());
+        let vip = bulk(Verb::Vip(true));
+        let err = check(&agent, &vip).unwrap_err();
+        assert!(
+            err.contains("changing VIP") && err.contains("supervisor"),
+            "{err}"
+        );
+        assert!(check(&who(Role::Supervisor), &vip).is_ok());
+        assert!(check(&viewer, &Request::Undo).is_err());
+        assert!(check(&agent, &Request::Undo).is_ok());
+        let matching = Request::Matching {
+            view: crate::api::QueueView::Filter(crate::store::QueueFilter::All),
+            pattern: "refund".into(),
+            invert: false,
+            limit: 10,
+        };
+        assert!(check(&viewer, &matching).is_ok());
     }
 }

@@ -625,6 +625,32 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                 Err(e) => Response::Error(e.to_string()),
             }
         }
+        Request::Bulk {
+            conversations,
+            verb,
+        } => {
+            let report =
+                crate::actions::apply_bulk(store, &conversations, verb, &agent, now_millis())?;
+            tracing::info!(agent = %agent, verb = %report.verb, asked = report.asked,
+                done = report.done.len(), refused = report.refused.len(), "bulk");
+            Response::Bulk(Box::new(report))
+        }
+        Request::Matching {
+            view,
+            pattern,
+            invert,
+            limit,
+        } => {
+            let limit = limit.min(MAX_LIST);
+            let (ids, total) = matching(store, &agent, &view, &pattern, invert, limit)?;
+            Response::Matching {
+                pattern,
+                invert,
+                ids,
+                total,
+            }
+        }
+        Request::Undo => Response::Undone(Box::new(store.undo_last(&agent, now_millis())?)),
     })
 }
 
@@ -650,6 +676,88 @@ pub fn resolve_canned(
         }
         _ => {}
     }
+}
+
+/// The most messages a `:g//` with words reads to find its conversations.
+const MATCHING_HITS: usize = 1_000_000;
+
+/// `:g/PATTERN/` (`invert`: `:v/PATTERN/`): the conversations of `view` the search `pattern`
+/// matches (or does not), at most `limit`, and how many in all.
+fn matching(
+    store: &Store,
+    me: &str,
+    view: &QueueView,
+    pattern: &str,
+    invert: bool,
+    limit: usize,
+) -> anyhow::Result<(Vec<ConversationId>, usize)> {
+    // The view as a query: a filter's status / assignee / team, or the search it is.
+    let (base, base_text) = match view {
+        QueueView::Filter(f) => (narrowed(f, None, None, me)?, String::new()),
+        QueueView::Search(s) => (
+            SearchQuery::parse_as(s, Some(me)).map_err(anyhow::Error::msg)?,
+            s.clone(),
+        ),
+    };
+    let within = |extra: &str| -> anyhow::Result<SearchQuery> {
+        let text = format!("{base_text} {extra}");
+        let mut q = match text.trim() {
+            // `:g//CMD`: every conversation of the view.
+            "" => SearchQuery::default(),
+            t => SearchQuery::parse_as(t, Some(me)).map_err(anyhow::Error::msg)?,
+        };
+        let label = match view {
+            QueueView::Filter(f) => f.label(),
+            QueueView::Search(s) => s.clone(),
+        };
+        macro_rules! keep_view {
+            ($field:ident, $key:literal) => {
+                match (&q.$field, &base.$field) {
+                    (Some(a), Some(b)) if a != b => anyhow::bail!(
+                        "the pattern's {}: is outside the view ({label}): switch to a view that holds them first",
+                        $key
+                    ),
+                    (None, Some(b)) => q.$field = Some(b.clone()),
+                    _ => {}
+                }
+            };
+        }
+        keep_view!(status, "status");
+        keep_view!(assignee, "assignee");
+        keep_view!(team, "team");
+        Ok(q)
+    };
+    let ids_of = |q: &SearchQuery| -> anyhow::Result<Vec<ConversationId>> {
+        let words = q.fts.is_some()
+            || q.from.is_some()
+            || q.channel.is_some()
+            || q.direction.is_some()
+            || q.after.is_some()
+            || q.before.is_some();
+        if !words {
+            let (rows, _) = store.filtered_conversations(q, MAX_LIST)?;
+            return Ok(rows.into_iter().map(|r| r.id).collect());
+        }
+        let mut seen = std::collections::HashSet::new();
+        Ok(store
+            .search(q, MATCHING_HITS)?
+            .into_iter()
+            .map(|h| h.conversation_id)
+            .filter(|c| seen.insert(*c))
+            .collect())
+    };
+    let hits = ids_of(&within(pattern)?)?;
+    let ids: Vec<ConversationId> = if invert {
+        let hit: std::collections::HashSet<ConversationId> = hits.into_iter().collect();
+        ids_of(&within("")?)?
+            .into_iter()
+            .filter(|c| !hit.contains(c))
+            .collect()
+    } else {
+        hits
+    };
+    let total = ids.len();
+    Ok((ids.into_iter().take(limit).collect(), total))
 }
 
 /// A script's write (`braid reply`, `note`, the verbs) as `agent`: what was written.

@@ -360,6 +360,29 @@ pub fn describe(e: &EventRow) -> String {
             get("action").unwrap_or_else(|| "?".into()),
             get("reason").unwrap_or_default()
         ),
+        // bulk: `u`. The restored value may be an object (a snooze with its time).
+        "undone" => {
+            let restored = match data.as_ref().and_then(|d| d.get("restored")) {
+                Some(serde_json::Value::Object(o)) => match o.get("snoozed_until") {
+                    Some(t) => format!("snoozed until {}", utc(t.as_i64().unwrap_or_default())),
+                    None => generic(data.as_ref().and_then(|d| d.get("restored"))),
+                },
+                _ => get("restored").unwrap_or_else(|| "none".into()),
+            };
+            match (get("field").as_deref(), get("tag")) {
+                (Some("tag"), Some(t)) => format!(
+                    "UNDID {} (event #{}): tag {t} {restored} again",
+                    get("kind").unwrap_or_default().replace('_', " "),
+                    get("undid").unwrap_or_default()
+                ),
+                (field, _) => format!(
+                    "UNDID {} (event #{}): {} back to {restored}",
+                    get("kind").unwrap_or_default().replace('_', " "),
+                    get("undid").unwrap_or_default(),
+                    field.unwrap_or("?")
+                ),
+            }
+        }
         "note" => "added a note".into(),
         "message_in" => "customer message".into(),
         "message_out" => match (get("channel"), get("to")) {

@@ -466,6 +466,12 @@ impl Store {
                     )));
                 }
             }
+            // What it was, so `u` (undo) restores it exactly.
+            let (from, from_snoozed, from_resolved): (Status, Option<Millis>, Option<Millis>) = tx
+                .prepare_cached(
+                    "SELECT status, snoozed_until, resolved_at FROM conversations WHERE id = ?1",
+                )?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             tx.execute(
                 "UPDATE conversations SET status = ?2,
                     snoozed_until = CASE WHEN ?2 = 'snoozed' THEN ?3 ELSE NULL END,
@@ -479,7 +485,13 @@ impl Store {
                 actor,
                 EventKind::StatusChanged,
                 refs(id, contact),
-                Some(&serde_json::json!({ "status": status, "snoozed_until": snoozed_until })),
+                Some(&serde_json::json!({
+                    "status": status,
+                    "snoozed_until": snoozed_until,
+                    "from": from,
+                    "from_snoozed_until": from_snoozed,
+                    "from_resolved_at": from_resolved,
+                })),
             )?;
             Ok(())
         })
@@ -495,6 +507,9 @@ impl Store {
         let scoped = self.scoped();
         self.write_with(|tx| {
             let contact = scope::conversation_contact(tx, id, scoped)?;
+            let from: Priority = tx
+                .prepare_cached("SELECT priority FROM conversations WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))?;
             tx.execute(
                 "UPDATE conversations SET priority = ?2 WHERE id = ?1",
                 (id, priority),
@@ -505,7 +520,7 @@ impl Store {
                 actor,
                 EventKind::PriorityChanged,
                 refs(id, contact),
-                Some(&serde_json::json!({ "priority": priority })),
+                Some(&serde_json::json!({ "priority": priority, "from": from })),
             )?;
             Ok(())
         })

@@ -166,7 +166,7 @@ pub(crate) fn unseen_changes(
          WHERE e.conversation_id = ?1 AND e.id > ?2
            AND (e.kind = 'message_in'
                 OR (e.kind IN ('message_out', 'note', 'assigned', 'status_changed',
-                               'priority_changed', 'team_changed')
+                               'priority_changed', 'team_changed', 'undone')
                     AND e.actor <> ?3))
          ORDER BY e.id LIMIT ?4",
     )?;
@@ -264,6 +264,22 @@ fn describe_change(
             Some(t) => format!("{actor} moved it to team {t}"),
             None => format!("{actor} took it out of its team"),
         },
+        // bulk: another agent's `u` (a tag undone is left out of the guard like a tag).
+        "undone" => match data.get("restored") {
+            Some(serde_json::Value::String(v)) => format!(
+                "{actor} undid a change: {} back to {v}",
+                field("field").unwrap_or_else(|| "?".into())
+            ),
+            Some(serde_json::Value::Object(o)) => format!(
+                "{actor} undid a change: {} back to {}",
+                field("field").unwrap_or_else(|| "?".into()),
+                o.get("status").and_then(|v| v.as_str()).unwrap_or("?")
+            ),
+            _ => format!(
+                "{actor} undid a change: {} back to none",
+                field("field").unwrap_or_else(|| "?".into())
+            ),
+        },
         other => format!("{actor}: {}", other.replace('_', " ")),
     }
 }
@@ -292,6 +308,27 @@ pub(crate) fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
     })
 }
 
+thread_local! {
+    /// The bulk request ([`super::Store::batch`]) this thread is writing, if any.
+    static BATCH: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+}
+
+/// While alive, every event appended on this thread carries `"batch": ID` in its data (the
+/// store's connection is used by one thread at a time; a batch runs synchronously).
+pub(crate) struct BatchMark(Option<i64>);
+
+impl BatchMark {
+    pub(crate) fn start(id: i64) -> BatchMark {
+        BatchMark(BATCH.with(|b| b.replace(Some(id))))
+    }
+}
+
+impl Drop for BatchMark {
+    fn drop(&mut self) {
+        BATCH.with(|b| b.set(self.0));
+    }
+}
+
 /// Append one event inside the caller's transaction.
 pub(crate) fn append(
     conn: &Connection,
@@ -301,6 +338,24 @@ pub(crate) fn append(
     refs: EventRefs,
     data: Option<&serde_json::Value>,
 ) -> Result<EventId> {
+    let marked;
+    let data = match BATCH.with(std::cell::Cell::get) {
+        Some(batch) => {
+            let mut d = match data {
+                Some(serde_json::Value::Object(o)) => o.clone(),
+                Some(other) => {
+                    let mut o = serde_json::Map::new();
+                    o.insert("value".into(), other.clone());
+                    o
+                }
+                None => serde_json::Map::new(),
+            };
+            d.insert("batch".into(), batch.into());
+            marked = serde_json::Value::Object(d);
+            Some(&marked)
+        }
+        None => data,
+    };
     conn.prepare_cached(
         "INSERT INTO events(at, actor, kind, conversation_id, contact_id, message_id, data)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

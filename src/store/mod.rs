@@ -22,6 +22,9 @@ mod scope;
 mod search;
 mod sqlmap;
 mod tx;
+mod undo;
+#[cfg(test)]
+mod undo_tests;
 
 pub use audit::{AuditFilter, AuditPage, AuditPosition};
 pub use claims::ClaimRow;
@@ -40,9 +43,10 @@ pub use rules::{Applied, OtherOp, RuleApply, RuleOp};
 pub use scope::Scope;
 pub use search::{ConversationHits, SearchHit, SearchQuery};
 pub use tx::Tx;
+pub use undo::{UndoRefusal, UndoReport};
 
 use rusqlite::functions::FunctionFlags;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -254,17 +258,71 @@ impl Store {
     }
 
     /// Run `f` inside one IMMEDIATE transaction and commit it (the store's own verbs; other
-    /// modules take a [`Tx`] from [`Store::write`]).
-    pub(crate) fn write_with<T>(
-        &mut self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
-    ) -> Result<T> {
+    /// modules take a [`Tx`] from [`Store::write`]). Inside [`Store::batch`] it runs in a
+    /// savepoint of the batch's transaction instead: its work commits with the batch, and its
+    /// failure undoes only its own work.
+    pub(crate) fn write_with<T>(&mut self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if !self.conn.is_autocommit() {
+            let sp = self.conn.savepoint()?;
+            // Dropped on an error: rolled back to where it began.
+            let out = f(&sp)?;
+            sp.commit()?;
+            return Ok(out);
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Run `f` with the store's verbs (assign, set_status, tag, ...) inside ONE IMMEDIATE
+    /// transaction: a bulk change (`V` + verb, `:g//`) commits once, and each verb runs in a
+    /// savepoint, so one conversation's failure (not in the agent's teams, an invariant)
+    /// leaves the others' changes in. An error returned by `f` rolls everything back.
+    pub fn batch<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        if !self.conn.is_autocommit() {
+            return Err(StoreError::Invalid(
+                "a batch cannot start inside another transaction".into(),
+            )
+            .into());
+        }
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(StoreError::from)?;
+        // Every event the batch writes names it (`data.batch`: the first id it can have), so
+        // one `u` undoes the batch as one change.
+        let first = self.last_event_id().map(|e| e.0 + 1);
+        let first = match first {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+        };
+        let marking = events::BatchMark::start(first);
+        let out = f(self);
+        drop(marking);
+        match out {
+            Ok(v) => {
+                if let Err(e) = self.conn.execute_batch("COMMIT") {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Err(StoreError::from(e).into());
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    // Best effort: the batch's error is the one to report.
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Bring the planner's statistics up to date where a table has grown or shrunk a lot

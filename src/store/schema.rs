@@ -454,4 +454,8 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_open_due ON tasks(state, due_at);
 CREATE INDEX tasks_assignee ON tasks(assignee, state, due_at);
 CREATE INDEX tasks_contact ON tasks(contact_id, state);
+-- bulk: `u` (undo) skips the changes an agent already undid (or whose undo was refused as
+-- overtaken): their `undone` / `refused` events name the change in data.undid.
+CREATE INDEX events_undid ON events(json_extract(data, '$.undid'))
+    WHERE kind IN ('undone', 'refused');
 "#;

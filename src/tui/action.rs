@@ -74,6 +74,43 @@ pub enum Action {
     Rules,
     /// Composer: throw the draft away and close.
     Discard,
+    // bulk editing
+    /// `u`: undo your last change (server-side, audited); again goes further back.
+    Undo,
+    /// `.`: repeat the last change on the current conversation (a count: on that many rows
+    /// from the cursor down; with a selection: on the selection).
+    Repeat,
+    /// `V`: start (or leave) a visual line selection in the queue.
+    Visual,
+    /// `:g/PATTERN/COMMAND` (`:v/PATTERN/COMMAND` with `invert`): run a queue verb over
+    /// every conversation of the view the search matches (or does not).
+    Global {
+        invert: bool,
+        arg: Option<GlobalArg>,
+    },
+}
+
+/// The two parts of `:g/PATTERN/COMMAND`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalArg {
+    /// A search in the `/` syntax (may be empty: every conversation of the view).
+    pub pattern: String,
+    /// The ex command to run on each, e.g. `tag refund`, `assign team billing`.
+    pub command: String,
+}
+
+/// `/PATTERN/COMMAND` (the part after `:g`).
+fn parse_global(rest: &str) -> Result<GlobalArg, String> {
+    let usage = "usage: g/PATTERN/COMMAND, e.g. g/refund from:bigcorp.com/assign team billing";
+    let rest = rest.strip_prefix('/').ok_or(usage)?;
+    let (pattern, command) = rest.split_once('/').ok_or(usage)?;
+    if command.trim().is_empty() {
+        return Err(usage.into());
+    }
+    Ok(GlobalArg {
+        pattern: pattern.trim().to_string(),
+        command: command.trim().to_string(),
+    })
 }
 
 /// `:claim link [ADDRESS]` / `:claim dismiss [ADDRESS]` (the address: when there are several).
@@ -365,6 +402,36 @@ pub const COMMANDS: &[Command] = &[
         "Your notifications, newest first (mentions, assignments, customer messages); Enter opens one"
     ),
     cmd!(
+        "undo",
+        [],
+        Args::None,
+        "Undo your last change (status, snooze, assignee, priority, tags, team; a whole bulk change at once); again goes further back"
+    ),
+    cmd!(
+        "repeat",
+        [],
+        Args::None,
+        "Repeat your last change on this conversation (a count: on that many rows; or on the selection)"
+    ),
+    cmd!(
+        "visual",
+        [],
+        Args::None,
+        "Select queue rows (j/k/counts/G/gg extend); a verb then applies to every selected one; Esc leaves"
+    ),
+    cmd!(
+        "global",
+        ["g"],
+        Args::Optional("/PATTERN/COMMAND, e.g. /refund from:bigcorp.com/assign team billing"),
+        "Run a verb on every conversation of the view that matches a search (asks first above a count)"
+    ),
+    cmd!(
+        "vglobal",
+        ["v"],
+        Args::Optional("/PATTERN/COMMAND"),
+        "Like global, on every conversation of the view that does NOT match"
+    ),
+    cmd!(
         "mark_all_read",
         [],
         Args::None,
@@ -436,6 +503,11 @@ impl Action {
             Action::Who => "who",
             Action::Rules => "rules",
             Action::Discard => "discard",
+            Action::Undo => "undo",
+            Action::Repeat => "repeat",
+            Action::Visual => "visual",
+            Action::Global { invert: false, .. } => "global",
+            Action::Global { invert: true, .. } => "vglobal",
         }
     }
 
@@ -443,6 +515,20 @@ impl Action {
     /// `identity add phone +44 20 7946 0958`. Used by the `:` prompt and by keymap values.
     pub fn parse(line: &str) -> Result<Action, String> {
         let line = line.trim();
+        // `:g/PATTERN/COMMAND`: the pattern holds spaces, so it is split before the words.
+        for (prefix, invert) in [
+            ("g/", false),
+            ("global/", false),
+            ("v/", true),
+            ("vglobal/", true),
+        ] {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return Ok(Action::Global {
+                    invert,
+                    arg: Some(parse_global(&format!("/{rest}"))?),
+                });
+            }
+        }
         let (word, rest) = match line.split_once(char::is_whitespace) {
             Some((w, r)) => (w, r.trim()),
             None => (line, ""),
@@ -543,6 +629,13 @@ impl Action {
             }),
             "notifications" => Action::Notifications,
             "mark_all_read" => Action::MarkAllRead,
+            "undo" => Action::Undo,
+            "repeat" => Action::Repeat,
+            "visual" => Action::Visual,
+            "global" | "vglobal" => Action::Global {
+                invert: cmd.name == "vglobal",
+                arg: arg.map(|a| parse_global(&a)).transpose()?,
+            },
             other => return Err(format!("command '{other}' has no action")),
         })
     }
@@ -614,12 +707,49 @@ mod tests {
     }
 
     #[test]
+    fn global_commands() {
+        assert_eq!(
+            Action::parse("g/refund from:bigcorp.com/assign team billing").unwrap(),
+            Action::Global {
+                invert: false,
+                arg: Some(GlobalArg {
+                    pattern: "refund from:bigcorp.com".into(),
+                    command: "assign team billing".into(),
+                }),
+            }
+        );
+        assert_eq!(
+            Action::parse("v//resolve").unwrap(),
+            Action::Global {
+                invert: true,
+                arg: Some(GlobalArg {
+                    pattern: String::new(),
+                    command: "resolve".into(),
+                }),
+            }
+        );
+        assert_eq!(
+            Action::parse("global /x/tag a").unwrap(),
+            Action::Global {
+                invert: false,
+                arg: Some(GlobalArg {
+                    pattern: "x".into(),
+                    command: "tag a".into(),
+                }),
+            }
+        );
+        assert!(Action::parse("g/refund").is_err());
+        assert!(Action::parse("g/refund/").is_err());
+    }
+
+    #[test]
     fn completion() {
         assert_eq!(
             Action::complete("re"),
             vec![
                 "refresh",
                 "reopen",
+                "repeat",
                 "reply",
                 "reply_via",
                 "resolve",

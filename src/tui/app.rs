@@ -31,6 +31,8 @@ pub const TIMELINE_PAGE: usize = 100;
 pub const SEARCH_PAGE: usize = 200;
 /// The most matching messages a search view reads (then it says to narrow the search).
 pub const SEARCH_MAX: usize = 12_800;
+/// The most conversations one `:g//` touches.
+pub const GLOBAL_MAX: usize = 100_000;
 /// Load more search results when the selection comes this close to the last row.
 const SEARCH_PREFETCH: usize = 10;
 
@@ -245,11 +247,27 @@ pub struct QueueState {
     jump_start: Option<usize>,
     /// A search view: the snippets, the matches and whether more exist.
     pub search: Option<SearchResults>,
+    /// `V`: the visual selection's anchor (an absolute row of the view); the selection runs
+    /// from it to the cursor. None: no selection.
+    pub visual: Option<usize>,
 }
 
 impl QueueState {
     pub fn current(&self) -> Option<&QueueRow> {
         self.rows.get(self.selected)
+    }
+
+    /// The selected rows (absolute, inclusive), while `V` is on.
+    pub fn visual_range(&self) -> Option<(usize, usize)> {
+        let anchor = self.visual?;
+        let cursor = self.offset + self.selected;
+        Some((anchor.min(cursor), anchor.max(cursor)))
+    }
+
+    /// Whether the row at `index` of the window is in the visual selection.
+    pub fn in_visual(&self, index: usize) -> bool {
+        self.visual_range()
+            .is_some_and(|(a, b)| (a..=b).contains(&(self.offset + index)))
     }
 }
 
@@ -338,6 +356,12 @@ pub struct App {
     pub presence: Vec<PresenceEntry>,
     /// What this client last reported, and when (repeated as a heartbeat).
     presence_sent: Option<((Option<ConversationId>, Activity), Millis)>,
+    /// The last change this agent made (a verb with its argument): what `.` repeats.
+    pub last_change: Option<Action>,
+    /// A `:g//` waiting for its matches: the verb to run and the command as typed.
+    pending_global: Option<(crate::actions::Verb, String)>,
+    /// `[ui] bulk_confirm_over`: `:g//` asks first above this many conversations.
+    pub bulk_confirm_over: usize,
 }
 
 /// Text to put into the composer once it is open and loaded.
@@ -411,6 +435,9 @@ impl App {
             notify: config.notifications,
             presence: Vec::new(),
             presence_sent: None,
+            last_change: None,
+            pending_global: None,
+            bulk_confirm_over: config.bulk_confirm_over,
         }
     }
 
@@ -702,6 +729,11 @@ impl App {
                         Vec::new()
                     }
                     Resolved::Cancelled => {
+                        // Esc leaves a visual selection first.
+                        if key.code == KeyCode::Esc && self.queue.visual.take().is_some() {
+                            self.info("selection cleared");
+                            return Vec::new();
+                        }
                         // Esc with nothing pending leaves a search view.
                         if key.code == KeyCode::Esc
                             && matches!(self.queue.view, Some(QueueView::Search(_)))
@@ -1329,9 +1361,16 @@ impl App {
             | Action::Claim(Some(_))) => {
                 let vip = self.queue.current().map(|r| r.vip).unwrap_or(false);
                 match crate::actions::Verb::from_action(&verb, &self.agent, self.now, vip) {
-                    Ok(Some(v)) => self.write(Write::Verb(
-                        v.resolve_names(&self.known_agents, &self.known_teams),
-                    )),
+                    Ok(Some(v)) => {
+                        let v = v.resolve_names(&self.known_agents, &self.known_teams);
+                        if crate::actions::bulk_verb(&v) {
+                            self.last_change = Some(verb.clone());
+                        }
+                        if self.queue.visual.is_some() {
+                            return self.bulk_on_selection(v);
+                        }
+                        self.write(Write::Verb(v))
+                    }
                     Ok(None) => self.prompt(&format!("{} ", verb.name())),
                     Err(e) => {
                         self.error(e);
@@ -1339,6 +1378,27 @@ impl App {
                     }
                 }
             }
+            Action::Undo => {
+                self.info("undoing...");
+                vec![Effect::Request(Request::Undo)]
+            }
+            Action::Repeat => self.repeat(count),
+            Action::Visual => {
+                if self.queue.visual.take().is_some() {
+                    self.info("selection cleared");
+                } else if self.queue.rows.is_empty() {
+                    self.error("nothing to select: the queue is empty");
+                } else {
+                    self.focus = Pane::Queue;
+                    self.queue.visual = Some(self.queue.offset + self.queue.selected);
+                }
+                Vec::new()
+            }
+            Action::Global { invert, arg: None } => self.prompt(if invert { "v/" } else { "g/" }),
+            Action::Global {
+                invert,
+                arg: Some(g),
+            } => self.global(invert, g),
             Action::Snooze(None) => self.prompt("snooze "),
             Action::Tag(None) => self.prompt("tag "),
             Action::Untag(None) => self.prompt("untag "),
@@ -1361,6 +1421,168 @@ impl App {
                 all: true,
             })],
         }
+    }
+
+    /// The ids of the visually selected rows (they must be loaded: the window holds up to
+    /// [`MAX_WINDOW`] rows; more is a job for `:g//`).
+    fn selection_ids(&mut self) -> Option<Vec<ConversationId>> {
+        let (a, b) = self.queue.visual_range()?;
+        let q = &self.queue;
+        let (lo, hi) = (q.offset, q.offset + q.rows.len());
+        if a < lo || b >= hi {
+            self.error(format!(
+                "the selection ({} rows) reaches past the rows loaded: select fewer, or use :g/PATTERN/COMMAND",
+                b - a + 1
+            ));
+            return None;
+        }
+        Some(q.rows[a - lo..=b - lo].iter().map(|r| r.id).collect())
+    }
+
+    /// A verb on the visual selection: one bulk request; the selection ends.
+    fn bulk_on_selection(&mut self, verb: crate::actions::Verb) -> Vec<Effect> {
+        if !crate::actions::bulk_verb(&verb) {
+            self.error(format!(
+                "'{}' works on one conversation: Esc leaves the selection",
+                verb.name()
+            ));
+            return Vec::new();
+        }
+        if self.queue.loading {
+            self.error("the queue is still loading: press it again once it shows");
+            return Vec::new();
+        }
+        let Some(ids) = self.selection_ids() else {
+            return Vec::new();
+        };
+        self.queue.visual = None;
+        vec![Effect::Request(Request::Bulk {
+            conversations: ids,
+            verb,
+        })]
+    }
+
+    /// `.`: the last change again, on this conversation, the selection, or (a count) that
+    /// many rows from the cursor down.
+    fn repeat(&mut self, count: Option<usize>) -> Vec<Effect> {
+        let Some(change) = self.last_change.clone() else {
+            self.error("nothing to repeat yet: make a change first (e, t, a, p, s...)");
+            return Vec::new();
+        };
+        match count {
+            Some(n) if n > 1 && self.queue.visual.is_none() && !self.queue.rows.is_empty() => {
+                let cursor = self.queue.offset + self.queue.selected;
+                let last = (cursor + n - 1).min(self.queue.offset + self.queue.rows.len() - 1);
+                self.queue.visual = Some(last);
+                let fx = self.dispatch(change, None);
+                self.queue.visual = None;
+                fx
+            }
+            _ => self.dispatch(change, None),
+        }
+    }
+
+    /// `:g/PATTERN/COMMAND`: ask the server which conversations of the view match; the answer
+    /// ([`Response::Matching`]) runs the verb on them (after a yes above the threshold).
+    fn global(&mut self, invert: bool, g: crate::tui::action::GlobalArg) -> Vec<Effect> {
+        let action = match Action::parse(&g.command) {
+            Ok(a) => a,
+            Err(e) => {
+                self.error(format!("g//: {e}"));
+                return Vec::new();
+            }
+        };
+        let vip = self.queue.current().map(|r| r.vip).unwrap_or(false);
+        let verb = match crate::actions::Verb::from_action(&action, &self.agent, self.now, vip) {
+            Ok(Some(v)) => v.resolve_names(&self.known_agents, &self.known_teams),
+            Ok(None) => {
+                self.error(format!(
+                    "g//: '{}' needs its argument here, e.g. g/{}/{} ARG",
+                    action.name(),
+                    g.pattern,
+                    action.name()
+                ));
+                return Vec::new();
+            }
+            Err(e) => {
+                self.error(format!("g//: {e}"));
+                return Vec::new();
+            }
+        };
+        if !crate::actions::bulk_verb(&verb) {
+            self.error(format!(
+                "g//: '{}' is not a queue verb (assign, resolve, reopen, pending, snooze, tag, untag, priority, vip)",
+                g.command
+            ));
+            return Vec::new();
+        }
+        if let Err(e) = crate::api::SearchQuery::parse_as(&g.pattern, Some(&self.agent))
+            && !g.pattern.is_empty()
+        {
+            self.error(format!("g//: {e}"));
+            return Vec::new();
+        }
+        let Some(view) = self.queue.view.clone() else {
+            self.error("g//: no queue view yet");
+            return Vec::new();
+        };
+        self.last_change = Some(action);
+        self.pending_global = Some((verb, g.command.clone()));
+        self.info(format!("g//: finding what '{}' matches...", g.pattern));
+        vec![Effect::Request(Request::Matching {
+            view,
+            pattern: crate::api::SearchQuery::resolve_me(&g.pattern, &self.agent),
+            invert,
+            limit: GLOBAL_MAX,
+        })]
+    }
+
+    /// The server's matches for a `:g//`: nothing, run, or ask first.
+    fn matching(
+        &mut self,
+        pattern: String,
+        invert: bool,
+        ids: Vec<ConversationId>,
+        total: usize,
+    ) -> Vec<Effect> {
+        let Some((verb, command)) = self.pending_global.take() else {
+            return Vec::new();
+        };
+        let what = if invert {
+            format!("not matching '{pattern}'")
+        } else {
+            format!("matching '{pattern}'")
+        };
+        let n = ids.len();
+        if n == 0 {
+            self.info(format!(
+                "g//: no conversation in this view {what}: nothing changed"
+            ));
+            return Vec::new();
+        }
+        let cut = if total > n {
+            format!(" (the first {n} of {total})")
+        } else {
+            String::new()
+        };
+        let request = Request::Bulk {
+            conversations: ids,
+            verb,
+        };
+        let plural = if n == 1 { "" } else { "s" };
+        if n > self.bulk_confirm_over {
+            let mut p = Prompt::new(PromptKind::Confirm, "");
+            p.question = Some(format!(
+                "{command} on {n} conversation{plural} {what}{cut}?"
+            ));
+            self.mode = Mode::Prompt(p);
+            self.confirm = Some(request);
+            return Vec::new();
+        }
+        self.info(format!(
+            "g//: {command} on {n} conversation{plural} {what}{cut}..."
+        ));
+        vec![Effect::Request(request)]
     }
 
     /// A notification push: the count, the open list, the bell or desktop alert.
@@ -2341,6 +2563,8 @@ impl App {
     }
 
     fn load_view(&mut self, view: QueueView) -> Vec<Effect> {
+        // A selection is of the rows of one view.
+        self.queue.visual = None;
         let limit = match view {
             QueueView::Search(_) => SEARCH_PAGE,
             QueueView::Filter(_) => PAGE,
@@ -2723,6 +2947,34 @@ impl App {
                 fx
             }
             Response::Ack => Vec::new(),
+            Response::Bulk(report) => {
+                if report.done.is_empty() {
+                    self.error(report.line());
+                } else {
+                    self.info(report.line());
+                }
+                let mut fx = self.reload_queue();
+                fx.extend(self.refresh_selected());
+                fx.push(self.counts_request());
+                fx
+            }
+            Response::Matching {
+                pattern,
+                invert,
+                ids,
+                total,
+            } => self.matching(pattern, invert, ids, total),
+            Response::Undone(report) => {
+                if report.restored.is_empty() {
+                    self.error(report.line());
+                } else {
+                    self.info(report.line());
+                }
+                let mut fx = self.reload_queue();
+                fx.extend(self.refresh_selected());
+                fx.push(self.counts_request());
+                fx
+            }
             Response::Stale(stale) => {
                 // The traffic cop: nothing went out. The composer stays with the draft and
                 // shows what changed; the next send means "I saw it" (and is refused only if

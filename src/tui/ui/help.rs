@@ -57,6 +57,10 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         ),
         ("‼ ↑ ↓", "urgent, high or low priority"),
         ("★", "VIP contact"),
+        (
+            "┃",
+            "selected with V (a verb then applies to every selected row)",
+        ),
         ("◇B", "another agent (initials) is viewing the conversation"),
         (
             "◆B",

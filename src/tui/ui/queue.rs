@@ -57,7 +57,15 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
     let lines: Vec<Line> = q.rows[first..(first + height).min(q.rows.len())]
         .iter()
         .enumerate()
-        .map(|(i, r)| row_line(app, r, first + i == q.selected, width))
+        .map(|(i, r)| {
+            row_line(
+                app,
+                r,
+                first + i == q.selected,
+                q.in_visual(first + i),
+                width,
+            )
+        })
         .collect();
     f.render_widget(Paragraph::new(lines), inner);
 }
@@ -75,16 +83,29 @@ pub fn first_visible(selected: usize, scroll: usize, height: usize, len: usize) 
     first.min(len.saturating_sub(height))
 }
 
-fn row_line<'a>(app: &App, r: &crate::api::QueueRow, selected: bool, width: usize) -> Line<'a> {
+fn row_line<'a>(
+    app: &App,
+    r: &crate::api::QueueRow,
+    selected: bool,
+    visual: bool,
+    width: usize,
+) -> Line<'a> {
     let t = &app.theme;
     let base = if selected {
         Style::default().bg(t.selected_bg).fg(t.selected_fg)
+    } else if visual {
+        // `V`: the selected rows, marked in the first column and reversed.
+        Style::default().add_modifier(Modifier::REVERSED)
     } else {
         Style::default()
     };
     let mut spans: Vec<Span> = Vec::new();
     spans.push(Span::styled(
-        if selected { "▌" } else { " " },
+        match (selected, visual) {
+            (true, _) => "▌",
+            (false, true) => "┃",
+            _ => " ",
+        },
         base.fg(t.accent),
     ));
     let (status_glyph, status_color) = match r.status {

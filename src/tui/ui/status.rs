@@ -24,11 +24,17 @@ pub fn draw_status(f: &mut Frame<'_>, app: &App, area: Rect) {
     let c = &app.counts;
     let (queued, failed) = app.outbox;
     // Segments with a rank: when the line is too narrow, the highest ranks go first.
+    let visual = app
+        .queue
+        .visual_range()
+        .filter(|_| matches!(app.mode, Mode::Normal));
+    let mode_name = if visual.is_some() {
+        "VISUAL"
+    } else {
+        app.mode.name()
+    };
     let mut segments: Vec<(u8, Span)> = vec![
-        (
-            0,
-            Span::styled(format!(" {} ", app.mode.name()), mode_style),
-        ),
+        (0, Span::styled(format!(" {mode_name} "), mode_style)),
         (
             1,
             Span::styled(
@@ -47,6 +53,15 @@ pub fn draw_status(f: &mut Frame<'_>, app: &App, area: Rect) {
             ),
         ),
     ];
+    if let Some((a, b)) = visual {
+        segments.push((
+            0,
+            Span::styled(
+                format!("│ {} selected ", b - a + 1),
+                base.fg(t.accent).add_modifier(Modifier::BOLD),
+            ),
+        ));
+    }
     if app.notifications_unread > 0 {
         let n = app.notifications_unread;
         segments.push((
