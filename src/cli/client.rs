@@ -193,5 +193,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Audit { .. } => "audit",
         Response::Notifications { .. } => "notifications",
         Response::NotificationsRead { .. } => "notifications_read",
+        Response::Tasks { .. } => "tasks",
+        Response::Task(_) => "task",
     }
 }

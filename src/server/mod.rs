@@ -14,6 +14,7 @@ pub(crate) mod notify;
 mod presence;
 mod session;
 pub mod sync;
+mod tasks;
 pub mod workspace;
 
 pub use identity::Identity;
@@ -257,7 +258,9 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     let (stop, _) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    // Notifications of what happened while no server ran (from the durable cursor).
+    // Tasks closed by events and notifications of what happened while no server ran (from
+    // their durable cursors).
+    tasks::follow(&shared).await;
     notify::derive_and_push(&shared).await;
 
     // Follow the events table (every writer: this server's sessions, the channels, the
@@ -277,7 +280,9 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
                 last: update.last,
                 events: update.events,
             }));
-            // The same events may notify agents: derived here, whoever wrote them.
+            // The same events may close tasks (a call log) and notify agents: derived here,
+            // whoever wrote them.
+            tasks::follow(&feed_shared).await;
             notify::derive_and_push(&feed_shared).await;
         }
     }));
@@ -307,6 +312,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
             }
         }
     }));
+    // Tasks that came due: marked once, their assignees notified.
+    tasks.push(tokio::spawn(tasks::sweep_loop(Arc::clone(&shared))));
     // Presence of connections that hang without closing expires.
     let sh = Arc::clone(&shared);
     tasks.push(tokio::spawn(async move {

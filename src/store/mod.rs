@@ -20,6 +20,7 @@ pub mod schema;
 mod scope;
 mod search;
 mod sqlmap;
+pub mod tasks;
 mod tx;
 
 pub use audit::{AuditFilter, AuditPage, AuditPosition};
@@ -37,6 +38,7 @@ pub use notifications::{
 pub use outbox::OutboxItem;
 pub use scope::Scope;
 pub use search::{ConversationHits, SearchHit, SearchQuery};
+pub use tasks::{NewTask, TaskAt, TaskCursor, TaskEnd, TaskRow, TaskWindow};
 pub use tx::Tx;
 
 use rusqlite::functions::FunctionFlags;

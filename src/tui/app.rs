@@ -2343,7 +2343,21 @@ impl App {
             | Response::Audit { .. }
             | Response::Notifications { .. }
             | Response::NotificationsRead { .. }
+            | Response::Tasks { .. }
             | Response::Status(_) => Vec::new(),
+            Response::Task(t) => {
+                self.info(format!(
+                    "task #{} {}: {}",
+                    t.id,
+                    if t.is_open() {
+                        "saved"
+                    } else {
+                        t.state.as_str()
+                    },
+                    crate::sanitize::for_terminal_line(&t.title)
+                ));
+                Vec::new()
+            }
             Response::Online(online) => {
                 self.presence = online;
                 Vec::new()
