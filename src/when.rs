@@ -36,7 +36,7 @@ pub fn parse_in(
     offset_at: OffsetAt<'_>,
     next_open: Option<NextOpen<'_>>,
 ) -> Result<Millis, String> {
-    let bad = |why: &str| format!("{why} '{}' (try {EXAMPLES})", input.trim());
+    let bad = |why: &str| format!("bad time '{}': {why} (try {EXAMPLES})", input.trim());
     let lower = input.trim().to_ascii_lowercase();
     let words: Vec<&str> = lower.split_whitespace().collect();
     let words: &[&str] = match words.as_slice() {
@@ -44,7 +44,7 @@ pub fn parse_in(
         w => w,
     };
     if words.is_empty() {
-        return Err(bad("no time given:"));
+        return Err(bad("nothing given"));
     }
     let z = Zone { offset_at };
     let at = match words {
@@ -70,29 +70,29 @@ pub fn parse_in(
             };
             let time = match rest {
                 [] => None,
-                _ => Some(clock(&rest.join(" ")).ok_or_else(|| bad("unknown time"))?),
+                _ => Some(clock(&rest.join(" ")).ok_or_else(|| bad("not a time phrase"))?),
             };
             if day.is_none() && time.is_none() {
-                return Err(bad("unknown time"));
+                return Err(bad("not a time phrase"));
             }
             let (h, m) = time.unwrap_or((DEFAULT_HOUR, 0));
             let today = z.local_date(now);
             match day {
                 None => {
                     // A time alone: today if still ahead, else tomorrow.
-                    let t = z.at(today, h, m).ok_or_else(|| bad("bad date"))?;
+                    let t = z.at(today, h, m).ok_or_else(|| bad("no such date"))?;
                     if t > now {
                         t
                     } else {
-                        z.at(today.next_day().ok_or_else(|| bad("bad date"))?, h, m)
-                            .ok_or_else(|| bad("bad date"))?
+                        z.at(today.next_day().ok_or_else(|| bad("no such date"))?, h, m)
+                            .ok_or_else(|| bad("no such date"))?
                     }
                 }
-                Some(Day::Today) => z.at(today, h, m).ok_or_else(|| bad("bad date"))?,
+                Some(Day::Today) => z.at(today, h, m).ok_or_else(|| bad("no such date"))?,
                 Some(Day::Tomorrow) => z
-                    .at(today.next_day().ok_or_else(|| bad("bad date"))?, h, m)
-                    .ok_or_else(|| bad("bad date"))?,
-                Some(Day::Date(d)) => z.at(d, h, m).ok_or_else(|| bad("bad date"))?,
+                    .at(today.next_day().ok_or_else(|| bad("no such date"))?, h, m)
+                    .ok_or_else(|| bad("no such date"))?,
+                Some(Day::Date(d)) => z.at(d, h, m).ok_or_else(|| bad("no such date"))?,
                 Some(Day::Weekday(w)) => {
                     // The nearest such day whose time is still ahead (today counts).
                     let mut d = today;
@@ -104,15 +104,15 @@ pub fn parse_in(
                             found = Some(t);
                             break;
                         }
-                        d = d.next_day().ok_or_else(|| bad("bad date"))?;
+                        d = d.next_day().ok_or_else(|| bad("no such date"))?;
                     }
-                    found.ok_or_else(|| bad("bad date"))?
+                    found.ok_or_else(|| bad("no such date"))?
                 }
             }
         }
     };
     if at <= now {
-        return Err(bad("that time has passed:"));
+        return Err(bad("that time has passed"));
     }
     Ok(at)
 }

@@ -161,6 +161,8 @@ mod audit_tests;
 #[cfg(test)]
 mod channel_tests;
 #[cfg(test)]
+mod tasks_tests;
+#[cfg(test)]
 mod team_tests;
 #[cfg(test)]
 mod tests;

@@ -449,7 +449,7 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                     )?;
                     format!(
                         "reply #{id} scheduled via {channel} for {} (:cancel-send to cancel)",
-                        crate::when::label(send_at, now)
+                        crate::tui::time::full(send_at)
                     )
                 }
                 Write::CancelSend { message } => {
@@ -468,7 +468,7 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                         task.assignee = Some(agent.clone());
                     }
                     let t = store.create_task(&task, a, now)?;
-                    format!("task #{} ({}) {}", t.id, t.kind, due_text(t.due_at, now))
+                    format!("task #{} ({}) {}", t.id, t.kind, due_text(t.due_at))
                 }
             };
             Response::Done(msg)
@@ -654,11 +654,10 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
     })
 }
 
-/// "due Mon 09:00", "overdue since Mon 09:00", "no due time".
-fn due_text(due: Option<crate::model::Millis>, now: crate::model::Millis) -> String {
+/// "due 2026-12-08 10:00", "with no due time".
+fn due_text(due: Option<crate::model::Millis>) -> String {
     match due {
-        Some(d) if d <= now => format!("overdue since {}", crate::tui::time::full(d)),
-        Some(d) => format!("due {}", crate::when::label(d, now)),
+        Some(d) => format!("due {}", crate::tui::time::full(d)),
         None => "with no due time".into(),
     }
 }

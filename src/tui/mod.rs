@@ -8,6 +8,7 @@ pub mod keymap;
 pub mod notifications;
 pub mod runtime;
 pub mod sheet;
+pub mod tasks;
 pub mod time;
 pub mod ui;
 pub mod who;
