@@ -31,6 +31,11 @@ enum Command {
     Notifications(cli::notifications::Args),
     /// Who is online (agents with a braid open) and which conversation each is in
     Who(cli::who::Args),
+    /// Open tasks, soonest due first (--mine, --overdue, --team T, --all)
+    Tasks(cli::tasks::ListArgs),
+    /// Add a task on a conversation (`task add 12 --when "tomorrow 10:00" --kind call`) or
+    /// close one (`task close ID`)
+    Task(cli::tasks::TaskArgs),
     /// List conversations of a queue view, newest activity first
     List(cli::list::Args),
     /// A conversation and its contact's whole timeline, every channel, oldest first
@@ -89,6 +94,8 @@ fn main() -> ExitCode {
         Some(Command::Status(a)) => cli::to_stdout(|out| cli::status::run(g, a, out)),
         Some(Command::Notifications(a)) => cli::to_stdout(|out| cli::notifications::run(g, a, out)),
         Some(Command::Who(a)) => cli::to_stdout(|out| cli::who::run(g, a, out)),
+        Some(Command::Tasks(a)) => cli::to_stdout(|out| cli::tasks::list(g, a, out)),
+        Some(Command::Task(a)) => cli::to_stdout(|out| cli::tasks::task(g, a, out)),
         Some(Command::List(a)) => cli::to_stdout(|out| cli::list::run(g, a, out)),
         Some(Command::Show(a)) => cli::to_stdout(|out| cli::show::run(g, a, out)),
         Some(Command::Search(a)) => cli::to_stdout(|out| cli::search::run(g, a, out)),
