@@ -170,3 +170,21 @@ fn send_at_schedules_shows_and_cancels_a_reply() {
     let (msg, _, _) = h.app.status.clone().unwrap();
     assert!(msg.contains("next business morning"), "{msg}");
 }
+
+#[test]
+fn the_profile_lists_the_contacts_open_tasks() {
+    let mut h = harness(160, 40);
+    select_named(&mut h, "Ann Lee");
+    assert!(!h.screen().unwrap().contains("open tasks"));
+    h.keys(":task call tomorrow 10:00 -- ask about the refund<CR>")
+        .unwrap();
+    // Another conversation and back: the profile is read again.
+    h.keys("jk").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("─ open tasks (g t)"), "{screen}");
+    assert!(screen.contains("☐ call ask about the refund"), "{screen}");
+    assert!(
+        screen.contains(&crate::when::label(when("tomorrow 10:00"), NOW)),
+        "{screen}"
+    );
+}
