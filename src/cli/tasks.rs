@@ -5,9 +5,8 @@
 use super::client::{Client, unexpected};
 use super::fmt::{Table, clip, rfc3339};
 use super::{Globals, parse_conversation, write_json};
-use crate::api::{Request, Response, TaskView};
+use crate::api::{NewTask, Request, Response, TaskAt, TaskEnd, TaskRow, TaskView};
 use crate::model::now_millis;
-use crate::store::{NewTask, TaskAt, TaskEnd, TaskRow};
 use serde::Serialize;
 use std::io::Write;
 
@@ -143,7 +142,7 @@ pub fn list(globals: &Globals, args: &ListArgs, out: &mut dyn Write) -> anyhow::
             seq: 0,
             view: view.clone(),
             at,
-            limit: (args.limit - rows.len()).min(crate::store::tasks::MAX_PAGE),
+            limit: (args.limit - rows.len()).min(crate::api::MAX_TASK_PAGE),
         })? {
             Response::Tasks {
                 rows: page,

@@ -1341,7 +1341,7 @@ impl App {
                             t.title
                         };
                         self.write(Write::Task {
-                            task: crate::store::NewTask {
+                            task: crate::api::NewTask {
                                 kind: t.kind,
                                 title,
                                 due_at: Some(t.due_at),

@@ -4,8 +4,8 @@
 //! → all. And the grammar of `:task [KIND] WHEN [--] [TITLE]`.
 
 use crate::api::{Request, Response, TaskView};
+use crate::api::{TaskAt, TaskCursor, TaskEnd, TaskRow};
 use crate::model::Millis;
-use crate::store::{TaskAt, TaskCursor, TaskEnd, TaskRow};
 use crate::tui::action::Action;
 use crate::tui::sheet::{PageAt, SheetEnter, SheetPage, SheetRow, SheetSource, SheetTarget};
 use std::collections::HashMap;
