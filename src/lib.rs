@@ -27,4 +27,5 @@ pub mod store;
 pub mod template;
 pub mod tui;
 pub mod units;
+pub mod when;
 pub mod worker;

@@ -33,6 +33,11 @@ enum Command {
     Who(cli::who::Args),
     /// Workflow rules: check the files, dry-run them on a conversation or a message
     Rules(cli::rules::Args),
+    /// Open tasks, soonest due first (--mine, --overdue, --team T, --all)
+    Tasks(cli::tasks::ListArgs),
+    /// Add a task on a conversation (`task add 12 --when "tomorrow 10:00" --kind call`) or
+    /// close one (`task close ID`)
+    Task(cli::tasks::TaskArgs),
     /// List conversations of a queue view, newest activity first
     List(cli::list::Args),
     /// A conversation and its contact's whole timeline, every channel, oldest first
@@ -92,6 +97,8 @@ fn main() -> ExitCode {
         Some(Command::Notifications(a)) => cli::to_stdout(|out| cli::notifications::run(g, a, out)),
         Some(Command::Who(a)) => cli::to_stdout(|out| cli::who::run(g, a, out)),
         Some(Command::Rules(a)) => cli::to_stdout(|out| cli::rules::run(g, a, out)),
+        Some(Command::Tasks(a)) => cli::to_stdout(|out| cli::tasks::list(g, a, out)),
+        Some(Command::Task(a)) => cli::to_stdout(|out| cli::tasks::task(g, a, out)),
         Some(Command::List(a)) => cli::to_stdout(|out| cli::list::run(g, a, out)),
         Some(Command::Show(a)) => cli::to_stdout(|out| cli::show::run(g, a, out)),
         Some(Command::Search(a)) => cli::to_stdout(|out| cli::search::run(g, a, out)),

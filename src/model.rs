@@ -236,7 +236,8 @@ text_enum!(
     /// Outbound delivery state of a message we send. `unclear`: the send may or may not have
     /// reached the customer (braid stopped, or the channel stopped answering, after the request
     /// left) and the channel cannot be asked; it is not sent again until an agent decides
-    /// (`:retry`).
+    /// (`:retry`). `cancelled`: a scheduled reply (`:send-at`) its agent cancelled before it
+    /// went out.
     Delivery, "delivery", {
         Queued => "queued",
         Sending => "sending",
@@ -245,6 +246,7 @@ text_enum!(
         Read => "read",
         Failed => "failed",
         Unclear => "unclear",
+        Cancelled => "cancelled",
     }
 );
 

@@ -1703,3 +1703,100 @@ fn reply_outside_whatsapps_window_takes_a_template() {
         "{shown}"
     );
 }
+
+#[test]
+fn tasks_add_list_close_and_the_overdue_count() {
+    let w = workspace();
+    let added = json(&w.braid(&[
+        "task",
+        "add",
+        &w.ann.to_string(),
+        "--when",
+        "2h",
+        "--kind",
+        "call",
+        "--title",
+        "call Ann about the refund",
+        "--json",
+    ]));
+    assert_eq!(added["kind"], "call");
+    assert_eq!(added["state"], "open");
+    assert_eq!(added["assignee"], "tester");
+    assert_eq!(added["overdue"], false);
+    // One already overdue, someone else's, written by the library (as a rule would).
+    let mut store = Store::open_dir(&w.data).unwrap();
+    let late = store
+        .create_task(
+            &braid::store::NewTask {
+                kind: "todo".into(),
+                title: "send the contract".into(),
+                due_at: Some(braid::model::now_millis() - 60_000),
+                assignee: Some("bob".into()),
+                conversation: Some(braid::model::ConversationId(w.bob)),
+                ..Default::default()
+            },
+            "rule:follow-up",
+            braid::model::now_millis() - DAY,
+        )
+        .unwrap();
+    drop(store);
+
+    let mine = json(&w.braid(&["tasks", "--json"]));
+    let ids: Vec<i64> = mine["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![added["id"].as_i64().unwrap()]);
+    let overdue = json(&w.braid(&["tasks", "--overdue", "--json"]));
+    assert_eq!(overdue["tasks"][0]["id"], late.id);
+    assert_eq!(overdue["tasks"][0]["overdue"], true);
+    assert_eq!(overdue["tasks"].as_array().unwrap().len(), 1);
+    let text = ok(&w.braid(&["tasks", "--all"]));
+    assert!(text.contains("call Ann about the refund"), "{text}");
+    assert!(text.contains("overdue"), "{text}");
+    assert_eq!(json(&w.braid(&["status", "--json"]))["tasks"]["overdue"], 1);
+
+    let closed = ok(&w.braid(&["task", "close", &late.id.to_string()]));
+    assert!(closed.contains("done"), "{closed}");
+    assert_eq!(json(&w.braid(&["status", "--json"]))["tasks"]["overdue"], 0);
+    let again = fails(&w.braid(&["task", "close", &late.id.to_string()]));
+    assert!(again.contains("already done"), "{again}");
+    let bad = fails(&w.braid(&["task", "add", &w.ann.to_string(), "--when", "someday"]));
+    assert!(bad.contains("tomorrow 10:00"), "{bad}");
+}
+
+#[test]
+fn reply_at_schedules_it_in_the_outbox() {
+    let w = workspace();
+    let r = json(&w.braid(&[
+        "reply",
+        &w.ann.to_string(),
+        "--text",
+        "we will call you back",
+        "--at",
+        "tomorrow 10:00",
+        "--json",
+    ]));
+    let id = braid::model::MessageId(r["message_id"].as_i64().unwrap());
+    assert!(
+        r["scheduled_at"].as_str().unwrap().ends_with("10:00:00Z"),
+        "{r}"
+    );
+    let mut store = Store::open_dir(&w.data).unwrap();
+    let m = store.message(id).unwrap();
+    assert!(m.scheduled_at.unwrap() > braid::model::now_millis());
+    // Not due now: the outbox keeps it.
+    assert!(
+        store
+            .claim_outbox(braid::model::now_millis(), 60_000, 10)
+            .unwrap()
+            .is_empty()
+    );
+    let bad = fails(&w.braid(&["reply", &w.ann.to_string(), "--text", "x", "--at", "later"]));
+    assert!(
+        bad.contains("--at") && bad.contains("next business morning"),
+        "{bad}"
+    );
+}

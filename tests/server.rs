@@ -1417,3 +1417,94 @@ fn a_customer_message_in_my_conversation_notifies_each_of_my_sessions() {
         }
     });
 }
+
+/// Tasks on the server: a task that comes due notifies its assignee once (the due sweep), and
+/// a call log for the contact, written by anyone into the store, closes its open call task
+/// (the server follows the events feed), audited as closed by the event.
+#[test]
+fn a_due_task_notifies_its_assignee_and_a_call_log_closes_it() {
+    let f = fixture("[[agents]]\nuser = \"nobody-alice\"\nname = \"alice\"\nrole = \"agent\"\n");
+    let config = braid::config::Config::load(Some(&f.config), Some(&f.data)).unwrap();
+    rt().block_on(async {
+        let mut opts = braid::server::ServerOptions::new(config.clone());
+        opts.run_worker = false;
+        let server = braid::server::start(opts).await.unwrap();
+        let (alice, _rx) = connect_as(&server, "alice").await;
+        let due = braid::model::now_millis() + 1500;
+        let task = match alice
+            .call(Request::TaskCreate {
+                task: braid::store::NewTask {
+                    kind: "call".into(),
+                    title: "call Ann back about the refund".into(),
+                    due_at: Some(due),
+                    conversation: Some(f.conversation),
+                    ..Default::default()
+                },
+            })
+            .await
+            .unwrap()
+        {
+            Response::Task(t) => t,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(task.assignee.as_deref(), Some("alice"));
+
+        // Due: one task_due notification for alice (the sweep runs every 5 s).
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let rows = notifications_sync(&f.data, "alice");
+            let due_rows: Vec<_> = rows
+                .iter()
+                .filter(|r| r.kind == braid::store::NotificationKind::TaskDue)
+                .collect();
+            if !due_rows.is_empty() {
+                assert_eq!(due_rows.len(), 1);
+                assert!(
+                    due_rows[0].excerpt.contains("call Ann back"),
+                    "{:?}",
+                    due_rows[0]
+                );
+                assert!(braid::model::now_millis() >= due);
+                break;
+            }
+            assert!(Instant::now() < deadline, "never notified: {rows:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // A call log for Ann (the phone system's hook, here written straight to the store).
+        let mut store = Store::open_dir(&f.data).unwrap();
+        let call = Inbound {
+            channel: Channel::Phone,
+            account: "pbx".into(),
+            external_id: "call-1".into(),
+            direction: Direction::In,
+            customer: Claim::new(IdentityKind::Phone, "+4915112345678"),
+            linked: vec![Claim::new(IdentityKind::Email, "ann@x.org")],
+            customer_name: Some("Ann Lee".into()),
+            author: None,
+            subject: Some("inbound call".into()),
+            body: "inbound call, 3 min".into(),
+            sent_at: braid::model::now_millis(),
+            meta: None,
+            cursor: None,
+        };
+        match ingest(&mut store, &call, &Settings::default()).unwrap() {
+            braid::ingest::Ingested::Stored { contact, .. } => assert_eq!(contact, f.contact),
+            other => panic!("{other:?}"),
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let t = store.task(task.id).unwrap().unwrap();
+            if !t.is_open() {
+                assert_eq!(
+                    (t.state.as_str(), t.closed_by.as_deref()),
+                    ("done", Some("event:call"))
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "the call log never closed it");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server.shutdown().await;
+    });
+}

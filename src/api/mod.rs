@@ -11,9 +11,12 @@ pub mod protocol;
 pub use client::{ApiError, Connection, Incoming};
 pub use protocol::*;
 
+/// Tasks: what `tasks`, `task_create` and `task_close` carry.
+pub use crate::store::tasks::MAX_PAGE as MAX_TASK_PAGE;
 /// The rows and cursors the protocol carries. They are defined beside the queries that make
 /// them, and are part of the contract: clients name them through here, never through the store.
 pub use crate::store::{
     ClaimRow, ContactProfile, ContactRow, Counts, EventRow, IdentityRow, MessageRow, QueueAnchor,
     QueueCursor, QueueFilter, QueueRow, SearchHit, SearchQuery, TimelineCursor,
 };
+pub use crate::store::{NewTask, TaskAt, TaskCursor, TaskEnd, TaskRow};

@@ -9,7 +9,7 @@
 //! of request is answered by an older server with [`Response::Error`] naming the kind, never a
 //! dropped connection; the handshake accepts a range of versions.
 
-use crate::model::{Channel, ContactId, ConversationId, EventId, MessageId};
+use crate::model::{Channel, ContactId, ConversationId, EventId, MessageId, Millis};
 // The store's row types are the protocol's vocabulary: clients name them through `crate::api`.
 /// An event in words, for `braid audit` and `:audit` (data decoded, escaped for the terminal).
 pub use crate::store::audit::describe as describe_event;
@@ -343,6 +343,21 @@ pub enum Write {
         channel: Option<Channel>,
         body: String,
     },
+    /// A reply that goes out at `send_at` (`:send-at WHEN`), not before: queued in the
+    /// outbox now, shown as scheduled in the timeline until it goes.
+    ScheduleReply {
+        channel: Channel,
+        body: String,
+        send_at: Millis,
+        #[serde(default)]
+        seen: Seen,
+    },
+    /// Cancel a scheduled reply that has not gone out (`:cancel-send`); None: the newest
+    /// scheduled reply of the conversation.
+    CancelSend { message: Option<MessageId> },
+    /// A task on the conversation (`:task [KIND] WHEN -- TITLE`), assigned to the writer
+    /// unless `task.assignee` says otherwise.
+    Task { task: crate::store::NewTask },
 }
 
 /// What a client asks. The agent a request acts as is never part of it: the server knows who
@@ -520,6 +535,52 @@ pub enum Request {
     /// priority, tags, team; one verb or one bulk request), audited `undone`. Again walks
     /// further back. Answered [`Response::Undone`].
     Undo,
+    /// A page of open tasks (`g t`, `braid tasks`), soonest due first; answered
+    /// [`Response::Tasks`].
+    Tasks {
+        #[serde(default)]
+        seq: u64,
+        view: TaskView,
+        at: crate::store::TaskAt,
+        limit: usize,
+    },
+    /// Create a task on a contact or conversation (`braid task add`); answered
+    /// [`Response::Task`]. No assignee: the asking agent.
+    TaskCreate { task: crate::store::NewTask },
+    /// Close (`done`) or cancel a task (`x` in the tasks view, `braid task close`); answered
+    /// [`Response::Task`].
+    TaskClose { id: i64, end: crate::store::TaskEnd },
+}
+
+/// Which tasks a [`Request::Tasks`] lists (the server fills in who and when).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskView {
+    /// Assigned to the asking agent.
+    Mine,
+    /// Due before now.
+    Overdue,
+    /// Of a team.
+    Team(String),
+    /// Every open task the agent sees.
+    All,
+    /// Of a contact.
+    Contact(ContactId),
+    /// Of a conversation.
+    Conversation(ConversationId),
+}
+
+impl TaskView {
+    pub fn label(&self) -> String {
+        match self {
+            TaskView::Mine => "mine".into(),
+            TaskView::Overdue => "overdue".into(),
+            TaskView::Team(t) => format!("team {t}"),
+            TaskView::All => "all".into(),
+            TaskView::Contact(c) => format!("contact {c}"),
+            TaskView::Conversation(c) => format!("#{c}"),
+        }
+    }
 }
 
 /// What a [`Request::Post`] writes.
@@ -553,6 +614,15 @@ pub enum Post {
         resolved: Option<Box<crate::template::Template>>,
     },
     Verb(crate::actions::Verb),
+    /// A reply that goes out at `send_at` (`braid reply N --at WHEN`): like
+    /// [`Write::ScheduleReply`]; `channel` None: the channel the customer last wrote on.
+    ScheduleReply {
+        channel: Option<Channel>,
+        body: String,
+        send_at: Millis,
+        #[serde(default)]
+        seen: Seen,
+    },
 }
 
 impl Post {
@@ -586,6 +656,17 @@ impl Post {
                 resolved: resolved.clone(),
             },
             Post::Verb(v) => Write::Verb(v.clone()),
+            Post::ScheduleReply {
+                channel,
+                body,
+                send_at,
+                seen,
+            } => Write::ScheduleReply {
+                channel: channel.unwrap_or(Channel::Email),
+                body: body.clone(),
+                send_at: *send_at,
+                seen: *seen,
+            },
         }
     }
 }
@@ -697,6 +778,9 @@ impl Request {
                 Write::Note { .. } => "note",
                 Write::Template { .. } => "template",
                 Write::SaveDraft { .. } => "save_draft",
+                Write::ScheduleReply { .. } => "schedule_reply",
+                Write::CancelSend { .. } => "cancel_send",
+                Write::Task { .. } => "task_create",
             },
             Request::Conversation { .. } => "conversation",
             Request::List { .. } => "list",
@@ -708,6 +792,7 @@ impl Request {
                 Post::Note { .. } => "note",
                 Post::Template { .. } => "template",
                 Post::Verb(v) => v.name(),
+                Post::ScheduleReply { .. } => "schedule_reply",
             },
             Request::ContactCards { .. } => "contact_cards",
             Request::ContactConversations { .. } => "contact_conversations",
@@ -724,6 +809,9 @@ impl Request {
             Request::Bulk { .. } => "bulk",
             Request::Matching { .. } => "matching",
             Request::Undo => "undo",
+            Request::Tasks { .. } => "tasks",
+            Request::TaskCreate { .. } => "task_create",
+            Request::TaskClose { .. } => "task_close",
         }
     }
 
@@ -893,6 +981,17 @@ pub enum Response {
     },
     /// The answer to [`Request::Undo`].
     Undone(Box<crate::store::UndoReport>),
+    /// The answer to a [`Request::Tasks`]: open tasks, soonest due first, and whether more
+    /// exist beyond them in the direction asked (ask again at `after` the last row's cursor).
+    Tasks {
+        seq: u64,
+        view: TaskView,
+        at: crate::store::TaskAt,
+        rows: Vec<crate::store::TaskRow>,
+        more: bool,
+    },
+    /// The answer to [`Request::TaskCreate`] and [`Request::TaskClose`]: the task now.
+    Task(Box<crate::store::TaskRow>),
 }
 
 /// A file sent to a client (base64 in the JSON).
@@ -943,6 +1042,9 @@ pub struct StatusReport {
     /// A workspace made by `braid demo`.
     #[serde(default)]
     pub demo: bool,
+    /// Open tasks due before now that the agent sees.
+    #[serde(default)]
+    pub overdue_tasks: i64,
 }
 
 impl Response {

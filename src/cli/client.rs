@@ -200,5 +200,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Bulk(_) => "bulk",
         Response::Matching { .. } => "matching",
         Response::Undone(_) => "undone",
+        Response::Tasks { .. } => "tasks",
+        Response::Task(_) => "task",
     }
 }

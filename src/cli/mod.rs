@@ -29,6 +29,7 @@ pub mod server;
 pub mod show;
 pub mod status;
 pub mod sync;
+pub mod tasks;
 pub mod verb;
 pub mod who;
 

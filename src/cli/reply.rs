@@ -28,6 +28,11 @@ pub struct Args {
     /// the customer last wrote on]
     #[arg(long, value_name = "CHANNEL")]
     pub via: Option<String>,
+    /// Send it later, not now: 30m, 2h, tomorrow 10:00, monday 9:00, 2026-12-08 14:00,
+    /// next business morning (kept in the outbox until then; `:cancel-send` in the TUI
+    /// cancels it)
+    #[arg(long, value_name = "WHEN", conflicts_with = "template")]
+    pub at: Option<String>,
     #[command(flatten)]
     pub guard: super::note::Guard,
     /// Print JSON instead of text
@@ -43,6 +48,9 @@ pub struct ReplyJson {
     pub recipient: String,
     /// Always "queued": the worker sends it.
     pub delivery: &'static str,
+    /// `--at`: when it goes out (RFC 3339); absent: now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<String>,
     /// The agent the server wrote it as (never a name from the caller's config).
     pub author: String,
     /// Whether a worker (`braid server`, or a TUI's server) is running to send it now.
@@ -52,6 +60,12 @@ pub struct ReplyJson {
 pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let id = parse_conversation(&args.conversation)?;
     let via = args.via.as_deref().map(parse_channel).transpose()?;
+    let send_at = args
+        .at
+        .as_deref()
+        .map(|w| crate::when::parse(w, crate::model::now_millis()))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--at: {e}"))?;
     let post = match (&args.template, &args.text) {
         (Some(name), _) => Post::Template {
             name: name.clone(),
@@ -77,6 +91,17 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
     let (client, _config) = Client::open(globals, "reply")?;
     // Whether a reply makes the conversation pending is the workspace's setting.
     let post = match post {
+        Post::Reply {
+            channel,
+            body,
+            seen,
+            ..
+        } if send_at.is_some() => Post::ScheduleReply {
+            channel,
+            body,
+            send_at: send_at.unwrap_or_default(),
+            seen,
+        },
         Post::Reply {
             channel,
             body,
@@ -115,10 +140,20 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
                 channel,
                 recipient,
                 delivery: "queued",
+                scheduled_at: send_at.map(super::fmt::rfc3339),
                 author: written.author,
                 worker_running,
             },
         );
+    }
+    if let Some(at) = send_at {
+        writeln!(
+            out,
+            "scheduled #{message} via {channel} to {} for {} (it stays in the outbox until then)",
+            crate::sanitize::for_terminal_line(&recipient),
+            crate::tui::time::full(at)
+        )?;
+        return Ok(());
     }
     writeln!(
         out,

@@ -52,6 +52,14 @@ pub struct StatusJson {
     /// The newest event id: a change-feed position (`events` after it are new).
     pub last_event_id: i64,
     pub notifications: NotificationsJson,
+    pub tasks: TaskCounts,
+}
+
+/// The tasks the agent sees.
+#[derive(Debug, Serialize)]
+pub struct TaskCounts {
+    /// Open and due before now (`braid tasks --overdue` lists them).
+    pub overdue: i64,
 }
 
 /// The server this command talked to.
@@ -191,6 +199,9 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
                 .map(super::notifications::NotificationJson::new)
                 .collect(),
         },
+        tasks: TaskCounts {
+            overdue: report.overdue_tasks,
+        },
     };
     drop(client);
     if args.json {
@@ -256,6 +267,10 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
                 "{} waiting · {} failed",
                 status.outbox.waiting, status.outbox.failed
             ),
+        ),
+        (
+            "tasks",
+            format!("{} overdue (braid tasks --overdue)", status.tasks.overdue),
         ),
         (
             "notified",

@@ -211,6 +211,8 @@ mod canned_tests;
 #[cfg(test)]
 mod channel_tests;
 #[cfg(test)]
+mod tasks_tests;
+#[cfg(test)]
 mod team_tests;
 #[cfg(test)]
 mod tests;

@@ -65,6 +65,9 @@ pub fn needed_role(req: &Request) -> Role {
         Request::Audit { .. } => Role::Viewer,
         // Their own notifications: every agent, whatever their role.
         Request::Notifications { .. } | Request::MarkNotificationsRead { .. } => Role::Viewer,
+        // Tasks: reading is reading; making and closing them is an agent's work.
+        Request::Tasks { .. } => Role::Viewer,
+        Request::TaskCreate { .. } | Request::TaskClose { .. } => Role::Agent,
         Request::Post { post, .. } => needed_role(&Request::Write {
             conversation: crate::model::ConversationId(0),
             contact: crate::model::ContactId(0),
@@ -88,7 +91,10 @@ pub fn needed_role(req: &Request) -> Role {
             Write::Reply { .. }
             | Write::Note { .. }
             | Write::Template { .. }
-            | Write::SaveDraft { .. } => Role::Agent,
+            | Write::SaveDraft { .. }
+            | Write::ScheduleReply { .. }
+            | Write::CancelSend { .. }
+            | Write::Task { .. } => Role::Agent,
             Write::Verb(v) => match v {
                 // Contact-wide changes reach beyond one conversation (and maybe beyond the
                 // agent's teams): merging two people, joining a visitor to a claimed contact,
@@ -106,7 +112,11 @@ pub fn needed_role(req: &Request) -> Role {
 fn describe(req: &Request) -> String {
     match req {
         Request::Write { write, .. } => match write {
-            Write::Reply { .. } | Write::Template { .. } => "replying".into(),
+            Write::Reply { .. } | Write::Template { .. } | Write::ScheduleReply { .. } => {
+                "replying".into()
+            }
+            Write::CancelSend { .. } => "cancelling a scheduled reply".into(),
+            Write::Task { .. } => "creating a task".into(),
             Write::Note { .. } => "adding a note".into(),
             Write::SaveDraft { .. } => "saving a draft".into(),
             Write::Verb(v) => match v {
@@ -121,6 +131,8 @@ fn describe(req: &Request) -> String {
             Verb::Vip(_) => "changing VIP".into(),
             other => format!("'{}' on a selection", other.name()),
         },
+        Request::TaskCreate { .. } => "creating a task".into(),
+        Request::TaskClose { .. } => "closing a task".into(),
         other => format!("'{}'", other.name()),
     }
 }

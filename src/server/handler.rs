@@ -39,12 +39,20 @@ fn guarded_conversation(req: &Request) -> Option<crate::model::ConversationId> {
     match req {
         Request::Write {
             conversation,
-            write: Write::Reply { .. } | Write::Note { .. } | Write::Template { .. },
+            write:
+                Write::Reply { .. }
+                | Write::Note { .. }
+                | Write::Template { .. }
+                | Write::ScheduleReply { .. },
             ..
         }
         | Request::Post {
             conversation,
-            post: Post::Reply { .. } | Post::Note { .. } | Post::Template { .. },
+            post:
+                Post::Reply { .. }
+                | Post::Note { .. }
+                | Post::Template { .. }
+                | Post::ScheduleReply { .. },
         } => Some(*conversation),
         _ => None,
     }
@@ -96,12 +104,12 @@ pub fn only_assignee(store: &mut Store, who: &Identity, req: &Request) -> Option
     let conversation = match req {
         Request::Write {
             conversation,
-            write: Write::Reply { .. } | Write::Template { .. },
+            write: Write::Reply { .. } | Write::Template { .. } | Write::ScheduleReply { .. },
             ..
         }
         | Request::Post {
             conversation,
-            post: Post::Reply { .. } | Post::Template { .. },
+            post: Post::Reply { .. } | Post::Template { .. } | Post::ScheduleReply { .. },
         } => *conversation,
         _ => return None,
     };
@@ -424,6 +432,44 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                     store.save_draft(conversation, a, &kind, channel, &body, now)?;
                     return Ok(Response::Done(String::new()));
                 }
+                Write::ScheduleReply {
+                    channel,
+                    body,
+                    send_at,
+                    seen,
+                } => {
+                    let id = store.schedule_reply(
+                        conversation,
+                        channel,
+                        a,
+                        &body,
+                        now,
+                        send_at,
+                        seen_event(seen),
+                    )?;
+                    format!(
+                        "reply #{id} scheduled via {channel} for {} (:cancel-send to cancel)",
+                        crate::tui::time::full(send_at)
+                    )
+                }
+                Write::CancelSend { message } => {
+                    let id = match message {
+                        Some(m) => m,
+                        None => store.last_scheduled(conversation)?.ok_or_else(|| {
+                            anyhow::anyhow!("#{conversation} has no scheduled reply to cancel")
+                        })?,
+                    };
+                    store.cancel_scheduled(id, a, now)?;
+                    format!("scheduled reply #{id} cancelled")
+                }
+                Write::Task { mut task } => {
+                    task.conversation = Some(conversation);
+                    if task.assignee.is_none() {
+                        task.assignee = Some(agent.clone());
+                    }
+                    let t = store.create_task(&task, a, now)?;
+                    format!("task #{} ({}) {}", t.id, t.kind, due_text(t.due_at))
+                }
             };
             Response::Done(msg)
         }
@@ -519,6 +565,7 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
                 demo: crate::demo::is_demo_workspace(store)?,
+                overdue_tasks: store.overdue_tasks(now_millis())?,
             }))
         }
         Request::Post { conversation, post } => {
@@ -651,6 +698,40 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
             }
         }
         Request::Undo => Response::Undone(Box::new(store.undo_last(&agent, now_millis())?)),
+        Request::Tasks {
+            seq,
+            view,
+            at,
+            limit,
+        } => {
+            use crate::api::TaskView;
+            use crate::store::TaskWindow;
+            let window = match &view {
+                TaskView::Mine => TaskWindow::Mine(agent.clone()),
+                TaskView::Overdue => TaskWindow::Overdue(now_millis()),
+                TaskView::Team(t) => TaskWindow::Team(t.clone()),
+                TaskView::All => TaskWindow::Open,
+                TaskView::Contact(c) => TaskWindow::Contact(*c),
+                TaskView::Conversation(c) => TaskWindow::Conversation(*c),
+            };
+            let (rows, more) = store.tasks_page(&window, at, limit)?;
+            Response::Tasks {
+                seq,
+                view,
+                at,
+                rows,
+                more,
+            }
+        }
+        Request::TaskCreate { mut task } => {
+            if task.assignee.is_none() {
+                task.assignee = Some(agent.clone());
+            }
+            Response::Task(Box::new(store.create_task(&task, &agent, now_millis())?))
+        }
+        Request::TaskClose { id, end } => {
+            Response::Task(Box::new(store.close_task(id, end, &agent, now_millis())?))
+        }
     })
 }
 
@@ -760,6 +841,14 @@ fn matching(
     Ok((ids.into_iter().take(limit).collect(), total))
 }
 
+/// "due 2026-12-08 10:00", "with no due time".
+fn due_text(due: Option<crate::model::Millis>) -> String {
+    match due {
+        Some(d) => format!("due {}", crate::tui::time::full(d)),
+        None => "with no due time".into(),
+    }
+}
+
 /// A script's write (`braid reply`, `note`, the verbs) as `agent`: what was written.
 fn post_write(
     store: &mut Store,
@@ -850,6 +939,34 @@ fn post_write(
             written.message = Some(id);
             written.channel = Some(Channel::WhatsApp);
             written.recipient = store.recipient(conv.contact_id, Channel::WhatsApp)?;
+        }
+        Post::ScheduleReply {
+            channel,
+            body,
+            send_at,
+            seen,
+        } => {
+            let conv = store.conversation(conversation)?;
+            let channel = match channel {
+                Some(c) => c,
+                None => store.reply_channel(conversation)?,
+            };
+            let id = store.schedule_reply(
+                conversation,
+                channel,
+                agent,
+                &body,
+                now,
+                send_at,
+                seen_event(seen),
+            )?;
+            written.done = format!(
+                "reply #{id} scheduled via {channel} for {}",
+                crate::tui::time::full(send_at)
+            );
+            written.message = Some(id);
+            written.channel = Some(channel);
+            written.recipient = store.recipient(conv.contact_id, channel)?;
         }
     }
     Ok(written)

@@ -15,6 +15,7 @@ mod presence;
 pub mod rules;
 mod session;
 pub mod sync;
+mod tasks;
 pub mod workspace;
 
 pub use identity::Identity;
@@ -275,7 +276,9 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     let (stop, _) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    // Notifications of what happened while no server ran (from the durable cursor).
+    // Tasks closed by events and notifications of what happened while no server ran (from
+    // their durable cursors).
+    tasks::follow(&shared).await;
     notify::derive_and_push(&shared).await;
     // The rules, too (their own changes are then followed like any other writer's). Only a
     // server that runs the channels runs rules: a one-shot command's server (`braid reply`
@@ -302,7 +305,9 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
                 last: update.last,
                 events: update.events,
             }));
-            // The same events may notify agents: derived here, whoever wrote them.
+            // The same events may close tasks (a call log) and notify agents: derived here,
+            // whoever wrote them.
+            tasks::follow(&feed_shared).await;
             notify::derive_and_push(&feed_shared).await;
             // And run the workflow rules (events written by rules trigger none).
             if run_rules {
@@ -339,6 +344,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
             }
         }
     }));
+    // Tasks that came due: marked once, their assignees notified.
+    tasks.push(tokio::spawn(tasks::sweep_loop(Arc::clone(&shared))));
     // Presence of connections that hang without closing expires.
     let sh = Arc::clone(&shared);
     tasks.push(tokio::spawn(async move {

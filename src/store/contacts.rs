@@ -45,7 +45,13 @@ pub struct ContactProfile {
     /// Channels the customer opted out of (an SMS STOP): (channel, identifier, keyword, when).
     #[serde(default)]
     pub opted_out: Vec<(Channel, String, String, Millis)>,
+    /// The contact's open tasks, soonest due first (the first few).
+    #[serde(default)]
+    pub open_tasks: Vec<super::tasks::TaskRow>,
 }
+
+/// The most open tasks a profile carries.
+const PROFILE_TASKS: usize = 5;
 
 const CONTACT_COLUMNS: &str = "id, name, vip, created_at, last_seen, last_channel";
 
@@ -472,6 +478,13 @@ impl Store {
             channels,
             claims: super::claims::of_contact(conn, id)?,
             opted_out: super::hooks::opted_out(conn, id)?,
+            open_tasks: self
+                .tasks_page(
+                    &super::tasks::TaskWindow::Contact(id),
+                    super::tasks::TaskAt::Top,
+                    PROFILE_TASKS,
+                )?
+                .0,
         })
     }
 

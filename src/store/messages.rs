@@ -24,6 +24,10 @@ pub struct MessageRow {
     pub created_at: Millis,
     pub delivery: Option<Delivery>,
     pub delivery_error: Option<String>,
+    /// A reply queued to go out later (`:send-at`): when. Kept after it went out or was
+    /// cancelled (the delivery says which).
+    #[serde(default)]
+    pub scheduled_at: Option<Millis>,
 }
 
 /// A position in a timeline (oldest first order).
@@ -44,7 +48,8 @@ impl MessageRow {
 
 const MESSAGE_COLUMNS: &str =
     "id, conversation_id, contact_id, channel, account, direction, author,
-     subject, body, created_at, delivery, delivery_error";
+     subject, body, created_at, delivery, delivery_error,
+     json_extract(meta, '$.scheduled_at')";
 
 fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     Ok(MessageRow {
@@ -60,6 +65,7 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
         created_at: r.get(9)?,
         delivery: r.get(10)?,
         delivery_error: r.get(11)?,
+        scheduled_at: r.get(12)?,
     })
 }
 
@@ -523,8 +529,56 @@ impl Store {
         seen: Option<EventId>,
         meta: Option<&serde_json::Value>,
     ) -> Result<MessageId> {
+        self.queue_reply_at(conv, channel, author, body, at, seen, meta, None)
+    }
+
+    /// Queue a reply that goes out at `send_at` (`:send-at`), not before: its outbox row is
+    /// due then (the dispatcher claims only due rows, so a restart changes nothing), and the
+    /// message carries `{"scheduled_at": send_at}` in its channel data, so every timeline
+    /// shows it scheduled until it is sent or cancelled ([`Store::cancel_scheduled`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn schedule_reply(
+        &mut self,
+        conv: ConversationId,
+        channel: Channel,
+        author: &str,
+        body: &str,
+        at: Millis,
+        send_at: Millis,
+        seen: Option<EventId>,
+    ) -> Result<MessageId> {
+        if send_at <= at {
+            return Err(StoreError::Invalid(
+                "a scheduled reply goes out later: give a time ahead (or send it now)".into(),
+            ));
+        }
+        self.queue_reply_at(conv, channel, author, body, at, seen, None, Some(send_at))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn queue_reply_at(
+        &mut self,
+        conv: ConversationId,
+        channel: Channel,
+        author: &str,
+        body: &str,
+        at: Millis,
+        seen: Option<EventId>,
+        meta: Option<&serde_json::Value>,
+        send_at: Option<Millis>,
+    ) -> Result<MessageId> {
         let templated = meta.is_some_and(|m| m.get("template").is_some());
-        let meta_text = meta.map(|m| m.to_string());
+        let meta = match (meta, send_at) {
+            (m, Some(t)) => {
+                let mut m = m.cloned().unwrap_or_else(|| serde_json::json!({}));
+                if let Some(o) = m.as_object_mut() {
+                    o.insert("scheduled_at".into(), t.into());
+                }
+                Some(m)
+            }
+            (m, None) => m.cloned(),
+        };
+        let meta_text = meta.as_ref().map(|m| m.to_string());
         let body = crate::sanitize::text(body);
         let body = body.trim_end();
         if body.trim().is_empty() {
@@ -544,6 +598,7 @@ impl Store {
                 at,
                 meta_text.as_deref(),
                 templated,
+                send_at,
             )
         })
     }
@@ -672,7 +727,7 @@ impl Store {
 /// A reply queued inside the caller's transaction (the body sanitized and checked by the
 /// caller): the message, its outbox row and its event, refused by the channel's rules
 /// (consent, the 24-hour window) before anything is written. [`Store::queue_reply_with`] and
-/// the workflow rules' replies both go through it.
+/// the workflow rules' replies both go through it. `send_at`: a scheduled reply, due then.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn queue_reply_tx(
     tx: &Connection,
@@ -684,6 +739,7 @@ pub(crate) fn queue_reply_tx(
     at: Millis,
     meta_text: Option<&str>,
     templated: bool,
+    send_at: Option<Millis>,
 ) -> Result<MessageId> {
     let to = recipient(tx, contact, channel.identity_kind())?.ok_or_else(|| {
         StoreError::Invalid(format!(
@@ -727,7 +783,7 @@ pub(crate) fn queue_reply_tx(
         "INSERT INTO outbox(message_id, channel, recipient, next_attempt_at)
          VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute((id, channel, &to, at))?;
+    .execute((id, channel, &to, send_at.unwrap_or(at)))?;
     tx.execute(
         "DELETE FROM drafts WHERE conversation_id = ?1 AND agent = ?2 AND kind = 'reply'",
         (conv, author),
@@ -744,7 +800,10 @@ pub(crate) fn queue_reply_tx(
             contact: Some(contact),
             message: Some(id),
         },
-        Some(&serde_json::json!({ "channel": channel, "to": to })),
+        Some(&match send_at {
+            Some(t) => serde_json::json!({ "channel": channel, "to": to, "scheduled_at": t }),
+            None => serde_json::json!({ "channel": channel, "to": to }),
+        }),
     )?;
     Ok(id)
 }

@@ -21,6 +21,7 @@ pub mod schema;
 mod scope;
 mod search;
 mod sqlmap;
+pub mod tasks;
 mod tx;
 mod undo;
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub use outbox::OutboxItem;
 pub use rules::{Applied, OtherOp, RuleApply, RuleOp};
 pub use scope::Scope;
 pub use search::{ConversationHits, SearchHit, SearchQuery};
+pub use tasks::{NewTask, TaskAt, TaskCursor, TaskEnd, TaskRow, TaskWindow};
 pub use tx::Tx;
 pub use undo::{UndoRefusal, UndoReport};
 

@@ -39,6 +39,8 @@ pub enum NotificationKind {
     SlaWarning,
     /// A conversation of theirs breached its SLA.
     SlaBreach,
+    /// A task assigned to them is due (derived from its `task_due` event).
+    TaskDue,
     /// A kind a newer server knows.
     #[serde(other)]
     Other,
@@ -52,6 +54,7 @@ impl NotificationKind {
             NotificationKind::Message => "message",
             NotificationKind::SlaWarning => "sla_warning",
             NotificationKind::SlaBreach => "sla_breach",
+            NotificationKind::TaskDue => "task_due",
             NotificationKind::Other => "other",
         }
     }
@@ -63,6 +66,7 @@ impl NotificationKind {
             "message" => NotificationKind::Message,
             "sla_warning" => NotificationKind::SlaWarning,
             "sla_breach" => NotificationKind::SlaBreach,
+            "task_due" => NotificationKind::TaskDue,
             _ => NotificationKind::Other,
         }
     }
@@ -241,10 +245,45 @@ fn derive_one(
     names: &[String],
 ) -> Result<Vec<NotificationRow>> {
     let mut out = Vec::new();
+    let known = |name: &str| agents.iter().find(|a| a.name == name);
+    if e.kind == "task_due" {
+        // The task's assignee, whoever's conversation it is on (a task may have none).
+        let data = e
+            .data
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok());
+        let field = |k: &str| {
+            data.as_ref()
+                .and_then(|v| v.get(k)?.as_str().map(str::to_string))
+        };
+        let Some(a) = field("assignee").as_deref().and_then(known) else {
+            return Ok(out);
+        };
+        let contact: String = match e.contact_id {
+            Some(c) => tx
+                .prepare_cached("SELECT name FROM contacts WHERE id = ?1")?
+                .query_row([c], |r| r.get(0))
+                .optional()?
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let kind = field("kind").unwrap_or_default();
+        let title = field("title").unwrap_or_default();
+        out.extend(insert(
+            tx,
+            &New {
+                agent: &a.name,
+                kind: NotificationKind::TaskDue,
+                event: e,
+                contact_name: &contact,
+                excerpt: &excerpt(&format!("{kind}: {title}")),
+            },
+        )?);
+        return Ok(out);
+    }
     let Some(conv) = e.conversation_id else {
         return Ok(out);
     };
-    let known = |name: &str| agents.iter().find(|a| a.name == name);
     match e.kind.as_str() {
         "note" => {
             let Some(body) = e.message_id.map(|m| message_body(tx, m)).transpose()? else {

@@ -263,6 +263,86 @@ impl Store {
         })
     }
 
+    /// Cancel a scheduled reply (`:send-at`) that has not gone out: its outbox row is deleted
+    /// and the message marked `cancelled`, audited `reply_cancelled` by `actor`. A reply being
+    /// sent or already sent cannot be called back, and a reply queued to go now is not
+    /// scheduled: both are refused, saying so.
+    pub fn cancel_scheduled(&mut self, message: MessageId, actor: &str, at: Millis) -> Result<()> {
+        let scoped = self.scoped();
+        self.write_with(|tx| {
+            super::scope::check_message(tx, message, scoped)?;
+            let (conv, contact) = owner(tx, message)?;
+            let row: Option<(String, Option<Millis>)> = tx
+                .prepare_cached(
+                    "SELECT o.state, json_extract(m.meta, '$.scheduled_at')
+                     FROM outbox o JOIN messages m ON m.id = o.message_id
+                     WHERE o.message_id = ?1",
+                )?
+                .query_row([message], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            match row {
+                Some((state, Some(_))) if state == "pending" => {}
+                Some((_, None)) => {
+                    return Err(StoreError::Invalid(format!(
+                        "message #{} is not a scheduled reply (only :send-at replies can be cancelled)",
+                        message.0
+                    )));
+                }
+                _ => {
+                    return Err(StoreError::Invalid(format!(
+                        "message #{} is already going out or sent: too late to cancel",
+                        message.0
+                    )));
+                }
+            }
+            tx.execute("DELETE FROM outbox WHERE message_id = ?1", [message])?;
+            tx.execute(
+                "UPDATE messages SET delivery = 'cancelled' WHERE id = ?1",
+                [message],
+            )?;
+            events::append(
+                tx,
+                at,
+                actor,
+                EventKind::ReplyCancelled,
+                EventRefs {
+                    conversation: Some(conv),
+                    contact: Some(contact),
+                    message: Some(message),
+                },
+                None,
+            )?;
+            delivery_event(
+                tx,
+                conv,
+                contact,
+                message,
+                Delivery::Cancelled,
+                None,
+                actor,
+                at,
+            )
+        })
+    }
+
+    /// The newest scheduled reply of a conversation still waiting to go out (what
+    /// `:cancel-send` cancels when no message is selected).
+    pub fn last_scheduled(&self, conv: ConversationId) -> Result<Option<MessageId>> {
+        if self.scoped() {
+            super::scope::conversation_contact(self.conn(), conv, true)?;
+        }
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT m.id FROM messages m JOIN outbox o ON o.message_id = m.id
+                 WHERE m.conversation_id = ?1 AND o.state = 'pending'
+                   AND json_extract(m.meta, '$.scheduled_at') IS NOT NULL
+                 ORDER BY m.created_at DESC, m.id DESC LIMIT 1",
+            )?
+            .query_row([conv], |r| r.get(0))
+            .optional()?)
+    }
+
     /// How many replies wait in the outbox (pending or sending) and how many have failed for good.
     pub fn outbox_counts(&self) -> Result<(i64, i64)> {
         Ok(self.conn().query_row(

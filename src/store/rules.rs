@@ -501,6 +501,7 @@ fn apply_op(
                 at,
                 meta_text.as_deref(),
                 templated,
+                None,
             )?;
             Some(format!("replied on {}", channel.as_str()))
         }

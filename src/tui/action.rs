@@ -88,6 +88,20 @@ pub enum Action {
         invert: bool,
         arg: Option<GlobalArg>,
     },
+    // scheduled replies and tasks
+    /// `:send-at WHEN`: write a reply that goes out at that time (the composer opens on the
+    /// saved draft; send schedules it).
+    SendAt(Option<String>),
+    /// `:cancel-send`: cancel the conversation's scheduled reply that has not gone out.
+    CancelSend,
+    /// `:task [KIND] WHEN [-- TITLE]`: a task on the conversation, assigned to me.
+    Task(Option<String>),
+    /// `:tasks [mine|overdue|team NAME|all]` (`g t`): the tasks view.
+    Tasks(Option<String>),
+    /// In the tasks view: mark the selected task done.
+    CloseTask,
+    /// In the tasks view: the next view (mine, overdue, team, all).
+    TasksCycle,
 }
 
 /// The two parts of `:g/PATTERN/COMMAND`.
@@ -437,6 +451,44 @@ pub const COMMANDS: &[Command] = &[
         Args::None,
         "Mark all your notifications read"
     ),
+    cmd!(
+        "send_at",
+        ["send-at"],
+        Args::Optional(
+            "when: monday 9:00, tomorrow 10:00, 2h, 2026-12-08 14:00, next business morning"
+        ),
+        "Write a reply that goes out at that time (kept in the outbox, shown scheduled, cancellable)"
+    ),
+    cmd!(
+        "cancel_send",
+        ["cancel-send"],
+        Args::None,
+        "Cancel the conversation's scheduled reply before it goes out"
+    ),
+    cmd!(
+        "task",
+        [],
+        Args::Optional("[KIND] WHEN [-- TITLE], e.g. call tomorrow 10:00 -- ask about the refund"),
+        "Add a task on the conversation for you, due then (notified when due)"
+    ),
+    cmd!(
+        "tasks",
+        [],
+        Args::Optional("mine, overdue, team NAME, all"),
+        "The tasks view, soonest due first (Enter opens, x done, v next view)"
+    ),
+    cmd!(
+        "close_task",
+        [],
+        Args::None,
+        "Mark the selected task done (tasks view)"
+    ),
+    cmd!(
+        "tasks_cycle",
+        [],
+        Args::None,
+        "Switch the tasks view: mine, overdue, team, all (tasks view)"
+    ),
 ];
 
 impl Command {
@@ -508,6 +560,12 @@ impl Action {
             Action::Visual => "visual",
             Action::Global { invert: false, .. } => "global",
             Action::Global { invert: true, .. } => "vglobal",
+            Action::SendAt(_) => "send_at",
+            Action::CancelSend => "cancel_send",
+            Action::Task(_) => "task",
+            Action::Tasks(_) => "tasks",
+            Action::CloseTask => "close_task",
+            Action::TasksCycle => "tasks_cycle",
         }
     }
 
@@ -636,6 +694,12 @@ impl Action {
                 invert: cmd.name == "vglobal",
                 arg: arg.map(|a| parse_global(&a)).transpose()?,
             },
+            "send_at" => Action::SendAt(arg),
+            "cancel_send" => Action::CancelSend,
+            "task" => Action::Task(arg),
+            "tasks" => Action::Tasks(arg),
+            "close_task" => Action::CloseTask,
+            "tasks_cycle" => Action::TasksCycle,
             other => return Err(format!("command '{other}' has no action")),
         })
     }

@@ -177,6 +177,8 @@ pub struct Composer {
     /// The last send was stopped because the conversation changed: what changed, shown above
     /// the text until the next send.
     pub stale: Option<Stale>,
+    /// `:send-at`: the reply goes out at this time, not now.
+    pub send_at: Option<crate::model::Millis>,
 }
 
 impl Composer {
@@ -1420,6 +1422,82 @@ impl App {
                 ids: Vec::new(),
                 all: true,
             })],
+            Action::SendAt(None) => self.prompt("send_at "),
+            Action::SendAt(Some(arg)) => match crate::when::parse(&arg, self.now) {
+                Ok(at) => {
+                    let fx = self.compose(ComposeKind::Reply, None);
+                    if let Mode::Compose(c) = &mut self.mode {
+                        c.send_at = Some(at);
+                        self.info(format!(
+                            "this reply goes out {} ({} schedules it, {} keeps the draft)",
+                            crate::when::label(at, self.now),
+                            self.keymap
+                                .key_for(keymap::Mode::Compose, "send")
+                                .unwrap_or_else(|| "send".into()),
+                            self.keymap
+                                .key_for(keymap::Mode::Compose, "cancel")
+                                .unwrap_or_else(|| "cancel".into()),
+                        ));
+                    }
+                    fx
+                }
+                Err(e) => {
+                    self.error(format!("send-at: {e}"));
+                    Vec::new()
+                }
+            },
+            Action::CancelSend => self.write(Write::CancelSend { message: None }),
+            Action::Task(None) => self.prompt("task "),
+            Action::Task(Some(arg)) => {
+                let now = self.now;
+                match crate::tui::tasks::parse_task(&arg, &|w| crate::when::parse(w, now)) {
+                    Ok(t) => {
+                        let title = if t.title.is_empty() {
+                            let who = self
+                                .queue
+                                .current()
+                                .map(|r| r.contact_name.clone())
+                                .unwrap_or_default();
+                            format!("{} {who}", t.kind).trim().to_string()
+                        } else {
+                            t.title
+                        };
+                        self.write(Write::Task {
+                            task: crate::api::NewTask {
+                                kind: t.kind,
+                                title,
+                                due_at: Some(t.due_at),
+                                ..Default::default()
+                            },
+                        })
+                    }
+                    Err(e) => {
+                        self.error(e);
+                        Vec::new()
+                    }
+                }
+            }
+            Action::Tasks(arg) => {
+                match crate::tui::tasks::TasksView::parse_view(arg.as_deref().unwrap_or("")) {
+                    Ok(view) => {
+                        let v = crate::tui::tasks::TasksView::new(self.now, view, None);
+                        self.open_sheet(Box::new(v))
+                    }
+                    Err(e) => {
+                        self.error(e);
+                        Vec::new()
+                    }
+                }
+            }
+            Action::CloseTask | Action::TasksCycle => {
+                self.error(format!(
+                    "that works in the tasks view ({})",
+                    self.keymap
+                        .key_for(keymap::Mode::Normal, "tasks")
+                        .unwrap_or_else(|| ":tasks".into())
+                ));
+                Vec::new()
+            }
         }
     }
 
@@ -1710,6 +1788,7 @@ impl App {
             placeholder_warned: false,
             seen: EventId(0),
             stale: None,
+            send_at: None,
         }));
         self.focus = Pane::Timeline;
         // The traffic cop's first word: someone else is already typing here.
@@ -1782,6 +1861,12 @@ impl App {
         c.sending = true;
         let seen = Seen::Upto(c.seen);
         let write = match (c.kind, c.channel) {
+            (ComposeKind::Reply, Some(channel)) if c.send_at.is_some() => Write::ScheduleReply {
+                channel,
+                body,
+                send_at: c.send_at.unwrap_or_default(),
+                seen,
+            },
             (ComposeKind::Reply, Some(channel)) => Write::Reply {
                 channel,
                 body,
@@ -3058,7 +3143,27 @@ impl App {
             | Response::NotificationsRead { .. }
             | Response::Rules(_)
             | Response::RulesTested(_)
+            | Response::Tasks { .. }
             | Response::Status(_) => Vec::new(),
+            Response::Task(t) => {
+                let mut fx = Vec::new();
+                if let Mode::Sheet(sheet) = &mut self.mode
+                    && sheet.source.name() == crate::tui::tasks::NAME
+                {
+                    fx.push(Effect::Request(sheet.reload()));
+                }
+                self.info(format!(
+                    "task #{} {}: {}",
+                    t.id,
+                    if t.is_open() {
+                        "saved"
+                    } else {
+                        t.state.as_str()
+                    },
+                    crate::sanitize::for_terminal_line(&t.title)
+                ));
+                fx
+            }
             Response::Online(online) => {
                 self.presence = online;
                 Vec::new()

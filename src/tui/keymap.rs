@@ -1618,7 +1618,8 @@ mod tests {
         assert!(next.contains(&("m".to_string(), "view mine".to_string())));
         assert!(next.contains(&("r".to_string(), "view resolved".to_string())));
         assert!(next.contains(&("n".to_string(), "notifications".to_string())));
-        assert_eq!(next.len(), 7);
+        assert!(next.contains(&("t".to_string(), "tasks".to_string())));
+        assert_eq!(next.len(), 8);
         // deeper sequences show as "+more"
         let km =
             Keymap::with_user("[normal]\n\"<Space> f f\" = \"search\"\n\"<Space> q\" = \"quit\"\n")

@@ -9,6 +9,7 @@ pub mod notifications;
 pub mod rules;
 pub mod runtime;
 pub mod sheet;
+pub mod tasks;
 pub mod time;
 pub mod ui;
 pub mod who;

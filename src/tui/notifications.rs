@@ -26,6 +26,7 @@ pub fn what(r: &NotificationRow) -> String {
         NotificationKind::Message => "new customer message".to_string(),
         NotificationKind::SlaWarning => "SLA due soon".to_string(),
         NotificationKind::SlaBreach => "SLA breached".to_string(),
+        NotificationKind::TaskDue => "task due".to_string(),
         NotificationKind::Other => "notification".to_string(),
     }
 }

@@ -80,75 +80,10 @@ pub fn age(at: Millis, now: Millis) -> String {
     }
 }
 
-/// Parse a duration as typed: "90s", "30m", "2h", "3d", "1w", "1h30m"; also "tomorrow"
-/// (tomorrow 09:00 local) and "monday".."sunday" (the next one, 09:00 local). Returns the time.
+/// Parse a time phrase as typed ("30m", "2h", "tomorrow", "monday 9:00", "9am",
+/// "next business morning"...): see [`crate::when`]. Returns the time.
 pub fn parse_until(input: &str, now: Millis) -> Result<Millis, String> {
-    let s = input.trim().to_ascii_lowercase();
-    let bad = || format!("bad time '{input}' (try 30m, 2h, 3d, 1w, tomorrow, monday)");
-    if s.is_empty() {
-        return Err(bad());
-    }
-    let days = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ];
-    if s == "tomorrow" || days.contains(&s.as_str()) {
-        let t = local(now);
-        let ahead = if s == "tomorrow" {
-            1
-        } else {
-            let want = days.iter().position(|d| *d == s).unwrap_or(0) as i64;
-            let today = t.weekday().number_days_from_monday() as i64;
-            let d = (want - today).rem_euclid(7);
-            if d == 0 { 7 } else { d }
-        };
-        let date = t.date() + time::Duration::days(ahead);
-        let at = date
-            .with_hms(9, 0, 0)
-            .map_err(|_| bad())?
-            .assume_offset(t.offset());
-        return Ok(at.unix_timestamp() * 1000);
-    }
-    let mut total: i64 = 0;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&n) = chars.peek() {
-            if n.is_ascii_alphabetic() {
-                unit.push(n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let n: i64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        let secs = match unit.as_str() {
-            "s" | "sec" | "secs" => 1,
-            "m" | "min" | "mins" => 60,
-            "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
-            "d" | "day" | "days" => 86_400,
-            "w" | "wk" | "week" | "weeks" => 604_800,
-            _ => return Err(bad()),
-        };
-        total = total.saturating_add(n.saturating_mul(secs));
-        any = true;
-    }
-    if !num.is_empty() || !any || total <= 0 {
-        return Err(bad());
-    }
-    Ok(now + total * 1000)
+    crate::when::parse(input, now)
 }
 
 #[cfg(test)]

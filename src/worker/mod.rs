@@ -608,6 +608,103 @@ mod tests {
         w.shutdown().await;
     }
 
+    /// Counts its sends and when each happened.
+    struct Counting(std::sync::Mutex<Vec<(crate::model::MessageId, i64)>>);
+    impl Outbound for Counting {
+        fn channel(&self) -> Channel {
+            Channel::WebChat
+        }
+        fn send<'a>(&'a self, item: &'a OutboxItem) -> SendFuture<'a> {
+            self.0.lock().unwrap().push((item.message_id, now_millis()));
+            Box::pin(async {
+                Ok(Sent {
+                    account: "widget".into(),
+                    external_id: None,
+                })
+            })
+        }
+    }
+
+    /// `:send-at`: a reply scheduled for one second ahead is not sent by the worker running
+    /// before its time, survives that worker's restart, and goes out exactly once, at (not
+    /// before) its time, from the restarted one.
+    #[tokio::test]
+    async fn a_scheduled_reply_goes_out_once_at_its_time_across_a_restart() {
+        use crate::identity::Claim;
+        use crate::ingest::{self, Inbound, Ingested};
+        use crate::model::{Delivery, Direction, IdentityKind};
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open_dir(dir.path()).unwrap();
+        let msg = Inbound {
+            channel: Channel::WebChat,
+            account: String::new(),
+            external_id: "w1".into(),
+            direction: Direction::In,
+            customer: Claim::new(IdentityKind::WebChat, "visitor-1"),
+            linked: vec![],
+            customer_name: None,
+            author: None,
+            subject: None,
+            body: "hello?".into(),
+            sent_at: now_millis(),
+            meta: None,
+            cursor: None,
+        };
+        let Ingested::Stored { conversation, .. } =
+            ingest::ingest(&mut store, &msg, &ingest::Settings::default()).unwrap()
+        else {
+            panic!("duplicate")
+        };
+        let now = now_millis();
+        let send_at = now + 1000;
+        let id = store
+            .schedule_reply(
+                conversation,
+                Channel::WebChat,
+                "bob",
+                "later!",
+                now,
+                send_at,
+                None,
+            )
+            .unwrap();
+        let sender = Arc::new(Counting(std::sync::Mutex::new(Vec::new())));
+
+        // The first worker runs until just before the time, then stops (a restart).
+        let mut opts = fast(dir.path());
+        opts.senders.push(sender.clone());
+        let mut w = spawn_with(opts.clone()).unwrap();
+        wait_for(&mut w.status, |s| s.role == Role::Leader).await;
+        tokio::time::sleep(Duration::from_millis(
+            (send_at - now_millis() - 300).max(0) as u64
+        ))
+        .await;
+        w.shutdown().await;
+        assert!(sender.0.lock().unwrap().is_empty(), "sent before its time");
+        assert_eq!(store.message(id).unwrap().delivery, Some(Delivery::Queued));
+
+        let mut w = spawn_with(opts).unwrap();
+        wait_for(&mut w.status, |s| s.role == Role::Leader).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.message(id).unwrap().delivery != Some(Delivery::Sent) {
+            assert!(Instant::now() < deadline, "never sent");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Give a second send every chance to happen.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        w.shutdown().await;
+        let sends = sender.0.lock().unwrap().clone();
+        assert_eq!(sends.len(), 1, "{sends:?}");
+        assert_eq!(sends[0].0, id);
+        assert!(
+            sends[0].1 >= send_at,
+            "sent {} ms early",
+            send_at - sends[0].1
+        );
+        assert_eq!(store.outbox_counts().unwrap(), (0, 0));
+    }
+
     #[test]
     fn spawn_outside_a_runtime_is_an_error() {
         let dir = tempfile::tempdir().unwrap();

@@ -103,6 +103,16 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         "  words, \"a phrase\", prefix*, from:NAME-OR-ADDRESS, channel:email|telegram|webchat|whatsapp|instagram|messenger|sms|phone|event, is:in|out|note, after:YYYY-MM-DD, before:YYYY-MM-DD",
         Style::default().fg(t.dim),
     )));
+    out.push(Line::from(""));
+    out.push(head("Times (:snooze, :send-at, :task; your local time)"));
+    out.push(Line::from(Span::styled(
+        format!("  {}", crate::when::EXAMPLES),
+        Style::default().fg(t.dim),
+    )));
+    out.push(Line::from(Span::styled(
+        "  :task [KIND] WHEN [-- TITLE]   e.g. :task call tomorrow 10:00 -- ask about the refund",
+        Style::default().fg(t.dim),
+    )));
     out
 }
 

@@ -130,6 +130,30 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             ),
         ]));
     }
+    if !p.open_tasks.is_empty() {
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled(
+            "─ open tasks (g t) ",
+            Style::default().fg(t.accent),
+        )));
+        for task in &p.open_tasks {
+            let (due, style) = match task.due_at {
+                Some(d) if d <= app.now => (
+                    format!("overdue {}", crate::tui::time::age(d, app.now)),
+                    Style::default().fg(t.error),
+                ),
+                Some(d) => (crate::when::label(d, app.now), Style::default().fg(t.warn)),
+                None => (String::new(), Style::default().fg(t.dim)),
+            };
+            let text =
+                crate::sanitize::for_terminal_line(&format!("☐ {} {}", task.kind, task.title))
+                    .into_owned();
+            lines.push(Line::from(Span::raw(fit(&text, w))));
+            if !due.is_empty() {
+                lines.push(Line::from(Span::styled(fit(&format!("  {due}"), w), style)));
+            }
+        }
+    }
     if let Some(r) = app.queue.current() {
         lines.push(Line::from(""));
         lines.push(Line::from(Span::styled(

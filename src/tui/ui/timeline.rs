@@ -66,11 +66,14 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         let t = &app.theme;
         let title = match c.kind {
             ComposeKind::Reply => format!(
-                " Reply to {} via {} → {} · #{} ",
+                " Reply to {} via {} → {} · #{}{} ",
                 esc(&c.contact_name),
                 c.channel.map(|c| c.badge()).unwrap_or("?"),
                 esc(c.recipient.as_deref().unwrap_or("?")),
                 c.conversation,
+                c.send_at
+                    .map(|at| format!(" · goes out {}", crate::when::label(at, app.now)))
+                    .unwrap_or_default(),
             ),
             ComposeKind::Note => format!(
                 " Internal note on {} · #{} (never sent to the customer) ",
@@ -346,9 +349,20 @@ fn lines_inner(
             header.push(Span::styled(" · match", Style::default().fg(t.accent)));
         }
         match m.delivery {
+            Some(Delivery::Queued) if m.scheduled_at.is_some() => header.push(Span::styled(
+                format!(
+                    " · scheduled for {} (:cancel-send)",
+                    crate::when::label(m.scheduled_at.unwrap_or_default(), app.now)
+                ),
+                Style::default().fg(t.accent),
+            )),
             Some(Delivery::Queued) => {
                 header.push(Span::styled(" · queued", Style::default().fg(t.warn)))
             }
+            Some(Delivery::Cancelled) => header.push(Span::styled(
+                " · cancelled (never sent)",
+                Style::default().fg(t.warn),
+            )),
             Some(Delivery::Sending) => {
                 header.push(Span::styled(" · sending…", Style::default().fg(t.warn)))
             }
