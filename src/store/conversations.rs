@@ -71,6 +71,30 @@ impl QueueFilter {
     }
 }
 
+/// How the queue is sorted (`[queue] order` of the personal config).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueOrder {
+    /// Breached SLA first, then urgent, VIP, SLA due soonest, oldest waiting, newest activity.
+    #[default]
+    Triage,
+    /// Newest activity first.
+    Activity,
+}
+
+impl std::str::FromStr for QueueOrder {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "triage" => Ok(QueueOrder::Triage),
+            "activity" => Ok(QueueOrder::Activity),
+            other => Err(format!(
+                "unknown queue order '{other}' (triage: breached SLA, urgent, VIP, SLA due, oldest waiting; activity: newest first)"
+            )),
+        }
+    }
+}
+
 /// A position in the queue order (newest activity first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueCursor {

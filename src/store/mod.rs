@@ -26,7 +26,7 @@ pub use audit::{AuditFilter, AuditPage, AuditPosition};
 pub use claims::ClaimRow;
 pub use contacts::{ContactProfile, ContactRow, IdentityRow, MergePreview, MergeSide};
 pub use conversations::{
-    Counts, OwnerCheck, QueueAnchor, QueueCursor, QueueFilter, QueueRow, normalize_tag,
+    Counts, OwnerCheck, QueueAnchor, QueueCursor, QueueFilter, QueueOrder, QueueRow, normalize_tag,
 };
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
