@@ -195,6 +195,9 @@ pub(crate) fn resolve(
             }
             None => None,
         };
+        if let Some(h) = &hours {
+            ws.sla.team_hours.push((name.clone(), h.clone()));
+        }
         ws.teams.push(TeamDef {
             name,
             display: t.get_ref().display.clone(),

@@ -542,6 +542,8 @@ impl Policy {
 pub struct SlaConfig {
     pub hours: Vec<Hours>,
     pub policies: Vec<Policy>,
+    /// `[[teams]] hours`: (team, hours name).
+    pub team_hours: Vec<(String, String)>,
 }
 
 impl SlaConfig {
@@ -578,6 +580,15 @@ impl SlaConfig {
 
     pub fn policy(&self, name: &str) -> Option<&Policy> {
         self.policies.iter().find(|p| p.name == name)
+    }
+
+    /// The hours name a team works (`[[teams]] hours`).
+    pub fn team_hours(&self, team: Option<&str>) -> Option<&str> {
+        let team = team?;
+        self.team_hours
+            .iter()
+            .find(|(t, _)| t == team)
+            .map(|(_, h)| h.as_str())
     }
 
     pub fn hours_named(&self, name: &str) -> Option<&Hours> {

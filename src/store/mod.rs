@@ -19,6 +19,7 @@ mod outbox;
 pub mod schema;
 mod scope;
 mod search;
+pub mod sla;
 mod sqlmap;
 mod tx;
 
@@ -328,5 +329,8 @@ mod assign_tests;
 mod audit_tests;
 #[cfg(test)]
 mod scope_tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod sla_tests;
 #[cfg(test)]
 mod tests;
