@@ -12,6 +12,7 @@ pub mod handler;
 pub mod identity;
 pub(crate) mod notify;
 mod presence;
+mod sla;
 mod session;
 pub mod sync;
 pub mod workspace;
@@ -277,7 +278,9 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
                 last: update.last,
                 events: update.events,
             }));
-            // The same events may notify agents: derived here, whoever wrote them.
+            // The same events may move SLA deadlines, and notify agents: derived here,
+            // whoever wrote them.
+            sla::derive_and_sweep(&feed_shared, false).await;
             notify::derive_and_push(&feed_shared).await;
         }
     }));
@@ -307,6 +310,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
             }
         }
     }));
+    // SLA deadlines: warned and breached as time passes (events; the assignee is notified).
+    tasks.push(tokio::spawn(sla::run(Arc::clone(&shared))));
     // Presence of connections that hang without closing expires.
     let sh = Arc::clone(&shared);
     tasks.push(tokio::spawn(async move {
