@@ -12,8 +12,8 @@ pub mod handler;
 pub mod identity;
 pub(crate) mod notify;
 mod presence;
-mod sla;
 mod session;
+mod sla;
 pub mod sync;
 pub mod workspace;
 

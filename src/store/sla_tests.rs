@@ -291,3 +291,215 @@ fn the_sweep_and_counts_read_the_deadline_indexes() {
     );
     assert!(p.contains("USING INDEX conversations_sla_pending"), "{p}");
 }
+
+/// Six open conversations, one of each kind the triage order tells apart.
+fn triage_fixture() -> (Store, Vec<(&'static str, ConversationId)>) {
+    let mut s = Store::open_in_memory().unwrap();
+    let cfg = cfg();
+    s.derive_sla(&cfg).unwrap();
+    let mut out = Vec::new();
+    for (n, who) in [
+        "plain_old",
+        "plain_new",
+        "due_late",
+        "vip",
+        "urgent",
+        "breached",
+        "due_soon",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (c, contact) = ingest(&mut s, n, who, T0 + n as i64 * M);
+        match who {
+            "vip" => s.set_vip(contact, true, "a", T0).unwrap(),
+            "urgent" => s
+                .set_priority(c, crate::model::Priority::Urgent, "a", T0)
+                .unwrap(),
+            "breached" => {
+                s.apply_sla_by_name(c, &cfg, "gold", T0, "a").unwrap();
+                s.sla_sweep(&cfg, T0 + 30 * H).unwrap();
+            }
+            "due_soon" | "due_late" => {
+                s.apply_sla_by_name(c, &cfg, "gold", T0, "a").unwrap();
+            }
+            _ => {}
+        }
+        out.push((who, c));
+    }
+    // The customer of "plain_new" has been waiting longer than... no one: we answered, then
+    // they wrote again last. "plain_old" still waits since its first message.
+    let plain_new = out[1].1;
+    s.queue_reply(plain_new, Channel::Email, "alice", "ok", T0 + 20 * M)
+        .unwrap();
+    ingest(&mut s, 10, "plain_new", T0 + 30 * M);
+    // "due_late" answered then written to again: next response (4h) is later than 1h ones.
+    let late = out[2].1;
+    s.queue_reply(late, Channel::Email, "alice", "ok", T0 + 20 * M)
+        .unwrap();
+    ingest(&mut s, 11, "due_late", T0 + 25 * M);
+    s.derive_sla(&cfg).unwrap();
+    (s, out)
+}
+
+fn names(rows: &[QueueRow], all: &[(&'static str, ConversationId)]) -> Vec<&'static str> {
+    rows.iter()
+        .map(|r| all.iter().find(|(_, c)| *c == r.id).unwrap().0)
+        .collect()
+}
+
+#[test]
+fn triage_orders_breached_urgent_vip_due_waiting_then_activity() {
+    let (s, all) = triage_fixture();
+    let open = QueueFilter::Status(Status::Open);
+    let rows = s
+        .queue_page_ordered(&open, QueueOrder::Triage, QueueAnchor::Top, 50)
+        .unwrap();
+    assert_eq!(
+        names(&rows, &all),
+        [
+            "breached",
+            "urgent",
+            "vip",
+            "due_soon",
+            "due_late",
+            "plain_old",
+            "plain_new"
+        ]
+    );
+    // The row says why: its deadline, state and how long the customer waits.
+    assert_eq!(rows[0].sla_state.as_deref(), Some("breached"));
+    assert_eq!(rows[3].sla_due, Some(T0 + 6 * M + H));
+    assert_eq!(rows[5].waiting_since, Some(T0));
+    // "activity" keeps the old order: newest first.
+    let rows = s
+        .queue_page_ordered(&open, QueueOrder::Activity, QueueAnchor::Top, 50)
+        .unwrap();
+    assert_eq!(names(&rows, &all)[0], "plain_new");
+}
+
+#[test]
+fn triage_paging_is_exact_both_ways_and_by_offset() {
+    let (s, all) = triage_fixture();
+    for filter in [QueueFilter::Status(Status::Open), QueueFilter::Unassigned] {
+        let whole = s
+            .queue_page_ordered(&filter, QueueOrder::Triage, QueueAnchor::Top, 50)
+            .unwrap();
+        assert_eq!(whole.len(), all.len());
+        for limit in 1..4 {
+            // Forward from the top.
+            let mut got: Vec<QueueRow> = Vec::new();
+            loop {
+                let anchor = got
+                    .last()
+                    .map(|r| QueueAnchor::After(r.cursor()))
+                    .unwrap_or(QueueAnchor::Top);
+                let page = s
+                    .queue_page_ordered(&filter, QueueOrder::Triage, anchor, limit)
+                    .unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                got.extend(page);
+            }
+            assert_eq!(got, whole, "forward by {limit}");
+            // Backward from the bottom.
+            let mut got: Vec<QueueRow> = s
+                .queue_page_ordered(&filter, QueueOrder::Triage, QueueAnchor::Bottom, limit)
+                .unwrap();
+            loop {
+                let page = s
+                    .queue_page_ordered(
+                        &filter,
+                        QueueOrder::Triage,
+                        QueueAnchor::Before(got[0].cursor()),
+                        limit,
+                    )
+                    .unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                got.splice(0..0, page);
+            }
+            assert_eq!(got, whole, "backward by {limit}");
+        }
+        for (n, row) in whole.iter().enumerate() {
+            let page = s
+                .queue_page_ordered(&filter, QueueOrder::Triage, QueueAnchor::Offset(n), 2)
+                .unwrap();
+            assert_eq!(page[0].id, row.id, "offset {n}");
+            let page = s
+                .queue_page_ordered(
+                    &filter,
+                    QueueOrder::Triage,
+                    QueueAnchor::AtOrAfter(row.cursor()),
+                    2,
+                )
+                .unwrap();
+            assert_eq!(page[0].id, row.id, "at {n}");
+        }
+    }
+}
+
+#[test]
+fn the_vip_flag_follows_the_contact_into_the_triage_key() {
+    let (mut s, all) = triage_fixture();
+    let plain_old = all[0].1;
+    let contact = s.conversation(plain_old).unwrap().contact_id;
+    s.set_vip(contact, true, "a", T0).unwrap();
+    let rows = s
+        .queue_page_ordered(
+            &QueueFilter::Status(Status::Open),
+            QueueOrder::Triage,
+            QueueAnchor::Top,
+            50,
+        )
+        .unwrap();
+    // Both VIP now, no deadline: the one waiting longer first.
+    assert_eq!(
+        names(&rows, &all)[..4],
+        ["breached", "urgent", "plain_old", "vip"]
+    );
+}
+
+#[test]
+fn the_triage_first_page_walks_an_index_without_sorting() {
+    let (mut s, _) = triage_fixture();
+    s.set_scope(Scope::all("x")).unwrap();
+    for (filter, index) in [
+        (QueueFilter::Status(Status::Open), "conversations_triage "),
+        (
+            QueueFilter::Mine("ann".into()),
+            "conversations_triage_assignee",
+        ),
+        (QueueFilter::Unassigned, "conversations_triage_assignee"),
+        (
+            QueueFilter::Team("billing".into()),
+            "conversations_triage_team",
+        ),
+    ] {
+        let (cond, arg) = filter.where_clause();
+        let arg = arg.map(|a| format!("'{a}'")).unwrap_or_default();
+        let cond = cond.replace('?', &arg);
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT {} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+             WHERE {cond} AND (c.triage_band, c.triage_due, c.triage_wait, c.triage_act, c.id) > (1, 2, 3, 4, 5)
+             ORDER BY c.triage_band, c.triage_due, c.triage_wait, c.triage_act, c.id LIMIT 50",
+            conversations::QUEUE_COLUMNS
+        );
+        let plan: Vec<String> = s
+            .conn()
+            .prepare(&sql)
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains(&format!("USING INDEX {index}")),
+            "{filter:?}: {plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{filter:?}: {plan}");
+    }
+}
