@@ -348,6 +348,9 @@ pub enum Request {
         placement: Placement,
         /// Keep the selection on this conversation if it is in the answer.
         keep: Option<ConversationId>,
+        /// How the view is sorted (absent: triage; see `QueueOrder`).
+        #[serde(default)]
+        order: crate::store::QueueOrder,
     },
     Timeline {
         seq: u64,

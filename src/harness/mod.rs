@@ -37,6 +37,9 @@ impl Harness {
         crate::tui::time::set_fixed_offset(0);
         let mut config = Config::with_data_dir(std::env::temp_dir());
         config.agent = agent.to_string();
+        // The rig's scenarios are written against the newest-first order; a test of the
+        // triage order (the shipped default) sets `app.queue_order` and reloads.
+        config.queue_order = crate::store::QueueOrder::Activity;
         let keymap = Keymap::default_shipped()?;
         let app = App::new(&config, keymap, (width, height), now);
         let term = Terminal::new(TestBackend::new(width, height))?;

@@ -200,6 +200,7 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
             limit,
             placement,
             keep,
+            order,
         } => {
             let mut search = None;
             let (rows, total) = match &view {
@@ -208,7 +209,7 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                         Placement::Replace { .. } => Some(store.queue_count(f)?),
                         _ => None,
                     };
-                    (store.queue_page(f, anchor, limit)?, total)
+                    (store.queue_page_ordered(f, order, anchor, limit)?, total)
                 }
                 QueueView::Search(q) => {
                     // `limit` is how many matching messages to read (the view grows it).

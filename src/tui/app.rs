@@ -283,6 +283,8 @@ pub struct App {
     pub whoami: String,
     pub theme: Theme,
     pub three_pane_min_width: u16,
+    /// `[queue] order`: how the queue views are sorted.
+    pub queue_order: crate::store::QueueOrder,
     pub keymap: Keymap,
     resolver: KeyResolver,
     pub mode: Mode,
@@ -339,6 +341,7 @@ impl App {
             whoami: config.agent.clone(),
             theme: config.theme.clone(),
             three_pane_min_width: config.three_pane_min_width,
+            queue_order: config.queue_order,
             keymap,
             resolver: KeyResolver::new(),
             mode: Mode::Normal,
@@ -1748,6 +1751,7 @@ impl App {
                     limit: (s.limit * 2).min(SEARCH_MAX),
                     placement: Placement::Replace { offset: 0 },
                     keep: q.current().map(|r| r.id),
+                    order: self.queue_order,
                 }));
             }
             return fx;
@@ -1769,6 +1773,7 @@ impl App {
                 limit: PAGE,
                 placement: Placement::Append,
                 keep: None,
+                order: self.queue_order,
             }));
         }
         if q.offset > 0
@@ -1784,6 +1789,7 @@ impl App {
                 limit: PAGE,
                 placement: Placement::Prepend,
                 keep: None,
+                order: self.queue_order,
             }));
         }
         fx
@@ -1845,6 +1851,7 @@ impl App {
             limit: PAGE,
             placement: Placement::Replace { offset: start },
             keep: None,
+            order: self.queue_order,
         })
     }
 
@@ -1875,6 +1882,7 @@ impl App {
             limit: PAGE,
             placement: Placement::Replace { offset },
             keep: None,
+            order: self.queue_order,
         })]
     }
 
@@ -1915,6 +1923,7 @@ impl App {
             limit,
             placement: Placement::Replace { offset: 0 },
             keep: None,
+            order: self.queue_order,
         })]
     }
 
@@ -1945,6 +1954,7 @@ impl App {
             },
             placement: Placement::Replace { offset },
             keep,
+            order: self.queue_order,
         })]
     }
 
