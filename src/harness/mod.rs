@@ -164,6 +164,9 @@ mod audit_tests;
 #[cfg(test)]
 mod channel_tests;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod sla_tests;
+#[cfg(test)]
 mod team_tests;
 #[cfg(test)]
 mod tests;

@@ -36,7 +36,9 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         let t = &app.theme;
         let style = match level {
             super::queue::SlaLevel::Ok => Style::default().fg(t.dim),
-            super::queue::SlaLevel::Near => Style::default().fg(t.warn).add_modifier(Modifier::BOLD),
+            super::queue::SlaLevel::Near => {
+                Style::default().fg(t.warn).add_modifier(Modifier::BOLD)
+            }
             super::queue::SlaLevel::Breached => {
                 Style::default().fg(t.error).add_modifier(Modifier::BOLD)
             }
