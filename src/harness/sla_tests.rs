@@ -52,7 +52,7 @@ fn the_triage_queue_puts_the_breach_first_and_counts_down() {
     assert!(screen.contains("⏱42m"), "{screen}");
     assert!(screen.contains("⏱10m"), "{screen}");
     // The breached one is first, then the soonest due.
-    let first = h.app.queue.rows[0].clone();
+    let first = &h.app.queue.rows[0];
     assert_eq!(first.sla_state.as_deref(), Some("breached"), "{screen}");
     assert_eq!(
         h.app.queue.rows[1].sla_due,
@@ -64,5 +64,12 @@ fn the_triage_queue_puts_the_breach_first_and_counts_down() {
     // The activity order is still there.
     h.app.queue_order = QueueOrder::Activity;
     h.keys(":view open<CR>").unwrap();
-    assert_ne!(h.app.queue.rows[0].id, first.id);
+    let names: Vec<&str> = h
+        .app
+        .queue
+        .rows
+        .iter()
+        .map(|r| r.contact_name.as_str())
+        .collect();
+    assert_eq!(names, ["EveAdmin", "Ann Lee", "Chen Wei", "Bob Smith"]);
 }
