@@ -776,6 +776,9 @@ pub struct StatusReport {
     /// A workspace made by `braid demo`.
     #[serde(default)]
     pub demo: bool,
+    /// Per team the agent sees: SLA deadlines breached, and warned (due soon).
+    #[serde(default)]
+    pub sla: Vec<crate::store::sla::SlaTeamCounts>,
 }
 
 impl Response {

@@ -52,6 +52,8 @@ pub struct StatusJson {
     /// The newest event id: a change-feed position (`events` after it are new).
     pub last_event_id: i64,
     pub notifications: NotificationsJson,
+    /// Per team (null: no team): SLA deadlines breached and due soon (warned).
+    pub sla: Vec<crate::store::sla::SlaTeamCounts>,
 }
 
 /// The server this command talked to.
@@ -191,6 +193,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
                 .map(super::notifications::NotificationJson::new)
                 .collect(),
         },
+        sla: report.sla.clone(),
     };
     drop(client);
     if args.json {

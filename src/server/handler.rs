@@ -520,6 +520,7 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
                 demo: crate::demo::is_demo_workspace(store)?,
+                sla: store.sla_counts(crate::model::now_millis())?,
             }))
         }
         Request::Post { conversation, post } => {

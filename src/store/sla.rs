@@ -401,12 +401,13 @@ impl Store {
     /// Per team: conversations past their deadline and warned ones not yet past it (what
     /// `braid status --json` reports). Resolved conversations have no deadline.
     pub fn sla_counts(&self, now: Millis) -> Result<Vec<SlaTeamCounts>> {
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT team, sum(sla_due <= ?1), sum(sla_due > ?1 AND sla_state = 'warned')
-             FROM conversations INDEXED BY conversations_sla
-             WHERE sla_due IS NOT NULL AND status <> 'resolved'
-             GROUP BY team ORDER BY team",
-        )?;
+        let scope = self.scope_and();
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT c.team, sum(c.sla_due <= ?1), sum(c.sla_due > ?1 AND c.sla_state = 'warned')
+             FROM conversations c INDEXED BY conversations_sla
+             WHERE c.sla_due IS NOT NULL AND c.status <> 'resolved'{scope}
+             GROUP BY c.team ORDER BY c.team"
+        ))?;
         let rows = stmt.query_map([now], |r| {
             Ok(SlaTeamCounts {
                 team: r.get(0)?,
