@@ -13,11 +13,12 @@ use crate::model::{Channel, ContactId, ConversationId, EventId, MessageId};
 // The store's row types are the protocol's vocabulary: clients name them through `crate::api`.
 /// An event in words, for `braid audit` and `:audit` (data decoded, escaped for the terminal).
 pub use crate::store::audit::describe as describe_event;
+pub use crate::store::sla::SlaTeamCounts;
 pub use crate::store::{
     AuditFilter, AuditPage, AuditPosition, Change, ContactProfile, ContactRow, Counts, EventRow,
     IdentityRow, MessageRow, QueueAnchor, QueueFilter, QueueRow, SearchHit, TimelineCursor,
 };
-pub use crate::store::{NotificationKind, NotificationPage, NotificationRow};
+pub use crate::store::{NotificationKind, NotificationPage, NotificationRow, QueueOrder};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -350,7 +351,7 @@ pub enum Request {
         keep: Option<ConversationId>,
         /// How the view is sorted (absent: triage; see `QueueOrder`).
         #[serde(default)]
-        order: crate::store::QueueOrder,
+        order: QueueOrder,
     },
     Timeline {
         seq: u64,
@@ -778,7 +779,7 @@ pub struct StatusReport {
     pub demo: bool,
     /// Per team the agent sees: SLA deadlines breached, and warned (due soon).
     #[serde(default)]
-    pub sla: Vec<crate::store::sla::SlaTeamCounts>,
+    pub sla: Vec<SlaTeamCounts>,
 }
 
 impl Response {

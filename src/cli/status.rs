@@ -53,7 +53,7 @@ pub struct StatusJson {
     pub last_event_id: i64,
     pub notifications: NotificationsJson,
     /// Per team (null: no team): SLA deadlines breached and due soon (warned).
-    pub sla: Vec<crate::store::sla::SlaTeamCounts>,
+    pub sla: Vec<crate::api::SlaTeamCounts>,
 }
 
 /// The server this command talked to.

@@ -284,7 +284,7 @@ pub struct App {
     pub theme: Theme,
     pub three_pane_min_width: u16,
     /// `[queue] order`: how the queue views are sorted.
-    pub queue_order: crate::store::QueueOrder,
+    pub queue_order: crate::api::QueueOrder,
     pub keymap: Keymap,
     resolver: KeyResolver,
     pub mode: Mode,
