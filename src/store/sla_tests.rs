@@ -465,41 +465,44 @@ fn the_vip_flag_follows_the_contact_into_the_triage_key() {
 #[test]
 fn the_triage_first_page_walks_an_index_without_sorting() {
     let (mut s, _) = triage_fixture();
-    s.set_scope(Scope::all("x")).unwrap();
-    for (filter, index) in [
-        (QueueFilter::Status(Status::Open), "conversations_triage "),
-        (
-            QueueFilter::Mine("ann".into()),
-            "conversations_triage_assignee",
-        ),
-        (QueueFilter::Unassigned, "conversations_triage_assignee"),
-        (
-            QueueFilter::Team("billing".into()),
-            "conversations_triage_team",
-        ),
-    ] {
-        let (cond, arg) = filter.where_clause();
-        let arg = arg.map(|a| format!("'{a}'")).unwrap_or_default();
-        let cond = cond.replace('?', &arg);
-        let sql = format!(
+    for scope in [Scope::all("x"), Scope::teams("bob", ["support"])] {
+        s.set_scope(scope).unwrap();
+        for (filter, index) in [
+            (QueueFilter::Status(Status::Open), "conversations_triage "),
+            (
+                QueueFilter::Mine("ann".into()),
+                "conversations_triage_assignee",
+            ),
+            (QueueFilter::Unassigned, "conversations_triage_assignee"),
+            (
+                QueueFilter::Team("billing".into()),
+                "conversations_triage_team",
+            ),
+        ] {
+            let (cond, arg) = filter.where_clause();
+            let arg = arg.map(|a| format!("'{a}'")).unwrap_or_default();
+            let cond = cond.replace('?', &arg);
+            let cond = format!("{cond}{}", s.scope_and());
+            let sql = format!(
             "EXPLAIN QUERY PLAN SELECT {} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
              WHERE {cond} AND (c.triage_band, c.triage_due, c.triage_wait, c.triage_act, c.id) > (1, 2, 3, 4, 5)
              ORDER BY c.triage_band, c.triage_due, c.triage_wait, c.triage_act, c.id LIMIT 50",
             conversations::QUEUE_COLUMNS
         );
-        let plan: Vec<String> = s
-            .conn()
-            .prepare(&sql)
-            .unwrap()
-            .query_map([], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        let plan = plan.join("\n");
-        assert!(
-            plan.contains(&format!("USING INDEX {index}")),
-            "{filter:?}: {plan}"
-        );
-        assert!(!plan.contains("TEMP B-TREE"), "{filter:?}: {plan}");
+            let plan: Vec<String> = s
+                .conn()
+                .prepare(&sql)
+                .unwrap()
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let plan = plan.join("\n");
+            assert!(
+                plan.contains(&format!("USING INDEX {index}")),
+                "{filter:?}: {plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{filter:?}: {plan}");
+        }
     }
 }
