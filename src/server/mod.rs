@@ -533,6 +533,60 @@ mod tests {
         }
     }
 
+    /// The server sweeps SLA deadlines on its own (a breach becomes an event) and follows
+    /// every writer's events to recompute them (resolved: no deadline).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_server_breaches_and_recomputes_sla_deadlines() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (conversation, _) = one_conversation(&data);
+        let mut config = Config::with_data_dir(&data);
+        config.workspace.sla.policies.push(crate::sla::Policy {
+            name: "fast".into(),
+            first_response: Some(2_000),
+            next_response: None,
+            resolution: None,
+            hours: None,
+            warn_before: 0,
+        });
+        let cfg = config.workspace.sla.clone();
+        let now = crate::model::now_millis();
+        Store::open_dir(&data)
+            .unwrap()
+            .apply_sla_by_name(conversation, &cfg, "fast", now, "rule:t")
+            .unwrap();
+        let mut opts = ServerOptions::new(config);
+        opts.run_worker = false;
+        let server = start(opts).await.unwrap();
+        let poll =
+            |want: &'static (dyn Fn(Option<crate::store::sla::SlaStatus>) -> bool + Sync)| {
+                let data = data.clone();
+                async move {
+                    for _ in 0..150 {
+                        let st = Store::open_dir(&data)
+                            .unwrap()
+                            .conversation_sla(conversation)
+                            .unwrap();
+                        if want(st.clone()) {
+                            return st;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    panic!("the SLA never got there");
+                }
+            };
+        let st = poll(&|s| s.and_then(|s| s.state).as_deref() == Some("breached")).await;
+        assert_eq!(st.unwrap().target.as_deref(), Some("first_response"));
+        // Another writer resolves it: the server follows the event and clears the deadline.
+        Store::open_dir(&data)
+            .unwrap()
+            .set_status(conversation, crate::model::Status::Resolved, None, "t", now)
+            .unwrap();
+        let st = poll(&|s| s.is_some_and(|s| s.due.is_none())).await;
+        assert_eq!(st.unwrap().state, None);
+        drop(server);
+    }
+
     /// A server without a worker (a one-shot command's) still pushes: its status watch ends at
     /// once, which must not stop the session's pushes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
