@@ -1192,6 +1192,7 @@ async fn agent(
                     limit: 50,
                     placement: Placement::Replace { offset },
                     keep: None,
+                    order: Default::default(),
                 };
                 if let Some(Response::Queue {
                     rows: r, total: t, ..

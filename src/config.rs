@@ -43,6 +43,9 @@ pub struct Config {
     pub three_pane_min_width: u16,
     /// `[ui] bulk_confirm_over`: `:g//` asks (y/n) before changing more conversations than this.
     pub bulk_confirm_over: usize,
+    /// `[queue] order`: triage (breached SLA, urgent, VIP, SLA due, oldest waiting) or
+    /// activity (newest first).
+    pub queue_order: crate::store::QueueOrder,
     /// An agent's reply moves an open conversation to pending (waiting on the customer).
     pub pending_after_reply: bool,
     /// A user keymap file merged over the shipped one.
@@ -394,6 +397,7 @@ impl Config {
             reopen_window_ms: DEFAULT_REOPEN_WINDOW_MS,
             three_pane_min_width: DEFAULT_THREE_PANE_MIN_WIDTH,
             bulk_confirm_over: DEFAULT_BULK_CONFIRM_OVER,
+            queue_order: crate::store::QueueOrder::default(),
             pending_after_reply: false,
             keymap_file: None,
             theme: Theme::default(),
@@ -543,6 +547,8 @@ struct RawConfig {
     #[serde(default)]
     ui: RawUi,
     #[serde(default)]
+    queue: RawQueue,
+    #[serde(default)]
     notifications: RawNotifications,
     #[serde(default)]
     theme: RawThemeChoice,
@@ -567,6 +573,10 @@ struct RawConfig {
     macros: std::collections::BTreeMap<String, Spanned<Vec<String>>>,
     suggest_command: Option<Spanned<String>>,
     suggest_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    hours: Vec<crate::sla::HoursSpec>,
+    #[serde(default)]
+    sla: Vec<crate::sla::PolicySpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -574,6 +584,12 @@ struct RawConfig {
 struct RawNotifications {
     bell: Option<bool>,
     desktop: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    order: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -765,6 +781,14 @@ impl RawConfig {
             },
         };
 
+        let queue_order = match &self.queue.order {
+            Some(o) => o
+                .get_ref()
+                .parse::<crate::store::QueueOrder>()
+                .map_err(|m| ctx.invalid(o.span(), "queue.order", m))?,
+            None => crate::store::QueueOrder::default(),
+        };
+
         let three_pane_min_width = match &self.ui.three_pane_min_width {
             Some(w) if *w.get_ref() < 40 => {
                 return Err(ctx.invalid(
@@ -915,11 +939,14 @@ impl RawConfig {
             None => None,
         };
 
-        let workspace =
-            crate::server::workspace::resolve(&self.server, &self.teams, &self.agents, |p| {
-                expand_path(p, base, env)
-            })
-            .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
+        let workspace = crate::server::workspace::resolve(
+            &self.server,
+            &self.teams,
+            &self.agents,
+            (&self.hours, &self.sla),
+            |p| expand_path(p, base, env),
+        )
+        .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
 
         // A channel's team must be one the workspace defines: a typo would make a team nobody
         // is in, whose conversations only admins would ever see.
@@ -1010,6 +1037,7 @@ impl RawConfig {
                 .ui
                 .bulk_confirm_over
                 .unwrap_or(DEFAULT_BULK_CONFIRM_OVER),
+            queue_order,
             pending_after_reply: self.pending_after_reply.unwrap_or(false),
             keymap_file,
             theme,
@@ -1431,6 +1459,66 @@ mod tests {
         assert_eq!(c.theme.vip, Color::Indexed(200));
         assert_eq!(c.theme.dim, Color::LightCyan);
         assert_eq!(c.theme.email, Theme::default().email);
+    }
+
+    #[test]
+    fn hours_and_sla_policies_are_checked_with_key_and_line() {
+        let good = "[[hours]]\nname = \"emea\"\nzone = \"Europe/Berlin\"\nweekdays = [\"09:00-12:00\", \"13:00-17:00\"]\nholidays = [\"2026-12-25\"]\n\n[[sla]]\nname = \"gold\"\nfirst_response = \"1h\"\nhours = \"emea\"\n\n[[teams]]\nname = \"billing\"\nhours = \"emea\"\n\n[queue]\norder = \"activity\"\n";
+        let c = load_text(good).unwrap();
+        assert_eq!(c.workspace.sla.hours[0].zone, "Europe/Berlin");
+        assert_eq!(c.workspace.sla.policies[0].first_response, Some(3_600_000));
+        assert_eq!(c.workspace.team_hours(Some("billing")), Some("emea"));
+        assert_eq!(c.queue_order, crate::store::QueueOrder::Activity);
+        assert_eq!(
+            load_text("").unwrap().queue_order,
+            crate::store::QueueOrder::Triage
+        );
+        for (bad, line, key) in [
+            (
+                good.replace("Europe/Berlin", "Europe/Atlantis"),
+                3,
+                "hours.zone",
+            ),
+            (
+                good.replace("13:00-17:00", "13:00-11:00"),
+                4,
+                "hours.weekdays",
+            ),
+            (
+                good.replace(
+                    "hours = \"emea\"\n\n[[teams]]",
+                    "hours = \"apac\"\n\n[[teams]]",
+                ),
+                10,
+                "sla.hours",
+            ),
+            (
+                good.replace(
+                    "name = \"billing\"\nhours = \"emea\"",
+                    "name = \"billing\"\nhours = \"nyc\"",
+                ),
+                14,
+                "teams.hours",
+            ),
+            (good.replace("\"1h\"", "\"soon\""), 9, "sla.first_response"),
+            (
+                good.replace("\"activity\"", "\"random\""),
+                17,
+                "queue.order",
+            ),
+        ] {
+            match load_text(&bad).unwrap_err() {
+                ConfigError::Invalid {
+                    line: l,
+                    key: k,
+                    message,
+                    ..
+                } => {
+                    assert_eq!((l, k.as_deref()), (line, Some(key)), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod sanitize;
 pub mod secret;
 pub mod segments;
 pub mod server;
+pub mod sla;
 pub mod store;
 pub mod template;
 pub mod tui;

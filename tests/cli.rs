@@ -220,6 +220,51 @@ fn status_text_and_json() {
 }
 
 #[test]
+fn status_json_counts_sla_breaches_and_due_soon_per_team() {
+    let w = workspace();
+    let v = json(&w.braid(&["status", "--json"]));
+    assert_eq!(v["sla"], serde_json::json!([]));
+    let now = braid::model::now_millis();
+    let mut store = Store::open_dir(&w.data).unwrap();
+    let policy = |name: &str, ms: i64| braid::sla::Policy {
+        name: name.into(),
+        first_response: Some(ms),
+        next_response: None,
+        resolution: None,
+        hours: None,
+        warn_before: 3 * 3_600_000,
+    };
+    let cfg = braid::sla::SlaConfig {
+        // Ann waits since 2 days: 1h is long past. Bob since 1h: due in 2h, within warn.
+        policies: vec![policy("fast", 3_600_000), policy("slow", 3 * 3_600_000)],
+        ..Default::default()
+    };
+    let (ann, bob) = (
+        braid::model::ConversationId(w.ann),
+        braid::model::ConversationId(w.bob),
+    );
+    store
+        .set_conversation_team(ann, Some("billing"), "t", now)
+        .unwrap();
+    store
+        .apply_sla_by_name(ann, &cfg, "fast", now, "t")
+        .unwrap();
+    store
+        .apply_sla_by_name(bob, &cfg, "slow", now, "t")
+        .unwrap();
+    store.sla_sweep(&cfg, now).unwrap();
+    drop(store);
+    let v = json(&w.braid(&["status", "--json"]));
+    assert_eq!(
+        v["sla"],
+        serde_json::json!([
+            { "team": null, "breached": 0, "due_soon": 1 },
+            { "team": "billing", "breached": 1, "due_soon": 0 },
+        ])
+    );
+}
+
+#[test]
 fn list_text_and_json() {
     let w = workspace();
     let text = ok(&w.braid(&["list"]));

@@ -183,12 +183,46 @@ fn the_example_workspace_config_passes_check() {
         ": ok",
         "socket /run/braid/braid.sock",
         "2 team(s) · 3 agent(s)",
+        "1 SLA policy(ies) in 1 hours",
         "email billing",
         "email support",
         "telegram",
         "webchat on 127.0.0.1:8765",
     ] {
         assert!(said.contains(want), "`{want}` missing from:\n{said}");
+    }
+}
+
+#[test]
+fn check_names_a_bad_zone_interval_or_hours_name_with_its_line() {
+    let example = read(EXAMPLE);
+    let dir = tempfile::tempdir().unwrap();
+    for (from, to, key) in [
+        ("\"Europe/Berlin\"", "\"Europe/Atlantis\"", "hours.zone"),
+        ("\"13:00-17:00\"", "\"13:00-12:00\"", "hours.weekdays"),
+        ("hours = \"emea\"", "hours = \"apac\"", "teams.hours"),
+    ] {
+        assert!(example.contains(from), "{from}");
+        let bad = example.replacen(from, to, 1);
+        let line = bad[..bad.find(to).unwrap()].matches('\n').count() + 1;
+        let path = dir.path().join("ws.toml");
+        std::fs::write(&path, &bad).unwrap();
+        let data = dir.path().join("data");
+        let out = braid(&[
+            "server",
+            "--check",
+            "--config",
+            path.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ]);
+        let said = text(&out);
+        assert!(!out.status.success(), "{said}");
+        assert!(said.contains(&format!("`{key}`")), "{key}: {said}");
+        assert!(
+            said.contains(&format!("line {line}")),
+            "{key} line {line}: {said}"
+        );
     }
 }
 

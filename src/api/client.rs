@@ -29,6 +29,9 @@ pub enum ApiError {
 }
 
 /// What arrives without being waited for.
+// A response carries queue rows inline (with their SLA fields); boxing it would cost an
+// allocation per frame for nothing: one Incoming lives at a time.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
     /// The answer to a [`Connection::send`].

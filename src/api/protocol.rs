@@ -13,11 +13,12 @@ use crate::model::{Channel, ContactId, ConversationId, EventId, MessageId, Milli
 // The store's row types are the protocol's vocabulary: clients name them through `crate::api`.
 /// An event in words, for `braid audit` and `:audit` (data decoded, escaped for the terminal).
 pub use crate::store::audit::describe as describe_event;
+pub use crate::store::sla::SlaTeamCounts;
 pub use crate::store::{
     AuditFilter, AuditPage, AuditPosition, Change, ContactProfile, ContactRow, Counts, EventRow,
     IdentityRow, MessageRow, QueueAnchor, QueueFilter, QueueRow, SearchHit, TimelineCursor,
 };
-pub use crate::store::{NotificationKind, NotificationPage, NotificationRow};
+pub use crate::store::{NotificationKind, NotificationPage, NotificationRow, QueueOrder};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -373,6 +374,9 @@ pub enum Request {
         placement: Placement,
         /// Keep the selection on this conversation if it is in the answer.
         keep: Option<ConversationId>,
+        /// How the view is sorted (absent: triage; see `QueueOrder`).
+        #[serde(default)]
+        order: QueueOrder,
     },
     Timeline {
         seq: u64,
@@ -1045,6 +1049,9 @@ pub struct StatusReport {
     /// Open tasks due before now that the agent sees.
     #[serde(default)]
     pub overdue_tasks: i64,
+    /// Per team the agent sees: SLA deadlines breached, and warned (due soon).
+    #[serde(default)]
+    pub sla: Vec<SlaTeamCounts>,
 }
 
 impl Response {

@@ -68,7 +68,7 @@ fn check(config: &crate::config::Config) -> anyhow::Result<()> {
     }
     let socket = socket_for(None, config);
     println!(
-        "{}: ok · data {} · socket {} · {} team(s) · {} agent(s) · channels: {}",
+        "{}: ok · data {} · socket {} · {} team(s) · {} agent(s) · {} SLA policy(ies) in {} hours · channels: {}",
         config
             .source
             .as_ref()
@@ -78,6 +78,8 @@ fn check(config: &crate::config::Config) -> anyhow::Result<()> {
         socket.display(),
         ws.teams.len(),
         ws.agents.len(),
+        ws.sla.policies.len(),
+        ws.sla.hours.len(),
         if channels.is_empty() {
             "none".to_string()
         } else {

@@ -53,6 +53,8 @@ pub struct StatusJson {
     pub last_event_id: i64,
     pub notifications: NotificationsJson,
     pub tasks: TaskCounts,
+    /// Per team (null: no team): SLA deadlines breached and due soon (warned).
+    pub sla: Vec<crate::api::SlaTeamCounts>,
 }
 
 /// The tasks the agent sees.
@@ -202,6 +204,7 @@ pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         tasks: TaskCounts {
             overdue: report.overdue_tasks,
         },
+        sla: report.sla.clone(),
     };
     drop(client);
     if args.json {

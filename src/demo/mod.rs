@@ -61,6 +61,7 @@ pub fn workspace() -> crate::server::workspace::Workspace {
             .map(|t| TeamDef {
                 name: t.to_string(),
                 display: None,
+                hours: None,
             })
             .collect(),
         agents: AGENT_TEAMS
@@ -78,6 +79,7 @@ pub fn workspace() -> crate::server::workspace::Workspace {
         only_assignee_replies: false,
         // The simulated agents are online in the demo: presence shows without a team.
         simulate_colleagues: true,
+        sla: crate::sla::SlaConfig::default(),
         demo_templates: [
             (
                 "order_update",

@@ -41,6 +41,9 @@ impl Harness {
         crate::tui::time::set_fixed_offset(0);
         let mut config = Config::with_data_dir(std::env::temp_dir());
         config.agent = agent.to_string();
+        // The rig's scenarios are written against the newest-first order; a test of the
+        // triage order (the shipped default) sets `app.queue_order` and reloads.
+        config.queue_order = crate::store::QueueOrder::Activity;
         let keymap = Keymap::default_shipped()?;
         let app = App::new(&config, keymap, (width, height), now);
         let term = Terminal::new(TestBackend::new(width, height))?;
@@ -210,6 +213,9 @@ mod bulk_tests;
 mod canned_tests;
 #[cfg(test)]
 mod channel_tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod sla_tests;
 #[cfg(test)]
 mod tasks_tests;
 #[cfg(test)]

@@ -208,6 +208,7 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
             limit,
             placement,
             keep,
+            order,
         } => {
             let mut search = None;
             let (rows, total) = match &view {
@@ -216,7 +217,7 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                         Placement::Replace { .. } => Some(store.queue_count(f)?),
                         _ => None,
                     };
-                    (store.queue_page(f, anchor, limit)?, total)
+                    (store.queue_page_ordered(f, order, anchor, limit)?, total)
                 }
                 QueueView::Search(q) => {
                     // `limit` is how many matching messages to read (the view grows it).
@@ -566,6 +567,7 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                     .unwrap_or_default(),
                 demo: crate::demo::is_demo_workspace(store)?,
                 overdue_tasks: store.overdue_tasks(now_millis())?,
+                sla: store.sla_counts(crate::model::now_millis())?,
             }))
         }
         Request::Post { conversation, post } => {

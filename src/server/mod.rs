@@ -14,6 +14,7 @@ pub(crate) mod notify;
 mod presence;
 pub mod rules;
 mod session;
+mod sla;
 pub mod sync;
 mod tasks;
 pub mod workspace;
@@ -308,6 +309,9 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
             // The same events may close tasks (a call log) and notify agents: derived here,
             // whoever wrote them.
             tasks::follow(&feed_shared).await;
+            // The same events may move SLA deadlines, and notify agents: derived here,
+            // whoever wrote them.
+            sla::derive_and_sweep(&feed_shared, false).await;
             notify::derive_and_push(&feed_shared).await;
             // And run the workflow rules (events written by rules trigger none).
             if run_rules {
@@ -346,6 +350,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     }));
     // Tasks that came due: marked once, their assignees notified.
     tasks.push(tokio::spawn(tasks::sweep_loop(Arc::clone(&shared))));
+    // SLA deadlines: warned and breached as time passes (events; the assignee is notified).
+    tasks.push(tokio::spawn(sla::run(Arc::clone(&shared))));
     // Presence of connections that hang without closing expires.
     let sh = Arc::clone(&shared);
     tasks.push(tokio::spawn(async move {
@@ -565,6 +571,60 @@ mod tests {
             } => (conversation, contact),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The server sweeps SLA deadlines on its own (a breach becomes an event) and follows
+    /// every writer's events to recompute them (resolved: no deadline).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_server_breaches_and_recomputes_sla_deadlines() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (conversation, _) = one_conversation(&data);
+        let mut config = Config::with_data_dir(&data);
+        config.workspace.sla.policies.push(crate::sla::Policy {
+            name: "fast".into(),
+            first_response: Some(2_000),
+            next_response: None,
+            resolution: None,
+            hours: None,
+            warn_before: 0,
+        });
+        let cfg = config.workspace.sla.clone();
+        let now = crate::model::now_millis();
+        Store::open_dir(&data)
+            .unwrap()
+            .apply_sla_by_name(conversation, &cfg, "fast", now, "rule:t")
+            .unwrap();
+        let mut opts = ServerOptions::new(config);
+        opts.run_worker = false;
+        let server = start(opts).await.unwrap();
+        let poll =
+            |want: &'static (dyn Fn(Option<crate::store::sla::SlaStatus>) -> bool + Sync)| {
+                let data = data.clone();
+                async move {
+                    for _ in 0..150 {
+                        let st = Store::open_dir(&data)
+                            .unwrap()
+                            .conversation_sla(conversation)
+                            .unwrap();
+                        if want(st.clone()) {
+                            return st;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    panic!("the SLA never got there");
+                }
+            };
+        let st = poll(&|s| s.and_then(|s| s.state).as_deref() == Some("breached")).await;
+        assert_eq!(st.unwrap().target.as_deref(), Some("first_response"));
+        // Another writer resolves it: the server follows the event and clears the deadline.
+        Store::open_dir(&data)
+            .unwrap()
+            .set_status(conversation, crate::model::Status::Resolved, None, "t", now)
+            .unwrap();
+        let st = poll(&|s| s.is_some_and(|s| s.due.is_none())).await;
+        assert_eq!(st.unwrap().state, None);
+        drop(server);
     }
 
     /// A server without a worker (a one-shot command's) still pushes: its status watch ends at

@@ -17,6 +17,15 @@
 //! display = "Ann Lee"
 //! role = "agent"          # admin | supervisor | agent | viewer
 //! teams = ["billing"]
+//!
+//! [[hours]]               # business hours (src/sla): zone, intervals per weekday, holidays
+//! name = "emea"
+//! zone = "Europe/Berlin"
+//! weekdays = ["09:00-12:00", "13:00-17:00"]
+//!
+//! [[sla]]                 # an SLA policy, applied by rules (`sla = "gold"`)
+//! name = "gold"
+//! first_response = "1h"
 //! ```
 
 use crate::api::Role;
@@ -41,6 +50,8 @@ pub struct AgentDef {
 pub struct TeamDef {
     pub name: String,
     pub display: Option<String>,
+    /// `hours = "emea"`: the `[[hours]]` the team works (its SLA deadlines count in them).
+    pub hours: Option<String>,
 }
 
 /// The workspace's people and the server's socket.
@@ -64,12 +75,23 @@ pub struct Workspace {
     /// The demo workspace's rules (`braid demo` only; a real workspace keeps its rules in
     /// `rules.toml` / `rules/` beside its config file).
     pub demo_rules: Option<String>,
+    /// `[[hours]]` and `[[sla]]`: business hours and SLA policies.
+    pub sla: crate::sla::SlaConfig,
 }
 
 impl Workspace {
     /// The agent the Unix user `user` is, if any.
     pub fn agent_for_user(&self, user: &str) -> Option<&AgentDef> {
         self.agents.iter().find(|a| a.user == user)
+    }
+
+    /// The `[[hours]]` name a team works (None: no team, or a team without hours).
+    pub fn team_hours(&self, team: Option<&str>) -> Option<&str> {
+        let team = team?;
+        self.teams
+            .iter()
+            .find(|t| t.name == team)
+            .and_then(|t| t.hours.as_deref())
     }
 }
 
@@ -86,6 +108,7 @@ pub(crate) struct RawServer {
 pub(crate) struct RawTeam {
     name: Spanned<String>,
     display: Option<String>,
+    hours: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,10 +145,13 @@ pub(crate) fn resolve(
     server: &RawServer,
     teams: &[Spanned<RawTeam>],
     agents: &[Spanned<RawAgent>],
+    sla: (&[crate::sla::HoursSpec], &[crate::sla::PolicySpec]),
     expand: impl Fn(&str) -> PathBuf,
 ) -> Result<Workspace, RawError> {
     let mut ws = Workspace {
         only_assignee_replies: server.only_assignee_replies.unwrap_or(false),
+        sla: crate::sla::SlaConfig::from_specs(sla.0, sla.1)
+            .map_err(|e| (e.span, e.key, e.message))?,
         ..Workspace::default()
     };
     if let Some(s) = &server.socket {
@@ -150,9 +176,35 @@ pub(crate) fn resolve(
                 format!("two [[teams]] are named '{name}'"),
             ));
         }
+        let hours = match &t.get_ref().hours {
+            Some(h) => {
+                let n = h.get_ref().trim();
+                if ws.sla.hours_named(n).is_none() {
+                    let known: Vec<&str> = ws.sla.hours.iter().map(|x| x.name.as_str()).collect();
+                    return Err((
+                        h.span(),
+                        "teams.hours".into(),
+                        format!(
+                            "team '{name}' works hours '{n}', which no [[hours]] defines (known: {})",
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    ));
+                }
+                Some(n.to_string())
+            }
+            None => None,
+        };
+        if let Some(h) = &hours {
+            ws.sla.team_hours.push((name.clone(), h.clone()));
+        }
         ws.teams.push(TeamDef {
             name,
             display: t.get_ref().display.clone(),
+            hours,
         });
     }
     for a in agents {

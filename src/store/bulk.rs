@@ -345,21 +345,9 @@ pub(crate) fn imported(
     actor: &str,
     data: &serde_json::Value,
 ) -> Result<()> {
-    backfill_clocks(conn)?;
-    events::append(
-        conn,
-        at,
-        actor,
-        EventKind::Imported,
-        EventRefs::default(),
-        Some(data),
-    )?;
-    Ok(())
-}
-
-/// Set every conversation's `waiting_since` and `last_reply_at` from its messages (agents'
-/// replies only: a rule's automatic one does not count).
-pub(crate) fn backfill_clocks(conn: &Connection) -> Result<()> {
+    // sla: the conversations' clocks, as insert_message keeps them one message at a time
+    // (the bulk rows are written whole): our last human reply, the oldest customer message
+    // after it. The triage order and SLA deadlines read them.
     conn.execute_batch(
         "UPDATE conversations SET last_reply_at = (
              SELECT max(m.created_at) FROM messages m
@@ -368,8 +356,19 @@ pub(crate) fn backfill_clocks(conn: &Connection) -> Result<()> {
          UPDATE conversations SET waiting_since = (
              SELECT min(m.created_at) FROM messages m
              WHERE m.conversation_id = conversations.id AND m.direction = 'in'
-               AND m.created_at > coalesce(conversations.last_reply_at, -1))
-         WHERE status <> 'resolved';",
+               AND m.created_at >= coalesce(conversations.last_reply_at, -1)
+               AND (conversations.last_reply_at IS NULL OR m.id > (
+                   SELECT max(o.id) FROM messages o
+                   WHERE o.conversation_id = conversations.id AND o.direction = 'out'
+                     AND o.author NOT LIKE 'rule:%')));",
+    )?;
+    events::append(
+        conn,
+        at,
+        actor,
+        EventKind::Imported,
+        EventRefs::default(),
+        Some(data),
     )?;
     Ok(())
 }

@@ -60,7 +60,16 @@ impl QueueFilter {
         }
     }
 
-    fn where_clause(&self) -> (&'static str, Option<String>) {
+    /// Whether the triage order serves this view (an index per active view; `all` and
+    /// `resolved` stay by activity).
+    pub fn triage_applies(&self) -> bool {
+        !matches!(
+            self,
+            QueueFilter::All | QueueFilter::Status(Status::Resolved)
+        )
+    }
+
+    pub(crate) fn where_clause(&self) -> (&'static str, Option<String>) {
         match self {
             QueueFilter::All => ("1=1", None),
             QueueFilter::Status(s) => ("c.status = ?", Some(s.as_str().to_string())),
@@ -71,11 +80,40 @@ impl QueueFilter {
     }
 }
 
-/// A position in the queue order (newest activity first).
+/// How the queue is sorted (`[queue] order` of the personal config).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueOrder {
+    /// Breached SLA first, then urgent, VIP, SLA due soonest, oldest waiting, newest activity.
+    #[default]
+    Triage,
+    /// Newest activity first.
+    Activity,
+}
+
+impl std::str::FromStr for QueueOrder {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "triage" => Ok(QueueOrder::Triage),
+            "activity" => Ok(QueueOrder::Activity),
+            other => Err(format!(
+                "unknown queue order '{other}' (triage: breached SLA, urgent, VIP, SLA due, oldest waiting; activity: newest first)"
+            )),
+        }
+    }
+}
+
+/// A position in the queue order: newest activity first, or (with `triage`) the triage
+/// order's sort key, so a page after it continues either order exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueCursor {
     pub last_activity: Millis,
     pub id: ConversationId,
+    /// The triage key before `last_activity`: band (breached, urgent, VIP as bits, 0 first),
+    /// deadline (none: i64::MAX), oldest waiting message (none: i64::MAX).
+    #[serde(default)]
+    pub triage: Option<[i64; 3]>,
 }
 
 /// Where a queue page starts.
@@ -115,6 +153,18 @@ pub struct QueueRow {
     pub snoozed_until: Option<Millis>,
     /// The team the conversation belongs to (None: no team, every agent sees it).
     pub team: Option<String>,
+    /// The SLA deadline that applies now (None: no policy, or nothing due).
+    #[serde(default)]
+    pub sla_due: Option<Millis>,
+    /// None, `warned` or `breached`.
+    #[serde(default)]
+    pub sla_state: Option<String>,
+    /// Which target `sla_due` is for: `first_response`, `next_response`, `resolution`.
+    #[serde(default)]
+    pub sla_target: Option<String>,
+    /// The oldest customer message nobody answered yet (None: nothing waits on us).
+    #[serde(default)]
+    pub waiting_since: Option<Millis>,
 }
 
 impl QueueRow {
@@ -122,7 +172,26 @@ impl QueueRow {
         QueueCursor {
             last_activity: self.last_activity,
             id: self.id,
+            triage: Some(self.triage_key()),
         }
+    }
+
+    /// The row's triage key, as the `triage_*` columns compute it.
+    pub fn triage_key(&self) -> [i64; 3] {
+        let band = if self.sla_state.as_deref() == Some("breached") {
+            0
+        } else {
+            4
+        } + if self.priority == Priority::Urgent {
+            0
+        } else {
+            2
+        } + if self.vip { 0 } else { 1 };
+        [
+            band,
+            self.sla_due.unwrap_or(i64::MAX),
+            self.waiting_since.unwrap_or(i64::MAX),
+        ]
     }
 }
 
@@ -139,7 +208,7 @@ pub struct Counts {
 pub(crate) const QUEUE_COLUMNS: &str =
     "c.id, c.contact_id, ct.name, ct.vip, c.status, c.priority, c.assignee, c.subject,
      c.channels, c.last_channel, c.last_activity, c.last_preview, c.last_direction, c.message_count,
-     c.snoozed_until, c.team";
+     c.snoozed_until, c.team, c.sla_due, c.sla_state, c.sla_target, c.waiting_since";
 
 pub(crate) fn queue_row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
     let channels: String = r.get(8)?;
@@ -160,6 +229,10 @@ pub(crate) fn queue_row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
         message_count: r.get(13)?,
         snoozed_until: r.get(14)?,
         team: r.get(15)?,
+        sla_due: r.get(16)?,
+        sla_state: r.get(17)?,
+        sla_target: r.get(18)?,
+        waiting_since: r.get(19)?,
     })
 }
 
@@ -227,6 +300,70 @@ impl Store {
             .query_map(rusqlite::params_from_iter(params), queue_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         if order == "ASC" {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+
+    /// One page of the queue in `order`. The triage order (breached SLA, urgent, VIP, SLA
+    /// due soonest, oldest waiting, newest activity) walks the `conversations_triage*`
+    /// indexes with a keyset on the whole sort key, so paging is exact and a page costs the
+    /// same at any size; it applies to the active views (open, pending, snoozed, mine,
+    /// unassigned, team). `all` and `resolved` are always by activity.
+    pub fn queue_page_ordered(
+        &self,
+        filter: &QueueFilter,
+        order: QueueOrder,
+        anchor: QueueAnchor,
+        limit: usize,
+    ) -> Result<Vec<QueueRow>> {
+        if order == QueueOrder::Activity || !filter.triage_applies() {
+            return self.queue_page(filter, anchor, limit);
+        }
+        const KEY: &str = "(c.triage_band, c.triage_due, c.triage_wait, c.triage_act, c.id)";
+        let (cond, arg) = filter.where_clause();
+        let cond = format!("{cond}{}", self.scope_and());
+        let (key, order) = match anchor {
+            QueueAnchor::Top => (String::new(), "ASC"),
+            QueueAnchor::Bottom => (String::new(), "DESC"),
+            QueueAnchor::After(_) => (format!("AND {KEY} > (?, ?, ?, ?, ?)"), "ASC"),
+            QueueAnchor::Before(_) => (format!("AND {KEY} < (?, ?, ?, ?, ?)"), "DESC"),
+            QueueAnchor::AtOrAfter(_) => (format!("AND {KEY} >= (?, ?, ?, ?, ?)"), "ASC"),
+            QueueAnchor::Offset(_) => (
+                format!(
+                    "AND {KEY} >= (SELECT c.triage_band, c.triage_due, c.triage_wait,
+                        c.triage_act, c.id FROM conversations c WHERE {cond}
+                        ORDER BY c.triage_band, c.triage_due, c.triage_wait, c.triage_act, c.id
+                        LIMIT 1 OFFSET ?)"
+                ),
+                "ASC",
+            ),
+        };
+        let sql = format!(
+            "SELECT {QUEUE_COLUMNS} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+             WHERE {cond} {key}
+             ORDER BY c.triage_band {order}, c.triage_due {order}, c.triage_wait {order},
+                      c.triage_act {order}, c.id {order} LIMIT ?"
+        );
+        let mut params: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(a) = &arg {
+            params.push(a.clone().into());
+        }
+        if let QueueAnchor::After(c) | QueueAnchor::Before(c) | QueueAnchor::AtOrAfter(c) = anchor {
+            // A cursor of the activity order has no triage key: start from the top band.
+            let [band, due, wait] = c.triage.unwrap_or([0, i64::MIN, i64::MIN]);
+            params.extend([band, due, wait, -c.last_activity, c.id.0].map(Into::into));
+        }
+        if let QueueAnchor::Offset(n) = anchor {
+            params.extend(arg.map(Into::into));
+            params.push((n as i64).into());
+        }
+        params.push((limit as i64).into());
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let mut rows = stmt
+            .query_map(rusqlite::params_from_iter(params), queue_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if order == "DESC" {
             rows.reverse();
         }
         Ok(rows)

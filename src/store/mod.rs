@@ -20,6 +20,7 @@ pub mod rules;
 pub mod schema;
 mod scope;
 mod search;
+pub mod sla;
 mod sqlmap;
 pub mod tasks;
 mod tx;
@@ -31,7 +32,7 @@ pub use audit::{AuditFilter, AuditPage, AuditPosition};
 pub use claims::ClaimRow;
 pub use contacts::{ContactProfile, ContactRow, IdentityRow, MergePreview, MergeSide};
 pub use conversations::{
-    Counts, OwnerCheck, QueueAnchor, QueueCursor, QueueFilter, QueueRow, normalize_tag,
+    Counts, OwnerCheck, QueueAnchor, QueueCursor, QueueFilter, QueueOrder, QueueRow, normalize_tag,
 };
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
@@ -390,5 +391,8 @@ mod assign_tests;
 mod audit_tests;
 #[cfg(test)]
 mod scope_tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod sla_tests;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,9 @@
 //!   whatever its team (a mention is an invitation: see [`super::Scope`]);
 //! - an `assigned` event giving the conversation to an agent, by someone else -> `assigned`;
 //! - a `message_in` in a conversation assigned to an agent -> `message` for the assignee (the
-//!   assignee when it is derived: at once while the server runs).
+//!   assignee when it is derived: at once while the server runs);
+//! - an `sla_warning` / `sla_breached` (the SLA sweep) -> `sla_warning` / `sla_breach` for the
+//!   assignee.
 //!
 //! The rows and the derivation cursor (`derivations`, row `notifications`) are written in ONE
 //! transaction per batch of events: a crash loses nothing (the cursor did not move) and
@@ -347,6 +349,44 @@ fn derive_one(
                     event: e,
                     contact_name: &contact,
                     excerpt: &excerpt(preview.as_deref().unwrap_or_default()),
+                },
+            )?);
+        }
+        "sla_warning" | "sla_breached" => {
+            // The assignee hears that their conversation nears or passed its deadline.
+            let Some((_, Some(assignee), contact)) = conversation_of(tx, conv)? else {
+                return Ok(out);
+            };
+            let Some(a) = known(&assignee) else {
+                return Ok(out);
+            };
+            let data = e
+                .data
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok());
+            let field = |k: &str| {
+                data.as_ref()
+                    .and_then(|v| v.get(k)?.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            };
+            let (kind, what) = if e.kind == "sla_warning" {
+                (NotificationKind::SlaWarning, "due soon")
+            } else {
+                (NotificationKind::SlaBreach, "breached")
+            };
+            let text = format!(
+                "SLA {} {what}: {}",
+                field("policy"),
+                field("target").replace('_', " ")
+            );
+            out.extend(insert(
+                tx,
+                &New {
+                    agent: &a.name,
+                    kind,
+                    event: e,
+                    contact_name: &contact,
+                    excerpt: &text,
                 },
             )?);
         }

@@ -458,4 +458,45 @@ CREATE INDEX tasks_contact ON tasks(contact_id, state);
 -- overtaken): their `undone` / `refused` events name the change in data.undid.
 CREATE INDEX events_undid ON events(json_extract(data, '$.undid'))
     WHERE kind IN ('undone', 'refused');
+
+-- sla: the sweep reads only the deadlines not yet breached (breached ones stay in
+-- conversations_sla until answered or resolved, and would be read again every sweep).
+CREATE INDEX conversations_sla_pending ON conversations(sla_due)
+    WHERE sla_due IS NOT NULL AND sla_state IS NOT 'breached';
+-- sla: the contact's VIP flag on its conversations, kept by triggers, so the triage order
+-- (breached, urgent, VIP, SLA due, oldest waiting, newest activity) is one index walk.
+ALTER TABLE conversations ADD COLUMN contact_vip INTEGER NOT NULL DEFAULT 0;
+UPDATE conversations SET contact_vip =
+    coalesce((SELECT vip FROM contacts WHERE id = conversations.contact_id), 0);
+CREATE TRIGGER conversations_vip_insert AFTER INSERT ON conversations BEGIN
+    UPDATE conversations SET contact_vip =
+        coalesce((SELECT vip FROM contacts WHERE id = new.contact_id), 0)
+    WHERE id = new.id;
+END;
+CREATE TRIGGER conversations_vip_contact AFTER UPDATE OF contact_id ON conversations BEGIN
+    UPDATE conversations SET contact_vip =
+        coalesce((SELECT vip FROM contacts WHERE id = new.contact_id), 0)
+    WHERE id = new.id;
+END;
+CREATE TRIGGER contacts_vip_change AFTER UPDATE OF vip ON contacts BEGIN
+    UPDATE conversations SET contact_vip = new.vip WHERE contact_id = new.id;
+END;
+-- sla: the triage sort key, ascending: band 0..7 = (not breached, not urgent, not VIP) as
+-- bits, then the deadline and the oldest waiting message (none: last), then newest activity.
+ALTER TABLE conversations ADD COLUMN triage_band INTEGER GENERATED ALWAYS AS (
+    (CASE WHEN sla_state = 'breached' THEN 0 ELSE 4 END)
+  + (CASE WHEN priority = 'urgent' THEN 0 ELSE 2 END)
+  + (CASE WHEN contact_vip <> 0 THEN 0 ELSE 1 END)) VIRTUAL;
+ALTER TABLE conversations ADD COLUMN triage_due INTEGER GENERATED ALWAYS AS (
+    coalesce(sla_due, 9223372036854775807)) VIRTUAL;
+ALTER TABLE conversations ADD COLUMN triage_wait INTEGER GENERATED ALWAYS AS (
+    coalesce(waiting_since, 9223372036854775807)) VIRTUAL;
+ALTER TABLE conversations ADD COLUMN triage_act INTEGER GENERATED ALWAYS AS (
+    -last_activity) VIRTUAL;
+CREATE INDEX conversations_triage ON conversations(
+    status, triage_band, triage_due, triage_wait, triage_act, id);
+CREATE INDEX conversations_triage_assignee ON conversations(
+    assignee, status, triage_band, triage_due, triage_wait, triage_act, id);
+CREATE INDEX conversations_triage_team ON conversations(
+    team, status, triage_band, triage_due, triage_wait, triage_act, id);
 "#;

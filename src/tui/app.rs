@@ -306,6 +306,8 @@ pub struct App {
     pub whoami: String,
     pub theme: Theme,
     pub three_pane_min_width: u16,
+    /// `[queue] order`: how the queue views are sorted.
+    pub queue_order: crate::api::QueueOrder,
     pub keymap: Keymap,
     resolver: KeyResolver,
     pub mode: Mode,
@@ -405,6 +407,7 @@ impl App {
             whoami: config.agent.clone(),
             theme: config.theme.clone(),
             three_pane_min_width: config.three_pane_min_width,
+            queue_order: config.queue_order,
             keymap,
             resolver: KeyResolver::new(),
             mode: Mode::Normal,
@@ -2501,6 +2504,7 @@ impl App {
                     limit: (s.limit * 2).min(SEARCH_MAX),
                     placement: Placement::Replace { offset: 0 },
                     keep: q.current().map(|r| r.id),
+                    order: self.queue_order,
                 }));
             }
             return fx;
@@ -2522,6 +2526,7 @@ impl App {
                 limit: PAGE,
                 placement: Placement::Append,
                 keep: None,
+                order: self.queue_order,
             }));
         }
         if q.offset > 0
@@ -2537,6 +2542,7 @@ impl App {
                 limit: PAGE,
                 placement: Placement::Prepend,
                 keep: None,
+                order: self.queue_order,
             }));
         }
         fx
@@ -2598,6 +2604,7 @@ impl App {
             limit: PAGE,
             placement: Placement::Replace { offset: start },
             keep: None,
+            order: self.queue_order,
         })
     }
 
@@ -2628,6 +2635,7 @@ impl App {
             limit: PAGE,
             placement: Placement::Replace { offset },
             keep: None,
+            order: self.queue_order,
         })]
     }
 
@@ -2670,6 +2678,7 @@ impl App {
             limit,
             placement: Placement::Replace { offset: 0 },
             keep: None,
+            order: self.queue_order,
         })]
     }
 
@@ -2700,6 +2709,7 @@ impl App {
             },
             placement: Placement::Replace { offset },
             keep,
+            order: self.queue_order,
         })]
     }
 

@@ -61,6 +61,14 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
             "┃",
             "selected with V (a verb then applies to every selected row)",
         ),
+        (
+            "⏱42m ⏱-5m",
+            "SLA time left (business hours): yellow when near, red when breached",
+        ),
+        (
+            "order",
+            "[queue] order = \"triage\": breached SLA, urgent, VIP, SLA due soonest, oldest waiting, newest; \"activity\": newest first",
+        ),
         ("◇B", "another agent (initials) is viewing the conversation"),
         (
             "◆B",

@@ -169,7 +169,28 @@ fn row_line<'a>(
     }
     let age = crate::tui::time::age(r.last_activity, app.now);
     spans.push(Span::styled(format!(" {age:>3} "), base.fg(t.dim)));
-    let mut used = 1 + 1 + 1 + 1 + presence_w + name_w + 1 + 3 + 5;
+    // SLA: a column only while a loaded row has a deadline ("⏱42m", warn color when near,
+    // error when past).
+    let sla_w = if app.queue.rows.iter().any(|r| r.sla_due.is_some()) {
+        8
+    } else {
+        0
+    };
+    if sla_w > 0 {
+        match sla_left(app, r) {
+            Some((text, level)) => {
+                let st = match level {
+                    SlaLevel::Ok => base.fg(t.dim),
+                    SlaLevel::Near => base.fg(t.warn).add_modifier(Modifier::BOLD),
+                    SlaLevel::Breached => base.fg(t.error).add_modifier(Modifier::BOLD),
+                };
+                spans.push(Span::styled(pad(&format!("⏱{text}"), 7), st));
+            }
+            None => spans.push(Span::styled(" ".repeat(7), base)),
+        }
+        spans.push(Span::styled(" ", base));
+    }
+    let mut used = 1 + 1 + 1 + 1 + presence_w + name_w + 1 + 3 + 5 + sla_w;
     if width >= 70 {
         let who = r.assignee.as_deref().unwrap_or("·");
         spans.push(Span::styled(
@@ -215,6 +236,31 @@ fn row_line<'a>(
         base.fg(if unread { t.fg } else { t.dim }),
     ));
     Line::from(spans)
+}
+
+/// How near a conversation's SLA deadline is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlaLevel {
+    Ok,
+    /// Within the policy's `warn_before` (the server marked it warned), or 15 minutes.
+    Near,
+    Breached,
+}
+
+/// The time left to a row's SLA deadline ("42m", "-5m") and how near it is; None: no
+/// deadline.
+pub fn sla_left(app: &App, r: &crate::api::QueueRow) -> Option<(String, SlaLevel)> {
+    let due = r.sla_due?;
+    let left = due - app.now;
+    let level = if left <= 0 || r.sla_state.as_deref() == Some("breached") {
+        SlaLevel::Breached
+    } else if r.sla_state.as_deref() == Some("warned") || left <= crate::sla::DEFAULT_WARN_BEFORE_MS
+    {
+        SlaLevel::Near
+    } else {
+        SlaLevel::Ok
+    };
+    Some((crate::sla::fmt_left(left), level))
 }
 
 /// The presence cell of a row, 4 columns: blank when nobody else is there, else `◇` (viewing)

@@ -29,6 +29,28 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         title,
         app.focus == Pane::Timeline && composer_area.is_none(),
     );
+    // The SLA of the conversation: which target, the time left, colored as it nears.
+    if let Some(r) = app.queue.current()
+        && let Some((left, level)) = super::queue::sla_left(app, r)
+    {
+        let t = &app.theme;
+        let style = match level {
+            super::queue::SlaLevel::Ok => Style::default().fg(t.dim),
+            super::queue::SlaLevel::Near => {
+                Style::default().fg(t.warn).add_modifier(Modifier::BOLD)
+            }
+            super::queue::SlaLevel::Breached => {
+                Style::default().fg(t.error).add_modifier(Modifier::BOLD)
+            }
+        };
+        let target = r.sla_target.as_deref().unwrap_or("sla").replace('_', " ");
+        let text = if level == super::queue::SlaLevel::Breached {
+            format!(" ⏱ {target} overdue {} ", left.trim_start_matches('-'))
+        } else {
+            format!(" ⏱ {target} in {left} ")
+        };
+        block = block.title(Line::from(Span::styled(text, style)));
+    }
     // Who else is in this conversation ("Bob is viewing · Ann is typing a reply").
     let here = match &app.mode {
         Mode::Compose(c) => Some(c.conversation),
