@@ -706,6 +706,24 @@ pub struct TestMessage {
     pub text: String,
 }
 
+impl TestMessage {
+    /// A raw email (an `.eml`) as a test message: its sender, name, subject and text, read by
+    /// the same parser the email channel uses (never fails: what cannot be read is a note).
+    pub fn from_email(raw: &[u8]) -> TestMessage {
+        let mut parser = crate::channels::email::mime::EmailParser::new(
+            &crate::channels::email::mime::Options::default(),
+        );
+        let m = parser.parse(raw, crate::model::now_millis()).inbound;
+        TestMessage {
+            channel: m.channel,
+            from: m.customer.value,
+            name: m.customer_name,
+            subject: m.subject,
+            text: m.body,
+        }
+    }
+}
+
 /// The rules a server runs (`:rules`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RulesReport {

@@ -227,7 +227,9 @@ fn build(store: &mut Store, opts: &DemoOptions) -> anyhow::Result<GenerateReport
     if tty && shown_any {
         eprint!("\r\x1b[2K");
     }
-    report
+    let report = report?;
+    crate::demo::apply_sla(store, now_millis())?;
+    Ok(report)
 }
 
 use crate::units::thousands;

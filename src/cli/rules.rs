@@ -121,18 +121,7 @@ pub fn test_message(path: &Path) -> anyhow::Result<TestMessage> {
             )
         });
     }
-    let mut parser = crate::channels::email::mime::EmailParser::new(
-        &crate::channels::email::mime::Options::default(),
-    );
-    let parsed = parser.parse(&raw, crate::model::now_millis());
-    let m = parsed.inbound;
-    Ok(TestMessage {
-        channel: m.channel,
-        from: m.customer.value,
-        name: m.customer_name,
-        subject: m.subject,
-        text: m.body,
-    })
+    Ok(crate::api::TestMessage::from_email(&raw))
 }
 
 fn test(

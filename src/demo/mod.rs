@@ -79,7 +79,7 @@ pub fn workspace() -> crate::server::workspace::Workspace {
         only_assignee_replies: false,
         // The simulated agents are online in the demo: presence shows without a team.
         simulate_colleagues: true,
-        sla: crate::sla::SlaConfig::default(),
+        sla: sla_config(),
         demo_templates: [
             (
                 "order_update",
@@ -100,6 +100,72 @@ pub fn workspace() -> crate::server::workspace::Workspace {
         .collect(),
         demo_rules: Some(RULES.to_string()),
     }
+}
+
+/// The demo workspace's business hours and SLA policies: the support desk works long
+/// weekdays and Saturday mornings (UTC), so a deadline set late on Friday falls due on
+/// Saturday; VIPs get a 30-minute first response. The rules apply them.
+pub const SLA: &str = r#"
+[[hours]]
+name = "desk"
+zone = "UTC"
+weekdays = ["07:00-12:00", "12:30-21:00"]
+sat = ["09:00-13:00"]
+holidays = ["2026-12-25", "2026-12-26", "2027-01-01"]
+
+[[sla]]
+name = "standard"
+first_response = "4h"
+next_response = "8h"
+resolution = "5d"
+hours = "desk"
+warn_before = "30m"
+
+[[sla]]
+name = "vip"
+first_response = "30m"
+next_response = "1h"
+resolution = "1d"
+hours = "desk"
+warn_before = "10m"
+"#;
+
+fn sla_config() -> crate::sla::SlaConfig {
+    #[derive(serde::Deserialize)]
+    struct File {
+        hours: Vec<crate::sla::HoursSpec>,
+        sla: Vec<crate::sla::PolicySpec>,
+    }
+    let parsed = toml::from_str::<File>(SLA)
+        .ok()
+        .and_then(|f| crate::sla::SlaConfig::from_specs(&f.hours, &f.sla).ok());
+    let mut cfg = parsed.unwrap_or_default();
+    cfg.team_hours = [SUPPORT, SALES, BILLING]
+        .iter()
+        .map(|t| (t.to_string(), "desk".to_string()))
+        .collect();
+    cfg
+}
+
+/// Put the demo's active conversations under their SLA (VIPs `vip`, the others `standard`),
+/// as the rules do for what arrives later: the queue counts down from the first screen.
+pub fn apply_sla(store: &mut Store, now: Millis) -> crate::store::Result<usize> {
+    let cfg = sla_config();
+    let mut convs = Vec::new();
+    for status in [Status::Open, Status::Pending] {
+        convs.extend(store.queue_page(
+            &crate::store::QueueFilter::Status(status),
+            crate::store::QueueAnchor::Top,
+            1_000_000,
+        )?);
+    }
+    let tx = store.write()?;
+    for c in &convs {
+        let policy = if c.vip { "vip" } else { "standard" };
+        tx.apply_sla_by_name(c.id, &cfg, policy, now, "rule:demo-sla")?;
+    }
+    tx.commit()?;
+    Ok(convs.len())
 }
 
 /// The demo workspace's rules: the example file README points to.

@@ -138,7 +138,13 @@ pub fn known(config: &crate::config::Config) -> Known {
             .iter()
             .map(|t| t.name.clone())
             .collect(),
-        sla: Vec::new(),
+        sla: config
+            .workspace
+            .sla
+            .policies
+            .iter()
+            .map(|p| p.name.clone())
+            .collect(),
         templates: Vec::new(),
     }
 }
@@ -282,12 +288,26 @@ pub fn sweep(
 
 fn facts(
     store: &Store,
-    _cx: &Context<'_>,
+    cx: &Context<'_>,
     conv: ConversationId,
     message: Option<crate::model::MessageId>,
     now: Millis,
 ) -> anyhow::Result<rules::Facts> {
-    Ok(store.rule_facts(conv, message, now)?)
+    let mut f = store.rule_facts(conv, message, now)?;
+    f.business_hours = business_hours(cx, f.team.as_deref(), now);
+    Ok(f)
+}
+
+/// Whether `at` is in the business hours of `team` (its `[[teams]] hours`, else the
+/// workspace's only `[[hours]]`); None when the workspace defines no hours.
+fn business_hours(cx: &Context<'_>, team: Option<&str>, at: Millis) -> Option<bool> {
+    let sla = &cx.config.workspace.sla;
+    let hours = match sla.team_hours(team) {
+        Some(name) => sla.hours_named(name),
+        None if sla.hours.len() == 1 => sla.hours.first(),
+        None => None,
+    }?;
+    Some(hours.is_open(at))
 }
 
 /// Resolve a rule's actions into store operations (an agent picked, a reply's text).
@@ -391,8 +411,50 @@ pub fn plan(
                     });
                 }
             }
-            Action::Task { .. } => return Err("tasks are not available in this build".into()),
-            Action::Sla(p) => return Err(format!("SLA '{p}': no SLA policies are loaded")),
+            Action::Task {
+                kind,
+                title,
+                due_ms,
+                assignee,
+            } => {
+                let assignee = match assignee {
+                    Some(Who::Agent(a)) => Some(a.clone()),
+                    Some(Who::Assignee) => facts.assignee.clone(),
+                    None => None,
+                };
+                let task = crate::store::NewTask {
+                    kind: kind.clone(),
+                    title: title.clone(),
+                    due_at: due_ms.map(|d| now + d),
+                    assignee: assignee.clone(),
+                    team: None,
+                    contact: None,
+                    conversation: facts.conversation,
+                };
+                let what = match &assignee {
+                    Some(a) => format!("a {kind} task “{title}” for {a}"),
+                    None => format!("a {kind} task “{title}”"),
+                };
+                ops.push(RuleOp::Other {
+                    what,
+                    run: Arc::new(move |tx, _conv, actor, at| {
+                        tx.create_task(&task, actor, at).map(|_| ())
+                    }),
+                });
+            }
+            Action::Sla(p) => {
+                let cfg = &cx.config.workspace.sla;
+                cfg.require(p)?;
+                let cfg = Arc::new(cfg.clone());
+                let name = p.clone();
+                ops.push(RuleOp::Other {
+                    what: format!("SLA {p}"),
+                    run: Arc::new(move |tx, conv, actor, at| {
+                        tx.apply_sla_by_name(conv, &cfg, &name, at, actor)
+                            .map(|_| ())
+                    }),
+                });
+            }
         }
     }
     Ok(ops)
@@ -618,6 +680,8 @@ pub fn dry_run(
         }
         _ => anyhow::bail!("give a conversation or a message to test"),
     };
+    let mut facts = facts;
+    facts.business_hours = business_hours(cx, facts.team.as_deref(), now);
     let mut out = Vec::new();
     for r in &set.rules {
         let runs = event.is_none_or(|t| t == r.on);
