@@ -5,9 +5,13 @@
 //!    transaction each (as the channels do), and with rules on, the server's rules pass over
 //!    the events after every 50 messages (as the events feed wakes it). Alternating rounds,
 //!    medians; the cost of the rules is the ratio.
-//! 2. the time-based sweep over every open conversation waiting on us: the first sweep
+//! 2. the SLA-ordered (triage) queue's first page against the newest-first one, after the
+//!    demo's active conversations are put under SLA;
+//! 3. the time-based sweep over every open conversation waiting on us: the first sweep
 //!    (each conversation evaluated once) and a steady-state sweep (nothing new: what the
-//!    server pays every 5 s).
+//!    server pays every 5 s);
+//! 4. `:g/refund/tag bulk` over 10,000 conversations through the real keymap, handler and
+//!    store (the harness), and `u` of it.
 //!
 //! `cargo bench --bench workflow`; prints one line per figure.
 
@@ -90,7 +94,7 @@ fn message(i: usize, at: i64) -> Inbound {
         "it broke",
     ];
     Inbound {
-        channel: if i % 7 == 0 {
+        channel: if i.is_multiple_of(7) {
             Channel::Sms
         } else {
             Channel::Email
@@ -98,7 +102,7 @@ fn message(i: usize, at: i64) -> Inbound {
         account: String::new(),
         external_id: format!("bench-{i}@workflow"),
         direction: Direction::In,
-        customer: if i % 7 == 0 {
+        customer: if i.is_multiple_of(7) {
             Claim::new(IdentityKind::Phone, format!("+4915123{:06}", i % 5000))
         } else {
             Claim::new(
@@ -200,7 +204,29 @@ fn main() {
         per_round * rounds
     );
 
-    // 2. The time-based sweep over every open conversation, all waiting on us 5 h.
+    // 2. The first page of the open queue, triage order vs newest first.
+    let under_sla = braid::demo::apply_sla(&mut store, now_millis()).unwrap();
+    let open = braid::store::QueueFilter::Status(braid::model::Status::Open);
+    let page = |order: braid::store::QueueOrder| {
+        let mut v = Vec::new();
+        for _ in 0..21 {
+            let t = Instant::now();
+            let rows = store
+                .queue_page_ordered(&open, order, braid::store::QueueAnchor::Top, 50)
+                .unwrap();
+            assert!(!rows.is_empty());
+            v.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        median(v)
+    };
+    let triage = page(braid::store::QueueOrder::Triage);
+    let activity = page(braid::store::QueueOrder::Activity);
+    println!(
+        "queue first page (50 rows, {under_sla} conversations under SLA): triage order \
+         {triage:.2} ms, newest first {activity:.2} ms (medians of 21)"
+    );
+
+    // 3. The time-based sweep over every open conversation, all waiting on us 5 h.
     let waiting = store
         .bench_make_waiting(now_millis() - 5 * 3_600_000)
         .unwrap();
@@ -228,4 +254,26 @@ fn main() {
         first as f64 / first_s,
         median(steady)
     );
+
+    // 4. :g// over 10,000 conversations, through the TUI's keymap and the server's handler.
+    let now = now_millis();
+    let n = 10_000;
+    let bulk = braid::harness::bulk_workspace(n, now).unwrap();
+    let mut h = braid::harness::Harness::new(bulk, "me", 160, 45, now).unwrap();
+    h.app.bulk_confirm_over = usize::MAX;
+    let t = Instant::now();
+    h.keys(":g/refund/tag bulk<CR>").unwrap();
+    let g = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    h.keys("u").unwrap();
+    let u = t.elapsed().as_secs_f64();
+    let tags = h
+        .store
+        .conversation_tags(braid::model::ConversationId(1))
+        .unwrap();
+    assert!(
+        !tags.contains(&"bulk".to_string()),
+        "u took the tag off again"
+    );
+    println!(":g/refund/tag bulk over {n} conversations: {g:.2} s; u of it: {u:.2} s");
 }

@@ -189,58 +189,65 @@ pub fn run_events(store: &mut Store, set: &RuleSet, cx: &Context<'_>) -> anyhow:
         let Some(last) = events.last().map(|e| e.id) else {
             return Ok(pass);
         };
-        if !set.is_empty() {
-            for e in &events {
-                let Some(conv) = e.conversation_id else {
-                    continue;
-                };
-                let triggers = Trigger::of_event(&e.kind, &e.actor, e.data.as_deref());
-                if !triggers
-                    .iter()
-                    .any(|t| set.enabled_for(*t).next().is_some())
-                {
-                    continue;
-                }
-                // The facts once per event, again only after a rule changed something (a
-                // later rule sees what an earlier one did).
-                let now = now_millis();
-                let mut f: Option<rules::Facts> = None;
-                for trigger in triggers {
-                    for rule in set.enabled_for(trigger) {
-                        if f.is_none() {
-                            match facts(store, cx, conv, e.message_id, now) {
-                                Ok(x) => f = Some(x),
-                                Err(err) => {
-                                    tracing::warn!(rule = %rule.id, "rule facts: {err}");
-                                    break;
+        // One transaction per pass over these events (the rules' changes and the cursor
+        // commit together: a crash re-runs the pass, and rule_fired keeps it exactly once).
+        let matched = store.in_one_transaction(|store| -> anyhow::Result<usize> {
+            let mut matched = 0;
+            if !set.is_empty() {
+                for e in &events {
+                    let Some(conv) = e.conversation_id else {
+                        continue;
+                    };
+                    let triggers = Trigger::of_event(&e.kind, &e.actor, e.data.as_deref());
+                    if !triggers
+                        .iter()
+                        .any(|t| set.enabled_for(*t).next().is_some())
+                    {
+                        continue;
+                    }
+                    // The facts once per event, again only after a rule changed something (a
+                    // later rule sees what an earlier one did).
+                    let now = now_millis();
+                    let mut f: Option<rules::Facts> = None;
+                    for trigger in triggers {
+                        for rule in set.enabled_for(trigger) {
+                            if f.is_none() {
+                                match facts(store, cx, conv, e.message_id, now) {
+                                    Ok(x) => f = Some(x),
+                                    Err(err) => {
+                                        tracing::warn!(rule = %rule.id, "rule facts: {err}");
+                                        break;
+                                    }
                                 }
                             }
-                        }
-                        let Some(current) = &f else { break };
-                        let verdict = rules::evaluate(rule, current);
-                        if !verdict.matched {
-                            continue;
-                        }
-                        if apply(
-                            store,
-                            cx,
-                            rule,
-                            conv,
-                            Some(e.id),
-                            None,
-                            &verdict,
-                            current,
-                            now,
-                        )? {
-                            pass.matched += 1;
-                            f = None;
+                            let Some(current) = &f else { break };
+                            let verdict = rules::evaluate(rule, current);
+                            if !verdict.matched {
+                                continue;
+                            }
+                            if apply(
+                                store,
+                                cx,
+                                rule,
+                                conv,
+                                Some(e.id),
+                                None,
+                                &verdict,
+                                current,
+                                now,
+                            )? {
+                                matched += 1;
+                                f = None;
+                            }
                         }
                     }
                 }
             }
-        }
+            store.set_rules_cursor(last)?;
+            Ok(matched)
+        })?;
+        pass.matched += matched;
         pass.events += events.len();
-        store.set_rules_cursor(last)?;
         cursor = last;
         if events.len() < BATCH {
             return Ok(pass);
@@ -260,28 +267,32 @@ pub fn sweep(
         let Some(after) = rule.after else { continue };
         let on_us = rule.on == Trigger::WaitingOnUs;
         let due = store.timed_candidates(&rule.id, on_us, after, now, SWEEP_LIMIT)?;
-        for (conv, episode) in due {
-            pass.events += 1;
-            let f = facts(store, cx, conv, None, now)?;
-            let verdict = rules::evaluate(rule, &f);
-            if verdict.matched {
-                if apply(
-                    store,
-                    cx,
-                    rule,
-                    conv,
-                    None,
-                    Some(episode),
-                    &verdict,
-                    &f,
-                    now,
-                )? {
-                    pass.matched += 1;
+        // One transaction per rule and sweep (each conversation's outcome a savepoint).
+        store.in_one_transaction(|store| -> anyhow::Result<()> {
+            for (conv, episode) in due {
+                pass.events += 1;
+                let f = facts(store, cx, conv, None, now)?;
+                let verdict = rules::evaluate(rule, &f);
+                if verdict.matched {
+                    if apply(
+                        store,
+                        cx,
+                        rule,
+                        conv,
+                        None,
+                        Some(episode),
+                        &verdict,
+                        &f,
+                        now,
+                    )? {
+                        pass.matched += 1;
+                    }
+                } else {
+                    store.rule_skipped(&rule.id, conv, episode, now)?;
                 }
-            } else {
-                store.rule_skipped(&rule.id, conv, episode, now)?;
             }
-        }
+            Ok(())
+        })?;
     }
     Ok(pass)
 }

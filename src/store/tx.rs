@@ -11,7 +11,7 @@ use super::bulk::{self, AgentMessage, ContactRecord, ConversationRecord, FtsBuil
 use super::email::{ImportBatch, ReferencedThread};
 use super::events::{self, EventKind, EventRefs};
 use super::messages::NewMessage;
-use super::{Result, Store, claims, contacts, conversations, messages};
+use super::{Result, Store, StoreError, claims, contacts, conversations, messages};
 use crate::model::{
     Channel, ContactId, ConversationId, EventId, IdentityKind, MessageId, Millis, Priority, Status,
 };
@@ -29,14 +29,48 @@ enum Inner<'c> {
 }
 
 impl Store {
-    /// Begin a write transaction: always IMMEDIATE (see the module doc of `store`).
+    /// Begin a write transaction: always IMMEDIATE (see the module doc of `store`). Inside
+    /// one already open ([`Store::in_one_transaction`]) it is a savepoint of it.
     pub fn write(&mut self) -> Result<Tx<'_>> {
+        if !self.conn.is_autocommit() {
+            return Ok(Tx {
+                inner: Inner::Savepoint(self.conn.savepoint()?),
+            });
+        }
         Ok(Tx {
             inner: Inner::Top(
                 self.conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)?,
             ),
         })
+    }
+
+    /// Run `f` inside ONE IMMEDIATE transaction: every write it makes through the store
+    /// (`write`, the verbs) is a savepoint of it, and all commit together (one WAL commit for
+    /// a whole pass of the rules instead of one per rule). An error rolls everything back.
+    pub fn in_one_transaction<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        if !self.conn.is_autocommit() {
+            return f(self);
+        }
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(StoreError::from)?;
+        match f(self) {
+            Ok(v) => {
+                if let Err(e) = self.conn.execute_batch("COMMIT") {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Err(StoreError::from(e).into());
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     /// Detach a demo load's index file, after its transaction committed or rolled back.
