@@ -70,6 +70,11 @@ pub fn run(globals: &Globals, args: &Args) -> anyhow::Result<()> {
     // Two teams and the simulated agents, so team boundaries are visible (`--as carol`).
     if config.workspace.agents.is_empty() {
         config.workspace = crate::demo::workspace();
+        let templates = config.data_dir.join("templates");
+        match crate::demo::write_templates(&templates) {
+            Ok(()) => config.workspace.templates_dir = Some(templates),
+            Err(e) => tracing::warn!("cannot write the demo's canned replies: {e}"),
+        }
     }
     // The demo's teams: a browser visitor's chat belongs to support, as the simulated ones.
     config.webchat.team = Some(crate::demo::SUPPORT.to_string());

@@ -99,6 +99,7 @@ pub fn workspace() -> crate::server::workspace::Workspace {
         })
         .collect(),
         demo_rules: Some(RULES.to_string()),
+        templates_dir: None,
     }
 }
 
@@ -166,6 +167,39 @@ pub fn apply_sla(store: &mut Store, now: Millis) -> crate::store::Result<usize> 
     }
     tx.commit()?;
     Ok(convs.len())
+}
+
+/// The demo workspace's canned replies (config/templates), written into `dir` when missing
+/// so the server's folder reads them like any workspace's.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "refund-approved.md",
+        include_str!("../../config/templates/refund-approved.md"),
+    ),
+    (
+        "refund-approved.chat.md",
+        include_str!("../../config/templates/refund-approved.chat.md"),
+    ),
+    (
+        "where-is-my-order.md",
+        include_str!("../../config/templates/where-is-my-order.md"),
+    ),
+    (
+        "after-hours.md",
+        include_str!("../../config/templates/after-hours.md"),
+    ),
+];
+
+/// Write the demo's canned replies into `dir` (kept if they exist: an edit survives).
+pub fn write_templates(dir: &std::path::Path) -> std::io::Result<()> {
+    crate::private::create_dir(dir)?;
+    for (name, text) in TEMPLATES {
+        let p = dir.join(name);
+        if !p.exists() {
+            std::fs::write(&p, text)?;
+        }
+    }
+    Ok(())
 }
 
 /// The demo workspace's rules: the example file README points to.

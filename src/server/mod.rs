@@ -254,7 +254,10 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     if let Some(e) = rules_error {
         tracing::warn!("the rules files have an error; no rules run until it is fixed:\n{e}");
     }
-    let canned = crate::canned::Folder::beside(config.source.as_deref());
+    let canned = match &config.workspace.templates_dir {
+        Some(dir) => crate::canned::Folder::at(Some(dir.clone())),
+        None => crate::canned::Folder::beside(config.source.as_deref()),
+    };
     let shared = Arc::new(Shared {
         canned,
         rules: rules_state,

@@ -75,6 +75,9 @@ pub struct Workspace {
     /// The demo workspace's rules (`braid demo` only; a real workspace keeps its rules in
     /// `rules.toml` / `rules/` beside its config file).
     pub demo_rules: Option<String>,
+    /// The canned replies' folder when it is not `templates/` beside the config file
+    /// (`braid demo`: a copy of config/templates in its data dir).
+    pub templates_dir: Option<PathBuf>,
     /// `[[hours]]` and `[[sla]]`: business hours and SLA policies.
     pub sla: crate::sla::SlaConfig,
 }
