@@ -35,6 +35,7 @@ SHOTS=(
   "channels-160x45|160x45|j* Enter r|▌[^│]*✆"
   "help-160x45|160x45|?|"
   "team-160x45|160x45|j* Enter|▌[^│]*[◇◆]"
+  "rules-160x45|160x45|:rules Enter|"
 )
 MAX_REPEAT="${MAX_REPEAT:-60}"
 # Text that shows the UI has drawn (plain text, searched with grep -F in the
