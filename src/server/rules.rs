@@ -1267,4 +1267,39 @@ actions = []
             assert!(e.contains(want), "missing {want:?} in:\n{e}");
         }
     }
+
+    #[test]
+    fn a_notify_action_reaches_the_agents_notifications() {
+        let mut s = store();
+        // The notifications cursor starts before the message, as a running server's would.
+        let agents = vec![crate::store::NotifyAgent {
+            name: "bob".into(),
+            scope: crate::store::Scope::all("bob"),
+        }];
+        s.derive_notifications(&agents).unwrap();
+        let rs = set(r#"
+[[rules]]
+id = "tell-bob"
+name = "Tell bob about refunds"
+on = "message_received"
+all = [{ words = ["refund"] }]
+actions = [{ notify = "bob", message = "a refund question came in" }]
+"#);
+        let cx = Context {
+            config: &config(),
+            online: Vec::new(),
+            canned: None,
+        };
+        let now = crate::model::now_millis();
+        ingest(
+            &mut s,
+            &msg("a", "n@example.com", "Hi", "refund please", now),
+        );
+        run_events(&mut s, &rs, &cx).unwrap();
+        let d = s.derive_notifications(&agents).unwrap();
+        assert_eq!(d.rows.len(), 1, "{:?}", d.rows);
+        assert_eq!(d.rows[0].kind, crate::store::NotificationKind::Rule);
+        assert_eq!(d.rows[0].excerpt, "a refund question came in");
+        assert_eq!(d.rows[0].actor, "rule:tell-bob");
+    }
 }

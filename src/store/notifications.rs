@@ -43,6 +43,8 @@ pub enum NotificationKind {
     SlaBreach,
     /// A task assigned to them is due (derived from its `task_due` event).
     TaskDue,
+    /// A workflow rule's `notify` action named them (its `rule_matched` event).
+    Rule,
     /// A kind a newer server knows.
     #[serde(other)]
     Other,
@@ -57,6 +59,7 @@ impl NotificationKind {
             NotificationKind::SlaWarning => "sla_warning",
             NotificationKind::SlaBreach => "sla_breach",
             NotificationKind::TaskDue => "task_due",
+            NotificationKind::Rule => "rule",
             NotificationKind::Other => "other",
         }
     }
@@ -69,6 +72,7 @@ impl NotificationKind {
             "sla_warning" => NotificationKind::SlaWarning,
             "sla_breach" => NotificationKind::SlaBreach,
             "task_due" => NotificationKind::TaskDue,
+            "rule" => NotificationKind::Rule,
             _ => NotificationKind::Other,
         }
     }
@@ -351,6 +355,43 @@ fn derive_one(
                     excerpt: &excerpt(preview.as_deref().unwrap_or_default()),
                 },
             )?);
+        }
+        "rule_matched" => {
+            // A rule's `notify` actions: each named agent hears the rule's message.
+            let data = e
+                .data
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok());
+            let Some(list) = data
+                .as_ref()
+                .and_then(|v| v.get("notify")?.as_array().cloned())
+            else {
+                return Ok(out);
+            };
+            if list.is_empty() {
+                return Ok(out);
+            }
+            let Some((_, _, contact)) = conversation_of(tx, conv)? else {
+                return Ok(out);
+            };
+            for n in list {
+                let agent = n.get("agent").and_then(|a| a.as_str()).unwrap_or_default();
+                let Some(a) = known(agent) else { continue };
+                let message = n
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or_default();
+                out.extend(insert(
+                    tx,
+                    &New {
+                        agent: &a.name,
+                        kind: NotificationKind::Rule,
+                        event: e,
+                        contact_name: &contact,
+                        excerpt: &excerpt(message),
+                    },
+                )?);
+            }
         }
         "sla_warning" | "sla_breached" => {
             // The assignee hears that their conversation nears or passed its deadline.

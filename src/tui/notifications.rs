@@ -27,6 +27,7 @@ pub fn what(r: &NotificationRow) -> String {
         NotificationKind::SlaWarning => "SLA due soon".to_string(),
         NotificationKind::SlaBreach => "SLA breached".to_string(),
         NotificationKind::TaskDue => "task due".to_string(),
+        NotificationKind::Rule => format!("rule {}", r.actor.trim_start_matches("rule:")),
         NotificationKind::Other => "notification".to_string(),
     }
 }
