@@ -1266,6 +1266,15 @@ async fn agent(
             }
             k => {
                 if let Some(row) = &working {
+                    // A reply on a channel without a customer-service window; a note on one
+                    // with (the triage order puts the longest-waiting first, often a WhatsApp
+                    // or Instagram conversation whose 24-hour window has closed, where the
+                    // server rightly refuses a free-form reply).
+                    let k = if k == 2 && row.last_channel.reply_window_ms().is_some() {
+                        3
+                    } else {
+                        k
+                    };
                     let (write, kind) = match k {
                         2 => (
                             Write::Reply {
