@@ -860,6 +860,15 @@ mod tests {
         }
     }
 
+    /// The context of a pass: the demo workspace, these agents online, no templates.
+    fn cx<'a>(cfg: &'a crate::config::Config, online: Vec<String>) -> Context<'a> {
+        Context {
+            config: cfg,
+            online,
+            canned: None,
+        }
+    }
+
     fn set(text: &str) -> RuleSet {
         rules::load_str(text, "rules.toml", &known(&config())).unwrap()
     }
@@ -906,11 +915,8 @@ actions = [{ priority = "high" }]
     #[test]
     fn a_matching_message_is_routed_tagged_and_audited_as_the_rule() {
         let mut s = store();
-        let cx = Context {
-            config: &config(),
-            online: vec!["carol".into(), "dana".into()],
-            canned: None,
-        };
+        let cfg = config();
+        let cx = cx(&cfg, vec!["carol".into(), "dana".into()]);
         let rs = set(RULES);
         let now = crate::model::now_millis();
         let c = ingest(
@@ -947,13 +953,10 @@ actions = [{ priority = "high" }]
     #[test]
     fn round_robin_rotates_among_online_members_and_falls_back_to_the_team_queue() {
         let mut s = store();
+        let cfg = config();
         let rs = set(RULES);
         let now = crate::model::now_millis();
-        let online = Context {
-            config: &config(),
-            online: vec!["carol".into(), "dana".into(), "alice".into()],
-            canned: None,
-        };
+        let online = cx(&cfg, vec!["carol".into(), "dana".into(), "alice".into()]);
         let mut got = Vec::new();
         for i in 0..4 {
             let c = ingest(
@@ -971,11 +974,7 @@ actions = [{ priority = "high" }]
         }
         // alice is online but not in sales; carol and dana take turns.
         assert_eq!(got, vec!["carol", "dana", "carol", "dana"]);
-        let nobody = Context {
-            config: &config(),
-            online: vec!["alice".into()],
-            canned: None,
-        };
+        let nobody = cx(&cfg, vec!["alice".into()]);
         let c = ingest(&mut s, &msg("m9", "p9@example.com", "Hi", "invoice?", now));
         run_events(&mut s, &rs, &nobody).unwrap();
         let row = s.conversation(c).unwrap();
@@ -986,13 +985,10 @@ actions = [{ priority = "high" }]
     #[test]
     fn least_open_picks_the_member_with_fewest_open_conversations() {
         let mut s = store();
+        let cfg = config();
         let rs = set(&RULES.replace("round_robin", "least_open"));
         let now = crate::model::now_millis();
-        let cx = Context {
-            config: &config(),
-            online: vec!["carol".into(), "dana".into()],
-            canned: None,
-        };
+        let cx = cx(&cfg, vec!["carol".into(), "dana".into()]);
         // carol already has two open conversations.
         for i in 0..2 {
             let c = ingest(
@@ -1010,13 +1006,10 @@ actions = [{ priority = "high" }]
     #[test]
     fn an_agents_change_triggers_rules_but_a_rules_does_not() {
         let mut s = store();
+        let cfg = config();
         let rs = set(RULES);
         let now = crate::model::now_millis();
-        let cx = Context {
-            config: &config(),
-            online: Vec::new(),
-            canned: None,
-        };
+        let cx = cx(&cfg, Vec::new());
         let c = ingest(&mut s, &msg("a", "q@example.com", "Hi", "hello", now));
         run_events(&mut s, &rs, &cx).unwrap();
         s.tag(c, "billing", false, "alice", now).unwrap();
@@ -1027,13 +1020,10 @@ actions = [{ priority = "high" }]
     #[test]
     fn vip_and_domain_conditions() {
         let mut s = store();
+        let cfg = config();
         let rs = set(RULES);
         let now = crate::model::now_millis();
-        let cx = Context {
-            config: &config(),
-            online: Vec::new(),
-            canned: None,
-        };
+        let cx = cx(&cfg, Vec::new());
         let c = ingest(&mut s, &msg("a", "boss@eu.bigcorp.com", "Hi", "hello", now));
         run_events(&mut s, &rs, &cx).unwrap();
         assert_eq!(s.conversation_tags(c).unwrap(), vec!["billing".to_string()]);
@@ -1056,6 +1046,7 @@ actions = [{ priority = "high" }]
     #[test]
     fn time_based_rules_fire_once_per_wait_and_again_after_a_new_wait() {
         let mut s = store();
+        let cfg = config();
         let rs = set(r#"
 [[rules]]
 id = "waiting"
@@ -1072,11 +1063,7 @@ after = "2d"
 all = [{ status = "open" }]
 actions = [{ status = "pending" }]
 "#);
-        let cx = Context {
-            config: &config(),
-            online: Vec::new(),
-            canned: None,
-        };
+        let cx = cx(&cfg, Vec::new());
         let h = 3_600_000;
         let t0 = crate::model::now_millis() - 10 * 24 * h;
         let c = ingest(&mut s, &msg("a", "w@example.com", "Hi", "help", t0));
@@ -1105,6 +1092,7 @@ actions = [{ status = "pending" }]
     #[test]
     fn an_automatic_reply_does_not_stop_the_customers_wait() {
         let mut s = store();
+        let cfg = config();
         let rs = set(r#"
 [[rules]]
 id = "ack"
@@ -1112,11 +1100,7 @@ name = "Acknowledge"
 on = "message_received"
 actions = [{ reply = { text = "Thanks, we got your message." } }]
 "#);
-        let cx = Context {
-            config: &config(),
-            online: Vec::new(),
-            canned: None,
-        };
+        let cx = cx(&cfg, Vec::new());
         let now = crate::model::now_millis();
         let c = ingest(&mut s, &msg("a", "ack@example.com", "Hi", "help", now));
         run_events(&mut s, &rs, &cx).unwrap();
@@ -1137,13 +1121,10 @@ actions = [{ reply = { text = "Thanks, we got your message." } }]
     #[test]
     fn the_dry_run_explains_and_writes_nothing() {
         let mut s = store();
+        let cfg = config();
         let rs = set(RULES);
         let now = crate::model::now_millis();
-        let cx = Context {
-            config: &config(),
-            online: vec!["carol".into()],
-            canned: None,
-        };
+        let cx = cx(&cfg, vec!["carol".into()]);
         let c = ingest(
             &mut s,
             &msg("a", "d@example.com", "Invoice", "see the invoice", now),
@@ -1271,6 +1252,7 @@ actions = []
     #[test]
     fn a_notify_action_reaches_the_agents_notifications() {
         let mut s = store();
+        let cfg = config();
         // The notifications cursor starts before the message, as a running server's would.
         let agents = vec![crate::store::NotifyAgent {
             name: "bob".into(),
@@ -1285,11 +1267,7 @@ on = "message_received"
 all = [{ words = ["refund"] }]
 actions = [{ notify = "bob", message = "a refund question came in" }]
 "#);
-        let cx = Context {
-            config: &config(),
-            online: Vec::new(),
-            canned: None,
-        };
+        let cx = cx(&cfg, Vec::new());
         let now = crate::model::now_millis();
         ingest(
             &mut s,

@@ -110,3 +110,64 @@ impl SheetSource for RulesView {
             .into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::RulesReport;
+
+    fn rule(id: &str, enabled: bool, n: i64) -> RuleLine {
+        RuleLine {
+            id: id.into(),
+            name: id.into(),
+            enabled,
+            on: "waiting_on_us".into(),
+            after: Some("4h".into()),
+            conditions: 1,
+            actions: vec!["set priority high".into(), "notify the assignee".into()],
+            matches_7d: n,
+            origin: "rules.toml:2".into(),
+        }
+    }
+
+    #[test]
+    fn rows_say_on_off_matches_and_actions_and_the_footer_shows_a_files_error() {
+        let mut v = RulesView::new();
+        let req = v.request(7, PageAt::Top, 50);
+        assert!(matches!(req, Request::Rules));
+        let mut report = RulesReport {
+            rules: vec![rule("waiting-4h", true, 27), rule("old\u{1b}[2J", false, 0)],
+            error: None,
+            source: "/etc/braid".into(),
+        };
+        let page = v.page(&Response::Rules(Box::new(report.clone()))).unwrap();
+        assert_eq!(page.seq, 7);
+        assert_eq!(
+            page.rows[0].text,
+            "●    27  waiting-4h         waiting_on_us 4h           set priority high, notify the assignee"
+        );
+        assert!(!page.rows[0].marked);
+        assert!(
+            page.rows[1].text.starts_with("○     0  old"),
+            "{}",
+            page.rows[1].text
+        );
+        assert!(page.rows[1].marked, "a disabled rule is marked");
+        assert!(!page.rows[1].text.contains('\u{1b}'), "escaped");
+        assert_eq!(
+            page.footer.as_deref(),
+            Some(
+                "1 of 2 enabled · ● on ○ off · from /etc/braid · braid rules test --conversation N"
+            )
+        );
+        report.error = Some("rules.toml:9: rule 'x': unknown condition 'chanel'\nmore".into());
+        let page = v.page(&Response::Rules(Box::new(report))).unwrap();
+        assert_eq!(
+            page.footer.as_deref(),
+            Some(
+                "⚠ the rules files have an error; the last good rules run: rules.toml:9: rule 'x': unknown condition 'chanel'"
+            )
+        );
+        assert!(v.page(&Response::Ack).is_none());
+    }
+}
