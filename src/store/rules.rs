@@ -6,7 +6,7 @@
 use super::events::{self, EventKind, EventRefs};
 use super::{Result, Store, StoreError};
 use crate::model::{
-    Channel, ContactId, ConversationId, Direction, EventId, MessageId, Millis, Priority, Status,
+    Channel, ContactId, ConversationId, EventId, MessageId, Millis, Priority, Status,
 };
 use crate::rules::Facts;
 use rusqlite::{Connection, OptionalExtension};
@@ -127,69 +127,64 @@ impl Store {
     pub fn apply_rule(&mut self, a: &RuleApply<'_>) -> Result<Applied> {
         let actor = format!("rule:{}", a.rule);
         let key = fired_key(a);
-        let mut tx = self.write()?;
-        let fresh = tx
-            .conn()
-            .prepare_cached(
-                "INSERT OR IGNORE INTO rule_fired(rule, conversation_id, key, at)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute((a.rule, a.conversation, key, a.at))?;
-        if fresh == 0 {
-            return Ok(Applied::default());
-        }
-        let contact = super::conversations::contact_of(tx.conn(), a.conversation)?;
-        let mut done = Vec::new();
-        let mut failed = Vec::new();
-        let mut notify = Vec::new();
-        for op in &a.ops {
-            if let RuleOp::Notify { agent, message } = op {
-                notify.push(serde_json::json!({ "agent": agent, "message": message }));
-                done.push(format!("notify {agent}"));
-                continue;
+        self.in_one_transaction(|s| -> Result<Applied> {
+            let fresh = s.write_with(|c| {
+                Ok(c.prepare_cached(
+                    "INSERT OR IGNORE INTO rule_fired(rule, conversation_id, key, at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute((a.rule, a.conversation, key, a.at))?)
+            })?;
+            if fresh == 0 {
+                return Ok(Applied::default());
             }
-            let sp = tx.savepoint()?;
-            match apply_op(&sp, a.conversation, contact, op, &actor, a.at) {
-                Ok(Some(d)) => {
-                    sp.commit()?;
-                    done.push(d);
+            let contact = super::conversations::contact_of(s.conn(), a.conversation)?;
+            let mut done = Vec::new();
+            let mut failed = Vec::new();
+            let mut notify = Vec::new();
+            for op in &a.ops {
+                if let RuleOp::Notify { agent, message } = op {
+                    notify.push(serde_json::json!({ "agent": agent, "message": message }));
+                    done.push(format!("notify {agent}"));
+                    continue;
                 }
-                Ok(None) => {
-                    sp.commit()?;
-                }
-                Err(e) => {
-                    sp.rollback()?;
-                    failed.push(format!("{}: {e}", op_label(op)));
+                // Each verb is a savepoint of this transaction: one that fails leaves
+                // nothing behind and the others stand.
+                match apply_op(s, a.conversation, contact, op, &actor, a.at) {
+                    Ok(Some(d)) => done.push(d),
+                    Ok(None) => {}
+                    Err(e) => failed.push(format!("{}: {e}", op_label(op))),
                 }
             }
-        }
-        // The match itself, last: its event carries what was done (and whom to notify).
-        events::append(
-            tx.conn(),
-            a.at,
-            &actor,
-            EventKind::RuleMatched,
-            EventRefs {
-                conversation: Some(a.conversation),
-                contact: Some(contact),
-                message: None,
-            },
-            Some(&serde_json::json!({
-                "rule": a.rule,
-                "name": a.name,
-                "on": a.trigger,
-                "cause": a.cause,
-                "why": a.why,
-                "done": done,
-                "failed": failed,
-                "notify": notify,
-            })),
-        )?;
-        tx.commit()?;
-        Ok(Applied {
-            fired: true,
-            done,
-            failed,
+            // The match itself, last: its event carries what was done (and whom to notify).
+            s.write_with(|c| {
+                events::append(
+                    c,
+                    a.at,
+                    &actor,
+                    EventKind::RuleMatched,
+                    EventRefs {
+                        conversation: Some(a.conversation),
+                        contact: Some(contact),
+                        message: None,
+                    },
+                    Some(&serde_json::json!({
+                        "rule": a.rule,
+                        "name": a.name,
+                        "on": a.trigger,
+                        "cause": a.cause,
+                        "why": a.why,
+                        "done": done,
+                        "failed": failed,
+                        "notify": notify,
+                    })),
+                )
+            })?;
+            Ok(Applied {
+                fired: true,
+                done,
+                failed,
+            })
         })
     }
 
@@ -323,44 +318,37 @@ fn op_label(op: &RuleOp) -> String {
     }
 }
 
-fn refs(conv: ConversationId, contact: ContactId) -> EventRefs {
-    EventRefs {
-        conversation: Some(conv),
-        contact: Some(contact),
-        message: None,
-    }
-}
-
-/// One action inside the rule's transaction: what it did (None: nothing to change).
+/// One action inside the rule's transaction, through the store's own verbs (the same rows,
+/// events and checks as an agent's change): what it did (None: nothing to change).
 fn apply_op(
-    tx: &super::Tx<'_>,
+    s: &mut Store,
     conv: ConversationId,
     contact: ContactId,
     op: &RuleOp,
     actor: &str,
     at: Millis,
 ) -> Result<Option<String>> {
-    let conn = tx.conn();
-    let (status, priority, assignee, team): (Status, Priority, Option<String>, Option<String>) =
-        conn.prepare_cached(
-            "SELECT status, priority, assignee, team FROM conversations WHERE id = ?1",
+    let (status, priority, assignee, team, vip): (
+        Status,
+        Priority,
+        Option<String>,
+        Option<String>,
+        bool,
+    ) = s
+        .conn()
+        .prepare_cached(
+            "SELECT c.status, c.priority, c.assignee, c.team, ct.vip
+             FROM conversations c JOIN contacts ct ON ct.id = c.contact_id WHERE c.id = ?1",
         )?
-        .query_row([conv], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        .query_row([conv], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
     Ok(match op {
         RuleOp::Assign(a) => {
             if assignee == *a {
                 return Ok(None);
             }
-            conn.prepare_cached("UPDATE conversations SET assignee = ?2 WHERE id = ?1")?
-                .execute((conv, a))?;
-            events::append(
-                conn,
-                at,
-                actor,
-                EventKind::Assigned,
-                refs(conv, contact),
-                Some(&serde_json::json!({ "assignee": a, "from": assignee })),
-            )?;
+            s.assign(conv, a.as_deref(), actor, at)?;
             Some(match a {
                 Some(a) => format!("assigned to {a}"),
                 None => "unassigned".into(),
@@ -370,16 +358,7 @@ fn apply_op(
             if team == *t {
                 return Ok(None);
             }
-            conn.prepare_cached("UPDATE conversations SET team = ?2 WHERE id = ?1")?
-                .execute((conv, t))?;
-            events::append(
-                conn,
-                at,
-                actor,
-                EventKind::TeamChanged,
-                refs(conv, contact),
-                Some(&serde_json::json!({ "team": t, "from": team })),
-            )?;
+            s.set_conversation_team(conv, t.as_deref(), actor, at)?;
             Some(match t {
                 Some(t) => format!("moved to team {t}"),
                 None => "taken out of its team".into(),
@@ -389,41 +368,19 @@ fn apply_op(
             if priority == *p {
                 return Ok(None);
             }
-            conn.prepare_cached("UPDATE conversations SET priority = ?2 WHERE id = ?1")?
-                .execute((conv, p))?;
-            events::append(
-                conn,
-                at,
-                actor,
-                EventKind::PriorityChanged,
-                refs(conv, contact),
-                Some(&serde_json::json!({ "priority": p, "from": priority })),
-            )?;
+            s.set_priority(conv, *p, actor, at)?;
             Some(format!("priority {}", p.as_str()))
         }
-        RuleOp::Tag(t) => {
-            if super::bulk::add_tag(conn, conv, contact, t, actor, at)? {
-                Some(format!("tagged {t}"))
-            } else {
-                None
-            }
-        }
-        RuleOp::Untag(t) => {
-            let n = conn
-                .prepare_cached("DELETE FROM tags WHERE conversation_id = ?1 AND tag = ?2")?
-                .execute((conv, t))?;
-            if n == 0 {
+        RuleOp::Tag(t) | RuleOp::Untag(t) => {
+            let remove = matches!(op, RuleOp::Untag(_));
+            if s.conversation_tags(conv)?.contains(t) != remove {
                 return Ok(None);
             }
-            events::append(
-                conn,
-                at,
-                actor,
-                EventKind::TagRemoved,
-                refs(conv, contact),
-                Some(&serde_json::json!({ "tag": t })),
-            )?;
-            Some(format!("untagged {t}"))
+            s.tag(conv, t, remove, actor, at)?;
+            Some(format!(
+                "{} {t}",
+                if remove { "untagged" } else { "tagged" }
+            ))
         }
         RuleOp::Snooze(until) => {
             if status == Status::Resolved {
@@ -431,52 +388,25 @@ fn apply_op(
                     "a resolved conversation is not snoozed".into(),
                 ));
             }
-            super::bulk::set_status(
-                conn,
-                conv,
-                contact,
-                Status::Snoozed,
-                Some(*until),
-                actor,
-                at,
-            )?;
+            s.set_status(conv, Status::Snoozed, Some(*until), actor, at)?;
             Some("snoozed".into())
         }
-        RuleOp::Status(s) => {
-            if status == *s {
+        RuleOp::Status(st) => {
+            if status == *st {
                 return Ok(None);
             }
-            super::bulk::set_status(conn, conv, contact, *s, None, actor, at)?;
-            Some(format!("set {}", s.as_str()))
+            s.set_status(conv, *st, None, actor, at)?;
+            Some(format!("set {}", st.as_str()))
         }
         RuleOp::Vip(v) => {
-            let was: bool = conn
-                .prepare_cached("SELECT vip FROM contacts WHERE id = ?1")?
-                .query_row([contact], |r| r.get(0))?;
-            if was == *v {
+            if vip == *v {
                 return Ok(None);
             }
-            super::bulk::set_vip(conn, contact, *v, actor, at)?;
+            s.set_vip(contact, *v, actor, at)?;
             Some(if *v { "marked VIP" } else { "unmarked VIP" }.into())
         }
         RuleOp::Note(text) => {
-            let body = crate::sanitize::text(text);
-            let channel: Channel = conn
-                .prepare_cached("SELECT last_channel FROM conversations WHERE id = ?1")?
-                .query_row([conv], |r| r.get(0))?;
-            super::bulk::agent_message(
-                conn,
-                &super::bulk::AgentMessage {
-                    conversation: conv,
-                    contact,
-                    channel,
-                    direction: Direction::Note,
-                    author: actor,
-                    subject: None,
-                    body: body.trim_end(),
-                    at,
-                },
-            )?;
+            s.add_note(conv, actor, text, at)?;
             Some("added a note".into())
         }
         RuleOp::Reply {
@@ -491,34 +421,41 @@ fn apply_op(
             }
             let meta_text = meta.as_ref().map(|m| m.to_string());
             let templated = meta.as_ref().is_some_and(|m| m.get("template").is_some());
-            super::messages::queue_reply_tx(
-                conn,
-                conv,
-                contact,
-                *channel,
-                actor,
-                body,
-                at,
-                meta_text.as_deref(),
-                templated,
-                None,
-            )?;
+            s.write_with(|c| {
+                super::messages::queue_reply_tx(
+                    c,
+                    conv,
+                    contact,
+                    *channel,
+                    actor,
+                    body,
+                    at,
+                    meta_text.as_deref(),
+                    templated,
+                    None,
+                )
+            })?;
             Some(format!("replied on {}", channel.as_str()))
         }
         RuleOp::Notify { agent, .. } => Some(format!("notify {agent}")),
         RuleOp::Rotate { team, agent } => {
             // A turn counter per team (not a time: two turns in one millisecond would tie).
-            conn.prepare_cached(
-                "INSERT INTO rule_rotation(team, agent, last_at)
-                 VALUES (?1, ?2, (SELECT coalesce(max(last_at), 0) + 1 FROM rule_rotation
-                                  WHERE team = ?1))
-                 ON CONFLICT(team, agent) DO UPDATE SET last_at = excluded.last_at",
-            )?
-            .execute((team, agent))?;
+            s.write_with(|c| {
+                c.prepare_cached(
+                    "INSERT INTO rule_rotation(team, agent, last_at)
+                     VALUES (?1, ?2, (SELECT coalesce(max(last_at), 0) + 1 FROM rule_rotation
+                                      WHERE team = ?1))
+                     ON CONFLICT(team, agent) DO UPDATE SET last_at = excluded.last_at",
+                )?
+                .execute((team, agent))?;
+                Ok(())
+            })?;
             None
         }
         RuleOp::Other { what, run } => {
-            run(tx, conv, actor, at)?;
+            let tx = s.write()?;
+            run(&tx, conv, actor, at)?;
+            tx.commit()?;
             Some(what.clone())
         }
     })
