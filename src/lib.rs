@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod mentions;
 pub mod model;
 pub mod private;
+pub mod reports;
 pub mod rules;
 pub mod sanitize;
 pub mod secret;

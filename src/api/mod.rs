@@ -7,6 +7,7 @@ pub mod client;
 pub mod codec;
 pub mod paths;
 pub mod protocol;
+pub mod report;
 
 pub use client::{ApiError, Connection, Incoming};
 pub use protocol::*;

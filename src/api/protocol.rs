@@ -484,6 +484,9 @@ pub enum Request {
     },
     /// Who is online and where, now (`braid who`, `:who`); answered [`Response::Online`].
     Who,
+    /// Response times, volumes, SLA and CSAT over a range, sliced (`braid report`, `g R`);
+    /// answered [`Response::Report`], scoped to the agent's role.
+    Report(super::report::ReportQuery),
     /// The workflow rules with their match counts for the last 7 days (`:rules`).
     Rules,
     /// A dry run (`braid rules test`): which rules match a stored conversation, or a message
@@ -824,6 +827,7 @@ impl Request {
             Request::MarkNotificationsRead { .. } => "mark_notifications_read",
             Request::Presence { .. } => "presence",
             Request::Who => "who",
+            Request::Report(_) => "report",
             Request::Rules => "rules",
             Request::RulesTest { .. } => "rules_test",
             Request::RenderCanned { .. } => "render_canned",
@@ -974,6 +978,8 @@ pub enum Response {
     Online(Vec<PresenceEntry>),
     /// The answer to [`Request::Rules`].
     Rules(Box<RulesReport>),
+    /// The answer to [`Request::Report`].
+    Report(Box<super::report::Report>),
     /// The answer to [`Request::RulesTest`].
     RulesTested(Box<DryRun>),
     /// The answer to [`Request::RenderCanned`]: the text (unfilled variables left as written)

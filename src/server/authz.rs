@@ -55,6 +55,9 @@ pub fn needed_role(req: &Request) -> Role {
         | Request::Presence { .. }
         | Request::Who
         | Request::Rules
+        // Scoped by role inside: an agent gets their own figures, a supervisor their
+        // teams', an admin everyone's.
+        | Request::Report(_)
         | Request::Attachments { .. } => Role::Viewer,
         // A dry run writes nothing, but it reads any conversation it is given and runs what
         // a lead writes: supervisors and admins.

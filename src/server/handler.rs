@@ -619,6 +619,7 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
         // to tell.
         Request::Presence { .. } => Response::Ack,
         Request::Who => Response::Online(Vec::new()),
+        Request::Report(q) => Response::Report(Box::new(store.report(&q, &report_scope(who))?)),
         // Answered by the session, which holds the rules (see server::rules).
         Request::Rules | Request::RulesTest { .. } => {
             Response::Error("the rules are answered by the server's session".into())
@@ -1075,4 +1076,15 @@ fn narrowed(
         q.assignee = asked;
     }
     Ok(q)
+}
+
+/// The figures an agent may see: admins everyone's, supervisors their teams', everyone else
+/// their own.
+pub(crate) fn report_scope(who: &Identity) -> crate::store::ReportScope {
+    use crate::store::ReportScope;
+    match who.role {
+        crate::api::Role::Admin => ReportScope::All,
+        crate::api::Role::Supervisor => ReportScope::Teams(who.teams.clone()),
+        _ => ReportScope::Agent(who.agent.clone()),
+    }
 }

@@ -46,6 +46,10 @@ pub enum EventKind {
     Undone,
     /// A scheduled reply was cancelled before it went out.
     ReplyCancelled,
+    /// A satisfaction survey went to the customer (data: `channel`).
+    CsatSent,
+    /// The customer answered the survey (data: `score` 1-5, `comment`, `channel`).
+    CsatAnswered,
 }
 
 impl EventKind {
@@ -75,6 +79,8 @@ impl EventKind {
         EventKind::RuleMatched,
         EventKind::Undone,
         EventKind::ReplyCancelled,
+        EventKind::CsatSent,
+        EventKind::CsatAnswered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +110,8 @@ impl EventKind {
             EventKind::RuleMatched => "rule_matched",
             EventKind::Undone => "undone",
             EventKind::ReplyCancelled => "reply_cancelled",
+            EventKind::CsatSent => "csat_sent",
+            EventKind::CsatAnswered => "csat_answered",
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod hooks;
 pub(crate) mod messages;
 pub mod notifications;
 mod outbox;
+pub mod reports;
 pub mod rules;
 pub mod schema;
 mod scope;
@@ -41,6 +42,7 @@ pub use notifications::{
     Derived, NotificationKind, NotificationPage, NotificationRow, NotifyAgent,
 };
 pub use outbox::OutboxItem;
+pub use reports::ReportScope;
 pub use rules::{Applied, OtherOp, RuleApply, RuleOp};
 pub use scope::Scope;
 pub use search::{ConversationHits, SearchHit, SearchQuery};

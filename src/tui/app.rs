@@ -3153,6 +3153,7 @@ impl App {
             | Response::NotificationsRead { .. }
             | Response::Rules(_)
             | Response::RulesTested(_)
+            | Response::Report(_)
             | Response::Tasks { .. }
             | Response::Status(_) => Vec::new(),
             Response::Task(t) => {
