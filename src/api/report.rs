@@ -478,8 +478,10 @@ mod tests {
     }
 
     fn report(by: Slice, metrics: Vec<Metric>) -> Report {
-        let mut total = Figures::default();
-        total.sla_policies = vec![("vip".into(), SlaFigures { met: 3, missed: 1 })];
+        let total = Figures {
+            sla_policies: vec![("vip".into(), SlaFigures { met: 3, missed: 1 })],
+            ..Default::default()
+        };
         Report {
             query: ReportQuery {
                 from: 0,
