@@ -103,7 +103,10 @@ fn main() {
     store.refresh_statistics().unwrap();
 
     // 2. Reports over the year.
-    let today = jiff::Timestamp::from_millisecond(now).unwrap().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = jiff::Timestamp::from_millisecond(now)
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
     let first = today.checked_sub(jiff::ToSpan::days(364)).unwrap();
     let query = |by| ReportQuery::dates(&first.to_string(), &today.to_string(), by, vec![]);
     let mut worst: f64 = 0.0;
