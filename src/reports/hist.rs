@@ -30,15 +30,24 @@ pub fn value(bucket: usize) -> Millis {
 
 /// Add one duration to a sparse blob.
 pub fn add(blob: Option<&[u8]>, ms: Millis) -> Vec<u8> {
+    adjust(blob, ms, 1)
+}
+
+/// Add (`delta` 1) or take away (-1) one duration of a sparse blob.
+pub fn adjust(blob: Option<&[u8]>, ms: Millis, delta: i64) -> Vec<u8> {
     let b = bucket(ms) as u16;
     let mut pairs = decode(blob.unwrap_or(&[]));
     match pairs.binary_search_by_key(&b, |p| p.0) {
         Ok(i) => {
             if let Some(p) = pairs.get_mut(i) {
-                p.1 = p.1.saturating_add(1);
+                p.1 = (i64::from(p.1) + delta).clamp(0, i64::from(u32::MAX)) as u32;
+                if p.1 == 0 {
+                    pairs.remove(i);
+                }
             }
         }
-        Err(i) => pairs.insert(i, (b, 1)),
+        Err(i) if delta > 0 => pairs.insert(i, (b, delta.min(i64::from(u32::MAX)) as u32)),
+        Err(_) => {}
     }
     encode(&pairs)
 }
@@ -160,5 +169,12 @@ mod tests {
         let p90 = d.quantile(0.9).unwrap();
         assert!((p90 - 3_600_000).abs() < 3_600_000 / 200, "{p90}");
         assert_eq!(Dense::default().quantile(0.5), None);
+        // Taking them away again leaves nothing.
+        let mut b = blob.clone();
+        for ms in [5_000, 5_000, 3_600_000, 7_000] {
+            b = adjust(Some(&b), ms, -1);
+        }
+        assert!(b.is_empty());
+        assert_eq!(adjust(Some(&b), 1_000, -1), Vec::<u8>::new());
     }
 }

@@ -194,6 +194,9 @@ pub struct State {
     /// episode (`first_response`, `next_response`, `resolution`, comma-separated).
     pub policy: Option<String>,
     pub breached: String,
+    /// The conversation's tags as the derivation last saw them (its facts are also summed
+    /// under each; the tracker itself ignores them).
+    pub tags: Vec<String>,
 }
 
 /// Business time for a team (None: the wall clock).

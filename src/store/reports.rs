@@ -78,7 +78,7 @@ fn load_state(conn: &Connection, conv: ConversationId) -> Result<Option<State>> 
     Ok(conn
         .prepare_cached(
             "SELECT open, episode_start, first_replied, waiting_since, waiting_channel,
-                replied_at, channel, assignee, team, policy, breached
+                replied_at, channel, assignee, team, policy, breached, tags
              FROM report_state WHERE conversation_id = ?1",
         )?
         .query_row([conv], |r| {
@@ -94,6 +94,7 @@ fn load_state(conn: &Connection, conv: ConversationId) -> Result<Option<State>> 
                 team: r.get(8)?,
                 policy: r.get(9)?,
                 breached: r.get(10)?,
+                tags: split_tags(&r.get::<_, String>(11)?),
             })
         })
         .optional()?)
@@ -102,8 +103,9 @@ fn load_state(conn: &Connection, conv: ConversationId) -> Result<Option<State>> 
 fn save_state(conn: &Connection, conv: ConversationId, s: &State) -> Result<()> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO report_state(conversation_id, open, episode_start, first_replied,
-            waiting_since, waiting_channel, replied_at, channel, assignee, team, policy, breached)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            waiting_since, waiting_channel, replied_at, channel, assignee, team, policy, breached,
+            tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(rusqlite::params![
         conv,
@@ -118,8 +120,16 @@ fn save_state(conn: &Connection, conv: ConversationId, s: &State) -> Result<()> 
         s.team,
         s.policy,
         s.breached,
+        s.tags.join("\n"),
     ])?;
     Ok(())
+}
+
+fn split_tags(s: &str) -> Vec<String> {
+    s.split('\n')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// The zone days are cut in for the daily rollups: the workspace's first business hours',
@@ -183,7 +193,13 @@ impl Zone {
     }
 }
 
-fn write_facts(conn: &Connection, conv: ConversationId, facts: &[Fact], zone: &Zone) -> Result<()> {
+fn write_facts(
+    conn: &Connection,
+    conv: ConversationId,
+    facts: &[Fact],
+    zone: &Zone,
+    tags: &[String],
+) -> Result<()> {
     for f in facts {
         conn.prepare_cached(
             "INSERT INTO report_facts(metric, at, conversation_id, channel, team, agent, value,
@@ -200,8 +216,69 @@ fn write_facts(conn: &Connection, conv: ConversationId, facts: &[Fact], zone: &Z
             f.business,
             f.label,
         ])?;
-        add_daily(conn, &DailyFact::of(f), zone)?;
+        let d = DailyFact::of(f);
+        add_daily(conn, &d, zone, None, 1)?;
+        for t in tags {
+            add_daily(conn, &d, zone, Some(t), 1)?;
+        }
     }
+    Ok(())
+}
+
+/// Bring the per-tag totals of a conversation's facts in line with the tags it carries now:
+/// a new tag gets every fact so far, a removed one gives them back. Run on every event that
+/// may change tags (tagging, undo, a merge) and at the end of a backfill, so the tag slice
+/// always counts a conversation under its current tags.
+fn sync_tags(
+    conn: &Connection,
+    conv: ConversationId,
+    state: &mut State,
+    zone: &Zone,
+) -> Result<()> {
+    let mut now: Vec<String> = conn
+        .prepare_cached("SELECT tag FROM tags WHERE conversation_id = ?1")?
+        .query_map([conv], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    now.sort();
+    if now == state.tags {
+        return Ok(());
+    }
+    let added: Vec<&String> = now.iter().filter(|t| !state.tags.contains(t)).collect();
+    let removed: Vec<&String> = state.tags.iter().filter(|t| !now.contains(t)).collect();
+    let mut stmt = conn.prepare_cached(
+        "SELECT metric, at, channel, team, agent, value, business, label FROM report_facts
+         WHERE conversation_id = ?1",
+    )?;
+    let mut rows = stmt.query([conv])?;
+    while let Some(r) = rows.next()? {
+        let metric: String = r.get(0)?;
+        let Some(kind) = Kind::parse(&metric) else {
+            continue;
+        };
+        let (channel, team, agent, label): (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ) = (r.get(2)?, r.get(3)?, r.get(4)?, r.get(7)?);
+        let f = DailyFact::from_parts(
+            kind,
+            r.get(1)?,
+            &channel,
+            team.as_deref(),
+            agent.as_deref(),
+            r.get(5)?,
+            r.get(6)?,
+            label.as_deref(),
+        );
+        for t in &added {
+            add_daily(conn, &f, zone, Some(t), 1)?;
+        }
+        for t in &removed {
+            add_daily(conn, &f, zone, Some(t), -1)?;
+        }
+    }
+    state.tags = now;
     Ok(())
 }
 
@@ -262,35 +339,59 @@ impl<'a> DailyFact<'a> {
     }
 }
 
-fn add_daily(conn: &Connection, f: &DailyFact<'_>, zone: &Zone) -> Result<()> {
+/// Add (`delta` 1) or take away (-1) a fact of the daily totals, or of a tag's (`tag`).
+fn add_daily(
+    conn: &Connection,
+    f: &DailyFact<'_>,
+    zone: &Zone,
+    tag: Option<&str>,
+    delta: i64,
+) -> Result<()> {
     let day = zone.day(f.at);
-    let key = rusqlite::params![f.metric, day, f.channel, f.team, f.agent, f.label];
+    let (table, tag) = match tag {
+        Some(t) => ("report_daily_tags", t),
+        None => ("report_daily", ""),
+    };
+    // The tag column exists in the tags' table only; `?7 = ?7` keeps the numbering.
+    let tag_col = if table == "report_daily" { "" } else { ", tag" };
+    let tag_val = if table == "report_daily" { "" } else { ", ?7" };
+    let tag_cond = if table == "report_daily" {
+        "?7 = ?7"
+    } else {
+        "tag = ?7"
+    };
     let Some((wall, business)) = f.duration else {
-        conn.prepare_cached(
-            "INSERT INTO report_daily(metric, day, channel, team, agent, label, n)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
-             ON CONFLICT(metric, day, channel, team, agent, label) DO UPDATE SET n = n + 1",
-        )?
-        .execute(key)?;
+        conn.prepare_cached(&format!(
+            "INSERT INTO {table}(metric, day, channel, team, agent, label, n{tag_col})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8{tag_val})
+             ON CONFLICT DO UPDATE SET n = n + excluded.n"
+        ))?
+        .execute(rusqlite::params![
+            f.metric, day, f.channel, f.team, f.agent, f.label, tag, delta
+        ])?;
         return Ok(());
     };
     type Blobs = (Option<Vec<u8>>, Option<Vec<u8>>);
     let old: Option<Blobs> = conn
-        .prepare_cached(
-            "SELECT hist, hist_business FROM report_daily
+        .prepare_cached(&format!(
+            "SELECT hist, hist_business FROM {table}
              WHERE metric = ?1 AND day = ?2 AND channel = ?3 AND team = ?4 AND agent = ?5
-               AND label = ?6",
-        )?
-        .query_row(key, |r| Ok((r.get(0)?, r.get(1)?)))
+               AND label = ?6 AND {tag_cond}"
+        ))?
+        .query_row(
+            rusqlite::params![f.metric, day, f.channel, f.team, f.agent, f.label, tag],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     let (h, hb) = old.unwrap_or_default();
-    conn.prepare_cached(
-        "INSERT INTO report_daily(metric, day, channel, team, agent, label, n, total, business,
-            hist, hist_business) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?10)
-         ON CONFLICT(metric, day, channel, team, agent, label) DO UPDATE SET n = n + 1,
+    conn.prepare_cached(&format!(
+        "INSERT INTO {table}(metric, day, channel, team, agent, label, n, total, business,
+            hist, hist_business{tag_col})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, ?10, ?11, ?12{tag_val})
+         ON CONFLICT DO UPDATE SET n = n + excluded.n,
             total = total + excluded.total, business = business + excluded.business,
-            hist = excluded.hist, hist_business = excluded.hist_business",
-    )?
+            hist = excluded.hist, hist_business = excluded.hist_business"
+    ))?
     .execute(rusqlite::params![
         f.metric,
         day,
@@ -298,10 +399,12 @@ fn add_daily(conn: &Connection, f: &DailyFact<'_>, zone: &Zone) -> Result<()> {
         f.team,
         f.agent,
         f.label,
-        wall,
-        business,
-        crate::reports::hist::add(h.as_deref(), wall),
-        crate::reports::hist::add(hb.as_deref(), business),
+        tag,
+        delta,
+        wall * delta,
+        business * delta,
+        crate::reports::hist::adjust(h.as_deref(), wall, delta),
+        crate::reports::hist::adjust(hb.as_deref(), business, delta),
     ])?;
     Ok(())
 }
@@ -569,8 +672,10 @@ fn backfill_conversation(
             facts.extend(tracker.step(&s));
         }
     }
-    write_facts(conn, conv, &facts, zone)?;
-    save_state(conn, conv, &tracker.state)?;
+    write_facts(conn, conv, &facts, zone, &[])?;
+    let mut state = tracker.state;
+    sync_tags(conn, conv, &mut state, zone)?;
+    save_state(conn, conv, &state)?;
     Ok(())
 }
 
@@ -636,8 +741,15 @@ impl Store {
                     for s in &steps {
                         facts.extend(tracker.step(s));
                     }
-                    write_facts(tx, *conv, &facts, &zone)?;
-                    states.insert(*conv, tracker.state);
+                    let mut state = tracker.state;
+                    write_facts(tx, *conv, &facts, &zone, &state.tags)?;
+                    if matches!(
+                        ev.kind.as_str(),
+                        "tag_added" | "tag_removed" | "undone" | "contacts_merged"
+                    ) {
+                        sync_tags(tx, *conv, &mut state, &zone)?;
+                    }
+                    states.insert(*conv, state);
                 }
                 if imported {
                     return Ok((evs.len(), true, true));
@@ -663,9 +775,12 @@ impl Store {
     fn rebuild_daily(&mut self, zone: &Zone) -> Result<()> {
         tracing::info!(zone = %zone.name, "reports: cutting the days again in a new zone");
         self.write_with(|tx| {
-            tx.execute("DELETE FROM report_daily", [])?;
+            tx.execute_batch("DELETE FROM report_daily; DELETE FROM report_daily_tags;")?;
             let mut stmt = tx.prepare(
-                "SELECT metric, at, channel, team, agent, value, business, label FROM report_facts",
+                "SELECT f.metric, f.at, f.channel, f.team, f.agent, f.value, f.business, f.label,
+                    coalesce(s.tags, '')
+                 FROM report_facts f LEFT JOIN report_state s
+                   ON s.conversation_id = f.conversation_id",
             )?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
@@ -689,7 +804,10 @@ impl Store {
                     r.get(6)?,
                     label.as_deref(),
                 );
-                add_daily(tx, &f, zone)?;
+                add_daily(tx, &f, zone, None, 1)?;
+                for t in split_tags(&r.get::<_, String>(8)?) {
+                    add_daily(tx, &f, zone, Some(&t), 1)?;
+                }
             }
             set_rollup_zone(tx, &zone.name)
         })
@@ -729,7 +847,8 @@ impl Store {
             )?;
             if !only_new {
                 tx.execute_batch(
-                    "DELETE FROM report_facts; DELETE FROM report_daily; DELETE FROM report_state;",
+                    "DELETE FROM report_facts; DELETE FROM report_daily; DELETE FROM report_daily_tags;
+                     DELETE FROM report_state;",
                 )?;
                 set_cursor(tx, upto)?;
                 set_rollup_zone(tx, &zone.name)?;
@@ -805,8 +924,7 @@ impl Store {
         };
         let mut acc = Accumulator::new(buckets);
         let (d0, d1) = (zone.day(q.from), zone.day(q.to));
-        let daily = q.by != Slice::Tag
-            && rollup.as_deref() == Some(zone.name.as_str())
+        let daily = rollup.as_deref() == Some(zone.name.as_str())
             && zone.midnight(d0) == q.from
             && zone.midnight(d1) == q.to;
         let tags = if q.by == Slice::Tag {
@@ -837,7 +955,19 @@ impl Store {
                 let exact =
                     kind.is_duration() && self.daily_count(kind, d0, d1, scope)? <= exact_up_to;
                 if !exact {
-                    self.read_daily(kind, d0, d1, scope, &zone, q.by, &mut acc)?;
+                    let days = Days {
+                        d0,
+                        d1,
+                        zone: &zone,
+                        by: q.by,
+                    };
+                    if q.by == Slice::Tag {
+                        // The total counts a conversation once; the rows, under each tag.
+                        self.read_daily(kind, &days, scope, Source::Total, &mut acc)?;
+                        self.read_daily(kind, &days, scope, Source::Tags, &mut acc)?;
+                    } else {
+                        self.read_daily(kind, &days, scope, Source::Rows, &mut acc)?;
+                    }
                     continue;
                 }
             }
@@ -918,16 +1048,14 @@ impl Store {
         Ok(n as usize)
     }
 
-    /// The rollup rows of a kind for days `[d0, d1)`, summed into `acc`.
-    #[allow(clippy::too_many_arguments)]
+    /// The rollup rows of a kind for `days`, summed into `acc` (`source`: which rollup, and
+    /// whether into the rows, the total or both).
     fn read_daily(
         &self,
         kind: Kind,
-        d0: i64,
-        d1: i64,
+        days: &Days<'_>,
         scope: &ReportScope,
-        zone: &Zone,
-        by: Slice,
+        source: Source,
         acc: &mut Accumulator,
     ) -> Result<()> {
         let (cond, params) = scope.condition("nullif(team, '')", "nullif(agent, '')");
@@ -935,33 +1063,29 @@ impl Store {
             Kind::Sla => &["sla_met", "sla_missed"],
             k => &[k.as_str()],
         };
+        let (table, tag) = match source {
+            Source::Tags => ("report_daily_tags", "tag"),
+            _ => ("report_daily", "''"),
+        };
         for metric in metrics {
             let sql = format!(
                 "SELECT day, channel, nullif(team, ''), nullif(agent, ''), label, n, total,
-                    business, hist, hist_business
-                 FROM report_daily WHERE metric = ?1 AND day >= ?2 AND day < ?3{cond}"
+                    business, hist, hist_business, {tag}
+                 FROM {table} WHERE metric = ?1 AND day >= ?2 AND day < ?3 AND n <> 0{cond}"
             );
             let mut args: Vec<rusqlite::types::Value> =
-                vec![metric.to_string().into(), d0.into(), d1.into()];
+                vec![metric.to_string().into(), days.d0.into(), days.d1.into()];
             args.extend(params.iter().cloned().map(Into::into));
             let mut stmt = self.conn.prepare_cached(&sql)?;
             let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
             let mut midnights: HashMap<i64, Millis> = HashMap::new();
             while let Some(r) = rows.next()? {
                 let day: i64 = r.get(0)?;
-                let at = *midnights.entry(day).or_insert_with(|| zone.midnight(day));
+                let at = *midnights
+                    .entry(day)
+                    .or_insert_with(|| days.zone.midnight(day));
                 let label: String = r.get(4)?;
                 let n: i64 = r.get(5)?;
-                let row = FactRow {
-                    at,
-                    channel: r.get(1)?,
-                    team: r.get(2)?,
-                    agent: r.get(3)?,
-                    value: n,
-                    business: None,
-                    label: None,
-                };
-                let key = acc.key(by, &row);
                 let part = match kind {
                     Kind::Sla => Part::Sla {
                         policy: label,
@@ -981,7 +1105,26 @@ impl Store {
                     },
                     _ => Part::Count(n),
                 };
-                acc.add_part(kind, &part, &key);
+                match source {
+                    Source::Total => acc.total.part(kind, &part),
+                    Source::Tags => {
+                        let tag: String = r.get(10)?;
+                        acc.row(&tag).part(kind, &part);
+                    }
+                    Source::Rows => {
+                        let row = FactRow {
+                            at,
+                            channel: r.get(1)?,
+                            team: r.get(2)?,
+                            agent: r.get(3)?,
+                            value: n,
+                            business: None,
+                            label: None,
+                        };
+                        let key = acc.key(days.by, &row);
+                        acc.add_part(kind, &part, &key);
+                    }
+                }
             }
         }
         Ok(())
@@ -1041,6 +1184,25 @@ impl Store {
             .prepare_cached(&sql)?
             .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?)
     }
+}
+
+/// Whole days of a report in the rollups' zone.
+struct Days<'a> {
+    d0: i64,
+    d1: i64,
+    zone: &'a Zone,
+    by: Slice,
+}
+
+/// Which rollup a report reads, into what.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The daily totals, into the rows (keyed by the slice) and the total.
+    Rows,
+    /// The daily totals, into the total only (the tag slice).
+    Total,
+    /// The per-tag totals, into the rows keyed by tag.
+    Tags,
 }
 
 /// Up to this many durations of a metric in a report are read one by one (exact medians);

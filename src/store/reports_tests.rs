@@ -365,8 +365,19 @@ fn a_backfill_equals_the_live_derivation() {
     let (b, _) = w.customer("ben", Channel::Email, T0 + 2 * H);
     w.s.set_status(b, Status::Resolved, None, "cy", T0 + 5 * H)
         .unwrap();
+    w.s.tag(a, "refund", false, "bob", T0 + 5 * H).unwrap();
+    w.s.tag(b, "refund", false, "bob", T0 + 5 * H).unwrap();
+    w.derive();
+    w.s.tag(b, "refund", true, "bob", T0 + 6 * H).unwrap();
+    w.s.tag(b, "shipping", false, "bob", T0 + 6 * H).unwrap();
+    w.customer("ben", Channel::Email, T0 + 7 * H);
     w.derive();
     let live = facts(&w.s);
+    assert!(
+        live.iter()
+            .any(|f| f.starts_with("tag ") && f.contains(" shipping ")),
+        "{live:?}"
+    );
     assert!(live.len() > 15, "{live:?}");
     let mut seen = Vec::new();
     w.s.backfill_reports(&w.cfg, false, &mut |p: Progress| seen.push(p))
@@ -538,6 +549,32 @@ fn facts(s: &Store) -> Vec<String> {
         .collect::<rusqlite::Result<_>>()
         .unwrap();
     v.extend(counts);
+    let tags: Vec<String> = s
+        .conn
+        .prepare(
+            "SELECT day, metric, tag, channel, team, agent, n, label, total, hex(hist)
+             FROM report_daily_tags WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5, 6, 8",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok(format!(
+                "tag {} {} {} {} {} {} {} {} {} {:?}",
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, i64>(8)?,
+                r.get::<_, Option<String>>(9)?,
+            ))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    v.extend(tags);
     v
 }
 
@@ -580,6 +617,15 @@ fn busy() -> W {
         if i % 5 == 0 {
             w.s.set_status(c, Status::Resolved, None, "bob", at + 3 * H)
                 .unwrap();
+        }
+        // Tags come (some before the facts, some after) and go.
+        w.s.tag(c, &format!("t{}", i % 4), false, "bob", at + 4 * H)
+            .unwrap();
+        if i % 8 == 0 {
+            w.s.tag(c, "t0", true, "bob", at + 4 * H + M).unwrap();
+        }
+        if i % 10 == 0 {
+            w.derive();
         }
     }
     w.derive();

@@ -548,6 +548,24 @@ CREATE TABLE report_daily (
     PRIMARY KEY (metric, day, channel, team, agent, label)
 ) WITHOUT ROWID;
 
+-- The same, per tag the conversation carries now (kept as tags come and go), for the tag
+-- slice.
+CREATE TABLE report_daily_tags (
+    metric        TEXT NOT NULL,
+    day           INTEGER NOT NULL,
+    tag           TEXT NOT NULL,
+    channel       TEXT NOT NULL,
+    team          TEXT NOT NULL DEFAULT '',
+    agent         TEXT NOT NULL DEFAULT '',
+    label         TEXT NOT NULL DEFAULT '',
+    n             INTEGER NOT NULL,
+    total         INTEGER NOT NULL DEFAULT 0,
+    business      INTEGER NOT NULL DEFAULT 0,
+    hist          BLOB,
+    hist_business BLOB,
+    PRIMARY KEY (metric, day, tag, channel, team, agent, label)
+) WITHOUT ROWID;
+
 CREATE TABLE report_settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -565,6 +583,7 @@ CREATE TABLE report_state (
     assignee        TEXT,
     team            TEXT,
     policy          TEXT,
-    breached        TEXT NOT NULL DEFAULT ''
+    breached        TEXT NOT NULL DEFAULT '',
+    tags            TEXT NOT NULL DEFAULT ''
 );
 "#;
