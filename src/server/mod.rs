@@ -12,6 +12,7 @@ pub mod handler;
 pub mod identity;
 pub(crate) mod notify;
 mod presence;
+pub mod reports;
 pub mod rules;
 mod session;
 mod sla;
@@ -284,6 +285,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     // their durable cursors).
     tasks::follow(&shared).await;
     notify::derive_and_push(&shared).await;
+    // Reporting facts: a store new to them is backfilled here, once (a progress bar).
+    reports::derive(&shared).await;
     // The rules, too (their own changes are then followed like any other writer's). Only a
     // server that runs the channels runs rules: a one-shot command's server (`braid reply`
     // with none running) leaves them to the next real one, which catches up from the cursor.
@@ -316,6 +319,7 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
             // whoever wrote them.
             sla::derive_and_sweep(&feed_shared, false).await;
             notify::derive_and_push(&feed_shared).await;
+            reports::derive(&feed_shared).await;
             // And run the workflow rules (events written by rules trigger none).
             if run_rules {
                 rules::run_after_events(&feed_shared).await;
