@@ -241,73 +241,110 @@ fn clock(view: &ReportsView) -> &'static str {
 
 fn header(p: &Paint<'_>, view: &ReportsView, width: usize) -> Vec<Line<'static>> {
     let any = view.parts.iter().find_map(|x| x.report.as_deref());
-    let mut first = format!(
-        " {} – {} ({}) · durations: {}",
+    let mut first = vec![format!(
+        "{} – {} ({})",
         date(view.from()),
         date(view.to - DAY),
-        length_name(view.days),
-        clock(view)
-    );
+        length_name(view.days)
+    )];
     if let Some(r) = any {
-        first.push_str(&format!(" · {} · days in {}", esc(&r.scope), esc(&r.tz)));
+        first.push(esc(&r.scope).into_owned());
+    }
+    first.push(format!("durations: {}", clock(view)));
+    if let Some(r) = any {
+        first.push(format!("days in {}", esc(&r.tz)));
     }
     let totals = match any {
-        None => missing(view),
+        None => vec![missing(view).trim().to_string()],
         Some(r) => {
             let t = &r.total;
-            format!(
-                " opened {} · resolved {} · first response {} · resolution {} · CSAT {} ({} answered) · SLA met {}",
-                t.opened,
-                t.resolved,
-                median(&t.first_response, view.business),
-                median(&t.resolution, view.business),
-                avg(t.csat.average()),
-                pct(t.csat.response_rate()),
-                pct(t.sla.met_pct())
-            )
+            vec![
+                format!("opened {}", t.opened),
+                format!("resolved {}", t.resolved),
+                format!(
+                    "first response {}",
+                    median(&t.first_response, view.business)
+                ),
+                format!("resolution {}", median(&t.resolution, view.business)),
+                match t.csat.sent {
+                    0 => "CSAT: no surveys".into(),
+                    _ => format!(
+                        "CSAT {} ({} answered)",
+                        avg(t.csat.average()),
+                        pct(t.csat.response_rate())
+                    ),
+                },
+                match t.sla.met_pct() {
+                    None => "SLA: nothing due".into(),
+                    m => format!("SLA met {}", pct(m)),
+                },
+            ]
         }
     };
-    let mut out = vec![Line::from(Span::styled(fit(&first, width), p.text()))];
-    // On a narrow screen the totals take two lines.
-    if totals.chars().count() > width
-        && let Some((a, b)) = totals.split_once(" · CSAT")
-    {
-        out.push(Line::from(Span::styled(fit(a, width), p.text())));
-        out.push(Line::from(Span::styled(
-            fit(&format!(" CSAT{b}"), width),
-            p.text(),
-        )));
-    } else {
-        out.push(Line::from(Span::styled(fit(&totals, width), p.text())));
-    }
-    out
+    let mut lines = wrap(&first, width);
+    let mut second = wrap(&totals, width);
+    lines.append(&mut second);
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let style = if i == 0 { p.head() } else { p.text() };
+            Line::from(Span::styled(fit(&l, width), style))
+        })
+        .collect()
 }
 
-/// The keys of the `[reports]` keymap, from the keymap (a rebinding shows).
-fn keys_line(app: &App, p: &Paint<'_>) -> Line<'static> {
+/// The keys of the `[reports]` keymap for the message line, from the keymap (a rebinding
+/// shows): `h/l range  [/] length  Tab slice  b wall/business  r reload  q queue  ? help`.
+pub fn keys_line(app: &App) -> Line<'static> {
+    let p = Paint {
+        theme: &app.theme,
+        plain: app.colors.is_plain(),
+    };
+    let key = |c: &str| app.keymap.key_for(KeyMode::Reports, c);
+    let pair = |a: &str, b: &str| match (key(a), key(b)) {
+        (Some(a), Some(b)) => Some(format!("{a}/{b}")),
+        (a, b) => a.or(b),
+    };
     let mut spans = Vec::new();
-    let mut seen: Vec<String> = Vec::new();
-    for b in app.keymap.bindings(KeyMode::Reports) {
-        let what = match b.command.as_str() {
-            "report_back" => "back",
-            "report_forward" => "forward",
-            "report_longer" => "longer",
-            "report_shorter" => "shorter",
-            "report_slice" => "slice",
-            "report_business" => "business hours",
-            "refresh" => "reload",
-            "cancel" => "queue",
-            "help" => "help",
-            _ => continue,
-        };
-        if seen.iter().any(|s| s == what) {
-            continue;
+    for (keys, what) in [
+        (pair("report_back", "report_forward"), "range"),
+        (pair("report_shorter", "report_longer"), "length"),
+        (key("report_slice"), "slice"),
+        (key("report_business"), "wall/business"),
+        (key("refresh"), "reload"),
+        (key("cancel"), "queue"),
+        (key("help"), "help"),
+    ] {
+        if let Some(k) = keys {
+            spans.push(Span::styled(k, p.head()));
+            spans.push(Span::styled(format!(" {what}  "), p.dim()));
         }
-        seen.push(what.to_string());
-        spans.push(Span::styled(b.keys, p.head()));
-        spans.push(Span::styled(format!(" {what}  "), p.dim()));
     }
     Line::from(spans)
+}
+
+/// Segments joined with ` · ` into as few lines of `width` as they take.
+fn wrap(segments: &[String], width: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for s in segments {
+        let len = line.chars().count();
+        if !line.is_empty() && len + 3 + s.chars().count() > width {
+            out.push(std::mem::take(&mut line));
+        }
+        if line.is_empty() {
+            line.push(' ');
+            line.push_str(s);
+        } else {
+            line.push_str(" · ");
+            line.push_str(s);
+        }
+    }
+    if !line.is_empty() {
+        out.push(line);
+    }
+    out
 }
 
 pub fn draw(f: &mut Frame<'_>, app: &App, view: &ReportsView, area: Rect) {
@@ -331,14 +368,9 @@ pub fn draw(f: &mut Frame<'_>, app: &App, view: &ReportsView, area: Rect) {
     let wide = inner.width >= 110 && inner.height >= 30;
     let width = inner.width as usize;
     let head = header(&p, view, width);
-    let [top, body, footer] = Layout::vertical([
-        Constraint::Length(head.len() as u16),
-        Constraint::Min(1),
-        Constraint::Length(1),
-    ])
-    .areas(inner);
+    let [top, body] =
+        Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Min(1)]).areas(inner);
     f.render_widget(Paragraph::new(head), top);
-    f.render_widget(Paragraph::new(keys_line(app, &p)), footer);
     if wide {
         draw_wide(f, &p, view, body);
     } else {
