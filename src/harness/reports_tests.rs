@@ -318,3 +318,21 @@ fn the_demo_workspace_reports_real_figures_at_160x45_and_80x24() {
     let screen = h.screen().unwrap();
     insta::assert_snapshot!("reports_demo_80x24", screen);
 }
+
+#[test]
+fn a_reconnect_asks_the_open_reports_again() {
+    let mut h = harness(160, 45);
+    let first = asked(&mut h, "gR");
+    let fx = h.app.handle(Event::Connection {
+        up: true,
+        line: "connected".into(),
+    });
+    let again: Vec<ReportQuery> = fx
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Request(Request::Report(q)) => Some(q),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(again, first);
+}

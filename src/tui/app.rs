@@ -725,6 +725,9 @@ impl App {
                 fx.extend(self.refresh_selected());
                 fx.push(self.counts_request());
                 fx.push(unread_request());
+                if let Mode::Reports(view) = &mut self.mode {
+                    fx.extend(view.load().into_iter().map(Effect::Request));
+                }
                 fx
             }
             Event::Tick(now) => {

@@ -612,7 +612,8 @@ fn draw_series(f: &mut Frame<'_>, p: &Paint<'_>, view: &ReportsView, area: Rect)
 }
 
 /// Plain terminal: one labelled sparkline per series (several points to a column when the
-/// range has more points than the width: sums for counts, the last for the backlog).
+/// range has more points than the width: sums for counts, the last for the backlog; a point
+/// several columns wide when it has fewer).
 fn draw_sparklines(
     f: &mut Frame<'_>,
     p: &Paint<'_>,
@@ -641,6 +642,12 @@ fn draw_sparklines(
             })
             .collect();
         let max = data.iter().copied().max().unwrap_or(0);
+        // Few points: each as wide as the line allows (the shape reads across the pane).
+        let stretch = (width / data.len().max(1)).max(1);
+        let data: Vec<u64> = data
+            .iter()
+            .flat_map(|v| std::iter::repeat_n(*v, stretch))
+            .collect();
         f.render_widget(
             Paragraph::new(Span::styled(format!(" {name} (max {max})"), p.text())),
             label,
