@@ -336,3 +336,55 @@ fn a_reconnect_asks_the_open_reports_again() {
         .collect();
     assert_eq!(again, first);
 }
+
+#[test]
+fn an_agent_sees_their_own_figures_and_the_header_says_so() {
+    let mut h = demo_harness(160, 45);
+    h.who = crate::server::Identity {
+        role: crate::api::Role::Agent,
+        teams: vec!["support".into()],
+        ..crate::server::Identity::local_admin("alice")
+    };
+    h.keys("gR").unwrap();
+    let Mode::Reports(v) = &h.app.mode else {
+        panic!()
+    };
+    let agents = v.report(Slice::Agent).unwrap();
+    let keys: Vec<&str> = agents.rows.iter().map(|r| r.key.as_str()).collect();
+    assert!(keys.iter().all(|k| *k == "alice"), "{keys:?}");
+    let scope = agents.scope.clone();
+    let screen = h.screen().unwrap();
+    let header = screen.lines().nth(1).unwrap();
+    assert!(header.contains(&scope), "{scope} in {header}");
+    assert!(!screen.contains("carol"), "{screen}");
+}
+
+#[test]
+fn help_from_the_view_lists_its_keys_and_esc_comes_back_to_it() {
+    let mut h = harness(160, 45);
+    h.keys("gR").unwrap();
+    asked(&mut h, "h");
+    let queries = wanted(&h);
+    h.keys("?").unwrap();
+    assert!(matches!(h.app.mode, Mode::Help { .. }));
+    let text: Vec<String> = crate::tui::ui::help::lines(&h.app)
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    let at = text
+        .iter()
+        .position(|l| l.starts_with("Reports keys"))
+        .unwrap();
+    assert!(text[at + 1..].iter().any(|l| l.contains("report_back")));
+    // The answers to `h` arrive while the help is up: the view gets them.
+    for q in queries {
+        h.event(Event::Data(Response::Report(Box::new(made_up(&q)))));
+    }
+    h.keys("<Esc>").unwrap();
+    let Mode::Reports(v) = &h.app.mode else {
+        panic!("back in the reports view")
+    };
+    assert!(!v.loading());
+    assert!(v.report(Slice::Channel).is_some());
+    assert_eq!(v.to, v.today_end - 30 * DAY, "the range it had");
+}

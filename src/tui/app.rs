@@ -372,6 +372,8 @@ pub struct App {
     /// The terminal's colour depth (set at start from the environment): views whose meaning
     /// is in colour draw plain text on a 16-colour terminal.
     pub colors: crate::tui::colors::ColorDepth,
+    /// The reports view while the help screen opened from it is up.
+    reports_behind_help: Option<Box<crate::tui::reports::ReportsView>>,
 }
 
 /// Text to put into the composer once it is open and loaded.
@@ -450,6 +452,7 @@ impl App {
             pending_global: None,
             bulk_confirm_over: config.bulk_confirm_over,
             colors: Default::default(),
+            reports_behind_help: None,
         }
     }
 
@@ -504,6 +507,15 @@ impl App {
         fx
     }
 
+    /// The mode a closed help screen gives back: the reports view it was opened from, or
+    /// the panes.
+    fn after_help(&mut self) -> Mode {
+        match self.reports_behind_help.take() {
+            Some(view) => Mode::Reports(view),
+            None => Mode::Normal,
+        }
+    }
+
     /// Carry out what a key of the reports view asked for.
     fn reports_outcome(&mut self, out: crate::tui::reports::ReportsOutcome) -> Vec<Effect> {
         if let Some(e) = out.error {
@@ -515,8 +527,11 @@ impl App {
         if out.close {
             self.mode = Mode::Normal;
         }
-        if out.help {
-            self.mode = Mode::Help { scroll: 0 };
+        if out.help
+            && let Mode::Reports(view) = std::mem::replace(&mut self.mode, Mode::Help { scroll: 0 })
+        {
+            // Closing the help comes back to the view as it was.
+            self.reports_behind_help = Some(view);
         }
         out.requests.into_iter().map(Effect::Request).collect()
     }
@@ -808,13 +823,13 @@ impl App {
                         Action::Top => *scroll = 0,
                         Action::Bottom => *scroll = max,
                         Action::Quit | Action::Help | Action::Open(_) | Action::Cancel => {
-                            self.mode = Mode::Normal;
+                            self.mode = self.after_help();
                             return Vec::new();
                         }
                         _ => {}
                     },
                     Resolved::Cancelled if key.code == KeyCode::Esc => {
-                        self.mode = Mode::Normal;
+                        self.mode = self.after_help();
                         return Vec::new();
                     }
                     _ => {}
@@ -2860,6 +2875,11 @@ impl App {
         {
             return Vec::new();
         }
+        if let Some(view) = &mut self.reports_behind_help
+            && view.answer(&resp)
+        {
+            return Vec::new();
+        }
         // The open sheet's view reads its own answers.
         if let Mode::Sheet(sheet) = &mut self.mode
             && let Some(out) = sheet.answer(&resp)
@@ -3211,6 +3231,9 @@ impl App {
                     sheet.failed();
                 }
                 if let Mode::Reports(view) = &mut self.mode {
+                    view.failed(&e);
+                }
+                if let Some(view) = &mut self.reports_behind_help {
                     view.failed(&e);
                 }
                 // A macro waiting for its canned replies stops: nothing of it has run.
