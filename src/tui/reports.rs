@@ -122,7 +122,7 @@ impl ReportsView {
         }
     }
 
-    fn query(&self, by: Slice) -> ReportQuery {
+    fn query_by(&self, by: Slice) -> ReportQuery {
         ReportQuery {
             from: self.from(),
             to: self.to,
@@ -137,7 +137,7 @@ impl ReportsView {
     pub fn wanted(&self) -> Vec<ReportQuery> {
         let mut out: Vec<ReportQuery> = Vec::new();
         for by in [Slice::Channel, self.time_slice(), Slice::Agent, self.by] {
-            let q = self.query(by);
+            let q = self.query_by(by);
             if !out.contains(&q) {
                 out.push(q);
             }
