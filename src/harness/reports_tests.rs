@@ -388,3 +388,52 @@ fn help_from_the_view_lists_its_keys_and_esc_comes_back_to_it() {
     assert!(v.report(Slice::Channel).is_some());
     assert_eq!(v.to, v.today_end - 30 * DAY, "the range it had");
 }
+
+#[test]
+fn j_k_gg_g_scroll_a_long_table_and_a_new_slicing_starts_at_its_top() {
+    let mut h = harness(160, 45);
+    h.keys("gR<Tab><Tab><Tab><Tab>").unwrap();
+    let Mode::Reports(v) = &h.app.mode else {
+        panic!()
+    };
+    assert_eq!(v.by, Slice::Day);
+    answer_made_up(&mut h);
+    let (first, last) = {
+        let Mode::Reports(v) = &h.app.mode else {
+            panic!()
+        };
+        let r = v.report(Slice::Day).unwrap();
+        assert_eq!(r.rows.len(), 30);
+        (r.rows[0].key.clone(), r.rows[29].key.clone())
+    };
+    let table = |h: &mut Harness| {
+        let s = h.screen().unwrap();
+        let at = s.find("by day (Tab: next)").unwrap();
+        s[at..].to_string()
+    };
+    let top = table(&mut h);
+    assert!(top.contains(&first) && !top.contains(&last), "{top}");
+    assert!(top.contains("more (j scrolls"), "{top}");
+    h.keys("G").unwrap();
+    let bottom = table(&mut h);
+    assert!(
+        bottom.contains(&last) && !bottom.contains(&first),
+        "{bottom}"
+    );
+    assert!(bottom.contains("above (k scrolls up)"), "{bottom}");
+    assert!(!bottom.contains("more (j"), "{bottom}");
+    // j at the bottom stays; one k shows one row more above.
+    h.keys("jjj").unwrap();
+    assert_eq!(table(&mut h), bottom);
+    h.keys("gg3j").unwrap();
+    let Mode::Reports(v) = &h.app.mode else {
+        panic!()
+    };
+    assert_eq!(v.scroll, 3);
+    // Another slicing starts at its top.
+    h.keys("<Tab>").unwrap();
+    let Mode::Reports(v) = &h.app.mode else {
+        panic!()
+    };
+    assert_eq!((v.by, v.scroll), (Slice::Week, 0));
+}

@@ -874,11 +874,14 @@ impl App {
             }
             Mode::Reports(_) => {
                 let resolved = self.resolver.feed(&self.keymap, keymap::Mode::Reports, key);
+                let (w, h) = self.size;
+                let screen = ratatui::layout::Rect::new(0, 0, w, h.saturating_sub(2));
                 let Mode::Reports(view) = &mut self.mode else {
                     return Vec::new();
                 };
+                view.page = crate::tui::ui::reports::main_table_rows(view, screen);
                 let out = match resolved {
-                    Resolved::Action { action, .. } => view.dispatch(&action),
+                    Resolved::Action { action, count } => view.dispatch(&action, count),
                     // Esc closes even when a keymap unbinds it.
                     Resolved::Cancelled
                         if key.code == KeyCode::Esc
@@ -887,7 +890,7 @@ impl App {
                                 .key_for(keymap::Mode::Reports, "cancel")
                                 .is_none() =>
                     {
-                        view.dispatch(&Action::Cancel)
+                        view.dispatch(&Action::Cancel, None)
                     }
                     Resolved::Unbound { keys } => crate::tui::reports::ReportsOutcome {
                         error: Some(format!(

@@ -60,7 +60,7 @@ impl Mode {
 
     /// Digits 1-9 start a count in this mode ("5j").
     fn counts(self) -> bool {
-        matches!(self, Mode::Normal | Mode::Sheet)
+        matches!(self, Mode::Normal | Mode::Sheet | Mode::Reports)
     }
 
     fn index(self) -> usize {

@@ -11,8 +11,8 @@
 //!
 //! Keys (the `[reports]` section of the keymap): `h`/`l` move the range back/forward by its
 //! length (not past today), `[`/`]` (or `-`/`+`) pick its length (7 days, 30 days, 90 days, a
-//! year), `Tab` the main table's slicing, `b` wall clock or business hours, `r` reloads,
-//! `Esc`/`q` back to the queue. Drawing: [`crate::tui::ui::reports`].
+//! year), `Tab` the main table's slicing, `b` wall clock or business hours, `j`/`k` (`gg`,
+//! `G`, `Ctrl-d`/`Ctrl-u`) scroll the main table, `r` reloads, `Esc`/`q` back to the queue. Drawing: [`crate::tui::ui::reports`].
 
 use crate::api::report::{Report, ReportQuery, Slice};
 use crate::api::{Request, Response};
@@ -49,6 +49,20 @@ pub struct ReportsView {
     pub parts: Vec<Part>,
     /// Why the last requests failed (drawn in place of what did not arrive).
     pub error: Option<String>,
+    /// The main table's first row shown (j/k scroll it).
+    pub scroll: usize,
+    /// Rows the main table shows at once (set by the app from the screen's size).
+    pub page: usize,
+}
+
+/// The furthest a table of `len` rows scrolls in `room` lines: its last rows shown under
+/// the "N above" line.
+pub fn max_scroll(len: usize, room: usize) -> usize {
+    if len <= room {
+        0
+    } else {
+        len - room.saturating_sub(1).max(1)
+    }
 }
 
 /// What a key in the view asks the app to do.
@@ -106,6 +120,8 @@ impl ReportsView {
             today_end: end,
             parts: Vec::new(),
             error: None,
+            scroll: 0,
+            page: 10,
         }
     }
 
@@ -208,10 +224,30 @@ impl ReportsView {
         self.parts.iter().any(|p| p.loading)
     }
 
-    /// A key of the `[reports]` keymap.
-    pub fn dispatch(&mut self, action: &Action) -> ReportsOutcome {
+    /// A key of the `[reports]` keymap (`count`: a count typed before it, `5j`).
+    pub fn dispatch(&mut self, action: &Action, count: Option<usize>) -> ReportsOutcome {
         let mut out = ReportsOutcome::default();
+        let rows = self.report(self.by).map_or(0, |r| r.rows.len());
+        let max = max_scroll(rows, self.page);
+        let n = count.unwrap_or(1).max(1);
+        let half = (self.page / 2).max(1) * n;
+        if matches!(
+            action,
+            Action::ReportBack
+                | Action::ReportForward
+                | Action::ReportLonger
+                | Action::ReportShorter
+                | Action::ReportSlice
+        ) {
+            self.scroll = 0;
+        }
         match action {
+            Action::MoveDown => self.scroll = (self.scroll.min(max) + n).min(max),
+            Action::MoveUp => self.scroll = self.scroll.min(max).saturating_sub(n),
+            Action::HalfPageDown => self.scroll = (self.scroll.min(max) + half).min(max),
+            Action::HalfPageUp => self.scroll = self.scroll.min(max).saturating_sub(half),
+            Action::Top => self.scroll = 0,
+            Action::Bottom => self.scroll = max,
             Action::ReportBack => {
                 self.to -= self.days * DAY;
                 out.requests = self.load();
@@ -323,7 +359,7 @@ mod tests {
         let mut v = view();
         let first = v.load();
         let end = v.to;
-        let out = v.dispatch(&Action::ReportBack);
+        let out = v.dispatch(&Action::ReportBack, None);
         assert_eq!(v.to, end - 30 * DAY);
         assert_eq!(
             queries(&out.requests)[0],
@@ -344,18 +380,18 @@ mod tests {
         assert!(v.answer(&Response::Report(Box::new(stale.clone()))));
         assert!(v.report(Slice::Channel).is_none());
         // Forward again, then not past today.
-        v.dispatch(&Action::ReportForward);
+        v.dispatch(&Action::ReportForward, None);
         assert_eq!(v.to, end);
-        let out = v.dispatch(&Action::ReportForward);
+        let out = v.dispatch(&Action::ReportForward, None);
         assert!(out.requests.is_empty());
         assert_eq!(out.info.as_deref(), Some("the range already ends today"));
         // Now it is current again.
         assert!(v.answer(&Response::Report(Box::new(stale))));
         assert!(v.report(Slice::Channel).is_some());
         // ] then a year: weeks for the chart.
-        v.dispatch(&Action::ReportLonger);
+        v.dispatch(&Action::ReportLonger, None);
         assert_eq!(v.days, 90);
-        let out = v.dispatch(&Action::ReportLonger);
+        let out = v.dispatch(&Action::ReportLonger, None);
         assert_eq!(v.days, 365);
         assert_eq!(
             queries(&out.requests)
@@ -364,18 +400,22 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![Slice::Channel, Slice::Week, Slice::Agent]
         );
-        assert!(v.dispatch(&Action::ReportLonger).info.is_some());
+        assert!(v.dispatch(&Action::ReportLonger, None).info.is_some());
         // Tab: agent (already asked: no fourth request), then team.
-        let out = v.dispatch(&Action::ReportSlice);
+        let out = v.dispatch(&Action::ReportSlice, None);
         assert_eq!(v.by, Slice::Agent);
         assert_eq!(out.requests.len(), 3);
-        let out = v.dispatch(&Action::ReportSlice);
+        let out = v.dispatch(&Action::ReportSlice, None);
         assert_eq!(v.by, Slice::Team);
         assert_eq!(queries(&out.requests)[3].2, Slice::Team);
         // b needs no request; Esc closes.
-        assert!(v.dispatch(&Action::ReportBusiness).requests.is_empty());
+        assert!(
+            v.dispatch(&Action::ReportBusiness, None)
+                .requests
+                .is_empty()
+        );
         assert!(v.business);
-        assert!(v.dispatch(&Action::Cancel).close);
+        assert!(v.dispatch(&Action::Cancel, None).close);
     }
 
     #[test]

@@ -153,6 +153,7 @@ fn table_lines(
     business: bool,
     width: usize,
     height: usize,
+    skip: usize,
 ) -> Vec<Line<'static>> {
     let fixed: usize = cols.iter().map(|c| c.width + 1).sum();
     let key_w = width.saturating_sub(fixed + 1).clamp(8, 28);
@@ -177,24 +178,34 @@ fn table_lines(
         out.push(Line::from(Span::styled(" nothing in this range", p.dim())));
         return out;
     }
-    // Rows that fit, keeping a line for the total and one for "N more".
-    let room = height.saturating_sub(2);
-    let shown = if report.rows.len() > room {
+    // Rows that fit from `skip` on (j/k scroll), keeping a line for the total and one each
+    // for "N above" and "N more".
+    let len = report.rows.len();
+    let mut room = height.saturating_sub(2);
+    let skip = skip.min(crate::tui::reports::max_scroll(len, room));
+    if skip > 0 {
+        out.push(Line::from(Span::styled(
+            format!(" … {skip} above (k scrolls up)"),
+            p.dim(),
+        )));
+        room = room.saturating_sub(1);
+    }
+    let shown = if len - skip > room {
         room.saturating_sub(1)
     } else {
-        report.rows.len()
+        len - skip
     };
-    for r in &report.rows[..shown] {
+    for r in &report.rows[skip..skip + shown] {
         out.push(Line::from(Span::styled(
             fit(&row(&r.key, &r.figures), width),
             p.text(),
         )));
     }
-    if shown < report.rows.len() {
+    if skip + shown < len {
         out.push(Line::from(Span::styled(
             format!(
-                " … {} more (braid report --by {} for all)",
-                report.rows.len() - shown,
+                " … {} more (j scrolls; braid report --by {} for all)",
+                len - skip - shown,
                 report.query.by.as_str()
             ),
             p.dim(),
@@ -239,7 +250,8 @@ fn clock(view: &ReportsView) -> &'static str {
     }
 }
 
-fn header(p: &Paint<'_>, view: &ReportsView, width: usize) -> Vec<Line<'static>> {
+/// The header's lines: the range, the scope, the clock, the zone; the totals.
+fn header_text(view: &ReportsView, width: usize) -> Vec<String> {
     let any = view.parts.iter().find_map(|x| x.report.as_deref());
     let mut first = vec![format!(
         "{} – {} ({})",
@@ -282,9 +294,12 @@ fn header(p: &Paint<'_>, view: &ReportsView, width: usize) -> Vec<Line<'static>>
         }
     };
     let mut lines = wrap(&first, width);
-    let mut second = wrap(&totals, width);
-    lines.append(&mut second);
+    lines.append(&mut wrap(&totals, width));
     lines
+}
+
+fn header(p: &Paint<'_>, view: &ReportsView, width: usize) -> Vec<Line<'static>> {
+    header_text(view, width)
         .into_iter()
         .enumerate()
         .map(|(i, l)| {
@@ -347,6 +362,73 @@ fn wrap(segments: &[String], width: usize) -> Vec<String> {
     out
 }
 
+/// Where each part of the view goes in `area` (the screen above the status lines).
+pub struct Areas {
+    pub top: Rect,
+    /// 110x30 inside the border and more: charts and both tables.
+    pub wide: bool,
+    /// The bars (a chart, or text lines when narrow).
+    pub bars: Rect,
+    pub series: Option<Rect>,
+    pub main: Rect,
+    pub agent: Option<Rect>,
+}
+
+/// Lines of text bars in the narrow layout: the title and up to 5 channels.
+fn narrow_bar_lines(view: &ReportsView) -> u16 {
+    let n = view
+        .report(Slice::Channel)
+        .map_or(1, |r| r.rows.len().clamp(1, 5));
+    1 + n as u16
+}
+
+pub fn areas(view: &ReportsView, area: Rect) -> Areas {
+    let inner = Block::default().borders(Borders::ALL).inner(area);
+    let wide = inner.width >= 110 && inner.height >= 30;
+    let head = header_text(view, inner.width as usize).len() as u16;
+    let [top, body] = Layout::vertical([Constraint::Length(head), Constraint::Min(1)]).areas(inner);
+    if !wide {
+        let [bars, main] = Layout::vertical([
+            Constraint::Length(narrow_bar_lines(view)),
+            Constraint::Min(2),
+        ])
+        .areas(body);
+        return Areas {
+            top,
+            wide,
+            bars,
+            series: None,
+            main,
+            agent: None,
+        };
+    }
+    let [charts, tables] =
+        Layout::vertical([Constraint::Length(13), Constraint::Min(4)]).areas(body);
+    let [bars, series] =
+        Layout::horizontal([Constraint::Percentage(42), Constraint::Percentage(58)]).areas(charts);
+    let (main, agent) = if view.by != Slice::Agent {
+        let [a, b] = Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)])
+            .areas(tables);
+        (a, Some(b))
+    } else {
+        (tables, None)
+    };
+    Areas {
+        top,
+        wide,
+        bars,
+        series: Some(series),
+        main,
+        agent,
+    }
+}
+
+/// Lines for rows in the main table (its box, header and total line taken off): what j/k
+/// scroll by.
+pub fn main_table_rows(view: &ReportsView, area: Rect) -> usize {
+    (areas(view, area).main.height as usize).saturating_sub(4)
+}
+
 pub fn draw(f: &mut Frame<'_>, app: &App, view: &ReportsView, area: Rect) {
     let p = Paint {
         theme: &app.theme,
@@ -365,41 +447,25 @@ pub fn draw(f: &mut Frame<'_>, app: &App, view: &ReportsView, area: Rect) {
         .title(Span::styled(title, p.head()));
     let inner = block.inner(area);
     f.render_widget(block, area);
-    let wide = inner.width >= 110 && inner.height >= 30;
-    let width = inner.width as usize;
-    let head = header(&p, view, width);
-    let [top, body] =
-        Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Min(1)]).areas(inner);
-    f.render_widget(Paragraph::new(head), top);
-    if wide {
-        draw_wide(f, &p, view, body);
+    let a = areas(view, area);
+    f.render_widget(
+        Paragraph::new(header(&p, view, inner.width as usize)),
+        a.top,
+    );
+    if let Some(series) = a.series {
+        draw_bars(f, &p, view, a.bars);
+        draw_series(f, &p, view, series);
     } else {
-        draw_narrow(f, &p, view, body);
+        draw_text_bars(f, &p, view, a.bars);
+    }
+    draw_table(f, &p, view, view.by, a.main, a.wide);
+    if let Some(agent) = a.agent {
+        draw_table(f, &p, view, Slice::Agent, agent, true);
     }
 }
 
-fn draw_wide(f: &mut Frame<'_>, p: &Paint<'_>, view: &ReportsView, area: Rect) {
-    let agents = view.by != Slice::Agent;
-    let [charts, tables] =
-        Layout::vertical([Constraint::Length(13), Constraint::Min(4)]).areas(area);
-    let [bars, series] =
-        Layout::horizontal([Constraint::Percentage(42), Constraint::Percentage(58)]).areas(charts);
-    draw_bars(f, p, view, bars);
-    draw_series(f, p, view, series);
-    let (main, agent) = if agents {
-        let [a, b] = Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)])
-            .areas(tables);
-        (a, Some(b))
-    } else {
-        (tables, None)
-    };
-    draw_table(f, p, view, view.by, main, true);
-    if let Some(a) = agent {
-        draw_table(f, p, view, Slice::Agent, a, true);
-    }
-}
-
-fn draw_narrow(f: &mut Frame<'_>, p: &Paint<'_>, view: &ReportsView, area: Rect) {
+/// The narrow layout's bars: a line per channel (at most 5).
+fn draw_text_bars(f: &mut Frame<'_>, p: &Paint<'_>, view: &ReportsView, area: Rect) {
     let width = area.width as usize;
     // First response per channel as text bars: at most 5 lines.
     let mut lines = vec![Line::from(Span::styled(
@@ -440,10 +506,7 @@ fn draw_narrow(f: &mut Frame<'_>, p: &Paint<'_>, view: &ReportsView, area: Rect)
             }
         }
     }
-    let n = lines.len() as u16;
-    let [bars, table] = Layout::vertical([Constraint::Length(n), Constraint::Min(2)]).areas(area);
-    f.render_widget(Paragraph::new(lines), bars);
-    draw_table(f, p, view, view.by, table, false);
+    f.render_widget(Paragraph::new(lines), area);
 }
 
 fn channel_median(f: &Figures, business: bool) -> Option<i64> {
@@ -691,6 +754,7 @@ fn draw_table(
         view.business,
         inner.width as usize,
         inner.height as usize,
+        if by == view.by { view.scroll } else { 0 },
     );
     f.render_widget(Paragraph::new(lines), inner);
 }
