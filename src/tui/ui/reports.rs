@@ -148,7 +148,6 @@ fn agent_columns() -> Vec<Col> {
 fn table_lines(
     p: &Paint<'_>,
     report: &Report,
-    key_title: &str,
     cols: &[Col],
     business: bool,
     width: usize,
@@ -169,7 +168,7 @@ fn table_lines(
         }
         s
     };
-    let mut head = format!(" {}", pad(key_title, key_w));
+    let mut head = format!(" {}", pad(report.query.by.as_str(), key_w));
     for c in cols {
         head.push_str(&format!(" {:>w$}", c.title, w = c.width));
     }
@@ -749,7 +748,6 @@ fn draw_table(
     let lines = table_lines(
         p,
         r,
-        by.as_str(),
         &cols,
         view.business,
         inner.width as usize,
