@@ -594,10 +594,23 @@ fn series_of(r: &Report) -> Vec<(&'static str, Vec<i64>)> {
 
 fn draw_series(f: &mut Frame<'_>, p: &Paint<'_>, view: &ReportsView, area: Rect) {
     let by = view.time_slice();
-    let block = boxed(
+    let mut block = boxed(
         p,
         format!(" volume and backlog by {}{} ", by.as_str(), mark(view, by)),
     );
+    if !p.plain {
+        // The legend: each series' name in its line's colour, at the right of the title.
+        let mut spans = Vec::new();
+        for (name, c) in [
+            ("opened", p.theme.accent),
+            ("resolved", p.theme.ok),
+            ("backlog", p.theme.warn),
+        ] {
+            spans.push(Span::styled(format!(" ━ {name}"), Style::default().fg(c)));
+        }
+        spans.push(Span::raw(" "));
+        block = block.title(Line::from(spans).right_aligned());
+    }
     let inner = block.inner(area);
     f.render_widget(block, area);
     let Some(r) = view.report(by) else {
@@ -669,7 +682,7 @@ fn draw_series(f: &mut Frame<'_>, p: &Paint<'_>, view: &ReportsView, area: Rect)
                 .labels(vec![Span::raw("0"), Span::raw(max.to_string())])
                 .style(p.dim()),
         )
-        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 1)));
+        .legend_position(None);
     f.render_widget(chart, inner);
 }
 
