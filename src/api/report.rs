@@ -132,9 +132,27 @@ pub struct ReportQuery {
     /// The IANA time zone days, weeks and months are cut in (None: the workspace's, else UTC).
     #[serde(default)]
     pub tz: Option<String>,
+    /// The range as dates instead, first and last included (`2026-11-01`, `2026-11-30`):
+    /// whole days in `tz`, else in the workspace's zone, which the server knows. `from` and
+    /// `to` are then ignored. Whole days in the workspace's zone are what the server reads
+    /// fastest (its daily totals).
+    #[serde(default)]
+    pub days: Option<(String, String)>,
 }
 
 impl ReportQuery {
+    /// The days `first..=last` (YYYY-MM-DD) in the workspace's zone.
+    pub fn dates(first: &str, last: &str, by: Slice, metrics: Vec<Metric>) -> ReportQuery {
+        ReportQuery {
+            from: 0,
+            to: 0,
+            by,
+            metrics,
+            tz: None,
+            days: Some((first.to_string(), last.to_string())),
+        }
+    }
+
     pub fn wants(&self, m: Metric) -> bool {
         self.metrics.is_empty() || self.metrics.contains(&m)
     }
@@ -489,6 +507,7 @@ mod tests {
                 by,
                 metrics,
                 tz: None,
+                days: None,
             },
             scope: "everyone".into(),
             tz: "UTC".into(),

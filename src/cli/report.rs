@@ -39,7 +39,8 @@ pub struct Args {
     /// table (aligned, durations as 4m 12s), csv or json (whole seconds, stable column names)
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
-    /// The time zone days are cut in (an IANA name) [default: this machine's]
+    /// The time zone days are cut in (an IANA name) [default: the workspace's, its first
+    /// business hours' zone, else UTC]
     #[arg(long, value_name = "ZONE")]
     pub tz: Option<String>,
 }
@@ -58,31 +59,13 @@ fn parse_metric(s: &str) -> Result<Metric, String> {
     })
 }
 
-/// The zone to cut days in: `--tz`, else this machine's (its IANA name), else UTC.
-fn zone(arg: Option<&str>) -> anyhow::Result<(String, jiff::tz::TimeZone)> {
-    if let Some(name) = arg {
-        let tz = jiff::tz::TimeZone::get(name).map_err(|_| {
-            anyhow::anyhow!(
-                "unknown time zone '{}': give an IANA name such as Europe/Berlin or UTC",
-                crate::sanitize::line(name)
-            )
-        })?;
-        return Ok((name.to_string(), tz));
-    }
-    let system = jiff::tz::TimeZone::system();
-    match system.iana_name() {
-        Some(name) => Ok((name.to_string(), system.clone())),
-        None => Ok(("UTC".into(), jiff::tz::TimeZone::UTC)),
-    }
-}
-
-/// The range `[from, to)` in ms: whole days in `tz`, `to` included.
-pub fn range(
+/// The range as dates, first and last included: `--from`/`--to`, by default the 30 days
+/// up to today (this machine's today).
+pub fn dates(
     from: Option<&str>,
     to: Option<&str>,
-    tz: &jiff::tz::TimeZone,
     now: Millis,
-) -> anyhow::Result<(Millis, Millis)> {
+) -> anyhow::Result<(String, String)> {
     use jiff::ToSpan;
     let date = |s: &str, what: &str| -> anyhow::Result<jiff::civil::Date> {
         s.trim().parse().map_err(|_| {
@@ -93,7 +76,7 @@ pub fn range(
         })
     };
     let today = jiff::Timestamp::from_millisecond(now)?
-        .to_zoned(tz.clone())
+        .to_zoned(jiff::tz::TimeZone::system())
         .date();
     let last = match to {
         Some(s) => date(s, "to")?,
@@ -106,26 +89,15 @@ pub fn range(
     if first > last {
         anyhow::bail!("--from {first} is after --to {last}: give the earlier date first");
     }
-    let start = first.to_zoned(tz.clone())?.timestamp().as_millisecond();
-    let end = last
-        .checked_add(1.day())?
-        .to_zoned(tz.clone())?
-        .timestamp()
-        .as_millisecond();
-    Ok((start, end))
+    Ok((first.to_string(), last.to_string()))
 }
 
 pub fn run(globals: &Globals, args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (tz_name, tz) = zone(args.tz.as_deref())?;
-    let (from, to) = range(args.from.as_deref(), args.to.as_deref(), &tz, now_millis())?;
+    let (first, last) = dates(args.from.as_deref(), args.to.as_deref(), now_millis())?;
+    let mut query = ReportQuery::dates(&first, &last, args.by, args.metric.clone());
+    query.tz = args.tz.clone();
     let (client, _config) = Client::open(globals, "report")?;
-    let report = match client.call(Request::Report(ReportQuery {
-        from,
-        to,
-        by: args.by,
-        metrics: args.metric.clone(),
-        tz: Some(tz_name),
-    }))? {
+    let report = match client.call(Request::Report(query))? {
         Response::Report(r) => *r,
         Response::Error(e) | Response::Refused(e) => {
             anyhow::bail!("{}", crate::sanitize::for_terminal_line(&e))
@@ -266,20 +238,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_range_is_whole_days_in_the_zone_with_the_last_day_included() {
-        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
-        let (from, to) = range(Some("2026-03-28"), Some("2026-03-29"), &berlin, 0).unwrap();
-        // 28 March 00:00 CET to 30 March 00:00 CEST: 47 hours (the clocks go forward).
-        assert_eq!(to - from, 47 * 3_600_000);
-        let e = range(Some("2026-03-30"), Some("2026-03-29"), &berlin, 0).unwrap_err();
+    fn the_range_is_dates_with_the_last_day_included() {
+        let (a, b) = dates(Some("2026-03-28"), Some("2026-03-29"), 0).unwrap();
+        assert_eq!((a.as_str(), b.as_str()), ("2026-03-28", "2026-03-29"));
+        let e = dates(Some("2026-03-30"), Some("2026-03-29"), 0).unwrap_err();
         assert!(e.to_string().contains("give the earlier date first"), "{e}");
-        let e = range(Some("yesterday\x1b[2J"), None, &berlin, 0).unwrap_err();
+        let e = dates(Some("yesterday\x1b[2J"), None, 0).unwrap_err();
         assert!(e.to_string().contains("YYYY-MM-DD") && !e.to_string().contains('\x1b'));
         // The default: the 30 days up to today.
-        let now = 1_796_205_600_000; // 2 Dec 2026 10:00 UTC
-        let (from, to) = range(None, None, &jiff::tz::TimeZone::UTC, now).unwrap();
-        assert_eq!(to - from, 30 * 86_400_000);
-        assert!(from < now && now < to);
+        let (a, b) = dates(None, Some("2026-12-02"), 0).unwrap();
+        assert_eq!((a.as_str(), b.as_str()), ("2026-11-03", "2026-12-02"));
     }
 
     #[test]

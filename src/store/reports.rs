@@ -14,6 +14,7 @@ use crate::api::report::{
     CsatFigures, Durations, Figures, Metric, Report, ReportQuery, ReportRow, SlaFigures, Slice,
 };
 use crate::model::{ConversationId, EventId, Millis};
+use crate::reports::hist::Dense;
 use crate::reports::{Fact, Kind, State, Step, Tracker};
 use crate::sla::SlaConfig;
 use rusqlite::{Connection, OptionalExtension};
@@ -56,7 +57,6 @@ impl ReportScope {
 
 const CURSOR: &str = "reports";
 const BATCH: usize = 2000;
-const HOUR: Millis = 3_600_000;
 
 fn cursor(conn: &Connection) -> Result<Option<EventId>> {
     Ok(conn
@@ -122,7 +122,68 @@ fn save_state(conn: &Connection, conv: ConversationId, s: &State) -> Result<()> 
     Ok(())
 }
 
-fn write_facts(conn: &Connection, conv: ConversationId, facts: &[Fact]) -> Result<()> {
+/// The zone days are cut in for the daily rollups: the workspace's first business hours',
+/// else UTC.
+pub(crate) struct Zone {
+    pub name: String,
+    tz: jiff::tz::TimeZone,
+}
+
+impl Zone {
+    pub(crate) fn of(cfg: &SlaConfig) -> Zone {
+        cfg.hours
+            .first()
+            .and_then(|h| {
+                let tz = jiff::tz::TimeZone::get(&h.zone).ok()?;
+                Some(Zone {
+                    name: h.zone.clone(),
+                    tz,
+                })
+            })
+            .unwrap_or_else(Zone::utc)
+    }
+
+    fn utc() -> Zone {
+        Zone {
+            name: "UTC".into(),
+            tz: jiff::tz::TimeZone::UTC,
+        }
+    }
+
+    fn named(name: &str) -> Option<Zone> {
+        Some(Zone {
+            name: name.to_string(),
+            tz: jiff::tz::TimeZone::get(name).ok()?,
+        })
+    }
+
+    /// The local date of an instant, as days since 1970-01-01.
+    fn day(&self, at: Millis) -> i64 {
+        let Ok(ts) = jiff::Timestamp::from_millisecond(at) else {
+            return at.div_euclid(86_400_000);
+        };
+        let date = ts.to_zoned(self.tz.clone()).date();
+        date.to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp().as_second().div_euclid(86_400))
+            .unwrap_or_else(|_| at.div_euclid(86_400_000))
+    }
+
+    /// When a local date (days since 1970-01-01) begins.
+    fn midnight(&self, day: i64) -> Millis {
+        jiff::Timestamp::from_second(day * 86_400)
+            .ok()
+            .and_then(|t| {
+                t.to_zoned(jiff::tz::TimeZone::UTC)
+                    .date()
+                    .to_zoned(self.tz.clone())
+                    .ok()
+            })
+            .map(|z| z.timestamp().as_millisecond())
+            .unwrap_or(day * 86_400_000)
+    }
+}
+
+fn write_facts(conn: &Connection, conv: ConversationId, facts: &[Fact], zone: &Zone) -> Result<()> {
     for f in facts {
         conn.prepare_cached(
             "INSERT INTO report_facts(metric, at, conversation_id, channel, team, agent, value,
@@ -139,21 +200,126 @@ fn write_facts(conn: &Connection, conv: ConversationId, facts: &[Fact]) -> Resul
             f.business,
             f.label,
         ])?;
-        if f.kind.is_count() {
-            conn.prepare_cached(
-                "INSERT INTO report_counts(hour, metric, channel, team, agent, n)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1)
-                 ON CONFLICT(metric, hour, channel, team, agent) DO UPDATE SET n = n + 1",
-            )?
-            .execute(rusqlite::params![
-                f.at.div_euclid(HOUR),
-                f.kind.as_str(),
-                f.channel,
-                f.team.as_deref().unwrap_or(""),
-                f.agent.as_deref().unwrap_or(""),
-            ])?;
+        add_daily(conn, &DailyFact::of(f), zone)?;
+    }
+    Ok(())
+}
+
+/// A fact as the daily rollup keeps it.
+struct DailyFact<'a> {
+    metric: &'a str,
+    at: Millis,
+    channel: &'a str,
+    team: &'a str,
+    agent: &'a str,
+    label: String,
+    /// A duration (wall, business), else a count of one.
+    duration: Option<(Millis, Millis)>,
+}
+
+impl<'a> DailyFact<'a> {
+    fn of(f: &'a Fact) -> DailyFact<'a> {
+        Self::from_parts(
+            f.kind,
+            f.at,
+            &f.channel,
+            f.team.as_deref(),
+            f.agent.as_deref(),
+            f.value,
+            f.business,
+            f.label.as_deref(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn from_parts(
+        kind: Kind,
+        at: Millis,
+        channel: &'a str,
+        team: Option<&'a str>,
+        agent: Option<&'a str>,
+        value: i64,
+        business: Option<Millis>,
+        label: Option<&str>,
+    ) -> DailyFact<'a> {
+        let (metric, label) = match kind {
+            Kind::Sla if value > 0 => ("sla_met", label.unwrap_or_default().to_string()),
+            Kind::Sla => ("sla_missed", label.unwrap_or_default().to_string()),
+            Kind::Csat => ("csat", value.to_string()),
+            k => (k.as_str(), String::new()),
+        };
+        DailyFact {
+            metric,
+            at,
+            channel,
+            team: team.unwrap_or(""),
+            agent: agent.unwrap_or(""),
+            label,
+            duration: kind
+                .is_duration()
+                .then(|| (value, business.unwrap_or(value))),
         }
     }
+}
+
+fn add_daily(conn: &Connection, f: &DailyFact<'_>, zone: &Zone) -> Result<()> {
+    let day = zone.day(f.at);
+    let key = rusqlite::params![f.metric, day, f.channel, f.team, f.agent, f.label];
+    let Some((wall, business)) = f.duration else {
+        conn.prepare_cached(
+            "INSERT INTO report_daily(metric, day, channel, team, agent, label, n)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
+             ON CONFLICT(metric, day, channel, team, agent, label) DO UPDATE SET n = n + 1",
+        )?
+        .execute(key)?;
+        return Ok(());
+    };
+    type Blobs = (Option<Vec<u8>>, Option<Vec<u8>>);
+    let old: Option<Blobs> = conn
+        .prepare_cached(
+            "SELECT hist, hist_business FROM report_daily
+             WHERE metric = ?1 AND day = ?2 AND channel = ?3 AND team = ?4 AND agent = ?5
+               AND label = ?6",
+        )?
+        .query_row(key, |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (h, hb) = old.unwrap_or_default();
+    conn.prepare_cached(
+        "INSERT INTO report_daily(metric, day, channel, team, agent, label, n, total, business,
+            hist, hist_business) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?10)
+         ON CONFLICT(metric, day, channel, team, agent, label) DO UPDATE SET n = n + 1,
+            total = total + excluded.total, business = business + excluded.business,
+            hist = excluded.hist, hist_business = excluded.hist_business",
+    )?
+    .execute(rusqlite::params![
+        f.metric,
+        day,
+        f.channel,
+        f.team,
+        f.agent,
+        f.label,
+        wall,
+        business,
+        crate::reports::hist::add(h.as_deref(), wall),
+        crate::reports::hist::add(hb.as_deref(), business),
+    ])?;
+    Ok(())
+}
+
+/// The zone the daily rollups are in (None: none written yet).
+fn rollup_zone(conn: &Connection) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM report_settings WHERE key = 'zone'")?
+        .query_row([], |r| r.get(0))
+        .optional()?)
+}
+
+fn set_rollup_zone(conn: &Connection, zone: &str) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO report_settings(key, value) VALUES ('zone', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([zone])?;
     Ok(())
 }
 
@@ -330,6 +496,7 @@ fn backfill_conversation(
     conv: ConversationId,
     upto: EventId,
     cfg: &SlaConfig,
+    zone: &Zone,
 ) -> Result<()> {
     let Some(state) = initial_state(conn, conv)? else {
         return Ok(());
@@ -402,7 +569,7 @@ fn backfill_conversation(
             facts.extend(tracker.step(&s));
         }
     }
-    write_facts(conn, conv, &facts)?;
+    write_facts(conn, conv, &facts, zone)?;
     save_state(conn, conv, &tracker.state)?;
     Ok(())
 }
@@ -417,9 +584,12 @@ impl Store {
         cfg: &SlaConfig,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<usize> {
+        let zone = Zone::of(cfg);
         let from = self.write_with(cursor)?;
         if from.is_none() {
             self.backfill_reports(cfg, false, progress)?;
+        } else if self.write_with(rollup_zone)?.as_deref() != Some(zone.name.as_str()) {
+            self.rebuild_daily(&zone)?;
         }
         let mut read = 0;
         loop {
@@ -466,7 +636,7 @@ impl Store {
                     for s in &steps {
                         facts.extend(tracker.step(s));
                     }
-                    write_facts(tx, *conv, &facts)?;
+                    write_facts(tx, *conv, &facts, &zone)?;
                     states.insert(*conv, tracker.state);
                 }
                 if imported {
@@ -488,6 +658,48 @@ impl Store {
         }
     }
 
+    /// Sum the facts into days of another zone (the workspace's business hours moved):
+    /// the facts stay, their days are cut again.
+    fn rebuild_daily(&mut self, zone: &Zone) -> Result<()> {
+        tracing::info!(zone = %zone.name, "reports: cutting the days again in a new zone");
+        self.write_with(|tx| {
+            tx.execute("DELETE FROM report_daily", [])?;
+            let mut stmt = tx.prepare(
+                "SELECT metric, at, channel, team, agent, value, business, label FROM report_facts",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let metric: String = r.get(0)?;
+                let Some(kind) = Kind::parse(&metric) else {
+                    continue;
+                };
+                let (channel, team, agent, label): (
+                    String,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                ) = (r.get(2)?, r.get(3)?, r.get(4)?, r.get(7)?);
+                let f = DailyFact::from_parts(
+                    kind,
+                    r.get(1)?,
+                    &channel,
+                    team.as_deref(),
+                    agent.as_deref(),
+                    r.get(5)?,
+                    r.get(6)?,
+                    label.as_deref(),
+                );
+                add_daily(tx, &f, zone)?;
+            }
+            set_rollup_zone(tx, &zone.name)
+        })
+    }
+
+    /// Skip the events up to `to` (a benchmark's "facts off" rounds; a server never does).
+    pub fn set_reports_cursor(&mut self, to: EventId) -> Result<()> {
+        self.write_with(|tx| set_cursor(tx, to))
+    }
+
     /// Replay every conversation's history into facts (`only_new`: those without a tracker
     /// yet), 500 conversations per transaction; the cursor goes to the newest event seen at
     /// the start, so what happens meanwhile is derived live afterwards, once.
@@ -497,12 +709,13 @@ impl Store {
         only_new: bool,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Progress> {
+        let zone = Zone::of(cfg);
         let (upto, max_conv, total) = self.write_with(|tx| {
             let upto: EventId = match cursor(tx)? {
                 Some(c) if only_new => c,
-                _ => EventId(tx.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| {
-                    r.get(0)
-                })?),
+                _ => EventId(
+                    tx.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?,
+                ),
             };
             let (max_conv, total): (i64, i64) = tx.query_row(
                 if only_new {
@@ -516,9 +729,10 @@ impl Store {
             )?;
             if !only_new {
                 tx.execute_batch(
-                    "DELETE FROM report_facts; DELETE FROM report_counts; DELETE FROM report_state;",
+                    "DELETE FROM report_facts; DELETE FROM report_daily; DELETE FROM report_state;",
                 )?;
                 set_cursor(tx, upto)?;
+                set_rollup_zone(tx, &zone.name)?;
             }
             Ok((upto, max_conv, total as usize))
         })?;
@@ -530,14 +744,14 @@ impl Store {
                 let ids: Vec<i64> = tx
                     .prepare_cached(
                         "SELECT id FROM conversations c WHERE id > ?1 AND id <= ?2
-                         AND (?3 = 0 OR NOT EXISTS
-                              (SELECT 1 FROM report_state s WHERE s.conversation_id = c.id))
+                         AND NOT EXISTS
+                              (SELECT 1 FROM report_state s WHERE s.conversation_id = c.id)
                          ORDER BY id LIMIT 500",
                     )?
-                    .query_map((after, max_conv, only_new), |r| r.get(0))?
+                    .query_map((after, max_conv), |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 for id in &ids {
-                    backfill_conversation(tx, ConversationId(*id), upto, cfg)?;
+                    backfill_conversation(tx, ConversationId(*id), upto, cfg, &zone)?;
                 }
                 Ok((ids.len(), ids.last().copied()))
             })?;
@@ -549,159 +763,89 @@ impl Store {
         Ok(p)
     }
 
-    /// A report over `q`'s range, within `scope`.
+    /// A report over `q`'s range, within `scope`. A range of whole days in the report zone
+    /// (the CLI's and the TUI's) reads the daily rollups: counts and sums exactly, medians
+    /// and 90th percentiles exactly up to [`EXACT_UP_TO`] durations per metric and from the
+    /// histograms (within 0.5%) beyond. Any other range, another zone, and the tag slice read
+    /// the facts themselves (exact; one index range per metric).
     pub fn report(&self, q: &ReportQuery, scope: &ReportScope) -> Result<Report> {
+        self.report_exact_up_to(q, scope, EXACT_UP_TO)
+    }
+
+    /// [`report`](Self::report) with another limit of exact durations (tests read the
+    /// histograms of a small store with 0).
+    pub(crate) fn report_exact_up_to(
+        &self,
+        q: &ReportQuery,
+        scope: &ReportScope,
+        exact_up_to: usize,
+    ) -> Result<Report> {
         let started = std::time::Instant::now();
+        let q = &self.resolve_days(q)?;
         if q.to <= q.from {
             return Err(StoreError::Invalid(
                 "a report's range ends after it begins (--from before --to)".into(),
             ));
         }
-        let tz_name = q.tz.clone().unwrap_or_else(|| "UTC".into());
-        let tz = jiff::tz::TimeZone::get(&tz_name).map_err(|_| {
+        let rollup = rollup_zone(&self.conn)?;
+        let tz_name =
+            q.tz.clone()
+                .or_else(|| rollup.clone())
+                .unwrap_or_else(|| "UTC".into());
+        let zone = Zone::named(&tz_name).ok_or_else(|| {
             StoreError::Invalid(format!(
                 "unknown time zone '{}' (an IANA name such as Europe/Berlin)",
                 crate::sanitize::line(&tz_name)
             ))
         })?;
         let buckets = if q.by.is_time() {
-            Some(Buckets::new(q.by, q.from, q.to, &tz)?)
+            Some(Buckets::new(q.by, q.from, q.to, &zone.tz)?)
         } else {
             None
         };
         let mut acc = Accumulator::new(buckets);
-        let (cond, params) = scope.condition("team", "agent");
-        let by_tag = q.by == Slice::Tag;
-
-        // Durations, SLA and surveys: one index range per metric.
-        let mut scans: Vec<Kind> = Vec::new();
-        for (m, k) in [
-            (Metric::FirstResponse, Kind::FirstResponse),
-            (Metric::NextResponse, Kind::NextResponse),
-            (Metric::Resolution, Kind::Resolution),
-            (Metric::CustomerWait, Kind::CustomerWait),
-            (Metric::Sla, Kind::Sla),
-            (Metric::Csat, Kind::Csat),
+        let (d0, d1) = (zone.day(q.from), zone.day(q.to));
+        let daily = q.by != Slice::Tag
+            && rollup.as_deref() == Some(zone.name.as_str())
+            && zone.midnight(d0) == q.from
+            && zone.midnight(d1) == q.to;
+        let tags = if q.by == Slice::Tag {
+            Some(TagMap::load(&self.conn)?)
+        } else {
+            None
+        };
+        let mut kinds: Vec<Kind> = Vec::new();
+        for (m, ks) in [
+            (Metric::FirstResponse, &[Kind::FirstResponse][..]),
+            (Metric::NextResponse, &[Kind::NextResponse]),
+            (Metric::Resolution, &[Kind::Resolution]),
+            (Metric::CustomerWait, &[Kind::CustomerWait]),
+            (
+                Metric::Volume,
+                &[Kind::Opened, Kind::Reopened, Kind::Resolved],
+            ),
+            (Metric::Messages, &[Kind::MessageIn, Kind::MessageOut]),
+            (Metric::Sla, &[Kind::Sla]),
+            (Metric::Csat, &[Kind::Csat, Kind::CsatSent]),
         ] {
             if q.wants(m) {
-                scans.push(k);
+                kinds.extend_from_slice(ks);
             }
         }
-        for kind in &scans {
-            let mut stmt = self.conn.prepare_cached(&scan_sql(&cond))?;
-            let mut args: Vec<rusqlite::types::Value> =
-                vec![kind.as_str().to_string().into(), q.from.into(), q.to.into()];
-            args.extend(params.iter().cloned().map(Into::into));
-            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-            let mut tags = TagCache::default();
-            while let Some(r) = rows.next()? {
-                let row = FactRow {
-                    at: r.get(0)?,
-                    channel: r.get(1)?,
-                    team: r.get(2)?,
-                    agent: r.get(3)?,
-                    value: r.get(4)?,
-                    business: r.get(5)?,
-                    label: r.get(6)?,
-                };
-                let conv: i64 = r.get(7)?;
-                let keys: Vec<String> = if by_tag {
-                    tags.of(&self.conn, conv)?.to_vec()
-                } else {
-                    vec![acc.key(q.by, &row)]
-                };
-                acc.add_fact(*kind, &row, &keys);
-            }
-        }
-
-        // Volumes: the hourly counts (the tag slice: the facts of tagged conversations).
-        let mut counted: Vec<Kind> = Vec::new();
-        if q.wants(Metric::Volume) {
-            counted.extend([Kind::Opened, Kind::Reopened, Kind::Resolved]);
-        }
-        if q.wants(Metric::Messages) {
-            counted.extend([Kind::MessageIn, Kind::MessageOut]);
-        }
-        if q.wants(Metric::Csat) {
-            counted.push(Kind::CsatSent);
-        }
-        let (ccond, cparams) = scope.condition("nullif(team, '')", "nullif(agent, '')");
-        for kind in &counted {
-            let sql = format!(
-                "SELECT hour, channel, nullif(team, ''), nullif(agent, ''), n FROM report_counts
-                 WHERE metric = ?1 AND hour >= ?2 AND hour < ?3{ccond}"
-            );
-            let mut stmt = self.conn.prepare_cached(&sql)?;
-            let mut args: Vec<rusqlite::types::Value> = vec![
-                kind.as_str().to_string().into(),
-                q.from.div_euclid(HOUR).into(),
-                (q.to + HOUR - 1).div_euclid(HOUR).into(),
-            ];
-            args.extend(cparams.iter().cloned().map(Into::into));
-            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-            while let Some(r) = rows.next()? {
-                let hour: i64 = r.get(0)?;
-                let row = FactRow {
-                    at: hour * HOUR,
-                    channel: r.get(1)?,
-                    team: r.get(2)?,
-                    agent: r.get(3)?,
-                    value: r.get(4)?,
-                    business: None,
-                    label: None,
-                };
-                let keys = if by_tag {
-                    Vec::new() // the tag rows come from the facts below; this is the total
-                } else {
-                    vec![acc.key(q.by, &row)]
-                };
-                acc.add_count(*kind, &row, &keys);
-            }
-        }
-        if by_tag && !counted.is_empty() {
-            let names: Vec<String> = counted
-                .iter()
-                .map(|k| format!("'{}'", k.as_str()))
-                .collect();
-            let sql = format!(
-                "SELECT t.tag, f.metric, count(*) FROM tags t
-                 JOIN report_facts f
-                   ON f.conversation_id = t.conversation_id
-                 WHERE f.metric IN ({}) AND f.at >= ?1 AND f.at < ?2{}
-                 GROUP BY t.tag, f.metric",
-                names.join(", "),
-                scope.condition("f.team", "f.agent").0
-            );
-            let mut stmt = self.conn.prepare_cached(&sql)?;
-            let mut args: Vec<rusqlite::types::Value> = vec![q.from.into(), q.to.into()];
-            args.extend(params.iter().cloned().map(Into::into));
-            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-            while let Some(r) = rows.next()? {
-                let tag: String = r.get(0)?;
-                let metric: String = r.get(1)?;
-                let n: i64 = r.get(2)?;
-                if let Some(kind) = Kind::parse(&metric) {
-                    acc.add_tag_count(kind, &tag, n);
+        for kind in kinds {
+            if daily {
+                let exact =
+                    kind.is_duration() && self.daily_count(kind, d0, d1, scope)? <= exact_up_to;
+                if !exact {
+                    self.read_daily(kind, d0, d1, scope, &zone, q.by, &mut acc)?;
+                    continue;
                 }
             }
+            self.read_facts(kind, q, scope, tags.as_ref(), &mut acc)?;
         }
-
-        // The backlog before the range (time slices).
         if q.by.is_time() && q.wants(Metric::Volume) {
-            let sql = format!(
-                "SELECT coalesce(sum(CASE metric WHEN 'resolved' THEN -n ELSE n END), 0)
-                 FROM report_counts
-                 WHERE metric IN ('opened', 'reopened', 'resolved') AND hour < ?1{ccond}"
-            );
-            let mut args: Vec<rusqlite::types::Value> = vec![q.from.div_euclid(HOUR).into()];
-            args.extend(cparams.iter().cloned().map(Into::into));
-            let before: i64 = self
-                .conn
-                .prepare_cached(&sql)?
-                .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
-            acc.backlog_before = Some(before);
+            acc.backlog_before = Some(self.backlog_before(q.from, scope)?);
         }
-
         let (rows, total) = acc.finish(q.by);
         Ok(Report {
             query: q.clone(),
@@ -712,7 +856,196 @@ impl Store {
             took_ms: started.elapsed().as_millis() as i64,
         })
     }
+
+    /// A query given as dates (`days`): whole days in its zone, else the report zone.
+    fn resolve_days(&self, q: &ReportQuery) -> Result<ReportQuery> {
+        let Some((first, last)) = &q.days else {
+            return Ok(q.clone());
+        };
+        let name = match &q.tz {
+            Some(t) => t.clone(),
+            None => rollup_zone(&self.conn)?.unwrap_or_else(|| "UTC".into()),
+        };
+        let zone = Zone::named(&name).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "unknown time zone '{}' (an IANA name such as Europe/Berlin)",
+                crate::sanitize::line(&name)
+            ))
+        })?;
+        let date = |s: &str| -> Result<i64> {
+            let d: jiff::civil::Date = s.trim().parse().map_err(|_| {
+                StoreError::Invalid(format!(
+                    "'{}' is not a date: use YYYY-MM-DD",
+                    crate::sanitize::line(s)
+                ))
+            })?;
+            Ok(d.to_zoned(jiff::tz::TimeZone::UTC)
+                .map_err(|e| StoreError::Invalid(format!("a report's dates: {e}")))?
+                .timestamp()
+                .as_second()
+                .div_euclid(86_400))
+        };
+        let (a, b) = (date(first)?, date(last)?);
+        if a > b {
+            return Err(StoreError::Invalid(format!(
+                "the range begins {} after it ends {}: give the earlier date first",
+                crate::sanitize::line(first),
+                crate::sanitize::line(last)
+            )));
+        }
+        let mut out = q.clone();
+        out.from = zone.midnight(a);
+        out.to = zone.midnight(b + 1);
+        out.tz = Some(name);
+        out.days = None;
+        Ok(out)
+    }
+
+    /// How many facts of a kind the rollup holds for days `[d0, d1)` in a scope.
+    fn daily_count(&self, kind: Kind, d0: i64, d1: i64, scope: &ReportScope) -> Result<usize> {
+        let (cond, params) = scope.condition("nullif(team, '')", "nullif(agent, '')");
+        let sql = format!(
+            "SELECT coalesce(sum(n), 0) FROM report_daily
+             WHERE metric = ?1 AND day >= ?2 AND day < ?3{cond}"
+        );
+        let mut args: Vec<rusqlite::types::Value> =
+            vec![kind.as_str().to_string().into(), d0.into(), d1.into()];
+        args.extend(params.into_iter().map(Into::into));
+        let n: i64 = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
+        Ok(n as usize)
+    }
+
+    /// The rollup rows of a kind for days `[d0, d1)`, summed into `acc`.
+    #[allow(clippy::too_many_arguments)]
+    fn read_daily(
+        &self,
+        kind: Kind,
+        d0: i64,
+        d1: i64,
+        scope: &ReportScope,
+        zone: &Zone,
+        by: Slice,
+        acc: &mut Accumulator,
+    ) -> Result<()> {
+        let (cond, params) = scope.condition("nullif(team, '')", "nullif(agent, '')");
+        let metrics: &[&str] = match kind {
+            Kind::Sla => &["sla_met", "sla_missed"],
+            k => &[k.as_str()],
+        };
+        for metric in metrics {
+            let sql = format!(
+                "SELECT day, channel, nullif(team, ''), nullif(agent, ''), label, n, total,
+                    business, hist, hist_business
+                 FROM report_daily WHERE metric = ?1 AND day >= ?2 AND day < ?3{cond}"
+            );
+            let mut args: Vec<rusqlite::types::Value> =
+                vec![metric.to_string().into(), d0.into(), d1.into()];
+            args.extend(params.iter().cloned().map(Into::into));
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+            let mut midnights: HashMap<i64, Millis> = HashMap::new();
+            while let Some(r) = rows.next()? {
+                let day: i64 = r.get(0)?;
+                let at = *midnights.entry(day).or_insert_with(|| zone.midnight(day));
+                let label: String = r.get(4)?;
+                let n: i64 = r.get(5)?;
+                let row = FactRow {
+                    at,
+                    channel: r.get(1)?,
+                    team: r.get(2)?,
+                    agent: r.get(3)?,
+                    value: n,
+                    business: None,
+                    label: None,
+                };
+                let key = acc.key(by, &row);
+                let part = match kind {
+                    Kind::Sla => Part::Sla {
+                        policy: label,
+                        met: *metric == "sla_met",
+                        n,
+                    },
+                    Kind::Csat => Part::Csat {
+                        score: label.parse().unwrap_or(0),
+                        n,
+                    },
+                    k if k.is_duration() => Part::Hist {
+                        n,
+                        total: r.get(6)?,
+                        business: r.get(7)?,
+                        hist: r.get(8)?,
+                        hist_business: r.get(9)?,
+                    },
+                    _ => Part::Count(n),
+                };
+                acc.add_part(kind, &part, &key);
+            }
+        }
+        Ok(())
+    }
+
+    /// The facts of a kind over the range, one by one, into `acc` (`tags`: the tag slice).
+    fn read_facts(
+        &self,
+        kind: Kind,
+        q: &ReportQuery,
+        scope: &ReportScope,
+        tags: Option<&TagMap>,
+        acc: &mut Accumulator,
+    ) -> Result<()> {
+        let (cond, params) = scope.condition("team", "agent");
+        let mut stmt = self.conn.prepare_cached(&scan_sql(&cond))?;
+        let mut args: Vec<rusqlite::types::Value> =
+            vec![kind.as_str().to_string().into(), q.from.into(), q.to.into()];
+        args.extend(params.iter().cloned().map(Into::into));
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        while let Some(r) = rows.next()? {
+            let row = FactRow {
+                at: r.get(0)?,
+                channel: r.get(1)?,
+                team: r.get(2)?,
+                agent: r.get(3)?,
+                value: r.get(4)?,
+                business: r.get(5)?,
+                label: r.get(6)?,
+            };
+            match tags {
+                Some(t) => {
+                    let conv: i64 = r.get(7)?;
+                    acc.add_fact_tags(kind, &row, t.of(conv));
+                }
+                None => {
+                    let key = acc.key(q.by, &row);
+                    acc.add_fact(kind, &row, &key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Conversations open before `from` (opened and reopened minus resolved), in a scope.
+    fn backlog_before(&self, from: Millis, scope: &ReportScope) -> Result<i64> {
+        let (cond, params) = scope.condition("team", "agent");
+        let sql = format!(
+            "SELECT coalesce(sum(CASE metric WHEN 'resolved' THEN -1 ELSE 1 END), 0)
+             FROM report_facts
+             WHERE metric IN ('opened', 'reopened', 'resolved') AND at < ?1{cond}"
+        );
+        let mut args: Vec<rusqlite::types::Value> = vec![from.into()];
+        args.extend(params.into_iter().map(Into::into));
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?)
+    }
 }
+
+/// Up to this many durations of a metric in a report are read one by one (exact medians);
+/// beyond, from the daily histograms.
+pub const EXACT_UP_TO: usize = 20_000;
 
 /// One metric's facts over a range (`cond`: the scope's condition): the covering index
 /// alone answers it (a test holds the plan to that).
@@ -720,8 +1053,7 @@ fn scan_sql(cond: &str) -> String {
     format!(
         "SELECT at, channel, team, agent, value, business, label, conversation_id
          FROM report_facts
-         WHERE metric = ?1 AND metric NOT IN ('messages_in', 'messages_out')
-           AND at >= ?2 AND at < ?3{cond}"
+         WHERE metric = ?1 AND at >= ?2 AND at < ?3{cond}"
     )
 }
 
@@ -745,24 +1077,63 @@ pub(crate) fn scan_plan(conn: &Connection, scope: &ReportScope) -> String {
         .join("; ")
 }
 
-/// The tags of a conversation, read once per report.
-#[derive(Default)]
-struct TagCache(HashMap<i64, Vec<String>>);
+/// Every conversation's tags, read once for a tag slice.
+struct TagMap {
+    names: Vec<String>,
+    of: HashMap<i64, Vec<usize>>,
+}
 
-impl TagCache {
-    fn of(&mut self, conn: &Connection, conv: i64) -> Result<&[String]> {
-        use std::collections::hash_map::Entry;
-        Ok(match self.0.entry(conv) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                let tags: Vec<String> = conn
-                    .prepare_cached("SELECT tag FROM tags WHERE conversation_id = ?1")?
-                    .query_map([conv], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                e.insert(tags)
-            }
-        })
+impl TagMap {
+    fn load(conn: &Connection) -> Result<TagMap> {
+        let mut names: Vec<String> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut of: HashMap<i64, Vec<usize>> = HashMap::new();
+        let mut stmt = conn.prepare_cached("SELECT conversation_id, tag FROM tags")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let conv: i64 = r.get(0)?;
+            let tag: String = r.get(1)?;
+            let i = match index.get(&tag) {
+                Some(i) => *i,
+                None => {
+                    names.push(tag.clone());
+                    index.insert(tag, names.len() - 1);
+                    names.len() - 1
+                }
+            };
+            of.entry(conv).or_default().push(i);
+        }
+        Ok(TagMap { names, of })
     }
+
+    fn of(&self, conv: i64) -> impl Iterator<Item = &str> {
+        self.of
+            .get(&conv)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.names.get(*i).map(String::as_str))
+    }
+}
+
+/// A rollup row's contribution.
+enum Part {
+    Count(i64),
+    Sla {
+        policy: String,
+        met: bool,
+        n: i64,
+    },
+    Csat {
+        score: i64,
+        n: i64,
+    },
+    Hist {
+        n: i64,
+        total: i64,
+        business: i64,
+        hist: Option<Vec<u8>>,
+        hist_business: Option<Vec<u8>>,
+    },
 }
 
 struct FactRow {
@@ -830,10 +1201,80 @@ impl Buckets {
     }
 }
 
+/// The durations of one metric being summed up: one by one (exact), or as histograms.
+#[derive(Default, Clone)]
+struct DurAcc {
+    vals: Vec<(i64, i64)>,
+    hist: Option<Box<(Dense, Dense)>>,
+    n: i64,
+    total: i128,
+    business: i128,
+}
+
+impl DurAcc {
+    fn add(&mut self, wall: i64, business: i64) {
+        self.vals.push((wall, business));
+        self.n += 1;
+        self.total += i128::from(wall);
+        self.business += i128::from(business);
+    }
+
+    fn add_hist(&mut self, n: i64, total: i64, business: i64, h: Option<&[u8]>, hb: Option<&[u8]>) {
+        let hist = self.hist.get_or_insert_with(Box::default);
+        if let Some(h) = h {
+            hist.0.merge(h);
+        }
+        if let Some(hb) = hb {
+            hist.1.merge(hb);
+        }
+        self.n += n;
+        self.total += i128::from(total);
+        self.business += i128::from(business);
+    }
+
+    fn durations(mut self) -> Durations {
+        if self.n == 0 {
+            return Durations::default();
+        }
+        let mean = |s: i128| Some((s / i128::from(self.n)) as i64);
+        let (mean, mean_business) = (mean(self.total), mean(self.business));
+        if let Some(mut h) = self.hist.take() {
+            for (w, b) in &self.vals {
+                h.0.add(*w);
+                h.1.add(*b);
+            }
+            return Durations {
+                count: self.n,
+                median: h.0.quantile(0.5),
+                p90: h.0.quantile(0.9),
+                mean,
+                median_business: h.1.quantile(0.5),
+                p90_business: h.1.quantile(0.9),
+                mean_business,
+            };
+        }
+        let n = self.vals.len();
+        let rank = |p: f64| ((p * n as f64).ceil() as usize).clamp(1, n) - 1;
+        let mut wall: Vec<i64> = self.vals.iter().map(|x| x.0).collect();
+        let mut business: Vec<i64> = self.vals.iter().map(|x| x.1).collect();
+        wall.sort_unstable();
+        business.sort_unstable();
+        Durations {
+            count: self.n,
+            median: wall.get(rank(0.5)).copied(),
+            p90: wall.get(rank(0.9)).copied(),
+            mean,
+            median_business: business.get(rank(0.5)).copied(),
+            p90_business: business.get(rank(0.9)).copied(),
+            mean_business,
+        }
+    }
+}
+
 /// Figures being summed up: per row key, and the total.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Acc {
-    durs: [Vec<(i64, i64)>; 4],
+    durs: [DurAcc; 4],
     opened: i64,
     reopened: i64,
     resolved: i64,
@@ -843,60 +1284,92 @@ struct Acc {
     csat: CsatFigures,
 }
 
+fn slot(kind: Kind) -> Option<usize> {
+    match kind {
+        Kind::FirstResponse => Some(0),
+        Kind::NextResponse => Some(1),
+        Kind::Resolution => Some(2),
+        Kind::CustomerWait => Some(3),
+        _ => None,
+    }
+}
+
 impl Acc {
     fn fact(&mut self, kind: Kind, f: &FactRow) {
-        let slot = match kind {
-            Kind::FirstResponse => Some(0),
-            Kind::NextResponse => Some(1),
-            Kind::Resolution => Some(2),
-            Kind::CustomerWait => Some(3),
-            _ => None,
-        };
-        if let Some(i) = slot {
-            if let Some(v) = self.durs.get_mut(i) {
-                v.push((f.value, f.business.unwrap_or(f.value)));
-            }
+        if let Some(d) = slot(kind).and_then(|i| self.durs.get_mut(i)) {
+            d.add(f.value, f.business.unwrap_or(f.value));
             return;
         }
         match kind {
-            Kind::Sla => {
-                let e = self
-                    .sla
-                    .entry(f.label.clone().unwrap_or_default())
-                    .or_default();
-                if f.value > 0 {
-                    e.0 += 1;
+            Kind::Sla => self.part(
+                kind,
+                &Part::Sla {
+                    policy: f.label.clone().unwrap_or_default(),
+                    met: f.value > 0,
+                    n: 1,
+                },
+            ),
+            Kind::Csat => self.part(
+                kind,
+                &Part::Csat {
+                    score: f.value,
+                    n: 1,
+                },
+            ),
+            _ => self.part(kind, &Part::Count(1)),
+        }
+    }
+
+    fn part(&mut self, kind: Kind, p: &Part) {
+        match p {
+            Part::Count(n) => match kind {
+                Kind::Opened => self.opened += n,
+                Kind::Reopened => self.reopened += n,
+                Kind::Resolved => self.resolved += n,
+                Kind::MessageIn => self.messages_in += n,
+                Kind::MessageOut => self.messages_out += n,
+                Kind::CsatSent => self.csat.sent += n,
+                _ => {}
+            },
+            Part::Sla { policy, met, n } => {
+                let e = self.sla.entry(policy.clone()).or_default();
+                if *met {
+                    e.0 += n;
                 } else {
-                    e.1 += 1;
+                    e.1 += n;
                 }
             }
-            Kind::Csat => {
-                if let Some(n) = usize::try_from(f.value - 1)
+            Part::Csat { score, n } => {
+                if let Some(c) = usize::try_from(score - 1)
                     .ok()
                     .and_then(|i| self.csat.scores.get_mut(i))
                 {
-                    *n += 1;
-                    self.csat.answered += 1;
+                    *c += n;
+                    self.csat.answered += n;
                 }
             }
-            _ => self.count(kind, f.value),
+            Part::Hist {
+                n,
+                total,
+                business,
+                hist,
+                hist_business,
+            } => {
+                if let Some(d) = slot(kind).and_then(|i| self.durs.get_mut(i)) {
+                    d.add_hist(
+                        *n,
+                        *total,
+                        *business,
+                        hist.as_deref(),
+                        hist_business.as_deref(),
+                    );
+                }
+            }
         }
     }
 
-    fn count(&mut self, kind: Kind, n: i64) {
-        match kind {
-            Kind::Opened => self.opened += n,
-            Kind::Reopened => self.reopened += n,
-            Kind::Resolved => self.resolved += n,
-            Kind::MessageIn => self.messages_in += n,
-            Kind::MessageOut => self.messages_out += n,
-            Kind::CsatSent => self.csat.sent += n,
-            _ => {}
-        }
-    }
-
-    fn figures(mut self) -> Figures {
-        let mut d = self.durs.iter_mut().map(|v| durations(v));
+    fn figures(self) -> Figures {
+        let [a, b, c, d] = self.durs;
         let mut sla = SlaFigures::default();
         let mut policies = Vec::new();
         for (name, (met, missed)) in self.sla {
@@ -905,10 +1378,10 @@ impl Acc {
             policies.push((name, SlaFigures { met, missed }));
         }
         Figures {
-            first_response: d.next().unwrap_or_default(),
-            next_response: d.next().unwrap_or_default(),
-            resolution: d.next().unwrap_or_default(),
-            customer_wait: d.next().unwrap_or_default(),
+            first_response: a.durations(),
+            next_response: b.durations(),
+            resolution: c.durations(),
+            customer_wait: d.durations(),
             opened: self.opened,
             reopened: self.reopened,
             resolved: self.resolved,
@@ -919,30 +1392,6 @@ impl Acc {
             csat: self.csat,
             backlog: None,
         }
-    }
-}
-
-/// Median, 90th percentile and mean of (wall, business) pairs (the nearest-rank method: a
-/// median is a duration that happened).
-fn durations(v: &mut [(i64, i64)]) -> Durations {
-    if v.is_empty() {
-        return Durations::default();
-    }
-    let n = v.len();
-    let rank = |p: f64| ((p * n as f64).ceil() as usize).clamp(1, n) - 1;
-    let mean = |s: i128| Some((s / n as i128) as i64);
-    let mut wall: Vec<i64> = v.iter().map(|x| x.0).collect();
-    let mut business: Vec<i64> = v.iter().map(|x| x.1).collect();
-    wall.sort_unstable();
-    business.sort_unstable();
-    Durations {
-        count: n as i64,
-        median: wall.get(rank(0.5)).copied(),
-        p90: wall.get(rank(0.9)).copied(),
-        mean: mean(wall.iter().map(|x| i128::from(*x)).sum()),
-        median_business: business.get(rank(0.5)).copied(),
-        p90_business: business.get(rank(0.9)).copied(),
-        mean_business: mean(business.iter().map(|x| i128::from(*x)).sum()),
     }
 }
 
@@ -983,22 +1432,29 @@ impl Accumulator {
         }
     }
 
-    fn add_fact(&mut self, kind: Kind, f: &FactRow, keys: &[String]) {
+    fn row(&mut self, key: &str) -> &mut Acc {
+        if !self.rows.contains_key(key) {
+            self.rows.insert(key.to_string(), Acc::default());
+        }
+        // Just inserted when absent.
+        self.rows.entry(key.to_string()).or_default()
+    }
+
+    fn add_fact(&mut self, kind: Kind, f: &FactRow, key: &str) {
         self.total.fact(kind, f);
-        for k in keys {
-            self.rows.entry(k.clone()).or_default().fact(kind, f);
+        self.row(key).fact(kind, f);
+    }
+
+    fn add_fact_tags<'a>(&mut self, kind: Kind, f: &FactRow, tags: impl Iterator<Item = &'a str>) {
+        self.total.fact(kind, f);
+        for t in tags {
+            self.row(t).fact(kind, f);
         }
     }
 
-    fn add_count(&mut self, kind: Kind, f: &FactRow, keys: &[String]) {
-        self.total.count(kind, f.value);
-        for k in keys {
-            self.rows.entry(k.clone()).or_default().count(kind, f.value);
-        }
-    }
-
-    fn add_tag_count(&mut self, kind: Kind, tag: &str, n: i64) {
-        self.rows.entry(tag.to_string()).or_default().count(kind, n);
+    fn add_part(&mut self, kind: Kind, p: &Part, key: &str) {
+        self.total.part(kind, p);
+        self.row(key).part(kind, p);
     }
 
     fn finish(self, by: Slice) -> (Vec<ReportRow>, Figures) {

@@ -3,7 +3,7 @@
 
 use super::reports::{Progress, ReportScope};
 use super::*;
-use crate::api::report::{Metric, Report, ReportQuery, Slice};
+use crate::api::report::{Metric, Report, ReportQuery, ReportRow, Slice};
 use crate::identity::Claim;
 use crate::ingest::{self, Inbound, Ingested};
 use crate::model::{Channel, ContactId, ConversationId, Direction, IdentityKind, Status};
@@ -113,6 +113,7 @@ impl W {
                     by,
                     metrics: vec![],
                     tz: Some("UTC".into()),
+                    days: None,
                 },
                 &ReportScope::All,
             )
@@ -264,6 +265,7 @@ fn per_agent_and_per_channel_slices_and_scopes() {
         by: Slice::Channel,
         metrics: vec![Metric::FirstResponse],
         tz: None,
+        days: None,
     };
     let own = w.s.report(&q, &ReportScope::Agent("bob".into())).unwrap();
     assert_eq!(own.total.first_response.count, 1);
@@ -387,7 +389,7 @@ fn an_upgraded_store_backfills_on_the_first_derivation() {
         .unwrap();
     w.s.conn
         .execute_batch(
-            "DELETE FROM report_facts; DELETE FROM report_counts; DELETE FROM report_state;",
+            "DELETE FROM report_facts; DELETE FROM report_daily; DELETE FROM report_state;",
         )
         .unwrap();
     let mut calls = 0;
@@ -424,6 +426,7 @@ fn a_bulk_loaded_history_is_backfilled_from_its_imported_event() {
                 by: Slice::Channel,
                 metrics: vec![],
                 tz: None,
+                days: None,
             },
             &ReportScope::All,
         )
@@ -468,6 +471,7 @@ fn bad_ranges_and_zones_are_refused_with_what_to_do() {
         by: Slice::Day,
         metrics: vec![],
         tz: Some(tz.into()),
+        days: None,
     };
     let e =
         w.s.report(&q(T0, T0, "UTC"), &ReportScope::All)
@@ -509,17 +513,25 @@ fn facts(s: &Store) -> Vec<String> {
     v.sort();
     let counts: Vec<String> = s
         .conn
-        .prepare("SELECT hour, metric, channel, team, agent, n FROM report_counts ORDER BY 1, 2, 3, 4, 5")
+        .prepare(
+            "SELECT day, metric, channel, team, agent, n, label, total, business, hex(hist),
+                hex(hist_business) FROM report_daily ORDER BY 1, 2, 3, 4, 5, 7",
+        )
         .unwrap()
         .query_map([], |r| {
             Ok(format!(
-                "count {} {} {} {} {} {}",
+                "daily {} {} {} {} {} {} {} {} {} {:?} {:?}",
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
-                r.get::<_, i64>(5)?
+                r.get::<_, i64>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, i64>(8)?,
+                r.get::<_, Option<String>>(9)?,
+                r.get::<_, Option<String>>(10)?,
             ))
         })
         .unwrap()
@@ -543,4 +555,185 @@ fn a_report_reads_each_metric_from_the_covering_index_whatever_the_scope() {
             "{scope:?}: {plan}"
         );
     }
+}
+
+/// A workspace with some traffic over two weeks: replies, resolutions, SLA and a team.
+fn busy() -> W {
+    let mut w = W::new();
+    for i in 0..60i64 {
+        let who = format!("c{}", i % 17);
+        let at = T0 + i * 5 * H + (i % 7) * M;
+        let (c, _) = w.customer(&who, Channel::Email, at);
+        if i % 3 == 0 {
+            w.s.set_conversation_team(c, Some("billing"), "bob", at)
+                .unwrap();
+        }
+        if i % 4 == 0 {
+            w.s.apply_sla_by_name(c, &w.cfg, "gold", at, "bob").unwrap();
+        }
+        w.reply(
+            c,
+            Channel::Email,
+            if i % 2 == 0 { "bob" } else { "cy" },
+            at + (i % 11 + 1) * 7 * M,
+        );
+        if i % 5 == 0 {
+            w.s.set_status(c, Status::Resolved, None, "bob", at + 3 * H)
+                .unwrap();
+        }
+    }
+    w.derive();
+    w
+}
+
+#[test]
+fn whole_days_read_the_daily_totals_and_agree_with_the_facts() {
+    let w = busy();
+    for by in [
+        Slice::Channel,
+        Slice::Agent,
+        Slice::Team,
+        Slice::Day,
+        Slice::Week,
+    ] {
+        for scope in [
+            ReportScope::All,
+            ReportScope::Agent("bob".into()),
+            ReportScope::Teams(vec!["billing".into()]),
+        ] {
+            // The same range two ways: as dates (the daily totals) and as instants one
+            // millisecond off midnight... no: as instants exactly at midnight in another
+            // spelling of the zone ("Etc/UTC"), which the daily totals are not kept in.
+            let daily =
+                w.s.report(
+                    &ReportQuery::dates("2026-12-01", "2026-12-16", by, vec![]),
+                    &scope,
+                )
+                .unwrap();
+            let mut raw_q = daily.query.clone();
+            raw_q.tz = Some("Etc/UTC".into());
+            let raw = w.s.report(&raw_q, &scope).unwrap();
+            assert_eq!(daily.rows, raw.rows, "{by:?} {scope:?}");
+            assert_eq!(daily.total, raw.total, "{by:?} {scope:?}");
+            // Read from the histograms: counts and means exact, quantiles within 0.5%.
+            let hist = w.s.report_exact_up_to(&daily.query, &scope, 0).unwrap();
+            assert_eq!(hist.rows.len(), raw.rows.len());
+            for (h, r) in hist.rows.iter().zip(&raw.rows).chain([(
+                &ReportRow {
+                    key: "t".into(),
+                    figures: hist.total.clone(),
+                },
+                &ReportRow {
+                    key: "t".into(),
+                    figures: raw.total.clone(),
+                },
+            )]) {
+                assert_eq!(h.key, r.key);
+                let (hf, rf) = (&h.figures, &r.figures);
+                assert_eq!(
+                    (hf.opened, hf.resolved, hf.messages_in, hf.messages_out),
+                    (rf.opened, rf.resolved, rf.messages_in, rf.messages_out)
+                );
+                assert_eq!(hf.sla, rf.sla);
+                for m in [
+                    Metric::FirstResponse,
+                    Metric::Resolution,
+                    Metric::CustomerWait,
+                ] {
+                    let (a, b) = (hf.durations(m).unwrap(), rf.durations(m).unwrap());
+                    assert_eq!(
+                        (a.count, a.mean, a.mean_business),
+                        (b.count, b.mean, b.mean_business),
+                        "{m:?}"
+                    );
+                    for (x, y) in [
+                        (a.median, b.median),
+                        (a.p90, b.p90),
+                        (a.median_business, b.median_business),
+                    ] {
+                        match (x, y) {
+                            (Some(x), Some(y)) => assert!(
+                                (x - y).abs() as f64 <= y as f64 * 0.0051 + 1000.0,
+                                "{m:?} {x} vs {y}"
+                            ),
+                            (x, y) => assert_eq!(x, y),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let t =
+        w.s.report(
+            &ReportQuery::dates("2026-12-01", "2026-12-16", Slice::Channel, vec![]),
+            &ReportScope::All,
+        )
+        .unwrap()
+        .total;
+    assert_eq!(
+        t.first_response.count + t.next_response.count,
+        60,
+        "every wait answered once"
+    );
+}
+
+#[test]
+fn dates_are_whole_days_of_the_zone_across_a_dst_change() {
+    let w = W::new();
+    let mut q = ReportQuery::dates("2026-03-28", "2026-03-29", Slice::Day, vec![Metric::Volume]);
+    q.tz = Some("Europe/Berlin".into());
+    let r = w.s.report(&q, &ReportScope::All).unwrap();
+    assert_eq!(
+        r.query.to - r.query.from,
+        47 * H,
+        "the clocks go forward on the 29th"
+    );
+    assert_eq!(
+        r.rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        ["2026-03-28", "2026-03-29"]
+    );
+    let e =
+        w.s.report(
+            &ReportQuery::dates("2026-03-29", "2026-03-28", Slice::Day, vec![]),
+            &ReportScope::All,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("earlier date first"), "{e}");
+}
+
+#[test]
+fn moving_the_workspace_zone_cuts_the_days_again() {
+    let mut w = W::new();
+    // 23:30 UTC on 2 Dec is 00:30 on 3 Dec in Berlin.
+    let (c, _) = w.customer("ann", Channel::Email, T0 + 13 * H + 30 * M);
+    w.reply(c, Channel::Email, "bob", T0 + 14 * H);
+    w.derive();
+    let day = |w: &W| {
+        let r =
+            w.s.report(
+                &ReportQuery::dates("2026-12-01", "2026-12-04", Slice::Day, vec![Metric::Volume]),
+                &ReportScope::All,
+            )
+            .unwrap();
+        (
+            r.tz.clone(),
+            r.rows
+                .iter()
+                .find(|r| r.figures.opened == 1)
+                .map(|r| r.key.clone()),
+        )
+    };
+    assert_eq!(day(&w), ("UTC".to_string(), Some("2026-12-02".to_string())));
+    w.cfg.hours[0] = Hours::new(
+        "office",
+        "Europe/Berlin",
+        std::array::from_fn(|_| vec![(9 * 60, 17 * 60)]),
+        vec![],
+    )
+    .unwrap();
+    w.derive();
+    assert_eq!(
+        day(&w),
+        ("Europe/Berlin".to_string(), Some("2026-12-03".to_string()))
+    );
 }

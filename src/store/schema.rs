@@ -506,13 +506,13 @@ CREATE INDEX conversations_triage_team ON conversations(
 /// - `report_facts`: one row per duration (first/next response, resolution, customer wait),
 ///   per opening / reopening / resolution, per message, per SLA target met or missed, per
 ///   survey sent or answered. `at`: when it happened; `value`: ms, 1, a score; `business`:
-///   ms within the team's hours.
-/// - `report_facts_scan`: a report reads one metric over a range in this index alone (the
-///   columns it needs are in it). Messages are left out of it: they are counted from
-///   `report_counts`; their rows serve the tag slice (`report_facts_conversation`).
-/// - `report_counts`: the counted facts per hour (UTC), channel, team and agent, so volumes
-///   over a year are a few thousand rows whatever the traffic. An hour is cut into days in
-///   any time zone whose offset is whole hours.
+///   ms within the team's hours. `report_facts_scan` holds every column a report reads, so a
+///   metric over a range is one index range; `report_facts_conversation` serves the tag slice.
+/// - `report_daily`: the facts summed per day (in the report zone: the workspace's first
+///   `[[hours]]` zone, else UTC; `report_settings.zone`), metric, channel, team, agent and
+///   label (an SLA policy, a survey score): a count, the sums of the durations and their
+///   histograms (`reports::hist`, 1% buckets). A year of a busy workspace is a few thousand
+///   rows per metric, whatever the traffic.
 /// - `report_state`: where each conversation's clocks stand between events.
 ///
 /// The `reports` row of `derivations` is absent until the first server backfills the history.
@@ -530,18 +530,27 @@ CREATE TABLE report_facts (
     label           TEXT
 );
 CREATE INDEX report_facts_scan ON report_facts(
-    metric, at, channel, team, agent, value, business, label, conversation_id)
-    WHERE metric NOT IN ('messages_in', 'messages_out');
+    metric, at, channel, team, agent, value, business, label, conversation_id);
 CREATE INDEX report_facts_conversation ON report_facts(conversation_id, metric, at);
 
-CREATE TABLE report_counts (
-    hour    INTEGER NOT NULL,
-    metric  TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    team    TEXT NOT NULL DEFAULT '',
-    agent   TEXT NOT NULL DEFAULT '',
-    n       INTEGER NOT NULL,
-    PRIMARY KEY (metric, hour, channel, team, agent)
+CREATE TABLE report_daily (
+    metric        TEXT NOT NULL,
+    day           INTEGER NOT NULL,
+    channel       TEXT NOT NULL,
+    team          TEXT NOT NULL DEFAULT '',
+    agent         TEXT NOT NULL DEFAULT '',
+    label         TEXT NOT NULL DEFAULT '',
+    n             INTEGER NOT NULL,
+    total         INTEGER NOT NULL DEFAULT 0,
+    business      INTEGER NOT NULL DEFAULT 0,
+    hist          BLOB,
+    hist_business BLOB,
+    PRIMARY KEY (metric, day, channel, team, agent, label)
+) WITHOUT ROWID;
+
+CREATE TABLE report_settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 ) WITHOUT ROWID;
 
 CREATE TABLE report_state (
