@@ -57,8 +57,29 @@ fn figures(opened: i64, first: Millis, resolution: Millis, csat: [i64; 5]) -> Fi
     }
 }
 
+/// `q` as the server echoes it: its dates as instants of its zone (UTC here).
+fn resolved(q: &ReportQuery) -> ReportQuery {
+    let Some((a, b)) = &q.days else {
+        return q.clone();
+    };
+    let midnight = |s: &str| {
+        let d: jiff::civil::Date = s.parse().unwrap();
+        d.to_zoned(jiff::tz::TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+            .as_millisecond()
+    };
+    let mut out = q.clone();
+    out.from = midnight(a);
+    out.to = midnight(b) + DAY;
+    out.tz = Some("UTC".into());
+    out.days = None;
+    out
+}
+
 /// A report answering `q` with rows made up for its slicing.
 fn made_up(q: &ReportQuery) -> Report {
+    let q = &resolved(q);
     let rows: Vec<ReportRow> = match q.by {
         Slice::Channel => vec![
             ("email", 40, 12 * H + 5 * M, 30 * H),
@@ -93,7 +114,7 @@ fn made_up(q: &ReportQuery) -> Report {
                     f.resolved = 2 + (i as i64 * 5) % 9;
                     f.backlog = Some(10 + (i as i64 * 3) % 8);
                     ReportRow {
-                        key: crate::tui::reports::date(q.from + i as Millis * step),
+                        key: crate::tui::reports::day_date((q.from + i as Millis * step) / DAY),
                         figures: f,
                     }
                 })
@@ -209,18 +230,20 @@ fn a_16_colour_terminal_gets_ascii_bars_and_named_sparklines() {
 fn h_l_brackets_and_tab_ask_the_right_reports_and_a_stale_answer_is_dropped() {
     let mut h = harness(160, 45);
     let first = asked(&mut h, "gR");
-    let end = first[0].to;
-    let from = end - 30 * DAY;
+    // Whole days, today the last (NOW: 2026-10-01 in the rig's UTC).
+    let days = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
+    let range = |qs: &[ReportQuery]| {
+        let r = qs[0].days.clone();
+        assert!(qs.iter().all(|q| q.days == r), "{qs:?}");
+        r
+    };
+    assert_eq!(crate::tui::reports::day_date(NOW / DAY), "2026-10-01");
     let by = |qs: &[ReportQuery]| qs.iter().map(|q| q.by).collect::<Vec<_>>();
     assert_eq!(by(&first), vec![Slice::Channel, Slice::Day, Slice::Agent]);
-    assert!(first.iter().all(|q| q.from == from && q.to == end));
-    assert!(end > NOW && end - NOW <= DAY, "the range ends tonight");
+    assert_eq!(range(&first), days("2026-09-02", "2026-10-01"));
 
     let back = asked(&mut h, "h");
-    assert!(
-        back.iter()
-            .all(|q| q.from == from - 30 * DAY && q.to == end - 30 * DAY)
-    );
+    assert_eq!(range(&back), days("2026-08-03", "2026-09-01"));
     // The first screen's answers come late: dropped, the view still waits.
     for q in &first {
         h.event(Event::Data(Response::Report(Box::new(made_up(q)))));
@@ -231,16 +254,16 @@ fn h_l_brackets_and_tab_ask_the_right_reports_and_a_stale_answer_is_dropped() {
     assert!(v.loading() && v.report(Slice::Channel).is_none());
 
     let fwd = asked(&mut h, "l");
-    assert!(fwd.iter().all(|q| q.from == from && q.to == end));
+    assert_eq!(range(&fwd), days("2026-09-02", "2026-10-01"));
     assert!(asked(&mut h, "l").is_empty(), "not past today");
 
     let longer = asked(&mut h, "]");
-    assert!(longer.iter().all(|q| q.from == end - 90 * DAY));
+    assert_eq!(range(&longer), days("2026-07-04", "2026-10-01"));
     let year = asked(&mut h, "+");
     assert_eq!(by(&year), vec![Slice::Channel, Slice::Week, Slice::Agent]);
-    assert!(year.iter().all(|q| q.from == end - 365 * DAY));
+    assert_eq!(range(&year), days("2025-10-02", "2026-10-01"));
     let shorter = asked(&mut h, "[-");
-    assert!(shorter[shorter.len() - 1].from == end - 30 * DAY);
+    assert_eq!(range(&shorter[3..]), days("2026-09-02", "2026-10-01"));
 
     let tab = asked(&mut h, "<Tab>");
     assert_eq!(by(&tab), vec![Slice::Channel, Slice::Day, Slice::Agent]);
@@ -386,7 +409,7 @@ fn help_from_the_view_lists_its_keys_and_esc_comes_back_to_it() {
     };
     assert!(!v.loading());
     assert!(v.report(Slice::Channel).is_some());
-    assert_eq!(v.to, v.today_end - 30 * DAY, "the range it had");
+    assert_eq!(v.last, v.today - 30, "the range it had");
 }
 
 #[test]

@@ -36,16 +36,16 @@ pub struct Part {
 /// The state of the reports view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportsView {
-    /// The end of the range (exclusive): a local midnight.
-    pub to: Millis,
+    /// The range's last day (included), as days since 1970-01-01 (a local date).
+    pub last: i64,
     /// Its length in days (one of [`LENGTHS`]).
     pub days: i64,
     /// The main table's slicing.
     pub by: Slice,
     /// Durations in business hours (else wall clock).
     pub business: bool,
-    /// The latest `to` may be: the end of today.
-    pub today_end: Millis,
+    /// Today (local), in the same count: the latest `last` may be.
+    pub today: i64,
     pub parts: Vec<Part>,
     /// Why the last requests failed (drawn in place of what did not arrive).
     pub error: Option<String>,
@@ -75,14 +75,40 @@ pub struct ReportsOutcome {
     pub error: Option<String>,
 }
 
-/// The next local midnight after `now` (`offset_ms`: the local UTC offset).
-pub fn day_end(now: Millis, offset_ms: Millis) -> Millis {
-    ((now + offset_ms).div_euclid(DAY) + 1) * DAY - offset_ms
+/// The local date holding `now` as days since 1970-01-01 (`offset_ms`: the local UTC offset).
+pub fn local_day(now: Millis, offset_ms: Millis) -> i64 {
+    (now + offset_ms).div_euclid(DAY)
 }
 
-/// `2026-11-03` for the local day holding `at`.
-pub fn date(at: Millis) -> String {
-    crate::tui::time::full(at).chars().take(10).collect()
+/// `2026-11-03` for a day counted from 1970-01-01.
+pub fn day_date(day: i64) -> String {
+    jiff::Timestamp::from_second(day.saturating_mul(86_400))
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string())
+        .unwrap_or_default()
+}
+
+/// The date (`2026-11-03`) of an instant in a zone (None: an unknown zone).
+fn date_in(at: Millis, tz: &str) -> Option<String> {
+    let zone = jiff::tz::TimeZone::get(tz).ok()?;
+    let t = jiff::Timestamp::from_millisecond(at).ok()?;
+    Some(t.to_zoned(zone).date().to_string())
+}
+
+/// Whether `got` (the query a report echoes, its dates resolved by the server into instants
+/// of its zone) answers `sent`.
+pub fn answers(sent: &ReportQuery, got: &ReportQuery) -> bool {
+    if sent.by != got.by || sent.metrics != got.metrics {
+        return false;
+    }
+    match &sent.days {
+        None => sent == got,
+        Some((first, last)) => {
+            let tz = got.tz.as_deref().unwrap_or("UTC");
+            got.days.as_ref() == Some(&(first.clone(), last.clone()))
+                || (date_in(got.from, tz).as_ref() == Some(first)
+                    && date_in(got.to - 1, tz).as_ref() == Some(last))
+        }
+    }
 }
 
 /// A duration the way the view shows it: `45s`, `4m`, `2h 5m`, `3d 4h`.
@@ -108,16 +134,16 @@ pub fn length_name(days: i64) -> String {
 }
 
 impl ReportsView {
-    /// The last 30 days up to the end of today (local time).
+    /// The last 30 days up to today (local dates).
     pub fn new(now: Millis) -> ReportsView {
         let offset = crate::tui::time::local_offset_secs(now) * 1000;
-        let end = day_end(now, offset);
+        let today = local_day(now, offset);
         ReportsView {
-            to: end,
+            last: today,
             days: 30,
             by: Slice::Channel,
             business: false,
-            today_end: end,
+            today,
             parts: Vec::new(),
             error: None,
             scroll: 0,
@@ -125,8 +151,9 @@ impl ReportsView {
         }
     }
 
-    pub fn from(&self) -> Millis {
-        self.to - self.days * DAY
+    /// The range's first day.
+    pub fn first(&self) -> i64 {
+        self.last - self.days + 1
     }
 
     /// The slicing of the volume and backlog chart: days up to 90 days, weeks beyond.
@@ -139,13 +166,14 @@ impl ReportsView {
     }
 
     fn query_by(&self, by: Slice) -> ReportQuery {
-        ReportQuery {
-            from: self.from(),
-            to: self.to,
+        // Whole days in the workspace's zone: what the server reads fastest (its daily
+        // totals), cut where its other reports cut them.
+        ReportQuery::dates(
+            &day_date(self.first()),
+            &day_date(self.last),
             by,
-            metrics: Vec::new(),
-            tz: None,
-        }
+            Vec::new(),
+        )
     }
 
     /// The reports the screen draws: by channel (the bars), by day or week (volume and
@@ -192,7 +220,7 @@ impl ReportsView {
         let Response::Report(r) = resp else {
             return false;
         };
-        if let Some(p) = self.parts.iter_mut().find(|p| p.query == r.query) {
+        if let Some(p) = self.parts.iter_mut().find(|p| answers(&p.query, &r.query)) {
             p.report = Some(r.clone());
             p.loading = false;
         }
@@ -249,14 +277,14 @@ impl ReportsView {
             Action::Top => self.scroll = 0,
             Action::Bottom => self.scroll = max,
             Action::ReportBack => {
-                self.to -= self.days * DAY;
+                self.last -= self.days;
                 out.requests = self.load();
             }
             Action::ReportForward => {
-                if self.to >= self.today_end {
+                if self.last >= self.today {
                     out.info = Some("the range already ends today".into());
                 } else {
-                    self.to = (self.to + self.days * DAY).min(self.today_end);
+                    self.last = (self.last + self.days).min(self.today);
                     out.requests = self.load();
                 }
             }
@@ -310,20 +338,46 @@ mod tests {
     use super::*;
     use crate::api::report::Figures;
 
-    const NOW: Millis = 1_764_000_000_000; // 2025-11-24 16:00 UTC
+    const NOW: Millis = 1_763_900_000_000; // 2025-11-23 12:13 UTC
 
     fn view() -> ReportsView {
         crate::tui::time::set_fixed_offset(0);
         ReportsView::new(NOW)
     }
 
-    fn queries(reqs: &[Request]) -> Vec<(Millis, Millis, Slice)> {
+    fn queries(reqs: &[Request]) -> Vec<(String, String, Slice)> {
         reqs.iter()
             .map(|r| match r {
-                Request::Report(q) => (q.from, q.to, q.by),
+                Request::Report(q) => {
+                    let (a, b) = q.days.clone().unwrap();
+                    (a, b, q.by)
+                }
                 other => panic!("{other:?}"),
             })
             .collect()
+    }
+
+    fn d(s: &str) -> String {
+        s.to_string()
+    }
+
+    /// What the server echoes for `q`: its dates as instants of its zone.
+    fn resolved(q: &ReportQuery, tz: &str) -> ReportQuery {
+        let (a, b) = q.days.clone().unwrap();
+        let zone = jiff::tz::TimeZone::get(tz).unwrap();
+        let midnight = |s: &str| {
+            let date: jiff::civil::Date = s.parse().unwrap();
+            date.to_zoned(zone.clone())
+                .unwrap()
+                .timestamp()
+                .as_millisecond()
+        };
+        let mut out = q.clone();
+        out.from = midnight(&a);
+        out.to = midnight(&b) + DAY;
+        out.tz = Some(tz.into());
+        out.days = None;
+        out
     }
 
     #[test]
@@ -339,38 +393,62 @@ mod tests {
     #[test]
     fn the_first_screen_asks_channel_day_and_agent_once_each() {
         let mut v = view();
-        let end = 1_764_028_800_000; // 2025-11-25 00:00 UTC
-        assert_eq!(v.to, end);
         let reqs = v.load();
-        let from = end - 30 * DAY;
+        let (a, b) = (d("2025-10-25"), d("2025-11-23"));
         assert_eq!(
             queries(&reqs),
             vec![
-                (from, end, Slice::Channel),
-                (from, end, Slice::Day),
-                (from, end, Slice::Agent)
+                (a.clone(), b.clone(), Slice::Channel),
+                (a.clone(), b.clone(), Slice::Day),
+                (a, b, Slice::Agent)
             ]
         );
         assert!(v.loading());
     }
 
     #[test]
+    fn an_answer_is_matched_by_its_dates_in_the_servers_zone() {
+        let mut v = view();
+        let reqs = v.load();
+        let Request::Report(q) = &reqs[0] else {
+            panic!()
+        };
+        for tz in [
+            "UTC",
+            "Europe/Berlin",
+            "America/Los_Angeles",
+            "Asia/Kolkata",
+        ] {
+            assert!(answers(q, &resolved(q, tz)), "{tz}");
+        }
+        let mut other = resolved(q, "Europe/Berlin");
+        other.from -= DAY;
+        assert!(!answers(q, &other), "a day earlier");
+        let mut other = resolved(q, "UTC");
+        other.by = Slice::Team;
+        assert!(!answers(q, &other));
+        let mut other = resolved(q, "UTC");
+        other.tz = Some("Nowhere/Atlantis".into());
+        assert!(!answers(q, &other));
+    }
+
+    #[test]
     fn h_l_move_by_the_length_tab_slices_and_stale_answers_are_dropped() {
         let mut v = view();
         let first = v.load();
-        let end = v.to;
+        let today = v.last;
         let out = v.dispatch(&Action::ReportBack, None);
-        assert_eq!(v.to, end - 30 * DAY);
+        assert_eq!(v.last, today - 30);
         assert_eq!(
             queries(&out.requests)[0],
-            (end - 60 * DAY, end - 30 * DAY, Slice::Channel)
+            (d("2025-09-25"), d("2025-10-24"), Slice::Channel)
         );
         // The answer to the first screen's query arrives late: not drawn.
         let Request::Report(old) = &first[0] else {
             panic!()
         };
         let stale = Report {
-            query: old.clone(),
+            query: resolved(old, "Europe/Berlin"),
             scope: "everyone".into(),
             tz: "UTC".into(),
             rows: Vec::new(),
@@ -381,7 +459,7 @@ mod tests {
         assert!(v.report(Slice::Channel).is_none());
         // Forward again, then not past today.
         v.dispatch(&Action::ReportForward, None);
-        assert_eq!(v.to, end);
+        assert_eq!(v.last, today);
         let out = v.dispatch(&Action::ReportForward, None);
         assert!(out.requests.is_empty());
         assert_eq!(out.info.as_deref(), Some("the range already ends today"));

@@ -14,7 +14,7 @@ use crate::api::report::{Durations, Figures, Report, Slice};
 use crate::config::Theme;
 use crate::tui::app::App;
 use crate::tui::keymap::Mode as KeyMode;
-use crate::tui::reports::{ReportsView, date, dur, length_name};
+use crate::tui::reports::{ReportsView, day_date, dur, length_name};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -24,8 +24,6 @@ use ratatui::widgets::{
     Axis, Bar, BarChart, BarGroup, Block, BorderType, Borders, Chart, Clear, Dataset, GraphType,
     Paragraph, Sparkline,
 };
-
-const DAY: i64 = 86_400_000;
 
 /// Bars and sparklines on a plain terminal.
 const ASCII_BARS: symbols::bar::Set<'static> = symbols::bar::Set {
@@ -254,8 +252,8 @@ fn header_text(view: &ReportsView, width: usize) -> Vec<String> {
     let any = view.parts.iter().find_map(|x| x.report.as_deref());
     let mut first = vec![format!(
         "{} – {} ({})",
-        date(view.from()),
-        date(view.to - DAY),
+        day_date(view.first()),
+        day_date(view.last),
         length_name(view.days)
     )];
     if let Some(r) = any {
