@@ -36,6 +36,7 @@ SHOTS=(
   "help-160x45|160x45|?|"
   "team-160x45|160x45|j* Enter|▌[^│]*[◇◆]"
   "rules-160x45|160x45|:rules Enter|"
+  "reports-160x45|160x45|g R|"
 )
 MAX_REPEAT="${MAX_REPEAT:-60}"
 # Text that shows the UI has drawn (plain text, searched with grep -F in the

@@ -102,6 +102,22 @@ pub enum Action {
     CloseTask,
     /// In the tasks view: the next view (mine, overdue, team, all).
     TasksCycle,
+    // reports
+    /// `:reports` (`g R`): the reports view (response times, volume, agents, CSAT, SLA).
+    Reports,
+    /// In the reports view: the date range moves back by its length.
+    ReportBack,
+    /// In the reports view: the date range moves forward by its length.
+    ReportForward,
+    /// In the reports view: a longer range (7 days, 30 days, 90 days, a year).
+    ReportLonger,
+    /// In the reports view: a shorter range.
+    ReportShorter,
+    /// In the reports view: the main table's next slicing (channel, agent, team, tag, day,
+    /// week, month).
+    ReportSlice,
+    /// In the reports view: wall-clock or business-hours durations.
+    ReportBusiness,
 }
 
 /// The two parts of `:g/PATTERN/COMMAND`.
@@ -489,6 +505,48 @@ pub const COMMANDS: &[Command] = &[
         Args::None,
         "Switch the tasks view: mine, overdue, team, all (tasks view)"
     ),
+    cmd!(
+        "reports",
+        [],
+        Args::None,
+        "Reports: first response per channel, volume and backlog, agents, CSAT, SLA (g R)"
+    ),
+    cmd!(
+        "report_back",
+        [],
+        Args::None,
+        "Move the report's date range back by its length (reports view)"
+    ),
+    cmd!(
+        "report_forward",
+        [],
+        Args::None,
+        "Move the report's date range forward by its length, up to today (reports view)"
+    ),
+    cmd!(
+        "report_longer",
+        [],
+        Args::None,
+        "A longer report range: 7 days, 30 days, 90 days, a year (reports view)"
+    ),
+    cmd!(
+        "report_shorter",
+        [],
+        Args::None,
+        "A shorter report range: a year, 90 days, 30 days, 7 days (reports view)"
+    ),
+    cmd!(
+        "report_slice",
+        [],
+        Args::None,
+        "Slice the report's table by channel, agent, team, tag, day, week, month (reports view)"
+    ),
+    cmd!(
+        "report_business",
+        [],
+        Args::None,
+        "Show durations in wall-clock time or in business hours (reports view)"
+    ),
 ];
 
 impl Command {
@@ -566,6 +624,13 @@ impl Action {
             Action::Tasks(_) => "tasks",
             Action::CloseTask => "close_task",
             Action::TasksCycle => "tasks_cycle",
+            Action::Reports => "reports",
+            Action::ReportBack => "report_back",
+            Action::ReportForward => "report_forward",
+            Action::ReportLonger => "report_longer",
+            Action::ReportShorter => "report_shorter",
+            Action::ReportSlice => "report_slice",
+            Action::ReportBusiness => "report_business",
         }
     }
 
@@ -700,6 +765,13 @@ impl Action {
             "tasks" => Action::Tasks(arg),
             "close_task" => Action::CloseTask,
             "tasks_cycle" => Action::TasksCycle,
+            "reports" => Action::Reports,
+            "report_back" => Action::ReportBack,
+            "report_forward" => Action::ReportForward,
+            "report_longer" => Action::ReportLonger,
+            "report_shorter" => Action::ReportShorter,
+            "report_slice" => Action::ReportSlice,
+            "report_business" => Action::ReportBusiness,
             other => return Err(format!("command '{other}' has no action")),
         })
     }
@@ -816,6 +888,13 @@ mod tests {
                 "repeat",
                 "reply",
                 "reply_via",
+                "report_back",
+                "report_business",
+                "report_forward",
+                "report_longer",
+                "report_shorter",
+                "report_slice",
+                "reports",
                 "resolve",
                 "retry"
             ]

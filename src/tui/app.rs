@@ -196,6 +196,8 @@ pub enum Mode {
     },
     /// A full-screen list (see [`crate::tui::sheet`]).
     Sheet(Box<crate::tui::sheet::Sheet>),
+    /// The reports view (see [`crate::tui::reports`]).
+    Reports(Box<crate::tui::reports::ReportsView>),
 }
 
 impl Mode {
@@ -209,6 +211,7 @@ impl Mode {
             Mode::Compose(_) => "REPLY",
             Mode::Help { .. } => "HELP",
             Mode::Sheet(_) => "LIST",
+            Mode::Reports(_) => "REPORTS",
         }
     }
 }
@@ -366,6 +369,11 @@ pub struct App {
     pending_global: Option<(crate::actions::Verb, String)>,
     /// `[ui] bulk_confirm_over`: `:g//` asks first above this many conversations.
     pub bulk_confirm_over: usize,
+    /// The terminal's colour depth (set at start from the environment): views whose meaning
+    /// is in colour draw plain text on a 16-colour terminal.
+    pub colors: crate::tui::colors::ColorDepth,
+    /// The reports view while the help screen opened from it is up.
+    reports_behind_help: Option<Box<crate::tui::reports::ReportsView>>,
 }
 
 /// Text to put into the composer once it is open and loaded.
@@ -443,6 +451,8 @@ impl App {
             last_change: None,
             pending_global: None,
             bulk_confirm_over: config.bulk_confirm_over,
+            colors: Default::default(),
+            reports_behind_help: None,
         }
     }
 
@@ -486,6 +496,44 @@ impl App {
             fx.extend(self.open_target(t));
         }
         fx
+    }
+
+    /// `:reports` (`g R`): the reports view, its first screen's reports asked for.
+    pub fn open_reports(&mut self) -> Vec<Effect> {
+        let mut view = crate::tui::reports::ReportsView::new(self.now);
+        let fx = view.load().into_iter().map(Effect::Request).collect();
+        self.resolver.reset();
+        self.mode = Mode::Reports(Box::new(view));
+        fx
+    }
+
+    /// The mode a closed help screen gives back: the reports view it was opened from, or
+    /// the panes.
+    fn after_help(&mut self) -> Mode {
+        match self.reports_behind_help.take() {
+            Some(view) => Mode::Reports(view),
+            None => Mode::Normal,
+        }
+    }
+
+    /// Carry out what a key of the reports view asked for.
+    fn reports_outcome(&mut self, out: crate::tui::reports::ReportsOutcome) -> Vec<Effect> {
+        if let Some(e) = out.error {
+            self.error(e);
+        }
+        if let Some(i) = out.info {
+            self.info(i);
+        }
+        if out.close {
+            self.mode = Mode::Normal;
+        }
+        if out.help
+            && let Mode::Reports(view) = std::mem::replace(&mut self.mode, Mode::Help { scroll: 0 })
+        {
+            // Closing the help comes back to the view as it was.
+            self.reports_behind_help = Some(view);
+        }
+        out.requests.into_iter().map(Effect::Request).collect()
     }
 
     /// `:audit [filters]`: the audit log in a sheet (see [`crate::tui::audit`]).
@@ -692,6 +740,9 @@ impl App {
                 fx.extend(self.refresh_selected());
                 fx.push(self.counts_request());
                 fx.push(unread_request());
+                if let Mode::Reports(view) = &mut self.mode {
+                    fx.extend(view.load().into_iter().map(Effect::Request));
+                }
                 fx
             }
             Event::Tick(now) => {
@@ -772,13 +823,13 @@ impl App {
                         Action::Top => *scroll = 0,
                         Action::Bottom => *scroll = max,
                         Action::Quit | Action::Help | Action::Open(_) | Action::Cancel => {
-                            self.mode = Mode::Normal;
+                            self.mode = self.after_help();
                             return Vec::new();
                         }
                         _ => {}
                     },
                     Resolved::Cancelled if key.code == KeyCode::Esc => {
-                        self.mode = Mode::Normal;
+                        self.mode = self.after_help();
                         return Vec::new();
                     }
                     _ => {}
@@ -820,6 +871,36 @@ impl App {
                     _ => return Vec::new(),
                 };
                 self.sheet_outcome(out)
+            }
+            Mode::Reports(_) => {
+                let resolved = self.resolver.feed(&self.keymap, keymap::Mode::Reports, key);
+                let (w, h) = self.size;
+                let screen = ratatui::layout::Rect::new(0, 0, w, h.saturating_sub(2));
+                let Mode::Reports(view) = &mut self.mode else {
+                    return Vec::new();
+                };
+                view.page = crate::tui::ui::reports::main_table_rows(view, screen);
+                let out = match resolved {
+                    Resolved::Action { action, count } => view.dispatch(&action, count),
+                    // Esc closes even when a keymap unbinds it.
+                    Resolved::Cancelled
+                        if key.code == KeyCode::Esc
+                            && self
+                                .keymap
+                                .key_for(keymap::Mode::Reports, "cancel")
+                                .is_none() =>
+                    {
+                        view.dispatch(&Action::Cancel, None)
+                    }
+                    Resolved::Unbound { keys } => crate::tui::reports::ReportsOutcome {
+                        error: Some(format!(
+                            "{keys} is not bound in the reports view (? shows the keys, Esc goes back)"
+                        )),
+                        ..Default::default()
+                    },
+                    _ => return Vec::new(),
+                };
+                self.reports_outcome(out)
             }
         }
     }
@@ -1491,6 +1572,21 @@ impl App {
                         Vec::new()
                     }
                 }
+            }
+            Action::Reports => self.open_reports(),
+            Action::ReportBack
+            | Action::ReportForward
+            | Action::ReportLonger
+            | Action::ReportShorter
+            | Action::ReportSlice
+            | Action::ReportBusiness => {
+                self.error(format!(
+                    "that works in the reports view ({})",
+                    self.keymap
+                        .key_for(keymap::Mode::Normal, "reports")
+                        .unwrap_or_else(|| ":reports".into())
+                ));
+                Vec::new()
             }
             Action::CloseTask | Action::TasksCycle => {
                 self.error(format!(
@@ -2776,6 +2872,17 @@ impl App {
             }
             return Vec::new();
         }
+        // The reports view reads its own answers (a stale one is dropped there).
+        if let Mode::Reports(view) = &mut self.mode
+            && view.answer(&resp)
+        {
+            return Vec::new();
+        }
+        if let Some(view) = &mut self.reports_behind_help
+            && view.answer(&resp)
+        {
+            return Vec::new();
+        }
         // The open sheet's view reads its own answers.
         if let Mode::Sheet(sheet) = &mut self.mode
             && let Some(out) = sheet.answer(&resp)
@@ -3125,6 +3232,12 @@ impl App {
                 self.timeline.loading = false;
                 if let Some(sheet) = self.sheet_mut() {
                     sheet.failed();
+                }
+                if let Mode::Reports(view) = &mut self.mode {
+                    view.failed(&e);
+                }
+                if let Some(view) = &mut self.reports_behind_help {
+                    view.failed(&e);
                 }
                 // A macro waiting for its canned replies stops: nothing of it has run.
                 if let Some(run) = self.macro_run.take() {

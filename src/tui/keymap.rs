@@ -37,10 +37,12 @@ pub enum Mode {
     /// A full-screen list (notifications, the audit log, `:who`): movement, Enter, close and
     /// the list's own commands.
     Sheet,
+    /// The reports view (`g R`): the date range, the slicing, wall clock or business hours.
+    Reports,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Normal, Mode::Compose, Mode::Sheet];
+    pub const ALL: [Mode; 4] = [Mode::Normal, Mode::Compose, Mode::Sheet, Mode::Reports];
 
     /// The section name in the keymap file.
     pub fn name(self) -> &'static str {
@@ -48,6 +50,7 @@ impl Mode {
             Mode::Normal => "normal",
             Mode::Compose => "compose",
             Mode::Sheet => "sheet",
+            Mode::Reports => "reports",
         }
     }
 
@@ -57,7 +60,7 @@ impl Mode {
 
     /// Digits 1-9 start a count in this mode ("5j").
     fn counts(self) -> bool {
-        matches!(self, Mode::Normal | Mode::Sheet)
+        matches!(self, Mode::Normal | Mode::Sheet | Mode::Reports)
     }
 
     fn index(self) -> usize {
@@ -65,6 +68,7 @@ impl Mode {
             Mode::Normal => 0,
             Mode::Compose => 1,
             Mode::Sheet => 2,
+            Mode::Reports => 3,
         }
     }
 }
@@ -104,7 +108,7 @@ pub enum KeymapError {
         message: String,
     },
     #[error(
-        "{origin}, line {line}: unknown section [{section}] (the sections are [normal] and [compose])"
+        "{origin}, line {line}: unknown section [{section}] (the sections are [normal], [compose], [sheet] and [reports])"
     )]
     UnknownSection {
         origin: Origin,
@@ -623,7 +627,7 @@ pub enum Lookup<'a> {
 /// The merged keymap: for each mode, key sequences -> actions.
 #[derive(Debug, Clone)]
 pub struct Keymap {
-    modes: [ModeMap; 3],
+    modes: [ModeMap; 4],
 }
 
 /// One `key = "value"` line of a file, parsed.
@@ -740,7 +744,7 @@ fn parse_file(text: &str, origin: Origin) -> Result<Vec<Line>, KeymapError> {
 impl Keymap {
     /// The shipped keymap merged with the user's file (if any).
     pub fn load(default_toml: &str, user_toml: Option<&str>) -> Result<Keymap, KeymapError> {
-        let mut modes: [ModeMap; 3] = Default::default();
+        let mut modes: [ModeMap; 4] = Default::default();
         let mut files = vec![(Origin::Shipped, parse_file(default_toml, Origin::Shipped)?)];
         if let Some(user) = user_toml {
             files.push((Origin::User, parse_file(user, Origin::User)?));
@@ -1619,7 +1623,8 @@ mod tests {
         assert!(next.contains(&("r".to_string(), "view resolved".to_string())));
         assert!(next.contains(&("n".to_string(), "notifications".to_string())));
         assert!(next.contains(&("t".to_string(), "tasks".to_string())));
-        assert_eq!(next.len(), 8);
+        assert!(next.contains(&("R".to_string(), "reports".to_string())));
+        assert_eq!(next.len(), 9);
         // deeper sequences show as "+more"
         let km =
             Keymap::with_user("[normal]\n\"<Space> f f\" = \"search\"\n\"<Space> q\" = \"quit\"\n")

@@ -4,8 +4,10 @@
 pub mod action;
 pub mod app;
 pub mod audit;
+pub mod colors;
 pub mod keymap;
 pub mod notifications;
+pub mod reports;
 pub mod rules;
 pub mod runtime;
 pub mod sheet;

@@ -143,6 +143,7 @@ pub async fn run(
     app.templates = welcome.templates.clone();
     app.canned = welcome.canned.clone();
     app.suggest = welcome.suggest;
+    app.colors = crate::tui::colors::ColorDepth::from_env();
     // The workspace's macros, with the agent's own (already in the app) over them.
     for m in &welcome.macros {
         if !app.macros.iter().any(|x| x.name == m.name) {

@@ -25,6 +25,10 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
             KeyMode::Sheet,
             "List keys (notifications and other full-screen lists)",
         ),
+        (
+            KeyMode::Reports,
+            "Reports keys (g R; ranges: 7 days, 30 days, 90 days, a year)",
+        ),
     ] {
         out.push(head(title));
         for b in app.keymap.bindings(mode) {

@@ -4,6 +4,7 @@
 pub mod help;
 mod profile;
 pub mod queue;
+pub mod reports;
 pub mod sheet;
 mod status;
 pub mod timeline;
@@ -87,6 +88,15 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
         ])
         .areas(f.area());
         sheet::draw(f, app, sheet, main);
+    }
+    if let Mode::Reports(view) = &app.mode {
+        let [main, _, _] = Layout::vertical([
+            Constraint::Min(3),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(f.area());
+        reports::draw(f, app, view, main);
     }
     if let Mode::Help { scroll } = &app.mode {
         help::draw(f, app, f.area(), *scroll);

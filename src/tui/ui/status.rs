@@ -222,6 +222,11 @@ pub fn draw_message(f: &mut Frame<'_>, app: &App, area: Rect) {
         );
         return;
     }
+    // The reports view's keys (its own keymap section).
+    if matches!(app.mode, Mode::Reports(_)) {
+        f.render_widget(Paragraph::new(super::reports::keys_line(app)), area);
+        return;
+    }
     // Hints, generated from the keymap so they never lie about a rebinding.
     let names: &[&str] = match (&app.mode, app.focus) {
         (Mode::Compose(_), _) => &["send", "edit_external", "cancel"],
