@@ -577,6 +577,7 @@ struct RawConfig {
     hours: Vec<crate::sla::HoursSpec>,
     #[serde(default)]
     sla: Vec<crate::sla::PolicySpec>,
+    csat: Option<Spanned<crate::csat::RawCsat>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -947,6 +948,14 @@ impl RawConfig {
             |p| expand_path(p, base, env),
         )
         .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
+        let mut workspace = workspace;
+        if let Some(raw) = &self.csat {
+            let teams: Vec<String> = workspace.teams.iter().map(|t| t.name.clone()).collect();
+            workspace.csat = raw
+                .get_ref()
+                .resolve(&teams)
+                .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
+        }
 
         // A channel's team must be one the workspace defines: a typo would make a team nobody
         // is in, whose conversations only admins would ever see.

@@ -8,6 +8,7 @@
 //! row in the events table, whoever wrote it) are pushed to every session that may see them.
 
 pub mod authz;
+mod csat;
 pub mod handler;
 pub mod identity;
 pub(crate) mod notify;
@@ -283,6 +284,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     // Tasks closed by events and notifications of what happened while no server ran (from
     // their durable cursors).
     tasks::follow(&shared).await;
+    // Surveys of the conversations resolved while no server ran.
+    csat::derive(&shared).await;
     notify::derive_and_push(&shared).await;
     // The rules, too (their own changes are then followed like any other writer's). Only a
     // server that runs the channels runs rules: a one-shot command's server (`braid reply`
@@ -315,6 +318,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
             // The same events may move SLA deadlines, and notify agents: derived here,
             // whoever wrote them.
             sla::derive_and_sweep(&feed_shared, false).await;
+            // A resolution sends the conversation's satisfaction survey (once, ever).
+            csat::derive(&feed_shared).await;
             notify::derive_and_push(&feed_shared).await;
             // And run the workflow rules (events written by rules trigger none).
             if run_rules {
