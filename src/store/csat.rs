@@ -254,6 +254,31 @@ pub(crate) fn csat_text_answer(
     Ok(crate::csat::parse_answer(body).map(|(s, c)| (conv, s, c)))
 }
 
+/// A button's answer (Telegram, WhatsApp, web chat) from the sender with identity
+/// (`kind`, `value`): counted only when that identity is the surveyed contact's (anyone can
+/// forge a button's data).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn button_answer(
+    conn: &Connection,
+    conv: ConversationId,
+    score: u8,
+    comment: &str,
+    channel: Channel,
+    at: Millis,
+    kind: crate::model::IdentityKind,
+    value: &str,
+) -> Result<CsatOutcome> {
+    let owner = conn
+        .prepare_cached("SELECT contact_id FROM conversations WHERE id = ?1")?
+        .query_row([conv], |r| r.get::<_, ContactId>(0))
+        .optional()?;
+    let sender = super::contacts::find_identity(conn, kind, value)?;
+    if owner.is_none() || owner != sender {
+        return Ok(CsatOutcome::NoSurvey);
+    }
+    answer(conn, conv, score, comment, channel, at, None)
+}
+
 /// Record a text answer found by [`csat_text_answer`] (its message stored).
 pub(crate) fn record_text_answer(
     conn: &Connection,
@@ -346,6 +371,22 @@ impl Store {
         at: Millis,
     ) -> Result<CsatOutcome> {
         self.write_with(|tx| answer(tx, conv, score, comment, channel, at, None))
+    }
+
+    /// [`button_answer`] in its own transaction: the answer of the sender with identity
+    /// (`kind`, `value`), counted only when it is the surveyed contact's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_csat_button(
+        &mut self,
+        conv: ConversationId,
+        score: u8,
+        comment: &str,
+        channel: Channel,
+        at: Millis,
+        kind: crate::model::IdentityKind,
+        value: &str,
+    ) -> Result<CsatOutcome> {
+        self.write_with(|tx| button_answer(tx, conv, score, comment, channel, at, kind, value))
     }
 
     /// The survey of a conversation (None: none was decided).

@@ -195,6 +195,21 @@ impl<'c> Tx<'c> {
         super::csat::record_text_answer(self.conn(), conv, score, comment, channel, at, message)
     }
 
+    /// A survey button's answer from a sender identity (see [`super::csat::button_answer`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_csat_button(
+        &self,
+        conv: ConversationId,
+        score: u8,
+        comment: &str,
+        channel: Channel,
+        at: Millis,
+        kind: IdentityKind,
+        value: &str,
+    ) -> Result<super::csat::CsatOutcome> {
+        super::csat::button_answer(self.conn(), conv, score, comment, channel, at, kind, value)
+    }
+
     /// Reopen a conversation that is not open (with its event); an open one is left alone.
     #[inline]
     pub fn reopen(&self, id: ConversationId, at: Millis, actor: &str) -> Result<()> {
