@@ -210,7 +210,47 @@ fn answer(
          WHERE conversation_id = ?1 AND score IS NULL",
     )?
     .execute((conv, score, &comment, channel, at))?;
-    let contact = super::conversations::contact_of(conn, conv).ok();
+    let contact = super::conversations::contact_of(conn, conv)?;
+    // On the timeline: a note by the survey (automated: it stops no clock), so every agent
+    // sees the score where they read the conversation.
+    let note = answer_note(score, &comment, channel);
+    let last_channel: Channel = conn.query_row(
+        "SELECT last_channel FROM conversations WHERE id = ?1",
+        [conv],
+        |r| r.get(0),
+    )?;
+    let note_id = super::messages::insert_message(
+        conn,
+        &super::messages::NewMessage {
+            conversation: conv,
+            contact,
+            channel: last_channel,
+            account: "",
+            external_id: None,
+            direction: crate::model::Direction::Note,
+            author: crate::csat::AUTHOR,
+            subject: None,
+            body: &note,
+            created_at: at,
+            stored_at: at,
+            delivery: None,
+            meta: None,
+            from_identity: None,
+        },
+    )?;
+    events::append(
+        conn,
+        at,
+        crate::csat::AUTHOR,
+        EventKind::Note,
+        EventRefs {
+            conversation: Some(conv),
+            contact: Some(contact),
+            message: Some(note_id),
+        },
+        None,
+    )?;
+    let contact = Some(contact);
     events::append(
         conn,
         at,
@@ -224,6 +264,22 @@ fn answer(
         Some(&serde_json::json!({ "score": score, "comment": comment, "channel": channel })),
     )?;
     Ok(CsatOutcome::Recorded)
+}
+
+/// The timeline's note of an answer: "Customer satisfaction: 2/5 on Telegram: “slow”".
+pub fn answer_note(score: u8, comment: &str, channel: Channel) -> String {
+    let stars: String = "★".repeat(score as usize) + &"☆".repeat(5 - score as usize);
+    if comment.is_empty() {
+        format!(
+            "Customer satisfaction: {score}/5 {stars} (on {})",
+            channel.label()
+        )
+    } else {
+        format!(
+            "Customer satisfaction: {score}/5 {stars} (on {}): “{comment}”",
+            channel.label()
+        )
+    }
 }
 
 /// Inside ingest's transaction, before threading: a customer's text on `channel` at `at`
@@ -306,6 +362,21 @@ fn csat_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CsatRow> {
 }
 
 const COLUMNS: &str = "s.conversation_id, s.channel, s.message_id, s.decided_at, s.skipped, s.score, s.comment, s.answered_at";
+
+/// The contact's answered surveys, newest first.
+pub(crate) fn of_contact(
+    conn: &Connection,
+    contact: ContactId,
+    limit: usize,
+) -> Result<Vec<CsatRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM csat s JOIN conversations c ON c.id = s.conversation_id
+         WHERE c.contact_id = ?1 AND s.score IS NOT NULL
+         ORDER BY s.answered_at DESC LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map((contact, limit as i64), csat_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
 
 impl Store {
     /// Send the surveys the resolutions after the `csat` cursor call for (see the module
@@ -408,13 +479,7 @@ impl Store {
         if self.scoped() {
             super::scope::check_contact(self.conn(), contact, true)?;
         }
-        let mut stmt = self.conn().prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM csat s JOIN conversations c ON c.id = s.conversation_id
-             WHERE c.contact_id = ?1 AND s.score IS NOT NULL
-             ORDER BY s.answered_at DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map((contact, limit as i64), csat_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        of_contact(self.conn(), contact, limit)
     }
 
     /// The conversation whose survey a web chat visitor (or a Telegram chat) answers: the
