@@ -195,7 +195,17 @@ pub fn ingest_in(
     let mut new_conversation = false;
     let active = tx.active_conversation(contact)?;
     let survey_answer = match (active, msg.direction) {
-        (None, Direction::In) => tx.csat_text_answer(contact, msg.channel, at, &body)?,
+        (None, Direction::In) => {
+            // A survey's list row / button (WhatsApp `interactive`) carries `csat:CONV:SCORE`.
+            let button = msg
+                .meta
+                .as_ref()
+                .and_then(|m| m.get("interactive"))
+                .and_then(|i| i.get("id"))
+                .and_then(|v| v.as_str())
+                .and_then(crate::csat::parse_button);
+            tx.csat_text_answer(contact, msg.channel, at, &body, button)?
+        }
         _ => None,
     };
     let conversation = match (survey_answer.as_ref(), active) {

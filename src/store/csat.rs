@@ -25,6 +25,9 @@ use serde::{Deserialize, Serialize};
 const CURSOR: &str = "csat";
 /// Events read per transaction.
 const BATCH: usize = 500;
+/// A channel's timestamp may run behind ours (whole seconds on WhatsApp, a sender's clock on
+/// email): a reply stamped up to this long before the survey still answers it.
+const CLOCK_SLACK_MS: i64 = 5 * 60_000;
 /// The actor of `csat_answered`: the customer's side, like a message they send (rules run
 /// on it; automated actors fire none).
 pub const ANSWER_ACTOR: &str = "ingest";
@@ -293,20 +296,25 @@ pub(crate) fn csat_text_answer(
     channel: Channel,
     at: Millis,
     body: &str,
+    button: Option<(ConversationId, u8)>,
 ) -> Result<Option<(ConversationId, u8, String)>> {
     let pending: Option<ConversationId> = conn
         .prepare_cached(
             "SELECT s.conversation_id FROM csat s JOIN conversations c ON c.id = s.conversation_id
              WHERE c.contact_id = ?1 AND c.status = 'resolved' AND s.channel = ?2
                AND s.message_id IS NOT NULL AND s.score IS NULL AND s.answer_until >= ?3
-               AND s.decided_at <= ?3
+               AND s.decided_at <= ?3 + ?4
              ORDER BY s.decided_at DESC LIMIT 1",
         )?
-        .query_row((contact, channel, at), |r| r.get(0))
+        .query_row((contact, channel, at, CLOCK_SLACK_MS), |r| r.get(0))
         .optional()?;
     let Some(conv) = pending else {
         return Ok(None);
     };
+    // A tapped list row or button (WhatsApp) names its survey and score; the text is its label.
+    if let Some((c, score)) = button {
+        return Ok((c == conv).then(|| (conv, score, String::new())));
+    }
     Ok(crate::csat::parse_answer(body).map(|(s, c)| (conv, s, c)))
 }
 

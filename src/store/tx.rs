@@ -178,8 +178,9 @@ impl<'c> Tx<'c> {
         channel: Channel,
         at: Millis,
         body: &str,
+        button: Option<(ConversationId, u8)>,
     ) -> Result<Option<(ConversationId, u8, String)>> {
-        super::csat::csat_text_answer(self.conn(), contact, channel, at, body)
+        super::csat::csat_text_answer(self.conn(), contact, channel, at, body, button)
     }
 
     /// Record a text answer to a survey (its message stored), with its `csat_answered` event.
