@@ -635,6 +635,66 @@ mod tests {
         drop(server);
     }
 
+    /// The server follows every writer's resolutions and sends the survey once: not again
+    /// when the conversation is reopened and resolved, nor when a restarted server catches up
+    /// on a resolution made while none ran.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_server_sends_one_survey_per_resolved_conversation_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (conversation, _) = one_conversation(&data);
+        let mut config = Config::with_data_dir(&data);
+        config.workspace.csat.enabled = true;
+        let options = || {
+            let mut opts = ServerOptions::new(config.clone());
+            opts.run_worker = false;
+            opts
+        };
+        let surveys = |data: &Path| -> i64 {
+            Store::open_dir(data)
+                .unwrap()
+                .conversation_events(conversation, 1000)
+                .unwrap()
+                .iter()
+                .filter(|e| e.kind == "csat_sent")
+                .count() as i64
+        };
+        let wait_for = |n: i64| {
+            let data = data.clone();
+            async move {
+                for _ in 0..100 {
+                    if surveys(&data) == n {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                panic!("never {n} survey(s): {}", surveys(&data));
+            }
+        };
+        let status = |st: crate::model::Status| {
+            Store::open_dir(&data)
+                .unwrap()
+                .set_status(conversation, st, None, "bob", crate::model::now_millis())
+                .unwrap();
+        };
+        let server = start(options()).await.unwrap();
+        status(crate::model::Status::Resolved);
+        wait_for(1).await;
+        status(crate::model::Status::Open);
+        status(crate::model::Status::Resolved);
+        // Give the feed time to see it; still one.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(surveys(&data), 1);
+        server.shutdown().await;
+        // Resolved again while no server runs; a restarted server catches up: still one.
+        status(crate::model::Status::Open);
+        status(crate::model::Status::Resolved);
+        let server = start(options()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(surveys(&data), 1);
+        server.shutdown().await;
+    }
+
     /// A server without a worker (a one-shot command's) still pushes: its status watch ends at
     /// once, which must not stop the session's pushes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
