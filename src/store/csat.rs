@@ -270,7 +270,10 @@ fn answer(
 }
 
 /// The timeline's note of an answer: "Customer satisfaction: 2/5 on Telegram: “slow”".
+/// The customer's words go into a note: an `@name` in them must not notify an agent (a
+/// mention is an agent's act), so `@` is written as the full-width `＠`.
 pub fn answer_note(score: u8, comment: &str, channel: Channel) -> String {
+    let comment = comment.replace('@', "＠");
     let stars: String = "★".repeat(score as usize) + &"☆".repeat(5 - score as usize);
     if comment.is_empty() {
         format!(
@@ -660,6 +663,16 @@ mod tests {
             Some(conv),
             "the channels find the buttons' conversation in its data"
         );
+    }
+
+    #[test]
+    fn a_customers_comment_mentions_nobody() {
+        let note = answer_note(1, "@bob call me, ann@x.org", Channel::Email);
+        assert!(
+            crate::mentions::mentioned(&note, &["bob".to_string()]).is_empty(),
+            "{note}"
+        );
+        assert!(note.contains("＠bob call me"), "{note}");
     }
 
     #[test]
