@@ -1845,3 +1845,89 @@ fn reply_at_schedules_it_in_the_outbox() {
         "{bad}"
     );
 }
+
+#[test]
+fn report_table_csv_and_json() {
+    let w = workspace();
+    {
+        let mut store = Store::open_dir(&w.data).unwrap();
+        let now = braid::model::now_millis();
+        // Ann waited two days for an answer (from her first message, on email).
+        store
+            .queue_reply(
+                braid::model::ConversationId(w.ann),
+                Channel::Telegram,
+                "alice",
+                "Your refund left today.",
+                now - 2 * DAY + 7_200_000,
+            )
+            .unwrap();
+    }
+    let today = ok(&w.braid(&[
+        "report", "--by", "channel", "--format", "json", "--tz", "UTC",
+    ]));
+    let v: Value = serde_json::from_str(&today).unwrap();
+    assert_eq!(v["by"], "channel");
+    assert_eq!(v["tz"], "UTC");
+    assert_eq!(
+        v["scope"], "everyone",
+        "the owner of a personal store is its admin"
+    );
+    let cols: Vec<&str> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(cols.contains(&"first_response_median_s") && cols.contains(&"csat_average"));
+    let email = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "email")
+        .expect("an email row");
+    assert_eq!(
+        email["first_response_median_s"], 7200,
+        "the wait began on email"
+    );
+    assert_eq!(email["first_response_count"], 1);
+    assert_eq!(v["total"]["messages_in"], 3);
+    assert_eq!(v["total"]["messages_out"], 1);
+    assert_eq!(v["total"]["opened"], 2);
+    assert!(v["total"]["csat_average"].is_null());
+
+    let csv = ok(&w.braid(&[
+        "report",
+        "--by",
+        "day",
+        "--metric",
+        "volume,messages",
+        "--format",
+        "csv",
+    ]));
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "day,opened,reopened,resolved,backlog,messages_in,messages_out"
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 31, "30 days and the total: {csv}");
+    assert!(
+        rows.last().unwrap().starts_with("total,2,0,0,2,3,1"),
+        "{csv}"
+    );
+
+    let table = ok(&w.braid(&["report", "--by", "agent"]));
+    assert!(
+        table.contains("alice") && table.contains("2h 00m"),
+        "{table}"
+    );
+
+    let e = fails(&w.braid(&["report", "--by", "planet"]));
+    assert!(
+        e.contains("channel, agent, team, tag, day, week, month"),
+        "{e}"
+    );
+    let e = fails(&w.braid(&["report", "--from", "2026-12-10", "--to", "2026-12-01"]));
+    assert!(e.contains("earlier date first"), "{e}");
+}

@@ -779,3 +779,81 @@ teams = ["billing", "support"]
     );
     assert!(!screen.contains("2 online"), "{screen}");
 }
+
+#[test]
+#[ignore = "needs root and several Unix users (.ci/run)"]
+fn reports_are_scoped_by_role_over_the_real_socket() {
+    let t = team_with(
+        r#"
+[[agents]]
+user = "ann"
+role = "agent"
+teams = ["billing"]
+
+[[agents]]
+user = "bob"
+role = "viewer"
+teams = ["support"]
+
+[[agents]]
+user = "dave"
+role = "supervisor"
+teams = ["support"]
+"#,
+    );
+    let reply = |user: &str, conv: ConversationId| {
+        let out = t.braid_as(
+            user,
+            &["reply", &conv.0.to_string(), "--text", "on it"],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    reply("ann", t.billing);
+    reply("dave", t.support);
+    let report = |user: &str| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = t.json_as(user, &["report", "--format", "json", "--by", "team"]);
+            let answered = v["total"]["first_response_count"].as_i64().unwrap_or(0)
+                + v["total"]["messages_out"].as_i64().unwrap_or(0);
+            if answered > 0 || user == "bob" || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // An agent: their own replies only.
+    let ann = report("ann");
+    assert_eq!(ann["scope"], "your own (ann)", "{ann}");
+    assert_eq!(ann["total"]["first_response_count"], 1, "{ann}");
+    let keys: Vec<&str> = ann["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["first_response_count"].as_i64() > Some(0))
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["billing"], "{ann}");
+    // A supervisor: their teams', not billing's.
+    let dave = report("dave");
+    assert_eq!(dave["scope"], "teams support", "{dave}");
+    assert_eq!(dave["total"]["first_response_count"], 1, "{dave}");
+    assert!(
+        dave["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["key"] != "billing"),
+        "{dave}"
+    );
+    // A viewer: their own, which is nothing.
+    let bob = report("bob");
+    assert_eq!(bob["scope"], "your own (bob)", "{bob}");
+    assert_eq!(bob["total"]["first_response_count"], 0, "{bob}");
+    assert_eq!(bob["total"]["messages_in"], 0, "{bob}");
+}

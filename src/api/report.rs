@@ -132,9 +132,27 @@ pub struct ReportQuery {
     /// The IANA time zone days, weeks and months are cut in (None: the workspace's, else UTC).
     #[serde(default)]
     pub tz: Option<String>,
+    /// The range as dates instead, first and last included (`2026-11-01`, `2026-11-30`):
+    /// whole days in `tz`, else in the workspace's zone, which the server knows. `from` and
+    /// `to` are then ignored. Whole days in the workspace's zone are what the server reads
+    /// fastest (its daily totals).
+    #[serde(default)]
+    pub days: Option<(String, String)>,
 }
 
 impl ReportQuery {
+    /// The days `first..=last` (YYYY-MM-DD) in the workspace's zone.
+    pub fn dates(first: &str, last: &str, by: Slice, metrics: Vec<Metric>) -> ReportQuery {
+        ReportQuery {
+            from: 0,
+            to: 0,
+            by,
+            metrics,
+            tz: None,
+            days: Some((first.to_string(), last.to_string())),
+        }
+    }
+
     pub fn wants(&self, m: Metric) -> bool {
         self.metrics.is_empty() || self.metrics.contains(&m)
     }
@@ -387,7 +405,16 @@ impl Report {
                     names.sort_unstable();
                     names.dedup();
                     for p in names {
-                        let key = crate::sanitize::line(p);
+                        let key: String = p
+                            .chars()
+                            .map(|c| {
+                                if c.is_ascii_alphanumeric() {
+                                    c.to_ascii_lowercase()
+                                } else {
+                                    '_'
+                                }
+                            })
+                            .collect();
                         out.push(col(
                             format!("sla_{key}_met"),
                             ColumnValue::Policy(p.into(), true),
@@ -420,5 +447,125 @@ impl Report {
             }
         }
         out
+    }
+}
+
+/// A duration the way a report prints it: `45s`, `4m 12s`, `2h 05m`, `3d 4h`.
+pub fn human(ms: Millis) -> String {
+    let s = ms.max(0) / 1000;
+    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m:02}m")
+    } else if m > 0 {
+        format!("{m}m {sec:02}s")
+    } else {
+        format!("{sec}s")
+    }
+}
+
+/// The columns a table shows when no `--metric` is given: the figures a lead reads first.
+pub const SUMMARY_COLUMNS: &[&str] = &[
+    "opened",
+    "resolved",
+    "messages_in",
+    "messages_out",
+    "first_response_median_s",
+    "first_response_p90_s",
+    "next_response_median_s",
+    "resolution_median_s",
+    "sla_met_pct",
+    "csat_average",
+    "csat_response_pct",
+];
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_at_two_units() {
+        assert_eq!(human(0), "0s");
+        assert_eq!(human(45_000), "45s");
+        assert_eq!(human(252_000), "4m 12s");
+        assert_eq!(human(2 * 3_600_000 + 5 * 60_000), "2h 05m");
+        assert_eq!(human(3 * 86_400_000 + 4 * 3_600_000 + 59_000), "3d 4h");
+        assert_eq!(human(-5), "0s");
+    }
+
+    fn report(by: Slice, metrics: Vec<Metric>) -> Report {
+        let total = Figures {
+            sla_policies: vec![("vip".into(), SlaFigures { met: 3, missed: 1 })],
+            ..Default::default()
+        };
+        Report {
+            query: ReportQuery {
+                from: 0,
+                to: 1,
+                by,
+                metrics,
+                tz: None,
+                days: None,
+            },
+            scope: "everyone".into(),
+            tz: "UTC".into(),
+            rows: vec![],
+            total,
+            took_ms: 0,
+        }
+    }
+
+    /// The column names are a contract (spreadsheets and cron jobs read them): this list
+    /// changes only by adding.
+    #[test]
+    fn column_names_are_stable() {
+        let names: Vec<String> = report(Slice::Day, vec![])
+            .columns()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        let want = "first_response_count first_response_median_s first_response_p90_s \
+            first_response_mean_s first_response_median_business_s first_response_p90_business_s \
+            first_response_mean_business_s next_response_count next_response_median_s \
+            next_response_p90_s next_response_mean_s next_response_median_business_s \
+            next_response_p90_business_s next_response_mean_business_s resolution_count \
+            resolution_median_s resolution_p90_s resolution_mean_s resolution_median_business_s \
+            resolution_p90_business_s resolution_mean_business_s customer_wait_count \
+            customer_wait_median_s customer_wait_p90_s customer_wait_mean_s \
+            customer_wait_median_business_s customer_wait_p90_business_s \
+            customer_wait_mean_business_s opened reopened resolved backlog messages_in \
+            messages_out sla_met sla_missed sla_met_pct sla_vip_met sla_vip_missed csat_sent \
+            csat_answered csat_average csat_response_pct csat_1 csat_2 csat_3 csat_4 csat_5";
+        assert_eq!(names.join(" "), want);
+        for s in SUMMARY_COLUMNS {
+            assert!(names.iter().any(|n| n == s), "{s}");
+        }
+        // Only the metrics asked for; no backlog outside a time slice.
+        let names: Vec<String> = report(Slice::Channel, vec![Metric::Volume])
+            .columns()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["opened", "reopened", "resolved"]);
+    }
+
+    #[test]
+    fn cells_read_the_figures() {
+        let mut f = Figures::default();
+        f.first_response.median = Some(90_500);
+        f.csat.answered = 2;
+        f.csat.sent = 4;
+        f.csat.scores = [0, 0, 1, 0, 1];
+        let r = report(Slice::Channel, vec![]);
+        let cols = r.columns();
+        let get = |n: &str| cols.iter().find(|c| c.name == n).unwrap().value(&f);
+        assert_eq!(get("first_response_median_s"), Cell::Int(90));
+        assert_eq!(get("first_response_p90_s"), Cell::Empty);
+        assert_eq!(get("csat_average"), Cell::Num(4.0));
+        assert_eq!(get("csat_response_pct"), Cell::Num(50.0));
+        assert_eq!(get("csat_5"), Cell::Int(1));
+        assert_eq!(get("sla_vip_met"), Cell::Int(0));
     }
 }

@@ -97,16 +97,19 @@ pub fn clip(s: &str, width: usize) -> String {
 
 /// A plain aligned table: columns separated by two spaces, the last one not padded.
 pub struct Table {
-    headers: Vec<&'static str>,
+    headers: Vec<String>,
     right: Vec<bool>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
     /// Column headers; a header starting with `>` is right-aligned (the `>` is not shown).
-    pub fn new(headers: &[&'static str]) -> Table {
+    pub fn new(headers: &[&str]) -> Table {
         Table {
-            headers: headers.iter().map(|h| h.trim_start_matches('>')).collect(),
+            headers: headers
+                .iter()
+                .map(|h| h.trim_start_matches('>').to_string())
+                .collect(),
             right: headers.iter().map(|h| h.starts_with('>')).collect(),
             rows: Vec::new(),
         }
@@ -134,8 +137,7 @@ impl Table {
                 widths[i] = widths[i].max(cell.width());
             }
         }
-        let headers: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
-        self.write_row(out, &headers, &widths)?;
+        self.write_row(out, &self.headers, &widths)?;
         for row in &self.rows {
             self.write_row(out, row, &widths)?;
         }

@@ -23,6 +23,7 @@ pub mod log;
 pub mod note;
 pub mod notifications;
 pub mod reply;
+pub mod report;
 pub mod rules;
 pub mod search;
 pub mod server;

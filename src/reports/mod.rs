@@ -20,6 +20,8 @@
 //! A fact belongs to the conversation's team at that moment: a conversation moved from
 //! sales to billing counts its later replies for billing.
 
+pub mod hist;
+
 use crate::model::{Channel, Millis};
 use crate::sla::Hours;
 

@@ -13,6 +13,7 @@ pub mod handler;
 pub mod identity;
 pub(crate) mod notify;
 mod presence;
+pub mod reports;
 pub mod rules;
 mod session;
 mod sla;
@@ -287,6 +288,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     // Surveys of the conversations resolved while no server ran.
     csat::derive(&shared).await;
     notify::derive_and_push(&shared).await;
+    // Reporting facts: a store new to them is backfilled here, once (a progress bar).
+    reports::derive(&shared).await;
     // The rules, too (their own changes are then followed like any other writer's). Only a
     // server that runs the channels runs rules: a one-shot command's server (`braid reply`
     // with none running) leaves them to the next real one, which catches up from the cursor.
@@ -321,6 +324,7 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
             // A resolution sends the conversation's satisfaction survey (once, ever).
             csat::derive(&feed_shared).await;
             notify::derive_and_push(&feed_shared).await;
+            reports::derive(&feed_shared).await;
             // And run the workflow rules (events written by rules trigger none).
             if run_rules {
                 rules::run_after_events(&feed_shared).await;

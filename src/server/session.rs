@@ -568,6 +568,18 @@ async fn run_request(shared: &Arc<Shared>, who: &Arc<Identity>, req: Request) ->
         return super::rules::answer(shared, who, req).await;
     }
     let mut req = resolve_seen(shared, who, req);
+    // A report without a time zone is cut in the workspace's (its first business hours').
+    if let Request::Report(q) = &mut req
+        && q.tz.is_none()
+    {
+        q.tz = shared
+            .config
+            .workspace
+            .sla
+            .hours
+            .first()
+            .map(|h| h.zone.clone());
+    }
     handler::resolve_template(&shared.config.templates(), &mut req);
     handler::resolve_canned(
         &shared.canned.current().0,

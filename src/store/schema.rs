@@ -3,7 +3,7 @@
 //! crash mid-upgrade leaves the file at the last complete version.
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V13_CSAT];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13_CSAT];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -499,6 +499,74 @@ CREATE INDEX conversations_triage_assignee ON conversations(
     assignee, status, triage_band, triage_due, triage_wait, triage_act, id);
 CREATE INDEX conversations_triage_team ON conversations(
     team, status, triage_band, triage_due, triage_wait, triage_act, id);
+"#;
+
+/// Version 12: reporting facts, kept as conversations change (the `reports` derivation follows
+/// the events table; `crate::reports` says what each fact means).
+/// - `report_facts`: one row per duration (first/next response, resolution, customer wait),
+///   per opening / reopening / resolution, per message, per SLA target met or missed, per
+///   survey sent or answered. `at`: when it happened; `value`: ms, 1, a score; `business`:
+///   ms within the team's hours. `report_facts_scan` holds every column a report reads, so a
+///   metric over a range is one index range; `report_facts_conversation` serves the tag slice.
+/// - `report_daily`: the facts summed per day (in the report zone: the workspace's first
+///   `[[hours]]` zone, else UTC; `report_settings.zone`), metric, channel, team, agent and
+///   label (an SLA policy, a survey score): a count, the sums of the durations and their
+///   histograms (`reports::hist`, 1% buckets). A year of a busy workspace is a few thousand
+///   rows per metric, whatever the traffic.
+/// - `report_state`: where each conversation's clocks stand between events.
+///
+/// The `reports` row of `derivations` is absent until the first server backfills the history.
+pub const V12: &str = r#"
+CREATE TABLE report_facts (
+    id              INTEGER PRIMARY KEY,
+    metric          TEXT NOT NULL,
+    at              INTEGER NOT NULL,
+    conversation_id INTEGER NOT NULL,
+    channel         TEXT NOT NULL,
+    team            TEXT,
+    agent           TEXT,
+    value           INTEGER NOT NULL,
+    business        INTEGER,
+    label           TEXT
+);
+CREATE INDEX report_facts_scan ON report_facts(
+    metric, at, channel, team, agent, value, business, label, conversation_id);
+CREATE INDEX report_facts_conversation ON report_facts(conversation_id, metric, at);
+
+CREATE TABLE report_daily (
+    metric        TEXT NOT NULL,
+    day           INTEGER NOT NULL,
+    channel       TEXT NOT NULL,
+    team          TEXT NOT NULL DEFAULT '',
+    agent         TEXT NOT NULL DEFAULT '',
+    label         TEXT NOT NULL DEFAULT '',
+    n             INTEGER NOT NULL,
+    total         INTEGER NOT NULL DEFAULT 0,
+    business      INTEGER NOT NULL DEFAULT 0,
+    hist          BLOB,
+    hist_business BLOB,
+    PRIMARY KEY (metric, day, channel, team, agent, label)
+) WITHOUT ROWID;
+
+CREATE TABLE report_settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE report_state (
+    conversation_id INTEGER PRIMARY KEY,
+    open            INTEGER NOT NULL,
+    episode_start   INTEGER,
+    first_replied   INTEGER NOT NULL,
+    waiting_since   INTEGER,
+    waiting_channel TEXT,
+    replied_at      INTEGER,
+    channel         TEXT NOT NULL,
+    assignee        TEXT,
+    team            TEXT,
+    policy          TEXT,
+    breached        TEXT NOT NULL DEFAULT ''
+);
 "#;
 
 /// CSAT (renumbered by the lead when merged): one survey per conversation, ever.
