@@ -839,6 +839,42 @@ mod tests {
         );
     }
 
+    /// The lead's report facts come from these exact events: a real survey and a real text
+    /// answer become the CSAT figures (sent, answered, distribution), and the survey is not
+    /// counted as our first reply.
+    #[test]
+    fn a_real_survey_and_answer_feed_the_reports() {
+        use crate::api::report::{ReportQuery, Slice};
+        let mut s = Store::open_in_memory().unwrap();
+        let now = now_millis();
+        let (conv, _) = email(&mut s, "<1@x>", "hello", now - 60_000);
+        start(&mut s);
+        s.set_status(conv, Status::Resolved, None, "bob", now - 50_000)
+            .unwrap();
+        s.derive_csat(&cfg(), now - 40_000).unwrap();
+        email(&mut s, "<2@x>", "2 - slow", now - 30_000);
+        let sla = crate::sla::SlaConfig::default();
+        s.backfill_reports(&sla, false, &mut |_| {}).unwrap();
+        s.derive_reports(&sla, &mut |_| {}).unwrap();
+        let r = s
+            .report(
+                &ReportQuery {
+                    from: now - 3_600_000,
+                    to: now + 3_600_000,
+                    by: Slice::Channel,
+                    metrics: vec![],
+                    tz: Some("UTC".into()),
+                    days: None,
+                },
+                &crate::store::ReportScope::All,
+            )
+            .unwrap();
+        assert_eq!(r.total.csat.sent, 1);
+        assert_eq!(r.total.csat.answered, 1);
+        assert_eq!(r.total.csat.scores, [0, 1, 0, 0, 0]);
+        assert_eq!(r.total.first_response.count, 0, "a survey is not a reply");
+    }
+
     #[test]
     fn a_reply_without_a_score_or_after_the_window_reopens_as_usual() {
         let mut s = Store::open_in_memory().unwrap();
