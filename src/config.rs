@@ -1537,7 +1537,7 @@ mod tests {
             !c.workspace.csat.enabled,
             "surveys are off unless asked for"
         );
-        let good = "[[teams]]\nname = \"support\"\n\n[csat]\nenabled = true\nchannels = [\"email\", \"telegram\"]\nteams = [\"support\", \"none\"]\nquestion = \"How did we do?\"\nanswer_window = \"3d\"\n";
+        let good = "[[teams]]\nname = \"support\"\n\n[csat]\nenabled = true\nchannels = [\"email\", \"telegram\"]\nteams = [\"support\", \"none\"]\nquestion = \"How did we do?\"\nanswer_window = \"3d\"\ndelay = \"1h\"\n";
         let c = load_text(good).unwrap();
         let cs = &c.workspace.csat;
         assert!(cs.enabled);
@@ -1554,6 +1554,7 @@ mod tests {
         );
         assert_eq!(cs.question, "How did we do?");
         assert_eq!(cs.answer_window_ms, 3 * 86_400_000);
+        assert_eq!(cs.delay_ms, 3_600_000);
         for (bad, line, key) in [
             (
                 good.replace("\"telegram\"]", "\"pigeon\"]"),
@@ -1572,6 +1573,7 @@ mod tests {
             ),
             (good.replace("How did we do?", " "), 8, "csat.question"),
             (good.replace("\"3d\"", "\"soon\""), 9, "csat.answer_window"),
+            (good.replace("\"1h\"", "\"90d\""), 10, "csat.delay"),
         ] {
             match load_text(&bad).unwrap_err() {
                 ConfigError::Invalid {

@@ -10,6 +10,7 @@
 //! teams = ["support", "none"]       # default: every team; "none" = conversations in no team
 //! question = "How would you rate our help?"
 //! answer_window = "7d"              # a text reply within this long counts as the answer
+//! delay = "1h"                      # wait this long after the resolution (reopened: no survey)
 //! ```
 
 use crate::model::{Channel, ConversationId};
@@ -39,6 +40,9 @@ pub struct CsatConfig {
     pub question: String,
     /// How long after the survey a text reply is read as its answer (ms).
     pub answer_window_ms: i64,
+    /// How long after the resolution the survey goes (ms; 0: at once). Reopened before
+    /// then, it waits for the next resolution.
+    pub delay_ms: i64,
 }
 
 impl Default for CsatConfig {
@@ -49,6 +53,7 @@ impl Default for CsatConfig {
             teams: None,
             question: DEFAULT_QUESTION.into(),
             answer_window_ms: DEFAULT_ANSWER_WINDOW_MS,
+            delay_ms: 0,
         }
     }
 }
@@ -86,6 +91,7 @@ pub struct RawCsat {
     pub teams: Option<toml::Spanned<Vec<String>>>,
     pub question: Option<toml::Spanned<String>>,
     pub answer_window: Option<toml::Spanned<String>>,
+    pub delay: Option<toml::Spanned<String>>,
 }
 
 /// A resolve error: the span, the dotted key, the message.
@@ -172,6 +178,18 @@ impl RawCsat {
                 ));
             }
             c.answer_window_ms = ms;
+        }
+        if let Some(d) = &self.delay {
+            let ms = crate::units::parse_duration(d.get_ref())
+                .map_err(|m| (d.span(), "csat.delay".to_string(), m))?;
+            if ms > 30 * 86_400_000 {
+                return Err((
+                    d.span(),
+                    "csat.delay".into(),
+                    "longer than 30 days: the customer will not remember the conversation".into(),
+                ));
+            }
+            c.delay_ms = ms;
         }
         Ok(c)
     }

@@ -364,6 +364,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     tasks.push(tokio::spawn(tasks::sweep_loop(Arc::clone(&shared))));
     // SLA deadlines: warned and breached as time passes (events; the assignee is notified).
     tasks.push(tokio::spawn(sla::run(Arc::clone(&shared))));
+    // Delayed satisfaction surveys that came due.
+    tasks.push(tokio::spawn(csat::run(Arc::clone(&shared))));
     // Presence of connections that hang without closing expires.
     let sh = Arc::clone(&shared);
     tasks.push(tokio::spawn(async move {

@@ -79,11 +79,34 @@ fn set_cursor(conn: &Connection, to: EventId) -> Result<()> {
     Ok(())
 }
 
-fn is_resolved_event(kind: &str, data: Option<&str>) -> bool {
-    kind == "status_changed"
-        && data
-            .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
-            .is_some_and(|v| v.get("status").and_then(|s| s.as_str()) == Some("resolved"))
+/// A `status_changed` event's new status (None: another kind of event).
+fn new_status(kind: &str, data: Option<&str>) -> Option<String> {
+    if kind != "status_changed" {
+        return None;
+    }
+    data.and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_string))
+}
+
+/// A resolution with `[csat] delay`: the survey waits (a row without message) until `due`.
+fn schedule(conn: &Connection, conv: ConversationId, due: Millis, now: Millis) -> Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO csat(conversation_id, channel, decided_at, answer_until, due_at)
+             SELECT ?1, last_channel, ?3, ?3, ?2 FROM conversations WHERE id = ?1
+             ON CONFLICT(conversation_id) DO NOTHING",
+        )?
+        .execute((conv, due, now))?;
+    Ok(n > 0)
+}
+
+/// Reopened before its delayed survey went: dropped (the next resolution asks again).
+fn unschedule(conn: &Connection, conv: ConversationId) -> Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM csat WHERE conversation_id = ?1 AND message_id IS NULL AND skipped IS NULL",
+    )?
+    .execute([conv])?;
+    Ok(())
 }
 
 /// The channel the customer last wrote on in the conversation (else its last channel).
@@ -111,8 +134,12 @@ fn survey(
     cfg: &CsatConfig,
     now: Millis,
 ) -> Result<Option<bool>> {
+    // Decided before (sent or skipped). A delayed one waiting is not: this sends it.
     let done = conn
-        .prepare_cached("SELECT 1 FROM csat WHERE conversation_id = ?1")?
+        .prepare_cached(
+            "SELECT 1 FROM csat WHERE conversation_id = ?1
+               AND (message_id IS NOT NULL OR skipped IS NOT NULL)",
+        )?
         .exists([conv])?;
     if done {
         return Ok(None);
@@ -155,7 +182,8 @@ fn survey(
         Err(e) => return Err(e),
     };
     conn.prepare_cached(
-        "INSERT INTO csat(conversation_id, channel, message_id, decided_at, answer_until, skipped)
+        "INSERT OR REPLACE INTO csat(conversation_id, channel, message_id, decided_at,
+            answer_until, skipped)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute((
@@ -404,13 +432,20 @@ impl Store {
                     set_cursor(tx, EventId(newest.unwrap_or(0)))?;
                     return Ok((CsatPass::default(), false));
                 };
-                let evs: Vec<(EventId, String, Option<ConversationId>, Option<String>)> = {
+                #[allow(clippy::type_complexity)]
+                let evs: Vec<(
+                    EventId,
+                    String,
+                    Option<ConversationId>,
+                    Option<String>,
+                    Millis,
+                )> = {
                     let mut stmt = tx.prepare_cached(
-                        "SELECT id, kind, conversation_id, data FROM events WHERE id > ?1
+                        "SELECT id, kind, conversation_id, data, at FROM events WHERE id > ?1
                          ORDER BY id LIMIT ?2",
                     )?;
                     stmt.query_map((from, BATCH as i64), |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                     })?
                     .collect::<rusqlite::Result<_>>()?
                 };
@@ -419,9 +454,18 @@ impl Store {
                 };
                 let mut p = CsatPass::default();
                 if cfg.enabled {
-                    for (_, kind, conv, data) in &evs {
+                    for (_, kind, conv, data, at) in &evs {
                         let Some(conv) = conv else { continue };
-                        if !is_resolved_event(kind, data.as_deref()) {
+                        match new_status(kind, data.as_deref()).as_deref() {
+                            Some("resolved") => {}
+                            Some(_) => {
+                                unschedule(tx, *conv)?;
+                                continue;
+                            }
+                            None => continue,
+                        }
+                        if cfg.delay_ms > 0 {
+                            schedule(tx, *conv, at.saturating_add(cfg.delay_ms), now)?;
                             continue;
                         }
                         match survey(tx, *conv, cfg, now)? {
@@ -440,6 +484,32 @@ impl Store {
                 return Ok(pass);
             }
         }
+    }
+
+    /// Send the delayed surveys now due (`[csat] delay`) whose conversation is still
+    /// resolved ([`survey`] checks it; one reopened in between was dropped by the
+    /// derivation). Reads the waiting rows' index only.
+    pub fn csat_sweep(&mut self, cfg: &CsatConfig, now: Millis) -> Result<CsatPass> {
+        self.write_with(|tx| {
+            let due: Vec<ConversationId> = tx
+                .prepare_cached(
+                    "SELECT conversation_id FROM csat INDEXED BY csat_due
+                     WHERE message_id IS NULL AND skipped IS NULL AND due_at <= ?1
+                     ORDER BY due_at LIMIT 500",
+                )?
+                .query_map([now], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut p = CsatPass::default();
+            for conv in due {
+                match survey(tx, conv, cfg, now)? {
+                    Some(true) => p.sent += 1,
+                    Some(false) => p.skipped += 1,
+                    // Not resolved any more, or no longer covered by the settings.
+                    None => unschedule(tx, conv)?,
+                }
+            }
+            Ok(p)
+        })
     }
 
     /// Record a button's answer (web chat, Telegram, WhatsApp) for a conversation's survey.
@@ -873,6 +943,57 @@ mod tests {
         assert_eq!(r.total.csat.answered, 1);
         assert_eq!(r.total.csat.scores, [0, 1, 0, 0, 0]);
         assert_eq!(r.total.first_response.count, 0, "a survey is not a reply");
+    }
+
+    /// `[csat] delay`: the survey waits after the resolution; reopened before it is due, it
+    /// is dropped; resolved again, it waits again and goes once when due.
+    #[test]
+    fn a_delayed_survey_waits_and_a_reopen_before_it_cancels_it() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now = now_millis();
+        let (conv, _) = email(&mut s, "<1@x>", "hello", now - 60_000);
+        start(&mut s);
+        let delayed = CsatConfig {
+            delay_ms: 3_600_000,
+            ..cfg()
+        };
+        s.set_status(conv, Status::Resolved, None, "bob", now)
+            .unwrap();
+        assert_eq!(s.derive_csat(&delayed, now).unwrap(), CsatPass::default());
+        assert_eq!(
+            s.csat_sweep(&delayed, now + 60_000).unwrap(),
+            CsatPass::default()
+        );
+        assert_eq!(surveys(&s, conv), 0, "not yet");
+        // The customer writes back within the hour: it reopens, the survey is dropped.
+        email(&mut s, "<2@x>", "one more question", now + 120_000);
+        s.derive_csat(&delayed, now + 120_000).unwrap();
+        assert!(s.conversation_csat(conv).unwrap().is_none());
+        assert_eq!(
+            s.csat_sweep(&delayed, now + 2 * 3_600_000).unwrap(),
+            CsatPass::default()
+        );
+        // Resolved again (the events carry their own time): due an hour after that.
+        s.set_status(conv, Status::Resolved, None, "bob", now + 200_000)
+            .unwrap();
+        s.derive_csat(&delayed, now + 200_000).unwrap();
+        assert_eq!(s.csat_sweep(&delayed, now + 300_000).unwrap().sent, 0);
+        let due = s.conversation_csat(conv).unwrap().unwrap();
+        assert_eq!((due.message, due.skipped, due.score), (None, None, None));
+        // A button cannot answer a survey that has not gone out.
+        assert_eq!(
+            s.record_csat_answer(conv, 5, "", Channel::Email, now + 300_000)
+                .unwrap(),
+            CsatOutcome::NoSurvey
+        );
+        let later = now + 200_000 + 3_600_000 + 1;
+        assert_eq!(s.csat_sweep(&delayed, later).unwrap().sent, 1);
+        assert_eq!(
+            s.csat_sweep(&delayed, later + 1).unwrap(),
+            CsatPass::default()
+        );
+        assert_eq!(surveys(&s, conv), 1);
+        assert_eq!(events_of(&s, conv, "csat_sent").len(), 1);
     }
 
     #[test]

@@ -575,7 +575,8 @@ CREATE TABLE report_state (
 ///   second one. `message_id`: the survey message (NULL: none went out, `skipped` says why,
 ///   e.g. the contact opted out). `answer_until`: a text reply on `channel` until then is read
 ///   as the answer. `score` / `comment` / `answered_at` / `answer_channel`: the first answer
-///   (it is final).
+///   (it is final). `due_at`: a delayed survey (`[csat] delay`) not sent yet (no message, not
+///   skipped): sent then if the conversation is still resolved, dropped if it was reopened.
 pub const V13_CSAT: &str = r#"
 -- No foreign key: merging contacts folds and deletes conversations; a survey row of a
 -- folded conversation stays as history and is read through a join.
@@ -589,7 +590,10 @@ CREATE TABLE csat (
     score           INTEGER,
     comment         TEXT,
     answer_channel  TEXT,
-    answered_at     INTEGER
+    answered_at     INTEGER,
+    due_at          INTEGER
 );
 CREATE INDEX csat_pending ON csat(answer_until) WHERE score IS NULL AND message_id IS NOT NULL;
+-- A delayed survey waits here (no message, not skipped) until `due_at`.
+CREATE INDEX csat_due ON csat(due_at) WHERE message_id IS NULL AND skipped IS NULL;
 "#;
