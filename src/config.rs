@@ -577,6 +577,7 @@ struct RawConfig {
     hours: Vec<crate::sla::HoursSpec>,
     #[serde(default)]
     sla: Vec<crate::sla::PolicySpec>,
+    csat: Option<Spanned<crate::csat::RawCsat>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -947,6 +948,14 @@ impl RawConfig {
             |p| expand_path(p, base, env),
         )
         .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
+        let mut workspace = workspace;
+        if let Some(raw) = &self.csat {
+            let teams: Vec<String> = workspace.teams.iter().map(|t| t.name.clone()).collect();
+            workspace.csat = raw
+                .get_ref()
+                .resolve(&teams)
+                .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
+        }
 
         // A channel's team must be one the workspace defines: a typo would make a team nobody
         // is in, whose conversations only admins would ever see.
@@ -1519,6 +1528,69 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn csat_settings_are_read_and_checked_with_key_and_line() {
+        let c = load_text("").unwrap();
+        assert!(
+            !c.workspace.csat.enabled,
+            "surveys are off unless asked for"
+        );
+        let good = "[[teams]]\nname = \"support\"\n\n[csat]\nenabled = true\nchannels = [\"email\", \"telegram\"]\nteams = [\"support\", \"none\"]\nquestion = \"How did we do?\"\nanswer_window = \"3d\"\ndelay = \"1h\"\n";
+        let c = load_text(good).unwrap();
+        let cs = &c.workspace.csat;
+        assert!(cs.enabled);
+        assert_eq!(
+            cs.channels,
+            vec![
+                crate::model::Channel::Email,
+                crate::model::Channel::Telegram
+            ]
+        );
+        assert_eq!(
+            cs.teams.as_deref(),
+            Some(&["support".to_string(), "none".to_string()][..])
+        );
+        assert_eq!(cs.question, "How did we do?");
+        assert_eq!(cs.answer_window_ms, 3 * 86_400_000);
+        assert_eq!(cs.delay_ms, 3_600_000);
+        for (bad, line, key) in [
+            (
+                good.replace("\"telegram\"]", "\"pigeon\"]"),
+                6,
+                "csat.channels",
+            ),
+            (
+                good.replace("\"telegram\"]", "\"phone\"]"),
+                6,
+                "csat.channels",
+            ),
+            (
+                good.replace("\"support\", \"none\"", "\"sales\""),
+                7,
+                "csat.teams",
+            ),
+            (good.replace("How did we do?", " "), 8, "csat.question"),
+            (good.replace("\"3d\"", "\"soon\""), 9, "csat.answer_window"),
+            (good.replace("\"1h\"", "\"90d\""), 10, "csat.delay"),
+        ] {
+            match load_text(&bad).unwrap_err() {
+                ConfigError::Invalid {
+                    line: l,
+                    key: k,
+                    message,
+                    ..
+                } => {
+                    assert_eq!((l, k.as_deref()), (line, Some(key)), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let err = load_text("[csat]\nenable = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`enable`"), "{err}");
     }
 
     #[test]

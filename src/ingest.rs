@@ -189,16 +189,34 @@ pub fn ingest_in(
         tx.mark_reachable(msg.customer.kind, &customer_value)?;
     }
 
-    // thread: the open conversation, else a recently resolved one, else a new one.
+    // thread: the open conversation, else a recently resolved one, else a new one. A reply
+    // that answers a survey ("5 - great service") joins the surveyed conversation and leaves
+    // it resolved.
     let mut new_conversation = false;
-    let conversation = match tx.active_conversation(contact)? {
-        Some(c) => {
+    let active = tx.active_conversation(contact)?;
+    let survey_answer = match (active, msg.direction) {
+        (None, Direction::In) => {
+            // A survey's list row / button (WhatsApp `interactive`) carries `csat:CONV:SCORE`.
+            let button = msg
+                .meta
+                .as_ref()
+                .and_then(|m| m.get("interactive"))
+                .and_then(|i| i.get("id"))
+                .and_then(|v| v.as_str())
+                .and_then(crate::csat::parse_button);
+            tx.csat_text_answer(contact, msg.channel, at, &body, button)?
+        }
+        _ => None,
+    };
+    let conversation = match (survey_answer.as_ref(), active) {
+        (Some((c, _, _)), _) => *c,
+        (None, Some(c)) => {
             if msg.direction == Direction::In {
                 tx.reopen(c, now, "ingest")?;
             }
             c
         }
-        None => match tx.last_resolved(contact)? {
+        (None, None) => match tx.last_resolved(contact)? {
             // Our own message seen from outside (a Sent folder) joins the recently resolved
             // conversation it belongs to but leaves it resolved: only the customer reopens.
             Some((c, resolved_at)) if at - resolved_at <= settings.reopen_window_ms => {
@@ -279,6 +297,9 @@ pub fn ingest_in(
         },
         Some(&serde_json::json!({ "channel": msg.channel })),
     )?;
+    if let Some((conv, score, comment)) = &survey_answer {
+        tx.record_csat_text_answer(*conv, *score, comment, msg.channel, now, message)?;
+    }
     if let Some((k, v)) = &msg.cursor {
         tx.set_cursor(msg.channel.as_str(), &account, k, v)?;
     }

@@ -1,6 +1,9 @@
 //! The Telegram channel against a local Bot API server (axum) that answers getMe, getUpdates
 //! (offset/timeout), sendMessage, getFile and file downloads with JSON shaped like the Bot API
-//! documentation, and can be told to answer 429 (retry_after), 409 and 403.
+//! documentation, and can be told to answer 429 (retry_after), 409 and 403. It also speaks
+//! inline keyboards: sendMessage keeps a message's `reply_markup`, a tap is a `callback_query`
+//! update (delivered only when getUpdates' `allowed_updates` asks for it, as Telegram does),
+//! and answerCallbackQuery answers it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use axum::Router;
@@ -54,6 +57,10 @@ struct Api {
     send_delay: Duration,
     /// The bot's username in getMe (default braid_test_bot).
     me_username: Option<String>,
+    /// The `reply_markup` of every accepted sendMessage (Null: none), in order.
+    markups: Vec<Value>,
+    /// (callback_query_id, text) of every answerCallbackQuery.
+    callback_answers: Vec<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -128,6 +135,27 @@ impl Server {
         id
     }
 
+    /// A user taps an inline keyboard button of the bot's message `message_id`: a
+    /// callback_query update. Returns the query's id.
+    fn user_taps(&self, from: i64, message_id: i64, data: &str) -> String {
+        let mut a = self.api.lock().unwrap();
+        let u = a.next_update;
+        a.next_update += 1;
+        let id = format!("cbq-{u}");
+        let mut m = message(
+            message_id,
+            BOT_ID,
+            json!({"text": "How would you rate our help?"}),
+        );
+        m["from"] = json!({"id": BOT_ID, "is_bot": true, "first_name": "Braid Test", "username": "braid_test_bot"});
+        m["chat"] = private_chat(from, "Ann");
+        a.updates.push(json!({"update_id": u, "callback_query": {
+            "id": id, "from": user(from, "Ann"), "message": m,
+            "chat_instance": format!("ci-{from}"), "data": data
+        }}));
+        id
+    }
+
     fn customer_edits(&self, id: i64, text: &str) {
         let mut a = self.api.lock().unwrap();
         let u = a.next_update;
@@ -195,10 +223,26 @@ async fn method(
                     // Confirming an offset forgets the updates before it, as Telegram does.
                     a.confirmed = a.confirmed.max(offset);
                     let confirmed = a.confirmed;
+                    // `allowed_updates`: only those kinds (absent: every kind but a few,
+                    // callback queries included).
+                    let allowed: Option<Vec<String>> =
+                        params["allowed_updates"].as_array().map(|l| {
+                            l.iter()
+                                .filter_map(|v| v.as_str().map(str::to_string))
+                                .collect()
+                        });
                     let list: Vec<Value> = a
                         .updates
                         .iter()
                         .filter(|u| u["update_id"].as_i64().unwrap() >= confirmed)
+                        .filter(|u| match &allowed {
+                            None => true,
+                            Some(kinds) => u
+                                .as_object()
+                                .unwrap()
+                                .keys()
+                                .any(|k| k != "update_id" && kinds.contains(k)),
+                        })
                         .cloned()
                         .collect();
                     if !list.is_empty() || Instant::now() >= deadline {
@@ -219,6 +263,7 @@ async fn method(
                         let id = a.next_message;
                         a.next_message += 1;
                         a.sent.push((chat, text.clone(), Instant::now()));
+                        a.markups.push(params["reply_markup"].clone());
                         Ok((chat, text, id, a.send_delay))
                     }
                 }
@@ -239,6 +284,23 @@ async fn method(
                     "text": text
                 }}),
             )
+        }
+        "answercallbackquery" => {
+            let id = params["callback_query_id"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let text = params["text"].as_str().unwrap_or("").to_string();
+            if id.is_empty() {
+                let (c, v) = api_error(
+                    400,
+                    "Bad Request: query is too old and response timeout expired or query ID is invalid",
+                    None,
+                );
+                return reply(c, v);
+            }
+            api.lock().unwrap().callback_answers.push((id, text));
+            reply(200, json!({"ok": true, "result": true}))
         }
         "getfile" => {
             let id = params["file_id"].as_str().unwrap_or("");
@@ -1319,5 +1381,92 @@ async fn a_message_of_only_escape_sequences_is_skipped_not_stored_blank() {
             "SELECT count(*) FROM messages WHERE trim(body) = ''"
         ),
         0
+    );
+}
+
+/// A resolved conversation's survey goes out with an inline keyboard 1-5; the customer's tap
+/// comes back as a callback query, is recorded once (a stranger's forged tap is not), and
+/// every query is answered so Telegram stops the button's spinner.
+#[tokio::test]
+async fn a_survey_goes_with_a_keyboard_and_a_tap_answers_it() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tg = server.bot();
+    let conv = ann_conversation(&server, dir.path(), &tg).await;
+    let cfg = braid::csat::CsatConfig {
+        enabled: true,
+        ..Default::default()
+    };
+    let mut s = open_store(dir.path());
+    s.derive_csat(&cfg, now_millis()).unwrap(); // the cursor starts here
+    s.set_status(
+        conv,
+        braid::model::Status::Resolved,
+        None,
+        "bob",
+        now_millis(),
+    )
+    .unwrap();
+    assert_eq!(s.derive_csat(&cfg, now_millis()).unwrap().sent, 1);
+    let mut d = dispatcher(dir.path(), &tg);
+    let done = d.run_until_idle().await.unwrap();
+    assert_eq!(done.len(), 1);
+    assert!(matches!(done[0].1, Ok(Outcome::Sent)), "{done:?}");
+    let sent = server.sent();
+    assert_eq!(sent.last().unwrap().1, braid::csat::DEFAULT_QUESTION);
+    let markup = server.api.lock().unwrap().markups.last().unwrap().clone();
+    let row = &markup["inline_keyboard"][0];
+    let labels: Vec<&str> = row
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["1", "2", "3", "4", "5"]);
+    let data = row[3]["callback_data"].as_str().unwrap().to_string();
+    assert_eq!(data, format!("csat:{}:4", conv.0));
+
+    // Someone else forges Ann's button: answered, not counted.
+    let forged = server.user_taps(999, 7, &data);
+    // Ann taps 4, then 1 (the first answer is final).
+    let first = server.user_taps(ANN, 7, &data);
+    let again = server.user_taps(ANN, 7, &format!("csat:{}:1", conv.0));
+    let poller = Poller::new(Arc::clone(&tg), open_store(dir.path()));
+    let got = poller.poll_once(0).await.unwrap();
+    assert_eq!(got.answers, 1, "{got:?}");
+    let answers = server.api.lock().unwrap().callback_answers.clone();
+    assert_eq!(
+        answers,
+        vec![
+            (forged, "This survey is closed.".to_string()),
+            (first, "Thank you for your feedback!".to_string()),
+            (again, "Thanks, we already have your answer.".to_string()),
+        ]
+    );
+    let (score, data): (i64, String) = db(dir.path())
+        .query_row(
+            "SELECT (SELECT score FROM csat WHERE conversation_id = ?1),
+                    (SELECT data FROM events WHERE kind = 'csat_answered')",
+            [conv.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(score, 4);
+    assert_eq!(
+        serde_json::from_str::<Value>(&data).unwrap(),
+        json!({"score": 4, "comment": "", "channel": "telegram"})
+    );
+    // Asked for by allowed_updates (without it Telegram would not deliver the taps).
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT count(*) FROM events WHERE kind = 'csat_answered'"
+        ),
+        1
+    );
+    // The conversation stays resolved.
+    assert_eq!(
+        open_store(dir.path()).conversation(conv).unwrap().status,
+        braid::model::Status::Resolved
     );
 }

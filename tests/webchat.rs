@@ -1198,3 +1198,104 @@ async fn a_message_of_only_escape_sequences_is_refused_as_empty() {
     assert_eq!(say(&mut ws, "ok", "hello").await, ack("ok"));
     assert_eq!(timeline_of(&chat.store, &id).len(), 1);
 }
+
+/// A resolved conversation's survey reaches the widget with `csat` (its buttons answer it);
+/// the visitor's `csat` frame over the real WebSocket is acked and recorded once, with its
+/// comment sanitized; another visitor cannot answer it; a text "4" is not needed.
+#[tokio::test]
+async fn a_survey_reaches_the_widget_and_its_answer_comes_back_over_the_socket() {
+    let chat = start().await;
+    let addr = chat.server.addr();
+    let mut store = Store::open_dir(chat.dir.path()).unwrap();
+    let (mut ws, _, id) = visitor(addr, None).await;
+    assert_eq!(
+        say(&mut ws, "q1", "Do you ship to Norway?").await,
+        ack("q1")
+    );
+    let contact = store
+        .contact_by_identity(IdentityKind::WebChat, &id)
+        .unwrap()
+        .unwrap();
+    let conv = store.active_conversation(contact).unwrap().unwrap();
+    let cfg = braid::csat::CsatConfig {
+        enabled: true,
+        question: "How did we do?".into(),
+        ..Default::default()
+    };
+    store.derive_csat(&cfg, now_millis()).unwrap();
+    store
+        .set_status(
+            conv,
+            braid::model::Status::Resolved,
+            None,
+            "bob",
+            now_millis(),
+        )
+        .unwrap();
+    assert_eq!(store.derive_csat(&cfg, now_millis()).unwrap().sent, 1);
+    let item = store
+        .claim_outbox(now_millis(), 60_000, 10)
+        .unwrap()
+        .pop()
+        .unwrap();
+    chat.server.outbound(None, None).send(&item).await.unwrap();
+    let survey = match frame(&mut ws).await {
+        ServerFrame::Msg {
+            text, author, csat, ..
+        } => {
+            assert_eq!((text.as_str(), author.as_str()), ("How did we do?", ""));
+            csat.expect("the survey frame names its survey")
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(survey, conv.0);
+
+    // Another visitor forges an answer: refused, nothing recorded.
+    let (mut other, _, _) = visitor(addr, None).await;
+    send(
+        &mut other,
+        json!({"type": "csat", "id": "x1", "survey": survey, "score": 1}),
+    )
+    .await;
+    assert_eq!(code_of(&frame(&mut other).await), "csat_closed");
+    // Out of range: refused.
+    send(
+        &mut ws,
+        json!({"type": "csat", "id": "s0", "survey": survey, "score": 9}),
+    )
+    .await;
+    assert_eq!(code_of(&frame(&mut ws).await), "bad_score");
+    // The visitor taps 2 with a comment (escape sequences and all).
+    send(
+        &mut ws,
+        json!({"type": "csat", "id": "s1", "survey": survey, "score": 2,
+               "comment": "slow \u{1b}[31manswer"}),
+    )
+    .await;
+    assert_eq!(frame(&mut ws).await, ack("s1"));
+    // A resend after a reconnect is acked; a second answer does not replace the first.
+    send(
+        &mut ws,
+        json!({"type": "csat", "id": "s2", "survey": survey, "score": 5}),
+    )
+    .await;
+    assert_eq!(frame(&mut ws).await, ack("s2"));
+    let row = store.conversation_csat(conv).unwrap().unwrap();
+    assert_eq!(row.score, Some(2));
+    assert_eq!(row.comment.as_deref(), Some("slow answer"));
+    let events: Vec<_> = store
+        .conversation_events(conv, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "csat_answered")
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(events[0].data.as_deref().unwrap()).unwrap(),
+        json!({"score": 2, "comment": "slow answer", "channel": "webchat"})
+    );
+    assert_eq!(
+        store.conversation(conv).unwrap().status,
+        braid::model::Status::Resolved
+    );
+}

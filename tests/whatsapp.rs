@@ -901,3 +901,78 @@ async fn a_server_error_after_the_request_left_is_unclear_and_not_resent_by_itse
     assert!(d.run_until_idle().await.unwrap().is_empty());
     assert_eq!(b.graph.sends().len(), 1);
 }
+
+/// A survey goes as an interactive list (five rows: WhatsApp's reply buttons stop at three);
+/// the customer's list reply names the survey and score and is recorded without reopening
+/// the conversation; the message is kept like any other.
+#[tokio::test]
+async fn a_survey_goes_as_a_list_and_the_list_reply_answers_it() {
+    let b = Braid::start().await;
+    let conv = b
+        .customer_writes("wamid.IN1", "Where is my order?", now_secs())
+        .await;
+    let mut s = b.store();
+    let cfg = braid::csat::CsatConfig {
+        enabled: true,
+        ..Default::default()
+    };
+    s.derive_csat(&cfg, now_millis()).unwrap();
+    s.set_status(
+        conv,
+        braid::model::Status::Resolved,
+        None,
+        "bob",
+        now_millis(),
+    )
+    .unwrap();
+    assert_eq!(s.derive_csat(&cfg, now_millis()).unwrap().sent, 1);
+    let done = b.dispatcher().run_until_idle().await.unwrap();
+    assert!(matches!(done[0].1, Ok(Outcome::Sent)), "{done:?}");
+    let body = b.graph.sends().last().unwrap().body.clone();
+    assert_eq!(body["type"], "interactive");
+    assert_eq!(body["interactive"]["type"], "list");
+    let rows = body["interactive"]["action"]["sections"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(rows.len(), 5);
+    assert!(
+        rows.iter()
+            .all(|r| r["title"].as_str().unwrap().chars().count() <= 24)
+    );
+    assert_eq!(rows[1]["id"], format!("csat:{}:2", conv.0));
+    assert!(
+        body["interactive"]["body"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(braid::csat::DEFAULT_QUESTION)
+    );
+
+    // Ana picks "2 – Fair" in the list.
+    let reply = envelope(json!({"messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001111", "phone_number_id": PNID},
+        "contacts": [{"profile": {"name": "Ana Souza"}, "wa_id": ANA}],
+        "messages": [{"from": ANA, "id": "wamid.IN2", "timestamp": now_secs().to_string(),
+                      "type": "interactive",
+                      "interactive": {"type": "list_reply",
+                                      "list_reply": {"id": rows[1]["id"], "title": "2 – Fair"}}}]}));
+    assert_eq!(b.post(reply).await, 200);
+    let data = b
+        .until("the answer", |s| {
+            s.conversation_events(conv, 100)
+                .unwrap()
+                .into_iter()
+                .find(|e| e.kind == "csat_answered")
+                .and_then(|e| e.data)
+        })
+        .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&data).unwrap(),
+        json!({"score": 2, "comment": "", "channel": "whatsapp"})
+    );
+    let s = b.store();
+    assert_eq!(
+        s.conversation(conv).unwrap().status,
+        braid::model::Status::Resolved
+    );
+}

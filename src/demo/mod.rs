@@ -80,6 +80,8 @@ pub fn workspace() -> crate::server::workspace::Workspace {
         // The simulated agents are online in the demo: presence shows without a team.
         simulate_colleagues: true,
         sla: sla_config(),
+        // Surveys stay off in the demo (its simulated customers do not answer them).
+        csat: crate::csat::CsatConfig::default(),
         demo_templates: [
             (
                 "order_update",

@@ -292,3 +292,53 @@ fn a_customer_on_many_channels_has_every_badge_in_the_profile() {
         assert!(profile.contains(badge), "{badge} missing:\n{profile}");
     }
 }
+
+/// A survey answer shows where agents read: a note on the conversation's timeline, and the
+/// latest scores (with the newest comment) in the contact's profile.
+#[test]
+fn a_survey_answer_shows_on_the_timeline_and_in_the_profile() {
+    let mut s = store_with(Channel::Telegram, IdentityKind::Telegram, "4242", H);
+    let cfg = crate::csat::CsatConfig {
+        enabled: true,
+        ..Default::default()
+    };
+    let now = now_millis();
+    s.derive_csat(&cfg, now).unwrap();
+    let contact = s
+        .contact_by_identity(IdentityKind::Telegram, "4242")
+        .unwrap()
+        .unwrap();
+    let conv = s.active_conversation(contact).unwrap().unwrap();
+    s.set_status(
+        conv,
+        crate::model::Status::Resolved,
+        None,
+        "bob",
+        now - 2_000,
+    )
+    .unwrap();
+    assert_eq!(s.derive_csat(&cfg, now - 1_500).unwrap().sent, 1);
+    s.record_csat_button(
+        conv,
+        2,
+        "took \u{1b}[2Jtwo days",
+        Channel::Telegram,
+        now - 1_000,
+        IdentityKind::Telegram,
+        "4242",
+    )
+    .unwrap();
+    // A supervisor opens it again to follow up on the low score.
+    s.set_status(conv, crate::model::Status::Open, None, "bob", now - 500)
+        .unwrap();
+    let mut h = Harness::new(s, "me", 160, 40, now).unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("NOTE csat")
+            && screen.contains("Customer satisfaction: 2/5 ★★☆☆☆ (on Telegram): “took two"),
+        "{screen}"
+    );
+    assert!(screen.contains("csat     2/5"), "{screen}");
+    assert!(screen.contains("“took two days”"), "{screen}");
+    assert!(!screen.contains('\u{1b}'));
+}

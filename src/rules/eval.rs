@@ -29,6 +29,8 @@ pub struct Facts {
     /// Whether the triggering moment is in the team's business hours (None: the workspace
     /// defines none: always).
     pub business_hours: Option<bool>,
+    /// The score the customer gave the conversation's satisfaction survey (None: none yet).
+    pub csat: Option<i64>,
     pub now: Millis,
 }
 
@@ -230,6 +232,28 @@ fn check(c: &Cond, f: &Facts) -> Explained {
                 ),
             )
         }
+        Cond::Csat(v) => ex(
+            f.csat.is_some_and(|s| v.contains(&s)),
+            format!(
+                "csat {} (is {})",
+                v.iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+                f.csat
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "not answered".into())
+            ),
+        ),
+        Cond::CsatBelow(n) => ex(
+            f.csat.is_some_and(|s| s < *n),
+            format!(
+                "csat below {n} (is {})",
+                f.csat
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "not answered".into())
+            ),
+        ),
         Cond::Waiting(cmp, ms) => {
             let waited = f.waiting_since.map(|t| f.now - t).unwrap_or(0);
             ex(

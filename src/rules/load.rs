@@ -350,7 +350,7 @@ fn comparison(v: &Value, what: &str, duration: bool) -> Result<(Cmp, i64), Strin
 
 const COND_KEYS: &str = "channel, account, team, status, priority, assignee, vip, tag, no_tag, \
      contact_name, domain, words, phrase, regex, business_hours, earlier_conversations, \
-     since_last_reply, waiting, not, all, any";
+     since_last_reply, waiting, csat, csat_below, not, all, any";
 
 fn cond(v: &Value, depth: usize, known: &Known) -> Result<Cond, String> {
     let Value::Table(t) = v else {
@@ -442,6 +442,27 @@ fn cond(v: &Value, depth: usize, known: &Known) -> Result<Cond, String> {
         "waiting" => {
             let (c, n) = comparison(v, "waiting", true)?;
             Cond::Waiting(c, n)
+        }
+        "csat" => {
+            let scores: Vec<i64> = match v {
+                Value::Integer(n) => vec![*n],
+                Value::Array(a) => a
+                    .iter()
+                    .map(|x| x.as_integer().ok_or("csat: scores 1 to 5, like [1, 2]"))
+                    .collect::<Result<_, _>>()?,
+                _ => return Err("csat: a score 1 to 5 or a list like [1, 2]".into()),
+            };
+            if scores.is_empty() || scores.iter().any(|s| !(1..=5).contains(s)) {
+                return Err("csat: scores are 1 to 5, like [1, 2]".into());
+            }
+            Cond::Csat(scores)
+        }
+        "csat_below" => {
+            let n = v
+                .as_integer()
+                .filter(|n| (2..=5).contains(n))
+                .ok_or("csat_below: a score 2 to 5 (csat_below = 3 matches 1 and 2)")?;
+            Cond::CsatBelow(n)
         }
         "not" => Cond::Not(Box::new(cond(v, depth, known)?)),
         "all" | "any" => {

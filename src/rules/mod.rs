@@ -46,6 +46,8 @@ pub enum Trigger {
     WaitingOnUs,
     /// Time-based: we replied and the customer has not answered for `after` (once per reply).
     WaitingOnCustomer,
+    /// The customer answered the satisfaction survey (conditions `csat`, `csat_below`).
+    CsatAnswered,
 }
 
 impl Trigger {
@@ -66,6 +68,7 @@ impl Trigger {
         (Trigger::SnoozeEnded, "snooze_ended"),
         (Trigger::WaitingOnUs, "waiting_on_us"),
         (Trigger::WaitingOnCustomer, "waiting_on_customer"),
+        (Trigger::CsatAnswered, "csat_answered"),
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,6 +127,7 @@ impl Trigger {
             "team_changed" => vec![Trigger::TeamChanged],
             "sla_warning" => vec![Trigger::SlaWarning],
             "sla_breached" => vec![Trigger::SlaBreached],
+            "csat_answered" => vec![Trigger::CsatAnswered],
             _ => Vec::new(),
         }
     }
@@ -194,6 +198,10 @@ pub enum Cond {
     SinceLastReply(Cmp, i64),
     /// How long the customer has waited on us (nothing waiting: 0), ms.
     Waiting(Cmp, i64),
+    /// The conversation's survey was answered with one of these scores.
+    Csat(Vec<i64>),
+    /// The conversation's survey was answered with a score below this.
+    CsatBelow(i64),
     Not(Box<Cond>),
     All(Vec<Cond>),
     Any(Vec<Cond>),

@@ -8,6 +8,7 @@
 //! row in the events table, whoever wrote it) are pushed to every session that may see them.
 
 pub mod authz;
+mod csat;
 pub mod handler;
 pub mod identity;
 pub(crate) mod notify;
@@ -284,6 +285,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     // Tasks closed by events and notifications of what happened while no server ran (from
     // their durable cursors).
     tasks::follow(&shared).await;
+    // Surveys of the conversations resolved while no server ran.
+    csat::derive(&shared).await;
     notify::derive_and_push(&shared).await;
     // Reporting facts: a store new to them is backfilled here, once (a progress bar).
     reports::derive(&shared).await;
@@ -318,6 +321,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
             // The same events may move SLA deadlines, and notify agents: derived here,
             // whoever wrote them.
             sla::derive_and_sweep(&feed_shared, false).await;
+            // A resolution sends the conversation's satisfaction survey (once, ever).
+            csat::derive(&feed_shared).await;
             notify::derive_and_push(&feed_shared).await;
             reports::derive(&feed_shared).await;
             // And run the workflow rules (events written by rules trigger none).
@@ -359,6 +364,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     tasks.push(tokio::spawn(tasks::sweep_loop(Arc::clone(&shared))));
     // SLA deadlines: warned and breached as time passes (events; the assignee is notified).
     tasks.push(tokio::spawn(sla::run(Arc::clone(&shared))));
+    // Delayed satisfaction surveys that came due.
+    tasks.push(tokio::spawn(csat::run(Arc::clone(&shared))));
     // Presence of connections that hang without closing expires.
     let sh = Arc::clone(&shared);
     tasks.push(tokio::spawn(async move {
@@ -632,6 +639,66 @@ mod tests {
         let st = poll(&|s| s.is_some_and(|s| s.due.is_none())).await;
         assert_eq!(st.unwrap().state, None);
         drop(server);
+    }
+
+    /// The server follows every writer's resolutions and sends the survey once: not again
+    /// when the conversation is reopened and resolved, nor when a restarted server catches up
+    /// on a resolution made while none ran.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_server_sends_one_survey_per_resolved_conversation_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (conversation, _) = one_conversation(&data);
+        let mut config = Config::with_data_dir(&data);
+        config.workspace.csat.enabled = true;
+        let options = || {
+            let mut opts = ServerOptions::new(config.clone());
+            opts.run_worker = false;
+            opts
+        };
+        let surveys = |data: &Path| -> i64 {
+            Store::open_dir(data)
+                .unwrap()
+                .conversation_events(conversation, 1000)
+                .unwrap()
+                .iter()
+                .filter(|e| e.kind == "csat_sent")
+                .count() as i64
+        };
+        let wait_for = |n: i64| {
+            let data = data.clone();
+            async move {
+                for _ in 0..100 {
+                    if surveys(&data) == n {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                panic!("never {n} survey(s): {}", surveys(&data));
+            }
+        };
+        let status = |st: crate::model::Status| {
+            Store::open_dir(&data)
+                .unwrap()
+                .set_status(conversation, st, None, "bob", crate::model::now_millis())
+                .unwrap();
+        };
+        let server = start(options()).await.unwrap();
+        status(crate::model::Status::Resolved);
+        wait_for(1).await;
+        status(crate::model::Status::Open);
+        status(crate::model::Status::Resolved);
+        // Give the feed time to see it; still one.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(surveys(&data), 1);
+        server.shutdown().await;
+        // Resolved again while no server runs; a restarted server catches up: still one.
+        status(crate::model::Status::Open);
+        status(crate::model::Status::Resolved);
+        let server = start(options()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(surveys(&data), 1);
+        server.shutdown().await;
     }
 
     /// A server without a worker (a one-shot command's) still pushes: its status watch ends at

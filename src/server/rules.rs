@@ -825,6 +825,7 @@ fn message_facts(
         last_reply_at: None,
         waiting_since: Some(now),
         business_hours: None,
+        csat: None,
         now,
     })
 }
@@ -1001,6 +1002,91 @@ actions = [{ priority = "high" }]
         let c = ingest(&mut s, &msg("y", "y@e.com", "Hi", "refund", now));
         run_events(&mut s, &rs, &cx).unwrap();
         assert_eq!(s.conversation(c).unwrap().assignee.as_deref(), Some("dana"));
+    }
+
+    /// A low survey score triggers a rule (`csat_answered` with `csat_below`): tagged,
+    /// priority raised, the assignee notified; a good score does not match; a list of
+    /// scores (`csat = [4, 5]`) works too; the condition is checked when the rules load.
+    #[test]
+    fn a_low_csat_answer_triggers_a_rule_and_a_good_one_does_not() {
+        let mut s = store();
+        let cfg = config();
+        let cx = cx(&cfg, Vec::new());
+        let rs = set(r#"
+[[rules]]
+id = "unhappy"
+name = "Unhappy customers: follow up"
+on = "csat_answered"
+all = [{ csat_below = 3 }]
+actions = [{ tag = "unhappy" }, { priority = "high" }, { notify = "assignee", message = "low CSAT" }]
+
+[[rules]]
+id = "happy"
+name = "Happy customers"
+on = "csat_answered"
+all = [{ csat = [4, 5] }]
+actions = [{ tag = "happy" }]
+"#);
+        let csat = crate::csat::CsatConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        let now = crate::model::now_millis();
+        s.derive_csat(&csat, now).unwrap();
+        let mut convs = Vec::new();
+        for (i, who) in ["low@example.com", "high@example.com"].iter().enumerate() {
+            let c = ingest(
+                &mut s,
+                &msg(&format!("c{i}"), who, "Hi", "help", now - 60_000),
+            );
+            s.assign(c, Some("carol"), "carol", now - 50_000).unwrap();
+            s.set_status(c, Status::Resolved, None, "carol", now - 40_000)
+                .unwrap();
+            convs.push(c);
+        }
+        assert_eq!(s.derive_csat(&csat, now - 30_000).unwrap().sent, 2);
+        run_events(&mut s, &rs, &cx).unwrap();
+        ingest(
+            &mut s,
+            &msg(
+                "r0",
+                "low@example.com",
+                "Re: Hi",
+                "2 - nobody answered my question",
+                now - 20_000,
+            ),
+        );
+        ingest(
+            &mut s,
+            &msg("r1", "high@example.com", "Re: Hi", "5", now - 20_000),
+        );
+        let pass = run_events(&mut s, &rs, &cx).unwrap();
+        assert_eq!(pass.matched, 2, "{pass:?}");
+        assert_eq!(
+            s.conversation_tags(convs[0]).unwrap(),
+            vec!["unhappy".to_string()]
+        );
+        assert_eq!(s.conversation(convs[0]).unwrap().priority, Priority::High);
+        assert_eq!(
+            s.conversation_tags(convs[1]).unwrap(),
+            vec!["happy".to_string()]
+        );
+        let notified = s
+            .conversation_events(convs[0], 50)
+            .unwrap()
+            .into_iter()
+            .any(|e| {
+                e.kind == "rule_matched" && e.data.as_deref().unwrap_or("").contains("low CSAT")
+            });
+        assert!(notified);
+        // Bad conditions are refused with what to write instead.
+        for bad in ["csat_below = 9", "csat = [0, 6]", "csat = \"low\""] {
+            let text = format!(
+                "[[rules]]\nid = \"x\"\nname = \"x\"\non = \"csat_answered\"\nall = [{{ {bad} }}]\nactions = [{{ tag = \"x\" }}]\n"
+            );
+            let err = rules::load_str(&text, "rules.toml", &known(&config())).unwrap_err();
+            assert!(err.to_string().contains("csat"), "{bad}: {err}");
+        }
     }
 
     #[test]

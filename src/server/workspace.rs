@@ -80,6 +80,8 @@ pub struct Workspace {
     pub templates_dir: Option<PathBuf>,
     /// `[[hours]]` and `[[sla]]`: business hours and SLA policies.
     pub sla: crate::sla::SlaConfig,
+    /// `[csat]`: when a satisfaction survey goes out (see [`crate::csat`]).
+    pub csat: crate::csat::CsatConfig,
 }
 
 impl Workspace {

@@ -48,7 +48,13 @@ pub struct ContactProfile {
     /// The contact's open tasks, soonest due first (the first few).
     #[serde(default)]
     pub open_tasks: Vec<super::tasks::TaskRow>,
+    /// The contact's latest answered satisfaction surveys, newest first (the first few).
+    #[serde(default)]
+    pub csat: Vec<super::csat::CsatRow>,
 }
+
+/// The most survey answers a profile carries.
+const PROFILE_CSAT: usize = 5;
 
 /// The most open tasks a profile carries.
 const PROFILE_TASKS: usize = 5;
@@ -478,6 +484,7 @@ impl Store {
             channels,
             claims: super::claims::of_contact(conn, id)?,
             opted_out: super::hooks::opted_out(conn, id)?,
+            csat: super::csat::of_contact(conn, id, PROFILE_CSAT)?,
             open_tasks: self
                 .tasks_page(
                     &super::tasks::TaskWindow::Contact(id),

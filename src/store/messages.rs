@@ -177,10 +177,11 @@ pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<Me
     Ok(id)
 }
 
-/// An author that is not a person: a workflow rule (`rule:ID`). Its replies (an automatic
-/// acknowledgement) do not stop the clocks of a customer waiting on us.
+/// An author that is not a person: a workflow rule (`rule:ID`), the satisfaction survey
+/// ([`crate::csat::AUTHOR`]). Their replies (an automatic acknowledgement, a survey) do not
+/// stop the clocks of a customer waiting on us, and their events fire no rule.
 pub fn is_automated(author: &str) -> bool {
-    author.starts_with("rule:")
+    author.starts_with("rule:") || author == crate::csat::AUTHOR
 }
 
 /// A one-line preview of a body: the first line that says something (not a quote, not a bare

@@ -10,6 +10,7 @@ pub(crate) mod bulk;
 pub mod claims;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
+pub mod csat;
 pub(crate) mod email;
 pub(crate) mod events;
 pub mod hooks;
@@ -35,6 +36,7 @@ pub use contacts::{ContactProfile, ContactRow, IdentityRow, MergePreview, MergeS
 pub use conversations::{
     Counts, OwnerCheck, QueueAnchor, QueueCursor, QueueFilter, QueueOrder, QueueRow, normalize_tag,
 };
+pub use csat::{CsatOutcome, CsatPass, CsatRow};
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor, is_automated};

@@ -564,6 +564,11 @@ pub(crate) fn rule_facts(
             "SELECT count(*) FROM conversations WHERE contact_id = ?1 AND created_at < ?2",
         )?
         .query_row((contact, created), |r| r.get(0))?;
+    let csat: Option<i64> = conn
+        .prepare_cached("SELECT score FROM csat WHERE conversation_id = ?1")?
+        .query_row([conv], |r| r.get(0))
+        .optional()?
+        .flatten();
     Ok(Facts {
         conversation: Some(conv),
         channel,
@@ -581,6 +586,7 @@ pub(crate) fn rule_facts(
         last_reply_at: replied,
         waiting_since: waiting,
         business_hours: None,
+        csat,
         now,
     })
 }

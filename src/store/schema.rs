@@ -3,7 +3,7 @@
 //! crash mid-upgrade leaves the file at the last complete version.
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13_CSAT];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -586,4 +586,33 @@ CREATE TABLE report_state (
     breached        TEXT NOT NULL DEFAULT '',
     tags            TEXT NOT NULL DEFAULT ''
 );
+"#;
+
+/// CSAT (renumbered by the lead when merged): one survey per conversation, ever.
+/// - `csat`: the row is written when the survey is decided (in the transaction that queues
+///   its message), so a conversation resolved again, or a server restarted, never sends a
+///   second one. `message_id`: the survey message (NULL: none went out, `skipped` says why,
+///   e.g. the contact opted out). `answer_until`: a text reply on `channel` until then is read
+///   as the answer. `score` / `comment` / `answered_at` / `answer_channel`: the first answer
+///   (it is final). `due_at`: a delayed survey (`[csat] delay`) not sent yet (no message, not
+///   skipped): sent then if the conversation is still resolved, dropped if it was reopened.
+pub const V13_CSAT: &str = r#"
+-- No foreign key: merging contacts folds and deletes conversations; a survey row of a
+-- folded conversation stays as history and is read through a join.
+CREATE TABLE csat (
+    conversation_id INTEGER PRIMARY KEY,
+    channel         TEXT NOT NULL,
+    message_id      INTEGER,
+    decided_at      INTEGER NOT NULL,
+    answer_until    INTEGER NOT NULL,
+    skipped         TEXT,
+    score           INTEGER,
+    comment         TEXT,
+    answer_channel  TEXT,
+    answered_at     INTEGER,
+    due_at          INTEGER
+);
+CREATE INDEX csat_pending ON csat(answer_until) WHERE score IS NULL AND message_id IS NOT NULL;
+-- A delayed survey waits here (no message, not skipped) until `due_at`.
+CREATE INDEX csat_due ON csat(due_at) WHERE message_id IS NULL AND skipped IS NULL;
 "#;

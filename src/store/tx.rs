@@ -170,6 +170,47 @@ impl<'c> Tx<'c> {
         contacts::last_resolved(self.conn(), contact)
     }
 
+    /// A customer's text that answers a pending CSAT survey (see
+    /// [`super::csat::csat_text_answer`]): the conversation, score and comment.
+    pub fn csat_text_answer(
+        &self,
+        contact: ContactId,
+        channel: Channel,
+        at: Millis,
+        body: &str,
+        button: Option<(ConversationId, u8)>,
+    ) -> Result<Option<(ConversationId, u8, String)>> {
+        super::csat::csat_text_answer(self.conn(), contact, channel, at, body, button)
+    }
+
+    /// Record a text answer to a survey (its message stored), with its `csat_answered` event.
+    pub fn record_csat_text_answer(
+        &self,
+        conv: ConversationId,
+        score: u8,
+        comment: &str,
+        channel: Channel,
+        at: Millis,
+        message: MessageId,
+    ) -> Result<super::csat::CsatOutcome> {
+        super::csat::record_text_answer(self.conn(), conv, score, comment, channel, at, message)
+    }
+
+    /// A survey button's answer from a sender identity (see [`super::csat::button_answer`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_csat_button(
+        &self,
+        conv: ConversationId,
+        score: u8,
+        comment: &str,
+        channel: Channel,
+        at: Millis,
+        kind: IdentityKind,
+        value: &str,
+    ) -> Result<super::csat::CsatOutcome> {
+        super::csat::button_answer(self.conn(), conv, score, comment, channel, at, kind, value)
+    }
+
     /// Reopen a conversation that is not open (with its event); an open one is left alone.
     #[inline]
     pub fn reopen(&self, id: ConversationId, at: Millis, actor: &str) -> Result<()> {

@@ -11,13 +11,14 @@ use super::Telegram;
 use super::convert;
 use crate::ingest::{self, IngestError};
 use crate::model::{Channel, now_millis};
-use crate::store::Store;
+use crate::store::{CsatOutcome, Store};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use teloxide::payloads::AnswerCallbackQuerySetters;
 use teloxide::payloads::GetUpdatesSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{AllowedUpdate, Update};
+use teloxide::types::{AllowedUpdate, Update, UpdateKind};
 use teloxide::{ApiError, RequestError};
 use tokio::sync::watch;
 
@@ -88,7 +89,17 @@ pub struct Committed {
     pub duplicates: usize,
     /// Updates braid does not ingest (groups, other update kinds) or that failed to ingest.
     pub skipped: usize,
+    /// Survey answers recorded (a tap on the survey's inline keyboard).
+    pub answers: usize,
 }
+
+/// A callback query to answer once its batch is committed: its id and the text shown.
+type Answer = (teloxide::types::CallbackQueryId, &'static str);
+
+/// What the customer sees after tapping a survey button.
+const THANKS: &str = "Thank you for your feedback!";
+const ALREADY: &str = "Thanks, we already have your answer.";
+const NOT_A_SURVEY: &str = "This survey is closed.";
 
 /// The receiving half of a bot, with its own store connection.
 pub struct Poller {
@@ -130,7 +141,11 @@ impl Poller {
             .plain
             .get_updates()
             .timeout(timeout)
-            .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::EditedMessage]);
+            .allowed_updates(vec![
+                AllowedUpdate::Message,
+                AllowedUpdate::EditedMessage,
+                AllowedUpdate::CallbackQuery,
+            ]);
         if let Some(o) = offset {
             req = req.offset(i32::try_from(o).unwrap_or(i32::MAX));
         }
@@ -146,13 +161,28 @@ impl Poller {
         let store = Arc::clone(&self.store);
         let account = self.tg.account().to_string();
         let settings = self.tg.settings.clone();
-        tokio::task::spawn_blocking(move || {
+        let (done, answers) = tokio::task::spawn_blocking(move || {
             let mut s = store.lock().unwrap_or_else(PoisonError::into_inner);
             commit_batch(&mut s, &batch, &account, next, &settings)
         })
         .await
         .map_err(|e| PollError::Store(e.to_string()))?
-        .map_err(|e| PollError::Store(e.to_string()))
+        .map_err(|e| PollError::Store(e.to_string()))?;
+        // Telegram shows a spinner on the button until the query is answered. After the
+        // commit: a failure here loses only the toast, never the answer.
+        if !answers.is_empty() {
+            let bots = self
+                .tg
+                .bots()
+                .await
+                .map_err(|e| PollError::Setup(e.to_string()))?;
+            for (id, text) in answers {
+                if let Err(e) = bots.plain.answer_callback_query(id).text(text).await {
+                    tracing::debug!("telegram: answerCallbackQuery: {e}");
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// Fetch and commit once.
@@ -184,12 +214,53 @@ fn commit_batch(
     account: &str,
     next: i64,
     settings: &ingest::Settings,
-) -> Result<Committed, IngestError> {
+) -> Result<(Committed, Vec<Answer>), IngestError> {
     let mut tx = s.write()?;
     let now = now_millis();
     let next = next.to_string();
     let mut done = Committed::default();
+    let mut answers = Vec::new();
     for u in &batch.updates {
+        if let UpdateKind::CallbackQuery(q) = &u.kind {
+            // A tap on a survey button: counted when the tapper is the surveyed customer.
+            let text = match q.data.as_deref().and_then(crate::csat::parse_button) {
+                Some((conv, score)) => {
+                    let sp = tx.savepoint()?;
+                    match sp.record_csat_button(
+                        conv,
+                        score,
+                        "",
+                        Channel::Telegram,
+                        now,
+                        crate::model::IdentityKind::Telegram,
+                        &q.from.id.0.to_string(),
+                    ) {
+                        Ok(outcome) => {
+                            sp.commit()?;
+                            match outcome {
+                                CsatOutcome::Recorded => {
+                                    done.answers += 1;
+                                    THANKS
+                                }
+                                CsatOutcome::AlreadyAnswered => ALREADY,
+                                CsatOutcome::NoSurvey => NOT_A_SURVEY,
+                            }
+                        }
+                        Err(e) => {
+                            sp.rollback()?;
+                            tracing::warn!(update = u.id.0, "telegram: survey answer: {e}");
+                            NOT_A_SURVEY
+                        }
+                    }
+                }
+                None => {
+                    done.skipped += 1;
+                    NOT_A_SURVEY
+                }
+            };
+            answers.push((q.id.clone(), text));
+            continue;
+        }
         let cursor = Some((OFFSET_KEY.to_string(), next.clone()));
         let Some(msg) = convert::to_inbound(u, account, cursor) else {
             tracing::debug!(update = u.id.0, "telegram: update skipped");
@@ -217,7 +288,7 @@ fn commit_batch(
     }
     tx.set_cursor(Channel::Telegram.as_str(), account, OFFSET_KEY, &next)?;
     tx.commit()?;
-    Ok(done)
+    Ok((done, answers))
 }
 
 /// How long to wait after a failed round.

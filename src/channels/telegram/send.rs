@@ -21,8 +21,9 @@ use crate::store::OutboxItem;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::ChatId;
+use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup};
 use teloxide::{ApiError, RequestError};
 
 /// Telegram's limit for one text message, in characters as Telegram counts them (UTF-16 code
@@ -303,12 +304,17 @@ impl Telegram {
         })?;
         let parts = split_text(&item.body, MAX_MESSAGE_CHARS);
         let mut ids = self.order.parts_done(item.message_id);
-        for part in parts.iter().skip(ids.len()) {
-            match bots
-                .throttled
-                .send_message(ChatId(chat), part.clone())
-                .await
+        // A satisfaction survey carries an inline keyboard 1-5 under its (last) part; the
+        // customer's tap comes back as a callback query (see `poll`).
+        let survey = crate::csat::survey_of(item.meta.as_ref());
+        for (i, part) in parts.iter().enumerate().skip(ids.len()) {
+            let mut req = bots.throttled.send_message(ChatId(chat), part.clone());
+            if let Some(conv) = survey
+                && i + 1 == parts.len()
             {
+                req = req.reply_markup(survey_keyboard(conv));
+            }
+            match req.await {
                 Ok(m) => {
                     ids.push(m.id.0);
                     if ids.len() < parts.len() {
@@ -334,6 +340,17 @@ impl Telegram {
             external_id: ids.first().map(|id| super::convert::external_id(chat, *id)),
         })
     }
+}
+
+/// The survey's inline keyboard: one row of 1-5, each button's data `csat:CONV:SCORE`.
+pub fn survey_keyboard(conv: crate::model::ConversationId) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(vec![
+        (1..=5u8)
+            .map(|s| {
+                InlineKeyboardButton::callback(s.to_string(), crate::csat::button_data(conv, s))
+            })
+            .collect::<Vec<_>>(),
+    ])
 }
 
 impl Outbound for Telegram {

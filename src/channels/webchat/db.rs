@@ -33,6 +33,14 @@ enum Job {
     Ingest(Box<VisitorMessage>, IngestReply),
     EmailOf(ContactId, oneshot::Sender<Result<EmailReach, String>>),
     Note(ConversationId, String, oneshot::Sender<Result<(), String>>),
+    /// A survey answer: visitor, survey, score, comment.
+    Csat(
+        String,
+        ConversationId,
+        u8,
+        String,
+        oneshot::Sender<Result<crate::store::CsatOutcome, String>>,
+    ),
     /// A visitor is back: replies that failed while they were away are sent again now.
     Returned(String),
 }
@@ -79,6 +87,18 @@ impl Db {
 
     pub async fn note(&self, conv: ConversationId, text: String) -> Result<(), String> {
         self.ask(|tx| Job::Note(conv, text, tx)).await
+    }
+
+    /// Record a visitor's survey answer (counted when the survey is theirs).
+    pub async fn csat(
+        &self,
+        visitor: String,
+        survey: ConversationId,
+        score: u8,
+        comment: String,
+    ) -> Result<crate::store::CsatOutcome, String> {
+        self.ask(|tx| Job::Csat(visitor, survey, score, comment, tx))
+            .await
     }
 
     pub fn returned(&self, visitor: &str) {
@@ -179,6 +199,20 @@ fn other_job(store: &mut Store, job: Job) {
             let r = store
                 .add_note(conv, "web chat", &text, crate::model::now_millis())
                 .map(|_| ())
+                .map_err(|e| e.to_string());
+            let _ = tx.send(r);
+        }
+        Job::Csat(visitor, survey, score, comment, tx) => {
+            let r = store
+                .record_csat_button(
+                    survey,
+                    score,
+                    &comment,
+                    Channel::WebChat,
+                    crate::model::now_millis(),
+                    IdentityKind::WebChat,
+                    &visitor,
+                )
                 .map_err(|e| e.to_string());
             let _ = tx.send(r);
         }

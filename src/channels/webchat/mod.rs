@@ -318,12 +318,19 @@ impl WebOutbound {
                 }),
             };
         }
+        let survey = crate::csat::survey_of(item.meta.as_ref());
         let frame: Frame = ServerFrame::Msg {
             id: format!("m{}", item.message_id),
             from: From::Agent,
-            author: item.author.clone(),
+            // A survey is the shop's question, not a person's message.
+            author: if survey.is_some() {
+                String::new()
+            } else {
+                item.author.clone()
+            },
             text: item.body.clone(),
             at: crate::model::now_millis(),
+            csat: survey.map(|c| c.0),
         }
         .to_json()
         .into();

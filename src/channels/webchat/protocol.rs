@@ -9,13 +9,18 @@
 //! - `{"type":"msg","id":"c1a2…","text":"…","email":"optional"}`: a message; `id` is the
 //!   widget's own id for it (a resend after a reconnect is stored once). `email` is what the
 //!   visitor typed: a CLAIM, stored for an agent to confirm, never a link by itself.
+//! - `{"type":"csat","id":"c…","survey":N,"score":1-5,"comment":"optional"}`: the answer to
+//!   a satisfaction survey (a `msg` that carried `"csat":N`); acked like a message (`ack`
+//!   with its id, also when the survey was already answered: the first answer stands), or
+//!   `error` `csat_closed` (no such survey for this visitor), `bad_score`, `too_long`.
 //!
 //! braid -> visitor:
 //! - `{"type":"welcome","visitor":TOKEN,"ask_email":bool}`
 //! - `{"type":"ack","id":"c1a2…"}`: the message is stored.
 //! - `{"type":"msg","id":"…","from":"agent"|"visitor","author":"…","text":"…","at":MILLIS}`:
 //!   `id` is stable (`m<message id>` for a reply): a reply sent again after a crash carries the
-//!   same id and the widget shows it once.
+//!   same id and the widget shows it once. A satisfaction survey adds `"csat":N` (the survey
+//!   to answer): the widget shows 1-5 buttons and a comment box under the question.
 //! - `{"type":"error","code":"…","message":"…","id":…,"retry_after_ms":…}`: codes
 //!   `bad_visitor` (forged or unknown token: start over), `too_long`, `empty`, `bad_email`,
 //!   `rate_limited`, `unavailable` (the store could not take it: retry), `malformed`.
@@ -40,6 +45,14 @@ pub enum ClientFrame {
         text: String,
         #[serde(default)]
         email: Option<String>,
+    },
+    /// The answer to a satisfaction survey.
+    Csat {
+        id: String,
+        survey: i64,
+        score: u8,
+        #[serde(default)]
+        comment: Option<String>,
     },
 }
 
@@ -66,6 +79,9 @@ pub enum ServerFrame {
         author: String,
         text: String,
         at: i64,
+        /// A satisfaction survey: the survey the widget's 1-5 buttons answer.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        csat: Option<i64>,
     },
     Error {
         code: String,

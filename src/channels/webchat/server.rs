@@ -48,6 +48,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/lp/send", axum::routing::post(lp_send).options(preflight))
         .route("/lp/poll", axum::routing::post(lp_poll).options(preflight))
+        .route("/lp/csat", axum::routing::post(lp_csat).options(preflight))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }
@@ -317,6 +318,11 @@ async fn session(shared: Arc<Shared>, socket: WebSocket, ip: IpAddr, _slot: Slot
                             )
                             .await
                     }
+                    Ok(ClientFrame::Csat { id, survey, score, comment }) if valid_client_id(&id) => {
+                        shared
+                            .csat(&visitor, &id, survey, score, comment.as_deref().unwrap_or(""))
+                            .await
+                    }
                     _ => return close(sink, CLOSE_MALFORMED, "malformed frame").await,
                 };
                 if sink.send(text(&reply)).await.is_err() {
@@ -368,6 +374,60 @@ impl Shared {
                 tracing::warn!("web chat: {e}");
                 ServerFrame::error("unavailable", "cannot start a chat now", None)
             }),
+        }
+    }
+
+    /// A visitor's answer to a satisfaction survey: checked, rate limited like a message,
+    /// recorded when the survey is this visitor's (the first answer stands; a resend acks).
+    pub(crate) async fn csat(
+        &self,
+        visitor: &str,
+        id: &str,
+        survey: i64,
+        score: u8,
+        comment: &str,
+    ) -> ServerFrame {
+        if !(1..=5).contains(&score) {
+            return ServerFrame::error("bad_score", "a score is 1 to 5", Some(id));
+        }
+        let chars = comment.chars().count();
+        if chars > crate::csat::MAX_COMMENT_CHARS {
+            return ServerFrame::error(
+                "too_long",
+                format!(
+                    "comment too long ({chars} characters; at most {})",
+                    crate::csat::MAX_COMMENT_CHARS
+                ),
+                Some(id),
+            );
+        }
+        if let Err(wait) = self.visitor_messages.check(&visitor.to_string()) {
+            return rate_limited("too many messages", wait, Some(id));
+        }
+        match self
+            .db
+            .csat(
+                visitor.to_string(),
+                crate::model::ConversationId(survey),
+                score,
+                comment.to_string(),
+            )
+            .await
+        {
+            Ok(
+                crate::store::CsatOutcome::Recorded | crate::store::CsatOutcome::AlreadyAnswered,
+            ) => ServerFrame::Ack { id: id.to_string() },
+            Ok(crate::store::CsatOutcome::NoSurvey) => {
+                ServerFrame::error("csat_closed", "this survey is closed", Some(id))
+            }
+            Err(e) => {
+                tracing::warn!("web chat: a survey answer was not stored: {e}");
+                ServerFrame::error(
+                    "unavailable",
+                    "the answer could not be stored; try again",
+                    Some(id),
+                )
+            }
         }
     }
 
@@ -425,6 +485,7 @@ impl Shared {
                     author: String::new(),
                     text: crate::sanitize::text(body),
                     at: crate::model::now_millis(),
+                    csat: None,
                 };
                 let frame: Frame = echo.to_json().into();
                 self.hub.push(visitor, &frame, from_socket);
@@ -474,6 +535,48 @@ struct LpSend {
     user_email: Option<String>,
     #[serde(default)]
     user_hash: Option<String>,
+}
+
+/// A survey answer over long-poll: the `csat` frame with the visitor's token.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LpCsat {
+    visitor: String,
+    id: String,
+    survey: i64,
+    score: u8,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+async fn lp_csat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let origin = match check_origin(&shared, &headers) {
+        Ok(o) => o,
+        Err(r) => return r.into_response(),
+    };
+    let Ok(req) = serde_json::from_slice::<LpCsat>(&body) else {
+        return malformed(&origin);
+    };
+    if !valid_client_id(&req.id) {
+        return malformed(&origin);
+    }
+    let Some(visitor) = shared.signer.verify(&req.visitor) else {
+        return frame(
+            &origin,
+            &ServerFrame::error("bad_visitor", "unknown visitor id", None),
+        );
+    };
+    shared.hub.touch_poller(&visitor);
+    let reply = shared
+        .csat(
+            &visitor,
+            &req.id,
+            req.survey,
+            req.score,
+            req.comment.as_deref().unwrap_or(""),
+        )
+        .await;
+    frame(&origin, &reply)
 }
 
 #[derive(Deserialize)]

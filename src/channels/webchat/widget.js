@@ -132,10 +132,55 @@
     var t = el("div", "", m.text);
     t.className = "braid-text";
     b.appendChild(t);
+    if (!mine && m.csat) b.appendChild(survey(m));
     if (m.state === "sending") b.appendChild(el("div", "font-size:11px;opacity:.7;", "sending\u2026"));
     if (m.state === "failed") b.appendChild(el("div", "font-size:11px;opacity:.9;", "not sent: " + (m.error || "error")));
     wrap.appendChild(b);
     return wrap;
+  }
+  // A satisfaction survey: 1-5 buttons and a comment box under the question; a tap sends the
+  // score with the comment (the first answer is the one kept).
+  function survey(m) {
+    var box = el("div", "margin-top:6px;");
+    box.className = "braid-csat";
+    if (m.csatState === "done") {
+      box.appendChild(el("div", "font-size:12px;color:#555;", "Thank you for your feedback!"));
+      return box;
+    }
+    var row = el("div", "display:flex;gap:4px;margin-bottom:4px;");
+    var note = el("textarea", "box-sizing:border-box;width:100%;height:36px;resize:none;padding:4px 6px;border:1px solid #ccc;border-radius:6px;" + font);
+    note.className = "braid-csat-comment";
+    note.placeholder = "A comment (optional)";
+    note.maxLength = 1000;
+    note.value = m.csatDraft || "";
+    note.addEventListener("input", function () { m.csatDraft = note.value; remember(); });
+    for (var s = 1; s <= 5; s++) (function (score) {
+      var bt = el("button", "cursor:pointer;border:1px solid " + color + ";background:#fff;color:" + color + ";border-radius:6px;padding:4px 10px;font-weight:600;" + font, String(score));
+      bt.type = "button";
+      bt.className = "braid-csat-score";
+      bt.setAttribute("data-score", String(score));
+      bt.disabled = m.csatState === "sending";
+      bt.addEventListener("click", function () { answer(m, score, note.value); });
+      row.appendChild(bt);
+    })(s);
+    box.appendChild(row);
+    box.appendChild(note);
+    if (m.csatState === "sending") box.appendChild(el("div", "font-size:11px;opacity:.7;", "sending\u2026"));
+    return box;
+  }
+  function answer(m, score, comment) {
+    m.csatState = "sending";
+    m.csatAnswer = { id: rid(), score: score, comment: String(comment || "").replace(/^\s+|\s+$/g, "") };
+    remember();
+    render();
+    if (ready) transmitCsat(m); else setStatus("Connecting\u2026");
+  }
+  function findSurvey(id) {
+    for (var k = 0; k < history.length; k++) {
+      var a = history[k].csatAnswer;
+      if (a && a.id === id) return history[k];
+    }
+    return null;
   }
   function render() {
     while (list.firstChild) list.removeChild(list.firstChild);
@@ -238,8 +283,23 @@
       ws.send(JSON.stringify(frame));
     }
   }
+  function transmitCsat(m) {
+    var a = m.csatAnswer;
+    var frame = { type: "csat", id: a.id, survey: m.csat, score: a.score };
+    if (a.comment) frame.comment = a.comment;
+    if (usePoll) {
+      frame.visitor = token;
+      delete frame.type;
+      post("/lp/csat", frame).then(handle).catch(function () { lost(); });
+    } else if (ws && ws.readyState === 1) {
+      ws.send(JSON.stringify(frame));
+    }
+  }
   function flush() {
-    for (var k = 0; k < history.length; k++) if (history[k].state === "sending") transmit(history[k]);
+    for (var k = 0; k < history.length; k++) {
+      if (history[k].state === "sending") transmit(history[k]);
+      if (history[k].csatState === "sending") transmitCsat(history[k]);
+    }
   }
 
   function handle(f) {
@@ -253,6 +313,10 @@
       setStatus("");
       render();
       flush();
+    } else if (f.type === "ack" && findSurvey(f.id)) {
+      findSurvey(f.id).csatState = "done";
+      remember();
+      render();
     } else if (f.type === "ack") {
       var m = find(f.id);
       if (m) {
@@ -266,10 +330,22 @@
       // id it had, and one without an id cannot be told apart from a resend.
       if (typeof f.id !== "string" || !f.id || find(f.id)) return;
       history.push({ id: f.id, from: f.from === "visitor" ? "visitor" : "agent", author: f.author || "",
-        text: String(f.text || ""), at: f.at, state: "sent" });
+        text: String(f.text || ""), at: f.at, state: "sent",
+        csat: typeof f.csat === "number" ? f.csat : null });
       remember();
       render();
       if (f.from === "agent" && !open) button.textContent = title + " \u2022 new message";
+    } else if (f.type === "error" && f.id && findSurvey(f.id)) {
+      var sv = findSurvey(f.id);
+      if (f.code === "rate_limited" || f.code === "unavailable") {
+        setTimeout(function () { if (sv.csatState === "sending") transmitCsat(sv); }, f.retry_after_ms || 3000);
+        return;
+      }
+      // Closed or refused: the buttons go; the reason shows in the status line.
+      sv.csatState = f.code === "csat_closed" ? "done" : null;
+      remember();
+      render();
+      setStatus(f.message || "Something went wrong");
     } else if (f.type === "error") {
       var target = f.id ? find(f.id) : null;
       if (f.code === "bad_visitor") { setStatus("Starting a new chat\u2026"); startOver(); return; }

@@ -364,6 +364,33 @@ pub fn request_body(to: &str, text: &str, template: Option<&TemplateSend>) -> Va
     }
 }
 
+/// The labels of the survey's list rows (WhatsApp: at most 24 characters each).
+const SURVEY_ROWS: [&str; 5] = [
+    "1 – Poor",
+    "2 – Fair",
+    "3 – Good",
+    "4 – Very good",
+    "5 – Excellent",
+];
+
+/// A satisfaction survey as an interactive LIST message: reply buttons are limited to three,
+/// a list takes the five scores (row ids `csat:CONV:SCORE`, which come back in the
+/// customer's `list_reply`). The body keeps the text line, so a typed "4" counts too.
+pub fn survey_body(to: &str, text: &str, conv: crate::model::ConversationId) -> Value {
+    let rows: Vec<Value> = SURVEY_ROWS
+        .iter()
+        .enumerate()
+        .map(|(i, title)| json!({"id": crate::csat::button_data(conv, (i + 1) as u8), "title": title}))
+        .collect();
+    // WhatsApp takes at most 1024 characters of body text in an interactive message.
+    let body: String = text.chars().take(1024).collect();
+    json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+           "type": "interactive",
+           "interactive": {"type": "list", "body": {"text": body},
+                           "action": {"button": "Rate us",
+                                      "sections": [{"title": "Your rating", "rows": rows}]}}})
+}
+
 /// The WhatsApp channel's sending half (and the media downloads of `:save`).
 pub struct WhatsApp {
     pub config: WhatsAppConfig,
@@ -429,7 +456,10 @@ impl WhatsApp {
             retry: true,
             may_have_sent: false,
         })?;
-        let body = request_body(&to, &item.body, template.as_ref());
+        let body = match (crate::csat::survey_of(item.meta.as_ref()), &template) {
+            (Some(conv), None) => survey_body(&to, &item.body, conv),
+            _ => request_body(&to, &item.body, template.as_ref()),
+        };
         let path = format!("{}/messages", self.config.phone_number_id);
         let answer = graph.post_json(&path, &body).await?;
         let wamid = answer

@@ -130,6 +130,38 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             ),
         ]));
     }
+    // Satisfaction: the latest scores (newest first), the newest comment under them.
+    if let Some(newest) = p.csat.first() {
+        let mut spans = vec![label("csat")];
+        for (i, r) in p.csat.iter().enumerate() {
+            let score = r.score.unwrap_or(0);
+            let color = match score {
+                1 | 2 => t.error,
+                3 => t.warn,
+                _ => t.accent,
+            };
+            if i > 0 {
+                spans.push(Span::styled(" ", Style::default()));
+            }
+            spans.push(Span::styled(
+                format!("{score}/5"),
+                Style::default().fg(color),
+            ));
+        }
+        lines.push(Line::from(spans));
+        if let Some(c) = newest.comment.as_deref().filter(|c| !c.is_empty()) {
+            lines.push(Line::from(vec![
+                label(""),
+                Span::styled(
+                    fit(
+                        &format!("“{}”", crate::sanitize::for_terminal_line(c)),
+                        w.saturating_sub(9),
+                    ),
+                    Style::default().fg(t.dim),
+                ),
+            ]));
+        }
+    }
     if !p.open_tasks.is_empty() {
         lines.push(Line::from(""));
         lines.push(Line::from(Span::styled(
