@@ -234,6 +234,7 @@ fn build(store: &mut Store, opts: &DemoOptions) -> anyhow::Result<GenerateReport
     }
     let report = report?;
     crate::demo::apply_sla(store, now_millis())?;
+    crate::demo::seed_surveys(store)?;
     Ok(report)
 }
 

@@ -418,6 +418,71 @@ pub(crate) fn of_contact(
 }
 
 impl Store {
+    /// A survey of the past, as the demo's history writes it: the row and its `csat_sent`
+    /// (and `csat_answered`) events at their own times, no message. Never for a conversation
+    /// surveyed already.
+    pub fn record_past_survey(
+        &mut self,
+        conv: ConversationId,
+        channel: Channel,
+        sent_at: Millis,
+        answer: Option<(u8, &str, Millis)>,
+    ) -> Result<bool> {
+        self.write_with(|tx| {
+            let contact: ContactId = tx
+                .prepare_cached("SELECT contact_id FROM conversations WHERE id = ?1")?
+                .query_row([conv], |r| r.get(0))
+                .optional()?
+                .ok_or(StoreError::NoConversation(conv.0))?;
+            let new =
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO csat(conversation_id, channel, decided_at, answer_until,
+                        score, comment, answer_channel, answered_at)
+                     VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(rusqlite::params![
+                    conv,
+                    channel,
+                    sent_at,
+                    answer.map(|a| a.0),
+                    answer.map(|a| crate::sanitize::text(a.1)),
+                    answer.map(|_| channel),
+                    answer.map(|a| a.2),
+                ])? > 0;
+            if !new {
+                return Ok(false);
+            }
+            let refs = EventRefs {
+                conversation: Some(conv),
+                contact: Some(contact),
+                message: None,
+            };
+            events::append(
+                tx,
+                sent_at,
+                crate::csat::AUTHOR,
+                EventKind::CsatSent,
+                refs,
+                Some(&serde_json::json!({ "channel": channel })),
+            )?;
+            if let Some((score, comment, at)) = answer {
+                events::append(
+                    tx,
+                    at,
+                    ANSWER_ACTOR,
+                    EventKind::CsatAnswered,
+                    refs,
+                    Some(&serde_json::json!({
+                        "score": score,
+                        "comment": crate::sanitize::text(comment),
+                        "channel": channel,
+                    })),
+                )?;
+            }
+            Ok(true)
+        })
+    }
+
     /// Send the surveys the resolutions after the `csat` cursor call for (see the module
     /// doc), in batches of one transaction each (surveys and cursor together). A store
     /// without the cursor starts at its newest event. Disabled settings still move the

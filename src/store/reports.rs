@@ -927,11 +927,8 @@ impl Store {
         let daily = rollup.as_deref() == Some(zone.name.as_str())
             && zone.midnight(d0) == q.from
             && zone.midnight(d1) == q.to;
-        let tags = if q.by == Slice::Tag {
-            Some(TagMap::load(&self.conn)?)
-        } else {
-            None
-        };
+        // Every conversation's tags, read only if a tag slice reads facts one by one.
+        let mut tags: Option<TagMap> = None;
         let mut kinds: Vec<Kind> = Vec::new();
         for (m, ks) in [
             (Metric::FirstResponse, &[Kind::FirstResponse][..]),
@@ -970,6 +967,9 @@ impl Store {
                     }
                     continue;
                 }
+            }
+            if q.by == Slice::Tag && tags.is_none() {
+                tags = Some(TagMap::load(&self.conn)?);
             }
             self.read_facts(kind, q, scope, tags.as_ref(), &mut acc)?;
         }

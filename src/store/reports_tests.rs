@@ -783,3 +783,41 @@ fn moving_the_workspace_zone_cuts_the_days_again() {
         ("Europe/Berlin".to_string(), Some("2026-12-03".to_string()))
     );
 }
+
+#[test]
+fn the_demo_history_has_surveys_the_reports_read_once() {
+    let mut s = Store::open_in_memory().unwrap();
+    crate::demo::generate(
+        &mut s,
+        &crate::demo::DemoOptions {
+            messages: 600,
+            contacts: 60,
+            ..Default::default()
+        },
+        T0,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let answered = crate::demo::seed_surveys(&mut s).unwrap();
+    assert!(answered > 5, "{answered}");
+    assert_eq!(crate::demo::seed_surveys(&mut s).unwrap(), 0, "never twice");
+    let cfg = cfg();
+    s.derive_reports(&cfg, &mut |_| {}).unwrap();
+    let r = s
+        .report(
+            &ReportQuery {
+                from: 0,
+                to: T0 + DAY,
+                by: Slice::Channel,
+                metrics: vec![Metric::Csat],
+                tz: None,
+                days: None,
+            },
+            &ReportScope::All,
+        )
+        .unwrap();
+    assert_eq!(r.total.csat.answered as usize, answered);
+    assert!(r.total.csat.sent > r.total.csat.answered);
+    let avg = r.total.csat.average().unwrap();
+    assert!((3.0..=5.0).contains(&avg), "{avg}");
+}

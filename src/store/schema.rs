@@ -3,7 +3,7 @@
 //! crash mid-upgrade leaves the file at the last complete version.
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13_CSAT];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -596,7 +596,7 @@ CREATE TABLE report_state (
 ///   as the answer. `score` / `comment` / `answered_at` / `answer_channel`: the first answer
 ///   (it is final). `due_at`: a delayed survey (`[csat] delay`) not sent yet (no message, not
 ///   skipped): sent then if the conversation is still resolved, dropped if it was reopened.
-pub const V13_CSAT: &str = r#"
+pub const V13: &str = r#"
 -- No foreign key: merging contacts folds and deletes conversations; a survey row of a
 -- folded conversation stays as history and is read through a join.
 CREATE TABLE csat (
