@@ -163,7 +163,7 @@ fn main() {
     let mut off = Vec::new();
     let mut on = Vec::new();
     let mut next = 0usize;
-    for round in 0..6 {
+    for round in 0..10 {
         let facts_on = round % 2 == 1;
         let t = Instant::now();
         for k in 0..per_round {

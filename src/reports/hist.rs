@@ -89,10 +89,12 @@ impl Default for Dense {
 
 impl Dense {
     pub fn merge(&mut self, blob: &[u8]) {
-        for (b, n) in decode(blob) {
-            if let Some(c) = self.counts.get_mut(usize::from(b)) {
-                *c += u64::from(n);
-                self.n += u64::from(n);
+        for c in blob.chunks_exact(6) {
+            let b = usize::from(u16::from_le_bytes([c[0], c[1]]));
+            let n = u64::from(u32::from_le_bytes([c[2], c[3], c[4], c[5]]));
+            if let Some(slot) = self.counts.get_mut(b) {
+                *slot += n;
+                self.n += n;
             }
         }
     }

@@ -1079,50 +1079,60 @@ impl Store {
             let mut stmt = self.conn.prepare_cached(&sql)?;
             let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
             let mut midnights: HashMap<i64, Millis> = HashMap::new();
+            let mut day_keys: HashMap<i64, String> = HashMap::new();
             while let Some(r) = rows.next()? {
                 let day: i64 = r.get(0)?;
                 let at = *midnights
                     .entry(day)
                     .or_insert_with(|| days.zone.midnight(day));
-                let label: String = r.get(4)?;
                 let n: i64 = r.get(5)?;
+                let label = || -> Result<String> { Ok(r.get(4)?) };
                 let part = match kind {
                     Kind::Sla => Part::Sla {
-                        policy: label,
+                        policy: label()?,
                         met: *metric == "sla_met",
                         n,
                     },
                     Kind::Csat => Part::Csat {
-                        score: label.parse().unwrap_or(0),
+                        score: label()?.parse().unwrap_or(0),
                         n,
                     },
                     k if k.is_duration() => Part::Hist {
                         n,
                         total: r.get(6)?,
                         business: r.get(7)?,
-                        hist: r.get(8)?,
-                        hist_business: r.get(9)?,
+                        hist: blob(r.get_ref(8)?),
+                        hist_business: blob(r.get_ref(9)?),
                     },
                     _ => Part::Count(n),
                 };
                 match source {
                     Source::Total => acc.total.part(kind, &part),
                     Source::Tags => {
-                        let tag: String = r.get(10)?;
-                        acc.row(&tag).part(kind, &part);
+                        let tag = match r.get_ref(10)? {
+                            rusqlite::types::ValueRef::Text(t) => {
+                                std::str::from_utf8(t).unwrap_or("")
+                            }
+                            _ => "",
+                        };
+                        acc.row(tag).part(kind, &part);
                     }
                     Source::Rows => {
-                        let row = FactRow {
-                            at,
-                            channel: r.get(1)?,
-                            team: r.get(2)?,
-                            agent: r.get(3)?,
-                            value: n,
-                            business: None,
-                            label: None,
+                        let text = |i: usize| -> Result<Option<&str>> {
+                            Ok(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+                                _ => None,
+                            })
                         };
-                        let key = acc.key(days.by, &row);
-                        acc.add_part(kind, &part, &key);
+                        let key: &str = match days.by {
+                            Slice::Channel => text(1)?.unwrap_or(""),
+                            Slice::Team => text(2)?.unwrap_or("(no team)"),
+                            Slice::Agent => text(3)?.unwrap_or("(nobody)"),
+                            _ => day_keys.entry(day).or_insert_with(|| {
+                                acc.buckets.as_ref().map(|b| b.key(at)).unwrap_or_default()
+                            }),
+                        };
+                        acc.add_part(kind, &part, key);
                     }
                 }
             }
@@ -1278,7 +1288,7 @@ impl TagMap {
 }
 
 /// A rollup row's contribution.
-enum Part {
+enum Part<'a> {
     Count(i64),
     Sla {
         policy: String,
@@ -1293,9 +1303,17 @@ enum Part {
         n: i64,
         total: i64,
         business: i64,
-        hist: Option<Vec<u8>>,
-        hist_business: Option<Vec<u8>>,
+        hist: &'a [u8],
+        hist_business: &'a [u8],
     },
+}
+
+/// A blob column, borrowed (NULL: empty).
+fn blob(v: rusqlite::types::ValueRef<'_>) -> &[u8] {
+    match v {
+        rusqlite::types::ValueRef::Blob(b) => b,
+        _ => &[],
+    }
 }
 
 struct FactRow {
@@ -1381,14 +1399,10 @@ impl DurAcc {
         self.business += i128::from(business);
     }
 
-    fn add_hist(&mut self, n: i64, total: i64, business: i64, h: Option<&[u8]>, hb: Option<&[u8]>) {
+    fn add_hist(&mut self, n: i64, total: i64, business: i64, h: &[u8], hb: &[u8]) {
         let hist = self.hist.get_or_insert_with(Box::default);
-        if let Some(h) = h {
-            hist.0.merge(h);
-        }
-        if let Some(hb) = hb {
-            hist.1.merge(hb);
-        }
+        hist.0.merge(h);
+        hist.1.merge(hb);
         self.n += n;
         self.total += i128::from(total);
         self.business += i128::from(business);
@@ -1518,13 +1532,7 @@ impl Acc {
                 hist_business,
             } => {
                 if let Some(d) = slot(kind).and_then(|i| self.durs.get_mut(i)) {
-                    d.add_hist(
-                        *n,
-                        *total,
-                        *business,
-                        hist.as_deref(),
-                        hist_business.as_deref(),
-                    );
+                    d.add_hist(*n, *total, *business, hist, hist_business);
                 }
             }
         }
@@ -1559,25 +1567,29 @@ impl Acc {
 
 struct Accumulator {
     buckets: Option<Buckets>,
-    rows: BTreeMap<String, Acc>,
+    /// The rows in the order they came, and where each key is.
+    rows: Vec<(String, Acc)>,
+    index: HashMap<String, usize>,
     total: Acc,
     backlog_before: Option<i64>,
 }
 
 impl Accumulator {
     fn new(buckets: Option<Buckets>) -> Self {
-        let mut rows = BTreeMap::new();
-        if let Some(b) = &buckets {
-            for k in &b.keys {
-                rows.insert(k.clone(), Acc::default());
-            }
-        }
-        Accumulator {
-            buckets,
-            rows,
+        let mut acc = Accumulator {
+            buckets: None,
+            rows: Vec::new(),
+            index: HashMap::new(),
             total: Acc::default(),
             backlog_before: None,
+        };
+        if let Some(b) = &buckets {
+            for k in &b.keys {
+                acc.row(k);
+            }
         }
+        acc.buckets = buckets;
+        acc
     }
 
     fn key(&self, by: Slice, f: &FactRow) -> String {
@@ -1595,11 +1607,15 @@ impl Accumulator {
     }
 
     fn row(&mut self, key: &str) -> &mut Acc {
-        if !self.rows.contains_key(key) {
-            self.rows.insert(key.to_string(), Acc::default());
-        }
-        // Just inserted when absent.
-        self.rows.entry(key.to_string()).or_default()
+        let i = match self.index.get(key) {
+            Some(i) => *i,
+            None => {
+                self.rows.push((key.to_string(), Acc::default()));
+                self.index.insert(key.to_string(), self.rows.len() - 1);
+                self.rows.len() - 1
+            }
+        };
+        &mut self.rows[i].1
     }
 
     fn add_fact(&mut self, kind: Kind, f: &FactRow, key: &str) {
@@ -1631,7 +1647,8 @@ impl Accumulator {
             .collect();
         let mut total = self.total.figures();
         if by.is_time() {
-            // BTreeMap order is time order (ISO dates).
+            // ISO dates: their order is time order.
+            rows.sort_by(|a, b| a.key.cmp(&b.key));
             if let Some(mut open) = self.backlog_before {
                 for r in &mut rows {
                     open += r.figures.opened + r.figures.reopened - r.figures.resolved;
