@@ -251,26 +251,10 @@ fn sync_tags(
     )?;
     let mut rows = stmt.query([conv])?;
     while let Some(r) = rows.next()? {
-        let metric: String = r.get(0)?;
-        let Some(kind) = Kind::parse(&metric) else {
+        let Some(stored) = StoredFact::read(r)? else {
             continue;
         };
-        let (channel, team, agent, label): (
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        ) = (r.get(2)?, r.get(3)?, r.get(4)?, r.get(7)?);
-        let f = DailyFact::from_parts(
-            kind,
-            r.get(1)?,
-            &channel,
-            team.as_deref(),
-            agent.as_deref(),
-            r.get(5)?,
-            r.get(6)?,
-            label.as_deref(),
-        );
+        let f = stored.daily();
         for t in &added {
             add_daily(conn, &f, zone, Some(t), 1)?;
         }
@@ -280,6 +264,52 @@ fn sync_tags(
     }
     state.tags = now;
     Ok(())
+}
+
+/// A fact read back from `report_facts` (columns metric, at, channel, team, agent, value,
+/// business, label, in that order).
+struct StoredFact {
+    kind: Kind,
+    at: Millis,
+    channel: String,
+    team: Option<String>,
+    agent: Option<String>,
+    value: i64,
+    business: Option<Millis>,
+    label: Option<String>,
+}
+
+impl StoredFact {
+    /// None: a metric this build does not know (a newer braid wrote it).
+    fn read(r: &rusqlite::Row<'_>) -> Result<Option<StoredFact>> {
+        let metric: String = r.get(0)?;
+        let Some(kind) = Kind::parse(&metric) else {
+            return Ok(None);
+        };
+        Ok(Some(StoredFact {
+            kind,
+            at: r.get(1)?,
+            channel: r.get(2)?,
+            team: r.get(3)?,
+            agent: r.get(4)?,
+            value: r.get(5)?,
+            business: r.get(6)?,
+            label: r.get(7)?,
+        }))
+    }
+
+    fn daily(&self) -> DailyFact<'_> {
+        DailyFact::from_parts(
+            self.kind,
+            self.at,
+            &self.channel,
+            self.team.as_deref(),
+            self.agent.as_deref(),
+            self.value,
+            self.business,
+            self.label.as_deref(),
+        )
+    }
 }
 
 /// A fact as the daily rollup keeps it.
@@ -784,26 +814,10 @@ impl Store {
             )?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
-                let metric: String = r.get(0)?;
-                let Some(kind) = Kind::parse(&metric) else {
+                let Some(stored) = StoredFact::read(r)? else {
                     continue;
                 };
-                let (channel, team, agent, label): (
-                    String,
-                    Option<String>,
-                    Option<String>,
-                    Option<String>,
-                ) = (r.get(2)?, r.get(3)?, r.get(4)?, r.get(7)?);
-                let f = DailyFact::from_parts(
-                    kind,
-                    r.get(1)?,
-                    &channel,
-                    team.as_deref(),
-                    agent.as_deref(),
-                    r.get(5)?,
-                    r.get(6)?,
-                    label.as_deref(),
-                );
+                let f = stored.daily();
                 add_daily(tx, &f, zone, None, 1)?;
                 for t in split_tags(&r.get::<_, String>(8)?) {
                     add_daily(tx, &f, zone, Some(&t), 1)?;
