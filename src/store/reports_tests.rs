@@ -821,3 +821,20 @@ fn the_demo_history_has_surveys_the_reports_read_once() {
     let avg = r.total.csat.average().unwrap();
     assert!((3.0..=5.0).contains(&avg), "{avg}");
 }
+
+#[test]
+fn a_scope_says_whose_figures_these_are() {
+    assert_eq!(ReportScope::All.describe(), "everyone");
+    assert_eq!(
+        ReportScope::Teams(vec![]).describe(),
+        "no team (you lead none)"
+    );
+    assert_eq!(
+        ReportScope::Teams(vec!["billing".into(), "sales".into()]).describe(),
+        "teams billing, sales"
+    );
+    assert_eq!(
+        ReportScope::Agent("bob".into()).describe(),
+        "your own (bob)"
+    );
+}
