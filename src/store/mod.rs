@@ -11,6 +11,7 @@ pub mod claims;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub mod csat;
+mod derivations;
 pub(crate) mod email;
 pub(crate) mod events;
 pub mod hooks;

@@ -182,19 +182,11 @@ fn message_body(tx: &Connection, id: MessageId) -> Result<Option<String>> {
 }
 
 fn cursor(tx: &Connection) -> Result<Option<EventId>> {
-    Ok(tx
-        .prepare_cached("SELECT last_event FROM derivations WHERE name = ?1")?
-        .query_row([CURSOR], |r| r.get(0))
-        .optional()?)
+    super::derivations::cursor(tx, CURSOR)
 }
 
 fn set_cursor(tx: &Connection, to: EventId) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO derivations(name, last_event) VALUES (?1, ?2)
-         ON CONFLICT(name) DO UPDATE SET last_event = excluded.last_event",
-    )?
-    .execute((CURSOR, to))?;
-    Ok(())
+    super::derivations::set_cursor(tx, CURSOR, to)
 }
 
 /// One notification to insert (the event's fields come with it).

@@ -192,19 +192,11 @@ pub(crate) fn recompute_sla(
 }
 
 fn cursor(conn: &Connection) -> Result<Option<EventId>> {
-    Ok(conn
-        .prepare_cached("SELECT last_event FROM derivations WHERE name = ?1")?
-        .query_row([CURSOR], |r| r.get(0))
-        .optional()?)
+    super::derivations::cursor(conn, CURSOR)
 }
 
 fn set_cursor(conn: &Connection, to: EventId) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO derivations(name, last_event) VALUES (?1, ?2)
-         ON CONFLICT(name) DO UPDATE SET last_event = excluded.last_event",
-    )?
-    .execute((CURSOR, to))?;
-    Ok(())
+    super::derivations::set_cursor(conn, CURSOR, to)
 }
 
 /// The events that may move a deadline.

@@ -314,19 +314,11 @@ pub(crate) fn close(
 }
 
 fn cursor(conn: &Connection) -> Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT last_event FROM derivations WHERE name = ?1")?
-        .query_row([CURSOR], |r| r.get(0))
-        .optional()?)
+    Ok(super::derivations::cursor(conn, CURSOR)?.map(|e| e.0))
 }
 
 fn set_cursor(conn: &Connection, to: i64) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO derivations(name, last_event) VALUES (?1, ?2)
-         ON CONFLICT(name) DO UPDATE SET last_event = excluded.last_event",
-    )?
-    .execute((CURSOR, to))?;
-    Ok(())
+    super::derivations::set_cursor(conn, CURSOR, crate::model::EventId(to))
 }
 
 impl Tx<'_> {
