@@ -1624,6 +1624,23 @@ impl super::Store {
         })
     }
 
+    /// The message N from the end of a conversation (1: the newest), for `:split N`.
+    pub fn nth_last_message(
+        &self,
+        conv: ConversationId,
+        n: usize,
+    ) -> Result<crate::model::MessageId> {
+        super::scope::conversation_contact(self.conn(), conv, self.scoped())?;
+        self.conn()
+            .prepare_cached(
+                "SELECT id FROM messages WHERE conversation_id = ?1
+                 ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?2",
+            )?
+            .query_row((conv, n.saturating_sub(1) as i64), |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::Invalid(format!("#{conv} has fewer than {n} messages")))
+    }
+
     /// Take an identity off a contact (it stays on no one; a new message from it starts a new
     /// contact). Audited.
     pub fn remove_identity(

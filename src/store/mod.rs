@@ -12,6 +12,7 @@ pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub mod csat;
 mod derivations;
+pub mod duplicates;
 pub(crate) mod email;
 pub(crate) mod events;
 pub mod hooks;
@@ -41,6 +42,7 @@ pub use conversations::{
     Counts, OwnerCheck, QueueAnchor, QueueCursor, QueueFilter, QueueOrder, QueueRow, normalize_tag,
 };
 pub use csat::{CsatOutcome, CsatPass, CsatRow};
+pub use duplicates::{DuplicatePair, DuplicateReason};
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
 pub use merges::{MergeKind, MergePlan, MergeRow, Unmerged};
