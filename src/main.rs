@@ -77,6 +77,12 @@ enum Command {
     Audit(cli::audit::Args),
     /// List contacts with their identities
     Contacts(cli::contacts::Args),
+    /// One contact: merge, unmerge (exactly), the merges' provenance, identities, duplicates
+    Contact(cli::contact::Args),
+    /// Conversation OTHER (of the same person) joins conversation ID
+    Join(cli::verb::JoinArgs),
+    /// The last N messages of a conversation (or from #MSG on) become a new conversation
+    Split(cli::verb::SplitArgs),
     /// Import mail history from a Maildir or an mbox file (idempotent)
     Import(cli::import::Args),
     /// One full pass of every configured channel (email folders, Telegram, outbox), then exit
@@ -127,6 +133,9 @@ fn main() -> ExitCode {
         Some(Command::Untag(a)) => cli::to_stdout(|out| cli::verb::tag(g, a, true, out)),
         Some(Command::Priority(a)) => cli::to_stdout(|out| cli::verb::priority(g, a, out)),
         Some(Command::Vip(a)) => cli::to_stdout(|out| cli::verb::vip(g, a, out)),
+        Some(Command::Join(a)) => cli::to_stdout(|out| cli::verb::join(g, a, out)),
+        Some(Command::Split(a)) => cli::to_stdout(|out| cli::verb::split(g, a, out)),
+        Some(Command::Contact(a)) => cli::to_stdout(|out| cli::contact::run(g, a, out)),
         Some(Command::Audit(a)) => cli::to_stdout(|out| cli::audit::run(g, a, out)),
         Some(Command::Contacts(a)) => cli::to_stdout(|out| cli::contacts::run(g, a, out)),
         Some(Command::Import(a)) => cli::to_stdout(|out| cli::import::run(g, a, out)),

@@ -1931,3 +1931,68 @@ fn report_table_csv_and_json() {
     let e = fails(&w.braid(&["report", "--from", "2026-12-10", "--to", "2026-12-01"]));
     assert!(e.contains("earlier date first"), "{e}");
 }
+
+#[test]
+fn contact_merge_unmerge_merges_split_and_join_on_the_real_binary() {
+    let w = workspace();
+    let contact_of = |conv: i64| -> i64 {
+        json(&w.braid(&["show", &conv.to_string(), "--json"]))["conversation"]["contact_id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (ann, bob) = (contact_of(w.ann), contact_of(w.bob));
+    let (a, b) = (ann.to_string(), bob.to_string());
+    // Without --yes and with no answer on stdin, nothing merges.
+    let out = w.braid(&["contact", "merge", &a, &b]);
+    assert!(fails(&out).contains("nothing merged"), "{}", fails(&out));
+    let merged = json(&w.braid(&[
+        "contact",
+        "merge",
+        &a,
+        &b,
+        "--reason",
+        "same person",
+        "--yes",
+        "--json",
+    ]));
+    let merge = merged["merge"].as_i64().unwrap();
+    assert_eq!(
+        json(&w.braid(&["list", "--json"]))["total"],
+        1,
+        "one person, one open conversation"
+    );
+    let merges = json(&w.braid(&["contact", "merges", &a, "--json"]));
+    assert_eq!(merges[0]["reason"], "manual: same person");
+    assert_eq!(merges[0]["kind"], "contacts");
+    let text = ok(&w.braid(&["contact", "merges", &a]));
+    assert!(text.contains("manual: same person"), "{text}");
+    // A bad id is one line that says what to give.
+    let bad = fails(&w.braid(&["contact", "merge", &a, "bob"]));
+    assert!(
+        bad.contains("not a contact id") && bad.lines().count() == 1,
+        "{bad}"
+    );
+    // Exactly back.
+    let undone = ok(&w.braid(&["contact", "unmerge", "--merge", &merge.to_string()]));
+    assert!(
+        undone.contains(&format!("merge #{merge} undone")),
+        "{undone}"
+    );
+    assert_eq!(json(&w.braid(&["list", "--json"]))["total"], 2);
+    let again = fails(&w.braid(&["contact", "unmerge", "--merge", &merge.to_string()]));
+    assert!(again.contains("already undone"), "{again}");
+    // Split Ann's conversation (email, then Telegram): the last message becomes its own.
+    let id = w.ann.to_string();
+    let split = ok(&w.braid(&["split", &id, "1"]));
+    assert!(split.contains("split at message"), "{split}");
+    assert_eq!(json(&w.braid(&["list", "--json"]))["total"], 3);
+    let new = split
+        .split("the rest is #")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let joined = ok(&w.braid(&["join", &id, &new]));
+    assert!(joined.contains("joined"), "{joined}");
+    assert_eq!(json(&w.braid(&["list", "--json"]))["total"], 2);
+}

@@ -87,6 +87,24 @@ pub struct VipArgs {
     pub off: bool,
 }
 
+#[derive(Debug, Clone, clap::Args)]
+pub struct JoinArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The conversation (of the same person) that joins it: 15 or #15
+    #[arg(value_name = "OTHER")]
+    pub other: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SplitArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// N: the last N messages start a new conversation; #ID: from message ID on
+    #[arg(value_name = "N|#MSG")]
+    pub at: String,
+}
+
 #[derive(Debug, Serialize)]
 struct DoneJson {
     conversation_id: i64,
@@ -157,6 +175,28 @@ pub fn priority(g: &Globals, a: &PriorityArgs, out: &mut dyn Write) -> anyhow::R
 /// `braid vip ID [--off]`: the TUI's toggle, from the state asked for.
 pub fn vip(g: &Globals, a: &VipArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     run(g, &a.target, &[Action::Vip], a.off, out)
+}
+
+/// `braid join ID OTHER`: conversation OTHER joins ID (`braid contact unmerge` takes it back).
+pub fn join(g: &Globals, a: &JoinArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    run(
+        g,
+        &a.target,
+        &[Action::Join(Some(a.other.clone()))],
+        false,
+        out,
+    )
+}
+
+/// `braid split ID N|#MSG`: the tail of a conversation becomes a new one.
+pub fn split(g: &Globals, a: &SplitArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    run(
+        g,
+        &a.target,
+        &[Action::Split(Some(a.at.clone()))],
+        false,
+        out,
+    )
 }
 
 /// Map each action to its verb and run it on the conversation, as the TUI does.

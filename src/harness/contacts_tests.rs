@@ -129,7 +129,10 @@ fn duplicates_suggests_pairs_and_m_merges_one() {
     let screen = h.screen().unwrap();
     insta::assert_snapshot!("duplicates_140x40", screen);
     assert!(screen.contains("same local part"), "{screen}");
-    assert!(screen.contains("dana@example.org / dana@roe-family.net"), "{screen}");
+    assert!(
+        screen.contains("dana@example.org / dana@roe-family.net"),
+        "{screen}"
+    );
     let before = h.store.duplicates(10).unwrap();
     assert!(!before.is_empty());
     h.keys("m").unwrap();

@@ -269,6 +269,49 @@ mod tests {
     }
 
     #[test]
+    fn merging_people_and_taking_merges_back_need_a_supervisor() {
+        let c = ContactId(1);
+        let ask = |op: crate::api::ContactOp| Request::Contact { contact: c, op };
+        let merge = ask(crate::api::ContactOp::Merge {
+            other: ContactId(2),
+            keep_other: false,
+            reason: String::new(),
+        });
+        let err = check(&who(Role::Agent), &merge).unwrap_err();
+        assert!(err.contains("merging two contacts"), "{err}");
+        assert!(check(&who(Role::Supervisor), &merge).is_ok());
+        for op in [
+            crate::api::ContactOp::Unmerge { merge: None },
+            crate::api::ContactOp::IdentityMove {
+                kind: crate::model::IdentityKind::Email,
+                value: "a@b.c".into(),
+                to: ContactId(2),
+            },
+            crate::api::ContactOp::DismissDuplicate {
+                other: ContactId(2),
+            },
+        ] {
+            assert!(
+                check(&who(Role::Agent), &ask(op.clone())).is_err(),
+                "{op:?}"
+            );
+            assert!(check(&who(Role::Supervisor), &ask(op)).is_ok());
+        }
+        // Reading the provenance and a preview: anyone; the worklist: agents.
+        assert!(check(&who(Role::Viewer), &ask(crate::api::ContactOp::Merges)).is_ok());
+        assert!(check(&who(Role::Viewer), &Request::Duplicates { limit: 5 }).is_err());
+        assert!(check(&who(Role::Agent), &Request::Duplicates { limit: 5 }).is_ok());
+        // Joining or splitting one person's conversations: an agent's verb.
+        let join = Request::Write {
+            conversation: ConversationId(1),
+            contact: c,
+            write: Write::Verb(Verb::Join(ConversationId(2))),
+        };
+        assert!(check(&who(Role::Agent), &join).is_ok());
+        assert!(check(&who(Role::Viewer), &join).is_err());
+    }
+
+    #[test]
     fn a_scripts_post_is_checked_as_the_same_write() {
         use crate::api::Post;
         let post = |p: Post| Request::Post {

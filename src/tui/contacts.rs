@@ -435,7 +435,10 @@ mod tests {
             q.contains("telegram 555; 3 conversations; 1 message; tags billing"),
             "{q}"
         );
-        assert!(q.contains("into #12 Ann Lee (open conversations become one)?"), "{q}");
+        assert!(
+            q.contains("into #12 Ann Lee (open conversations become one)?"),
+            "{q}"
+        );
         assert!(!q.contains('\u{1b}'), "escaped: {q:?}");
     }
 }
