@@ -198,14 +198,20 @@ pub fn find(
     }
     let mut out: Vec<DuplicatePair> = best
         .into_iter()
-        .map(|((a, b), (reason, evidence))| DuplicatePair {
-            a,
-            a_name: names.get(&a).cloned().unwrap_or_default(),
-            b,
-            b_name: names.get(&b).cloned().unwrap_or_default(),
-            reason,
-            evidence,
-            score: reason.score(),
+        .map(|((a, b), (reason, evidence))| {
+            let a_name = names.get(&a).cloned().unwrap_or_default();
+            let b_name = names.get(&b).cloned().unwrap_or_default();
+            // The same full name as well makes any match stronger.
+            let same_name = name_key(&a_name).is_some() && name_key(&a_name) == name_key(&b_name);
+            DuplicatePair {
+                a,
+                a_name,
+                b,
+                b_name,
+                reason,
+                evidence,
+                score: (reason.score() + if same_name { 20 } else { 0 }).min(99),
+            }
         })
         .collect();
     out.sort_by(|x, y| {
@@ -305,6 +311,8 @@ mod tests {
             id("email", "robert@bigcorp.com", 8),
             id("email", "zed@gmail.com", 9),
             id("email", "zed.q@hotmail.com", 10),
+            id("email", "zed.quinn@gmail.com", 12),
+            id("email", "zed.quinn@hotmail.com", 13),
         ];
         let claims = vec![id("email", "ann.lee@acme.com", 11)];
         let names: HashMap<ContactId, String> = [
@@ -312,6 +320,8 @@ mod tests {
             (8, "bob  stone"),
             (9, "Zed Quinn"),
             (10, "Zed Quinn"),
+            (12, "Zed Quinn"),
+            (13, "Zed Quinn"),
         ]
         .into_iter()
         .map(|(c, n)| (ContactId(c), n.to_string()))
@@ -337,8 +347,12 @@ mod tests {
             !got.iter().any(|p| p.0 == 9 && p.1 == 10),
             "webmail names: {got:?}"
         );
-        // Strongest first.
+        // Strongest first; the same name as well makes a weak match stronger.
         assert_eq!(pairs[0].reason, DuplicateReason::Claimed);
+        let zed = pairs.iter().find(|p| p.a.0 == 12).unwrap();
+        assert_eq!((zed.reason, zed.score), (DuplicateReason::EmailLocalPart, 70));
+        let ann = pairs.iter().find(|p| p.a.0 == 3).unwrap();
+        assert_eq!(ann.score, 50);
         // A dismissed pair is not suggested again.
         let dismissed: HashSet<_> = [(ContactId(1), ContactId(2))].into_iter().collect();
         let again = find(&identities, &claims, &names, &dismissed);

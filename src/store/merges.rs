@@ -1420,21 +1420,22 @@ pub(crate) fn merges_of(
             continue;
         };
         let d: Json = serde_json::from_str(&data).unwrap_or(Json::Null);
-        let count = |k: &str| json_ids(&d[k]).len();
+        let count = |k: &str, w: &str| {
+            let n = json_ids(&d[k]).len();
+            format!("{n} {w}{}", if n == 1 { "" } else { "s" })
+        };
         let moved = match kind {
             MergeKind::Contacts => format!(
-                "{} identities, {} conversations, {} messages{}",
-                count("identities"),
-                count("conversations"),
-                count("messages"),
+                "{}, {}, {}{}",
+                count("identities", "identity").replace("identitys", "identities"),
+                count("conversations", "conversation"),
+                count("messages", "message"),
                 match d["folds"].as_array().map_or(0, Vec::len) {
                     0 => String::new(),
                     n => format!(", {n} open conversation(s) joined"),
                 }
             ),
-            MergeKind::Conversations | MergeKind::Split => {
-                format!("{} messages", count("messages"))
-            }
+            MergeKind::Conversations | MergeKind::Split => count("messages", "message"),
         };
         out.push(MergeRow {
             id,

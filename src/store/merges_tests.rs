@@ -227,7 +227,7 @@ fn an_unmerge_in_the_wrong_order_is_refused_and_says_which_first() {
         list.iter()
             .all(|m| m.undone.as_ref().is_some_and(|u| u.1 == "bob"))
     );
-    assert!(list[1].moved.contains("1 identities"), "{:?}", list[1]);
+    assert!(list[1].moved.contains("1 identity,"), "{:?}", list[1]);
 }
 
 #[test]

@@ -97,13 +97,13 @@ pub fn merge_line(m: &MergeRow, now: Millis) -> String {
         None => String::new(),
     };
     esc(&format!(
-        "#{:<5} {:<12} {:<34} {:<10} {:<28} {}{undone}",
+        "#{:<5} {:<12} {:<34} {:<10} {:<44} {}{undone}",
         m.id,
         crate::tui::time::short(m.at, now),
         what,
         m.actor,
+        m.moved,
         m.reason,
-        m.moved
     ))
 }
 
@@ -116,18 +116,19 @@ fn reason_label(r: DuplicateReason) -> &'static str {
     }
 }
 
-/// One suggested pair.
+/// One suggested pair, in columns (names padded by display width: CJK names take two).
 pub fn pair_line(p: &DuplicatePair) -> String {
-    esc(&format!(
-        "{:>3}  {:<14} #{:<6} {:<22} #{:<6} {:<22} {}",
+    use crate::tui::ui::pad;
+    format!(
+        "{:>3}  {} {} {} {} {} {}",
         p.score,
-        reason_label(p.reason),
-        p.a,
-        p.a_name,
-        p.b,
-        p.b_name,
-        p.evidence
-    ))
+        pad(reason_label(p.reason), 15),
+        pad(&format!("#{}", p.a), 7),
+        pad(&p.a_name, 22),
+        pad(&format!("#{}", p.b), 7),
+        pad(&p.b_name, 22),
+        esc(&p.evidence)
+    )
 }
 
 /// The sheet's name for [`SheetSource::name`].
