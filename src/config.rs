@@ -578,6 +578,8 @@ struct RawConfig {
     #[serde(default)]
     sla: Vec<crate::sla::PolicySpec>,
     csat: Option<Spanned<crate::csat::RawCsat>>,
+    #[serde(default)]
+    webhooks: Vec<Spanned<crate::webhooks::RawWebhook>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -956,6 +958,8 @@ impl RawConfig {
                 .resolve(&teams)
                 .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
         }
+        workspace.webhooks = crate::webhooks::resolve_all(&self.webhooks)
+            .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
 
         // A channel's team must be one the workspace defines: a typo would make a team nobody
         // is in, whose conversations only admins would ever see.

@@ -30,6 +30,7 @@ mod tx;
 mod undo;
 #[cfg(test)]
 mod undo_tests;
+pub mod webhooks;
 
 pub use audit::{AuditFilter, AuditPage, AuditPosition};
 pub use claims::ClaimRow;
