@@ -15,6 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
+#[cfg(test)]
+#[path = "webhooks_tests.rs"]
+mod tests;
+
 /// Deliveries in flight at once, per endpoint.
 pub const CONCURRENCY: usize = 8;
 
@@ -309,9 +313,13 @@ async fn blocking<T: Send + 'static>(
 /// sends. Only one dispatcher may run per store (the server's lock sees to it).
 pub async fn start(db: PathBuf, hooks: Arc<Hooks>) -> anyhow::Result<Dispatcher> {
     let path = db.clone();
+    let filters = hooks.filters();
     let requeued = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
         let mut s = Store::open(&path)?;
-        Ok(s.webhook_requeue_sending(now_millis())?)
+        let n = s.webhook_requeue_sending(now_millis())?;
+        // Before anything else writes: a store new to webhooks starts following here.
+        s.derive_webhooks(&filters, now_millis())?;
+        Ok(n)
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))??;
