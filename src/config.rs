@@ -1598,6 +1598,78 @@ mod tests {
     }
 
     #[test]
+    fn webhooks_are_read_and_checked_with_key_and_line() {
+        let good = "[[webhooks]]\nname = \"crm\"\nurl = \"https://crm.example.com/hooks\"\nevents = [\"message_in\", \"csat_*\", \"consent_changed\"]\nsecret_env = \"BRAID_WEBHOOK_CRM\"\ntimeout = \"5s\"\n";
+        let c = load_text(good).unwrap();
+        let w = &c.workspace.webhooks[0];
+        assert_eq!(w.name, "crm");
+        assert_eq!(w.timeout_ms, 5_000);
+        assert!(w.events.matches("csat_answered"));
+        assert!(!w.events.matches("message_out"));
+        let all = load_text(&good.replace(
+            "[\"message_in\", \"csat_*\", \"consent_changed\"]",
+            "[\"*\"]",
+        ))
+        .unwrap();
+        assert_eq!(
+            all.workspace.webhooks[0].events,
+            crate::webhooks::EventFilter::All
+        );
+        for (bad, line, key, says) in [
+            (
+                good.replace("https://crm", "ftp://crm"),
+                3,
+                "webhooks.url",
+                "http:// or https://",
+            ),
+            (
+                good.replace("\"message_in\"", "\"message_created\""),
+                4,
+                "webhooks.events",
+                "known: message_in, message_out",
+            ),
+            (
+                good.replace("\"5s\"", "\"soon\""),
+                6,
+                "webhooks.timeout",
+                "",
+            ),
+            (
+                good.replace("secret_env = \"BRAID_WEBHOOK_CRM\"\n", ""),
+                1,
+                "webhooks.secret_command",
+                "secret is missing",
+            ),
+            (
+                format!("{good}\n{good}"),
+                8,
+                "webhooks.name",
+                "two [[webhooks]]",
+            ),
+        ] {
+            match load_text(&bad).unwrap_err() {
+                ConfigError::Invalid {
+                    line: l,
+                    key: k,
+                    message,
+                    ..
+                } => {
+                    assert_eq!((l, k.as_deref()), (line, Some(key)), "{message}");
+                    assert!(message.contains(says), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // The secret itself is never a key of the file.
+        let err =
+            load_text(&good.replace("secret_env = \"BRAID_WEBHOOK_CRM\"", "secret = \"hunter2\""))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("`secret`"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let err = load_text("agent = \"a\"\n\n[theme]\naccent = \"red\"\ncolour = \"blue\"\n")
             .unwrap_err();

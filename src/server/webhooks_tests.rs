@@ -24,7 +24,10 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
     }
     let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
     let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
-    let inner = Sha256::new().chain_update(&ipad).chain_update(msg).finalize();
+    let inner = Sha256::new()
+        .chain_update(&ipad)
+        .chain_update(msg)
+        .finalize();
     Sha256::new()
         .chain_update(&opad)
         .chain_update(inner)
@@ -64,7 +67,8 @@ struct Got {
 }
 
 /// How the receiver answers the n-th request (0-based) of one delivery id.
-type Behaviour = Arc<dyn Fn(usize, &Got) -> (StatusCode, Vec<(String, String)>, String) + Send + Sync>;
+type Behaviour =
+    Arc<dyn Fn(usize, &Got) -> (StatusCode, Vec<(String, String)>, String) + Send + Sync>;
 
 #[derive(Clone)]
 struct Receiver {
@@ -315,7 +319,11 @@ async fn failed_attempts_are_retried_with_backoff_the_same_id_and_body_signed() 
 async fn a_4xx_is_a_permanent_failure_visible_and_retriable_by_hand() {
     let dir = tempfile::tempdir().unwrap();
     let rx = receiver(Arc::new(|_, _| {
-        (StatusCode::GONE, vec![], "endpoint \u{1b}[31mremoved".into())
+        (
+            StatusCode::GONE,
+            vec![],
+            "endpoint \u{1b}[31mremoved".into(),
+        )
     }))
     .await;
     let eps = vec![endpoint(
@@ -339,7 +347,10 @@ async fn a_4xx_is_a_permanent_failure_visible_and_retriable_by_hand() {
     assert_eq!(list[0].counts.failed, 1);
     let err = list[0].counts.last_error.clone().unwrap();
     assert!(err.contains("HTTP 410 Gone"), "{err}");
-    assert!(!err.contains('\u{1b}'), "the receiver's text is sanitized: {err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "the receiver's text is sanitized: {err}"
+    );
     assert_eq!(list[0].counts.last_error_status, Some(410));
     // Fixed: sent again by hand.
     rx.set(ok());
@@ -405,7 +416,10 @@ async fn deliveries_pending_at_a_crash_are_delivered_after_a_restart() {
     {
         let hooks = Arc::new(Hooks::new(&eps, fast()).await);
         let d = start(path.clone(), Arc::clone(&hooks)).await.unwrap();
-        until("attempts in flight", || (!rx.got().is_empty()).then_some(())).await;
+        until("attempts in flight", || {
+            (!rx.got().is_empty()).then_some(())
+        })
+        .await;
         drop(d);
     }
     let before = states(&path, "crm");
@@ -443,12 +457,7 @@ async fn the_secret_is_never_in_status_errors_or_debug() {
         (
             StatusCode::INTERNAL_SERVER_ERROR,
             vec![],
-            format!(
-                "{} {} {}",
-                g.sig,
-                g.ts,
-                String::from_utf8_lossy(&g.body)
-            ),
+            format!("{} {} {}", g.sig, g.ts, String::from_utf8_lossy(&g.body)),
         )
     }))
     .await;
@@ -527,7 +536,9 @@ async fn the_server_answers_webhook_requests_for_admins_and_delivers() {
     assert_eq!(ping.event, "ping");
     assert!(verifies(SECRET, &ping.ts, &ping.sig, &ping.body));
     match admin
-        .call(Request::WebhookTest { name: "nope".into() })
+        .call(Request::WebhookTest {
+            name: "nope".into(),
+        })
         .await
         .unwrap()
     {
