@@ -1670,6 +1670,23 @@ mod tests {
     }
 
     #[test]
+    fn the_examples_webhooks_block_parses() {
+        let block: String = EXAMPLE
+            .lines()
+            .skip_while(|l| l.trim() != "## [[webhooks]]")
+            .take_while(|l| l.starts_with('#'))
+            .filter_map(|l| l.strip_prefix("## "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(block.contains("secret_command = "), "{block}");
+        let c = load_text(&block).unwrap();
+        let w = &c.workspace.webhooks[0];
+        assert_eq!(w.name, "crm");
+        assert!(w.events.matches("csat_answered") && w.events.matches("consent_changed"));
+        assert_eq!(w.timeout_ms, 10_000);
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let err = load_text("agent = \"a\"\n\n[theme]\naccent = \"red\"\ncolour = \"blue\"\n")
             .unwrap_err();

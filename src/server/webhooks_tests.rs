@@ -581,3 +581,63 @@ async fn the_server_answers_webhook_requests_for_admins_and_delivers() {
     drop(bob);
     server.shutdown().await;
 }
+
+/// The README's Python verifier, run as written (python3's own `hmac`) on a real delivery:
+/// it accepts it, and refuses it with one byte of the body changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_python_verifier_accepts_a_real_delivery() {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("command -v python3")
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if !found {
+        eprintln!("skipped: no python3 on this machine");
+        return;
+    }
+    let readme = include_str!("../../README.md");
+    let at = readme
+        .find("## Webhooks out")
+        .expect("the README's section");
+    let rest = &readme[at..];
+    let code = &rest[rest.find("```python\n").unwrap() + 10..];
+    let code = &code[..code.find("```").unwrap()];
+    let rx = receiver(ok()).await;
+    let eps = vec![endpoint("crm", &rx.url, EventFilter::All)];
+    let hooks = Hooks::new(&eps, fast()).await;
+    match test(&hooks, "crm").await {
+        crate::api::Response::WebhookTested(t) => assert!(t.ok, "{t:?}"),
+        other => panic!("{other:?}"),
+    }
+    let g = rx.got().pop().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |body: &[u8]| {
+        std::fs::write(dir.path().join("body"), body).unwrap();
+        let script = format!(
+            "{code}\nimport sys\nbody = open(sys.argv[1], 'rb').read()\n\
+             h = {{'X-Braid-Timestamp': sys.argv[2], 'X-Braid-Signature': sys.argv[3]}}\n\
+             print(verify(sys.argv[4].encode(), h, body))\n"
+        );
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(dir.path().join("body"))
+            .arg(&g.ts)
+            .arg(&g.sig)
+            .arg(SECRET)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(run(&g.body), "True");
+    let mut changed = g.body.clone();
+    changed[2] ^= 1;
+    assert_eq!(run(&changed), "False");
+}
