@@ -118,7 +118,7 @@ async fn main() {
     );
 
     // 2. Delivering.
-    let hooks = Arc::new(Hooks::new(&eps, Backoff::default()).await);
+    let hooks = Arc::new(Hooks::new(&eps, Backoff::default()));
     let t = Instant::now();
     let d = start(path.clone(), Arc::clone(&hooks)).await.unwrap();
     loop {

@@ -263,15 +263,12 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
         Some(dir) => crate::canned::Folder::at(Some(dir.clone())),
         None => crate::canned::Folder::beside(config.source.as_deref()),
     };
-    // Webhook secrets are read once, here (an unreadable one is reported by `braid webhooks
-    // status`; its deliveries wait).
-    let hooks = Arc::new(
-        webhooks::Hooks::new(
-            &config.workspace.webhooks,
-            crate::webhooks::Backoff::default(),
-        )
-        .await,
-    );
+    // Webhook endpoints (their secrets are read by the dispatcher, or a test, when needed;
+    // an unreadable one is reported by `braid webhooks status` and its deliveries wait).
+    let hooks = Arc::new(webhooks::Hooks::new(
+        &config.workspace.webhooks,
+        crate::webhooks::Backoff::default(),
+    ));
     let shared = Arc::new(Shared {
         webhooks: Arc::clone(&hooks),
         canned,

@@ -3,7 +3,8 @@
 //! derivation) and posts each endpoint's due deliveries, a few at a time, oldest first, on its
 //! own store connection; never on a client's path. A delivery is marked done only after a 2xx
 //! (at least once: rows in flight when a server died are sent again by the next one). The
-//! signing secrets are read once, when the server starts; they are never printed or logged.
+//! signing secrets are read once, when the dispatcher starts (or a test needs one); they are
+//! never printed or logged.
 
 use crate::model::{Millis, now_millis};
 use crate::store::Store;
@@ -28,14 +29,13 @@ const IDLE: Duration = Duration::from_secs(5);
 /// How much of a receiver's answer is kept with an error.
 const ERROR_BODY_BYTES: usize = 300;
 
-/// One configured endpoint, its secret read.
+/// One configured endpoint.
 pub struct Endpoint {
     pub config: WebhookConfig,
-    secret: Option<Vec<u8>>,
-    /// Why nothing can be sent (the secret could not be read): shown by `braid webhooks
-    /// status`; the deliveries wait.
-    pub problem: Option<String>,
-    client: Option<reqwest::Client>,
+    /// The signing secret, read the first time it is needed (the dispatcher's start, a
+    /// test): a one-shot command's in-process server runs no `secret_command`.
+    secret: tokio::sync::OnceCell<Result<Vec<u8>, String>>,
+    client: Result<reqwest::Client, String>,
     wake: Notify,
 }
 
@@ -45,8 +45,36 @@ impl std::fmt::Debug for Endpoint {
         f.debug_struct("Endpoint")
             .field("name", &self.config.name)
             .field("url", &self.config.display_url())
-            .field("problem", &self.problem)
+            .field("problem", &self.problem())
             .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// The signing secret (read once; an error names the key, never the value).
+    pub async fn secret(&self) -> Result<&[u8], String> {
+        let r = self
+            .secret
+            .get_or_init(|| async {
+                let place = format!("[[webhooks]] {}", self.config.name);
+                crate::secret::resolve(&self.config.secret, "secret", &place, true)
+                    .await
+                    .map(String::into_bytes)
+            })
+            .await;
+        match r {
+            Ok(s) => Ok(s.as_slice()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// Why nothing can be sent (the secret could not be read, no HTTP client): shown by
+    /// `braid webhooks status`; the deliveries wait.
+    pub fn problem(&self) -> Option<String> {
+        if let Some(Err(e)) = self.secret.get() {
+            return Some(e.clone());
+        }
+        self.client.as_ref().err().cloned()
     }
 }
 
@@ -60,43 +88,28 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    /// Read each endpoint's secret (an endpoint whose secret cannot be read is kept, with the
-    /// reason, and sends nothing).
-    pub async fn new(configs: &[WebhookConfig], backoff: Backoff) -> Hooks {
-        let mut endpoints = Vec::new();
-        for c in configs {
-            let place = format!("[[webhooks]] {}", c.name);
-            let (secret, mut problem) =
-                match crate::secret::resolve(&c.secret, "secret", &place, true).await {
-                    Ok(s) => (Some(s.into_bytes()), None),
-                    Err(e) => {
-                        tracing::warn!("webhooks: {e}");
-                        (None, Some(e))
-                    }
-                };
-            let client = match reqwest::Client::builder()
-                .timeout(Duration::from_millis(c.timeout_ms.max(1) as u64))
-                .connect_timeout(Duration::from_millis(c.timeout_ms.max(1) as u64))
-                // A receiver that moved says so; following it would send the signed body
-                // somewhere nobody configured.
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("braid-webhooks/", env!("CARGO_PKG_VERSION")))
-                .build()
-            {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    problem.get_or_insert_with(|| format!("cannot build an HTTP client: {e}"));
-                    None
-                }
-            };
-            endpoints.push(Arc::new(Endpoint {
-                config: c.clone(),
-                secret,
-                problem,
-                client,
-                wake: Notify::new(),
-            }));
-        }
+    /// The endpoints (their secrets are read when first needed: [`Endpoint::secret`]).
+    pub fn new(configs: &[WebhookConfig], backoff: Backoff) -> Hooks {
+        let endpoints = configs
+            .iter()
+            .map(|c| {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_millis(c.timeout_ms.max(1) as u64))
+                    .connect_timeout(Duration::from_millis(c.timeout_ms.max(1) as u64))
+                    // A receiver that moved says so; following it would send the signed
+                    // body somewhere nobody configured.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("braid-webhooks/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| format!("cannot build an HTTP client: {e}"));
+                Arc::new(Endpoint {
+                    config: c.clone(),
+                    secret: tokio::sync::OnceCell::new(),
+                    client,
+                    wake: Notify::new(),
+                })
+            })
+            .collect();
         Hooks {
             endpoints,
             backoff,
@@ -134,16 +147,22 @@ pub struct Attempt {
 
 /// POST one signed body to the endpoint.
 pub async fn post(ep: &Endpoint, delivery: &str, kind: &str, body: &str) -> Attempt {
-    let (Some(secret), Some(client)) = (&ep.secret, &ep.client) else {
-        return Attempt {
-            status: None,
-            retry_after_ms: None,
-            error: Some(
-                ep.problem
-                    .clone()
-                    .unwrap_or_else(|| "the endpoint cannot send".into()),
-            ),
-        };
+    let (secret, client) = match (ep.secret().await, &ep.client) {
+        (Ok(s), Ok(c)) => (s, c),
+        (Err(e), _) => {
+            return Attempt {
+                status: None,
+                retry_after_ms: None,
+                error: Some(e),
+            };
+        }
+        (_, Err(e)) => {
+            return Attempt {
+                status: None,
+                retry_after_ms: None,
+                error: Some(e.clone()),
+            };
+        }
     };
     let ts = now_millis() / 1000;
     let sig = crate::webhooks::sign(secret, ts, body.as_bytes());
@@ -385,9 +404,13 @@ async fn derive_loop(db: PathBuf, hooks: Arc<Hooks>) {
 
 /// Send one endpoint's due deliveries, `concurrency` at a time, oldest first.
 async fn endpoint_loop(db: PathBuf, hooks: Arc<Hooks>, ep: Arc<Endpoint>) {
-    if ep.secret.is_none() {
+    if let Err(e) = ep.secret().await {
         // Nothing can be signed: the deliveries wait (status says why) for a restart with
         // the secret readable.
+        tracing::warn!("webhooks: {e}");
+        return;
+    }
+    if ep.client.is_err() {
         return;
     }
     let mut store = open(&db).await;
@@ -527,7 +550,7 @@ pub fn status(hooks: &Hooks, store: &Store) -> anyhow::Result<Vec<crate::api::We
             name: ep.config.name.clone(),
             url: ep.config.display_url(),
             events: ep.config.events.names(),
-            problem: ep.problem.clone(),
+            problem: ep.problem(),
             counts: store.webhook_counts(&ep.config.name)?,
         });
     }

@@ -257,7 +257,7 @@ async fn failed_attempts_are_retried_with_backoff_the_same_id_and_body_signed() 
     )];
     let path = fresh_store(dir.path(), &eps);
     customer_writes(&path, "where is my parcel");
-    let hooks = Arc::new(Hooks::new(&eps, fast()).await);
+    let hooks = Arc::new(Hooks::new(&eps, fast()));
     let _d = start(path.clone(), Arc::clone(&hooks)).await.unwrap();
     let rows = until("both delivered", || {
         let s = states(&path, "crm");
@@ -333,7 +333,7 @@ async fn a_4xx_is_a_permanent_failure_visible_and_retriable_by_hand() {
     )];
     let path = fresh_store(dir.path(), &eps);
     customer_writes(&path, "hello");
-    let hooks = Arc::new(Hooks::new(&eps, fast()).await);
+    let hooks = Arc::new(Hooks::new(&eps, fast()));
     let _d = start(path.clone(), Arc::clone(&hooks)).await.unwrap();
     until("failed", || {
         let s = states(&path, "old");
@@ -388,7 +388,7 @@ async fn a_429_waits_for_retry_after() {
     )];
     let path = fresh_store(dir.path(), &eps);
     customer_writes(&path, "hello");
-    let hooks = Arc::new(Hooks::new(&eps, fast()).await);
+    let hooks = Arc::new(Hooks::new(&eps, fast()));
     let _d = start(path.clone(), Arc::clone(&hooks)).await.unwrap();
     until("delivered", || {
         (states(&path, "crm").first().map(|r| r.1.as_str()) == Some("delivered")).then_some(())
@@ -414,7 +414,7 @@ async fn deliveries_pending_at_a_crash_are_delivered_after_a_restart() {
     customer_writes(&path, "one");
     customer_writes(&path, "two");
     {
-        let hooks = Arc::new(Hooks::new(&eps, fast()).await);
+        let hooks = Arc::new(Hooks::new(&eps, fast()));
         let d = start(path.clone(), Arc::clone(&hooks)).await.unwrap();
         until("attempts in flight", || {
             (!rx.got().is_empty()).then_some(())
@@ -430,7 +430,7 @@ async fn deliveries_pending_at_a_crash_are_delivered_after_a_restart() {
     customer_writes(&path, "three");
     rx.set(ok());
     let seen_before = rx.got().len();
-    let hooks = Arc::new(Hooks::new(&eps, fast()).await);
+    let hooks = Arc::new(Hooks::new(&eps, fast()));
     let _d = start(path.clone(), Arc::clone(&hooks)).await.unwrap();
     let rows = until("all delivered", || {
         let s = states(&path, "crm");
@@ -469,15 +469,21 @@ async fn the_secret_is_never_in_status_errors_or_debug() {
             "http://user:pw@127.0.0.1:9/hook?token=abc",
             EventFilter::All,
         ),
+        // Its secret cannot be read: it sends nothing, and says why.
+        WebhookConfig {
+            secret: SecretSource::Env("BRAID_TEST_WEBHOOK_SECRET_NOT_SET".into()),
+            ..endpoint("nosecret", &rx.url, EventFilter::All)
+        },
     ];
     let path = fresh_store(dir.path(), &eps);
     customer_writes(&path, "hi");
-    let hooks = Arc::new(Hooks::new(&eps, fast()).await);
+    let hooks = Arc::new(Hooks::new(&eps, fast()));
     let _d = start(path.clone(), Arc::clone(&hooks)).await.unwrap();
     until("errors recorded", || {
         let s = Store::open(&path).unwrap();
         (s.webhook_counts("crm").unwrap().last_error.is_some()
-            && s.webhook_counts("down").unwrap().last_error.is_some())
+            && s.webhook_counts("down").unwrap().last_error.is_some()
+            && hooks.endpoints[2].problem().is_some())
         .then_some(())
     })
     .await;
@@ -492,6 +498,10 @@ async fn the_secret_is_never_in_status_errors_or_debug() {
         assert!(!out.contains("token=abc") && !out.contains("pw@"), "{out}");
     }
     assert!(text.contains("failing"), "{text}");
+    let p = list[2].problem.clone().unwrap();
+    assert!(p.contains("secret_env"), "{p}");
+    assert!(list[2].counts.pending >= 2, "{:?}", list[2].counts);
+    assert!(text.contains("NOT SENDING"), "{text}");
     assert!(text.contains("cannot connect"), "{text}");
     assert!(text.contains("next retry"), "{text}");
 }
@@ -606,7 +616,7 @@ async fn the_readme_python_verifier_accepts_a_real_delivery() {
     let code = &code[..code.find("```").unwrap()];
     let rx = receiver(ok()).await;
     let eps = vec![endpoint("crm", &rx.url, EventFilter::All)];
-    let hooks = Hooks::new(&eps, fast()).await;
+    let hooks = Hooks::new(&eps, fast());
     match test(&hooks, "crm").await {
         crate::api::Response::WebhookTested(t) => assert!(t.ok, "{t:?}"),
         other => panic!("{other:?}"),
