@@ -45,6 +45,21 @@ pub enum Verb {
         link: bool,
         value: Option<String>,
     },
+    /// `:join #ID`: conversation `other` (of the same person) joins this one: its messages,
+    /// tags, drafts and history move here; `:unmerge` takes it back. Audited.
+    Join(ConversationId),
+    /// `:split N` / `:split #MSG`: the message (or the last N) and every later one start a new
+    /// conversation of the same person; `:unmerge` takes it back. Audited.
+    Split(SplitAt),
+}
+
+/// Where `:split` cuts a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SplitAt {
+    /// At this message.
+    Message(crate::model::MessageId),
+    /// So that the last N messages move.
+    Last(usize),
 }
 
 /// What an assignment does with a conversation someone else owns.
@@ -89,6 +104,8 @@ impl Verb {
             Verb::Reassign { note: Some(_), .. } => "handoff",
             Verb::Reassign { to: Some(_), .. } => "assign",
             Verb::Reassign { to: None, .. } => "unassign",
+            Verb::Join(_) => "join",
+            Verb::Split(_) => "split",
         }
     }
 
@@ -162,8 +179,27 @@ impl Verb {
                 link: d.link,
                 value: d.value.clone(),
             },
+            Action::Join(Some(arg)) => Verb::Join(crate::model::parse_conversation_id(arg)?),
+            Action::Split(Some(arg)) => Verb::Split(parse_split(arg)?),
             _ => return Ok(None),
         }))
+    }
+}
+
+/// `:split` / `braid split`'s argument: `#ID` (`m12` too) is a message, a bare number N the
+/// last N messages.
+pub fn parse_split(arg: &str) -> Result<SplitAt, String> {
+    let a = arg.trim();
+    let usage = || format!("split at what? '{a}': N (the last N messages) or #ID (a message id)");
+    if let Some(id) = a.strip_prefix('#').or_else(|| a.strip_prefix('m')) {
+        return id
+            .parse::<i64>()
+            .map(|i| SplitAt::Message(crate::model::MessageId(i)))
+            .map_err(|_| usage());
+    }
+    match a.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(SplitAt::Last(n)),
+        _ => Err(usage()),
     }
 }
 
@@ -294,6 +330,22 @@ pub fn apply(
                     claim.kind, claim.value
                 )
             }
+        }
+        Verb::Join(other) => {
+            let merge = store.merge_conversations(conversation, other, a, now)?;
+            format!(
+                "#{other} joined #{conversation} (merge #{merge}; :unmerge {merge} takes it back)"
+            )
+        }
+        Verb::Split(at) => {
+            let message = match at {
+                SplitAt::Message(m) => m,
+                SplitAt::Last(n) => store.nth_last_message(conversation, n)?,
+            };
+            let (merge, new) = store.split_conversation(conversation, message, a, now)?;
+            format!(
+                "#{conversation} split at message #{message}: the rest is #{new} (merge #{merge}; :unmerge {merge} takes it back)"
+            )
         }
         Verb::Claim { link: false, value } => {
             let contact = store.conversation(conversation)?.contact_id;

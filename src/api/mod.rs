@@ -20,4 +20,5 @@ pub use crate::store::{
     ClaimRow, ContactProfile, ContactRow, Counts, EventRow, IdentityRow, MessageRow, QueueAnchor,
     QueueCursor, QueueFilter, QueueRow, SearchHit, SearchQuery, TimelineCursor,
 };
+pub use crate::store::{DuplicatePair, DuplicateReason, MergeKind, MergePlan, MergeRow, Unmerged};
 pub use crate::store::{NewTask, TaskAt, TaskCursor, TaskEnd, TaskRow};

@@ -566,6 +566,84 @@ pub enum Request {
     /// Make endpoint `name`'s failed deliveries due again (`braid webhooks retry`); answered
     /// [`Response::Done`]. Admins only.
     WebhookRetry { name: String },
+    /// A change to one contact, or a question about it (merge and unmerge with their
+    /// provenance, identities taken off or moved, a duplicate dismissed); answered
+    /// [`Response::Contact`]. The role depends on the op (see `server::authz`).
+    Contact { contact: ContactId, op: ContactOp },
+    /// Contacts that are likely one person (`:duplicates`, `braid contact duplicates`),
+    /// strongest first; answered [`Response::Duplicates`].
+    Duplicates { limit: usize },
+}
+
+/// What a [`Request::Contact`] does to its contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactOp {
+    /// What merging `other` with this contact would move (answered with a plan; nothing
+    /// changes). `keep_other`: `other` survives.
+    MergePlan {
+        other: ContactId,
+        #[serde(default)]
+        keep_other: bool,
+    },
+    /// Merge `other` into this contact (or this into `other` with `keep_other`), recording
+    /// the reason.
+    Merge {
+        other: ContactId,
+        #[serde(default)]
+        keep_other: bool,
+        reason: String,
+    },
+    /// Undo merge `merge`, or (None) the newest merge still in force involving this contact.
+    Unmerge {
+        #[serde(default)]
+        merge: Option<i64>,
+    },
+    /// The merges involving this contact, newest first (provenance).
+    Merges,
+    /// Take an identity off this contact.
+    IdentityRemove {
+        kind: crate::model::IdentityKind,
+        value: String,
+    },
+    /// Move one of this contact's identities to contact `to`.
+    IdentityMove {
+        kind: crate::model::IdentityKind,
+        value: String,
+        to: ContactId,
+    },
+    /// This contact and `other` are not one person: stop suggesting them.
+    DismissDuplicate { other: ContactId },
+}
+
+impl ContactOp {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ContactOp::MergePlan { .. } => "merge_plan",
+            ContactOp::Merge { .. } => "merge",
+            ContactOp::Unmerge { .. } => "unmerge",
+            ContactOp::Merges => "merges",
+            ContactOp::IdentityRemove { .. } => "identity_remove",
+            ContactOp::IdentityMove { .. } => "identity_move",
+            ContactOp::DismissDuplicate { .. } => "dismiss_duplicate",
+        }
+    }
+}
+
+/// What a [`Request::Contact`] answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactAnswer {
+    Plan(Box<crate::store::MergePlan>),
+    Merged {
+        merge: i64,
+        survivor: ContactId,
+        absorbed: ContactId,
+    },
+    Unmerged(crate::store::Unmerged),
+    Merges(Vec<crate::store::MergeRow>),
+    /// Done; the line says what changed.
+    Done(String),
 }
 
 /// Which tasks a [`Request::Tasks`] lists (the server fills in who and when).
@@ -850,6 +928,8 @@ impl Request {
             Request::WebhooksStatus => "webhooks_status",
             Request::WebhookTest { .. } => "webhook_test",
             Request::WebhookRetry { .. } => "webhook_retry",
+            Request::Contact { .. } => "contact",
+            Request::Duplicates { .. } => "duplicates",
         }
     }
 
@@ -1021,6 +1101,8 @@ pub enum Response {
     },
     /// The answer to [`Request::Undo`].
     Undone(Box<crate::store::UndoReport>),
+    Contact(ContactAnswer),
+    Duplicates(Vec<crate::store::DuplicatePair>),
     /// The answer to a [`Request::Tasks`]: open tasks, soonest due first, and whether more
     /// exist beyond them in the direction asked (ask again at `after` the last row's cursor).
     Tasks {

@@ -205,5 +205,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Task(_) => "task",
         Response::Webhooks(_) => "webhooks",
         Response::WebhookTested(_) => "webhook_tested",
+        Response::Contact(_) => "contact",
+        Response::Duplicates(_) => "duplicates",
     }
 }

@@ -11,7 +11,7 @@
 
 use super::Identity;
 use crate::actions::Verb;
-use crate::api::{Request, Role, Write};
+use crate::api::{ContactOp, Request, Role, Write};
 
 /// Ok, or the one line that says why not and what to do instead.
 pub fn check(who: &Identity, req: &Request) -> Result<(), String> {
@@ -94,6 +94,20 @@ pub fn needed_role(req: &Request) -> Role {
         }
         // Undo reverses a conversation verb (status, assignee, priority, tags, team): an agent's.
         Request::Undo => Role::Agent,
+        // Contacts: reading the provenance and a preview is reading; merging two people,
+        // taking a merge back and moving identities between people reach beyond one
+        // conversation (and maybe beyond the agent's teams), like the identity merge below:
+        // supervisors. Suggested duplicates are an agent's worklist; dismissing one hides it
+        // from everybody: a supervisor's call.
+        Request::Contact { op, .. } => match op {
+            ContactOp::Merges | ContactOp::MergePlan { .. } => Role::Viewer,
+            ContactOp::Merge { .. }
+            | ContactOp::Unmerge { .. }
+            | ContactOp::IdentityRemove { .. }
+            | ContactOp::IdentityMove { .. }
+            | ContactOp::DismissDuplicate { .. } => Role::Supervisor,
+        },
+        Request::Duplicates { .. } => Role::Agent,
         Request::Write { write, .. } => match write {
             Write::Reply { .. }
             | Write::Note { .. }
@@ -140,6 +154,14 @@ fn describe(req: &Request) -> String {
         },
         Request::TaskCreate { .. } => "creating a task".into(),
         Request::TaskClose { .. } => "closing a task".into(),
+        Request::Contact { op, .. } => match op {
+            ContactOp::Merge { .. } => "merging two contacts".into(),
+            ContactOp::Unmerge { .. } => "taking a merge back".into(),
+            ContactOp::IdentityRemove { .. } => "removing an identity".into(),
+            ContactOp::IdentityMove { .. } => "moving an identity to another contact".into(),
+            ContactOp::DismissDuplicate { .. } => "dismissing a duplicate".into(),
+            other => format!("'{}'", other.name()),
+        },
         other => format!("'{}'", other.name()),
     }
 }

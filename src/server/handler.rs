@@ -740,6 +740,74 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
         Request::WebhooksStatus | Request::WebhookTest { .. } | Request::WebhookRetry { .. } => {
             Response::Error("webhooks are answered by the workspace server".into())
         }
+        Request::Contact { contact, op } => {
+            Response::Contact(contact_op(store, &agent, contact, op)?)
+        }
+        Request::Duplicates { limit } => {
+            Response::Duplicates(store.duplicates(limit.min(MAX_LIST))?)
+        }
+    })
+}
+
+/// One [`Request::Contact`]: merges, unmerges, identities, duplicates.
+fn contact_op(
+    store: &mut Store,
+    agent: &str,
+    contact: crate::model::ContactId,
+    op: crate::api::ContactOp,
+) -> anyhow::Result<crate::api::ContactAnswer> {
+    use crate::api::{ContactAnswer, ContactOp};
+    let now = now_millis();
+    let pair = |other, keep_other: bool| {
+        if keep_other {
+            (other, contact)
+        } else {
+            (contact, other)
+        }
+    };
+    Ok(match op {
+        ContactOp::MergePlan { other, keep_other } => {
+            let (survivor, absorbed) = pair(other, keep_other);
+            ContactAnswer::Plan(Box::new(store.merge_plan(survivor, absorbed)?))
+        }
+        ContactOp::Merge {
+            other,
+            keep_other,
+            reason,
+        } => {
+            let (survivor, absorbed) = pair(other, keep_other);
+            let reason = match reason.trim() {
+                "" => format!("manual: merged by {agent}"),
+                r => format!("manual: {r}"),
+            };
+            let merge = store.merge_contacts_by_hand(survivor, absorbed, &reason, agent, now)?;
+            ContactAnswer::Merged {
+                merge,
+                survivor,
+                absorbed,
+            }
+        }
+        ContactOp::Unmerge { merge } => {
+            let c = if merge.is_some() { None } else { Some(contact) };
+            ContactAnswer::Unmerged(store.unmerge(merge, c, agent, now)?)
+        }
+        ContactOp::Merges => ContactAnswer::Merges(store.merges(contact, 100)?),
+        ContactOp::IdentityRemove { kind, value } => {
+            let v = crate::identity::normalize(kind, &value)?;
+            store.remove_identity(contact, kind, &v, agent, now)?;
+            ContactAnswer::Done(format!("{kind} {v} taken off contact #{contact}"))
+        }
+        ContactOp::IdentityMove { kind, value, to } => {
+            let v = crate::identity::normalize(kind, &value)?;
+            let from = store.move_identity(kind, &v, to, agent, now)?;
+            ContactAnswer::Done(format!("{kind} {v} moved from contact #{from} to #{to}"))
+        }
+        ContactOp::DismissDuplicate { other } => {
+            store.dismiss_duplicate(contact, other, agent, now)?;
+            ContactAnswer::Done(format!(
+                "#{contact} and #{other} will not be suggested again"
+            ))
+        }
     })
 }
 

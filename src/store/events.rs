@@ -50,6 +50,18 @@ pub enum EventKind {
     CsatSent,
     /// The customer answered the survey (data: `score` 1-5, `comment`, `channel`).
     CsatAnswered,
+    /// A contact merge was taken back (data: `merge`, `survivor`, `absorbed`).
+    ContactsUnmerged,
+    /// Two conversations of one person became one by hand (data: `merge`, `keep`, `gone`).
+    ConversationsMerged,
+    /// A conversation merge or a split was taken back (data: `merge`).
+    ConversationsUnmerged,
+    /// A conversation was split at a message (data: `merge`, `from`, `new`).
+    ConversationSplit,
+    /// An identity was taken off a contact (data: `kind`, `value`).
+    IdentityRemoved,
+    /// An identity moved to another contact (data: `kind`, `value`, `from`, `to`).
+    IdentityMoved,
 }
 
 impl EventKind {
@@ -81,6 +93,12 @@ impl EventKind {
         EventKind::ReplyCancelled,
         EventKind::CsatSent,
         EventKind::CsatAnswered,
+        EventKind::ContactsUnmerged,
+        EventKind::ConversationsMerged,
+        EventKind::ConversationsUnmerged,
+        EventKind::ConversationSplit,
+        EventKind::IdentityRemoved,
+        EventKind::IdentityMoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +130,12 @@ impl EventKind {
             EventKind::ReplyCancelled => "reply_cancelled",
             EventKind::CsatSent => "csat_sent",
             EventKind::CsatAnswered => "csat_answered",
+            EventKind::ContactsUnmerged => "contacts_unmerged",
+            EventKind::ConversationsMerged => "conversations_merged",
+            EventKind::ConversationsUnmerged => "conversations_unmerged",
+            EventKind::ConversationSplit => "conversation_split",
+            EventKind::IdentityRemoved => "identity_removed",
+            EventKind::IdentityMoved => "identity_moved",
         }
     }
 }

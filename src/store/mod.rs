@@ -12,9 +12,13 @@ pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub mod csat;
 mod derivations;
+pub mod duplicates;
 pub(crate) mod email;
 pub(crate) mod events;
 pub mod hooks;
+pub mod merges;
+#[cfg(test)]
+mod merges_tests;
 pub(crate) mod messages;
 pub mod notifications;
 mod outbox;
@@ -39,8 +43,10 @@ pub use conversations::{
     Counts, OwnerCheck, QueueAnchor, QueueCursor, QueueFilter, QueueOrder, QueueRow, normalize_tag,
 };
 pub use csat::{CsatOutcome, CsatPass, CsatRow};
+pub use duplicates::{DuplicatePair, DuplicateReason};
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
+pub use merges::{MergeKind, MergePlan, MergeRow, Unmerged};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor, is_automated};
 pub use notifications::{
     Derived, NotificationKind, NotificationPage, NotificationRow, NotifyAgent,

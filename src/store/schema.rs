@@ -4,7 +4,7 @@
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
-    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14_HOOKS,
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V14_HOOKS,
 ];
 
 /// The schema version this build writes.
@@ -617,6 +617,43 @@ CREATE TABLE csat (
 CREATE INDEX csat_pending ON csat(answer_until) WHERE score IS NULL AND message_id IS NOT NULL;
 -- A delayed survey waits here (no message, not skipped) until `due_at`.
 CREATE INDEX csat_due ON csat(due_at) WHERE message_id IS NULL AND skipped IS NULL;
+"#;
+
+/// Version 14: merges you can take back, and the identity each customer message came from.
+/// - `merges`: one row per contact merge, conversation merge or split (`kind`), with its
+///   provenance (who, when, why) and in `data` the before-images of the rows it rewrote and
+///   the ids it moved, which is what an undo restores (see `store/merges.rs`). `undone_at` /
+///   `undone_by`: taken back then, by whom.
+/// - `messages.identity_id`: the identity a customer's message came through (NULL for ours,
+///   notes, and messages stored before v14). After a merge a reply still goes to the number
+///   or chat the customer used, and an unmerge sends later messages back with their identity.
+/// - `duplicate_dismissals`: pairs of contacts an agent said are not one person (`a` < `b`),
+///   so `:duplicates` stops suggesting them.
+pub const V14: &str = r#"
+CREATE TABLE merges (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind      TEXT NOT NULL,
+    target    INTEGER NOT NULL,
+    other     INTEGER NOT NULL,
+    reason    TEXT NOT NULL,
+    actor     TEXT NOT NULL,
+    at        INTEGER NOT NULL,
+    data      TEXT NOT NULL,
+    undone_at INTEGER,
+    undone_by TEXT
+);
+CREATE INDEX merges_target ON merges(kind, target);
+CREATE INDEX merges_other ON merges(kind, other);
+
+ALTER TABLE messages ADD COLUMN identity_id INTEGER;
+
+CREATE TABLE duplicate_dismissals (
+    a     INTEGER NOT NULL,
+    b     INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    at    INTEGER NOT NULL,
+    PRIMARY KEY (a, b)
+) WITHOUT ROWID;
 "#;
 
 /// Webhooks out (renumbered by the lead when merged): the durable queue of deliveries. One row

@@ -118,6 +118,42 @@ pub enum Action {
     ReportSlice,
     /// In the reports view: wall-clock or business-hours durations.
     ReportBusiness,
+    // contacts: merges you can take back
+    /// `:merge ID [reason]`: contact #ID joins this one (`:merge-into ID` the other way); a
+    /// preview of what moves asks first.
+    Merge(Option<String>),
+    /// `:merge-into ID [reason]`: this contact joins #ID.
+    MergeInto(Option<String>),
+    /// `:unmerge [N]`: take back merge N, or the newest one involving this contact.
+    Unmerge(Option<String>),
+    /// `:merges`: the merges involving this contact (provenance: who, when, why, what moved).
+    Merges,
+    /// `:duplicates`: contacts that are likely one person, to merge or dismiss.
+    Duplicates,
+    /// `:join ID`: conversation #ID (same person) joins this one.
+    Join(Option<String>),
+    /// `:split N|#MSG`: the last N messages (or from message #MSG on) become a new
+    /// conversation.
+    Split(Option<String>),
+    /// `:identity-remove KIND VALUE`: take an identity off this contact.
+    IdentityRemove(Option<(IdentityKind, String)>),
+    /// `:identity-move KIND VALUE ID`: move one of this contact's identities to contact #ID.
+    IdentityMove(Option<(IdentityKind, String, crate::model::ContactId)>),
+    /// In the duplicates view: merge the selected pair (the older contact survives).
+    MergePair,
+    /// In the duplicates view: these two are not one person.
+    DismissPair,
+}
+
+/// A contact id as typed: `42` or `#42`.
+pub fn parse_contact_id(s: &str) -> Result<crate::model::ContactId, String> {
+    let t = s.trim();
+    t.trim_start_matches('#')
+        .parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .map(crate::model::ContactId)
+        .ok_or_else(|| format!("'{t}' is not a contact id (a number, e.g. 42)"))
 }
 
 /// The two parts of `:g/PATTERN/COMMAND`.
@@ -547,6 +583,72 @@ pub const COMMANDS: &[Command] = &[
         Args::None,
         "Show durations in wall-clock time or in business hours (reports view)"
     ),
+    cmd!(
+        "merge",
+        [],
+        Args::Optional("contact id [reason]"),
+        "Merge contact #ID into this one (a preview asks first; :unmerge takes it back)"
+    ),
+    cmd!(
+        "merge_into",
+        ["merge-into"],
+        Args::Optional("contact id [reason]"),
+        "Merge this contact into #ID (a preview asks first)"
+    ),
+    cmd!(
+        "unmerge",
+        [],
+        Args::Optional("merge id"),
+        "Take back a merge (default: the newest involving this contact), exactly as it was"
+    ),
+    cmd!(
+        "merges",
+        [],
+        Args::None,
+        "The merges involving this contact: who, when, why, what moved"
+    ),
+    cmd!(
+        "duplicates",
+        ["dupes"],
+        Args::None,
+        "Contacts that are likely one person: m merges a pair, d dismisses it"
+    ),
+    cmd!(
+        "join",
+        ["merge_conversation"],
+        Args::Optional("conversation id"),
+        "Conversation #ID of the same person joins this one (:unmerge takes it back)"
+    ),
+    cmd!(
+        "split",
+        [],
+        Args::Optional("N or #message"),
+        "The last N messages (or from #message on) become a new conversation"
+    ),
+    cmd!(
+        "identity_remove",
+        ["identity-remove"],
+        Args::Optional("kind value"),
+        "Take an identity off this contact (audited)"
+    ),
+    cmd!(
+        "identity_move",
+        ["identity-move"],
+        Args::Optional("kind value contact-id"),
+        "Move one of this contact's identities to contact #ID (audited)"
+    ),
+    cmd!(
+        "merge_pair",
+        [],
+        Args::None,
+        "Merge the selected pair, the older contact surviving (duplicates view)"
+    ),
+    cmd!(
+        "dismiss_pair",
+        [],
+        Args::None,
+        "Not one person: stop suggesting the selected pair (duplicates view)"
+    ),
 ];
 
 impl Command {
@@ -631,6 +733,17 @@ impl Action {
             Action::ReportShorter => "report_shorter",
             Action::ReportSlice => "report_slice",
             Action::ReportBusiness => "report_business",
+            Action::Merge(_) => "merge",
+            Action::MergeInto(_) => "merge_into",
+            Action::Unmerge(_) => "unmerge",
+            Action::Merges => "merges",
+            Action::Duplicates => "duplicates",
+            Action::Join(_) => "join",
+            Action::Split(_) => "split",
+            Action::IdentityRemove(_) => "identity_remove",
+            Action::IdentityMove(_) => "identity_move",
+            Action::MergePair => "merge_pair",
+            Action::DismissPair => "dismiss_pair",
         }
     }
 
@@ -772,6 +885,36 @@ impl Action {
             "report_shorter" => Action::ReportShorter,
             "report_slice" => Action::ReportSlice,
             "report_business" => Action::ReportBusiness,
+            "merge" => Action::Merge(arg),
+            "merge_into" => Action::MergeInto(arg),
+            "unmerge" => Action::Unmerge(arg),
+            "merges" => Action::Merges,
+            "duplicates" => Action::Duplicates,
+            "join" => Action::Join(arg),
+            "split" => Action::Split(arg),
+            "identity_remove" => Action::IdentityRemove(
+                arg.map(|a| {
+                    let (kind, value) = a.split_once(char::is_whitespace).ok_or(
+                        "usage: identity-remove KIND VALUE (email, phone, telegram, webchat, ...)",
+                    )?;
+                    let kind = kind.parse::<IdentityKind>().map_err(|e| e.to_string())?;
+                    Ok::<_, String>((kind, value.trim().to_string()))
+                })
+                .transpose()?,
+            ),
+            "identity_move" => Action::IdentityMove(
+                arg.map(|a| {
+                    let usage = "usage: identity-move KIND VALUE CONTACT-ID";
+                    let (kind, rest) = a.split_once(char::is_whitespace).ok_or(usage)?;
+                    let (value, to) = rest.trim().rsplit_once(char::is_whitespace).ok_or(usage)?;
+                    let kind = kind.parse::<IdentityKind>().map_err(|e| e.to_string())?;
+                    let to = parse_contact_id(to)?;
+                    Ok::<_, String>((kind, value.trim().to_string(), to))
+                })
+                .transpose()?,
+            ),
+            "merge_pair" => Action::MergePair,
+            "dismiss_pair" => Action::DismissPair,
             other => return Err(format!("command '{other}' has no action")),
         })
     }

@@ -350,6 +350,8 @@ pub struct App {
     macro_run: Option<MacroRun>,
     /// The request a [`PromptKind::Confirm`] prompt runs on y.
     confirm: Option<Request>,
+    /// `:merge`: the reason to record once the agent confirms the preview.
+    pub pending_merge: Option<crate::tui::contacts::PendingMerge>,
     /// A reply makes an open conversation pending (config `pending_after_reply`).
     pub pending_after_reply: bool,
     /// A sheet row being opened: select this message once its conversation shows.
@@ -433,6 +435,7 @@ impl App {
             history: Vec::new(),
             previous_view: None,
             confirm: None,
+            pending_merge: None,
             pending_after_reply: config.pending_after_reply,
             known_agents: Vec::new(),
             known_teams: Vec::new(),
@@ -1444,6 +1447,8 @@ impl App {
             | Action::Vip
             | Action::Retry
             | Action::IdentityAdd(Some(_))
+            | Action::Join(Some(_))
+            | Action::Split(Some(_))
             | Action::Claim(Some(_))) => {
                 let vip = self.queue.current().map(|r| r.vip).unwrap_or(false);
                 match crate::actions::Verb::from_action(&verb, &self.agent, self.now, vip) {
@@ -1497,6 +1502,20 @@ impl App {
                 None => Vec::new(),
             },
             Action::IdentityAdd(None) => self.prompt("identity add "),
+            a @ (Action::Merge(_)
+            | Action::MergeInto(_)
+            | Action::Unmerge(_)
+            | Action::Merges
+            | Action::Duplicates
+            | Action::Join(None)
+            | Action::Split(None)
+            | Action::IdentityRemove(_)
+            | Action::IdentityMove(_)) => self.contact_action(a),
+            // The duplicates view's own keys (handled by the sheet when it is open).
+            Action::MergePair | Action::DismissPair => {
+                self.error(":duplicates first (m and d act on its pairs)");
+                Vec::new()
+            }
             Action::Claim(None) => self.prompt("claim "),
             Action::Notifications => {
                 let view = crate::tui::notifications::NotificationsView { now: self.now };
@@ -1802,6 +1821,32 @@ impl App {
     fn prompt(&mut self, prefill: &str) -> Vec<Effect> {
         self.mode = Mode::Prompt(Prompt::new(PromptKind::Command, prefill));
         Vec::new()
+    }
+
+    /// Open the command line with `prefill` (for a view module's commands).
+    pub(crate) fn prompt_with(&mut self, prefill: &str) -> Vec<Effect> {
+        self.prompt(prefill)
+    }
+
+    /// The selected conversation and its contact, once the queue shows it (else an error).
+    pub(crate) fn chosen(&mut self) -> Option<(ConversationId, ContactId)> {
+        self.chosen_ids()
+    }
+
+    /// Ask `question` on the command line: y sends `request`, anything else cancels.
+    pub(crate) fn ask(&mut self, question: String, request: Request) {
+        let mut p = Prompt::new(PromptKind::Confirm, "");
+        p.question = Some(question);
+        self.mode = Mode::Prompt(p);
+        self.confirm = Some(request);
+    }
+
+    /// After a change to contacts: the queue, the selection and the counts again.
+    pub(crate) fn refresh_all(&mut self) -> Vec<Effect> {
+        let mut fx = self.reload_queue();
+        fx.extend(self.refresh_selected());
+        fx.push(self.counts_request());
+        fx
     }
 
     /// The next visible pane. Tab wraps around; h/l (directional) stop at the edges.
@@ -3149,6 +3194,7 @@ impl App {
                 fx
             }
             Response::Ack => Vec::new(),
+            Response::Contact(answer) => self.contact_answer(answer),
             Response::Bulk(report) => {
                 if report.done.is_empty() {
                     self.error(report.line());
@@ -3270,6 +3316,7 @@ impl App {
             | Response::Tasks { .. }
             | Response::Webhooks(_)
             | Response::WebhookTested(_)
+            | Response::Duplicates(_)
             | Response::Status(_) => Vec::new(),
             Response::Task(t) => {
                 let mut fx = Vec::new();

@@ -5,6 +5,7 @@ pub mod action;
 pub mod app;
 pub mod audit;
 pub mod colors;
+pub mod contacts;
 pub mod keymap;
 pub mod notifications;
 pub mod reports;
