@@ -26,6 +26,9 @@ pub const CONCURRENCY: usize = 8;
 /// The longest a dispatcher sleeps without looking at its queue.
 const IDLE: Duration = Duration::from_secs(5);
 
+/// How long delivered rows are kept (`status` counts what was delivered within it).
+pub const KEEP_DELIVERED_MS: i64 = 30 * 86_400_000;
+
 /// How much of a receiver's answer is kept with an error.
 const ERROR_BODY_BYTES: usize = 300;
 
@@ -375,7 +378,20 @@ async fn open(db: &std::path::Path) -> Store {
 async fn derive_loop(db: PathBuf, hooks: Arc<Hooks>) {
     let mut store = open(&db).await;
     let filters = Arc::new(hooks.filters());
+    let mut pruned_at = std::time::Instant::now();
     loop {
+        if pruned_at.elapsed() > Duration::from_secs(3600) {
+            pruned_at = std::time::Instant::now();
+            match blocking(store, |s| s.webhook_prune(now_millis() - KEEP_DELIVERED_MS)).await {
+                Ok((s, r)) => {
+                    store = s;
+                    if let Err(e) = r {
+                        tracing::warn!("webhooks: forgetting old deliveries: {e}");
+                    }
+                }
+                Err(_) => store = open(&db).await,
+            }
+        }
         let f = Arc::clone(&filters);
         match blocking(store, move |s| s.derive_webhooks(&f, now_millis())).await {
             Ok((s, r)) => {
