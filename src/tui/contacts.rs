@@ -4,8 +4,8 @@
 //! [`Request::Duplicates`]); this file turns commands into requests and answers into lines.
 
 use crate::api::{ContactAnswer, ContactOp, Request, Response};
+use crate::api::{DuplicatePair, DuplicateReason, MergeKind, MergePlan, MergeRow, Unmerged};
 use crate::model::{ContactId, Millis};
-use crate::store::{DuplicatePair, DuplicateReason, MergeKind, MergePlan, MergeRow, Unmerged};
 use crate::tui::action::Action;
 use crate::tui::app::{App, Effect};
 use crate::tui::sheet::{PageAt, SheetEnter, SheetPage, SheetRow, SheetSource};
@@ -402,7 +402,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ContactRow, IdentityRow};
+    use crate::api::{ContactRow, IdentityRow};
 
     #[test]
     fn the_merge_question_says_what_moves_and_escapes_names() {
