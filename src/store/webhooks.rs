@@ -143,6 +143,17 @@ fn first_conversation(conn: &Connection, e: &Ev) -> Result<bool> {
     Ok(earlier.is_none())
 }
 
+/// GDPR forget (`braid contact forget`): drop every queued or kept delivery about `contact`
+/// (their bodies hold message texts and names), inside the forget's transaction. Returns how
+/// many rows went.
+pub fn forget_contact(conn: &Connection, contact: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM webhook_deliveries
+         WHERE json_valid(body) AND json_extract(body, '$.data.contact_id') = ?1",
+        [contact],
+    )?)
+}
+
 impl Store {
     /// Queue the deliveries the events after the `webhooks` cursor call for, for `endpoints`
     /// (name, filter), in transactions of one batch each (rows and cursor together). A store
@@ -519,5 +530,33 @@ mod tests {
         assert_eq!(s.webhook_prune(21).unwrap(), 1);
         assert_eq!(s.webhook_rows("crm").unwrap().len(), 2);
         assert_eq!(s.webhook_prune(21).unwrap(), 0);
+    }
+
+    #[test]
+    fn forgetting_a_contact_drops_their_deliveries() {
+        let mut s = store();
+        let eps = vec![("crm".to_string(), EventFilter::All)];
+        s.derive_webhooks(&eps, 0).unwrap();
+        for contact in [7, 8] {
+            s.write_with(|tx| {
+                super::super::events::append(
+                    tx,
+                    1_000,
+                    "ann",
+                    EventKind::ContactUpdated,
+                    EventRefs {
+                        contact: Some(crate::model::ContactId(contact)),
+                        ..Default::default()
+                    },
+                    None,
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        }
+        s.derive_webhooks(&eps, 0).unwrap();
+        assert_eq!(s.webhook_rows("crm").unwrap().len(), 2);
+        assert_eq!(s.write_with(|tx| forget_contact(tx, 7)).unwrap(), 1);
+        assert_eq!(s.webhook_rows("crm").unwrap().len(), 1);
     }
 }
