@@ -578,6 +578,8 @@ struct RawConfig {
     #[serde(default)]
     sla: Vec<crate::sla::PolicySpec>,
     csat: Option<Spanned<crate::csat::RawCsat>>,
+    #[serde(default)]
+    webhooks: Vec<Spanned<crate::webhooks::RawWebhook>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -956,6 +958,8 @@ impl RawConfig {
                 .resolve(&teams)
                 .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
         }
+        workspace.webhooks = crate::webhooks::resolve_all(&self.webhooks)
+            .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
 
         // A channel's team must be one the workspace defines: a typo would make a team nobody
         // is in, whose conversations only admins would ever see.
@@ -1591,6 +1595,95 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`enable`"), "{err}");
+    }
+
+    #[test]
+    fn webhooks_are_read_and_checked_with_key_and_line() {
+        let good = "[[webhooks]]\nname = \"crm\"\nurl = \"https://crm.example.com/hooks\"\nevents = [\"message_in\", \"csat_*\", \"consent_changed\"]\nsecret_env = \"BRAID_WEBHOOK_CRM\"\ntimeout = \"5s\"\n";
+        let c = load_text(good).unwrap();
+        let w = &c.workspace.webhooks[0];
+        assert_eq!(w.name, "crm");
+        assert_eq!(w.timeout_ms, 5_000);
+        assert!(w.events.matches("csat_answered"));
+        assert!(!w.events.matches("message_out"));
+        let all = load_text(&good.replace(
+            "[\"message_in\", \"csat_*\", \"consent_changed\"]",
+            "[\"*\"]",
+        ))
+        .unwrap();
+        assert_eq!(
+            all.workspace.webhooks[0].events,
+            crate::webhooks::EventFilter::All
+        );
+        for (bad, line, key, says) in [
+            (
+                good.replace("https://crm", "ftp://crm"),
+                3,
+                "webhooks.url",
+                "http:// or https://",
+            ),
+            (
+                good.replace("\"message_in\"", "\"message_created\""),
+                4,
+                "webhooks.events",
+                "known: message_in, message_out",
+            ),
+            (
+                good.replace("\"5s\"", "\"soon\""),
+                6,
+                "webhooks.timeout",
+                "",
+            ),
+            (
+                good.replace("secret_env = \"BRAID_WEBHOOK_CRM\"\n", ""),
+                1,
+                "webhooks.secret_command",
+                "secret is missing",
+            ),
+            (
+                format!("{good}\n{good}"),
+                8,
+                "webhooks.name",
+                "two [[webhooks]]",
+            ),
+        ] {
+            match load_text(&bad).unwrap_err() {
+                ConfigError::Invalid {
+                    line: l,
+                    key: k,
+                    message,
+                    ..
+                } => {
+                    assert_eq!((l, k.as_deref()), (line, Some(key)), "{message}");
+                    assert!(message.contains(says), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // The secret itself is never a key of the file.
+        let err =
+            load_text(&good.replace("secret_env = \"BRAID_WEBHOOK_CRM\"", "secret = \"hunter2\""))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("`secret`"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_examples_webhooks_block_parses() {
+        let block: String = EXAMPLE
+            .lines()
+            .skip_while(|l| l.trim() != "## [[webhooks]]")
+            .take_while(|l| l.starts_with('#'))
+            .filter_map(|l| l.strip_prefix("## "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(block.contains("secret_command = "), "{block}");
+        let c = load_text(&block).unwrap();
+        let w = &c.workspace.webhooks[0];
+        assert_eq!(w.name, "crm");
+        assert!(w.events.matches("csat_answered") && w.events.matches("consent_changed"));
+        assert_eq!(w.timeout_ms, 10_000);
     }
 
     #[test]

@@ -30,5 +30,6 @@ pub mod store;
 pub mod template;
 pub mod tui;
 pub mod units;
+pub mod webhooks;
 pub mod when;
 pub mod worker;

@@ -557,6 +557,15 @@ pub enum Request {
     /// Close (`done`) or cancel a task (`x` in the tasks view, `braid task close`); answered
     /// [`Response::Task`].
     TaskClose { id: i64, end: crate::store::TaskEnd },
+    /// Every `[[webhooks]]` endpoint with its queue (`braid webhooks status`); answered
+    /// [`Response::Webhooks`]. Admins only.
+    WebhooksStatus,
+    /// Send endpoint `name` a signed `ping` now, outside the queue (`braid webhooks test`);
+    /// answered [`Response::WebhookTested`]. Admins only.
+    WebhookTest { name: String },
+    /// Make endpoint `name`'s failed deliveries due again (`braid webhooks retry`); answered
+    /// [`Response::Done`]. Admins only.
+    WebhookRetry { name: String },
     /// A change to one contact, or a question about it (merge and unmerge with their
     /// provenance, identities taken off or moved, a duplicate dismissed); answered
     /// [`Response::Contact`]. The role depends on the op (see `server::authz`).
@@ -916,6 +925,9 @@ impl Request {
             Request::Tasks { .. } => "tasks",
             Request::TaskCreate { .. } => "task_create",
             Request::TaskClose { .. } => "task_close",
+            Request::WebhooksStatus => "webhooks_status",
+            Request::WebhookTest { .. } => "webhook_test",
+            Request::WebhookRetry { .. } => "webhook_retry",
             Request::Contact { .. } => "contact",
             Request::Duplicates { .. } => "duplicates",
         }
@@ -1102,6 +1114,37 @@ pub enum Response {
     },
     /// The answer to [`Request::TaskCreate`] and [`Request::TaskClose`]: the task now.
     Task(Box<crate::store::TaskRow>),
+    /// The answer to [`Request::WebhooksStatus`], in config order.
+    Webhooks(Vec<WebhookStatus>),
+    /// The answer to [`Request::WebhookTest`].
+    WebhookTested(Box<WebhookTested>),
+}
+
+/// One webhook endpoint and its queue (`braid webhooks status`). Never its secret; the url
+/// without credentials or query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookStatus {
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    /// Why the endpoint sends nothing (its secret could not be read).
+    #[serde(default)]
+    pub problem: Option<String>,
+    pub counts: crate::store::webhooks::WebhookCounts,
+}
+
+/// What `braid webhooks test` got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookTested {
+    pub name: String,
+    pub url: String,
+    pub delivery: String,
+    /// The HTTP status (None: no answer).
+    pub status: Option<u16>,
+    pub ok: bool,
+    /// Why not (the receiver's words sanitized, or the transport error).
+    pub error: Option<String>,
+    pub ms: i64,
 }
 
 /// A file sent to a client (base64 in the JSON).

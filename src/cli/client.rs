@@ -203,6 +203,8 @@ fn response_name(r: &Response) -> &'static str {
         Response::Undone(_) => "undone",
         Response::Tasks { .. } => "tasks",
         Response::Task(_) => "task",
+        Response::Webhooks(_) => "webhooks",
+        Response::WebhookTested(_) => "webhook_tested",
         Response::Contact(_) => "contact",
         Response::Duplicates(_) => "duplicates",
     }

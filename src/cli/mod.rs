@@ -33,6 +33,7 @@ pub mod status;
 pub mod sync;
 pub mod tasks;
 pub mod verb;
+pub mod webhooks;
 pub mod who;
 
 use crate::config::Config;

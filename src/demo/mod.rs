@@ -82,6 +82,8 @@ pub fn workspace() -> crate::server::workspace::Workspace {
         sla: sla_config(),
         // Surveys stay off in the demo (its simulated customers do not answer them).
         csat: crate::csat::CsatConfig::default(),
+        // No webhooks out of the demo.
+        webhooks: Vec::new(),
         demo_templates: [
             (
                 "order_update",

@@ -88,6 +88,10 @@ pub fn needed_role(req: &Request) -> Role {
             contact: crate::model::ContactId(0),
             write: Write::Verb(verb.clone()),
         }),
+        // Webhooks: the workspace's integrations (where its data goes), an admin's.
+        Request::WebhooksStatus | Request::WebhookTest { .. } | Request::WebhookRetry { .. } => {
+            Role::Admin
+        }
         // Undo reverses a conversation verb (status, assignee, priority, tags, team): an agent's.
         Request::Undo => Role::Agent,
         // Contacts: reading the provenance and a preview is reading; merging two people,

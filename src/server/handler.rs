@@ -735,6 +735,11 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
         Request::TaskClose { id, end } => {
             Response::Task(Box::new(store.close_task(id, end, &agent, now_millis())?))
         }
+        // Answered with the server's webhook endpoints (session.rs, `webhooks::answer`),
+        // after `authorize`.
+        Request::WebhooksStatus | Request::WebhookTest { .. } | Request::WebhookRetry { .. } => {
+            Response::Error("webhooks are answered by the workspace server".into())
+        }
         Request::Contact { contact, op } => {
             Response::Contact(contact_op(store, &agent, contact, op)?)
         }
@@ -804,6 +809,20 @@ fn contact_op(
             ))
         }
     })
+}
+
+/// Set `who`'s scope and check their role for `req` (a refusal is audited). None: go ahead.
+/// For requests answered outside [`handle`] (they need more than the store).
+pub fn authorize(store: &mut Store, who: &Identity, req: &Request) -> Option<Response> {
+    if let Err(e) = store.set_scope(who.scope()) {
+        return Some(Response::Error(format!(
+            "the server cannot set up your view: {e}"
+        )));
+    }
+    match super::authz::check(who, req) {
+        Ok(()) => None,
+        Err(reason) => Some(refuse(store, who, req, reason)),
+    }
 }
 
 /// A canned reply or a suggestion: the template (from the workspace's `templates/` folder)

@@ -19,6 +19,7 @@ mod session;
 mod sla;
 pub mod sync;
 mod tasks;
+pub mod webhooks;
 pub mod workspace;
 
 pub use identity::Identity;
@@ -100,6 +101,8 @@ pub(crate) struct Shared {
     pub rules: rules::RulesState,
     /// The workspace's canned replies (`templates/` beside the config), read again on change.
     pub canned: crate::canned::Folder,
+    /// The `[[webhooks]]` endpoints, their secrets read ([`webhooks`]).
+    pub webhooks: Arc<webhooks::Hooks>,
 }
 
 impl Shared {
@@ -260,7 +263,14 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
         Some(dir) => crate::canned::Folder::at(Some(dir.clone())),
         None => crate::canned::Folder::beside(config.source.as_deref()),
     };
+    // Webhook endpoints (their secrets are read by the dispatcher, or a test, when needed;
+    // an unreadable one is reported by `braid webhooks status` and its deliveries wait).
+    let hooks = Arc::new(webhooks::Hooks::new(
+        &config.workspace.webhooks,
+        crate::webhooks::Backoff::default(),
+    ));
     let shared = Arc::new(Shared {
+        webhooks: Arc::clone(&hooks),
         canned,
         rules: rules_state,
         notify: notify_tx,
@@ -300,7 +310,7 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
 
     // Follow the events table (every writer: this server's sessions, the channels, the
     // outbox, an import) and push each batch to the sessions.
-    let mut feed = crate::feed::spawn_feed(db_path, last, opts.feed_interval);
+    let mut feed = crate::feed::spawn_feed(db_path.clone(), last, opts.feed_interval);
     let tx = shared.events.clone();
     let feed_shared = Arc::clone(&shared);
     tasks.push(tokio::spawn(async move {
@@ -325,6 +335,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
             csat::derive(&feed_shared).await;
             notify::derive_and_push(&feed_shared).await;
             reports::derive(&feed_shared).await;
+            // Webhooks out: the dispatcher queues what the endpoints asked for.
+            feed_shared.webhooks.poke();
             // And run the workflow rules (events written by rules trigger none).
             if run_rules {
                 rules::run_after_events(&feed_shared).await;
@@ -366,6 +378,14 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     tasks.push(tokio::spawn(sla::run(Arc::clone(&shared))));
     // Delayed satisfaction surveys that came due.
     tasks.push(tokio::spawn(csat::run(Arc::clone(&shared))));
+    // Webhooks out (a server that runs the channels delivers them; a one-shot one leaves
+    // the queue to the next real one, which follows from the cursor).
+    if opts.run_worker {
+        match webhooks::start(db_path.clone(), hooks).await {
+            Ok(d) => tasks.extend(d.into_tasks()),
+            Err(e) => tracing::warn!("webhooks: cannot start the dispatcher: {e}"),
+        }
+    }
     // Presence of connections that hang without closing expires.
     let sh = Arc::clone(&shared);
     tasks.push(tokio::spawn(async move {

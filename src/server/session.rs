@@ -305,9 +305,10 @@ where
                         Response::Ack
                     } else if let Request::Who = req {
                         Response::Online(run_shared.presence.view(&run_who.scope()))
-                    } else if let Request::Suggest { .. } = req {
-                        // A suggestion runs a command (seconds, maybe): answered on its own,
-                        // so this client's other requests do not wait behind it.
+                    } else if let Request::Suggest { .. } | Request::WebhookTest { .. } = req {
+                        // A suggestion runs a command, a webhook test waits for a receiver
+                        // (seconds, maybe): answered on their own, so this client's other
+                        // requests do not wait behind them.
                         let (tx, sh, w) = (
                             run_tx.clone(),
                             Arc::clone(&run_shared),
@@ -566,6 +567,12 @@ fn resolve_seen(shared: &Shared, who: &Identity, req: Request) -> Request {
 async fn run_request(shared: &Arc<Shared>, who: &Arc<Identity>, req: Request) -> Response {
     if matches!(req, Request::Rules | Request::RulesTest { .. }) {
         return super::rules::answer(shared, who, req).await;
+    }
+    if matches!(
+        req,
+        Request::WebhooksStatus | Request::WebhookTest { .. } | Request::WebhookRetry { .. }
+    ) {
+        return super::webhooks::answer(shared, who, req).await;
     }
     let mut req = resolve_seen(shared, who, req);
     // A report without a time zone is cut in the workspace's (its first business hours').

@@ -82,6 +82,8 @@ pub struct Workspace {
     pub sla: crate::sla::SlaConfig,
     /// `[csat]`: when a satisfaction survey goes out (see [`crate::csat`]).
     pub csat: crate::csat::CsatConfig,
+    /// `[[webhooks]]`: endpoints the server posts events to (see [`crate::webhooks`]).
+    pub webhooks: Vec<crate::webhooks::WebhookConfig>,
 }
 
 impl Workspace {

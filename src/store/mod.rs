@@ -34,6 +34,7 @@ mod tx;
 mod undo;
 #[cfg(test)]
 mod undo_tests;
+pub mod webhooks;
 
 pub use audit::{AuditFilter, AuditPage, AuditPosition};
 pub use claims::ClaimRow;

@@ -3,7 +3,9 @@
 //! crash mid-upgrade leaves the file at the last complete version.
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14];
+pub const MIGRATIONS: &[&str] = &[
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15,
+];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -652,4 +654,34 @@ CREATE TABLE duplicate_dismissals (
     at    INTEGER NOT NULL,
     PRIMARY KEY (a, b)
 ) WITHOUT ROWID;
+"#;
+
+/// Version 15: webhooks out, the durable queue of deliveries. One row
+/// per (endpoint, event, kind) the endpoint's filter lets through, written by the `webhooks`
+/// derivation in the transaction that moves its cursor; `body` is the JSON sent on every
+/// attempt (fixed when the row is written, so a retry sends the same bytes), `delivery` the id
+/// a receiver deduplicates on. `state`: `pending` (due at `next_at`), `sending` (an attempt in
+/// flight; reset to `pending` when a dispatcher starts, so a crash retries it), `delivered`,
+/// `failed` (given up or refused; `braid webhooks retry` makes it pending again).
+pub const V15: &str = r#"
+CREATE TABLE webhook_deliveries (
+    id              INTEGER PRIMARY KEY,
+    endpoint        TEXT NOT NULL,
+    event_id        INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    delivery        TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'pending',
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL,
+    next_at         INTEGER NOT NULL,
+    last_attempt_at INTEGER,
+    last_status     INTEGER,
+    last_error      TEXT,
+    delivered_at    INTEGER,
+    UNIQUE (endpoint, event_id, kind)
+);
+CREATE INDEX webhook_due ON webhook_deliveries(endpoint, next_at, id)
+    WHERE state IN ('pending', 'sending');
+CREATE INDEX webhook_state ON webhook_deliveries(endpoint, state);
 "#;

@@ -3314,6 +3314,8 @@ impl App {
             | Response::RulesTested(_)
             | Response::Report(_)
             | Response::Tasks { .. }
+            | Response::Webhooks(_)
+            | Response::WebhookTested(_)
             | Response::Duplicates(_)
             | Response::Status(_) => Vec::new(),
             Response::Task(t) => {
