@@ -578,6 +578,9 @@ struct RawConfig {
     #[serde(default)]
     sla: Vec<crate::sla::PolicySpec>,
     csat: Option<Spanned<crate::csat::RawCsat>>,
+    #[serde(default)]
+    campaigns: Vec<Spanned<crate::campaign::RawCampaign>>,
+    campaign_pacing: Option<Spanned<crate::campaign::RawPacing>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -955,6 +958,12 @@ impl RawConfig {
                 .get_ref()
                 .resolve(&teams)
                 .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
+        }
+        {
+            let hours: Vec<String> = workspace.sla.hours.iter().map(|h| h.name.clone()).collect();
+            workspace.campaigns =
+                crate::campaign::resolve(&self.campaigns, self.campaign_pacing.as_ref(), &hours)
+                    .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
         }
 
         // A channel's team must be one the workspace defines: a typo would make a team nobody

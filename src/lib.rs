@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod api;
+pub mod campaign;
 pub mod canned;
 pub mod channels;
 pub mod cli;

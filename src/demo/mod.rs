@@ -82,6 +82,7 @@ pub fn workspace() -> crate::server::workspace::Workspace {
         sla: sla_config(),
         // Surveys stay off in the demo (its simulated customers do not answer them).
         csat: crate::csat::CsatConfig::default(),
+        campaigns: crate::campaign::CampaignConfig::default(),
         demo_templates: [
             (
                 "order_update",

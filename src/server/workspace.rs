@@ -82,6 +82,8 @@ pub struct Workspace {
     pub sla: crate::sla::SlaConfig,
     /// `[csat]`: when a satisfaction survey goes out (see [`crate::csat`]).
     pub csat: crate::csat::CsatConfig,
+    /// `[[campaigns]]` and `[campaign_pacing]` (see [`crate::campaign`]).
+    pub campaigns: crate::campaign::CampaignConfig,
 }
 
 impl Workspace {

@@ -50,6 +50,15 @@ pub enum EventKind {
     CsatSent,
     /// The customer answered the survey (data: `score` 1-5, `comment`, `channel`).
     CsatAnswered,
+    /// A campaign run began (data: `campaign`, `run`, `enrolled`, `excluded`, `segment`).
+    CampaignStarted,
+    /// A campaign step was queued for a contact (data: `campaign`, `run`, `step`, `channel`,
+    /// `slot_at`).
+    CampaignStepSent,
+    /// A contact left a campaign (data: `campaign`, `run`, `reason`: `replied`).
+    CampaignLeft,
+    /// A campaign was stopped (data: `campaign`, `run`).
+    CampaignStopped,
 }
 
 impl EventKind {
@@ -81,6 +90,10 @@ impl EventKind {
         EventKind::ReplyCancelled,
         EventKind::CsatSent,
         EventKind::CsatAnswered,
+        EventKind::CampaignStarted,
+        EventKind::CampaignStepSent,
+        EventKind::CampaignLeft,
+        EventKind::CampaignStopped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +125,10 @@ impl EventKind {
             EventKind::ReplyCancelled => "reply_cancelled",
             EventKind::CsatSent => "csat_sent",
             EventKind::CsatAnswered => "csat_answered",
+            EventKind::CampaignStarted => "campaign_started",
+            EventKind::CampaignStepSent => "campaign_step_sent",
+            EventKind::CampaignLeft => "campaign_left",
+            EventKind::CampaignStopped => "campaign_stopped",
         }
     }
 }

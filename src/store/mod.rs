@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub(crate) mod bulk;
+pub mod campaign;
 pub mod claims;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
@@ -32,6 +33,7 @@ mod undo;
 mod undo_tests;
 
 pub use audit::{AuditFilter, AuditPage, AuditPosition};
+pub use campaign::{CampaignFailure, CampaignStatus, DryRun, Exclusion};
 pub use claims::ClaimRow;
 pub use contacts::{ContactProfile, ContactRow, IdentityRow, MergePreview, MergeSide};
 pub use conversations::{

@@ -3,7 +3,22 @@
 //! crash mid-upgrade leaves the file at the last complete version.
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
+pub const MIGRATIONS: &[&str] = &[
+    V1,
+    V2,
+    V3,
+    V4,
+    V5,
+    V6,
+    V7,
+    V8,
+    V9,
+    V10,
+    V11,
+    V12,
+    V13,
+    V14_CAMPAIGN,
+];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -615,4 +630,48 @@ CREATE TABLE csat (
 CREATE INDEX csat_pending ON csat(answer_until) WHERE score IS NULL AND message_id IS NOT NULL;
 -- A delayed survey waits here (no message, not skipped) until `due_at`.
 CREATE INDEX csat_due ON csat(due_at) WHERE message_id IS NULL AND skipped IS NULL;
+"#;
+
+/// Campaigns (drip sequences, see `store/campaign.rs`): a run per start; one enrolment per
+/// contact and run (`state`: active, done, left (reason `replied`), excluded / failed (reason),
+/// stopped; `step`: the next step; `next_at`: when it is due); one row per step queued, with
+/// the slot the channel's pace gave it (`slot_at`, the outbox send time).
+pub const V14_CAMPAIGN: &str = r#"
+CREATE TABLE campaign_runs (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    started_at  INTEGER NOT NULL,
+    started_by  TEXT NOT NULL,
+    stopped_at  INTEGER,
+    stopped_by  TEXT
+);
+CREATE INDEX campaign_runs_name ON campaign_runs(name, id);
+-- No foreign keys: a merge folds contacts; the history stays.
+CREATE TABLE campaign_enrolments (
+    run_id      INTEGER NOT NULL,
+    contact_id  INTEGER NOT NULL,
+    channel     TEXT,
+    step        INTEGER NOT NULL DEFAULT 0,
+    next_at     INTEGER,
+    state       TEXT NOT NULL,
+    reason      TEXT,
+    enrolled_at INTEGER NOT NULL,
+    PRIMARY KEY (run_id, contact_id)
+) WITHOUT ROWID;
+CREATE INDEX campaign_due ON campaign_enrolments(next_at) WHERE state = 'active';
+CREATE INDEX campaign_by_contact ON campaign_enrolments(contact_id);
+CREATE TABLE campaign_sends (
+    id          INTEGER PRIMARY KEY,
+    run_id      INTEGER NOT NULL,
+    contact_id  INTEGER NOT NULL,
+    step        INTEGER NOT NULL,
+    channel     TEXT NOT NULL,
+    recipient   TEXT NOT NULL,
+    message_id  INTEGER,
+    slot_at     INTEGER NOT NULL,
+    queued_at   INTEGER NOT NULL
+);
+CREATE INDEX campaign_sends_slot ON campaign_sends(channel, slot_at);
+CREATE INDEX campaign_sends_chat ON campaign_sends(channel, recipient, slot_at);
+CREATE INDEX campaign_sends_run ON campaign_sends(run_id, step);
 "#;
