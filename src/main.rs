@@ -33,6 +33,8 @@ enum Command {
     Who(cli::who::Args),
     /// Workflow rules: check the files, dry-run them on a conversation or a message
     Rules(cli::rules::Args),
+    /// Campaigns (drip sequences): dry-run, start, stop, status
+    Campaign(cli::campaign::Args),
     /// Response times, volumes, SLA and CSAT over a date range, by channel, agent, team,
     /// tag, day, week or month (table, csv or json)
     Report(cli::report::Args),
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
         Some(Command::Notifications(a)) => cli::to_stdout(|out| cli::notifications::run(g, a, out)),
         Some(Command::Who(a)) => cli::to_stdout(|out| cli::who::run(g, a, out)),
         Some(Command::Rules(a)) => cli::to_stdout(|out| cli::rules::run(g, a, out)),
+        Some(Command::Campaign(a)) => cli::to_stdout(|out| cli::campaign::run(g, a, out)),
         Some(Command::Report(a)) => cli::to_stdout(|out| cli::report::run(g, a, out)),
         Some(Command::Tasks(a)) => cli::to_stdout(|out| cli::tasks::list(g, a, out)),
         Some(Command::Task(a)) => cli::to_stdout(|out| cli::tasks::task(g, a, out)),

@@ -62,6 +62,17 @@ pub fn needed_role(req: &Request) -> Role {
         // A dry run writes nothing, but it reads any conversation it is given and runs what
         // a lead writes: supervisors and admins.
         Request::RulesTest { .. } => Role::Supervisor,
+        // A campaign's dry run and progress name contacts across every team: supervisors;
+        // starting one writes to many customers, stopping it ends what an admin started:
+        // admins.
+        Request::Campaign(op) => match op {
+            crate::api::CampaignOp::DryRun { .. } | crate::api::CampaignOp::Status { .. } => {
+                Role::Supervisor
+            }
+            crate::api::CampaignOp::Start { .. } | crate::api::CampaignOp::Stop { .. } => {
+                Role::Admin
+            }
+        },
         // Reading the audit log changes nothing, and the scope limits it to what the agent
         // sees anyway (plus their own refusals): a viewer (a QA lead, an auditor) is who
         // reads it most.

@@ -8,6 +8,7 @@
 //! row in the events table, whoever wrote it) are pushed to every session that may see them.
 
 pub mod authz;
+pub mod campaign;
 mod csat;
 pub mod handler;
 pub mod identity;
@@ -366,6 +367,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
     tasks.push(tokio::spawn(sla::run(Arc::clone(&shared))));
     // Delayed satisfaction surveys that came due.
     tasks.push(tokio::spawn(csat::run(Arc::clone(&shared))));
+    // Campaign steps that came due, paced per channel.
+    tasks.push(tokio::spawn(campaign::run(Arc::clone(&shared))));
     // Presence of connections that hang without closing expires.
     let sh = Arc::clone(&shared);
     tasks.push(tokio::spawn(async move {

@@ -3265,6 +3265,7 @@ impl App {
             | Response::Notifications { .. }
             | Response::NotificationsRead { .. }
             | Response::Rules(_)
+            | Response::Campaign(_)
             | Response::RulesTested(_)
             | Response::Report(_)
             | Response::Tasks { .. }
