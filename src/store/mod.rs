@@ -397,6 +397,9 @@ mod assign_tests;
 #[cfg(test)]
 mod audit_tests;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod campaign_tests;
+#[cfg(test)]
 mod reports_tests;
 #[cfg(test)]
 mod scope_tests;
