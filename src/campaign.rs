@@ -238,6 +238,20 @@ pub struct CampaignConfig {
 }
 
 impl CampaignConfig {
+    /// `[[campaigns]]` and `[campaign_pacing]` from a TOML text alone (no `[[hours]]`):
+    /// for tests and benchmarks that build a workspace in code.
+    pub fn from_toml(text: &str) -> Result<CampaignConfig, String> {
+        #[derive(Deserialize)]
+        struct Doc {
+            #[serde(default)]
+            campaigns: Vec<Spanned<RawCampaign>>,
+            campaign_pacing: Option<Spanned<RawPacing>>,
+        }
+        let d: Doc = toml::from_str(text).map_err(|e| e.to_string())?;
+        resolve(&d.campaigns, d.campaign_pacing.as_ref(), &[])
+            .map_err(|(_, key, m)| format!("{key}: {m}"))
+    }
+
     pub fn get(&self, name: &str) -> Option<&Campaign> {
         self.campaigns.iter().find(|c| c.name == name)
     }
