@@ -50,6 +50,11 @@ pub enum EventKind {
     CsatSent,
     /// The customer answered the survey (data: `score` 1-5, `comment`, `channel`).
     CsatAnswered,
+    /// A contact's consent changed (data: `purpose`, `opted_out`, `channel`, `source`).
+    ConsentChanged,
+    /// An administrator erased what was held about a person (GDPR); the event keeps who and
+    /// when, no personal data.
+    ContactForgotten,
 }
 
 impl EventKind {
@@ -81,6 +86,8 @@ impl EventKind {
         EventKind::ReplyCancelled,
         EventKind::CsatSent,
         EventKind::CsatAnswered,
+        EventKind::ConsentChanged,
+        EventKind::ContactForgotten,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +119,8 @@ impl EventKind {
             EventKind::ReplyCancelled => "reply_cancelled",
             EventKind::CsatSent => "csat_sent",
             EventKind::CsatAnswered => "csat_answered",
+            EventKind::ConsentChanged => "consent_changed",
+            EventKind::ContactForgotten => "contact_forgotten",
         }
     }
 }

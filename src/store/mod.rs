@@ -8,6 +8,7 @@
 pub mod audit;
 pub(crate) mod bulk;
 pub mod claims;
+pub mod consent;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub mod csat;
@@ -394,6 +395,9 @@ pub fn set_cursor(
 mod assign_tests;
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod consent_tests;
 #[cfg(test)]
 mod reports_tests;
 #[cfg(test)]

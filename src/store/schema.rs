@@ -3,7 +3,22 @@
 //! crash mid-upgrade leaves the file at the last complete version.
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
+pub const MIGRATIONS: &[&str] = &[
+    V1,
+    V2,
+    V3,
+    V4,
+    V5,
+    V6,
+    V7,
+    V8,
+    V9,
+    V10,
+    V11,
+    V12,
+    V13,
+    V14_CONSENT,
+];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -615,4 +630,59 @@ CREATE TABLE csat (
 CREATE INDEX csat_pending ON csat(answer_until) WHERE score IS NULL AND message_id IS NOT NULL;
 -- A delayed survey waits here (no message, not skipped) until `due_at`.
 CREATE INDEX csat_due ON csat(due_at) WHERE message_id IS NULL AND skipped IS NULL;
+"#;
+
+/// Consent per contact and purpose (renumbered by the lead when merged).
+/// - `contact_consent`: one state per contact and purpose (`marketing`, `transactional`: an
+///   opt-out of transactional messages is an opt-out of everything). No row: never said,
+///   allowed. `channel` / `source`: where and how the newest change came.
+/// - `consent_history`: every change, newest last: when, how (`keyword`: an SMS STOP, an
+///   email "unsubscribe"; `header`: List-Unsubscribe; `command`: Telegram /stop; `block`:
+///   the customer blocked the bot; `agent`: an agent recorded it), on which channel and
+///   identity, the customer's word (`detail`) and who recorded it (`actor`).
+/// - `outbox.purpose`: why a queued message goes, so the dispatcher checks consent again
+///   right before the network call (an opt-out between queueing and sending stops it).
+///
+/// The per-channel `consent` table (V10) stays: an SMS STOP is a carrier-enforced stop of
+/// every SMS to that number, whatever the purpose.
+pub const V14_CONSENT: &str = r#"
+CREATE TABLE contact_consent (
+    contact_id INTEGER NOT NULL,
+    purpose    TEXT NOT NULL,
+    opted_out  INTEGER NOT NULL,
+    channel    TEXT,
+    source     TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    PRIMARY KEY (contact_id, purpose)
+) WITHOUT ROWID;
+CREATE INDEX contact_consent_out ON contact_consent(contact_id) WHERE opted_out;
+
+CREATE TABLE consent_history (
+    id         INTEGER PRIMARY KEY,
+    contact_id INTEGER NOT NULL,
+    purpose    TEXT NOT NULL,
+    opted_out  INTEGER NOT NULL,
+    channel    TEXT,
+    kind       TEXT,
+    value      TEXT,
+    source     TEXT NOT NULL,
+    detail     TEXT NOT NULL DEFAULT '',
+    actor      TEXT NOT NULL,
+    at         INTEGER NOT NULL
+);
+CREATE INDEX consent_history_contact ON consent_history(contact_id, at, id);
+
+-- The SMS STOPs recorded before: a marketing opt-out of their contact.
+INSERT OR IGNORE INTO contact_consent(contact_id, purpose, opted_out, channel, source, at)
+    SELECT i.contact_id, 'marketing', 1, c.channel, 'keyword', max(c.at)
+    FROM consent c JOIN identities i ON i.kind = c.kind AND i.value = c.value
+    WHERE c.opted_out GROUP BY i.contact_id;
+INSERT INTO consent_history(contact_id, purpose, opted_out, channel, kind, value, source,
+                            detail, actor, at)
+    SELECT i.contact_id, 'marketing', 1, c.channel, c.kind, c.value, 'keyword', c.keyword,
+           'migration', c.at
+    FROM consent c JOIN identities i ON i.kind = c.kind AND i.value = c.value
+    WHERE c.opted_out;
+
+ALTER TABLE outbox ADD COLUMN purpose TEXT NOT NULL DEFAULT 'transactional';
 "#;
