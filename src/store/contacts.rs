@@ -704,6 +704,24 @@ impl Store {
                     Some(&serde_json::json!({ "unreachable": { "kind": kind, "value": value, "reason": reason } })),
                 )?;
             }
+            // A customer who blocked the Telegram bot said no: no marketing on any channel
+            // (replies elsewhere still go).
+            if kind == IdentityKind::Telegram {
+                super::consent::record(
+                    tx,
+                    &super::consent::Change {
+                        contact,
+                        purpose: crate::model::Purpose::Marketing,
+                        opted_out: true,
+                        channel: Some(crate::model::Channel::Telegram),
+                        identity: Some((kind, value)),
+                        source: crate::model::ConsentSource::Block,
+                        detail: reason,
+                    },
+                    actor,
+                    at,
+                )?;
+            }
             Ok(())
         })
     }
