@@ -16,6 +16,9 @@ mod derivations;
 pub(crate) mod email;
 pub(crate) mod events;
 pub mod hooks;
+pub mod merges;
+#[cfg(test)]
+mod merges_tests;
 pub(crate) mod messages;
 pub mod notifications;
 mod outbox;
@@ -41,6 +44,7 @@ pub use conversations::{
 pub use csat::{CsatOutcome, CsatPass, CsatRow};
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
+pub use merges::{MergeKind, MergePlan, MergeRow, Unmerged};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor, is_automated};
 pub use notifications::{
     Derived, NotificationKind, NotificationPage, NotificationRow, NotifyAgent,

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[&str] = &[
     V11,
     V12,
     V13,
+    V14,
     V14_CONSENT,
 ];
 
@@ -632,6 +633,41 @@ CREATE INDEX csat_pending ON csat(answer_until) WHERE score IS NULL AND message_
 CREATE INDEX csat_due ON csat(due_at) WHERE message_id IS NULL AND skipped IS NULL;
 "#;
 
+/// Version 14: merges you can take back, and the identity each customer message came from.
+/// - `merges`: one row per contact merge, conversation merge or split (`kind`), with its
+///   provenance (who, when, why) and in `data` the before-images of the rows it rewrote and
+///   the ids it moved, which is what an undo restores (see `store/merges.rs`). `undone_at` /
+///   `undone_by`: taken back then, by whom.
+/// - `messages.identity_id`: the identity a customer's message came through (NULL for ours,
+///   notes, and messages stored before v14). After a merge a reply still goes to the number
+///   or chat the customer used, and an unmerge sends later messages back with their identity.
+/// - `duplicate_dismissals`: pairs of contacts an agent said are not one person (`a` < `b`),
+///   so `:duplicates` stops suggesting them.
+pub const V14: &str = r#"
+CREATE TABLE merges (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind      TEXT NOT NULL,
+    target    INTEGER NOT NULL,
+    other     INTEGER NOT NULL,
+    reason    TEXT NOT NULL,
+    actor     TEXT NOT NULL,
+    at        INTEGER NOT NULL,
+    data      TEXT NOT NULL,
+    undone_at INTEGER,
+    undone_by TEXT
+);
+CREATE INDEX merges_target ON merges(kind, target);
+CREATE INDEX merges_other ON merges(kind, other);
+
+ALTER TABLE messages ADD COLUMN identity_id INTEGER;
+
+CREATE TABLE duplicate_dismissals (
+    a     INTEGER NOT NULL,
+    b     INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    at    INTEGER NOT NULL,
+    PRIMARY KEY (a, b)
+) WITHOUT ROWID;
 /// Consent per contact and purpose (renumbered by the lead when merged).
 /// - `contact_consent`: one state per contact and purpose (`marketing`, `transactional`: an
 ///   opt-out of transactional messages is an opt-out of everything). No row: never said,
