@@ -10,6 +10,7 @@ pub mod canned;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod consent;
 pub mod csat;
 pub mod demo;
 pub mod feed;

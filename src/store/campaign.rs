@@ -20,7 +20,7 @@
 use super::events::{self, EventKind, EventRefs};
 use super::{Result, Store, StoreError};
 use crate::campaign::{Campaign, CampaignConfig, Pacing, SeenFilter, Segment, Step};
-use crate::model::{Channel, ContactId, ConversationId, MessageId, Millis};
+use crate::model::{Channel, ContactId, ConversationId, MessageId, Millis, Purpose};
 use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -266,7 +266,9 @@ fn unreachable(conn: &Connection, channel: Channel, to: &str) -> Result<Option<S
     })
 }
 
-/// The consent check for a marketing send (None: it may go).
+/// Why a marketing send must not go (None: it may): consent first (kind `consent`, see
+/// [`super::consent::outbound_refusal`] with [`Purpose::Marketing`]), then the channel's own
+/// rules (a closed window: `unreachable`).
 fn refusal(
     conn: &Connection,
     contact: ContactId,
@@ -274,8 +276,22 @@ fn refusal(
     to: &str,
     templated: bool,
     now: Millis,
-) -> Result<Option<String>> {
-    super::hooks::reply_refusal(conn, contact, channel, to, templated, now)
+) -> Result<Option<(&'static str, String)>> {
+    if let Some(w) =
+        super::consent::outbound_refusal(conn, contact, channel, to, Purpose::Marketing, now)?
+    {
+        return Ok(Some(("consent", w)));
+    }
+    Ok(super::hooks::reply_refusal(
+        conn,
+        contact,
+        channel,
+        to,
+        templated,
+        Purpose::Marketing,
+        now,
+    )?
+    .map(|w| (refusal_kind(&w), w)))
 }
 
 fn refusal_kind(why: &str) -> &'static str {
@@ -307,8 +323,8 @@ fn target(
                  whatsapp_template = \"NAME\" to the step"
                     .to_string(),
             ))
-        } else if let Some(w) = refusal(conn, contact, ch, &to, templated, now)? {
-            Some((refusal_kind(&w).to_string(), w))
+        } else if let Some((kind, w)) = refusal(conn, contact, ch, &to, templated, now)? {
+            Some((kind.to_string(), w))
         } else {
             unreachable(conn, ch, &to)?.map(|w| ("unreachable".to_string(), w))
         };
@@ -622,6 +638,7 @@ fn step_due(
         text.meta.as_deref(),
         text.templated,
         Some(at),
+        Purpose::Marketing,
     );
     let message: MessageId = match queued {
         Ok(m) => m,

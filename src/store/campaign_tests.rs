@@ -563,3 +563,55 @@ whatsapp_template = "welcome_v1"
         s.campaign_status(&c).unwrap().failures
     );
 }
+
+#[test]
+fn an_sms_stop_keeps_marketing_off_telegram_too() {
+    let cfg = config(
+        TWO_STEPS
+            .replace(
+                r#"channels = ["telegram", "sms"]"#,
+                r#"channels = ["telegram"]"#,
+            )
+            .as_str(),
+    );
+    let c = cfg.workspace.campaigns.get("trial").unwrap().clone();
+    let mut s = Store::open_in_memory().unwrap();
+    let t0 = SAT_NOON;
+    let ann = tagged(
+        &mut s,
+        Channel::Telegram,
+        IdentityKind::Telegram,
+        "1001",
+        t0 - DAY,
+    );
+    s.add_identity(ann, IdentityKind::Phone, "+5511987654301", "bob", t0 - DAY)
+        .unwrap();
+    let before = s.campaign_dry_run(&c, t0).unwrap();
+    assert_eq!(before.enrolled(), 1);
+    // She texts STOP to the SMS number.
+    write_in(
+        &mut s,
+        Channel::Sms,
+        IdentityKind::Phone,
+        "+5511987654301",
+        "stop-1",
+        t0 - 1000,
+    );
+    let inbound = s.timeline(ann, None, 10).unwrap();
+    assert!(!inbound.is_empty());
+    let tx = s.write().unwrap();
+    tx.set_consent(
+        Channel::Sms,
+        IdentityKind::Phone,
+        "+5511987654301",
+        true,
+        "STOP",
+        "sms",
+        t0 - 900,
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let d = s.campaign_dry_run(&c, t0).unwrap();
+    assert_eq!(d.enrolled(), 0, "{d:?}");
+    assert_eq!(d.excluded[0].kind, "consent", "{d:?}");
+}

@@ -164,7 +164,7 @@ pub(crate) fn improve_name(conn: &Connection, id: ContactId, name: &str) -> Resu
 
 /// A name made up from an identifier (see `identity::fallback_name`): the names
 /// [`improve_name`] may replace.
-fn is_placeholder_name(name: &str) -> bool {
+pub(crate) fn is_placeholder_name(name: &str) -> bool {
     name.is_empty()
         || name.contains('@')
         || name.starts_with('+')
@@ -192,175 +192,7 @@ pub(crate) fn touch_contact(
     Ok(())
 }
 
-/// Fold contact `absorbed` into `survivor`: identities, conversations and messages move; if both
-/// had an active conversation, the newer one's messages join the older one, so the person still
-/// has exactly one open conversation. The absorbed row stays, marked `merged_into`, and the event
-/// records what moved (provenance for an unmerge).
-pub(crate) fn merge_contacts(
-    conn: &Connection,
-    survivor: ContactId,
-    absorbed: ContactId,
-    reason: &str,
-    actor: &str,
-    at: Millis,
-) -> Result<()> {
-    if survivor == absorbed {
-        return Ok(());
-    }
-    let moved_identities: Vec<(String, String)> = {
-        let mut stmt =
-            conn.prepare_cached("SELECT kind, value FROM identities WHERE contact_id = ?1")?;
-        let rows = stmt.query_map([absorbed], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    conn.execute(
-        "UPDATE identities SET contact_id = ?1 WHERE contact_id = ?2",
-        (survivor, absorbed),
-    )?;
-    conn.execute(
-        "UPDATE conversations SET contact_id = ?1 WHERE contact_id = ?2",
-        (survivor, absorbed),
-    )?;
-    conn.execute(
-        "UPDATE messages SET contact_id = ?1 WHERE contact_id = ?2",
-        (survivor, absorbed),
-    )?;
-    super::claims::move_claims(conn, survivor, absorbed)?;
-    // At most one active conversation per contact: fold the newer into the older.
-    let active: Vec<ConversationId> = {
-        let mut stmt = conn.prepare_cached(
-            "SELECT id FROM conversations WHERE contact_id = ?1 AND status <> 'resolved'
-             ORDER BY created_at, id",
-        )?;
-        let rows = stmt.query_map([survivor], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    let mut folded = Vec::new();
-    if let Some((&keep, rest)) = active.split_first() {
-        for &gone in rest {
-            fold_conversation(conn, keep, gone)?;
-            folded.push(gone.0);
-        }
-    }
-    // The survivor is the older contact, often one we only know by a placeholder ("Visitor
-    // 3f9a", an address); when the absorbed one has a real name, the person keeps it.
-    let absorbed_name = contact_name(conn, absorbed)?;
-    if !is_placeholder_name(&absorbed_name) {
-        improve_name(conn, survivor, &absorbed_name)?;
-    }
-    conn.execute(
-        "UPDATE contacts SET merged_into = ?1 WHERE id = ?2",
-        (survivor, absorbed),
-    )?;
-    conn.execute(
-        "UPDATE contacts SET
-            vip = max(vip, (SELECT vip FROM contacts WHERE id = ?2)),
-            created_at = min(created_at, (SELECT created_at FROM contacts WHERE id = ?2)),
-            last_channel = CASE
-                WHEN last_channel IS NULL
-                  OR (SELECT last_seen FROM contacts WHERE id = ?2) > last_seen
-                THEN coalesce((SELECT last_channel FROM contacts WHERE id = ?2), last_channel)
-                ELSE last_channel END,
-            last_seen = max(last_seen, (SELECT last_seen FROM contacts WHERE id = ?2))
-         WHERE id = ?1",
-        (survivor, absorbed),
-    )?;
-    events::append(
-        conn,
-        at,
-        actor,
-        EventKind::ContactsMerged,
-        EventRefs {
-            contact: Some(survivor),
-            ..Default::default()
-        },
-        Some(&serde_json::json!({
-            "survivor": survivor, "absorbed": absorbed, "reason": reason,
-            "identities": moved_identities, "folded_conversations": folded,
-        })),
-    )?;
-    Ok(())
-}
-
-/// Move every message, tag and draft of conversation `gone` into `keep`, then delete `gone`.
-fn fold_conversation(conn: &Connection, keep: ConversationId, gone: ConversationId) -> Result<()> {
-    conn.execute(
-        "UPDATE messages SET conversation_id = ?1 WHERE conversation_id = ?2",
-        (keep, gone),
-    )?;
-    conn.execute(
-        "INSERT OR IGNORE INTO tags(conversation_id, tag) SELECT ?1, tag FROM tags WHERE conversation_id = ?2",
-        (keep, gone),
-    )?;
-    conn.execute("DELETE FROM tags WHERE conversation_id = ?1", [gone])?;
-    // Drafts are never lost: an agent's draft moves along; one who had a draft on both
-    // keeps the two texts, one after the other.
-    conn.execute(
-        "UPDATE drafts SET
-            body = body || char(10) || char(10) || (SELECT g.body FROM drafts g
-                WHERE g.conversation_id = ?2 AND g.agent = drafts.agent),
-            updated_at = max(updated_at, (SELECT g.updated_at FROM drafts g
-                WHERE g.conversation_id = ?2 AND g.agent = drafts.agent))
-         WHERE conversation_id = ?1
-           AND agent IN (SELECT agent FROM drafts WHERE conversation_id = ?2)",
-        (keep, gone),
-    )?;
-    conn.execute(
-        "DELETE FROM drafts WHERE conversation_id = ?2
-           AND agent IN (SELECT agent FROM drafts WHERE conversation_id = ?1)",
-        (keep, gone),
-    )?;
-    conn.execute(
-        "UPDATE drafts SET conversation_id = ?1 WHERE conversation_id = ?2",
-        (keep, gone),
-    )?;
-    conn.execute(
-        "UPDATE events SET conversation_id = ?1 WHERE conversation_id = ?2",
-        (keep, gone),
-    )?;
-    let (channels_gone, gone_activity, gone_assignee, gone_subject): (
-        String,
-        Millis,
-        Option<String>,
-        Option<String>,
-    ) = conn.query_row(
-        "SELECT channels, last_activity, assignee, subject FROM conversations WHERE id = ?1",
-        [gone],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
-    let mut channels: String = conn.query_row(
-        "SELECT channels FROM conversations WHERE id = ?1",
-        [keep],
-        |r| r.get(0),
-    )?;
-    for ch in super::conversations::parse_channels(&channels_gone) {
-        if let Some(c) = super::conversations::add_channel(&channels, ch) {
-            channels = c;
-        }
-    }
-    // The higher priority of the two survives (an urgent thread stays urgent).
-    conn.execute(
-        "UPDATE conversations SET priority = (SELECT g.priority FROM conversations g WHERE g.id = ?2)
-         WHERE id = ?1
-           AND (SELECT CASE g.priority WHEN 'urgent' THEN 3 WHEN 'high' THEN 2
-                       WHEN 'normal' THEN 1 ELSE 0 END FROM conversations g WHERE g.id = ?2)
-             > CASE priority WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 WHEN 'normal' THEN 1 ELSE 0 END",
-        (keep, gone),
-    )?;
-    conn.execute("DELETE FROM conversations WHERE id = ?1", [gone])?;
-    super::messages::refresh_conversation_summary(conn, keep)?;
-    conn.execute(
-        "UPDATE conversations SET channels = ?2,
-            assignee = coalesce(assignee, ?3),
-            subject = coalesce(subject, ?5),
-            last_activity = max(last_activity, ?4),
-            status = 'open',
-            snoozed_until = NULL
-         WHERE id = ?1",
-        (keep, channels, gone_assignee, gone_activity, gone_subject),
-    )?;
-    Ok(())
-}
+pub(crate) use super::merges::merge_contacts;
 
 impl Store {
     /// One contact (none of its conversations in the scope: [`StoreError::NoContact`]).
@@ -702,6 +534,24 @@ impl Store {
                         message: None,
                     },
                     Some(&serde_json::json!({ "unreachable": { "kind": kind, "value": value, "reason": reason } })),
+                )?;
+            }
+            // A customer who blocked the Telegram bot said no: no marketing on any channel
+            // (replies elsewhere still go).
+            if kind == IdentityKind::Telegram {
+                super::consent::record(
+                    tx,
+                    &super::consent::Change {
+                        contact,
+                        purpose: crate::model::Purpose::Marketing,
+                        opted_out: true,
+                        channel: Some(crate::model::Channel::Telegram),
+                        identity: Some((kind, value)),
+                        source: crate::model::ConsentSource::Block,
+                        detail: reason,
+                    },
+                    actor,
+                    at,
                 )?;
             }
             Ok(())

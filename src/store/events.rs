@@ -50,6 +50,23 @@ pub enum EventKind {
     CsatSent,
     /// The customer answered the survey (data: `score` 1-5, `comment`, `channel`).
     CsatAnswered,
+    /// A contact merge was taken back (data: `merge`, `survivor`, `absorbed`).
+    ContactsUnmerged,
+    /// Two conversations of one person became one by hand (data: `merge`, `keep`, `gone`).
+    ConversationsMerged,
+    /// A conversation merge or a split was taken back (data: `merge`).
+    ConversationsUnmerged,
+    /// A conversation was split at a message (data: `merge`, `from`, `new`).
+    ConversationSplit,
+    /// An identity was taken off a contact (data: `kind`, `value`).
+    IdentityRemoved,
+    /// An identity moved to another contact (data: `kind`, `value`, `from`, `to`).
+    IdentityMoved,
+    /// A contact's consent changed (data: `purpose`, `opted_out`, `channel`, `source`).
+    ConsentChanged,
+    /// An administrator erased what was held about a person (GDPR); the event keeps who and
+    /// when, no personal data.
+    ContactForgotten,
     /// A campaign run began (data: `campaign`, `run`, `enrolled`, `excluded`, `segment`).
     CampaignStarted,
     /// A campaign step was queued for a contact (data: `campaign`, `run`, `step`, `channel`,
@@ -90,6 +107,14 @@ impl EventKind {
         EventKind::ReplyCancelled,
         EventKind::CsatSent,
         EventKind::CsatAnswered,
+        EventKind::ContactsUnmerged,
+        EventKind::ConversationsMerged,
+        EventKind::ConversationsUnmerged,
+        EventKind::ConversationSplit,
+        EventKind::IdentityRemoved,
+        EventKind::IdentityMoved,
+        EventKind::ConsentChanged,
+        EventKind::ContactForgotten,
         EventKind::CampaignStarted,
         EventKind::CampaignStepSent,
         EventKind::CampaignLeft,
@@ -125,6 +150,14 @@ impl EventKind {
             EventKind::ReplyCancelled => "reply_cancelled",
             EventKind::CsatSent => "csat_sent",
             EventKind::CsatAnswered => "csat_answered",
+            EventKind::ContactsUnmerged => "contacts_unmerged",
+            EventKind::ConversationsMerged => "conversations_merged",
+            EventKind::ConversationsUnmerged => "conversations_unmerged",
+            EventKind::ConversationSplit => "conversation_split",
+            EventKind::IdentityRemoved => "identity_removed",
+            EventKind::IdentityMoved => "identity_moved",
+            EventKind::ConsentChanged => "consent_changed",
+            EventKind::ContactForgotten => "contact_forgotten",
             EventKind::CampaignStarted => "campaign_started",
             EventKind::CampaignStepSent => "campaign_step_sent",
             EventKind::CampaignLeft => "campaign_left",

@@ -5,7 +5,7 @@ use super::events::{self, EventKind, EventRefs};
 use super::{Result, Store, StoreError, scope};
 use crate::model::{
     Channel, ContactId, ConversationId, Delivery, Direction, EventId, IdentityKind, MessageId,
-    Millis,
+    Millis, Purpose,
 };
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
@@ -125,8 +125,11 @@ pub(crate) fn find_external(
 pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<MessageId> {
     conn.prepare_cached(
         "INSERT INTO messages(conversation_id, contact_id, channel, account, external_id,
-            direction, author, subject, body, created_at, stored_at, delivery, meta, sender)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            direction, author, subject, body, created_at, stored_at, delivery, meta, sender,
+            identity_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+            CASE WHEN ?6 = 'in' AND ?15 IS NOT NULL THEN
+                (SELECT id FROM identities WHERE kind = ?16 AND value = ?15) END)",
     )?
     .execute(rusqlite::params![
         m.conversation,
@@ -143,6 +146,10 @@ pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<Me
         m.delivery,
         m.meta,
         m.sender_words(),
+        m.from_identity
+            .and_then(|f| f.split(' ').next())
+            .filter(|v| !v.is_empty()),
+        m.channel.identity_kind(),
     ])?;
     let id = MessageId(conn.last_insert_rowid());
     let (channels, last_activity): (String, Millis) = conn
@@ -600,6 +607,7 @@ impl Store {
                 meta_text.as_deref(),
                 templated,
                 send_at,
+                Purpose::Transactional,
             )
         })
     }
@@ -663,6 +671,32 @@ pub fn reply_subject(subject: &str) -> String {
         s.to_string()
     } else {
         format!("Re: {s}")
+    }
+}
+
+/// Where a reply in `conv` on `channel` goes: the identity the customer last wrote from there
+/// (after a merge a person may have two numbers; the reply goes to the one they used), else the
+/// contact's newest identity of the channel's kind.
+pub(crate) fn conversation_recipient(
+    conn: &Connection,
+    conv: ConversationId,
+    contact: ContactId,
+    channel: Channel,
+) -> Result<Option<String>> {
+    let used: Option<String> = conn
+        .prepare_cached(
+            "SELECT i.value FROM messages m JOIN identities i ON i.id = m.identity_id
+             WHERE m.conversation_id = ?1 AND m.direction = 'in' AND m.channel = ?2
+               AND i.contact_id = ?3 AND i.kind = ?4
+             ORDER BY m.created_at DESC, m.id DESC LIMIT 1",
+        )?
+        .query_row((conv, channel, contact, channel.identity_kind()), |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match used {
+        Some(v) => Ok(Some(v)),
+        None => recipient(conn, contact, channel.identity_kind()),
     }
 }
 
@@ -741,14 +775,17 @@ pub(crate) fn queue_reply_tx(
     meta_text: Option<&str>,
     templated: bool,
     send_at: Option<Millis>,
+    purpose: Purpose,
 ) -> Result<MessageId> {
-    let to = recipient(tx, contact, channel.identity_kind())?.ok_or_else(|| {
+    let to = conversation_recipient(tx, conv, contact, channel)?.ok_or_else(|| {
         StoreError::Invalid(format!(
             "this contact has no {} identity to reply to",
             channel.as_str()
         ))
     })?;
-    if let Some(why) = super::hooks::reply_refusal(tx, contact, channel, &to, templated, at)? {
+    if let Some(why) =
+        super::hooks::reply_refusal(tx, contact, channel, &to, templated, purpose, at)?
+    {
         return Err(StoreError::Invalid(why));
     }
     let subject: Option<String> = if channel == Channel::Email {
@@ -781,10 +818,10 @@ pub(crate) fn queue_reply_tx(
         },
     )?;
     tx.prepare_cached(
-        "INSERT INTO outbox(message_id, channel, recipient, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO outbox(message_id, channel, recipient, next_attempt_at, purpose)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute((id, channel, &to, send_at.unwrap_or(at)))?;
+    .execute((id, channel, &to, send_at.unwrap_or(at), purpose))?;
     tx.execute(
         "DELETE FROM drafts WHERE conversation_id = ?1 AND agent = ?2 AND kind = 'reply'",
         (conv, author),

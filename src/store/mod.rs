@@ -9,6 +9,7 @@ pub mod audit;
 pub(crate) mod bulk;
 pub mod campaign;
 pub mod claims;
+pub mod consent;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub mod csat;
@@ -16,6 +17,9 @@ mod derivations;
 pub(crate) mod email;
 pub(crate) mod events;
 pub mod hooks;
+pub mod merges;
+#[cfg(test)]
+mod merges_tests;
 pub(crate) mod messages;
 pub mod notifications;
 mod outbox;
@@ -42,6 +46,7 @@ pub use conversations::{
 pub use csat::{CsatOutcome, CsatPass, CsatRow};
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
+pub use merges::{MergeKind, MergePlan, MergeRow, Unmerged};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor, is_automated};
 pub use notifications::{
     Derived, NotificationKind, NotificationPage, NotificationRow, NotifyAgent,
@@ -399,6 +404,9 @@ mod audit_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod campaign_tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod consent_tests;
 #[cfg(test)]
 mod reports_tests;
 #[cfg(test)]

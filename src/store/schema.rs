@@ -17,6 +17,8 @@ pub const MIGRATIONS: &[&str] = &[
     V11,
     V12,
     V13,
+    V14,
+    V14_CONSENT,
     V14_CAMPAIGN,
 ];
 
@@ -630,6 +632,98 @@ CREATE TABLE csat (
 CREATE INDEX csat_pending ON csat(answer_until) WHERE score IS NULL AND message_id IS NOT NULL;
 -- A delayed survey waits here (no message, not skipped) until `due_at`.
 CREATE INDEX csat_due ON csat(due_at) WHERE message_id IS NULL AND skipped IS NULL;
+"#;
+
+/// Version 14: merges you can take back, and the identity each customer message came from.
+/// - `merges`: one row per contact merge, conversation merge or split (`kind`), with its
+///   provenance (who, when, why) and in `data` the before-images of the rows it rewrote and
+///   the ids it moved, which is what an undo restores (see `store/merges.rs`). `undone_at` /
+///   `undone_by`: taken back then, by whom.
+/// - `messages.identity_id`: the identity a customer's message came through (NULL for ours,
+///   notes, and messages stored before v14). After a merge a reply still goes to the number
+///   or chat the customer used, and an unmerge sends later messages back with their identity.
+/// - `duplicate_dismissals`: pairs of contacts an agent said are not one person (`a` < `b`),
+///   so `:duplicates` stops suggesting them.
+pub const V14: &str = r#"
+CREATE TABLE merges (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind      TEXT NOT NULL,
+    target    INTEGER NOT NULL,
+    other     INTEGER NOT NULL,
+    reason    TEXT NOT NULL,
+    actor     TEXT NOT NULL,
+    at        INTEGER NOT NULL,
+    data      TEXT NOT NULL,
+    undone_at INTEGER,
+    undone_by TEXT
+);
+CREATE INDEX merges_target ON merges(kind, target);
+CREATE INDEX merges_other ON merges(kind, other);
+
+ALTER TABLE messages ADD COLUMN identity_id INTEGER;
+
+CREATE TABLE duplicate_dismissals (
+    a     INTEGER NOT NULL,
+    b     INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    at    INTEGER NOT NULL,
+    PRIMARY KEY (a, b)
+) WITHOUT ROWID;
+"#;
+
+/// Consent per contact and purpose (renumbered by the lead when merged).
+/// - `contact_consent`: one state per contact and purpose (`marketing`, `transactional`: an
+///   opt-out of transactional messages is an opt-out of everything). No row: never said,
+///   allowed. `channel` / `source`: where and how the newest change came.
+/// - `consent_history`: every change, newest last: when, how (`keyword`: an SMS STOP, an
+///   email "unsubscribe"; `header`: List-Unsubscribe; `command`: Telegram /stop; `block`:
+///   the customer blocked the bot; `agent`: an agent recorded it), on which channel and
+///   identity, the customer's word (`detail`) and who recorded it (`actor`).
+/// - `outbox.purpose`: why a queued message goes, so the dispatcher checks consent again
+///   right before the network call (an opt-out between queueing and sending stops it).
+///
+/// The per-channel `consent` table (V10) stays: an SMS STOP is a carrier-enforced stop of
+/// every SMS to that number, whatever the purpose.
+pub const V14_CONSENT: &str = r#"
+CREATE TABLE contact_consent (
+    contact_id INTEGER NOT NULL,
+    purpose    TEXT NOT NULL,
+    opted_out  INTEGER NOT NULL,
+    channel    TEXT,
+    source     TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    PRIMARY KEY (contact_id, purpose)
+) WITHOUT ROWID;
+CREATE INDEX contact_consent_out ON contact_consent(contact_id) WHERE opted_out;
+
+CREATE TABLE consent_history (
+    id         INTEGER PRIMARY KEY,
+    contact_id INTEGER NOT NULL,
+    purpose    TEXT NOT NULL,
+    opted_out  INTEGER NOT NULL,
+    channel    TEXT,
+    kind       TEXT,
+    value      TEXT,
+    source     TEXT NOT NULL,
+    detail     TEXT NOT NULL DEFAULT '',
+    actor      TEXT NOT NULL,
+    at         INTEGER NOT NULL
+);
+CREATE INDEX consent_history_contact ON consent_history(contact_id, at, id);
+
+-- The SMS STOPs recorded before: a marketing opt-out of their contact.
+INSERT OR IGNORE INTO contact_consent(contact_id, purpose, opted_out, channel, source, at)
+    SELECT i.contact_id, 'marketing', 1, c.channel, 'keyword', max(c.at)
+    FROM consent c JOIN identities i ON i.kind = c.kind AND i.value = c.value
+    WHERE c.opted_out GROUP BY i.contact_id;
+INSERT INTO consent_history(contact_id, purpose, opted_out, channel, kind, value, source,
+                            detail, actor, at)
+    SELECT i.contact_id, 'marketing', 1, c.channel, c.kind, c.value, 'keyword', c.keyword,
+           'migration', c.at
+    FROM consent c JOIN identities i ON i.kind = c.kind AND i.value = c.value
+    WHERE c.opted_out;
+
+ALTER TABLE outbox ADD COLUMN purpose TEXT NOT NULL DEFAULT 'transactional';
 "#;
 
 /// Campaigns (drip sequences, see `store/campaign.rs`): a run per start; one enrolment per

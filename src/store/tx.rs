@@ -306,7 +306,7 @@ impl<'c> Tx<'c> {
         actor: &str,
         at: Millis,
     ) -> Result<()> {
-        contacts::merge_contacts(self.conn(), survivor, absorbed, reason, actor, at)
+        contacts::merge_contacts(self.conn(), survivor, absorbed, reason, actor, at).map(|_| ())
     }
 
     /// Replace a made-up contact name (an address, "Visitor ...") with a real one.
