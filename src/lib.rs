@@ -12,6 +12,7 @@ pub mod config;
 pub mod csat;
 pub mod demo;
 pub mod feed;
+pub mod fields;
 pub mod files;
 pub mod harness;
 pub mod identity;

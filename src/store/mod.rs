@@ -14,6 +14,7 @@ pub mod csat;
 mod derivations;
 pub(crate) mod email;
 pub(crate) mod events;
+pub(crate) mod fields;
 pub mod hooks;
 pub(crate) mod messages;
 pub mod notifications;
@@ -40,6 +41,7 @@ pub use conversations::{
 pub use csat::{CsatOutcome, CsatPass, CsatRow};
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
+pub use fields::{FieldChange, FieldValue};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor, is_automated};
 pub use notifications::{
     Derived, NotificationKind, NotificationPage, NotificationRow, NotifyAgent,

@@ -3,7 +3,9 @@
 //! crash mid-upgrade leaves the file at the last complete version.
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
+pub const MIGRATIONS: &[&str] = &[
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14_FIELDS,
+];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -615,4 +617,30 @@ CREATE TABLE csat (
 CREATE INDEX csat_pending ON csat(answer_until) WHERE score IS NULL AND message_id IS NOT NULL;
 -- A delayed survey waits here (no message, not skipped) until `due_at`.
 CREATE INDEX csat_due ON csat(due_at) WHERE message_id IS NULL AND skipped IS NULL;
+"#;
+
+/// Contact fields, lifecycle stage and lead score (renumbered by the lead when merged).
+/// - `contact_fields`: one value per contact and configured field name (`crate::fields`
+///   validates it before it is written). `num`: the typed sort key (a number field's number, a
+///   date field's day number) so `score:>10`-style comparisons use an index; NULL for text and
+///   choices. A field removed from the config keeps its stored values.
+/// - `contacts.stage`: the lifecycle stage (NULL: none yet); `contacts.lead_score`: the score
+///   rules and agents adjust.
+pub const V14_FIELDS: &str = r#"
+CREATE TABLE contact_fields (
+    contact_id  INTEGER NOT NULL REFERENCES contacts(id),
+    name        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    num         REAL,
+    updated_at  INTEGER NOT NULL,
+    updated_by  TEXT NOT NULL,
+    PRIMARY KEY (contact_id, name)
+) WITHOUT ROWID;
+CREATE INDEX contact_fields_value ON contact_fields(name, value);
+CREATE INDEX contact_fields_num ON contact_fields(name, num) WHERE num IS NOT NULL;
+
+ALTER TABLE contacts ADD COLUMN stage TEXT;
+ALTER TABLE contacts ADD COLUMN lead_score INTEGER NOT NULL DEFAULT 0;
+-- The pipeline: counts per stage, and a stage's contacts by score (keyset on score, id).
+CREATE INDEX contacts_pipeline ON contacts(stage, lead_score DESC, id) WHERE merged_into IS NULL;
 "#;
