@@ -270,6 +270,142 @@ impl FieldsConfig {
     }
 }
 
+/// One `[[fields]]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawField {
+    pub name: toml::Spanned<String>,
+    #[serde(rename = "type")]
+    pub kind: toml::Spanned<String>,
+    #[serde(default)]
+    pub choices: Option<toml::Spanned<Vec<String>>>,
+    pub label: Option<String>,
+}
+
+/// `[pipeline]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    pub stages: toml::Spanned<Vec<String>>,
+}
+
+/// A resolve error: the span, the dotted key, the message.
+pub type RawError = (std::ops::Range<usize>, String, String);
+
+/// Check `[[fields]]` and `[pipeline]` (absent: the default stages).
+pub fn resolve(
+    fields: &[toml::Spanned<RawField>],
+    pipeline: Option<&toml::Spanned<RawPipeline>>,
+) -> Result<FieldsConfig, RawError> {
+    let mut out = FieldsConfig::default();
+    for f in fields {
+        let raw = f.get_ref();
+        let name = raw.name.get_ref().as_str();
+        check_name(name).map_err(|m| (raw.name.span(), "fields.name".to_string(), m))?;
+        if out.field(name).is_some() {
+            return Err((
+                raw.name.span(),
+                "fields.name".into(),
+                format!("field {name:?} is defined twice: keep one [[fields]] entry per name"),
+            ));
+        }
+        let kind: FieldKind = raw
+            .kind
+            .get_ref()
+            .parse()
+            .map_err(|m| (raw.kind.span(), "fields.type".to_string(), m))?;
+        let mut choices = Vec::new();
+        match (&raw.choices, kind) {
+            (Some(c), FieldKind::Choice) => {
+                for v in c.get_ref() {
+                    let v = v.trim();
+                    if v.is_empty() || v.chars().any(char::is_control) {
+                        return Err((
+                            c.span(),
+                            "fields.choices".into(),
+                            format!("field {name:?}: a choice may not be empty"),
+                        ));
+                    }
+                    if !choices.iter().any(|x: &String| x.eq_ignore_ascii_case(v)) {
+                        choices.push(v.to_string());
+                    }
+                }
+                if choices.is_empty() {
+                    return Err((
+                        c.span(),
+                        "fields.choices".into(),
+                        format!("field {name:?}: list its choices, e.g. [\"free\", \"pro\"]"),
+                    ));
+                }
+            }
+            (None, FieldKind::Choice) => {
+                return Err((
+                    f.span(),
+                    "fields.choices".into(),
+                    format!(
+                        "field {name:?} is a choice: add choices = [\"...\", ...] listing what it may hold"
+                    ),
+                ));
+            }
+            (Some(c), _) => {
+                return Err((
+                    c.span(),
+                    "fields.choices".into(),
+                    format!("field {name:?} is {kind}: choices only go with type = \"choice\""),
+                ));
+            }
+            (None, _) => {}
+        }
+        out.fields.push(FieldDef {
+            name: name.to_string(),
+            kind,
+            choices,
+            label: raw
+                .label
+                .as_deref()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
+        });
+    }
+    if let Some(p) = pipeline {
+        let st = &p.get_ref().stages;
+        let mut stages: Vec<String> = Vec::new();
+        for s in st.get_ref() {
+            let s = s.trim().to_ascii_lowercase();
+            let ok = !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            if !ok {
+                return Err((
+                    st.span(),
+                    "pipeline.stages".into(),
+                    format!(
+                        "stage {s:?}: use a lowercase word (a-z, 0-9, _ or -), e.g. \"qualified\""
+                    ),
+                ));
+            }
+            if stages.contains(&s) {
+                return Err((
+                    st.span(),
+                    "pipeline.stages".into(),
+                    format!("stage {s:?} is listed twice"),
+                ));
+            }
+            stages.push(s);
+        }
+        if stages.is_empty() {
+            return Err((
+                st.span(),
+                "pipeline.stages".into(),
+                "no stage listed: name some, e.g. [\"lead\", \"customer\"], or leave [pipeline] out".into(),
+            ));
+        }
+        out.stages = stages;
+    }
+    Ok(out)
+}
+
 /// A change of the lead score: `+N`/`-N` adds, `N` sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

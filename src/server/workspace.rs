@@ -82,6 +82,9 @@ pub struct Workspace {
     pub sla: crate::sla::SlaConfig,
     /// `[csat]`: when a satisfaction survey goes out (see [`crate::csat`]).
     pub csat: crate::csat::CsatConfig,
+    /// `[[fields]]` and `[pipeline]`: contact fields and lifecycle stages (see
+    /// [`crate::fields`]).
+    pub fields: crate::fields::FieldsConfig,
 }
 
 impl Workspace {
