@@ -14,6 +14,7 @@ pub mod consent;
 pub mod csat;
 pub mod demo;
 pub mod feed;
+pub mod fields;
 pub mod files;
 pub mod harness;
 pub mod identity;

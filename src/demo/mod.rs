@@ -83,6 +83,7 @@ pub fn workspace() -> crate::server::workspace::Workspace {
         // Surveys stay off in the demo (its simulated customers do not answer them).
         csat: crate::csat::CsatConfig::default(),
         campaigns: crate::campaign::CampaignConfig::default(),
+        fields: fields_config(),
         demo_templates: [
             (
                 "order_update",
@@ -103,6 +104,28 @@ pub fn workspace() -> crate::server::workspace::Workspace {
         .collect(),
         demo_rules: Some(RULES.to_string()),
         templates_dir: None,
+    }
+}
+
+/// The demo workspace's contact fields (`plan`, `renewal`, `seats`) and the default stages.
+pub fn fields_config() -> crate::fields::FieldsConfig {
+    use crate::fields::{FieldDef, FieldKind, FieldsConfig};
+    FieldsConfig {
+        fields: vec![
+            FieldDef {
+                label: Some("Plan".into()),
+                ..FieldDef::choice("plan", &["free", "pro", "enterprise"])
+            },
+            FieldDef {
+                label: Some("Renewal".into()),
+                ..FieldDef::new("renewal", FieldKind::Date)
+            },
+            FieldDef {
+                label: Some("Seats".into()),
+                ..FieldDef::new("seats", FieldKind::Number)
+            },
+        ],
+        ..FieldsConfig::default()
     }
 }
 

@@ -84,6 +84,9 @@ pub struct Workspace {
     pub csat: crate::csat::CsatConfig,
     /// `[[campaigns]]` and `[campaign_pacing]` (see [`crate::campaign`]).
     pub campaigns: crate::campaign::CampaignConfig,
+    /// `[[fields]]` and `[pipeline]`: contact fields and lifecycle stages (see
+    /// [`crate::fields`]).
+    pub fields: crate::fields::FieldsConfig,
 }
 
 impl Workspace {

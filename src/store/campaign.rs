@@ -148,7 +148,7 @@ fn segment_contacts(
     now: Millis,
 ) -> Result<Vec<(ContactId, String)>> {
     use rusqlite::types::Value;
-    let mut sql = String::from("SELECT c.id, c.name FROM contacts c WHERE 1");
+    let mut sql = String::from("SELECT c.id, c.name FROM contacts c WHERE c.merged_into IS NULL");
     let mut args: Vec<Value> = Vec::new();
     for t in &seg.tags {
         args.push(Value::Text(t.clone()));
@@ -207,14 +207,19 @@ fn segment_contacts(
     Ok(out)
 }
 
-/// `stage:` and `FIELD:VALUE` terms (the contact fields' store).
-fn segment_fields_match(_conn: &Connection, seg: &Segment, _contact: ContactId) -> Result<bool> {
-    if seg.stage.is_some() || !seg.fields.is_empty() {
-        return Err(StoreError::Invalid(
-            "stage: and FIELD:VALUE segments need contact fields, which this build does not \
-             have yet: filter on tag:, channel:, is:vip, last_seen:"
-                .into(),
-        ));
+/// `stage:` and `FIELD:VALUE` terms, through the contact fields' store (case-insensitive).
+fn segment_fields_match(conn: &Connection, seg: &Segment, contact: ContactId) -> Result<bool> {
+    if let Some(want) = &seg.stage {
+        let (stage, _) = super::fields::stage_and_score(conn, contact)?;
+        if !stage.is_some_and(|s| s.eq_ignore_ascii_case(want)) {
+            return Ok(false);
+        }
+    }
+    for (name, want) in &seg.fields {
+        let v = super::fields::contact_field(conn, contact, name)?;
+        if !v.is_some_and(|v| v.eq_ignore_ascii_case(want)) {
+            return Ok(false);
+        }
     }
     Ok(true)
 }

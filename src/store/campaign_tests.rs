@@ -615,3 +615,60 @@ fn an_sms_stop_keeps_marketing_off_telegram_too() {
     assert_eq!(d.enrolled(), 0, "{d:?}");
     assert_eq!(d.excluded[0].kind, "consent", "{d:?}");
 }
+
+#[test]
+fn segments_filter_on_stage_and_custom_fields() {
+    let cfg = config(
+        r#"
+[[fields]]
+name = "plan"
+type = "choice"
+choices = ["free", "pro"]
+
+[[campaigns]]
+name = "upsell"
+segment = "stage:lead plan:free tag:trial"
+[[campaigns.steps]]
+after = "0d"
+text = "Go pro?"
+"#,
+    );
+    let c = cfg.workspace.campaigns.get("upsell").unwrap().clone();
+    let mut s = Store::open_in_memory().unwrap();
+    let t0 = SAT_NOON;
+    let a = tagged(
+        &mut s,
+        Channel::Telegram,
+        IdentityKind::Telegram,
+        "1001",
+        t0 - DAY,
+    );
+    let b = tagged(
+        &mut s,
+        Channel::Telegram,
+        IdentityKind::Telegram,
+        "1002",
+        t0 - DAY,
+    );
+    let d = tagged(
+        &mut s,
+        Channel::Telegram,
+        IdentityKind::Telegram,
+        "1003",
+        t0 - DAY,
+    );
+    let f = &cfg.workspace.fields;
+    for (who, plan, stage) in [
+        (a, "free", "lead"),
+        (b, "pro", "lead"),
+        (d, "free", "customer"),
+    ] {
+        s.set_contact_field(who, f, "plan", Some(plan), "bob", t0 - 100)
+            .unwrap();
+        s.set_contact_stage(who, f, Some(stage), "bob", t0 - 100)
+            .unwrap();
+    }
+    let dr = s.campaign_dry_run(&c, t0).unwrap();
+    assert_eq!(dr.matched, 1, "{dr:?}");
+    assert_eq!(dr.per_channel, vec![(Channel::Telegram, 1)]);
+}

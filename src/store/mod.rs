@@ -16,6 +16,7 @@ pub mod csat;
 mod derivations;
 pub(crate) mod email;
 pub(crate) mod events;
+pub(crate) mod fields;
 pub mod hooks;
 pub mod merges;
 #[cfg(test)]
@@ -46,6 +47,7 @@ pub use conversations::{
 pub use csat::{CsatOutcome, CsatPass, CsatRow};
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
+pub use fields::{FieldChange, FieldValue};
 pub use merges::{MergeKind, MergePlan, MergeRow, Unmerged};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor, is_automated};
 pub use notifications::{

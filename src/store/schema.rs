@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[&str] = &[
     V14,
     V14_CONSENT,
     V14_CAMPAIGN,
+    V14_FIELDS,
 ];
 
 /// The schema version this build writes.
@@ -768,4 +769,30 @@ CREATE TABLE campaign_sends (
 CREATE INDEX campaign_sends_slot ON campaign_sends(channel, slot_at);
 CREATE INDEX campaign_sends_chat ON campaign_sends(channel, recipient, slot_at);
 CREATE INDEX campaign_sends_run ON campaign_sends(run_id, step);
+"#;
+
+/// Contact fields, lifecycle stage and lead score (renumbered by the lead when merged).
+/// - `contact_fields`: one value per contact and configured field name (`crate::fields`
+///   validates it before it is written). `num`: the typed sort key (a number field's number, a
+///   date field's day number) so `score:>10`-style comparisons use an index; NULL for text and
+///   choices. A field removed from the config keeps its stored values.
+/// - `contacts.stage`: the lifecycle stage (NULL: none yet); `contacts.lead_score`: the score
+///   rules and agents adjust.
+pub const V14_FIELDS: &str = r#"
+CREATE TABLE contact_fields (
+    contact_id  INTEGER NOT NULL REFERENCES contacts(id),
+    name        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    num         REAL,
+    updated_at  INTEGER NOT NULL,
+    updated_by  TEXT NOT NULL,
+    PRIMARY KEY (contact_id, name)
+) WITHOUT ROWID;
+CREATE INDEX contact_fields_value ON contact_fields(name, value);
+CREATE INDEX contact_fields_num ON contact_fields(name, num) WHERE num IS NOT NULL;
+
+ALTER TABLE contacts ADD COLUMN stage TEXT;
+ALTER TABLE contacts ADD COLUMN lead_score INTEGER NOT NULL DEFAULT 0;
+-- The pipeline: counts per stage, and a stage's contacts by score (keyset on score, id).
+CREATE INDEX contacts_pipeline ON contacts(stage, lead_score DESC, id) WHERE merged_into IS NULL;
 "#;
