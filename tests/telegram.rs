@@ -1584,7 +1584,7 @@ text = "Here is how to start."
         "{min_chat_gap:?}"
     );
     // Every chat got both steps in order.
-    for (chat, _) in &gaps {
+    for chat in gaps.keys() {
         let texts: Vec<&str> = sent
             .iter()
             .filter(|(c, _, _)| c == chat)
