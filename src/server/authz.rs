@@ -326,4 +326,29 @@ mod tests {
         };
         assert!(check(&viewer, &matching).is_ok());
     }
+
+    #[test]
+    fn campaigns_dry_run_and_status_need_a_supervisor_start_and_stop_an_admin() {
+        use crate::api::CampaignOp;
+        let n = || "trial".to_string();
+        let look = [
+            Request::Campaign(CampaignOp::DryRun { name: n() }),
+            Request::Campaign(CampaignOp::Status { name: None }),
+        ];
+        let act = [
+            Request::Campaign(CampaignOp::Start {
+                name: n(),
+                confirmed: true,
+            }),
+            Request::Campaign(CampaignOp::Stop { name: n() }),
+        ];
+        for r in &look {
+            assert!(check(&who(Role::Agent), r).is_err());
+            assert!(check(&who(Role::Supervisor), r).is_ok());
+        }
+        for r in &act {
+            assert!(check(&who(Role::Supervisor), r).is_err());
+            assert!(check(&who(Role::Admin), r).is_ok());
+        }
+    }
 }

@@ -672,3 +672,59 @@ text = "Go pro?"
     assert_eq!(dr.matched, 1, "{dr:?}");
     assert_eq!(dr.per_channel, vec![(Channel::Telegram, 1)]);
 }
+
+#[test]
+fn config_mistakes_name_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = crate::config::Env {
+        config: None,
+        data_dir: None,
+        user: Some("ann".into()),
+        xdg_config_dir: Some(dir.path().join("x")),
+        xdg_data_dir: Some(dir.path().join("d")),
+        home: Some(dir.path().join("h")),
+    };
+    for (text, key, says) in [
+        (
+            TWO_STEPS.replace("tag:trial", "trial"),
+            "campaigns.segment",
+            "KEY:VALUE",
+        ),
+        (
+            TWO_STEPS.replace("\"3d\"", "\"soon\""),
+            "campaigns.steps.after",
+            "bad duration",
+        ),
+        (
+            TWO_STEPS.replace("\"0d\"", "\"5d\""),
+            "campaigns.steps.after",
+            "previous",
+        ),
+        (
+            TWO_STEPS.replace("unless = \"replied\"", "unless = \"opened\""),
+            "campaigns.steps.unless",
+            "replied",
+        ),
+        (
+            format!("{TWO_STEPS}hours = \"nope\"\n").replace(
+                "text = \"Still with us?\"\nhours",
+                "text = \"x\"\n[[campaigns]]\nname = \"b\"\nsegment = \"tag:x\"\nhours",
+            ),
+            "campaigns.hours",
+            "no [[hours]]",
+        ),
+        (
+            format!("{TWO_STEPS}\n[campaign_pacing]\nsms_per_second = 0\n"),
+            "campaign_pacing.sms_per_second",
+            "at least 1",
+        ),
+    ] {
+        let path = dir.path().join("braid.toml");
+        std::fs::write(&path, &text).unwrap();
+        let e = crate::config::Config::load_with(Some(&path), Some(dir.path()), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key) && e.contains(says), "{key}: {e}");
+        assert!(e.contains(":"), "{e}");
+    }
+}
