@@ -580,6 +580,11 @@ struct RawConfig {
     csat: Option<Spanned<crate::csat::RawCsat>>,
     #[serde(default)]
     webhooks: Vec<Spanned<crate::webhooks::RawWebhook>>,
+    campaigns: Vec<Spanned<crate::campaign::RawCampaign>>,
+    campaign_pacing: Option<Spanned<crate::campaign::RawPacing>>,
+    #[serde(default)]
+    fields: Vec<Spanned<crate::fields::RawField>>,
+    pipeline: Option<Spanned<crate::fields::RawPipeline>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -959,6 +964,14 @@ impl RawConfig {
                 .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
         }
         workspace.webhooks = crate::webhooks::resolve_all(&self.webhooks)
+            .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
+        {
+            let hours: Vec<String> = workspace.sla.hours.iter().map(|h| h.name.clone()).collect();
+            workspace.campaigns =
+                crate::campaign::resolve(&self.campaigns, self.campaign_pacing.as_ref(), &hours)
+                    .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
+        }
+        workspace.fields = crate::fields::resolve(&self.fields, self.pipeline.as_ref())
             .map_err(|(span, key, message)| ctx.invalid(span, &key, message))?;
 
         // A channel's team must be one the workspace defines: a typo would make a team nobody
@@ -1668,6 +1681,77 @@ mod tests {
         assert!(err.contains("`secret`"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
     }
+
+
+    #[test]
+    fn fields_and_pipeline_are_read_and_checked_with_key_and_line() {
+        let c = load_text("").unwrap();
+        assert!(c.workspace.fields.fields.is_empty());
+        assert_eq!(
+            c.workspace.fields.stages,
+            ["lead", "qualified", "customer", "churned"]
+        );
+        let good = "[[fields]]\nname = \"plan\"\ntype = \"choice\"\nchoices = [\"free\", \"pro\"]\nlabel = \"Plan\"\n\n[[fields]]\nname = \"renewal\"\ntype = \"date\"\n\n[pipeline]\nstages = [\"trial\", \"paying\"]\n";
+        let c = load_text(good).unwrap();
+        let f = &c.workspace.fields;
+        assert_eq!(f.fields.len(), 2);
+        assert_eq!(f.fields[0].choices, ["free", "pro"]);
+        assert_eq!(f.fields[0].label(), "Plan");
+        assert_eq!(f.fields[1].kind, crate::fields::FieldKind::Date);
+        assert_eq!(f.stages, ["trial", "paying"]);
+        for (bad, line, key, says) in [
+            (
+                good.replace("\"plan\"", "\"Plan!\""),
+                2,
+                "fields.name",
+                "lowercase",
+            ),
+            (
+                good.replace("\"plan\"", "\"tag\""),
+                2,
+                "fields.name",
+                "built-in",
+            ),
+            (
+                good.replace("\"renewal\"", "\"plan\""),
+                8,
+                "fields.name",
+                "twice",
+            ),
+            (
+                good.replace("\"date\"", "\"when\""),
+                9,
+                "fields.type",
+                "text, number",
+            ),
+            (
+                good.replace("choices = [\"free\", \"pro\"]\n", ""),
+                1,
+                "fields.choices",
+                "add choices",
+            ),
+            (
+                good.replace("\"trial\", \"paying\"", ""),
+                12,
+                "pipeline.stages",
+                "no stage",
+            ),
+        ] {
+            match load_text(&bad).unwrap_err() {
+                ConfigError::Invalid {
+                    line: l,
+                    key: k,
+                    message,
+                    ..
+                } => {
+                    assert_eq!((l, k.as_deref()), (line, Some(key)), "{message}");
+                    assert!(message.contains(says), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
 
     #[test]
     fn the_examples_webhooks_block_parses() {

@@ -297,6 +297,25 @@ pub fn ingest_in(
         },
         Some(&serde_json::json!({ "channel": msg.channel })),
     )?;
+    // The customer's own word about consent ("unsubscribe", Telegram /stop, /start): the
+    // contact's marketing state, recorded with the message that said it.
+    if msg.direction == Direction::In && survey_answer.is_none() {
+        if let Some(said) = crate::consent::inbound_word(msg.channel, subject.as_deref(), &body) {
+            tx.record_consent(
+                &store::consent::Change {
+                    contact,
+                    purpose: crate::model::Purpose::Marketing,
+                    opted_out: said.opted_out,
+                    channel: Some(msg.channel),
+                    identity: Some((msg.customer.kind, &customer_value)),
+                    source: said.source,
+                    detail: &said.word,
+                },
+                source,
+                at,
+            )?;
+        }
+    }
     if let Some((conv, score, comment)) = &survey_answer {
         tx.record_csat_text_answer(*conv, *score, comment, msg.channel, now, message)?;
     }

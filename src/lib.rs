@@ -5,13 +5,16 @@
 
 pub mod actions;
 pub mod api;
+pub mod campaign;
 pub mod canned;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod consent;
 pub mod csat;
 pub mod demo;
 pub mod feed;
+pub mod fields;
 pub mod files;
 pub mod harness;
 pub mod identity;

@@ -35,6 +35,8 @@ enum Command {
     Rules(cli::rules::Args),
     /// Webhooks out (admins): each endpoint's queue, a signed test ping, retry the failed
     Webhooks(cli::webhooks::Args),
+    /// Campaigns (drip sequences): dry-run, start, stop, status
+    Campaign(cli::campaign::Args),
     /// Response times, volumes, SLA and CSAT over a date range, by channel, agent, team,
     /// tag, day, week or month (table, csv or json)
     Report(cli::report::Args),
@@ -109,6 +111,7 @@ fn main() -> ExitCode {
         Some(Command::Who(a)) => cli::to_stdout(|out| cli::who::run(g, a, out)),
         Some(Command::Rules(a)) => cli::to_stdout(|out| cli::rules::run(g, a, out)),
         Some(Command::Webhooks(a)) => cli::to_stdout(|out| cli::webhooks::run(g, a, out)),
+        Some(Command::Campaign(a)) => cli::to_stdout(|out| cli::campaign::run(g, a, out)),
         Some(Command::Report(a)) => cli::to_stdout(|out| cli::report::run(g, a, out)),
         Some(Command::Tasks(a)) => cli::to_stdout(|out| cli::tasks::list(g, a, out)),
         Some(Command::Task(a)) => cli::to_stdout(|out| cli::tasks::task(g, a, out)),

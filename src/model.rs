@@ -281,6 +281,30 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// Why a message goes to a customer, for consent: a `Transactional` message answers or
+    /// follows up the customer's own conversation (replies, rule replies, surveys); a
+    /// `Marketing` one is sent unasked (campaigns). An opt-out of marketing on any channel stops
+    /// marketing on every channel; an opt-out of transactional messages stops everything.
+    Purpose, "purpose", {
+        Transactional => "transactional",
+        Marketing => "marketing",
+    }
+);
+
+text_enum!(
+    /// How a consent change came: a customer's word (`keyword`: SMS STOP, an email
+    /// "unsubscribe"), a List-Unsubscribe mail (`header`), a chat command (`command`: Telegram
+    /// /stop), the customer blocking the bot (`block`), an agent recording a request (`agent`).
+    ConsentSource, "consent source", {
+        Keyword => "keyword",
+        Header => "header",
+        Command => "command",
+        Block => "block",
+        Agent => "agent",
+    }
+);
+
 const HOUR_MS: i64 = 3600 * 1000;
 
 /// Milliseconds since the Unix epoch, UTC. The one time representation in the store.

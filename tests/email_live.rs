@@ -888,3 +888,97 @@ async fn attachments_are_saved_from_the_server() {
         b"an older file"
     );
 }
+
+/// A campaign by email through the real SMTP server, paced at 60 a minute (one a second):
+/// three steps on day 0 to one customer (the per-address spacing off, so the email rate is
+/// what paces them). The spacing is measured when the outbox marks each one sent.
+#[tokio::test]
+#[ignore = "needs the mail servers: scripts/mail-servers.sh start, then --ignored --test-threads=1"]
+async fn a_campaign_by_email_keeps_to_its_rate_per_minute() {
+    let srv = servers();
+    let dir = tempfile::tempdir().unwrap();
+    drop(new_store(dir.path()));
+    let inbox = unique("in");
+    let sent = unique("sent");
+    let account = Account::new(
+        srv.account("support", "support-pass", &[&inbox], &sent, "tls"),
+        Settings::default(),
+    );
+    create(&account, &inbox).await;
+    create(&account, &sent).await;
+    let id = format!("campaign-{}@example.com", std::process::id());
+    let ask = mail(
+        1,
+        "ann@example.com",
+        "support@example.com",
+        "Trial",
+        &id,
+        "",
+    );
+    let mut s = account.login().await.unwrap();
+    s.append(&inbox, None, None, ask.as_bytes()).await.unwrap();
+    s.logout().await.unwrap();
+    let w = worker(dir.path(), &account);
+    wait_until("the customer's mail", Duration::from_secs(20), || {
+        email_count(dir.path()) == 1
+    })
+    .await;
+    let mut config = braid::config::Config::with_data_dir(dir.path());
+    config.workspace.campaigns = braid::campaign::CampaignConfig::from_toml(
+        r#"
+[campaign_pacing]
+email_per_minute = 60
+per_chat_every = "0s"
+
+[[campaigns]]
+name = "trial"
+segment = "tag:trial channel:email"
+channels = ["email"]
+[[campaigns.steps]]
+after = "0d"
+text = "Welcome to your trial."
+[[campaigns.steps]]
+after = "0d"
+text = "Tip one."
+[[campaigns.steps]]
+after = "0d"
+text = "Tip two."
+"#,
+    )
+    .unwrap();
+    let mut store = new_store(dir.path());
+    let conv = ConversationId(count(
+        dir.path(),
+        "SELECT conversation_id FROM messages LIMIT 1",
+    ));
+    store
+        .tag(conv, "trial", false, "alice", now_millis())
+        .unwrap();
+    let c = config.workspace.campaigns.get("trial").unwrap();
+    assert_eq!(
+        store.campaign_dry_run(c, now_millis()).unwrap().enrolled(),
+        1
+    );
+    store.campaign_start(c, "admin", now_millis()).unwrap();
+    let library = braid::canned::Library::default();
+    let sent_sql = "SELECT count(*) FROM messages WHERE direction = 'out' AND delivery = 'sent'";
+    let mut done_at: Vec<Instant> = Vec::new();
+    let t0 = Instant::now();
+    while done_at.len() < 3 {
+        braid::server::campaign::tick(&mut store, &config, &library, now_millis()).unwrap();
+        let n = count(dir.path(), sent_sql) as usize;
+        while done_at.len() < n {
+            done_at.push(Instant::now());
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "sent only {n}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.shutdown().await;
+    let gaps: Vec<Duration> = done_at.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("campaign by email: sent at gaps {gaps:?} (limit 60/min: 1 s)");
+    let span = done_at[2] - done_at[0];
+    assert!(
+        span >= Duration::from_millis(1900),
+        "3 sends in {span:?}: over 60/min"
+    );
+}

@@ -1470,3 +1470,126 @@ async fn a_survey_goes_with_a_keyboard_and_a_tap_answers_it() {
         braid::model::Status::Resolved
     );
 }
+
+/// A campaign against the Bot API test server: 45 chats, two steps on day 0, paced at 30
+/// messages a second overall and one a second per chat. The rates are measured at the
+/// server (when it accepted each sendMessage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_honours_telegrams_rate_limits_measured_at_the_server() {
+    use braid::identity::Claim;
+    use braid::ingest::{Inbound, Ingested};
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::with_data_dir(dir.path());
+    config.telegram = Some(server.config());
+    config.workspace.campaigns = braid::campaign::CampaignConfig::from_toml(
+        r#"
+[campaign_pacing]
+telegram_per_second = 30
+per_chat_every = "1s"
+
+[[campaigns]]
+name = "launch"
+segment = "tag:beta channel:telegram"
+[[campaigns.steps]]
+after = "0d"
+text = "We launched!"
+[[campaigns.steps]]
+after = "0d"
+text = "Here is how to start."
+"#,
+    )
+    .unwrap();
+    const CHATS: i64 = 45;
+    {
+        let mut s = open_store(dir.path());
+        let t = now_millis() - 60_000;
+        for i in 0..CHATS {
+            let chat = 9000 + i;
+            let inbound = Inbound {
+                channel: Channel::Telegram,
+                account: String::new(),
+                external_id: format!("{chat}:1"),
+                direction: braid::model::Direction::In,
+                customer: Claim::new(IdentityKind::Telegram, chat.to_string()),
+                linked: vec![],
+                customer_name: Some(format!("Beta {i}")),
+                author: None,
+                subject: None,
+                body: "hi".into(),
+                sent_at: t,
+                meta: None,
+                cursor: None,
+            };
+            let Ingested::Stored { conversation, .. } =
+                braid::ingest::ingest(&mut s, &inbound, &Settings::default()).unwrap()
+            else {
+                panic!("not stored");
+            };
+            s.tag(conversation, "beta", false, "bob", t).unwrap();
+        }
+        let c = config.workspace.campaigns.get("launch").unwrap();
+        let d = s.campaign_dry_run(c, now_millis()).unwrap();
+        assert_eq!(d.enrolled(), CHATS as usize);
+        s.campaign_start(c, "admin", now_millis()).unwrap();
+    }
+    let opts = WorkerOptions {
+        lease_retry: Duration::from_millis(50),
+        poll: Duration::from_millis(10),
+        ..WorkerOptions::from_config(&config)
+    };
+    let w = worker::spawn_with(opts).unwrap();
+    // The server's campaign task, every 200 ms here.
+    let library = braid::canned::Library::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut s = open_store(dir.path());
+    while server.sent().len() < 2 * CHATS as usize {
+        braid::server::campaign::tick(&mut s, &config, &library, now_millis()).unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "sent only {}",
+            server.sent().len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.shutdown().await;
+    let sent = server.sent();
+    assert_eq!(sent.len(), 2 * CHATS as usize);
+    let span = sent.last().unwrap().2 - sent[0].2;
+    let rate = (sent.len() - 1) as f64 / span.as_secs_f64();
+    let mut max_in_a_second = 0;
+    for (i, (_, _, a)) in sent.iter().enumerate() {
+        let n = sent[i..]
+            .iter()
+            .take_while(|(_, _, b)| *b < *a + Duration::from_secs(1))
+            .count();
+        max_in_a_second = max_in_a_second.max(n);
+    }
+    let mut gaps: std::collections::BTreeMap<i64, Vec<Instant>> = Default::default();
+    for (chat, _, at) in &sent {
+        gaps.entry(*chat).or_default().push(*at);
+    }
+    let min_chat_gap = gaps.values().map(|v| v[1] - v[0]).min().unwrap();
+    eprintln!(
+        "campaign on Telegram: {} messages in {span:?}: {rate:.1}/s overall (limit 30), at most \
+         {max_in_a_second} in any second, the shortest gap within one chat {min_chat_gap:?} \
+         (limit 1/s)",
+        sent.len()
+    );
+    assert!(rate <= 30.0, "{rate}/s");
+    // Slots are 34 ms apart; the worker's 10 ms poll may bunch two.
+    assert!(max_in_a_second <= 31, "{max_in_a_second} in one second");
+    assert!(
+        min_chat_gap >= Duration::from_millis(950),
+        "{min_chat_gap:?}"
+    );
+    // Every chat got both steps in order.
+    for chat in gaps.keys() {
+        let texts: Vec<&str> = sent
+            .iter()
+            .filter(|(c, _, _)| c == chat)
+            .map(|(_, t, _)| t.as_str())
+            .collect();
+        assert_eq!(texts, vec!["We launched!", "Here is how to start."]);
+    }
+}

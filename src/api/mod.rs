@@ -14,6 +14,7 @@ pub use protocol::*;
 
 /// Tasks: what `tasks`, `task_create` and `task_close` carry.
 pub use crate::store::tasks::MAX_PAGE as MAX_TASK_PAGE;
+pub use crate::store::{CampaignFailure, CampaignStatus, DryRun as CampaignDryRun, Exclusion};
 /// The rows and cursors the protocol carries. They are defined beside the queries that make
 /// them, and are part of the contract: clients name them through here, never through the store.
 pub use crate::store::{

@@ -489,6 +489,9 @@ pub enum Request {
     Report(super::report::ReportQuery),
     /// The workflow rules with their match counts for the last 7 days (`:rules`).
     Rules,
+    /// Campaigns (`braid campaign`, `:campaigns`): a dry run and the status need the
+    /// supervisor role, starting and stopping the admin role. Answered [`Response::Campaign`].
+    Campaign(CampaignOp),
     /// A dry run (`braid rules test`): which rules match a stored conversation, or a message
     /// that is not stored, why, and what they would do. `rules`: the text of a rules file to
     /// try instead of the workspace's (nothing is written either way).
@@ -916,6 +919,12 @@ impl Request {
             Request::Who => "who",
             Request::Report(_) => "report",
             Request::Rules => "rules",
+            Request::Campaign(op) => match op {
+                CampaignOp::DryRun { .. } => "campaign_dry_run",
+                CampaignOp::Start { .. } => "campaign_start",
+                CampaignOp::Stop { .. } => "campaign_stop",
+                CampaignOp::Status { .. } => "campaign_status",
+            },
             Request::RulesTest { .. } => "rules_test",
             Request::RenderCanned { .. } => "render_canned",
             Request::Suggest { .. } => "suggest",
@@ -1070,6 +1079,8 @@ pub enum Response {
     Online(Vec<PresenceEntry>),
     /// The answer to [`Request::Rules`].
     Rules(Box<RulesReport>),
+    /// The answer to [`Request::Campaign`].
+    Campaign(Box<CampaignAnswer>),
     /// The answer to [`Request::Report`].
     Report(Box<super::report::Report>),
     /// The answer to [`Request::RulesTest`].
@@ -1276,4 +1287,41 @@ mod tests {
         let back: ServerFrame = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, frame);
     }
+}
+
+/// What a [`Request::Campaign`] asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum CampaignOp {
+    /// Who a start would enrol, per channel, who is excluded and why; writes nothing.
+    DryRun { name: String },
+    /// Enrol the segment and start sending. `confirmed`: the client showed the dry run and
+    /// the admin agreed (`--yes`); refused without it.
+    Start {
+        name: String,
+        #[serde(default)]
+        confirmed: bool,
+    },
+    /// Stop every running run: nothing not yet queued goes.
+    Stop { name: String },
+    /// Progress and failures (None: every configured campaign).
+    Status {
+        #[serde(default)]
+        name: Option<String>,
+    },
+}
+
+/// The answer to a [`Request::Campaign`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum CampaignAnswer {
+    DryRun(crate::store::campaign::DryRun),
+    Started(crate::store::campaign::DryRun),
+    Stopped {
+        name: String,
+        active: usize,
+    },
+    Status {
+        campaigns: Vec<crate::store::campaign::CampaignStatus>,
+    },
 }

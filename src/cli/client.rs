@@ -194,6 +194,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Notifications { .. } => "notifications",
         Response::NotificationsRead { .. } => "notifications_read",
         Response::Rules(_) => "rules",
+        Response::Campaign(_) => "campaign",
         Response::Report(_) => "report",
         Response::RulesTested(_) => "rules_tested",
         Response::Canned { .. } => "canned",

@@ -12,6 +12,7 @@
 
 pub mod attach;
 pub mod audit;
+pub mod campaign;
 pub mod client;
 pub mod connect;
 pub mod contact;

@@ -84,6 +84,8 @@ pub fn workspace() -> crate::server::workspace::Workspace {
         csat: crate::csat::CsatConfig::default(),
         // No webhooks out of the demo.
         webhooks: Vec::new(),
+        campaigns: crate::campaign::CampaignConfig::default(),
+        fields: fields_config(),
         demo_templates: [
             (
                 "order_update",
@@ -104,6 +106,28 @@ pub fn workspace() -> crate::server::workspace::Workspace {
         .collect(),
         demo_rules: Some(RULES.to_string()),
         templates_dir: None,
+    }
+}
+
+/// The demo workspace's contact fields (`plan`, `renewal`, `seats`) and the default stages.
+pub fn fields_config() -> crate::fields::FieldsConfig {
+    use crate::fields::{FieldDef, FieldKind, FieldsConfig};
+    FieldsConfig {
+        fields: vec![
+            FieldDef {
+                label: Some("Plan".into()),
+                ..FieldDef::choice("plan", &["free", "pro", "enterprise"])
+            },
+            FieldDef {
+                label: Some("Renewal".into()),
+                ..FieldDef::new("renewal", FieldKind::Date)
+            },
+            FieldDef {
+                label: Some("Seats".into()),
+                ..FieldDef::new("seats", FieldKind::Number)
+            },
+        ],
+        ..FieldsConfig::default()
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Harness {
     pub canned: crate::canned::Library,
     /// The server's `suggest_command`.
     pub suggest_command: Option<String>,
+    /// The workspace's `[[campaigns]]` (answered as the server's session does).
+    pub campaigns: crate::campaign::CampaignConfig,
 }
 
 impl Harness {
@@ -57,6 +59,7 @@ impl Harness {
             templates: Vec::new(),
             canned: Default::default(),
             suggest_command: None,
+            campaigns: Default::default(),
         };
         let fx = h.app.start();
         h.run(fx);
@@ -78,6 +81,16 @@ impl Harness {
                             self.app
                                 .handle(Event::Data(crate::api::Response::Online(online))),
                         );
+                    }
+                    Effect::Request(crate::api::Request::Campaign(op)) => {
+                        let resp = crate::server::campaign::answer_on(
+                            &mut self.store,
+                            &self.campaigns,
+                            &self.who,
+                            op,
+                            self.app.now,
+                        );
+                        next.extend(self.app.handle(Event::Data(resp)));
                     }
                     Effect::Request(mut r) => {
                         crate::server::handler::resolve_template(&self.templates, &mut r);
@@ -209,6 +222,8 @@ pub fn bulk_workspace(n: usize, now: Millis) -> anyhow::Result<Store> {
 mod audit_tests;
 #[cfg(test)]
 mod bulk_tests;
+#[cfg(test)]
+mod campaign_tests;
 #[cfg(test)]
 mod canned_tests;
 #[cfg(test)]

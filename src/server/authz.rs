@@ -62,6 +62,17 @@ pub fn needed_role(req: &Request) -> Role {
         // A dry run writes nothing, but it reads any conversation it is given and runs what
         // a lead writes: supervisors and admins.
         Request::RulesTest { .. } => Role::Supervisor,
+        // A campaign's dry run and progress name contacts across every team: supervisors;
+        // starting one writes to many customers, stopping it ends what an admin started:
+        // admins.
+        Request::Campaign(op) => match op {
+            crate::api::CampaignOp::DryRun { .. } | crate::api::CampaignOp::Status { .. } => {
+                Role::Supervisor
+            }
+            crate::api::CampaignOp::Start { .. } | crate::api::CampaignOp::Stop { .. } => {
+                Role::Admin
+            }
+        },
         // Reading the audit log changes nothing, and the scope limits it to what the agent
         // sees anyway (plus their own refusals): a viewer (a QA lead, an auditor) is who
         // reads it most.
@@ -383,5 +394,30 @@ mod tests {
             limit: 10,
         };
         assert!(check(&viewer, &matching).is_ok());
+    }
+
+    #[test]
+    fn campaigns_dry_run_and_status_need_a_supervisor_start_and_stop_an_admin() {
+        use crate::api::CampaignOp;
+        let n = || "trial".to_string();
+        let look = [
+            Request::Campaign(CampaignOp::DryRun { name: n() }),
+            Request::Campaign(CampaignOp::Status { name: None }),
+        ];
+        let act = [
+            Request::Campaign(CampaignOp::Start {
+                name: n(),
+                confirmed: true,
+            }),
+            Request::Campaign(CampaignOp::Stop { name: n() }),
+        ];
+        for r in &look {
+            assert!(check(&who(Role::Agent), r).is_err());
+            assert!(check(&who(Role::Supervisor), r).is_ok());
+        }
+        for r in &act {
+            assert!(check(&who(Role::Supervisor), r).is_err());
+            assert!(check(&who(Role::Admin), r).is_ok());
+        }
     }
 }

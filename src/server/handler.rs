@@ -624,6 +624,10 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
         Request::Rules | Request::RulesTest { .. } => {
             Response::Error("the rules are answered by the server's session".into())
         }
+        // Needs the workspace's campaigns: answered by the session (server::campaign).
+        Request::Campaign(_) => {
+            Response::Error("campaigns are answered by the server's session".into())
+        }
         Request::RenderCanned {
             conversation,
             name,

@@ -8,6 +8,7 @@
 //! row in the events table, whoever wrote it) are pushed to every session that may see them.
 
 pub mod authz;
+pub mod campaign;
 mod csat;
 pub mod handler;
 pub mod identity;
@@ -386,6 +387,8 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
             Err(e) => tracing::warn!("webhooks: cannot start the dispatcher: {e}"),
         }
     }
+    // Campaign steps that came due, paced per channel.
+    tasks.push(tokio::spawn(campaign::run(Arc::clone(&shared))));
     // Presence of connections that hang without closing expires.
     let sh = Arc::clone(&shared);
     tasks.push(tokio::spawn(async move {

@@ -574,6 +574,9 @@ async fn run_request(shared: &Arc<Shared>, who: &Arc<Identity>, req: Request) ->
     ) {
         return super::webhooks::answer(shared, who, req).await;
     }
+    if let Request::Campaign(op) = req {
+        return super::campaign::answer(shared, who, op).await;
+    }
     let mut req = resolve_seen(shared, who, req);
     // A report without a time zone is cut in the workspace's (its first business hours').
     if let Request::Report(q) = &mut req

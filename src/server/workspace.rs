@@ -84,6 +84,11 @@ pub struct Workspace {
     pub csat: crate::csat::CsatConfig,
     /// `[[webhooks]]`: endpoints the server posts events to (see [`crate::webhooks`]).
     pub webhooks: Vec<crate::webhooks::WebhookConfig>,
+    /// `[[campaigns]]` and `[campaign_pacing]` (see [`crate::campaign`]).
+    pub campaigns: crate::campaign::CampaignConfig,
+    /// `[[fields]]` and `[pipeline]`: contact fields and lifecycle stages (see
+    /// [`crate::fields`]).
+    pub fields: crate::fields::FieldsConfig,
 }
 
 impl Workspace {

@@ -15,6 +15,12 @@ pub struct ContactRow {
     pub created_at: Millis,
     pub last_seen: Millis,
     pub last_channel: Option<Channel>,
+    /// The lifecycle stage (None: none yet; see [`crate::fields`]).
+    #[serde(default)]
+    pub stage: Option<String>,
+    /// The lead score rules and agents adjust.
+    #[serde(default)]
+    pub lead_score: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,7 +65,8 @@ const PROFILE_CSAT: usize = 5;
 /// The most open tasks a profile carries.
 const PROFILE_TASKS: usize = 5;
 
-const CONTACT_COLUMNS: &str = "id, name, vip, created_at, last_seen, last_channel";
+const CONTACT_COLUMNS: &str =
+    "id, name, vip, created_at, last_seen, last_channel, stage, lead_score";
 
 fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
     Ok(ContactRow {
@@ -69,6 +76,8 @@ fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
         created_at: r.get(3)?,
         last_seen: r.get(4)?,
         last_channel: r.get(5)?,
+        stage: r.get(6)?,
+        lead_score: r.get(7)?,
     })
 }
 
@@ -534,6 +543,24 @@ impl Store {
                         message: None,
                     },
                     Some(&serde_json::json!({ "unreachable": { "kind": kind, "value": value, "reason": reason } })),
+                )?;
+            }
+            // A customer who blocked the Telegram bot said no: no marketing on any channel
+            // (replies elsewhere still go).
+            if kind == IdentityKind::Telegram {
+                super::consent::record(
+                    tx,
+                    &super::consent::Change {
+                        contact,
+                        purpose: crate::model::Purpose::Marketing,
+                        opted_out: true,
+                        channel: Some(crate::model::Channel::Telegram),
+                        identity: Some((kind, value)),
+                        source: crate::model::ConsentSource::Block,
+                        detail: reason,
+                    },
+                    actor,
+                    at,
                 )?;
             }
             Ok(())

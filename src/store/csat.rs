@@ -165,6 +165,7 @@ fn survey(
         Some(&meta),
         false,
         None,
+        crate::model::Purpose::Transactional,
     );
     let (message, skipped) = match queued {
         Ok(id) => (Some(id), None),

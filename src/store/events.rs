@@ -62,6 +62,20 @@ pub enum EventKind {
     IdentityRemoved,
     /// An identity moved to another contact (data: `kind`, `value`, `from`, `to`).
     IdentityMoved,
+    /// A contact's consent changed (data: `purpose`, `opted_out`, `channel`, `source`).
+    ConsentChanged,
+    /// An administrator erased what was held about a person (GDPR); the event keeps who and
+    /// when, no personal data.
+    ContactForgotten,
+    /// A campaign run began (data: `campaign`, `run`, `enrolled`, `excluded`, `segment`).
+    CampaignStarted,
+    /// A campaign step was queued for a contact (data: `campaign`, `run`, `step`, `channel`,
+    /// `slot_at`).
+    CampaignStepSent,
+    /// A contact left a campaign (data: `campaign`, `run`, `reason`: `replied`).
+    CampaignLeft,
+    /// A campaign was stopped (data: `campaign`, `run`).
+    CampaignStopped,
 }
 
 impl EventKind {
@@ -99,6 +113,12 @@ impl EventKind {
         EventKind::ConversationSplit,
         EventKind::IdentityRemoved,
         EventKind::IdentityMoved,
+        EventKind::ConsentChanged,
+        EventKind::ContactForgotten,
+        EventKind::CampaignStarted,
+        EventKind::CampaignStepSent,
+        EventKind::CampaignLeft,
+        EventKind::CampaignStopped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -136,6 +156,12 @@ impl EventKind {
             EventKind::ConversationSplit => "conversation_split",
             EventKind::IdentityRemoved => "identity_removed",
             EventKind::IdentityMoved => "identity_moved",
+            EventKind::ConsentChanged => "consent_changed",
+            EventKind::ContactForgotten => "contact_forgotten",
+            EventKind::CampaignStarted => "campaign_started",
+            EventKind::CampaignStepSent => "campaign_step_sent",
+            EventKind::CampaignLeft => "campaign_left",
+            EventKind::CampaignStopped => "campaign_stopped",
         }
     }
 }

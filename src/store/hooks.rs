@@ -5,7 +5,9 @@
 
 use super::events::{self, EventKind, EventRefs};
 use super::{Result, Store, Tx};
-use crate::model::{Channel, ContactId, Delivery, IdentityKind, MessageId, Millis};
+use crate::model::{
+    Channel, ConsentSource, ContactId, Delivery, IdentityKind, MessageId, Millis, Purpose,
+};
 use rusqlite::OptionalExtension;
 
 /// One webhook body waiting in the inbox.
@@ -127,7 +129,15 @@ impl Store {
         else {
             return Ok(None);
         };
-        reply_refusal(&self.conn, contact, channel, &to, templated, now)
+        reply_refusal(
+            &self.conn,
+            contact,
+            channel,
+            &to,
+            templated,
+            Purpose::Transactional,
+            now,
+        )
     }
 
     /// When the contact last wrote to us on `channel` (None: never).
@@ -184,14 +194,16 @@ pub fn span_text(ms: Millis) -> String {
 }
 
 /// Why a reply on `channel` to `to` must not be queued, if it must not: a channel nobody
-/// answers on, a customer who opted out there, a closed window. `templated`: the reply is an
-/// approved template (WhatsApp's way past the window).
+/// answers on, a customer who opted out (see [`super::consent::outbound_refusal`]), a closed
+/// window. `templated`: the reply is an approved template (WhatsApp's way past the window).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn reply_refusal(
     conn: &rusqlite::Connection,
     contact: ContactId,
     channel: Channel,
     to: &str,
     templated: bool,
+    purpose: Purpose,
     now: Millis,
 ) -> Result<Option<String>> {
     if !channel.replyable() {
@@ -209,23 +221,8 @@ pub(crate) fn reply_refusal(
             channel.label()
         )));
     }
-    let opted_out: Option<(String, Millis)> = conn
-        .prepare_cached(
-            "SELECT keyword, at FROM consent
-             WHERE channel = ?1 AND kind = ?2 AND value = ?3 AND opted_out",
-        )?
-        .query_row((channel, channel.identity_kind(), to), |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
-    if let Some((keyword, at)) = opted_out {
-        return Ok(Some(format!(
-            "the customer opted out of {} ({} {} ago): nothing goes until they text START; R to \
-             reply on another channel",
-            channel.label(),
-            crate::sanitize::line(&keyword),
-            span_text(now - at)
-        )));
+    if let Some(why) = super::consent::outbound_refusal(conn, contact, channel, to, purpose, now)? {
+        return Ok(Some(why));
     }
     if templated {
         return Ok(None);
@@ -398,6 +395,24 @@ impl Tx<'_> {
             return Ok(false);
         }
         let contact = super::contacts::find_identity(conn, kind, value)?;
+        // A legal stop on one channel is an opt-out of marketing on every channel; a START
+        // the customer's newest word: marketing again.
+        if let Some(contact) = contact {
+            super::consent::record(
+                conn,
+                &super::consent::Change {
+                    contact,
+                    purpose: Purpose::Marketing,
+                    opted_out,
+                    channel: Some(channel),
+                    identity: Some((kind, value)),
+                    source: ConsentSource::Keyword,
+                    detail: &keyword,
+                },
+                actor,
+                at,
+            )?;
+        }
         events::append(
             conn,
             at,

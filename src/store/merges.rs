@@ -679,6 +679,14 @@ pub(crate) fn merge_contacts(
         (survivor, absorbed),
     )?;
     super::claims::move_claims(conn, survivor, absorbed)?;
+    // Custom fields: the absorbed contact's fill the survivor's gaps (the survivor's value
+    // wins where both have one). Consent needs no move: it is read across the merge family
+    // (store/consent.rs), so an opt-out of either person holds for both.
+    conn.execute(
+        "UPDATE OR IGNORE contact_fields SET contact_id = ?1 WHERE contact_id = ?2",
+        (survivor, absorbed),
+    )?;
+    conn.execute("DELETE FROM contact_fields WHERE contact_id = ?1", [absorbed])?;
     // At most one active conversation per contact: fold the newer into the older.
     let active: Vec<ConversationId> = {
         let mut stmt = conn.prepare_cached(
@@ -715,17 +723,22 @@ pub(crate) fn merge_contacts(
                   OR (SELECT last_seen FROM contacts WHERE id = ?2) > last_seen
                 THEN coalesce((SELECT last_channel FROM contacts WHERE id = ?2), last_channel)
                 ELSE last_channel END,
-            last_seen = max(last_seen, (SELECT last_seen FROM contacts WHERE id = ?2))
+            last_seen = max(last_seen, (SELECT last_seen FROM contacts WHERE id = ?2)),
+            stage = coalesce(stage, (SELECT stage FROM contacts WHERE id = ?2)),
+            lead_score = max(lead_score, (SELECT lead_score FROM contacts WHERE id = ?2))
          WHERE id = ?1",
         (survivor, absorbed),
     )?;
     let survivor_after = image(conn, "contacts", survivor.0)?.unwrap_or_default();
+    let fields_after = fields_of(survivor)?;
     let data = serde_json::json!({
         "survivor_before": survivor_before, "survivor_after": survivor_after,
         "absorbed_before": absorbed_before,
         "identities": identity_ids, "conversations": conversations, "messages": messages,
         "absorbed_claims": absorbed_claims, "survivor_claims": survivor_claims,
         "last_message": last_message, "folds": folds,
+        "survivor_fields": survivor_fields, "absorbed_fields": absorbed_fields,
+        "fields_after": fields_after,
     });
     let merge = record(
         conn,
@@ -945,6 +958,7 @@ fn unmerge_contacts(
         }
         insert_image(conn, "identity_claims", &c, &[])?;
     }
+    restore_fields(conn, survivor, absorbed, d)?;
     // Messages that came after the merge through one of the absorbed contact's identities go
     // back with it (and our replies to those identities with them).
     let later = later_messages(
@@ -990,7 +1004,7 @@ fn unmerge_contacts(
         update_to(conn, "contacts", survivor.0, &survivor_before, None)?;
     } else {
         kept += 1;
-        let unchanged: Vec<&str> = ["name", "vip", "created_at"]
+        let unchanged: Vec<&str> = ["name", "vip", "created_at", "stage", "lead_score"]
             .into_iter()
             .filter(|c| survivor_now.get(*c) == survivor_after.get(*c))
             .collect();
@@ -1028,6 +1042,37 @@ fn unmerge_contacts(
         later_messages: later.len(),
         kept_changes: kept,
     })
+}
+
+/// The custom fields back as they were: the survivor's exactly when nobody edited them since
+/// the merge; else only the ones that came from the absorbed contact and are unchanged leave.
+fn restore_fields(conn: &Connection, survivor: ContactId, absorbed: ContactId, d: &Json) -> Result<()> {
+    let now = images(conn, "contact_fields", "contact_id = ?1 ORDER BY name", survivor.0)?;
+    let before = json_images(&d["survivor_fields"]);
+    let after = json_images(&d["fields_after"]);
+    let name = |f: &Image| f.get("name").and_then(Json::as_str).unwrap_or_default().to_string();
+    if now == after {
+        conn.execute("DELETE FROM contact_fields WHERE contact_id = ?1", [survivor])?;
+        for f in &before {
+            insert_image(conn, "contact_fields", f, &[])?;
+        }
+    } else {
+        for f in json_images(&d["absorbed_fields"]) {
+            let mut moved = f.clone();
+            moved.insert("contact_id".into(), Json::from(survivor.0));
+            let came_from_absorbed = !before.iter().any(|b| name(b) == name(&f));
+            if came_from_absorbed && now.contains(&moved) {
+                conn.execute(
+                    "DELETE FROM contact_fields WHERE contact_id = ?1 AND name = ?2",
+                    (survivor, name(&f)),
+                )?;
+            }
+        }
+    }
+    for f in json_images(&d["absorbed_fields"]) {
+        insert_image(conn, "contact_fields", &f, &[])?;
+    }
+    Ok(())
 }
 
 /// Messages newer than the merge, on the survivor, that belong with the absorbed contact: a

@@ -57,6 +57,7 @@ fn snapshot(s: &Store) -> Vec<String> {
         "drafts",
         "identity_claims",
         "report_facts",
+        "contact_fields",
     ] {
         let cols = super::merges::tests_columns(s.conn(), table);
         let sql = format!("SELECT {} FROM {table} ORDER BY 1, 2", cols.join(", "));
@@ -143,6 +144,35 @@ fn world(seed: u64) -> (Store, Vec<ContactId>) {
                     .unwrap();
                 }
             }
+        }
+    }
+    // Fields, stages and scores on some of them (the survivor's win where both have one).
+    for c in &contacts {
+        if rng.chance(0.5) {
+            s.conn()
+                .execute(
+                    "INSERT INTO contact_fields(contact_id, name, value, updated_at, updated_by)
+                     VALUES (?1, 'plan', ?2, 1, 'bob')",
+                    (c, format!("plan{}", rng.below(3))),
+                )
+                .unwrap();
+        }
+        if rng.chance(0.5) {
+            s.conn()
+                .execute(
+                    "INSERT INTO contact_fields(contact_id, name, value, updated_at, updated_by)
+                     VALUES (?1, 'city', ?2, 1, 'bob')",
+                    (c, format!("city{}", rng.below(3))),
+                )
+                .unwrap();
+        }
+        if rng.chance(0.5) {
+            s.conn()
+                .execute(
+                    "UPDATE contacts SET stage = ?2, lead_score = ?3 WHERE id = ?1",
+                    (c, ["lead", "customer"][rng.below(2) as usize], rng.below(50) as i64),
+                )
+                .unwrap();
         }
     }
     (s, contacts)
@@ -437,4 +467,46 @@ fn identities_move_and_go_audited() {
         .map(|r| r.unwrap())
         .collect();
     assert_eq!(kinds, vec!["identity_moved", "identity_removed"]);
+}
+
+#[test]
+fn fields_stage_and_score_move_to_the_survivor_and_come_back() {
+    let mut s = Store::open_in_memory().unwrap();
+    let (_, _, a) = put(&mut s, &inbound(Channel::Email, "1", "ann@x.org", "one", T0));
+    let (_, _, b) = put(&mut s, &inbound(Channel::Telegram, "2", "42", "two", T0 + HOUR));
+    for (c, name, value) in [(a, "plan", "pro"), (b, "plan", "free"), (b, "city", "Oslo")] {
+        s.conn()
+            .execute(
+                "INSERT INTO contact_fields(contact_id, name, value, updated_at, updated_by)
+                 VALUES (?1, ?2, ?3, 1, 'bob')",
+                (c, name, value),
+            )
+            .unwrap();
+    }
+    s.conn()
+        .execute("UPDATE contacts SET stage = 'customer', lead_score = 30 WHERE id = ?1", [b])
+        .unwrap();
+    let field = |s: &Store, c: ContactId, n: &str| -> Option<String> {
+        s.conn()
+            .query_row(
+                "SELECT value FROM contact_fields WHERE contact_id = ?1 AND name = ?2",
+                (c, n),
+                |r| r.get(0),
+            )
+            .ok()
+    };
+    let m = s.merge_contacts_by_hand(a, b, "manual", "bob", T0 + DAY).unwrap();
+    assert_eq!(field(&s, a, "plan").as_deref(), Some("pro"), "the survivor's value wins");
+    assert_eq!(field(&s, a, "city").as_deref(), Some("Oslo"), "a gap is filled");
+    let (stage, score): (Option<String>, i64) = s
+        .conn()
+        .query_row("SELECT stage, lead_score FROM contacts WHERE id = ?1", [a], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((stage.as_deref(), score), (Some("customer"), 30));
+    s.unmerge(Some(m), None, "bob", T0 + 2 * DAY).unwrap();
+    assert_eq!(field(&s, a, "city"), None);
+    assert_eq!(field(&s, b, "plan").as_deref(), Some("free"));
+    assert_eq!(field(&s, b, "city").as_deref(), Some("Oslo"));
 }

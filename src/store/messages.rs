@@ -5,7 +5,7 @@ use super::events::{self, EventKind, EventRefs};
 use super::{Result, Store, StoreError, scope};
 use crate::model::{
     Channel, ContactId, ConversationId, Delivery, Direction, EventId, IdentityKind, MessageId,
-    Millis,
+    Millis, Purpose,
 };
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
@@ -607,6 +607,7 @@ impl Store {
                 meta_text.as_deref(),
                 templated,
                 send_at,
+                Purpose::Transactional,
             )
         })
     }
@@ -774,6 +775,7 @@ pub(crate) fn queue_reply_tx(
     meta_text: Option<&str>,
     templated: bool,
     send_at: Option<Millis>,
+    purpose: Purpose,
 ) -> Result<MessageId> {
     let to = conversation_recipient(tx, conv, contact, channel)?.ok_or_else(|| {
         StoreError::Invalid(format!(
@@ -781,7 +783,9 @@ pub(crate) fn queue_reply_tx(
             channel.as_str()
         ))
     })?;
-    if let Some(why) = super::hooks::reply_refusal(tx, contact, channel, &to, templated, at)? {
+    if let Some(why) =
+        super::hooks::reply_refusal(tx, contact, channel, &to, templated, purpose, at)?
+    {
         return Err(StoreError::Invalid(why));
     }
     let subject: Option<String> = if channel == Channel::Email {
@@ -814,10 +818,10 @@ pub(crate) fn queue_reply_tx(
         },
     )?;
     tx.prepare_cached(
-        "INSERT INTO outbox(message_id, channel, recipient, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO outbox(message_id, channel, recipient, next_attempt_at, purpose)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute((id, channel, &to, send_at.unwrap_or(at)))?;
+    .execute((id, channel, &to, send_at.unwrap_or(at), purpose))?;
     tx.execute(
         "DELETE FROM drafts WHERE conversation_id = ?1 AND agent = ?2 AND kind = 'reply'",
         (conv, author),

@@ -7,7 +7,9 @@
 
 pub mod audit;
 pub(crate) mod bulk;
+pub mod campaign;
 pub mod claims;
+pub mod consent;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub mod csat;
@@ -15,6 +17,7 @@ mod derivations;
 pub mod duplicates;
 pub(crate) mod email;
 pub(crate) mod events;
+pub(crate) mod fields;
 pub mod hooks;
 pub mod merges;
 #[cfg(test)]
@@ -37,6 +40,7 @@ mod undo_tests;
 pub mod webhooks;
 
 pub use audit::{AuditFilter, AuditPage, AuditPosition};
+pub use campaign::{CampaignFailure, CampaignStatus, DryRun, Exclusion};
 pub use claims::ClaimRow;
 pub use contacts::{ContactProfile, ContactRow, IdentityRow, MergePreview, MergeSide};
 pub use conversations::{
@@ -46,6 +50,7 @@ pub use csat::{CsatOutcome, CsatPass, CsatRow};
 pub use duplicates::{DuplicatePair, DuplicateReason};
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
+pub use fields::{FieldChange, FieldValue};
 pub use merges::{MergeKind, MergePlan, MergeRow, Unmerged};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor, is_automated};
 pub use notifications::{
@@ -401,6 +406,12 @@ pub fn set_cursor(
 mod assign_tests;
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod campaign_tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod consent_tests;
 #[cfg(test)]
 mod reports_tests;
 #[cfg(test)]

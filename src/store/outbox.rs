@@ -4,7 +4,7 @@
 
 use super::events::{self, EventKind, EventRefs};
 use super::{Result, Store, StoreError};
-use crate::model::{Channel, ContactId, ConversationId, Delivery, MessageId, Millis};
+use crate::model::{Channel, ContactId, ConversationId, Delivery, MessageId, Millis, Purpose};
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
@@ -46,40 +46,81 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<OutboxItem>> {
         self.write_with(|tx| {
-            let items: Vec<OutboxItem> = {
+            let claimed: Vec<(Purpose, OutboxItem)> = {
                 let mut stmt = tx.prepare_cached(
                     "SELECT o.message_id, m.conversation_id, m.contact_id, o.channel, o.account,
                             o.recipient, m.subject, m.body, m.author, o.attempts,
                             o.state = 'sending', m.meta,
                             (SELECT MAX(i.created_at) FROM messages i
                               WHERE i.contact_id = m.contact_id AND i.channel = o.channel
-                                AND i.direction = 'in')
+                                AND i.direction = 'in'),
+                            o.purpose
                      FROM outbox o JOIN messages m ON m.id = o.message_id
                      WHERE (o.state = 'pending' AND o.next_attempt_at <= ?1)
                         OR (o.state = 'sending' AND o.next_attempt_at <= ?2)
                      ORDER BY o.next_attempt_at LIMIT ?3",
                 )?;
                 let rows = stmt.query_map((now, now - stale_ms, limit as i64), |r| {
-                    Ok(OutboxItem {
-                        message_id: r.get(0)?,
-                        conversation_id: r.get(1)?,
-                        contact_id: r.get(2)?,
-                        channel: r.get(3)?,
-                        account: r.get(4)?,
-                        recipient: r.get(5)?,
-                        subject: r.get(6)?,
-                        body: r.get(7)?,
-                        author: r.get(8)?,
-                        attempts: r.get(9)?,
-                        resumed: r.get(10)?,
-                        meta: r
-                            .get::<_, Option<String>>(11)?
-                            .and_then(|m| serde_json::from_str(&m).ok()),
-                        last_in: r.get(12)?,
-                    })
+                    let purpose: Purpose = r.get(13)?;
+                    Ok((
+                        purpose,
+                        OutboxItem {
+                            message_id: r.get(0)?,
+                            conversation_id: r.get(1)?,
+                            contact_id: r.get(2)?,
+                            channel: r.get(3)?,
+                            account: r.get(4)?,
+                            recipient: r.get(5)?,
+                            subject: r.get(6)?,
+                            body: r.get(7)?,
+                            author: r.get(8)?,
+                            attempts: r.get(9)?,
+                            resumed: r.get(10)?,
+                            meta: r
+                                .get::<_, Option<String>>(11)?
+                                .and_then(|m| serde_json::from_str(&m).ok()),
+                            last_in: r.get(12)?,
+                        },
+                    ))
                 })?;
-                rows.collect::<rusqlite::Result<_>>()?
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
             };
+            // Consent again, right before the network call: the customer may have opted out
+            // since the message was queued (a scheduled reply, a campaign step). Refused: failed
+            // with the reason, never sent, never retried.
+            let mut items = Vec::with_capacity(claimed.len());
+            for (purpose, it) in claimed {
+                let refusal = super::consent::outbound_refusal(
+                    tx,
+                    it.contact_id,
+                    it.channel,
+                    &it.recipient,
+                    purpose,
+                    now,
+                )?;
+                let Some(why) = refusal else {
+                    items.push(it);
+                    continue;
+                };
+                tx.execute(
+                    "UPDATE outbox SET state = 'failed', last_error = ?2 WHERE message_id = ?1",
+                    (it.message_id, &why),
+                )?;
+                tx.execute(
+                    "UPDATE messages SET delivery = 'failed', delivery_error = ?2 WHERE id = ?1",
+                    (it.message_id, &why),
+                )?;
+                delivery_event(
+                    tx,
+                    it.conversation_id,
+                    it.contact_id,
+                    it.message_id,
+                    Delivery::Failed,
+                    Some(&why),
+                    "worker",
+                    now,
+                )?;
+            }
             for it in &items {
                 tx.execute(
                     "UPDATE outbox SET state = 'sending', attempts = attempts + 1,

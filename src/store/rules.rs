@@ -433,6 +433,7 @@ fn apply_op(
                     meta_text.as_deref(),
                     templated,
                     None,
+                    crate::model::Purpose::Transactional,
                 )
             })?;
             Some(format!("replied on {}", channel.as_str()))

@@ -4,7 +4,8 @@
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
-    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15,
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V14_CONSENT, V14_FIELDS,
+    V14_CAMPAIGN,
 ];
 
 /// The schema version this build writes.
@@ -684,4 +685,129 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_due ON webhook_deliveries(endpoint, next_at, id)
     WHERE state IN ('pending', 'sending');
 CREATE INDEX webhook_state ON webhook_deliveries(endpoint, state);
+"#;
+
+/// Consent per contact and purpose (renumbered by the lead when merged).
+/// - `contact_consent`: one state per contact and purpose (`marketing`, `transactional`: an
+///   opt-out of transactional messages is an opt-out of everything). No row: never said,
+///   allowed. `channel` / `source`: where and how the newest change came.
+/// - `consent_history`: every change, newest last: when, how (`keyword`: an SMS STOP, an
+///   email "unsubscribe"; `header`: List-Unsubscribe; `command`: Telegram /stop; `block`:
+///   the customer blocked the bot; `agent`: an agent recorded it), on which channel and
+///   identity, the customer's word (`detail`) and who recorded it (`actor`).
+/// - `outbox.purpose`: why a queued message goes, so the dispatcher checks consent again
+///   right before the network call (an opt-out between queueing and sending stops it).
+///
+/// The per-channel `consent` table (V10) stays: an SMS STOP is a carrier-enforced stop of
+/// every SMS to that number, whatever the purpose.
+pub const V14_CONSENT: &str = r#"
+CREATE TABLE contact_consent (
+    contact_id INTEGER NOT NULL,
+    purpose    TEXT NOT NULL,
+    opted_out  INTEGER NOT NULL,
+    channel    TEXT,
+    source     TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    PRIMARY KEY (contact_id, purpose)
+) WITHOUT ROWID;
+CREATE INDEX contact_consent_out ON contact_consent(contact_id) WHERE opted_out;
+
+CREATE TABLE consent_history (
+    id         INTEGER PRIMARY KEY,
+    contact_id INTEGER NOT NULL,
+    purpose    TEXT NOT NULL,
+    opted_out  INTEGER NOT NULL,
+    channel    TEXT,
+    kind       TEXT,
+    value      TEXT,
+    source     TEXT NOT NULL,
+    detail     TEXT NOT NULL DEFAULT '',
+    actor      TEXT NOT NULL,
+    at         INTEGER NOT NULL
+);
+CREATE INDEX consent_history_contact ON consent_history(contact_id, at, id);
+
+-- The SMS STOPs recorded before: a marketing opt-out of their contact.
+INSERT OR IGNORE INTO contact_consent(contact_id, purpose, opted_out, channel, source, at)
+    SELECT i.contact_id, 'marketing', 1, c.channel, 'keyword', max(c.at)
+    FROM consent c JOIN identities i ON i.kind = c.kind AND i.value = c.value
+    WHERE c.opted_out GROUP BY i.contact_id;
+INSERT INTO consent_history(contact_id, purpose, opted_out, channel, kind, value, source,
+                            detail, actor, at)
+    SELECT i.contact_id, 'marketing', 1, c.channel, c.kind, c.value, 'keyword', c.keyword,
+           'migration', c.at
+    FROM consent c JOIN identities i ON i.kind = c.kind AND i.value = c.value
+    WHERE c.opted_out;
+
+ALTER TABLE outbox ADD COLUMN purpose TEXT NOT NULL DEFAULT 'transactional';
+"#;
+
+/// Campaigns (drip sequences, see `store/campaign.rs`): a run per start; one enrolment per
+/// contact and run (`state`: active, done, left (reason `replied`), excluded / failed (reason),
+/// stopped; `step`: the next step; `next_at`: when it is due); one row per step queued, with
+/// the slot the channel's pace gave it (`slot_at`, the outbox send time).
+pub const V14_CAMPAIGN: &str = r#"
+CREATE TABLE campaign_runs (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    started_at  INTEGER NOT NULL,
+    started_by  TEXT NOT NULL,
+    stopped_at  INTEGER,
+    stopped_by  TEXT
+);
+CREATE INDEX campaign_runs_name ON campaign_runs(name, id);
+-- No foreign keys: a merge folds contacts; the history stays.
+CREATE TABLE campaign_enrolments (
+    run_id      INTEGER NOT NULL,
+    contact_id  INTEGER NOT NULL,
+    channel     TEXT,
+    step        INTEGER NOT NULL DEFAULT 0,
+    next_at     INTEGER,
+    state       TEXT NOT NULL,
+    reason      TEXT,
+    enrolled_at INTEGER NOT NULL,
+    PRIMARY KEY (run_id, contact_id)
+) WITHOUT ROWID;
+CREATE INDEX campaign_due ON campaign_enrolments(next_at) WHERE state = 'active';
+CREATE INDEX campaign_by_contact ON campaign_enrolments(contact_id);
+CREATE TABLE campaign_sends (
+    id          INTEGER PRIMARY KEY,
+    run_id      INTEGER NOT NULL,
+    contact_id  INTEGER NOT NULL,
+    step        INTEGER NOT NULL,
+    channel     TEXT NOT NULL,
+    recipient   TEXT NOT NULL,
+    message_id  INTEGER,
+    slot_at     INTEGER NOT NULL,
+    queued_at   INTEGER NOT NULL
+);
+CREATE INDEX campaign_sends_slot ON campaign_sends(channel, slot_at);
+CREATE INDEX campaign_sends_chat ON campaign_sends(channel, recipient, slot_at);
+CREATE INDEX campaign_sends_run ON campaign_sends(run_id, step);
+"#;
+
+/// Contact fields, lifecycle stage and lead score (renumbered by the lead when merged).
+/// - `contact_fields`: one value per contact and configured field name (`crate::fields`
+///   validates it before it is written). `num`: the typed sort key (a number field's number, a
+///   date field's day number) so `score:>10`-style comparisons use an index; NULL for text and
+///   choices. A field removed from the config keeps its stored values.
+/// - `contacts.stage`: the lifecycle stage (NULL: none yet); `contacts.lead_score`: the score
+///   rules and agents adjust.
+pub const V14_FIELDS: &str = r#"
+CREATE TABLE contact_fields (
+    contact_id  INTEGER NOT NULL REFERENCES contacts(id),
+    name        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    num         REAL,
+    updated_at  INTEGER NOT NULL,
+    updated_by  TEXT NOT NULL,
+    PRIMARY KEY (contact_id, name)
+) WITHOUT ROWID;
+CREATE INDEX contact_fields_value ON contact_fields(name, value);
+CREATE INDEX contact_fields_num ON contact_fields(name, num) WHERE num IS NOT NULL;
+
+ALTER TABLE contacts ADD COLUMN stage TEXT;
+ALTER TABLE contacts ADD COLUMN lead_score INTEGER NOT NULL DEFAULT 0;
+-- The pipeline: counts per stage, and a stage's contacts by score (keyset on score, id).
+CREATE INDEX contacts_pipeline ON contacts(stage, lead_score DESC, id) WHERE merged_into IS NULL;
 "#;

@@ -5,8 +5,8 @@
 //! SQLite driver (DESIGN.md, convention 9): a PostgreSQL store would bring its own mapping.
 
 use crate::model::{
-    Channel, ContactId, ConversationId, Delivery, Direction, EventId, IdentityKind, MessageId,
-    Priority, Status,
+    Channel, ConsentSource, ContactId, ConversationId, Delivery, Direction, EventId, IdentityKind,
+    MessageId, Priority, Purpose, Status,
 };
 use rusqlite::ToSql;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
@@ -43,7 +43,16 @@ macro_rules! text_sql {
 }
 
 id_sql!(ContactId, ConversationId, MessageId, EventId);
-text_sql!(Channel, Direction, Status, Priority, Delivery, IdentityKind);
+text_sql!(
+    Channel,
+    Direction,
+    Status,
+    Priority,
+    Delivery,
+    IdentityKind,
+    Purpose,
+    ConsentSource
+);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -70,6 +70,10 @@ pub enum Action {
     MarkAllRead,
     /// Who is online and where.
     Who,
+    /// `:campaigns`: the campaigns' progress.
+    Campaigns,
+    /// `:campaign stop NAME`.
+    Campaign(Option<String>),
     /// The workflow rules and their matches.
     Rules,
     /// Composer: throw the draft away and close.
@@ -438,6 +442,18 @@ pub const COMMANDS: &[Command] = &[
         "Cancel: close the prompt or composer (the draft is kept)"
     ),
     cmd!(
+        "campaigns",
+        [],
+        Args::None,
+        "Campaigns: progress of each (enrolled, sent per step, left, excluded, failed); Enter lists a campaign's failures"
+    ),
+    cmd!(
+        "campaign",
+        [],
+        Args::Optional("stop NAME"),
+        "Stop a campaign (admin): no step not yet queued goes"
+    ),
+    cmd!(
         "who",
         ["online"],
         Args::None,
@@ -713,6 +729,8 @@ impl Action {
             Action::Notifications => "notifications",
             Action::MarkAllRead => "mark_all_read",
             Action::Who => "who",
+            Action::Campaigns => "campaigns",
+            Action::Campaign(_) => "campaign",
             Action::Rules => "rules",
             Action::Discard => "discard",
             Action::Undo => "undo",
@@ -846,6 +864,8 @@ impl Action {
             "edit_external" => Action::EditExternal,
             "cancel" => Action::Cancel,
             "who" => Action::Who,
+            "campaigns" => Action::Campaigns,
+            "campaign" => Action::Campaign(arg),
             "rules" => Action::Rules,
             "discard" => Action::Discard,
             "claim" => Action::Claim(match arg {

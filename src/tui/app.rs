@@ -636,6 +636,25 @@ impl App {
     }
 
     /// `:who`: everyone online and where, asked fresh from the server, in a list.
+    /// `:campaign stop NAME`: asks the server (admin role); the answer is a status line.
+    fn campaign_command(&mut self, arg: Option<&str>) -> Vec<Effect> {
+        let mut words = arg.unwrap_or("").split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("stop"), Some(name), None) => vec![Effect::Request(Request::Campaign(
+                crate::api::CampaignOp::Stop {
+                    name: name.to_string(),
+                },
+            ))],
+            _ => {
+                self.error(
+                    "write :campaign stop NAME (:campaigns lists them; braid campaign start                      NAME starts one)"
+                        .to_string(),
+                );
+                Vec::new()
+            }
+        }
+    }
+
     fn who(&mut self) -> Vec<Effect> {
         let view = crate::tui::who::WhoView::new(&self.agent, self.now);
         self.open_sheet(Box::new(view))
@@ -1377,6 +1396,11 @@ impl App {
             }
             Action::Quit => vec![Effect::Quit],
             Action::Who => self.who(),
+            Action::Campaigns => {
+                let view = crate::tui::campaigns::CampaignsView::new(self.now);
+                self.open_sheet(Box::new(view))
+            }
+            Action::Campaign(arg) => self.campaign_command(arg.as_deref()),
             Action::Rules => self.open_sheet(Box::new(crate::tui::rules::RulesView::new())),
             Action::Discard => {
                 let Mode::Compose(c) = &mut self.mode else {
@@ -3318,6 +3342,15 @@ impl App {
             | Response::WebhookTested(_)
             | Response::Duplicates(_)
             | Response::Status(_) => Vec::new(),
+            Response::Campaign(a) => {
+                if let crate::api::CampaignAnswer::Stopped { name, active } = *a {
+                    self.info(format!(
+                        "stopped campaign {}: {active} contacts get nothing more",
+                        crate::sanitize::line(&name)
+                    ));
+                }
+                Vec::new()
+            }
             Response::Task(t) => {
                 let mut fx = Vec::new();
                 if let Mode::Sheet(sheet) = &mut self.mode

@@ -414,6 +414,8 @@ mod tests {
             created_at: 0,
             last_seen: 0,
             last_channel: None,
+            stage: None,
+            lead_score: 0,
         };
         let plan = MergePlan {
             survivor: row(12, "Ann Lee"),

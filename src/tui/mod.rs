@@ -4,6 +4,7 @@
 pub mod action;
 pub mod app;
 pub mod audit;
+pub mod campaigns;
 pub mod colors;
 pub mod contacts;
 pub mod keymap;

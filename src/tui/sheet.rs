@@ -395,7 +395,11 @@ impl Sheet {
                 let Some(row) = self.current().cloned() else {
                     return SheetOutcome::default();
                 };
-                let e = self.source.enter(&row);
+                let mut e = self.source.enter(&row);
+                // The view changed what it lists (`:campaigns` opening one's failures).
+                if self.source.take_reload() {
+                    e.requests.push(self.reload());
+                }
                 return SheetOutcome {
                     requests: e.requests,
                     open: e.open,
