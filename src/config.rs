@@ -1682,7 +1682,6 @@ mod tests {
         assert!(!err.contains("hunter2"), "{err}");
     }
 
-
     #[test]
     fn fields_and_pipeline_are_read_and_checked_with_key_and_line() {
         let c = load_text("").unwrap();
@@ -1751,7 +1750,6 @@ mod tests {
             }
         }
     }
-
 
     #[test]
     fn the_examples_webhooks_block_parses() {

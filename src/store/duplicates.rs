@@ -350,7 +350,10 @@ mod tests {
         // Strongest first; the same name as well makes a weak match stronger.
         assert_eq!(pairs[0].reason, DuplicateReason::Claimed);
         let zed = pairs.iter().find(|p| p.a.0 == 12).unwrap();
-        assert_eq!((zed.reason, zed.score), (DuplicateReason::EmailLocalPart, 70));
+        assert_eq!(
+            (zed.reason, zed.score),
+            (DuplicateReason::EmailLocalPart, 70)
+        );
         let ann = pairs.iter().find(|p| p.a.0 == 3).unwrap();
         assert_eq!(ann.score, 50);
         // A dismissed pair is not suggested again.

@@ -665,6 +665,10 @@ pub(crate) fn merge_contacts(
         conn.query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
             r.get(0)
         })?;
+    let fields_of =
+        |c: ContactId| images(conn, "contact_fields", "contact_id = ?1 ORDER BY name", c.0);
+    let survivor_fields = fields_of(survivor)?;
+    let absorbed_fields = fields_of(absorbed)?;
 
     conn.execute(
         "UPDATE identities SET contact_id = ?1 WHERE contact_id = ?2",
@@ -686,7 +690,10 @@ pub(crate) fn merge_contacts(
         "UPDATE OR IGNORE contact_fields SET contact_id = ?1 WHERE contact_id = ?2",
         (survivor, absorbed),
     )?;
-    conn.execute("DELETE FROM contact_fields WHERE contact_id = ?1", [absorbed])?;
+    conn.execute(
+        "DELETE FROM contact_fields WHERE contact_id = ?1",
+        [absorbed],
+    )?;
     // At most one active conversation per contact: fold the newer into the older.
     let active: Vec<ConversationId> = {
         let mut stmt = conn.prepare_cached(
@@ -1046,13 +1053,31 @@ fn unmerge_contacts(
 
 /// The custom fields back as they were: the survivor's exactly when nobody edited them since
 /// the merge; else only the ones that came from the absorbed contact and are unchanged leave.
-fn restore_fields(conn: &Connection, survivor: ContactId, absorbed: ContactId, d: &Json) -> Result<()> {
-    let now = images(conn, "contact_fields", "contact_id = ?1 ORDER BY name", survivor.0)?;
+fn restore_fields(
+    conn: &Connection,
+    survivor: ContactId,
+    absorbed: ContactId,
+    d: &Json,
+) -> Result<()> {
+    let now = images(
+        conn,
+        "contact_fields",
+        "contact_id = ?1 ORDER BY name",
+        survivor.0,
+    )?;
     let before = json_images(&d["survivor_fields"]);
     let after = json_images(&d["fields_after"]);
-    let name = |f: &Image| f.get("name").and_then(Json::as_str).unwrap_or_default().to_string();
+    let name = |f: &Image| {
+        f.get("name")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     if now == after {
-        conn.execute("DELETE FROM contact_fields WHERE contact_id = ?1", [survivor])?;
+        conn.execute(
+            "DELETE FROM contact_fields WHERE contact_id = ?1",
+            [survivor],
+        )?;
         for f in &before {
             insert_image(conn, "contact_fields", f, &[])?;
         }
@@ -1069,6 +1094,10 @@ fn restore_fields(conn: &Connection, survivor: ContactId, absorbed: ContactId, d
             }
         }
     }
+    conn.execute(
+        "DELETE FROM contact_fields WHERE contact_id = ?1",
+        [absorbed],
+    )?;
     for f in json_images(&d["absorbed_fields"]) {
         insert_image(conn, "contact_fields", &f, &[])?;
     }

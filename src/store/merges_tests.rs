@@ -170,7 +170,11 @@ fn world(seed: u64) -> (Store, Vec<ContactId>) {
             s.conn()
                 .execute(
                     "UPDATE contacts SET stage = ?2, lead_score = ?3 WHERE id = ?1",
-                    (c, ["lead", "customer"][rng.below(2) as usize], rng.below(50) as i64),
+                    (
+                        c,
+                        ["lead", "customer"][rng.below(2) as usize],
+                        rng.below(50) as i64,
+                    ),
                 )
                 .unwrap();
         }
@@ -472,8 +476,14 @@ fn identities_move_and_go_audited() {
 #[test]
 fn fields_stage_and_score_move_to_the_survivor_and_come_back() {
     let mut s = Store::open_in_memory().unwrap();
-    let (_, _, a) = put(&mut s, &inbound(Channel::Email, "1", "ann@x.org", "one", T0));
-    let (_, _, b) = put(&mut s, &inbound(Channel::Telegram, "2", "42", "two", T0 + HOUR));
+    let (_, _, a) = put(
+        &mut s,
+        &inbound(Channel::Email, "1", "ann@x.org", "one", T0),
+    );
+    let (_, _, b) = put(
+        &mut s,
+        &inbound(Channel::Telegram, "2", "42", "two", T0 + HOUR),
+    );
     for (c, name, value) in [(a, "plan", "pro"), (b, "plan", "free"), (b, "city", "Oslo")] {
         s.conn()
             .execute(
@@ -484,7 +494,10 @@ fn fields_stage_and_score_move_to_the_survivor_and_come_back() {
             .unwrap();
     }
     s.conn()
-        .execute("UPDATE contacts SET stage = 'customer', lead_score = 30 WHERE id = ?1", [b])
+        .execute(
+            "UPDATE contacts SET stage = 'customer', lead_score = 30 WHERE id = ?1",
+            [b],
+        )
         .unwrap();
     let field = |s: &Store, c: ContactId, n: &str| -> Option<String> {
         s.conn()
@@ -495,14 +508,26 @@ fn fields_stage_and_score_move_to_the_survivor_and_come_back() {
             )
             .ok()
     };
-    let m = s.merge_contacts_by_hand(a, b, "manual", "bob", T0 + DAY).unwrap();
-    assert_eq!(field(&s, a, "plan").as_deref(), Some("pro"), "the survivor's value wins");
-    assert_eq!(field(&s, a, "city").as_deref(), Some("Oslo"), "a gap is filled");
+    let m = s
+        .merge_contacts_by_hand(a, b, "manual", "bob", T0 + DAY)
+        .unwrap();
+    assert_eq!(
+        field(&s, a, "plan").as_deref(),
+        Some("pro"),
+        "the survivor's value wins"
+    );
+    assert_eq!(
+        field(&s, a, "city").as_deref(),
+        Some("Oslo"),
+        "a gap is filled"
+    );
     let (stage, score): (Option<String>, i64) = s
         .conn()
-        .query_row("SELECT stage, lead_score FROM contacts WHERE id = ?1", [a], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT stage, lead_score FROM contacts WHERE id = ?1",
+            [a],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!((stage.as_deref(), score), (Some("customer"), 30));
     s.unmerge(Some(m), None, "bob", T0 + 2 * DAY).unwrap();
