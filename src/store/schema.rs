@@ -668,6 +668,8 @@ CREATE TABLE duplicate_dismissals (
     at    INTEGER NOT NULL,
     PRIMARY KEY (a, b)
 ) WITHOUT ROWID;
+"#;
+
 /// Consent per contact and purpose (renumbered by the lead when merged).
 /// - `contact_consent`: one state per contact and purpose (`marketing`, `transactional`: an
 ///   opt-out of transactional messages is an opt-out of everything). No row: never said,
