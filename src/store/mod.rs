@@ -15,6 +15,7 @@ pub mod csat;
 mod derivations;
 pub(crate) mod email;
 pub(crate) mod events;
+pub mod gdpr;
 pub mod hooks;
 pub mod merges;
 #[cfg(test)]
@@ -402,6 +403,9 @@ mod audit_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod consent_tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod gdpr_tests;
 #[cfg(test)]
 mod reports_tests;
 #[cfg(test)]
