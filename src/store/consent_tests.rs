@@ -196,6 +196,7 @@ fn a_marketing_opt_out_leaves_replies_allowed() {
     );
 }
 
+#[allow(clippy::too_many_arguments)]
 fn ingest_text(
     s: &mut Store,
     channel: Channel,
