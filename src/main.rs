@@ -77,6 +77,8 @@ enum Command {
     Audit(cli::audit::Args),
     /// List contacts with their identities
     Contacts(cli::contacts::Args),
+    /// One contact: consent (show / record), GDPR export and forget
+    Contact(cli::contact::Args),
     /// Import mail history from a Maildir or an mbox file (idempotent)
     Import(cli::import::Args),
     /// One full pass of every configured channel (email folders, Telegram, outbox), then exit
@@ -129,6 +131,7 @@ fn main() -> ExitCode {
         Some(Command::Vip(a)) => cli::to_stdout(|out| cli::verb::vip(g, a, out)),
         Some(Command::Audit(a)) => cli::to_stdout(|out| cli::audit::run(g, a, out)),
         Some(Command::Contacts(a)) => cli::to_stdout(|out| cli::contacts::run(g, a, out)),
+        Some(Command::Contact(a)) => cli::to_stdout(|out| cli::contact::run(g, a, out)),
         Some(Command::Import(a)) => cli::to_stdout(|out| cli::import::run(g, a, out)),
         Some(Command::Sync(a)) => cli::to_stdout(|out| cli::sync::run(g, a, out)),
     };

@@ -557,6 +557,30 @@ pub enum Request {
     /// Close (`done`) or cancel a task (`x` in the tasks view, `braid task close`); answered
     /// [`Response::Task`].
     TaskClose { id: i64, end: crate::store::TaskEnd },
+    /// A contact's consent: state and history (`braid contact consent ID`); answered with
+    /// [`Response::Consent`]. Viewer.
+    Consent { contact: ContactId },
+    /// Record a consent change the customer asked an agent for (`:consent marketing off`,
+    /// `braid contact consent ID marketing off`); answered with [`Response::Done`]. Agent.
+    ConsentSet {
+        contact: ContactId,
+        purpose: crate::model::Purpose,
+        opted_out: bool,
+        /// The channel the customer asked on (None: not said).
+        #[serde(default)]
+        channel: Option<Channel>,
+        /// What the customer said, for the history.
+        #[serde(default)]
+        note: String,
+    },
+    /// Everything held about a person, for a subject access request (`braid contact export`);
+    /// answered with [`Response::Export`]. Admin: it reads every team's conversations.
+    ContactExport { contact: ContactId },
+    /// Erase a person (`braid contact forget`): `confirm` repeats the contact id. Admin.
+    ContactForget {
+        contact: ContactId,
+        confirm: ContactId,
+    },
 }
 
 /// Which tasks a [`Request::Tasks`] lists (the server fills in who and when).
@@ -838,6 +862,10 @@ impl Request {
             Request::Tasks { .. } => "tasks",
             Request::TaskCreate { .. } => "task_create",
             Request::TaskClose { .. } => "task_close",
+            Request::Consent { .. } => "consent",
+            Request::ConsentSet { .. } => "consent_set",
+            Request::ContactExport { .. } => "contact_export",
+            Request::ContactForget { .. } => "contact_forget",
         }
     }
 
@@ -1020,6 +1048,10 @@ pub enum Response {
     },
     /// The answer to [`Request::TaskCreate`] and [`Request::TaskClose`]: the task now.
     Task(Box<crate::store::TaskRow>),
+    /// The answer to [`Request::Consent`].
+    Consent(Box<crate::store::consent::ContactConsent>),
+    /// The answer to [`Request::ContactExport`]: one key per table, its rows.
+    Export(Box<serde_json::Value>),
 }
 
 /// A file sent to a client (base64 in the JSON).

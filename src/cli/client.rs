@@ -203,5 +203,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Undone(_) => "undone",
         Response::Tasks { .. } => "tasks",
         Response::Task(_) => "task",
+        Response::Consent(_) => "consent",
+        Response::Export(_) => "export",
     }
 }

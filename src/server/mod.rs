@@ -9,6 +9,9 @@
 
 pub mod authz;
 mod csat;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod gdpr_tests;
 pub mod handler;
 pub mod identity;
 pub(crate) mod notify;

@@ -3268,6 +3268,8 @@ impl App {
             | Response::RulesTested(_)
             | Response::Report(_)
             | Response::Tasks { .. }
+            | Response::Consent(_)
+            | Response::Export(_)
             | Response::Status(_) => Vec::new(),
             Response::Task(t) => {
                 let mut fx = Vec::new();
