@@ -20,6 +20,13 @@ fn consent_recorded_from_the_tui_shows_in_the_profile_and_stops_replies() {
     h.keys("jk").unwrap();
     let screen = h.screen().unwrap();
     assert!(screen.contains("✗ no marketing (agent"), "{screen}");
+    // The queue marks her row.
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("⊘") && l.contains("Ann Lee") && l.find("⊘") < l.find("Ann")),
+        "{screen}"
+    );
     insta::assert_snapshot!("consent_profile_160x40", screen);
     h.keys(":consent all off<CR>").unwrap();
     h.keys("jk").unwrap();
