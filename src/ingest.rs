@@ -299,8 +299,11 @@ pub fn ingest_in(
     )?;
     // The customer's own word about consent ("unsubscribe", Telegram /stop, /start): the
     // contact's marketing state, recorded with the message that said it.
-    if msg.direction == Direction::In && survey_answer.is_none() {
-        if let Some(said) = crate::consent::inbound_word(msg.channel, subject.as_deref(), &body) {
+    if msg.direction == Direction::In
+        && survey_answer.is_none()
+        && let Some(said) = crate::consent::inbound_word(msg.channel, subject.as_deref(), &body)
+    {
+        {
             tx.record_consent(
                 &store::consent::Change {
                     contact,

@@ -81,7 +81,8 @@ enum Command {
     Audit(cli::audit::Args),
     /// List contacts with their identities
     Contacts(cli::contacts::Args),
-    /// One contact: merge, unmerge (exactly), the merges' provenance, identities, duplicates
+    /// One contact: merge, unmerge (exactly), the merges' provenance, identities,
+    /// duplicates, consent, GDPR export and forget
     Contact(cli::contact::Args),
     /// Conversation OTHER (of the same person) joins conversation ID
     Join(cli::verb::JoinArgs),

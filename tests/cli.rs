@@ -1996,3 +1996,56 @@ fn contact_merge_unmerge_merges_split_and_join_on_the_real_binary() {
     assert!(joined.contains("joined"), "{joined}");
     assert_eq!(json(&w.braid(&["list", "--json"]))["total"], 2);
 }
+
+#[test]
+fn contact_consent_export_and_forget() {
+    let w = workspace();
+    let v = json(&w.braid(&["contacts", "--json"]));
+    let ann = v["contacts"][0]["id"].as_i64().unwrap().to_string();
+    let text = ok(&w.braid(&[
+        "contact",
+        "consent",
+        &ann,
+        "marketing",
+        "off",
+        "--note",
+        "asked on the phone",
+    ]));
+    assert!(text.contains("opted out of marketing"), "{text}");
+    let c = json(&w.braid(&["contact", "consent", &ann, "--json"]));
+    assert_eq!(c["marketing_out"], true);
+    assert_eq!(c["history"][0]["source"], "agent");
+    assert_eq!(c["history"][0]["actor"], "tester");
+    let e = fails(&w.braid(&["contact", "consent", &ann, "newsletter", "off"]));
+    assert!(e.contains("say marketing or all"), "{e}");
+
+    let export = json(&w.braid(&["contact", "export", &ann, "--json"]));
+    let all = export.to_string();
+    assert!(
+        all.contains("ann@x.org") && all.contains("where is my refund"),
+        "{all}"
+    );
+    assert!(!all.contains("visitor-77"), "Bob is not Ann");
+    assert_eq!(
+        export["tables"]["consent_history"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Not confirmed (no terminal, no --yes): nothing erased.
+    let e = fails(&w.braid(&["contact", "forget", &ann]));
+    assert!(e.contains("--yes"), "{e}");
+    assert!(ok(&w.braid(&["search", "refund"])).contains("refund"));
+    let text = ok(&w.braid(&["contact", "forget", &ann, "--yes"]));
+    assert!(text.contains("forgotten"), "{text}");
+    let hits = json(&w.braid(&["search", "refund", "--json"]));
+    assert_eq!(
+        hits["hits"].as_array().map(Vec::len).unwrap_or(0),
+        0,
+        "{hits}"
+    );
+    let v = json(&w.braid(&["contacts", "--json"]));
+    assert!(!v.to_string().contains("ann@x.org"), "{v}");
+}

@@ -576,6 +576,30 @@ pub enum Request {
     /// Contacts that are likely one person (`:duplicates`, `braid contact duplicates`),
     /// strongest first; answered [`Response::Duplicates`].
     Duplicates { limit: usize },
+    /// A contact's consent: state and history (`braid contact consent ID`); answered with
+    /// [`Response::Consent`]. Viewer.
+    Consent { contact: ContactId },
+    /// Record a consent change the customer asked an agent for (`:consent marketing off`,
+    /// `braid contact consent ID marketing off`); answered with [`Response::Done`]. Agent.
+    ConsentSet {
+        contact: ContactId,
+        purpose: crate::model::Purpose,
+        opted_out: bool,
+        /// The channel the customer asked on (None: not said).
+        #[serde(default)]
+        channel: Option<Channel>,
+        /// What the customer said, for the history.
+        #[serde(default)]
+        note: String,
+    },
+    /// Everything held about a person, for a subject access request (`braid contact export`);
+    /// answered with [`Response::Export`]. Admin: it reads every team's conversations.
+    ContactExport { contact: ContactId },
+    /// Erase a person (`braid contact forget`): `confirm` repeats the contact id. Admin.
+    ContactForget {
+        contact: ContactId,
+        confirm: ContactId,
+    },
 }
 
 /// What a [`Request::Contact`] does to its contact.
@@ -939,6 +963,10 @@ impl Request {
             Request::WebhookRetry { .. } => "webhook_retry",
             Request::Contact { .. } => "contact",
             Request::Duplicates { .. } => "duplicates",
+            Request::Consent { .. } => "consent",
+            Request::ConsentSet { .. } => "consent_set",
+            Request::ContactExport { .. } => "contact_export",
+            Request::ContactForget { .. } => "contact_forget",
         }
     }
 
@@ -1129,6 +1157,10 @@ pub enum Response {
     Webhooks(Vec<WebhookStatus>),
     /// The answer to [`Request::WebhookTest`].
     WebhookTested(Box<WebhookTested>),
+    /// The answer to [`Request::Consent`].
+    Consent(Box<crate::store::consent::ContactConsent>),
+    /// The answer to [`Request::ContactExport`]: one key per table, its rows.
+    Export(Box<serde_json::Value>),
 }
 
 /// One webhook endpoint and its queue (`braid webhooks status`). Never its secret; the url

@@ -208,5 +208,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::WebhookTested(_) => "webhook_tested",
         Response::Contact(_) => "contact",
         Response::Duplicates(_) => "duplicates",
+        Response::Consent(_) => "consent",
+        Response::Export(_) => "export",
     }
 }

@@ -1,7 +1,8 @@
 //! `braid contact merge|unmerge|merges|identity|duplicates|dismiss`: one person's record from a
 //! shell. Each is a [`Request::Contact`] (or [`Request::Duplicates`]) the server runs as the
 //! agent it identified, with the role it needs (merging people: a supervisor), exactly as the
-//! TUI's `:merge`, `:unmerge`, `:merges` and `:duplicates`.
+//! TUI's `:merge`, `:unmerge`, `:merges` and `:duplicates`. `consent`, `export` and `forget`
+//! are [`super::gdpr`]'s.
 
 use super::client::{Client, unexpected};
 use super::fmt::{Table, clip, rfc3339};
@@ -73,6 +74,9 @@ pub enum Cmd {
         #[arg(value_name = "OTHER")]
         b: String,
     },
+    /// Consent, and the GDPR requests (export, forget)
+    #[command(flatten)]
+    Gdpr(super::gdpr::ContactCommand),
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -114,6 +118,9 @@ fn call(client: &Client, contact: ContactId, op: ContactOp) -> anyhow::Result<Co
 }
 
 pub fn run(g: &Globals, a: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
+    if let Cmd::Gdpr(c) = &a.command {
+        return super::gdpr::run(g, c, out);
+    }
     let (client, _config) = Client::open(g, "contact")?;
     match &a.command {
         Cmd::Merge {
@@ -262,6 +269,7 @@ pub fn run(g: &Globals, a: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             }
             t.write(out)?;
         }
+        Cmd::Gdpr(_) => {}
         Cmd::Dismiss { a, b } => {
             let other = contact_id(b)?;
             if let ContactAnswer::Done(line) = call(

@@ -19,6 +19,7 @@ pub mod contact;
 pub mod contacts;
 pub mod demo;
 pub mod fmt;
+pub mod gdpr;
 pub mod import;
 pub mod list;
 pub mod log;

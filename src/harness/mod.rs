@@ -229,6 +229,8 @@ mod canned_tests;
 #[cfg(test)]
 mod channel_tests;
 #[cfg(test)]
+mod consent_tests;
+#[cfg(test)]
 mod contacts_tests;
 #[cfg(test)]
 mod reports_tests;

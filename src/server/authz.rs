@@ -82,6 +82,13 @@ pub fn needed_role(req: &Request) -> Role {
         // Tasks: reading is reading; making and closing them is an agent's work.
         Request::Tasks { .. } => Role::Viewer,
         Request::TaskCreate { .. } | Request::TaskClose { .. } => Role::Agent,
+        // Consent: reading it is reading; recording what a customer asked is an agent's work.
+        Request::Consent { .. } => Role::Viewer,
+        Request::ConsentSet { .. } => Role::Agent,
+        // GDPR: an export reads every team's conversations of the person (a supervisor's
+        // scope would give a partial answer to a subject access request) and forgetting
+        // cannot be undone: admins only.
+        Request::ContactExport { .. } | Request::ContactForget { .. } => Role::Admin,
         Request::Post { post, .. } => needed_role(&Request::Write {
             conversation: crate::model::ConversationId(0),
             contact: crate::model::ContactId(0),
@@ -173,6 +180,8 @@ fn describe(req: &Request) -> String {
             ContactOp::DismissDuplicate { .. } => "dismissing a duplicate".into(),
             other => format!("'{}'", other.name()),
         },
+        Request::ContactExport { .. } => "exporting a contact's data".into(),
+        Request::ContactForget { .. } => "forgetting a contact".into(),
         other => format!("'{}'", other.name()),
     }
 }

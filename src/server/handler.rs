@@ -750,6 +750,58 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
         Request::Duplicates { limit } => {
             Response::Duplicates(store.duplicates(limit.min(MAX_LIST))?)
         }
+        Request::Consent { contact } => {
+            Response::Consent(Box::new(store.contact_consent(contact)?))
+        }
+        Request::ConsentSet {
+            contact,
+            purpose,
+            opted_out,
+            channel,
+            note,
+        } => {
+            let changed = store.record_consent(
+                &crate::store::consent::Change {
+                    contact,
+                    purpose,
+                    opted_out,
+                    channel,
+                    identity: None,
+                    source: crate::model::ConsentSource::Agent,
+                    detail: &note,
+                },
+                &agent,
+                now_millis(),
+            )?;
+            let what = match purpose {
+                crate::model::Purpose::Marketing => "marketing",
+                crate::model::Purpose::Transactional => "all messages",
+            };
+            let state = if opted_out {
+                "opted out of"
+            } else {
+                "opted in to"
+            };
+            Response::Done(if changed {
+                format!("contact #{contact} {state} {what}")
+            } else {
+                format!("contact #{contact} was already {state} {what}")
+            })
+        }
+        Request::ContactExport { contact } => {
+            Response::Export(Box::new(store.contact_export(contact, now_millis())?))
+        }
+        Request::ContactForget { contact, confirm } => {
+            if confirm != contact {
+                anyhow::bail!(
+                    "forgetting #{contact} needs its id typed again (got #{confirm}): nothing erased"
+                );
+            }
+            let n = store.forget_contact(contact, &agent, now_millis())?;
+            Response::Done(format!(
+                "contact #{contact} forgotten: identities deleted, {n} messages blanked; report counts kept"
+            ))
+        }
     })
 }
 

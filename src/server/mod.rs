@@ -10,6 +10,9 @@
 pub mod authz;
 pub mod campaign;
 mod csat;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod gdpr_tests;
 pub mod handler;
 pub mod identity;
 pub(crate) mod notify;

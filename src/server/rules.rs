@@ -1200,6 +1200,60 @@ actions = [{ reply = { text = "Thanks, we got your message." } }]
         );
     }
 
+    /// A rule-sent template goes through the one consent check: a contact who opted out of
+    /// everything gets nothing, and the rule's event says why.
+    #[test]
+    fn a_rule_sent_template_is_refused_for_an_opted_out_contact() {
+        let mut s = store();
+        let cfg = config();
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("thanks.txt"), "Thanks, we got your message.").unwrap();
+        let lib = crate::canned::Library::load_dir(d.path(), false).unwrap();
+        let cx = Context {
+            config: &cfg,
+            online: Vec::new(),
+            canned: Some(Arc::new(lib)),
+        };
+        let rs = set(r#"
+[[rules]]
+id = "ack"
+name = "Acknowledge"
+on = "message_received"
+actions = [{ reply = { template = "thanks" } }]
+"#);
+        let now = crate::model::now_millis();
+        let c = ingest(
+            &mut s,
+            &msg("a", "ack@example.com", "Hi", "help", now - 1000),
+        );
+        let contact = row_contact(&s, c);
+        s.record_consent(
+            &crate::store::consent::Change {
+                contact,
+                purpose: crate::model::Purpose::Transactional,
+                opted_out: true,
+                channel: Some(Channel::Email),
+                identity: None,
+                source: crate::model::ConsentSource::Agent,
+                detail: "asked to hear nothing",
+            },
+            "alice",
+            now - 500,
+        )
+        .unwrap();
+        run_events(&mut s, &rs, &cx).unwrap();
+        let tl = s.timeline(contact, None, 10).unwrap();
+        assert!(
+            !tl.iter().any(|m| m.direction == Direction::Out),
+            "nothing goes: {tl:?}"
+        );
+        assert_eq!(s.outbox_counts().unwrap(), (0, 0));
+        let evs = s.conversation_events(c, 50).unwrap();
+        let matched = evs.iter().find(|e| e.kind == "rule_matched").unwrap();
+        let data = matched.data.clone().unwrap_or_default();
+        assert!(data.contains("opted out of all messages"), "{data}");
+    }
+
     fn row_contact(s: &Store, c: ConversationId) -> crate::model::ContactId {
         s.conversation(c).unwrap().contact_id
     }

@@ -195,3 +195,158 @@ fn a_marketing_opt_out_leaves_replies_allowed() {
         None
     );
 }
+
+#[allow(clippy::too_many_arguments)]
+fn ingest_text(
+    s: &mut Store,
+    channel: Channel,
+    kind: IdentityKind,
+    who: &str,
+    id: &str,
+    subject: Option<&str>,
+    body: &str,
+    at: Millis,
+) -> ConversationId {
+    let msg = crate::ingest::Inbound {
+        channel,
+        account: String::new(),
+        external_id: id.into(),
+        direction: Direction::In,
+        customer: Claim::new(kind, who),
+        linked: vec![],
+        customer_name: Some("Ana".into()),
+        author: None,
+        subject: subject.map(String::from),
+        body: body.into(),
+        sent_at: at,
+        meta: None,
+        cursor: None,
+    };
+    match crate::ingest::ingest(s, &msg, &Default::default()).unwrap() {
+        crate::ingest::Ingested::Stored { conversation, .. }
+        | crate::ingest::Ingested::Duplicate { conversation, .. } => conversation,
+    }
+}
+
+#[test]
+fn an_unsubscribe_email_and_a_telegram_stop_are_recorded_with_their_channel() {
+    let mut s = Store::open_in_memory().unwrap();
+    let now = now_millis();
+    let c = ingest_text(
+        &mut s,
+        Channel::Email,
+        IdentityKind::Email,
+        MAIL,
+        "m1",
+        Some("Re: sale"),
+        "> 20% off\nUnsubscribe\n",
+        now - H,
+    );
+    let contact = s.conversation(c).unwrap().contact_id;
+    let consent = s.contact_consent(contact).unwrap();
+    assert!(consent.marketing_out);
+    assert_eq!(consent.history[0].channel, Some(Channel::Email));
+    assert_eq!(consent.history[0].source, ConsentSource::Keyword);
+    assert_eq!(consent.history[0].value.as_deref(), Some(MAIL));
+    assert_eq!(consent.history[0].actor, Channel::Email.source());
+    // Telegram: /stop, then /start.
+    let t = ingest_text(
+        &mut s,
+        Channel::Telegram,
+        IdentityKind::Telegram,
+        "4242",
+        "t1",
+        None,
+        "/stop",
+        now - H,
+    );
+    let tc = s.conversation(t).unwrap().contact_id;
+    assert!(s.contact_consent(tc).unwrap().marketing_out);
+    assert!(marketing(&mut s, t, Channel::Telegram, now).is_err());
+    ingest_text(
+        &mut s,
+        Channel::Telegram,
+        IdentityKind::Telegram,
+        "4242",
+        "t2",
+        None,
+        "/start",
+        now,
+    );
+    let consent = s.contact_consent(tc).unwrap();
+    assert!(!consent.marketing_out);
+    assert_eq!(consent.history.len(), 2);
+    assert_eq!(consent.history[1].source, ConsentSource::Command);
+    marketing(&mut s, t, Channel::Telegram, now).unwrap();
+    // An ordinary message changes nothing.
+    ingest_text(
+        &mut s,
+        Channel::Email,
+        IdentityKind::Email,
+        MAIL,
+        "m2",
+        None,
+        "stop sending me the wrong size",
+        now,
+    );
+    assert_eq!(s.contact_consent(contact).unwrap().history.len(), 1);
+}
+
+#[test]
+fn a_telegram_block_opts_out_of_marketing_everywhere() {
+    let mut s = Store::open_in_memory().unwrap();
+    let now = now_millis();
+    let t = ingest_text(
+        &mut s,
+        Channel::Telegram,
+        IdentityKind::Telegram,
+        "4242",
+        "t1",
+        None,
+        "hi",
+        now - H,
+    );
+    let contact = s.conversation(t).unwrap().contact_id;
+    s.mark_unreachable(
+        IdentityKind::Telegram,
+        "4242",
+        "the customer blocked the bot",
+        "worker",
+        now,
+    )
+    .unwrap();
+    let consent = s.contact_consent(contact).unwrap();
+    assert!(consent.marketing_out);
+    assert_eq!(consent.history[0].source, ConsentSource::Block);
+    let e = marketing(&mut s, t, Channel::Telegram, now)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("blocked us on Telegram"), "{e}");
+}
+
+#[test]
+fn the_dispatcher_refuses_a_queued_message_after_an_opt_out() {
+    let mut s = Store::open_in_memory().unwrap();
+    let now = now_millis();
+    let c = inbound(&mut s, Channel::Email, "m1", now - H);
+    let contact = s.conversation(c).unwrap().contact_id;
+    let m = marketing(&mut s, c, Channel::Email, now - H).unwrap();
+    let reply = s
+        .queue_reply(c, Channel::Email, "ann", "your order", now - H)
+        .unwrap();
+    s.record_consent(&agent(contact, Purpose::Marketing, true), "ann", now)
+        .unwrap();
+    let claimed = s.claim_outbox(now, 60_000, 10).unwrap();
+    // The reply still goes; the marketing message fails with the reason, never claimed.
+    assert_eq!(
+        claimed.iter().map(|i| i.message_id).collect::<Vec<_>>(),
+        vec![reply]
+    );
+    let msg = s.message(crate::model::MessageId(m)).unwrap();
+    assert_eq!(msg.delivery, Some(crate::model::Delivery::Failed));
+    assert!(
+        msg.delivery_error
+            .unwrap_or_default()
+            .contains("opted out of marketing")
+    );
+}

@@ -57,6 +57,9 @@ pub struct ContactProfile {
     /// The contact's latest answered satisfaction surveys, newest first (the first few).
     #[serde(default)]
     pub csat: Vec<super::csat::CsatRow>,
+    /// The contact's consent: marketing / everything opted out, and the history.
+    #[serde(default)]
+    pub consent: super::consent::ContactConsent,
 }
 
 /// The most survey answers a profile carries.
@@ -325,6 +328,7 @@ impl Store {
             channels,
             claims: super::claims::of_contact(conn, id)?,
             opted_out: super::hooks::opted_out(conn, id)?,
+            consent: super::consent::contact_consent(conn, id)?,
             csat: super::csat::of_contact(conn, id, PROFILE_CSAT)?,
             open_tasks: self
                 .tasks_page(

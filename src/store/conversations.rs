@@ -165,6 +165,9 @@ pub struct QueueRow {
     /// The oldest customer message nobody answered yet (None: nothing waits on us).
     #[serde(default)]
     pub waiting_since: Option<Millis>,
+    /// The contact opted out of marketing or of everything (the queue marks it ⊘).
+    #[serde(default)]
+    pub opted_out: bool,
 }
 
 impl QueueRow {
@@ -208,7 +211,8 @@ pub struct Counts {
 pub(crate) const QUEUE_COLUMNS: &str =
     "c.id, c.contact_id, ct.name, ct.vip, c.status, c.priority, c.assignee, c.subject,
      c.channels, c.last_channel, c.last_activity, c.last_preview, c.last_direction, c.message_count,
-     c.snoozed_until, c.team, c.sla_due, c.sla_state, c.sla_target, c.waiting_since";
+     c.snoozed_until, c.team, c.sla_due, c.sla_state, c.sla_target, c.waiting_since,
+     EXISTS (SELECT 1 FROM contact_consent cc WHERE cc.contact_id = c.contact_id AND cc.opted_out)";
 
 pub(crate) fn queue_row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
     let channels: String = r.get(8)?;
@@ -233,6 +237,7 @@ pub(crate) fn queue_row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
         sla_state: r.get(17)?,
         sla_target: r.get(18)?,
         waiting_since: r.get(19)?,
+        opted_out: r.get(20)?,
     })
 }
 

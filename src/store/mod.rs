@@ -18,6 +18,7 @@ pub mod duplicates;
 pub(crate) mod email;
 pub(crate) mod events;
 pub(crate) mod fields;
+pub mod gdpr;
 pub mod hooks;
 pub mod merges;
 #[cfg(test)]
@@ -412,6 +413,9 @@ mod campaign_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod consent_tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod gdpr_tests;
 #[cfg(test)]
 mod reports_tests;
 #[cfg(test)]

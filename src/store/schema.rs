@@ -714,6 +714,9 @@ CREATE INDEX webhook_state ON webhook_deliveries(endpoint, state);
 /// - `outbox.purpose`: why a queued message goes, so the dispatcher checks consent again
 ///   right before the network call (an opt-out between queueing and sending stops it).
 ///
+/// - `events_append_only_update`: also lets a GDPR erasure set an event's data to
+///   `{"forgotten":true}` (nothing else changes).
+///
 /// The per-channel `consent` table (V10) stays: an SMS STOP is a carrier-enforced stop of
 /// every SMS to that number, whatever the purpose.
 pub const V14_CONSENT: &str = r#"
@@ -756,6 +759,17 @@ INSERT INTO consent_history(contact_id, purpose, opted_out, channel, kind, value
     WHERE c.opted_out;
 
 ALTER TABLE outbox ADD COLUMN purpose TEXT NOT NULL DEFAULT 'transactional';
+
+-- GDPR erasure (`braid contact forget`) blanks the data of the events about the person; the
+-- audit log stays append-only for everything else.
+DROP TRIGGER events_append_only_update;
+CREATE TRIGGER events_append_only_update
+BEFORE UPDATE OF id, at, actor, kind, contact_id, message_id, data ON events
+WHEN NOT (new.data IS '{"forgotten":true}' AND new.id = old.id AND new.at = old.at
+          AND new.actor = old.actor AND new.kind = old.kind
+          AND new.contact_id IS old.contact_id AND new.message_id IS old.message_id) BEGIN
+    SELECT RAISE(ABORT, 'the events table is the append-only audit log: an event cannot be changed');
+END;
 "#;
 
 /// Campaigns (drip sequences, see `store/campaign.rs`): a run per start; one enrolment per

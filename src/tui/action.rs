@@ -100,6 +100,8 @@ pub enum Action {
     CancelSend,
     /// `:task [KIND] WHEN [-- TITLE]`: a task on the conversation, assigned to me.
     Task(Option<String>),
+    /// `:consent marketing|all on|off`: record what the customer asked (their consent).
+    Consent(Option<String>),
     /// `:tasks [mine|overdue|team NAME|all]` (`g t`): the tasks view.
     Tasks(Option<String>),
     /// In the tasks view: mark the selected task done.
@@ -534,6 +536,12 @@ pub const COMMANDS: &[Command] = &[
         "Cancel the conversation's scheduled reply before it goes out"
     ),
     cmd!(
+        "consent",
+        [],
+        Args::Optional("marketing|all on|off, e.g. marketing off"),
+        "Record the customer's consent: no marketing, or nothing at all (all off)"
+    ),
+    cmd!(
         "task",
         [],
         Args::Optional("[KIND] WHEN [-- TITLE], e.g. call tomorrow 10:00 -- ask about the refund"),
@@ -741,6 +749,7 @@ impl Action {
             Action::SendAt(_) => "send_at",
             Action::CancelSend => "cancel_send",
             Action::Task(_) => "task",
+            Action::Consent(_) => "consent",
             Action::Tasks(_) => "tasks",
             Action::CloseTask => "close_task",
             Action::TasksCycle => "tasks_cycle",
@@ -895,6 +904,7 @@ impl Action {
             "send_at" => Action::SendAt(arg),
             "cancel_send" => Action::CancelSend,
             "task" => Action::Task(arg),
+            "consent" => Action::Consent(arg),
             "tasks" => Action::Tasks(arg),
             "close_task" => Action::CloseTask,
             "tasks_cycle" => Action::TasksCycle,

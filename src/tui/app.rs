@@ -1574,6 +1574,38 @@ impl App {
                 }
             },
             Action::CancelSend => self.write(Write::CancelSend { message: None }),
+            Action::Consent(None) => self.prompt("consent "),
+            Action::Consent(Some(arg)) => {
+                let Some(row) = self.queue.current() else {
+                    self.error("no conversation selected: pick the customer first".to_string());
+                    return Vec::new();
+                };
+                let (contact, channel) = (row.contact_id, row.last_channel);
+                let words: Vec<&str> = arg.split_whitespace().collect();
+                let purpose = match words.first().copied() {
+                    Some("marketing") => crate::model::Purpose::Marketing,
+                    Some("all") => crate::model::Purpose::Transactional,
+                    _ => {
+                        self.error("consent: say marketing or all, then on or off".to_string());
+                        return Vec::new();
+                    }
+                };
+                let opted_out = match words.get(1).copied() {
+                    Some("off") => true,
+                    Some("on") => false,
+                    _ => {
+                        self.error("consent: on or off after marketing / all".to_string());
+                        return Vec::new();
+                    }
+                };
+                vec![Effect::Request(Request::ConsentSet {
+                    contact,
+                    purpose,
+                    opted_out,
+                    channel: Some(channel),
+                    note: words[2..].join(" "),
+                })]
+            }
             Action::Task(None) => self.prompt("task "),
             Action::Task(Some(arg)) => {
                 let now = self.now;
@@ -3341,6 +3373,8 @@ impl App {
             | Response::Webhooks(_)
             | Response::WebhookTested(_)
             | Response::Duplicates(_)
+            | Response::Consent(_)
+            | Response::Export(_)
             | Response::Status(_) => Vec::new(),
             Response::Campaign(a) => {
                 if let crate::api::CampaignAnswer::Stopped { name, active } = *a {

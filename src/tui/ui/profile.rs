@@ -64,6 +64,26 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             Style::default().fg(t.error),
         )));
     }
+    // Consent across channels: nothing at all, or no marketing anywhere (replies still go).
+    let consent = &p.consent;
+    let newest = consent.history.iter().rev().find(|h| h.opted_out);
+    let how = newest
+        .map(|h| match h.channel {
+            Some(c) => format!(" ({} on {})", h.source, c.label()),
+            None => format!(" ({})", h.source),
+        })
+        .unwrap_or_default();
+    if consent.all_out {
+        lines.push(Line::from(Span::styled(
+            fit(&format!("✗ no messages at all{how}"), w),
+            Style::default().fg(t.error),
+        )));
+    } else if consent.marketing_out {
+        lines.push(Line::from(Span::styled(
+            fit(&format!("✗ no marketing{how}"), w),
+            Style::default().fg(t.warn),
+        )));
+    }
     // What the customer typed but nobody verified: never an identity (`:claim link` makes it
     // one). One line when it fits the pane, else the address and "(unverified)" below it.
     let warn = Style::default().fg(t.warn);

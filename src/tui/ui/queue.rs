@@ -120,7 +120,12 @@ fn row_line<'a>(
         _ => base.fg(t.dim),
     };
     spans.push(Span::styled(r.priority.marker(), prio_style));
-    spans.push(Span::styled(if r.vip { "★" } else { " " }, base.fg(t.vip)));
+    // ★ a VIP; ⊘ a contact who opted out (of marketing, or of everything).
+    spans.push(match (r.vip, r.opted_out) {
+        (true, _) => Span::styled("★", base.fg(t.vip)),
+        (false, true) => Span::styled("⊘", base.fg(t.dim)),
+        (false, false) => Span::styled(" ", base),
+    });
     // Presence: a column only while other agents are online (◇ viewing, ◆ typing, then
     // their initials).
     let presence_w =
