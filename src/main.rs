@@ -77,6 +77,9 @@ enum Command {
     Audit(cli::audit::Args),
     /// List contacts with their identities
     Contacts(cli::contacts::Args),
+    /// A contact's custom fields, lifecycle stage and lead score
+    #[command(subcommand)]
+    Contact(cli::contact::ContactCmd),
     /// Import mail history from a Maildir or an mbox file (idempotent)
     Import(cli::import::Args),
     /// One full pass of every configured channel (email folders, Telegram, outbox), then exit
@@ -129,6 +132,7 @@ fn main() -> ExitCode {
         Some(Command::Vip(a)) => cli::to_stdout(|out| cli::verb::vip(g, a, out)),
         Some(Command::Audit(a)) => cli::to_stdout(|out| cli::audit::run(g, a, out)),
         Some(Command::Contacts(a)) => cli::to_stdout(|out| cli::contacts::run(g, a, out)),
+        Some(Command::Contact(c)) => cli::to_stdout(|out| cli::contact::run(g, c, out)),
         Some(Command::Import(a)) => cli::to_stdout(|out| cli::import::run(g, a, out)),
         Some(Command::Sync(a)) => cli::to_stdout(|out| cli::sync::run(g, a, out)),
     };

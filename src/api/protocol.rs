@@ -557,6 +557,14 @@ pub enum Request {
     /// Close (`done`) or cancel a task (`x` in the tasks view, `braid task close`); answered
     /// [`Response::Task`].
     TaskClose { id: i64, end: crate::store::TaskEnd },
+    /// A custom field, the stage or the lead score of a contact (`braid contact set|unset|
+    /// stage|score`): `verb` is one of `Verb::Field`, `Verb::Stage`, `Verb::Score`. Validated
+    /// against the workspace's `[[fields]]` / `[pipeline]`, audited `contact_updated`;
+    /// answered [`Response::Done`]. Role: agent.
+    ContactEdit {
+        contact: ContactId,
+        verb: crate::actions::Verb,
+    },
 }
 
 /// Which tasks a [`Request::Tasks`] lists (the server fills in who and when).
@@ -838,6 +846,7 @@ impl Request {
             Request::Tasks { .. } => "tasks",
             Request::TaskCreate { .. } => "task_create",
             Request::TaskClose { .. } => "task_close",
+            Request::ContactEdit { .. } => "contact_edit",
         }
     }
 

@@ -14,6 +14,7 @@ pub mod attach;
 pub mod audit;
 pub mod client;
 pub mod connect;
+pub mod contact;
 pub mod contacts;
 pub mod demo;
 pub mod fmt;

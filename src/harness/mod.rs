@@ -214,6 +214,8 @@ mod canned_tests;
 #[cfg(test)]
 mod channel_tests;
 #[cfg(test)]
+mod fields_tests;
+#[cfg(test)]
 mod reports_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

@@ -71,6 +71,9 @@ pub fn needed_role(req: &Request) -> Role {
         // Tasks: reading is reading; making and closing them is an agent's work.
         Request::Tasks { .. } => Role::Viewer,
         Request::TaskCreate { .. } | Request::TaskClose { .. } => Role::Agent,
+        // A contact's fields, stage and score: an agent's work, like tags (scoped to the
+        // contacts the agent sees).
+        Request::ContactEdit { .. } => Role::Agent,
         Request::Post { post, .. } => needed_role(&Request::Write {
             conversation: crate::model::ConversationId(0),
             contact: crate::model::ContactId(0),

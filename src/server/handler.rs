@@ -735,6 +735,13 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
         Request::TaskClose { id, end } => {
             Response::Task(Box::new(store.close_task(id, end, &agent, now_millis())?))
         }
+        Request::ContactEdit { contact, verb } => Response::Done(crate::actions::apply_contact(
+            store,
+            contact,
+            verb,
+            &agent,
+            now_millis(),
+        )?),
     })
 }
 

@@ -20,6 +20,49 @@ pub struct FieldValue {
     pub updated_by: String,
 }
 
+/// A field as the profile shows it: every configured field (in config order, `value` None when
+/// unset), then values of fields no longer in the config (`configured` false: shown "(not in
+/// config)").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileField {
+    pub name: String,
+    pub label: String,
+    pub value: Option<String>,
+    pub configured: bool,
+}
+
+/// The profile's field list for `contact` (see [`ProfileField`]).
+pub(crate) fn profile_fields(
+    conn: &Connection,
+    config: &FieldsConfig,
+    contact: ContactId,
+) -> Result<Vec<ProfileField>> {
+    let mut stored = contact_fields(conn, contact)?;
+    let mut out: Vec<ProfileField> = config
+        .fields
+        .iter()
+        .map(|d| {
+            let value = stored
+                .iter()
+                .position(|v| v.name == d.name)
+                .map(|i| stored.remove(i).value);
+            ProfileField {
+                name: d.name.clone(),
+                label: d.label().to_string(),
+                value,
+                configured: true,
+            }
+        })
+        .collect();
+    out.extend(stored.into_iter().map(|v| ProfileField {
+        label: v.name.clone(),
+        name: v.name,
+        value: Some(v.value),
+        configured: false,
+    }));
+    Ok(out)
+}
+
 /// What a write changed (old/new None: unset).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {
@@ -47,6 +90,16 @@ pub(crate) fn contact_field(
         .prepare_cached("SELECT value FROM contact_fields WHERE contact_id = ?1 AND name = ?2")?
         .query_row((contact, name), |r| r.get(0))
         .optional()?)
+}
+
+/// [`contact_field`] for tests outside the store.
+#[cfg(test)]
+pub(crate) fn contact_field_for_tests(
+    store: &Store,
+    contact: ContactId,
+    name: &str,
+) -> Option<String> {
+    contact_field(store.conn(), contact, name).ok().flatten()
 }
 
 /// Every stored field value of a contact, by name (those no longer configured too).
@@ -225,6 +278,16 @@ pub(crate) fn change_score_tx(
 }
 
 impl Store {
+    /// The workspace's `[[fields]]` and `[pipeline]` this connection validates writes and reads
+    /// `NAME:VALUE` searches against (the server sets it on every connection it hands out).
+    pub fn set_fields_config(&mut self, config: std::sync::Arc<FieldsConfig>) {
+        self.fields = config;
+    }
+
+    pub fn fields_config(&self) -> std::sync::Arc<FieldsConfig> {
+        std::sync::Arc::clone(&self.fields)
+    }
+
     /// A contact's stored field values (see [`contact_fields`]), scope checked.
     pub fn contact_fields(&self, contact: ContactId) -> Result<Vec<FieldValue>> {
         let contact = live_contact(self.conn(), contact)?;

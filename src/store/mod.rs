@@ -41,7 +41,7 @@ pub use conversations::{
 pub use csat::{CsatOutcome, CsatPass, CsatRow};
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
-pub use fields::{FieldChange, FieldValue};
+pub use fields::{FieldChange, FieldValue, ProfileField};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor, is_automated};
 pub use notifications::{
     Derived, NotificationKind, NotificationPage, NotificationRow, NotifyAgent,
@@ -118,6 +118,8 @@ pub struct Store {
     path: Option<PathBuf>,
     /// What this connection's reads and writes may touch (see [`Scope`]).
     scope: Scope,
+    /// The workspace's contact fields and stages (see [`Store::set_fields_config`]).
+    fields: std::sync::Arc<crate::fields::FieldsConfig>,
 }
 
 impl Store {
@@ -156,6 +158,7 @@ impl Store {
             conn,
             path: Some(path.to_path_buf()),
             scope: Scope::default(),
+            fields: Default::default(),
         };
         store.configure(true)?;
         store.migrate()?;
@@ -169,6 +172,7 @@ impl Store {
             conn,
             path: None,
             scope: Scope::default(),
+            fields: Default::default(),
         };
         store.configure(false)?;
         store.migrate()?;

@@ -1444,6 +1444,10 @@ impl App {
             | Action::Vip
             | Action::Retry
             | Action::IdentityAdd(Some(_))
+            | Action::SetField(Some(_))
+            | Action::UnsetField(Some(_))
+            | Action::Stage(Some(_))
+            | Action::Score(Some(_))
             | Action::Claim(Some(_))) => {
                 let vip = self.queue.current().map(|r| r.vip).unwrap_or(false);
                 match crate::actions::Verb::from_action(&verb, &self.agent, self.now, vip) {
@@ -1497,6 +1501,10 @@ impl App {
                 None => Vec::new(),
             },
             Action::IdentityAdd(None) => self.prompt("identity add "),
+            Action::SetField(None) => self.prompt("set "),
+            Action::UnsetField(None) => self.prompt("unset "),
+            Action::Stage(None) => self.prompt("stage "),
+            Action::Score(None) => self.prompt("score "),
             Action::Claim(None) => self.prompt("claim "),
             Action::Notifications => {
                 let view = crate::tui::notifications::NotificationsView { now: self.now };
