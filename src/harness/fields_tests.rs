@@ -50,3 +50,84 @@ fn set_stage_and_score_from_the_command_line_show_in_the_profile() {
         None
     );
 }
+
+/// `plan:pro`, `stage:customer`, `score:>10`, `renewal:<DATE`: conversations whose contact
+/// matches, compared by type; unknown fields and comparisons a type does not allow say what is.
+#[test]
+fn search_filters_on_fields_stage_and_score() {
+    use crate::store::SearchQuery;
+    let mut h = with_fields(harness(160, 45));
+    let cfg = h.store.fields_config();
+    let id = |h: &Harness, name: &str| {
+        h.app
+            .queue
+            .rows
+            .iter()
+            .find(|r| r.contact_name == name)
+            .unwrap()
+            .contact_id
+    };
+    let (ann, chen, bob) = (id(&h, "Ann Lee"), id(&h, "Chen Wei"), id(&h, "Bob Smith"));
+    let s = &mut h.store;
+    s.set_contact_field(ann, &cfg, "plan", Some("pro"), "me", 1)
+        .unwrap();
+    s.set_contact_field(chen, &cfg, "plan", Some("free"), "me", 1)
+        .unwrap();
+    s.set_contact_field(ann, &cfg, "seats", Some("12"), "me", 1)
+        .unwrap();
+    s.set_contact_field(chen, &cfg, "seats", Some("9.5"), "me", 1)
+        .unwrap();
+    s.set_contact_field(ann, &cfg, "renewal", Some("2027-01-15"), "me", 1)
+        .unwrap();
+    s.set_contact_field(bob, &cfg, "renewal", Some("2026-12-01"), "me", 1)
+        .unwrap();
+    s.set_contact_stage(ann, &cfg, Some("customer"), "me", 1)
+        .unwrap();
+    s.set_contact_stage(bob, &cfg, Some("lead"), "me", 1)
+        .unwrap();
+    s.change_contact_score(ann, crate::fields::ScoreChange::Set(20), "me", 1)
+        .unwrap();
+    s.change_contact_score(bob, crate::fields::ScoreChange::Set(10), "me", 1)
+        .unwrap();
+    let who = |s: &crate::store::Store, q: &str| -> Vec<String> {
+        let (rows, _) = s
+            .filtered_conversations(&SearchQuery::parse(q).unwrap(), 50)
+            .unwrap();
+        let mut names: Vec<String> = rows.into_iter().map(|r| r.contact_name).collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    assert_eq!(who(s, "plan:pro"), ["Ann Lee"]);
+    assert_eq!(who(s, "plan:PRO"), ["Ann Lee"]);
+    assert_eq!(who(s, "stage:customer"), ["Ann Lee"]);
+    assert_eq!(who(s, "score:>10"), ["Ann Lee"]);
+    assert_eq!(who(s, "score:>=10"), ["Ann Lee", "Bob Smith"]);
+    assert_eq!(who(s, "seats:>10"), ["Ann Lee"]);
+    assert_eq!(who(s, "seats:<10"), ["Chen Wei"]);
+    assert_eq!(who(s, "renewal:<2027-01-01"), ["Bob Smith"]);
+    assert_eq!(who(s, "plan:pro stage:customer score:>5"), ["Ann Lee"]);
+    assert!(who(s, "plan:free stage:customer").is_empty());
+    // Through the message search too (words and a field filter).
+    let hits = s
+        .search(&SearchQuery::parse("order plan:pro").unwrap(), 50)
+        .unwrap();
+    assert!(!hits.is_empty() && hits.iter().all(|h| h.contact_id == ann));
+    let err = |s: &crate::store::Store, q: &str| {
+        s.search(&SearchQuery::parse(q).unwrap(), 5)
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err(s, "colour:red");
+    assert!(
+        e.contains("unknown filter 'colour:'") && e.contains("plan:"),
+        "{e}"
+    );
+    let e = err(s, "plan:gold");
+    assert!(e.contains("free, pro, enterprise"), "{e}");
+    let e = err(s, "plan:>pro");
+    assert!(e.contains("choice field"), "{e}");
+    let e = err(s, "stage:won");
+    assert!(e.contains("lead, qualified"), "{e}");
+    assert!(SearchQuery::parse("score:lots").is_err());
+}
