@@ -131,3 +131,20 @@ fn search_filters_on_fields_stage_and_score() {
     assert!(e.contains("lead, qualified"), "{e}");
     assert!(SearchQuery::parse("score:lots").is_err());
 }
+
+/// Templates fill `{{contact.plan}}`, `{{contact.stage}}` and `{{contact.score}}` from the
+/// contact; an unset field is reported missing, not left blank.
+#[test]
+fn templates_use_fields_stage_and_score() {
+    let mut h = with_fields(harness(160, 45));
+    select_named(&mut h, "Ann Lee");
+    let conv = h.app.queue.current().unwrap().id;
+    h.keys(":set plan enterprise<CR>:stage customer<CR>:score 42<CR>")
+        .unwrap();
+    let vars = crate::canned::Vars::from_store(&h.store, conv, "Bob", None).unwrap();
+    assert_eq!(vars.get("contact.plan"), Some("enterprise"));
+    assert_eq!(vars.get("contact.stage"), Some("customer"));
+    assert_eq!(vars.get("contact.score"), Some("42"));
+    assert_eq!(vars.get("contact.renewal"), None);
+    assert_eq!(vars.get("contact.first_name"), Some("Ann"));
+}

@@ -277,6 +277,50 @@ pub(crate) fn change_score_tx(
     Ok(change)
 }
 
+impl super::Tx<'_> {
+    /// A rule's `set_field`, `set_stage` or `add_score` on the contact of `conv`, inside the
+    /// rule's transaction (validated like an agent's edit; audited with the rule as actor).
+    pub fn rule_contact_edit(
+        &self,
+        conv: crate::model::ConversationId,
+        config: &FieldsConfig,
+        action: &crate::rules::Action,
+        actor: &str,
+        at: Millis,
+    ) -> Result<()> {
+        use crate::rules::Action;
+        let conn = self.conn();
+        let contact: ContactId = conn
+            .prepare_cached("SELECT contact_id FROM conversations WHERE id = ?1")?
+            .query_row([conv], |r| r.get(0))
+            .optional()?
+            .ok_or(StoreError::NoConversation(conv.0))?;
+        match action {
+            Action::SetField { name, value } => match (config.field(name), value) {
+                (Some(def), v) => {
+                    set_field_tx(conn, contact, def, v.as_deref(), actor, at)?;
+                }
+                (None, None) => {
+                    unset_field_tx(conn, contact, name, actor, at)?;
+                }
+                (None, Some(_)) => {
+                    return Err(StoreError::Invalid(
+                        config.require(name).err().unwrap_or_default(),
+                    ));
+                }
+            },
+            Action::SetStage(s) => {
+                set_stage_tx(conn, contact, config, Some(s), actor, at)?;
+            }
+            Action::AddScore(n) => {
+                change_score_tx(conn, contact, ScoreChange::Add(*n), actor, at)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 impl Store {
     /// The workspace's `[[fields]]` and `[pipeline]` this connection validates writes and reads
     /// `NAME:VALUE` searches against (the server sets it on every connection it hands out).
