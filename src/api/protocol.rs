@@ -565,6 +565,16 @@ pub enum Request {
         contact: ContactId,
         verb: crate::actions::Verb,
     },
+    /// The pipeline (`g p`): contacts per stage, and a page of `stage`'s contacts (None: no
+    /// stage) by score, highest first, after the keyset `after` (score, contact). Scoped like
+    /// the other contact lists; answered [`Response::Pipeline`]. Role: viewer.
+    Pipeline {
+        #[serde(default)]
+        seq: u64,
+        stage: Option<String>,
+        after: Option<(i64, ContactId)>,
+        limit: usize,
+    },
 }
 
 /// Which tasks a [`Request::Tasks`] lists (the server fills in who and when).
@@ -847,6 +857,7 @@ impl Request {
             Request::TaskCreate { .. } => "task_create",
             Request::TaskClose { .. } => "task_close",
             Request::ContactEdit { .. } => "contact_edit",
+            Request::Pipeline { .. } => "pipeline",
         }
     }
 
@@ -1004,6 +1015,11 @@ pub enum Response {
     Suggestion {
         conversation: ConversationId,
         text: String,
+    },
+    /// The answer to [`Request::Pipeline`]: `seq` repeated.
+    Pipeline {
+        seq: u64,
+        pipeline: Box<crate::store::Pipeline>,
     },
     /// The answer to [`Request::Bulk`].
     Bulk(Box<crate::actions::BulkReport>),

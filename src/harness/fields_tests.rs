@@ -148,3 +148,103 @@ fn templates_use_fields_stage_and_score() {
     assert_eq!(vars.get("contact.renewal"), None);
     assert_eq!(vars.get("contact.first_name"), Some("Ann"));
 }
+
+/// `Request::Pipeline`: counts per stage in the config's order (no stage last), a stage's
+/// contacts by score with keyset pages, a viewer may read it and sees only their teams'
+/// contacts.
+#[test]
+fn the_pipeline_counts_stages_and_pages_a_stage_by_score_within_the_scope() {
+    use crate::api::{Request, Response, Role};
+    let mut h = with_fields(harness(160, 45));
+    let cfg = h.store.fields_config();
+    let rows = h.app.queue.rows.clone();
+    let id = |name: &str| rows.iter().find(|r| r.contact_name == name).unwrap();
+    let (ann, chen, bob) = (id("Ann Lee"), id("Chen Wei"), id("Bob Smith"));
+    for (r, stage, score) in [
+        (ann, "customer", 30),
+        (chen, "customer", 50),
+        (bob, "lead", 5),
+    ] {
+        h.store
+            .set_contact_stage(r.contact_id, &cfg, Some(stage), "me", 1)
+            .unwrap();
+        h.store
+            .change_contact_score(
+                r.contact_id,
+                crate::fields::ScoreChange::Set(score),
+                "me",
+                1,
+            )
+            .unwrap();
+    }
+    h.store
+        .set_conversation_team(chen.id, Some("sales"), "me", 2)
+        .unwrap();
+    let ask = |h: &mut Harness, who: &crate::server::Identity, stage: &str, after| {
+        match crate::server::handler::handle(
+            &mut h.store,
+            who,
+            Request::Pipeline {
+                seq: 1,
+                stage: Some(stage.into()),
+                after,
+                limit: 1,
+            },
+        ) {
+            Response::Pipeline { pipeline, .. } => *pipeline,
+            other => panic!("{other:?}"),
+        }
+    };
+    let admin = h.who.clone();
+    let p = ask(&mut h, &admin, "customer", None);
+    let count = |p: &crate::store::Pipeline, s: &str| {
+        p.counts
+            .iter()
+            .find(|(x, _)| x.as_deref() == Some(s))
+            .map(|c| c.1)
+    };
+    assert_eq!(
+        p.counts
+            .iter()
+            .take(4)
+            .map(|c| c.0.clone().unwrap())
+            .collect::<Vec<_>>(),
+        ["lead", "qualified", "customer", "churned"]
+    );
+    assert_eq!(
+        (
+            count(&p, "customer"),
+            count(&p, "lead"),
+            count(&p, "qualified")
+        ),
+        (Some(2), Some(1), Some(0))
+    );
+    assert_eq!(p.counts.last().unwrap().0, None, "no stage comes last");
+    assert_eq!(p.rows.len(), 1);
+    assert_eq!((p.rows[0].name.as_str(), p.rows[0].score), ("Chen Wei", 50));
+    assert_eq!(p.rows[0].conversation, Some(chen.id));
+    let p2 = ask(&mut h, &admin, "customer", p.next);
+    assert_eq!(p2.rows[0].name, "Ann Lee");
+    assert_eq!(p2.next, None);
+    let viewer = crate::server::Identity {
+        role: Role::Viewer,
+        teams: vec!["support".into()],
+        agent: "vic".into(),
+        ..admin.clone()
+    };
+    let p = ask(&mut h, &viewer, "customer", None);
+    assert_eq!(count(&p, "customer"), Some(1), "chen is in sales");
+    assert_eq!(p.rows[0].name, "Ann Lee");
+    // A viewer cannot edit.
+    match crate::server::handler::handle(
+        &mut h.store,
+        &viewer,
+        Request::ContactEdit {
+            contact: ann.contact_id,
+            verb: crate::actions::Verb::Stage(Some("lead".into())),
+        },
+    ) {
+        Response::Refused(r) => assert!(r.contains("agent role"), "{r}"),
+        other => panic!("{other:?}"),
+    }
+}

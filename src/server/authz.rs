@@ -74,6 +74,8 @@ pub fn needed_role(req: &Request) -> Role {
         // A contact's fields, stage and score: an agent's work, like tags (scoped to the
         // contacts the agent sees).
         Request::ContactEdit { .. } => Role::Agent,
+        // Reading: the store connection's scope limits it to the agent's teams' contacts.
+        Request::Pipeline { .. } => Role::Viewer,
         Request::Post { post, .. } => needed_role(&Request::Write {
             conversation: crate::model::ConversationId(0),
             contact: crate::model::ContactId(0),

@@ -735,6 +735,15 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
         Request::TaskClose { id, end } => {
             Response::Task(Box::new(store.close_task(id, end, &agent, now_millis())?))
         }
+        Request::Pipeline {
+            seq,
+            stage,
+            after,
+            limit,
+        } => Response::Pipeline {
+            seq,
+            pipeline: Box::new(store.pipeline(stage.as_deref(), after, limit.min(500))?),
+        },
         Request::ContactEdit { contact, verb } => Response::Done(crate::actions::apply_contact(
             store,
             contact,

@@ -321,7 +321,145 @@ impl super::Tx<'_> {
     }
 }
 
+/// The pipeline: how many contacts each stage holds (config order, then stages no longer
+/// configured, then `None`: no stage), and one page of a stage's contacts by score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pipeline {
+    pub counts: Vec<(Option<String>, i64)>,
+    pub stage: Option<String>,
+    pub rows: Vec<PipelineRow>,
+    /// Pass as `after` for the next page (None: this was the last).
+    pub next: Option<(i64, ContactId)>,
+}
+
+/// A contact in the pipeline view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineRow {
+    pub contact: ContactId,
+    pub name: String,
+    pub score: i64,
+    pub last_seen: Millis,
+    /// The contact's newest conversation (Enter opens it).
+    pub conversation: Option<crate::model::ConversationId>,
+}
+
+/// One demo contact's fields, stage and score (see [`Store::seed_demo_fields`]).
+pub struct DemoFields {
+    pub contact: ContactId,
+    pub stage: String,
+    pub score: i64,
+    pub fields: Vec<(String, String)>,
+}
+
 impl Store {
+    /// Counts per stage and the contacts of `stage` (None: those with no stage) by score,
+    /// highest first, after the keyset `(score, id)`, at most `limit`; merged contacts left
+    /// out, and for a restricted scope the contacts with no conversation in it.
+    pub fn pipeline(
+        &self,
+        stage: Option<&str>,
+        after: Option<(i64, ContactId)>,
+        limit: usize,
+    ) -> Result<Pipeline> {
+        let scope = if self.scoped() {
+            format!(
+                " AND EXISTS (SELECT 1 FROM conversations c WHERE c.contact_id = contacts.id{})",
+                scope::AND_COND
+            )
+        } else {
+            String::new()
+        };
+        let conn = self.conn();
+        let mut found: Vec<(Option<String>, i64)> = {
+            let mut st = conn.prepare_cached(&format!(
+                "SELECT stage, count(*) FROM contacts WHERE merged_into IS NULL{scope}
+                 GROUP BY stage"
+            ))?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let mut counts: Vec<(Option<String>, i64)> = Vec::new();
+        for s in &self.fields.stages {
+            let n = found
+                .iter()
+                .position(|(x, _)| x.as_deref() == Some(s.as_str()))
+                .map(|i| found.remove(i).1)
+                .unwrap_or(0);
+            counts.push((Some(s.clone()), n));
+        }
+        found.sort_by(|a, b| b.0.is_some().cmp(&a.0.is_some()).then(a.0.cmp(&b.0)));
+        counts.extend(found);
+        let (score, id) = after.unwrap_or((i64::MAX, ContactId(0)));
+        let stage_cond = if stage.is_some() {
+            "stage = ?1"
+        } else {
+            "stage IS NULL AND ?1 IS NULL"
+        };
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT id, name, lead_score, last_seen,
+                (SELECT c.id FROM conversations c WHERE c.contact_id = contacts.id
+                 ORDER BY c.last_activity DESC LIMIT 1)
+             FROM contacts
+             WHERE {stage_cond} AND merged_into IS NULL{scope}
+               AND (lead_score < ?2 OR (lead_score = ?2 AND id > ?3))
+             ORDER BY lead_score DESC, id LIMIT ?4"
+        ))?;
+        let rows: Vec<PipelineRow> = st
+            .query_map((stage, score, id, limit as i64 + 1), |r| {
+                Ok(PipelineRow {
+                    contact: r.get(0)?,
+                    name: r.get(1)?,
+                    score: r.get(2)?,
+                    last_seen: r.get(3)?,
+                    conversation: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut rows = rows;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|r| (r.score, r.contact))
+        } else {
+            None
+        };
+        Ok(Pipeline {
+            counts,
+            stage: stage.map(str::to_string),
+            rows,
+            next,
+        })
+    }
+
+    /// The demo generator's fields, stages and scores, in one transaction, validated, with no
+    /// events (they are the demo's history, not anyone's edit).
+    pub fn seed_demo_fields(
+        &mut self,
+        config: &FieldsConfig,
+        rows: &[DemoFields],
+        at: Millis,
+    ) -> Result<()> {
+        self.write_with(|tx| {
+            for r in rows {
+                let stage = config
+                    .require_stage(&r.stage)
+                    .map_err(StoreError::Invalid)?;
+                tx.prepare_cached("UPDATE contacts SET stage = ?2, lead_score = ?3 WHERE id = ?1")?
+                    .execute((r.contact, stage, r.score))?;
+                for (name, value) in &r.fields {
+                    let def = config.require(name).map_err(StoreError::Invalid)?;
+                    let v = def.validate(value).map_err(StoreError::Invalid)?;
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO contact_fields
+                            (contact_id, name, value, num, updated_at, updated_by)
+                         VALUES (?1, ?2, ?3, ?4, ?5, 'demo')",
+                    )?
+                    .execute((r.contact, name, &v, def.sort_key(&v), at))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// The workspace's `[[fields]]` and `[pipeline]` this connection validates writes and reads
     /// `NAME:VALUE` searches against (the server sets it on every connection it hands out).
     pub fn set_fields_config(&mut self, config: std::sync::Arc<FieldsConfig>) {

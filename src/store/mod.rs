@@ -41,7 +41,7 @@ pub use conversations::{
 pub use csat::{CsatOutcome, CsatPass, CsatRow};
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
-pub use fields::{FieldChange, FieldValue, ProfileField};
+pub use fields::{FieldChange, FieldValue, Pipeline, PipelineRow, ProfileField};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor, is_automated};
 pub use notifications::{
     Derived, NotificationKind, NotificationPage, NotificationRow, NotifyAgent,

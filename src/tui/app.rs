@@ -3157,6 +3157,8 @@ impl App {
                 fx
             }
             Response::Ack => Vec::new(),
+            // The pipeline view is not in the TUI yet (the request is the CLI's and scripts').
+            Response::Pipeline { .. } => Vec::new(),
             Response::Bulk(report) => {
                 if report.done.is_empty() {
                     self.error(report.line());
