@@ -51,6 +51,16 @@ pub enum Verb {
     /// `:split N` / `:split #MSG`: the message (or the last N) and every later one start a new
     /// conversation of the same person; `:unmerge` takes it back. Audited.
     Split(SplitAt),
+    /// Set (`Some`) or clear a custom field of the conversation's contact, validated against
+    /// the workspace's `[[fields]]`; audited `contact_updated`.
+    Field {
+        name: String,
+        value: Option<String>,
+    },
+    /// The contact's lifecycle stage (None: none).
+    Stage(Option<String>),
+    /// Add to or set the contact's lead score.
+    Score(crate::fields::ScoreChange),
 }
 
 /// Where `:split` cuts a conversation.
@@ -101,6 +111,10 @@ impl Verb {
             Verb::Claim { link: true, .. } => "claim_link",
             Verb::Claim { link: false, .. } => "claim_dismiss",
             Verb::Team(_) => "team",
+            Verb::Field { value: Some(_), .. } => "set",
+            Verb::Field { value: None, .. } => "unset",
+            Verb::Stage(_) => "stage",
+            Verb::Score(_) => "score",
             Verb::Reassign { note: Some(_), .. } => "handoff",
             Verb::Reassign { to: Some(_), .. } => "assign",
             Verb::Reassign { to: None, .. } => "unassign",
@@ -181,6 +195,25 @@ impl Verb {
             },
             Action::Join(Some(arg)) => Verb::Join(crate::model::parse_conversation_id(arg)?),
             Action::Split(Some(arg)) => Verb::Split(parse_split(arg)?),
+            Action::SetField(Some(a)) => {
+                let (name, value) = a
+                    .trim()
+                    .split_once(char::is_whitespace)
+                    .ok_or("usage: set FIELD VALUE (e.g. set plan pro; unset FIELD clears it)")?;
+                Verb::Field {
+                    name: name.to_ascii_lowercase(),
+                    value: Some(value.trim().to_string()),
+                }
+            }
+            Action::UnsetField(Some(a)) => Verb::Field {
+                name: a.trim().to_ascii_lowercase(),
+                value: None,
+            },
+            Action::Stage(Some(a)) => match a.trim() {
+                "none" | "-" => Verb::Stage(None),
+                s => Verb::Stage(Some(s.to_ascii_lowercase())),
+            },
+            Action::Score(Some(a)) => Verb::Score(crate::fields::ScoreChange::parse(a)?),
             _ => return Ok(None),
         }))
     }
@@ -347,6 +380,10 @@ pub fn apply(
                 "#{conversation} split at message #{message}: the rest is #{new} (merge #{merge}; :unmerge {merge} takes it back)"
             )
         }
+        Verb::Field { .. } | Verb::Stage(_) | Verb::Score(_) => {
+            let contact = store.conversation(conversation)?.contact_id;
+            apply_contact(store, contact, verb, a, now)?
+        }
         Verb::Claim { link: false, value } => {
             let contact = store.conversation(conversation)?.contact_id;
             let claim = store.dismiss_claim(contact, value.as_deref(), a, now)?;
@@ -354,6 +391,41 @@ pub fn apply(
         }
     };
     Ok(Outcome::Done(msg))
+}
+
+/// Carry out a contact verb ([`Verb::Field`], [`Verb::Stage`], [`Verb::Score`]) on `contact`
+/// (`braid contact set|stage|score`, and the same verbs from a conversation). The text says
+/// what changed.
+pub fn apply_contact(
+    store: &mut Store,
+    contact: crate::model::ContactId,
+    verb: Verb,
+    agent: &str,
+    now: Millis,
+) -> anyhow::Result<String> {
+    let config = store.fields_config();
+    let show = |v: &Option<String>| match v {
+        Some(v) => crate::sanitize::for_terminal_line(v).into_owned(),
+        None => "(none)".to_string(),
+    };
+    let change = match verb {
+        Verb::Field { name, value } => {
+            store.set_contact_field(contact, &config, &name, value.as_deref(), agent, now)?
+        }
+        Verb::Stage(stage) => {
+            store.set_contact_stage(contact, &config, stage.as_deref(), agent, now)?
+        }
+        Verb::Score(by) => store.change_contact_score(contact, by, agent, now)?,
+        other => anyhow::bail!("'{}' is not a contact verb", other.name()),
+    };
+    let field = crate::sanitize::for_terminal_line(&change.field);
+    Ok(if !change.changed() {
+        format!("{field} is already {}", show(&change.new))
+    } else if change.new.is_none() {
+        format!("{field} cleared (was {})", show(&change.old))
+    } else {
+        format!("{field}: {} → {}", show(&change.old), show(&change.new))
+    })
 }
 
 /// "#12 is bob's: take it from bob and assign it to carol?"

@@ -26,8 +26,9 @@
 //! `{{contact.phone}}`, `{{agent.name}}`, `{{agent.first_name}}`, `{{conversation.id}}`,
 //! `{{conversation.channel}}`, with a default: `{{contact.first_name | default: "there"}}`. A
 //! variable that cannot be filled and has no default stays in the text as written and is
-//! reported ([`Rendered::missing`]): never a silent blank. The store keeps no custom contact
-//! fields yet, so there are none to fill.
+//! reported ([`Rendered::missing`]): never a silent blank. The contact's custom fields
+//! (`[[fields]]`) are variables too: `{{contact.plan}}`, `{{contact.renewal}}`, and its stage
+//! and score: `{{contact.stage}}`, `{{contact.score}}`.
 
 pub mod suggest;
 
@@ -179,13 +180,28 @@ impl Vars {
             .iter()
             .map(|i| (i.kind, i.value.clone()))
             .collect();
-        Ok(Vars::new(
+        let mut vars = Vars::new(
             &profile.contact.name,
             &ids,
             agent_name,
             conversation,
             channel,
-        ))
+        );
+        // The contact's custom fields (`{{contact.plan}}`), stage and score; never in place of
+        // a built-in variable.
+        for f in &profile.fields {
+            let key = format!("contact.{}", f.name);
+            if let Some(value) = &f.value
+                && vars.get(&key).is_none()
+            {
+                vars.set(&key, value);
+            }
+        }
+        if let Some(stage) = &profile.contact.stage {
+            vars.set("contact.stage", stage);
+        }
+        vars.set("contact.score", &profile.contact.lead_score.to_string());
+        Ok(vars)
     }
 }
 

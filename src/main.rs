@@ -82,7 +82,7 @@ enum Command {
     /// List contacts with their identities
     Contacts(cli::contacts::Args),
     /// One contact: merge, unmerge (exactly), the merges' provenance, identities,
-    /// duplicates, consent, GDPR export and forget
+    /// duplicates, consent, GDPR export and forget, fields, stage and score
     Contact(cli::contact::Args),
     /// Conversation OTHER (of the same person) joins conversation ID
     Join(cli::verb::JoinArgs),

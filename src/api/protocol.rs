@@ -600,6 +600,24 @@ pub enum Request {
         contact: ContactId,
         confirm: ContactId,
     },
+    /// A custom field, the stage or the lead score of a contact (`braid contact set|unset|
+    /// stage|score`): `verb` is one of `Verb::Field`, `Verb::Stage`, `Verb::Score`. Validated
+    /// against the workspace's `[[fields]]` / `[pipeline]`, audited `contact_updated`;
+    /// answered [`Response::Done`]. Role: agent.
+    ContactEdit {
+        contact: ContactId,
+        verb: crate::actions::Verb,
+    },
+    /// The pipeline (`g p`): contacts per stage, and a page of `stage`'s contacts (None: no
+    /// stage) by score, highest first, after the keyset `after` (score, contact). Scoped like
+    /// the other contact lists; answered [`Response::Pipeline`]. Role: viewer.
+    Pipeline {
+        #[serde(default)]
+        seq: u64,
+        stage: Option<String>,
+        after: Option<(i64, ContactId)>,
+        limit: usize,
+    },
 }
 
 /// What a [`Request::Contact`] does to its contact.
@@ -967,6 +985,8 @@ impl Request {
             Request::ConsentSet { .. } => "consent_set",
             Request::ContactExport { .. } => "contact_export",
             Request::ContactForget { .. } => "contact_forget",
+            Request::ContactEdit { .. } => "contact_edit",
+            Request::Pipeline { .. } => "pipeline",
         }
     }
 
@@ -1126,6 +1146,11 @@ pub enum Response {
     Suggestion {
         conversation: ConversationId,
         text: String,
+    },
+    /// The answer to [`Request::Pipeline`]: `seq` repeated.
+    Pipeline {
+        seq: u64,
+        pipeline: Box<crate::store::Pipeline>,
     },
     /// The answer to [`Request::Bulk`].
     Bulk(Box<crate::actions::BulkReport>),

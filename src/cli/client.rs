@@ -175,6 +175,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Counts { .. } => "counts",
         Response::Compose { .. } => "compose",
         Response::Done(_) => "done",
+        Response::Pipeline { .. } => "pipeline",
         Response::Confirm { .. } => "confirm",
         Response::Error(_) => "error",
         Response::Refused(_) => "refused",

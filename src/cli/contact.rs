@@ -77,6 +77,9 @@ pub enum Cmd {
     /// Consent, and the GDPR requests (export, forget)
     #[command(flatten)]
     Gdpr(super::gdpr::ContactCommand),
+    /// Custom fields, stage and score
+    #[command(flatten)]
+    Fields(super::fields::ContactCmd),
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -118,8 +121,10 @@ fn call(client: &Client, contact: ContactId, op: ContactOp) -> anyhow::Result<Co
 }
 
 pub fn run(g: &Globals, a: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
-    if let Cmd::Gdpr(c) = &a.command {
-        return super::gdpr::run(g, c, out);
+    match &a.command {
+        Cmd::Gdpr(c) => return super::gdpr::run(g, c, out),
+        Cmd::Fields(c) => return super::fields::run(g, c, out),
+        _ => {}
     }
     let (client, _config) = Client::open(g, "contact")?;
     match &a.command {
@@ -269,7 +274,7 @@ pub fn run(g: &Globals, a: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             }
             t.write(out)?;
         }
-        Cmd::Gdpr(_) => {}
+        Cmd::Gdpr(_) | Cmd::Fields(_) => {}
         Cmd::Dismiss { a, b } => {
             let other = contact_id(b)?;
             if let ContactAnswer::Done(line) = call(

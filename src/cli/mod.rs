@@ -18,6 +18,7 @@ pub mod connect;
 pub mod contact;
 pub mod contacts;
 pub mod demo;
+pub mod fields;
 pub mod fmt;
 pub mod gdpr;
 pub mod import;

@@ -131,6 +131,52 @@ pub fn fields_config() -> crate::fields::FieldsConfig {
     }
 }
 
+/// The most demo contacts given a plan, a stage and a score (the pipeline shows them).
+const FIELD_CONTACTS: usize = 400;
+
+/// Give the first demo contacts a plan, a renewal date, a stage and a score, spread so that
+/// `g p` and the profile show something on the first run (seeded as history: no events).
+fn seed_fields(store: &mut Store, now: Millis) -> anyhow::Result<()> {
+    let contacts = store.contacts_page(None, FIELD_CONTACTS)?;
+    let stages = [
+        "lead",
+        "lead",
+        "qualified",
+        "customer",
+        "customer",
+        "churned",
+    ];
+    let plans = ["free", "free", "pro", "enterprise"];
+    let day = 86_400_000;
+    let rows: Vec<crate::store::fields::DemoFields> = contacts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 5 != 4)
+        .map(|(i, c)| {
+            let stage = stages[(i * 7) % stages.len()];
+            let mut fields = vec![("plan".to_string(), plans[(i * 3) % plans.len()].to_string())];
+            if stage == "customer" {
+                let t = now + ((i as i64 * 13) % 300 + 5) * day;
+                let d = time::OffsetDateTime::from_unix_timestamp(t / 1000)
+                    .map(|t| t.date())
+                    .unwrap_or(time::Date::MIN);
+                fields.push((
+                    "renewal".into(),
+                    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()),
+                ));
+            }
+            crate::store::fields::DemoFields {
+                contact: c.id,
+                stage: stage.to_string(),
+                score: ((i * 37) % 90) as i64 - 10,
+                fields,
+            }
+        })
+        .collect();
+    store.seed_demo_fields(&fields_config(), &rows, now)?;
+    Ok(())
+}
+
 /// The demo workspace's business hours and SLA policies: the support desk works long
 /// weekdays and Saturday mornings (UTC), so a deadline set late on Friday falls due on
 /// Saturday; VIPs get a 30-minute first response. The rules apply them.
@@ -384,6 +430,7 @@ pub(crate) fn generate_with(
     let restored = store.end_bulk_load(load);
     let (contacts, conversations, messages) = played?;
     restored?;
+    seed_fields(store, now)?;
     Ok(GenerateReport {
         contacts,
         conversations,

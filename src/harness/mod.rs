@@ -233,6 +233,8 @@ mod consent_tests;
 #[cfg(test)]
 mod contacts_tests;
 #[cfg(test)]
+mod fields_tests;
+#[cfg(test)]
 mod reports_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

@@ -31,6 +31,12 @@ pub struct Facts {
     pub business_hours: Option<bool>,
     /// The score the customer gave the conversation's satisfaction survey (None: none yet).
     pub csat: Option<i64>,
+    /// The contact's lifecycle stage (None: none yet).
+    pub stage: Option<String>,
+    /// The contact's lead score.
+    pub score: i64,
+    /// The contact's custom field values (name, value).
+    pub fields: Vec<(String, String)>,
     pub now: Millis,
 }
 
@@ -254,6 +260,31 @@ fn check(c: &Cond, f: &Facts) -> Explained {
                     .unwrap_or_else(|| "not answered".into())
             ),
         ),
+        Cond::Stage(v) => {
+            let is = f.stage.as_deref().unwrap_or("none");
+            ex(
+                v.iter().any(|s| s == is),
+                format!("stage {} (is {is})", v.join("|")),
+            )
+        }
+        Cond::Score(cmp, n) => ex(
+            cmp.holds(f.score, *n),
+            format!("score {} {n} (is {})", cmp.as_str(), f.score),
+        ),
+        Cond::Field { name, values } => {
+            let is = f
+                .fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str());
+            ex(
+                values.iter().any(|v| match is {
+                    Some(x) => x.eq_ignore_ascii_case(v),
+                    None => v == "none",
+                }),
+                format!("{name} {} (is {})", values.join("|"), is.unwrap_or("unset")),
+            )
+        }
         Cond::Waiting(cmp, ms) => {
             let waited = f.waiting_since.map(|t| f.now - t).unwrap_or(0);
             ex(

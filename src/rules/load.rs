@@ -12,6 +12,8 @@ use toml::{Spanned, Value};
 /// What names a rule may refer to (the workspace's), for checking; empty lists check nothing.
 #[derive(Debug, Clone, Default)]
 pub struct Known {
+    /// The workspace's fields and stages (None: not checked).
+    pub fields: Option<crate::fields::FieldsConfig>,
     pub agents: Vec<String>,
     pub teams: Vec<String>,
     pub sla: Vec<String>,
@@ -350,7 +352,7 @@ fn comparison(v: &Value, what: &str, duration: bool) -> Result<(Cmp, i64), Strin
 
 const COND_KEYS: &str = "channel, account, team, status, priority, assignee, vip, tag, no_tag, \
      contact_name, domain, words, phrase, regex, business_hours, earlier_conversations, \
-     since_last_reply, waiting, csat, csat_below, not, all, any";
+     since_last_reply, waiting, csat, csat_below, stage, score, field, not, all, any";
 
 fn cond(v: &Value, depth: usize, known: &Known) -> Result<Cond, String> {
     let Value::Table(t) = v else {
@@ -464,6 +466,41 @@ fn cond(v: &Value, depth: usize, known: &Known) -> Result<Cond, String> {
                 .ok_or("csat_below: a score 2 to 5 (csat_below = 3 matches 1 and 2)")?;
             Cond::CsatBelow(n)
         }
+        "stage" => {
+            let st: Vec<String> = strings(v, "stage")?
+                .into_iter()
+                .map(|s| s.to_ascii_lowercase())
+                .collect();
+            if let Some(f) = &known.fields {
+                check_names(&st, &f.stages, "stage")?;
+            }
+            Cond::Stage(st)
+        }
+        "score" => {
+            let (c, n) = comparison(v, "score", false)?;
+            Cond::Score(c, n)
+        }
+        "field" => {
+            let Value::Table(ft) = v else {
+                return Err("field: a table like { plan = [\"pro\", \"enterprise\"] }".into());
+            };
+            let (Some((name, vals)), 1) = (ft.iter().next(), ft.len()) else {
+                return Err("field: one field per condition, like { plan = \"pro\" }".into());
+            };
+            let values = strings(vals, "field")?;
+            if let Some(f) = &known.fields {
+                let def = f.require(name)?;
+                for x in &values {
+                    if x != "none" {
+                        def.validate(x)?;
+                    }
+                }
+            }
+            Cond::Field {
+                name: name.to_ascii_lowercase(),
+                values,
+            }
+        }
         "not" => Cond::Not(Box::new(cond(v, depth, known)?)),
         "all" | "any" => {
             if depth >= 1 {
@@ -500,7 +537,8 @@ fn tags(v: &Value, what: &str) -> Result<Vec<String>, String> {
 }
 
 const ACTION_KEYS: &str = "assign, assign_team (+ strategy), team, priority, tag, untag, snooze, \
-     status, resolve, vip, note, reply, task, notify (+ message), sla";
+     status, resolve, vip, note, reply, task, notify (+ message), sla, set_field (+ value), \
+     set_stage, add_score";
 
 fn action(v: &Value, known: &Known) -> Result<Action, String> {
     let Value::Table(t) = v else {
@@ -559,6 +597,9 @@ fn action(v: &Value, known: &Known) -> Result<Action, String> {
         "task",
         "notify",
         "sla",
+        "set_field",
+        "set_stage",
+        "add_score",
     ]
     .into_iter()
     .find(|k| t.contains_key(*k))
@@ -771,6 +812,45 @@ fn action(v: &Value, known: &Known) -> Result<Action, String> {
                 ));
             }
             Action::Sla(p)
+        }
+        "set_field" => {
+            only(&["set_field", "value"])?;
+            let name = s("set_field")?.to_ascii_lowercase();
+            let value = match t.get("value") {
+                None => None,
+                Some(Value::String(x)) => Some(x.trim().to_string()),
+                Some(Value::Integer(n)) => Some(n.to_string()),
+                Some(Value::Float(n)) => Some(n.to_string()),
+                Some(_) => {
+                    return Err(
+                        "set_field: value is a string (leave it out to clear the field)".into(),
+                    );
+                }
+            };
+            if let Some(f) = &known.fields {
+                let def = f.require(&name)?;
+                if let Some(v) = &value {
+                    def.validate(v)?;
+                }
+            }
+            Action::SetField { name, value }
+        }
+        "set_stage" => {
+            only(&["set_stage"])?;
+            let st = s("set_stage")?.to_ascii_lowercase();
+            if let Some(f) = &known.fields {
+                f.require_stage(&st)?;
+            }
+            Action::SetStage(st)
+        }
+        "add_score" => {
+            only(&["add_score"])?;
+            let n = t
+                .get("add_score")
+                .and_then(Value::as_integer)
+                .filter(|n| n.abs() <= crate::fields::MAX_SCORE)
+                .ok_or("add_score: a whole number, e.g. 10 or -5")?;
+            Action::AddScore(n)
         }
         _ => return Err(format!("unknown action (actions: {ACTION_KEYS})")),
     })

@@ -202,6 +202,16 @@ pub enum Cond {
     Csat(Vec<i64>),
     /// The conversation's survey was answered with a score below this.
     CsatBelow(i64),
+    /// The contact is at one of these stages (`"none"`: no stage yet).
+    Stage(Vec<String>),
+    /// The contact's lead score compares so.
+    Score(Cmp, i64),
+    /// The contact's custom field holds one of these values (case-insensitive; `"none"`:
+    /// unset).
+    Field {
+        name: String,
+        values: Vec<String>,
+    },
     Not(Box<Cond>),
     All(Vec<Cond>),
     Any(Vec<Cond>),
@@ -274,6 +284,15 @@ pub enum Action {
     },
     /// Put the conversation under an SLA policy.
     Sla(String),
+    /// Set (None: clear) a custom field of the contact.
+    SetField {
+        name: String,
+        value: Option<String>,
+    },
+    /// Move the contact to a stage.
+    SetStage(String),
+    /// Add to the contact's lead score (negative: take away).
+    AddScore(i64),
 }
 
 impl Action {
@@ -324,6 +343,14 @@ impl Action {
                 Who::Assignee => "notify the assignee".into(),
             },
             Action::Sla(p) => format!("apply SLA {p}"),
+            Action::SetField {
+                name,
+                value: Some(v),
+            } => format!("set {name} to {v}"),
+            Action::SetField { name, value: None } => format!("clear {name}"),
+            Action::SetStage(s) => format!("move the contact to stage {s}"),
+            Action::AddScore(n) if *n >= 0 => format!("add {n} to the lead score"),
+            Action::AddScore(n) => format!("take {} from the lead score", -n),
         }
     }
 }

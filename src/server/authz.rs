@@ -89,6 +89,11 @@ pub fn needed_role(req: &Request) -> Role {
         // scope would give a partial answer to a subject access request) and forgetting
         // cannot be undone: admins only.
         Request::ContactExport { .. } | Request::ContactForget { .. } => Role::Admin,
+        // A contact's fields, stage and score: an agent's work, like tags (scoped to the
+        // contacts the agent sees).
+        Request::ContactEdit { .. } => Role::Agent,
+        // Reading: the store connection's scope limits it to the agent's teams' contacts.
+        Request::Pipeline { .. } => Role::Viewer,
         Request::Post { post, .. } => needed_role(&Request::Write {
             conversation: crate::model::ConversationId(0),
             contact: crate::model::ContactId(0),

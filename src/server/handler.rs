@@ -802,6 +802,22 @@ fn run(store: &mut Store, who: &Identity, req: Request) -> anyhow::Result<Respon
                 "contact #{contact} forgotten: identities deleted, {n} messages blanked; report counts kept"
             ))
         }
+        Request::Pipeline {
+            seq,
+            stage,
+            after,
+            limit,
+        } => Response::Pipeline {
+            seq,
+            pipeline: Box::new(store.pipeline(stage.as_deref(), after, limit.min(500))?),
+        },
+        Request::ContactEdit { contact, verb } => Response::Done(crate::actions::apply_contact(
+            store,
+            contact,
+            verb,
+            &agent,
+            now_millis(),
+        )?),
     })
 }
 

@@ -103,6 +103,8 @@ pub(crate) struct Shared {
     pub shown: Mutex<std::collections::HashMap<(String, crate::model::ConversationId), EventId>>,
     /// The workflow rules and their files.
     pub rules: rules::RulesState,
+    /// `[[fields]]` and `[pipeline]`, handed to every store connection.
+    pub fields: Arc<crate::fields::FieldsConfig>,
     /// The workspace's canned replies (`templates/` beside the config), read again on change.
     pub canned: crate::canned::Folder,
     /// The `[[webhooks]]` endpoints, their secrets read ([`webhooks`]).
@@ -115,7 +117,9 @@ impl Shared {
         if let Some(s) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
             return Ok(s);
         }
-        Store::open(&self.db_path)
+        let mut s = Store::open(&self.db_path)?;
+        s.set_fields_config(Arc::clone(&self.fields));
+        Ok(s)
     }
 
     pub fn give_store(&self, store: Store) {
@@ -273,8 +277,12 @@ pub async fn start(opts: ServerOptions) -> anyhow::Result<ServerHandle> {
         &config.workspace.webhooks,
         crate::webhooks::Backoff::default(),
     ));
+    let fields = Arc::new(config.workspace.fields.clone());
+    let mut store = store;
+    store.set_fields_config(Arc::clone(&fields));
     let shared = Arc::new(Shared {
         webhooks: Arc::clone(&hooks),
+        fields,
         canned,
         rules: rules_state,
         notify: notify_tx,

@@ -126,6 +126,7 @@ fn load(source: &RulesSource, known: &Known) -> Result<(RuleSet, Stamp), String>
 /// The names rules may use, from the workspace config.
 pub fn known(config: &crate::config::Config) -> Known {
     Known {
+        fields: Some(config.workspace.fields.clone()),
         agents: config
             .workspace
             .agents
@@ -450,6 +451,16 @@ pub fn plan(
                     what,
                     run: Arc::new(move |tx, _conv, actor, at| {
                         tx.create_task(&task, actor, at).map(|_| ())
+                    }),
+                });
+            }
+            Action::SetField { .. } | Action::SetStage(_) | Action::AddScore(_) => {
+                let fields = Arc::new(cx.config.workspace.fields.clone());
+                let act = a.clone();
+                ops.push(RuleOp::Other {
+                    what: a.describe(),
+                    run: Arc::new(move |tx, conv, actor, at| {
+                        tx.rule_contact_edit(conv, &fields, &act, actor, at)
                     }),
                 });
             }
@@ -826,6 +837,22 @@ fn message_facts(
         waiting_since: Some(now),
         business_hours: None,
         csat: None,
+        stage: match contact {
+            Some(c) => store.contact(c)?.stage,
+            None => None,
+        },
+        score: match contact {
+            Some(c) => store.contact(c)?.lead_score,
+            None => 0,
+        },
+        fields: match contact {
+            Some(c) => store
+                .contact_fields(c)?
+                .into_iter()
+                .map(|v| (v.name, v.value))
+                .collect(),
+            None => Vec::new(),
+        },
         now,
     })
 }
@@ -1002,6 +1029,92 @@ actions = [{ priority = "high" }]
         let c = ingest(&mut s, &msg("y", "y@e.com", "Hi", "refund", now));
         run_events(&mut s, &rs, &cx).unwrap();
         assert_eq!(s.conversation(c).unwrap().assignee.as_deref(), Some("dana"));
+    }
+
+    /// Rules read and change the contact's fields, stage and score: `add_score` and
+    /// `set_field` on a pricing question, then `set_stage` once the score and the plan say
+    /// so; the changes are audited as the rule; bad names and values fail the load.
+    #[test]
+    fn rules_score_contacts_and_move_them_through_the_pipeline() {
+        let mut s = store();
+        let cfg = config();
+        let cx = cx(&cfg, Vec::new());
+        let rs = set(r#"
+[[rules]]
+id = "pricing"
+name = "Pricing interest"
+on = "message_received"
+all = [{ words = ["pricing"] }]
+actions = [{ add_score = 10 }, { set_field = "plan", value = "pro" }]
+
+[[rules]]
+id = "qualify"
+name = "Qualify hot leads"
+on = "message_received"
+all = [{ score = ">= 10" }, { field = { plan = ["pro", "enterprise"] } }, { stage = "none" }]
+actions = [{ set_stage = "qualified" }, { add_score = -1 }]
+"#);
+        let now = crate::model::now_millis();
+        let c = ingest(
+            &mut s,
+            &msg(
+                "p1",
+                "lead@example.com",
+                "Hi",
+                "your pricing?",
+                now - 60_000,
+            ),
+        );
+        run_events(&mut s, &rs, &cx).unwrap();
+        let contact = s.conversation(c).unwrap().contact_id;
+        // The rules run in order, each on the facts as the one before left them.
+        let row = s.contact(contact).unwrap();
+        assert_eq!(
+            (row.stage.as_deref(), row.lead_score),
+            (Some("qualified"), 9)
+        );
+        assert_eq!(
+            crate::store::fields::contact_field_for_tests(&s, contact, "plan").as_deref(),
+            Some("pro")
+        );
+        // Qualified now: the rule does not fire again.
+        ingest(
+            &mut s,
+            &msg("p3", "lead@example.com", "Re: Hi", "ok", now - 40_000),
+        );
+        run_events(&mut s, &rs, &cx).unwrap();
+        assert_eq!(s.contact(contact).unwrap().lead_score, 9);
+        let actors = s
+            .events_since(crate::model::EventId(0), 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "contact_updated")
+            .map(|e| e.actor)
+            .collect::<Vec<_>>();
+        assert!(
+            actors.len() == 4 && actors.iter().all(|a| a.starts_with("rule:")),
+            "{actors:?}"
+        );
+        let k = known(&config());
+        for (bad, says) in [
+            (r#"{ set_stage = "won" }"#, "lead, qualified"),
+            (
+                r#"{ set_field = "plan", value = "gold" }"#,
+                "free, pro, enterprise",
+            ),
+            (r#"{ set_field = "colour", value = "red" }"#, "plan"),
+            (r#"{ add_score = "lots" }"#, "whole number"),
+        ] {
+            let text = format!(
+                "[[rules]]\nid = \"x\"\nname = \"x\"\non = \"message_received\"\nactions = [{bad}]\n"
+            );
+            let e = rules::load_str(&text, "rules.toml", &k)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let text = "[[rules]]\nid = \"x\"\nname = \"x\"\non = \"message_received\"\nall = [{ stage = \"won\" }]\nactions = [{ tag = \"t\" }]\n";
+        assert!(rules::load_str(text, "rules.toml", &k).is_err());
     }
 
     /// A low survey score triggers a rule (`csat_answered` with `csat_below`): tagged,

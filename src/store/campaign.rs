@@ -1,5 +1,5 @@
 //! Campaigns in the store: runs, per-contact enrolments and sends (tables of
-//! `V14_CAMPAIGN`).
+//! `V18`).
 //!
 //! - [`Store::campaign_dry_run`]: who the segment takes, on which channel, who is excluded
 //!   and why (consent, no reachable identity, WhatsApp without a template, already enrolled,

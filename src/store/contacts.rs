@@ -60,6 +60,17 @@ pub struct ContactProfile {
     /// The contact's consent: marketing / everything opted out, and the history.
     #[serde(default)]
     pub consent: super::consent::ContactConsent,
+    /// The custom fields: every configured one (value None: unset), then stored values of
+    /// fields no longer configured.
+    #[serde(default)]
+    pub fields: Vec<super::fields::ProfileField>,
+    /// Whether the stage is one the config still lists (false: shown "(not in config)").
+    #[serde(default = "yes")]
+    pub stage_configured: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The most survey answers a profile carries.
@@ -316,7 +327,14 @@ impl Store {
             )?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?
         };
+        let fields = super::fields::profile_fields(conn, &self.fields, id)?;
+        let stage_configured = contact
+            .stage
+            .as_ref()
+            .is_none_or(|s| self.fields.stages.contains(s));
         Ok(ContactProfile {
+            fields,
+            stage_configured,
             first_seen: first_msg
                 .unwrap_or(contact.created_at)
                 .min(contact.created_at),

@@ -20,6 +20,49 @@ pub struct FieldValue {
     pub updated_by: String,
 }
 
+/// A field as the profile shows it: every configured field (in config order, `value` None when
+/// unset), then values of fields no longer in the config (`configured` false: shown "(not in
+/// config)").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileField {
+    pub name: String,
+    pub label: String,
+    pub value: Option<String>,
+    pub configured: bool,
+}
+
+/// The profile's field list for `contact` (see [`ProfileField`]).
+pub(crate) fn profile_fields(
+    conn: &Connection,
+    config: &FieldsConfig,
+    contact: ContactId,
+) -> Result<Vec<ProfileField>> {
+    let mut stored = contact_fields(conn, contact)?;
+    let mut out: Vec<ProfileField> = config
+        .fields
+        .iter()
+        .map(|d| {
+            let value = stored
+                .iter()
+                .position(|v| v.name == d.name)
+                .map(|i| stored.remove(i).value);
+            ProfileField {
+                name: d.name.clone(),
+                label: d.label().to_string(),
+                value,
+                configured: true,
+            }
+        })
+        .collect();
+    out.extend(stored.into_iter().map(|v| ProfileField {
+        label: v.name.clone(),
+        name: v.name,
+        value: Some(v.value),
+        configured: false,
+    }));
+    Ok(out)
+}
+
 /// What a write changed (old/new None: unset).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {
@@ -47,6 +90,16 @@ pub(crate) fn contact_field(
         .prepare_cached("SELECT value FROM contact_fields WHERE contact_id = ?1 AND name = ?2")?
         .query_row((contact, name), |r| r.get(0))
         .optional()?)
+}
+
+/// [`contact_field`] for tests outside the store.
+#[cfg(test)]
+pub(crate) fn contact_field_for_tests(
+    store: &Store,
+    contact: ContactId,
+    name: &str,
+) -> Option<String> {
+    contact_field(store.conn(), contact, name).ok().flatten()
 }
 
 /// Every stored field value of a contact, by name (those no longer configured too).
@@ -224,7 +277,199 @@ pub(crate) fn change_score_tx(
     Ok(change)
 }
 
+impl super::Tx<'_> {
+    /// A rule's `set_field`, `set_stage` or `add_score` on the contact of `conv`, inside the
+    /// rule's transaction (validated like an agent's edit; audited with the rule as actor).
+    pub fn rule_contact_edit(
+        &self,
+        conv: crate::model::ConversationId,
+        config: &FieldsConfig,
+        action: &crate::rules::Action,
+        actor: &str,
+        at: Millis,
+    ) -> Result<()> {
+        use crate::rules::Action;
+        let conn = self.conn();
+        let contact: ContactId = conn
+            .prepare_cached("SELECT contact_id FROM conversations WHERE id = ?1")?
+            .query_row([conv], |r| r.get(0))
+            .optional()?
+            .ok_or(StoreError::NoConversation(conv.0))?;
+        match action {
+            Action::SetField { name, value } => match (config.field(name), value) {
+                (Some(def), v) => {
+                    set_field_tx(conn, contact, def, v.as_deref(), actor, at)?;
+                }
+                (None, None) => {
+                    unset_field_tx(conn, contact, name, actor, at)?;
+                }
+                (None, Some(_)) => {
+                    return Err(StoreError::Invalid(
+                        config.require(name).err().unwrap_or_default(),
+                    ));
+                }
+            },
+            Action::SetStage(s) => {
+                set_stage_tx(conn, contact, config, Some(s), actor, at)?;
+            }
+            Action::AddScore(n) => {
+                change_score_tx(conn, contact, ScoreChange::Add(*n), actor, at)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The pipeline: how many contacts each stage holds (config order, then stages no longer
+/// configured, then `None`: no stage), and one page of a stage's contacts by score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pipeline {
+    pub counts: Vec<(Option<String>, i64)>,
+    pub stage: Option<String>,
+    pub rows: Vec<PipelineRow>,
+    /// Pass as `after` for the next page (None: this was the last).
+    pub next: Option<(i64, ContactId)>,
+}
+
+/// A contact in the pipeline view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineRow {
+    pub contact: ContactId,
+    pub name: String,
+    pub score: i64,
+    pub last_seen: Millis,
+    /// The contact's newest conversation (Enter opens it).
+    pub conversation: Option<crate::model::ConversationId>,
+}
+
+/// One demo contact's fields, stage and score (see [`Store::seed_demo_fields`]).
+pub struct DemoFields {
+    pub contact: ContactId,
+    pub stage: String,
+    pub score: i64,
+    pub fields: Vec<(String, String)>,
+}
+
 impl Store {
+    /// Counts per stage and the contacts of `stage` (None: those with no stage) by score,
+    /// highest first, after the keyset `(score, id)`, at most `limit`; merged contacts left
+    /// out, and for a restricted scope the contacts with no conversation in it.
+    pub fn pipeline(
+        &self,
+        stage: Option<&str>,
+        after: Option<(i64, ContactId)>,
+        limit: usize,
+    ) -> Result<Pipeline> {
+        let scope = if self.scoped() {
+            format!(
+                " AND EXISTS (SELECT 1 FROM conversations c WHERE c.contact_id = contacts.id{})",
+                scope::AND_COND
+            )
+        } else {
+            String::new()
+        };
+        let conn = self.conn();
+        let mut found: Vec<(Option<String>, i64)> = {
+            let mut st = conn.prepare_cached(&format!(
+                "SELECT stage, count(*) FROM contacts WHERE merged_into IS NULL{scope}
+                 GROUP BY stage"
+            ))?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let mut counts: Vec<(Option<String>, i64)> = Vec::new();
+        for s in &self.fields.stages {
+            let n = found
+                .iter()
+                .position(|(x, _)| x.as_deref() == Some(s.as_str()))
+                .map(|i| found.remove(i).1)
+                .unwrap_or(0);
+            counts.push((Some(s.clone()), n));
+        }
+        found.sort_by(|a, b| b.0.is_some().cmp(&a.0.is_some()).then(a.0.cmp(&b.0)));
+        counts.extend(found);
+        let (score, id) = after.unwrap_or((i64::MAX, ContactId(0)));
+        let stage_cond = if stage.is_some() {
+            "stage = ?1"
+        } else {
+            "stage IS NULL AND ?1 IS NULL"
+        };
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT id, name, lead_score, last_seen,
+                (SELECT c.id FROM conversations c WHERE c.contact_id = contacts.id
+                 ORDER BY c.last_activity DESC LIMIT 1)
+             FROM contacts
+             WHERE {stage_cond} AND merged_into IS NULL{scope}
+               AND (lead_score < ?2 OR (lead_score = ?2 AND id > ?3))
+             ORDER BY lead_score DESC, id LIMIT ?4"
+        ))?;
+        let rows: Vec<PipelineRow> = st
+            .query_map((stage, score, id, limit as i64 + 1), |r| {
+                Ok(PipelineRow {
+                    contact: r.get(0)?,
+                    name: r.get(1)?,
+                    score: r.get(2)?,
+                    last_seen: r.get(3)?,
+                    conversation: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut rows = rows;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|r| (r.score, r.contact))
+        } else {
+            None
+        };
+        Ok(Pipeline {
+            counts,
+            stage: stage.map(str::to_string),
+            rows,
+            next,
+        })
+    }
+
+    /// The demo generator's fields, stages and scores, in one transaction, validated, with no
+    /// events (they are the demo's history, not anyone's edit).
+    pub fn seed_demo_fields(
+        &mut self,
+        config: &FieldsConfig,
+        rows: &[DemoFields],
+        at: Millis,
+    ) -> Result<()> {
+        self.write_with(|tx| {
+            for r in rows {
+                let stage = config
+                    .require_stage(&r.stage)
+                    .map_err(StoreError::Invalid)?;
+                tx.prepare_cached("UPDATE contacts SET stage = ?2, lead_score = ?3 WHERE id = ?1")?
+                    .execute((r.contact, stage, r.score))?;
+                for (name, value) in &r.fields {
+                    let def = config.require(name).map_err(StoreError::Invalid)?;
+                    let v = def.validate(value).map_err(StoreError::Invalid)?;
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO contact_fields
+                            (contact_id, name, value, num, updated_at, updated_by)
+                         VALUES (?1, ?2, ?3, ?4, ?5, 'demo')",
+                    )?
+                    .execute((r.contact, name, &v, def.sort_key(&v), at))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The workspace's `[[fields]]` and `[pipeline]` this connection validates writes and reads
+    /// `NAME:VALUE` searches against (the server sets it on every connection it hands out).
+    pub fn set_fields_config(&mut self, config: std::sync::Arc<FieldsConfig>) {
+        self.fields = config;
+    }
+
+    pub fn fields_config(&self) -> std::sync::Arc<FieldsConfig> {
+        std::sync::Arc::clone(&self.fields)
+    }
+
     /// A contact's stored field values (see [`contact_fields`]), scope checked.
     pub fn contact_fields(&self, contact: ContactId) -> Result<Vec<FieldValue>> {
         let contact = live_contact(self.conn(), contact)?;

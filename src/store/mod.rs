@@ -51,7 +51,7 @@ pub use csat::{CsatOutcome, CsatPass, CsatRow};
 pub use duplicates::{DuplicatePair, DuplicateReason};
 pub use email::EmailThreadRefs;
 pub use events::{Change, EventKind, EventRefs, EventRow};
-pub use fields::{FieldChange, FieldValue};
+pub use fields::{FieldChange, FieldValue, Pipeline, PipelineRow, ProfileField};
 pub use merges::{MergeKind, MergePlan, MergeRow, Unmerged};
 pub use messages::{AttachmentSource, MessageRow, TimelineCursor, is_automated};
 pub use notifications::{
@@ -129,6 +129,8 @@ pub struct Store {
     path: Option<PathBuf>,
     /// What this connection's reads and writes may touch (see [`Scope`]).
     scope: Scope,
+    /// The workspace's contact fields and stages (see [`Store::set_fields_config`]).
+    fields: std::sync::Arc<crate::fields::FieldsConfig>,
 }
 
 impl Store {
@@ -167,6 +169,7 @@ impl Store {
             conn,
             path: Some(path.to_path_buf()),
             scope: Scope::default(),
+            fields: Default::default(),
         };
         store.configure(true)?;
         store.migrate()?;
@@ -180,6 +183,7 @@ impl Store {
             conn,
             path: None,
             scope: Scope::default(),
+            fields: Default::default(),
         };
         store.configure(false)?;
         store.migrate()?;

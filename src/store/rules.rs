@@ -565,6 +565,11 @@ pub(crate) fn rule_facts(
             "SELECT count(*) FROM conversations WHERE contact_id = ?1 AND created_at < ?2",
         )?
         .query_row((contact, created), |r| r.get(0))?;
+    let (stage, score) = super::fields::stage_and_score(conn, contact)?;
+    let fields: Vec<(String, String)> = super::fields::contact_fields(conn, contact)?
+        .into_iter()
+        .map(|v| (v.name, v.value))
+        .collect();
     let csat: Option<i64> = conn
         .prepare_cached("SELECT score FROM csat WHERE conversation_id = ?1")?
         .query_row([conv], |r| r.get(0))
@@ -588,6 +593,9 @@ pub(crate) fn rule_facts(
         waiting_since: waiting,
         business_hours: None,
         csat,
+        stage,
+        score,
+        fields,
         now,
     })
 }

@@ -4,24 +4,7 @@
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
-    V1,
-    V2,
-    V3,
-    V4,
-    V5,
-    V6,
-    V7,
-    V8,
-    V9,
-    V10,
-    V11,
-    V12,
-    V13,
-    V14,
-    V15,
-    V14_CONSENT,
-    V14_FIELDS,
-    V14_CAMPAIGN,
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16, V17, V18,
 ];
 
 /// The schema version this build writes.
@@ -607,7 +590,7 @@ CREATE TABLE report_state (
 );
 "#;
 
-/// CSAT (renumbered by the lead when merged): one survey per conversation, ever.
+/// Version 13: CSAT: one survey per conversation, ever.
 /// - `csat`: the row is written when the survey is decided (in the transaction that queues
 ///   its message), so a conversation resolved again, or a server restarted, never sends a
 ///   second one. `message_id`: the survey message (NULL: none went out, `skipped` says why,
@@ -703,7 +686,7 @@ CREATE INDEX webhook_due ON webhook_deliveries(endpoint, next_at, id)
 CREATE INDEX webhook_state ON webhook_deliveries(endpoint, state);
 "#;
 
-/// Consent per contact and purpose (renumbered by the lead when merged).
+/// Version 16: consent per contact and purpose.
 /// - `contact_consent`: one state per contact and purpose (`marketing`, `transactional`: an
 ///   opt-out of transactional messages is an opt-out of everything). No row: never said,
 ///   allowed. `channel` / `source`: where and how the newest change came.
@@ -719,7 +702,7 @@ CREATE INDEX webhook_state ON webhook_deliveries(endpoint, state);
 ///
 /// The per-channel `consent` table (V10) stays: an SMS STOP is a carrier-enforced stop of
 /// every SMS to that number, whatever the purpose.
-pub const V14_CONSENT: &str = r#"
+pub const V16: &str = r#"
 CREATE TABLE contact_consent (
     contact_id INTEGER NOT NULL,
     purpose    TEXT NOT NULL,
@@ -772,11 +755,11 @@ WHEN NOT (new.data IS '{"forgotten":true}' AND new.id = old.id AND new.at = old.
 END;
 "#;
 
-/// Campaigns (drip sequences, see `store/campaign.rs`): a run per start; one enrolment per
+/// Version 18: campaigns (drip sequences, see `store/campaign.rs`): a run per start; one enrolment per
 /// contact and run (`state`: active, done, left (reason `replied`), excluded / failed (reason),
 /// stopped; `step`: the next step; `next_at`: when it is due); one row per step queued, with
 /// the slot the channel's pace gave it (`slot_at`, the outbox send time).
-pub const V14_CAMPAIGN: &str = r#"
+pub const V18: &str = r#"
 CREATE TABLE campaign_runs (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -816,14 +799,14 @@ CREATE INDEX campaign_sends_chat ON campaign_sends(channel, recipient, slot_at);
 CREATE INDEX campaign_sends_run ON campaign_sends(run_id, step);
 "#;
 
-/// Contact fields, lifecycle stage and lead score (renumbered by the lead when merged).
+/// Version 17: contact fields, lifecycle stage and lead score.
 /// - `contact_fields`: one value per contact and configured field name (`crate::fields`
 ///   validates it before it is written). `num`: the typed sort key (a number field's number, a
 ///   date field's day number) so `score:>10`-style comparisons use an index; NULL for text and
 ///   choices. A field removed from the config keeps its stored values.
 /// - `contacts.stage`: the lifecycle stage (NULL: none yet); `contacts.lead_score`: the score
 ///   rules and agents adjust.
-pub const V14_FIELDS: &str = r#"
+pub const V17: &str = r#"
 CREATE TABLE contact_fields (
     contact_id  INTEGER NOT NULL REFERENCES contacts(id),
     name        TEXT NOT NULL,

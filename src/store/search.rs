@@ -45,6 +45,64 @@ pub struct SearchQuery {
     pub conversation: Option<ConversationId>,
     /// `team:NAME` (Some(Some)), `team:none` (Some(None)): the conversation's team.
     pub team: Option<Option<String>>,
+    /// `NAME:VALUE`, `NAME:>N`...: a custom field of the contact (see [`FieldFilter`]).
+    pub fields: Vec<FieldFilter>,
+    /// `stage:NAME` (Some(Some)), `stage:none` (Some(None)): the contact's lifecycle stage.
+    pub stage: Option<Option<String>>,
+    /// `score:N`, `score:>N`, `score:<=N`...: the contact's lead score.
+    pub score: Option<(FieldCmp, i64)>,
+}
+
+/// How a field filter compares: `plan:pro` is `Eq`; `>`, `>=`, `<`, `<=` go with number and
+/// date fields (and `score:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldCmp {
+    Eq,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl FieldCmp {
+    /// The comparison a value starts with, and the rest.
+    fn split(value: &str) -> (FieldCmp, &str) {
+        for (p, c) in [
+            (">=", FieldCmp::Ge),
+            ("<=", FieldCmp::Le),
+            (">", FieldCmp::Gt),
+            ("<", FieldCmp::Lt),
+            ("=", FieldCmp::Eq),
+        ] {
+            if let Some(rest) = value.strip_prefix(p) {
+                return (c, rest.trim());
+            }
+        }
+        (FieldCmp::Eq, value)
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            FieldCmp::Eq => "=",
+            FieldCmp::Gt => ">",
+            FieldCmp::Ge => ">=",
+            FieldCmp::Lt => "<",
+            FieldCmp::Le => "<=",
+        }
+    }
+}
+
+/// `NAME:VALUE` where NAME is no built-in key: a custom field, checked against the workspace's
+/// `[[fields]]` when the query runs (the client cannot know them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldFilter {
+    pub name: String,
+    pub cmp: FieldCmp,
+    /// As typed until the store checks it; then the stored form (`numeric`: the sort key).
+    pub value: String,
+    /// The value is a number field's number or a date field's day number, compared with the
+    /// stored sort key.
+    pub numeric: bool,
 }
 
 /// The most words and phrases a query may hold: each is a doclist FTS5 intersects.
@@ -55,7 +113,7 @@ pub const MAX_QUERY_CHARS: usize = 1000;
 /// The filter keys, as the error for an unknown one lists them.
 const KEYS: &str = "from:, channel:, is:in|out|note|vip, after:, before:, tag:, assignee:NAME|me|none, \
                     status:open|pending|snoozed|resolved, priority:low|normal|high|urgent, team:NAME|none, \
-                    conversation:ID";
+                    conversation:ID, stage:NAME|none, score:N|>N|<N";
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SearchHit {
@@ -113,9 +171,11 @@ impl SearchQuery {
             // `key:"several words"` is one filter value.
             let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
             let word = &rest[..end];
-            let keyed = word
-                .split_once(':')
-                .filter(|(key, _)| !key.is_empty() && key.chars().all(|c| c.is_ascii_alphabetic()));
+            // Field names (`[[fields]]`) may hold digits and `_` after the first letter.
+            let keyed = word.split_once(':').filter(|(key, _)| {
+                key.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
             let (word, filter) = match keyed {
                 Some((key, value)) if value.starts_with('"') => {
                     let inner = &rest[key.len() + 2..];
@@ -247,6 +307,38 @@ impl SearchQuery {
             }
             "status" => self.status = Some(value.parse().map_err(|e| format!("{e}"))?),
             "priority" | "prio" => self.priority = Some(value.parse().map_err(|e| format!("{e}"))?),
+            "stage" => {
+                self.stage = Some(match value.to_ascii_lowercase().as_str() {
+                    "none" | "-" => None,
+                    v => Some(v.to_string()),
+                })
+            }
+            "score" => {
+                let (cmp, n) = FieldCmp::split(value);
+                let n: i64 = n.parse().map_err(|_| {
+                    format!("score:{value}: use a whole number, e.g. score:>10, score:<=0, score:5")
+                })?;
+                self.score = Some((cmp, n));
+            }
+            _ if key.chars().all(|c| c.is_ascii_alphabetic())
+                || crate::fields::check_name(&lower).is_ok() =>
+            {
+                // A custom field, checked against the workspace's fields when it runs.
+                let (cmp, v) = if quoted {
+                    (FieldCmp::Eq, value)
+                } else {
+                    FieldCmp::split(value)
+                };
+                if v.is_empty() {
+                    return Err(format!("'{key}:{value}' needs a value to compare with"));
+                }
+                self.fields.push(FieldFilter {
+                    name: lower,
+                    cmp,
+                    value: v.to_string(),
+                    numeric: false,
+                });
+            }
             _ => {
                 return Err(format!(
                     "unknown filter '{key}:' (known: {KEYS}); to search for the text, put it in quotes: \"{key}:{value}\""
@@ -254,6 +346,68 @@ impl SearchQuery {
             }
         }
         Ok(())
+    }
+
+    /// The custom field filters checked against the workspace's fields: each names a
+    /// configured field, compares as its type allows, and holds its stored form. Err says
+    /// what is known or allowed.
+    pub fn check_fields(
+        &self,
+        config: &crate::fields::FieldsConfig,
+    ) -> std::result::Result<SearchQuery, String> {
+        let mut q = self.clone();
+        for f in &mut q.fields {
+            if f.numeric {
+                continue;
+            }
+            let Some(def) = config.field(&f.name) else {
+                let fields = if config.fields.is_empty() {
+                    "the workspace defines no fields".to_string()
+                } else {
+                    format!(
+                        "fields: {}",
+                        config
+                            .fields
+                            .iter()
+                            .map(|d| format!("{}:", d.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                return Err(format!(
+                    "unknown filter '{}:' (known: {KEYS}; {fields}); to search for the text, put it in quotes: \"{}:{}\"",
+                    f.name, f.name, f.value
+                ));
+            };
+            use crate::fields::FieldKind;
+            match (def.kind, f.cmp) {
+                (FieldKind::Number | FieldKind::Date, _) => {
+                    let stored = def.validate(&f.value)?;
+                    let key = def
+                        .sort_key(&stored)
+                        .ok_or_else(|| format!("{}:{}: cannot compare", f.name, f.value))?;
+                    f.value = key.to_string();
+                    f.numeric = true;
+                }
+                (FieldKind::Choice, FieldCmp::Eq) => f.value = def.validate(&f.value)?,
+                (FieldKind::Text, FieldCmp::Eq) => {}
+                (kind, _) => {
+                    return Err(format!(
+                        "{} is a {kind} field: search it with {}:VALUE (> and < go with number and date fields)",
+                        f.name, f.name
+                    ));
+                }
+            }
+        }
+        if let Some(Some(stage)) = &q.stage
+            && !config.stages.contains(stage)
+        {
+            return Err(format!(
+                "stage:{stage}: no such stage; stages: {} (or stage:none)",
+                config.stages.join(", ")
+            ));
+        }
+        Ok(q)
     }
 
     /// A filter on the conversation or the contact (not on the message itself).
@@ -265,6 +419,9 @@ impl SearchQuery {
             || self.vip
             || self.conversation.is_some()
             || self.team.is_some()
+            || !self.fields.is_empty()
+            || self.stage.is_some()
+            || self.score.is_some()
     }
 }
 
@@ -407,6 +564,13 @@ impl Store {
         if q.from.as_deref().is_some_and(|f| sender_term(f).is_none()) {
             return Ok(Vec::new());
         }
+        let checked;
+        let q = if q.fields.is_empty() && q.stage.is_none() {
+            q
+        } else {
+            checked = q.check_fields(&self.fields).map_err(StoreError::Invalid)?;
+            &checked
+        };
         let expr = search_expr(q);
         let dated = q.after.is_some() || q.before.is_some();
         let by_conversation = q.has_conversation_filter();
@@ -641,6 +805,7 @@ impl Store {
         q: &SearchQuery,
         limit: usize,
     ) -> Result<(Vec<super::QueueRow>, i64)> {
+        let q = &q.check_fields(&self.fields).map_err(StoreError::Invalid)?;
         let scope = self.scope_and();
         let (sql, params) =
             conversation_select(q, super::conversations::QUEUE_COLUMNS, true, scope);
@@ -829,6 +994,47 @@ fn conversation_conds(
         }
         Some(None) => conds.push("c.team IS NULL".into()),
         None => {}
+    }
+    // The contact's fields, stage and score (values checked by `SearchQuery::check_fields`).
+    for f in &q.fields {
+        if f.numeric {
+            conds.push(format!(
+                "EXISTS (SELECT 1 FROM contact_fields cf WHERE cf.contact_id = c.contact_id \
+                 AND cf.name = ? AND cf.num {} ?)",
+                f.cmp.sql()
+            ));
+            params.push(f.name.clone().into());
+            params.push(f.value.parse::<f64>().unwrap_or(f64::NAN).into());
+        } else {
+            conds.push(
+                "EXISTS (SELECT 1 FROM contact_fields cf WHERE cf.contact_id = c.contact_id \
+                 AND cf.name = ? AND cf.value = ? COLLATE NOCASE)"
+                    .into(),
+            );
+            params.push(f.name.clone().into());
+            params.push(f.value.clone().into());
+        }
+    }
+    match &q.stage {
+        Some(Some(stage)) => {
+            conds.push(
+                "EXISTS (SELECT 1 FROM contacts cs WHERE cs.id = c.contact_id AND cs.stage = ?)"
+                    .into(),
+            );
+            params.push(stage.clone().into());
+        }
+        Some(None) => conds.push(
+            "EXISTS (SELECT 1 FROM contacts cs WHERE cs.id = c.contact_id AND cs.stage IS NULL)"
+                .into(),
+        ),
+        None => {}
+    }
+    if let Some((cmp, n)) = q.score {
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM contacts cs WHERE cs.id = c.contact_id AND cs.lead_score {} ?)",
+            cmp.sql()
+        ));
+        params.push(n.into());
     }
 }
 

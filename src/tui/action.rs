@@ -48,6 +48,14 @@ pub enum Action {
     Retry,
     Save(Option<String>),
     IdentityAdd(Option<(IdentityKind, String)>),
+    /// `:set FIELD VALUE`: a custom field of the contact (see [`crate::fields`]).
+    SetField(Option<String>),
+    /// `:unset FIELD`: clear a field of the contact.
+    UnsetField(Option<String>),
+    /// `:stage NAME`: the contact's lifecycle stage (`none` clears it).
+    Stage(Option<String>),
+    /// `:score +N|-N|N`: add to, take from or set the contact's lead score.
+    Score(Option<String>),
     ToggleQuoted,
     // views
     View(Option<String>),
@@ -363,6 +371,30 @@ pub const COMMANDS: &[Command] = &[
         "Set the priority"
     ),
     cmd!("vip", [], Args::None, "Mark or unmark the contact as VIP"),
+    cmd!(
+        "set",
+        [],
+        Args::Optional("FIELD VALUE (fields of [[fields]] in the workspace config)"),
+        "Set a custom field of the contact, e.g. :set plan pro"
+    ),
+    cmd!(
+        "unset",
+        [],
+        Args::Optional("FIELD"),
+        "Clear a custom field of the contact"
+    ),
+    cmd!(
+        "stage",
+        [],
+        Args::Optional("stage: lead, qualified, customer, churned (or none)"),
+        "Move the contact to a lifecycle stage"
+    ),
+    cmd!(
+        "score",
+        [],
+        Args::Optional("+N adds, -N takes away, N sets"),
+        "Change the contact's lead score"
+    ),
     cmd!(
         "retry",
         [],
@@ -721,6 +753,10 @@ impl Action {
             Action::Retry => "retry",
             Action::Save(_) => "save",
             Action::IdentityAdd(_) => "identity_add",
+            Action::SetField(_) => "set",
+            Action::UnsetField(_) => "unset",
+            Action::Stage(_) => "stage",
+            Action::Score(_) => "score",
             Action::ToggleQuoted => "toggle_quoted",
             Action::View(_) => "view",
             Action::Audit(_) => "audit",
@@ -860,6 +896,10 @@ impl Action {
                     Some((kind, value.trim().to_string()))
                 }
             }),
+            "set" => Action::SetField(arg),
+            "unset" => Action::UnsetField(arg),
+            "stage" => Action::Stage(arg),
+            "score" => Action::Score(arg),
             "toggle_quoted" => Action::ToggleQuoted,
             "view" => Action::View(arg),
             "audit" => Action::Audit(arg),

@@ -1473,6 +1473,10 @@ impl App {
             | Action::IdentityAdd(Some(_))
             | Action::Join(Some(_))
             | Action::Split(Some(_))
+            | Action::SetField(Some(_))
+            | Action::UnsetField(Some(_))
+            | Action::Stage(Some(_))
+            | Action::Score(Some(_))
             | Action::Claim(Some(_))) => {
                 let vip = self.queue.current().map(|r| r.vip).unwrap_or(false);
                 match crate::actions::Verb::from_action(&verb, &self.agent, self.now, vip) {
@@ -1540,6 +1544,10 @@ impl App {
                 self.error(":duplicates first (m and d act on its pairs)");
                 Vec::new()
             }
+            Action::SetField(None) => self.prompt("set "),
+            Action::UnsetField(None) => self.prompt("unset "),
+            Action::Stage(None) => self.prompt("stage "),
+            Action::Score(None) => self.prompt("score "),
             Action::Claim(None) => self.prompt("claim "),
             Action::Notifications => {
                 let view = crate::tui::notifications::NotificationsView { now: self.now };
@@ -3251,6 +3259,8 @@ impl App {
             }
             Response::Ack => Vec::new(),
             Response::Contact(answer) => self.contact_answer(answer),
+            // The pipeline view is not in the TUI yet (the request is the CLI's and scripts').
+            Response::Pipeline { .. } => Vec::new(),
             Response::Bulk(report) => {
                 if report.done.is_empty() {
                     self.error(report.line());

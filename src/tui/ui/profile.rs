@@ -150,6 +150,50 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             ),
         ]));
     }
+    // The lifecycle stage and lead score, then the custom fields ([[fields]]).
+    if p.contact.stage.is_some() || p.contact.lead_score != 0 || !p.fields.is_empty() {
+        let mut spans = vec![label("stage")];
+        match &p.contact.stage {
+            Some(s) => {
+                spans.push(Span::styled(
+                    crate::sanitize::for_terminal_line(s).into_owned(),
+                    Style::default().fg(t.accent),
+                ));
+                if !p.stage_configured {
+                    spans.push(Span::styled(" (not in config)", Style::default().fg(t.dim)));
+                }
+            }
+            None => spans.push(Span::styled("—", Style::default().fg(t.dim))),
+        }
+        spans.push(Span::styled(
+            format!(" · score {}", p.contact.lead_score),
+            Style::default().fg(t.dim),
+        ));
+        lines.push(Line::from(spans));
+    }
+    for fld in &p.fields {
+        let name = crate::sanitize::for_terminal_line(&fld.label).into_owned();
+        let head = if name.chars().count() < 9 {
+            label(&name)
+        } else {
+            Span::styled(format!("{} ", fit(&name, 8)), Style::default().fg(t.dim))
+        };
+        let mut spans = vec![head];
+        match &fld.value {
+            Some(v) => {
+                let v = crate::sanitize::for_terminal_line(v).into_owned();
+                let room = w.saturating_sub(9);
+                if fld.configured {
+                    spans.push(Span::raw(fit(&v, room)));
+                } else {
+                    spans.push(Span::raw(fit(&v, room.saturating_sub(16).max(4))));
+                    spans.push(Span::styled(" (not in config)", Style::default().fg(t.dim)));
+                }
+            }
+            None => spans.push(Span::styled("—", Style::default().fg(t.dim))),
+        }
+        lines.push(Line::from(spans));
+    }
     // Satisfaction: the latest scores (newest first), the newest comment under them.
     if let Some(newest) = p.csat.first() {
         let mut spans = vec![label("csat")];
