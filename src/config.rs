@@ -580,6 +580,7 @@ struct RawConfig {
     csat: Option<Spanned<crate::csat::RawCsat>>,
     #[serde(default)]
     webhooks: Vec<Spanned<crate::webhooks::RawWebhook>>,
+    #[serde(default)]
     campaigns: Vec<Spanned<crate::campaign::RawCampaign>>,
     campaign_pacing: Option<Spanned<crate::campaign::RawPacing>>,
     #[serde(default)]

@@ -151,3 +151,46 @@ fn duplicates_suggests_pairs_and_m_merges_one() {
     let screen = h.screen().unwrap();
     assert!(!screen.contains("roe-family"), "{screen}");
 }
+
+#[test]
+fn the_pipeline_view_opens_on_the_first_stage_and_tab_moves_on() {
+    let mut h = harness(120, 30);
+    let cfg = crate::fields::FieldsConfig::default();
+    let rows: Vec<_> = h
+        .app
+        .queue
+        .rows
+        .iter()
+        .map(|r| (r.contact_id, r.contact_name.clone()))
+        .collect();
+    for (i, (c, _)) in rows.iter().enumerate() {
+        let stage = if i == 0 { "customer" } else { "lead" };
+        h.store
+            .set_contact_stage(*c, &cfg, Some(stage), "me", 1)
+            .unwrap();
+        h.store
+            .change_contact_score(*c, crate::fields::ScoreChange::Set(10 * i as i64), "me", 1)
+            .unwrap();
+    }
+    h.keys("gp").unwrap();
+    let screen = h.screen().unwrap();
+    insta::assert_snapshot!("pipeline_lead_120x30", screen);
+    assert!(screen.contains("[lead 3]"), "{screen}");
+    assert!(screen.contains("customer 1"), "{screen}");
+    // Highest score first.
+    let lead: Vec<&str> = rows[1..].iter().map(|(_, n)| n.as_str()).collect();
+    let first = screen.find(lead[2]).unwrap();
+    assert!(first < screen.find(lead[0]).unwrap(), "{screen}");
+    h.keys("<Tab>").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(screen.contains("[qualified 0]"), "{screen}");
+    h.keys("<Tab>").unwrap();
+    let screen = h.screen().unwrap();
+    assert!(
+        screen.contains("[customer 1]") && screen.contains(&rows[0].1),
+        "{screen}"
+    );
+    // Enter opens the contact's conversation.
+    h.keys("<CR>").unwrap();
+    assert_eq!(h.app.queue.current().map(|r| r.contact_id), Some(rows[0].0));
+}

@@ -60,14 +60,17 @@ pub(crate) const EXPORT: &[(&str, &str)] = &[
     ("report_facts", "conversation_id IN (SELECT id FROM convs)"),
     (
         "merges",
-        "(kind = 'contact' AND (target IN (SELECT id FROM fam) OR other IN (SELECT id FROM fam)))
-         OR (kind <> 'contact' AND (target IN (SELECT id FROM convs)
+        "(kind = 'contacts' AND (target IN (SELECT id FROM fam) OR other IN (SELECT id FROM fam)))
+         OR (kind <> 'contacts' AND (target IN (SELECT id FROM convs)
                                     OR other IN (SELECT id FROM convs)))",
     ),
     (
         "duplicate_dismissals",
         "a IN (SELECT id FROM fam) OR b IN (SELECT id FROM fam)",
     ),
+    ("contact_fields", "contact_id IN (SELECT id FROM fam)"),
+    ("campaign_enrolments", "contact_id IN (SELECT id FROM fam)"),
+    ("campaign_sends", "contact_id IN (SELECT id FROM fam)"),
 ];
 
 fn value(v: ValueRef<'_>) -> Value {
@@ -184,6 +187,11 @@ impl Store {
                  WHERE conversation_id IN (SELECT id FROM convs)
                     OR message_id IN (SELECT id FROM msgs)",
             )?;
+            run("DELETE FROM contact_fields WHERE contact_id IN (SELECT id FROM fam)")?;
+            run(
+                "UPDATE campaign_sends SET recipient = '' WHERE contact_id IN (SELECT id FROM fam)",
+            )?;
+            super::webhooks::forget_contact(tx, contact.0)?;
             run(&format!(
                 "UPDATE merges SET data = '{forgotten}' WHERE {}",
                 EXPORT

@@ -807,6 +807,11 @@ fn load(conn: &Connection, id: i64) -> Result<MergeRecord> {
             "no merge #{id}: `braid contact merges ID` lists them"
         ))
     })?;
+    if serde_json::from_str::<Json>(&data).is_ok_and(|d| d["forgotten"] == Json::Bool(true)) {
+        return Err(StoreError::Invalid(format!(
+            "merge #{id} involved a contact that was forgotten (GDPR): it cannot be taken back"
+        )));
+    }
     Ok(MergeRecord {
         id,
         kind: MergeKind::parse(&kind)

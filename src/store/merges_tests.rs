@@ -535,3 +535,33 @@ fn fields_stage_and_score_move_to_the_survivor_and_come_back() {
     assert_eq!(field(&s, b, "plan").as_deref(), Some("free"));
     assert_eq!(field(&s, b, "city").as_deref(), Some("Oslo"));
 }
+
+#[test]
+fn a_merge_of_a_forgotten_contact_cannot_be_taken_back_and_says_why() {
+    let mut s = Store::open_in_memory().unwrap();
+    let (_, _, a) = put(
+        &mut s,
+        &inbound(Channel::Email, "1", "ann@x.org", "one", T0),
+    );
+    let (_, _, b) = put(
+        &mut s,
+        &inbound(Channel::Telegram, "2", "42", "two", T0 + HOUR),
+    );
+    let m = s
+        .merge_contacts_by_hand(a, b, "manual", "bob", T0 + DAY)
+        .unwrap();
+    s.forget_contact(a, "root", T0 + 2 * DAY).unwrap();
+    let data: String = s
+        .conn()
+        .query_row("SELECT data FROM merges WHERE id = ?1", [m], |r| r.get(0))
+        .unwrap();
+    assert!(
+        !data.contains("ann@x.org") && !data.contains("42\""),
+        "{data}"
+    );
+    let err = s
+        .unmerge(Some(m), None, "bob", T0 + 3 * DAY)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("forgotten"), "{err}");
+}

@@ -157,6 +157,10 @@ pub enum Action {
     MergePair,
     /// In the duplicates view: these two are not one person.
     DismissPair,
+    /// `:pipeline [STAGE]` (`g p`): contacts per lifecycle stage.
+    Pipeline(Option<String>),
+    /// In the pipeline view: the next stage.
+    NextStage,
 }
 
 /// A contact id as typed: `42` or `#42`.
@@ -700,6 +704,18 @@ pub const COMMANDS: &[Command] = &[
         "Merge the selected pair, the older contact surviving (duplicates view)"
     ),
     cmd!(
+        "pipeline",
+        [],
+        Args::Optional("stage"),
+        "The pipeline: contacts per lifecycle stage, by lead score (Tab: next stage)"
+    ),
+    cmd!(
+        "next_stage",
+        [],
+        Args::None,
+        "The next stage (pipeline view)"
+    ),
+    cmd!(
         "dismiss_pair",
         [],
         Args::None,
@@ -807,6 +823,8 @@ impl Action {
             Action::IdentityMove(_) => "identity_move",
             Action::MergePair => "merge_pair",
             Action::DismissPair => "dismiss_pair",
+            Action::Pipeline(_) => "pipeline",
+            Action::NextStage => "next_stage",
         }
     }
 
@@ -985,6 +1003,8 @@ impl Action {
             ),
             "merge_pair" => Action::MergePair,
             "dismiss_pair" => Action::DismissPair,
+            "pipeline" => Action::Pipeline(arg),
+            "next_stage" => Action::NextStage,
             other => return Err(format!("command '{other}' has no action")),
         })
     }

@@ -1540,8 +1540,16 @@ impl App {
             | Action::IdentityRemove(_)
             | Action::IdentityMove(_)) => self.contact_action(a),
             // The duplicates view's own keys (handled by the sheet when it is open).
+            Action::Pipeline(stage) => {
+                let view = crate::tui::pipeline::PipelineView::new(self.now, stage);
+                self.open_sheet(Box::new(view))
+            }
             Action::MergePair | Action::DismissPair => {
                 self.error(":duplicates first (m and d act on its pairs)");
+                Vec::new()
+            }
+            Action::NextStage => {
+                self.error(":pipeline first (Tab there shows the next stage)");
                 Vec::new()
             }
             Action::SetField(None) => self.prompt("set "),

@@ -97,13 +97,13 @@ pub fn merge_line(m: &MergeRow, now: Millis) -> String {
         None => String::new(),
     };
     esc(&format!(
-        "#{:<5} {:<12} {:<34} {:<10} {:<44} {}{undone}",
+        "#{:<5} {:<12} {:<34} {:<10} {:<40} {}{undone}",
         m.id,
         crate::tui::time::short(m.at, now),
         what,
         m.actor,
-        m.moved,
         m.reason,
+        m.moved,
     ))
 }
 

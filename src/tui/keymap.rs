@@ -1625,7 +1625,8 @@ mod tests {
         assert!(next.contains(&("t".to_string(), "tasks".to_string())));
         assert!(next.contains(&("R".to_string(), "reports".to_string())));
         assert!(next.contains(&("D".to_string(), "duplicates".to_string())));
-        assert_eq!(next.len(), 10);
+        assert!(next.contains(&("p".to_string(), "pipeline".to_string())));
+        assert_eq!(next.len(), 11);
         // deeper sequences show as "+more"
         let km =
             Keymap::with_user("[normal]\n\"<Space> f f\" = \"search\"\n\"<Space> q\" = \"quit\"\n")

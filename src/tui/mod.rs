@@ -9,6 +9,7 @@ pub mod colors;
 pub mod contacts;
 pub mod keymap;
 pub mod notifications;
+pub mod pipeline;
 pub mod reports;
 pub mod rules;
 pub mod runtime;

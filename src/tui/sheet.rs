@@ -307,6 +307,13 @@ impl Sheet {
         }
         self.selected = self.selected.min(self.rows.len().saturating_sub(1));
         self.fix_scroll();
+        // The answer told the view where its list really starts (the pipeline's first stage).
+        if self.source.take_reload() {
+            return Some(SheetOutcome {
+                requests: vec![self.reload()],
+                ..SheetOutcome::default()
+            });
+        }
         Some(SheetOutcome {
             requests: self.prefetch(),
             ..SheetOutcome::default()
