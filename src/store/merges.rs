@@ -1531,13 +1531,17 @@ pub(crate) fn merges_of(
     Ok(out)
 }
 
-/// The newest merge still in force that absorbed `contact` (what `:unmerge` on an absorbed
-/// contact's id means), or that absorbed into it.
+/// The newest merge still in force that involves `contact`: one that absorbed it or absorbed
+/// into it, or a join or split of its conversations (what a bare `:unmerge` takes back).
 pub(crate) fn latest_contact_merge(conn: &Connection, contact: ContactId) -> Result<Option<i64>> {
     Ok(conn
         .prepare_cached(
-            "SELECT id FROM merges WHERE kind = 'contacts' AND undone_at IS NULL
-               AND (other = ?1 OR target = ?1) ORDER BY id DESC LIMIT 1",
+            "SELECT id FROM merges WHERE undone_at IS NULL
+               AND ((kind = 'contacts' AND (other = ?1 OR target = ?1))
+                 OR (kind <> 'contacts'
+                     AND (target IN (SELECT id FROM conversations WHERE contact_id = ?1)
+                       OR other IN (SELECT id FROM conversations WHERE contact_id = ?1))))
+             ORDER BY id DESC LIMIT 1",
         )?
         .query_row([contact], |r| r.get(0))
         .optional()?)

@@ -405,7 +405,9 @@ fn conversation_merge_and_split_round_trip() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("first message"), "{err}");
-    s.unmerge(Some(split), None, "bob", T0 + 34 * DAY).unwrap();
+    // A bare unmerge on the contact takes back its newest merge, the split.
+    let undone = s.unmerge(None, Some(a), "bob", T0 + 34 * DAY).unwrap();
+    assert_eq!(undone.merge, split);
     let after = snapshot(&s);
     assert!(after == before, "{}", diff(&before, &after));
     let audit: Vec<_> = s
