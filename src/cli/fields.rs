@@ -56,17 +56,9 @@ struct Done<'a> {
     done: &'a str,
 }
 
+/// The contact id as typed (`7`, `#7`): the same reading as `braid contact merge` and `:merge`.
 fn parse_contact(id: &str) -> anyhow::Result<ContactId> {
-    let t = id.trim().trim_start_matches('#');
-    t.parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .map(ContactId)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "'{id}' is not a contact id: give its number, e.g. 7 (braid contacts lists them)"
-            )
-        })
+    crate::tui::action::parse_contact_id(id).map_err(anyhow::Error::msg)
 }
 
 /// The verb a subcommand means (parsed the way the TUI parses the same `:` command).

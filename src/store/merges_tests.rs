@@ -148,23 +148,16 @@ fn world(seed: u64) -> (Store, Vec<ContactId>) {
     }
     // Fields, stages and scores on some of them (the survivor's win where both have one).
     for c in &contacts {
-        if rng.chance(0.5) {
-            s.conn()
-                .execute(
-                    "INSERT INTO contact_fields(contact_id, name, value, updated_at, updated_by)
-                     VALUES (?1, 'plan', ?2, 1, 'bob')",
-                    (c, format!("plan{}", rng.below(3))),
-                )
-                .unwrap();
-        }
-        if rng.chance(0.5) {
-            s.conn()
-                .execute(
-                    "INSERT INTO contact_fields(contact_id, name, value, updated_at, updated_by)
-                     VALUES (?1, 'city', ?2, 1, 'bob')",
-                    (c, format!("city{}", rng.below(3))),
-                )
-                .unwrap();
+        for name in ["plan", "city"] {
+            if rng.chance(0.5) {
+                s.conn()
+                    .execute(
+                        "INSERT INTO contact_fields(contact_id, name, value, updated_at, updated_by)
+                         VALUES (?1, ?2, ?3, 1, 'bob')",
+                        (c, name, format!("{name}{}", rng.below(3))),
+                    )
+                    .unwrap();
+            }
         }
         if rng.chance(0.5) {
             s.conn()

@@ -171,7 +171,11 @@ pub fn parse_contact_id(s: &str) -> Result<crate::model::ContactId, String> {
         .ok()
         .filter(|i| *i > 0)
         .map(crate::model::ContactId)
-        .ok_or_else(|| format!("'{t}' is not a contact id (a number, e.g. 42)"))
+        .ok_or_else(|| {
+            format!(
+                "'{t}' is not a contact id: give its number, e.g. 42 (braid contacts lists them)"
+            )
+        })
 }
 
 /// The two parts of `:g/PATTERN/COMMAND`.
